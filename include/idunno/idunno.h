@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: MIT
+// idunno.h: the umbrella header: includes the whole public API.
+#ifndef IDUNNO_IDUNNO_H
+#define IDUNNO_IDUNNO_H
+
+#include <idunno/base.h>
+#include <idunno/membership.h>
+#include <idunno/node.h>
+
+#endif

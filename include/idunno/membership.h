@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: MIT
+// membership.h: the cluster's members as one node sees them, and events.
+#ifndef IDUNNO_MEMBERSHIP_H
+#define IDUNNO_MEMBERSHIP_H
+
+#include <stdint.h>
+
+#include <idunno/base.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IDN_ID_MAX 96
+#define IDN_ADDR_MAX 64
+#define IDN_ROLE_MAX 16
+
+enum idn_member_state {
+	IDN_MEMBER_ALIVE,
+	IDN_MEMBER_SUSPECT,
+	IDN_MEMBER_FAILED,
+	IDN_MEMBER_LEFT,
+};
+
+// A member: id is "host:port:start_ms", unique per process start, so a
+// restarted node is a new member. incarnation is SWIM's refutation counter.
+typedef struct idn_member {
+	char id[IDN_ID_MAX];
+	char addr[IDN_ADDR_MAX];
+	char role[IDN_ROLE_MAX]; // "coord", "standby", "worker"
+	int state;               // enum idn_member_state
+	uint64_t incarnation;
+	uint64_t since_ms;       // wall clock of the last state change seen
+} idn_member;
+
+enum idn_member_event {
+	IDN_EV_JOIN,
+	IDN_EV_SUSPECT,
+	IDN_EV_ALIVE, // a suspicion was refuted
+	IDN_EV_FAIL,
+	IDN_EV_LEAVE,
+};
+
+// idn_member_state_name and idn_member_event_name return static strings.
+IDN_API const char *idn_member_state_name(int state);
+IDN_API const char *idn_member_event_name(int event);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+// alloc.c: allocation, strings and the growable buffer.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+void *
+idn_alloc(size_t size)
+{
+	return calloc(1, size ? size : 1);
+}
+
+void *
+idn_realloc(void *ptr, size_t size)
+{
+	return realloc(ptr, size ? size : 1);
+}
+
+void
+idn_free(void *ptr)
+{
+	free(ptr);
+}
+
+char *
+idn_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+char *
+idn_strndup(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+	if (p != NULL) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+char *
+idn_asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0) {
+		s = NULL;
+	}
+	va_end(ap);
+	return s;
+}
+
+int
+idn_buf_append(idn_buf *b, const void *data, size_t len)
+{
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + len) {
+			cap *= 2;
+		}
+		uint8_t *p = realloc(b->data, cap);
+		if (p == NULL) {
+			return IDN_ENOMEM;
+		}
+		b->data = p;
+		b->cap = cap;
+	}
+	if (len > 0) {
+		memcpy(b->data + b->len, data, len);
+	}
+	b->len += len;
+	return IDN_OK;
+}
+
+void
+idn_buf_free(idn_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: MIT
+// core.h: helpers every subsystem shares: errors, allocation, clock, strings.
+#ifndef IDN_CORE_H
+#define IDN_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <idunno/idunno.h>
+
+#define IDN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define IDN_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define IDN_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+int idn_err_from_errno(int e);
+int idn_err_from_nng(int e);
+int idn_err_from_sqlite(int e);
+
+void *idn_alloc(size_t size); // zeroed; NULL on failure
+void *idn_realloc(void *ptr, size_t size);
+char *idn_strdup(const char *s);
+char *idn_strndup(const char *s, size_t n);
+char *idn_asprintf(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+uint64_t idn_clock_ms(void);   // monotonic
+uint64_t idn_wall_ms(void);    // realtime, ms since the epoch
+void idn_sleep_ms(uint32_t ms);
+uint32_t idn_random(void);     // uniform, thread-safe, not for crypto
+
+// A growable byte buffer.
+typedef struct {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+} idn_buf;
+
+int idn_buf_append(idn_buf *b, const void *data, size_t len);
+void idn_buf_free(idn_buf *b);
+
+// File helpers: whole small files (key files, addresses) only.
+int idn_file_read(const char *path, size_t max_bytes, idn_buf *out);
+// Writes atomically: temp file, fsync, rename.
+int idn_file_write_atomic(const char *path, const void *data, size_t len);
+int idn_mkdir_p(const char *path);
+
+// Library-internal logger: formats "event" lines and hands them to the host.
+typedef struct idn_logger {
+	idn_log_fn fn;
+	void *arg;
+	int min_level;
+} idn_logger;
+
+void idn_logf(const idn_logger *lg, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: MIT
+// file.c: small whole-file reads, atomic writes, mkdir -p.
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+int
+idn_file_read(const char *path, size_t max_bytes, idn_buf *out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		return idn_err_from_errno(errno);
+	}
+	uint8_t tmp[8192];
+	int rv = IDN_OK;
+	for (;;) {
+		ssize_t n = read(fd, tmp, sizeof(tmp));
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			rv = idn_err_from_errno(errno);
+			break;
+		}
+		if (n == 0) {
+			break;
+		}
+		if (out->len + (size_t) n > max_bytes) {
+			rv = IDN_ETOOBIG;
+			break;
+		}
+		if ((rv = idn_buf_append(out, tmp, (size_t) n)) != IDN_OK) {
+			break;
+		}
+	}
+	close(fd);
+	return rv;
+}
+
+int
+idn_file_write_atomic(const char *path, const void *data, size_t len)
+{
+	char *tmp = idn_asprintf("%s.tmp.%d", path, (int) getpid());
+	if (tmp == NULL) {
+		return IDN_ENOMEM;
+	}
+	int rv = IDN_OK;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rv = idn_err_from_errno(errno);
+		free(tmp);
+		return rv;
+	}
+	const uint8_t *p = data;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			rv = idn_err_from_errno(errno);
+			break;
+		}
+		p += n;
+		len -= (size_t) n;
+	}
+	if (rv == IDN_OK && fsync(fd) != 0) {
+		rv = idn_err_from_errno(errno);
+	}
+	close(fd);
+	if (rv == IDN_OK && rename(tmp, path) != 0) {
+		rv = idn_err_from_errno(errno);
+	}
+	if (rv != IDN_OK) {
+		unlink(tmp);
+	}
+	free(tmp);
+	return rv;
+}
+
+int
+idn_mkdir_p(const char *path)
+{
+	char *p = idn_strdup(path);
+	if (p == NULL) {
+		return IDN_ENOMEM;
+	}
+	int rv = IDN_OK;
+	for (char *s = p + 1;; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+			*s = '\0';
+			if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+				rv = idn_err_from_errno(errno);
+				break;
+			}
+			*s = c;
+			if (c == '\0') {
+				break;
+			}
+		}
+	}
+	free(p);
+	if (rv == IDN_OK && access(path, W_OK) != 0) {
+		rv = idn_err_from_errno(errno);
+	}
+	return rv;
+}

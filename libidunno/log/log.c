@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+// log.c: the per-node line log and its grep.
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log/log.h"
+
+struct nlog {
+	int fd;
+	pthread_mutex_t lock;
+	char id[IDN_ID_MAX];
+	char *path;
+};
+
+int
+nlog_open(const char *path, nlog **out)
+{
+	nlog *l = idn_alloc(sizeof(*l));
+	if (l == NULL || (l->path = idn_strdup(path)) == NULL) {
+		free(l);
+		return IDN_ENOMEM;
+	}
+	l->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (l->fd < 0) {
+		int rv = idn_err_from_errno(errno);
+		free(l->path);
+		free(l);
+		return rv;
+	}
+	pthread_mutex_init(&l->lock, NULL);
+	snprintf(l->id, sizeof(l->id), "-");
+	*out = l;
+	return IDN_OK;
+}
+
+void
+nlog_close(nlog *l)
+{
+	if (l != NULL) {
+		close(l->fd);
+		pthread_mutex_destroy(&l->lock);
+		free(l->path);
+		free(l);
+	}
+}
+
+void
+nlog_set_id(nlog *l, const char *node_id)
+{
+	pthread_mutex_lock(&l->lock);
+	snprintf(l->id, sizeof(l->id), "%s", node_id);
+	pthread_mutex_unlock(&l->lock);
+}
+
+const char *
+nlog_path(const nlog *l)
+{
+	return l->path;
+}
+
+void
+nlog_write(nlog *l, int level, const char *event)
+{
+	static const char *const levels[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+	char line[1400];
+	uint64_t ms = idn_wall_ms();
+	time_t sec = (time_t) (ms / 1000);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	char ts[32];
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	pthread_mutex_lock(&l->lock);
+	int n = snprintf(line, sizeof(line), "%s.%03uZ %s %s %s\n", ts,
+	    (unsigned) (ms % 1000), l->id,
+	    levels[level < 0 || level > 3 ? 1 : level], event);
+	if (n > (int) sizeof(line) - 1) {
+		n = (int) sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	// Newlines inside an event would forge extra log lines.
+	for (int i = 0; i < n - 1; i++) {
+		if (line[i] == '\n' || line[i] == '\r') {
+			line[i] = ' ';
+		}
+	}
+	ssize_t w = write(l->fd, line, (size_t) n);
+	(void) w; // a full disk must not take the node down
+	pthread_mutex_unlock(&l->lock);
+}
+
+int
+nlog_grep(const char *path, const char *pattern, bool regex,
+    size_t max_lines, void (*fn)(void *arg, const char *line, size_t len),
+    void *arg, uint64_t *count)
+{
+	regex_t re;
+	if (regex && regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0) {
+		return IDN_EINVAL;
+	}
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		if (regex) {
+			regfree(&re);
+		}
+		return idn_err_from_errno(errno);
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	*count = 0;
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		if (len > 0 && line[len - 1] == '\n') {
+			line[--len] = '\0';
+		}
+		bool hit = regex ? regexec(&re, line, 0, NULL, 0) == 0 :
+		    strstr(line, pattern) != NULL;
+		if (hit && (*count)++ < max_lines) {
+			fn(arg, line, (size_t) len);
+		}
+	}
+	free(line);
+	fclose(f);
+	if (regex) {
+		regfree(&re);
+	}
+	return IDN_OK;
+}

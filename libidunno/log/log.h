@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: MIT
+// log.h: a node's line log ("time node level event") and grep over it.
+#ifndef IDN_LOG_LOG_H
+#define IDN_LOG_LOG_H
+
+#include "core/core.h"
+
+typedef struct nlog nlog;
+
+// nlog_open appends to path (created 0600). IDN_EPERM if not writable.
+int nlog_open(const char *path, nlog **out);
+void nlog_close(nlog *l);
+void nlog_set_id(nlog *l, const char *node_id);
+// Thread-safe; one line per call, written with one write(2).
+void nlog_write(nlog *l, int level, const char *event);
+const char *nlog_path(const nlog *l);
+
+// nlog_grep scans the log for lines containing pattern (or matching the
+// POSIX extended regex) and calls fn for each, at most max_lines; *count
+// gets the total number of matches. IDN_EINVAL bad regex.
+int nlog_grep(const char *path, const char *pattern, bool regex,
+    size_t max_lines, void (*fn)(void *arg, const char *line, size_t len),
+    void *arg, uint64_t *count);
+
+#endif

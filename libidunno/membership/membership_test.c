@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: MIT
+// membership_test.c: the SWIM table's rules, without the network.
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+#include "membership/members.h"
+
+static idn_member
+mk(const char *addr, uint64_t start, int state, uint64_t inc)
+{
+	idn_member m = {.state = state, .incarnation = inc};
+	snprintf(m.id, sizeof(m.id), "%s:%llu", addr, (unsigned long long) start);
+	snprintf(m.addr, sizeof(m.addr), "%s", addr);
+	snprintf(m.role, sizeof(m.role), "worker");
+	return m;
+}
+
+static int
+last_event(mtable *t)
+{
+	return t->nev ? t->ev[t->nev - 1].event : -1;
+}
+
+static void
+test_join_and_suspect_refuted(void **st)
+{
+	mtable t;
+	idn_member self = mk("127.0.0.1:1", 100, IDN_MEMBER_ALIVE, 0);
+	idn_member b = mk("127.0.0.1:2", 100, IDN_MEMBER_ALIVE, 0);
+	IDN_PASS(mtable_init(&t, &self, 1000));
+	mtable_apply(&t, &b, 0);
+	assert_int_equal(last_event(&t), IDN_EV_JOIN);
+	mtable_suspect(&t, b.id, 10);
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_SUSPECT);
+	assert_int_equal(last_event(&t), IDN_EV_SUSPECT);
+	// The same incarnation cannot refute; a higher one does.
+	b.incarnation = 0;
+	mtable_apply(&t, &b, 20);
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_SUSPECT);
+	b.incarnation = 1;
+	mtable_apply(&t, &b, 30);
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_ALIVE);
+	assert_int_equal(last_event(&t), IDN_EV_ALIVE);
+	// The refuted suspicion's deadline must not fire.
+	mtable_tick(&t, 5000);
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_ALIVE);
+	mtable_fini(&t);
+}
+
+static void
+test_suspect_then_fail(void **st)
+{
+	mtable t;
+	idn_member self = mk("127.0.0.1:1", 100, IDN_MEMBER_ALIVE, 0);
+	idn_member b = mk("127.0.0.1:2", 100, IDN_MEMBER_ALIVE, 3);
+	IDN_PASS(mtable_init(&t, &self, 1000));
+	mtable_apply(&t, &b, 0);
+	// A gossiped suspicion at the current incarnation is taken.
+	b.state = IDN_MEMBER_SUSPECT;
+	mtable_apply(&t, &b, 100);
+	mtable_tick(&t, 1099);
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_SUSPECT);
+	mtable_tick(&t, 1100);
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_FAILED);
+	assert_int_equal(last_event(&t), IDN_EV_FAIL);
+	// Failed is final: an alive with a higher incarnation is ignored.
+	b.state = IDN_MEMBER_ALIVE;
+	b.incarnation = 9;
+	mtable_apply(&t, &b, 1200);
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_FAILED);
+	mtable_fini(&t);
+}
+
+static void
+test_self_refutes(void **st)
+{
+	mtable t;
+	idn_member self = mk("127.0.0.1:1", 100, IDN_MEMBER_ALIVE, 0);
+	IDN_PASS(mtable_init(&t, &self, 1000));
+	idn_member rumour = self;
+	rumour.state = IDN_MEMBER_SUSPECT;
+	rumour.incarnation = 4;
+	mtable_apply(&t, &rumour, 0);
+	assert_int_equal(mtable_self(&t)->state, IDN_MEMBER_ALIVE);
+	assert_int_equal(mtable_self(&t)->incarnation, 5);
+	// The refutation is owed to the cluster first.
+	idn_member g[4];
+	size_t n = mtable_gossip(&t, g, 4);
+	assert_true(n >= 1);
+	assert_string_equal(g[0].id, self.id);
+	assert_int_equal(g[0].incarnation, 5);
+	mtable_fini(&t);
+}
+
+static void
+test_rejoin_new_incarnation(void **st)
+{
+	mtable t;
+	idn_member self = mk("127.0.0.1:1", 100, IDN_MEMBER_ALIVE, 0);
+	idn_member old = mk("127.0.0.1:2", 100, IDN_MEMBER_ALIVE, 0);
+	idn_member fresh = mk("127.0.0.1:2", 200, IDN_MEMBER_ALIVE, 0);
+	IDN_PASS(mtable_init(&t, &self, 1000));
+	mtable_apply(&t, &old, 0);
+	// The restarted process on the same address replaces the old one.
+	mtable_apply(&t, &fresh, 10);
+	assert_int_equal(mtable_find(&t, old.id)->m.state, IDN_MEMBER_FAILED);
+	assert_int_equal(mtable_find(&t, fresh.id)->m.state, IDN_MEMBER_ALIVE);
+	assert_int_equal(last_event(&t), IDN_EV_JOIN);
+	// A late rumour of the old process does not revive it, nor does
+	// one about an even older process displace the new one.
+	mtable_apply(&t, &old, 20);
+	assert_int_equal(mtable_find(&t, old.id)->m.state, IDN_MEMBER_FAILED);
+	idn_member older = mk("127.0.0.1:2", 50, IDN_MEMBER_ALIVE, 0);
+	mtable_apply(&t, &older, 30);
+	assert_null(mtable_find(&t, older.id));
+	assert_int_equal(mtable_find(&t, fresh.id)->m.state, IDN_MEMBER_ALIVE);
+	// Tombstones go after their time.
+	mtable_tick(&t, 10 + t.tombstone_ms);
+	assert_null(mtable_find(&t, old.id));
+	assert_non_null(mtable_find(&t, fresh.id));
+	assert_string_equal(mtable_self(&t)->id, self.id);
+	mtable_fini(&t);
+}
+
+static void
+test_gossip_budget(void **st)
+{
+	mtable t;
+	idn_member self = mk("127.0.0.1:1", 100, IDN_MEMBER_ALIVE, 0);
+	IDN_PASS(mtable_init(&t, &self, 1000));
+	for (int i = 2; i < 10; i++) {
+		char addr[32];
+		snprintf(addr, sizeof(addr), "127.0.0.1:%d", i);
+		idn_member m = mk(addr, 100, IDN_MEMBER_ALIVE, 0);
+		mtable_apply(&t, &m, 0);
+	}
+	// Every fresh update is sent a bounded number of times, then only
+	// the constant anti-entropy sample remains.
+	idn_member g[16];
+	size_t first = mtable_gossip(&t, g, 16);
+	assert_true(first >= 9);
+	for (int i = 0; i < 100; i++) {
+		mtable_gossip(&t, g, 16);
+	}
+	assert_true(mtable_gossip(&t, g, 16) <= 2);
+	mtable_fini(&t);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_join_and_suspect_refuted),
+	    cmocka_unit_test(test_suspect_then_fail),
+	    cmocka_unit_test(test_self_refutes),
+	    cmocka_unit_test(test_rejoin_new_incarnation),
+	    cmocka_unit_test(test_gossip_budget),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

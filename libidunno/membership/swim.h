@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: MIT
+// swim.h: the SWIM failure detector and gossip of one node.
+#ifndef IDN_MEMBERSHIP_SWIM_H
+#define IDN_MEMBERSHIP_SWIM_H
+
+#include "membership/members.h"
+#include "node/node.h"
+
+typedef struct swim swim;
+
+typedef struct {
+	idn_duration period_ms;
+	idn_duration ping_timeout_ms;
+	idn_duration suspect_ms;
+	idn_duration join_timeout_ms;
+	int indirect;
+} swim_opts;
+
+// Event callback: serialized, called with no membership lock held.
+typedef void (*swim_event_fn)(void *arg, const idn_member *m, int event);
+
+// swim_open registers the swim.* handlers on the node; swim_join then
+// contacts the introducers (none: a new cluster) and starts probing.
+int swim_open(idn_node *node, const idn_member *self, const swim_opts *o,
+    swim_event_fn fn, void *arg, swim **out);
+int swim_join(swim *s, const char *const *introducers, size_t n);
+int swim_leave(swim *s);
+void swim_close(swim *s);
+// swim_members copies the table; live_only keeps alive and suspect ones.
+int swim_members(swim *s, bool live_only, idn_member **out, size_t *n);
+
+#endif

@@ -1,0 +1,498 @@
+// SPDX-License-Identifier: MIT
+// net.c: nng req/rep and pub sockets; the only file that includes nng.
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/net.h"
+
+int
+idn_err_from_nng(int e)
+{
+	switch (e) {
+	case 0:
+		return IDN_OK;
+	case NNG_ENOMEM:
+		return IDN_ENOMEM;
+	case NNG_EINVAL:
+	case NNG_EADDRINVAL:
+		return IDN_EINVAL;
+	case NNG_ETIMEDOUT:
+		return IDN_ETIMEDOUT;
+	case NNG_ECLOSED:
+	case NNG_ECANCELED:
+		return IDN_ECLOSED;
+	case NNG_EMSGSIZE:
+		return IDN_ETOOBIG;
+	case NNG_EPROTO:
+		return IDN_EPROTO;
+	default:
+		return IDN_ENET;
+	}
+}
+
+int
+net_addr_to_url(const char *addr, char *url, size_t cap)
+{
+	const char *colon = addr ? strrchr(addr, ':') : NULL;
+	if (colon == NULL || colon == addr || colon[1] == '\0') {
+		return IDN_EINVAL;
+	}
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port < 0 || port > 65535) {
+		return IDN_EINVAL;
+	}
+	size_t hl = (size_t) (colon - addr);
+	char host[64];
+	if (hl >= sizeof(host)) {
+		return IDN_EINVAL;
+	}
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	if (strcmp(host, "localhost") != 0) {
+		int parts = 0, val = -1;
+		for (const char *p = host;; p++) {
+			if (*p >= '0' && *p <= '9') {
+				val = (val < 0 ? 0 : val * 10) + (*p - '0');
+				if (val > 255) {
+					return IDN_EINVAL;
+				}
+			} else if ((*p == '.' || *p == '\0') && val >= 0) {
+				parts++;
+				val = -1;
+				if (*p == '\0') {
+					break;
+				}
+			} else {
+				return IDN_EINVAL;
+			}
+		}
+		if (parts != 4) {
+			return IDN_EINVAL;
+		}
+	}
+	if ((size_t) snprintf(url, cap, "tcp://%s:%ld", host, port) >= cap) {
+		return IDN_EINVAL;
+	}
+	return IDN_OK;
+}
+
+static int
+listener_addr(nng_listener l, char *out, size_t cap)
+{
+	nng_sockaddr sa;
+	int rv = nng_listener_get_addr(l, NNG_OPT_LOCADDR, &sa);
+	if (rv != 0 || sa.s_family != NNG_AF_INET) {
+		return IDN_ENET;
+	}
+	const uint8_t *a = (const uint8_t *) &sa.s_in.sa_addr;
+	const uint8_t *p = (const uint8_t *) &sa.s_in.sa_port;
+	snprintf(out, cap, "%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3],
+	    (unsigned) (p[0] << 8 | p[1]));
+	return IDN_OK;
+}
+
+static int
+listen_on(nng_socket s, const char *addr, char *bound, size_t cap)
+{
+	char url[128];
+	nng_listener l;
+	int rv = net_addr_to_url(addr, url, sizeof(url));
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	if ((rv = nng_listen(s, url, &l, 0)) != 0) {
+		return rv == NNG_EADDRINVAL ? IDN_EINVAL : IDN_ENET;
+	}
+	return listener_addr(l, bound, cap);
+}
+
+struct net_server {
+	nng_socket sock;
+	uint8_t key[WIRE_KEY_BYTES];
+	net_handler_fn fn;
+	void *arg;
+	const idn_logger *lg;
+	int nthreads;
+	pthread_t *threads;
+	char addr[64];
+};
+
+static nng_msg *
+reply_msg(net_server *s, const wire_env *req, int rc, wire_wr *body)
+{
+	const uint8_t *p = NULL;
+	size_t n = 0;
+	idn_buf env = {0}, frame = {0};
+	nng_msg *m = NULL;
+	if (body != NULL && wire_wr_bytes(body, &p, &n) != IDN_OK) {
+		rc = IDN_ENOMEM;
+		n = 0;
+	}
+	if (wire_env_encode(req->type, "", rc, p, n, &env) == IDN_OK &&
+	    wire_seal(s->key, env.data, env.len, &frame) == IDN_OK &&
+	    nng_msg_alloc(&m, frame.len) == 0) {
+		memcpy(nng_msg_body(m), frame.data, frame.len);
+	}
+	idn_buf_free(&env);
+	idn_buf_free(&frame);
+	return m;
+}
+
+static void *
+server_thread(void *argp)
+{
+	net_server *s = argp;
+	nng_ctx ctx;
+	nng_aio *aio;
+	if (nng_ctx_open(&ctx, s->sock) != 0) {
+		return NULL;
+	}
+	if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
+		nng_ctx_close(ctx);
+		return NULL;
+	}
+	for (;;) {
+		nng_ctx_recv(ctx, aio);
+		nng_aio_wait(aio);
+		int rv = nng_aio_result(aio);
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+			break;
+		}
+		if (rv != 0) {
+			continue;
+		}
+		nng_msg *m = nng_aio_get_msg(aio);
+		const uint8_t *payload;
+		size_t plen;
+		wire_doc *doc = NULL;
+		wire_env env;
+		rv = wire_open(s->key, nng_msg_body(m), nng_msg_len(m),
+		    &payload, &plen);
+		if (rv != IDN_OK) {
+			idn_logf(s->lg, IDN_LOG_WARN,
+			    "net: dropped %zu-byte request: %s",
+			    nng_msg_len(m), idn_strerror(rv));
+			nng_msg_free(m);
+			continue; // no reply: a stranger learns nothing
+		}
+		rv = wire_env_decode(payload, plen, &doc, &env);
+		nng_msg_free(m);
+		if (rv != IDN_OK) {
+			idn_logf(s->lg, IDN_LOG_WARN,
+			    "net: malformed authenticated request: %s",
+			    idn_strerror(rv));
+			memset(&env, 0, sizeof(env));
+			strcpy(env.type, "?");
+			m = reply_msg(s, &env, IDN_EPROTO, NULL);
+		} else {
+			wire_wr *w = NULL;
+			if (wire_wr_new(&w) == IDN_OK) {
+				rv = s->fn(s->arg, &env, w);
+			} else {
+				rv = IDN_ENOMEM;
+			}
+			m = reply_msg(s, &env, rv, w);
+			wire_wr_free(w);
+		}
+		wire_doc_free(doc);
+		if (m == NULL) {
+			continue;
+		}
+		nng_aio_set_msg(aio, m);
+		nng_ctx_send(ctx, aio);
+		nng_aio_wait(aio);
+		if (nng_aio_result(aio) != 0) {
+			nng_msg_free(nng_aio_get_msg(aio));
+		}
+	}
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
+	return NULL;
+}
+
+void
+net_server_close(net_server *s)
+{
+	if (s == NULL) {
+		return;
+	}
+	nng_close(s->sock);
+	for (int i = 0; i < s->nthreads; i++) {
+		pthread_join(s->threads[i], NULL);
+	}
+	free(s->threads);
+	free(s);
+}
+
+int
+net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
+    size_t max_msg_bytes, int nthreads, net_handler_fn fn, void *arg,
+    const idn_logger *lg, net_server **out)
+{
+	net_server *s = idn_alloc(sizeof(*s));
+	if (s == NULL) {
+		return IDN_ENOMEM;
+	}
+	memcpy(s->key, key, WIRE_KEY_BYTES);
+	s->fn = fn;
+	s->arg = arg;
+	s->lg = lg;
+	int rv = nng_rep0_open(&s->sock);
+	if (rv != 0) {
+		free(s);
+		return idn_err_from_nng(rv);
+	}
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, max_msg_bytes);
+	rv = listen_on(s->sock, addr, s->addr, sizeof(s->addr));
+	if (rv == IDN_OK && (s->threads = idn_alloc(sizeof(pthread_t) *
+	                         (size_t) nthreads)) == NULL) {
+		rv = IDN_ENOMEM;
+	}
+	for (int i = 0; rv == IDN_OK && i < nthreads; i++) {
+		if (pthread_create(&s->threads[i], NULL, server_thread, s) !=
+		    0) {
+			rv = IDN_ESYS;
+			break;
+		}
+		s->nthreads++;
+	}
+	if (rv != IDN_OK) {
+		net_server_close(s);
+		return rv;
+	}
+	*out = s;
+	return IDN_OK;
+}
+
+const char *
+net_server_addr(const net_server *s)
+{
+	return s->addr;
+}
+
+typedef struct peer {
+	struct peer *next;
+	char addr[64];
+	nng_socket sock;
+} peer;
+
+struct net_client {
+	pthread_mutex_t lock;
+	peer *peers;
+	uint8_t key[WIRE_KEY_BYTES];
+	char self[96];
+	size_t max_msg;
+};
+
+int
+net_client_open(const uint8_t key[WIRE_KEY_BYTES], const char *self_id,
+    size_t max_msg_bytes, net_client **out)
+{
+	net_client *c = idn_alloc(sizeof(*c));
+	if (c == NULL) {
+		return IDN_ENOMEM;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	memcpy(c->key, key, WIRE_KEY_BYTES);
+	snprintf(c->self, sizeof(c->self), "%s", self_id ? self_id : "");
+	c->max_msg = max_msg_bytes;
+	*out = c;
+	return IDN_OK;
+}
+
+void
+net_client_close(net_client *c)
+{
+	if (c == NULL) {
+		return;
+	}
+	for (peer *p = c->peers, *n; p != NULL; p = n) {
+		n = p->next;
+		nng_close(p->sock);
+		free(p);
+	}
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static int
+peer_socket(net_client *c, const char *addr, nng_socket *out)
+{
+	char url[128];
+	int rv = net_addr_to_url(addr, url, sizeof(url));
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	pthread_mutex_lock(&c->lock);
+	for (peer *p = c->peers; p != NULL; p = p->next) {
+		if (strcmp(p->addr, addr) == 0) {
+			*out = p->sock;
+			pthread_mutex_unlock(&c->lock);
+			return IDN_OK;
+		}
+	}
+	peer *p = idn_alloc(sizeof(*p));
+	if (p == NULL) {
+		pthread_mutex_unlock(&c->lock);
+		return IDN_ENOMEM;
+	}
+	snprintf(p->addr, sizeof(p->addr), "%s", addr);
+	if ((rv = nng_req0_open(&p->sock)) != 0) {
+		free(p);
+		pthread_mutex_unlock(&c->lock);
+		return idn_err_from_nng(rv);
+	}
+	// Requests are never re-sent by nng: a handler runs at most once per
+	// call, and callers decide about retries.
+	nng_socket_set_ms(p->sock, NNG_OPT_REQ_RESENDTIME, 3600 * 1000);
+	nng_socket_set_ms(p->sock, NNG_OPT_RECONNMINT, 20);
+	nng_socket_set_ms(p->sock, NNG_OPT_RECONNMAXT, 500);
+	nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, c->max_msg);
+	// Non-blocking dial: an absent peer makes calls time out, and nng
+	// keeps redialling in the background.
+	nng_dial(p->sock, url, NULL, NNG_FLAG_NONBLOCK);
+	p->next = c->peers;
+	c->peers = p;
+	*out = p->sock;
+	pthread_mutex_unlock(&c->lock);
+	return IDN_OK;
+}
+
+int
+net_call(net_client *c, const char *addr, const char *type, const void *body,
+    size_t body_len, idn_duration timeout_ms, wire_doc **doc,
+    wire_env *reply)
+{
+	nng_socket sock;
+	nng_ctx ctx;
+	nng_aio *aio = NULL;
+	nng_msg *m = NULL;
+	idn_buf env = {0}, frame = {0};
+	*doc = NULL;
+	int rv = peer_socket(c, addr, &sock);
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	if ((rv = wire_env_encode(type, c->self, 0, body, body_len, &env)) ||
+	    (rv = wire_seal(c->key, env.data, env.len, &frame))) {
+		goto out;
+	}
+	if ((rv = nng_ctx_open(&ctx, sock)) != 0) {
+		rv = idn_err_from_nng(rv);
+		goto out;
+	}
+	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0 ||
+	    (rv = nng_msg_alloc(&m, frame.len)) != 0) {
+		rv = idn_err_from_nng(rv);
+		goto close;
+	}
+	memcpy(nng_msg_body(m), frame.data, frame.len);
+	uint64_t deadline = idn_clock_ms() + (uint64_t) timeout_ms;
+	nng_aio_set_timeout(aio, timeout_ms);
+	nng_aio_set_msg(aio, m);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		nng_msg_free(m);
+		rv = idn_err_from_nng(rv);
+		goto close;
+	}
+	uint64_t now = idn_clock_ms();
+	nng_aio_set_timeout(aio, now >= deadline ? 1 : (nng_duration)(deadline - now));
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		rv = idn_err_from_nng(rv);
+		goto close;
+	}
+	m = nng_aio_get_msg(aio);
+	const uint8_t *payload;
+	size_t plen;
+	rv = wire_open(c->key, nng_msg_body(m), nng_msg_len(m), &payload,
+	    &plen);
+	if (rv == IDN_OK) {
+		rv = wire_env_decode(payload, plen, doc, reply);
+	}
+	nng_msg_free(m);
+	if (rv == IDN_OK) {
+		rv = reply->rc >= 0 && reply->rc < IDN_ERR_COUNT ?
+		    (int) reply->rc : IDN_EPROTO;
+	}
+close:
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
+out:
+	idn_buf_free(&env);
+	idn_buf_free(&frame);
+	return rv;
+}
+
+int
+net_call_wr(net_client *c, const char *addr, const char *type, wire_wr *body,
+    idn_duration timeout_ms, wire_doc **doc, wire_env *reply)
+{
+	const uint8_t *p = NULL;
+	size_t n = 0;
+	if (body != NULL) {
+		int rv = wire_wr_bytes(body, &p, &n);
+		if (rv != IDN_OK) {
+			*doc = NULL;
+			return rv;
+		}
+	}
+	return net_call(c, addr, type, p, n, timeout_ms, doc, reply);
+}
+
+struct net_pub {
+	nng_socket sock;
+	char addr[64];
+};
+
+int
+net_pub_open(const char *addr, net_pub **out)
+{
+	net_pub *p = idn_alloc(sizeof(*p));
+	if (p == NULL) {
+		return IDN_ENOMEM;
+	}
+	int rv = nng_pub0_open(&p->sock);
+	if (rv != 0) {
+		free(p);
+		return idn_err_from_nng(rv);
+	}
+	if ((rv = listen_on(p->sock, addr, p->addr, sizeof(p->addr))) != 0) {
+		nng_close(p->sock);
+		free(p);
+		return rv;
+	}
+	*out = p;
+	return IDN_OK;
+}
+
+const char *
+net_pub_addr(const net_pub *p)
+{
+	return p->addr;
+}
+
+int
+net_pub_send(net_pub *p, const void *data, size_t len)
+{
+	return idn_err_from_nng(nng_send(p->sock, (void *) data, len, 0));
+}
+
+void
+net_pub_close(net_pub *p)
+{
+	if (p != NULL) {
+		nng_close(p->sock);
+		free(p);
+	}
+}

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: MIT
+// net.h: the nng glue: one authenticated RPC endpoint per node, a client
+// that keeps one req socket per peer, and a pub socket for events.
+#ifndef IDN_NET_H
+#define IDN_NET_H
+
+#include "wire/wire.h"
+
+#define NET_DEFAULT_MAX_MSG (8u << 20) // chunks are 1 MiB; room to spare
+
+// Parses "host:port" (IPv4 dotted quad or "localhost", port 0..65535)
+// into an nng URL "tcp://host:port". IDN_EINVAL names nothing; callers
+// print the address they were given.
+int net_addr_to_url(const char *addr, char *url, size_t cap);
+
+// A handler answers one request on a server thread (no net locks held).
+// It writes its reply body (one msgpack object, or nothing) to reply and
+// returns the code the caller sees.
+typedef int (*net_handler_fn)(void *arg, const wire_env *req, wire_wr *reply);
+
+typedef struct net_server net_server;
+
+// net_server_open listens on addr ("host:port"; port 0 picks a free one)
+// with nthreads concurrent handlers. Frames without a valid MAC under key
+// are dropped and logged. IDN_EINVAL bad address, IDN_ENET bind failure.
+int net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
+    size_t max_msg_bytes, int nthreads, net_handler_fn fn, void *arg,
+    const idn_logger *lg, net_server **out);
+// The bound address, "127.0.0.1:port", borrowed until close.
+const char *net_server_addr(const net_server *s);
+void net_server_close(net_server *s);
+
+typedef struct net_client net_client;
+
+int net_client_open(const uint8_t key[WIRE_KEY_BYTES], const char *self_id,
+    size_t max_msg_bytes, net_client **out);
+void net_client_close(net_client *c);
+// net_call sends one request and waits for its reply up to timeout_ms.
+// Returns a transport error (IDN_ETIMEDOUT, IDN_ENET, IDN_EAUTH,
+// IDN_EPROTO) or the reply's code. On any reply (rc may be non-zero),
+// *doc holds it and the caller frees it with wire_doc_free; otherwise
+// *doc is NULL. Thread-safe.
+int net_call(net_client *c, const char *addr, const char *type,
+    const void *body, size_t body_len, idn_duration timeout_ms,
+    wire_doc **doc, wire_env *reply);
+// net_call_wr is net_call with the body taken from a writer (or NULL).
+int net_call_wr(net_client *c, const char *addr, const char *type,
+    wire_wr *body, idn_duration timeout_ms, wire_doc **doc,
+    wire_env *reply);
+
+// Publisher of events (membership changes, stats) on its own address.
+typedef struct net_pub net_pub;
+int net_pub_open(const char *addr, net_pub **out);
+const char *net_pub_addr(const net_pub *p);
+int net_pub_send(net_pub *p, const void *data, size_t len);
+void net_pub_close(net_pub *p);
+
+// A pool of threads making calls for others (fan-out, pushes).
+typedef struct net_pool net_pool;
+int net_pool_open(net_client *c, int nthreads, net_pool **out);
+// Drops pushes still queued and joins the threads.
+void net_pool_close(net_pool *p);
+// Makes count calls at once and waits for all; rvs[i] gets each result
+// and, when docs is not NULL, docs[i]/envs[i] each reply (caller frees).
+int net_pool_call_all(net_pool *p, const char *const *addrs, size_t count,
+    const char *type, const void *body, size_t len, idn_duration timeout_ms,
+    int *rvs, wire_doc **docs, wire_env *envs);
+// Queues one call whose reply nobody waits for (body is copied).
+int net_pool_post(net_pool *p, const char *addr, const char *type,
+    const void *body, size_t len, idn_duration timeout_ms);
+
+#endif

@@ -1,0 +1,486 @@
+// SPDX-License-Identifier: MIT
+// node.c: a node's wiring: log, RPC endpoint and dispatch, the pool,
+// membership, and the subsystems every node carries.
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log/log.h"
+#include "membership/swim.h"
+#include "node/node.h"
+#include "wire/member_msg.h"
+
+#define MAX_HANDLERS 64
+#define MAX_WATCHERS 16
+#define RPC_THREADS 6
+#define POOL_THREADS 8
+#define GREP_MAX_LINES 20000
+
+typedef struct {
+	char type[32];
+	node_handler_fn fn;
+	void *arg;
+} handler;
+
+struct idn_node {
+	char id[IDN_ID_MAX];
+	char addr[IDN_ADDR_MAX];
+	char role[IDN_ROLE_MAX];
+	char *data_dir;
+	uint8_t key[IDN_KEY_BYTES];
+	idn_logger lg;
+	idn_log_fn host_fn;
+	void *host_arg;
+	nlog *log;
+	net_server *server;
+	net_client *client;
+	net_pool *pool;
+	swim *swim;
+	pthread_mutex_t lock; // guards handlers, watchers
+	handler handlers[MAX_HANDLERS];
+	int nhandlers;
+	struct {
+		idn_member_fn fn;
+		void *arg;
+	} watchers[MAX_WATCHERS];
+	int nwatchers;
+};
+
+void
+idn_node_opts_init(idn_node_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->listen = "127.0.0.1:0";
+	o->role = "worker";
+	o->probe_interval_ms = 200;
+	o->probe_timeout_ms = 150;
+	o->suspect_timeout_ms = 800;
+	o->indirect_probes = 3;
+	o->join_timeout_ms = 5000;
+}
+
+static void
+log_line(void *arg, int level, const char *line)
+{
+	idn_node *n = arg;
+	if (n->log != NULL) {
+		nlog_write(n->log, level, line);
+	}
+	if (n->host_fn != NULL) {
+		n->host_fn(n->host_arg, level, line);
+	}
+}
+
+void
+idn_node_logf(idn_node *n, int level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_line(n, level, line);
+}
+
+int
+node_handle(idn_node *n, const char *type, node_handler_fn fn, void *arg)
+{
+	int rv = IDN_OK;
+	pthread_mutex_lock(&n->lock);
+	if (n->nhandlers == MAX_HANDLERS || strlen(type) >= 32) {
+		rv = IDN_EINVAL;
+	} else {
+		handler *h = &n->handlers[n->nhandlers++];
+		snprintf(h->type, sizeof(h->type), "%s", type);
+		h->fn = fn;
+		h->arg = arg;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return rv;
+}
+
+static int
+dispatch(void *arg, const wire_env *req, wire_wr *reply)
+{
+	idn_node *n = arg;
+	node_handler_fn fn = NULL;
+	void *harg = NULL;
+	pthread_mutex_lock(&n->lock);
+	for (int i = 0; i < n->nhandlers; i++) {
+		if (strcmp(n->handlers[i].type, req->type) == 0) {
+			fn = n->handlers[i].fn;
+			harg = n->handlers[i].arg;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&n->lock);
+	if (fn == NULL) {
+		idn_logf(&n->lg, IDN_LOG_WARN, "net: unknown request type '%s'"
+		    " from %s", req->type, req->from);
+		return IDN_EPROTO;
+	}
+	return fn(harg, req, reply);
+}
+
+net_client *
+node_client(idn_node *n)
+{
+	return n->client;
+}
+
+const idn_logger *
+node_logger(idn_node *n)
+{
+	return &n->lg;
+}
+
+const char *
+node_data_dir(const idn_node *n)
+{
+	return n->data_dir;
+}
+
+const char *
+node_role(const idn_node *n)
+{
+	return n->role;
+}
+
+const char *
+idn_node_id(const idn_node *n)
+{
+	return n->id;
+}
+
+const char *
+idn_node_addr(const idn_node *n)
+{
+	return n->addr;
+}
+
+static int
+by_id(const void *a, const void *b)
+{
+	return strcmp(((const idn_member *) a)->id,
+	    ((const idn_member *) b)->id);
+}
+
+int
+node_alive_members(idn_node *n, idn_member **out, size_t *count)
+{
+	int rv = swim_members(n->swim, true, out, count);
+	if (rv == IDN_OK) {
+		qsort(*out, *count, sizeof(**out), by_id);
+	}
+	return rv;
+}
+
+int
+idn_node_members(idn_node *n, idn_member **out, size_t *count)
+{
+	if (n == NULL || out == NULL || count == NULL) {
+		return IDN_EINVAL;
+	}
+	int rv = swim_members(n->swim, false, out, count);
+	if (rv == IDN_OK) {
+		qsort(*out, *count, sizeof(**out), by_id);
+	}
+	return rv;
+}
+
+int
+idn_node_watch(idn_node *n, idn_member_fn fn, void *arg)
+{
+	if (n == NULL || fn == NULL) {
+		return IDN_EINVAL;
+	}
+	int rv = IDN_OK;
+	pthread_mutex_lock(&n->lock);
+	if (n->nwatchers == MAX_WATCHERS) {
+		rv = IDN_EBUSY;
+	} else {
+		n->watchers[n->nwatchers].fn = fn;
+		n->watchers[n->nwatchers].arg = arg;
+		n->nwatchers++;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return rv;
+}
+
+static void
+on_member_event(void *arg, const idn_member *m, int event)
+{
+	idn_node *n = arg;
+	pthread_mutex_lock(&n->lock);
+	int count = n->nwatchers;
+	pthread_mutex_unlock(&n->lock);
+	// Watchers are only appended, so the first `count` are stable.
+	for (int i = 0; i < count; i++) {
+		n->watchers[i].fn(n->watchers[i].arg, m, event);
+	}
+}
+
+int
+node_fanout(idn_node *n, const char *const *addrs, size_t count,
+    const char *type, wire_wr *body, idn_duration timeout_ms, int *rvs,
+    wire_doc **docs, wire_env *envs)
+{
+	const uint8_t *p = NULL;
+	size_t len = 0;
+	int rv = body ? wire_wr_bytes(body, &p, &len) : IDN_OK;
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	return net_pool_call_all(n->pool, addrs, count, type, p, len,
+	    timeout_ms, rvs, docs, envs);
+}
+
+int
+node_post(idn_node *n, const char *addr, const char *type, wire_wr *body,
+    idn_duration timeout_ms)
+{
+	const uint8_t *p = NULL;
+	size_t len = 0;
+	int rv = body ? wire_wr_bytes(body, &p, &len) : IDN_OK;
+	return rv ? rv : net_pool_post(n->pool, addr, type, p, len, timeout_ms);
+}
+
+static int
+on_members(void *arg, const wire_env *req, wire_wr *reply)
+{
+	idn_node *n = arg;
+	idn_member *m;
+	size_t count;
+	int rv = idn_node_members(n, &m, &count);
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	wire_map(reply, 3);
+	wire_kstr(reply, "self", n->id);
+	wire_kstr(reply, "role", n->role);
+	wire_str(reply, "members");
+	member_msg_put(reply, m, count);
+	free(m);
+	return IDN_OK;
+}
+
+typedef struct {
+	wire_wr *w;
+	size_t n;
+} grep_acc;
+
+static void
+grep_line(void *arg, const char *line, size_t len)
+{
+	grep_acc *a = arg;
+	wire_strn(a->w, line, len);
+	a->n++;
+}
+
+static int
+on_grep(void *arg, const wire_env *req, wire_wr *reply)
+{
+	idn_node *n = arg;
+	char pattern[512];
+	bool regex = false;
+	uint64_t count = 0;
+	if (wire_get_str(req->body, "p", pattern, sizeof(pattern)) ||
+	    wire_as_bool(wire_get(req->body, "re"), &regex)) {
+		return IDN_EPROTO;
+	}
+	// Two passes keep the reply one msgpack array without a copy: the
+	// first counts the matches, the second writes them.
+	int rv = nlog_grep(nlog_path(n->log), pattern, regex, 0, grep_line,
+	    &(grep_acc){0}, &count);
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	size_t shown = IDN_MIN(count, GREP_MAX_LINES);
+	wire_map(reply, 3);
+	wire_ku64(reply, "count", count);
+	wire_kstr(reply, "id", n->id);
+	wire_str(reply, "lines");
+	wire_arr(reply, (uint32_t) shown);
+	grep_acc acc = {reply, 0};
+	rv = nlog_grep(nlog_path(n->log), pattern, regex, shown, grep_line,
+	    &acc, &count);
+	// The log may have grown between passes; pad to the promised count.
+	for (; acc.n < shown; acc.n++) {
+		wire_str(reply, "");
+	}
+	return rv;
+}
+
+static int
+write_addr_file(idn_node *n)
+{
+	char *path = idn_asprintf("%s/node.addr", n->data_dir);
+	char *text = idn_asprintf("%s\n%s\n%s\n", n->addr, n->id, n->role);
+	int rv = path && text ?
+	    idn_file_write_atomic(path, text, strlen(text)) : IDN_ENOMEM;
+	free(path);
+	free(text);
+	return rv;
+}
+
+static bool
+valid_role(const char *r)
+{
+	return r != NULL && (strcmp(r, "coord") == 0 ||
+	    strcmp(r, "standby") == 0 || strcmp(r, "worker") == 0);
+}
+
+int
+idn_node_open(const idn_node_opts *o, idn_node **out)
+{
+	if (o == NULL || out == NULL || !valid_role(o->role) ||
+	    o->data_dir == NULL || o->listen == NULL ||
+	    o->probe_interval_ms <= 0 || o->probe_timeout_ms <= 0 ||
+	    o->suspect_timeout_ms <= 0 || o->indirect_probes < 0 ||
+	    (o->njoin > 0 && o->join == NULL)) {
+		return IDN_EINVAL;
+	}
+	char url[128];
+	if (net_addr_to_url(o->listen, url, sizeof(url)) != IDN_OK) {
+		return IDN_EINVAL;
+	}
+	for (size_t i = 0; i < o->njoin; i++) {
+		if (net_addr_to_url(o->join[i], url, sizeof(url)) != IDN_OK) {
+			return IDN_EINVAL;
+		}
+	}
+	idn_node *n = idn_alloc(sizeof(*n));
+	if (n == NULL) {
+		return IDN_ENOMEM;
+	}
+	pthread_mutex_init(&n->lock, NULL);
+	memcpy(n->key, o->key, IDN_KEY_BYTES);
+	snprintf(n->role, sizeof(n->role), "%s", o->role);
+	n->host_fn = o->log_fn;
+	n->host_arg = o->log_arg;
+	n->lg = (idn_logger){log_line, n, IDN_LOG_INFO};
+	int rv = (n->data_dir = idn_strdup(o->data_dir)) ? IDN_OK : IDN_ENOMEM;
+	char *log_path = NULL;
+	if (rv == IDN_OK) {
+		rv = idn_mkdir_p(n->data_dir);
+	}
+	if (rv == IDN_OK) {
+		log_path = o->log_path ? idn_strdup(o->log_path) :
+		    idn_asprintf("%s/node.log", n->data_dir);
+		rv = log_path ? nlog_open(log_path, &n->log) : IDN_ENOMEM;
+		free(log_path);
+	}
+	if (rv == IDN_OK) {
+		rv = net_server_open(o->listen, n->key, NET_DEFAULT_MAX_MSG,
+		    RPC_THREADS, dispatch, n, &n->lg, &n->server);
+	}
+	uint64_t start_ms = idn_wall_ms();
+	if (rv == IDN_OK) {
+		snprintf(n->addr, sizeof(n->addr), "%s",
+		    net_server_addr(n->server));
+		snprintf(n->id, sizeof(n->id), "%s:%llu", n->addr,
+		    (unsigned long long) start_ms);
+		nlog_set_id(n->log, n->id);
+		rv = net_client_open(n->key, n->id, NET_DEFAULT_MAX_MSG,
+		    &n->client);
+	}
+	if (rv == IDN_OK) {
+		rv = net_pool_open(n->client, POOL_THREADS, &n->pool);
+	}
+	if (rv == IDN_OK) {
+		idn_member self = {.state = IDN_MEMBER_ALIVE,
+		    .since_ms = start_ms};
+		snprintf(self.id, sizeof(self.id), "%s", n->id);
+		snprintf(self.addr, sizeof(self.addr), "%s", n->addr);
+		snprintf(self.role, sizeof(self.role), "%s", n->role);
+		swim_opts so = {o->probe_interval_ms, o->probe_timeout_ms,
+		    o->suspect_timeout_ms, o->join_timeout_ms,
+		    o->indirect_probes};
+		rv = swim_open(n, &self, &so, on_member_event, n, &n->swim);
+	}
+	if (rv == IDN_OK) {
+		rv = node_handle(n, "node.members", on_members, n);
+	}
+	if (rv == IDN_OK) {
+		rv = node_handle(n, "log.grep", on_grep, n);
+	}
+	if (rv == IDN_OK) {
+		idn_logf(&n->lg, IDN_LOG_INFO, "node: started %s as %s, data %s",
+		    n->id, n->role, n->data_dir);
+		rv = swim_join(n->swim, o->join, o->njoin);
+		if (rv != IDN_OK) {
+			idn_logf(&n->lg, IDN_LOG_ERROR,
+			    "node: no introducer answered (%s)",
+			    idn_strerror(rv));
+		}
+	}
+	if (rv == IDN_OK) {
+		rv = write_addr_file(n);
+	}
+	if (rv != IDN_OK) {
+		idn_node_close(n);
+		return rv;
+	}
+	*out = n;
+	return IDN_OK;
+}
+
+int
+idn_node_leave(idn_node *n)
+{
+	if (n == NULL) {
+		return IDN_EINVAL;
+	}
+	idn_logf(&n->lg, IDN_LOG_INFO, "node: leaving the cluster");
+	return swim_leave(n->swim);
+}
+
+void
+idn_node_close(idn_node *n)
+{
+	if (n == NULL) {
+		return;
+	}
+	// Order: no more requests in, then the subsystems, then the sockets
+	// they used.
+	net_server_close(n->server);
+	swim_close(n->swim);
+	net_pool_close(n->pool);
+	net_client_close(n->client);
+	if (n->log != NULL && n->id[0] != '\0') {
+		nlog_write(n->log, IDN_LOG_INFO, "node: stopped");
+	}
+	nlog_close(n->log);
+	pthread_mutex_destroy(&n->lock);
+	free(n->data_dir);
+	free(n);
+}
+
+int
+idn_key_load(const char *path, uint8_t key[IDN_KEY_BYTES])
+{
+	idn_buf b = {0};
+	if (path == NULL || key == NULL) {
+		return IDN_EINVAL;
+	}
+	int rv = idn_file_read(path, 256, &b);
+	if (rv == IDN_OK) {
+		rv = wire_key_parse((const char *) b.data, b.len, key);
+	}
+	idn_buf_free(&b);
+	return rv == IDN_ETOOBIG ? IDN_EINVAL : rv;
+}
+
+int
+idn_key_create(const char *path, uint8_t key[IDN_KEY_BYTES])
+{
+	char hex[2 * IDN_KEY_BYTES + 2];
+	if (path == NULL || key == NULL) {
+		return IDN_EINVAL;
+	}
+	wire_keygen(key);
+	wire_key_format(key, hex);
+	strcat(hex, "\n");
+	return idn_file_write_atomic(path, hex, strlen(hex));
+}

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT
+// frame.c: the cluster-key MAC around every message, and the envelope.
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire/wire.h"
+
+static void
+sodium_once(void)
+{
+	// sodium_init is idempotent and thread-safe after the first call.
+	if (sodium_init() < 0) {
+		abort(); // no usable randomness: nothing is safe
+	}
+}
+
+int
+wire_seal(const uint8_t key[WIRE_KEY_BYTES], const void *payload, size_t len,
+    idn_buf *frame)
+{
+	uint8_t mac[crypto_auth_BYTES];
+	_Static_assert(crypto_auth_BYTES == WIRE_MAC_BYTES, "mac size");
+	_Static_assert(crypto_auth_KEYBYTES == WIRE_KEY_BYTES, "key size");
+	sodium_once();
+	crypto_auth(mac, payload, len, key);
+	int rv = idn_buf_append(frame, mac, sizeof(mac));
+	return rv ? rv : idn_buf_append(frame, payload, len);
+}
+
+int
+wire_open(const uint8_t key[WIRE_KEY_BYTES], const void *frame, size_t len,
+    const uint8_t **payload, size_t *plen)
+{
+	if (frame == NULL || len < WIRE_MAC_BYTES) {
+		return IDN_EAUTH;
+	}
+	sodium_once();
+	const uint8_t *f = frame;
+	if (crypto_auth_verify(f, f + WIRE_MAC_BYTES, len - WIRE_MAC_BYTES,
+	        key) != 0) {
+		return IDN_EAUTH;
+	}
+	*payload = f + WIRE_MAC_BYTES;
+	*plen = len - WIRE_MAC_BYTES;
+	return IDN_OK;
+}
+
+void
+wire_keygen(uint8_t key[WIRE_KEY_BYTES])
+{
+	sodium_once();
+	crypto_auth_keygen(key);
+}
+
+int
+wire_key_parse(const char *text, size_t len, uint8_t key[WIRE_KEY_BYTES])
+{
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' ' ||
+	                      text[len - 1] == '\r')) {
+		len--;
+	}
+	size_t bin_len = 0;
+	if (len != 2 * WIRE_KEY_BYTES ||
+	    sodium_hex2bin(key, WIRE_KEY_BYTES, text, len, NULL, &bin_len,
+	        NULL) != 0 ||
+	    bin_len != WIRE_KEY_BYTES) {
+		return IDN_EINVAL;
+	}
+	return IDN_OK;
+}
+
+void
+wire_key_format(const uint8_t key[WIRE_KEY_BYTES], char hex[65])
+{
+	sodium_bin2hex(hex, 65, key, WIRE_KEY_BYTES);
+}
+
+int
+wire_env_encode(const char *type, const char *from, int rc, const void *body,
+    size_t body_len, idn_buf *out)
+{
+	wire_wr *w;
+	int rv = wire_wr_new(&w);
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	wire_map(w, 5);
+	wire_kstr(w, "t", type);
+	wire_ku64(w, "v", WIRE_VERSION);
+	wire_kstr(w, "from", from);
+	wire_ki64(w, "rc", rc);
+	wire_str(w, "b");
+	if (body_len > 0) {
+		wire_raw(w, body, body_len);
+	} else {
+		wire_nil(w);
+	}
+	const uint8_t *p;
+	size_t n;
+	rv = wire_wr_bytes(w, &p, &n);
+	if (rv == IDN_OK) {
+		rv = idn_buf_append(out, p, n);
+	}
+	wire_wr_free(w);
+	return rv;
+}
+
+int
+wire_env_decode(const void *buf, size_t len, wire_doc **doc, wire_env *env)
+{
+	wire_doc *d;
+	int rv = wire_doc_parse(buf, len, &d);
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	const wire_val *r = wire_doc_root(d);
+	memset(env, 0, sizeof(*env));
+	if (wire_get_str(r, "t", env->type, sizeof(env->type)) ||
+	    wire_get_u64(r, "v", &env->version) ||
+	    wire_get_str(r, "from", env->from, sizeof(env->from)) ||
+	    wire_get_i64(r, "rc", &env->rc) ||
+	    (env->body = wire_get(r, "b")) == NULL ||
+	    env->version != WIRE_VERSION) {
+		wire_doc_free(d);
+		return IDN_EPROTO;
+	}
+	*doc = d;
+	return IDN_OK;
+}

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+// wire_test.c: round trips of every message shape and malformed input.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "wire/member_msg.h"
+#include "wire/wire.h"
+
+static void
+test_roundtrip_scalars(void **st)
+{
+	wire_wr *w;
+	const uint8_t *p;
+	size_t n;
+	IDN_PASS(wire_wr_new(&w));
+	wire_map(w, 6);
+	wire_ku64(w, "u", UINT64_MAX);
+	wire_ki64(w, "i", -42);
+	wire_kf64(w, "f", 2.5);
+	wire_kstr(w, "s", "hello");
+	wire_kbin(w, "b", "\0\1\2", 3);
+	wire_kbool(w, "t", true);
+	IDN_PASS(wire_wr_bytes(w, &p, &n));
+	wire_doc *d;
+	IDN_PASS(wire_doc_parse(p, n, &d));
+	const wire_val *r = wire_doc_root(d);
+	uint64_t u;
+	int64_t i;
+	double f;
+	bool b;
+	char s[8];
+	const uint8_t *bp;
+	size_t bn;
+	IDN_PASS(wire_get_u64(r, "u", &u));
+	assert_true(u == UINT64_MAX);
+	IDN_PASS(wire_get_i64(r, "i", &i));
+	assert_int_equal(i, -42);
+	IDN_PASS(wire_as_f64(wire_get(r, "f"), &f));
+	assert_true(f == 2.5);
+	IDN_PASS(wire_get_str(r, "s", s, sizeof(s)));
+	assert_string_equal(s, "hello");
+	IDN_PASS(wire_get_bin(r, "b", &bp, &bn));
+	assert_int_equal(bn, 3);
+	assert_memory_equal(bp, "\0\1\2", 3);
+	IDN_PASS(wire_as_bool(wire_get(r, "t"), &b));
+	assert_true(b);
+	// Wrong types and missing keys are errors, not crashes.
+	IDN_FAIL(wire_get_u64(r, "s", &u), IDN_EPROTO);
+	IDN_FAIL(wire_get_u64(r, "i", &u), IDN_EPROTO);
+	IDN_FAIL(wire_get_str(r, "missing", s, sizeof(s)), IDN_EPROTO);
+	IDN_FAIL(wire_get_str(r, "s", s, 5), IDN_EPROTO); // too long
+	wire_doc_free(d);
+	wire_wr_free(w);
+}
+
+static void
+test_roundtrip_members(void **st)
+{
+	idn_member in[3] = {
+	    {"127.0.0.1:1:5", "127.0.0.1:1", "coord", IDN_MEMBER_ALIVE, 0, 9},
+	    {"127.0.0.1:2:6", "127.0.0.1:2", "worker", IDN_MEMBER_SUSPECT, 7,
+	        10},
+	    {"127.0.0.1:3:7", "127.0.0.1:3", "worker", IDN_MEMBER_LEFT, 1, 11},
+	};
+	idn_member out[3];
+	size_t n;
+	wire_wr *w;
+	const uint8_t *p;
+	size_t len;
+	wire_doc *d;
+	IDN_PASS(wire_wr_new(&w));
+	member_msg_put(w, in, 3);
+	IDN_PASS(wire_wr_bytes(w, &p, &len));
+	IDN_PASS(wire_doc_parse(p, len, &d));
+	IDN_PASS(member_msg_get(wire_doc_root(d), out, 3, &n));
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_string_equal(in[i].id, out[i].id);
+		assert_string_equal(in[i].addr, out[i].addr);
+		assert_string_equal(in[i].role, out[i].role);
+		assert_int_equal(in[i].state, out[i].state);
+		assert_int_equal(in[i].incarnation, out[i].incarnation);
+		assert_int_equal(in[i].since_ms, out[i].since_ms);
+	}
+	// More entries than the reader allows is refused.
+	IDN_FAIL(member_msg_get(wire_doc_root(d), out, 2, &n), IDN_EPROTO);
+	wire_doc_free(d);
+	wire_wr_free(w);
+}
+
+static void
+test_envelope_and_mac(void **st)
+{
+	uint8_t key[WIRE_KEY_BYTES], other[WIRE_KEY_BYTES];
+	wire_keygen(key);
+	wire_keygen(other);
+	idn_buf env = {0}, frame = {0};
+	IDN_PASS(wire_env_encode("swim.ping", "me", 0, NULL, 0, &env));
+	IDN_PASS(wire_seal(key, env.data, env.len, &frame));
+	const uint8_t *p;
+	size_t n;
+	IDN_PASS(wire_open(key, frame.data, frame.len, &p, &n));
+	wire_doc *d;
+	wire_env e;
+	IDN_PASS(wire_env_decode(p, n, &d, &e));
+	assert_string_equal(e.type, "swim.ping");
+	assert_string_equal(e.from, "me");
+	wire_doc_free(d);
+	// Another key, a flipped bit, a short frame: all refused.
+	IDN_FAIL(wire_open(other, frame.data, frame.len, &p, &n), IDN_EAUTH);
+	frame.data[frame.len - 1] ^= 1;
+	IDN_FAIL(wire_open(key, frame.data, frame.len, &p, &n), IDN_EAUTH);
+	IDN_FAIL(wire_open(key, frame.data, 10, &p, &n), IDN_EAUTH);
+	IDN_FAIL(wire_open(key, NULL, 0, &p, &n), IDN_EAUTH);
+	idn_buf_free(&env);
+	idn_buf_free(&frame);
+}
+
+static void
+test_malformed(void **st)
+{
+	static const struct {
+		const char *bytes;
+		size_t len;
+	} bad[] = {
+	    {"", 0},                            // empty
+	    {"\xc1", 1},                        // never-used byte
+	    {"\xdd\xff\xff\xff\xff", 5},        // array claims 4G items
+	    {"\xdf\x7f\xff\xff\xff", 5},        // map claims 2G pairs
+	    {"\xdb\xff\xff\xff\xff" "ab", 7},   // str longer than the input
+	    {"\xc6\x00\x00\x10\x00", 5},        // bin longer than the input
+	    {"\x92\x01", 2},                    // truncated array
+	    {"\x81\xa1k", 3},                   // map key without a value
+	    {"\x01\x02", 2},                    // trailing bytes
+	    {"\xcf\x00\x00", 3},                // truncated uint64
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		wire_doc *d = NULL;
+		IDN_FAIL(wire_doc_parse(bad[i].bytes, bad[i].len, &d),
+		    IDN_EPROTO);
+		assert_null(d);
+	}
+	// Nesting deeper than the limit is refused.
+	uint8_t deep[WIRE_MAX_DEPTH + 4];
+	memset(deep, 0x91, sizeof(deep) - 1);
+	deep[sizeof(deep) - 1] = 0x01;
+	wire_doc *d = NULL;
+	IDN_FAIL(wire_doc_parse(deep, sizeof(deep), &d), IDN_EPROTO);
+	// A valid map missing envelope fields is refused by the envelope.
+	wire_env e;
+	IDN_FAIL(wire_env_decode("\x80", 1, &d, &e), IDN_EPROTO);
+}
+
+static void
+test_key_text(void **st)
+{
+	uint8_t key[WIRE_KEY_BYTES], back[WIRE_KEY_BYTES];
+	char hex[65];
+	wire_keygen(key);
+	wire_key_format(key, hex);
+	IDN_PASS(wire_key_parse(hex, strlen(hex), back));
+	assert_memory_equal(key, back, sizeof(key));
+	IDN_FAIL(wire_key_parse("abc", 3, back), IDN_EINVAL);
+	hex[5] = 'z';
+	IDN_FAIL(wire_key_parse(hex, 64, back), IDN_EINVAL);
+}
+
+// Replays the fuzz corpus (tests/corpus/wire/*) through the decoders.
+static void
+test_corpus(void **st)
+{
+	const char *src = getenv("IDUNNO_SOURCE_DIR");
+	char *list = NULL;
+	if (src == NULL) {
+		skip();
+	}
+	assert_int_equal(idn_test_sh(&list, "ls '%s/tests/corpus/wire' "
+	    "2>/dev/null", src), 0);
+	int files = 0;
+	for (char *name = strtok(list, "\n"); name; name = strtok(NULL, "\n")) {
+		char *path;
+		idn_buf b = {0};
+		assert_true(asprintf(&path, "%s/tests/corpus/wire/%s", src,
+		    name) > 0);
+		IDN_PASS(idn_file_read(path, 1 << 20, &b));
+		extern int wire_fuzz_one(const uint8_t *data, size_t len);
+		wire_fuzz_one(b.data, b.len);
+		idn_buf_free(&b);
+		free(path);
+		files++;
+	}
+	free(list);
+	assert_true(files > 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_roundtrip_scalars),
+	    cmocka_unit_test(test_roundtrip_members),
+	    cmocka_unit_test(test_envelope_and_mac),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_key_text),
+	    cmocka_unit_test(test_corpus),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT
+// cluster.c: the integration tests' local cluster.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+
+static idn_tcluster *live[8];
+
+static void
+down_all(void)
+{
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
+		if (live[i] != NULL) {
+			idn_tcluster_down(live[i]);
+		}
+	}
+}
+
+int
+idn_tcluster_cli(idn_tcluster *c, char **out, const char *fmt, ...)
+{
+	char *args;
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vasprintf(&args, fmt, ap);
+	va_end(ap);
+	if (r < 0) {
+		return -1;
+	}
+	int rv = idn_test_cli(out, "--root '%s' %s", c->root, args);
+	free(args);
+	return rv;
+}
+
+typedef struct {
+	idn_tcluster *c;
+	int want;
+} conv_arg;
+
+static bool
+converged(void *arg)
+{
+	conv_arg *a = arg;
+	char name[16];
+	for (int i = 0; i < a->c->n; i++) {
+		snprintf(name, sizeof(name), "%d", i);
+		if (idn_tcluster_count(a->c, name, IDN_MEMBER_ALIVE) != a->want) {
+			return false;
+		}
+	}
+	return true;
+}
+
+int
+idn_tcluster_up(idn_tcluster *c, int n)
+{
+	static bool registered;
+	const char *dir = idn_test_tmpdir();
+	if (dir == NULL) {
+		return IDN_ESYS;
+	}
+	memset(c, 0, sizeof(*c));
+	snprintf(c->root, sizeof(c->root), "%s/cluster", dir);
+	c->n = n;
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
+		if (live[i] == NULL) {
+			live[i] = c;
+			break;
+		}
+	}
+	if (!registered) {
+		registered = true;
+		atexit(down_all);
+	}
+	char *out = NULL;
+	int rv = idn_tcluster_cli(c, &out, "cluster up -n %d", n);
+	free(out);
+	if (rv != 0) {
+		return IDN_ESYS;
+	}
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/cluster.key", c->root);
+	if ((rv = idn_key_load(path, c->key)) != IDN_OK) {
+		return rv;
+	}
+	conv_arg a = {c, n};
+	return idn_test_wait(converged, &a, 20000) ? IDN_OK : IDN_ETIMEDOUT;
+}
+
+void
+idn_tcluster_down(idn_tcluster *c)
+{
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
+		if (live[i] == c) {
+			live[i] = NULL;
+			char *out = NULL;
+			idn_tcluster_cli(c, &out, "cluster down");
+			free(out);
+		}
+	}
+}
+
+int
+idn_tcluster_kill(idn_tcluster *c, const char *node)
+{
+	char *out = NULL;
+	int rv = idn_tcluster_cli(c, &out, "cluster kill %s", node);
+	free(out);
+	return rv == 0 ? IDN_OK : IDN_ESYS;
+}
+
+int
+idn_tcluster_restart(idn_tcluster *c, const char *node)
+{
+	char *out = NULL;
+	int rv = idn_tcluster_cli(c, &out, "cluster restart %s", node);
+	free(out);
+	return rv == 0 ? IDN_OK : IDN_ESYS;
+}
+
+const char *
+idn_tcluster_addr(idn_tcluster *c, const char *node)
+{
+	static char addr[64];
+	char path[PATH_MAX + 32], name[32], role[16];
+	int pid, idx = -1;
+	char *end;
+	long want = strtol(node, &end, 10);
+	if (*end != '\0') {
+		want = -1;
+	}
+	snprintf(path, sizeof(path), "%s/cluster.state", c->root);
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		return NULL;
+	}
+	const char *found = NULL;
+	while (fscanf(f, "%31s %15s %d %63s", name, role, &pid, addr) == 4) {
+		idx++;
+		if (idx == want || strcmp(name, node) == 0) {
+			found = addr;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+int
+idn_tcluster_members(idn_tcluster *c, const char *node, idn_member **out,
+    size_t *n)
+{
+	const char *addr = idn_tcluster_addr(c, node);
+	idn_client *cl;
+	if (addr == NULL) {
+		return IDN_ENOENT;
+	}
+	int rv = idn_client_open(addr, c->key, &cl);
+	if (rv == IDN_OK) {
+		idn_client_set_timeout(cl, 2000);
+		rv = idn_client_members(cl, out, n);
+		idn_client_close(cl);
+	}
+	return rv;
+}
+
+int
+idn_tcluster_count(idn_tcluster *c, const char *node, int state)
+{
+	idn_member *m;
+	size_t n;
+	if (idn_tcluster_members(c, node, &m, &n) != IDN_OK) {
+		return -1;
+	}
+	int k = 0;
+	for (size_t i = 0; i < n; i++) {
+		k += m[i].state == state;
+	}
+	idn_free(m);
+	return k;
+}

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: MIT
+// cluster.h: a real local cluster for integration tests: started with
+// `idunno cluster up`, nodes killed by pid, always torn down.
+#ifndef IDN_TESTS_CLUSTER_H
+#define IDN_TESTS_CLUSTER_H
+
+#include <limits.h>
+
+#include "harness.h"
+
+typedef struct idn_tcluster {
+	char root[PATH_MAX];
+	int n;
+	uint8_t key[IDN_KEY_BYTES];
+} idn_tcluster;
+
+// idn_tcluster_up starts n nodes (coord, standby, workers) in a fresh temp
+// root and waits until every node sees all n alive. Teardown is also
+// registered at exit, so a failed assertion still stops the processes.
+int idn_tcluster_up(idn_tcluster *c, int n);
+void idn_tcluster_down(idn_tcluster *c);
+// Node by name ("coord", "standby", "worker3") or index ("0").
+int idn_tcluster_kill(idn_tcluster *c, const char *node);
+int idn_tcluster_restart(idn_tcluster *c, const char *node);
+// The node's address (static buffer) or NULL.
+const char *idn_tcluster_addr(idn_tcluster *c, const char *node);
+// The member list as `node` sees it (caller frees with idn_free).
+int idn_tcluster_members(idn_tcluster *c, const char *node,
+    idn_member **out, size_t *n);
+// Counts members in `state` as seen by node; -1 if it does not answer.
+int idn_tcluster_count(idn_tcluster *c, const char *node, int state);
+// Runs `idunno --root ROOT ARGS`; as idn_test_cli.
+int idn_tcluster_cli(idn_tcluster *c, char **out, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

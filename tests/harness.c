@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: MIT
+// harness.c: temp folders, ports, polling, and running the tools.
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static char tmpdirs[16][PATH_MAX];
+static int ntmp;
+
+static void
+remove_tmpdirs(void)
+{
+	for (int i = 0; i < ntmp; i++) {
+		char cmd[PATH_MAX + 16];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%.4000s'", tmpdirs[i]);
+		if (system(cmd) != 0) {
+			fprintf(stderr, "could not remove %s\n", tmpdirs[i]);
+		}
+	}
+}
+
+const char *
+idn_test_tmpdir(void)
+{
+	const char *base = getenv("TMPDIR");
+	if (ntmp == (int) (sizeof(tmpdirs) / sizeof(tmpdirs[0]))) {
+		return NULL;
+	}
+	char *p = tmpdirs[ntmp];
+	snprintf(p, PATH_MAX, "%.4000s/idn-test-XXXXXX",
+	    base && *base ? base : "/tmp");
+	if (mkdtemp(p) == NULL) {
+		return NULL;
+	}
+	if (ntmp++ == 0 && getenv("IDN_TEST_KEEP") == NULL) {
+		atexit(remove_tmpdirs);
+	}
+	return p;
+}
+
+int
+idn_test_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(sa);
+	int port = -1;
+	if (fd >= 0 && bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *) &sa, &len) == 0) {
+		port = ntohs(sa.sin_port);
+	}
+	if (fd >= 0) {
+		close(fd);
+	}
+	return port;
+}
+
+uint64_t
+idn_test_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+bool
+idn_test_wait(bool (*cond)(void *arg), void *arg, int timeout_ms)
+{
+	uint64_t deadline = idn_test_now_ms() + (uint64_t) timeout_ms;
+	for (;;) {
+		if (cond(arg)) {
+			return true;
+		}
+		if (idn_test_now_ms() >= deadline) {
+			return false;
+		}
+		usleep(20 * 1000);
+	}
+}
+
+const char *
+idn_test_bin_dir(void)
+{
+	const char *d = getenv("IDUNNO_BIN_DIR");
+	return d && *d ? d : "./tools";
+}
+
+static int
+run(char **out, const char *cmd)
+{
+	FILE *p = popen(cmd, "r");
+	if (p == NULL) {
+		return -1;
+	}
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	char tmp[4096];
+	size_t n;
+	while ((n = fread(tmp, 1, sizeof(tmp), p)) > 0) {
+		if (len + n + 1 > cap) {
+			cap = (len + n + 1) * 2;
+			char *q = realloc(buf, cap);
+			if (q == NULL) {
+				break;
+			}
+			buf = q;
+		}
+		memcpy(buf + len, tmp, n);
+		len += n;
+	}
+	if (buf == NULL) {
+		buf = calloc(1, 1);
+	} else {
+		buf[len] = '\0';
+	}
+	int st = pclose(p);
+	if (out != NULL) {
+		*out = buf;
+	} else {
+		free(buf);
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int
+idn_test_sh(char **out, const char *fmt, ...)
+{
+	char *cmd;
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vasprintf(&cmd, fmt, ap);
+	va_end(ap);
+	if (r < 0) {
+		return -1;
+	}
+	int rv = run(out, cmd);
+	free(cmd);
+	return rv;
+}
+
+int
+idn_test_cli(char **out, const char *fmt, ...)
+{
+	char *args, *cmd;
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vasprintf(&args, fmt, ap);
+	va_end(ap);
+	if (r < 0) {
+		return -1;
+	}
+	r = asprintf(&cmd, "'%s/idunno' %s", idn_test_bin_dir(), args);
+	free(args);
+	if (r < 0) {
+		return -1;
+	}
+	int rv = run(out, cmd);
+	free(cmd);
+	return rv;
+}

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+// harness.h: what every test uses: result assertions, temp folders,
+// deadlines, and running the idunno tools.
+#ifndef IDN_TESTS_HARNESS_H
+#define IDN_TESTS_HARNESS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <idunno/idunno.h>
+
+// IDN_PASS asserts IDN_OK and prints the error's text when it is not.
+#define IDN_PASS(expr)                                                   \
+	do {                                                             \
+		int rv_ = (expr);                                        \
+		if (rv_ != IDN_OK) {                                     \
+			fail_msg("%s: %s (%d)", #expr, idn_strerror(rv_), \
+			    rv_);                                        \
+		}                                                        \
+	} while (0)
+
+// IDN_FAIL asserts one exact error code.
+#define IDN_FAIL(expr, code)                                             \
+	do {                                                             \
+		int rv_ = (expr);                                        \
+		if (rv_ != (code)) {                                     \
+			fail_msg("%s: got %s, want %s", #expr,            \
+			    idn_strerror(rv_), idn_strerror(code));       \
+		}                                                        \
+	} while (0)
+
+// idn_test_tmpdir makes a fresh folder under $TMPDIR (static string,
+// removed at exit).
+const char *idn_test_tmpdir(void);
+// idn_test_port returns a free TCP port on 127.0.0.1.
+int idn_test_port(void);
+uint64_t idn_test_now_ms(void);
+// Polls cond(arg) every 20 ms until it is true or timeout_ms passes.
+bool idn_test_wait(bool (*cond)(void *arg), void *arg, int timeout_ms);
+
+// Runs `idunno` (from $IDUNNO_BIN_DIR) with the given arguments; captures
+// stdout into *out (caller frees; may be NULL) and returns the exit code.
+int idn_test_cli(char **out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+// Runs a shell command line; same capture and exit code.
+int idn_test_sh(char **out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+const char *idn_test_bin_dir(void);
+
+#endif

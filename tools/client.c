@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: MIT
+// client.c: idunno, the command line client: local cluster, membership,
+// log grep, and the SDFS commands.
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "node/client.h"
+#include "tool.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: idunno [--root DIR] [--node HOST:PORT] [--key FILE]\n"
+	    "              [--timeout MS] COMMAND [ARGS]\n"
+	    "Talks to an IDunno cluster. ROOT (default $IDUNNO_ROOT, else\n"
+	    "./idunno-cluster) holds a local cluster and its key; --node "
+	    "picks\nthe node to ask (default: a live node of the local "
+	    "cluster).\n\nCommands:\n");
+	cluster_usage(f);
+	fprintf(f,
+	    "  members [--json]       the membership as the node sees it\n"
+	    "  grep PATTERN [--regex] [--json]\n"
+	    "                         grep every live node's log; lines are "
+	    "prefixed\n"
+	    "                         by node id, with per-node counts\n");
+}
+
+typedef struct {
+	const char *root;
+	const char *node;
+	const char *key_file;
+	long timeout_ms;
+	char addr[64];
+	idn_client *c;
+} ctx;
+
+static int
+connect_node(ctx *x)
+{
+	uint8_t key[IDN_KEY_BYTES];
+	const char *kf = x->key_file ? x->key_file : cluster_key_path(x->root);
+	int rv = idn_key_load(kf, key);
+	if (rv != IDN_OK) {
+		fprintf(stderr, "idunno: key file '%s': %s\n", kf,
+		    rv == IDN_EINVAL ? "not 64 hex digits" : idn_strerror(rv));
+		return 1;
+	}
+	if (x->node != NULL) {
+		snprintf(x->addr, sizeof(x->addr), "%s", x->node);
+	} else if (cluster_pick_addr(x->root, x->addr, sizeof(x->addr)) != 0) {
+		fprintf(stderr, "idunno: no live node in %s (start one with "
+		    "'idunno cluster up -n N' or pass --node)\n", x->root);
+		return 1;
+	}
+	if ((rv = idn_client_open(x->addr, key, &x->c)) != IDN_OK) {
+		fprintf(stderr, "idunno: --node '%s': %s\n", x->addr,
+		    rv == IDN_EINVAL ? "bad address (want IPv4:PORT)" :
+		    idn_strerror(rv));
+		return 1;
+	}
+	idn_client_set_timeout(x->c, (idn_duration) x->timeout_ms);
+	return 0;
+}
+
+static int
+fail(ctx *x, const char *what, int rv)
+{
+	fprintf(stderr, "idunno: %s: %s (node %s)\n", what,
+	    rv == IDN_ETIMEDOUT ? "no answer (node down, or wrong key?)" :
+	    idn_strerror(rv), x->addr);
+	return 1;
+}
+
+static int
+cmd_members(ctx *x, int argc, char **argv)
+{
+	bool json = argc == 1 && strcmp(argv[0], "--json") == 0;
+	if (argc > 1 || (argc == 1 && !json)) {
+		fprintf(stderr, "idunno: members [--json]\n");
+		return 2;
+	}
+	idn_member *m;
+	size_t n;
+	int rv = idn_client_members(x->c, &m, &n);
+	if (rv != IDN_OK) {
+		return fail(x, "members", rv);
+	}
+	if (json) {
+		printf("{\"members\": [");
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (json) {
+			printf("%s{\"id\": ", i ? ", " : "");
+			tool_json_str(stdout, m[i].id);
+			printf(", \"addr\": ");
+			tool_json_str(stdout, m[i].addr);
+			printf(", \"role\": ");
+			tool_json_str(stdout, m[i].role);
+			printf(", \"state\": \"%s\", \"incarnation\": %llu}",
+			    idn_member_state_name(m[i].state),
+			    (unsigned long long) m[i].incarnation);
+		} else {
+			printf("%-36s %-22s %-8s %s\n", m[i].id, m[i].addr,
+			    m[i].role, idn_member_state_name(m[i].state));
+		}
+	}
+	if (json) {
+		printf("]}\n");
+	}
+	idn_free(m);
+	return 0;
+}
+
+static int
+cmd_grep(ctx *x, int argc, char **argv)
+{
+	const char *pattern = NULL;
+	bool regex = false, json = false;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--regex") == 0) {
+			regex = true;
+		} else if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (pattern == NULL) {
+			pattern = argv[i];
+		} else {
+			fprintf(stderr, "idunno: grep PATTERN [--regex] "
+			    "[--json]\n");
+			return 2;
+		}
+	}
+	if (pattern == NULL || strlen(pattern) >= 512) {
+		fprintf(stderr, "idunno: grep needs a PATTERN (under 512 "
+		    "bytes)\n");
+		return 2;
+	}
+	idn_member *m;
+	size_t n;
+	int rv = idn_client_members(x->c, &m, &n);
+	if (rv != IDN_OK) {
+		return fail(x, "grep", rv);
+	}
+	int exit_code = 1; // grep's convention: 1 when nothing matched
+	uint64_t total = 0;
+	if (json) {
+		printf("{\"nodes\": [");
+	}
+	int shown = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (m[i].state >= IDN_MEMBER_FAILED) {
+			continue;
+		}
+		wire_wr *w;
+		wire_doc *doc = NULL;
+		wire_env env;
+		if (wire_wr_new(&w) != IDN_OK) {
+			break;
+		}
+		wire_map(w, 2);
+		wire_kstr(w, "p", pattern);
+		wire_kbool(w, "re", regex);
+		rv = client_call_at(x->c, m[i].addr, "log.grep", w, &doc,
+		    &env);
+		wire_wr_free(w);
+		uint64_t count = 0;
+		const wire_val *lines = doc ? wire_get(env.body, "lines") : NULL;
+		size_t nl = 0;
+		if (rv == IDN_OK &&
+		    (wire_get_u64(env.body, "count", &count) ||
+		        wire_as_arr(lines, &nl))) {
+			rv = IDN_EPROTO;
+		}
+		if (json) {
+			printf("%s{\"id\": ", shown++ ? ", " : "");
+			tool_json_str(stdout, m[i].id);
+			printf(", \"reachable\": %s, \"count\": %llu, "
+			    "\"lines\": [", rv == IDN_OK ? "true" : "false",
+			    (unsigned long long) count);
+		}
+		for (size_t j = 0; rv == IDN_OK && j < nl; j++) {
+			const char *p;
+			size_t len;
+			if (wire_as_str(wire_at(lines, j), &p, &len) != IDN_OK) {
+				continue;
+			}
+			char *s = idn_strndup(p, len);
+			if (json) {
+				printf("%s", j ? ", " : "");
+				tool_json_str(stdout, s ? s : "");
+			} else {
+				printf("%s: %s\n", m[i].id, s ? s : "");
+			}
+			idn_free(s);
+		}
+		if (json) {
+			printf("]}");
+		} else if (rv == IDN_OK) {
+			fprintf(stderr, "%s: %llu matches\n", m[i].id,
+			    (unsigned long long) count);
+		} else {
+			fprintf(stderr, "%s: unreachable (%s)\n", m[i].id,
+			    idn_strerror(rv));
+		}
+		total += count;
+		wire_doc_free(doc);
+	}
+	if (json) {
+		printf("], \"total\": %llu}\n", (unsigned long long) total);
+	}
+	idn_free(m);
+	if (total > 0) {
+		exit_code = 0;
+	}
+	return exit_code;
+}
+
+int
+main(int argc, char **argv)
+{
+	ctx x = {.timeout_ms = 10000};
+	char root[PATH_MAX];
+	const char *env_root = getenv("IDUNNO_ROOT");
+	snprintf(root, sizeof(root), "%s",
+	    env_root && *env_root ? env_root : "idunno-cluster");
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *o = argv[i];
+		if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "idunno: unknown or incomplete option "
+			    "'%s' (see --help)\n", o);
+			return 2;
+		}
+		if (strcmp(o, "--root") == 0) {
+			snprintf(root, sizeof(root), "%s", argv[++i]);
+		} else if (strcmp(o, "--node") == 0) {
+			x.node = argv[++i];
+		} else if (strcmp(o, "--key") == 0) {
+			x.key_file = argv[++i];
+		} else if (strcmp(o, "--timeout") == 0) {
+			if ((x.timeout_ms = tool_parse_long("idunno",
+			         "--timeout", argv[++i], 1, 3600000)) < 0) {
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "idunno: unknown option '%s' (see "
+			    "--help)\n", o);
+			return 2;
+		}
+	}
+	x.root = root;
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[i++];
+	int nargs = argc - i;
+	char **args = argv + i;
+	if (strcmp(cmd, "cluster") == 0) {
+		return cluster_main(root, nargs, args);
+	}
+	if (strcmp(cmd, "members") != 0 && strcmp(cmd, "grep") != 0) {
+		fprintf(stderr, "idunno: unknown command '%s' (see --help)\n",
+		    cmd);
+		return 2;
+	}
+	int rv = connect_node(&x);
+	if (rv == 0) {
+		rv = strcmp(cmd, "members") == 0 ? cmd_members(&x, nargs, args) :
+		    cmd_grep(&x, nargs, args);
+	}
+	idn_client_close(x.c);
+	return rv;
+}

@@ -1,0 +1,488 @@
+// SPDX-License-Identifier: MIT
+// cluster.c: starts, stops, kills and restarts a local cluster's nodes as
+// child processes, and keeps their pids and addresses in ROOT/cluster.state.
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <idunno/idunno.h>
+
+#include "cluster.h"
+#include "tool.h"
+
+#define START_TIMEOUT_MS 15000
+
+void
+cluster_usage(FILE *f)
+{
+	fprintf(f,
+	    "  cluster up -n N        start a coordinator, a standby and N-2 "
+	    "workers\n"
+	    "                         on 127.0.0.1 (free ports) under ROOT\n"
+	    "  cluster down           stop every node (SIGTERM, then "
+	    "SIGKILL)\n"
+	    "  cluster kill NODE      SIGKILL one node (name, index or "
+	    "address)\n"
+	    "  cluster restart NODE   start a node again (a new incarnation)\n"
+	    "  cluster status [--json] each node: name, role, pid, address, "
+	    "alive\n");
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+const char *
+cluster_key_path(const char *root)
+{
+	static char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/cluster.key", root);
+	return path;
+}
+
+// A pid is ours only if it still runs one of our node programs: pids are
+// reused, and we must never signal a stranger.
+static bool
+pid_is_node(pid_t pid)
+{
+	char path[64], cmd[256] = {0};
+	if (pid <= 0 || kill(pid, 0) != 0) {
+		return false;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int) pid);
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		return false;
+	}
+	size_t n = fread(cmd, 1, sizeof(cmd) - 1, f);
+	fclose(f);
+	cmd[n] = '\0';
+	if (strstr(cmd, "idunno-") == NULL) {
+		return false;
+	}
+	// A zombie child is dead for our purpose.
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	if ((f = fopen(path, "re")) == NULL) {
+		return false;
+	}
+	char st = '?';
+	int r = fscanf(f, "%*d %*s %c", &st);
+	fclose(f);
+	return r == 1 && st != 'Z';
+}
+
+int
+cluster_load(const char *root, cluster_node **out, int *n)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/cluster.state", root);
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		return -1;
+	}
+	cluster_node *v = NULL;
+	int k = 0, cap = 0;
+	cluster_node c;
+	int pid;
+	while (fscanf(f, "%31s %15s %d %63s", c.name, c.role, &pid, c.addr) ==
+	    4) {
+		if (k == cap) {
+			cap = cap ? cap * 2 : 16;
+			cluster_node *p = realloc(v, sizeof(*v) * (size_t) cap);
+			if (p == NULL) {
+				break;
+			}
+			v = p;
+		}
+		c.pid = pid;
+		c.alive = pid_is_node(c.pid);
+		v[k++] = c;
+	}
+	fclose(f);
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+static int
+cluster_save(const char *root, const cluster_node *v, int n)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	snprintf(path, sizeof(path), "%s/cluster.state", root);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL) {
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		fprintf(f, "%s %s %d %s\n", v[i].name, v[i].role,
+		    (int) v[i].pid, v[i].addr);
+	}
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		return -1;
+	}
+	return 0;
+}
+
+int
+cluster_pick_addr(const char *root, char *addr, size_t cap)
+{
+	cluster_node *v;
+	int n;
+	if (cluster_load(root, &v, &n) != 0) {
+		return -1;
+	}
+	int rv = -1;
+	for (int i = 0; i < n && rv != 0; i++) {
+		if (v[i].alive) {
+			snprintf(addr, cap, "%s", v[i].addr);
+			rv = 0;
+		}
+	}
+	free(v);
+	return rv;
+}
+
+static void
+self_dir(char *dir, size_t cap)
+{
+	ssize_t n = readlink("/proc/self/exe", dir, cap - 1);
+	dir[n > 0 ? n : 0] = '\0';
+	char *slash = strrchr(dir, '/');
+	if (slash != NULL) {
+		*slash = '\0';
+	} else {
+		snprintf(dir, cap, ".");
+	}
+}
+
+// Starts one node detached from our terminal and waits until it has
+// written its address file. Returns the pid, or -1 with a message printed.
+static pid_t
+spawn(const char *root, cluster_node *c, const char *const *joins, int njoin)
+{
+	char bin[PATH_MAX + 32], dir[PATH_MAX], data[PATH_MAX + 64],
+	    addrf[PATH_MAX + 80], errf[PATH_MAX + 80];
+	self_dir(dir, sizeof(dir));
+	bool coordish = strcmp(c->role, "worker") != 0;
+	snprintf(bin, sizeof(bin), "%s/%s", dir,
+	    coordish ? "idunno-coord" : "idunno-worker");
+	snprintf(data, sizeof(data), "%s/%s", root, c->name);
+	snprintf(addrf, sizeof(addrf), "%s/node.addr", data);
+	snprintf(errf, sizeof(errf), "%s/%s.stderr", root, c->name);
+	mkdir(data, 0700);
+	unlink(addrf);
+	const char *argv[16 + 2 * 64];
+	int k = 0;
+	argv[k++] = bin;
+	argv[k++] = "--data";
+	argv[k++] = data;
+	argv[k++] = "--key";
+	argv[k++] = cluster_key_path(root);
+	argv[k++] = "--listen";
+	argv[k++] = strcmp(c->addr, "-") == 0 ? "127.0.0.1:0" : c->addr;
+	if (strcmp(c->role, "standby") == 0) {
+		argv[k++] = "--standby";
+	}
+	for (int i = 0; i < njoin && i < 64; i++) {
+		argv[k++] = "--join";
+		argv[k++] = joins[i];
+	}
+	argv[k] = NULL;
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "idunno: fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		setsid();
+		int fd = open(errf, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		int null = open("/dev/null", O_RDWR);
+		if (fd >= 0 && null >= 0) {
+			dup2(null, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(bin, (char *const *) argv);
+		_exit(127);
+	}
+	uint64_t deadline = now_ms() + START_TIMEOUT_MS;
+	while (now_ms() < deadline) {
+		FILE *f = fopen(addrf, "re");
+		if (f != NULL) {
+			int ok = fscanf(f, "%63s", c->addr) == 1;
+			fclose(f);
+			if (ok) {
+				c->pid = pid;
+				return pid;
+			}
+		}
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			fprintf(stderr, "idunno: node %s exited at start "
+			    "(see %s)\n", c->name, errf);
+			return -1;
+		}
+		usleep(20 * 1000);
+	}
+	kill(pid, SIGKILL);
+	fprintf(stderr, "idunno: node %s did not start within %d ms (see %s)\n",
+	    c->name, START_TIMEOUT_MS, errf);
+	return -1;
+}
+
+static void
+stop_all(cluster_node *v, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (v[i].alive) {
+			kill(v[i].pid, SIGTERM);
+		}
+	}
+	uint64_t deadline = now_ms() + 5000;
+	for (int i = 0; i < n; i++) {
+		while (v[i].alive && pid_is_node(v[i].pid) &&
+		    now_ms() < deadline) {
+			usleep(20 * 1000);
+		}
+		if (pid_is_node(v[i].pid)) {
+			kill(v[i].pid, SIGKILL);
+		}
+		v[i].alive = false;
+	}
+}
+
+static int
+cmd_up(const char *root, int argc, char **argv)
+{
+	long n = -1;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+			n = tool_parse_long("idunno", "-n", argv[++i], 1, 64);
+			if (n < 0) {
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "idunno: cluster up: unknown argument "
+			    "'%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	if (n < 0) {
+		fprintf(stderr, "idunno: cluster up: -n N is required\n");
+		return 2;
+	}
+	cluster_node *old;
+	int nold;
+	if (cluster_load(root, &old, &nold) == 0) {
+		bool any = false;
+		for (int i = 0; i < nold; i++) {
+			any = any || old[i].alive;
+		}
+		free(old);
+		if (any) {
+			fprintf(stderr, "idunno: a cluster is already running "
+			    "in %s (run 'cluster down' first)\n", root);
+			return 1;
+		}
+	}
+	int rv = mkdir(root, 0700);
+	if (rv != 0 && errno != EEXIST) {
+		fprintf(stderr, "idunno: cannot create %s: %s\n", root,
+		    strerror(errno));
+		return 1;
+	}
+	uint8_t key[IDN_KEY_BYTES];
+	if (idn_key_load(cluster_key_path(root), key) != IDN_OK &&
+	    (rv = idn_key_create(cluster_key_path(root), key)) != IDN_OK) {
+		fprintf(stderr, "idunno: cannot write %s: %s\n",
+		    cluster_key_path(root), idn_strerror(rv));
+		return 1;
+	}
+	cluster_node *v = calloc((size_t) n, sizeof(*v));
+	if (v == NULL) {
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *role = i == 0 ? "coord" : i == 1 ? "standby" :
+		    "worker";
+		snprintf(v[i].role, sizeof(v[i].role), "%s", role);
+		if (i < 2) {
+			snprintf(v[i].name, sizeof(v[i].name), "%s", role);
+		} else {
+			snprintf(v[i].name, sizeof(v[i].name), "worker%d",
+			    i - 1);
+		}
+		snprintf(v[i].addr, sizeof(v[i].addr), "-");
+		const char *join[1] = {v[0].addr};
+		if (spawn(root, &v[i], join, i == 0 ? 0 : 1) < 0) {
+			stop_all(v, i);
+			free(v);
+			return 1;
+		}
+		v[i].alive = true;
+		cluster_save(root, v, i + 1);
+	}
+	for (int i = 0; i < n; i++) {
+		printf("%-10s %-8s pid %-7d %s\n", v[i].name, v[i].role,
+		    (int) v[i].pid, v[i].addr);
+	}
+	free(v);
+	return 0;
+}
+
+static int
+find(cluster_node *v, int n, const char *what)
+{
+	char *end;
+	long idx = strtol(what, &end, 10);
+	if (*what != '\0' && *end == '\0') {
+		return idx >= 0 && idx < n ? (int) idx : -1;
+	}
+	for (int i = 0; i < n; i++) {
+		if (strcmp(v[i].name, what) == 0 ||
+		    strcmp(v[i].addr, what) == 0) {
+			return i;
+		}
+	}
+	return -1;
+}
+
+static int
+cmd_node(const char *root, const char *verb, int argc, char **argv)
+{
+	cluster_node *v;
+	int n;
+	if (argc != 1) {
+		fprintf(stderr, "idunno: cluster %s NODE\n", verb);
+		return 2;
+	}
+	if (cluster_load(root, &v, &n) != 0) {
+		fprintf(stderr, "idunno: no cluster in %s\n", root);
+		return 1;
+	}
+	int i = find(v, n, argv[0]);
+	int rv = 0;
+	if (i < 0) {
+		fprintf(stderr, "idunno: no node '%s' in %s\n", argv[0], root);
+		rv = 1;
+	} else if (strcmp(verb, "kill") == 0) {
+		if (!v[i].alive) {
+			fprintf(stderr, "idunno: %s is not running\n",
+			    v[i].name);
+			rv = 1;
+		} else {
+			kill(v[i].pid, SIGKILL);
+			printf("killed %s (pid %d)\n", v[i].name,
+			    (int) v[i].pid);
+		}
+	} else if (v[i].alive) {
+		fprintf(stderr, "idunno: %s is running (kill it first)\n",
+		    v[i].name);
+		rv = 1;
+	} else {
+		// Rejoin through every other node that is still running.
+		const char *joins[64];
+		int nj = 0;
+		for (int j = 0; j < n && nj < 64; j++) {
+			if (j != i && v[j].alive) {
+				joins[nj++] = v[j].addr;
+			}
+		}
+		if (spawn(root, &v[i], joins, nj) < 0) {
+			rv = 1;
+		} else {
+			v[i].alive = true;
+			cluster_save(root, v, n);
+			printf("restarted %s (pid %d) at %s\n", v[i].name,
+			    (int) v[i].pid, v[i].addr);
+		}
+	}
+	free(v);
+	return rv;
+}
+
+static int
+cmd_status(const char *root, bool json)
+{
+	cluster_node *v;
+	int n;
+	if (cluster_load(root, &v, &n) != 0) {
+		fprintf(stderr, "idunno: no cluster in %s\n", root);
+		return 1;
+	}
+	if (json) {
+		printf("{\"root\": ");
+		tool_json_str(stdout, root);
+		printf(", \"nodes\": [");
+	}
+	for (int i = 0; i < n; i++) {
+		if (json) {
+			printf("%s{\"name\": \"%s\", \"role\": \"%s\", "
+			    "\"pid\": %d, \"addr\": \"%s\", \"alive\": %s}",
+			    i ? ", " : "", v[i].name, v[i].role,
+			    (int) v[i].pid, v[i].addr,
+			    v[i].alive ? "true" : "false");
+		} else {
+			printf("%-10s %-8s pid %-7d %-22s %s\n", v[i].name,
+			    v[i].role, (int) v[i].pid, v[i].addr,
+			    v[i].alive ? "alive" : "dead");
+		}
+	}
+	if (json) {
+		printf("]}\n");
+	}
+	free(v);
+	return 0;
+}
+
+int
+cluster_main(const char *root, int argc, char **argv)
+{
+	if (argc < 1) {
+		cluster_usage(stderr);
+		return 2;
+	}
+	const char *verb = argv[0];
+	if (strcmp(verb, "up") == 0) {
+		return cmd_up(root, argc - 1, argv + 1);
+	}
+	if (strcmp(verb, "kill") == 0 || strcmp(verb, "restart") == 0) {
+		return cmd_node(root, verb, argc - 1, argv + 1);
+	}
+	if (strcmp(verb, "status") == 0) {
+		bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+		if (argc > 2 || (argc == 2 && !json)) {
+			fprintf(stderr, "idunno: cluster status [--json]\n");
+			return 2;
+		}
+		return cmd_status(root, json);
+	}
+	if (strcmp(verb, "down") == 0) {
+		cluster_node *v;
+		int n;
+		if (cluster_load(root, &v, &n) != 0) {
+			fprintf(stderr, "idunno: no cluster in %s\n", root);
+			return 1;
+		}
+		stop_all(v, n);
+		free(v);
+		printf("stopped %d nodes\n", n);
+		return 0;
+	}
+	fprintf(stderr, "idunno: unknown cluster command '%s'\n", verb);
+	cluster_usage(stderr);
+	return 2;
+}

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT
+// tool.c: node start-up shared by idunno-coord and idunno-worker.
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tool.h"
+
+void
+tool_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+		if (*p == '"' || *p == '\\') {
+			fprintf(f, "\\%c", *p);
+		} else if (*p < 0x20) {
+			fprintf(f, "\\u%04x", *p);
+		} else {
+			fputc(*p, f);
+		}
+	}
+	fputc('"', f);
+}
+
+long
+tool_parse_long(const char *prog, const char *opt, const char *v, long min,
+    long max)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (errno != 0 || *v == '\0' || *end != '\0' || n < min || n > max) {
+		fprintf(stderr, "%s: %s: '%s' is not a number in %ld..%ld\n",
+		    prog, opt, v, min, max);
+		return -1;
+	}
+	return n;
+}
+
+static void
+usage(FILE *f, const char *prog, const char *role)
+{
+	fprintf(f,
+	    "usage: %s --data DIR --key FILE [--listen HOST:PORT]\n"
+	    "       [--join HOST:PORT]... [--log FILE]%s\n"
+	    "Runs an IDunno %s node until SIGTERM or SIGINT.\n"
+	    "  --listen HOST:PORT  RPC address (default 127.0.0.1:0: a free "
+	    "port)\n"
+	    "  --join HOST:PORT    introducer; repeat for several\n"
+	    "  --data DIR          the node's folder (created; must be "
+	    "writable)\n"
+	    "  --log FILE          log file (default DIR/node.log)\n"
+	    "  --key FILE          cluster key file (64 hex digits)\n"
+	    "%s"
+	    "The bound address and node id are written to DIR/node.addr.\n",
+	    prog, strcmp(role, "coord") == 0 ? " [--standby]" : "", role,
+	    strcmp(role, "coord") == 0 ?
+	    "  --standby           start as the hot standby coordinator\n" :
+	    "");
+}
+
+int
+tool_node_main(const char *prog, const char *role, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"listen", required_argument, NULL, 'l'},
+	    {"join", required_argument, NULL, 'j'},
+	    {"data", required_argument, NULL, 'd'},
+	    {"log", required_argument, NULL, 'g'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"standby", no_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	idn_node_opts o;
+	idn_node_opts_init(&o);
+	o.role = role;
+	const char *joins[64];
+	const char *key_file = NULL;
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			o.listen = optarg;
+			break;
+		case 'j':
+			if (o.njoin == sizeof(joins) / sizeof(joins[0])) {
+				fprintf(stderr, "%s: too many --join\n", prog);
+				return 2;
+			}
+			joins[o.njoin++] = optarg;
+			break;
+		case 'd':
+			o.data_dir = optarg;
+			break;
+		case 'g':
+			o.log_path = optarg;
+			break;
+		case 'k':
+			key_file = optarg;
+			break;
+		case 's':
+			if (strcmp(role, "coord") != 0) {
+				goto bad;
+			}
+			o.role = "standby";
+			break;
+		case 'h':
+			usage(stdout, prog, role);
+			return 0;
+		default:
+		bad:
+			fprintf(stderr, "%s: unknown or incomplete option '%s'"
+			    " (see --help)\n", prog, argv[optind - 1]);
+			return 2;
+		}
+	}
+	o.join = joins;
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", prog,
+		    argv[optind]);
+		return 2;
+	}
+	if (o.data_dir == NULL || key_file == NULL) {
+		fprintf(stderr, "%s: --data and --key are required (see "
+		    "--help)\n", prog);
+		return 2;
+	}
+	int rv = idn_key_load(key_file, o.key);
+	if (rv != IDN_OK) {
+		fprintf(stderr, "%s: key file '%s': %s\n", prog, key_file,
+		    rv == IDN_EINVAL ? "not 64 hex digits" : idn_strerror(rv));
+		return 1;
+	}
+	// Block the stop signals before any thread starts, so that only
+	// sigwait below receives them.
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	idn_node *n;
+	rv = idn_node_open(&o, &n);
+	if (rv != IDN_OK) {
+		const char *what = rv == IDN_EINVAL ? "bad --listen or --join "
+		    "address (want IPv4:PORT)" :
+		    rv == IDN_EPERM ? "data folder or log not writable" :
+		    rv == IDN_ENET ? "cannot listen on that address" :
+		    rv == IDN_EUNAVAIL ? "no introducer answered" :
+		    idn_strerror(rv);
+		fprintf(stderr, "%s: cannot start node: %s\n", prog, what);
+		return 1;
+	}
+	int sig;
+	sigwait(&set, &sig);
+	idn_node_leave(n);
+	idn_node_close(n);
+	return 0;
+}

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: MIT
+// tool.h: what the three programs share: node start-up, JSON output.
+#ifndef IDN_TOOLS_TOOL_H
+#define IDN_TOOLS_TOOL_H
+
+#include <stdio.h>
+
+#include <idunno/idunno.h>
+
+// tool_node_main runs a node with the given default role until SIGTERM or
+// SIGINT (then it leaves the cluster). Returns the process exit code.
+int tool_node_main(const char *prog, const char *role, int argc,
+    char **argv);
+
+// Prints s as a JSON string (quoted, escaped).
+void tool_json_str(FILE *f, const char *s);
+
+// Parses a positive integer option value; prints an error and returns -1
+// when it is not one.
+long tool_parse_long(const char *prog, const char *opt, const char *v,
+    long min, long max);
+
+#endif
