@@ -150,7 +150,7 @@ cmd_grep(ctx *x, int argc, char **argv)
 	}
 	int shown = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (m[i].state >= IDN_MEMBER_FAILED) {
+		if (m[i].state == IDN_MEMBER_LEFT) {
 			continue;
 		}
 		wire_wr *w;
@@ -162,8 +162,9 @@ cmd_grep(ctx *x, int argc, char **argv)
 		wire_map(w, 2);
 		wire_kstr(w, "p", pattern);
 		wire_kbool(w, "re", regex);
-		rv = client_call_at(x->c, m[i].addr, "log.grep", w, &doc,
-		    &env);
+		// A node known to have failed is reported, not asked.
+		rv = m[i].state == IDN_MEMBER_FAILED ? IDN_EUNAVAIL :
+		    client_call_at(x->c, m[i].addr, "log.grep", w, &doc, &env);
 		wire_wr_free(w);
 		uint64_t count = 0;
 		const wire_val *lines = doc ? wire_get(env.body, "lines") : NULL;

@@ -37,7 +37,8 @@ typedef struct idn_node_opts {
 	idn_duration join_timeout_ms;   // how long to try the introducers
 } idn_node_opts;
 
-// idn_node_opts_init fills LAN defaults (200 ms period, 1 s suspicion).
+// idn_node_opts_init fills LAN defaults: 200 ms protocol period, 150 ms
+// ping timeout, 3 indirect probes, 600 ms suspicion, 5 s to join.
 IDN_API void idn_node_opts_init(idn_node_opts *o);
 
 // idn_node_open starts a node: log, RPC endpoint, membership (joining

@@ -88,6 +88,8 @@ make_msg(swim *s, wire_wr **out, uint32_t extra, const char *to,
 	return IDN_OK;
 }
 
+static void broadcast(swim *s, bool wait);
+
 static void
 apply_gossip(swim *s, const wire_val *body)
 {
@@ -100,6 +102,7 @@ apply_gossip(swim *s, const wire_val *body)
 	uint64_t now = idn_clock_ms();
 	pthread_mutex_lock(&s->lock);
 	int before = mtable_self(&s->t)->state;
+	uint64_t inc = mtable_self(&s->t)->incarnation;
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(g[i].id, s->self_id) == 0 &&
 		    g[i].state == IDN_MEMBER_FAILED &&
@@ -110,8 +113,14 @@ apply_gossip(swim *s, const wire_val *body)
 		}
 		mtable_apply(&s->t, &g[i], now);
 	}
+	bool refuted = mtable_self(&s->t)->incarnation != inc;
 	pthread_mutex_unlock(&s->lock);
 	deliver(s);
+	if (refuted) {
+		// Everyone suspecting us must hear the refutation before their
+		// suspicion times out, not a few gossip rounds later.
+		broadcast(s, false);
+	}
 }
 
 static void

@@ -5,6 +5,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +123,15 @@ struct net_server {
 	int nthreads;
 	pthread_t *threads;
 	char addr[64];
+	net_counters ctr;
 };
+
+static void
+count(net_counters *c, bool in, size_t bytes)
+{
+	atomic_fetch_add(in ? &c->msgs_in : &c->msgs_out, 1);
+	atomic_fetch_add(in ? &c->bytes_in : &c->bytes_out, bytes);
+}
 
 static nng_msg *
 reply_msg(net_server *s, const wire_env *req, int rc, wire_wr *body)
@@ -169,6 +178,7 @@ server_thread(void *argp)
 			continue;
 		}
 		nng_msg *m = nng_aio_get_msg(aio);
+		count(&s->ctr, true, nng_msg_len(m));
 		const uint8_t *payload;
 		size_t plen;
 		wire_doc *doc = NULL;
@@ -205,6 +215,7 @@ server_thread(void *argp)
 		if (m == NULL) {
 			continue;
 		}
+		count(&s->ctr, false, nng_msg_len(m));
 		nng_aio_set_msg(aio, m);
 		nng_ctx_send(ctx, aio);
 		nng_aio_wait(aio);
@@ -277,6 +288,7 @@ net_server_addr(const net_server *s)
 	return s->addr;
 }
 
+
 typedef struct peer {
 	struct peer *next;
 	char addr[64];
@@ -289,6 +301,7 @@ struct net_client {
 	uint8_t key[WIRE_KEY_BYTES];
 	char self[96];
 	size_t max_msg;
+	net_counters ctr;
 };
 
 int
@@ -394,6 +407,7 @@ net_call(net_client *c, const char *addr, const char *type, const void *body,
 		goto close;
 	}
 	memcpy(nng_msg_body(m), frame.data, frame.len);
+	count(&c->ctr, false, frame.len);
 	uint64_t deadline = idn_clock_ms() + (uint64_t) timeout_ms;
 	nng_aio_set_timeout(aio, timeout_ms);
 	nng_aio_set_msg(aio, m);
@@ -413,6 +427,7 @@ net_call(net_client *c, const char *addr, const char *type, const void *body,
 		goto close;
 	}
 	m = nng_aio_get_msg(aio);
+	count(&c->ctr, true, nng_msg_len(m));
 	const uint8_t *payload;
 	size_t plen;
 	rv = wire_open(c->key, nng_msg_body(m), nng_msg_len(m), &payload,
@@ -494,5 +509,26 @@ net_pub_close(net_pub *p)
 	if (p != NULL) {
 		nng_close(p->sock);
 		free(p);
+	}
+}
+
+static void
+add_counters(net_counters *sum, const net_counters *c)
+{
+	sum->msgs_in += atomic_load(&c->msgs_in);
+	sum->msgs_out += atomic_load(&c->msgs_out);
+	sum->bytes_in += atomic_load(&c->bytes_in);
+	sum->bytes_out += atomic_load(&c->bytes_out);
+}
+
+void
+net_stats(const net_server *s, const net_client *c, net_counters *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	if (s != NULL) {
+		add_counters(sum, &s->ctr);
+	}
+	if (c != NULL) {
+		add_counters(sum, &c->ctr);
 	}
 }

@@ -4,6 +4,8 @@
 #ifndef IDN_NET_H
 #define IDN_NET_H
 
+#include <stdatomic.h>
+
 #include "wire/wire.h"
 
 #define NET_DEFAULT_MAX_MSG (8u << 20) // chunks are 1 MiB; room to spare
@@ -19,6 +21,18 @@ int net_addr_to_url(const char *addr, char *url, size_t cap);
 typedef int (*net_handler_fn)(void *arg, const wire_env *req, wire_wr *reply);
 
 typedef struct net_server net_server;
+typedef struct net_client net_client;
+
+// Traffic counters: messages and bytes in and out (frames, MAC included).
+typedef struct {
+	_Atomic uint64_t msgs_in;
+	_Atomic uint64_t msgs_out;
+	_Atomic uint64_t bytes_in;
+	_Atomic uint64_t bytes_out;
+} net_counters;
+
+// net_stats sums a server's and a client's counters (either may be NULL).
+void net_stats(const net_server *s, const net_client *c, net_counters *sum);
 
 // net_server_open listens on addr ("host:port"; port 0 picks a free one)
 // with nthreads concurrent handlers. Frames without a valid MAC under key
@@ -29,8 +43,6 @@ int net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
 // The bound address, "127.0.0.1:port", borrowed until close.
 const char *net_server_addr(const net_server *s);
 void net_server_close(net_server *s);
-
-typedef struct net_client net_client;
 
 int net_client_open(const uint8_t key[WIRE_KEY_BYTES], const char *self_id,
     size_t max_msg_bytes, net_client **out);

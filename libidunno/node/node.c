@@ -9,6 +9,7 @@
 #include "log/log.h"
 #include "membership/swim.h"
 #include "node/node.h"
+#include "sdfs/sdfs.h"
 #include "wire/member_msg.h"
 
 #define MAX_HANDLERS 64
@@ -28,6 +29,7 @@ struct idn_node {
 	char addr[IDN_ADDR_MAX];
 	char role[IDN_ROLE_MAX];
 	char *data_dir;
+	uint64_t start_ms;
 	uint8_t key[IDN_KEY_BYTES];
 	idn_logger lg;
 	idn_log_fn host_fn;
@@ -37,6 +39,7 @@ struct idn_node {
 	net_client *client;
 	net_pool *pool;
 	swim *swim;
+	sdfs *sdfs;
 	pthread_mutex_t lock; // guards handlers, watchers
 	handler handlers[MAX_HANDLERS];
 	int nhandlers;
@@ -55,7 +58,7 @@ idn_node_opts_init(idn_node_opts *o)
 	o->role = "worker";
 	o->probe_interval_ms = 200;
 	o->probe_timeout_ms = 150;
-	o->suspect_timeout_ms = 800;
+	o->suspect_timeout_ms = 600;
 	o->indirect_probes = 3;
 	o->join_timeout_ms = 5000;
 }
@@ -265,6 +268,22 @@ on_members(void *arg, const wire_env *req, wire_wr *reply)
 	return IDN_OK;
 }
 
+static int
+on_stats(void *arg, const wire_env *req, wire_wr *reply)
+{
+	idn_node *n = arg;
+	net_counters c;
+	net_stats(n->server, n->client, &c);
+	wire_map(reply, 6);
+	wire_kstr(reply, "id", n->id);
+	wire_ku64(reply, "uptime_ms", idn_wall_ms() - n->start_ms);
+	wire_ku64(reply, "msgs_in", c.msgs_in);
+	wire_ku64(reply, "msgs_out", c.msgs_out);
+	wire_ku64(reply, "bytes_in", c.bytes_in);
+	wire_ku64(reply, "bytes_out", c.bytes_out);
+	return IDN_OK;
+}
+
 typedef struct {
 	wire_wr *w;
 	size_t n;
@@ -362,8 +381,8 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 	n->lg = (idn_logger){log_line, n, IDN_LOG_INFO};
 	int rv = (n->data_dir = idn_strdup(o->data_dir)) ? IDN_OK : IDN_ENOMEM;
 	char *log_path = NULL;
-	if (rv == IDN_OK) {
-		rv = idn_mkdir_p(n->data_dir);
+	if (rv == IDN_OK && idn_mkdir_p(n->data_dir) != IDN_OK) {
+		rv = IDN_EPERM; // missing parent, read-only, not a folder
 	}
 	if (rv == IDN_OK) {
 		log_path = o->log_path ? idn_strdup(o->log_path) :
@@ -375,7 +394,7 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 		rv = net_server_open(o->listen, n->key, NET_DEFAULT_MAX_MSG,
 		    RPC_THREADS, dispatch, n, &n->lg, &n->server);
 	}
-	uint64_t start_ms = idn_wall_ms();
+	uint64_t start_ms = n->start_ms = idn_wall_ms();
 	if (rv == IDN_OK) {
 		snprintf(n->addr, sizeof(n->addr), "%s",
 		    net_server_addr(n->server));
@@ -406,6 +425,9 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 		rv = node_handle(n, "log.grep", on_grep, n);
 	}
 	if (rv == IDN_OK) {
+		rv = node_handle(n, "node.stats", on_stats, n);
+	}
+	if (rv == IDN_OK) {
 		idn_logf(&n->lg, IDN_LOG_INFO, "node: started %s as %s, data %s",
 		    n->id, n->role, n->data_dir);
 		rv = swim_join(n->swim, o->join, o->njoin);
@@ -414,6 +436,9 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 			    "node: no introducer answered (%s)",
 			    idn_strerror(rv));
 		}
+	}
+	if (rv == IDN_OK) {
+		rv = sdfs_attach(n, &n->sdfs);
 	}
 	if (rv == IDN_OK) {
 		rv = write_addr_file(n);
@@ -445,6 +470,7 @@ idn_node_close(idn_node *n)
 	// Order: no more requests in, then the subsystems, then the sockets
 	// they used.
 	net_server_close(n->server);
+	sdfs_detach(n->sdfs);
 	swim_close(n->swim);
 	net_pool_close(n->pool);
 	net_client_close(n->client);

@@ -229,8 +229,11 @@ walk(cursor *c, int depth)
 	}
 }
 
+// msgpack-c's values point into the bytes they were parsed from, so a
+// document keeps its own copy: callers may free their buffer at once.
 struct wire_doc {
 	msgpack_unpacked up;
+	char *bytes;
 };
 
 int
@@ -245,9 +248,14 @@ wire_doc_parse(const void *buf, size_t len, wire_doc **out)
 		return IDN_ENOMEM;
 	}
 	msgpack_unpacked_init(&d->up);
+	if ((d->bytes = malloc(len)) == NULL) {
+		wire_doc_free(d);
+		return IDN_ENOMEM;
+	}
+	memcpy(d->bytes, buf, len);
 	size_t off = 0;
 	msgpack_unpack_return r =
-	    msgpack_unpack_next(&d->up, buf, len, &off);
+	    msgpack_unpack_next(&d->up, d->bytes, len, &off);
 	if (r != MSGPACK_UNPACK_SUCCESS || off != len) {
 		wire_doc_free(d);
 		return r == MSGPACK_UNPACK_NOMEM_ERROR ? IDN_ENOMEM : IDN_EPROTO;
@@ -261,6 +269,7 @@ wire_doc_free(wire_doc *d)
 {
 	if (d != NULL) {
 		msgpack_unpacked_destroy(&d->up);
+		free(d->bytes);
 		free(d);
 	}
 }

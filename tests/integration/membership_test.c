@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MIT
+// membership_test.c: a 10-node cluster on loopback: convergence, three
+// simultaneous crashes, rejoin, cluster-wide grep, hostile input.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster.h"
+#include "node/client.h"
+
+static idn_tcluster cl;
+static const char *survivors[] = {"coord", "standby", "worker1", "worker3",
+    "worker4", "worker6", "worker8"};
+static const char *victims[] = {"worker2", "worker5", "worker7"};
+
+static int
+setup(void **st)
+{
+	IDN_PASS(idn_tcluster_up(&cl, 10));
+	return 0;
+}
+
+static int
+teardown(void **st)
+{
+	idn_tcluster_down(&cl);
+	return 0;
+}
+
+static pid_t
+pid_of(const char *name)
+{
+	char *out = NULL;
+	pid_t pid = -1;
+	idn_tcluster_cli(&cl, &out, "cluster status");
+	for (char *l = strtok(out, "\n"); l != NULL; l = strtok(NULL, "\n")) {
+		char n[32], role[16];
+		int p;
+		if (sscanf(l, "%31s %15s pid %d", n, role, &p) == 3 &&
+		    strcmp(n, name) == 0) {
+			pid = p;
+		}
+	}
+	free(out);
+	return pid;
+}
+
+typedef struct {
+	int want_failed;
+	uint64_t latest_ms; // latest wall time a survivor marked a failure
+} fail_arg;
+
+static bool
+all_see_failures(void *arg)
+{
+	fail_arg *a = arg;
+	uint64_t latest = 0;
+	for (size_t i = 0; i < sizeof(survivors) / sizeof(*survivors); i++) {
+		idn_member *m;
+		size_t n;
+		if (idn_tcluster_members(&cl, survivors[i], &m, &n) != IDN_OK) {
+			return false;
+		}
+		int failed = 0;
+		for (size_t j = 0; j < n; j++) {
+			if (m[j].state == IDN_MEMBER_FAILED) {
+				failed++;
+				latest = m[j].since_ms > latest ? m[j].since_ms :
+				    latest;
+			}
+		}
+		idn_free(m);
+		if (failed != a->want_failed) {
+			return false;
+		}
+	}
+	a->latest_ms = latest;
+	return true;
+}
+
+static void
+test_converged(void **st)
+{
+	// setup waited until every node saw 10 alive; check roles too.
+	idn_member *m;
+	size_t n;
+	IDN_PASS(idn_tcluster_members(&cl, "worker4", &m, &n));
+	assert_int_equal(n, 10);
+	int coord = 0, standby = 0, workers = 0;
+	for (size_t i = 0; i < n; i++) {
+		coord += strcmp(m[i].role, "coord") == 0;
+		standby += strcmp(m[i].role, "standby") == 0;
+		workers += strcmp(m[i].role, "worker") == 0;
+		assert_int_equal(m[i].state, IDN_MEMBER_ALIVE);
+	}
+	idn_free(m);
+	assert_int_equal(coord, 1);
+	assert_int_equal(standby, 1);
+	assert_int_equal(workers, 8);
+}
+
+static void
+test_kill_three_then_rejoin(void **st)
+{
+	pid_t pids[3];
+	for (int i = 0; i < 3; i++) {
+		pids[i] = pid_of(victims[i]);
+		assert_true(pids[i] > 0);
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t killed_ms = (uint64_t) ts.tv_sec * 1000 +
+	    (uint64_t) ts.tv_nsec / 1000000;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(kill(pids[i], SIGKILL), 0);
+	}
+	fail_arg a = {3, 0};
+	assert_true(idn_test_wait(all_see_failures, &a, 10000));
+	// since_ms is when each survivor itself marked the failure, so the
+	// figure does not depend on how fast this test polls.
+	uint64_t took = a.latest_ms - killed_ms;
+	print_message("# every survivor saw 3 failures %llu ms after kill\n",
+	    (unsigned long long) took);
+	assert_true(took < 2000);
+
+	// A restarted node is a new incarnation that everyone sees alive.
+	IDN_PASS(idn_tcluster_restart(&cl, "worker5"));
+	bool seen = false;
+	uint64_t deadline = idn_test_now_ms() + 10000;
+	while (!seen && idn_test_now_ms() < deadline) {
+		seen = true;
+		for (size_t i = 0; i < 7 && seen; i++) {
+			seen = idn_tcluster_count(&cl, survivors[i],
+			    IDN_MEMBER_ALIVE) == 8;
+		}
+		if (!seen) {
+			usleep(50 * 1000);
+		}
+	}
+	assert_true(seen);
+	assert_int_equal(idn_tcluster_count(&cl, "worker5", IDN_MEMBER_ALIVE),
+	    8);
+}
+
+static void
+test_grep_across_nodes(void **st)
+{
+	// Make exactly one node log a unique line: an unknown request type.
+	char tag[64], *out = NULL;
+	snprintf(tag, sizeof(tag), "probe-%d-%llu", (int) getpid(),
+	    (unsigned long long) idn_test_now_ms());
+	idn_client *c;
+	IDN_PASS(idn_client_open(idn_tcluster_addr(&cl, "worker6"), cl.key, &c));
+	wire_doc *doc = NULL;
+	wire_env env;
+	IDN_FAIL(client_call(c, tag, NULL, &doc, &env), IDN_EPROTO);
+	wire_doc_free(doc);
+	idn_client_close(c);
+
+	assert_int_equal(idn_tcluster_cli(&cl, &out, "grep %s 2>/dev/null",
+	    tag), 0);
+	int lines = 0;
+	const char *w6 = idn_tcluster_addr(&cl, "worker6");
+	char prefix[80];
+	snprintf(prefix, sizeof(prefix), "%s:", w6);
+	for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) {
+		assert_non_null(strstr(l, tag));
+		assert_true(strncmp(l, prefix, strlen(prefix)) == 0);
+		lines++;
+	}
+	free(out);
+	assert_int_equal(lines, 1);
+	// The JSON form names every node; the dead ones as unreachable.
+	assert_int_equal(idn_tcluster_cli(&cl, &out, "grep %s --json", tag), 0);
+	assert_non_null(strstr(out, "\"reachable\": false"));
+	assert_non_null(strstr(out, "\"total\": 1}"));
+	free(out);
+	// Nothing matches: exit code 1, as grep(1).
+	assert_int_equal(idn_tcluster_cli(&cl, NULL, "grep no-such-%s "
+	    "2>/dev/null", tag), 1);
+	// A bad regex is an error, not a crash.
+	assert_int_equal(idn_tcluster_cli(&cl, NULL, "grep '(' --regex "
+	    "2>/dev/null"), 0 + 1);
+	assert_true(idn_tcluster_count(&cl, "coord", IDN_MEMBER_ALIVE) >= 8);
+}
+
+static void
+test_hostile_input(void **st)
+{
+	const char *addr = idn_tcluster_addr(&cl, "worker1");
+	// A stranger with another key is dropped without an answer.
+	uint8_t bad[IDN_KEY_BYTES];
+	memset(bad, 7, sizeof(bad));
+	idn_client *c;
+	IDN_PASS(idn_client_open(addr, bad, &c));
+	idn_client_set_timeout(c, 500);
+	idn_member *m;
+	size_t n;
+	IDN_FAIL(idn_client_members(c, &m, &n), IDN_ETIMEDOUT);
+	idn_client_close(c);
+	// Raw garbage on the TCP port: the node survives.
+	int port = atoi(strrchr(addr, ':') + 1);
+	for (int round = 0; round < 20; round++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+		    .sin_port = htons((uint16_t) port)};
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0) {
+			uint8_t junk[512];
+			for (size_t i = 0; i < sizeof(junk); i++) {
+				junk[i] = (uint8_t) (rand() & 0xff);
+			}
+			// An SP header first sometimes, so nng reads frames.
+			if (round % 2 == 0) {
+				memcpy(junk, "\0SP\0\0\x30\0\0", 8);
+			}
+			ssize_t w = write(fd, junk, sizeof(junk));
+			(void) w;
+		}
+		close(fd);
+	}
+	IDN_PASS(idn_client_open(addr, cl.key, &c));
+	IDN_PASS(idn_client_members(c, &m, &n));
+	idn_free(m);
+	idn_client_close(c);
+	// The forged request was logged as dropped.
+	assert_int_equal(idn_tcluster_cli(&cl, NULL, "--node %s grep dropped "
+	    ">/dev/null 2>&1", addr), 0);
+}
+
+static void
+test_bad_flags(void **st)
+{
+	const char *bin = idn_test_bin_dir();
+	const char *dir = idn_test_tmpdir();
+	char key[512], *out = NULL;
+	snprintf(key, sizeof(key), "%s/cluster.key", cl.root);
+	struct {
+		const char *args;
+		const char *msg;
+	} cases[] = {
+	    {"--bogus", "unknown"},
+	    {"--data %s/d1 --key %s --listen nowhere", "bad --listen"},
+	    {"--data %s/d2 --key %s --listen 127.0.0.1:0 --join 127.0.0.1:1",
+	        "no introducer"},
+	    {"--data /proc/idunno-%s --key %s", "not writable"},
+	    {"--data %s/d3 --key /nonexistent/key%s", "key file"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		char args[1024];
+		snprintf(args, sizeof(args), cases[i].args, dir, key);
+		int rv = idn_test_sh(&out, "'%s/idunno-worker' %s 2>&1", bin,
+		    args);
+		assert_int_not_equal(rv, 0);
+		if (strstr(out, cases[i].msg) == NULL) {
+			fail_msg("'%s' said '%s', want '%s'", args, out,
+			    cases[i].msg);
+		}
+		free(out);
+	}
+	assert_int_equal(idn_test_cli(NULL, "--bogus 2>/dev/null"), 2);
+	assert_int_equal(idn_test_cli(NULL, "--root %s/none members "
+	    "2>/dev/null", dir), 1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_converged),
+	    cmocka_unit_test(test_hostile_input),
+	    cmocka_unit_test(test_bad_flags),
+	    cmocka_unit_test(test_kill_three_then_rejoin),
+	    cmocka_unit_test(test_grep_across_nodes),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
