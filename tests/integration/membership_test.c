@@ -239,7 +239,7 @@ test_bad_flags(void **st)
 {
 	const char *bin = idn_test_bin_dir();
 	const char *dir = idn_test_tmpdir();
-	char key[512], *out = NULL;
+	char key[PATH_MAX + 32], *out = NULL;
 	snprintf(key, sizeof(key), "%s/cluster.key", cl.root);
 	struct {
 		const char *args;
@@ -253,7 +253,7 @@ test_bad_flags(void **st)
 	    {"--data %s/d3 --key /nonexistent/key%s", "key file"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
-		char args[1024];
+		char args[3 * PATH_MAX];
 		snprintf(args, sizeof(args), cases[i].args, dir, key);
 		int rv = idn_test_sh(&out, "'%s/idunno-worker' %s 2>&1", bin,
 		    args);
