@@ -25,7 +25,9 @@ usage(FILE *f)
 	    "  grep PATTERN [--regex] [--json]\n"
 	    "                         grep every live node's log; lines are "
 	    "prefixed\n"
-	    "                         by node id, with per-node counts\n");
+	    "                         by node id, with per-node counts\n"
+	    "  events [--count N] [--timeout MS] [--json]\n"
+	    "                         stream the node's membership events\n");
 }
 
 typedef struct {
@@ -218,6 +220,69 @@ cmd_grep(ctx *x, int argc, char **argv)
 	return exit_code;
 }
 
+static int
+cmd_events(ctx *x, int argc, char **argv)
+{
+	long count = -1, timeout = -1;
+	bool json = false;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+		} else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+			if ((count = tool_parse_long("idunno", "--count",
+			         argv[++i], 1, 1000000000)) < 0) {
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			if ((timeout = tool_parse_long("idunno", "--timeout",
+			         argv[++i], 1, 86400000)) < 0) {
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "idunno: events [--count N] "
+			    "[--timeout MS] [--json]\n");
+			return 2;
+		}
+	}
+	idn_events *e;
+	int rv = idn_events_open(x->c, &e);
+	if (rv != IDN_OK) {
+		return fail(x, "events", rv);
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	long seen = 0;
+	while (count < 0 || seen < count) {
+		idn_event ev;
+		// Without --timeout, wait forever, a minute at a time.
+		rv = idn_events_next(e, timeout > 0 ? (idn_duration) timeout :
+		    60000, &ev);
+		if (rv == IDN_ETIMEDOUT && timeout < 0) {
+			continue;
+		}
+		if (rv != IDN_OK) {
+			break;
+		}
+		seen++;
+		const char *name = idn_member_event_name(ev.event);
+		if (json) {
+			printf("{\"kind\": \"member\", \"event\": \"%s\", "
+			    "\"id\": ", name);
+			tool_json_str(stdout, ev.member.id);
+			printf(", \"role\": ");
+			tool_json_str(stdout, ev.member.role);
+			printf("}\n");
+		} else {
+			printf("%-8s %s (%s)\n", name, ev.member.id,
+			    ev.member.role);
+		}
+	}
+	idn_events_close(e);
+	if (rv == IDN_ETIMEDOUT) {
+		return seen > 0 || count < 0 ? 0 : 1;
+	}
+	return rv == IDN_OK ? 0 : fail(x, "events", rv);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -266,15 +331,25 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "cluster") == 0) {
 		return cluster_main(root, nargs, args);
 	}
-	if (strcmp(cmd, "members") != 0 && strcmp(cmd, "grep") != 0) {
+	static const struct {
+		const char *name;
+		int (*fn)(ctx *, int, char **);
+	} cmds[] = {{"members", cmd_members}, {"grep", cmd_grep},
+	    {"events", cmd_events}};
+	int (*fn)(ctx *, int, char **) = NULL;
+	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
+		if (strcmp(cmd, cmds[k].name) == 0) {
+			fn = cmds[k].fn;
+		}
+	}
+	if (fn == NULL) {
 		fprintf(stderr, "idunno: unknown command '%s' (see --help)\n",
 		    cmd);
 		return 2;
 	}
 	int rv = connect_node(&x);
 	if (rv == 0) {
-		rv = strcmp(cmd, "members") == 0 ? cmd_members(&x, nargs, args) :
-		    cmd_grep(&x, nargs, args);
+		rv = fn(&x, nargs, args);
 	}
 	idn_client_close(x.c);
 	return rv;

@@ -87,6 +87,24 @@ IDN_API void idn_client_set_timeout(idn_client *c, idn_duration ms);
 IDN_API int idn_client_members(idn_client *c, struct idn_member **out,
     size_t *count);
 
+// A subscription to a node's event stream (membership changes).
+typedef struct idn_events idn_events;
+
+typedef struct idn_event {
+	char kind[16];            // "member"
+	int event;                // enum idn_member_event
+	struct idn_member member; // the member after the change
+} idn_event;
+
+// idn_events_open subscribes to the client's node. Events published
+// before the subscription connects are not seen.
+IDN_API int idn_events_open(idn_client *c, idn_events **out);
+// idn_events_next waits up to timeout_ms for the next authentic event.
+// IDN_ETIMEDOUT when none came.
+IDN_API int idn_events_next(idn_events *e, idn_duration timeout_ms,
+    idn_event *ev);
+IDN_API void idn_events_close(idn_events *e);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,6 +2,7 @@
 // net.c: nng req/rep and pub sockets; the only file that includes nng.
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/pubsub0/sub.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
@@ -530,5 +531,56 @@ net_stats(const net_server *s, const net_client *c, net_counters *sum)
 	}
 	if (c != NULL) {
 		add_counters(sum, &c->ctr);
+	}
+}
+
+struct net_sub {
+	nng_socket sock;
+};
+
+int
+net_sub_open(const char *addr, net_sub **out)
+{
+	char url[128];
+	int rv = net_addr_to_url(addr, url, sizeof(url));
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	net_sub *s = idn_alloc(sizeof(*s));
+	if (s == NULL) {
+		return IDN_ENOMEM;
+	}
+	if ((rv = nng_sub0_open(&s->sock)) != 0 ||
+	    (rv = nng_socket_set(s->sock, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0 ||
+	    (rv = nng_dial(s->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		nng_close(s->sock);
+		free(s);
+		return idn_err_from_nng(rv);
+	}
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, NET_DEFAULT_MAX_MSG);
+	*out = s;
+	return IDN_OK;
+}
+
+int
+net_sub_recv(net_sub *s, idn_duration timeout_ms, idn_buf *out)
+{
+	nng_msg *m;
+	nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, timeout_ms);
+	int rv = nng_recvmsg(s->sock, &m, 0);
+	if (rv != 0) {
+		return idn_err_from_nng(rv);
+	}
+	rv = idn_buf_append(out, nng_msg_body(m), nng_msg_len(m));
+	nng_msg_free(m);
+	return rv;
+}
+
+void
+net_sub_close(net_sub *s)
+{
+	if (s != NULL) {
+		nng_close(s->sock);
+		free(s);
 	}
 }

@@ -67,6 +67,13 @@ const char *net_pub_addr(const net_pub *p);
 int net_pub_send(net_pub *p, const void *data, size_t len);
 void net_pub_close(net_pub *p);
 
+// Subscriber to every message of one publisher.
+typedef struct net_sub net_sub;
+int net_sub_open(const char *addr, net_sub **out);
+// Waits up to timeout_ms for one message (IDN_ETIMEDOUT); appends it to out.
+int net_sub_recv(net_sub *s, idn_duration timeout_ms, idn_buf *out);
+void net_sub_close(net_sub *s);
+
 // A pool of threads making calls for others (fan-out, pushes).
 typedef struct net_pool net_pool;
 int net_pool_open(net_client *c, int nthreads, net_pool **out);

@@ -2,6 +2,7 @@
 // client.c: a handle that talks to one node from outside the cluster.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "node/client.h"
 #include "wire/member_msg.h"
@@ -10,6 +11,7 @@
 
 struct idn_client {
 	net_client *net;
+	uint8_t key[IDN_KEY_BYTES];
 	char addr[IDN_ADDR_MAX];
 	idn_duration timeout_ms;
 };
@@ -33,6 +35,7 @@ idn_client_open(const char *addr, const uint8_t key[IDN_KEY_BYTES],
 		return rv;
 	}
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	memcpy(c->key, key, IDN_KEY_BYTES);
 	c->timeout_ms = 5000;
 	*out = c;
 	return IDN_OK;
@@ -96,4 +99,87 @@ idn_client_members(idn_client *c, idn_member **out, size_t *count)
 	}
 	wire_doc_free(doc);
 	return rv;
+}
+
+struct idn_events {
+	net_sub *sub;
+	uint8_t key[IDN_KEY_BYTES];
+};
+
+int
+idn_events_open(idn_client *c, idn_events **out)
+{
+	if (c == NULL || out == NULL) {
+		return IDN_EINVAL;
+	}
+	wire_doc *doc;
+	wire_env env;
+	char pub[IDN_ADDR_MAX];
+	int rv = client_call(c, "node.members", NULL, &doc, &env);
+	if (rv == IDN_OK) {
+		rv = wire_get_str(env.body, "pub", pub, sizeof(pub));
+	}
+	wire_doc_free(doc);
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	idn_events *e = idn_alloc(sizeof(*e));
+	if (e == NULL) {
+		return IDN_ENOMEM;
+	}
+	memcpy(e->key, c->key, IDN_KEY_BYTES);
+	if ((rv = net_sub_open(pub, &e->sub)) != IDN_OK) {
+		free(e);
+		return rv;
+	}
+	*out = e;
+	return IDN_OK;
+}
+
+int
+idn_events_next(idn_events *e, idn_duration timeout_ms, idn_event *ev)
+{
+	if (e == NULL || ev == NULL) {
+		return IDN_EINVAL;
+	}
+	uint64_t deadline = idn_clock_ms() + (uint64_t) timeout_ms;
+	for (;;) {
+		uint64_t now = idn_clock_ms();
+		if (now >= deadline) {
+			return IDN_ETIMEDOUT;
+		}
+		idn_buf b = {0};
+		const uint8_t *p;
+		size_t len;
+		wire_doc *doc;
+		int rv = net_sub_recv(e->sub, (idn_duration) (deadline - now),
+		    &b);
+		if (rv != IDN_OK) {
+			idn_buf_free(&b);
+			return rv;
+		}
+		// Forged or malformed events are skipped, never returned.
+		if (wire_open(e->key, b.data, b.len, &p, &len) == IDN_OK &&
+		    wire_doc_parse(p, len, &doc) == IDN_OK) {
+			memset(ev, 0, sizeof(*ev));
+			snprintf(ev->kind, sizeof(ev->kind), "member");
+			rv = member_msg_event_get(wire_doc_root(doc),
+			    &ev->event, &ev->member);
+			wire_doc_free(doc);
+			if (rv == IDN_OK) {
+				idn_buf_free(&b);
+				return IDN_OK;
+			}
+		}
+		idn_buf_free(&b);
+	}
+}
+
+void
+idn_events_close(idn_events *e)
+{
+	if (e != NULL) {
+		net_sub_close(e->sub);
+		free(e);
+	}
 }

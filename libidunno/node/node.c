@@ -36,6 +36,7 @@ struct idn_node {
 	void *host_arg;
 	nlog *log;
 	net_server *server;
+	net_pub *pub;
 	net_client *client;
 	net_pool *pool;
 	swim *swim;
@@ -211,10 +212,31 @@ idn_node_watch(idn_node *n, idn_member_fn fn, void *arg)
 	return rv;
 }
 
+// Publishes one membership event, sealed like every other message.
+static void
+publish(idn_node *n, const idn_member *m, int event)
+{
+	wire_wr *w;
+	const uint8_t *p;
+	size_t len;
+	idn_buf frame = {0};
+	if (n->pub == NULL || wire_wr_new(&w) != IDN_OK) {
+		return;
+	}
+	member_msg_event_put(w, event, m);
+	if (wire_wr_bytes(w, &p, &len) == IDN_OK &&
+	    wire_seal(n->key, p, len, &frame) == IDN_OK) {
+		net_pub_send(n->pub, frame.data, frame.len);
+	}
+	idn_buf_free(&frame);
+	wire_wr_free(w);
+}
+
 static void
 on_member_event(void *arg, const idn_member *m, int event)
 {
 	idn_node *n = arg;
+	publish(n, m, event);
 	pthread_mutex_lock(&n->lock);
 	int count = n->nwatchers;
 	pthread_mutex_unlock(&n->lock);
@@ -259,7 +281,8 @@ on_members(void *arg, const wire_env *req, wire_wr *reply)
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	wire_map(reply, 3);
+	wire_map(reply, 4);
+	wire_kstr(reply, "pub", n->pub ? net_pub_addr(n->pub) : "");
 	wire_kstr(reply, "self", n->id);
 	wire_kstr(reply, "role", n->role);
 	wire_str(reply, "members");
@@ -335,7 +358,8 @@ static int
 write_addr_file(idn_node *n)
 {
 	char *path = idn_asprintf("%s/node.addr", n->data_dir);
-	char *text = idn_asprintf("%s\n%s\n%s\n", n->addr, n->id, n->role);
+	char *text = idn_asprintf("%s\n%s\n%s\n%s\n", n->addr, n->id, n->role,
+	    net_pub_addr(n->pub));
 	int rv = path && text ?
 	    idn_file_write_atomic(path, text, strlen(text)) : IDN_ENOMEM;
 	free(path);
@@ -395,6 +419,14 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 		    RPC_THREADS, dispatch, n, &n->lg, &n->server);
 	}
 	uint64_t start_ms = n->start_ms = idn_wall_ms();
+	if (rv == IDN_OK) {
+		// Events go out on a free port of the same host.
+		char pub_addr[IDN_ADDR_MAX];
+		snprintf(pub_addr, sizeof(pub_addr), "%s",
+		    net_server_addr(n->server));
+		strcpy(strrchr(pub_addr, ':'), ":0");
+		rv = net_pub_open(pub_addr, &n->pub);
+	}
 	if (rv == IDN_OK) {
 		snprintf(n->addr, sizeof(n->addr), "%s",
 		    net_server_addr(n->server));
@@ -474,6 +506,7 @@ idn_node_close(idn_node *n)
 	swim_close(n->swim);
 	net_pool_close(n->pool);
 	net_client_close(n->client);
+	net_pub_close(n->pub);
 	if (n->log != NULL && n->id[0] != '\0') {
 		nlog_write(n->log, IDN_LOG_INFO, "node: stopped");
 	}

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // member_msg.c: codec of membership records.
 #include <stdlib.h>
+#include <string.h>
 
 #include "wire/member_msg.h"
 
@@ -63,5 +64,31 @@ member_msg_get_alloc(const wire_val *arr, size_t max, idn_member **out,
 		return rv;
 	}
 	*out = m;
+	return IDN_OK;
+}
+
+void
+member_msg_event_put(wire_wr *w, int event, const idn_member *m)
+{
+	wire_map(w, 3);
+	wire_kstr(w, "k", "member");
+	wire_ku64(w, "ev", (uint64_t) event);
+	wire_str(w, "m");
+	member_msg_put(w, m, 1);
+}
+
+int
+member_msg_event_get(const wire_val *v, int *event, idn_member *m)
+{
+	char kind[16];
+	uint64_t ev;
+	size_t n;
+	if (wire_get_str(v, "k", kind, sizeof(kind)) ||
+	    strcmp(kind, "member") != 0 || wire_get_u64(v, "ev", &ev) ||
+	    ev > IDN_EV_LEAVE ||
+	    member_msg_get(wire_get(v, "m"), m, 1, &n) || n != 1) {
+		return IDN_EPROTO;
+	}
+	*event = (int) ev;
 	return IDN_OK;
 }

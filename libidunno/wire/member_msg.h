@@ -17,4 +17,8 @@ int member_msg_get(const wire_val *arr, idn_member *out, size_t max,
 int member_msg_get_alloc(const wire_val *arr, size_t max, idn_member **out,
     size_t *n);
 
+// Membership events as published: {"k": "member", "ev": event, "m": member}.
+void member_msg_event_put(wire_wr *w, int event, const idn_member *m);
+int member_msg_event_get(const wire_val *v, int *event, idn_member *m);
+
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +53,7 @@ pid_of(const char *name)
 }
 
 typedef struct {
+	char addrs[3][64];
 	int want_failed;
 	uint64_t latest_ms; // latest wall time a survivor marked a failure
 } fail_arg;
@@ -69,7 +71,12 @@ all_see_failures(void *arg)
 		}
 		int failed = 0;
 		for (size_t j = 0; j < n; j++) {
-			if (m[j].state == IDN_MEMBER_FAILED) {
+			bool victim = false;
+			for (int v = 0; v < 3; v++) {
+				victim = victim ||
+				    strcmp(m[j].addr, a->addrs[v]) == 0;
+			}
+			if (victim && m[j].state == IDN_MEMBER_FAILED) {
 				failed++;
 				latest = m[j].since_ms > latest ? m[j].since_ms :
 				    latest;
@@ -105,6 +112,45 @@ test_converged(void **st)
 	assert_int_equal(workers, 8);
 }
 
+static bool
+spinners_done(void *arg)
+{
+	pid_t *spin = arg;
+	for (int i = 0; i < 2; i++) {
+		if (spin[i] > 0 && waitpid(spin[i], NULL, WNOHANG) == spin[i]) {
+			spin[i] = 0;
+		}
+	}
+	return spin[0] == 0 && spin[1] == 0;
+}
+
+static void
+test_no_false_positive_under_load(void **st)
+{
+	// Both cores spin for 10 s; nobody may be declared failed.
+	pid_t spin[2];
+	for (int i = 0; i < 2; i++) {
+		if ((spin[i] = fork()) == 0) {
+			uint64_t end = idn_test_now_ms() + 10000;
+			volatile uint64_t x = 0;
+			while (idn_test_now_ms() < end) {
+				x++;
+			}
+			_exit(0);
+		}
+		assert_true(spin[i] > 0);
+	}
+	assert_true(idn_test_wait(spinners_done, spin, 30000));
+	assert_int_equal(idn_tcluster_cli(&cl, NULL, "grep 'membership: "
+	    "fail' >/dev/null 2>&1"), 1);
+	for (int i = 0; i < 10; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "%d", i);
+		assert_int_equal(idn_tcluster_count(&cl, name,
+		    IDN_MEMBER_ALIVE), 10);
+	}
+}
+
 static void
 test_kill_three_then_rejoin(void **st)
 {
@@ -113,6 +159,20 @@ test_kill_three_then_rejoin(void **st)
 		pids[i] = pid_of(victims[i]);
 		assert_true(pids[i] > 0);
 	}
+	// The standby's event stream must report the three failures.
+	idn_client *c;
+	idn_events *ev;
+	IDN_PASS(idn_client_open(idn_tcluster_addr(&cl, "standby"), cl.key,
+	    &c));
+	IDN_PASS(idn_events_open(c, &ev));
+	// The subscription connects asynchronously: a join seen proves it.
+	IDN_PASS(idn_tcluster_kill(&cl, "worker8"));
+	IDN_PASS(idn_tcluster_restart(&cl, "worker8"));
+	idn_event e;
+	do {
+		IDN_PASS(idn_events_next(ev, 10000, &e));
+	} while (e.event != IDN_EV_JOIN);
+
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t killed_ms = (uint64_t) ts.tv_sec * 1000 +
@@ -120,7 +180,11 @@ test_kill_three_then_rejoin(void **st)
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(kill(pids[i], SIGKILL), 0);
 	}
-	fail_arg a = {3, 0};
+	fail_arg a = {.want_failed = 3};
+	for (int i = 0; i < 3; i++) {
+		snprintf(a.addrs[i], sizeof(a.addrs[i]), "%s",
+		    idn_tcluster_addr(&cl, victims[i]));
+	}
 	assert_true(idn_test_wait(all_see_failures, &a, 10000));
 	// since_ms is when each survivor itself marked the failure, so the
 	// figure does not depend on how fast this test polls.
@@ -128,6 +192,14 @@ test_kill_three_then_rejoin(void **st)
 	print_message("# every survivor saw 3 failures %llu ms after kill\n",
 	    (unsigned long long) took);
 	assert_true(took < 2000);
+	int fails = 0;
+	while (fails < 3) {
+		IDN_PASS(idn_events_next(ev, 10000, &e));
+		fails += e.event == IDN_EV_FAIL &&
+		    strcmp(e.member.role, "worker") == 0;
+	}
+	idn_events_close(ev);
+	idn_client_close(c);
 
 	// A restarted node is a new incarnation that everyone sees alive.
 	IDN_PASS(idn_tcluster_restart(&cl, "worker5"));
@@ -274,6 +346,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_converged),
+	    cmocka_unit_test(test_no_false_positive_under_load),
 	    cmocka_unit_test(test_hostile_input),
 	    cmocka_unit_test(test_bad_flags),
 	    cmocka_unit_test(test_kill_three_then_rejoin),
