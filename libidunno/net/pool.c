@@ -81,8 +81,11 @@ worker(void *arg)
 			p->tail = NULL;
 		}
 		pthread_mutex_unlock(&p->lock);
+		// A waited-for job belongs to its caller, who may free it as
+		// soon as run() reports: decide before.
+		bool pushed = j->b == NULL;
 		run(p, j);
-		if (j->b == NULL) {
+		if (pushed) {
 			free(j->body);
 			free(j);
 		}
