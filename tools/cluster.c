@@ -31,6 +31,8 @@ cluster_usage(FILE *f)
 	    "SIGKILL)\n"
 	    "  cluster kill NODE      SIGKILL one node (name, index or "
 	    "address)\n"
+	    "  cluster stop NODE      SIGTERM one node: it leaves the "
+	    "cluster\n"
 	    "  cluster restart NODE   start a node again (a new incarnation)\n"
 	    "  cluster status [--json] each node: name, role, pid, address, "
 	    "alive\n");
@@ -378,11 +380,15 @@ cmd_node(const char *root, const char *verb, int argc, char **argv)
 	if (i < 0) {
 		fprintf(stderr, "idunno: no node '%s' in %s\n", argv[0], root);
 		rv = 1;
-	} else if (strcmp(verb, "kill") == 0) {
+	} else if (strcmp(verb, "kill") == 0 || strcmp(verb, "stop") == 0) {
 		if (!v[i].alive) {
 			fprintf(stderr, "idunno: %s is not running\n",
 			    v[i].name);
 			rv = 1;
+		} else if (strcmp(verb, "stop") == 0) {
+			stop_all(&v[i], 1);
+			printf("stopped %s (pid %d)\n", v[i].name,
+			    (int) v[i].pid);
 		} else {
 			kill(v[i].pid, SIGKILL);
 			printf("killed %s (pid %d)\n", v[i].name,
@@ -459,7 +465,8 @@ cluster_main(const char *root, int argc, char **argv)
 	if (strcmp(verb, "up") == 0) {
 		return cmd_up(root, argc - 1, argv + 1);
 	}
-	if (strcmp(verb, "kill") == 0 || strcmp(verb, "restart") == 0) {
+	if (strcmp(verb, "kill") == 0 || strcmp(verb, "restart") == 0 ||
+	    strcmp(verb, "stop") == 0) {
 		return cmd_node(root, verb, argc - 1, argv + 1);
 	}
 	if (strcmp(verb, "status") == 0) {

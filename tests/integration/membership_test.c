@@ -220,6 +220,41 @@ test_kill_three_then_rejoin(void **st)
 	    8);
 }
 
+static bool
+left_everywhere(void *arg)
+{
+	const char *addr = arg;
+	for (int i = 0; i < 7; i++) {
+		idn_member *m;
+		size_t n;
+		bool left = false;
+		if (idn_tcluster_members(&cl, survivors[i], &m, &n) != IDN_OK) {
+			return false;
+		}
+		for (size_t j = 0; j < n; j++) {
+			left = left || (strcmp(m[j].addr, addr) == 0 &&
+			    m[j].state == IDN_MEMBER_LEFT);
+		}
+		idn_free(m);
+		if (!left) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+test_voluntary_leave(void **st)
+{
+	// SIGTERM: the node says goodbye; nobody has to detect a failure.
+	char addr[64];
+	snprintf(addr, sizeof(addr), "%s", idn_tcluster_addr(&cl, "worker5"));
+	assert_int_equal(idn_tcluster_cli(&cl, NULL, "cluster stop worker5 "
+	    ">/dev/null"), 0);
+	assert_true(idn_test_wait(left_everywhere, addr, 5000));
+	IDN_PASS(idn_tcluster_restart(&cl, "worker5"));
+}
+
 static void
 test_grep_across_nodes(void **st)
 {
@@ -350,6 +385,7 @@ main(void)
 	    cmocka_unit_test(test_hostile_input),
 	    cmocka_unit_test(test_bad_flags),
 	    cmocka_unit_test(test_kill_three_then_rejoin),
+	    cmocka_unit_test(test_voluntary_leave),
 	    cmocka_unit_test(test_grep_across_nodes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
