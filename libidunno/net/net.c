@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "net/net.h"
+#include "net/replay.h"
 
 int
 idn_err_from_nng(int e)
@@ -125,7 +126,12 @@ struct net_server {
 	pthread_t *threads;
 	char addr[64];
 	net_counters ctr;
+	replay *replay;
 };
+
+// Requests older than this, or this far in the future, are refused; it
+// bounds both clock skew between nodes and how long a replay is remembered.
+#define REPLAY_WINDOW_MS 30000
 
 static void
 count(net_counters *c, bool in, size_t bytes)
@@ -195,6 +201,15 @@ server_thread(void *argp)
 		}
 		rv = wire_env_decode(payload, plen, &doc, &env);
 		nng_msg_free(m);
+		if (rv == IDN_OK && (rv = replay_check(s->replay, env.ts_ms,
+		                         env.nonce, idn_wall_ms())) != IDN_OK) {
+			idn_logf(s->lg, IDN_LOG_WARN,
+			    "net: dropped %s request '%s' from %s",
+			    rv == IDN_EEXIST ? "replayed" : "stale", env.type,
+			    env.from);
+			wire_doc_free(doc);
+			continue;
+		}
 		if (rv != IDN_OK) {
 			idn_logf(s->lg, IDN_LOG_WARN,
 			    "net: malformed authenticated request: %s",
@@ -240,6 +255,7 @@ net_server_close(net_server *s)
 		pthread_join(s->threads[i], NULL);
 	}
 	free(s->threads);
+	replay_close(s->replay);
 	free(s);
 }
 
@@ -256,8 +272,13 @@ net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
 	s->fn = fn;
 	s->arg = arg;
 	s->lg = lg;
-	int rv = nng_rep0_open(&s->sock);
-	if (rv != 0) {
+	int rv = replay_open(REPLAY_WINDOW_MS, &s->replay);
+	if (rv != IDN_OK) {
+		free(s);
+		return rv;
+	}
+	if ((rv = nng_rep0_open(&s->sock)) != 0) {
+		replay_close(s->replay);
 		free(s);
 		return idn_err_from_nng(rv);
 	}

@@ -85,11 +85,16 @@ wire_env_encode(const char *type, const char *from, int rc, const void *body,
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	wire_map(w, 5);
+	uint64_t nonce;
+	sodium_once();
+	randombytes_buf(&nonce, sizeof(nonce));
+	wire_map(w, 7);
 	wire_kstr(w, "t", type);
 	wire_ku64(w, "v", WIRE_VERSION);
 	wire_kstr(w, "from", from);
 	wire_ki64(w, "rc", rc);
+	wire_ku64(w, "ts", idn_wall_ms());
+	wire_ku64(w, "n", nonce);
 	wire_str(w, "b");
 	if (body_len > 0) {
 		wire_raw(w, body, body_len);
@@ -120,6 +125,8 @@ wire_env_decode(const void *buf, size_t len, wire_doc **doc, wire_env *env)
 	    wire_get_u64(r, "v", &env->version) ||
 	    wire_get_str(r, "from", env->from, sizeof(env->from)) ||
 	    wire_get_i64(r, "rc", &env->rc) ||
+	    wire_get_u64(r, "ts", &env->ts_ms) ||
+	    wire_get_u64(r, "n", &env->nonce) ||
 	    (env->body = wire_get(r, "b")) == NULL ||
 	    env->version != WIRE_VERSION) {
 		wire_doc_free(d);

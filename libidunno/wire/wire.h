@@ -85,12 +85,16 @@ int wire_key_parse(const char *text, size_t len, uint8_t key[WIRE_KEY_BYTES]);
 void wire_key_format(const uint8_t key[WIRE_KEY_BYTES], char hex[65]);
 
 // The envelope: {"t": type, "v": version, "from": node id, "rc": code,
-// "b": body}. Requests carry rc 0; replies carry the handler's code.
+// "ts": wall clock ms, "n": random nonce, "b": body}. Requests carry rc 0;
+// replies carry the handler's code. ts and n, under the MAC, let a
+// receiver refuse replays.
 typedef struct {
 	char type[32];
 	uint64_t version;
 	char from[96];
 	int64_t rc;
+	uint64_t ts_ms;
+	uint64_t nonce;
 	const wire_val *body; // borrowed from the doc
 } wire_env;
 
