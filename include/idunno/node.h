@@ -35,6 +35,7 @@ typedef struct idn_node_opts {
 	idn_duration suspect_timeout_ms;
 	int indirect_probes;            // k members asked to ping-req
 	idn_duration join_timeout_ms;   // how long to try the introducers
+	size_t max_msg_bytes; // larger messages are refused; 8 MiB, >= 2 MiB
 } idn_node_opts;
 
 // idn_node_opts_init fills LAN defaults: 200 ms protocol period, 150 ms

@@ -62,6 +62,7 @@ idn_node_opts_init(idn_node_opts *o)
 	o->suspect_timeout_ms = 600;
 	o->indirect_probes = 3;
 	o->join_timeout_ms = 5000;
+	o->max_msg_bytes = NET_DEFAULT_MAX_MSG;
 }
 
 static void
@@ -381,6 +382,7 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 	    o->data_dir == NULL || o->listen == NULL ||
 	    o->probe_interval_ms <= 0 || o->probe_timeout_ms <= 0 ||
 	    o->suspect_timeout_ms <= 0 || o->indirect_probes < 0 ||
+	    o->max_msg_bytes < (2u << 20) || // an SDFS chunk must fit
 	    (o->njoin > 0 && o->join == NULL)) {
 		return IDN_EINVAL;
 	}
@@ -415,7 +417,7 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 		free(log_path);
 	}
 	if (rv == IDN_OK) {
-		rv = net_server_open(o->listen, n->key, NET_DEFAULT_MAX_MSG,
+		rv = net_server_open(o->listen, n->key, o->max_msg_bytes,
 		    RPC_THREADS, dispatch, n, &n->lg, &n->server);
 	}
 	uint64_t start_ms = n->start_ms = idn_wall_ms();
@@ -433,7 +435,7 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 		snprintf(n->id, sizeof(n->id), "%s:%llu", n->addr,
 		    (unsigned long long) start_ms);
 		nlog_set_id(n->log, n->id);
-		rv = net_client_open(n->key, n->id, NET_DEFAULT_MAX_MSG,
+		rv = net_client_open(n->key, n->id, o->max_msg_bytes,
 		    &n->client);
 	}
 	if (rv == IDN_OK) {
