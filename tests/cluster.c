@@ -21,16 +21,13 @@ down_all(void)
 int
 idn_tcluster_cli(idn_tcluster *c, char **out, const char *fmt, ...)
 {
-	char *args;
+	char prefix[2 * PATH_MAX];
+	snprintf(prefix, sizeof(prefix), "'%.4000s/idunno' --root '%.4000s' ",
+	    idn_test_bin_dir(), c->root);
 	va_list ap;
 	va_start(ap, fmt);
-	int r = vasprintf(&args, fmt, ap);
+	int rv = idn_test_vrun(out, prefix, fmt, ap);
 	va_end(ap);
-	if (r < 0) {
-		return -1;
-	}
-	int rv = idn_test_cli(out, "--root '%s' %s", c->root, args);
-	free(args);
 	return rv;
 }
 
@@ -102,22 +99,24 @@ idn_tcluster_down(idn_tcluster *c)
 	}
 }
 
+static int
+node_cmd(idn_tcluster *c, const char *verb, const char *node)
+{
+	int rv = idn_tcluster_cli(c, NULL, "cluster %s %s >/dev/null", verb,
+	    node);
+	return rv == 0 ? IDN_OK : IDN_ESYS;
+}
+
 int
 idn_tcluster_kill(idn_tcluster *c, const char *node)
 {
-	char *out = NULL;
-	int rv = idn_tcluster_cli(c, &out, "cluster kill %s", node);
-	free(out);
-	return rv == 0 ? IDN_OK : IDN_ESYS;
+	return node_cmd(c, "kill", node);
 }
 
 int
 idn_tcluster_restart(idn_tcluster *c, const char *node)
 {
-	char *out = NULL;
-	int rv = idn_tcluster_cli(c, &out, "cluster restart %s", node);
-	free(out);
-	return rv == 0 ? IDN_OK : IDN_ESYS;
+	return node_cmd(c, "restart", node);
 }
 
 const char *

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/core.h"
 #include "harness.h"
 
 static char tmpdirs[16][PATH_MAX];
@@ -69,9 +70,7 @@ idn_test_port(void)
 uint64_t
 idn_test_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+	return idn_clock_ms();
 }
 
 bool
@@ -134,13 +133,14 @@ run(char **out, const char *cmd)
 }
 
 int
-idn_test_sh(char **out, const char *fmt, ...)
+idn_test_vrun(char **out, const char *prefix, const char *fmt, va_list ap)
 {
-	char *cmd;
-	va_list ap;
-	va_start(ap, fmt);
-	int r = vasprintf(&cmd, fmt, ap);
-	va_end(ap);
+	char *args, *cmd;
+	if (vasprintf(&args, fmt, ap) < 0) {
+		return -1;
+	}
+	int r = asprintf(&cmd, "%s%s", prefix, args);
+	free(args);
 	if (r < 0) {
 		return -1;
 	}
@@ -150,22 +150,23 @@ idn_test_sh(char **out, const char *fmt, ...)
 }
 
 int
-idn_test_cli(char **out, const char *fmt, ...)
+idn_test_sh(char **out, const char *fmt, ...)
 {
-	char *args, *cmd;
 	va_list ap;
 	va_start(ap, fmt);
-	int r = vasprintf(&args, fmt, ap);
+	int rv = idn_test_vrun(out, "", fmt, ap);
 	va_end(ap);
-	if (r < 0) {
-		return -1;
-	}
-	r = asprintf(&cmd, "'%s/idunno' %s", idn_test_bin_dir(), args);
-	free(args);
-	if (r < 0) {
-		return -1;
-	}
-	int rv = run(out, cmd);
-	free(cmd);
+	return rv;
+}
+
+int
+idn_test_cli(char **out, const char *fmt, ...)
+{
+	char prefix[4200];
+	snprintf(prefix, sizeof(prefix), "'%.4000s/idunno' ", idn_test_bin_dir());
+	va_list ap;
+	va_start(ap, fmt);
+	int rv = idn_test_vrun(out, prefix, fmt, ap);
+	va_end(ap);
 	return rv;
 }

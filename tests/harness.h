@@ -50,6 +50,9 @@ int idn_test_cli(char **out, const char *fmt, ...)
 // Runs a shell command line; same capture and exit code.
 int idn_test_sh(char **out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+// The same with a va_list, after a fixed prefix (not formatted).
+int idn_test_vrun(char **out, const char *prefix, const char *fmt,
+    va_list ap);
 const char *idn_test_bin_dir(void);
 
 #endif

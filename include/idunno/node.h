@@ -38,7 +38,7 @@ typedef struct idn_node_opts {
 	size_t max_msg_bytes; // larger messages are refused; 8 MiB, >= 2 MiB
 } idn_node_opts;
 
-// idn_node_opts_init fills LAN defaults: 200 ms protocol period, 150 ms
+// idn_node_opts_init fills LAN defaults: 100 ms protocol period, 150 ms
 // ping timeout, 3 indirect probes, 600 ms suspicion, 5 s to join.
 IDN_API void idn_node_opts_init(idn_node_opts *o);
 

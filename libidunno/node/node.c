@@ -57,7 +57,7 @@ idn_node_opts_init(idn_node_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->listen = "127.0.0.1:0";
 	o->role = "worker";
-	o->probe_interval_ms = 200;
+	o->probe_interval_ms = 100;
 	o->probe_timeout_ms = 150;
 	o->suspect_timeout_ms = 600;
 	o->indirect_probes = 3;
