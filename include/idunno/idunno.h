@@ -6,5 +6,7 @@
 #include <idunno/base.h>
 #include <idunno/membership.h>
 #include <idunno/node.h>
+#include <idunno/sdfs.h>
+#include <idunno/model.h>
 
 #endif

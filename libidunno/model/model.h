@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: MIT
+// model.h: the model subsystem's internals: descriptor, backend interface,
+// the torch shim's C entry points, the sim backend, IDX files and shards.
+#ifndef IDN_MODEL_MODEL_H
+#define IDN_MODEL_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <idunno/model.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Descriptor limits; the parser refuses anything beyond them.
+#define MODEL_DESC_MAX_BYTES (64 * 1024)
+#define MODEL_MAX_DIM 4096
+#define MODEL_MAX_INPUT_BYTES (16u * 1024 * 1024) // C*H*W of one image
+#define MODEL_MAX_CLASSES 100000
+#define MODEL_MAX_NAME 255
+#define MODEL_MAX_SERVICE_MS 600000
+
+// A parsed descriptor (docs/MODELS.md).
+typedef struct model_desc {
+	char *name;        // "" if absent
+	char *backend;     // "torch" or "sim"
+	uint32_t channels;
+	uint32_t height;
+	uint32_t width;
+	uint32_t classes;
+	char **class_names; // classes entries, "0".."K-1" by default
+	float mean[IDN_MODEL_MAX_CHANNELS];
+	float std[IDN_MODEL_MAX_CHANNELS];
+	uint32_t service_ms;
+	uint32_t service_per_query_us;
+} model_desc;
+
+// model_desc_parse parses len bytes of descriptor text into *d (zeroed
+// first). IDN_EINVAL with a "line N: ..." reason in *err (caller frees), or
+// IDN_ENOMEM. On failure *d holds nothing to free.
+int model_desc_parse(const char *text, size_t len, model_desc *d,
+    char **err);
+void model_desc_free(model_desc *d);
+
+// The backend interface. `impl` is the backend's own state. Functions
+// that fail return an idn_err code and may set *err (malloc'd text).
+typedef struct model_backend {
+	const char *name;
+	int (*load)(const model_desc *d, const void *bytes, size_t len,
+	    void **impl, char **err);
+	void (*close)(void *impl);
+	// out gets n*classes float32 logits.
+	int (*forward)(void *impl, const uint8_t *x, size_t n, float *out,
+	    char **err);
+	int (*train_begin)(void *impl, const idn_model_train_opts *o,
+	    char **err);
+	// One optimiser step on n images; *loss gets the batch's mean loss.
+	int (*train_step)(void *impl, const uint8_t *x, const uint8_t *y,
+	    size_t n, double lr, double *loss, char **err);
+	void (*train_end)(void *impl);
+	int (*save)(void *impl, void **out, size_t *len, char **err);
+	int (*restore)(void *impl, const void *data, size_t len, char **err);
+} model_backend;
+
+extern const model_backend model_torch_backend;
+extern const model_backend model_sim_backend;
+
+// The torch shim (shim.cpp): plain C entry points, no exception escapes.
+// It is built as its own static library without -fvisibility=hidden, so
+// its entry points are hidden here, not by the build.
+#pragma GCC visibility push(hidden)
+int shim_load(const model_desc *d, const void *bytes, size_t len,
+    void **impl, char **err);
+void shim_close(void *impl);
+int shim_forward(void *impl, const uint8_t *x, size_t n, float *out,
+    char **err);
+int shim_train_begin(void *impl, const idn_model_train_opts *o, char **err);
+int shim_train_step(void *impl, const uint8_t *x, const uint8_t *y,
+    size_t n, double lr, double *loss, char **err);
+void shim_train_end(void *impl);
+int shim_save(void *impl, void **out, size_t *len, char **err);
+int shim_restore(void *impl, const void *data, size_t len, char **err);
+int shim_set_threads(int n);
+// shim_runtime writes one line: torch version, intra/inter-op threads,
+// BLAS library and its thread count.
+void shim_runtime(char *buf, size_t size);
+#pragma GCC visibility pop
+
+// model_softmax_top finds the largest of k logits and its softmax
+// probability. Every backend's answers go through it.
+void model_softmax_top(const float *logits, uint32_t k, uint32_t *cls,
+    float *score);
+
+// model_sim_logits computes the sim backend's k logits for one query of
+// len bytes: class hash % k gets the top logit, its softmax probability is
+// in [0.5, 1). Tests use it with model_softmax_top to check any answer.
+void model_sim_logits(const uint8_t *q, size_t len, uint32_t k, float *out);
+
+// IDX files (gzipped, big-endian). model_idx_read reads one whole file
+// with the given magic (0x801 labels: 1 dim, 0x803 images: 3 dims) into
+// *data (malloc'd, caller frees) and its dims (dims[0] is the count).
+// IDN_ENOENT, IDN_ECORRUPT (bad magic, dims, truncated, trailing data),
+// IDN_ENOMEM.
+int model_idx_read(const char *path, uint32_t magic, uint32_t dims[3],
+    uint8_t **data, size_t *len);
+
+// A labelled image set read from an IDX pair.
+typedef struct model_dataset {
+	uint8_t *images;  // n*rows*cols
+	uint8_t *labels;  // n
+	uint32_t n;
+	uint32_t rows;
+	uint32_t cols;
+} model_dataset;
+
+// model_dataset_load reads an images/labels IDX pair and checks that the
+// counts agree. Errors as model_idx_read.
+int model_dataset_load(const char *images_gz, const char *labels_gz,
+    model_dataset *out);
+void model_dataset_free(model_dataset *d);
+
+// Shard blob layout: see docs/MODELS.md.
+#define MODEL_SHARD_MAGIC "IDNSHRD1"
+#define MODEL_SHARD_HEADER 40
+
+// model_shard_encode builds one shard blob (malloc'd into *out).
+int model_shard_encode(uint64_t first, uint32_t count, uint32_t channels,
+    uint32_t height, uint32_t width, const uint8_t *labels,
+    const uint8_t *images, uint8_t **out, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,412 @@
+// SPDX-License-Identifier: MIT
+// shim.cpp: the torch backend, the only C++ in the tree: TorchScript load,
+// inference, training, weight export; no exception leaves this file.
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <streambuf>
+#include <string>
+#include <vector>
+
+#include <ATen/Parallel.h>
+#include <torch/optim/adam.h>
+#include <torch/optim/sgd.h>
+#include <torch/script.h>
+#include <torch/version.h>
+
+#include "model/model.h"
+
+namespace {
+
+struct shim_model {
+	torch::jit::Module mod;
+	int64_t c = 0, h = 0, w = 0, classes = 0;
+	torch::Tensor mean; // [1, C, 1, 1]
+	torch::Tensor std;
+	std::unique_ptr<torch::optim::Optimizer> opt;
+	bool training = false;
+};
+
+std::atomic<int> g_threads{1};
+std::once_flag g_once;
+
+// A read-only, seekable stream over caller memory, so a 45 MB model is not
+// copied before torch::jit::load parses it.
+struct membuf : std::streambuf {
+	membuf(const void *p, size_t n)
+	{
+		char *b = const_cast<char *>(static_cast<const char *>(p));
+		setg(b, b, b + n);
+	}
+	pos_type
+	seekoff(off_type off, std::ios_base::seekdir dir,
+	    std::ios_base::openmode) override
+	{
+		char *to = dir == std::ios_base::beg ? eback() + off :
+		    dir == std::ios_base::cur ? gptr() + off : egptr() + off;
+		if (to < eback() || to > egptr()) {
+			return pos_type(off_type(-1));
+		}
+		setg(eback(), to, egptr());
+		return pos_type(to - eback());
+	}
+	pos_type
+	seekpos(pos_type pos, std::ios_base::openmode m) override
+	{
+		return seekoff(off_type(pos), std::ios_base::beg, m);
+	}
+};
+
+// keep_msg copies an exception's text for the caller. TorchScript errors
+// carry a long interpreter traceback; the reason is its last part.
+// It runs inside catch clauses, so it must not throw: on bad_alloc the
+// caller gets no text (the error code's text stands in).
+char *
+keep_msg(const char *prefix, const char *what) noexcept
+{
+	try {
+		std::string s(what ? what : "unknown C++ exception");
+		size_t at = s.rfind("RuntimeError: ");
+		if (at != std::string::npos && at > 0) {
+			s = s.substr(at);
+		}
+		while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) {
+			s.pop_back();
+		}
+		if (s.size() > 2000) {
+			s.resize(2000);
+		}
+		std::string full = std::string(prefix) + s;
+		return strdup(full.c_str());
+	} catch (...) {
+		return nullptr;
+	}
+}
+
+// guard runs f, turning every exception into IDN_EMODEL (IDN_ENOMEM for
+// bad_alloc) with its text in *err.
+template <typename F>
+int
+guard(char **err, const char *prefix, F f)
+{
+	try {
+		return f();
+	} catch (const c10::Error &e) {
+		*err = keep_msg(prefix, e.what_without_backtrace());
+		return IDN_EMODEL;
+	} catch (const std::bad_alloc &) {
+		return IDN_ENOMEM;
+	} catch (const std::exception &e) {
+		*err = keep_msg(prefix, e.what());
+		return IDN_EMODEL;
+	} catch (...) {
+		*err = keep_msg(prefix, nullptr);
+		return IDN_EMODEL;
+	}
+}
+
+// apply_threads sets torch's intra-op threads and, unless the user's
+// environment says otherwise, OpenBLAS to one thread: OpenBLAS threads on
+// top of torch's oversubscribe small machines (3x slower on 2 cores).
+// OpenBLAS read its environment when it was loaded, before main, so the
+// setenv only serves child processes; openblas_set_num_threads acts now.
+void
+apply_threads()
+{
+	at::set_num_threads(g_threads.load());
+	if (getenv("OPENBLAS_NUM_THREADS") == nullptr) {
+		setenv("OPENBLAS_NUM_THREADS", "1", 0);
+		auto fn = reinterpret_cast<void (*)(int)>(
+		    dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+		if (fn != nullptr) {
+			fn(1);
+		}
+	}
+}
+
+void
+init_once()
+{
+	std::call_once(g_once, apply_threads);
+}
+
+torch::Tensor
+normalise(shim_model *s, const uint8_t *x, size_t n)
+{
+	auto raw = torch::from_blob(const_cast<uint8_t *>(x),
+	    {(int64_t) n, s->c, s->h, s->w}, torch::kUInt8);
+	return raw.to(torch::kFloat32).div_(255.0).sub_(s->mean).div_(s->std);
+}
+
+void
+set_training(shim_model *s, bool on)
+{
+	if (s->training != on) {
+		s->mod.train(on);
+		s->training = on;
+	}
+}
+
+int
+forward(shim_model *s, const uint8_t *x, size_t n, float *out)
+{
+	c10::InferenceMode inference;
+	set_training(s, false);
+	auto y = s->mod.forward({normalise(s, x, n)}).toTensor();
+	if (y.dim() != 2 || y.size(0) != (int64_t) n ||
+	    y.size(1) != s->classes) {
+		std::ostringstream os;
+		os << "model output has shape " << y.sizes() << ", expected ["
+		   << n << ", " << s->classes << "]";
+		throw std::runtime_error(os.str());
+	}
+	y = y.to(torch::kFloat32).contiguous();
+	memcpy(out, y.data_ptr<float>(), n * s->classes * sizeof(float));
+	return IDN_OK;
+}
+
+} // namespace
+
+extern "C" {
+
+int
+shim_set_threads(int n)
+{
+	g_threads.store(n);
+	char *err = nullptr;
+	int rv = guard(&err, "", [] {
+		init_once();
+		at::set_num_threads(g_threads.load());
+		return IDN_OK;
+	});
+	free(err);
+	return rv;
+}
+
+int
+shim_load(const model_desc *d, const void *bytes, size_t len, void **impl,
+    char **err)
+{
+	if (bytes == nullptr || len == 0) {
+		*err = strdup("no TorchScript bytes");
+		return IDN_EINVAL;
+	}
+	shim_model *s = nullptr;
+	int rv = guard(err, "cannot load TorchScript: ", [&] {
+		init_once();
+		auto m = std::make_unique<shim_model>();
+		membuf buf(bytes, len);
+		std::istream in(&buf);
+		m->mod = torch::jit::load(in, torch::kCPU);
+		m->mod.eval();
+		m->c = d->channels;
+		m->h = d->height;
+		m->w = d->width;
+		m->classes = d->classes;
+		m->mean = torch::from_blob(const_cast<float *>(d->mean),
+		    {1, m->c, 1, 1}, torch::kFloat32).clone();
+		m->std = torch::from_blob(const_cast<float *>(d->std),
+		    {1, m->c, 1, 1}, torch::kFloat32).clone();
+		s = m.release();
+		return IDN_OK;
+	});
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	// One probe image checks the descriptor's shape against the model.
+	std::vector<uint8_t> zero((size_t) (s->c * s->h * s->w), 0);
+	std::vector<float> out((size_t) s->classes);
+	rv = guard(err, "model does not fit the descriptor's input/classes: ",
+	    [&] { return forward(s, zero.data(), 1, out.data()); });
+	if (rv != IDN_OK) {
+		shim_close(s);
+		return rv;
+	}
+	*impl = s;
+	return IDN_OK;
+}
+
+void
+shim_close(void *impl)
+{
+	try {
+		delete static_cast<shim_model *>(impl);
+	} catch (...) {
+	}
+}
+
+int
+shim_forward(void *impl, const uint8_t *x, size_t n, float *out, char **err)
+{
+	shim_model *s = static_cast<shim_model *>(impl);
+	return guard(err, "inference failed: ",
+	    [&] { return forward(s, x, n, out); });
+}
+
+int
+shim_train_begin(void *impl, const idn_model_train_opts *o, char **err)
+{
+	shim_model *s = static_cast<shim_model *>(impl);
+	return guard(err, "cannot start training: ", [&] {
+		std::vector<torch::Tensor> params;
+		for (const auto &p : s->mod.parameters()) {
+			if (p.is_floating_point()) {
+				p.requires_grad_(true);
+				params.push_back(p);
+			}
+		}
+		if (params.empty()) {
+			throw std::runtime_error("model has no parameters");
+		}
+		if (o->optimizer == IDN_MODEL_ADAM) {
+			s->opt = std::make_unique<torch::optim::Adam>(params,
+			    torch::optim::AdamOptions(o->lr).weight_decay(
+			    o->weight_decay));
+		} else {
+			s->opt = std::make_unique<torch::optim::SGD>(params,
+			    torch::optim::SGDOptions(o->lr).momentum(
+			    o->momentum).weight_decay(o->weight_decay));
+		}
+		return IDN_OK;
+	});
+}
+
+int
+shim_train_step(void *impl, const uint8_t *x, const uint8_t *y, size_t n,
+    double lr, double *loss, char **err)
+{
+	shim_model *s = static_cast<shim_model *>(impl);
+	return guard(err, "training step failed: ", [&] {
+		if (!s->opt) {
+			throw std::runtime_error("training not started");
+		}
+		set_training(s, true);
+		for (auto &g : s->opt->param_groups()) {
+			g.options().set_lr(lr);
+		}
+		auto target = torch::from_blob(const_cast<uint8_t *>(y),
+		    {(int64_t) n}, torch::kUInt8).to(torch::kInt64);
+		s->opt->zero_grad();
+		auto out = s->mod.forward({normalise(s, x, n)}).toTensor();
+		auto l = at::cross_entropy_loss(out, target);
+		l.backward();
+		s->opt->step();
+		*loss = l.item<double>();
+		return IDN_OK;
+	});
+}
+
+void
+shim_train_end(void *impl)
+{
+	shim_model *s = static_cast<shim_model *>(impl);
+	char *err = nullptr;
+	guard(&err, "", [&] {
+		s->opt.reset();
+		set_training(s, false);
+		return IDN_OK;
+	});
+	free(err);
+}
+
+int
+shim_save(void *impl, void **out, size_t *len, char **err)
+{
+	shim_model *s = static_cast<shim_model *>(impl);
+	return guard(err, "cannot export: ", [&] {
+		// Saved in eval mode, so the bytes serve as a model as is.
+		set_training(s, false);
+		std::ostringstream os;
+		s->mod.save(os);
+		std::string b = os.str();
+		void *p = malloc(b.size() ? b.size() : 1);
+		if (p == nullptr) {
+			return IDN_ENOMEM;
+		}
+		memcpy(p, b.data(), b.size());
+		*out = p;
+		*len = b.size();
+		return IDN_OK;
+	});
+}
+
+int
+shim_restore(void *impl, const void *data, size_t len, char **err)
+{
+	shim_model *s = static_cast<shim_model *>(impl);
+	return guard(err, "cannot import weights: ", [&] {
+		membuf buf(data, len);
+		std::istream in(&buf);
+		auto src = torch::jit::load(in, torch::kCPU);
+		std::map<std::string, torch::Tensor> from;
+		for (const auto &p : src.named_parameters()) {
+			from[p.name] = p.value;
+		}
+		for (const auto &b : src.named_buffers()) {
+			from[b.name] = b.value;
+		}
+		std::vector<std::pair<torch::Tensor, torch::Tensor>> pairs;
+		auto match = [&](const std::string &name,
+		    const torch::Tensor &t) {
+			auto it = from.find(name);
+			if (it == from.end() ||
+			    it->second.sizes() != t.sizes() ||
+			    it->second.dtype() != t.dtype()) {
+				throw std::runtime_error("weights do not "
+				    "match the model at " + name);
+			}
+			pairs.emplace_back(t, it->second);
+		};
+		for (const auto &p : s->mod.named_parameters()) {
+			match(p.name, p.value);
+		}
+		for (const auto &b : s->mod.named_buffers()) {
+			match(b.name, b.value);
+		}
+		if (pairs.size() != from.size()) {
+			throw std::runtime_error("weights have tensors the "
+			    "model lacks");
+		}
+		// Check everything first, copy after: m is unchanged on error.
+		torch::NoGradGuard no_grad;
+		for (auto &pr : pairs) {
+			pr.first.copy_(pr.second);
+		}
+		return IDN_OK;
+	});
+}
+
+void
+shim_runtime(char *buf, size_t size)
+{
+	char *err = nullptr;
+	int rv = guard(&err, "", [&] {
+		init_once();
+		auto cfg = reinterpret_cast<char *(*)(void)>(
+		    dlsym(RTLD_DEFAULT, "openblas_get_config"));
+		auto nth = reinterpret_cast<int (*)(void)>(
+		    dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+		const char *env = getenv("OPENBLAS_NUM_THREADS");
+		snprintf(buf, size, "torch %s, intra-op threads %d, inter-op "
+		    "threads %d; BLAS %s, %d thread(s); "
+		    "OPENBLAS_NUM_THREADS=%s", TORCH_VERSION,
+		    at::get_num_threads(), at::get_num_interop_threads(),
+		    cfg ? cfg() : "not OpenBLAS (reference BLAS is slow)",
+		    nth ? nth() : 1, env ? env : "(unset)");
+		return IDN_OK;
+	});
+	if (rv != IDN_OK && size > 0) {
+		snprintf(buf, size, "torch runtime unknown: %s",
+		    err ? err : "");
+	}
+	free(err);
+}
+
+} // extern "C"
