@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // model.c: raw backend inference throughput and median batch latency for
 // the exported models at batch 1, 8 and 32, straight through the backend.
-//   bench_model [MODELS_DIR] [SECONDS_PER_POINT]
+//   bench/model [MODELS_DIR] [SECONDS_PER_POINT]
 // MODELS_DIR defaults to $IDUNNO_BUILD_DIR/models, then build/models.
 #include <stdio.h>
 #include <stdlib.h>

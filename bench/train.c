@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // train.c: trains an exported model on Fashion-MNIST from the IDX files
 // and prints time per epoch and test accuracy per epoch.
-//   bench_train [options] [MODEL]     (MODEL: lenet5, resnet18, alexnet)
+//   bench/train [options] [MODEL]     (MODEL: lenet5, resnet18, alexnet)
 // Options: --epochs N --lr X --batch N --opt sgd|adam --momentum X
 // --wd X --sched const|step|cosine --step N --gamma X --train N --test N
 // --seed N --models DIR --data DIR --threads N --save FILE
@@ -44,7 +44,7 @@ on_epoch(void *arg, const idn_model_epoch *e)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: bench_train [--epochs N] [--lr X] "
+	fprintf(stderr, "usage: train [--epochs N] [--lr X] "
 	    "[--batch N] [--opt sgd|adam] [--momentum X] [--wd X]\n"
 	    "  [--sched const|step|cosine] [--step N] [--gamma X] "
 	    "[--train N] [--test N] [--seed N]\n"

@@ -9,6 +9,11 @@
 #include "node/client.h"
 #include "tool.h"
 
+int sdfs_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
+const char *sdfs_cmd_usage(void);
+int model_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
+const char *model_cmd_usage(void);
+
 static void
 usage(FILE *f)
 {
@@ -27,7 +32,9 @@ usage(FILE *f)
 	    "prefixed\n"
 	    "                         by node id, with per-node counts\n"
 	    "  events [--count N] [--timeout MS] [--json]\n"
-	    "                         stream the node's membership events\n");
+	    "                         stream the node's membership events\n"
+	    "SDFS (the replicated file system):\n%s"
+	    "Models and data:\n%s", sdfs_cmd_usage(), model_cmd_usage());
 }
 
 typedef struct {
@@ -336,20 +343,34 @@ main(int argc, char **argv)
 		int (*fn)(ctx *, int, char **);
 	} cmds[] = {{"members", cmd_members}, {"grep", cmd_grep},
 	    {"events", cmd_events}};
+	static const char *const sdfs_verbs[] = {"put", "get", "delete", "ls",
+	    "store", "get-versions", "ls-prefix"};
 	int (*fn)(ctx *, int, char **) = NULL;
+	static const char *const model_verbs[] = {"dataset", "model",
+	    "train"};
+	bool sdfs = false, model = false;
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
 		if (strcmp(cmd, cmds[k].name) == 0) {
 			fn = cmds[k].fn;
 		}
 	}
-	if (fn == NULL) {
+	for (size_t k = 0; k < sizeof(sdfs_verbs) / sizeof(*sdfs_verbs); k++) {
+		sdfs = sdfs || strcmp(cmd, sdfs_verbs[k]) == 0;
+	}
+	for (size_t k = 0; k < sizeof(model_verbs) / sizeof(*model_verbs);
+	     k++) {
+		model = model || strcmp(cmd, model_verbs[k]) == 0;
+	}
+	if (fn == NULL && !sdfs && !model) {
 		fprintf(stderr, "idunno: unknown command '%s' (see --help)\n",
 		    cmd);
 		return 2;
 	}
 	int rv = connect_node(&x);
 	if (rv == 0) {
-		rv = fn(&x, nargs, args);
+		rv = sdfs ? sdfs_cmd_main(x.c, cmd, nargs, args) :
+		    model ? model_cmd_main(x.c, cmd, nargs, args) :
+		    fn(&x, nargs, args);
 	}
 	idn_client_close(x.c);
 	return rv;

@@ -1,0 +1,619 @@
+// SPDX-License-Identifier: MIT
+// replica.c: the replica side: writes in progress keyed by (name,
+// version), commits, chunk reads that never return corrupt bytes, pulls
+// of missing versions, repair of corrupt copies, and the anti-entropy
+// offers a replica answers.
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sdfs/server.h"
+
+rtx *
+sdfs_rtx_take(sdfs *s, const char *name, uint64_t ver)
+{
+	pthread_mutex_lock(&s->lock);
+	rtx **pp = &s->rtxs, *t = NULL;
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->ver == ver && strcmp((*pp)->name, name) == 0) {
+			t = *pp;
+			*pp = t->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return t;
+}
+
+void
+rtx_put(sdfs *s, rtx *t)
+{
+	t->last_ms = idn_clock_ms();
+	pthread_mutex_lock(&s->lock);
+	t->next = s->rtxs;
+	s->rtxs = t;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
+sdfs_rtx_free(rtx *t)
+{
+	if (t != NULL) {
+		sdfs_wtx_abort(t->tx);
+		free(t->name);
+		free(t);
+	}
+}
+
+int
+sdfs_rep_begin(sdfs *s, const char *name, uint64_t ver)
+{
+	// A restarted write starts over.
+	sdfs_rtx_free(sdfs_rtx_take(s, name, ver));
+	rtx *t = idn_alloc(sizeof(*t));
+	if (t == NULL || (t->name = idn_strdup(name)) == NULL) {
+		free(t);
+		return IDN_ENOMEM;
+	}
+	t->ver = ver;
+	int rv = sdfs_wtx_begin(s->st, name, ver, &t->tx);
+	if (rv != IDN_OK) {
+		sdfs_rtx_free(t);
+		return rv;
+	}
+	rtx_put(s, t);
+	return IDN_OK;
+}
+
+int
+sdfs_rep_chunk(sdfs *s, const char *name, uint64_t ver, uint64_t off,
+    const uint8_t *data, size_t len, const uint8_t *csum)
+{
+	rtx *t = sdfs_rtx_take(s, name, ver);
+	if (t == NULL) {
+		return IDN_ENOENT;
+	}
+	int rv = sdfs_wtx_write(t->tx, off, data, len, csum);
+	if (rv != IDN_OK) {
+		sdfs_rtx_free(t);
+		return rv;
+	}
+	rtx_put(s, t);
+	return IDN_OK;
+}
+
+int
+sdfs_rep_commit(sdfs *s, const char *name, const sdfs_vmeta *m)
+{
+	rtx *t = sdfs_rtx_take(s, name, m->ver);
+	int rv;
+	if (t == NULL && m->tomb) {
+		sdfs_wtx *tx;
+		if ((rv = sdfs_wtx_begin(s->st, name, m->ver, &tx)) == IDN_OK) {
+			rv = sdfs_wtx_commit(tx, m);
+		}
+	} else if (t == NULL) {
+		// Already committed with the same bytes counts as success.
+		sdfs_vmeta old;
+		rv = sdfs_store_meta(s->st, name, m->ver, &old);
+		if (rv == IDN_OK) {
+			rv = memcmp(old.sum, m->sum, sizeof(old.sum)) ?
+			    IDN_EEXIST : IDN_OK;
+			sdfs_vmeta_clear(&old);
+		}
+	} else {
+		rv = sdfs_wtx_commit(t->tx, m);
+		t->tx = NULL;
+		sdfs_rtx_free(t);
+	}
+	if (rv != IDN_OK) {
+		idn_logf(s->lg, IDN_LOG_WARN, "sdfs: commit of '%s' version %"
+		    PRIu64 " failed: %s", name, m->ver, idn_strerror(rv));
+	}
+	return rv;
+}
+
+static int pull_copy(sdfs *s, const char *name, uint64_t ver,
+    char src[][IDN_ADDR_MAX], size_t nsrc);
+
+// Copies one version from the first source that has it intact. The same
+// version pulled twice at once (anti-entropy and a write's completion)
+// is copied once: the second caller waits for the first.
+int
+sdfs_pull_now(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
+    size_t nsrc)
+{
+	pull_job self = {.ver = ver, .name = (char *) name};
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		bool busy = false;
+		for (pull_job *j = s->inflight; j != NULL; j = j->next) {
+			busy = busy || (j->ver == ver &&
+			    strcmp(j->name, name) == 0);
+		}
+		if (!busy || s->stop) {
+			break;
+		}
+		pthread_cond_wait(&s->cv, &s->lock);
+	}
+	self.next = s->inflight;
+	s->inflight = &self;
+	pthread_mutex_unlock(&s->lock);
+	int rv = pull_copy(s, name, ver, src, nsrc);
+	pthread_mutex_lock(&s->lock);
+	for (pull_job **pp = &s->inflight; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == &self) {
+			*pp = self.next;
+			break;
+		}
+	}
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+int
+pull_copy(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
+    size_t nsrc)
+{
+	sdfs_vmeta have;
+	if (sdfs_store_meta(s->st, name, ver, &have) == IDN_OK) {
+		sdfs_vmeta_clear(&have);
+		return IDN_OK;
+	}
+	int rv = IDN_EUNAVAIL;
+	for (size_t i = 0; i < nsrc && !s->stop; i++) {
+		// A source that died since it offered is not waited for.
+		if (sdfs_is_self(s, src[i]) || !sdfs_still_alive(s, src[i]) ||
+		    (sdfs_peer_bad(s, src[i]) && i + 1 < nsrc)) {
+			continue;
+		}
+		wire_wr *w = sdfs_body_new();
+		wire_doc *doc = NULL;
+		wire_env env;
+		sdfs_vmeta m = {0};
+		sdfs_wtx *tx = NULL;
+		if (w == NULL) {
+			return IDN_ENOMEM;
+		}
+		wire_map(w, 2);
+		wire_kstr(w, "name", name);
+		wire_ku64(w, "ver", ver);
+		rv = sdfs_call(s, src[i], "sdfs.r.meta", w, STAT_TIMEOUT_MS,
+		    &doc, &env);
+		if (rv == IDN_OK) {
+			rv = sdfs_vmeta_get(env.body, &m, true);
+		}
+		wire_doc_free(doc);
+		if (rv == IDN_OK && m.ver != ver) {
+			rv = IDN_EPROTO;
+		}
+		if (rv == IDN_OK) {
+			rv = sdfs_wtx_begin(s->st, name, ver, &tx);
+		}
+		for (uint32_t c = 0; rv == IDN_OK && c < m.nchunks; c++) {
+			if (s->stop) {
+				rv = IDN_ECLOSED;
+				break;
+			}
+			const uint8_t *p;
+			size_t n;
+			wire_wr *q = sdfs_body_new();
+			if (q == NULL) {
+				rv = IDN_ENOMEM;
+				break;
+			}
+			wire_map(q, 3);
+			wire_kstr(q, "name", name);
+			wire_ku64(q, "ver", ver);
+			wire_ku64(q, "idx", c);
+			rv = sdfs_call(s, src[i], "sdfs.r.read", q,
+			    READ_TIMEOUT_MS, &doc, &env);
+			wire_wr_free(q);
+			if (rv == IDN_OK &&
+			    wire_get_bin(env.body, "data", &p, &n) != IDN_OK) {
+				rv = IDN_EPROTO;
+			}
+			// The write checks the bytes against the meta.
+			if (rv == IDN_OK) {
+				rv = sdfs_wtx_write(tx, (uint64_t) c * m.csize,
+				    p, n, m.csums + (size_t) c *
+				    SDFS_CSUM_BYTES);
+			}
+			wire_doc_free(doc);
+		}
+		if (rv == IDN_OK) {
+			rv = sdfs_wtx_commit(tx, &m);
+		} else {
+			sdfs_wtx_abort(tx);
+		}
+		sdfs_vmeta_clear(&m);
+		wire_wr_free(w);
+		if (rv == IDN_OK) {
+			idn_logf(s->lg, IDN_LOG_INFO, "sdfs: pulled '%s' "
+			    "version %" PRIu64 " from %s", name, ver, src[i]);
+			return IDN_OK;
+		}
+	}
+	return rv;
+}
+
+void
+pull_enqueue(sdfs *s, const char *name, uint64_t ver,
+    char src[][IDN_ADDR_MAX], size_t nsrc)
+{
+	pthread_mutex_lock(&s->lock);
+	pull_job *j = s->jobs, *last = NULL;
+	for (; j != NULL; last = j, j = j->next) {
+		if (j->ver == ver && strcmp(j->name, name) == 0) {
+			break;
+		}
+	}
+	if (j == NULL && (j = idn_alloc(sizeof(*j))) != NULL) {
+		if ((j->name = idn_strdup(name)) == NULL) {
+			free(j);
+			j = NULL;
+		} else {
+			j->ver = ver;
+			if (last != NULL) {
+				last->next = j;
+			} else {
+				s->jobs = j;
+			}
+		}
+	}
+	for (size_t i = 0; j != NULL && i < nsrc && j->nsrc < R; i++) {
+		bool dup = sdfs_is_self(s, src[i]);
+		for (size_t k = 0; k < j->nsrc; k++) {
+			dup = dup || strcmp(j->src[k], src[i]) == 0;
+		}
+		if (!dup) {
+			snprintf(j->src[j->nsrc++], IDN_ADDR_MAX, "%s", src[i]);
+		}
+	}
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->lock);
+}
+
+// A copy found corrupt is removed at once and pulled again from the other
+// replicas, so it is never served and comes back without an operator.
+void
+sdfs_repair(sdfs *s, const char *name, uint64_t ver)
+{
+	view v;
+	char addr[R][IDN_ADDR_MAX];
+	idn_logf(s->lg, IDN_LOG_WARN, "sdfs: dropping corrupt copy of '%s' "
+	    "version %" PRIu64 "; repairing from a replica", name, ver);
+	sdfs_store_drop_version(s->st, name, ver);
+	if (sdfs_view_get(s, &v) == IDN_OK) {
+		size_t n = sdfs_view_replicas(&v, name, addr);
+		pull_enqueue(s, name, ver, addr, n);
+		sdfs_view_free(&v);
+	}
+}
+
+// Reads chunk idx of a local version, checking it. NULL-safe meta cache:
+// the meta is loaded per call (it is small, and versions never change).
+int
+sdfs_local_read(sdfs *s, const char *name, uint64_t ver, uint32_t idx,
+    uint8_t *buf, size_t *len, uint8_t csum[SDFS_CSUM_BYTES])
+{
+	sdfs_vmeta m;
+	int rv = sdfs_store_meta(s->st, name, ver, &m);
+	if (rv == IDN_ECORRUPT) {
+		sdfs_repair(s, name, ver);
+		return rv;
+	}
+	if (rv != IDN_OK) {
+		return rv == IDN_ECORRUPT ? rv : IDN_ENOENT;
+	}
+	rv = sdfs_store_read_chunk(s->st, name, &m, idx, buf, len);
+	if (rv == IDN_OK) {
+		memcpy(csum, m.csums + (size_t) idx * SDFS_CSUM_BYTES,
+		    SDFS_CSUM_BYTES);
+	}
+	sdfs_vmeta_clear(&m);
+	if (rv == IDN_ECORRUPT) {
+		sdfs_repair(s, name, ver);
+	}
+	return rv;
+}
+
+int
+on_r_begin(void *arg, const wire_env *req, wire_wr *reply)
+{
+	sdfs *s = arg;
+	char name[NAME_CAP];
+	uint64_t ver;
+	int rv = sdfs_get_name(req->body, name);
+	if (rv == IDN_OK && wire_get_u64(req->body, "ver", &ver) != IDN_OK) {
+		rv = IDN_EPROTO;
+	}
+	return rv ? rv : sdfs_rep_begin(s, name, ver);
+}
+
+int
+on_r_chunk(void *arg, const wire_env *req, wire_wr *reply)
+{
+	sdfs *s = arg;
+	char name[NAME_CAP];
+	uint64_t ver, off;
+	const uint8_t *data, *cs;
+	size_t len, csl;
+	int rv = sdfs_get_name(req->body, name);
+	if (rv == IDN_OK &&
+	    (wire_get_u64(req->body, "ver", &ver) != IDN_OK ||
+	        wire_get_u64(req->body, "off", &off) != IDN_OK ||
+	        wire_get_bin(req->body, "data", &data, &len) != IDN_OK ||
+	        wire_get_bin(req->body, "csum", &cs, &csl) != IDN_OK ||
+	        csl != SDFS_CSUM_BYTES || len > SDFS_CHUNK_MAX)) {
+		rv = IDN_EPROTO;
+	}
+	return rv ? rv : sdfs_rep_chunk(s, name, ver, off, data, len, cs);
+}
+
+int
+on_r_commit(void *arg, const wire_env *req, wire_wr *reply)
+{
+	sdfs *s = arg;
+	char name[NAME_CAP];
+	sdfs_vmeta m;
+	int rv = sdfs_get_name(req->body, name);
+	if (rv == IDN_OK &&
+	    sdfs_vmeta_get(wire_get(req->body, "meta"), &m, false) != IDN_OK) {
+		rv = IDN_EPROTO;
+	}
+	return rv ? rv : sdfs_rep_commit(s, name, &m);
+}
+
+int
+on_r_abort(void *arg, const wire_env *req, wire_wr *reply)
+{
+	sdfs *s = arg;
+	char name[NAME_CAP];
+	uint64_t ver;
+	int rv = sdfs_get_name(req->body, name);
+	if (rv == IDN_OK && wire_get_u64(req->body, "ver", &ver) != IDN_OK) {
+		rv = IDN_EPROTO;
+	}
+	if (rv == IDN_OK) {
+		sdfs_rtx_free(sdfs_rtx_take(s, name, ver));
+	}
+	return rv;
+}
+
+int
+on_r_stat(void *arg, const wire_env *req, wire_wr *reply)
+{
+	sdfs *s = arg;
+	char name[NAME_CAP];
+	sdfs_vmeta *v;
+	size_t n;
+	int rv = sdfs_get_name(req->body, name);
+	if (rv == IDN_OK &&
+	    (rv = sdfs_store_versions(s->st, name, &v, &n)) == IDN_OK) {
+		wire_map(reply, 1);
+		wire_str(reply, "vers");
+		sdfs_vmeta_put_arr(reply, v, n);
+		idn_free(v);
+	}
+	return rv;
+}
+
+int
+on_r_meta(void *arg, const wire_env *req, wire_wr *reply)
+{
+	sdfs *s = arg;
+	char name[NAME_CAP];
+	uint64_t ver;
+	sdfs_vmeta m;
+	int rv = sdfs_get_name(req->body, name);
+	if (rv == IDN_OK && wire_get_u64(req->body, "ver", &ver) != IDN_OK) {
+		rv = IDN_EPROTO;
+	}
+	if (rv == IDN_OK) {
+		rv = sdfs_store_meta(s->st, name, ver, &m);
+		if (rv == IDN_ECORRUPT) {
+			sdfs_repair(s, name, ver);
+		} else if (rv == IDN_OK) {
+			sdfs_vmeta_put(reply, &m, true);
+			sdfs_vmeta_clear(&m);
+		} else {
+			rv = IDN_ENOENT;
+		}
+	}
+	return rv;
+}
+
+int
+on_r_read(void *arg, const wire_env *req, wire_wr *reply)
+{
+	sdfs *s = arg;
+	char name[NAME_CAP];
+	uint64_t ver, idx;
+	uint8_t cs[SDFS_CSUM_BYTES];
+	int rv = sdfs_get_name(req->body, name);
+	if (rv == IDN_OK && (wire_get_u64(req->body, "ver", &ver) ||
+	                        wire_get_u64(req->body, "idx", &idx) ||
+	                        idx > UINT32_MAX)) {
+		rv = IDN_EPROTO;
+	}
+	uint8_t *buf = rv == IDN_OK ? malloc(SDFS_CHUNK_MAX) : NULL;
+	size_t len = 0;
+	if (rv == IDN_OK && buf == NULL) {
+		rv = IDN_ENOMEM;
+	}
+	if (rv == IDN_OK) {
+		rv = sdfs_local_read(s, name, ver, (uint32_t) idx, buf, &len,
+		    cs);
+	}
+	if (rv == IDN_OK) {
+		wire_map(reply, 2);
+		wire_kbin(reply, "data", buf, len);
+		wire_kbin(reply, "csum", cs, sizeof(cs));
+	}
+	free(buf);
+	return rv;
+}
+
+int
+on_r_pull(void *arg, const wire_env *req, wire_wr *reply)
+{
+	sdfs *s = arg;
+	char name[NAME_CAP];
+	char src[R][IDN_ADDR_MAX];
+	uint64_t ver;
+	size_t n = 0;
+	const wire_val *from = wire_get(req->body, "from");
+	int rv = sdfs_get_name(req->body, name);
+	if (rv == IDN_OK && (wire_get_u64(req->body, "ver", &ver) != IDN_OK ||
+	                        wire_as_arr(from, &n) != IDN_OK || n > R)) {
+		rv = IDN_EPROTO;
+	}
+	for (size_t i = 0; rv == IDN_OK && i < n; i++) {
+		rv = wire_copy_str(wire_at(from, i), src[i], IDN_ADDR_MAX);
+	}
+	return rv ? rv : sdfs_pull_now(s, name, ver, src, n);
+}
+
+// Which of the offered versions this replica should hold and lacks: the
+// offered ones it does not have, newer than its newest tombstone, among
+// the IDN_SDFS_KEEP_VERSIONS newest it would then hold.
+size_t
+lacking(const sdfs_vmeta *have, size_t nh, const sdfs_offer *o,
+    uint64_t *out)
+{
+	uint64_t tomb = 0;
+	for (size_t i = 0; i < nh; i++) {
+		if (have[i].tomb && have[i].ver > tomb) {
+			tomb = have[i].ver;
+		}
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < o->nvers; i++) {
+		uint64_t v = o->vers[i];
+		bool held = v <= tomb;
+		size_t newer = 0;
+		for (size_t k = 0; k < nh; k++) {
+			held = held || have[k].ver == v;
+			newer += have[k].ver > v;
+		}
+		for (size_t k = 0; k < o->nvers; k++) {
+			bool dup = false;
+			for (size_t j = 0; j < nh; j++) {
+				dup = dup || have[j].ver == o->vers[k];
+			}
+			newer += !dup && o->vers[k] > v;
+		}
+		if (!held && newer < IDN_SDFS_KEEP_VERSIONS) {
+			out[n++] = v;
+		}
+	}
+	return n;
+}
+
+int
+on_r_have(void *arg, const wire_env *req, wire_wr *reply)
+{
+	sdfs *s = arg;
+	char from[1][IDN_ADDR_MAX];
+	sdfs_offer *o = NULL;
+	size_t n = 0;
+	int rv = IDN_OK;
+	if (wire_get_str(req->body, "from", from[0], IDN_ADDR_MAX) != IDN_OK ||
+	    sdfs_offer_get_arr(wire_get(req->body, "items"), OFFERS_PER_CALL,
+	        &o, &n) != IDN_OK) {
+		return IDN_EPROTO;
+	}
+	sdfs_offer *lack = idn_alloc(sizeof(*lack) * (n ? n : 1));
+	size_t nl = 0;
+	if (lack == NULL) {
+		sdfs_offer_free_arr(o, n);
+		return IDN_ENOMEM;
+	}
+	for (size_t i = 0; i < n && rv == IDN_OK; i++) {
+		sdfs_vmeta *have = NULL;
+		size_t nh = 0;
+		uint64_t want[4 * IDN_SDFS_KEEP_VERSIONS];
+		if (sdfs_name_error(o[i].name) != NULL) {
+			continue;
+		}
+		if ((rv = sdfs_store_versions(s->st, o[i].name, &have, &nh))) {
+			break;
+		}
+		size_t nw = lacking(have, nh, &o[i], want);
+		idn_free(have);
+		if (nw == 0) {
+			continue;
+		}
+		for (size_t k = 0; k < nw; k++) {
+			pull_enqueue(s, o[i].name, want[k], from, 1);
+		}
+		lack[nl].vers = idn_alloc(sizeof(uint64_t) * nw);
+		lack[nl].name = idn_strdup(o[i].name);
+		if (lack[nl].vers == NULL || lack[nl].name == NULL) {
+			nl++;
+			rv = IDN_ENOMEM;
+			break;
+		}
+		memcpy(lack[nl].vers, want, sizeof(uint64_t) * nw);
+		lack[nl].nvers = nw;
+		nl++;
+	}
+	if (rv == IDN_OK) {
+		wire_map(reply, 1);
+		wire_str(reply, "lack");
+		sdfs_offer_put_arr(reply, lack, nl);
+	}
+	sdfs_offer_free_arr(lack, nl);
+	sdfs_offer_free_arr(o, n);
+	return rv;
+}
+
+int
+on_r_list(void *arg, const wire_env *req, wire_wr *reply)
+{
+	sdfs *s = arg;
+	char prefix[NAME_CAP];
+	sdfs_entry *e;
+	size_t n;
+	if (wire_get_str(req->body, "prefix", prefix, sizeof(prefix))) {
+		return IDN_EPROTO;
+	}
+	int rv = sdfs_store_list(s->st, prefix, &e, &n);
+	if (rv == IDN_OK) {
+		wire_map(reply, 1);
+		wire_str(reply, "items");
+		sdfs_entry_put_arr(reply, e, n);
+		sdfs_entry_free_arr(e, n);
+	}
+	return rv;
+}
+
+int
+sdfs_replica_register(sdfs *s)
+{
+	static const struct {
+		const char *type;
+		node_handler_fn fn;
+	} handlers[] = {
+		{"sdfs.r.begin", on_r_begin},
+		{"sdfs.r.chunk", on_r_chunk},
+		{"sdfs.r.commit", on_r_commit},
+		{"sdfs.r.abort", on_r_abort},
+		{"sdfs.r.stat", on_r_stat},
+		{"sdfs.r.meta", on_r_meta},
+		{"sdfs.r.read", on_r_read},
+		{"sdfs.r.pull", on_r_pull},
+		{"sdfs.r.have", on_r_have},
+		{"sdfs.r.list", on_r_list},
+	};
+	int rv = IDN_OK;
+	for (size_t i = 0; rv == IDN_OK && i < IDN_ARRAY_LEN(handlers); i++) {
+		rv = node_handle(s->node, handlers[i].type, handlers[i].fn, s);
+	}
+	return rv;
+}

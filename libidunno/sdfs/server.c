@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: MIT
+// server.c: SDFS inside a node: attach and detach, and what the other
+// parts share: the membership view and ring, calls to peers with the
+// unreachable-peer memory, request helpers.
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sdfs/server.h"
+
+int
+sdfs_view_get(sdfs *s, view *v)
+{
+	memset(v, 0, sizeof(*v));
+	int rv = node_alive_members(s->node, &v->m, &v->n);
+	if (rv == IDN_OK && (rv = sdfs_ring_build(v->m, v->n, &v->ring))) {
+		idn_free(v->m);
+		v->m = NULL;
+	}
+	return rv;
+}
+
+void
+sdfs_view_free(view *v)
+{
+	sdfs_ring_free(v->ring);
+	idn_free(v->m);
+	memset(v, 0, sizeof(*v));
+}
+
+// The name's replica set: addresses in ring order, primary first.
+size_t
+sdfs_view_replicas(const view *v, const char *name, char addr[R][IDN_ADDR_MAX])
+{
+	size_t idx[R], n;
+	sdfs_ring_lookup(v->ring, name, idx, R, &n);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(addr[i], IDN_ADDR_MAX, "%s", v->m[idx[i]].addr);
+	}
+	return n;
+}
+
+bool
+sdfs_is_self(sdfs *s, const char *addr)
+{
+	return strcmp(addr, s->self_addr) == 0;
+}
+
+bool
+sdfs_peer_bad(sdfs *s, const char *addr)
+{
+	uint64_t now = idn_clock_ms();
+	bool bad = false;
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < BAD_PEERS; i++) {
+		if (s->bad[i].until_ms > now &&
+		    strcmp(s->bad[i].addr, addr) == 0) {
+			bad = true;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return bad;
+}
+
+void
+sdfs_peer_mark(sdfs *s, const char *addr, int rv)
+{
+	if (rv != IDN_ETIMEDOUT && rv != IDN_ENET && rv != IDN_ECLOSED) {
+		return;
+	}
+	uint64_t now = idn_clock_ms();
+	pthread_mutex_lock(&s->lock);
+	int slot = 0;
+	for (int i = 0; i < BAD_PEERS; i++) {
+		if (strcmp(s->bad[i].addr, addr) == 0) {
+			slot = i;
+			break;
+		}
+		if (s->bad[i].until_ms < s->bad[slot].until_ms) {
+			slot = i;
+		}
+	}
+	snprintf(s->bad[slot].addr, IDN_ADDR_MAX, "%s", addr);
+	s->bad[slot].until_ms = now + BAD_PEER_MS;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int
+sdfs_call(sdfs *s, const char *addr, const char *type, wire_wr *body,
+    idn_duration tmo, wire_doc **doc, wire_env *env)
+{
+	int rv = net_call_wr(node_client(s->node), addr, type, body, tmo, doc,
+	    env);
+	sdfs_peer_mark(s, addr, rv);
+	return rv;
+}
+
+int
+sdfs_get_name(const wire_val *b, char *name)
+{
+	if (wire_get_str(b, "name", name, NAME_CAP) != IDN_OK) {
+		return IDN_EPROTO;
+	}
+	return sdfs_name_error(name) ? IDN_EINVAL : IDN_OK;
+}
+
+wire_wr *
+sdfs_body_new(void)
+{
+	wire_wr *w = NULL;
+	return wire_wr_new(&w) == IDN_OK ? w : NULL;
+}
+
+bool
+sdfs_still_alive(sdfs *s, const char *addr)
+{
+	idn_member *m;
+	size_t n;
+	bool alive = false;
+	if (node_alive_members(s->node, &m, &n) != IDN_OK) {
+		return true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		alive = alive || strcmp(m[i].addr, addr) == 0;
+	}
+	idn_free(m);
+	return alive;
+}
+
+int
+sdfs_stat_many(sdfs *s, const char *name, const char *const *addrs, size_t n,
+    int *rvs, sdfs_vmeta **vers, size_t *nvers)
+{
+	wire_wr *w = sdfs_body_new();
+	wire_doc **docs = idn_alloc(sizeof(*docs) * (n ? n : 1));
+	wire_env *envs = idn_alloc(sizeof(*envs) * (n ? n : 1));
+	int rv = w && docs && envs ? IDN_OK : IDN_ENOMEM;
+	if (rv == IDN_OK) {
+		wire_map(w, 1);
+		wire_kstr(w, "name", name);
+		rv = node_fanout(s->node, addrs, n, "sdfs.r.stat", w,
+		    STAT_TIMEOUT_MS, rvs, docs, envs);
+	}
+	for (size_t i = 0; i < n; i++) {
+		vers[i] = NULL;
+		nvers[i] = 0;
+		if (rv != IDN_OK) {
+			rvs[i] = rv;
+			continue;
+		}
+		sdfs_peer_mark(s, addrs[i], rvs[i]);
+		if (rvs[i] == IDN_OK &&
+		    sdfs_vmeta_get_arr(wire_get(envs[i].body, "vers"),
+		        4 * IDN_SDFS_KEEP_VERSIONS, &vers[i], &nvers[i])) {
+			rvs[i] = IDN_EPROTO;
+		}
+		wire_doc_free(docs[i]);
+	}
+	wire_wr_free(w);
+	free(docs);
+	free(envs);
+	return rv;
+}
+
+
+void
+sdfs_detach(sdfs *s)
+{
+	if (s == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->lock);
+	if (s->ae_started) {
+		pthread_join(s->ae_thread, NULL);
+	}
+	if (s->pull_started) {
+		pthread_join(s->pull_thread, NULL);
+	}
+	// Commit threads notice stop within one retry of their wait.
+	pthread_mutex_lock(&s->lock);
+	while (s->commits > 0) {
+		pthread_cond_wait(&s->cv, &s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	while (s->puts != NULL) {
+		put_sess *p = s->puts;
+		s->puts = p->next;
+		sdfs_sess_free(p);
+	}
+	while (s->rtxs != NULL) {
+		rtx *t = s->rtxs;
+		s->rtxs = t->next;
+		sdfs_rtx_free(t);
+	}
+	while (s->resv != NULL) {
+		resv *r = s->resv;
+		s->resv = r->next;
+		free(r->name);
+		free(r);
+	}
+	while (s->jobs != NULL) {
+		pull_job *j = s->jobs;
+		s->jobs = j->next;
+		free(j->name);
+		free(j);
+	}
+	sdfs_store_close(s->st);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+int
+sdfs_attach(idn_node *n, sdfs **out)
+{
+	sdfs *s = idn_alloc(sizeof(*s));
+	if (s == NULL) {
+		return IDN_ENOMEM;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	s->node = n;
+	s->lg = node_logger(n);
+	snprintf(s->self_addr, sizeof(s->self_addr), "%s", idn_node_addr(n));
+	char *root = idn_asprintf("%s/sdfs", node_data_dir(n));
+	int rv = root ? sdfs_store_open(root, s->lg, &s->st) : IDN_ENOMEM;
+	free(root);
+	if (rv == IDN_OK) {
+		rv = sdfs_front_register(s);
+	}
+	if (rv == IDN_OK) {
+		rv = sdfs_replica_register(s);
+	}
+	if (rv == IDN_OK) {
+		rv = pthread_create(&s->ae_thread, NULL, sdfs_ae_thread, s) ?
+		    IDN_ESYS : IDN_OK;
+		s->ae_started = rv == IDN_OK;
+	}
+	if (rv == IDN_OK) {
+		rv = pthread_create(&s->pull_thread, NULL, sdfs_pull_thread,
+		    s) ?
+		    IDN_ESYS : IDN_OK;
+		s->pull_started = rv == IDN_OK;
+	}
+	if (rv != IDN_OK) {
+		sdfs_detach(s);
+		return rv;
+	}
+	*out = s;
+	return IDN_OK;
+}

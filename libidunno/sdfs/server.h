@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+// server.h: private to libidunno/sdfs/: a node's SDFS state and what its
+// parts (server.c, front.c, replica.c, repair.c) share.
+#ifndef IDN_SDFS_SERVER_H
+#define IDN_SDFS_SERVER_H
+
+#include "node/node.h"
+#include "sdfs/sdfs.h"
+#include "sdfs/sdfs_int.h"
+
+#define R IDN_SDFS_REPLICAS
+#define NAME_CAP (IDN_SDFS_NAME_MAX + 1)
+#define BAD_PEERS 64
+#define BAD_PEER_MS 3000
+#define STAT_TIMEOUT_MS 2000
+#define CHUNK_TIMEOUT_MS 20000
+#define READ_TIMEOUT_MS 5000
+#define COMMIT_TIMEOUT_MS 120000
+#define PULL_TIMEOUT_MS 120000
+#define REPLICATE_DEADLINE_MS 90000
+#define SESSION_IDLE_MS 120000
+#define AE_PERIOD_MS 2000
+#define AE_POLL_MS 200
+#define RESV_MAX 4096
+#define OFFERS_PER_CALL 2000
+#define SCRUB_MAX_BYTES (64u << 20)
+
+typedef struct put_sess {
+	struct put_sess *next;
+	uint64_t sid;
+	char *name;
+	uint64_t ver;
+	bool tomb;
+	size_t nrep;
+	char addr[R][IDN_ADDR_MAX];
+	bool live[R];
+	uint64_t off;
+	uint64_t last_ms;
+	int state;  // OPEN, COMMITTING, DONE
+	int result; // when DONE
+	uint64_t size;
+	uint8_t sum[IDN_SDFS_SUM_BYTES];
+} put_sess;
+
+enum { OPEN, COMMITTING, DONE };
+
+typedef struct rtx {
+	struct rtx *next;
+	char *name;
+	uint64_t ver;
+	sdfs_wtx *tx;
+	uint64_t last_ms;
+} rtx;
+
+typedef struct resv {
+	struct resv *next;
+	char *name;
+	uint64_t ver;
+	uint64_t ms;
+} resv;
+
+typedef struct pull_job {
+	struct pull_job *next;
+	char *name;
+	uint64_t ver;
+	size_t nsrc;
+	char src[R][IDN_ADDR_MAX];
+} pull_job;
+
+struct sdfs {
+	idn_node *node;
+	const idn_logger *lg;
+	sdfs_store *st;
+	char self_addr[IDN_ADDR_MAX];
+	// Guards everything below. Never held across I/O or a call.
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool stop;
+	int commits; // commit threads running
+	put_sess *puts;
+	rtx *rtxs;
+	resv *resv;
+	size_t nresv;
+	pull_job *jobs;
+	pull_job *inflight; // pulls running now (name, ver), to not repeat
+	struct {
+		char addr[IDN_ADDR_MAX];
+		uint64_t until_ms;
+	} bad[BAD_PEERS];
+	uint64_t next_sid;
+	pthread_t ae_thread;
+	pthread_t pull_thread;
+	bool ae_started;
+	bool pull_started;
+	size_t scrub_next;
+};
+
+// A snapshot of the live membership and its ring.
+typedef struct view {
+	idn_member *m;
+	size_t n;
+	sdfs_ring *ring;
+} view;
+
+// server.c: the view, peers, calls, request helpers.
+int sdfs_view_get(sdfs *s, view *v);
+void sdfs_view_free(view *v);
+// The name's replica set: addresses in ring order, primary first.
+size_t sdfs_view_replicas(const view *v, const char *name,
+    char addr[R][IDN_ADDR_MAX]);
+bool sdfs_is_self(sdfs *s, const char *addr);
+// Peers that recently timed out are tried last for reads and skipped as
+// pull targets for BAD_PEER_MS.
+bool sdfs_peer_bad(sdfs *s, const char *addr);
+void sdfs_peer_mark(sdfs *s, const char *addr, int rv);
+bool sdfs_still_alive(sdfs *s, const char *addr);
+int sdfs_call(sdfs *s, const char *addr, const char *type, wire_wr *body,
+    idn_duration tmo, wire_doc **doc, wire_env *env);
+int sdfs_get_name(const wire_val *b, char *name);
+wire_wr *sdfs_body_new(void);
+// Stats name on addrs in parallel: each one's versions, newest first.
+int sdfs_stat_many(sdfs *s, const char *name, const char *const *addrs,
+    size_t n, int *rvs, sdfs_vmeta **vers, size_t *nvers);
+
+// replica.c
+int sdfs_replica_register(sdfs *s);
+rtx *sdfs_rtx_take(sdfs *s, const char *name, uint64_t ver);
+void sdfs_rtx_free(rtx *t);
+int sdfs_rep_begin(sdfs *s, const char *name, uint64_t ver);
+int sdfs_rep_chunk(sdfs *s, const char *name, uint64_t ver, uint64_t off,
+    const uint8_t *data, size_t len, const uint8_t *csum);
+int sdfs_rep_commit(sdfs *s, const char *name, const sdfs_vmeta *m);
+int sdfs_pull_now(sdfs *s, const char *name, uint64_t ver,
+    char src[][IDN_ADDR_MAX], size_t nsrc);
+void sdfs_repair(sdfs *s, const char *name, uint64_t ver);
+int sdfs_local_read(sdfs *s, const char *name, uint64_t ver, uint32_t idx,
+    uint8_t *buf, size_t *len, uint8_t csum[SDFS_CSUM_BYTES]);
+
+// front.c
+int sdfs_front_register(sdfs *s);
+void sdfs_sess_free(put_sess *ps);
+
+// repair.c: the threads sdfs_attach starts.
+void *sdfs_ae_thread(void *arg);
+void *sdfs_pull_thread(void *arg);
+
+#endif

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: MIT
+// model_cmd.c: the model and dataset verbs of the idunno client:
+// dataset import, model put, train.
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <idunno/model.h>
+#include <idunno/sdfs.h>
+
+#include "core/core.h"
+#include "tool.h"
+
+int model_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
+const char *model_cmd_usage(void);
+
+const char *
+model_cmd_usage(void)
+{
+	return "  dataset import fashion-mnist [--dir DIR] [--prefix P] "
+	       "[--shard-size N]\n"
+	       "                         put the dataset into SDFS as shards "
+	       "(default\n"
+	       "                         DIR /usr/share/datasets/fashion-mnist,"
+	       " P datasets/fashion-mnist)\n"
+	       "  model put NAME MODEL.pt DESC\n"
+	       "                         validate a TorchScript model and its "
+	       "descriptor,\n"
+	       "                         then store them as models/NAME/ in "
+	       "SDFS\n"
+	       "  train NAME [--data P] [--epochs N] [--lr X] [--batch N]\n"
+	       "        [--optimizer sgd|adam] [--schedule const|step|cosine] "
+	       "[--limit N]\n"
+	       "                         train NAME on P/train, test on P/test "
+	       "each epoch,\n"
+	       "                         store models/NAME/weights and "
+	       "metrics\n";
+}
+
+static int
+put_blob(void *arg, const char *name, const void *data, size_t len)
+{
+	return idn_sdfs_put_buf(arg, name, data, len, NULL);
+}
+
+static int
+dataset_import(idn_client *c, int argc, char **argv)
+{
+	const char *dir = NULL, *prefix = "datasets/fashion-mnist";
+	long shard = 1000;
+	if (argc < 1 || strcmp(argv[0], "fashion-mnist") != 0) {
+		fprintf(stderr, "idunno dataset: only 'import fashion-mnist' "
+		    "is known\n");
+		return 2;
+	}
+	for (int i = 1; i < argc; i++) {
+		if (i + 1 >= argc) {
+			goto usage;
+		} else if (strcmp(argv[i], "--dir") == 0) {
+			dir = argv[++i];
+		} else if (strcmp(argv[i], "--prefix") == 0) {
+			prefix = argv[++i];
+		} else if (strcmp(argv[i], "--shard-size") == 0) {
+			if ((shard = tool_parse_long("idunno", "--shard-size",
+			         argv[++i], 1, 1000000)) < 0) {
+				return 2;
+			}
+		} else {
+			goto usage;
+		}
+	}
+	if (idn_sdfs_name_error(prefix) != NULL) {
+		fprintf(stderr, "idunno dataset: bad --prefix '%s': %s\n",
+		    prefix, idn_sdfs_name_error(prefix));
+		return 2;
+	}
+	int rv = idn_dataset_import_fashion_mnist(dir, prefix,
+	    (uint32_t) shard, put_blob, c);
+	if (rv != IDN_OK) {
+		fprintf(stderr, "idunno dataset import: %s (%s)\n",
+		    idn_strerror(rv), dir ? dir :
+		    "/usr/share/datasets/fashion-mnist");
+		return 1;
+	}
+	printf("imported fashion-mnist into %s/train and %s/test\n", prefix,
+	    prefix);
+	return 0;
+usage:
+	fprintf(stderr, "idunno dataset import fashion-mnist [--dir DIR] "
+	    "[--prefix P] [--shard-size N]\n");
+	return 2;
+}
+
+static int
+model_put(idn_client *c, int argc, char **argv)
+{
+	if (argc != 4 || strcmp(argv[0], "put") != 0) {
+		fprintf(stderr, "idunno model put NAME MODEL.pt DESC\n");
+		return 2;
+	}
+	idn_buf model = {0}, desc = {0};
+	char *err = NULL;
+	int rv = idn_file_read(argv[2], (size_t) 4 << 30, &model);
+	if (rv != IDN_OK) {
+		fprintf(stderr, "idunno model put: %s: %s\n", argv[2],
+		    idn_strerror(rv));
+		return 1;
+	}
+	if ((rv = idn_file_read(argv[3], 1 << 20, &desc)) != IDN_OK) {
+		fprintf(stderr, "idunno model put: %s: %s\n", argv[3],
+		    idn_strerror(rv));
+		idn_buf_free(&model);
+		return 1;
+	}
+	rv = idn_model_store(c, argv[1], (const char *) desc.data, desc.len,
+	    model.data, model.len, &err);
+	if (rv == IDN_OK) {
+		printf("stored model %s (%zu bytes) as models/%s/\n", argv[1],
+		    model.len, argv[1]);
+	} else {
+		fprintf(stderr, "idunno model put: %s: %s\n", idn_strerror(rv),
+		    err ? err : "");
+	}
+	idn_free(err);
+	idn_buf_free(&model);
+	idn_buf_free(&desc);
+	return rv == IDN_OK ? 0 : 1;
+}
+
+static int
+print_epoch(void *arg, const idn_model_epoch *e)
+{
+	printf("epoch %u/%u: train loss %.4f, test loss %.4f, test accuracy "
+	    "%.2f%%, lr %.5f, %.1f s\n", e->epoch, e->epochs, e->train_loss,
+	    e->test_loss, 100.0 * e->test_accuracy, e->lr,
+	    (double) e->train_ms / 1000.0);
+	fflush(stdout);
+	return 0;
+}
+
+static int
+train(idn_client *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"data", required_argument, NULL, 'd'},
+	    {"epochs", required_argument, NULL, 'e'},
+	    {"lr", required_argument, NULL, 'l'},
+	    {"batch", required_argument, NULL, 'b'},
+	    {"optimizer", required_argument, NULL, 'o'},
+	    {"schedule", required_argument, NULL, 's'},
+	    {"limit", required_argument, NULL, 'n'},
+	    {NULL, 0, NULL, 0},
+	};
+	idn_model_train_opts o;
+	idn_model_train_opts_init(&o);
+	o.on_epoch = print_epoch;
+	const char *data = "datasets/fashion-mnist";
+	long v, limit = 0;
+	int ch;
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		char *end = NULL;
+		switch (ch) {
+		case 'd':
+			data = optarg;
+			break;
+		case 'e':
+		case 'b':
+		case 'n':
+			if ((v = tool_parse_long("idunno", argv[optind - 1],
+			         optarg, ch == 'n' ? 0 : 1, 100000000)) < 0) {
+				return 2;
+			}
+			if (ch == 'e') {
+				o.epochs = (uint32_t) v;
+			} else if (ch == 'b') {
+				o.batch_size = (uint32_t) v;
+			} else {
+				limit = v;
+			}
+			break;
+		case 'l':
+			o.lr = strtod(optarg, &end);
+			if (*end != '\0' || !(o.lr > 0 && o.lr < 10)) {
+				fprintf(stderr, "idunno train: --lr '%s' is "
+				    "not in (0, 10)\n", optarg);
+				return 2;
+			}
+			break;
+		case 'o':
+			if (strcmp(optarg, "sgd") != 0 &&
+			    strcmp(optarg, "adam") != 0) {
+				goto usage;
+			}
+			o.optimizer = strcmp(optarg, "adam") == 0 ?
+			    IDN_MODEL_ADAM : IDN_MODEL_SGD;
+			break;
+		case 's':
+			o.schedule = strcmp(optarg, "cosine") == 0 ?
+			    IDN_MODEL_LR_COSINE : strcmp(optarg, "step") == 0 ?
+			    IDN_MODEL_LR_STEP : strcmp(optarg, "const") == 0 ?
+			    IDN_MODEL_LR_CONST : -1;
+			if (o.schedule < 0) {
+				goto usage;
+			}
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (optind != argc - 1) {
+		goto usage;
+	}
+	char *err = NULL;
+	int rv = idn_model_train_sdfs(c, argv[optind], data, (size_t) limit,
+	    &o, &err);
+	if (rv != IDN_OK) {
+		fprintf(stderr, "idunno train: %s: %s\n", idn_strerror(rv),
+		    err ? err : "");
+	} else {
+		printf("stored models/%s/weights and models/%s/metrics\n",
+		    argv[optind], argv[optind]);
+	}
+	idn_free(err);
+	return rv == IDN_OK ? 0 : 1;
+usage:
+	fprintf(stderr, "idunno train NAME [--data P] [--epochs N] [--lr X] "
+	    "[--batch N] [--optimizer sgd|adam] [--schedule const|step|cosine]"
+	    " [--limit N]\n");
+	return 2;
+}
+
+int
+model_cmd_main(idn_client *c, const char *verb, int argc, char **argv)
+{
+	if (strcmp(verb, "dataset") == 0) {
+		if (argc < 1 || strcmp(argv[0], "import") != 0) {
+			fprintf(stderr, "idunno dataset import fashion-mnist "
+			    "...\n");
+			return 2;
+		}
+		return dataset_import(c, argc - 1, argv + 1);
+	}
+	if (strcmp(verb, "model") == 0) {
+		return model_put(c, argc, argv);
+	}
+	// train: getopt wants the verb in argv[0].
+	return train(c, argc + 1, argv - 1);
+}
