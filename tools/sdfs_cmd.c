@@ -29,7 +29,7 @@ sdfs_cmd_usage(void)
 	       "of NAME\n"
 	       "  get NAME LOCAL [--version V] [--json]\n"
 	       "                         fetch the newest (or version V) "
-	       "into LOCAL\n"
+	       "into LOCAL (- is stdout)\n"
 	       "  delete NAME [--json]   delete NAME (all its versions)\n"
 	       "  ls NAME [--json]       which nodes hold NAME, its "
 	       "versions, replication\n"
@@ -128,6 +128,15 @@ op_error(const char *verb, const char *name, int rv)
 
 // Refuses a local destination that cannot be written, before any bytes
 // move, with the system's reason.
+// "-" means standard output; reports then go to stderr, not into the data.
+static const char *
+dest_path(const char *local, FILE **report)
+{
+	bool out = strcmp(local, "-") == 0 || strcmp(local, "/dev/stdout") == 0;
+	*report = out ? stderr : stdout;
+	return out ? "/dev/stdout" : local;
+}
+
 static int
 check_dest(const char *verb, const char *path)
 {
@@ -135,6 +144,15 @@ check_dest(const char *verb, const char *path)
 	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
 		fprintf(stderr, "idunno %s: cannot write '%s': is a "
 		    "directory\n", verb, path);
+		return 1;
+	}
+	if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+		// A device or pipe is written in place: it must be writable.
+		if (access(path, W_OK) == 0) {
+			return 0;
+		}
+		fprintf(stderr, "idunno %s: cannot write '%s': %s\n", verb,
+		    path, strerror(errno));
 		return 1;
 	}
 	char *copy = strdup(path);
@@ -213,7 +231,8 @@ cmd_get(idn_client *c, int argc, char **argv)
 	if (rv != 0) {
 		return rv;
 	}
-	const char *name = a.pos[0], *local = a.pos[1];
+	FILE *report;
+	const char *name = a.pos[0], *local = dest_path(a.pos[1], &report);
 	uint64_t want = 0;
 	if (a.version != NULL) {
 		char *end;
@@ -238,15 +257,15 @@ cmd_get(idn_client *c, int argc, char **argv)
 	struct stat sb;
 	long long size = stat(local, &sb) == 0 ? (long long) sb.st_size : -1;
 	if (a.json) {
-		printf("{\"name\":");
-		tool_json_str(stdout, name);
-		printf(",\"version\":%" PRIu64 ",\"size\":%lld,\"local\":",
-		    got, size);
-		tool_json_str(stdout, local);
-		printf("}\n");
+		fprintf(report, "{\"name\":");
+		tool_json_str(report, name);
+		fprintf(report, ",\"version\":%" PRIu64 ",\"size\":%lld,"
+		    "\"local\":", got, size);
+		tool_json_str(report, local);
+		fprintf(report, "}\n");
 	} else {
-		printf("got %s version %" PRIu64 " (%lld bytes) into %s\n",
-		    name, got, size, local);
+		fprintf(report, "got %s version %" PRIu64 " (%lld bytes) into "
+		    "%s\n", name, got, size, local);
 	}
 	return 0;
 }
@@ -426,7 +445,8 @@ cmd_get_versions(idn_client *c, int argc, char **argv)
 	if (rv != 0) {
 		return rv;
 	}
-	const char *name = a.pos[0], *local = a.pos[2];
+	FILE *report;
+	const char *name = a.pos[0], *local = dest_path(a.pos[2], &report);
 	char *end;
 	long n = strtol(a.pos[1], &end, 10);
 	if (*end != '\0' || n < 1 || n > 1000) {
@@ -447,24 +467,24 @@ cmd_get_versions(idn_client *c, int argc, char **argv)
 		return op_error("get-versions", name, rv);
 	}
 	if (a.json) {
-		printf("{\"name\":");
-		tool_json_str(stdout, name);
-		printf(",\"local\":");
-		tool_json_str(stdout, local);
-		printf(",\"versions\":[");
+		fprintf(report, "{\"name\":");
+		tool_json_str(report, name);
+		fprintf(report, ",\"local\":");
+		tool_json_str(report, local);
+		fprintf(report, ",\"versions\":[");
 		for (size_t i = 0; i < nv && i < count; i++) {
-			printf("%s{\"version\":%" PRIu64 ",\"size\":%" PRIu64
-			       "}", i ? "," : "", v[i].version,
+			fprintf(report, "%s{\"version\":%" PRIu64 ",\"size\":%"
+			    PRIu64 "}", i ? "," : "", v[i].version,
 			    v[i].size_bytes);
 		}
-		printf("]}\n");
+		fprintf(report, "]}\n");
 	} else {
-		printf("wrote %zu version%s of %s into %s:", count,
+		fprintf(report, "wrote %zu version%s of %s into %s:", count,
 		    count == 1 ? "" : "s", name, local);
 		for (size_t i = 0; i < nv && i < count; i++) {
-			printf(" %" PRIu64, v[i].version);
+			fprintf(report, " %" PRIu64, v[i].version);
 		}
-		printf("\n");
+		fprintf(report, "\n");
 	}
 	idn_free(v);
 	return 0;

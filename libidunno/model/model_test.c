@@ -27,7 +27,7 @@ static const char sim_desc[] = "backend = sim\ninput = 1x28x28\n"
 #define SKIP_IF(cond, why)                                               \
 	do {                                                             \
 		if (cond) {                                              \
-			print_message("skipped: %s\n", why);              \
+			print_message("# skipped: %s\n", why);              \
 			return;                                          \
 		}                                                        \
 	} while (0)
@@ -580,7 +580,7 @@ test_torch_train_lenet(void **st)
 	}
 	assert_int_equal(seen.epochs, 2);
 	IDN_PASS(idn_model_evaluate(m, &test, &acc1, &loss1));
-	print_message("lenet5 10000 images: loss %.3f -> %.3f, %.3f, "
+	print_message("# lenet5 10000 images: loss %.3f -> %.3f, %.3f, "
 	    "accuracy %.3f -> %.3f\n", loss0, seen.loss[0], seen.loss[1],
 	    acc0, acc1);
 	assert_true(seen.loss[1] < seen.loss[0]);
@@ -661,7 +661,7 @@ test_torch_train_adam(void **st)
 	double acc;
 	IDN_PASS(idn_model_train(m, &o, &train, NULL));
 	IDN_PASS(idn_model_evaluate(m, &test, &acc, NULL));
-	print_message("lenet5 adam 3000 images: accuracy %.3f\n", acc);
+	print_message("# lenet5 adam 3000 images: accuracy %.3f\n", acc);
 	assert_true(acc > 0.5);
 	idn_model_close(m);
 	model_dataset_free(&te);
@@ -905,7 +905,7 @@ test_runtime(void **st)
 {
 	char buf[512];
 	idn_model_runtime(buf, sizeof(buf));
-	print_message("%s\n", buf);
+	print_message("# %s\n", buf);
 	assert_non_null(strstr(buf, "intra-op threads 1,"));
 	IDN_FAIL(idn_model_set_threads(0), IDN_EINVAL);
 	IDN_PASS(idn_model_set_threads(1));

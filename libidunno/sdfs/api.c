@@ -333,6 +333,7 @@ typedef struct getter {
 	pthread_mutex_t lock;
 	uint32_t next;
 	int rv;
+	bool pipe;           // the sink cannot seek: chunks go out in order
 } getter;
 
 static int
@@ -343,7 +344,8 @@ sink_put_at(getter *g, uint64_t off, const uint8_t *p, size_t n)
 		return IDN_OK;
 	}
 	while (n > 0) {
-		ssize_t w = pwrite(g->k->fd, p, n, (off_t) (g->base + off));
+		ssize_t w = g->pipe ? write(g->k->fd, p, n) :
+		    pwrite(g->k->fd, p, n, (off_t) (g->base + off));
 		if (w < 0 && errno == EINTR) {
 			continue;
 		}
@@ -410,10 +412,11 @@ get_stream(idn_client *c, const char *name, const sdfs_vmeta *m, sink *k)
 		g.base = k->buf->len;
 	} else {
 		off_t pos = lseek(k->fd, 0, SEEK_CUR);
-		if (pos < 0) {
+		if (pos < 0 && errno != ESPIPE) {
 			return idn_err_from_errno(errno);
 		}
-		g.base = (uint64_t) pos;
+		g.pipe = pos < 0;
+		g.base = g.pipe ? 0 : (uint64_t) pos;
 	}
 	if ((g.csums = malloc((size_t) m->nchunks * SDFS_CSUM_BYTES + 1)) ==
 	    NULL) {
@@ -421,7 +424,7 @@ get_stream(idn_client *c, const char *name, const sdfs_vmeta *m, sink *k)
 	}
 	pthread_mutex_init(&g.lock, NULL);
 	pthread_t t;
-	bool helper = m->nchunks > 1 &&
+	bool helper = m->nchunks > 1 && !g.pipe &&
 	    pthread_create(&t, NULL, getter_run, &g) == 0;
 	getter_run(&g);
 	if (helper) {
@@ -437,17 +440,31 @@ get_stream(idn_client *c, const char *name, const sdfs_vmeta *m, sink *k)
 	free(g.csums);
 	if (rv == IDN_OK && k->fd < 0) {
 		k->buf->len += (size_t) m->size;
-	} else if (rv == IDN_OK &&
+	} else if (rv == IDN_OK && !g.pipe &&
 	    lseek(k->fd, (off_t) (g.base + m->size), SEEK_SET) < 0) {
 		rv = idn_err_from_errno(errno);
 	}
 	return rv;
 }
 
-// A temp file beside path (same file system, so rename is atomic).
+// A temp file beside path (same file system, so rename is atomic). A
+// path that is a symlink or not a regular file (a terminal, a pipe) is
+// written in place: renaming over it would replace the link or the device
+// itself; /dev/stdout is our own standard output. *tmp is NULL then.
 static int
 tmp_open(const char *path, char **tmp, int *fd)
 {
+	struct stat sb;
+	if (strcmp(path, "/dev/stdout") == 0) {
+		*tmp = NULL;
+		*fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
+		return *fd < 0 ? idn_err_from_errno(errno) : IDN_OK;
+	}
+	if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+		*tmp = NULL;
+		*fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		return *fd < 0 ? idn_err_from_errno(errno) : IDN_OK;
+	}
 	*tmp = idn_asprintf("%s.idunno-part.%d.%08x", path, (int) getpid(),
 	    idn_random());
 	if (*tmp == NULL) {
@@ -469,6 +486,9 @@ tmp_finish(int rv, const char *path, char *tmp, int fd)
 {
 	if (close(fd) != 0 && rv == IDN_OK) {
 		rv = idn_err_from_errno(errno);
+	}
+	if (tmp == NULL) {
+		return rv;
 	}
 	if (rv == IDN_OK && rename(tmp, path) != 0) {
 		rv = errno == EACCES ? IDN_EPERM : idn_err_from_errno(errno);
