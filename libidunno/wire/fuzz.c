@@ -2,9 +2,46 @@
 // fuzz.c: one entry that pushes arbitrary bytes through every decoder, for
 // the libFuzzer target and the corpus regression test.
 #include "wire/member_msg.h"
+#include "wire/sdfs_msg.h"
 #include "wire/wire.h"
 
+#define MAX_ITEMS 64
+
 int wire_fuzz_one(const uint8_t *data, size_t len);
+
+// Every typed decoder on one value; whatever they accept is freed again.
+static void
+decode_all(const wire_val *v)
+{
+	size_t n;
+	idn_member *m;
+	idn_member one;
+	int ev;
+	sdfs_vmeta meta;
+	sdfs_vmeta *metas;
+	sdfs_entry *e;
+	idn_sdfs_holder *h;
+	sdfs_offer *o;
+	if (member_msg_get_alloc(v, MAX_ITEMS, &m, &n) == IDN_OK) {
+		idn_free(m);
+	}
+	(void) member_msg_event_get(v, &ev, &one);
+	if (sdfs_vmeta_get(v, &meta, true) == IDN_OK) {
+		sdfs_vmeta_clear(&meta);
+	}
+	if (sdfs_vmeta_get_arr(v, MAX_ITEMS, &metas, &n) == IDN_OK) {
+		idn_free(metas);
+	}
+	if (sdfs_entry_get_arr(v, MAX_ITEMS, &e, &n) == IDN_OK) {
+		sdfs_entry_free_arr(e, n);
+	}
+	if (sdfs_holder_get_arr(v, MAX_ITEMS, &h, &n) == IDN_OK) {
+		idn_free(h);
+	}
+	if (sdfs_offer_get_arr(v, MAX_ITEMS, &o, &n) == IDN_OK) {
+		sdfs_offer_free_arr(o, n);
+	}
+}
 
 int
 wire_fuzz_one(const uint8_t *data, size_t len)
@@ -16,17 +53,17 @@ wire_fuzz_one(const uint8_t *data, size_t len)
 	wire_env env;
 	(void) wire_open(key, data, len, &p, &n);
 	if (wire_env_decode(data, len, &d, &env) == IDN_OK) {
-		idn_member m[16];
-		size_t k;
-		(void) member_msg_get(wire_get(env.body, "g"), m, 16, &k);
+		decode_all(env.body);
 		wire_doc_free(d);
 	}
 	if (wire_doc_parse(data, len, &d) == IDN_OK) {
-		idn_member *m;
-		size_t k;
-		if (member_msg_get_alloc(wire_doc_root(d), 64, &m, &k) ==
-		    IDN_OK) {
-			idn_free(m);
+		// The root and each field of a map root: bodies carry their
+		// records one level down ({"g": [...]}, {"meta": {...}}).
+		const wire_val *root = wire_doc_root(d);
+		decode_all(root);
+		const wire_val *v;
+		for (size_t i = 0; (v = wire_field(root, i)) != NULL; i++) {
+			decode_all(v);
 		}
 		wire_doc_free(d);
 	}

@@ -390,6 +390,15 @@ wire_at(const wire_val *a, size_t i)
 	return &a->via.array.ptr[i];
 }
 
+const wire_val *
+wire_field(const wire_val *m, size_t i)
+{
+	if (m == NULL || m->type != MSGPACK_OBJECT_MAP || i >= m->via.map.size) {
+		return NULL;
+	}
+	return &m->via.map.ptr[i].val;
+}
+
 bool
 wire_is_nil(const wire_val *v)
 {

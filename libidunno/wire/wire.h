@@ -59,6 +59,8 @@ int wire_as_str(const wire_val *v, const char **p, size_t *n);
 int wire_as_bin(const wire_val *v, const uint8_t **p, size_t *n);
 int wire_as_arr(const wire_val *v, size_t *n);
 const wire_val *wire_at(const wire_val *arr, size_t i); // NULL if out of range
+// The value of a map's i-th field; NULL if not a map or out of range.
+const wire_val *wire_field(const wire_val *map, size_t i);
 bool wire_is_nil(const wire_val *v);
 // Copies a string field into a new NUL-terminated string; refuses embedded
 // NULs and strings longer than max_len (IDN_EPROTO).
