@@ -35,26 +35,16 @@ load(const char *dir, const char *name, double *load_s)
 {
 	char *dp = idn_asprintf("%s/%s.desc", dir, name);
 	char *mp = idn_asprintf("%s/%s.pt", dir, name);
-	idn_buf desc = {0}, pt = {0};
 	idn_model *m = NULL;
 	char *err = NULL;
-	int rv;
-	if ((rv = idn_file_read(dp, 1 << 16, &desc)) != IDN_OK ||
-	    (rv = idn_file_read(mp, (size_t) 1 << 30, &pt)) != IDN_OK) {
-		fprintf(stderr, "%s: %s\n", mp, idn_strerror(rv));
-	} else {
-		double t0 = now_s();
-		rv = idn_model_load((char *) desc.data, desc.len, pt.data,
-		    pt.len, &err, &m);
-		*load_s = now_s() - t0;
-		if (rv != IDN_OK) {
-			fprintf(stderr, "%s: %s: %s\n", name, idn_strerror(rv),
-			    err);
-		}
+	double t0 = now_s();
+	int rv = idn_model_load_files(dp, mp, &err, &m);
+	*load_s = now_s() - t0;
+	if (rv != IDN_OK) {
+		fprintf(stderr, "%s: %s: %s\n", name, idn_strerror(rv),
+		    err ? err : "");
 	}
 	idn_free(err);
-	idn_buf_free(&desc);
-	idn_buf_free(&pt);
 	free(dp);
 	free(mp);
 	return m;

@@ -115,21 +115,14 @@ load(const bench *b)
 {
 	char *dp = idn_asprintf("%s/%s.desc", b->models_dir, b->model);
 	char *mp = idn_asprintf("%s/%s.pt", b->models_dir, b->model);
-	idn_buf desc = {0}, pt = {0};
 	idn_model *m = NULL;
 	char *err = NULL;
-	int rv;
-	if ((rv = idn_file_read(dp, 1 << 16, &desc)) != IDN_OK ||
-	    (rv = idn_file_read(mp, (size_t) 1 << 30, &pt)) != IDN_OK) {
-		fprintf(stderr, "%s: %s\n", mp, idn_strerror(rv));
-	} else if ((rv = idn_model_load((char *) desc.data, desc.len, pt.data,
-	    pt.len, &err, &m)) != IDN_OK) {
+	int rv = idn_model_load_files(dp, mp, &err, &m);
+	if (rv != IDN_OK) {
 		fprintf(stderr, "%s: %s: %s\n", b->model, idn_strerror(rv),
-		    err);
+		    err ? err : "");
 	}
 	idn_free(err);
-	idn_buf_free(&desc);
-	idn_buf_free(&pt);
 	free(dp);
 	free(mp);
 	return m;

@@ -102,14 +102,12 @@ model_put(idn_client *c, int argc, char **argv)
 	idn_buf model = {0}, desc = {0};
 	char *err = NULL;
 	int rv = idn_file_read(argv[2], (size_t) 4 << 30, &model);
-	if (rv != IDN_OK) {
-		fprintf(stderr, "idunno model put: %s: %s\n", argv[2],
-		    idn_strerror(rv));
-		return 1;
+	if (rv == IDN_OK) {
+		rv = idn_file_read(argv[3], 1 << 20, &desc);
 	}
-	if ((rv = idn_file_read(argv[3], 1 << 20, &desc)) != IDN_OK) {
-		fprintf(stderr, "idunno model put: %s: %s\n", argv[3],
-		    idn_strerror(rv));
+	if (rv != IDN_OK) {
+		fprintf(stderr, "idunno model put: %s: %s\n", model.data ?
+		    argv[3] : argv[2], idn_strerror(rv));
 		idn_buf_free(&model);
 		return 1;
 	}

@@ -216,6 +216,12 @@ IDN_API int idn_dataset_shard_decode(const void *data, size_t len,
 IDN_API int idn_dataset_shard_name(const char *prefix, uint32_t index,
     char *buf, size_t size);
 
+// idn_model_load_files is idn_model_load with the descriptor and the model
+// read from files (model_path may be NULL for the sim backend). The read's
+// error (IDN_ENOENT, IDN_EPERM) or the load's; *errmsg as idn_model_load.
+IDN_API int idn_model_load_files(const char *desc_path,
+    const char *model_path, char **errmsg, idn_model **out);
+
 // Models and datasets in SDFS (all need the sdfs of idn_client's cluster).
 // A model NAME lives as "models/NAME/desc" and "models/NAME/model.pt";
 // training adds "models/NAME/weights" (an exported module: valid model

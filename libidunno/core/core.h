@@ -25,6 +25,25 @@ char *idn_strndup(const char *s, size_t n);
 char *idn_asprintf(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
+// Little-endian integers in byte buffers (file and blob formats).
+static inline void
+idn_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++) {
+		p[i] = (uint8_t) (v >> (8 * i));
+	}
+}
+
+static inline uint64_t
+idn_get_le(const uint8_t *p, int nbytes)
+{
+	uint64_t v = 0;
+	for (int i = nbytes - 1; i >= 0; i--) {
+		v = (v << 8) | p[i];
+	}
+	return v;
+}
+
 uint64_t idn_clock_ms(void);   // monotonic
 uint64_t idn_wall_ms(void);    // realtime, ms since the epoch
 void idn_sleep_ms(uint32_t ms);
@@ -39,6 +58,11 @@ typedef struct {
 
 int idn_buf_append(idn_buf *b, const void *data, size_t len);
 void idn_buf_free(idn_buf *b);
+
+// idn_write_all writes all n bytes (retrying short writes and EINTR);
+// idn_read_full reads until cap bytes or end of file, *got the count.
+int idn_write_all(int fd, const void *data, size_t n);
+int idn_read_full(int fd, void *buf, size_t cap, size_t *got);
 
 // File helpers: whole small files (key files, addresses) only.
 int idn_file_read(const char *path, size_t max_bytes, idn_buf *out);

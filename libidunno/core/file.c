@@ -44,6 +44,46 @@ idn_file_read(const char *path, size_t max_bytes, idn_buf *out)
 }
 
 int
+idn_write_all(int fd, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			return idn_err_from_errno(errno);
+		}
+		p += n;
+		len -= (size_t) n;
+	}
+	return IDN_OK;
+}
+
+int
+idn_read_full(int fd, void *buf, size_t cap, size_t *got)
+{
+	uint8_t *out = buf;
+	size_t done = 0;
+	while (done < cap) {
+		ssize_t n = read(fd, out + done, cap - done);
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			return idn_err_from_errno(errno);
+		}
+		if (n == 0) {
+			break;
+		}
+		done += (size_t) n;
+	}
+	*got = done;
+	return IDN_OK;
+}
+
+int
 idn_file_write_atomic(const char *path, const void *data, size_t len)
 {
 	char *tmp = idn_asprintf("%s.tmp.%d", path, (int) getpid());
@@ -57,19 +97,7 @@ idn_file_write_atomic(const char *path, const void *data, size_t len)
 		free(tmp);
 		return rv;
 	}
-	const uint8_t *p = data;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			rv = idn_err_from_errno(errno);
-			break;
-		}
-		p += n;
-		len -= (size_t) n;
-	}
+	rv = idn_write_all(fd, data, len);
 	if (rv == IDN_OK && fsync(fd) != 0) {
 		rv = idn_err_from_errno(errno);
 	}

@@ -33,6 +33,30 @@ set_err(char **errmsg, const char *fmt, const char *what)
 }
 
 int
+idn_model_load_files(const char *desc_path, const char *model_path,
+    char **errmsg, idn_model **out)
+{
+	idn_buf desc = {0}, model = {0};
+	if (desc_path == NULL || out == NULL) {
+		return IDN_EINVAL;
+	}
+	int rv = idn_file_read(desc_path, 1 << 20, &desc);
+	if (rv != IDN_OK) {
+		set_err(errmsg, "cannot read descriptor %s", desc_path);
+	} else if (model_path != NULL &&
+	    (rv = idn_file_read(model_path, (size_t) 4 << 30, &model)) !=
+	        IDN_OK) {
+		set_err(errmsg, "cannot read model %s", model_path);
+	} else {
+		rv = idn_model_load((const char *) desc.data, desc.len,
+		    model.data, model.len, errmsg, out);
+	}
+	idn_buf_free(&desc);
+	idn_buf_free(&model);
+	return rv;
+}
+
+int
 idn_model_store(idn_client *c, const char *name, const char *desc,
     size_t desc_len, const void *model, size_t model_len, char **errmsg)
 {

@@ -22,24 +22,6 @@ get_be32(const uint8_t *p)
 	    (uint32_t) p[2] << 8 | p[3];
 }
 
-static void
-put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++) {
-		p[i] = (uint8_t) (v >> (8 * i));
-	}
-}
-
-static uint64_t
-get_le(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = n - 1; i >= 0; i--) {
-		v = (v << 8) | p[i];
-	}
-	return v;
-}
-
 // gz_read_all reads exactly len bytes; a short read or a zlib error (bad
 // deflate data, bad CRC) is corruption.
 static int
@@ -174,16 +156,16 @@ model_shard_encode(uint64_t first, uint32_t count, uint32_t channels,
 		return IDN_ENOMEM;
 	}
 	memcpy(b, MODEL_SHARD_MAGIC, 8);
-	put_le32(b + 8, count);
-	put_le32(b + 12, channels);
-	put_le32(b + 16, height);
-	put_le32(b + 20, width);
-	put_le32(b + 24, (uint32_t) first);
-	put_le32(b + 28, (uint32_t) (first >> 32));
-	put_le32(b + 36, 0);
+	idn_put_le32(b + 8, count);
+	idn_put_le32(b + 12, channels);
+	idn_put_le32(b + 16, height);
+	idn_put_le32(b + 20, width);
+	idn_put_le32(b + 24, (uint32_t) first);
+	idn_put_le32(b + 28, (uint32_t) (first >> 32));
+	idn_put_le32(b + 36, 0);
 	memcpy(b + MODEL_SHARD_HEADER, labels, count);
 	memcpy(b + MODEL_SHARD_HEADER + count, images, pix);
-	put_le32(b + 32, shard_crc(b, total));
+	idn_put_le32(b + 32, shard_crc(b, total));
 	*out = b;
 	*len = total;
 	return IDN_OK;
@@ -198,15 +180,15 @@ idn_dataset_shard_decode(const void *data, size_t len,
 		return IDN_EINVAL;
 	}
 	if (len < MODEL_SHARD_HEADER || memcmp(b, MODEL_SHARD_MAGIC, 8) != 0 ||
-	    get_le(b + 36, 4) != 0) {
+	    idn_get_le(b + 36, 4) != 0) {
 		return IDN_ECORRUPT;
 	}
 	idn_dataset_shard s = {
-		.count = (uint32_t) get_le(b + 8, 4),
-		.channels = (uint32_t) get_le(b + 12, 4),
-		.height = (uint32_t) get_le(b + 16, 4),
-		.width = (uint32_t) get_le(b + 20, 4),
-		.first = get_le(b + 24, 8),
+		.count = (uint32_t) idn_get_le(b + 8, 4),
+		.channels = (uint32_t) idn_get_le(b + 12, 4),
+		.height = (uint32_t) idn_get_le(b + 16, 4),
+		.width = (uint32_t) idn_get_le(b + 20, 4),
+		.first = idn_get_le(b + 24, 8),
 	};
 	if (s.count < 1 || s.channels < 1 ||
 	    s.channels > IDN_MODEL_MAX_CHANNELS || s.height < 1 ||
@@ -220,7 +202,7 @@ idn_dataset_shard_decode(const void *data, size_t len,
 	if (want != len) {
 		return IDN_ECORRUPT;
 	}
-	if (shard_crc(b, len) != get_le(b + 32, 4)) {
+	if (shard_crc(b, len) != idn_get_le(b + 32, 4)) {
 		return IDN_ECORRUPT;
 	}
 	s.labels = b + MODEL_SHARD_HEADER;

@@ -140,24 +140,6 @@ sim_train_end(void *impl)
 {
 }
 
-static void
-put_u32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++) {
-		p[i] = (uint8_t) (v >> (8 * i));
-	}
-}
-
-static uint64_t
-get_le(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	for (int i = n - 1; i >= 0; i--) {
-		v = (v << 8) | p[i];
-	}
-	return v;
-}
-
 static int
 sim_save(void *impl, void **out, size_t *len, char **err)
 {
@@ -167,10 +149,10 @@ sim_save(void *impl, void **out, size_t *len, char **err)
 		return IDN_ENOMEM;
 	}
 	memcpy(b, SIM_MAGIC, 8);
-	put_u32(b + 8, s->classes);
-	put_u32(b + 12, (uint32_t) s->in_bytes);
-	put_u32(b + 16, (uint32_t) s->steps);
-	put_u32(b + 20, (uint32_t) (s->steps >> 32));
+	idn_put_le32(b + 8, s->classes);
+	idn_put_le32(b + 12, (uint32_t) s->in_bytes);
+	idn_put_le32(b + 16, (uint32_t) s->steps);
+	idn_put_le32(b + 20, (uint32_t) (s->steps >> 32));
 	*out = b;
 	*len = SIM_BLOB_BYTES;
 	return IDN_OK;
@@ -185,12 +167,12 @@ sim_restore(void *impl, const void *data, size_t len, char **err)
 		*err = idn_strdup("not sim weights");
 		return IDN_EMODEL;
 	}
-	if (get_le(b + 8, 4) != s->classes ||
-	    get_le(b + 12, 4) != s->in_bytes) {
+	if (idn_get_le(b + 8, 4) != s->classes ||
+	    idn_get_le(b + 12, 4) != s->in_bytes) {
 		*err = idn_strdup("sim weights are for another shape");
 		return IDN_EMODEL;
 	}
-	s->steps = get_le(b + 16, 8);
+	s->steps = idn_get_le(b + 16, 8);
 	return IDN_OK;
 }
 

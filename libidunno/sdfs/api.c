@@ -49,22 +49,7 @@ src_read(src *s, uint8_t *out, size_t cap, size_t *got)
 		*got = n;
 		return IDN_OK;
 	}
-	size_t done = 0;
-	while (done < cap) {
-		ssize_t n = read(s->fd, out + done, cap - done);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			return idn_err_from_errno(errno);
-		}
-		if (n == 0) {
-			break;
-		}
-		done += (size_t) n;
-	}
-	*got = done;
-	return IDN_OK;
+	return idn_read_full(s->fd, out, cap, got);
 }
 
 static void
@@ -238,18 +223,7 @@ sink_write(sink *k, const uint8_t *p, size_t n)
 	if (k->fd < 0) {
 		return idn_buf_append(k->buf, p, n);
 	}
-	while (n > 0) {
-		ssize_t w = write(k->fd, p, n);
-		if (w < 0 && errno == EINTR) {
-			continue;
-		}
-		if (w < 0) {
-			return idn_err_from_errno(errno);
-		}
-		p += w;
-		n -= (size_t) w;
-	}
-	return IDN_OK;
+	return idn_write_all(k->fd, p, n);
 }
 
 static int

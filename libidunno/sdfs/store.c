@@ -72,24 +72,6 @@ fsync_dir(const char *path)
 	return rv;
 }
 
-static int
-write_all(int fd, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			return idn_err_from_errno(errno);
-		}
-		p += n;
-		len -= (size_t) n;
-	}
-	return IDN_OK;
-}
-
 // Writes path atomically: a temp beside it, fsync, rename. Called with the
 // store lock held, so one temp name per path is enough.
 static int
@@ -102,7 +84,7 @@ write_file_atomic(const char *path, const void *data, size_t len)
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	int rv = fd < 0 ? idn_err_from_errno(errno) : IDN_OK;
 	if (rv == IDN_OK) {
-		rv = write_all(fd, data, len);
+		rv = idn_write_all(fd, data, len);
 		if (rv == IDN_OK && fsync(fd) != 0) {
 			rv = idn_err_from_errno(errno);
 		}
@@ -643,7 +625,7 @@ sdfs_wtx_write(sdfs_wtx *tx, uint64_t off, const void *data, size_t len,
 		if (csum != NULL && memcmp(cs, csum, sizeof(cs)) != 0) {
 			return IDN_ECORRUPT;
 		}
-		if ((rv = write_all(tx->fd, data, len)) != IDN_OK ||
+		if ((rv = idn_write_all(tx->fd, data, len)) != IDN_OK ||
 		    (rv = idn_buf_append(&tx->csums, cs, sizeof(cs)))) {
 			return rv;
 		}
@@ -651,7 +633,7 @@ sdfs_wtx_write(sdfs_wtx *tx, uint64_t off, const void *data, size_t len,
 	} else if (csum != NULL) {
 		return IDN_EINVAL; // checked writes are whole chunks
 	} else {
-		if ((rv = write_all(tx->fd, data, len)) != IDN_OK) {
+		if ((rv = idn_write_all(tx->fd, data, len)) != IDN_OK) {
 			return rv;
 		}
 		const uint8_t *p = data;
