@@ -13,6 +13,7 @@ int sdfs_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
 const char *sdfs_cmd_usage(void);
 int model_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
 const char *model_cmd_usage(void);
+int model_export(int argc, char **argv);
 
 static void
 usage(FILE *f)
@@ -337,6 +338,10 @@ main(int argc, char **argv)
 	char **args = argv + i;
 	if (strcmp(cmd, "cluster") == 0) {
 		return cluster_main(root, nargs, args);
+	}
+	if (strcmp(cmd, "model") == 0 && nargs > 0 &&
+	    strcmp(args[0], "export") == 0) {
+		return model_export(nargs, args); // needs no cluster
 	}
 	static const struct {
 		const char *name;

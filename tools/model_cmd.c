@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <idunno/model.h>
 #include <idunno/sdfs.h>
@@ -13,6 +15,7 @@
 #include "tool.h"
 
 int model_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
+int model_export(int argc, char **argv);
 const char *model_cmd_usage(void);
 
 const char *
@@ -24,6 +27,12 @@ model_cmd_usage(void)
 	       "(default\n"
 	       "                         DIR /usr/share/datasets/fashion-mnist,"
 	       " P datasets/fashion-mnist)\n"
+	       "  model export [--out DIR] [-- EXPORT-ARGS]\n"
+	       "                         write TorchScript LeNet-5, ResNet-18 "
+	       "and their\n"
+	       "                         descriptors into DIR (default "
+	       "./models) with\n"
+	       "                         Debian's python3-torch\n"
 	       "  model put NAME MODEL.pt DESC\n"
 	       "                         validate a TorchScript model and its "
 	       "descriptor,\n"
@@ -90,6 +99,57 @@ usage:
 	fprintf(stderr, "idunno dataset import fashion-mnist [--dir DIR] "
 	    "[--prefix P] [--shard-size N]\n");
 	return 2;
+}
+
+// Runs models/export.py with Debian's python (the one with torch): the
+// source tree's copy when built in place, else the installed one.
+int
+model_export(int argc, char **argv)
+{
+	const char *out = "models";
+	int i = 1;
+	if (i + 1 < argc && strcmp(argv[i], "--out") == 0) {
+		out = argv[i + 1];
+		i += 2;
+	}
+	if (i < argc && strcmp(argv[i], "--") == 0) {
+		i++;
+	} else if (i < argc) {
+		fprintf(stderr, "idunno model export [--out DIR] [-- "
+		    "EXPORT-ARGS]\n");
+		return 2;
+	}
+	char scripts[] = IDN_EXPORT_SCRIPTS;
+	const char *script = NULL;
+	for (char *p = strtok(scripts, ":"); p && !script; p = strtok(NULL, ":")) {
+		script = access(p, R_OK) == 0 ? p : NULL;
+	}
+	if (script == NULL || access("/usr/bin/python3", X_OK) != 0) {
+		fprintf(stderr, "idunno model export: needs %s and "
+		    "/usr/bin/python3 with python3-torch\n", IDN_EXPORT_SCRIPTS);
+		return 1;
+	}
+	const char *args[64] = {"/usr/bin/python3", script, "--out", out};
+	int k = 4;
+	for (; i < argc && k < 63; i++) {
+		args[k++] = argv[i];
+	}
+	args[k] = NULL;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		setenv("OPENBLAS_NUM_THREADS", "1", 0);
+		execv(args[0], (char *const *) args);
+		_exit(127);
+	}
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+	    WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "idunno model export: %s failed\n", script);
+		return 1;
+	}
+	printf("exported models into %s\n", out);
+	return 0;
 }
 
 static int
