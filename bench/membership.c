@@ -172,8 +172,10 @@ main(int argc, char **argv)
 			}
 		}
 		idn_free(m);
+		// pid_of runs the CLI (which loads libtorch): before the clock.
+		pid_t pid = pid_of(victim);
 		uint64_t at = wall_ms();
-		kill(pid_of(victim), SIGKILL);
+		kill(pid, SIGKILL);
 		uint64_t seen = 0, deadline = idn_test_now_ms() + 10000;
 		while ((seen = failed_everywhere(id, victim)) == 0 &&
 		    idn_test_now_ms() < deadline) {

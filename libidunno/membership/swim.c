@@ -28,6 +28,9 @@ struct swim {
 	pthread_t thread;
 	swim_event_fn fn;
 	void *arg;
+	// Its own threads: data-plane calls stuck on a dead peer must never
+	// delay an indirect probe or a failure broadcast.
+	net_pool *pool;
 };
 
 static void
@@ -238,6 +241,37 @@ swim_members(swim *s, bool live_only, idn_member **out, size_t *count)
 // Tells every live member at once: used for fresh suspicions, failures
 // and leaving, so that they do not wait for the next piggyback.
 static void
+post(swim *s, const char *addr, wire_wr *w)
+{
+	const uint8_t *p;
+	size_t len;
+	if (wire_wr_bytes(w, &p, &len) == IDN_OK) {
+		net_pool_post(s->pool, addr, "swim.gossip", p, len,
+		    s->o.ping_timeout_ms);
+	}
+}
+
+static void
+fanout(swim *s, const char *const *addrs, size_t k, const char *type,
+    wire_wr *w, idn_duration timeout_ms, int *rvs, wire_doc **docs,
+    wire_env *envs)
+{
+	const uint8_t *p;
+	size_t len;
+	if (wire_wr_bytes(w, &p, &len) != IDN_OK) {
+		for (size_t i = 0; i < k; i++) {
+			rvs[i] = IDN_ENOMEM;
+			if (docs != NULL) {
+				docs[i] = NULL;
+			}
+		}
+		return;
+	}
+	net_pool_call_all(s->pool, addrs, k, type, p, len, timeout_ms, rvs,
+	    docs, envs);
+}
+
+static void
 broadcast(swim *s, bool wait)
 {
 	idn_member *m;
@@ -252,16 +286,14 @@ broadcast(swim *s, bool wait)
 		for (size_t i = 0; addrs != NULL && i < n; i++) {
 			if (strcmp(m[i].id, s->self_id) != 0) {
 				if (!wait) {
-					node_post(s->node, m[i].addr,
-					    "swim.gossip", w,
-					    s->o.ping_timeout_ms);
+					post(s, m[i].addr, w);
 				}
 				addrs[k++] = m[i].addr;
 			}
 		}
 		int *rvs = idn_alloc(sizeof(int) * (k + 1));
 		if (wait && rvs != NULL) {
-			node_fanout(s->node, addrs, k, "swim.gossip", w,
+			fanout(s, addrs, k, "swim.gossip", w,
 			    s->o.ping_timeout_ms, rvs, NULL, NULL);
 		}
 		free(rvs);
@@ -333,7 +365,7 @@ probe_indirect(swim *s, const idn_member *target)
 		int rvs[16];
 		wire_doc *docs[16];
 		wire_env envs[16];
-		node_fanout(s->node, addrs, k, "swim.pingreq", w,
+		fanout(s, addrs, k, "swim.pingreq", w,
 		    2 * s->o.ping_timeout_ms, rvs, docs, envs);
 		for (size_t i = 0; i < k; i++) {
 			acked = acked || rvs[i] == IDN_OK;
@@ -418,6 +450,9 @@ swim_open(idn_node *node, const idn_member *self, const swim_opts *o,
 	pthread_mutex_init(&s->deliver, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	int rv = mtable_init(&s->t, self, (uint64_t) o->suspect_ms);
+	if (rv == IDN_OK) {
+		rv = net_pool_open(node_client(node), 4, &s->pool);
+	}
 	if (rv == IDN_OK) {
 		rv = node_handle(node, "swim.ping", on_ping, s);
 	}
@@ -508,6 +543,7 @@ swim_close(swim *s)
 	if (s->running) {
 		pthread_join(s->thread, NULL);
 	}
+	net_pool_close(s->pool);
 	mtable_fini(&s->t);
 	free(s->order);
 	pthread_mutex_destroy(&s->lock);

@@ -14,7 +14,9 @@
 
 #define MAX_HANDLERS 64
 #define MAX_WATCHERS 16
-#define RPC_THREADS 6
+// Handlers may block on their own calls (SDFS forwards chunks): enough
+// threads that a busy data plane still leaves some to answer pings.
+#define RPC_THREADS 16
 #define POOL_THREADS 8
 #define GREP_MAX_LINES 20000
 
