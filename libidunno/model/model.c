@@ -17,17 +17,6 @@ struct idn_model {
 	char *err;       // last error text, NULL if none
 };
 
-const model_backend model_torch_backend = {
-	.name = "torch",
-	.load = shim_load,
-	.close = shim_close,
-	.forward = shim_forward,
-	.train_begin = shim_train_begin,
-	.train_step = shim_train_step,
-	.train_end = shim_train_end,
-	.save = shim_save,
-	.restore = shim_restore,
-};
 
 // Evaluation and inference go through the backend in chunks this large, so
 // the logits buffer stays small for any set size.
@@ -63,14 +52,14 @@ idn_model_set_threads(int n)
 	if (n < 1 || n > 1024) {
 		return IDN_EINVAL;
 	}
-	return shim_set_threads(n);
+	return model_torch_set_threads(n);
 }
 
 void
 idn_model_runtime(char *buf, size_t size)
 {
 	if (buf != NULL && size > 0) {
-		shim_runtime(buf, size);
+		model_torch_runtime(buf, size);
 	}
 }
 

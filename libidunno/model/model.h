@@ -67,10 +67,13 @@ typedef struct model_backend {
 extern const model_backend model_torch_backend;
 extern const model_backend model_sim_backend;
 
-// The torch shim (shim.cpp): plain C entry points, no exception escapes.
-// It is built as its own static library without -fvisibility=hidden, so
-// its entry points are hidden here, not by the build.
-#pragma GCC visibility push(hidden)
+// The torch backend's process-wide settings (torch.c): applied when the
+// module loads, or at once if it is loaded.
+int model_torch_set_threads(int n);
+void model_torch_runtime(char *buf, size_t size);
+
+// The torch shim (shim.cpp), built as the module libidunno_torch.so that
+// torch.c opens on first use: plain C entry points, no exception escapes.
 int shim_load(const model_desc *d, const void *bytes, size_t len,
     void **impl, char **err);
 void shim_close(void *impl);
@@ -86,7 +89,6 @@ int shim_set_threads(int n);
 // shim_runtime writes one line: torch version, intra/inter-op threads,
 // BLAS library and its thread count.
 void shim_runtime(char *buf, size_t size);
-#pragma GCC visibility pop
 
 // model_softmax_top finds the largest of k logits and its softmax
 // probability. Every backend's answers go through it.
