@@ -60,9 +60,10 @@ int idn_buf_append(idn_buf *b, const void *data, size_t len);
 void idn_buf_free(idn_buf *b);
 
 // idn_write_all writes all n bytes (retrying short writes and EINTR);
-// idn_read_full reads until cap bytes or end of file, *got the count.
+// idn_read_full reads until cap bytes or end of file, *got the count: at
+// offset off (pread), or from the file position when off < 0.
 int idn_write_all(int fd, const void *data, size_t n);
-int idn_read_full(int fd, void *buf, size_t cap, size_t *got);
+int idn_read_full(int fd, void *buf, size_t cap, int64_t off, size_t *got);
 
 // File helpers: whole small files (key files, addresses) only.
 int idn_file_read(const char *path, size_t max_bytes, idn_buf *out);

@@ -62,12 +62,13 @@ idn_write_all(int fd, const void *data, size_t len)
 }
 
 int
-idn_read_full(int fd, void *buf, size_t cap, size_t *got)
+idn_read_full(int fd, void *buf, size_t cap, int64_t off, size_t *got)
 {
 	uint8_t *out = buf;
 	size_t done = 0;
 	while (done < cap) {
-		ssize_t n = read(fd, out + done, cap - done);
+		ssize_t n = off < 0 ? read(fd, out + done, cap - done) :
+		    pread(fd, out + done, cap - done, (off_t) off + (off_t) done);
 		if (n < 0 && errno == EINTR) {
 			continue;
 		}

@@ -49,7 +49,7 @@ src_read(src *s, uint8_t *out, size_t cap, size_t *got)
 		*got = n;
 		return IDN_OK;
 	}
-	return idn_read_full(s->fd, out, cap, got);
+	return idn_read_full(s->fd, out, cap, -1, got);
 }
 
 static void

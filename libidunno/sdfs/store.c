@@ -352,28 +352,6 @@ sdfs_store_meta(sdfs_store *st, const char *name, uint64_t ver,
 	return rv;
 }
 
-static int
-read_at(int fd, uint8_t *buf, size_t len, uint64_t off, size_t *got)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done,
-		    (off_t) (off + done));
-		if (n < 0 && errno == EINTR) {
-			continue;
-		}
-		if (n < 0) {
-			return idn_err_from_errno(errno);
-		}
-		if (n == 0) {
-			break;
-		}
-		done += (size_t) n;
-	}
-	*got = done;
-	return IDN_OK;
-}
-
 int
 sdfs_store_read_chunk(sdfs_store *st, const char *name, const sdfs_vmeta *m,
     uint32_t idx, uint8_t *buf, size_t *len)
@@ -393,7 +371,7 @@ sdfs_store_read_chunk(sdfs_store *st, const char *name, const sdfs_vmeta *m,
 	uint64_t off = (uint64_t) idx * m->csize;
 	size_t want = (size_t) IDN_MIN((uint64_t) m->csize, m->size - off);
 	size_t got = 0;
-	int rv = read_at(fd, buf, want, off, &got);
+	int rv = idn_read_full(fd, buf, want, (int64_t) off, &got);
 	close(fd);
 	if (rv != IDN_OK) {
 		return rv;
