@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "net/net.h"
 #include "net/replay.h"
@@ -114,6 +115,79 @@ listen_on(nng_socket s, const char *addr, char *bound, size_t cap)
 		return rv == NNG_EADDRINVAL ? IDN_EINVAL : IDN_ENET;
 	}
 	return listener_addr(l, bound, cap);
+}
+
+// nng 1.5 can deadlock in nng_close after a peer broke a pipe in the
+// middle of a message (nng issue #1543, fixed in 1.7). A close that has not
+// returned within CLOSE_WAIT_MS is left to finish, or not, on its own
+// thread, and the caller abandons what the socket's users still hold.
+#define CLOSE_WAIT_MS 2000
+
+typedef struct {
+	nng_socket sock;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	int refs; // the closing thread and the waiter
+	bool done;
+} closer;
+
+static void
+closer_unref(closer *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool last = --c->refs == 0;
+	pthread_mutex_unlock(&c->lock);
+	if (last) {
+		pthread_mutex_destroy(&c->lock);
+		pthread_cond_destroy(&c->cv);
+		free(c);
+	}
+}
+
+static void *
+closer_run(void *arg)
+{
+	closer *c = arg;
+	nng_close(c->sock);
+	pthread_mutex_lock(&c->lock);
+	c->done = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->lock);
+	closer_unref(c);
+	return NULL;
+}
+
+static bool
+close_bounded(nng_socket sock)
+{
+	closer *c = idn_alloc(sizeof(*c));
+	pthread_t t;
+	if (c == NULL) {
+		nng_close(sock);
+		return true;
+	}
+	c->sock = sock;
+	c->refs = 2;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&t, NULL, closer_run, c) != 0) {
+		c->refs = 1;
+		closer_unref(c);
+		nng_close(sock);
+		return true;
+	}
+	pthread_detach(t);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += CLOSE_WAIT_MS / 1000;
+	pthread_mutex_lock(&c->lock);
+	while (!c->done &&
+	    pthread_cond_timedwait(&c->cv, &c->lock, &ts) == 0) {
+	}
+	bool done = c->done;
+	pthread_mutex_unlock(&c->lock);
+	closer_unref(c);
+	return done;
 }
 
 struct net_server {
@@ -250,7 +324,15 @@ net_server_close(net_server *s)
 	if (s == NULL) {
 		return;
 	}
-	nng_close(s->sock);
+	if (!close_bounded(s->sock)) {
+		// Its threads may still wait on the socket: leave them s.
+		idn_logf(s->lg, IDN_LOG_WARN, "net: endpoint %s did not close "
+		    "within %d ms (nng 1.5); abandoned", s->addr, CLOSE_WAIT_MS);
+		for (int i = 0; i < s->nthreads; i++) {
+			pthread_detach(s->threads[i]);
+		}
+		return;
+	}
 	for (int i = 0; i < s->nthreads; i++) {
 		pthread_join(s->threads[i], NULL);
 	}
@@ -350,7 +432,7 @@ net_client_close(net_client *c)
 	}
 	for (peer *p = c->peers, *n; p != NULL; p = n) {
 		n = p->next;
-		nng_close(p->sock);
+		close_bounded(p->sock);
 		free(p);
 	}
 	pthread_mutex_destroy(&c->lock);
@@ -529,7 +611,7 @@ void
 net_pub_close(net_pub *p)
 {
 	if (p != NULL) {
-		nng_close(p->sock);
+		close_bounded(p->sock);
 		free(p);
 	}
 }
@@ -601,7 +683,7 @@ void
 net_sub_close(net_sub *s)
 {
 	if (s != NULL) {
-		nng_close(s->sock);
+		close_bounded(s->sock);
 		free(s);
 	}
 }

@@ -98,28 +98,44 @@ test_calls_keys_and_replays(void **st)
 	IDN_PASS(wire_seal(key, e.data, e.len, &frame));
 	char url[128];
 	IDN_PASS(net_addr_to_url(addr, url, sizeof(url)));
+	// A context per send, closed after: closing a raw req socket with a
+	// request still pending can block in nng 1.5.
 	nng_socket req;
 	assert_int_equal(nng_req0_open(&req), 0);
 	assert_int_equal(nng_dial(req, url, NULL, 0), 0);
-	nng_socket_set_ms(req, NNG_OPT_RECVTIMEO, 300);
 	nng_socket_set_ms(req, NNG_OPT_REQ_RESENDTIME, 60000);
 	for (int i = 0; i < 2; i++) {
-		void *rep = NULL;
-		size_t len;
-		assert_int_equal(nng_send(req, frame.data, frame.len, 0), 0);
-		int rv = nng_recv(req, &rep, &len, NNG_FLAG_ALLOC);
-		assert_int_equal(rv, i == 0 ? 0 : NNG_ETIMEDOUT);
-		if (rep != NULL) {
-			nng_free(rep, len);
+		nng_ctx ctx;
+		nng_aio *aio;
+		nng_msg *m;
+		assert_int_equal(nng_ctx_open(&ctx, req), 0);
+		assert_int_equal(nng_aio_alloc(&aio, NULL, NULL), 0);
+		assert_int_equal(nng_msg_alloc(&m, 0), 0);
+		assert_int_equal(nng_msg_append(m, frame.data, frame.len), 0);
+		nng_aio_set_timeout(aio, 300);
+		nng_aio_set_msg(aio, m);
+		nng_ctx_send(ctx, aio);
+		nng_aio_wait(aio);
+		assert_int_equal(nng_aio_result(aio), 0);
+		nng_ctx_recv(ctx, aio);
+		nng_aio_wait(aio);
+		assert_int_equal(nng_aio_result(aio), i == 0 ? 0 : NNG_ETIMEDOUT);
+		if (i == 0) {
+			nng_msg_free(nng_aio_get_msg(aio));
 		}
+		nng_aio_free(aio);
+		nng_ctx_close(ctx);
 	}
 	assert_int_equal(calls, 3);
-	nng_close(req);
+	// nng 1.5 can hang in nng_close after a broken pipe (nng issue #1543;
+	// the oversized message above breaks one). The library bounds its
+	// own closes; this raw socket is left to the process exit.
+	(void) req;
+	net_server_close(s);
 	idn_buf_free(&e);
 	idn_buf_free(&frame);
 	net_client_close(c);
 	net_client_close(stranger);
-	net_server_close(s);
 }
 
 int
