@@ -233,8 +233,18 @@ spawn(const char *root, cluster_node *c, const char *const *joins, int njoin)
 		}
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
-			fprintf(stderr, "idunno: node %s exited at start "
-			    "(see %s)\n", c->name, errf);
+			char why[256] = "";
+			FILE *e = fopen(errf, "re");
+			// The node's last line says why (bad address, port in
+			// use, no introducer...).
+			while (e != NULL && fgets(why, sizeof(why), e) != NULL) {
+			}
+			if (e != NULL) {
+				fclose(e);
+			}
+			why[strcspn(why, "\n")] = '\0';
+			fprintf(stderr, "idunno: node %s exited at start: %s "
+			    "(see %s)\n", c->name, why, errf);
 			return -1;
 		}
 		usleep(20 * 1000);
@@ -407,7 +417,16 @@ cmd_node(const char *root, const char *verb, int argc, char **argv)
 				joins[nj++] = v[j].addr;
 			}
 		}
-		if (spawn(root, &v[i], joins, nj) < 0) {
+		// A process killed a moment ago may still hold its port:
+		// try a few times before giving up.
+		pid_t pid = -1;
+		for (int attempt = 0; attempt < 5 && pid < 0; attempt++) {
+			if (attempt > 0) {
+				usleep(300 * 1000);
+			}
+			pid = spawn(root, &v[i], joins, nj);
+		}
+		if (pid < 0) {
 			rv = 1;
 		} else {
 			v[i].alive = true;
