@@ -241,37 +241,6 @@ swim_members(swim *s, bool live_only, idn_member **out, size_t *count)
 // Tells every live member at once: used for fresh suspicions, failures
 // and leaving, so that they do not wait for the next piggyback.
 static void
-post(swim *s, const char *addr, wire_wr *w)
-{
-	const uint8_t *p;
-	size_t len;
-	if (wire_wr_bytes(w, &p, &len) == IDN_OK) {
-		net_pool_post(s->pool, addr, "swim.gossip", p, len,
-		    s->o.ping_timeout_ms);
-	}
-}
-
-static void
-fanout(swim *s, const char *const *addrs, size_t k, const char *type,
-    wire_wr *w, idn_duration timeout_ms, int *rvs, wire_doc **docs,
-    wire_env *envs)
-{
-	const uint8_t *p;
-	size_t len;
-	if (wire_wr_bytes(w, &p, &len) != IDN_OK) {
-		for (size_t i = 0; i < k; i++) {
-			rvs[i] = IDN_ENOMEM;
-			if (docs != NULL) {
-				docs[i] = NULL;
-			}
-		}
-		return;
-	}
-	net_pool_call_all(s->pool, addrs, k, type, p, len, timeout_ms, rvs,
-	    docs, envs);
-}
-
-static void
 broadcast(swim *s, bool wait)
 {
 	idn_member *m;
@@ -286,15 +255,18 @@ broadcast(swim *s, bool wait)
 		for (size_t i = 0; addrs != NULL && i < n; i++) {
 			if (strcmp(m[i].id, s->self_id) != 0) {
 				if (!wait) {
-					post(s, m[i].addr, w);
+					net_pool_post_wr(s->pool, m[i].addr,
+					    "swim.gossip", w,
+					    s->o.ping_timeout_ms);
 				}
 				addrs[k++] = m[i].addr;
 			}
 		}
 		int *rvs = idn_alloc(sizeof(int) * (k + 1));
 		if (wait && rvs != NULL) {
-			fanout(s, addrs, k, "swim.gossip", w,
-			    s->o.ping_timeout_ms, rvs, NULL, NULL);
+			net_pool_call_all_wr(s->pool, addrs, k,
+			    "swim.gossip", w, s->o.ping_timeout_ms, rvs, NULL,
+			    NULL);
 		}
 		free(rvs);
 		free(addrs);
@@ -365,7 +337,7 @@ probe_indirect(swim *s, const idn_member *target)
 		int rvs[16];
 		wire_doc *docs[16];
 		wire_env envs[16];
-		fanout(s, addrs, k, "swim.pingreq", w,
+		net_pool_call_all_wr(s->pool, addrs, k, "swim.pingreq", w,
 		    2 * s->o.ping_timeout_ms, rvs, docs, envs);
 		for (size_t i = 0; i < k; i++) {
 			acked = acked || rvs[i] == IDN_OK;

@@ -87,5 +87,12 @@ int net_pool_call_all(net_pool *p, const char *const *addrs, size_t count,
 // Queues one call whose reply nobody waits for (body is copied).
 int net_pool_post(net_pool *p, const char *addr, const char *type,
     const void *body, size_t len, idn_duration timeout_ms);
+// The same with the body taken from a writer (or NULL). If the writer
+// failed, every rvs[i] gets its error and docs[i] NULL.
+int net_pool_call_all_wr(net_pool *p, const char *const *addrs, size_t count,
+    const char *type, wire_wr *body, idn_duration timeout_ms, int *rvs,
+    wire_doc **docs, wire_env *envs);
+int net_pool_post_wr(net_pool *p, const char *addr, const char *type,
+    wire_wr *body, idn_duration timeout_ms);
 
 #endif

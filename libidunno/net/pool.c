@@ -222,3 +222,35 @@ net_pool_post(net_pool *p, const char *addr, const char *type,
 	enqueue(p, j);
 	return IDN_OK;
 }
+
+int
+net_pool_call_all_wr(net_pool *p, const char *const *addrs, size_t count,
+    const char *type, wire_wr *body, idn_duration timeout_ms, int *rvs,
+    wire_doc **docs, wire_env *envs)
+{
+	const uint8_t *data = NULL;
+	size_t len = 0;
+	int rv = body != NULL ? wire_wr_bytes(body, &data, &len) : IDN_OK;
+	if (rv != IDN_OK) {
+		// Every call fails the same way; callers read rvs and docs.
+		for (size_t i = 0; i < count; i++) {
+			rvs[i] = rv;
+			if (docs != NULL) {
+				docs[i] = NULL;
+			}
+		}
+		return rv;
+	}
+	return net_pool_call_all(p, addrs, count, type, data, len, timeout_ms,
+	    rvs, docs, envs);
+}
+
+int
+net_pool_post_wr(net_pool *p, const char *addr, const char *type,
+    wire_wr *body, idn_duration timeout_ms)
+{
+	const uint8_t *data = NULL;
+	size_t len = 0;
+	int rv = body != NULL ? wire_wr_bytes(body, &data, &len) : IDN_OK;
+	return rv ? rv : net_pool_post(p, addr, type, data, len, timeout_ms);
+}

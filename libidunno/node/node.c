@@ -254,24 +254,8 @@ node_fanout(idn_node *n, const char *const *addrs, size_t count,
     const char *type, wire_wr *body, idn_duration timeout_ms, int *rvs,
     wire_doc **docs, wire_env *envs)
 {
-	const uint8_t *p = NULL;
-	size_t len = 0;
-	int rv = body ? wire_wr_bytes(body, &p, &len) : IDN_OK;
-	if (rv != IDN_OK) {
-		return rv;
-	}
-	return net_pool_call_all(n->pool, addrs, count, type, p, len,
+	return net_pool_call_all_wr(n->pool, addrs, count, type, body,
 	    timeout_ms, rvs, docs, envs);
-}
-
-int
-node_post(idn_node *n, const char *addr, const char *type, wire_wr *body,
-    idn_duration timeout_ms)
-{
-	const uint8_t *p = NULL;
-	size_t len = 0;
-	int rv = body ? wire_wr_bytes(body, &p, &len) : IDN_OK;
-	return rv ? rv : net_pool_post(n->pool, addr, type, p, len, timeout_ms);
 }
 
 static int

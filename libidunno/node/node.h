@@ -36,8 +36,4 @@ int node_fanout(idn_node *n, const char *const *addrs, size_t count,
     const char *type, wire_wr *body, idn_duration timeout_ms, int *rvs,
     wire_doc **docs, wire_env *envs);
 
-// node_post queues a request whose reply nobody waits for.
-int node_post(idn_node *n, const char *addr, const char *type,
-    wire_wr *body, idn_duration timeout_ms);
-
 #endif

@@ -18,13 +18,6 @@
 #define COMMIT_DEADLINE_MS 600000
 #define CHUNK_TRIES 4
 
-static wire_wr *
-body_new(void)
-{
-	wire_wr *w = NULL;
-	return wire_wr_new(&w) == IDN_OK ? w : NULL;
-}
-
 static int
 check_name(const char *name)
 {
@@ -55,7 +48,7 @@ src_read(src *s, uint8_t *out, size_t cap, size_t *got)
 static void
 put_abort(idn_client *c, uint64_t sid)
 {
-	wire_wr *w = body_new();
+	wire_wr *w = sdfs_body_new();
 	wire_doc *doc = NULL;
 	wire_env env;
 	if (w != NULL) {
@@ -90,7 +83,7 @@ put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
 	// put.begin: the front asks the primary for a version; while a dead
 	// primary is still in the membership view it answers IDN_EBUSY.
 	for (;;) {
-		if ((w = body_new()) == NULL) {
+		if ((w = sdfs_body_new()) == NULL) {
 			return IDN_ENOMEM;
 		}
 		wire_map(w, 1);
@@ -126,7 +119,7 @@ put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
 		uint8_t cs[SDFS_CSUM_BYTES];
 		sdfs_chunk_sum(buf, n, cs);
 		sdfs_hash_update(&h, cs, sizeof(cs));
-		if ((w = body_new()) == NULL) {
+		if ((w = sdfs_body_new()) == NULL) {
 			rv = IDN_ENOMEM;
 			break;
 		}
@@ -153,7 +146,7 @@ put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
 	deadline = idn_clock_ms() + COMMIT_DEADLINE_MS;
 	timeouts = 0;
 	for (;;) {
-		if ((w = body_new()) == NULL) {
+		if ((w = sdfs_body_new()) == NULL) {
 			return IDN_ENOMEM;
 		}
 		wire_map(w, 4);
@@ -229,7 +222,7 @@ sink_write(sink *k, const uint8_t *p, size_t n)
 static int
 get_open(idn_client *c, const char *name, uint64_t version, sdfs_vmeta *m)
 {
-	wire_wr *w = body_new();
+	wire_wr *w = sdfs_body_new();
 	wire_doc *doc = NULL;
 	wire_env env;
 	if (w == NULL) {
@@ -257,7 +250,7 @@ fetch_chunk(idn_client *c, const char *name, const sdfs_vmeta *m,
 	size_t want = (size_t) IDN_MIN((uint64_t) m->csize, m->size - off);
 	int rv = IDN_OK;
 	for (int t = 0; t < CHUNK_TRIES; t++) {
-		wire_wr *w = body_new();
+		wire_wr *w = sdfs_body_new();
 		wire_env env;
 		const uint8_t *sent;
 		size_t n, cl;
@@ -550,7 +543,7 @@ idn_sdfs_delete(idn_client *c, const char *name)
 	uint64_t deadline = idn_clock_ms() + BEGIN_DEADLINE_MS;
 	int rv, timeouts = 0;
 	for (int tries = 0;; tries++) {
-		wire_wr *w = body_new();
+		wire_wr *w = sdfs_body_new();
 		wire_doc *doc = NULL;
 		wire_env env;
 		if (w == NULL) {
@@ -579,7 +572,7 @@ idn_sdfs_ls(idn_client *c, const char *name, idn_sdfs_info **out)
 	if (c == NULL || out == NULL || check_name(name) != IDN_OK) {
 		return IDN_EINVAL;
 	}
-	wire_wr *w = body_new();
+	wire_wr *w = sdfs_body_new();
 	wire_doc *doc = NULL;
 	wire_env env;
 	idn_sdfs_holder *h = NULL;
@@ -717,7 +710,7 @@ static int
 entries_call(idn_client *c, const char *type, const char *prefix,
     idn_sdfs_entry **out, size_t *count)
 {
-	wire_wr *w = body_new();
+	wire_wr *w = sdfs_body_new();
 	wire_doc *doc = NULL;
 	wire_env env;
 	sdfs_entry *e = NULL;

@@ -93,4 +93,13 @@ void sdfs_hash_update(sdfs_hash *h, const void *data, size_t len);
 // Writes h's output length (as initialised) to out.
 void sdfs_hash_final(sdfs_hash *h, uint8_t *out);
 
+// A writer for a request or reply body; NULL when out of memory. Both the
+// client side (api.c) and the node side use it.
+static inline wire_wr *
+sdfs_body_new(void)
+{
+	wire_wr *w = NULL;
+	return wire_wr_new(&w) == IDN_OK ? w : NULL;
+}
+
 #endif

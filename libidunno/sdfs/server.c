@@ -107,13 +107,6 @@ sdfs_get_name(const wire_val *b, char *name)
 	return sdfs_name_error(name) ? IDN_EINVAL : IDN_OK;
 }
 
-wire_wr *
-sdfs_body_new(void)
-{
-	wire_wr *w = NULL;
-	return wire_wr_new(&w) == IDN_OK ? w : NULL;
-}
-
 bool
 sdfs_still_alive(sdfs *s, const char *addr)
 {

@@ -117,7 +117,6 @@ bool sdfs_still_alive(sdfs *s, const char *addr);
 int sdfs_call(sdfs *s, const char *addr, const char *type, wire_wr *body,
     idn_duration tmo, wire_doc **doc, wire_env *env);
 int sdfs_get_name(const wire_val *b, char *name);
-wire_wr *sdfs_body_new(void);
 // Stats name on addrs in parallel: each one's versions, newest first.
 int sdfs_stat_many(sdfs *s, const char *name, const char *const *addrs,
     size_t n, int *rvs, sdfs_vmeta **vers, size_t *nvers);
