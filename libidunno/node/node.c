@@ -294,17 +294,25 @@ on_stats(void *arg, const wire_env *req, wire_wr *reply)
 	return IDN_OK;
 }
 
+// Lines shown by one grep reply: at most GREP_MAX_LINES, and at most
+// GREP_MAX_BYTES of them so the reply stays under the message limit.
+#define GREP_MAX_BYTES (4u << 20)
+
 typedef struct {
-	wire_wr *w;
+	wire_wr *w; // the lines, an array body written after the count
 	size_t n;
+	size_t bytes;
 } grep_acc;
 
 static void
 grep_line(void *arg, const char *line, size_t len)
 {
 	grep_acc *a = arg;
-	wire_strn(a->w, line, len);
-	a->n++;
+	if (a->bytes + len <= GREP_MAX_BYTES) {
+		wire_strn(a->w, line, len);
+		a->n++;
+		a->bytes += len;
+	}
 }
 
 static int
@@ -318,26 +326,24 @@ on_grep(void *arg, const wire_env *req, wire_wr *reply)
 	    wire_as_bool(wire_get(req->body, "re"), &regex)) {
 		return IDN_EPROTO;
 	}
-	// Two passes keep the reply one msgpack array without a copy: the
-	// first counts the matches, the second writes them.
-	int rv = nlog_grep(nlog_path(n->log), pattern, regex, 0, grep_line,
-	    &(grep_acc){0}, &count);
-	if (rv != IDN_OK) {
-		return rv;
+	grep_acc acc = {0};
+	int rv = wire_wr_new(&acc.w);
+	if (rv == IDN_OK) {
+		rv = nlog_grep(nlog_path(n->log), pattern, regex,
+		    GREP_MAX_LINES, grep_line, &acc, &count);
 	}
-	size_t shown = IDN_MIN(count, GREP_MAX_LINES);
-	wire_map(reply, 3);
-	wire_ku64(reply, "count", count);
-	wire_kstr(reply, "id", n->id);
-	wire_str(reply, "lines");
-	wire_arr(reply, (uint32_t) shown);
-	grep_acc acc = {reply, 0};
-	rv = nlog_grep(nlog_path(n->log), pattern, regex, shown, grep_line,
-	    &acc, &count);
-	// The log may have grown between passes; pad to the promised count.
-	for (; acc.n < shown; acc.n++) {
-		wire_str(reply, "");
+	const uint8_t *lines;
+	size_t len;
+	if (rv == IDN_OK && (rv = wire_wr_bytes(acc.w, &lines, &len)) ==
+	    IDN_OK) {
+		wire_map(reply, 3);
+		wire_ku64(reply, "count", count);
+		wire_kstr(reply, "id", n->id);
+		wire_str(reply, "lines");
+		wire_arr(reply, (uint32_t) acc.n);
+		wire_raw(reply, lines, len);
 	}
+	wire_wr_free(acc.w);
 	return rv;
 }
 
