@@ -11,19 +11,12 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "core/core.h"
 #include "node/client.h"
 
 #define NODES 10
 
 static idn_tcluster cl;
-
-static uint64_t
-wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-}
 
 static int
 cmp_u64(const void *a, const void *b)
@@ -145,11 +138,11 @@ main(int argc, char **argv)
 	}
 	// Steady state: every node sends its probes and replies.
 	uint64_t m0, b0, m1, b1;
-	uint64_t t0 = wall_ms();
+	uint64_t t0 = idn_wall_ms();
 	stats(&m0, &b0);
 	sleep(10);
 	stats(&m1, &b1);
-	double secs = (double) (wall_ms() - t0) / 1000.0;
+	double secs = (double) (idn_wall_ms() - t0) / 1000.0;
 	printf("steady state, %d nodes: %.1f messages and %.0f bytes sent "
 	    "per node per second\n", NODES,
 	    (double) (m1 - m0) / secs / NODES, (double) (b1 - b0) / secs / NODES);
@@ -174,7 +167,7 @@ main(int argc, char **argv)
 		idn_free(m);
 		// pid_of runs the CLI (which loads libtorch): before the clock.
 		pid_t pid = pid_of(victim);
-		uint64_t at = wall_ms();
+		uint64_t at = idn_wall_ms();
 		kill(pid, SIGKILL);
 		uint64_t seen = 0, deadline = idn_test_now_ms() + 10000;
 		while ((seen = failed_everywhere(id, victim)) == 0 &&

@@ -16,6 +16,7 @@
 #include <idunno/idunno.h>
 
 #include "cluster.h"
+#include "core/core.h"
 #include "tool.h"
 
 #define START_TIMEOUT_MS 15000
@@ -36,14 +37,6 @@ cluster_usage(FILE *f)
 	    "  cluster restart NODE   start a node again (a new incarnation)\n"
 	    "  cluster status [--json] each node: name, role, pid, address, "
 	    "alive\n");
-}
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
 }
 
 const char *
@@ -220,8 +213,8 @@ spawn(const char *root, cluster_node *c, const char *const *joins, int njoin)
 		execv(bin, (char *const *) argv);
 		_exit(127);
 	}
-	uint64_t deadline = now_ms() + START_TIMEOUT_MS;
-	while (now_ms() < deadline) {
+	uint64_t deadline = idn_clock_ms() + START_TIMEOUT_MS;
+	while (idn_clock_ms() < deadline) {
 		FILE *f = fopen(addrf, "re");
 		if (f != NULL) {
 			int ok = fscanf(f, "%63s", c->addr) == 1;
@@ -263,10 +256,10 @@ stop_all(cluster_node *v, int n)
 			kill(v[i].pid, SIGTERM);
 		}
 	}
-	uint64_t deadline = now_ms() + 5000;
+	uint64_t deadline = idn_clock_ms() + 5000;
 	for (int i = 0; i < n; i++) {
 		while (v[i].alive && pid_is_node(v[i].pid) &&
-		    now_ms() < deadline) {
+		    idn_clock_ms() < deadline) {
 			usleep(20 * 1000);
 		}
 		if (pid_is_node(v[i].pid)) {

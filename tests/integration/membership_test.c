@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "core/core.h"
 #include "node/client.h"
 
 static idn_tcluster cl;
@@ -173,10 +174,7 @@ test_kill_three_then_rejoin(void **st)
 		IDN_PASS(idn_events_next(ev, 10000, &e));
 	} while (e.event != IDN_EV_JOIN);
 
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t killed_ms = (uint64_t) ts.tv_sec * 1000 +
-	    (uint64_t) ts.tv_nsec / 1000000;
+	uint64_t killed_ms = idn_wall_ms();
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(kill(pids[i], SIGKILL), 0);
 	}
