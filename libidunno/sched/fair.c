@@ -39,14 +39,35 @@ bad_num(double x)
 	return isnan(x) || isinf(x);
 }
 
+static bool
+prev_ok(const sched_alloc *prev)
+{
+	if (prev->nworkers > 0 &&
+	    (prev->nshares == NULL || prev->shares == NULL)) {
+		return false;
+	}
+	for (size_t i = 0; i < prev->nworkers; i++) {
+		if (prev->nshares[i] > 0 && prev->shares[i] == NULL) {
+			return false;
+		}
+		for (size_t k = 0; k < prev->nshares[i]; k++) {
+			double sh = prev->shares[i][k].share;
+			if (!(sh >= 0) || sh > 1 + 1e-6) {
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
 static int
 check_args(const sched_fair_job *jobs, size_t njobs,
-    const uint64_t *worker_keys, size_t nworkers, double hysteresis,
-    sched_alloc *out)
+    const uint64_t *worker_keys, size_t nworkers, const sched_alloc *prev,
+    double hysteresis, sched_alloc *out)
 {
 	if (out == NULL || (njobs > 0 && jobs == NULL) ||
 	    (nworkers > 0 && worker_keys == NULL) || !(hysteresis >= 0) ||
-	    isinf(hysteresis)) {
+	    isinf(hysteresis) || (prev != NULL && !prev_ok(prev))) {
 		return IDN_EINVAL;
 	}
 	for (size_t i = 0; i < njobs; i++) {
@@ -72,6 +93,7 @@ check_args(const sched_fair_job *jobs, size_t njobs,
 	}
 	return IDN_OK;
 }
+
 
 static int
 cmp_double_desc(const void *a, const void *b)
@@ -602,8 +624,8 @@ sched_fair_assign(const sched_fair_job *jobs, size_t njobs,
     const uint64_t *worker_keys, size_t nworkers, const sched_alloc *prev,
     double hysteresis, sched_alloc *out)
 {
-	int rv = check_args(jobs, njobs, worker_keys, nworkers, hysteresis,
-	    out);
+	int rv = check_args(jobs, njobs, worker_keys, nworkers, prev,
+	    hysteresis, out);
 	if (rv != IDN_OK) {
 		return rv;
 	}

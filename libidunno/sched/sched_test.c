@@ -375,6 +375,9 @@ test_fair_bad_input(void **st)
 	    IDN_EINVAL);
 	IDN_FAIL(sched_fair_assign(NULL, 2, keys(2, 0), 2, NULL, 0.05, &a),
 	    IDN_EINVAL);
+	sched_alloc bad = {.nworkers = 2};
+	IDN_FAIL(sched_fair_assign(j, 2, keys(2, 0), 2, &bad, 0.05, &a),
+	    IDN_EINVAL);
 	j[1].batch_ms = 0;
 	IDN_FAIL(sched_fair_assign(j, 2, keys(2, 0), 2, NULL, 0.05, &a),
 	    IDN_EINVAL);
