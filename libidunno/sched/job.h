@@ -37,12 +37,13 @@ uint64_t sched_job_backlog(const sched_job *j, uint64_t now_ms);
 // nor leased: expired and reclaimed batches first (lowest index first),
 // then the next new one. Lease times that passed by now_ms are expired
 // first. attempt counts the leases of this batch, from 1. IDN_ENOENT when
-// none is ready. O(log n) amortised.
+// none is ready; IDN_ENOMEM. O(log n) amortised.
 int sched_job_lease(sched_job *j, uint64_t worker, uint64_t now_ms,
     uint64_t lease_ms, uint32_t *batch, uint32_t *attempt);
 // sched_job_renew extends a held lease to now_ms + lease_ms. IDN_ESTALE
 // when the batch is not leased to this worker any more (done, expired by
-// now_ms, reclaimed, or leased to another); IDN_EINVAL: no such batch.
+// now_ms, reclaimed, or leased to another); IDN_EINVAL: no such batch;
+// IDN_ENOMEM.
 int sched_job_renew(sched_job *j, uint32_t batch, uint64_t worker,
     uint64_t now_ms, uint64_t lease_ms);
 // sched_job_complete records a completion. The first completion of a batch
