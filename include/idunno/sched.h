@@ -76,6 +76,11 @@ IDN_API int idn_sched_stats(idn_client *c, const char *job, char **json);
 IDN_API int idn_sched_jobs(idn_client *c, char **json);
 IDN_API int idn_sched_assign(idn_client *c, char **json);
 
+// idn_sched_table is the same as a readable table: what is "stats",
+// "jobs" or "assign"; job as for idn_sched_stats. *text as *json.
+IDN_API int idn_sched_table(idn_client *c, const char *what,
+    const char *job, char **text);
+
 // idn_job_wait polls until the job is DONE (IDN_OK), FAILED or REMOVED
 // (IDN_EINVAL) or timeout_ms passes (IDN_ETIMEDOUT; <= 0 waits forever).
 // *state (may be NULL) gets the last state seen. IDN_ENOENT: no such job.

@@ -6,11 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coord/coord.h"
 #include "log/log.h"
 #include "membership/swim.h"
 #include "node/node.h"
 #include "sdfs/sdfs.h"
 #include "wire/member_msg.h"
+#include "worker/worker.h"
 
 #define MAX_HANDLERS 64
 #define MAX_WATCHERS 16
@@ -43,6 +45,8 @@ struct idn_node {
 	net_pool *pool;
 	swim *swim;
 	sdfs *sdfs;
+	coord_role *coord;
+	worker_role *worker;
 	pthread_mutex_t lock; // guards handlers, watchers
 	handler handlers[MAX_HANDLERS];
 	int nhandlers;
@@ -146,6 +150,12 @@ const char *
 node_data_dir(const idn_node *n)
 {
 	return n->data_dir;
+}
+
+const uint8_t *
+node_key(const idn_node *n)
+{
+	return n->key;
 }
 
 const char *
@@ -467,6 +477,15 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 		rv = sdfs_attach(n, &n->sdfs);
 	}
 	if (rv == IDN_OK) {
+		rv = sched_where_attach(n);
+	}
+	if (rv == IDN_OK && strcmp(n->role, "coord") == 0) {
+		rv = coord_attach(n, &n->coord);
+	}
+	if (rv == IDN_OK && strcmp(n->role, "worker") == 0) {
+		rv = worker_attach(n, &n->worker);
+	}
+	if (rv == IDN_OK) {
 		rv = write_addr_file(n);
 	}
 	if (rv != IDN_OK) {
@@ -496,8 +515,11 @@ idn_node_close(idn_node *n)
 	// Order: no more requests in, then the subsystems, then the sockets
 	// they used.
 	net_server_close(n->server);
+	worker_detach(n->worker);
 	sdfs_detach(n->sdfs);
 	swim_close(n->swim);
+	// After membership: no more events reach the coordinator.
+	coord_detach(n->coord);
 	net_pool_close(n->pool);
 	net_client_close(n->client);
 	net_pub_close(n->pub);

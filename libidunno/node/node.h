@@ -22,6 +22,8 @@ net_client *node_client(idn_node *n);
 const idn_logger *node_logger(idn_node *n);
 const char *node_data_dir(const idn_node *n);
 const char *node_role(const idn_node *n);
+// The cluster key, for a client of the node to itself.
+const uint8_t *node_key(const idn_node *n);
 
 // node_alive_members fills *out (caller frees with idn_free) with the
 // members currently alive or suspected (a suspect may still hold data),

@@ -264,7 +264,7 @@ sched_lease_req_put(wire_wr *w, const sched_lease_req *r)
 int
 sched_lease_req_get(const wire_val *v, sched_lease_req *r)
 {
-	uint32_t want, rc;
+	uint32_t want = 0, rc = 0;
 	memset(r, 0, sizeof(*r));
 	int rv = wire_get_str(v, "worker", r->worker, sizeof(r->worker)) ||
 	    wire_get_u64(v, "epoch", &r->epoch) ||
