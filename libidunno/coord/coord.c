@@ -708,7 +708,10 @@ complete(coord *c, cworker *w, const sched_done *d, uint64_t now)
 			    (double) (d->end_ms - a) : 0, 1, now);
 		}
 	}
-	j->batch_ms = 0.8 * j->batch_ms + 0.2 * (d->ms > 0 ? d->ms : 1);
+	// The allocator shares worker time, so it needs the whole task's
+	// time (inputs, model, result write), not the model's alone.
+	double busy = d->busy_ms > d->ms ? d->busy_ms : d->ms;
+	j->batch_ms = 0.8 * j->batch_ms + 0.2 * (busy > 0 ? busy : 1);
 	note(c, IDN_LOG_INFO, "coord: batch completed: %s/%u by %s attempt %u "
 	    "in %.1f ms", d->job, d->batch, w->id, d->attempt, d->ms);
 	if (sched_job_finished(j->sj)) {
@@ -1089,6 +1092,8 @@ stats_json(coord *c, const char *only, idn_buf *b)
 			jf(b, ", \"done\": %u, \"total\": %u, \"epoch\": %u",
 			    j->epoch, j->spec.epochs, j->epoch);
 		}
+		jf(b, ", \"batch_ms\": ");
+		jnum(b, j->batch_ms);
 		jf(b, ", \"rate_10s\": ");
 		jnum(b, p.rate_10s);
 		jf(b, ", \"rate\": ");

@@ -235,11 +235,12 @@ sched_lease_req_put(wire_wr *w, const sched_lease_req *r)
 	wire_arr(w, (uint32_t) r->ndone);
 	for (size_t i = 0; i < r->ndone; i++) {
 		const sched_done *d = &r->done[i];
-		wire_map(w, 6);
+		wire_map(w, 7);
 		wire_kstr(w, "job", d->job);
 		wire_ku64(w, "batch", d->batch);
 		wire_ku64(w, "attempt", d->attempt);
 		wire_kf64(w, "ms", d->ms);
+		wire_kf64(w, "busy_ms", d->busy_ms);
 		wire_ku64(w, "end_ms", d->end_ms);
 		wire_ku64(w, "rc", (uint64_t) d->rc);
 	}
@@ -281,6 +282,7 @@ sched_lease_req_get(const wire_val *v, sched_lease_req *r)
 		    get_u32(e, "batch", &d->batch) ||
 		    get_u32(e, "attempt", &d->attempt) ||
 		    get_f64(e, "ms", &d->ms) ||
+		    get_f64(e, "busy_ms", &d->busy_ms) ||
 		    wire_get_u64(e, "end_ms", &d->end_ms) ||
 		    get_u32(e, "rc", &rc) || rc >= IDN_ERR_COUNT) {
 			rv = IDN_EPROTO;

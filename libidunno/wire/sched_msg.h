@@ -49,7 +49,8 @@ typedef struct sched_done {
 	char job[SCHED_JOB_MAX + 1];
 	uint32_t batch;
 	uint32_t attempt;
-	double ms;          // service time on the worker
+	double ms;          // service time on the worker (the model)
+	double busy_ms;     // the whole task: inputs, model, result write
 	uint64_t end_ms;    // wall clock when the result was in SDFS
 	int rc;             // IDN_OK, else the batch failed on this worker
 } sched_done;

@@ -535,7 +535,9 @@ exec_main(void *arg)
 			    (unsigned long long) (l.first + l.count - 1),
 			    l.attempt);
 			double ms = 0;
+			uint64_t t0 = idn_clock_ms();
 			int rv = run_batch(w, &l, &ms);
+			double busy = (double) (idn_clock_ms() - t0);
 			if (rv != IDN_OK) {
 				wlog(w, IDN_LOG_WARN, "worker: %s/%u failed: %s",
 				    l.spec.job, l.batch, idn_strerror(rv));
@@ -548,6 +550,7 @@ exec_main(void *arg)
 				d->batch = l.batch;
 				d->attempt = l.attempt;
 				d->ms = ms;
+				d->busy_ms = busy;
 				d->end_ms = idn_wall_ms();
 				d->rc = rv;
 			}
