@@ -508,9 +508,11 @@ static void *
 exec_main(void *arg)
 {
 	worker *w = arg;
+	uint64_t last_end = 0;
 	pthread_mutex_lock(&w->lock);
 	while (!w->stop) {
 		if (w->nq == 0) {
+			last_end = 0; // idle: the next task's time starts anew
 			wait_ms(w, 1000);
 			continue;
 		}
@@ -527,6 +529,7 @@ exec_main(void *arg)
 			    "model %s attempt %u", l.spec.job, l.spec.model,
 			    l.attempt);
 			run_train(w, &l);
+			last_end = 0;
 			pthread_mutex_lock(&w->lock);
 		} else {
 			wlog(w, IDN_LOG_INFO, "worker: task started: %s/%u "
@@ -535,9 +538,12 @@ exec_main(void *arg)
 			    (unsigned long long) (l.first + l.count - 1),
 			    l.attempt);
 			double ms = 0;
-			uint64_t t0 = idn_clock_ms();
+			uint64_t t0 = last_end ? last_end : idn_clock_ms();
 			int rv = run_batch(w, &l, &ms);
-			double busy = (double) (idn_clock_ms() - t0);
+			// The worker's time this task took, with the hand-over
+			// from the previous one when it went straight on.
+			last_end = idn_clock_ms();
+			double busy = (double) (last_end - t0);
 			if (rv != IDN_OK) {
 				wlog(w, IDN_LOG_WARN, "worker: %s/%u failed: %s",
 				    l.spec.job, l.batch, idn_strerror(rv));
