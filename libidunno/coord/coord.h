@@ -10,7 +10,7 @@
 #include "wire/wire.h"
 
 #define COORD_EPOCH 1          // fixed until the standby exists
-#define COORD_LEASE_MS 4000    // a lease not renewed for this long expires
+#define COORD_LEASE_MS 10000   // a lease not renewed for this long expires
 
 typedef struct coord coord;
 

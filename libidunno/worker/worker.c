@@ -462,6 +462,9 @@ on_epoch(void *arg, const idn_model_epoch *e)
 	bool stop = w->abort_cur || w->stop;
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
+	wlog(w, IDN_LOG_INFO, "worker: training %s epoch %u/%u done, attempt "
+	    "%u: loss %.4f accuracy %.4f", t->l->spec.job, e->epoch, e->epochs,
+	    t->l->attempt, e->train_loss, e->test_accuracy);
 	return stop ? 1 : 0;
 }
 
