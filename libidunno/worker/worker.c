@@ -20,6 +20,10 @@
 #define MODELS_MAX 4
 #define SETS_MAX 4
 #define SHARDS_MAX 2
+// An inference task running this long is taken as stuck (a call that
+// never returns): its leases are no longer renewed, so they expire and
+// the coordinator leases them to another worker.
+#define TASK_STUCK_MS 20000
 
 typedef struct {
 	char key[2 * SCHED_PATH_MAX];
@@ -54,6 +58,8 @@ struct worker {
 	sched_lease cur;
 	bool running;
 	bool abort_cur;
+	uint64_t cur_start;       // clock ms the running task started
+	bool stuck_logged;
 	sched_done done[REPORTS_MAX];
 	size_t ndone;
 	sched_progress prog[REPORTS_MAX];
@@ -146,19 +152,27 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 {
 	sched_held held[QUEUE_MAX + 1];
 	size_t nh = 0;
-	for (size_t i = 0; i < w->nq; i++) {
+	bool stuck = w->running && w->cur.spec.kind == IDN_JOB_INFER &&
+	    idn_clock_ms() > w->cur_start + TASK_STUCK_MS;
+	if (stuck && !w->stuck_logged) {
+		w->stuck_logged = true;
+		wlog(w, IDN_LOG_WARN, "worker: task %s/%u stuck for %d ms: its "
+		    "leases are given up", w->cur.spec.job, w->cur.batch,
+		    TASK_STUCK_MS);
+	}
+	for (size_t i = 0; i < w->nq && !stuck; i++) {
 		held[nh++] = (sched_held){"", w->queue[i].batch,
 		    w->queue[i].attempt};
 		snprintf(held[nh - 1].job, sizeof(held[0].job), "%s",
 		    w->queue[i].spec.job);
 	}
-	if (w->running) {
+	if (w->running && !stuck) {
 		held[nh++] = (sched_held){"", w->cur.batch, w->cur.attempt};
 		snprintf(held[nh - 1].job, sizeof(held[0].job), "%s",
 		    w->cur.spec.job);
 	}
 	size_t busy = w->nq + (w->running ? 1 : 0);
-	*want = has_train(w) || busy >= WORKER_PREFETCH + 1 ? 0 :
+	*want = stuck || has_train(w) || busy >= WORKER_PREFETCH + 1 ? 0 :
 	    (uint32_t) (WORKER_PREFETCH + 1 - busy);
 	*nd = w->ndone;
 	*np = w->nprog;
@@ -525,6 +539,8 @@ exec_main(void *arg)
 		w->nq--;
 		w->running = true;
 		w->abort_cur = false;
+		w->cur_start = idn_clock_ms();
+		w->stuck_logged = false;
 		sched_lease l = w->cur;
 		pthread_mutex_unlock(&w->lock);
 		if (l.spec.kind == IDN_JOB_TRAIN) {
