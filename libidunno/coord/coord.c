@@ -204,11 +204,6 @@ reassign(coord *c, uint64_t now)
 	for (size_t i = 0; i < c->nworkers; i++) {
 		if (c->workers[i].alive) {
 			wk[nw++] = c->workers[i].key;
-			// Halve the served time: a recent window, so an idle
-			// job cannot bank credit for ever.
-			for (int k = 0; k < MAX_JOBS; k++) {
-				c->workers[i].served_ms[k] /= 2;
-			}
 		}
 	}
 	sched_alloc out;
@@ -784,13 +779,27 @@ pick(coord *c, cworker *w, uint64_t now)
 		double sv[MAX_JOBS];
 		bool ready[MAX_JOBS];
 		n = n > MAX_JOBS ? MAX_JOBS : n;
+		const sched_share *sh = c->alloc.shares[row];
+		double low = INFINITY;
 		for (size_t i = 0; i < n; i++) {
-			cjob *j = job_by_key(c, c->alloc.shares[row][i].job);
+			cjob *j = job_by_key(c, sh[i].job);
 			ready[i] = j != NULL && infer_active(j) &&
 			    sched_job_ready(j->sj, now);
-			sv[i] = *served(w, c->alloc.shares[row][i].job);
+			sv[i] = *served(w, sh[i].job);
+			if (ready[i] && sv[i] / sh[i].share < low) {
+				low = sv[i] / sh[i].share;
+			}
 		}
-		int k = sched_fair_pick(c->alloc.shares[row], n, sv, ready);
+		// Served time counts from the least served ready job: the
+		// gaps between jobs stay exact (halving them would favour the
+		// job with the longer batches), and a job with nothing ready
+		// banks no credit for later.
+		for (size_t i = 0; isfinite(low) && i < n; i++) {
+			double v = sv[i] / sh[i].share;
+			sv[i] = (v < low ? 0 : v - low) * sh[i].share;
+			*served(w, sh[i].job) = sv[i];
+		}
+		int k = sched_fair_pick(sh, n, sv, ready);
 		if (k >= 0) {
 			return job_by_key(c, c->alloc.shares[row][k].job);
 		}
