@@ -103,11 +103,11 @@ main(int argc, char **argv)
 	// Real test images if the dataset is there, else a fixed pattern.
 	size_t img = 28 * 28;
 	uint8_t *x = calloc(96, img);
-	model_dataset te;
-	if (model_dataset_load(FASHION "/t10k-images-idx3-ubyte.gz",
+	idn_dataset *te;
+	if (idn_dataset_load_idx(FASHION "/t10k-images-idx3-ubyte.gz",
 	    FASHION "/t10k-labels-idx1-ubyte.gz", &te) == IDN_OK) {
-		memcpy(x, te.images, 96 * img);
-		model_dataset_free(&te);
+		memcpy(x, te->images, 96 * img);
+		idn_dataset_free(te);
 	} else {
 		for (size_t i = 0; i < 96 * img; i++) {
 			x[i] = (uint8_t) (i * 31 + 7);

@@ -129,11 +129,11 @@ load(const bench *b)
 }
 
 static int
-load_set(const char *dir, const char *set, model_dataset *d)
+load_set(const char *dir, const char *set, idn_dataset **d)
 {
 	char *img = idn_asprintf("%s/%s-images-idx3-ubyte.gz", dir, set);
 	char *lab = idn_asprintf("%s/%s-labels-idx1-ubyte.gz", dir, set);
-	int rv = model_dataset_load(img, lab, d);
+	int rv = idn_dataset_load_idx(img, lab, d);
 	if (rv != IDN_OK) {
 		fprintf(stderr, "%s: %s\n", img, idn_strerror(rv));
 	}
@@ -160,7 +160,7 @@ main(int argc, char **argv)
 	if (idn_model_set_threads(b.threads) != IDN_OK) {
 		return usage();
 	}
-	model_dataset tr, te;
+	idn_dataset *tr, *te;
 	if (load_set(b.data_dir, "train", &tr) != IDN_OK ||
 	    load_set(b.data_dir, "t10k", &te) != IDN_OK) {
 		return 1;
@@ -169,10 +169,10 @@ main(int argc, char **argv)
 	if (m == NULL) {
 		return 1;
 	}
-	b.train_n = b.train_n && b.train_n < tr.n ? b.train_n : tr.n;
-	b.test_n = b.test_n && b.test_n < te.n ? b.test_n : te.n;
-	idn_model_data train = {tr.images, tr.labels, b.train_n};
-	idn_model_data test = {te.images, te.labels, b.test_n};
+	b.train_n = b.train_n && b.train_n < tr->n ? b.train_n : tr->n;
+	b.test_n = b.test_n && b.test_n < te->n ? b.test_n : te->n;
+	idn_model_data train = {tr->images, tr->labels, b.train_n};
+	idn_model_data test = {te->images, te->labels, b.test_n};
 	o.on_epoch = on_epoch;
 	o.arg = &b;
 
@@ -208,8 +208,8 @@ main(int argc, char **argv)
 		printf("# saved %s: %s\n", b.save, idn_strerror(rv));
 	}
 	idn_model_close(m);
-	model_dataset_free(&tr);
-	model_dataset_free(&te);
+	idn_dataset_free(tr);
+	idn_dataset_free(te);
 	free(models);
 	return rv == IDN_OK ? 0 : 1;
 }

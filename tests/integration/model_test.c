@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <idunno/catalog.h>
 #include <idunno/model.h>
 #include <idunno/sdfs.h>
 
@@ -138,7 +139,7 @@ test_bad_models_write_nothing(void **st)
 	err = NULL;
 	idn_model_train_opts o;
 	idn_model_train_opts_init(&o);
-	IDN_FAIL(idn_model_train_sdfs(c, "nosuch", "datasets/fashion-mnist", 10,
+	IDN_FAIL(idn_catalog_train(c, "nosuch", "datasets/fashion-mnist", 10,
 	    &o, &err), IDN_ENOENT);
 	idn_free(err);
 	assert_int_equal(idn_tcluster_cli(&cl, NULL, "train lenet --data "

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// fuzz.c: one entry that pushes arbitrary bytes through every decoder, for
+// wire_fuzz.c: one entry that pushes arbitrary bytes through every decoder, for
 // the libFuzzer target and the corpus regression test.
 #include "wire/member_msg.h"
 #include "wire/sdfs_msg.h"
@@ -7,7 +7,7 @@
 
 #define MAX_ITEMS 64
 
-int wire_fuzz_one(const uint8_t *data, size_t len);
+#include "fuzz.h"
 
 // Every typed decoder on one value; whatever they accept is freed again.
 static void
