@@ -370,6 +370,24 @@ test_train_schedule(void **st)
 	assert_true(fabs(s.lr[0] - 0.01) < 1e-12);
 	assert_true(fabs(s.lr[2] - 0.005) < 1e-12);
 	assert_true(s.acc[0] >= 0.0 && s.acc[0] <= 1.0);
+
+	// Resuming at epoch 3 runs epochs 3..4 with their own lr.
+	o.schedule = IDN_MODEL_LR_STEP;
+	o.first_epoch = 3;
+	memset(&s, 0, sizeof(s));
+	IDN_PASS(idn_model_train(m, &o, &set, NULL));
+	assert_int_equal(s.calls, 2);
+	assert_true(s.lr[0] == 0.005 && s.lr[1] == 0.005);
+	o.first_epoch = 0;
+	IDN_FAIL(idn_model_train(m, &o, &set, NULL), IDN_EINVAL);
+	o.first_epoch = 5;
+	IDN_FAIL(idn_model_train(m, &o, &set, NULL), IDN_EINVAL);
+	// Options not set up by _init (size 0) or from a newer header.
+	o.first_epoch = 1;
+	o.size = 0;
+	IDN_FAIL(idn_model_train(m, &o, &set, NULL), IDN_EINVAL);
+	o.size = sizeof(o) + 8;
+	IDN_FAIL(idn_model_train(m, &o, &set, NULL), IDN_EINVAL);
 	idn_model_close(m);
 }
 
@@ -640,6 +658,72 @@ test_torch_train_lenet(void **st)
 }
 
 // Adam with a step schedule also trains (one short epoch).
+static int
+stop_now(void *arg, const idn_model_epoch *e)
+{
+	return 1;
+}
+
+// A run stopped after epoch 1 and resumed at epoch 2 from its exported
+// weights ends with the weights of the uninterrupted run: each epoch's
+// shuffle and lr depend only on the options and the epoch. Plain SGD, as
+// momentum is optimiser state that a resume starts afresh.
+static void
+test_torch_resume(void **st)
+{
+	SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
+	idn_model *whole = load_torch("lenet5");
+	SKIP_IF(whole == NULL, "IDUNNO_BUILD_DIR not set");
+	idn_dataset *te;
+	IDN_PASS(idn_dataset_load_idx(FASHION "/t10k-images-idx3-ubyte.gz",
+	    FASHION "/t10k-labels-idx1-ubyte.gz", &te));
+	idn_model_data train = {te->images + 2000 * IMG, te->labels + 2000,
+	    1000};
+	idn_model_train_opts o;
+	idn_model_train_opts_init(&o);
+	o.epochs = 2;
+	o.momentum = 0.0;
+	o.schedule = IDN_MODEL_LR_STEP;
+	IDN_PASS(idn_model_train(whole, &o, &train, NULL));
+
+	idn_model *first = load_torch("lenet5");
+	o.on_epoch = stop_now;
+	IDN_PASS(idn_model_train(first, &o, &train, NULL));
+	void *w = NULL;
+	size_t wlen = 0;
+	IDN_PASS(idn_model_export(first, &w, &wlen));
+	idn_model *resumed = load_torch("lenet5");
+	IDN_PASS(idn_model_import(resumed, w, wlen));
+	o.on_epoch = NULL;
+	o.first_epoch = 2;
+	IDN_PASS(idn_model_train(resumed, &o, &train, NULL));
+
+	size_t n = 100;
+	float *a = calloc(n * 10, sizeof(float));
+	float *b = calloc(n * 10, sizeof(float));
+	float *c = calloc(n * 10, sizeof(float));
+	IDN_PASS(idn_model_logits(whole, te->images, n, n * IMG, a));
+	IDN_PASS(idn_model_logits(resumed, te->images, n, n * IMG, b));
+	IDN_PASS(idn_model_logits(first, te->images, n, n * IMG, c));
+	double diff = 0.0, moved = 0.0;
+	for (size_t i = 0; i < n * 10; i++) {
+		diff = fmax(diff, fabs(a[i] - b[i]));
+		moved = fmax(moved, fabs(a[i] - c[i]));
+	}
+	print_message("# resumed vs whole: max logit difference %g (epoch 2 "
+	    "moved them by %g)\n", diff, moved);
+	assert_true(diff < 1e-4);
+	assert_true(moved > 1e-3);
+	free(a);
+	free(b);
+	free(c);
+	idn_free(w);
+	idn_model_close(whole);
+	idn_model_close(first);
+	idn_model_close(resumed);
+	idn_dataset_free(te);
+}
+
 static void
 test_torch_train_adam(void **st)
 {
@@ -801,6 +885,7 @@ main(void)
 		cmocka_unit_test(test_torch_bad_models),
 		cmocka_unit_test(test_torch_train_lenet),
 		cmocka_unit_test(test_torch_train_adam),
+		cmocka_unit_test(test_torch_resume),
 		cmocka_unit_test(test_idx_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
