@@ -77,7 +77,9 @@ tool_node_main(const char *prog, const char *role, int argc, char **argv)
 	};
 	idn_node_opts o;
 	idn_node_opts_init(&o);
-	o.role = role;
+	if (idn_role_parse(role, &o.role) != IDN_OK) {
+		return 2;
+	}
 	const char *joins[64];
 	const char *key_file = NULL;
 	int c;
@@ -107,7 +109,7 @@ tool_node_main(const char *prog, const char *role, int argc, char **argv)
 			if (strcmp(role, "coord") != 0) {
 				goto bad;
 			}
-			o.role = "standby";
+			o.role = IDN_ROLE_STANDBY;
 			break;
 		case 'h':
 			usage(stdout, prog, role);

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <idunno/idunno.h>
+#include <idunno/base.h>
 
 #define IDN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define IDN_MIN(a, b) ((a) < (b) ? (a) : (b))

@@ -343,8 +343,8 @@ net_server_close(net_server *s)
 
 int
 net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
-    size_t max_msg_bytes, int nthreads, net_handler_fn fn, void *arg,
-    const idn_logger *lg, net_server **out)
+    size_t max_msg_bytes, net_handler_fn fn, void *arg, const idn_logger *lg,
+    net_server **out)
 {
 	net_server *s = idn_alloc(sizeof(*s));
 	if (s == NULL) {
@@ -365,24 +365,32 @@ net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
 		return idn_err_from_nng(rv);
 	}
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, max_msg_bytes);
-	rv = listen_on(s->sock, addr, s->addr, sizeof(s->addr));
-	if (rv == IDN_OK && (s->threads = idn_alloc(sizeof(pthread_t) *
-	                         (size_t) nthreads)) == NULL) {
-		rv = IDN_ENOMEM;
-	}
-	for (int i = 0; rv == IDN_OK && i < nthreads; i++) {
-		if (pthread_create(&s->threads[i], NULL, server_thread, s) !=
-		    0) {
-			rv = IDN_ESYS;
-			break;
-		}
-		s->nthreads++;
-	}
-	if (rv != IDN_OK) {
+	if ((rv = listen_on(s->sock, addr, s->addr, sizeof(s->addr))) !=
+	    IDN_OK) {
 		net_server_close(s);
 		return rv;
 	}
 	*out = s;
+	return IDN_OK;
+}
+
+int
+net_server_start(net_server *s, int nthreads)
+{
+	if (s->threads != NULL || nthreads <= 0) {
+		return IDN_EINVAL;
+	}
+	if ((s->threads = idn_alloc(sizeof(pthread_t) * (size_t) nthreads)) ==
+	    NULL) {
+		return IDN_ENOMEM;
+	}
+	for (int i = 0; i < nthreads; i++) {
+		if (pthread_create(&s->threads[i], NULL, server_thread, s) !=
+		    0) {
+			return IDN_ESYS; // the close joins those started
+		}
+		s->nthreads++;
+	}
 	return IDN_OK;
 }
 
@@ -422,6 +430,12 @@ net_client_open(const uint8_t key[WIRE_KEY_BYTES], const char *self_id,
 	c->max_msg = max_msg_bytes;
 	*out = c;
 	return IDN_OK;
+}
+
+void
+net_client_set_self(net_client *c, const char *self_id)
+{
+	snprintf(c->self, sizeof(c->self), "%s", self_id);
 }
 
 void

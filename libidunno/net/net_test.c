@@ -61,8 +61,9 @@ test_calls_keys_and_replays(void **st)
 	wire_keygen(other);
 	int calls = 0;
 	net_server *s;
-	IDN_PASS(net_server_open("127.0.0.1:0", key, 1 << 20, 2, echo, &calls,
+	IDN_PASS(net_server_open("127.0.0.1:0", key, 1 << 20, echo, &calls,
 	    NULL, &s));
+	IDN_PASS(net_server_start(s, 2));
 	const char *addr = net_server_addr(s);
 
 	net_client *c, *stranger;

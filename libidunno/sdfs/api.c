@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "node/client.h"
+#include "rpc/rpc.h"
 #include "sdfs/sdfs_int.h"
 
 #define BEGIN_DEADLINE_MS 60000
@@ -54,7 +54,7 @@ put_abort(idn_client *c, uint64_t sid)
 	if (w != NULL) {
 		wire_map(w, 1);
 		wire_ku64(w, "sid", sid);
-		(void) client_call(c, "sdfs.put.abort", w, &doc, &env);
+		(void) rpc_client_call(c, "sdfs.put.abort", w, &doc, &env);
 		wire_doc_free(doc);
 		wire_wr_free(w);
 	}
@@ -77,7 +77,7 @@ put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
 	wire_doc *doc = NULL;
 	wire_env env;
 	uint64_t sid = 0, ver = 0, csize = 0;
-	uint64_t tmo = (uint64_t) client_timeout(c);
+	uint64_t tmo = (uint64_t) rpc_client_timeout(c);
 	uint64_t deadline = idn_clock_ms() + BEGIN_DEADLINE_MS;
 	int rv, timeouts = 0;
 	// put.begin: the front asks the primary for a version; while a dead
@@ -88,7 +88,7 @@ put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
 		}
 		wire_map(w, 1);
 		wire_kstr(w, "name", name);
-		rv = client_call(c, "sdfs.put.begin", w, &doc, &env);
+		rv = rpc_client_call(c, "sdfs.put.begin", w, &doc, &env);
 		wire_wr_free(w);
 		if (rv == IDN_OK &&
 		    (wire_get_u64(env.body, "sid", &sid) != IDN_OK ||
@@ -129,7 +129,7 @@ put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
 		wire_kbin(w, "data", buf, n);
 		wire_kbin(w, "csum", cs, sizeof(cs));
 		wire_ku64(w, "tmo", tmo);
-		rv = client_call(c, "sdfs.put.chunk", w, &doc, &env);
+		rv = rpc_client_call(c, "sdfs.put.chunk", w, &doc, &env);
 		wire_doc_free(doc);
 		wire_wr_free(w);
 		off += n;
@@ -154,7 +154,7 @@ put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
 		wire_ku64(w, "size", off);
 		wire_kbin(w, "sum", sum, sizeof(sum));
 		wire_ku64(w, "tmo", tmo);
-		rv = client_call(c, "sdfs.put.commit", w, &doc, &env);
+		rv = rpc_client_call(c, "sdfs.put.commit", w, &doc, &env);
 		wire_wr_free(w);
 		if (rv == IDN_OK && wire_get_u64(env.body, "ver", &ver)) {
 			rv = IDN_EPROTO;
@@ -231,7 +231,7 @@ get_open(idn_client *c, const char *name, uint64_t version, sdfs_vmeta *m)
 	wire_map(w, 2);
 	wire_kstr(w, "name", name);
 	wire_ku64(w, "ver", version);
-	int rv = client_call(c, "sdfs.get.open", w, &doc, &env);
+	int rv = rpc_client_call(c, "sdfs.get.open", w, &doc, &env);
 	if (rv == IDN_OK && sdfs_vmeta_get(env.body, m, false) != IDN_OK) {
 		rv = IDN_EPROTO;
 	}
@@ -261,7 +261,7 @@ fetch_chunk(idn_client *c, const char *name, const sdfs_vmeta *m,
 		wire_kstr(w, "name", name);
 		wire_ku64(w, "ver", m->ver);
 		wire_ku64(w, "idx", i);
-		rv = client_call(c, "sdfs.get.chunk", w, doc, &env);
+		rv = rpc_client_call(c, "sdfs.get.chunk", w, doc, &env);
 		wire_wr_free(w);
 		if (rv == IDN_OK &&
 		    (wire_get_bin(env.body, "data", p, &n) ||
@@ -551,7 +551,7 @@ idn_sdfs_delete(idn_client *c, const char *name)
 		}
 		wire_map(w, 1);
 		wire_kstr(w, "name", name);
-		rv = client_call(c, "sdfs.delete", w, &doc, &env);
+		rv = rpc_client_call(c, "sdfs.delete", w, &doc, &env);
 		wire_doc_free(doc);
 		wire_wr_free(w);
 		// A retried delete may find its own tombstone in place.
@@ -584,7 +584,7 @@ idn_sdfs_ls(idn_client *c, const char *name, idn_sdfs_info **out)
 	}
 	wire_map(w, 1);
 	wire_kstr(w, "name", name);
-	int rv = client_call(c, "sdfs.ls", w, &doc, &env);
+	int rv = rpc_client_call(c, "sdfs.ls", w, &doc, &env);
 	wire_wr_free(w);
 	if (rv == IDN_OK &&
 	    (wire_get_u64(env.body, "newest", &newest) ||
@@ -720,7 +720,7 @@ entries_call(idn_client *c, const char *type, const char *prefix,
 	}
 	wire_map(w, 1);
 	wire_kstr(w, "prefix", prefix);
-	int rv = client_call(c, type, w, &doc, &env);
+	int rv = rpc_client_call(c, type, w, &doc, &env);
 	wire_wr_free(w);
 	if (rv == IDN_OK && sdfs_entry_get_arr(wire_get(env.body, "items"),
 	                        SDFS_LIST_MAX, &e, &n) != IDN_OK) {

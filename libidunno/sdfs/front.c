@@ -202,7 +202,7 @@ fan_replicas(sdfs *s, put_sess *ps, const char *type, wire_wr *w,
 	if (nt == 0) {
 		return;
 	}
-	int rv = node_fanout(s->node, targets, nt, type, w, tmo, rvs, NULL,
+	int rv = rpc_fanout(s->rpc, targets, nt, type, w, tmo, rvs, NULL,
 	    NULL);
 	for (size_t k = 0; k < nt; k++) {
 		int r = rv != IDN_OK ? rv : rvs[k];
@@ -1062,7 +1062,7 @@ on_lsp(void *arg, const wire_env *req, wire_wr *reply)
 		}
 		wire_map(w, 1);
 		wire_kstr(w, "prefix", prefix);
-		rv = node_fanout(s->node, targets, v.n, "sdfs.r.list", w,
+		rv = rpc_fanout(s->rpc, targets, v.n, "sdfs.r.list", w,
 		    STAT_TIMEOUT_MS, rvs, docs, envs);
 	}
 	for (size_t i = 0; rv == IDN_OK && i < v.n; i++) {
@@ -1137,7 +1137,7 @@ sdfs_front_register(sdfs *s)
 {
 	static const struct {
 		const char *type;
-		node_handler_fn fn;
+		rpc_handler_fn fn;
 	} handlers[] = {
 		{"sdfs.put.begin", on_put_begin},
 		{"sdfs.put.chunk", on_put_chunk},
@@ -1153,7 +1153,7 @@ sdfs_front_register(sdfs *s)
 	};
 	int rv = IDN_OK;
 	for (size_t i = 0; rv == IDN_OK && i < IDN_ARRAY_LEN(handlers); i++) {
-		rv = node_handle(s->node, handlers[i].type, handlers[i].fn, s);
+		rv = rpc_route(s->rpc, handlers[i].type, handlers[i].fn, s);
 	}
 	return rv;
 }

@@ -194,7 +194,7 @@ view_fingerprint(sdfs *s)
 	idn_member *m;
 	size_t n;
 	uint64_t h = 1469598103934665603u;
-	if (node_alive_members(s->node, &m, &n) != IDN_OK) {
+	if (s->members(s->members_arg, &m, &n) != IDN_OK) {
 		return 0;
 	}
 	for (size_t i = 0; i < n; i++) {

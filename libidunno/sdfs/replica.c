@@ -598,7 +598,7 @@ sdfs_replica_register(sdfs *s)
 {
 	static const struct {
 		const char *type;
-		node_handler_fn fn;
+		rpc_handler_fn fn;
 	} handlers[] = {
 		{"sdfs.r.begin", on_r_begin},
 		{"sdfs.r.chunk", on_r_chunk},
@@ -613,7 +613,7 @@ sdfs_replica_register(sdfs *s)
 	};
 	int rv = IDN_OK;
 	for (size_t i = 0; rv == IDN_OK && i < IDN_ARRAY_LEN(handlers); i++) {
-		rv = node_handle(s->node, handlers[i].type, handlers[i].fn, s);
+		rv = rpc_route(s->rpc, handlers[i].type, handlers[i].fn, s);
 	}
 	return rv;
 }
