@@ -202,7 +202,7 @@ main(int argc, char **argv)
 			}
 		}
 		if (left > 0) {
-			idn_sleep_ms(50);
+			core_sleep_ms(50);
 		}
 	}
 	double restore = (double) (idn_test_now_ms() - t0) / 1000.0;

@@ -159,16 +159,16 @@ model_put(idn_client *c, int argc, char **argv)
 		fprintf(stderr, "idunno model put NAME MODEL.pt DESC\n");
 		return 2;
 	}
-	idn_buf model = {0}, desc = {0};
+	core_buf model = {0}, desc = {0};
 	char *err = NULL;
-	int rv = idn_file_read(argv[2], (size_t) 4 << 30, &model);
+	int rv = core_file_read(argv[2], (size_t) 4 << 30, &model);
 	if (rv == IDN_OK) {
-		rv = idn_file_read(argv[3], 1 << 20, &desc);
+		rv = core_file_read(argv[3], 1 << 20, &desc);
 	}
 	if (rv != IDN_OK) {
 		fprintf(stderr, "idunno model put: %s: %s\n", model.data ?
 		    argv[3] : argv[2], idn_strerror(rv));
-		idn_buf_free(&model);
+		core_buf_free(&model);
 		return 1;
 	}
 	rv = idn_model_store(c, argv[1], (const char *) desc.data, desc.len,
@@ -181,8 +181,8 @@ model_put(idn_client *c, int argc, char **argv)
 		    err ? err : "");
 	}
 	idn_free(err);
-	idn_buf_free(&model);
-	idn_buf_free(&desc);
+	core_buf_free(&model);
+	core_buf_free(&desc);
 	return rv == IDN_OK ? 0 : 1;
 }
 

@@ -67,10 +67,6 @@ IDN_API const char *idn_node_addr(const idn_node *n);
 IDN_API int idn_node_members(idn_node *n, struct idn_member **out,
     size_t *count);
 
-// idn_member_fn reports one membership event. It runs on the node's
-// membership thread with no library locks held; keep it short.
-typedef void (*idn_member_fn)(void *arg, const struct idn_member *m,
-    int event);
 // idn_node_watch adds a watcher; it stays until the node closes.
 IDN_API int idn_node_watch(idn_node *n, idn_member_fn fn, void *arg);
 

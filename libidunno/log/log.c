@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <idunno/membership.h>
+
 #include "log/log.h"
 
 struct nlog {
@@ -22,14 +24,14 @@ struct nlog {
 int
 nlog_open(const char *path, nlog **out)
 {
-	nlog *l = idn_alloc(sizeof(*l));
-	if (l == NULL || (l->path = idn_strdup(path)) == NULL) {
+	nlog *l = core_alloc(sizeof(*l));
+	if (l == NULL || (l->path = core_strdup(path)) == NULL) {
 		free(l);
 		return IDN_ENOMEM;
 	}
 	l->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (l->fd < 0) {
-		int rv = idn_err_from_errno(errno);
+		int rv = core_err_from_errno(errno);
 		free(l->path);
 		free(l);
 		return rv;
@@ -109,7 +111,7 @@ nlog_grep(const char *path, const char *pattern, bool regex,
 		if (regex) {
 			regfree(&re);
 		}
-		return idn_err_from_errno(errno);
+		return core_err_from_errno(errno);
 	}
 	char *line = NULL;
 	size_t cap = 0;

@@ -3,8 +3,6 @@
 #ifndef IDN_LOG_LOG_H
 #define IDN_LOG_LOG_H
 
-#include <idunno/membership.h>
-
 #include "core/core.h"
 #include "wire/wire.h"
 

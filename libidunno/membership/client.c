@@ -49,7 +49,7 @@ idn_events_open(idn_client *c, idn_events **out)
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	idn_events *e = idn_alloc(sizeof(*e));
+	idn_events *e = core_alloc(sizeof(*e));
 	if (e == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -74,14 +74,14 @@ idn_events_next(idn_events *e, idn_duration timeout_ms, idn_event *ev)
 		if (now >= deadline) {
 			return IDN_ETIMEDOUT;
 		}
-		idn_buf b = {0};
+		core_buf b = {0};
 		const uint8_t *p;
 		size_t len;
 		wire_doc *doc;
 		int rv = net_sub_recv(e->sub, (idn_duration) (deadline - now),
 		    &b);
 		if (rv != IDN_OK) {
-			idn_buf_free(&b);
+			core_buf_free(&b);
 			return rv;
 		}
 		// Forged or malformed events are skipped, never returned.
@@ -93,11 +93,11 @@ idn_events_next(idn_events *e, idn_duration timeout_ms, idn_event *ev)
 			    &ev->event, &ev->member);
 			wire_doc_free(doc);
 			if (rv == IDN_OK) {
-				idn_buf_free(&b);
+				core_buf_free(&b);
 				return IDN_OK;
 			}
 		}
-		idn_buf_free(&b);
+		core_buf_free(&b);
 	}
 }
 

@@ -71,7 +71,7 @@ publish(membership *m, const idn_member *who, int event)
 	wire_wr *w;
 	const uint8_t *p;
 	size_t len;
-	idn_buf frame = {0};
+	core_buf frame = {0};
 	if (wire_wr_new(&w) != IDN_OK) {
 		return;
 	}
@@ -80,7 +80,7 @@ publish(membership *m, const idn_member *who, int event)
 	    wire_seal(m->key, p, len, &frame) == IDN_OK) {
 		net_pub_send(m->pub, frame.data, frame.len);
 	}
-	idn_buf_free(&frame);
+	core_buf_free(&frame);
 	wire_wr_free(w);
 }
 
@@ -121,7 +121,7 @@ on_members(void *arg, const wire_env *req, wire_wr *reply)
 int
 membership_open(const membership_opts *o, membership **out)
 {
-	membership *m = idn_alloc(sizeof(*m));
+	membership *m = core_alloc(sizeof(*m));
 	if (m == NULL) {
 		return IDN_ENOMEM;
 	}

@@ -4,7 +4,8 @@
 #ifndef IDN_MEMBERSHIP_MEMBERSHIP_H
 #define IDN_MEMBERSHIP_MEMBERSHIP_H
 
-#include <idunno/node.h>
+#include <idunno/client.h>
+#include <idunno/membership.h>
 
 #include "membership/swim.h"
 
@@ -12,7 +13,7 @@ typedef struct membership membership;
 
 typedef struct {
 	rpc *rpc;             // routes go on it; calls go through it
-	const idn_logger *lg; // kept; must outlive the membership
+	const core_logger *lg; // kept; must outlive the membership
 	const uint8_t *key;   // seals published events (IDN_KEY_BYTES)
 	const idn_member *self;
 	swim_opts swim;

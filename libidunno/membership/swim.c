@@ -14,7 +14,7 @@
 
 struct swim {
 	rpc *rpc;
-	const idn_logger *lg;
+	const core_logger *lg;
 	swim_opts o;
 	pthread_mutex_t lock;    // guards t, order
 	pthread_mutex_t deliver; // serializes event delivery
@@ -46,7 +46,7 @@ deliver(swim *s)
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < n; i++) {
 		const idn_member *m = &ev[i].m;
-		idn_logf(s->lg,
+		core_logf(s->lg,
 		    ev[i].event == IDN_EV_FAIL ? IDN_LOG_WARN : IDN_LOG_INFO,
 		    "membership: %s %s (%s, %s, incarnation %llu)",
 		    idn_member_event_name(ev[i].event), m->id, m->addr,
@@ -111,7 +111,7 @@ apply_gossip(swim *s, const wire_val *body)
 		if (strcmp(g[i].id, s->self_id) == 0 &&
 		    g[i].state == IDN_MEMBER_FAILED &&
 		    before == IDN_MEMBER_ALIVE) {
-			idn_logf(s->lg, IDN_LOG_ERROR,
+			core_logf(s->lg, IDN_LOG_ERROR,
 			    "membership: peers declared this node failed; "
 			    "restart it to rejoin");
 		}
@@ -223,7 +223,7 @@ int
 swim_members(swim *s, bool live_only, idn_member **out, size_t *count)
 {
 	pthread_mutex_lock(&s->lock);
-	idn_member *m = idn_alloc(sizeof(*m) * (s->t.n + 1));
+	idn_member *m = core_alloc(sizeof(*m) * (s->t.n + 1));
 	size_t k = 0;
 	for (size_t i = 0; m != NULL && i < s->t.n; i++) {
 		if (!live_only || s->t.v[i].m.state <= IDN_MEMBER_SUSPECT) {
@@ -251,7 +251,7 @@ broadcast(swim *s, bool wait)
 		return;
 	}
 	if (make_msg(s, &w, 0, NULL, NULL) == IDN_OK) {
-		const char **addrs = idn_alloc(sizeof(char *) * (n + 1));
+		const char **addrs = core_alloc(sizeof(char *) * (n + 1));
 		size_t k = 0;
 		for (size_t i = 0; addrs != NULL && i < n; i++) {
 			if (strcmp(m[i].id, s->self_id) != 0) {
@@ -263,7 +263,7 @@ broadcast(swim *s, bool wait)
 				addrs[k++] = m[i].addr;
 			}
 		}
-		int *rvs = idn_alloc(sizeof(int) * (k + 1));
+		int *rvs = core_alloc(sizeof(int) * (k + 1));
 		if (wait && rvs != NULL) {
 			net_pool_call_all_wr(s->pool, addrs, k,
 			    "swim.gossip", w, s->o.ping_timeout_ms, rvs, NULL,
@@ -291,12 +291,12 @@ next_target(swim *s, idn_member *target)
 		}
 		// New round: every other live member once, shuffled.
 		free(s->order);
-		s->order = idn_alloc(sizeof(*s->order) * (s->t.n + 1));
+		s->order = core_alloc(sizeof(*s->order) * (s->t.n + 1));
 		s->norder = s->next = 0;
 		for (size_t i = 0; s->order && i < s->t.n; i++) {
 			const idn_member *m = &s->t.v[i].m;
 			if (i != s->t.self && m->state <= IDN_MEMBER_SUSPECT) {
-				size_t j = idn_random() % (s->norder + 1);
+				size_t j = core_random() % (s->norder + 1);
 				memcpy(s->order[s->norder], s->order[j],
 				    IDN_ID_MAX);
 				memcpy(s->order[j], m->id, IDN_ID_MAX);
@@ -320,8 +320,8 @@ probe_indirect(swim *s, const idn_member *target)
 	size_t k = 0;
 	// Pick k random helpers other than us and the target.
 	for (size_t tries = 0; tries < 4 * n && k < (size_t) s->o.indirect &&
-	     k < IDN_ARRAY_LEN(addrs); tries++) {
-		idn_member *h = &m[idn_random() % n];
+	     k < CORE_ARRAY_LEN(addrs); tries++) {
+		idn_member *h = &m[core_random() % n];
 		bool dup = strcmp(h->id, s->self_id) == 0 ||
 		    strcmp(h->id, target->id) == 0 ||
 		    h->state != IDN_MEMBER_ALIVE;
@@ -407,10 +407,10 @@ probe_thread(void *arg)
 }
 
 int
-swim_open(rpc *r, const idn_logger *lg, const idn_member *self,
+swim_open(rpc *r, const core_logger *lg, const idn_member *self,
     const swim_opts *o, swim_event_fn fn, void *arg, swim **out)
 {
-	swim *s = idn_alloc(sizeof(*s));
+	swim *s = core_alloc(sizeof(*s));
 	if (s == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -483,7 +483,7 @@ swim_join(swim *s, const char *const *intro, size_t n)
 			wire_doc_free(doc);
 		}
 		if (rv != IDN_OK) {
-			idn_sleep_ms(200);
+			core_sleep_ms(200);
 		}
 	}
 	if (rv != IDN_OK) {

@@ -22,7 +22,7 @@ typedef void (*swim_event_fn)(void *arg, const idn_member *m, int event);
 // swim_open registers the swim.* routes on the endpoint (before it
 // serves); swim_join then contacts the introducers (none: a new cluster)
 // and starts probing. lg is kept and must outlive s.
-int swim_open(rpc *r, const idn_logger *lg, const idn_member *self,
+int swim_open(rpc *r, const core_logger *lg, const idn_member *self,
     const swim_opts *o, swim_event_fn fn, void *arg, swim **out);
 int swim_join(swim *s, const char *const *introducers, size_t n);
 int swim_leave(swim *s);

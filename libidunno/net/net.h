@@ -39,7 +39,7 @@ void net_stats(const net_server *s, const net_client *c, net_counters *sum);
 // (fn). Frames without a valid MAC under key are dropped and logged.
 // IDN_EINVAL bad address, IDN_ENET bind failure.
 int net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
-    size_t max_msg_bytes, net_handler_fn fn, void *arg, const idn_logger *lg,
+    size_t max_msg_bytes, net_handler_fn fn, void *arg, const core_logger *lg,
     net_server **out);
 int net_server_start(net_server *s, int nthreads);
 // The bound address, "127.0.0.1:port", borrowed until close.
@@ -75,7 +75,7 @@ void net_pub_close(net_pub *p);
 typedef struct net_sub net_sub;
 int net_sub_open(const char *addr, net_sub **out);
 // Waits up to timeout_ms for one message (IDN_ETIMEDOUT); appends it to out.
-int net_sub_recv(net_sub *s, idn_duration timeout_ms, idn_buf *out);
+int net_sub_recv(net_sub *s, idn_duration timeout_ms, core_buf *out);
 void net_sub_close(net_sub *s);
 
 // A pool of threads making calls for others (fan-out, pushes).

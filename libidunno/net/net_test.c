@@ -94,7 +94,7 @@ test_calls_keys_and_replays(void **st)
 	assert_int_equal(calls, 2);
 
 	// The same authentic frame sent twice runs once.
-	idn_buf e = {0}, frame = {0};
+	core_buf e = {0}, frame = {0};
 	IDN_PASS(wire_env_encode("again", "me", 0, NULL, 0, &e));
 	IDN_PASS(wire_seal(key, e.data, e.len, &frame));
 	char url[128];
@@ -133,8 +133,8 @@ test_calls_keys_and_replays(void **st)
 	// own closes; this raw socket is left to the process exit.
 	(void) req;
 	net_server_close(s);
-	idn_buf_free(&e);
-	idn_buf_free(&frame);
+	core_buf_free(&e);
+	core_buf_free(&frame);
 	net_client_close(c);
 	net_client_close(stranger);
 }

@@ -25,7 +25,7 @@ struct idn_node {
 	int role;
 	char *data_dir;
 	uint8_t key[IDN_KEY_BYTES];
-	idn_logger lg;
+	core_logger lg;
 	idn_log_fn host_fn;
 	void *host_arg;
 	nlog *log;
@@ -37,14 +37,14 @@ struct idn_node {
 const char *
 idn_role_name(int role)
 {
-	return role >= 0 && role < (int) IDN_ARRAY_LEN(role_names) ?
+	return role >= 0 && role < (int) CORE_ARRAY_LEN(role_names) ?
 	    role_names[role] : NULL;
 }
 
 int
 idn_role_parse(const char *name, int *role)
 {
-	for (int i = 0; name != NULL && i < (int) IDN_ARRAY_LEN(role_names);
+	for (int i = 0; name != NULL && i < (int) CORE_ARRAY_LEN(role_names);
 	     i++) {
 		if (strcmp(name, role_names[i]) == 0) {
 			*role = i;
@@ -152,14 +152,14 @@ valid_opts(const idn_node_opts *o)
 static int
 open_log(idn_node *n, const idn_node_opts *o)
 {
-	if ((n->data_dir = idn_strdup(o->data_dir)) == NULL) {
+	if ((n->data_dir = core_strdup(o->data_dir)) == NULL) {
 		return IDN_ENOMEM;
 	}
-	if (idn_mkdir_p(n->data_dir) != IDN_OK) {
+	if (core_mkdir_p(n->data_dir) != IDN_OK) {
 		return IDN_EPERM; // missing parent, read-only, not a folder
 	}
-	char *path = o->log_path ? idn_strdup(o->log_path) :
-	    idn_asprintf("%s/node.log", n->data_dir);
+	char *path = o->log_path ? core_strdup(o->log_path) :
+	    core_asprintf("%s/node.log", n->data_dir);
 	int rv = path ? nlog_open(path, &n->log) : IDN_ENOMEM;
 	free(path);
 	return rv;
@@ -205,11 +205,11 @@ open_sdfs(idn_node *n)
 static int
 join(idn_node *n, const idn_node_opts *o)
 {
-	idn_logf(&n->lg, IDN_LOG_INFO, "node: started %s as %s, data %s",
+	core_logf(&n->lg, IDN_LOG_INFO, "node: started %s as %s, data %s",
 	    n->id, idn_role_name(n->role), n->data_dir);
 	int rv = membership_join(n->mship, o->join, o->njoin);
 	if (rv != IDN_OK) {
-		idn_logf(&n->lg, IDN_LOG_ERROR,
+		core_logf(&n->lg, IDN_LOG_ERROR,
 		    "node: no introducer answered (%s)", idn_strerror(rv));
 	}
 	return rv;
@@ -218,11 +218,11 @@ join(idn_node *n, const idn_node_opts *o)
 static int
 write_addr_file(idn_node *n)
 {
-	char *path = idn_asprintf("%s/node.addr", n->data_dir);
-	char *text = idn_asprintf("%s\n%s\n%s\n%s\n", n->addr, n->id,
+	char *path = core_asprintf("%s/node.addr", n->data_dir);
+	char *text = core_asprintf("%s\n%s\n%s\n%s\n", n->addr, n->id,
 	    idn_role_name(n->role), membership_pub_addr(n->mship));
 	int rv = path && text ?
-	    idn_file_write_atomic(path, text, strlen(text)) : IDN_ENOMEM;
+	    core_file_write_atomic(path, text, strlen(text)) : IDN_ENOMEM;
 	free(path);
 	free(text);
 	return rv;
@@ -234,7 +234,7 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 	if (out == NULL || !valid_opts(o)) {
 		return IDN_EINVAL;
 	}
-	idn_node *n = idn_alloc(sizeof(*n));
+	idn_node *n = core_alloc(sizeof(*n));
 	if (n == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -242,7 +242,7 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 	n->role = o->role;
 	n->host_fn = o->log_fn;
 	n->host_arg = o->log_arg;
-	n->lg = (idn_logger){log_line, n, IDN_LOG_INFO};
+	n->lg = (core_logger){log_line, n, IDN_LOG_INFO};
 	// Every route is registered before the endpoint serves.
 	int rv;
 	if ((rv = open_log(n, o)) != IDN_OK ||
@@ -266,7 +266,7 @@ idn_node_leave(idn_node *n)
 	if (n == NULL) {
 		return IDN_EINVAL;
 	}
-	idn_logf(&n->lg, IDN_LOG_INFO, "node: leaving the cluster");
+	core_logf(&n->lg, IDN_LOG_INFO, "node: leaving the cluster");
 	return membership_leave(n->mship);
 }
 

@@ -25,7 +25,7 @@ idn_client_open(const char *addr, const uint8_t key[IDN_KEY_BYTES],
 	    net_addr_to_url(addr, url, sizeof(url)) != IDN_OK) {
 		return IDN_EINVAL;
 	}
-	idn_client *c = idn_alloc(sizeof(*c));
+	idn_client *c = core_alloc(sizeof(*c));
 	if (c == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -128,7 +128,7 @@ idn_client_grep(idn_client *c, const char *addr, const char *pattern,
 	}
 	char **out = NULL;
 	if (rv == IDN_OK &&
-	    (out = idn_alloc(sizeof(char *) * (n + 1) + bytes)) == NULL) {
+	    (out = core_alloc(sizeof(char *) * (n + 1) + bytes)) == NULL) {
 		rv = IDN_ENOMEM;
 	}
 	char *dst = out ? (char *) (out + n + 1) : NULL;

@@ -7,15 +7,15 @@
 int
 idn_key_load(const char *path, uint8_t key[IDN_KEY_BYTES])
 {
-	idn_buf b = {0};
+	core_buf b = {0};
 	if (path == NULL || key == NULL) {
 		return IDN_EINVAL;
 	}
-	int rv = idn_file_read(path, 256, &b);
+	int rv = core_file_read(path, 256, &b);
 	if (rv == IDN_OK) {
 		rv = wire_key_parse((const char *) b.data, b.len, key);
 	}
-	idn_buf_free(&b);
+	core_buf_free(&b);
 	return rv == IDN_ETOOBIG ? IDN_EINVAL : rv;
 }
 
@@ -29,5 +29,5 @@ idn_key_create(const char *path, uint8_t key[IDN_KEY_BYTES])
 	wire_keygen(key);
 	wire_key_format(key, hex);
 	strcat(hex, "\n");
-	return idn_file_write_atomic(path, hex, strlen(hex));
+	return core_file_write_atomic(path, hex, strlen(hex));
 }

@@ -20,7 +20,7 @@ typedef struct {
 } route;
 
 struct rpc {
-	const idn_logger *lg;
+	const core_logger *lg;
 	char self[IDN_ID_MAX];
 	uint64_t start_ms;
 	net_server *server;
@@ -41,7 +41,7 @@ dispatch(void *arg, const wire_env *req, wire_wr *reply)
 			return r->routes[i].fn(r->routes[i].arg, req, reply);
 		}
 	}
-	idn_logf(r->lg, IDN_LOG_WARN, "net: unknown request type '%s' from %s",
+	core_logf(r->lg, IDN_LOG_WARN, "net: unknown request type '%s' from %s",
 	    req->type, req->from);
 	return IDN_EPROTO;
 }
@@ -65,7 +65,7 @@ on_stats(void *arg, const wire_env *req, wire_wr *reply)
 int
 rpc_open(const rpc_opts *o, rpc **out)
 {
-	rpc *r = idn_alloc(sizeof(*r));
+	rpc *r = core_alloc(sizeof(*r));
 	if (r == NULL) {
 		return IDN_ENOMEM;
 	}

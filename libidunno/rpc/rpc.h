@@ -19,7 +19,7 @@ typedef struct {
 	const char *listen;  // "host:port"; port 0 picks a free one
 	const uint8_t *key;  // IDN_KEY_BYTES, copied
 	size_t max_msg_bytes;
-	const idn_logger *lg; // kept; must outlive the endpoint
+	const core_logger *lg; // kept; must outlive the endpoint
 } rpc_opts;
 
 // rpc_open binds the endpoint and opens its client and pool; requests wait

@@ -18,7 +18,7 @@ typedef int (*sdfs_members_fn)(void *arg, idn_member **out, size_t *count);
 
 typedef struct {
 	rpc *rpc;             // routes go on it; calls go through it
-	const idn_logger *lg; // kept; must outlive the sdfs
+	const core_logger *lg; // kept; must outlive the sdfs
 	const char *data_dir; // the store lives in <data_dir>/sdfs/
 	sdfs_members_fn members;
 	void *members_arg;

@@ -128,8 +128,8 @@ sdfs_stat_many(sdfs *s, const char *name, const char *const *addrs, size_t n,
     int *rvs, sdfs_vmeta **vers, size_t *nvers)
 {
 	wire_wr *w = sdfs_body_new();
-	wire_doc **docs = idn_alloc(sizeof(*docs) * (n ? n : 1));
-	wire_env *envs = idn_alloc(sizeof(*envs) * (n ? n : 1));
+	wire_doc **docs = core_alloc(sizeof(*docs) * (n ? n : 1));
+	wire_env *envs = core_alloc(sizeof(*envs) * (n ? n : 1));
 	int rv = w && docs && envs ? IDN_OK : IDN_ENOMEM;
 	if (rv == IDN_OK) {
 		wire_map(w, 1);
@@ -212,7 +212,7 @@ sdfs_close(sdfs *s)
 int
 sdfs_open(const sdfs_opts *o, sdfs **out)
 {
-	sdfs *s = idn_alloc(sizeof(*s));
+	sdfs *s = core_alloc(sizeof(*s));
 	if (s == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -223,7 +223,7 @@ sdfs_open(const sdfs_opts *o, sdfs **out)
 	s->members_arg = o->members_arg;
 	s->lg = o->lg;
 	snprintf(s->self_addr, sizeof(s->self_addr), "%s", rpc_addr(o->rpc));
-	char *root = idn_asprintf("%s/sdfs", o->data_dir);
+	char *root = core_asprintf("%s/sdfs", o->data_dir);
 	int rv = root ? sdfs_store_open(root, s->lg, &s->st) : IDN_ENOMEM;
 	free(root);
 	if (rv == IDN_OK) {

@@ -70,7 +70,7 @@ struct sdfs {
 	rpc *rpc;
 	sdfs_members_fn members;
 	void *members_arg;
-	const idn_logger *lg;
+	const core_logger *lg;
 	sdfs_store *st;
 	char self_addr[IDN_ADDR_MAX];
 	// Guards everything below. Never held across I/O or a call.

@@ -106,10 +106,10 @@ static void
 test_bad_models_write_nothing(void **st)
 {
 	char *err = NULL;
-	idn_buf desc = {0};
+	core_buf desc = {0};
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/lenet5.desc", models);
-	IDN_PASS(idn_file_read(path, 1 << 20, &desc));
+	IDN_PASS(core_file_read(path, 1 << 20, &desc));
 	// Garbage bytes.
 	IDN_FAIL(idn_model_store(c, "junk", (const char *) desc.data, desc.len,
 	    "not a model", 11, &err), IDN_EMODEL);
@@ -119,9 +119,9 @@ test_bad_models_write_nothing(void **st)
 	assert_false(exists("models/junk/model.pt"));
 	assert_false(exists("models/junk/desc"));
 	// A real model whose descriptor claims another input shape.
-	idn_buf model = {0};
+	core_buf model = {0};
 	snprintf(path, sizeof(path), "%s/lenet5.pt", models);
-	IDN_PASS(idn_file_read(path, 1 << 24, &model));
+	IDN_PASS(core_file_read(path, 1 << 24, &model));
 	const char *wrong = "backend = torch\ninput = 3x32x32\nclasses = 10\n";
 	assert_int_not_equal(idn_model_store(c, "wrong", wrong, strlen(wrong),
 	    model.data, model.len, &err), IDN_OK);
@@ -132,8 +132,8 @@ test_bad_models_write_nothing(void **st)
 	IDN_FAIL(idn_model_store(c, "a/../b", (const char *) desc.data,
 	    desc.len, model.data, model.len, &err), IDN_EINVAL);
 	idn_free(err);
-	idn_buf_free(&model);
-	idn_buf_free(&desc);
+	core_buf_free(&model);
+	core_buf_free(&desc);
 	// Training a model that is not there, or on a set that is not.
 	err = NULL;
 	idn_model_train_opts o;
