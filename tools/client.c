@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <idunno/client.h>
+
 #include "cluster.h"
 #include "tool.h"
 

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "cluster.h"
-#include "core/core.h"
 
 static idn_tcluster cl;
 static const char *survivors[] = {"coord", "standby", "worker1", "worker3",
