@@ -60,6 +60,11 @@ IDN_API const char *idn_strerror(int err);
 // idn_free frees memory the library returned to the caller.
 IDN_API void idn_free(void *ptr);
 
+// idn_clock_ms reads a monotonic clock; idn_wall_ms the milliseconds since
+// the epoch. Both in ms, thread-safe.
+IDN_API uint64_t idn_clock_ms(void);
+IDN_API uint64_t idn_wall_ms(void);
+
 // Log levels of the library's background work (gossip, re-replication).
 enum idn_log_level {
 	IDN_LOG_DEBUG,

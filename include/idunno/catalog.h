@@ -10,14 +10,12 @@
 #include <stdint.h>
 
 #include <idunno/base.h>
+#include <idunno/client.h>
 #include <idunno/model.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-// A client connected to one node of a cluster (idn_client_open).
-typedef struct idn_client idn_client;
 
 // Models in SDFS. A model NAME (one path segment) lives as
 // "models/NAME/desc" and "models/NAME/model.pt"; training adds

@@ -41,6 +41,10 @@ enum idn_member_event {
 	IDN_EV_LEAVE,
 };
 
+// idn_member_fn reports one membership event. It runs on the node's
+// membership thread with no library locks held; keep it short.
+typedef void (*idn_member_fn)(void *arg, const struct idn_member *m,
+    int event);
 // idn_member_state_name and idn_member_event_name return static strings.
 IDN_API const char *idn_member_state_name(int state);
 IDN_API const char *idn_member_event_name(int event);

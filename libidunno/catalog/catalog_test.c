@@ -19,7 +19,7 @@
 typedef struct {
 	unsigned count;
 	char names[8][64];
-	idn_buf blobs[8];
+	core_buf blobs[8];
 	int fail_at; // put returns IDN_ENET at this call, -1 never
 } store;
 
@@ -32,8 +32,8 @@ put(void *arg, const char *name, const void *data, size_t len)
 	}
 	assert_true(s->count < 8);
 	snprintf(s->names[s->count], sizeof(s->names[0]), "%s", name);
-	memset(&s->blobs[s->count], 0, sizeof(idn_buf));
-	IDN_PASS(idn_buf_append(&s->blobs[s->count], data, len));
+	memset(&s->blobs[s->count], 0, sizeof(core_buf));
+	IDN_PASS(core_buf_append(&s->blobs[s->count], data, len));
 	s->count++;
 	return IDN_OK;
 }
@@ -42,7 +42,7 @@ static void
 store_free(store *s)
 {
 	for (unsigned i = 0; i < s->count; i++) {
-		idn_buf_free(&s->blobs[i]);
+		core_buf_free(&s->blobs[i]);
 	}
 }
 
@@ -80,7 +80,7 @@ test_shards(void **st)
 	idn_dataset_free(d);
 	// Damaged shards are refused.
 	idn_dataset_shard sh;
-	idn_buf *b = &s.blobs[1];
+	core_buf *b = &s.blobs[1];
 	IDN_FAIL(idn_dataset_shard_decode(b->data, b->len - 1, &sh),
 	    IDN_ECORRUPT);
 	IDN_FAIL(idn_dataset_shard_decode(b->data, 12, &sh), IDN_ECORRUPT);
@@ -204,7 +204,7 @@ test_meta(void **st)
 	    "epoch 1\nepochs 3\n", "epoch 1\nepochs 3\ncheckpoint 5\n",
 	    "epoch 1\nepochs 3\ncheckpoint 0\nmetrics\n",
 	    "epoch 1\nlr 3\ncheckpoint 4\nmetrics\n"};
-	for (size_t i = 0; i < IDN_ARRAY_LEN(bad); i++) {
+	for (size_t i = 0; i < CORE_ARRAY_LEN(bad); i++) {
 		IDN_FAIL(catalog_meta_parse(bad[i], &back), IDN_ECORRUPT);
 	}
 	IDN_FAIL(catalog_meta_parse(NULL, &back), IDN_ECORRUPT);

@@ -22,7 +22,7 @@ shard_crc(const uint8_t *b, size_t len)
 	uLong crc = crc32(0L, b, 32);
 	// crc32 takes uInt lengths: feed it in pieces.
 	for (size_t off = 36; off < len;) {
-		uInt n = (uInt) IDN_MIN(len - off, (size_t) 1 << 30);
+		uInt n = (uInt) CORE_MIN(len - off, (size_t) 1 << 30);
 		crc = crc32(crc, b + off, n);
 		off += n;
 	}
@@ -41,16 +41,16 @@ catalog_shard_encode(uint64_t first, uint32_t count, uint32_t channels,
 		return IDN_ENOMEM;
 	}
 	memcpy(b, CATALOG_SHARD_MAGIC, 8);
-	idn_put_le32(b + 8, count);
-	idn_put_le32(b + 12, channels);
-	idn_put_le32(b + 16, height);
-	idn_put_le32(b + 20, width);
-	idn_put_le32(b + 24, (uint32_t) first);
-	idn_put_le32(b + 28, (uint32_t) (first >> 32));
-	idn_put_le32(b + 36, 0);
+	core_put_le32(b + 8, count);
+	core_put_le32(b + 12, channels);
+	core_put_le32(b + 16, height);
+	core_put_le32(b + 20, width);
+	core_put_le32(b + 24, (uint32_t) first);
+	core_put_le32(b + 28, (uint32_t) (first >> 32));
+	core_put_le32(b + 36, 0);
 	memcpy(b + CATALOG_SHARD_HEADER, labels, count);
 	memcpy(b + CATALOG_SHARD_HEADER + count, images, pix);
-	idn_put_le32(b + 32, shard_crc(b, total));
+	core_put_le32(b + 32, shard_crc(b, total));
 	*out = b;
 	*len = total;
 	return IDN_OK;
@@ -65,15 +65,15 @@ idn_dataset_shard_decode(const void *data, size_t len,
 		return IDN_EINVAL;
 	}
 	if (len < CATALOG_SHARD_HEADER || memcmp(b, CATALOG_SHARD_MAGIC, 8) != 0 ||
-	    idn_get_le(b + 36, 4) != 0) {
+	    core_get_le(b + 36, 4) != 0) {
 		return IDN_ECORRUPT;
 	}
 	idn_dataset_shard s = {
-		.count = (uint32_t) idn_get_le(b + 8, 4),
-		.channels = (uint32_t) idn_get_le(b + 12, 4),
-		.height = (uint32_t) idn_get_le(b + 16, 4),
-		.width = (uint32_t) idn_get_le(b + 20, 4),
-		.first = idn_get_le(b + 24, 8),
+		.count = (uint32_t) core_get_le(b + 8, 4),
+		.channels = (uint32_t) core_get_le(b + 12, 4),
+		.height = (uint32_t) core_get_le(b + 16, 4),
+		.width = (uint32_t) core_get_le(b + 20, 4),
+		.first = core_get_le(b + 24, 8),
 	};
 	if (s.count < 1 || s.channels < 1 ||
 	    s.channels > IDN_MODEL_MAX_CHANNELS || s.height < 1 ||
@@ -87,7 +87,7 @@ idn_dataset_shard_decode(const void *data, size_t len,
 	if (want != len) {
 		return IDN_ECORRUPT;
 	}
-	if (shard_crc(b, len) != idn_get_le(b + 32, 4)) {
+	if (shard_crc(b, len) != core_get_le(b + 32, 4)) {
 		return IDN_ECORRUPT;
 	}
 	s.labels = b + CATALOG_SHARD_HEADER;
@@ -116,7 +116,7 @@ put_manifest(const char *prefix, const idn_dataset *d, uint32_t shard_size,
 	if (n < 0 || (size_t) n >= sizeof(name)) {
 		return IDN_ETOOBIG;
 	}
-	char *text = idn_asprintf("count = %zu\nshard_size = %u\nshards = %u\n"
+	char *text = core_asprintf("count = %zu\nshard_size = %u\nshards = %u\n"
 	    "input = %ux%ux%u\n", d->n, shard_size, shards, d->channels,
 	    d->height, d->width);
 	if (text == NULL) {
@@ -146,7 +146,7 @@ idn_dataset_shards(const char *images_gz, const char *labels_gz,
 	uint32_t shards = 0;
 	for (size_t first = 0; rv == IDN_OK && first < d->n;
 	    first += shard_size) {
-		uint32_t count = (uint32_t) IDN_MIN(shard_size, d->n - first);
+		uint32_t count = (uint32_t) CORE_MIN(shard_size, d->n - first);
 		char name[SHARD_MAX_NAME];
 		uint8_t *blob = NULL;
 		size_t len = 0;
@@ -189,9 +189,9 @@ catalog_import_dir(const char *dir, const char *prefix, uint32_t shard_size,
 	}
 	int rv = IDN_OK;
 	for (int i = 0; rv == IDN_OK && i < 2; i++) {
-		char *img = idn_asprintf("%s/%s", dir, sets[i][1]);
-		char *lab = idn_asprintf("%s/%s", dir, sets[i][2]);
-		char *pre = idn_asprintf("%s/%s", prefix, sets[i][0]);
+		char *img = core_asprintf("%s/%s", dir, sets[i][1]);
+		char *lab = core_asprintf("%s/%s", dir, sets[i][2]);
+		char *pre = core_asprintf("%s/%s", prefix, sets[i][0]);
 		rv = img && lab && pre ? idn_dataset_shards(img, lab, pre,
 		    shard_size, put, arg) : IDN_ENOMEM;
 		free(img);
@@ -253,8 +253,8 @@ idn_dataset_fetch(idn_client *c, const char *prefix, size_t limit,
 		return IDN_ECORRUPT;
 	}
 	size_t want = limit > 0 && limit < count ? limit : (size_t) count;
-	idn_dataset *d = idn_alloc(sizeof(*d));
-	if (d == NULL || (d->labels = idn_alloc(want)) == NULL) {
+	idn_dataset *d = core_alloc(sizeof(*d));
+	if (d == NULL || (d->labels = core_alloc(want)) == NULL) {
 		idn_dataset_free(d);
 		return IDN_ENOMEM;
 	}
@@ -280,12 +280,12 @@ idn_dataset_fetch(idn_client *c, const char *prefix, size_t limit,
 			d->height = sh.height;
 			d->width = sh.width;
 			item = (size_t) sh.channels * sh.height * sh.width;
-			if ((d->images = idn_alloc(want * item)) == NULL) {
+			if ((d->images = core_alloc(want * item)) == NULL) {
 				rv = IDN_ENOMEM;
 			}
 		}
 		if (rv == IDN_OK) {
-			size_t take = IDN_MIN((size_t) sh.count, want - d->n);
+			size_t take = CORE_MIN((size_t) sh.count, want - d->n);
 			memcpy(d->labels + d->n, sh.labels, take);
 			memcpy(d->images + d->n * item, sh.images, take * item);
 			d->n += take;

@@ -27,7 +27,7 @@ void
 catalog_set_err(char **errmsg, const char *fmt, const char *what)
 {
 	if (errmsg != NULL && *errmsg == NULL) {
-		*errmsg = idn_asprintf(fmt, what);
+		*errmsg = core_asprintf(fmt, what);
 	}
 }
 

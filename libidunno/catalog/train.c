@@ -30,7 +30,7 @@ char *
 catalog_meta_settings(const idn_model_train_opts *o, const char *data,
     size_t limit, uint64_t model_version)
 {
-	return idn_asprintf("epochs %u\nbatch %u\noptimizer %d\nlr %.17g\n"
+	return core_asprintf("epochs %u\nbatch %u\noptimizer %d\nlr %.17g\n"
 	    "momentum %.17g\nweight_decay %.17g\nschedule %d\nlr_step %u\n"
 	    "lr_gamma %.17g\nseed %llu\ndata %s\nlimit %zu\n"
 	    "model_version %llu\n", o->epochs, o->batch_size, o->optimizer,
@@ -42,7 +42,7 @@ catalog_meta_settings(const idn_model_train_opts *o, const char *data,
 char *
 catalog_meta_format(const catalog_meta *m)
 {
-	return idn_asprintf("epoch %u\n%scheckpoint %llu\nmetrics\n%s",
+	return core_asprintf("epoch %u\n%scheckpoint %llu\nmetrics\n%s",
 	    m->epoch, m->settings, (unsigned long long) m->checkpoint,
 	    m->metrics ? m->metrics : "");
 }
@@ -76,8 +76,8 @@ catalog_meta_parse(const char *text, catalog_meta *m)
 	}
 	m->epoch = (uint32_t) e;
 	m->checkpoint = v;
-	m->settings = idn_strndup(settings, (size_t) (ck + 1 - settings));
-	m->metrics = idn_strdup(end + 9);
+	m->settings = core_strndup(settings, (size_t) (ck + 1 - settings));
+	m->metrics = core_strdup(end + 9);
 	if (m->settings == NULL || m->metrics == NULL) {
 		catalog_meta_clear(m);
 		return IDN_ENOMEM;
@@ -114,7 +114,7 @@ static int
 on_epoch(void *arg, const idn_model_epoch *e)
 {
 	run *r = arg;
-	char *m = idn_asprintf("%sepoch %u/%u train_loss %.4f test_loss %.4f "
+	char *m = core_asprintf("%sepoch %u/%u train_loss %.4f test_loss %.4f "
 	    "test_accuracy %.4f lr %.5f train_ms %llu\n", r->metrics, e->epoch,
 	    e->epochs, e->train_loss, e->test_loss, e->test_accuracy, e->lr,
 	    (unsigned long long) e->train_ms);
@@ -202,8 +202,8 @@ static int
 fetch_sets(idn_client *c, const char *data, size_t limit,
     idn_dataset **train, idn_dataset **test, char **errmsg)
 {
-	char *tr = idn_asprintf("%s/train", data);
-	char *te = idn_asprintf("%s/test", data);
+	char *tr = core_asprintf("%s/train", data);
+	char *te = core_asprintf("%s/test", data);
 	int rv = tr && te ? IDN_OK : IDN_ENOMEM;
 	if (rv == IDN_OK && (rv = idn_dataset_fetch(c, tr, limit, train)) !=
 	    IDN_OK) {
@@ -257,7 +257,7 @@ idn_catalog_train(idn_client *c, const char *name, const char *data,
 	}
 	if (rv == IDN_OK) {
 		r.settings = catalog_meta_settings(&opts, data, limit, version);
-		r.metrics = idn_strdup("");
+		r.metrics = core_strdup("");
 		rv = r.settings && r.metrics ? IDN_OK : IDN_ENOMEM;
 	}
 	if (rv == IDN_OK && (rv = resume(&r, &opts.first_epoch)) != IDN_OK) {

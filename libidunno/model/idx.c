@@ -26,7 +26,7 @@ gz_read_all(gzFile f, void *buf, size_t len)
 {
 	uint8_t *p = buf;
 	while (len > 0) {
-		unsigned chunk = (unsigned) IDN_MIN(len, (size_t) 1 << 30);
+		unsigned chunk = (unsigned) CORE_MIN(len, (size_t) 1 << 30);
 		int n = gzread(f, p, chunk);
 		if (n <= 0) {
 			return IDN_ECORRUPT;
@@ -48,7 +48,7 @@ model_idx_read(const char *path, uint32_t magic, uint32_t dims[3],
 	errno = 0;
 	gzFile f = gzopen(path, "rb");
 	if (f == NULL) {
-		return errno ? idn_err_from_errno(errno) : IDN_ENOMEM;
+		return errno ? core_err_from_errno(errno) : IDN_ENOMEM;
 	}
 	uint8_t hdr[16];
 	uint8_t *buf = NULL;
@@ -105,7 +105,7 @@ idn_dataset_load_idx(const char *images_gz, const char *labels_gz,
 		rv = IDN_ECORRUPT;
 	}
 	if (rv == IDN_OK && (out == NULL ||
-	    (d = idn_alloc(sizeof(*d))) == NULL)) {
+	    (d = core_alloc(sizeof(*d))) == NULL)) {
 		rv = out == NULL ? IDN_EINVAL : IDN_ENOMEM;
 	}
 	if (rv != IDN_OK) {

@@ -26,7 +26,7 @@ typedef struct gather {
 	size_t *nvers;
 } gather;
 
-uint64_t
+static uint64_t
 newest_local(sdfs *s, const char *name)
 {
 	sdfs_vmeta *v;
@@ -39,7 +39,7 @@ newest_local(sdfs *s, const char *name)
 	return newest;
 }
 
-int
+static int
 on_ver(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -89,8 +89,8 @@ on_ver(void *arg, const wire_env *req, wire_wr *reply)
 		}
 		pp = &e->next;
 	}
-	if (r == NULL && (r = idn_alloc(sizeof(*r))) != NULL &&
-	    (r->name = idn_strdup(name)) != NULL) {
+	if (r == NULL && (r = core_alloc(sizeof(*r))) != NULL &&
+	    (r->name = core_strdup(name)) != NULL) {
 		r->next = s->resv;
 		s->resv = r;
 		s->nresv++;
@@ -98,7 +98,7 @@ on_ver(void *arg, const wire_env *req, wire_wr *reply)
 		free(r);
 		r = NULL;
 	}
-	uint64_t ver = IDN_MAX(newest, r ? r->ver : 0) + 1;
+	uint64_t ver = CORE_MAX(newest, r ? r->ver : 0) + 1;
 	if (r != NULL) {
 		r->ver = ver;
 		r->ms = now;
@@ -114,7 +114,7 @@ on_ver(void *arg, const wire_env *req, wire_wr *reply)
 
 // Gets the next version from the name's primary (the first replica that
 // is not known to be unreachable). IDN_EBUSY: try again shortly.
-int
+static int
 alloc_version(sdfs *s, const char *name, uint64_t *ver)
 {
 	view v;
@@ -164,7 +164,7 @@ sess_find(sdfs *s, uint64_t sid)
 	return NULL;
 }
 
-void
+static void
 sess_unlink(sdfs *s, put_sess *ps)
 {
 	for (put_sess **pp = &s->puts; *pp != NULL; pp = &(*pp)->next) {
@@ -186,7 +186,7 @@ sdfs_sess_free(put_sess *ps)
 
 // Sends one request to the session's live remote replicas in parallel
 // and drops the ones that fail; local replica work is done by the caller.
-void
+static void
 fan_replicas(sdfs *s, put_sess *ps, const char *type, wire_wr *w,
     idn_duration tmo)
 {
@@ -202,14 +202,14 @@ fan_replicas(sdfs *s, put_sess *ps, const char *type, wire_wr *w,
 	if (nt == 0) {
 		return;
 	}
-	int rv = node_fanout(s->node, targets, nt, type, w, tmo, rvs, NULL,
+	int rv = rpc_fanout(s->rpc, targets, nt, type, w, tmo, rvs, NULL,
 	    NULL);
 	for (size_t k = 0; k < nt; k++) {
 		int r = rv != IDN_OK ? rv : rvs[k];
 		if (r != IDN_OK) {
 			sdfs_peer_mark(s, targets[k], r);
 			ps->live[map[k]] = false;
-			idn_logf(s->lg, IDN_LOG_WARN, "sdfs: replica %s left "
+			core_logf(s->lg, IDN_LOG_WARN, "sdfs: replica %s left "
 			    "the write of '%s' version %" PRIu64 " (%s: %s)",
 			    targets[k], ps->name, ps->ver, type,
 			    idn_strerror(r));
@@ -217,7 +217,7 @@ fan_replicas(sdfs *s, put_sess *ps, const char *type, wire_wr *w,
 	}
 }
 
-bool
+static bool
 any_live(const put_sess *ps)
 {
 	for (size_t i = 0; i < ps->nrep; i++) {
@@ -229,7 +229,7 @@ any_live(const put_sess *ps)
 }
 
 // Local replica work for the session: fn applied where self is a replica.
-size_t
+static size_t
 self_index(sdfs *s, const put_sess *ps)
 {
 	for (size_t i = 0; i < ps->nrep; i++) {
@@ -240,7 +240,7 @@ self_index(sdfs *s, const put_sess *ps)
 	return R;
 }
 
-int
+static int
 sess_start(sdfs *s, const char *name, bool tomb, put_sess **out)
 {
 	uint64_t ver;
@@ -249,8 +249,8 @@ sess_start(sdfs *s, const char *name, bool tomb, put_sess **out)
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	put_sess *ps = idn_alloc(sizeof(*ps));
-	if (ps == NULL || (ps->name = idn_strdup(name)) == NULL) {
+	put_sess *ps = core_alloc(sizeof(*ps));
+	if (ps == NULL || (ps->name = core_strdup(name)) == NULL) {
 		free(ps);
 		return IDN_ENOMEM;
 	}
@@ -290,7 +290,7 @@ sess_start(sdfs *s, const char *name, bool tomb, put_sess **out)
 	return IDN_OK;
 }
 
-int
+static int
 on_put_begin(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -326,7 +326,7 @@ sess_take(sdfs *s, uint64_t sid, int state)
 	return ps;
 }
 
-void
+static void
 sess_put(sdfs *s, put_sess *ps)
 {
 	ps->last_ms = idn_clock_ms();
@@ -337,7 +337,7 @@ sess_put(sdfs *s, put_sess *ps)
 	pthread_mutex_unlock(&s->lock);
 }
 
-int
+static int
 on_put_chunk(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -382,7 +382,7 @@ on_put_chunk(void *arg, const wire_env *req, wire_wr *reply)
 	// give up on it well within the client's own timeout.
 	uint64_t tmo = 5000;
 	(void) wire_get_u64(req->body, "tmo", &tmo);
-	tmo = IDN_MIN(IDN_MAX(tmo * 3 / 5, 1000u), CHUNK_TIMEOUT_MS);
+	tmo = CORE_MIN(CORE_MAX(tmo * 3 / 5, 1000u), CHUNK_TIMEOUT_MS);
 	fan_replicas(s, ps, "sdfs.r.chunk", w, (idn_duration) tmo);
 	wire_wr_free(w);
 	ps->off += len;
@@ -391,7 +391,7 @@ on_put_chunk(void *arg, const wire_env *req, wire_wr *reply)
 	return rv;
 }
 
-int
+static int
 remote_pull(sdfs *s, const char *target, const char *name, uint64_t ver,
     char src[][IDN_ADDR_MAX], size_t nsrc)
 {
@@ -420,7 +420,7 @@ remote_pull(sdfs *s, const char *target, const char *name, uint64_t ver,
 // of the name's current replica set holds it. Replicas that left during
 // the write are replaced by the set of the new membership, which pulls
 // the version from those that have it.
-int
+static int
 ensure_replicated(sdfs *s, const char *name, uint64_t ver,
     char held[][IDN_ADDR_MAX], size_t nheld)
 {
@@ -474,13 +474,13 @@ ensure_replicated(sdfs *s, const char *name, uint64_t ver,
 		}
 		// A replica that died is still in the view until membership
 		// declares it failed; wait for that.
-		idn_sleep_ms(250);
+		core_sleep_ms(250);
 	}
 	return IDN_ECLOSED;
 }
 
 // Commits a session on its live replicas, then completes the replica set.
-int
+static int
 sess_commit(sdfs *s, put_sess *ps)
 {
 	sdfs_vmeta m = {.ver = ps->ver, .size = ps->size,
@@ -514,14 +514,14 @@ sess_commit(sdfs *s, put_sess *ps)
 		return IDN_EUNAVAIL;
 	}
 	int rv = ensure_replicated(s, ps->name, ps->ver, held, nheld);
-	idn_logf(s->lg, rv ? IDN_LOG_WARN : IDN_LOG_INFO, "sdfs: %s '%s' "
+	core_logf(s->lg, rv ? IDN_LOG_WARN : IDN_LOG_INFO, "sdfs: %s '%s' "
 	    "version %" PRIu64 " (%" PRIu64 " bytes): %s",
 	    ps->tomb ? "delete" : "put", ps->name, ps->ver, ps->size,
 	    idn_strerror(rv));
 	return rv;
 }
 
-void *
+static void *
 commit_thread(void *arg)
 {
 	commit_arg *ca = arg;
@@ -541,7 +541,7 @@ commit_thread(void *arg)
 
 // Waits for a committing session's result up to wait_ms; IDN_EBUSY if it
 // is not done yet (the client asks again with the same sid).
-int
+static int
 wait_commit(sdfs *s, uint64_t sid, idn_duration wait_ms, uint64_t *ver)
 {
 	struct timespec ts;
@@ -572,11 +572,11 @@ wait_commit(sdfs *s, uint64_t sid, idn_duration wait_ms, uint64_t *ver)
 	return rv;
 }
 
-int
+static int
 start_commit(sdfs *s, put_sess *ps)
 {
 	pthread_t t;
-	commit_arg *ca = idn_alloc(sizeof(*ca));
+	commit_arg *ca = core_alloc(sizeof(*ca));
 	if (ca == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -607,11 +607,11 @@ wait_budget(const wire_val *b)
 {
 	uint64_t tmo = 5000;
 	(void) wire_get_u64(b, "tmo", &tmo);
-	tmo = IDN_MAX(tmo / 2, 200u);
-	return (idn_duration) IDN_MIN(tmo, 30000u);
+	tmo = CORE_MAX(tmo / 2, 200u);
+	return (idn_duration) CORE_MIN(tmo, 30000u);
 }
 
-int
+static int
 on_put_commit(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -646,7 +646,7 @@ on_put_commit(void *arg, const wire_env *req, wire_wr *reply)
 	return rv;
 }
 
-int
+static int
 on_put_abort(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -674,7 +674,7 @@ on_put_abort(void *arg, const wire_env *req, wire_wr *reply)
 	return IDN_OK;
 }
 
-void
+static void
 gather_free(gather *g)
 {
 	for (size_t i = 0; i < g->n; i++) {
@@ -690,7 +690,7 @@ gather_free(gather *g)
 
 // Stats name on its replica set, or on every live node when all_nodes or
 // when no replica has it (a file can sit outside its set after churn).
-int
+static int
 gather_versions(sdfs *s, const char *name, bool all_nodes, gather *g)
 {
 	view v;
@@ -701,12 +701,12 @@ gather_versions(sdfs *s, const char *name, bool all_nodes, gather *g)
 		return rv;
 	}
 	size_t nr = sdfs_view_replicas(&v, name, addr);
-	g->who = idn_alloc(sizeof(idn_member) * v.n);
-	g->replica = idn_alloc(sizeof(bool) * v.n);
-	g->rvs = idn_alloc(sizeof(int) * v.n);
-	g->vers = idn_alloc(sizeof(sdfs_vmeta *) * v.n);
-	g->nvers = idn_alloc(sizeof(size_t) * v.n);
-	const char **targets = idn_alloc(sizeof(char *) * v.n);
+	g->who = core_alloc(sizeof(idn_member) * v.n);
+	g->replica = core_alloc(sizeof(bool) * v.n);
+	g->rvs = core_alloc(sizeof(int) * v.n);
+	g->vers = core_alloc(sizeof(sdfs_vmeta *) * v.n);
+	g->nvers = core_alloc(sizeof(size_t) * v.n);
+	const char **targets = core_alloc(sizeof(char *) * v.n);
 	if (!g->who || !g->replica || !g->rvs || !g->vers || !g->nvers ||
 	    !targets) {
 		free(targets);
@@ -776,7 +776,7 @@ gather_newest(const gather *g, uint64_t want)
 	return best;
 }
 
-int
+static int
 on_get_open(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -801,7 +801,7 @@ on_get_open(void *arg, const wire_env *req, wire_wr *reply)
 
 // Reads a chunk from this node if it holds the version intact, else from
 // the replicas (reachable ones first), then from any live node.
-int
+static int
 read_any(sdfs *s, const char *name, uint64_t ver, uint32_t idx,
     wire_wr *reply)
 {
@@ -827,7 +827,7 @@ read_any(sdfs *s, const char *name, uint64_t ver, uint32_t idx,
 	}
 	size_t nr = sdfs_view_replicas(&v, name, addr);
 	size_t nc = 0;
-	const char **cand = idn_alloc(sizeof(char *) * (nr + v.n));
+	const char **cand = core_alloc(sizeof(char *) * (nr + v.n));
 	if (cand == NULL) {
 		sdfs_view_free(&v);
 		return IDN_ENOMEM;
@@ -893,7 +893,7 @@ read_any(sdfs *s, const char *name, uint64_t ver, uint32_t idx,
 	return rv;
 }
 
-int
+static int
 on_get_chunk(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -908,7 +908,7 @@ on_get_chunk(void *arg, const wire_env *req, wire_wr *reply)
 	return rv ? rv : read_any(s, name, ver, (uint32_t) idx, reply);
 }
 
-int
+static int
 on_delete(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -935,7 +935,7 @@ on_delete(void *arg, const wire_env *req, wire_wr *reply)
 	return rv;
 }
 
-int
+static int
 on_ls(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -961,8 +961,8 @@ on_ls(void *arg, const wire_env *req, wire_wr *reply)
 			total++;
 		}
 	}
-	sdfs_vmeta *vs = idn_alloc(sizeof(*vs) * (total ? total : 1));
-	idn_sdfs_holder *h = idn_alloc(sizeof(*h) * (g.n ? g.n : 1));
+	sdfs_vmeta *vs = core_alloc(sizeof(*vs) * (total ? total : 1));
+	idn_sdfs_holder *h = core_alloc(sizeof(*h) * (g.n ? g.n : 1));
 	if (vs == NULL || h == NULL) {
 		free(vs);
 		free(h);
@@ -1012,7 +1012,7 @@ on_ls(void *arg, const wire_env *req, wire_wr *reply)
 	return IDN_OK;
 }
 
-int
+static int
 on_store(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -1028,14 +1028,14 @@ on_store(void *arg, const wire_env *req, wire_wr *reply)
 	return rv;
 }
 
-int
+static int
 by_entry_name(const void *a, const void *b)
 {
 	return strcmp(((const sdfs_entry *) a)->name,
 	    ((const sdfs_entry *) b)->name);
 }
 
-int
+static int
 on_lsp(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -1048,10 +1048,10 @@ on_lsp(void *arg, const wire_env *req, wire_wr *reply)
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	const char **targets = idn_alloc(sizeof(char *) * v.n);
-	int *rvs = idn_alloc(sizeof(int) * v.n);
-	wire_doc **docs = idn_alloc(sizeof(wire_doc *) * v.n);
-	wire_env *envs = idn_alloc(sizeof(wire_env) * v.n);
+	const char **targets = core_alloc(sizeof(char *) * v.n);
+	int *rvs = core_alloc(sizeof(int) * v.n);
+	wire_doc **docs = core_alloc(sizeof(wire_doc *) * v.n);
+	wire_env *envs = core_alloc(sizeof(wire_env) * v.n);
 	wire_wr *w = sdfs_body_new();
 	sdfs_entry *all = NULL;
 	size_t nall = 0;
@@ -1062,7 +1062,7 @@ on_lsp(void *arg, const wire_env *req, wire_wr *reply)
 		}
 		wire_map(w, 1);
 		wire_kstr(w, "prefix", prefix);
-		rv = node_fanout(s->node, targets, v.n, "sdfs.r.list", w,
+		rv = rpc_fanout(s->rpc, targets, v.n, "sdfs.r.list", w,
 		    STAT_TIMEOUT_MS, rvs, docs, envs);
 	}
 	for (size_t i = 0; rv == IDN_OK && i < v.n; i++) {
@@ -1073,7 +1073,7 @@ on_lsp(void *arg, const wire_env *req, wire_wr *reply)
 		        SDFS_LIST_MAX, &e, &n) != IDN_OK) {
 			continue;
 		}
-		sdfs_entry *grown = idn_realloc(all,
+		sdfs_entry *grown = core_realloc(all,
 		    sizeof(*all) * (nall + n));
 		if (grown == NULL) {
 			sdfs_entry_free_arr(e, n);
@@ -1101,7 +1101,7 @@ on_lsp(void *arg, const wire_env *req, wire_wr *reply)
 					d->size = all[i].size;
 					d->tomb = all[i].tomb;
 				}
-				d->nvers = IDN_MAX(d->nvers, all[i].nvers);
+				d->nvers = CORE_MAX(d->nvers, all[i].nvers);
 				free(all[i].name);
 				continue;
 			}
@@ -1137,7 +1137,7 @@ sdfs_front_register(sdfs *s)
 {
 	static const struct {
 		const char *type;
-		node_handler_fn fn;
+		rpc_handler_fn fn;
 	} handlers[] = {
 		{"sdfs.put.begin", on_put_begin},
 		{"sdfs.put.chunk", on_put_chunk},
@@ -1152,8 +1152,8 @@ sdfs_front_register(sdfs *s)
 		{"sdfs.ver", on_ver},
 	};
 	int rv = IDN_OK;
-	for (size_t i = 0; rv == IDN_OK && i < IDN_ARRAY_LEN(handlers); i++) {
-		rv = node_handle(s->node, handlers[i].type, handlers[i].fn, s);
+	for (size_t i = 0; rv == IDN_OK && i < CORE_ARRAY_LEN(handlers); i++) {
+		rv = rpc_route(s->rpc, handlers[i].type, handlers[i].fn, s);
 	}
 	return rv;
 }

@@ -4,7 +4,6 @@
 #ifndef IDN_SDFS_SERVER_H
 #define IDN_SDFS_SERVER_H
 
-#include "node/node.h"
 #include "sdfs/sdfs.h"
 #include "sdfs/sdfs_int.h"
 
@@ -68,8 +67,10 @@ typedef struct pull_job {
 } pull_job;
 
 struct sdfs {
-	idn_node *node;
-	const idn_logger *lg;
+	rpc *rpc;
+	sdfs_members_fn members;
+	void *members_arg;
+	const core_logger *lg;
 	sdfs_store *st;
 	char self_addr[IDN_ADDR_MAX];
 	// Guards everything below. Never held across I/O or a call.
@@ -139,7 +140,7 @@ int sdfs_local_read(sdfs *s, const char *name, uint64_t ver, uint32_t idx,
 int sdfs_front_register(sdfs *s);
 void sdfs_sess_free(put_sess *ps);
 
-// repair.c: the threads sdfs_attach starts.
+// repair.c: the threads sdfs_start starts.
 void *sdfs_ae_thread(void *arg);
 void *sdfs_pull_thread(void *arg);
 

@@ -96,7 +96,7 @@ test_envelope_and_mac(void **st)
 	uint8_t key[WIRE_KEY_BYTES], other[WIRE_KEY_BYTES];
 	wire_keygen(key);
 	wire_keygen(other);
-	idn_buf env = {0}, frame = {0};
+	core_buf env = {0}, frame = {0};
 	IDN_PASS(wire_env_encode("swim.ping", "me", 0, NULL, 0, &env));
 	IDN_PASS(wire_seal(key, env.data, env.len, &frame));
 	const uint8_t *p;
@@ -114,8 +114,8 @@ test_envelope_and_mac(void **st)
 	IDN_FAIL(wire_open(key, frame.data, frame.len, &p, &n), IDN_EAUTH);
 	IDN_FAIL(wire_open(key, frame.data, 10, &p, &n), IDN_EAUTH);
 	IDN_FAIL(wire_open(key, NULL, 0, &p, &n), IDN_EAUTH);
-	idn_buf_free(&env);
-	idn_buf_free(&frame);
+	core_buf_free(&env);
+	core_buf_free(&frame);
 }
 
 static void
@@ -180,13 +180,13 @@ test_corpus(void **st)
 	int files = 0;
 	for (char *name = strtok(list, "\n"); name; name = strtok(NULL, "\n")) {
 		char *path;
-		idn_buf b = {0};
+		core_buf b = {0};
 		assert_true(asprintf(&path, "%s/tests/corpus/wire/%s", src,
 		    name) > 0);
-		IDN_PASS(idn_file_read(path, 1 << 20, &b));
+		IDN_PASS(core_file_read(path, 1 << 20, &b));
 		extern int wire_fuzz_one(const uint8_t *data, size_t len);
 		wire_fuzz_one(b.data, b.len);
-		idn_buf_free(&b);
+		core_buf_free(&b);
 		free(path);
 		files++;
 	}
