@@ -152,6 +152,7 @@ resume(run *r, uint32_t *first)
 	// version no longer kept) is not ours: start afresh.
 	if (rv == IDN_OK && catalog_meta_parse(text, &meta) == IDN_OK) {
 		if (strcmp(meta.settings, r->settings) == 0 &&
+		    meta.epoch <= r->user->epochs &&
 		    idn_sdfs_get_buf(r->c, r->ckpt, meta.checkpoint, &w, &len,
 		        NULL) == IDN_OK &&
 		    idn_model_import(r->m, w, len) == IDN_OK) {

@@ -37,8 +37,12 @@ gz_read_all(gzFile f, void *buf, size_t len)
 	return IDN_OK;
 }
 
-int
-model_idx_read(const char *path, uint32_t magic, uint32_t dims[3],
+// idx_read reads one whole file with the given magic (0x801 labels: 1
+// dim, 0x803 images: 3 dims) into *data (malloc'd) and its dims (dims[0]
+// is the count). IDN_ENOENT, IDN_ECORRUPT (bad magic, dims, truncated,
+// trailing data), IDN_ETOOBIG, IDN_ENOMEM.
+static int
+idx_read(const char *path, uint32_t magic, uint32_t dims[3],
     uint8_t **data, size_t *len)
 {
 	uint32_t ndims = magic & 0xff;
@@ -97,9 +101,9 @@ idn_dataset_load_idx(const char *images_gz, const char *labels_gz,
 	idn_dataset *d = NULL;
 	uint8_t *images = NULL, *labels = NULL;
 	size_t ni, nl;
-	int rv = model_idx_read(images_gz, 0x803, di, &images, &ni);
+	int rv = idx_read(images_gz, 0x803, di, &images, &ni);
 	if (rv == IDN_OK) {
-		rv = model_idx_read(labels_gz, 0x801, dl, &labels, &nl);
+		rv = idx_read(labels_gz, 0x801, dl, &labels, &nl);
 	}
 	if (rv == IDN_OK && dl[0] != di[0]) {
 		rv = IDN_ECORRUPT;

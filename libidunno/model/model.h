@@ -111,14 +111,6 @@ void model_softmax_top(const float *logits, uint32_t k, uint32_t *cls,
 // in [0.5, 1). Tests use it with model_softmax_top to check any answer.
 void model_sim_logits(const uint8_t *q, size_t len, uint32_t k, float *out);
 
-// IDX files (gzipped, big-endian). model_idx_read reads one whole file
-// with the given magic (0x801 labels: 1 dim, 0x803 images: 3 dims) into
-// *data (malloc'd, caller frees) and its dims (dims[0] is the count).
-// IDN_ENOENT, IDN_ECORRUPT (bad magic, dims, truncated, trailing data),
-// IDN_ENOMEM.
-int model_idx_read(const char *path, uint32_t magic, uint32_t dims[3],
-    uint8_t **data, size_t *len);
-
 #ifdef __cplusplus
 }
 #endif
