@@ -4,8 +4,8 @@
 
 1. A small clean tree (compiled here, so the symbol checks run too) passes.
 2. The same tree with one bad include, one bad call, one unprefixed symbol,
-   one internal header in tools/ and sqlite outside ledger/ fails with
-   exactly those file:line reports.
+   one internal header in tools/, sqlite outside ledger/ and a public header
+   that includes the umbrella fails with exactly those file:line reports.
 3. A temp copy of this repository reports what the repository reports, and
    a deliberately bad include in the copy adds exactly that violation.
 """
@@ -37,6 +37,8 @@ def run(root, build, *extra):
 
 FILES = {
     "include/idunno/base.h": "#pragma once\nint idn_thing(void);\n",
+    "include/idunno/idunno.h": "#pragma once\n#include <idunno/base.h>\n",
+    "include/idunno/model.h": "#pragma once\n#include <idunno/base.h>\n",
     "libidunno/core/core.h": "#pragma once\n#include <idunno/base.h>\n"
                              "int core_add(int a, int b);\n",
     "libidunno/core/core.c": "#include \"core/core.h\"\n"
@@ -96,6 +98,8 @@ def small_tree(tmp):
     bad["tools/tool.c"] = ("#include <idunno/base.h>\n"
                            "#include \"core/core.h\"\n"
                            "int main(void) { return core_add(1, 1); }\n")
+    bad["include/idunno/model.h"] = "#pragma once\n" \
+        "#include <idunno/idunno.h>\n"
     bad["libidunno/sdfs/sdfs.c"] = FILES["libidunno/sdfs/sdfs.c"] + \
         "#include <sqlite3.h>\n"
     shutil.rmtree(root)
@@ -112,6 +116,8 @@ def small_tree(tmp):
         "on the public API only",
         "libidunno/sdfs/sdfs.c:4: sees sqlite (sqlite3.h): "
         "only ledger may",
+        "include/idunno/model.h:2: includes the umbrella "
+        "include/idunno/idunno.h: include what it uses",
     }
     ok(rc == 1, "a bad tree fails", str(rc))
     for w in sorted(want):
