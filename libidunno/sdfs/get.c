@@ -248,16 +248,9 @@ on_get_chunk(void *arg, const wire_env *req, wire_wr *reply)
 int
 sdfs_get_register(sdfs *s)
 {
-	static const struct {
-		const char *type;
-		rpc_handler_fn fn;
-	} handlers[] = {
+	static const rpc_route_def routes[] = {
 		{"sdfs.get.open", on_get_open},
 		{"sdfs.get.chunk", on_get_chunk},
 	};
-	int rv = IDN_OK;
-	for (size_t i = 0; rv == IDN_OK && i < CORE_ARRAY_LEN(handlers); i++) {
-		rv = rpc_route(s->rpc, handlers[i].type, handlers[i].fn, s);
-	}
-	return rv;
+	return rpc_routes(s->rpc, routes, CORE_ARRAY_LEN(routes), s);
 }

@@ -206,20 +206,14 @@ on_lsp(void *arg, const wire_env *req, wire_wr *reply)
 	sdfs_view_free(&v);
 	return rv;
 }
+
 int
 sdfs_list_register(sdfs *s)
 {
-	static const struct {
-		const char *type;
-		rpc_handler_fn fn;
-	} handlers[] = {
+	static const rpc_route_def routes[] = {
 		{"sdfs.ls", on_ls},
 		{"sdfs.store", on_store},
 		{"sdfs.lsp", on_lsp},
 	};
-	int rv = IDN_OK;
-	for (size_t i = 0; rv == IDN_OK && i < CORE_ARRAY_LEN(handlers); i++) {
-		rv = rpc_route(s->rpc, handlers[i].type, handlers[i].fn, s);
-	}
-	return rv;
+	return rpc_routes(s->rpc, routes, CORE_ARRAY_LEN(routes), s);
 }

@@ -694,10 +694,7 @@ on_delete(void *arg, const wire_env *req, wire_wr *reply)
 int
 sdfs_put_register(sdfs *s)
 {
-	static const struct {
-		const char *type;
-		rpc_handler_fn fn;
-	} handlers[] = {
+	static const rpc_route_def routes[] = {
 		{"sdfs.put.begin", on_put_begin},
 		{"sdfs.put.chunk", on_put_chunk},
 		{"sdfs.put.commit", on_put_commit},
@@ -705,9 +702,5 @@ sdfs_put_register(sdfs *s)
 		{"sdfs.delete", on_delete},
 		{"sdfs.ver", on_ver},
 	};
-	int rv = IDN_OK;
-	for (size_t i = 0; rv == IDN_OK && i < CORE_ARRAY_LEN(handlers); i++) {
-		rv = rpc_route(s->rpc, handlers[i].type, handlers[i].fn, s);
-	}
-	return rv;
+	return rpc_routes(s->rpc, routes, CORE_ARRAY_LEN(routes), s);
 }
