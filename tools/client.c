@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <idunno/client.h>
+#include <idunno/membership.h>
 
 #include "cluster.h"
 #include "tool.h"

@@ -23,6 +23,10 @@ extern "C" {
 
 typedef int32_t idn_duration; // milliseconds
 
+// Sizes of a member id ("host:port:start_ms") and an address, with the NUL.
+#define IDN_ID_MAX 96
+#define IDN_ADDR_MAX 64
+
 // The one list of error codes: generates enum idn_err and idn_strerror().
 #define IDN_ERRORS(X)                                                  \
 	X(OK, "no error")                                              \

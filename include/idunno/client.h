@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// client.h: a handle that talks to a cluster from outside it (membership,
-// events, log grep, stats; SDFS in sdfs.h), and the cluster key files.
+// client.h: a handle that talks to a cluster from outside it (log grep,
+// stats; members and events in membership.h, files in sdfs.h), and the
+// cluster key files.
 #ifndef IDUNNO_CLIENT_H
 #define IDUNNO_CLIENT_H
 
@@ -9,7 +10,6 @@
 #include <stdint.h>
 
 #include <idunno/base.h>
-#include <idunno/membership.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,11 +31,6 @@ IDN_API int idn_client_open(const char *addr,
 IDN_API void idn_client_close(idn_client *c);
 // idn_client_set_timeout sets the per-request timeout (default 5000 ms).
 IDN_API void idn_client_set_timeout(idn_client *c, idn_duration ms);
-// idn_client_members asks the node for its membership view; the array is
-// freed by the caller with idn_free().
-IDN_API int idn_client_members(idn_client *c, struct idn_member **out,
-    size_t *count);
-
 // idn_client_grep greps the log of the node at addr (NULL: the client's
 // node) for pattern (a POSIX extended regex when regex is true). *count
 // gets the number of matching lines; *lines (freed by the caller with one
@@ -59,28 +54,6 @@ typedef struct idn_node_stats {
 // for its counters.
 IDN_API int idn_client_node_stats(idn_client *c, const char *addr,
     idn_node_stats *out);
-
-// A subscription to a node's event stream (membership changes).
-typedef struct idn_events idn_events;
-
-enum idn_event_kind {
-	IDN_EVENT_MEMBER, // a membership change
-};
-
-typedef struct idn_event {
-	int kind;                 // enum idn_event_kind
-	int event;                // enum idn_member_event
-	struct idn_member member; // the member after the change
-} idn_event;
-
-// idn_events_open subscribes to the client's node. Events published
-// before the subscription connects are not seen.
-IDN_API int idn_events_open(idn_client *c, idn_events **out);
-// idn_events_next waits up to timeout_ms for the next authentic event.
-// IDN_ETIMEDOUT when none came.
-IDN_API int idn_events_next(idn_events *e, idn_duration timeout_ms,
-    idn_event *ev);
-IDN_API void idn_events_close(idn_events *e);
 
 #ifdef __cplusplus
 }

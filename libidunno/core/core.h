@@ -15,8 +15,6 @@
 #define CORE_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 int core_err_from_errno(int e);
-int core_err_from_nng(int e);
-int core_err_from_sqlite(int e);
 
 void *core_alloc(size_t size); // zeroed; NULL on failure
 void *core_realloc(void *ptr, size_t size);

@@ -10,8 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <idunno/membership.h>
-
 #include "log/log.h"
 
 struct nlog {

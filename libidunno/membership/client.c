@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "rpc/rpc.h"
-#include "wire/member_msg.h"
+#include "membership/member_msg.h"
 
 #define MEMBERS_MAX 4096
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "membership/membership.h"
-#include "wire/member_msg.h"
+#include "membership/member_msg.h"
 
 #define MAX_WATCHERS 16
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "membership/swim.h"
-#include "wire/member_msg.h"
+#include "membership/member_msg.h"
 
 #define GOSSIP_MAX 16
 #define JOIN_MAX 4096

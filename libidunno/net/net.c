@@ -16,7 +16,7 @@
 #include "net/replay.h"
 
 int
-core_err_from_nng(int e)
+net_err_from_nng(int e)
 {
 	switch (e) {
 	case 0:
@@ -362,7 +362,7 @@ net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
 	if ((rv = nng_rep0_open(&s->sock)) != 0) {
 		replay_close(s->replay);
 		free(s);
-		return core_err_from_nng(rv);
+		return net_err_from_nng(rv);
 	}
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, max_msg_bytes);
 	if ((rv = listen_on(s->sock, addr, s->addr, sizeof(s->addr))) !=
@@ -478,7 +478,7 @@ peer_socket(net_client *c, const char *addr, nng_socket *out)
 	if ((rv = nng_req0_open(&p->sock)) != 0) {
 		free(p);
 		pthread_mutex_unlock(&c->lock);
-		return core_err_from_nng(rv);
+		return net_err_from_nng(rv);
 	}
 	// Requests are never re-sent by nng: a handler runs at most once per
 	// call, and callers decide about retries.
@@ -516,12 +516,12 @@ net_call(net_client *c, const char *addr, const char *type, const void *body,
 		goto out;
 	}
 	if ((rv = nng_ctx_open(&ctx, sock)) != 0) {
-		rv = core_err_from_nng(rv);
+		rv = net_err_from_nng(rv);
 		goto out;
 	}
 	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0 ||
 	    (rv = nng_msg_alloc(&m, frame.len)) != 0) {
-		rv = core_err_from_nng(rv);
+		rv = net_err_from_nng(rv);
 		goto close;
 	}
 	memcpy(nng_msg_body(m), frame.data, frame.len);
@@ -533,7 +533,7 @@ net_call(net_client *c, const char *addr, const char *type, const void *body,
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
 		nng_msg_free(m);
-		rv = core_err_from_nng(rv);
+		rv = net_err_from_nng(rv);
 		goto close;
 	}
 	uint64_t now = idn_clock_ms();
@@ -541,7 +541,7 @@ net_call(net_client *c, const char *addr, const char *type, const void *body,
 	nng_ctx_recv(ctx, aio);
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
-		rv = core_err_from_nng(rv);
+		rv = net_err_from_nng(rv);
 		goto close;
 	}
 	m = nng_aio_get_msg(aio);
@@ -598,7 +598,7 @@ net_pub_open(const char *addr, net_pub **out)
 	int rv = nng_pub0_open(&p->sock);
 	if (rv != 0) {
 		free(p);
-		return core_err_from_nng(rv);
+		return net_err_from_nng(rv);
 	}
 	if ((rv = listen_on(p->sock, addr, p->addr, sizeof(p->addr))) != 0) {
 		nng_close(p->sock);
@@ -618,7 +618,7 @@ net_pub_addr(const net_pub *p)
 int
 net_pub_send(net_pub *p, const void *data, size_t len)
 {
-	return core_err_from_nng(nng_send(p->sock, (void *) data, len, 0));
+	return net_err_from_nng(nng_send(p->sock, (void *) data, len, 0));
 }
 
 void
@@ -672,7 +672,7 @@ net_sub_open(const char *addr, net_sub **out)
 	    (rv = nng_dial(s->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 		nng_close(s->sock);
 		free(s);
-		return core_err_from_nng(rv);
+		return net_err_from_nng(rv);
 	}
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, NET_DEFAULT_MAX_MSG);
 	*out = s;
@@ -686,7 +686,7 @@ net_sub_recv(net_sub *s, idn_duration timeout_ms, core_buf *out)
 	nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, timeout_ms);
 	int rv = nng_recvmsg(s->sock, &m, 0);
 	if (rv != 0) {
-		return core_err_from_nng(rv);
+		return net_err_from_nng(rv);
 	}
 	rv = core_buf_append(out, nng_msg_body(m), nng_msg_len(m));
 	nng_msg_free(m);

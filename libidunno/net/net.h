@@ -10,6 +10,9 @@
 
 #define NET_DEFAULT_MAX_MSG (8u << 20) // chunks are 1 MiB; room to spare
 
+// net_err_from_nng maps an nng error to an idn_err code.
+int net_err_from_nng(int e);
+
 // Parses "host:port" (IPv4 dotted quad or "localhost", port 0..65535)
 // into an nng URL "tcp://host:port". IDN_EINVAL names nothing; callers
 // print the address they were given.

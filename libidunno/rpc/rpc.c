@@ -116,6 +116,16 @@ rpc_route(rpc *r, const char *type, rpc_handler_fn fn, void *arg)
 }
 
 int
+rpc_routes(rpc *r, const rpc_route_def *defs, size_t n, void *arg)
+{
+	int rv = IDN_OK;
+	for (size_t i = 0; rv == IDN_OK && i < n; i++) {
+		rv = rpc_route(r, defs[i].type, defs[i].fn, arg);
+	}
+	return rv;
+}
+
+int
 rpc_serve(rpc *r)
 {
 	r->serving = true;

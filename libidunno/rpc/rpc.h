@@ -34,6 +34,12 @@ void rpc_set_self(rpc *r, const char *id);
 // as "sdfs." groups a subsystem's messages). IDN_EBUSY once serving, so
 // a peer never sees "unknown request type" for a route that will exist.
 int rpc_route(rpc *r, const char *type, rpc_handler_fn fn, void *arg);
+// rpc_routes registers a table of routes, all with the same arg.
+typedef struct {
+	const char *type;
+	rpc_handler_fn fn;
+} rpc_route_def;
+int rpc_routes(rpc *r, const rpc_route_def *defs, size_t n, void *arg);
 // rpc_serve freezes the routes and starts answering.
 int rpc_serve(rpc *r);
 // rpc_stop stops answering (no handler runs after it returns); the calls

@@ -7,7 +7,7 @@
 #include <idunno/sdfs.h>
 
 #include "core/core.h"
-#include "wire/sdfs_msg.h"
+#include "sdfs/sdfs_msg.h"
 
 // Names (name.c). sdfs_name_error returns NULL for a valid name, else a
 // static reason; sdfs_name_key is the 32-hex-digit directory of a name.

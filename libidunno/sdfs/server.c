@@ -227,7 +227,13 @@ sdfs_open(const sdfs_opts *o, sdfs **out)
 	int rv = root ? sdfs_store_open(root, s->lg, &s->st) : IDN_ENOMEM;
 	free(root);
 	if (rv == IDN_OK) {
-		rv = sdfs_front_register(s);
+		rv = sdfs_put_register(s);
+	}
+	if (rv == IDN_OK) {
+		rv = sdfs_get_register(s);
+	}
+	if (rv == IDN_OK) {
+		rv = sdfs_list_register(s);
 	}
 	if (rv == IDN_OK) {
 		rv = sdfs_replica_register(s);

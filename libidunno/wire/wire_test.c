@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "harness.h"
-#include "wire/member_msg.h"
 #include "wire/wire.h"
 
 static void
@@ -51,41 +50,6 @@ test_roundtrip_scalars(void **st)
 	IDN_FAIL(wire_get_u64(r, "i", &u), IDN_EPROTO);
 	IDN_FAIL(wire_get_str(r, "missing", s, sizeof(s)), IDN_EPROTO);
 	IDN_FAIL(wire_get_str(r, "s", s, 5), IDN_EPROTO); // too long
-	wire_doc_free(d);
-	wire_wr_free(w);
-}
-
-static void
-test_roundtrip_members(void **st)
-{
-	idn_member in[3] = {
-	    {"127.0.0.1:1:5", "127.0.0.1:1", "coord", IDN_MEMBER_ALIVE, 0, 9},
-	    {"127.0.0.1:2:6", "127.0.0.1:2", "worker", IDN_MEMBER_SUSPECT, 7,
-	        10},
-	    {"127.0.0.1:3:7", "127.0.0.1:3", "worker", IDN_MEMBER_LEFT, 1, 11},
-	};
-	idn_member out[3];
-	size_t n;
-	wire_wr *w;
-	const uint8_t *p;
-	size_t len;
-	wire_doc *d;
-	IDN_PASS(wire_wr_new(&w));
-	member_msg_put(w, in, 3);
-	IDN_PASS(wire_wr_bytes(w, &p, &len));
-	IDN_PASS(wire_doc_parse(p, len, &d));
-	IDN_PASS(member_msg_get(wire_doc_root(d), out, 3, &n));
-	assert_int_equal(n, 3);
-	for (size_t i = 0; i < 3; i++) {
-		assert_string_equal(in[i].id, out[i].id);
-		assert_string_equal(in[i].addr, out[i].addr);
-		assert_string_equal(in[i].role, out[i].role);
-		assert_int_equal(in[i].state, out[i].state);
-		assert_int_equal(in[i].incarnation, out[i].incarnation);
-		assert_int_equal(in[i].since_ms, out[i].since_ms);
-	}
-	// More entries than the reader allows is refused.
-	IDN_FAIL(member_msg_get(wire_doc_root(d), out, 2, &n), IDN_EPROTO);
 	wire_doc_free(d);
 	wire_wr_free(w);
 }
@@ -199,7 +163,6 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip_scalars),
-	    cmocka_unit_test(test_roundtrip_members),
 	    cmocka_unit_test(test_envelope_and_mac),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_key_text),

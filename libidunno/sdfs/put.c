@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-// front.c: the front end any node runs for clients: version ordering at
-// the primary, streaming puts to the replica set with the acknowledgement
-// rule, gets that survive dead and corrupt replicas, deletes, listings.
+// put.c: the front end's writes: version ordering at the primary,
+// streaming puts to the replica set with the acknowledgement rule, and
+// deletes (a tombstone put).
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,16 +15,6 @@ typedef struct commit_arg {
 	sdfs *s;
 	put_sess *ps;
 } commit_arg;
-
-// What the cluster knows of a name: each asked node's versions.
-typedef struct gather {
-	size_t n;
-	idn_member *who;     // the nodes asked
-	bool *replica;       // in the name's replica set
-	int *rvs;
-	sdfs_vmeta **vers;
-	size_t *nvers;
-} gather;
 
 static uint64_t
 newest_local(sdfs *s, const char *name)
@@ -674,254 +664,20 @@ on_put_abort(void *arg, const wire_env *req, wire_wr *reply)
 	return IDN_OK;
 }
 
-static void
-gather_free(gather *g)
-{
-	for (size_t i = 0; i < g->n; i++) {
-		idn_free(g->vers[i]);
-	}
-	free(g->who);
-	free(g->replica);
-	free(g->rvs);
-	free(g->vers);
-	free(g->nvers);
-	memset(g, 0, sizeof(*g));
-}
-
-// Stats name on its replica set, or on every live node when all_nodes or
-// when no replica has it (a file can sit outside its set after churn).
-static int
-gather_versions(sdfs *s, const char *name, bool all_nodes, gather *g)
-{
-	view v;
-	char addr[R][IDN_ADDR_MAX];
-	memset(g, 0, sizeof(*g));
-	int rv = sdfs_view_get(s, &v);
-	if (rv != IDN_OK) {
-		return rv;
-	}
-	size_t nr = sdfs_view_replicas(&v, name, addr);
-	g->who = core_alloc(sizeof(idn_member) * v.n);
-	g->replica = core_alloc(sizeof(bool) * v.n);
-	g->rvs = core_alloc(sizeof(int) * v.n);
-	g->vers = core_alloc(sizeof(sdfs_vmeta *) * v.n);
-	g->nvers = core_alloc(sizeof(size_t) * v.n);
-	const char **targets = core_alloc(sizeof(char *) * v.n);
-	if (!g->who || !g->replica || !g->rvs || !g->vers || !g->nvers ||
-	    !targets) {
-		free(targets);
-		sdfs_view_free(&v);
-		gather_free(g);
-		return IDN_ENOMEM;
-	}
-	// Replicas first, in ring order, then the others.
-	for (size_t k = 0; k < nr; k++) {
-		for (size_t i = 0; i < v.n; i++) {
-			if (strcmp(addr[k], v.m[i].addr) == 0) {
-				g->who[g->n] = v.m[i];
-				g->replica[g->n++] = true;
-			}
-		}
-	}
-	size_t nrep = g->n;
-	for (size_t i = 0; i < v.n; i++) {
-		bool rep = false;
-		for (size_t k = 0; k < nr; k++) {
-			rep = rep || strcmp(addr[k], v.m[i].addr) == 0;
-		}
-		if (!rep) {
-			g->who[g->n] = v.m[i];
-			g->replica[g->n++] = false;
-		}
-	}
-	for (size_t i = 0; i < g->n; i++) {
-		targets[i] = g->who[i].addr;
-	}
-	rv = sdfs_stat_many(s, name, targets, nrep, g->rvs, g->vers, g->nvers);
-	bool found = false;
-	for (size_t i = 0; rv == IDN_OK && i < nrep; i++) {
-		found = found || g->nvers[i] > 0;
-	}
-	if (rv == IDN_OK && (all_nodes || !found) && g->n > nrep) {
-		rv = sdfs_stat_many(s, name, targets + nrep, g->n - nrep,
-		    g->rvs + nrep, g->vers + nrep, g->nvers + nrep);
-	} else {
-		g->n = nrep;
-	}
-	free(targets);
-	sdfs_view_free(&v);
-	if (rv != IDN_OK) {
-		gather_free(g);
-	}
-	return rv;
-}
-
-// The newest version of name anyone answered with; *tomb if deleted.
-static const sdfs_vmeta *
-gather_newest(const gather *g, uint64_t want)
-{
-	const sdfs_vmeta *best = NULL;
-	for (size_t i = 0; i < g->n; i++) {
-		for (size_t k = 0; g->rvs[i] == IDN_OK && k < g->nvers[i];
-		     k++) {
-			const sdfs_vmeta *m = &g->vers[i][k];
-			if (want != 0 && m->ver != want) {
-				continue;
-			}
-			if (best == NULL || m->ver > best->ver) {
-				best = m;
-			}
-		}
-	}
-	return best;
-}
-
-static int
-on_get_open(void *arg, const wire_env *req, wire_wr *reply)
-{
-	sdfs *s = arg;
-	char name[NAME_CAP];
-	uint64_t want = 0;
-	gather g;
-	int rv = sdfs_get_name(req->body, name);
-	(void) wire_get_u64(req->body, "ver", &want);
-	if (rv != IDN_OK || (rv = gather_versions(s, name, false, &g))) {
-		return rv;
-	}
-	const sdfs_vmeta *m = gather_newest(&g, want);
-	const sdfs_vmeta *newest = gather_newest(&g, 0);
-	if (m == NULL || m->tomb || (newest->tomb && newest->ver > m->ver)) {
-		rv = IDN_ENOENT;
-	} else {
-		sdfs_vmeta_put(reply, m, false);
-	}
-	gather_free(&g);
-	return rv;
-}
-
-// Reads a chunk from this node if it holds the version intact, else from
-// the replicas (reachable ones first), then from any live node.
-static int
-read_any(sdfs *s, const char *name, uint64_t ver, uint32_t idx,
-    wire_wr *reply)
-{
-	uint8_t *buf = malloc(SDFS_CHUNK_MAX);
-	uint8_t cs[SDFS_CSUM_BYTES];
-	size_t len;
-	if (buf == NULL) {
-		return IDN_ENOMEM;
-	}
-	int rv = sdfs_local_read(s, name, ver, idx, buf, &len, cs);
-	if (rv == IDN_OK) {
-		wire_map(reply, 2);
-		wire_kbin(reply, "data", buf, len);
-		wire_kbin(reply, "csum", cs, sizeof(cs));
-		free(buf);
-		return IDN_OK;
-	}
-	free(buf);
-	view v;
-	char addr[R][IDN_ADDR_MAX];
-	if ((rv = sdfs_view_get(s, &v)) != IDN_OK) {
-		return rv;
-	}
-	size_t nr = sdfs_view_replicas(&v, name, addr);
-	size_t nc = 0;
-	const char **cand = core_alloc(sizeof(char *) * (nr + v.n));
-	if (cand == NULL) {
-		sdfs_view_free(&v);
-		return IDN_ENOMEM;
-	}
-	for (int good = 1; good >= 0; good--) {
-		for (size_t i = 0; i < nr + v.n; i++) {
-			const char *a = i < nr ? addr[i] : v.m[i - nr].addr;
-			bool dup = sdfs_is_self(s, a);
-			for (size_t k = 0; k < nc; k++) {
-				dup = dup || strcmp(cand[k], a) == 0;
-			}
-			if (!dup && sdfs_peer_bad(s, a) != (good == 1)) {
-				cand[nc++] = a;
-			}
-		}
-	}
-	rv = IDN_ENOENT;
-	for (size_t i = 0; i < nc; i++) {
-		wire_wr *w = sdfs_body_new();
-		wire_doc *doc = NULL;
-		wire_env env;
-		const uint8_t *p, *c;
-		size_t n, cl;
-		if (w == NULL) {
-			rv = IDN_ENOMEM;
-			break;
-		}
-		wire_map(w, 3);
-		wire_kstr(w, "name", name);
-		wire_ku64(w, "ver", ver);
-		wire_ku64(w, "idx", idx);
-		int r = sdfs_call(s, cand[i], "sdfs.r.read", w, STAT_TIMEOUT_MS,
-		    &doc, &env);
-		wire_wr_free(w);
-		if (r == IDN_OK &&
-		    (wire_get_bin(env.body, "data", &p, &n) != IDN_OK ||
-		        wire_get_bin(env.body, "csum", &c, &cl) != IDN_OK ||
-		        cl != SDFS_CSUM_BYTES)) {
-			r = IDN_EPROTO;
-		}
-		if (r == IDN_OK) {
-			sdfs_chunk_sum(p, n, cs);
-			r = memcmp(cs, c, cl) ? IDN_ECORRUPT : IDN_OK;
-		}
-		if (r == IDN_OK) {
-			wire_map(reply, 2);
-			wire_kbin(reply, "data", p, n);
-			wire_kbin(reply, "csum", c, cl);
-		}
-		wire_doc_free(doc);
-		if (r == IDN_OK) {
-			rv = IDN_OK;
-			break;
-		}
-		// Remember the worst news: a corrupt copy beats "not here".
-		if (r == IDN_ECORRUPT || rv == IDN_ENOENT) {
-			rv = r == IDN_ENOENT || r == IDN_ECORRUPT ? r :
-			    IDN_EUNAVAIL;
-		}
-	}
-	free(cand);
-	sdfs_view_free(&v);
-	return rv;
-}
-
-static int
-on_get_chunk(void *arg, const wire_env *req, wire_wr *reply)
-{
-	sdfs *s = arg;
-	char name[NAME_CAP];
-	uint64_t ver, idx;
-	int rv = sdfs_get_name(req->body, name);
-	if (rv == IDN_OK && (wire_get_u64(req->body, "ver", &ver) ||
-	                        wire_get_u64(req->body, "idx", &idx) ||
-	                        idx > UINT32_MAX)) {
-		rv = IDN_EPROTO;
-	}
-	return rv ? rv : read_any(s, name, ver, (uint32_t) idx, reply);
-}
-
 static int
 on_delete(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
 	char name[NAME_CAP];
-	gather g;
+	sdfs_gather g;
 	put_sess *ps;
 	int rv = sdfs_get_name(req->body, name);
-	if (rv != IDN_OK || (rv = gather_versions(s, name, false, &g))) {
+	if (rv != IDN_OK || (rv = sdfs_gather_versions(s, name, false, &g))) {
 		return rv;
 	}
-	const sdfs_vmeta *newest = gather_newest(&g, 0);
+	const sdfs_vmeta *newest = sdfs_gather_newest(&g, 0);
 	rv = newest == NULL || newest->tomb ? IDN_ENOENT : IDN_OK;
-	gather_free(&g);
+	sdfs_gather_free(&g);
 	if (rv != IDN_OK || (rv = sess_start(s, name, true, &ps)) != IDN_OK) {
 		return rv;
 	}
@@ -935,225 +691,16 @@ on_delete(void *arg, const wire_env *req, wire_wr *reply)
 	return rv;
 }
 
-static int
-on_ls(void *arg, const wire_env *req, wire_wr *reply)
-{
-	sdfs *s = arg;
-	char name[NAME_CAP];
-	gather g;
-	int rv = sdfs_get_name(req->body, name);
-	if (rv != IDN_OK || (rv = gather_versions(s, name, true, &g))) {
-		return rv;
-	}
-	const sdfs_vmeta *newest = gather_newest(&g, 0);
-	if (newest == NULL || newest->tomb) {
-		gather_free(&g);
-		return IDN_ENOENT;
-	}
-	// Versions newer than the newest tombstone, each once, newest first.
-	uint64_t tomb = 0;
-	size_t total = 0;
-	for (size_t i = 0; i < g.n; i++) {
-		for (size_t k = 0; g.rvs[i] == IDN_OK && k < g.nvers[i]; k++) {
-			if (g.vers[i][k].tomb && g.vers[i][k].ver > tomb) {
-				tomb = g.vers[i][k].ver;
-			}
-			total++;
-		}
-	}
-	sdfs_vmeta *vs = core_alloc(sizeof(*vs) * (total ? total : 1));
-	idn_sdfs_holder *h = core_alloc(sizeof(*h) * (g.n ? g.n : 1));
-	if (vs == NULL || h == NULL) {
-		free(vs);
-		free(h);
-		gather_free(&g);
-		return IDN_ENOMEM;
-	}
-	size_t nv = 0, nh = 0, have = 0;
-	for (size_t i = 0; i < g.n; i++) {
-		if (g.rvs[i] != IDN_OK || g.nvers[i] == 0) {
-			continue;
-		}
-		snprintf(h[nh].id, sizeof(h[nh].id), "%s", g.who[i].id);
-		snprintf(h[nh].addr, sizeof(h[nh].addr), "%s", g.who[i].addr);
-		h[nh].newest = g.vers[i][0].ver;
-		h[nh].replica = g.replica[i];
-		have += h[nh].newest == newest->ver;
-		nh++;
-		for (size_t k = 0; k < g.nvers[i]; k++) {
-			const sdfs_vmeta *m = &g.vers[i][k];
-			bool dup = m->tomb || m->ver <= tomb;
-			for (size_t j = 0; j < nv; j++) {
-				dup = dup || vs[j].ver == m->ver;
-			}
-			if (!dup) {
-				size_t j = nv++;
-				while (j > 0 && vs[j - 1].ver < m->ver) {
-					vs[j] = vs[j - 1];
-					j--;
-				}
-				vs[j] = *m;
-				vs[j].csums = NULL;
-			}
-		}
-	}
-	wire_map(reply, 6);
-	wire_kstr(reply, "name", name);
-	wire_ku64(reply, "newest", newest->ver);
-	wire_ku64(reply, "want", R);
-	wire_ku64(reply, "have", have);
-	wire_str(reply, "holders");
-	sdfs_holder_put_arr(reply, h, nh);
-	wire_str(reply, "vers");
-	sdfs_vmeta_put_arr(reply, vs, nv);
-	free(vs);
-	free(h);
-	gather_free(&g);
-	return IDN_OK;
-}
-
-static int
-on_store(void *arg, const wire_env *req, wire_wr *reply)
-{
-	sdfs *s = arg;
-	sdfs_entry *e;
-	size_t n;
-	int rv = sdfs_store_list(s->st, "", &e, &n);
-	if (rv == IDN_OK) {
-		wire_map(reply, 1);
-		wire_str(reply, "items");
-		sdfs_entry_put_arr(reply, e, n);
-		sdfs_entry_free_arr(e, n);
-	}
-	return rv;
-}
-
-static int
-by_entry_name(const void *a, const void *b)
-{
-	return strcmp(((const sdfs_entry *) a)->name,
-	    ((const sdfs_entry *) b)->name);
-}
-
-static int
-on_lsp(void *arg, const wire_env *req, wire_wr *reply)
-{
-	sdfs *s = arg;
-	char prefix[NAME_CAP];
-	view v;
-	if (wire_get_str(req->body, "prefix", prefix, sizeof(prefix))) {
-		return IDN_EPROTO;
-	}
-	int rv = sdfs_view_get(s, &v);
-	if (rv != IDN_OK) {
-		return rv;
-	}
-	const char **targets = core_alloc(sizeof(char *) * v.n);
-	int *rvs = core_alloc(sizeof(int) * v.n);
-	wire_doc **docs = core_alloc(sizeof(wire_doc *) * v.n);
-	wire_env *envs = core_alloc(sizeof(wire_env) * v.n);
-	wire_wr *w = sdfs_body_new();
-	sdfs_entry *all = NULL;
-	size_t nall = 0;
-	rv = targets && rvs && docs && envs && w ? IDN_OK : IDN_ENOMEM;
-	if (rv == IDN_OK) {
-		for (size_t i = 0; i < v.n; i++) {
-			targets[i] = v.m[i].addr;
-		}
-		wire_map(w, 1);
-		wire_kstr(w, "prefix", prefix);
-		rv = rpc_fanout(s->rpc, targets, v.n, "sdfs.r.list", w,
-		    STAT_TIMEOUT_MS, rvs, docs, envs);
-	}
-	for (size_t i = 0; rv == IDN_OK && i < v.n; i++) {
-		sdfs_entry *e;
-		size_t n;
-		if (rvs[i] != IDN_OK ||
-		    sdfs_entry_get_arr(wire_get(envs[i].body, "items"),
-		        SDFS_LIST_MAX, &e, &n) != IDN_OK) {
-			continue;
-		}
-		sdfs_entry *grown = core_realloc(all,
-		    sizeof(*all) * (nall + n));
-		if (grown == NULL) {
-			sdfs_entry_free_arr(e, n);
-			rv = IDN_ENOMEM;
-			break;
-		}
-		all = grown;
-		memcpy(all + nall, e, sizeof(*e) * n);
-		nall += n;
-		free(e); // names moved into all
-	}
-	for (size_t i = 0; docs != NULL && i < v.n; i++) {
-		wire_doc_free(docs[i]);
-	}
-	// Merge: one entry per name, the newest any node reports.
-	size_t out = 0;
-	if (rv == IDN_OK && nall > 0) {
-		qsort(all, nall, sizeof(*all), by_entry_name);
-		for (size_t i = 0; i < nall; i++) {
-			if (out > 0 &&
-			    strcmp(all[out - 1].name, all[i].name) == 0) {
-				sdfs_entry *d = &all[out - 1];
-				if (all[i].newest > d->newest) {
-					d->newest = all[i].newest;
-					d->size = all[i].size;
-					d->tomb = all[i].tomb;
-				}
-				d->nvers = CORE_MAX(d->nvers, all[i].nvers);
-				free(all[i].name);
-				continue;
-			}
-			all[out++] = all[i];
-		}
-		size_t live = 0;
-		for (size_t i = 0; i < out; i++) {
-			if (all[i].tomb) {
-				free(all[i].name);
-			} else {
-				all[live++] = all[i];
-			}
-		}
-		out = live;
-	}
-	if (rv == IDN_OK) {
-		wire_map(reply, 1);
-		wire_str(reply, "items");
-		sdfs_entry_put_arr(reply, all, out);
-	}
-	sdfs_entry_free_arr(all, rv == IDN_OK ? out : nall);
-	wire_wr_free(w);
-	free(targets);
-	free(rvs);
-	free(docs);
-	free(envs);
-	sdfs_view_free(&v);
-	return rv;
-}
-
 int
-sdfs_front_register(sdfs *s)
+sdfs_put_register(sdfs *s)
 {
-	static const struct {
-		const char *type;
-		rpc_handler_fn fn;
-	} handlers[] = {
+	static const rpc_route_def routes[] = {
 		{"sdfs.put.begin", on_put_begin},
 		{"sdfs.put.chunk", on_put_chunk},
 		{"sdfs.put.commit", on_put_commit},
 		{"sdfs.put.abort", on_put_abort},
 		{"sdfs.delete", on_delete},
-		{"sdfs.get.open", on_get_open},
-		{"sdfs.get.chunk", on_get_chunk},
-		{"sdfs.ls", on_ls},
-		{"sdfs.store", on_store},
-		{"sdfs.lsp", on_lsp},
 		{"sdfs.ver", on_ver},
 	};
-	int rv = IDN_OK;
-	for (size_t i = 0; rv == IDN_OK && i < CORE_ARRAY_LEN(handlers); i++) {
-		rv = rpc_route(s->rpc, handlers[i].type, handlers[i].fn, s);
-	}
-	return rv;
+	return rpc_routes(s->rpc, routes, CORE_ARRAY_LEN(routes), s);
 }

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wire/sdfs_msg.h"
+#include "sdfs/sdfs_msg.h"
 
 uint32_t
 sdfs_nchunks(uint64_t size, uint32_t csize)

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wire/member_msg.h"
+#include "membership/member_msg.h"
 
 void
 member_msg_put(wire_wr *w, const idn_member *m, size_t n)
