@@ -3,17 +3,33 @@
 // the exported models at batch 1, 8 and 32, straight through the backend.
 //   bench/model [MODELS_DIR] [SECONDS_PER_POINT]
 // MODELS_DIR defaults to $IDUNNO_BUILD_DIR/models, then build/models.
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "core/core.h"
-#include "model/model.h"
+#include <idunno/model.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define FASHION "/usr/share/datasets/fashion-mnist"
 #define MAX_ITERS 5000
+
+// printf into new memory (freed with free), NULL without memory.
+static char *
+fmt(const char *f, ...)
+{
+	char *s = NULL;
+	va_list ap;
+	va_start(ap, f);
+	if (vasprintf(&s, f, ap) < 0) {
+		s = NULL;
+	}
+	va_end(ap);
+	return s;
+}
 
 static double
 now_s(void)
@@ -33,8 +49,8 @@ cmp_double(const void *a, const void *b)
 static idn_model *
 load(const char *dir, const char *name, double *load_s)
 {
-	char *dp = core_asprintf("%s/%s.desc", dir, name);
-	char *mp = core_asprintf("%s/%s.pt", dir, name);
+	char *dp = fmt("%s/%s.desc", dir, name);
+	char *mp = fmt("%s/%s.pt", dir, name);
 	idn_model *m = NULL;
 	char *err = NULL;
 	double t0 = now_s();
@@ -90,8 +106,8 @@ int
 main(int argc, char **argv)
 {
 	const char *build = getenv("IDUNNO_BUILD_DIR");
-	char *dir = argc > 1 && argv[1][0] ? core_strdup(argv[1]) : build ?
-	    core_asprintf("%s/models", build) : core_strdup("build/models");
+	char *dir = argc > 1 && argv[1][0] ? strdup(argv[1]) : build ?
+	    fmt("%s/models", build) : strdup("build/models");
 	double seconds = argc > 2 ? atof(argv[2]) : 2.0;
 	if (seconds <= 0) {
 		seconds = 2.0;
@@ -118,8 +134,8 @@ main(int argc, char **argv)
 	int status = 0;
 	printf("%-10s %5s %8s %12s %12s %12s\n", "model", "batch", "batches",
 	    "median_ms", "p99_ms", "images/s");
-	for (size_t i = 0; i < CORE_ARRAY_LEN(names); i++) {
-		char *pt = core_asprintf("%s/%s.pt", dir, names[i]);
+	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+		char *pt = fmt("%s/%s.pt", dir, names[i]);
 		bool optional = i == 2 && access(pt, R_OK) != 0;
 		free(pt);
 		if (optional) {
@@ -132,7 +148,7 @@ main(int argc, char **argv)
 			continue;
 		}
 		printf("# %s loaded in %.3f s\n", names[i], load_s);
-		for (size_t j = 0; j < CORE_ARRAY_LEN(batches); j++) {
+		for (size_t j = 0; j < ARRAY_LEN(batches); j++) {
 			if (bench_point(m, names[i], x, img, batches[j],
 			    seconds) != IDN_OK) {
 				status = 1;

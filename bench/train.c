@@ -5,12 +5,12 @@
 // Options: --epochs N --lr X --batch N --opt sgd|adam --momentum X
 // --wd X --sched const|step|cosine --step N --gamma X --train N --test N
 // --seed N --models DIR --data DIR --threads N --save FILE
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/core.h"
-#include "model/model.h"
+#include <idunno/model.h>
 
 typedef struct {
 	const char *model;
@@ -23,6 +23,20 @@ typedef struct {
 	double best;
 	double total_s;
 } bench;
+
+// printf into new memory (freed with free), NULL without memory.
+static char *
+fmt(const char *f, ...)
+{
+	char *s = NULL;
+	va_list ap;
+	va_start(ap, f);
+	if (vasprintf(&s, f, ap) < 0) {
+		s = NULL;
+	}
+	va_end(ap);
+	return s;
+}
 
 static int
 on_epoch(void *arg, const idn_model_epoch *e)
@@ -113,8 +127,8 @@ parse_args(int argc, char **argv, bench *b, idn_model_train_opts *o)
 static idn_model *
 load(const bench *b)
 {
-	char *dp = core_asprintf("%s/%s.desc", b->models_dir, b->model);
-	char *mp = core_asprintf("%s/%s.pt", b->models_dir, b->model);
+	char *dp = fmt("%s/%s.desc", b->models_dir, b->model);
+	char *mp = fmt("%s/%s.pt", b->models_dir, b->model);
 	idn_model *m = NULL;
 	char *err = NULL;
 	int rv = idn_model_load_files(dp, mp, &err, &m);
@@ -131,8 +145,8 @@ load(const bench *b)
 static int
 load_set(const char *dir, const char *set, idn_dataset **d)
 {
-	char *img = core_asprintf("%s/%s-images-idx3-ubyte.gz", dir, set);
-	char *lab = core_asprintf("%s/%s-labels-idx1-ubyte.gz", dir, set);
+	char *img = fmt("%s/%s-images-idx3-ubyte.gz", dir, set);
+	char *lab = fmt("%s/%s-labels-idx1-ubyte.gz", dir, set);
 	int rv = idn_dataset_load_idx(img, lab, d);
 	if (rv != IDN_OK) {
 		fprintf(stderr, "%s: %s\n", img, idn_strerror(rv));
@@ -146,8 +160,8 @@ int
 main(int argc, char **argv)
 {
 	const char *build = getenv("IDUNNO_BUILD_DIR");
-	char *models = build ? core_asprintf("%s/models", build) :
-	    core_strdup("build/models");
+	char *models = build ? fmt("%s/models", build) :
+	    strdup("build/models");
 	bench b = {.model = "lenet5", .models_dir = models,
 	    .data_dir = "/usr/share/datasets/fashion-mnist", .threads = 1,
 	    .best = 0.0};
@@ -202,7 +216,13 @@ main(int argc, char **argv)
 		void *w = NULL;
 		size_t len = 0;
 		if ((rv = idn_model_export(m, &w, &len)) == IDN_OK) {
-			rv = core_file_write_atomic(b.save, w, len);
+			FILE *f = fopen(b.save, "wb");
+			if (f == NULL || fwrite(w, 1, len, f) != len) {
+				rv = IDN_ESYS;
+			}
+			if (f != NULL && fclose(f) != 0) {
+				rv = IDN_ESYS;
+			}
 		}
 		idn_free(w);
 		printf("# saved %s: %s\n", b.save, idn_strerror(rv));
