@@ -3,7 +3,6 @@
 // the exported models at batch 1, 8 and 32, straight through the backend.
 //   bench/model [MODELS_DIR] [SECONDS_PER_POINT]
 // MODELS_DIR defaults to $IDUNNO_BUILD_DIR/models, then build/models.
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,20 +15,6 @@
 
 #define FASHION "/usr/share/datasets/fashion-mnist"
 #define MAX_ITERS 5000
-
-// printf into new memory (freed with free), NULL without memory.
-static char *
-fmt(const char *f, ...)
-{
-	char *s = NULL;
-	va_list ap;
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0) {
-		s = NULL;
-	}
-	va_end(ap);
-	return s;
-}
 
 static double
 now_s(void)
@@ -49,8 +34,9 @@ cmp_double(const void *a, const void *b)
 static idn_model *
 load(const char *dir, const char *name, double *load_s)
 {
-	char *dp = fmt("%s/%s.desc", dir, name);
-	char *mp = fmt("%s/%s.pt", dir, name);
+	char dp[4200], mp[4200];
+	snprintf(dp, sizeof(dp), "%s/%s.desc", dir, name);
+	snprintf(mp, sizeof(mp), "%s/%s.pt", dir, name);
 	idn_model *m = NULL;
 	char *err = NULL;
 	double t0 = now_s();
@@ -61,8 +47,6 @@ load(const char *dir, const char *name, double *load_s)
 		    err ? err : "");
 	}
 	idn_free(err);
-	free(dp);
-	free(mp);
 	return m;
 }
 
@@ -106,8 +90,12 @@ int
 main(int argc, char **argv)
 {
 	const char *build = getenv("IDUNNO_BUILD_DIR");
-	char *dir = argc > 1 && argv[1][0] ? strdup(argv[1]) : build ?
-	    fmt("%s/models", build) : strdup("build/models");
+	char models[4096];
+	const char *dir = argc > 1 && argv[1][0] ? argv[1] : "build/models";
+	if ((argc < 2 || !argv[1][0]) && build != NULL) {
+		snprintf(models, sizeof(models), "%s/models", build);
+		dir = models;
+	}
 	double seconds = argc > 2 ? atof(argv[2]) : 2.0;
 	if (seconds <= 0) {
 		seconds = 2.0;
@@ -135,9 +123,9 @@ main(int argc, char **argv)
 	printf("%-10s %5s %8s %12s %12s %12s\n", "model", "batch", "batches",
 	    "median_ms", "p99_ms", "images/s");
 	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
-		char *pt = fmt("%s/%s.pt", dir, names[i]);
+		char pt[4200];
+		snprintf(pt, sizeof(pt), "%s/%s.pt", dir, names[i]);
 		bool optional = i == 2 && access(pt, R_OK) != 0;
-		free(pt);
 		if (optional) {
 			continue; // AlexNet is exported on request only
 		}
@@ -157,6 +145,5 @@ main(int argc, char **argv)
 		idn_model_close(m);
 	}
 	free(x);
-	free(dir);
 	return status;
 }

@@ -5,7 +5,6 @@
 // Options: --epochs N --lr X --batch N --opt sgd|adam --momentum X
 // --wd X --sched const|step|cosine --step N --gamma X --train N --test N
 // --seed N --models DIR --data DIR --threads N --save FILE
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,20 +22,6 @@ typedef struct {
 	double best;
 	double total_s;
 } bench;
-
-// printf into new memory (freed with free), NULL without memory.
-static char *
-fmt(const char *f, ...)
-{
-	char *s = NULL;
-	va_list ap;
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0) {
-		s = NULL;
-	}
-	va_end(ap);
-	return s;
-}
 
 static int
 on_epoch(void *arg, const idn_model_epoch *e)
@@ -127,8 +112,9 @@ parse_args(int argc, char **argv, bench *b, idn_model_train_opts *o)
 static idn_model *
 load(const bench *b)
 {
-	char *dp = fmt("%s/%s.desc", b->models_dir, b->model);
-	char *mp = fmt("%s/%s.pt", b->models_dir, b->model);
+	char dp[4200], mp[4200];
+	snprintf(dp, sizeof(dp), "%s/%s.desc", b->models_dir, b->model);
+	snprintf(mp, sizeof(mp), "%s/%s.pt", b->models_dir, b->model);
 	idn_model *m = NULL;
 	char *err = NULL;
 	int rv = idn_model_load_files(dp, mp, &err, &m);
@@ -137,22 +123,19 @@ load(const bench *b)
 		    err ? err : "");
 	}
 	idn_free(err);
-	free(dp);
-	free(mp);
 	return m;
 }
 
 static int
 load_set(const char *dir, const char *set, idn_dataset **d)
 {
-	char *img = fmt("%s/%s-images-idx3-ubyte.gz", dir, set);
-	char *lab = fmt("%s/%s-labels-idx1-ubyte.gz", dir, set);
+	char img[4200], lab[4200];
+	snprintf(img, sizeof(img), "%s/%s-images-idx3-ubyte.gz", dir, set);
+	snprintf(lab, sizeof(lab), "%s/%s-labels-idx1-ubyte.gz", dir, set);
 	int rv = idn_dataset_load_idx(img, lab, d);
 	if (rv != IDN_OK) {
 		fprintf(stderr, "%s: %s\n", img, idn_strerror(rv));
 	}
-	free(img);
-	free(lab);
 	return rv;
 }
 
@@ -160,8 +143,8 @@ int
 main(int argc, char **argv)
 {
 	const char *build = getenv("IDUNNO_BUILD_DIR");
-	char *models = build ? fmt("%s/models", build) :
-	    strdup("build/models");
+	char models[4096];
+	snprintf(models, sizeof(models), "%s/models", build ? build : "build");
 	bench b = {.model = "lenet5", .models_dir = models,
 	    .data_dir = "/usr/share/datasets/fashion-mnist", .threads = 1,
 	    .best = 0.0};
@@ -230,6 +213,5 @@ main(int argc, char **argv)
 	idn_model_close(m);
 	idn_dataset_free(tr);
 	idn_dataset_free(te);
-	free(models);
 	return rv == IDN_OK ? 0 : 1;
 }
