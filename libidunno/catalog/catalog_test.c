@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // catalog_test.c: dataset shards and their damage, an MNIST-layout
 // directory imported, and the checkpoint meta. The SDFS side is tested
-// with real nodes in tests/integration/catalog_test.c.
+// with real nodes in tests/integration/model_test.c.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
