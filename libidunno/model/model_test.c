@@ -529,6 +529,18 @@ have_fashion(void)
 	    access(FASHION "/t10k-images-idx3-ubyte.gz", R_OK) == 0;
 }
 
+// fashion reads Fashion-MNIST's "train" or "t10k" set.
+static idn_dataset *
+fashion(const char *set)
+{
+	char img[256], lab[256];
+	idn_dataset *d = NULL;
+	snprintf(img, sizeof(img), FASHION "/%s-images-idx3-ubyte.gz", set);
+	snprintf(lab, sizeof(lab), FASHION "/%s-labels-idx1-ubyte.gz", set);
+	IDN_PASS(idn_dataset_load_idx(img, lab, &d));
+	return d;
+}
+
 // same_predictions: the same class for every image, and logits equal but
 // for float rounding (the same weights, the same kernels).
 static void
@@ -573,11 +585,7 @@ test_torch_train_lenet(void **st)
 	SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
 	idn_model *m = load_torch("lenet5");
 	SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
-	idn_dataset *tr, *te;
-	IDN_PASS(idn_dataset_load_idx(FASHION "/train-images-idx3-ubyte.gz",
-	    FASHION "/train-labels-idx1-ubyte.gz", &tr));
-	IDN_PASS(idn_dataset_load_idx(FASHION "/t10k-images-idx3-ubyte.gz",
-	    FASHION "/t10k-labels-idx1-ubyte.gz", &te));
+	idn_dataset *tr = fashion("train"), *te = fashion("t10k");
 	assert_int_equal(tr->n, 60000);
 	assert_int_equal(te->n, 10000);
 	idn_model_data train = {tr->images, tr->labels, 10000};
@@ -657,7 +665,6 @@ test_torch_train_lenet(void **st)
 	idn_dataset_free(te);
 }
 
-// Adam with a step schedule also trains (one short epoch).
 static int
 stop_now(void *arg, const idn_model_epoch *e)
 {
@@ -674,9 +681,7 @@ test_torch_resume(void **st)
 	SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
 	idn_model *whole = load_torch("lenet5");
 	SKIP_IF(whole == NULL, "IDUNNO_BUILD_DIR not set");
-	idn_dataset *te;
-	IDN_PASS(idn_dataset_load_idx(FASHION "/t10k-images-idx3-ubyte.gz",
-	    FASHION "/t10k-labels-idx1-ubyte.gz", &te));
+	idn_dataset *te = fashion("t10k");
 	idn_model_data train = {te->images + 2000 * IMG, te->labels + 2000,
 	    1000};
 	idn_model_train_opts o;
@@ -724,15 +729,14 @@ test_torch_resume(void **st)
 	idn_dataset_free(te);
 }
 
+// Adam with a step schedule also trains (one short epoch).
 static void
 test_torch_train_adam(void **st)
 {
 	SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
 	idn_model *m = load_torch("lenet5");
 	SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
-	idn_dataset *te;
-	IDN_PASS(idn_dataset_load_idx(FASHION "/t10k-images-idx3-ubyte.gz",
-	    FASHION "/t10k-labels-idx1-ubyte.gz", &te));
+	idn_dataset *te = fashion("t10k");
 	// Train on test images 2000.. and evaluate on 0..999: disjoint.
 	idn_model_data train = {te->images + 2000 * IMG, te->labels + 2000,
 	    3000};
