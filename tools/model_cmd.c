@@ -8,11 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <idunno/catalog.h>
 #include <idunno/model.h>
 #include <idunno/sdfs.h>
 
-#include "core/core.h"
 #include "tool.h"
+
+// Where Debian's dataset-fashion-mnist package puts the files.
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
 int model_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
 int model_export(int argc, char **argv);
@@ -25,7 +28,7 @@ model_cmd_usage(void)
 	       "[--shard-size N]\n"
 	       "                         put the dataset into SDFS as shards "
 	       "(default\n"
-	       "                         DIR /usr/share/datasets/fashion-mnist,"
+	       "                         DIR " FASHION_DIR ","
 	       " P datasets/fashion-mnist)\n"
 	       "  model export [--out DIR] [-- EXPORT-ARGS]\n"
 	       "                         write TorchScript LeNet-5, ResNet-18 "
@@ -48,15 +51,9 @@ model_cmd_usage(void)
 }
 
 static int
-put_blob(void *arg, const char *name, const void *data, size_t len)
-{
-	return idn_sdfs_put_buf(arg, name, data, len, NULL);
-}
-
-static int
 dataset_import(idn_client *c, int argc, char **argv)
 {
-	const char *dir = NULL, *prefix = "datasets/fashion-mnist";
+	const char *dir = FASHION_DIR, *prefix = "datasets/fashion-mnist";
 	long shard = 1000;
 	if (argc < 1 || strcmp(argv[0], "fashion-mnist") != 0) {
 		fprintf(stderr, "idunno dataset: only 'import fashion-mnist' "
@@ -84,12 +81,10 @@ dataset_import(idn_client *c, int argc, char **argv)
 		    prefix, idn_sdfs_name_error(prefix));
 		return 2;
 	}
-	int rv = idn_dataset_import_fashion_mnist(dir, prefix,
-	    (uint32_t) shard, put_blob, c);
+	int rv = idn_dataset_import_mnist(c, dir, prefix, (uint32_t) shard);
 	if (rv != IDN_OK) {
 		fprintf(stderr, "idunno dataset import: %s (%s)\n",
-		    idn_strerror(rv), dir ? dir :
-		    "/usr/share/datasets/fashion-mnist");
+		    idn_strerror(rv), dir);
 		return 1;
 	}
 	printf("imported fashion-mnist into %s/train and %s/test\n", prefix,
@@ -159,30 +154,31 @@ model_put(idn_client *c, int argc, char **argv)
 		fprintf(stderr, "idunno model put NAME MODEL.pt DESC\n");
 		return 2;
 	}
-	idn_buf model = {0}, desc = {0};
+	uint8_t *model = NULL, *desc = NULL;
+	size_t model_len = 0, desc_len = 0;
 	char *err = NULL;
-	int rv = idn_file_read(argv[2], (size_t) 4 << 30, &model);
+	int rv = tool_read_file(argv[2], (size_t) 4 << 30, &model, &model_len);
 	if (rv == IDN_OK) {
-		rv = idn_file_read(argv[3], 1 << 20, &desc);
+		rv = tool_read_file(argv[3], 1 << 20, &desc, &desc_len);
 	}
 	if (rv != IDN_OK) {
-		fprintf(stderr, "idunno model put: %s: %s\n", model.data ?
+		fprintf(stderr, "idunno model put: %s: %s\n", model ?
 		    argv[3] : argv[2], idn_strerror(rv));
-		idn_buf_free(&model);
+		free(model);
 		return 1;
 	}
-	rv = idn_model_store(c, argv[1], (const char *) desc.data, desc.len,
-	    model.data, model.len, &err);
+	rv = idn_model_store(c, argv[1], (const char *) desc, desc_len, model,
+	    model_len, &err);
 	if (rv == IDN_OK) {
 		printf("stored model %s (%zu bytes) as models/%s/\n", argv[1],
-		    model.len, argv[1]);
+		    model_len, argv[1]);
 	} else {
 		fprintf(stderr, "idunno model put: %s: %s\n", idn_strerror(rv),
 		    err ? err : "");
 	}
 	idn_free(err);
-	idn_buf_free(&model);
-	idn_buf_free(&desc);
+	free(model);
+	free(desc);
 	return rv == IDN_OK ? 0 : 1;
 }
 
@@ -272,7 +268,7 @@ train(idn_client *c, int argc, char **argv)
 		goto usage;
 	}
 	char *err = NULL;
-	int rv = idn_model_train_sdfs(c, argv[optind], data, (size_t) limit,
+	int rv = idn_catalog_train(c, argv[optind], data, (size_t) limit,
 	    &o, &err);
 	if (rv != IDN_OK) {
 		fprintf(stderr, "idunno train: %s: %s\n", idn_strerror(rv),

@@ -4,10 +4,12 @@
 #define IDUNNO_IDUNNO_H
 
 #include <idunno/base.h>
+#include <idunno/client.h>
 #include <idunno/membership.h>
 #include <idunno/node.h>
 #include <idunno/sdfs.h>
 #include <idunno/model.h>
+#include <idunno/catalog.h>
 #include <idunno/sched.h>
 
 #endif

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include <idunno/base.h>
-#include <idunno/node.h>
+#include <idunno/client.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -8,8 +8,8 @@
 #include <idunno/sched.h>
 #include <idunno/sdfs.h>
 
-#include "node/client.h"
-#include "wire/sched_msg.h"
+#include "rpc/rpc.h"
+#include "ledger/msg.h"
 
 #define WAIT_POLL_MS 200
 
@@ -53,10 +53,47 @@ idn_train_spec_init(idn_train_spec *s)
 }
 
 static void
+copy(char *dst, size_t cap, const char *s)
+{
+	snprintf(dst, cap, "%s", s ? s : "");
+}
+
+static void
+spec_from_infer(ledger_spec *s, const idn_infer_spec *in)
+{
+	memset(s, 0, sizeof(*s));
+	s->kind = IDN_JOB_INFER;
+	copy(s->job, sizeof(s->job), in->job);
+	copy(s->model, sizeof(s->model), in->model);
+	copy(s->queries, sizeof(s->queries), in->queries);
+	copy(s->weights, sizeof(s->weights), in->weights);
+	s->batch = in->batch;
+	s->rate = in->rate;
+	s->limit = in->limit;
+}
+
+static void
+spec_from_train(ledger_spec *s, const idn_train_spec *in)
+{
+	memset(s, 0, sizeof(*s));
+	s->kind = IDN_JOB_TRAIN;
+	copy(s->job, sizeof(s->job), in->job);
+	copy(s->model, sizeof(s->model), in->model);
+	copy(s->data, sizeof(s->data), in->data ? in->data :
+	    "datasets/fashion-mnist");
+	s->epochs = in->epochs;
+	s->batch = in->batch;
+	s->lr = in->lr;
+	s->optimizer = in->optimizer;
+	s->schedule = in->schedule;
+	s->limit = in->limit;
+}
+
+static void
 set_err(char **errmsg, const char *fmt, const char *a)
 {
 	if (errmsg != NULL) {
-		*errmsg = idn_asprintf(fmt, a);
+		*errmsg = core_asprintf(fmt, a);
 	}
 }
 
@@ -72,7 +109,7 @@ coord_call(idn_client *c, const char *type, wire_wr *body, char **errmsg,
 	if (errmsg != NULL) {
 		*errmsg = NULL;
 	}
-	int rv = client_call(c, "sched.where", NULL, &d, &e);
+	int rv = rpc_client_call(c, "sched.where", NULL, &d, &e);
 	if (rv == IDN_OK && wire_get_str(e.body, "coord", addr,
 	                        sizeof(addr)) != IDN_OK) {
 		rv = IDN_EPROTO;
@@ -86,7 +123,7 @@ coord_call(idn_client *c, const char *type, wire_wr *body, char **errmsg,
 		return rv == IDN_ETIMEDOUT || rv == IDN_ENET ||
 		    rv == IDN_EPROTO ? IDN_EUNAVAIL : rv;
 	}
-	rv = client_call_at(c, addr, type, body, &d, &e);
+	rv = rpc_client_call_at(c, addr, type, body, &d, &e);
 	if (rv == IDN_ETIMEDOUT || rv == IDN_ENET) {
 		set_err(errmsg, "coordinator %s did not answer", addr);
 		wire_doc_free(d);
@@ -149,9 +186,9 @@ idn_phase_stop(idn_client *c, int ph, char **errmsg)
 }
 
 static int
-add(idn_client *c, const sched_spec *s, char **errmsg)
+add(idn_client *c, const ledger_spec *s, char **errmsg)
 {
-	const char *why = sched_spec_check(s);
+	const char *why = ledger_spec_check(s);
 	if (why != NULL) {
 		set_err(errmsg, "%s", why);
 		return IDN_EINVAL;
@@ -160,7 +197,7 @@ add(idn_client *c, const sched_spec *s, char **errmsg)
 	if (wire_wr_new(&w) == IDN_OK) {
 		wire_map(w, 1);
 		wire_str(w, "spec");
-		sched_spec_put(w, s);
+		ledger_spec_put(w, s);
 	}
 	return call_simple(c, "sched.add", w, errmsg);
 }
@@ -168,14 +205,14 @@ add(idn_client *c, const sched_spec *s, char **errmsg)
 int
 idn_job_add_infer(idn_client *c, const idn_infer_spec *in, char **errmsg)
 {
-	sched_spec s;
+	ledger_spec s;
 	if (c == NULL || in == NULL || in->size != sizeof(*in)) {
 		return IDN_EINVAL;
 	}
-	sched_spec_from_infer(&s, in);
-	if ((in->job && strlen(in->job) > SCHED_JOB_MAX) ||
-	    (in->queries && strlen(in->queries) >= SCHED_PATH_MAX) ||
-	    (in->weights && strlen(in->weights) >= SCHED_PATH_MAX)) {
+	spec_from_infer(&s, in);
+	if ((in->job && strlen(in->job) > LEDGER_NAME_MAX) ||
+	    (in->queries && strlen(in->queries) >= LEDGER_PATH_MAX) ||
+	    (in->weights && strlen(in->weights) >= LEDGER_PATH_MAX)) {
 		set_err(errmsg, "%s", "a name is too long");
 		return IDN_EINVAL;
 	}
@@ -185,13 +222,13 @@ idn_job_add_infer(idn_client *c, const idn_infer_spec *in, char **errmsg)
 int
 idn_job_add_train(idn_client *c, const idn_train_spec *in, char **errmsg)
 {
-	sched_spec s;
+	ledger_spec s;
 	if (c == NULL || in == NULL || in->size != sizeof(*in)) {
 		return IDN_EINVAL;
 	}
-	sched_spec_from_train(&s, in);
-	if ((in->job && strlen(in->job) > SCHED_JOB_MAX) ||
-	    (in->data && strlen(in->data) >= SCHED_PATH_MAX)) {
+	spec_from_train(&s, in);
+	if ((in->job && strlen(in->job) > LEDGER_NAME_MAX) ||
+	    (in->data && strlen(in->data) >= LEDGER_PATH_MAX)) {
 		set_err(errmsg, "%s", "a name is too long");
 		return IDN_EINVAL;
 	}
@@ -212,7 +249,7 @@ job_body(const char *job)
 int
 idn_job_remove(idn_client *c, const char *job, char **errmsg)
 {
-	if (c == NULL || !sched_name_ok(job)) {
+	if (c == NULL || !ledger_name_ok(job)) {
 		set_err(errmsg, "bad job name '%s'", job ? job : "");
 		return IDN_EINVAL;
 	}
@@ -226,7 +263,7 @@ get_doc(idn_client *c, const char *type, const char *job, bool text,
 	wire_wr *w = NULL;
 	wire_doc *d = NULL;
 	wire_env e;
-	if (c == NULL || out == NULL || (job != NULL && !sched_name_ok(job))) {
+	if (c == NULL || out == NULL || (job != NULL && !ledger_name_ok(job))) {
 		return IDN_EINVAL;
 	}
 	if (wire_wr_new(&w) != IDN_OK) {
@@ -280,7 +317,7 @@ int
 idn_job_wait(idn_client *c, const char *job, idn_duration timeout_ms,
     int *state)
 {
-	if (c == NULL || !sched_name_ok(job)) {
+	if (c == NULL || !ledger_name_ok(job)) {
 		return IDN_EINVAL;
 	}
 	uint64_t deadline = idn_clock_ms() + (uint64_t) (timeout_ms > 0 ?
@@ -313,15 +350,15 @@ idn_job_wait(idn_client *c, const char *job, idn_duration timeout_ms,
 		if (timeout_ms > 0 && idn_clock_ms() >= deadline) {
 			return IDN_ETIMEDOUT;
 		}
-		idn_sleep_ms(WAIT_POLL_MS);
+		core_sleep_ms(WAIT_POLL_MS);
 	}
 }
 
 int
 idn_job_result(idn_client *c, const char *job, const char *path)
 {
-	char name[SCHED_PATH_MAX];
-	if (c == NULL || path == NULL || !sched_name_ok(job)) {
+	char name[LEDGER_PATH_MAX];
+	if (c == NULL || path == NULL || !ledger_name_ok(job)) {
 		return IDN_EINVAL;
 	}
 	snprintf(name, sizeof(name), "results/%s/output", job);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <idunno/sched.h>
 #include <idunno/sdfs.h>
 
 #include "coord/coord.h"
@@ -20,6 +21,13 @@
 #include "sched/fair.h"
 #include "sched/job.h"
 #include "sched/stats.h"
+
+// The ledger stores kinds and states as the public enums' values.
+_Static_assert((int) LEDGER_INFER == (int) IDN_JOB_INFER &&
+    (int) LEDGER_TRAIN == (int) IDN_JOB_TRAIN &&
+    (int) LEDGER_RUNNING == (int) IDN_JOB_RUNNING &&
+    (int) LEDGER_REMOVED == (int) IDN_JOB_REMOVED,
+    "ledger and public job enums differ");
 
 #define MAX_JOBS 64
 #define MAX_WORKERS 256
@@ -30,7 +38,7 @@
 #define DEFAULT_BATCH_MS 100.0
 
 typedef struct cjob {
-	sched_spec spec;
+	ledger_spec spec;
 	int state;
 	uint64_t key;         // the allocator's job key
 	uint64_t start_ms;
@@ -232,10 +240,10 @@ alloc_row(coord *c, uint64_t worker)
 }
 
 static int
-job_new(coord *c, const sched_spec *s, int state, uint64_t start_ms,
+job_new(coord *c, const ledger_spec *s, int state, uint64_t start_ms,
     uint64_t total, cjob **out)
 {
-	cjob *j = idn_alloc(sizeof(*j));
+	cjob *j = core_alloc(sizeof(*j));
 	if (j == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -331,9 +339,9 @@ restore_lease(void *arg, const char *job, uint32_t batch, const char *worker,
 static int
 open_ledger(coord *c)
 {
-	char *dir = idn_asprintf("%s/coord", c->h.data_dir);
-	char *path = idn_asprintf("%s/coord/ledger.db", c->h.data_dir);
-	int rv = dir && path ? idn_mkdir_p(dir) : IDN_ENOMEM;
+	char *dir = core_asprintf("%s/coord", c->h.data_dir);
+	char *path = core_asprintf("%s/coord/ledger.db", c->h.data_dir);
+	int rv = dir && path ? core_mkdir_p(dir) : IDN_ENOMEM;
 	bool fresh = rv == IDN_OK && access(path, F_OK) != 0;
 	if (rv == IDN_OK && fresh) {
 		// No local ledger: the last checkpoint in SDFS, if any.
@@ -461,14 +469,14 @@ sdfs_exists(coord *c, const char *name)
 // reads); fills the inference job's weights and total. IDN_OK or a
 // refusal already written to reply.
 static int
-validate(coord *c, sched_spec *s, uint64_t *total, double *est,
+validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
     wire_wr *reply)
 {
-	char name[SCHED_PATH_MAX + 32];
+	char name[LEDGER_PATH_MAX + 32];
 	void *desc = NULL, *man = NULL;
 	size_t dlen, mlen;
 	model_desc d;
-	sched_manifest m;
+	ledger_manifest m;
 	char *err = NULL;
 	snprintf(name, sizeof(name), "models/%s/desc", s->model);
 	int rv = sdfs_text(c, name, &desc, &dlen);
@@ -489,7 +497,7 @@ validate(coord *c, sched_spec *s, uint64_t *total, double *est,
 	snprintf(name, sizeof(name), s->kind == IDN_JOB_INFER ?
 	    "%s/manifest" : "%s/train/manifest", set);
 	rv = sdfs_text(c, name, &man, &mlen);
-	if (rv == IDN_OK && sched_manifest_parse(man, mlen, &m) != IDN_OK) {
+	if (rv == IDN_OK && ledger_manifest_parse(man, mlen, &m) != IDN_OK) {
 		rv = IDN_ECORRUPT;
 	}
 	idn_free(man);
@@ -534,11 +542,11 @@ validate(coord *c, sched_spec *s, uint64_t *total, double *est,
 static int
 on_add(coord *c, const wire_val *b, wire_wr *reply)
 {
-	sched_spec s;
-	if (sched_spec_get(wire_get(b, "spec"), &s) != IDN_OK) {
+	ledger_spec s;
+	if (ledger_spec_get(wire_get(b, "spec"), &s) != IDN_OK) {
 		return IDN_EPROTO;
 	}
-	const char *why = sched_spec_check(&s);
+	const char *why = ledger_spec_check(&s);
 	if (why != NULL) {
 		return refuse(reply, IDN_EINVAL, "%s", why);
 	}
@@ -618,7 +626,7 @@ on_add(coord *c, const wire_val *b, wire_wr *reply)
 static int
 on_remove(coord *c, const wire_val *b, wire_wr *reply)
 {
-	char name[SCHED_JOB_MAX + 1];
+	char name[LEDGER_NAME_MAX + 1];
 	if (wire_get_str(b, "job", name, sizeof(name)) != IDN_OK) {
 		return refuse(reply, IDN_EINVAL, "bad job name");
 	}
@@ -644,7 +652,7 @@ on_remove(coord *c, const wire_val *b, wire_wr *reply)
 static int
 on_state(coord *c, const wire_val *b, wire_wr *reply)
 {
-	char name[SCHED_JOB_MAX + 1];
+	char name[LEDGER_NAME_MAX + 1];
 	if (wire_get_str(b, "job", name, sizeof(name)) != IDN_OK) {
 		return refuse(reply, IDN_EINVAL, "bad job name");
 	}
@@ -667,7 +675,7 @@ on_state(coord *c, const wire_val *b, wire_wr *reply)
 // ---- the lease call
 
 static void
-complete(coord *c, cworker *w, const sched_done *d, uint64_t now)
+complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
 {
 	cjob *j = find_job(c, d->job);
 	if (j == NULL || j->sj == NULL || j->state != IDN_JOB_RUNNING) {
@@ -716,7 +724,7 @@ complete(coord *c, cworker *w, const sched_done *d, uint64_t now)
 }
 
 static void
-progress(coord *c, cworker *w, const sched_progress *p)
+progress(coord *c, cworker *w, const ledger_progress *p)
 {
 	cjob *j = find_job(c, p->job);
 	if (j == NULL || j->spec.kind != IDN_JOB_TRAIN ||
@@ -748,8 +756,8 @@ progress(coord *c, cworker *w, const sched_progress *p)
 }
 
 static void
-renew(coord *c, cworker *w, const sched_held *h, uint64_t now,
-    sched_held *drop, size_t *ndrop)
+renew(coord *c, cworker *w, const ledger_held *h, uint64_t now,
+    ledger_held *drop, size_t *ndrop)
 {
 	cjob *j = find_job(c, h->job);
 	bool keep = false;
@@ -763,7 +771,7 @@ renew(coord *c, cworker *w, const sched_held *h, uint64_t now,
 		j->texpires = now + COORD_LEASE_MS;
 		keep = true;
 	}
-	if (!keep && *ndrop < SCHED_LIST_MAX) {
+	if (!keep && *ndrop < LEDGER_LIST_MAX) {
 		drop[(*ndrop)++] = *h;
 	}
 }
@@ -821,7 +829,7 @@ pick(coord *c, cworker *w, uint64_t now)
 
 static void
 lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
-    sched_lease *out, size_t *n)
+    ledger_lease *out, size_t *n)
 {
 	while (*n < want) {
 		cjob *j = pick(c, w, now);
@@ -830,7 +838,7 @@ lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
 		                     COORD_LEASE_MS, &batch, &attempt) != IDN_OK) {
 			return;
 		}
-		sched_lease *l = &out[(*n)++];
+		ledger_lease *l = &out[(*n)++];
 		memset(l, 0, sizeof(*l));
 		l->spec = j->spec;
 		l->batch = batch;
@@ -849,7 +857,7 @@ lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
 }
 
 static void
-lease_train(coord *c, cworker *w, uint64_t now, sched_lease *out, size_t *n)
+lease_train(coord *c, cworker *w, uint64_t now, ledger_lease *out, size_t *n)
 {
 	for (size_t i = 0; i < c->njobs; i++) {
 		cjob *j = c->jobs[i];
@@ -874,7 +882,7 @@ lease_train(coord *c, cworker *w, uint64_t now, sched_lease *out, size_t *n)
 		}
 		ledger_lease_put(c->led, j->spec.job, 0, w->id, j->tattempt,
 		    j->texpires);
-		sched_lease *l = &out[(*n)++];
+		ledger_lease *l = &out[(*n)++];
 		memset(l, 0, sizeof(*l));
 		l->spec = j->spec;
 		l->attempt = j->tattempt;
@@ -889,18 +897,18 @@ lease_train(coord *c, cworker *w, uint64_t now, sched_lease *out, size_t *n)
 static int
 on_lease(coord *c, const wire_val *b, wire_wr *reply)
 {
-	sched_lease_req r;
-	int rv = sched_lease_req_get(b, &r);
+	ledger_lease_req r;
+	int rv = ledger_lease_req_get(b, &r);
 	if (rv != IDN_OK) {
 		return rv;
 	}
 	if (r.epoch > COORD_EPOCH) {
-		sched_lease_req_clear(&r);
+		ledger_lease_req_clear(&r);
 		return refuse(reply, IDN_ESTALE, "epoch %llu is newer than mine",
 		    (unsigned long long) r.epoch);
 	}
-	sched_lease out[64];
-	sched_held *drop = r.nheld ? idn_alloc(r.nheld * sizeof(*drop)) : NULL;
+	ledger_lease out[64];
+	ledger_held *drop = r.nheld ? core_alloc(r.nheld * sizeof(*drop)) : NULL;
 	size_t n = 0, ndrop = 0;
 	uint64_t now = idn_wall_ms();
 	pthread_mutex_lock(&c->lock);
@@ -929,19 +937,19 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 		lease_train(c, w, now, out, &n);
 	}
 	pthread_mutex_unlock(&c->lock);
-	sched_lease_rep rep = {COORD_EPOCH, out, n, drop, ndrop};
-	sched_lease_rep_put(reply, &rep);
+	ledger_lease_rep rep = {COORD_EPOCH, out, n, drop, ndrop};
+	ledger_lease_rep_put(reply, &rep);
 	idn_free(drop);
-	sched_lease_req_clear(&r);
+	ledger_lease_req_clear(&r);
 	return w != NULL ? IDN_OK : IDN_EBUSY;
 }
 
 // ---- JSON documents
 
 static void
-jstr(idn_buf *b, const char *s)
+jstr(core_buf *b, const char *s)
 {
-	idn_buf_append(b, "\"", 1);
+	core_buf_append(b, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
 		char esc[8];
 		if (*p == '"' || *p == '\\') {
@@ -952,28 +960,28 @@ jstr(idn_buf *b, const char *s)
 			esc[0] = (char) *p;
 			esc[1] = '\0';
 		}
-		idn_buf_append(b, esc, strlen(esc));
+		core_buf_append(b, esc, strlen(esc));
 	}
-	idn_buf_append(b, "\"", 1);
+	core_buf_append(b, "\"", 1);
 }
 
 static void
-jf(idn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+jf(core_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
-jf(idn_buf *b, const char *fmt, ...)
+jf(core_buf *b, const char *fmt, ...)
 {
 	char tmp[512];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
-	idn_buf_append(b, tmp, n < 0 ? 0 : IDN_MIN((size_t) n, sizeof(tmp) - 1));
+	core_buf_append(b, tmp, n < 0 ? 0 : CORE_MIN((size_t) n, sizeof(tmp) - 1));
 }
 
 // A finite number or null.
 static void
-jnum(idn_buf *b, double v)
+jnum(core_buf *b, double v)
 {
 	if (isfinite(v)) {
 		jf(b, "%.4f", v);
@@ -983,7 +991,7 @@ jnum(idn_buf *b, double v)
 }
 
 static void
-jsummary(idn_buf *b, const sched_summary *s)
+jsummary(core_buf *b, const sched_summary *s)
 {
 	jf(b, "{\"mean\": ");
 	jnum(b, s->mean);
@@ -1028,7 +1036,7 @@ job_done_queries(const cjob *j)
 }
 
 static void
-job_workers(coord *c, const cjob *j, idn_buf *b)
+job_workers(coord *c, const cjob *j, core_buf *b)
 {
 	bool first = true;
 	jf(b, "[");
@@ -1071,7 +1079,7 @@ fairness(coord *c, uint64_t now)
 }
 
 static int
-stats_json(coord *c, const char *only, idn_buf *b)
+stats_json(coord *c, const char *only, core_buf *b)
 {
 	uint64_t now = idn_wall_ms();
 	bool first = true;
@@ -1139,7 +1147,7 @@ stats_json(coord *c, const char *only, idn_buf *b)
 }
 
 static int
-jobs_json(coord *c, idn_buf *b)
+jobs_json(coord *c, core_buf *b)
 {
 	jf(b, "{\"coordinator\": ");
 	jstr(b, c->self);
@@ -1189,7 +1197,7 @@ jobs_json(coord *c, idn_buf *b)
 }
 
 static int
-assign_json(coord *c, idn_buf *b)
+assign_json(coord *c, core_buf *b)
 {
 	jf(b, "{\"assignments\": [");
 	for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
@@ -1211,7 +1219,7 @@ assign_json(coord *c, idn_buf *b)
 
 // The readable forms of the same documents.
 static void
-stats_text(coord *c, const char *only, idn_buf *b)
+stats_text(coord *c, const char *only, core_buf *b)
 {
 	uint64_t now = idn_wall_ms();
 	jf(b, "%-14s %-6s %-8s %-10s %5s %13s %9s %9s %8s %9s %9s %9s %s\n",
@@ -1250,7 +1258,7 @@ stats_text(coord *c, const char *only, idn_buf *b)
 }
 
 static void
-assign_text(coord *c, idn_buf *b)
+assign_text(coord *c, core_buf *b)
 {
 	jf(b, "%-40s %s\n", "WORKER", "JOBS (share)");
 	for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
@@ -1268,9 +1276,9 @@ assign_text(coord *c, idn_buf *b)
 static int
 on_json(coord *c, const char *type, const wire_val *b, wire_wr *reply)
 {
-	char only[SCHED_JOB_MAX + 1] = "";
+	char only[LEDGER_NAME_MAX + 1] = "";
 	bool text = false;
-	idn_buf out = {0};
+	core_buf out = {0};
 	wire_get_str(b, "job", only, sizeof(only));
 	wire_as_bool(wire_get(b, "text"), &text);
 	pthread_mutex_lock(&c->lock);
@@ -1305,7 +1313,7 @@ on_json(coord *c, const char *type, const wire_val *b, wire_wr *reply)
 	wire_ku64(reply, "epoch", COORD_EPOCH);
 	wire_str(reply, "json");
 	wire_strn(reply, out.data ? (const char *) out.data : "", out.len);
-	idn_buf_free(&out);
+	core_buf_free(&out);
 	return IDN_OK;
 }
 
@@ -1409,17 +1417,17 @@ ticker(void *arg)
 static int
 assemble(coord *c, const char *job, uint32_t nbatches, double *accuracy)
 {
-	idn_buf out = {0};
+	core_buf out = {0};
 	uint64_t labelled = 0, right = 0;
 	int rv = IDN_OK;
 	for (uint32_t k = 0; k < nbatches && rv == IDN_OK; k++) {
-		char name[SCHED_PATH_MAX];
+		char name[LEDGER_PATH_MAX];
 		void *data = NULL;
 		size_t len = 0;
-		sched_batch_name(name, sizeof(name), job, k);
+		ledger_batch_name(name, sizeof(name), job, k);
 		rv = idn_sdfs_get_buf(c->h.sdfs, name, 0, &data, &len, NULL);
 		if (rv == IDN_OK) {
-			rv = idn_buf_append(&out, data, len);
+			rv = core_buf_append(&out, data, len);
 		}
 		for (char *p = data; rv == IDN_OK && p && p < (char *) data + len;) {
 			unsigned long long q;
@@ -1435,13 +1443,13 @@ assemble(coord *c, const char *job, uint32_t nbatches, double *accuracy)
 		}
 		idn_free(data);
 	}
-	char name[SCHED_PATH_MAX];
+	char name[LEDGER_PATH_MAX];
 	snprintf(name, sizeof(name), "results/%s/output", job);
 	if (rv == IDN_OK) {
 		rv = idn_sdfs_put_buf(c->h.sdfs, name,
 		    out.data ? (const void *) out.data : "", out.len, NULL);
 	}
-	idn_buf_free(&out);
+	core_buf_free(&out);
 	*accuracy = labelled ? (double) right / (double) labelled : -1;
 	return rv;
 }
@@ -1478,7 +1486,7 @@ slow(void *arg)
 			}
 		}
 		if (todo != NULL) {
-			char job[SCHED_JOB_MAX + 1];
+			char job[LEDGER_NAME_MAX + 1];
 			snprintf(job, sizeof(job), "%s", todo->spec.job);
 			uint32_t nb = sched_job_nbatches(todo->sj);
 			todo->assembling = true;
@@ -1529,7 +1537,7 @@ slow(void *arg)
 int
 coord_open(const coord_host *h, coord **out)
 {
-	coord *c = idn_alloc(sizeof(*c));
+	coord *c = core_alloc(sizeof(*c));
 	if (c == NULL) {
 		return IDN_ENOMEM;
 	}

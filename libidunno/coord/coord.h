@@ -5,7 +5,7 @@
 #ifndef IDN_COORD_COORD_H
 #define IDN_COORD_COORD_H
 
-#include <idunno/idunno.h>
+#include <idunno/client.h>
 
 #include "wire/wire.h"
 
@@ -38,12 +38,27 @@ void coord_member(coord *c, const char *id, const char *role, bool alive);
 
 
 
-// The node coupling (coord/attach.c): coord_attach starts the coordinator
-// role on a node (routes, membership watch, SDFS client); coord_detach
-// stops it. sched_where_attach registers `sched.where` (every node).
-typedef struct idn_node idn_node;
+// The node coupling (coord/attach.c). coord_role_open registers the
+// scheduler routes on the node's endpoint (before it serves; they answer
+// IDN_EUNAVAIL until started); coord_role_start, once the node has joined,
+// opens the coordinator (ledger, checkpoint) and watches the membership.
+// coord_where_route registers `sched.where`, which every node answers.
+typedef struct rpc rpc;
+typedef struct membership membership;
+typedef struct coord_node {
+	rpc *rpc;
+	membership *mship;
+	const char *data_dir;
+	const char *id;
+	const char *addr;
+	const uint8_t *key;    // the cluster key: a client to the node itself
+	void (*log)(void *arg, int level, const char *line);
+	void *log_arg;
+} coord_node;
 typedef struct coord_role coord_role;
-int coord_attach(idn_node *n, coord_role **out);
-void coord_detach(coord_role *r);
-int sched_where_attach(idn_node *n);
+int coord_role_open(const coord_node *n, coord_role **out);
+int coord_role_start(coord_role *r);
+void coord_role_close(coord_role *r);
+int coord_where_route(rpc *r, membership *m);
+
 #endif

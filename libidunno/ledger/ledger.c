@@ -44,7 +44,7 @@ db_err(int rc)
 int
 ledger_open(const char *path, ledger **out)
 {
-	ledger *l = idn_alloc(sizeof(*l));
+	ledger *l = core_alloc(sizeof(*l));
 	if (l == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -71,8 +71,8 @@ ledger_open_image(const char *path, const void *img, size_t len,
 	if (img == NULL || len < 100 || memcmp(img, magic, sizeof(magic)) != 0) {
 		return IDN_ECORRUPT;
 	}
-	char *wal = idn_asprintf("%s-wal", path);
-	char *shm = idn_asprintf("%s-shm", path);
+	char *wal = core_asprintf("%s-wal", path);
+	char *shm = core_asprintf("%s-shm", path);
 	if (wal == NULL || shm == NULL) {
 		free(wal);
 		free(shm);
@@ -82,7 +82,7 @@ ledger_open_image(const char *path, const void *img, size_t len,
 	unlink(shm);
 	free(wal);
 	free(shm);
-	int rv = idn_file_write_atomic(path, img, len);
+	int rv = core_file_write_atomic(path, img, len);
 	if (rv == IDN_OK) {
 		rv = ledger_open(path, out);
 	}
@@ -166,7 +166,7 @@ get_f64(const wire_val *m, const char *k, double *out)
 static int
 apply_locked(ledger *l, const wire_val *v)
 {
-	char op[16], job[SCHED_JOB_MAX + 1], worker[96], err[256];
+	char op[16], job[LEDGER_NAME_MAX + 1], worker[96], err[256];
 	uint64_t batch, attempt, state, t, epoch;
 	double ms, acc, loss;
 	if (wire_get_str(v, "op", op, sizeof(op)) != IDN_OK) {
@@ -182,10 +182,10 @@ apply_locked(ledger *l, const wire_val *v)
 		return IDN_EPROTO;
 	}
 	if (strcmp(op, "job") == 0) {
-		sched_spec s;
+		ledger_spec s;
 		const uint8_t *p;
 		size_t n;
-		if (sched_spec_get(wire_get(v, "spec"), &s) ||
+		if (ledger_spec_get(wire_get(v, "spec"), &s) ||
 		    wire_get_u64(v, "state", &state) ||
 		    wire_get_u64(v, "start_ms", &t) ||
 		    wire_get_bin(v, "raw", &p, &n)) {
@@ -209,7 +209,7 @@ apply_locked(ledger *l, const wire_val *v)
 		    "err = ? WHERE name = ?", "idss", (int64_t) state, acc, err,
 		    job);
 		// A finished job holds no leases.
-		return rv != IDN_OK || state <= IDN_JOB_RUNNING ? rv :
+		return rv != IDN_OK || state <= LEDGER_RUNNING ? rv :
 		    exec(l, "DELETE FROM leases WHERE job = ?", "s", job);
 	}
 	if (strcmp(op, "forget") == 0) {
@@ -285,7 +285,7 @@ apply_wr(ledger *l, wire_wr *w)
 }
 
 int
-ledger_job_put(ledger *l, const sched_spec *s, int state, uint64_t start_ms)
+ledger_job_put(ledger *l, const ledger_spec *s, int state, uint64_t start_ms)
 {
 	wire_wr *w, *raw;
 	const uint8_t *p;
@@ -297,13 +297,13 @@ ledger_job_put(ledger *l, const sched_spec *s, int state, uint64_t start_ms)
 		wire_wr_free(w);
 		return IDN_ENOMEM;
 	}
-	sched_spec_put(raw, s);
+	ledger_spec_put(raw, s);
 	int rv = wire_wr_bytes(raw, &p, &n);
 	wire_map(w, 6);
 	wire_kstr(w, "op", "job");
 	wire_kstr(w, "job", s->job);
 	wire_str(w, "spec");
-	sched_spec_put(w, s);
+	ledger_spec_put(w, s);
 	wire_ku64(w, "state", (uint64_t) state);
 	wire_ku64(w, "start_ms", start_ms);
 	wire_kbin(w, "raw", rv == IDN_OK ? p : NULL, rv == IDN_OK ? n : 0);
@@ -452,7 +452,7 @@ ledger_jobs(ledger *l, ledger_job_fn fn, void *arg)
 		if (p == NULL || wire_doc_parse(p, n, &doc) != IDN_OK) {
 			continue; // an unreadable row is skipped, not fatal
 		}
-		int r = sched_spec_get(wire_doc_root(doc), &j.spec);
+		int r = ledger_spec_get(wire_doc_root(doc), &j.spec);
 		wire_doc_free(doc);
 		if (r != IDN_OK) {
 			continue;
@@ -506,7 +506,7 @@ ledger_image(ledger *l, void **out, size_t *len)
 	if (img == NULL) {
 		return IDN_EDB;
 	}
-	void *copy = idn_alloc((size_t) n);
+	void *copy = core_alloc((size_t) n);
 	if (copy != NULL) {
 		memcpy(copy, img, (size_t) n);
 	}

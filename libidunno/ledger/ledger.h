@@ -7,7 +7,7 @@
 #ifndef IDN_LEDGER_LEDGER_H
 #define IDN_LEDGER_LEDGER_H
 
-#include "wire/sched_msg.h"
+#include "ledger/msg.h"
 
 typedef struct ledger ledger;
 
@@ -31,7 +31,7 @@ void ledger_set_stream(ledger *l, ledger_stream_fn fn, void *arg);
 int ledger_apply(ledger *l, const uint8_t *change, size_t len);
 
 // Changes, built as records and applied through ledger_apply.
-int ledger_job_put(ledger *l, const sched_spec *s, int state,
+int ledger_job_put(ledger *l, const ledger_spec *s, int state,
     uint64_t start_ms);
 // accuracy < 0: unknown; err "" when none.
 int ledger_job_state(ledger *l, const char *job, int state, double accuracy,
@@ -48,7 +48,7 @@ int ledger_set(ledger *l, const char *key, uint64_t value);
 // Reading back.
 int ledger_get(ledger *l, const char *key, uint64_t *value); // IDN_ENOENT
 typedef struct ledger_job {
-	sched_spec spec;
+	ledger_spec spec;
 	int state;
 	uint64_t start_ms;
 	double accuracy;

@@ -22,18 +22,17 @@ to_copy(void *arg, const uint8_t *change, size_t len)
 }
 
 static void
-spec(sched_spec *s, const char *job)
+spec(ledger_spec *s, const char *job)
 {
-	idn_infer_spec in;
-	idn_infer_spec_init(&in);
-	in.job = job;
-	in.model = "m";
-	in.queries = "datasets/x/test";
-	in.weights = "models/m/weights";
-	in.batch = 8;
-	in.rate = 12.5;
-	in.limit = 100;
-	sched_spec_from_infer(s, &in);
+	memset(s, 0, sizeof(*s));
+	s->kind = LEDGER_INFER;
+	snprintf(s->job, sizeof(s->job), "%s", job);
+	snprintf(s->model, sizeof(s->model), "m");
+	snprintf(s->queries, sizeof(s->queries), "datasets/x/test");
+	snprintf(s->weights, sizeof(s->weights), "models/m/weights");
+	s->batch = 8;
+	s->rate = 12.5;
+	s->limit = 100;
 }
 
 typedef struct {
@@ -74,9 +73,9 @@ check(ledger *l, int jobs, int batches, int leases)
 	assert_int_equal(le.batches, leases);
 	if (jobs == 2) {
 		assert_string_equal(s.names[0], "a");
-		assert_int_equal(s.states[0], IDN_JOB_DONE);
+		assert_int_equal(s.states[0], LEDGER_DONE);
 		assert_string_equal(s.names[1], "b");
-		assert_int_equal(s.states[1], IDN_JOB_RUNNING);
+		assert_int_equal(s.states[1], LEDGER_RUNNING);
 		assert_true(s.ms == 7.5);
 	}
 }
@@ -94,19 +93,19 @@ test_changes_stream_and_checkpoint(void **st)
 	IDN_PASS(ledger_open(copy_path, &copy));
 	stream_ctx sc = {copy, 0};
 	ledger_set_stream(l, to_copy, &sc);
-	sched_spec a, b;
+	ledger_spec a, b;
 	spec(&a, "a");
 	spec(&b, "b");
 	IDN_PASS(ledger_set(l, "epoch", 1));
-	IDN_PASS(ledger_job_put(l, &a, IDN_JOB_RUNNING, 1000));
-	IDN_PASS(ledger_job_put(l, &b, IDN_JOB_RUNNING, 1001));
+	IDN_PASS(ledger_job_put(l, &a, LEDGER_RUNNING, 1000));
+	IDN_PASS(ledger_job_put(l, &b, LEDGER_RUNNING, 1001));
 	IDN_PASS(ledger_lease_put(l, "a", 0, "w1", 1, 5000));
 	IDN_PASS(ledger_lease_put(l, "b", 3, "w2", 2, 5000));
 	IDN_PASS(ledger_batch_done(l, "a", 0, "w1", 1, 2.5, 1200));
 	// A second completion of the same batch is ignored.
 	IDN_PASS(ledger_batch_done(l, "a", 0, "w3", 2, 9.0, 1300));
 	IDN_PASS(ledger_batch_done(l, "b", 1, "w2", 1, 5.0, 1400));
-	IDN_PASS(ledger_job_state(l, "a", IDN_JOB_DONE, 0.5, ""));
+	IDN_PASS(ledger_job_state(l, "a", LEDGER_DONE, 0.5, ""));
 	IDN_FAIL(ledger_apply(l, (const uint8_t *) "\x81\xa2op\xa3zzz", 8),
 	    IDN_EPROTO);
 	IDN_FAIL(ledger_apply(l, (const uint8_t *) "junk", 4), IDN_EPROTO);

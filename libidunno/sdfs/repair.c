@@ -23,7 +23,7 @@ typedef struct batch {
 // each member of the name's replica set, which pulls what it lacks. A
 // holder outside the set drops its copy once every member of the set has
 // answered that it lacks nothing.
-void
+static void
 ae_round(sdfs *s)
 {
 	view v;
@@ -36,12 +36,12 @@ ae_round(sdfs *s)
 		sdfs_view_free(&v);
 		return;
 	}
-	batch *b = idn_alloc(sizeof(*b) * (v.n ? v.n : 1));
-	size_t *need = idn_alloc(sizeof(size_t) * (ne ? ne : 1));
-	size_t *ok = idn_alloc(sizeof(size_t) * (ne ? ne : 1));
-	bool *mine = idn_alloc(sizeof(bool) * (ne ? ne : 1));
-	sdfs_vmeta **vers = idn_alloc(sizeof(*vers) * (ne ? ne : 1));
-	uint64_t **vv = idn_alloc(sizeof(*vv) * (ne ? ne : 1));
+	batch *b = core_alloc(sizeof(*b) * (v.n ? v.n : 1));
+	size_t *need = core_alloc(sizeof(size_t) * (ne ? ne : 1));
+	size_t *ok = core_alloc(sizeof(size_t) * (ne ? ne : 1));
+	bool *mine = core_alloc(sizeof(bool) * (ne ? ne : 1));
+	sdfs_vmeta **vers = core_alloc(sizeof(*vers) * (ne ? ne : 1));
+	uint64_t **vv = core_alloc(sizeof(*vv) * (ne ? ne : 1));
 	if (b == NULL || need == NULL || ok == NULL || mine == NULL ||
 	    vers == NULL || vv == NULL) {
 		goto out;
@@ -72,9 +72,9 @@ ae_round(sdfs *s)
 			}
 			if (bb->n == bb->cap) {
 				size_t cap = bb->cap ? 2 * bb->cap : 16;
-				sdfs_offer *it = idn_realloc(bb->items,
+				sdfs_offer *it = core_realloc(bb->items,
 				    cap * sizeof(*it));
-				size_t *nm = it ? idn_realloc(bb->names,
+				size_t *nm = it ? core_realloc(bb->names,
 				    cap * sizeof(*nm)) : NULL;
 				if (it != NULL) {
 					bb->items = it;
@@ -96,7 +96,7 @@ ae_round(sdfs *s)
 	// Version numbers of the offers (shared by all batches).
 	for (size_t i = 0; i < ne; i++) {
 		size_t nv = vers[i] ? e[i].nvers : 0;
-		vv[i] = vers[i] ? idn_alloc(sizeof(uint64_t) * (nv + 1)) : NULL;
+		vv[i] = vers[i] ? core_alloc(sizeof(uint64_t) * (nv + 1)) : NULL;
 		for (size_t k = 0; vv[i] != NULL && k < nv; k++) {
 			vv[i][k] = vers[i][k].ver;
 		}
@@ -148,7 +148,7 @@ ae_round(sdfs *s)
 	for (size_t i = 0; i < ne && !s->stop; i++) {
 		if (vers[i] != NULL && !mine[i] && need[i] > 0 &&
 		    ok[i] == need[i]) {
-			idn_logf(s->lg, IDN_LOG_INFO, "sdfs: dropping '%s': "
+			core_logf(s->lg, IDN_LOG_INFO, "sdfs: dropping '%s': "
 			    "no longer a replica and all %zu replicas have it",
 			    e[i].name, need[i]);
 			sdfs_store_drop_name(s->st, e[i].name);
@@ -188,13 +188,13 @@ out:
 	sdfs_view_free(&v);
 }
 
-uint64_t
+static uint64_t
 view_fingerprint(sdfs *s)
 {
 	idn_member *m;
 	size_t n;
 	uint64_t h = 1469598103934665603u;
-	if (node_alive_members(s->node, &m, &n) != IDN_OK) {
+	if (s->members(s->members_arg, &m, &n) != IDN_OK) {
 		return 0;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -207,7 +207,7 @@ view_fingerprint(sdfs *s)
 	return h;
 }
 
-void
+static void
 expire(sdfs *s)
 {
 	uint64_t now = idn_clock_ms();
@@ -248,7 +248,7 @@ expire(sdfs *s)
 	}
 }
 
-void
+static void
 wait_ms(sdfs *s, uint64_t ms)
 {
 	struct timespec ts;
@@ -297,7 +297,7 @@ sdfs_pull_thread(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		int rv = sdfs_pull_now(s, j->name, j->ver, j->src, j->nsrc);
 		if (rv != IDN_OK) {
-			idn_logf(s->lg, IDN_LOG_WARN, "sdfs: pull of '%s' "
+			core_logf(s->lg, IDN_LOG_WARN, "sdfs: pull of '%s' "
 			    "version %" PRIu64 " failed: %s", j->name, j->ver,
 			    idn_strerror(rv));
 		}

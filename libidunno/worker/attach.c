@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
-// attach.c: the worker's coupling to its node: the node's log and a client
-// to the node itself.
+// attach.c: the worker's coupling to its node: a client to the node itself
+// (SDFS and sched.where) and the node's log.
 #include <stdlib.h>
 
-#include "node/node.h"
 #include "worker/worker.h"
 
 struct worker_role {
@@ -11,27 +10,23 @@ struct worker_role {
 	worker *w;
 };
 
-static void
-log_line(void *arg, int level, const char *line)
-{
-	idn_node_logf(arg, level, "%s", line);
-}
-
 int
-worker_attach(idn_node *n, worker_role **out)
+worker_role_start(const char *addr, const uint8_t *key, const char *id,
+    void (*log)(void *arg, int level, const char *line), void *log_arg,
+    worker_role **out)
 {
-	worker_role *r = idn_alloc(sizeof(*r));
+	worker_role *r = core_alloc(sizeof(*r));
 	if (r == NULL) {
 		return IDN_ENOMEM;
 	}
-	int rv = idn_client_open(idn_node_addr(n), node_key(n), &r->client);
+	int rv = idn_client_open(addr, key, &r->client);
 	if (rv == IDN_OK) {
 		idn_client_set_timeout(r->client, 10000);
-		worker_host h = {r->client, idn_node_id(n), log_line, n};
+		worker_host h = {r->client, id, log, log_arg};
 		rv = worker_open(&h, &r->w);
 	}
 	if (rv != IDN_OK) {
-		worker_detach(r);
+		worker_role_close(r);
 		return rv;
 	}
 	*out = r;
@@ -39,7 +34,7 @@ worker_attach(idn_node *n, worker_role **out)
 }
 
 void
-worker_detach(worker_role *r)
+worker_role_close(worker_role *r)
 {
 	if (r != NULL) {
 		worker_close(r->w);

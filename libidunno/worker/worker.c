@@ -8,11 +8,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <idunno/catalog.h>
 #include <idunno/model.h>
 #include <idunno/sdfs.h>
 
-#include "node/client.h"
-#include "wire/sched_msg.h"
+#include "rpc/rpc.h"
+#include "ledger/msg.h"
 #include "worker/worker.h"
 
 #define QUEUE_MAX 16
@@ -26,20 +27,20 @@
 #define TASK_STUCK_MS 20000
 
 typedef struct {
-	char key[2 * SCHED_PATH_MAX];
+	char key[2 * LEDGER_PATH_MAX];
 	idn_model *m;
 	idn_model_info info;
 	uint64_t used;
 } model_slot;
 
 typedef struct {
-	char prefix[SCHED_PATH_MAX];
-	sched_manifest man;
+	char prefix[LEDGER_PATH_MAX];
+	ledger_manifest man;
 	uint64_t used;
 } set_slot;
 
 typedef struct {
-	char name[SCHED_PATH_MAX + 16];
+	char name[LEDGER_PATH_MAX + 16];
 	void *blob;
 	idn_dataset_shard s;
 	uint64_t used;
@@ -53,16 +54,16 @@ struct worker {
 	bool stop;
 	bool have_loop, have_exec;
 	pthread_t loop, exec;
-	sched_lease queue[QUEUE_MAX];
+	ledger_lease queue[QUEUE_MAX];
 	size_t nq;
-	sched_lease cur;
+	ledger_lease cur;
 	bool running;
 	bool abort_cur;
 	uint64_t cur_start;       // clock ms the running task started
 	bool stuck_logged;
-	sched_done done[REPORTS_MAX];
+	ledger_done done[REPORTS_MAX];
 	size_t ndone;
-	sched_progress prog[REPORTS_MAX];
+	ledger_progress prog[REPORTS_MAX];
 	size_t nprog;
 	char coord[IDN_ADDR_MAX];
 	uint64_t epoch;
@@ -110,7 +111,7 @@ resolve(worker *w)
 	wire_env e;
 	char addr[IDN_ADDR_MAX];
 	uint64_t epoch = 0;
-	int rv = client_call(w->h.node, "sched.where", NULL, &d, &e);
+	int rv = rpc_client_call(w->h.node, "sched.where", NULL, &d, &e);
 	if (rv == IDN_OK && (wire_get_str(e.body, "coord", addr, sizeof(addr)) ||
 	    wire_get_u64(e.body, "epoch", &epoch))) {
 		rv = IDN_EPROTO;
@@ -126,7 +127,7 @@ resolve(worker *w)
 }
 
 static bool
-same_lease(const sched_lease *l, const sched_held *h)
+same_lease(const ledger_lease *l, const ledger_held *h)
 {
 	return strcmp(l->spec.job, h->job) == 0 && l->batch == h->batch &&
 	    l->attempt == h->attempt;
@@ -135,11 +136,11 @@ same_lease(const sched_lease *l, const sched_held *h)
 static bool
 has_train(worker *w)
 {
-	if (w->running && w->cur.spec.kind == IDN_JOB_TRAIN) {
+	if (w->running && w->cur.spec.kind == LEDGER_TRAIN) {
 		return true;
 	}
 	for (size_t i = 0; i < w->nq; i++) {
-		if (w->queue[i].spec.kind == IDN_JOB_TRAIN) {
+		if (w->queue[i].spec.kind == LEDGER_TRAIN) {
 			return true;
 		}
 	}
@@ -150,9 +151,9 @@ has_train(worker *w)
 static int
 build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 {
-	sched_held held[QUEUE_MAX + 1];
+	ledger_held held[QUEUE_MAX + 1];
 	size_t nh = 0;
-	bool stuck = w->running && w->cur.spec.kind == IDN_JOB_INFER &&
+	bool stuck = w->running && w->cur.spec.kind == LEDGER_INFER &&
 	    idn_clock_ms() > w->cur_start + TASK_STUCK_MS;
 	if (stuck && !w->stuck_logged) {
 		w->stuck_logged = true;
@@ -161,13 +162,13 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 		    TASK_STUCK_MS);
 	}
 	for (size_t i = 0; i < w->nq && !stuck; i++) {
-		held[nh++] = (sched_held){"", w->queue[i].batch,
+		held[nh++] = (ledger_held){"", w->queue[i].batch,
 		    w->queue[i].attempt};
 		snprintf(held[nh - 1].job, sizeof(held[0].job), "%s",
 		    w->queue[i].spec.job);
 	}
 	if (w->running && !stuck) {
-		held[nh++] = (sched_held){"", w->cur.batch, w->cur.attempt};
+		held[nh++] = (ledger_held){"", w->cur.batch, w->cur.attempt};
 		snprintf(held[nh - 1].job, sizeof(held[0].job), "%s",
 		    w->cur.spec.job);
 	}
@@ -176,19 +177,19 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 	    (uint32_t) (WORKER_PREFETCH + 1 - busy);
 	*nd = w->ndone;
 	*np = w->nprog;
-	sched_lease_req r = {.epoch = w->epoch, .want = *want,
+	ledger_lease_req r = {.epoch = w->epoch, .want = *want,
 	    .done = w->done, .ndone = w->ndone, .held = held, .nheld = nh,
 	    .train = w->prog, .ntrain = w->nprog};
 	snprintf(r.worker, sizeof(r.worker), "%s", w->self);
 	int rv = wire_wr_new(out);
 	if (rv == IDN_OK) {
-		sched_lease_req_put(*out, &r);
+		ledger_lease_req_put(*out, &r);
 	}
 	return rv;
 }
 
 static void
-take_reply(worker *w, const sched_lease_rep *rep, size_t nd, size_t np)
+take_reply(worker *w, const ledger_lease_rep *rep, size_t nd, size_t np)
 {
 	memmove(w->done, w->done + nd, (w->ndone - nd) * sizeof(*w->done));
 	w->ndone -= nd;
@@ -243,12 +244,12 @@ loop(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		wire_doc *d = NULL;
 		wire_env e;
-		sched_lease_rep rep;
-		int rv = client_call_at(w->h.node, coord, "sched.lease", body, &d,
+		ledger_lease_rep rep;
+		int rv = rpc_client_call_at(w->h.node, coord, "sched.lease", body, &d,
 		    &e);
 		wire_wr_free(body);
 		if (rv == IDN_OK) {
-			rv = sched_lease_rep_get(e.body, &rep);
+			rv = ledger_lease_rep_get(e.body, &rep);
 		}
 		wire_doc_free(d);
 		pthread_mutex_lock(&w->lock);
@@ -260,7 +261,7 @@ loop(void *arg)
 		w->epoch = rep.epoch;
 		take_reply(w, &rep, nd, np);
 		bool got = rep.n > 0;
-		sched_lease_rep_clear(&rep);
+		ledger_lease_rep_clear(&rep);
 		// Go again at once with reports to send or leases to take,
 		// else after the poll period (renewals, new work).
 		if (w->ndone == 0 && w->nprog == 0 && !(got && want > rep.n)) {
@@ -274,7 +275,7 @@ loop(void *arg)
 // ---- the executor
 
 static model_slot *
-get_model(worker *w, const sched_spec *s, int *rc)
+get_model(worker *w, const ledger_spec *s, int *rc)
 {
 	char key[sizeof(w->models[0].key)];
 	snprintf(key, sizeof(key), "%s|%s", s->model, s->weights);
@@ -288,7 +289,7 @@ get_model(worker *w, const sched_spec *s, int *rc)
 			lru = &w->models[i];
 		}
 	}
-	char dname[SCHED_PATH_MAX];
+	char dname[LEDGER_PATH_MAX];
 	void *desc = NULL, *bytes = NULL;
 	size_t dlen = 0, blen = 0;
 	char *err = NULL;
@@ -333,13 +334,13 @@ get_set(worker *w, const char *prefix, int *rc)
 			lru = &w->sets[i];
 		}
 	}
-	char name[SCHED_PATH_MAX + 16];
+	char name[LEDGER_PATH_MAX + 16];
 	void *text = NULL;
 	size_t len = 0;
 	snprintf(name, sizeof(name), "%s/manifest", prefix);
 	*rc = idn_sdfs_get_buf(w->h.node, name, 0, &text, &len, NULL);
 	if (*rc == IDN_OK) {
-		*rc = sched_manifest_parse(text, len, &lru->man);
+		*rc = ledger_manifest_parse(text, len, &lru->man);
 	}
 	idn_free(text);
 	if (*rc != IDN_OK) {
@@ -390,7 +391,7 @@ get_shard(worker *w, const char *prefix, uint32_t k, int *rc)
 // Runs one inference batch: queries [first, first + count) of the set,
 // result lines into results/JOB/batch-NNNNNN.
 static int
-run_batch(worker *w, const sched_lease *l, double *ms)
+run_batch(worker *w, const ledger_lease *l, double *ms)
 {
 	int rv = IDN_OK;
 	model_slot *ms_ = get_model(w, &l->spec, &rv);
@@ -398,17 +399,17 @@ run_batch(worker *w, const sched_lease *l, double *ms)
 	if (set == NULL) {
 		return rv;
 	}
-	const sched_manifest *man = &set->man;
+	const ledger_manifest *man = &set->man;
 	size_t chw = (size_t) man->c * man->h * man->w;
 	if (l->count == 0 || l->first + l->count > man->count ||
 	    man->c != ms_->info.channels || man->h != ms_->info.height ||
 	    man->w != ms_->info.width) {
 		return IDN_EINVAL;
 	}
-	uint8_t *images = idn_alloc(l->count * chw);
-	uint8_t *labels = idn_alloc(l->count);
-	uint32_t *cls = idn_alloc(l->count * sizeof(*cls));
-	float *scores = idn_alloc(l->count * sizeof(*scores));
+	uint8_t *images = core_alloc(l->count * chw);
+	uint8_t *labels = core_alloc(l->count);
+	uint32_t *cls = core_alloc(l->count * sizeof(*cls));
+	float *scores = core_alloc(l->count * sizeof(*scores));
 	if (!images || !labels || !cls || !scores) {
 		rv = IDN_ENOMEM;
 	}
@@ -432,20 +433,20 @@ run_batch(worker *w, const sched_lease *l, double *ms)
 		    cls, scores);
 	}
 	*ms = (double) (idn_clock_ms() - t0);
-	idn_buf out = {0};
+	core_buf out = {0};
 	for (uint32_t i = 0; rv == IDN_OK && i < l->count; i++) {
 		char line[96];
 		int n = snprintf(line, sizeof(line), "%llu,%u,%.4f,%u\n",
 		    (unsigned long long) (l->first + i), cls[i],
 		    (double) scores[i], labels[i]);
-		rv = idn_buf_append(&out, line, (size_t) n);
+		rv = core_buf_append(&out, line, (size_t) n);
 	}
 	if (rv == IDN_OK) {
-		char name[SCHED_PATH_MAX];
-		sched_batch_name(name, sizeof(name), l->spec.job, l->batch);
+		char name[LEDGER_PATH_MAX];
+		ledger_batch_name(name, sizeof(name), l->spec.job, l->batch);
 		rv = idn_sdfs_put_buf(w->h.node, name, out.data, out.len, NULL);
 	}
-	idn_buf_free(&out);
+	core_buf_free(&out);
 	free(images);
 	free(labels);
 	free(cls);
@@ -455,7 +456,7 @@ run_batch(worker *w, const sched_lease *l, double *ms)
 
 typedef struct {
 	worker *w;
-	const sched_lease *l;
+	const ledger_lease *l;
 } train_ctx;
 
 static int
@@ -465,7 +466,7 @@ on_epoch(void *arg, const idn_model_epoch *e)
 	worker *w = t->w;
 	pthread_mutex_lock(&w->lock);
 	if (w->nprog < REPORTS_MAX) {
-		sched_progress *p = &w->prog[w->nprog++];
+		ledger_progress *p = &w->prog[w->nprog++];
 		memset(p, 0, sizeof(*p));
 		snprintf(p->job, sizeof(p->job), "%s", t->l->spec.job);
 		p->attempt = t->l->attempt;
@@ -482,21 +483,21 @@ on_epoch(void *arg, const idn_model_epoch *e)
 	return stop ? 1 : 0;
 }
 
-// The training task itself: one call, so the catalog's checkpointing
-// trainer replaces it in one place.
+// The training task: the catalog's trainer checkpoints every epoch to
+// SDFS and resumes a run of the same settings after its last epoch.
 static int
-train_job(idn_client *c, const sched_spec *s, idn_model_train_opts *o,
+train_job(idn_client *c, const ledger_spec *s, idn_model_train_opts *o,
     char **err)
 {
-	return idn_model_train_sdfs(c, s->model, s->data, (size_t) s->limit, o,
+	return idn_catalog_train(c, s->model, s->data, (size_t) s->limit, o,
 	    err);
 }
 
 static void
-run_train(worker *w, const sched_lease *l)
+run_train(worker *w, const ledger_lease *l)
 {
 	idn_model_train_opts o;
-	sched_spec_train_opts(&l->spec, &o);
+	ledger_spec_train_opts(&l->spec, &o);
 	train_ctx t = {w, l};
 	o.on_epoch = on_epoch;
 	o.arg = &t;
@@ -505,7 +506,7 @@ run_train(worker *w, const sched_lease *l)
 	pthread_mutex_lock(&w->lock);
 	bool aborted = w->abort_cur || w->stop;
 	if (!aborted && w->nprog < REPORTS_MAX) {
-		sched_progress *p = &w->prog[w->nprog++];
+		ledger_progress *p = &w->prog[w->nprog++];
 		memset(p, 0, sizeof(*p));
 		snprintf(p->job, sizeof(p->job), "%s", l->spec.job);
 		p->attempt = l->attempt;
@@ -541,9 +542,9 @@ exec_main(void *arg)
 		w->abort_cur = false;
 		w->cur_start = idn_clock_ms();
 		w->stuck_logged = false;
-		sched_lease l = w->cur;
+		ledger_lease l = w->cur;
 		pthread_mutex_unlock(&w->lock);
-		if (l.spec.kind == IDN_JOB_TRAIN) {
+		if (l.spec.kind == LEDGER_TRAIN) {
 			wlog(w, IDN_LOG_INFO, "worker: task started: training %s "
 			    "model %s attempt %u", l.spec.job, l.spec.model,
 			    l.attempt);
@@ -569,7 +570,7 @@ exec_main(void *arg)
 			}
 			pthread_mutex_lock(&w->lock);
 			if (w->ndone < REPORTS_MAX) {
-				sched_done *d = &w->done[w->ndone++];
+				ledger_done *d = &w->done[w->ndone++];
 				memset(d, 0, sizeof(*d));
 				snprintf(d->job, sizeof(d->job), "%s", l.spec.job);
 				d->batch = l.batch;
@@ -590,7 +591,7 @@ exec_main(void *arg)
 int
 worker_open(const worker_host *h, worker **out)
 {
-	worker *w = idn_alloc(sizeof(*w));
+	worker *w = core_alloc(sizeof(*w));
 	if (w == NULL) {
 		return IDN_ENOMEM;
 	}

@@ -6,7 +6,9 @@
 #ifndef IDN_WORKER_WORKER_H
 #define IDN_WORKER_WORKER_H
 
-#include <idunno/idunno.h>
+#include <idunno/client.h>
+
+#include "core/core.h"
 
 #define WORKER_PREFETCH 2     // leases held beyond the one running
 #define WORKER_POLL_MS 150    // lease call period when nothing happens
@@ -25,10 +27,12 @@ typedef struct worker_host {
 int worker_open(const worker_host *h, worker **out);
 void worker_close(worker *w);
 
-// worker/attach.c: the role on a node.
-typedef struct idn_node idn_node;
+// worker/attach.c: the role on a node, started once the node has joined:
+// a client to the node itself (addr, key) and the node's log.
 typedef struct worker_role worker_role;
-int worker_attach(idn_node *n, worker_role **out);
-void worker_detach(worker_role *r);
+int worker_role_start(const char *addr, const uint8_t *key, const char *id,
+    void (*log)(void *arg, int level, const char *line), void *log_arg,
+    worker_role **out);
+void worker_role_close(worker_role *r);
 
 #endif

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// sched_msg.c: encoding and checked decoding of the scheduler's messages.
+// msg.c: encoding and checked decoding of the scheduler's records.
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,13 +7,13 @@
 
 #include <idunno/sdfs.h>
 
-#include "wire/sched_msg.h"
+#include "ledger/msg.h"
 
 bool
-sched_name_ok(const char *name)
+ledger_name_ok(const char *name)
 {
 	size_t n = name ? strlen(name) : 0;
-	if (n == 0 || n > SCHED_JOB_MAX || strcmp(name, ".") == 0 ||
+	if (n == 0 || n > LEDGER_NAME_MAX || strcmp(name, ".") == 0 ||
 	    strcmp(name, "..") == 0) {
 		return false;
 	}
@@ -26,56 +26,19 @@ sched_name_ok(const char *name)
 	return true;
 }
 
-static void
-copy(char *dst, size_t cap, const char *s)
-{
-	snprintf(dst, cap, "%s", s ? s : "");
-}
-
-void
-sched_spec_from_infer(sched_spec *s, const idn_infer_spec *in)
-{
-	memset(s, 0, sizeof(*s));
-	s->kind = IDN_JOB_INFER;
-	copy(s->job, sizeof(s->job), in->job);
-	copy(s->model, sizeof(s->model), in->model);
-	copy(s->queries, sizeof(s->queries), in->queries);
-	copy(s->weights, sizeof(s->weights), in->weights);
-	s->batch = in->batch;
-	s->rate = in->rate;
-	s->limit = in->limit;
-}
-
-void
-sched_spec_from_train(sched_spec *s, const idn_train_spec *in)
-{
-	memset(s, 0, sizeof(*s));
-	s->kind = IDN_JOB_TRAIN;
-	copy(s->job, sizeof(s->job), in->job);
-	copy(s->model, sizeof(s->model), in->model);
-	copy(s->data, sizeof(s->data), in->data ? in->data :
-	    "datasets/fashion-mnist");
-	s->epochs = in->epochs;
-	s->batch = in->batch;
-	s->lr = in->lr;
-	s->optimizer = in->optimizer;
-	s->schedule = in->schedule;
-	s->limit = in->limit;
-}
-
 const char *
-sched_spec_check(const sched_spec *s)
+ledger_spec_check(const ledger_spec *s)
 {
-	if (!sched_name_ok(s->job)) {
+	if (!ledger_name_ok(s->job)) {
 		return "bad job name (want 1..64 of A-Z a-z 0-9 _ . -)";
 	}
-	if (!sched_name_ok(s->model)) {
+	if (!ledger_name_ok(s->model)) {
 		return "bad model name (want 1..64 of A-Z a-z 0-9 _ . -)";
 	}
 	if (s->batch == 0 || s->batch > 1000000) {
 		return "batch size must be in 1..1000000";
 	}
-	if (s->kind == IDN_JOB_INFER) {
+	if (s->kind == LEDGER_INFER) {
 		if (!(s->rate > 0) || s->rate > 1e7) {
 			return "rate must be a number of queries per second > 0";
 		}
@@ -88,7 +51,7 @@ sched_spec_check(const sched_spec *s)
 		}
 		return NULL;
 	}
-	if (s->kind != IDN_JOB_TRAIN) {
+	if (s->kind != LEDGER_TRAIN) {
 		return "unknown job kind";
 	}
 	if (s->epochs == 0 || s->epochs > 100000) {
@@ -111,7 +74,7 @@ sched_spec_check(const sched_spec *s)
 }
 
 void
-sched_spec_put(wire_wr *w, const sched_spec *s)
+ledger_spec_put(wire_wr *w, const ledger_spec *s)
 {
 	wire_map(w, 13);
 	wire_ku64(w, "kind", (uint64_t) s->kind);
@@ -147,11 +110,11 @@ get_f64(const wire_val *m, const char *k, double *out)
 }
 
 int
-sched_spec_get(const wire_val *v, sched_spec *s)
+ledger_spec_get(const wire_val *v, ledger_spec *s)
 {
 	uint32_t kind, opt, sch;
 	memset(s, 0, sizeof(*s));
-	if (get_u32(v, "kind", &kind) || kind > IDN_JOB_INFER ||
+	if (get_u32(v, "kind", &kind) || kind > LEDGER_INFER ||
 	    wire_get_str(v, "job", s->job, sizeof(s->job)) ||
 	    wire_get_str(v, "model", s->model, sizeof(s->model)) ||
 	    wire_get_str(v, "queries", s->queries, sizeof(s->queries)) ||
@@ -173,7 +136,7 @@ sched_spec_get(const wire_val *v, sched_spec *s)
 }
 
 void
-sched_spec_train_opts(const sched_spec *s, idn_model_train_opts *o)
+ledger_spec_train_opts(const ledger_spec *s, idn_model_train_opts *o)
 {
 	idn_model_train_opts_init(o);
 	o->epochs = s->epochs;
@@ -184,7 +147,7 @@ sched_spec_train_opts(const sched_spec *s, idn_model_train_opts *o)
 }
 
 static void
-put_held(wire_wr *w, const sched_held *h, size_t n)
+put_held(wire_wr *w, const ledger_held *h, size_t n)
 {
 	wire_arr(w, (uint32_t) n);
 	for (size_t i = 0; i < n; i++) {
@@ -201,20 +164,20 @@ get_list(const wire_val *m, const char *k, size_t size, void **out,
     size_t *n)
 {
 	const wire_val *a = wire_get(m, k);
-	if (wire_as_arr(a, n) != IDN_OK || *n > SCHED_LIST_MAX) {
+	if (wire_as_arr(a, n) != IDN_OK || *n > LEDGER_LIST_MAX) {
 		return IDN_EPROTO;
 	}
-	*out = *n ? idn_alloc(*n * size) : NULL;
+	*out = *n ? core_alloc(*n * size) : NULL;
 	return *n && *out == NULL ? IDN_ENOMEM : IDN_OK;
 }
 
 static int
-get_held(const wire_val *m, const char *k, sched_held **out, size_t *n)
+get_held(const wire_val *m, const char *k, ledger_held **out, size_t *n)
 {
 	int rv = get_list(m, k, sizeof(**out), (void **) out, n);
 	for (size_t i = 0; rv == IDN_OK && i < *n; i++) {
 		const wire_val *e = wire_at(wire_get(m, k), i);
-		sched_held *h = &(*out)[i];
+		ledger_held *h = &(*out)[i];
 		if (wire_get_str(e, "job", h->job, sizeof(h->job)) ||
 		    get_u32(e, "batch", &h->batch) ||
 		    get_u32(e, "attempt", &h->attempt)) {
@@ -225,7 +188,7 @@ get_held(const wire_val *m, const char *k, sched_held **out, size_t *n)
 }
 
 void
-sched_lease_req_put(wire_wr *w, const sched_lease_req *r)
+ledger_lease_req_put(wire_wr *w, const ledger_lease_req *r)
 {
 	wire_map(w, 6);
 	wire_kstr(w, "worker", r->worker);
@@ -234,7 +197,7 @@ sched_lease_req_put(wire_wr *w, const sched_lease_req *r)
 	wire_str(w, "done");
 	wire_arr(w, (uint32_t) r->ndone);
 	for (size_t i = 0; i < r->ndone; i++) {
-		const sched_done *d = &r->done[i];
+		const ledger_done *d = &r->done[i];
 		wire_map(w, 7);
 		wire_kstr(w, "job", d->job);
 		wire_ku64(w, "batch", d->batch);
@@ -249,7 +212,7 @@ sched_lease_req_put(wire_wr *w, const sched_lease_req *r)
 	wire_str(w, "train");
 	wire_arr(w, (uint32_t) r->ntrain);
 	for (size_t i = 0; i < r->ntrain; i++) {
-		const sched_progress *p = &r->train[i];
+		const ledger_progress *p = &r->train[i];
 		wire_map(w, 8);
 		wire_kstr(w, "job", p->job);
 		wire_ku64(w, "attempt", p->attempt);
@@ -263,7 +226,7 @@ sched_lease_req_put(wire_wr *w, const sched_lease_req *r)
 }
 
 int
-sched_lease_req_get(const wire_val *v, sched_lease_req *r)
+ledger_lease_req_get(const wire_val *v, ledger_lease_req *r)
 {
 	uint32_t want = 0, rc = 0;
 	memset(r, 0, sizeof(*r));
@@ -277,7 +240,7 @@ sched_lease_req_get(const wire_val *v, sched_lease_req *r)
 	}
 	for (size_t i = 0; rv == IDN_OK && i < r->ndone; i++) {
 		const wire_val *e = wire_at(wire_get(v, "done"), i);
-		sched_done *d = &r->done[i];
+		ledger_done *d = &r->done[i];
 		if (wire_get_str(e, "job", d->job, sizeof(d->job)) ||
 		    get_u32(e, "batch", &d->batch) ||
 		    get_u32(e, "attempt", &d->attempt) ||
@@ -298,7 +261,7 @@ sched_lease_req_get(const wire_val *v, sched_lease_req *r)
 	}
 	for (size_t i = 0; rv == IDN_OK && i < r->ntrain; i++) {
 		const wire_val *e = wire_at(wire_get(v, "train"), i);
-		sched_progress *p = &r->train[i];
+		ledger_progress *p = &r->train[i];
 		if (wire_get_str(e, "job", p->job, sizeof(p->job)) ||
 		    get_u32(e, "attempt", &p->attempt) ||
 		    get_u32(e, "epoch", &p->epoch) ||
@@ -312,13 +275,13 @@ sched_lease_req_get(const wire_val *v, sched_lease_req *r)
 		p->rc = (int) rc;
 	}
 	if (rv != IDN_OK) {
-		sched_lease_req_clear(r);
+		ledger_lease_req_clear(r);
 	}
 	return rv;
 }
 
 void
-sched_lease_req_clear(sched_lease_req *r)
+ledger_lease_req_clear(ledger_lease_req *r)
 {
 	idn_free(r->done);
 	idn_free(r->held);
@@ -330,17 +293,17 @@ sched_lease_req_clear(sched_lease_req *r)
 }
 
 void
-sched_lease_rep_put(wire_wr *w, const sched_lease_rep *r)
+ledger_lease_rep_put(wire_wr *w, const ledger_lease_rep *r)
 {
 	wire_map(w, 3);
 	wire_ku64(w, "epoch", r->epoch);
 	wire_str(w, "leases");
 	wire_arr(w, (uint32_t) r->n);
 	for (size_t i = 0; i < r->n; i++) {
-		const sched_lease *l = &r->leases[i];
+		const ledger_lease *l = &r->leases[i];
 		wire_map(w, 6);
 		wire_str(w, "spec");
-		sched_spec_put(w, &l->spec);
+		ledger_spec_put(w, &l->spec);
 		wire_ku64(w, "batch", l->batch);
 		wire_ku64(w, "attempt", l->attempt);
 		wire_ku64(w, "first", l->first);
@@ -352,7 +315,7 @@ sched_lease_rep_put(wire_wr *w, const sched_lease_rep *r)
 }
 
 int
-sched_lease_rep_get(const wire_val *v, sched_lease_rep *r)
+ledger_lease_rep_get(const wire_val *v, ledger_lease_rep *r)
 {
 	memset(r, 0, sizeof(*r));
 	int rv = wire_get_u64(v, "epoch", &r->epoch);
@@ -362,8 +325,8 @@ sched_lease_rep_get(const wire_val *v, sched_lease_rep *r)
 	}
 	for (size_t i = 0; rv == IDN_OK && i < r->n; i++) {
 		const wire_val *e = wire_at(wire_get(v, "leases"), i);
-		sched_lease *l = &r->leases[i];
-		if (sched_spec_get(wire_get(e, "spec"), &l->spec) ||
+		ledger_lease *l = &r->leases[i];
+		if (ledger_spec_get(wire_get(e, "spec"), &l->spec) ||
 		    get_u32(e, "batch", &l->batch) ||
 		    get_u32(e, "attempt", &l->attempt) ||
 		    wire_get_u64(e, "first", &l->first) ||
@@ -376,14 +339,14 @@ sched_lease_rep_get(const wire_val *v, sched_lease_rep *r)
 		rv = get_held(v, "drop", &r->drop, &r->ndrop);
 	}
 	if (rv != IDN_OK) {
-		sched_lease_rep_clear(r);
+		ledger_lease_rep_clear(r);
 		return IDN_EPROTO;
 	}
 	return IDN_OK;
 }
 
 void
-sched_lease_rep_clear(sched_lease_rep *r)
+ledger_lease_rep_clear(ledger_lease_rep *r)
 {
 	idn_free(r->leases);
 	idn_free(r->drop);
@@ -427,7 +390,7 @@ manifest_field(const char *text, size_t len, const char *key, char *val,
 }
 
 int
-sched_manifest_parse(const char *text, size_t len, sched_manifest *m)
+ledger_manifest_parse(const char *text, size_t len, ledger_manifest *m)
 {
 	char v[64];
 	unsigned long long count, size, shards;
@@ -450,13 +413,13 @@ sched_manifest_parse(const char *text, size_t len, sched_manifest *m)
 	    c == 0 || c > 4 || h == 0 || h > 4096 || w == 0 || w > 4096) {
 		return IDN_ECORRUPT;
 	}
-	*m = (sched_manifest){count, (uint32_t) size, (uint32_t) shards, c, h,
+	*m = (ledger_manifest){count, (uint32_t) size, (uint32_t) shards, c, h,
 	    w};
 	return IDN_OK;
 }
 
 void
-sched_batch_name(char *buf, size_t cap, const char *job, uint32_t k)
+ledger_batch_name(char *buf, size_t cap, const char *job, uint32_t k)
 {
 	snprintf(buf, cap, "results/%s/batch-%06u", job, k);
 }
