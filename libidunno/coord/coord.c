@@ -921,6 +921,17 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	for (size_t i = 0; w != NULL && i < r.ndone; i++) {
 		complete(c, w, &r.done[i], now);
 	}
+	if (w != NULL && r.release) {
+		size_t k = 0;
+		for (size_t i = 0; i < c->njobs; i++) {
+			if (c->jobs[i]->sj != NULL) {
+				k += sched_job_reclaim(c->jobs[i]->sj, w->key);
+			}
+		}
+		note(c, IDN_LOG_WARN, "coord: worker %s gave back %zu leases "
+		    "(a task is stuck)", w->id, k);
+		c->dirty = true;
+	}
 	for (size_t i = 0; w != NULL && i < r.ntrain; i++) {
 		progress(c, w, &r.train[i]);
 	}

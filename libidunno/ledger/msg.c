@@ -190,8 +190,9 @@ get_held(const wire_val *m, const char *k, ledger_held **out, size_t *n)
 void
 ledger_lease_req_put(wire_wr *w, const ledger_lease_req *r)
 {
-	wire_map(w, 6);
+	wire_map(w, 7);
 	wire_kstr(w, "worker", r->worker);
+	wire_kbool(w, "release", r->release);
 	wire_ku64(w, "epoch", r->epoch);
 	wire_ku64(w, "want", r->want);
 	wire_str(w, "done");
@@ -234,6 +235,11 @@ ledger_lease_req_get(const wire_val *v, ledger_lease_req *r)
 	    wire_get_u64(v, "epoch", &r->epoch) ||
 	    get_u32(v, "want", &want) || want > 64 ? IDN_EPROTO : IDN_OK;
 	r->want = want;
+	// Absent in older messages: nothing released.
+	if (rv == IDN_OK && wire_get(v, "release") != NULL &&
+	    wire_as_bool(wire_get(v, "release"), &r->release) != IDN_OK) {
+		rv = IDN_EPROTO;
+	}
 	if (rv == IDN_OK) {
 		rv = get_list(v, "done", sizeof(*r->done), (void **) &r->done,
 		    &r->ndone);

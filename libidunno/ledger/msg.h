@@ -83,6 +83,7 @@ typedef struct ledger_lease_req {
 	char worker[96];
 	uint64_t epoch;         // the coordinator epoch the worker knows
 	uint32_t want;          // leases it can take now
+	bool release;           // give every lease back (a task is stuck)
 	ledger_done *done;
 	size_t ndone;
 	ledger_held *held;

@@ -22,9 +22,9 @@
 #define SETS_MAX 4
 #define SHARDS_MAX 2
 // An inference task running this long is taken as stuck (a call that
-// never returns): its leases are no longer renewed, so they expire and
-// the coordinator leases them to another worker.
-#define TASK_STUCK_MS 20000
+// never returns): the worker gives all its leases back at once and takes
+// no more until the task ends, so its batches go to other workers.
+#define TASK_STUCK_MS 10000
 
 typedef struct {
 	char key[2 * LEDGER_PATH_MAX];
@@ -61,6 +61,7 @@ struct worker {
 	bool abort_cur;
 	uint64_t cur_start;       // clock ms the running task started
 	bool stuck_logged;
+	bool released;            // the leases were given back
 	ledger_done done[REPORTS_MAX];
 	size_t ndone;
 	ledger_progress prog[REPORTS_MAX];
@@ -178,6 +179,7 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 	*nd = w->ndone;
 	*np = w->nprog;
 	ledger_lease_req r = {.epoch = w->epoch, .want = *want,
+	    .release = stuck && !w->released,
 	    .done = w->done, .ndone = w->ndone, .held = held, .nheld = nh,
 	    .train = w->prog, .ntrain = w->nprog};
 	snprintf(r.worker, sizeof(r.worker), "%s", w->self);
@@ -259,6 +261,7 @@ loop(void *arg)
 			continue;
 		}
 		w->epoch = rep.epoch;
+		w->released = w->stuck_logged;
 		take_reply(w, &rep, nd, np);
 		bool got = rep.n > 0;
 		ledger_lease_rep_clear(&rep);
@@ -542,6 +545,7 @@ exec_main(void *arg)
 		w->abort_cur = false;
 		w->cur_start = idn_clock_ms();
 		w->stuck_logged = false;
+		w->released = false;
 		ledger_lease l = w->cur;
 		pthread_mutex_unlock(&w->lock);
 		if (l.spec.kind == LEDGER_TRAIN) {
