@@ -420,6 +420,59 @@ test_no_coordinator(void **st)
 	assert_int_equal(count_prefix("results/late/"), 0);
 }
 
+static bool
+coord_answers(void *arg)
+{
+	char *json = NULL;
+	int rv = idn_sched_jobs(c, &json);
+	idn_free(json);
+	return rv == IDN_OK;
+}
+
+// A restarted coordinator picks up from its ledger: the finished jobs are
+// there, and a job interrupted by the restart finishes with the output of
+// a failure-free run.
+static void
+test_coordinator_restart(void **st)
+{
+	IDN_PASS(idn_tcluster_restart(&cl, "coord"));
+	assert_true(idn_test_wait(coord_answers, NULL, 30000));
+	char *json = NULL;
+	IDN_PASS(idn_sched_jobs(c, &json));
+	assert_non_null(strstr(json, "\"job\": \"xa\""));
+	assert_true(job_field(json, "xa", "accuracy") > 0);
+	idn_free(json);
+	char *out = NULL;
+	assert_int_equal(cli(&out, "infer start"), 0);
+	free(out);
+	assert_int_equal(cli(&out, "infer add rs --model quick --queries "
+	    QUERIES " --batch 16 --rate 300 --limit 2400"), 0);
+	free(out);
+	uint64_t deadline = idn_test_now_ms() + 30000;
+	for (;;) {
+		IDN_PASS(idn_sched_stats(c, "rs", &json));
+		double done = job_field(json, "rs", "done");
+		idn_free(json);
+		if (done >= 700) {
+			break;
+		}
+		assert_true(idn_test_now_ms() < deadline);
+		usleep(100 * 1000);
+	}
+	IDN_PASS(idn_tcluster_kill(&cl, "coord"));
+	IDN_PASS(idn_tcluster_restart(&cl, "coord"));
+	IDN_PASS(idn_job_wait(c, "rs", 90000, NULL));
+	size_t l1, l2;
+	char *ref = output_of("ka", &l1);
+	char *got = output_of("rs", &l2);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(ref, got, l1);
+	idn_free(ref);
+	idn_free(got);
+	assert_int_equal(cli(&out, "grep 'coord: restored'"), 0);
+	free(out);
+}
+
 int
 main(void)
 {
@@ -429,6 +482,7 @@ main(void)
 	    cmocka_unit_test(test_three_workers_killed),
 	    cmocka_unit_test(test_training_resumes),
 	    cmocka_unit_test(test_no_coordinator),
+	    cmocka_unit_test(test_coordinator_restart),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
