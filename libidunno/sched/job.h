@@ -16,8 +16,8 @@ typedef struct sched_job sched_job;
 // (> 0 qps), start time. Query i arrives at start_ms + i * 1000 / rate_qps
 // (rounded down to the ms). Batch k holds queries
 // [k*batch, min(total, (k+1)*batch)) and is ready once its last query
-// arrived. IDN_EINVAL (also for more than UINT32_MAX - 1 batches),
-// IDN_ENOMEM.
+// arrived. IDN_EINVAL (also for more than UINT32_MAX - 1 batches, or
+// arrivals beyond 2^63 ms), IDN_ENOMEM.
 int sched_job_new(uint64_t total, uint32_t batch, double rate_qps,
     uint64_t start_ms, sched_job **out);
 // sched_job_free accepts NULL.

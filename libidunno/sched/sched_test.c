@@ -665,6 +665,8 @@ test_job_arrivals(void **st)
 	IDN_FAIL(sched_job_new(10, 0, 20, 0, &j), IDN_EINVAL);
 	IDN_FAIL(sched_job_new(10, 10, 0, 0, &j), IDN_EINVAL);
 	IDN_FAIL(sched_job_new(10, 10, NAN, 0, &j), IDN_EINVAL);
+	IDN_FAIL(sched_job_new(10, 10, 1e-300, 0, &j), IDN_EINVAL);
+	IDN_FAIL(sched_job_new(10, 10, INFINITY, 0, &j), IDN_EINVAL);
 	IDN_FAIL(sched_job_new(10, 10, 1, 0, NULL), IDN_EINVAL);
 }
 
