@@ -351,7 +351,8 @@ sched_job_expire(sched_job *j, uint64_t now_ms)
 	}
 	if (j->scan) {
 		for (uint32_t b = 0; b < j->nbatches; b++) {
-			if (j->state[b] == LEASED && j->expires_ms[b] <= now_ms) {
+			if (j->state[b] == LEASED &&
+			    j->expires_ms[b] <= now_ms) {
 				to_retry(j, b);
 				n++;
 			}
