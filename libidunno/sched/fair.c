@@ -95,6 +95,12 @@ check_args(const sched_fair_job *jobs, size_t njobs,
 }
 
 
+static double
+demand_qps(const sched_fair_job *j)
+{
+	return j->offered_qps + j->backlog * 1000.0 / SCHED_FAIR_DRAIN_MS;
+}
+
 static int
 cmp_double_desc(const void *a, const void *b)
 {
@@ -663,9 +669,7 @@ sched_fair_assign(const sched_fair_job *jobs, size_t njobs,
 	for (size_t i = 0; i < njobs; i++) {
 		const sched_fair_job *j = &jobs[i];
 		p[i].r = (double) j->batch * 1000.0 / j->batch_ms;
-		double qps = j->offered_qps +
-		    j->backlog * 1000.0 / SCHED_FAIR_DRAIN_MS;
-		p[i].d = qps / p[i].r;
+		p[i].d = demand_qps(j) / p[i].r;
 		p[i].active = p[i].d > EPS;
 		any = any || p[i].active;
 	}
@@ -715,6 +719,18 @@ out:
 	}
 	*out = a;
 	return IDN_OK;
+}
+
+bool
+sched_fair_backlogged(const sched_alloc *a, const sched_fair_job *job)
+{
+	if (job == NULL || !(job->batch_ms > 0)) {
+		return false;
+	}
+	double r = sched_alloc_job_workers(a, job->id) * job->batch * 1000.0 /
+	    job->batch_ms;
+	double need = demand_qps(job);
+	return need > 0 && r < need * 0.98;
 }
 
 int

@@ -69,6 +69,12 @@ void sched_alloc_free(sched_alloc *a);
 // shares) job gets in a.
 double sched_alloc_job_workers(const sched_alloc *a, uint64_t job);
 
+// sched_fair_backlogged: whether a gives job less than its demand
+// (offered rate plus draining its backlog, with 2% slack for measurement),
+// i.e. whether it counts among the backlogged jobs whose rates should be
+// equal (the fairness ratio is taken over those).
+bool sched_fair_backlogged(const sched_alloc *a, const sched_fair_job *job);
+
 // sched_fair_pick: which of a worker's shares it should serve next, given
 // the time (ms) it served each so far (served_ms[i] for shares[i], over a
 // recent window the caller keeps, so an idle job cannot bank credit for

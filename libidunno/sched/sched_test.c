@@ -130,6 +130,8 @@ test_fair_below_share(void **st)
 	assert_int_equal(check_rows(&a, true), 1);
 	assert_true(fabs(sched_alloc_job_workers(&a, 1) - 0.1) < 1e-6);
 	assert_true(fabs(sched_alloc_job_workers(&a, 2) - 3.9) < 1e-6);
+	assert_false(sched_fair_backlogged(&a, &j[0]));
+	assert_true(sched_fair_backlogged(&a, &j[1]));
 	sched_alloc_free(&a);
 
 	// With a backlog of 640 queries it also gets 640 / 4 s = 160 qps.
