@@ -174,7 +174,7 @@ water_fill(jplan *p, size_t nj, double W)
 			continue;
 		}
 		double x = lambda / p[i].r;
-		p[i].w = phase1 ? IDN_MIN(x, p[i].d) : IDN_MAX(x, p[i].d);
+		p[i].w = phase1 ? CORE_MIN(x, p[i].d) : CORE_MAX(x, p[i].d);
 		p[i].t = phase1 ? p[i].w : p[i].d;
 	}
 }
@@ -187,9 +187,9 @@ ratio_of(const jplan *p, size_t nj, const double *x)
 	double lo = INFINITY, hi = 0;
 	for (size_t i = 0; i < nj; i++) {
 		if (p[i].active) {
-			double g = IDN_MIN(x[i], p[i].d) / p[i].t;
-			lo = IDN_MIN(lo, g);
-			hi = IDN_MAX(hi, g);
+			double g = CORE_MIN(x[i], p[i].d) / p[i].t;
+			lo = CORE_MIN(lo, g);
+			hi = CORE_MAX(hi, g);
 		}
 	}
 	if (hi == 0) {
@@ -210,7 +210,7 @@ whole_for(const jplan *p, size_t nj, size_t W, double rho, size_t *n,
 		n[i] = 0;
 		if (p[i].active) {
 			n[i] = (size_t) ceil(rho * p[i].t - EPS);
-			n[i] = IDN_MAX(n[i], (size_t) 1);
+			n[i] = CORE_MAX(n[i], (size_t) 1);
 		}
 		used += n[i];
 		x[i] = (double) n[i];
@@ -225,7 +225,7 @@ whole_for(const jplan *p, size_t nj, size_t W, double rho, size_t *n,
 			if (!p[i].active) {
 				continue;
 			}
-			double g = IDN_MIN(x[i] + 1, p[i].d) / p[i].t;
+			double g = CORE_MIN(x[i] + 1, p[i].d) / p[i].t;
 			double fill = (x[i] + 1) / p[i].w;
 			if (best == nj || g < bg - EPS ||
 			    (g < bg + EPS && fill < bw)) {
@@ -262,11 +262,11 @@ best_whole(const jplan *p, size_t nj, size_t W, size_t *best)
 		if (i < nj && !p[i].active) {
 			continue;
 		}
-		for (double k = i < nj ? IDN_MAX(lo, 1.0) : 0; k <= hi;
+		for (double k = i < nj ? CORE_MAX(lo, 1.0) : 0; k <= hi;
 		    k += 1) {
 			double rho = i < nj ? k / p[i].t :
 			    (k == 0 ? floor_rho : 1.0);
-			if (!whole_for(p, nj, W, IDN_MIN(rho, 1.0), n, x)) {
+			if (!whole_for(p, nj, W, CORE_MIN(rho, 1.0), n, x)) {
 				continue;
 			}
 			double q = ratio_of(p, nj, x);
@@ -320,8 +320,8 @@ shared_plan(const sched_fair_job *jobs, const jplan *p, size_t nj, size_t W,
 	if (K == 0) {
 		return IDN_OK;
 	}
-	pl->rows = idn_alloc(K * nj * sizeof(sched_share));
-	pl->rown = idn_alloc(K * sizeof(size_t));
+	pl->rows = core_alloc(K * nj * sizeof(sched_share));
+	pl->rown = core_alloc(K * sizeof(size_t));
 	if (pl->rows == NULL || pl->rown == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -335,7 +335,7 @@ shared_plan(const sched_fair_job *jobs, const jplan *p, size_t nj, size_t W,
 		double f = p[i].w - (double) pl->whole[i];
 		last_job = i;
 		while (f > EPS && r < K) {
-			double take = IDN_MIN(f, room);
+			double take = CORE_MIN(f, room);
 			sched_share *row = &pl->rows[r * nj];
 			row[pl->rown[r]++] = (sched_share) {jobs[i].id, take};
 			f -= take;
@@ -539,7 +539,7 @@ overlap(const sched_share *a, size_t na, const sched_share *b, size_t nb)
 	for (size_t k = 0; k < nb; k++) {
 		for (size_t m = 0; m < na; m++) {
 			if (a[m].job == b[k].job) {
-				o += IDN_MIN(a[m].share, b[k].share);
+				o += CORE_MIN(a[m].share, b[k].share);
 			}
 		}
 	}
@@ -555,8 +555,8 @@ place(const sched_fair_job *jobs, size_t nj, plan *pl, size_t W,
     const sched_alloc *prev, const ptrdiff_t *prow, sched_alloc *a)
 {
 	int rv = IDN_OK;
-	bool *done = idn_alloc(W * sizeof(bool));
-	bool *row_done = idn_alloc((pl->nrows + 1) * sizeof(bool));
+	bool *done = core_alloc(W * sizeof(bool));
+	bool *row_done = core_alloc((pl->nrows + 1) * sizeof(bool));
 	if (done == NULL || row_done == NULL) {
 		rv = IDN_ENOMEM;
 		goto out;
@@ -645,15 +645,15 @@ sched_fair_assign(const sched_fair_job *jobs, size_t njobs,
 	}
 	sched_alloc a = {0};
 	plan pl = {0};
-	jplan *p = idn_alloc((njobs + 1) * sizeof(jplan));
-	double *x = idn_alloc((njobs + 1) * sizeof(double));
-	ptrdiff_t *prow = idn_alloc((nworkers + 1) * sizeof(ptrdiff_t));
+	jplan *p = core_alloc((njobs + 1) * sizeof(jplan));
+	double *x = core_alloc((njobs + 1) * sizeof(double));
+	ptrdiff_t *prow = core_alloc((nworkers + 1) * sizeof(ptrdiff_t));
 	a.nworkers = nworkers;
-	a.workers = idn_alloc((nworkers + 1) * sizeof(uint64_t));
-	a.nshares = idn_alloc((nworkers + 1) * sizeof(size_t));
-	a.shares = idn_alloc((nworkers + 1) * sizeof(sched_share *));
+	a.workers = core_alloc((nworkers + 1) * sizeof(uint64_t));
+	a.nshares = core_alloc((nworkers + 1) * sizeof(size_t));
+	a.shares = core_alloc((nworkers + 1) * sizeof(sched_share *));
 	pl.nj = njobs;
-	pl.whole = idn_alloc((njobs + 1) * sizeof(size_t));
+	pl.whole = core_alloc((njobs + 1) * sizeof(size_t));
 	if (p == NULL || x == NULL || prow == NULL || a.workers == NULL ||
 	    a.nshares == NULL || a.shares == NULL || pl.whole == NULL) {
 		rv = IDN_ENOMEM;

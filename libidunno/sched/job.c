@@ -56,7 +56,7 @@ sched_job_new(uint64_t total, uint32_t batch, double rate_qps,
 	    rate_qps >= 9.0e18) {
 		return IDN_EINVAL;
 	}
-	sched_job *j = idn_alloc(sizeof(*j));
+	sched_job *j = core_alloc(sizeof(*j));
 	if (j == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -65,10 +65,10 @@ sched_job_new(uint64_t total, uint32_t batch, double rate_qps,
 	j->nbatches = (uint32_t) nb;
 	j->rate_qps = rate_qps;
 	j->start_ms = start_ms;
-	if ((j->state = idn_alloc(nb)) == NULL ||
-	    (j->attempt = idn_alloc(nb * sizeof(uint32_t))) == NULL ||
-	    (j->worker = idn_alloc(nb * sizeof(uint64_t))) == NULL ||
-	    (j->expires_ms = idn_alloc(nb * sizeof(uint64_t))) == NULL) {
+	if ((j->state = core_alloc(nb)) == NULL ||
+	    (j->attempt = core_alloc(nb * sizeof(uint32_t))) == NULL ||
+	    (j->worker = core_alloc(nb * sizeof(uint64_t))) == NULL ||
+	    (j->expires_ms = core_alloc(nb * sizeof(uint64_t))) == NULL) {
 		sched_job_free(j);
 		return IDN_ENOMEM;
 	}
@@ -116,7 +116,7 @@ sched_job_batch_range(const sched_job *j, uint32_t batch, uint64_t *first,
 	uint64_t f = (uint64_t) batch * j->batch;
 	uint64_t n = 0;
 	if (f < j->total) {
-		n = IDN_MIN((uint64_t) j->batch, j->total - f);
+		n = CORE_MIN((uint64_t) j->batch, j->total - f);
 	}
 	if (first != NULL) {
 		*first = f;
@@ -176,7 +176,7 @@ grow(void **v, size_t *cap, size_t need, size_t elem)
 		return true;
 	}
 	size_t ncap = *cap ? *cap * 2 : 64;
-	void *p = idn_realloc(*v, ncap * elem);
+	void *p = core_realloc(*v, ncap * elem);
 	if (p == NULL) {
 		return false;
 	}

@@ -43,7 +43,7 @@ sched_stats_new(sched_stats **out)
 	if (out == NULL) {
 		return IDN_EINVAL;
 	}
-	sched_stats *s = idn_alloc(sizeof(*s));
+	sched_stats *s = core_alloc(sizeof(*s));
 	if (s == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -79,7 +79,7 @@ vc_reserve(vcarray *a, size_t cap)
 	while (ncap < cap) {
 		ncap *= 2;
 	}
-	vcount *v = idn_realloc(a->v, ncap * sizeof(*v));
+	vcount *v = core_realloc(a->v, ncap * sizeof(*v));
 	if (v == NULL) {
 		return false;
 	}
@@ -154,8 +154,8 @@ sched_stats_add(sched_stats *s, double value, uint64_t count,
 		s->first_ms = now_ms;
 		s->last_ms = now_ms;
 	}
-	s->first_ms = IDN_MIN(s->first_ms, now_ms);
-	s->last_ms = IDN_MAX(s->last_ms, now_ms);
+	s->first_ms = CORE_MIN(s->first_ms, now_ms);
+	s->last_ms = CORE_MAX(s->last_ms, now_ms);
 	uint64_t total = s->count + count;
 	double delta = value - s->mean;
 	s->mean += delta * (double) count / (double) total;
@@ -172,7 +172,7 @@ sched_stats_add(sched_stats *s, double value, uint64_t count,
 	} // else: older than the slot's bucket, outside any current window
 
 	if (s->tail.len == s->tail.cap &&
-	    s->tail.len >= IDN_MAX((size_t) TAIL_MIN, s->sorted.len / 16)) {
+	    s->tail.len >= CORE_MAX((size_t) TAIL_MIN, s->sorted.len / 16)) {
 		fold_tail(s);
 	}
 	if (vc_reserve(&s->tail, s->tail.len + 1)) {
@@ -215,7 +215,7 @@ sched_stats_summary(const sched_stats *s, uint64_t now_ms,
 	}
 	out->count = s->count;
 	out->mean = s->mean;
-	out->stddev = sqrt(IDN_MAX(0.0, s->m2 / (double) s->count));
+	out->stddev = sqrt(CORE_MAX(0.0, s->m2 / (double) s->count));
 
 	// The tail is sorted in a copy: the summary does not change s.
 	vcount *t = NULL;
@@ -242,7 +242,7 @@ sched_stats_summary(const sched_stats *s, uint64_t now_ms,
 			double pos = ps[p] * (double) (have - 1);
 			uint64_t lo = (uint64_t) floor(pos);
 			want[2 * p] = lo;
-			want[2 * p + 1] = IDN_MIN(lo + 1, have - 1);
+			want[2 * p + 1] = CORE_MIN(lo + 1, have - 1);
 			frac[p] = pos - (double) lo;
 		}
 		ranks(s->sorted.v, s->sorted.len, t, nt, want, 8, got);
@@ -267,6 +267,6 @@ sched_stats_summary(const sched_stats *s, uint64_t now_ms,
 		}
 	}
 	uint64_t age = now_ms > s->first_ms ? now_ms - s->first_ms : 0;
-	uint64_t span = IDN_MIN((uint64_t) WINDOW_MS, IDN_MAX(age, 1000));
+	uint64_t span = CORE_MIN((uint64_t) WINDOW_MS, CORE_MAX(age, 1000));
 	out->rate_10s = (double) in_window * 1000.0 / (double) span;
 }
