@@ -153,9 +153,9 @@ accuracy(idn_client *c, const char *job, size_t *lines, size_t *labelled,
 		return rv;
 	}
 	*lines = *labelled = *right = 0;
-	for (char *p = data, *nl; p < (char *) data + len; p = nl + 1) {
-		if ((nl = memchr(p, '\n', (size_t) ((char *) data + len - p))) ==
-		    NULL) {
+	char *end = (char *) data + len;
+	for (char *p = data, *nl; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t) (end - p))) == NULL) {
 			break;
 		}
 		*nl = '\0';

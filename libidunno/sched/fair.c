@@ -95,6 +95,12 @@ check_args(const sched_fair_job *jobs, size_t njobs,
 }
 
 
+static double
+demand_qps(const sched_fair_job *j)
+{
+	return j->offered_qps + j->backlog * 1000.0 / SCHED_FAIR_DRAIN_MS;
+}
+
 static int
 cmp_double_desc(const void *a, const void *b)
 {
@@ -525,12 +531,28 @@ prev_main(const sched_alloc *prev, ptrdiff_t r, const sched_fair_job *jobs,
 	return job_index(jobs, nj, s[best].job);
 }
 
+// How much of row b's time row a already gives the same jobs.
+static double
+overlap(const sched_share *a, size_t na, const sched_share *b, size_t nb)
+{
+	double o = 0;
+	for (size_t k = 0; k < nb; k++) {
+		for (size_t m = 0; m < na; m++) {
+			if (a[m].job == b[k].job) {
+				o += CORE_MIN(a[m].share, b[k].share);
+			}
+		}
+	}
+	return o;
+}
+
 // Gives the plan's rows to workers: first each worker whole on its old job
 // while that job has whole workers left, then shared rows to the workers
 // whose old rows overlap them most, then old main jobs, then the rest in
 // order.
 static int
-place(const sched_fair_job *jobs, size_t nj, plan *pl, size_t W, const sched_alloc *prev, const ptrdiff_t *prow, sched_alloc *a)
+place(const sched_fair_job *jobs, size_t nj, plan *pl, size_t W,
+    const sched_alloc *prev, const ptrdiff_t *prow, sched_alloc *a)
 {
 	int rv = IDN_OK;
 	bool *done = core_alloc(W * sizeof(bool));
@@ -544,7 +566,8 @@ place(const sched_fair_job *jobs, size_t nj, plan *pl, size_t W, const sched_all
 			if (done[i]) {
 				continue;
 			}
-			size_t j = prev_main(prev, prow[i], jobs, nj, pass == 0);
+			size_t j = prev_main(prev, prow[i], jobs, nj,
+			    pass == 0);
 			if (j < nj && pl->whole[j] > 0) {
 				sched_share s = {jobs[j].id, 1};
 				rv = set_row(a, i, &s, 1);
@@ -564,17 +587,8 @@ place(const sched_fair_job *jobs, size_t nj, plan *pl, size_t W, const sched_all
 				if (done[i] || prow[i] < 0) {
 					continue;
 				}
-				const sched_share *ps = prev->shares[prow[i]];
-				double o = 0;
-				for (size_t k = 0; k < pl->rown[r]; k++) {
-					for (size_t m = 0;
-					    m < prev->nshares[prow[i]]; m++) {
-						if (ps[m].job == row[k].job) {
-							o += CORE_MIN(ps[m].share,
-							    row[k].share);
-						}
-					}
-				}
+				double o = overlap(prev->shares[prow[i]],
+				    prev->nshares[prow[i]], row, pl->rown[r]);
 				if (o > bo) {
 					best = i;
 					bo = o;
@@ -655,9 +669,7 @@ sched_fair_assign(const sched_fair_job *jobs, size_t njobs,
 	for (size_t i = 0; i < njobs; i++) {
 		const sched_fair_job *j = &jobs[i];
 		p[i].r = (double) j->batch * 1000.0 / j->batch_ms;
-		double qps = j->offered_qps +
-		    j->backlog * 1000.0 / SCHED_FAIR_DRAIN_MS;
-		p[i].d = qps / p[i].r;
+		p[i].d = demand_qps(j) / p[i].r;
 		p[i].active = p[i].d > EPS;
 		any = any || p[i].active;
 	}
@@ -707,6 +719,18 @@ out:
 	}
 	*out = a;
 	return IDN_OK;
+}
+
+bool
+sched_fair_backlogged(const sched_alloc *a, const sched_fair_job *job)
+{
+	if (job == NULL || !(job->batch_ms > 0)) {
+		return false;
+	}
+	double r = sched_alloc_job_workers(a, job->id) * job->batch * 1000.0 /
+	    job->batch_ms;
+	double need = demand_qps(job);
+	return need > 0 && r < need * 0.98;
 }
 
 int

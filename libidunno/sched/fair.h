@@ -26,8 +26,8 @@ typedef struct sched_fair_job {
 	                    // passes an estimate)
 	uint32_t batch;     // queries per batch (> 0); never changed here
 	double offered_qps; // arrival rate (>= 0)
-	double backlog;     // queries arrived but not done (>= 0): demand is
-	                    // offered_qps + backlog * 1000 / SCHED_FAIR_DRAIN_MS
+	double backlog;     // queries arrived but not done (>= 0); demand:
+	                    // offered_qps + backlog * 1000 / DRAIN_MS
 } sched_fair_job;
 
 typedef struct sched_share {
@@ -37,8 +37,8 @@ typedef struct sched_share {
 
 typedef struct sched_alloc { // one row per worker, in the order given
 	size_t nworkers;
-	uint64_t *workers;     // per row, the worker key (may be NULL in a
-	                       // caller-built prev: rows then match by position)
+	uint64_t *workers;     // per row, the worker key (may be NULL in
+	                       // a caller-built prev: rows match by position)
 	size_t *nshares;       // per row
 	sched_share **shares;  // per row, shares sum to <= 1, largest first
 	double ratio;          // predicted max/min of the jobs' rate relative
@@ -68,6 +68,12 @@ void sched_alloc_free(sched_alloc *a);
 // sched_alloc_job_workers returns how many workers' worth of time (sum of
 // shares) job gets in a.
 double sched_alloc_job_workers(const sched_alloc *a, uint64_t job);
+
+// sched_fair_backlogged: whether a gives job less than its demand
+// (offered rate plus draining its backlog, with 2% slack for measurement),
+// i.e. whether it counts among the backlogged jobs whose rates should be
+// equal (the fairness ratio is taken over those).
+bool sched_fair_backlogged(const sched_alloc *a, const sched_fair_job *job);
 
 // sched_fair_pick: which of a worker's shares it should serve next, given
 // the time (ms) it served each so far (served_ms[i] for shares[i], over a

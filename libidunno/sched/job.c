@@ -51,7 +51,9 @@ sched_job_new(uint64_t total, uint32_t batch, double rate_qps,
 		return IDN_EINVAL;
 	}
 	uint64_t nb = (total - 1) / batch + 1;
-	if (nb >= UINT32_MAX) {
+	// Every arrival time must fit in 63 bits of ms.
+	if (nb >= UINT32_MAX || (double) start_ms + (double) total * 1000.0 /
+	    rate_qps >= 9.0e18) {
 		return IDN_EINVAL;
 	}
 	sched_job *j = core_alloc(sizeof(*j));
@@ -349,7 +351,8 @@ sched_job_expire(sched_job *j, uint64_t now_ms)
 	}
 	if (j->scan) {
 		for (uint32_t b = 0; b < j->nbatches; b++) {
-			if (j->state[b] == LEASED && j->expires_ms[b] <= now_ms) {
+			if (j->state[b] == LEASED &&
+			    j->expires_ms[b] <= now_ms) {
 				to_retry(j, b);
 				n++;
 			}

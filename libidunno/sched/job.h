@@ -16,8 +16,9 @@ typedef struct sched_job sched_job;
 // (> 0 qps), start time. Query i arrives at start_ms + i * 1000 / rate_qps
 // (rounded down to the ms). Batch k holds queries
 // [k*batch, min(total, (k+1)*batch)) and is ready once its last query
-// arrived. IDN_EINVAL (also for more than UINT32_MAX - 1 batches),
-// IDN_ENOMEM.
+// arrived. IDN_EINVAL (also for more than UINT32_MAX - 1 batches, or
+// arrivals beyond 2^63 ms), IDN_ENOMEM. A table another process rebuilds
+// from the ledger (a takeover) needs the same clock: use wall-clock ms.
 int sched_job_new(uint64_t total, uint32_t batch, double rate_qps,
     uint64_t start_ms, sched_job **out);
 // sched_job_free accepts NULL.
@@ -57,7 +58,8 @@ size_t sched_job_expire(sched_job *j, uint64_t now_ms);
 // sched_job_reclaim: a worker failed: its leases go back to pending at
 // once (leased again before new batches); returns how many.
 size_t sched_job_reclaim(sched_job *j, uint64_t worker);
-// sched_job_ready: a batch is leasable at now_ms.
+// sched_job_ready: a batch is leasable at now_ms (a lease whose time passed
+// counts once sched_job_expire or sched_job_lease ran).
 bool sched_job_ready(const sched_job *j, uint64_t now_ms);
 // sched_job_next_ready_ms: now_ms when a batch is leasable now, else when
 // the next one will be (by arrivals alone), UINT64_MAX when none will.

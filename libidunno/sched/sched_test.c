@@ -130,6 +130,8 @@ test_fair_below_share(void **st)
 	assert_int_equal(check_rows(&a, true), 1);
 	assert_true(fabs(sched_alloc_job_workers(&a, 1) - 0.1) < 1e-6);
 	assert_true(fabs(sched_alloc_job_workers(&a, 2) - 3.9) < 1e-6);
+	assert_false(sched_fair_backlogged(&a, &j[0]));
+	assert_true(sched_fair_backlogged(&a, &j[1]));
 	sched_alloc_free(&a);
 
 	// With a backlog of 640 queries it also gets 640 / 4 s = 160 qps.
@@ -485,6 +487,38 @@ test_fair_random(void **st)
 	}
 }
 
+// The allocation and the pick together, in simulated time: 8 workers serve
+// two backlogged jobs whose batches take 100 and 400 ms; each worker picks
+// among its shares by sched_fair_pick. After 30 s the query rates are
+// within 2% of each other.
+static void
+test_fair_simulated(void **st)
+{
+	sched_fair_job j[] = {busy(1, 100, 32), busy(2, 400, 32)};
+	sched_alloc a;
+	IDN_PASS(sched_fair_assign(j, 2, keys(8, 0), 8, NULL, 0.05, &a));
+	double free_at[8] = {0}, served[8][2] = {{0}}, done[2] = {0};
+	bool ready[2] = {true, true};
+	for (int step = 0; step < 100000; step++) {
+		size_t w = 0;
+		for (size_t i = 1; i < 8; i++) {
+			w = free_at[i] < free_at[w] ? i : w;
+		}
+		if (free_at[w] >= 30000) {
+			break;
+		}
+		int k = sched_fair_pick(a.shares[w], a.nshares[w], served[w],
+		    ready);
+		assert_true(k >= 0);
+		size_t ji = a.shares[w][k].job == 1 ? 0 : 1;
+		free_at[w] += j[ji].batch_ms;
+		served[w][k] += j[ji].batch_ms;
+		done[ji] += j[ji].batch;
+	}
+	assert_true(fmax(done[0], done[1]) / fmin(done[0], done[1]) < 1.02);
+	sched_alloc_free(&a);
+}
+
 static void
 test_fair_pick(void **st)
 {
@@ -665,6 +699,8 @@ test_job_arrivals(void **st)
 	IDN_FAIL(sched_job_new(10, 0, 20, 0, &j), IDN_EINVAL);
 	IDN_FAIL(sched_job_new(10, 10, 0, 0, &j), IDN_EINVAL);
 	IDN_FAIL(sched_job_new(10, 10, NAN, 0, &j), IDN_EINVAL);
+	IDN_FAIL(sched_job_new(10, 10, 1e-300, 0, &j), IDN_EINVAL);
+	IDN_FAIL(sched_job_new(10, 10, INFINITY, 0, &j), IDN_EINVAL);
 	IDN_FAIL(sched_job_new(10, 10, 1, 0, NULL), IDN_EINVAL);
 }
 
@@ -901,6 +937,7 @@ main(void)
 	    cmocka_unit_test(test_fair_edges),
 	    cmocka_unit_test(test_fair_bad_input),
 	    cmocka_unit_test(test_fair_random),
+	    cmocka_unit_test(test_fair_simulated),
 	    cmocka_unit_test(test_fair_pick),
 	    cmocka_unit_test(test_stats_known),
 	    cmocka_unit_test(test_stats_many),
