@@ -614,6 +614,9 @@ on_add(coord *c, const wire_val *b, wire_wr *reply)
 			c->jobs[c->njobs++] = j;
 		}
 		c->dirty = true;
+		// A new job reaches the SDFS checkpoint at once: a coordinator
+		// that loses its disk still knows every acknowledged job.
+		c->want_checkpoint = true;
 		if (s.kind == IDN_JOB_INFER) {
 			note(c, IDN_LOG_INFO, "coord: job received: %s infer "
 			    "model %s queries %s (%llu) weights %s batch %u "

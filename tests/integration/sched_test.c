@@ -442,6 +442,8 @@ test_coordinator_restart(void **st)
 	assert_non_null(strstr(json, "\"job\": \"xa\""));
 	assert_true(job_field(json, "xa", "accuracy") > 0);
 	idn_free(json);
+	// A worker killed earlier comes back (a new member): it gets work.
+	IDN_PASS(idn_tcluster_restart(&cl, "worker1"));
 	char *out = NULL;
 	assert_int_equal(cli(&out, "infer start"), 0);
 	free(out);
@@ -459,7 +461,11 @@ test_coordinator_restart(void **st)
 		assert_true(idn_test_now_ms() < deadline);
 		usleep(100 * 1000);
 	}
+	// This time the coordinator's disk is lost too: it restores the
+	// ledger from its checkpoint in SDFS.
 	IDN_PASS(idn_tcluster_kill(&cl, "coord"));
+	assert_int_equal(idn_test_sh(NULL, "rm -f '%s/coord/coord/ledger.db'*",
+	    cl.root), 0);
 	IDN_PASS(idn_tcluster_restart(&cl, "coord"));
 	IDN_PASS(idn_job_wait(c, "rs", 90000, NULL));
 	size_t l1, l2;
@@ -469,7 +475,16 @@ test_coordinator_restart(void **st)
 	assert_memory_equal(ref, got, l1);
 	idn_free(ref);
 	idn_free(got);
-	assert_int_equal(cli(&out, "grep 'coord: restored'"), 0);
+	char line[128];
+	snprintf(line, sizeof(line), "\n%s:", idn_tcluster_addr(&cl, "worker1"));
+	assert_int_equal(cli(&out, "grep 'task started: rs/'"), 0);
+	if (strstr(out, line) == NULL && strncmp(out, line + 1,
+	    strlen(line + 1)) != 0) {
+		fail_msg("the rejoined worker ran no batch of rs");
+	}
+	free(out);
+	assert_int_equal(cli(&out, "grep 'coord: restored the ledger from "
+	    "the SDFS checkpoint'"), 0);
 	free(out);
 }
 
