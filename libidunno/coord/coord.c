@@ -174,6 +174,14 @@ infer_active(const cjob *j)
 	    !sched_job_finished(j->sj);
 }
 
+// The allocator's view of a job.
+static sched_fair_job
+fair_job(const cjob *j, uint64_t now)
+{
+	return (sched_fair_job){j->key, j->batch_ms, j->spec.batch,
+	    j->spec.rate, (double) sched_job_backlog(j->sj, now)};
+}
+
 static double *
 served(cworker *w, uint64_t job)
 {
@@ -206,8 +214,7 @@ reassign(coord *c, uint64_t now)
 		if (!infer_active(j)) {
 			continue;
 		}
-		fj[nj++] = (sched_fair_job){j->key, j->batch_ms, j->spec.batch,
-		    j->spec.rate, (double) sched_job_backlog(j->sj, now)};
+		fj[nj++] = fair_job(j, now);
 	}
 	for (size_t i = 0; i < c->nworkers; i++) {
 		if (c->workers[i].alive) {
@@ -1080,8 +1087,9 @@ job_workers(coord *c, const cjob *j, core_buf *b)
 	jf(b, "]");
 }
 
-// max/min rate_10s over the backlogged inference jobs; 0 when fewer
-// than one has a rate.
+// max/min rate_10s over the backlogged inference jobs (those the
+// allocation gives less than they ask: a job offered less than its fair
+// share is not compared); 0 when none has a rate.
 static double
 fairness(coord *c, uint64_t now)
 {
@@ -1089,7 +1097,11 @@ fairness(coord *c, uint64_t now)
 	bool any = false;
 	for (size_t i = 0; i < c->njobs; i++) {
 		cjob *j = c->jobs[i];
-		if (!infer_active(j) || sched_job_backlog(j->sj, now) == 0) {
+		if (!infer_active(j) || !c->have_alloc) {
+			continue;
+		}
+		sched_fair_job fj = fair_job(j, now);
+		if (!sched_fair_backlogged(&c->alloc, &fj)) {
 			continue;
 		}
 		sched_summary p;
