@@ -711,6 +711,17 @@ complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
 			ledger_job_state(c->led, j->spec.job, j->state, -1,
 			    j->err);
 			c->dirty = true;
+			return;
+		}
+		// Anything else (SDFS unavailable for a moment): the batch goes
+		// back at once instead of when its lease would expire.
+		uint64_t holder, exp;
+		uint32_t attempt;
+		if (sched_job_lease_info(j->sj, d->batch, &holder, &attempt,
+		        &exp) && holder == w->key && attempt == d->attempt) {
+			sched_job_restore_lease(j->sj, d->batch, w->key, attempt,
+			    now);
+			sched_job_expire(j->sj, now);
 		}
 		return;
 	}
