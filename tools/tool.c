@@ -58,10 +58,12 @@ usage(FILE *f, const char *prog, const char *role)
 	    "  --key FILE          cluster key file (64 hex digits)\n"
 	    "%s"
 	    "The bound address and node id are written to DIR/node.addr.\n",
-	    prog, strcmp(role, "coord") == 0 ? " [--standby]" : "", role,
-	    strcmp(role, "coord") == 0 ?
-	    "  --standby           start as the hot standby coordinator\n" :
-	    "");
+	    prog, strcmp(role, "coord") == 0 ? " [--standby] [--http ADDR]" :
+	    "", role, strcmp(role, "coord") == 0 ?
+	    "  --standby           start as the hot standby coordinator\n"
+	    "  --http [HOST:]PORT  serve the read-only dashboard, /metrics,\n"
+	    "                      /healthz and /readyz (a bare port: on\n"
+	    "                      127.0.0.1; port 0: a free one)\n" : "");
 }
 
 int
@@ -74,6 +76,7 @@ tool_node_main(const char *prog, const char *role, int argc, char **argv)
 	    {"log", required_argument, NULL, 'g'},
 	    {"key", required_argument, NULL, 'k'},
 	    {"standby", no_argument, NULL, 's'},
+	    {"http", required_argument, NULL, 't'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -84,6 +87,7 @@ tool_node_main(const char *prog, const char *role, int argc, char **argv)
 	}
 	const char *joins[64];
 	const char *key_file = NULL;
+	char http[128];
 	int c;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -112,6 +116,20 @@ tool_node_main(const char *prog, const char *role, int argc, char **argv)
 				goto bad;
 			}
 			o.role = IDN_ROLE_STANDBY;
+			break;
+		case 't':
+			if (strcmp(role, "coord") != 0) {
+				goto bad;
+			}
+			// A bare port stays on loopback: other hosts only when
+			// their address is given.
+			if (strchr(optarg, ':') == NULL) {
+				snprintf(http, sizeof(http), "127.0.0.1:%s",
+				    optarg);
+			} else {
+				snprintf(http, sizeof(http), "%s", optarg);
+			}
+			o.http = http;
 			break;
 		case 'h':
 			usage(stdout, prog, role);

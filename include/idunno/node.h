@@ -42,6 +42,10 @@ typedef struct idn_node_opts {
 	int indirect_probes;            // k members asked to ping-req
 	idn_duration join_timeout_ms;   // how long to try the introducers
 	size_t max_msg_bytes; // larger messages are refused; 8 MiB, >= 2 MiB
+	// "host:port" of the read-only dashboard, /metrics, /healthz and
+	// /readyz (port 0: a free one); NULL (default): none. Served by the
+	// coordinator and the standby; workers ignore it.
+	const char *http;
 } idn_node_opts;
 
 // idn_node_opts_init fills LAN defaults: a worker, 100 ms protocol period,
@@ -61,6 +65,8 @@ IDN_API void idn_node_close(idn_node *n);
 // Borrowed strings, valid until close.
 IDN_API const char *idn_node_id(const idn_node *n);
 IDN_API const char *idn_node_addr(const idn_node *n);
+// idn_node_http_addr: the bound dashboard address, or NULL without one.
+IDN_API const char *idn_node_http_addr(const idn_node *n);
 
 // idn_node_members returns this node's view of the membership (itself
 // included) as an array the caller frees with idn_free().

@@ -149,3 +149,10 @@ coord_where_route(rpc *r, membership *m)
 {
 	return rpc_route(r, "sched.where", on_where, m);
 }
+
+int
+coord_role_view(coord_role *r, coord_view_fn fn, void *arg)
+{
+	coord *c = r != NULL ? atomic_load(&r->c) : NULL;
+	return c != NULL ? coord_view_with(c, fn, arg) : IDN_EUNAVAIL;
+}

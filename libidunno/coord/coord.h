@@ -37,6 +37,32 @@ int coord_handle(coord *c, const char *type, const wire_val *body,
 void coord_member(coord *c, const char *id, const char *role, bool alive);
 
 
+// A snapshot for the dashboard and /metrics (coord/ renders no HTTP):
+// everything is borrowed for the call of a coord_view_fn only.
+typedef struct sched_stats sched_stats;
+typedef struct coord_job_view {
+	const char *job, *model;
+	int kind, state;            // enum idn_job_kind, enum idn_job_state
+	uint64_t done, total;       // queries (inference) or epochs (training)
+	double accuracy;            // -1 unknown
+	const sched_stats *proc;    // per-query processing ms (from the ledger)
+	const sched_stats *lat;     // per-query latency ms (from the ledger)
+} coord_job_view;
+typedef struct coord_view {
+	int phase;                  // enum idn_phase
+	uint64_t epoch;
+	const char *stats_json;     // the `sched.stats` document
+	size_t njobs;
+	const coord_job_view *jobs;
+	size_t nworkers;            // workers known alive, with leases held
+	const char *const *workers;
+	const uint32_t *leases;
+} coord_view;
+// coord_view_fn runs with the coordinator's tables locked: keep it short,
+// call nothing of the coordinator's.
+typedef void (*coord_view_fn)(void *arg, const coord_view *v);
+// coord_view_with calls fn once with a snapshot. IDN_ENOMEM.
+int coord_view_with(coord *c, coord_view_fn fn, void *arg);
 
 // The node coupling (coord/attach.c). coord_role_open registers the
 // scheduler routes on the node's endpoint (before it serves; they answer
@@ -60,5 +86,8 @@ int coord_role_open(const coord_node *n, coord_role **out);
 int coord_role_start(coord_role *r);
 void coord_role_close(coord_role *r);
 int coord_where_route(rpc *r, membership *m);
+// coord_role_view is coord_view_with on a started role; IDN_EUNAVAIL
+// before coord_role_start (or on NULL).
+int coord_role_view(coord_role *r, coord_view_fn fn, void *arg);
 
 #endif

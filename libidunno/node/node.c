@@ -10,6 +10,7 @@
 #include <idunno/node.h>
 
 #include "coord/coord.h"
+#include "dash/dash.h"
 #include "log/log.h"
 #include "membership/membership.h"
 #include "sdfs/sdfs.h"
@@ -36,6 +37,7 @@ struct idn_node {
 	sdfs *sdfs;
 	coord_role *coord;
 	worker_role *worker;
+	dash *dash;
 };
 
 const char *
@@ -108,6 +110,12 @@ idn_node_addr(const idn_node *n)
 	return n->addr;
 }
 
+const char *
+idn_node_http_addr(const idn_node *n)
+{
+	return n->dash != NULL ? dash_addr(n->dash) : NULL;
+}
+
 int
 idn_node_members(idn_node *n, idn_member **out, size_t *count)
 {
@@ -142,7 +150,9 @@ valid_opts(const idn_node_opts *o)
 	    o->suspect_timeout_ms <= 0 || o->indirect_probes < 0 ||
 	    o->max_msg_bytes < (2u << 20) || // an SDFS chunk must fit
 	    (o->njoin > 0 && o->join == NULL) ||
-	    net_addr_to_url(o->listen, url, sizeof(url)) != IDN_OK) {
+	    net_addr_to_url(o->listen, url, sizeof(url)) != IDN_OK ||
+	    (o->http != NULL &&
+	        net_addr_to_url(o->http, url, sizeof(url)) != IDN_OK)) {
 		return false;
 	}
 	for (size_t i = 0; i < o->njoin; i++) {
@@ -235,6 +245,23 @@ start_role(idn_node *n)
 	return IDN_OK;
 }
 
+// The dashboard, on the coordinator and the standby when asked for.
+static int
+open_dash(idn_node *n, const idn_node_opts *o)
+{
+	if (o->http == NULL || n->role == IDN_ROLE_WORKER) {
+		return IDN_OK;
+	}
+	dash_opts d = {o->http, n->id, idn_role_name(n->role), n->mship,
+	    n->coord};
+	int rv = dash_open(&d, &n->dash);
+	if (rv == IDN_OK) {
+		core_logf(&n->lg, IDN_LOG_INFO, "node: dashboard on http://%s/",
+		    dash_addr(n->dash));
+	}
+	return rv;
+}
+
 static int
 join(idn_node *n, const idn_node_opts *o)
 {
@@ -252,8 +279,9 @@ static int
 write_addr_file(idn_node *n)
 {
 	char *path = core_asprintf("%s/node.addr", n->data_dir);
-	char *text = core_asprintf("%s\n%s\n%s\n%s\n", n->addr, n->id,
-	    idn_role_name(n->role), membership_pub_addr(n->mship));
+	char *text = core_asprintf("%s\n%s\n%s\n%s\n%s\n", n->addr, n->id,
+	    idn_role_name(n->role), membership_pub_addr(n->mship),
+	    n->dash != NULL ? dash_addr(n->dash) : "-");
 	int rv = path && text ?
 	    core_file_write_atomic(path, text, strlen(text)) : IDN_ENOMEM;
 	free(path);
@@ -287,6 +315,7 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 	    (rv = join(n, o)) != IDN_OK ||
 	    (rv = sdfs_start(n->sdfs)) != IDN_OK ||
 	    (rv = start_role(n)) != IDN_OK ||
+	    (rv = open_dash(n, o)) != IDN_OK ||
 	    (rv = write_addr_file(n)) != IDN_OK) {
 		idn_node_close(n);
 		return rv;
@@ -313,6 +342,7 @@ idn_node_close(idn_node *n)
 	}
 	// Reverse order: no more requests in, then the subsystems, then the
 	// endpoint's client and pool they called through.
+	dash_close(n->dash);
 	rpc_stop(n->rpc);
 	worker_role_close(n->worker);
 	sdfs_close(n->sdfs);

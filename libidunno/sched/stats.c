@@ -270,3 +270,23 @@ sched_stats_summary(const sched_stats *s, uint64_t now_ms,
 	uint64_t span = CORE_MIN((uint64_t) WINDOW_MS, CORE_MAX(age, 1000));
 	out->rate_10s = (double) in_window * 1000.0 / (double) span;
 }
+
+void
+sched_stats_hist(const sched_stats *s, const double *bounds, size_t n,
+    uint64_t *le, uint64_t *count, double *sum)
+{
+	memset(le, 0, n * sizeof(*le));
+	*count = s != NULL ? s->count : 0;
+	*sum = s != NULL ? s->mean * (double) s->count : 0;
+	const vcarray *arrays[] = {s ? &s->sorted : NULL, s ? &s->tail : NULL};
+	for (size_t a = 0; a < 2 && s != NULL; a++) {
+		for (size_t i = 0; i < arrays[a]->len; i++) {
+			const vcount *x = &arrays[a]->v[i];
+			for (size_t k = 0; k < n; k++) {
+				if (x->v <= bounds[k]) {
+					le[k] += x->n;
+				}
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@
 #ifndef IDN_SCHED_STATS_H
 #define IDN_SCHED_STATS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct sched_stats sched_stats;
@@ -40,5 +41,12 @@ typedef struct sched_summary {
 // second.
 void sched_stats_summary(const sched_stats *s, uint64_t now_ms,
     sched_summary *out);
+
+// sched_stats_hist fills a cumulative histogram: le[k] samples <= bounds[k]
+// (bounds ascending, n of them), *count all samples, *sum their sum (as
+// Prometheus wants). O(distinct values * n). Samples dropped for lack of
+// memory count in *count only.
+void sched_stats_hist(const sched_stats *s, const double *bounds, size_t n,
+    uint64_t *le, uint64_t *count, double *sum);
 
 #endif

@@ -1,0 +1,599 @@
+// SPDX-License-Identifier: MIT
+// dash.c: the HTTP routes and the sampler. The sampler takes a
+// coordinator snapshot and the membership once a second, keeps each job's
+// rate and p95 latency for the charts and turns changes into events; the
+// routes render from a fresh snapshot (metrics) or from what it kept.
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <idunno/sched.h>
+
+#include "dash/dash.h"
+#include "dash/page.h"
+#include "net/http.h"
+#include "sched/stats.h"
+
+#define SAMPLE_MS 1000
+#define HISTORY 300   // points per job: 5 minutes at one a second
+#define MAX_SERIES 32
+#define MAX_EVENTS 64
+#define MAX_SEEN 256
+
+typedef struct point {
+	uint64_t t_ms;
+	double rate_10s;
+	double p95_ms;
+} point;
+
+typedef struct series {
+	char job[64];
+	int state;
+	point p[HISTORY];
+	size_t n, head; // ring: the oldest at head when full
+} series;
+
+typedef struct event {
+	uint64_t t_ms;
+	char text[200];
+} event;
+
+typedef struct seen_member {
+	char id[IDN_ID_MAX];
+	int state;
+} seen_member;
+
+struct dash {
+	dash_opts o;
+	char self_id[IDN_ID_MAX];
+	char role[IDN_ROLE_MAX];
+	net_http *http;
+	pthread_t sampler;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	series s[MAX_SERIES];
+	size_t ns;
+	event ev[MAX_EVENTS];
+	size_t nev, evhead;
+	seen_member seen[MAX_SEEN];
+	size_t nseen;
+	uint64_t epoch;
+};
+
+static void
+bf(core_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+bf(core_buf *b, const char *fmt, ...)
+{
+	char small[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		return;
+	}
+	if ((size_t) n < sizeof(small)) {
+		core_buf_append(b, small, (size_t) n);
+		return;
+	}
+	char *big = malloc((size_t) n + 1);
+	if (big != NULL) {
+		va_start(ap, fmt);
+		vsnprintf(big, (size_t) n + 1, fmt, ap);
+		va_end(ap);
+		core_buf_append(b, big, (size_t) n);
+		free(big);
+	}
+}
+
+// A JSON string, or (prom) a Prometheus label value: both escape \ " and
+// newlines; JSON also the other control characters.
+static void
+bstr(core_buf *b, const char *s, bool prom)
+{
+	core_buf_append(b, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+		if (*p == '"' || *p == '\\') {
+			bf(b, "\\%c", *p);
+		} else if (*p == '\n') {
+			bf(b, "\\n");
+		} else if (*p < 0x20) {
+			if (!prom) {
+				bf(b, "\\u%04x", *p);
+			}
+		} else {
+			core_buf_append(b, p, 1);
+		}
+	}
+	core_buf_append(b, "\"", 1);
+}
+
+static void
+bnum(core_buf *b, double v)
+{
+	if (v != v || v > 1e300 || v < -1e300) {
+		bf(b, "null");
+	} else {
+		bf(b, "%.6g", v);
+	}
+}
+
+// ---- /metrics
+
+static const double bounds_s[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+#define NBOUNDS (sizeof(bounds_s) / sizeof(bounds_s[0]))
+
+static void
+head(core_buf *b, const char *name, const char *type, const char *help)
+{
+	bf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+hist(core_buf *b, const char *name, const char *job, const sched_stats *st)
+{
+	double bounds_ms[NBOUNDS];
+	uint64_t le[NBOUNDS], count;
+	double sum_ms;
+	for (size_t k = 0; k < NBOUNDS; k++) {
+		bounds_ms[k] = bounds_s[k] * 1000.0;
+	}
+	sched_stats_hist(st, bounds_ms, NBOUNDS, le, &count, &sum_ms);
+	for (size_t k = 0; k < NBOUNDS; k++) {
+		bf(b, "%s_bucket{job=", name);
+		bstr(b, job, true);
+		bf(b, ",le=\"%g\"} %llu\n", bounds_s[k],
+		    (unsigned long long) le[k]);
+	}
+	bf(b, "%s_bucket{job=", name);
+	bstr(b, job, true);
+	bf(b, ",le=\"+Inf\"} %llu\n%s_sum{job=", (unsigned long long) count,
+	    name);
+	bstr(b, job, true);
+	bf(b, "} %.9g\n%s_count{job=", sum_ms / 1000.0, name);
+	bstr(b, job, true);
+	bf(b, "} %llu\n", (unsigned long long) count);
+}
+
+static void
+job_metric(core_buf *b, const char *name, const char *job, double v)
+{
+	bf(b, "%s{job=", name);
+	bstr(b, job, true);
+	bf(b, "} %.9g\n", v);
+}
+
+void
+dash_metrics(const coord_view *v, const idn_member *m, size_t nm,
+    core_buf *b)
+{
+	if (v != NULL) {
+		head(b, "idunno_coordinator_epoch", "gauge",
+		    "Epoch of the coordinator serving these figures.");
+		bf(b, "idunno_coordinator_epoch %llu\n",
+		    (unsigned long long) v->epoch);
+		head(b, "idunno_phase", "gauge",
+		    "1 for the current phase (idle, train, infer).");
+		for (int p = IDN_PHASE_IDLE; p <= IDN_PHASE_INFER; p++) {
+			bf(b, "idunno_phase{phase=\"%s\"} %d\n",
+			    idn_phase_name(p), p == v->phase);
+		}
+		head(b, "idunno_queries_total", "counter",
+		    "Queries answered (result in SDFS), from the ledger.");
+		for (size_t i = 0; i < v->njobs; i++) {
+			if (v->jobs[i].kind == IDN_JOB_INFER) {
+				job_metric(b, "idunno_queries_total",
+				    v->jobs[i].job, (double) v->jobs[i].done);
+			}
+		}
+		head(b, "idunno_job_queries", "gauge",
+		    "Queries in the job's query set.");
+		for (size_t i = 0; i < v->njobs; i++) {
+			if (v->jobs[i].kind == IDN_JOB_INFER) {
+				job_metric(b, "idunno_job_queries",
+				    v->jobs[i].job, (double) v->jobs[i].total);
+			}
+		}
+		head(b, "idunno_training_epochs_total", "counter",
+		    "Training epochs finished and checkpointed.");
+		for (size_t i = 0; i < v->njobs; i++) {
+			if (v->jobs[i].kind == IDN_JOB_TRAIN) {
+				job_metric(b, "idunno_training_epochs_total",
+				    v->jobs[i].job, (double) v->jobs[i].done);
+			}
+		}
+		head(b, "idunno_job_state", "gauge",
+		    "1 for the job's state (queued, running, done, failed, "
+		    "removed).");
+		for (size_t i = 0; i < v->njobs; i++) {
+			bf(b, "idunno_job_state{job=");
+			bstr(b, v->jobs[i].job, true);
+			bf(b, ",state=\"%s\"} 1\n",
+			    idn_job_state_name(v->jobs[i].state));
+		}
+		head(b, "idunno_job_accuracy_ratio", "gauge",
+		    "Fraction of the job's predictions equal to their label.");
+		for (size_t i = 0; i < v->njobs; i++) {
+			if (v->jobs[i].accuracy >= 0) {
+				job_metric(b, "idunno_job_accuracy_ratio",
+				    v->jobs[i].job, v->jobs[i].accuracy);
+			}
+		}
+		head(b, "idunno_query_processing_seconds", "histogram",
+		    "Per-query service time on the worker.");
+		for (size_t i = 0; i < v->njobs; i++) {
+			if (v->jobs[i].kind == IDN_JOB_INFER) {
+				hist(b, "idunno_query_processing_seconds",
+				    v->jobs[i].job, v->jobs[i].proc);
+			}
+		}
+		head(b, "idunno_query_latency_seconds", "histogram",
+		    "Per-query time from arrival to its result in SDFS.");
+		for (size_t i = 0; i < v->njobs; i++) {
+			if (v->jobs[i].kind == IDN_JOB_INFER) {
+				hist(b, "idunno_query_latency_seconds",
+				    v->jobs[i].job, v->jobs[i].lat);
+			}
+		}
+		head(b, "idunno_leases_held", "gauge",
+		    "Leases a live worker holds now.");
+		for (size_t i = 0; i < v->nworkers; i++) {
+			bf(b, "idunno_leases_held{node=");
+			bstr(b, v->workers[i], true);
+			bf(b, "} %u\n", v->leases[i]);
+		}
+	}
+	if (m != NULL) {
+		head(b, "idunno_member_state", "gauge",
+		    "Membership state as this node sees it: 0 alive, "
+		    "1 suspected, 2 failed, 3 left.");
+		for (size_t i = 0; i < nm; i++) {
+			bf(b, "idunno_member_state{node=");
+			bstr(b, m[i].id, true);
+			bf(b, ",role=");
+			bstr(b, m[i].role, true);
+			bf(b, "} %d\n", m[i].state);
+		}
+	}
+}
+
+// ---- the sampler
+
+static void
+add_event(dash *d, uint64_t now, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+add_event(dash *d, uint64_t now, const char *fmt, ...)
+{
+	event *e = &d->ev[(d->evhead + d->nev) % MAX_EVENTS];
+	if (d->nev == MAX_EVENTS) {
+		d->evhead = (d->evhead + 1) % MAX_EVENTS;
+	} else {
+		d->nev++;
+	}
+	e->t_ms = now;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->text, sizeof(e->text), fmt, ap);
+	va_end(ap);
+}
+
+static series *
+find_series(dash *d, const char *job, bool create)
+{
+	for (size_t i = 0; i < d->ns; i++) {
+		if (strcmp(d->s[i].job, job) == 0) {
+			return &d->s[i];
+		}
+	}
+	if (!create) {
+		return NULL;
+	}
+	if (d->ns == MAX_SERIES) {
+		// Forget the oldest series.
+		memmove(&d->s[0], &d->s[1], sizeof(d->s[0]) * (MAX_SERIES - 1));
+		d->ns--;
+	}
+	series *s = &d->s[d->ns++];
+	memset(s, 0, sizeof(*s));
+	snprintf(s->job, sizeof(s->job), "%s", job);
+	s->state = -1;
+	return s;
+}
+
+static void
+on_sample(void *arg, const coord_view *v)
+{
+	dash *d = arg;
+	uint64_t now = idn_wall_ms();
+	pthread_mutex_lock(&d->lock);
+	if (d->epoch != 0 && v->epoch != d->epoch) {
+		add_event(d, now, "coordinator epoch %llu (takeover)",
+		    (unsigned long long) v->epoch);
+	}
+	d->epoch = v->epoch;
+	for (size_t i = 0; i < v->njobs; i++) {
+		const coord_job_view *j = &v->jobs[i];
+		series *s = find_series(d, j->job, true);
+		if (s->state < 0) {
+			add_event(d, now, "job %s: %s job of %s, %s", j->job,
+			    j->kind == IDN_JOB_INFER ? "inference" : "training",
+			    j->model, idn_job_state_name(j->state));
+		} else if (s->state != j->state) {
+			add_event(d, now, "job %s %s", j->job,
+			    idn_job_state_name(j->state));
+		}
+		s->state = j->state;
+		if (j->kind != IDN_JOB_INFER) {
+			continue;
+		}
+		sched_summary p, l;
+		sched_stats_summary(j->proc, now, &p);
+		sched_stats_summary(j->lat, now, &l);
+		point *pt = &s->p[(s->head + s->n) % HISTORY];
+		if (s->n == HISTORY) {
+			s->head = (s->head + 1) % HISTORY;
+		} else {
+			s->n++;
+		}
+		*pt = (point){now, p.rate_10s, l.p95};
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void
+sample_members(dash *d)
+{
+	idn_member *m;
+	size_t nm;
+	if (membership_members(d->o.mship, false, &m, &nm) != IDN_OK) {
+		return;
+	}
+	uint64_t now = idn_wall_ms();
+	pthread_mutex_lock(&d->lock);
+	bool first = d->nseen == 0;
+	for (size_t i = 0; i < nm; i++) {
+		seen_member *s = NULL;
+		for (size_t k = 0; k < d->nseen && s == NULL; k++) {
+			s = strcmp(d->seen[k].id, m[i].id) == 0 ? &d->seen[k] :
+			    NULL;
+		}
+		if (s == NULL && d->nseen < MAX_SEEN) {
+			s = &d->seen[d->nseen++];
+			snprintf(s->id, sizeof(s->id), "%s", m[i].id);
+			if (!first) {
+				add_event(d, now, "%s %s joined", m[i].role,
+				    m[i].id);
+			}
+			s->state = m[i].state;
+		}
+		if (s != NULL && s->state != m[i].state) {
+			add_event(d, now, "%s %s %s", m[i].role, m[i].id,
+			    m[i].state == IDN_MEMBER_SUSPECT ? "suspected" :
+			    m[i].state == IDN_MEMBER_FAILED ? "failed" :
+			    m[i].state == IDN_MEMBER_LEFT ? "left" : "alive");
+			s->state = m[i].state;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	idn_free(m);
+}
+
+static void *
+sampler(void *arg)
+{
+	dash *d = arg;
+	pthread_mutex_lock(&d->lock);
+	while (!d->stop) {
+		pthread_mutex_unlock(&d->lock);
+		coord_role_view(d->o.coord, on_sample, d);
+		sample_members(d);
+		pthread_mutex_lock(&d->lock);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += SAMPLE_MS / 1000;
+		while (!d->stop &&
+		    pthread_cond_timedwait(&d->cond, &d->lock, &ts) == 0) {
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+// ---- /api/state
+
+static void
+on_state_view(void *arg, const coord_view *v)
+{
+	core_buf *b = arg;
+	bf(b, ", \"epoch\": %llu, \"stats\": %s, \"leases\": {",
+	    (unsigned long long) v->epoch, v->stats_json);
+	for (size_t i = 0; i < v->nworkers; i++) {
+		bf(b, "%s", i ? ", " : "");
+		bstr(b, v->workers[i], false);
+		bf(b, ": %u", v->leases[i]);
+	}
+	bf(b, "}");
+}
+
+static void
+state_json(dash *d, core_buf *b)
+{
+	bf(b, "{\"node\": ");
+	bstr(b, d->self_id, false);
+	bf(b, ", \"role\": ");
+	bstr(b, d->role, false);
+	bf(b, ", \"now\": %llu", (unsigned long long) idn_wall_ms());
+	if (coord_role_view(d->o.coord, on_state_view, b) != IDN_OK) {
+		bf(b, ", \"stats\": null");
+	}
+	idn_member *m;
+	size_t nm;
+	bf(b, ", \"members\": [");
+	if (membership_members(d->o.mship, false, &m, &nm) == IDN_OK) {
+		for (size_t i = 0; i < nm; i++) {
+			bf(b, "%s{\"id\": ", i ? ", " : "");
+			bstr(b, m[i].id, false);
+			bf(b, ", \"role\": ");
+			bstr(b, m[i].role, false);
+			bf(b, ", \"state\": \"%s\", \"since_ms\": %llu}",
+			    idn_member_state_name(m[i].state),
+			    (unsigned long long) m[i].since_ms);
+		}
+		idn_free(m);
+	}
+	pthread_mutex_lock(&d->lock);
+	bf(b, "], \"history\": {");
+	for (size_t i = 0; i < d->ns; i++) {
+		series *s = &d->s[i];
+		bf(b, "%s", i ? ", " : "");
+		bstr(b, s->job, false);
+		bf(b, ": [");
+		for (size_t k = 0; k < s->n; k++) {
+			point *p = &s->p[(s->head + k) % HISTORY];
+			bf(b, "%s[%llu, ", k ? ", " : "",
+			    (unsigned long long) p->t_ms);
+			bnum(b, p->rate_10s);
+			bf(b, ", ");
+			bnum(b, p->p95_ms);
+			bf(b, "]");
+		}
+		bf(b, "]");
+	}
+	bf(b, "}, \"events\": [");
+	for (size_t k = d->nev; k > 0; k--) { // newest first
+		event *e = &d->ev[(d->evhead + k - 1) % MAX_EVENTS];
+		bf(b, "%s{\"t_ms\": %llu, \"text\": ", k < d->nev ? ", " : "",
+		    (unsigned long long) e->t_ms);
+		bstr(b, e->text, false);
+		bf(b, "}");
+	}
+	pthread_mutex_unlock(&d->lock);
+	bf(b, "]}\n");
+}
+
+// ---- routes
+
+static void
+on_metrics_view(void *arg, const coord_view *v)
+{
+	dash_metrics(v, NULL, 0, arg);
+}
+
+static int
+on_get(void *arg, const char *path, core_buf *body, const char **ctype)
+{
+	dash *d = arg;
+	if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0) {
+		*ctype = "text/html; charset=utf-8";
+		core_buf_append(body, dash_page_html,
+		    strlen((const char *) dash_page_html));
+		return 200;
+	}
+	if (strcmp(path, "/app.js") == 0) {
+		*ctype = "text/javascript; charset=utf-8";
+		core_buf_append(body, dash_page_js,
+		    strlen((const char *) dash_page_js));
+		return 200;
+	}
+	if (strcmp(path, "/api/state") == 0) {
+		*ctype = "application/json";
+		state_json(d, body);
+		return 200;
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		*ctype = "text/plain; version=0.0.4; charset=utf-8";
+		coord_role_view(d->o.coord, on_metrics_view, body);
+		idn_member *m;
+		size_t nm;
+		if (membership_members(d->o.mship, false, &m, &nm) == IDN_OK) {
+			dash_metrics(NULL, m, nm, body);
+			idn_free(m);
+		}
+		return 200;
+	}
+	if (strcmp(path, "/healthz") == 0) {
+		bf(body, "ok\n");
+		return 200;
+	}
+	if (strcmp(path, "/readyz") == 0) {
+		// Ready: the active coordinator has restored its ledger. (A
+		// standby's catching up is not reported yet.)
+		if (d->o.coord != NULL &&
+		    coord_role_view(d->o.coord, on_metrics_view, &(core_buf){0})
+		    == IDN_OK) {
+			bf(body, "ready\n");
+			return 200;
+		}
+		bf(body, "not ready: %s\n", d->o.coord != NULL ?
+		    "the coordinator is starting" : "not an active coordinator");
+		return 503;
+	}
+	bf(body, "not found\n");
+	return 404;
+}
+
+int
+dash_open(const dash_opts *o, dash **out)
+{
+	if (o == NULL || o->addr == NULL || o->mship == NULL || out == NULL) {
+		return IDN_EINVAL;
+	}
+	dash *d = core_alloc(sizeof(*d));
+	if (d == NULL) {
+		return IDN_ENOMEM;
+	}
+	d->o = *o;
+	snprintf(d->self_id, sizeof(d->self_id), "%s", o->self_id);
+	snprintf(d->role, sizeof(d->role), "%s", o->role);
+	d->o.self_id = d->self_id;
+	d->o.role = d->role;
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->cond, NULL);
+	int rv = pthread_create(&d->sampler, NULL, sampler, d) == 0 ?
+	    IDN_OK : IDN_ESYS;
+	d->started = rv == IDN_OK;
+	if (rv == IDN_OK) {
+		rv = net_http_open(o->addr, on_get, d, &d->http);
+	}
+	if (rv != IDN_OK) {
+		dash_close(d);
+		return rv;
+	}
+	*out = d;
+	return IDN_OK;
+}
+
+const char *
+dash_addr(const dash *d)
+{
+	return net_http_addr(d->http);
+}
+
+void
+dash_close(dash *d)
+{
+	if (d == NULL) {
+		return;
+	}
+	net_http_close(d->http);
+	pthread_mutex_lock(&d->lock);
+	d->stop = true;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	if (d->started) {
+		pthread_join(d->sampler, NULL);
+	}
+	pthread_cond_destroy(&d->cond);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}

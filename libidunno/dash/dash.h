@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: MIT
+// dash.h: a node's read-only HTTP face: the dashboard page and its
+// script, /api/state (what the page draws), /metrics (Prometheus text),
+// /healthz and /readyz. It samples the coordinator once a second for the
+// charts' history and the recent events. Control stays on the RPC path.
+#ifndef IDN_DASH_DASH_H
+#define IDN_DASH_DASH_H
+
+#include "coord/coord.h"
+#include "membership/membership.h"
+
+typedef struct dash dash;
+
+typedef struct dash_opts {
+	const char *addr;       // "host:port" to serve on (port 0: a free one)
+	const char *self_id;
+	const char *role;       // "coord", "standby", "worker"
+	membership *mship;      // caller keeps; outlives the dash
+	coord_role *coord;      // NULL on a node without the coordinator role
+} dash_opts;
+
+// dash_open binds and serves. IDN_EINVAL bad address, IDN_ENET cannot
+// bind, IDN_ENOMEM.
+int dash_open(const dash_opts *o, dash **out);
+// The bound "host:port", borrowed until close.
+const char *dash_addr(const dash *d);
+// dash_close stops serving and sampling; accepts NULL. Close it before the
+// coordinator role and the membership.
+void dash_close(dash *d);
+
+// dash_metrics appends the Prometheus text of one coordinator snapshot
+// (and the members, may be NULL) to out: exposed for the unit test.
+void dash_metrics(const coord_view *v, const idn_member *m, size_t nm,
+    core_buf *out);
+
+#endif
