@@ -35,7 +35,9 @@ cluster_usage(FILE *f)
 	    "cluster\n"
 	    "  cluster restart NODE   start a node again (a new incarnation)\n"
 	    "  cluster status [--json] each node: name, role, pid, address, "
-	    "alive\n");
+	    "alive,\n"
+	    "                         dashboard (coordinator and standby: "
+	    "http)\n");
 }
 
 const char *
@@ -189,6 +191,10 @@ spawn(const char *root, cluster_node *c, const char *const *joins, int njoin)
 	argv[k++] = strcmp(c->addr, "-") == 0 ? "127.0.0.1:0" : c->addr;
 	if (strcmp(c->role, "standby") == 0) {
 		argv[k++] = "--standby";
+	}
+	if (coordish) {
+		argv[k++] = "--http";
+		argv[k++] = "127.0.0.1:0";
 	}
 	for (int i = 0; i < njoin && i < 64; i++) {
 		argv[k++] = "--join";
@@ -431,6 +437,28 @@ cmd_node(const char *root, const char *verb, int argc, char **argv)
 	return rv;
 }
 
+// The node's dashboard address, the fifth line of its node.addr ("-" or
+// missing: none).
+static bool
+http_addr(const char *root, const cluster_node *c, char *out, size_t cap)
+{
+	char path[PATH_MAX + 64], line[5][128];
+	snprintf(path, sizeof(path), "%s/%s/node.addr", root, c->name);
+	FILE *f = fopen(path, "re");
+	int n = 0;
+	while (f != NULL && n < 5 && fscanf(f, "%127s", line[n]) == 1) {
+		n++;
+	}
+	if (f != NULL) {
+		fclose(f);
+	}
+	if (n < 5 || strcmp(line[4], "-") == 0) {
+		return false;
+	}
+	snprintf(out, cap, "%s", line[4]);
+	return true;
+}
+
 static int
 cmd_status(const char *root, bool json)
 {
@@ -446,16 +474,25 @@ cmd_status(const char *root, bool json)
 		printf(", \"nodes\": [");
 	}
 	for (int i = 0; i < n; i++) {
+		char http[128];
+		bool has_http = v[i].alive &&
+		    http_addr(root, &v[i], http, sizeof(http));
 		if (json) {
 			printf("%s{\"name\": \"%s\", \"role\": \"%s\", "
-			    "\"pid\": %d, \"addr\": \"%s\", \"alive\": %s}",
+			    "\"pid\": %d, \"addr\": \"%s\", \"alive\": %s",
 			    i ? ", " : "", v[i].name, v[i].role,
 			    (int) v[i].pid, v[i].addr,
 			    v[i].alive ? "true" : "false");
+			if (has_http) {
+				printf(", \"http\": ");
+				tool_json_str(stdout, http);
+			}
+			printf("}");
 		} else {
-			printf("%-10s %-8s pid %-7d %-22s %s\n", v[i].name,
-			    v[i].role, (int) v[i].pid, v[i].addr,
-			    v[i].alive ? "alive" : "dead");
+			printf("%-10s %-8s pid %-7d %-22s %-5s%s%s\n",
+			    v[i].name, v[i].role, (int) v[i].pid, v[i].addr,
+			    v[i].alive ? "alive" : "dead",
+			    has_http ? " http://" : "", has_http ? http : "");
 		}
 	}
 	if (json) {

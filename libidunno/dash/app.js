@@ -36,28 +36,34 @@ function chart(canvas, history, col, now) {
   const g = canvas.getContext('2d');
   const W = canvas.width, H = canvas.height, L = 50, B = 20;
   g.clearRect(0, 0, W, H);
-  let max = 0;
+  let max = 0, oldest = now;
   const jobs = Object.keys(history);
-  for (const k of jobs) for (const p of history[k]) if (p[col] > max) max = p[col];
+  for (const k of jobs) for (const p of history[k]) {
+    if (p[col] > max) max = p[col];
+    if (p[0] < oldest) oldest = p[0];
+  }
+  // The time axis spans the data: one minute at least, five at most.
+  const span = Math.min(WINDOW_MS, Math.max(60000, now - oldest));
   max = max > 0 ? max * 1.1 : 1;
   g.strokeStyle = '#ccc'; g.fillStyle = '#666'; g.font = '11px sans-serif';
   for (let i = 0; i <= 4; i++) {
-    const y = (H - B) * (1 - i / 4);
+    const y = 6 + (H - B - 6) * (1 - i / 4);
     g.beginPath(); g.moveTo(L, y); g.lineTo(W, y); g.stroke();
     g.fillText((max * i / 4).toFixed(max < 10 ? 1 : 0), 2, y + 4);
   }
-  for (let m = 0; m <= 5; m++) {
-    const x = L + (W - L) * (1 - m * 60000 / WINDOW_MS);
-    g.fillText(m === 0 ? 'now' : '-' + m + ' min', Math.min(x, W - 30) - 10, H - 4);
+  const step = span > 120000 ? 60000 : 15000;
+  for (let t = 0; t <= span; t += step) {
+    const x = L + (W - L) * (1 - t / span);
+    g.fillText(t === 0 ? 'now' : '-' + (t / 1000) + ' s', Math.min(x, W - 30) - 10, H - 4);
   }
   jobs.forEach((k, i) => {
     g.strokeStyle = COLORS[i % COLORS.length]; g.lineWidth = 2;
     g.beginPath();
     let first = true;
     for (const p of history[k]) {
-      if (p[col] === null || now - p[0] > WINDOW_MS) continue;
-      const x = L + (W - L) * (1 - (now - p[0]) / WINDOW_MS);
-      const y = (H - B) * (1 - p[col] / max);
+      if (p[col] === null || now - p[0] > span) continue;
+      const x = L + (W - L) * (1 - (now - p[0]) / span);
+      const y = 6 + (H - B - 6) * (1 - p[col] / max);
       if (first) g.moveTo(x, y); else g.lineTo(x, y);
       first = false;
     }

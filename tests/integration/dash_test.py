@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""dash_test.py: the coordinator's dashboard and /metrics on a real local
+cluster running two sim inference jobs: status shows the HTTP ports, the
+health routes answer, /metrics parses with prometheus_client, a headless
+chromium renders the job table, its rate chart moves between two looks,
+a killed worker shows as failed, and the counters do not go back across a
+coordinator restart. Prints TAP. Needs chromium, chromium-driver,
+python3-selenium and python3-prometheus-client (scripts/install-deps);
+the browser checks are skipped, with the reason, where they cannot run.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+BIN = os.environ.get("IDUNNO_BIN_DIR", "build/tools")
+SRC = os.environ.get("IDUNNO_SOURCE_DIR", ".")
+BUILD = os.environ.get("IDUNNO_BUILD_DIR", "build")
+IDUNNO = os.path.join(BIN, "idunno")
+QUERIES = "datasets/fashion-mnist/test"
+
+results = []
+
+
+def tap(ok, name, skip=None):
+    n = len(results) + 1
+    results.append(ok)
+    line = "%s %d - %s" % ("ok" if ok else "not ok", n, name)
+    if skip:
+        line += " # SKIP " + skip
+    print(line, flush=True)
+
+
+def diag(msg):
+    for ln in str(msg).splitlines():
+        print("# " + ln, flush=True)
+
+
+def cli(root, *args, check=True):
+    p = subprocess.run([IDUNNO, "--root", root] + list(args),
+                       capture_output=True, text=True, timeout=120)
+    if check and p.returncode != 0:
+        raise RuntimeError("idunno %s: %s%s" % (" ".join(args), p.stdout,
+                                                 p.stderr))
+    return p.stdout
+
+
+def http_get(addr, path):
+    try:
+        with urllib.request.urlopen("http://%s%s" % (addr, path),
+                                    timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def until(fn, timeout_s, what):
+    """Polls fn until it returns a true value, at most timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # not there yet: keep polling
+            last = e
+        time.sleep(0.2)
+    raise TimeoutError("%s: not within %d s (last: %r)" %
+                       (what, timeout_s, last))
+
+
+def status(root):
+    return json.loads(cli(root, "cluster", "status", "--json"))["nodes"]
+
+
+def http_of(root, name):
+    for n in status(root):
+        if n["name"] == name and n["alive"]:
+            return n.get("http")
+    return None
+
+
+def scrape(addr):
+    from prometheus_client.parser import text_string_to_metric_families
+    code, text = http_get(addr, "/metrics")
+    if code != 200:
+        raise RuntimeError("/metrics: HTTP %d" % code)
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    return fams
+
+
+def counter_values(fams):
+    """Every sample of every counter and histogram: name{labels} -> v."""
+    out = {}
+    for f in fams.values():
+        if f.type not in ("counter", "histogram"):
+            continue
+        for s in f.samples:
+            key = s.name + json.dumps(sorted(s.labels.items()))
+            out[key] = s.value
+    return out
+
+
+def browser_driver():
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        return None, "python3-selenium is not installed"
+    chromium = shutil.which("chromium")
+    driver = shutil.which("chromedriver")
+    if not chromium or not driver:
+        return None, "chromium or chromium-driver is not installed"
+    o = webdriver.ChromeOptions()
+    o.binary_location = chromium
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
+              "--disable-dev-shm-usage", "--window-size=1500,1300"):
+        o.add_argument(a)
+    try:
+        return webdriver.Chrome(service=Service(driver), options=o), None
+    except Exception as e:
+        return None, "chromium does not start: %s" % str(e).splitlines()[0]
+
+
+def main():
+    root = tempfile.mkdtemp(prefix="idn_dash_")
+    sim = os.path.join(root, "sim")
+    os.makedirs(sim)
+    open(os.path.join(sim, "empty.pt"), "w").close()
+    drv = None
+    try:
+        cli(root, "cluster", "up", "-n", "6")
+        nodes = status(root)
+        with_http = sorted(n["name"] for n in nodes if "http" in n)
+        tap(with_http == ["coord", "standby"] and all(
+            n["http"].startswith("127.0.0.1:") for n in nodes
+            if "http" in n),
+            "cluster status --json: http on coord and standby only, "
+            "loopback")
+        coord = http_of(root, "coord")
+        standby = http_of(root, "standby")
+        tap(http_get(coord, "/healthz")[0] == 200 and
+            http_get(coord, "/readyz")[0] == 200 and
+            http_get(standby, "/healthz")[0] == 200 and
+            http_get(standby, "/readyz")[0] == 503 and
+            http_get(coord, "/nope")[0] == 404,
+            "/healthz up on both; /readyz 200 on the coordinator, 503 "
+            "on the standby; unknown paths 404")
+
+        cli(root, "dataset", "import", "fashion-mnist")
+        for name, ms in (("fast", 100), ("slow", 400)):
+            d = os.path.join(sim, name + ".desc")
+            with open(d, "w") as f:
+                f.write("backend = sim\ninput = 1x28x28\nclasses = 10\n"
+                        "service_ms = %d\n" % ms)
+            cli(root, "model", "put", name, os.path.join(sim, "empty.pt"),
+                d)
+        cli(root, "infer", "start")
+        # 10,000 queries at 150 q/s: the jobs run past the test's end.
+        for job, model in (("alpha", "fast"), ("beta", "slow")):
+            cli(root, "infer", "add", job, "--model", model, "--queries",
+                QUERIES, "--batch", "32", "--rate", "150")
+
+        def both_counted():
+            f = scrape(coord)
+            s = {x.labels["job"]: x.value
+                 for x in f["idunno_queries"].samples}
+            return f if s.get("alpha", 0) > 0 and s.get("beta", 0) > 0 \
+                else None
+        fams = until(both_counted, 30, "both jobs answer queries")
+        want = {"idunno_queries": "counter",
+                "idunno_query_processing_seconds": "histogram",
+                "idunno_query_latency_seconds": "histogram",
+                "idunno_member_state": "gauge",
+                "idunno_leases_held": "gauge"}
+        got = {k: fams[k].type for k in want if k in fams}
+        tap(got == want, "/metrics parses; families and types: %s" % got)
+        lat = [s for s in fams["idunno_query_latency_seconds"].samples
+               if s.name.endswith("_bucket") and s.labels["job"] == "alpha"]
+        inf = [s.value for s in lat if s.labels["le"] == "+Inf"]
+        tap(len(lat) > 2 and inf and all(
+            a.value <= b.value for a, b in zip(lat, lat[1:])),
+            "latency buckets are cumulative up to +Inf (%s)" % inf)
+
+        drv, why = browser_driver()
+        names = ["the job table shows both jobs",
+                 "the rate chart changes between two looks",
+                 "a killed worker shows as failed",
+                 "screenshot saved"]
+        if drv is None:
+            for n in names:
+                tap(True, n, skip=why)
+            cli(root, "cluster", "kill", "worker4")
+        else:
+            from selenium.webdriver.common.by import By
+            drv.set_page_load_timeout(20)
+            drv.get("http://%s/" % coord)
+
+            def rows():
+                r = drv.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")
+                jobs = sorted(x.get_attribute("data-job") for x in r)
+                return r if jobs == ["alpha", "beta"] else None
+            r = until(rows, 20, "job rows")
+            cells = [c.text for c in r[0].find_elements(By.TAG_NAME, "td")]
+            tap(cells[1] == "infer" and cells[2] == "running",
+                "the job table shows both jobs (%s)" % cells[:6])
+
+            def look():
+                return drv.execute_script(
+                    "const c = document.getElementById('rate');"
+                    "return [c.dataset.points, c.toDataURL()];")
+            first = until(lambda: look() if int(look()[0] or 0) > 1
+                          else None, 20, "chart points")
+            second = until(lambda: (lambda x: x if x[1] != first[1] and
+                                    int(x[0]) > int(first[0]) else None)(
+                look()), 10, "the chart to move")
+            tap(True, "the rate chart changes between two looks "
+                "(%s -> %s points)" % (first[0], second[0]))
+
+            killed = [n for n in status(root) if n["name"] == "worker4"][0]
+            cli(root, "cluster", "kill", "worker4")
+            port = killed["addr"].split(":")[1]
+
+            def failed_row():
+                for tr in drv.find_elements(By.CSS_SELECTOR,
+                                            "#nodes tbody tr"):
+                    nid = tr.get_attribute("data-node")
+                    if nid.split(":")[1] == port and \
+                            tr.get_attribute("data-state") == "failed" and \
+                            "failed" in tr.get_attribute("class"):
+                        return nid
+                return None
+            nid = until(failed_row, 20, "worker4 marked failed")
+            tap(True, "a killed worker shows as failed (%s)" % nid)
+            until(lambda: len(drv.find_elements(
+                By.CSS_SELECTOR, "#jobs tbody tr")) == 2, 5, "rows")
+            out = os.path.join(BUILD, "dashboard.png")
+            drv.save_screenshot(out)
+            if os.environ.get("IDUNNO_UPDATE_FIGURES"):
+                shutil.copy(out, os.path.join(SRC, "docs", "figures",
+                                              "dashboard.png"))
+            tap(os.path.getsize(out) > 10000, "screenshot saved (%s)" % out)
+
+        before = counter_values(scrape(coord))
+        cli(root, "cluster", "kill", "coord")
+        cli(root, "cluster", "restart", "coord")
+        coord2 = until(lambda: http_of(root, "coord"), 20, "coord http")
+        until(lambda: http_get(coord2, "/readyz")[0] == 200, 30, "ready")
+        after = counter_values(scrape(coord2))
+        back = [k for k, v in before.items() if after.get(k, -1) < v]
+        if back:
+            diag("went back: %s" % back[:5])
+        tap(not back and len(before) > 10,
+            "%d counter and histogram series do not go back across a "
+            "coordinator restart" % len(before))
+    except Exception as e:
+        diag("error: %r" % e)
+        tap(False, "the test ran to its end")
+    finally:
+        if drv is not None:
+            drv.quit()
+        subprocess.run([IDUNNO, "--root", root, "cluster", "down"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+    print("1..%d" % len(results))
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
