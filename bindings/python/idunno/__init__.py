@@ -439,7 +439,8 @@ class Client:
         """Waits until the job is done and returns "done". Raises
         IdunnoError: ETIMEDOUT after timeout_s (None: forever), EINVAL if
         the job failed or was removed, ENOENT if there is no such job."""
-        ms = 0 if timeout_s is None else max(1, int(timeout_s * 1000))
+        ms = (0 if timeout_s is None else
+              min(2**31 - 1, max(1, int(timeout_s * 1000))))
         state = c_int(-1)
         rv = _fn("idn_job_wait")(self.handle, _b(job), ms, byref(state))
         name = (_s(_lib.idn_job_state_name(state.value))

@@ -214,7 +214,9 @@ def test_inference_job(cluster, client, tmp_path):
         with pytest.raises(idunno.IdunnoError) as e:
             client.add_infer_job("pyjob", "pysim", "pydata/test", batch=8,
                                  rate=300)
-        assert e.value.code == idunno.EEXIST and e.value.detail
+        assert e.value.code == idunno.EEXIST
+        assert str(e.value) == ("add job pyjob: already exists: job 'pyjob' "
+                                "already exists")
         with pytest.raises(idunno.IdunnoError) as e:
             client.add_infer_job("nomodel", "absent", "pydata/test",
                                  batch=8, rate=300)
