@@ -189,7 +189,7 @@ class Client:
             self.set_timeout(timeout_ms)
 
     def close(self):
-        if self._h:
+        if getattr(self, "_h", None):
             _lib.idn_client_close(self._h)
             self._h = None
 
@@ -200,9 +200,12 @@ class Client:
         self.close()
 
     def __del__(self):
-        # A client dropped without close() must not leak its sockets.
-        if getattr(self, "_h", None):
+        # A client dropped without close() must not leak its sockets (at
+        # interpreter exit the module may be half gone: nothing to do).
+        try:
             self.close()
+        except Exception:
+            pass
 
     @property
     def handle(self):
@@ -224,6 +227,11 @@ class Client:
         _check(_lib.idn_client_members(self.handle, byref(out), byref(n)),
                "members")
         return _array(out, n.value, _capi.Member, _member)
+
+    def events(self):
+        """Subscribes to the node's membership events: an Events object
+        (events published before it connects are not seen)."""
+        return Events(self)
 
     def node_stats(self, addr=None):
         """A node's traffic counters (addr None: the client's node)."""
@@ -481,3 +489,46 @@ class Client:
     def result_lines(self, job):
         """The job's output as a list of lines."""
         return _s(self.get_bytes("results/%s/output" % job)).splitlines()
+
+
+class Events:
+    """A subscription to a node's membership events (Client.events()).
+    next() returns one event as a dict (event "join"/"suspect"/"alive"/
+    "fail"/"leave", member: as in Client.members()) or None when none came
+    in time. Close it, or use it as a context manager; the client must
+    outlive it."""
+
+    def __init__(self, client):
+        h = c_void_p()
+        _check(_lib.idn_events_open(client.handle, byref(h)), "events")
+        self._h = h
+        self.client = client
+
+    def next(self, timeout_s=1.0):
+        if not self._h:
+            raise IdunnoError(ECLOSED, "events")
+        ev = _capi.Event()
+        rv = _lib.idn_events_next(self._h, max(0, int(timeout_s * 1000)),
+                                  byref(ev))
+        if rv == ETIMEDOUT:
+            return None
+        _check(rv, "events")
+        return {"event": _s(_lib.idn_member_event_name(ev.event)),
+                "member": _member(ev.member)}
+
+    def close(self):
+        if getattr(self, "_h", None):
+            _lib.idn_events_close(self._h)
+            self._h = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

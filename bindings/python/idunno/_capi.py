@@ -29,6 +29,10 @@ class Member(Structure):
                 ("incarnation", c_uint64), ("since_ms", c_uint64)]
 
 
+class Event(Structure):
+    _fields_ = [("kind", c_int), ("event", c_int), ("member", Member)]
+
+
 class NodeStats(Structure):
     _fields_ = [("id", c_char * ID_MAX), ("uptime_ms", c_uint64),
                 ("msgs_in", c_uint64), ("msgs_out", c_uint64),
@@ -100,7 +104,11 @@ PROTOTYPES = {
     "idn_client_node_stats": (c_int, [c_void_p, c_char_p, _P(NodeStats)]),
     # membership.h
     "idn_member_state_name": (c_char_p, [c_int]),
+    "idn_member_event_name": (c_char_p, [c_int]),
     "idn_client_members": (c_int, [c_void_p, _P(c_void_p), _P(c_size_t)]),
+    "idn_events_open": (c_int, [c_void_p, _P(c_void_p)]),
+    "idn_events_next": (c_int, [c_void_p, c_int32, _P(Event)]),
+    "idn_events_close": (None, [c_void_p]),
     # sdfs.h
     "idn_sdfs_name_error": (c_char_p, [c_char_p]),
     "idn_sdfs_put_file": (c_int, [c_void_p, c_char_p, c_char_p,

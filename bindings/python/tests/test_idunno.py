@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """The Python binding against a real local cluster (`idunno cluster up`
 into a temp root, always torn down): SDFS, members, datasets, and an
-inference and a training job on the sim backend, end to end; errors as
-IdunnoError with the library's text."""
+inference and a training job on the sim backend, end to end, membership
+events of a killed worker; errors as IdunnoError with the library's
+text."""
 import gzip
 import json
 import os
@@ -276,3 +277,25 @@ def test_training_job(client, tmp_path):
         assert job["state"] == "done" and job["epochs"] == 2
     finally:
         client.phase_stop("train")
+
+
+def test_events_see_a_killed_worker(cluster, client):
+    # Last: it takes a node away from the module's cluster.
+    victim = cluster.nodes["worker2"]["addr"]
+    with client.events() as ev:
+        tool(cluster.root, "cluster", "kill", "worker2")
+        seen = []
+
+        def failed():
+            e = ev.next(timeout_s=0.5)
+            seen.extend([e] if e else [])
+            return e and (e["event"], e["member"]["addr"]) == ("fail",
+                                                                victim)
+        poll("a fail event for " + victim, failed, timeout_s=20)
+    assert all(e["event"] in ("suspect", "fail") for e in seen), seen
+    states = {m["addr"]: m["state"] for m in client.members()}
+    assert states[victim] == "failed"
+    ev.close()
+    with pytest.raises(idunno.IdunnoError) as e:
+        ev.next()
+    assert e.value.code == idunno.ECLOSED
