@@ -32,9 +32,12 @@ PHASES = {"idle": 0, "train": 1, "infer": 2}
 OPTIMIZERS = {"sgd": 0, "adam": 1}
 SCHEDULES = {"const": 0, "step": 1, "cosine": 2}
 
-# Error codes as module constants: idunno.ENOENT == 3.
-for _code, _name in enumerate(_capi.ERROR_NAMES):
-    globals()[_name] = _code
+# Error codes (enum idn_err) as module constants, idunno.ENOENT == 3, in
+# the order of _capi.ERROR_NAMES (the binding's test checks both against
+# include/idunno/base.h).
+(OK, ENOMEM, EINVAL, ENOENT, EEXIST, EBUSY, ETIMEDOUT, ECLOSED, EPROTO, EAUTH,
+ ECORRUPT, ESTALE, EUNAVAIL, ENOTLEADER, EMODEL, EDB, ENET, ESYS, ETOOBIG,
+ EPERM) = range(len(_capi.ERROR_NAMES))
 
 
 def strerror(code):
@@ -115,14 +118,14 @@ def _key_buf(key):
 def key_load(path):
     """Reads a key file (64 hex digits) and returns its 32 bytes."""
     buf = (ctypes.c_uint8 * _capi.KEY_BYTES)()
-    _check(_lib.idn_key_load(_b(path), buf), "key " + os.fspath(path))
+    _check(_lib.idn_key_load(_b(path), buf), "key " + os.fsdecode(path))
     return bytes(buf)
 
 
 def key_create(path):
     """Writes a new random key file (mode 0600) and returns its bytes."""
     buf = (ctypes.c_uint8 * _capi.KEY_BYTES)()
-    _check(_lib.idn_key_create(_b(path), buf), "key " + os.fspath(path))
+    _check(_lib.idn_key_create(_b(path), buf), "key " + os.fsdecode(path))
     return bytes(buf)
 
 
