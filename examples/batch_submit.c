@@ -43,7 +43,8 @@ static int
 parse(int argc, char **argv, args *a)
 {
 	*a = (args) {.model = "example-sim", .data = "datasets/fashion-mnist",
-	    .mnist = "/usr/share/datasets/fashion-mnist", .batch = 32, .rate = 500, .limit = 2000, .timeout_s = 300};
+	    .mnist = "/usr/share/datasets/fashion-mnist", .batch = 32,
+	    .rate = 500, .limit = 2000, .timeout_s = 300};
 	snprintf(a->job, sizeof(a->job), "batch-submit-%ld-%ld",
 	    (long) time(NULL), (long) getpid());
 	if (argc < 3) {
