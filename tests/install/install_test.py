@@ -69,9 +69,13 @@ def check(tmp):
         return
     opts = {o["name"]: o["value"] for o in introspect("--buildoptions")}
     prefix = dest + opts["prefix"]
-    libdir = os.path.join(prefix, opts["libdir"])
-    incdir = os.path.join(prefix, opts["includedir"], "idunno")
-    bindir = os.path.join(prefix, opts["bindir"])
+
+    def staged(option):  # a directory option may be relative or absolute
+        return dest + os.path.join(opts["prefix"], opts[option])
+
+    libdir = staged("libdir")
+    incdir = os.path.join(staged("includedir"), "idunno")
+    bindir = staged("bindir")
 
     # The library, its links and SONAME.
     real = glob.glob(os.path.join(libdir, "libidunno.so.*.*.*"))
@@ -97,7 +101,7 @@ def check(tmp):
     ok(os.path.isfile(torch), "torch module in LIBDIR/idunno/")
     pc = os.path.join(libdir, "pkgconfig", "idunno.pc")
     ok(os.path.isfile(pc), "pkgconfig/idunno.pc")
-    ok(os.path.isfile(os.path.join(prefix, opts["datadir"], "idunno",
+    ok(os.path.isfile(os.path.join(staged("datadir"), "idunno",
                                    "export.py")), "share/idunno/export.py")
 
     # The tools run from the staged prefix, on the staged library.
