@@ -13,6 +13,7 @@ import signal
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -106,6 +107,16 @@ def idx_pair(directory, name, n, seed):
     return img, lab
 
 
+def test_binding_matches_library():
+    # Every C function the binding declares is in the library it loaded,
+    # which is the build's (the test environment sets no IDUNNO_LIB).
+    assert idunno._capi.missing == frozenset()
+    build = os.environ.get("IDUNNO_BUILD_DIR")
+    if build:
+        assert os.path.realpath(idunno.LIBRARY).startswith(
+            os.path.realpath(build) + os.sep)
+
+
 def test_error_codes_match_base_h():
     with open(os.path.join(SRC, "include/idunno/base.h")) as f:
         pairs = re.findall(r'X\((\w+), "([^"]*)"\)', f.read())
@@ -193,6 +204,31 @@ def test_sdfs(client, tmp_path):
     with pytest.raises(idunno.IdunnoError) as e:
         client.put_bytes("/absolute", b"x")
     assert e.value.code == idunno.EINVAL
+
+
+def test_threads_share_a_client(client):
+    # Calls release the GIL and the C API allows concurrent calls on one
+    # handle: four threads put and read back at once.
+    errors = []
+
+    def work(t):
+        try:
+            for i in range(5):
+                name = "pythreads/%d-%d" % (t, i)
+                data = os.urandom(1000 + t * 100 + i)
+                client.put_bytes(name, data)
+                assert client.get_bytes(name) == data
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert not any(th.is_alive() for th in threads)
+    assert errors == []
+    assert len(client.ls_prefix("pythreads/")) == 20
 
 
 def test_inference_job(cluster, client, tmp_path):
