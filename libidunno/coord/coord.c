@@ -327,9 +327,18 @@ restore_lease(void *arg, const char *job, uint32_t batch, const char *worker,
 {
 	restore_ctx *r = arg;
 	cjob *j = find_job(r->c, job);
-	cworker *w = find_worker(r->c, worker, true);
-	if (j == NULL || j->sj == NULL || w == NULL) {
+	if (j == NULL || j->sj == NULL) {
 		return;
+	}
+	bool known = find_worker(r->c, worker, false) != NULL;
+	cworker *w = find_worker(r->c, worker, true);
+	if (w == NULL) {
+		return;
+	}
+	// Not a live worker until the membership says so (a dead one's
+	// leases then expire); a live one renews them.
+	if (!known) {
+		w->alive = false;
 	}
 	// Its holder has a fresh lease time to say it is alive.
 	sched_job_restore_lease(j->sj, batch, w->key, attempt,
