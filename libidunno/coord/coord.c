@@ -174,6 +174,14 @@ infer_active(const cjob *j)
 	    !sched_job_finished(j->sj);
 }
 
+// The allocator's view of a job.
+static sched_fair_job
+fair_job(const cjob *j, uint64_t now)
+{
+	return (sched_fair_job){j->key, j->batch_ms, j->spec.batch,
+	    j->spec.rate, (double) sched_job_backlog(j->sj, now)};
+}
+
 static double *
 served(cworker *w, uint64_t job)
 {
@@ -206,8 +214,7 @@ reassign(coord *c, uint64_t now)
 		if (!infer_active(j)) {
 			continue;
 		}
-		fj[nj++] = (sched_fair_job){j->key, j->batch_ms, j->spec.batch,
-		    j->spec.rate, (double) sched_job_backlog(j->sj, now)};
+		fj[nj++] = fair_job(j, now);
 	}
 	for (size_t i = 0; i < c->nworkers; i++) {
 		if (c->workers[i].alive) {
@@ -614,6 +621,9 @@ on_add(coord *c, const wire_val *b, wire_wr *reply)
 			c->jobs[c->njobs++] = j;
 		}
 		c->dirty = true;
+		// A new job reaches the SDFS checkpoint at once: a coordinator
+		// that loses its disk still knows every acknowledged job.
+		c->want_checkpoint = true;
 		if (s.kind == IDN_JOB_INFER) {
 			note(c, IDN_LOG_INFO, "coord: job received: %s infer "
 			    "model %s queries %s (%llu) weights %s batch %u "
@@ -701,6 +711,17 @@ complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
 			ledger_job_state(c->led, j->spec.job, j->state, -1,
 			    j->err);
 			c->dirty = true;
+			return;
+		}
+		// Anything else (SDFS unavailable for a moment): the batch goes
+		// back at once instead of when its lease would expire.
+		uint64_t holder, exp;
+		uint32_t attempt;
+		if (sched_job_lease_info(j->sj, d->batch, &holder, &attempt,
+		        &exp) && holder == w->key && attempt == d->attempt) {
+			sched_job_restore_lease(j->sj, d->batch, w->key, attempt,
+			    now);
+			sched_job_expire(j->sj, now);
 		}
 		return;
 	}
@@ -1077,8 +1098,9 @@ job_workers(coord *c, const cjob *j, core_buf *b)
 	jf(b, "]");
 }
 
-// max/min rate_10s over the backlogged inference jobs; 0 when fewer
-// than one has a rate.
+// max/min rate_10s over the backlogged inference jobs (those the
+// allocation gives less than they ask: a job offered less than its fair
+// share is not compared); 0 when none has a rate.
 static double
 fairness(coord *c, uint64_t now)
 {
@@ -1086,7 +1108,11 @@ fairness(coord *c, uint64_t now)
 	bool any = false;
 	for (size_t i = 0; i < c->njobs; i++) {
 		cjob *j = c->jobs[i];
-		if (!infer_active(j) || sched_job_backlog(j->sj, now) == 0) {
+		if (!infer_active(j) || !c->have_alloc) {
+			continue;
+		}
+		sched_fair_job fj = fair_job(j, now);
+		if (!sched_fair_backlogged(&c->alloc, &fj)) {
 			continue;
 		}
 		sched_summary p;

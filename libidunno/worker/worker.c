@@ -121,7 +121,7 @@ resolve(worker *w)
 	if (rv == IDN_OK) {
 		pthread_mutex_lock(&w->lock);
 		snprintf(w->coord, sizeof(w->coord), "%s", addr);
-		w->epoch = epoch;
+		w->epoch = epoch > w->epoch ? epoch : w->epoch;
 		pthread_mutex_unlock(&w->lock);
 	}
 	return rv;
@@ -255,6 +255,15 @@ loop(void *arg)
 		}
 		wire_doc_free(d);
 		pthread_mutex_lock(&w->lock);
+		if (rv == IDN_OK && rep.epoch < w->epoch) {
+			// A coordinator of an older epoch (fenced off): its
+			// leases are not taken, the reports go to the new one.
+			wlog(w, IDN_LOG_WARN, "worker: refused a reply of epoch "
+			    "%llu (now %llu) from %s", (unsigned long long)
+			    rep.epoch, (unsigned long long) w->epoch, coord);
+			ledger_lease_rep_clear(&rep);
+			rv = IDN_ESTALE;
+		}
 		if (rv != IDN_OK) {
 			w->coord[0] = '\0'; // ask again who the coordinator is
 			wait_ms(w, 250);
