@@ -4,7 +4,9 @@
 // model if the model is missing), submits an inference job, waits for it,
 // and prints the job's accuracy and statistics.
 //   batch_submit NODE KEYFILE [--model M] [--job J] [--batch B]
-//       [--rate Q] [--limit N] [--data ROOT] [--timeout S]
+//       [--rate Q] [--limit N] [--data ROOT] [--mnist DIR] [--timeout S]
+// ROOT is the set's SDFS prefix; DIR the local Fashion-MNIST files it is
+// imported from.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@ typedef struct {
 	const char *key_file;
 	const char *model;
 	const char *data;
+	const char *mnist;
 	char job[65];
 	long batch;
 	double rate;
@@ -31,7 +34,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: batch_submit NODE KEYFILE [--model M] "
 	    "[--job J] [--batch B] [--rate Q]\n"
-	    "           [--limit N] [--data ROOT] [--timeout S]\n");
+	    "           [--limit N] [--data ROOT] [--mnist DIR] "
+	    "[--timeout S]\n");
 	return 2;
 }
 
@@ -39,7 +43,8 @@ static int
 parse(int argc, char **argv, args *a)
 {
 	*a = (args) {.model = "example-sim", .data = "datasets/fashion-mnist",
-	    .batch = 32, .rate = 500, .limit = 2000, .timeout_s = 300};
+	    .mnist = "/usr/share/datasets/fashion-mnist", .batch = 32,
+	    .rate = 500, .limit = 2000, .timeout_s = 300};
 	snprintf(a->job, sizeof(a->job), "batch-submit-%ld-%ld",
 	    (long) time(NULL), (long) getpid());
 	if (argc < 3) {
@@ -56,6 +61,8 @@ parse(int argc, char **argv, args *a)
 			a->model = v;
 		} else if (strcmp(k, "--data") == 0) {
 			a->data = v;
+		} else if (strcmp(k, "--mnist") == 0) {
+			a->mnist = v;
 		} else if (strcmp(k, "--job") == 0) {
 			snprintf(a->job, sizeof(a->job), "%s", v);
 		} else if (strcmp(k, "--batch") == 0) {
@@ -86,15 +93,9 @@ exists(idn_client *c, const char *name)
 	return rv == IDN_OK;
 }
 
-static int
-put_blob(void *arg, const char *name, const void *data, size_t len)
-{
-	return idn_sdfs_put_buf(arg, name, data, len, NULL);
-}
-
 // The query set, imported from the local Fashion-MNIST files if missing.
 static int
-ensure_queries(idn_client *c, const char *root)
+ensure_queries(idn_client *c, const char *root, const char *mnist)
 {
 	char manifest[512];
 	snprintf(manifest, sizeof(manifest), "%s/test/manifest", root);
@@ -102,10 +103,10 @@ ensure_queries(idn_client *c, const char *root)
 		return IDN_OK;
 	}
 	printf("importing Fashion-MNIST into %s ...\n", root);
-	int rv = idn_dataset_import_fashion_mnist(NULL, root, 1000, put_blob,
-	    c);
+	int rv = idn_dataset_import_mnist(c, mnist, root, 1000);
 	if (rv != IDN_OK) {
-		fprintf(stderr, "batch_submit: import: %s\n", idn_strerror(rv));
+		fprintf(stderr, "batch_submit: import %s: %s\n", mnist,
+		    idn_strerror(rv));
 	}
 	return rv;
 }
@@ -199,7 +200,7 @@ main(int argc, char **argv)
 	idn_client_set_timeout(c, 30000);
 	char queries[512];
 	snprintf(queries, sizeof(queries), "%s/test", a.data);
-	if (ensure_queries(c, a.data) != IDN_OK ||
+	if (ensure_queries(c, a.data, a.mnist) != IDN_OK ||
 	    ensure_model(c, a.model) != IDN_OK) {
 		goto fail;
 	}

@@ -46,15 +46,42 @@ sym(const char *name)
 	return p;
 }
 
+// beside_library writes "DIR/idunno/libidunno_torch.so" for the DIR this
+// library was loaded from, so an installed copy finds its own module
+// wherever its prefix is (a staged install, a moved tree). Empty when the
+// library is linked statically into a program.
+static void
+beside_library(char *buf, size_t size)
+{
+	Dl_info info;
+	buf[0] = '\0';
+	// Any address inside the library will do: this file's state.
+	if (dladdr(&t, &info) == 0 ||
+	    info.dli_fname == NULL || strstr(info.dli_fname, ".so") == NULL) {
+		return;
+	}
+	const char *slash = strrchr(info.dli_fname, '/');
+	if (slash != NULL) {
+		snprintf(buf, size, "%.*s/idunno/libidunno_torch.so",
+		    (int) (slash - info.dli_fname), info.dli_fname);
+	}
+}
+
 static void
 open_module(void)
 {
-	// $IDUNNO_TORCH_MODULE, then the build tree's module, then the
-	// installed one. RTLD_GLOBAL: the shim finds OpenBLAS by name.
+	// $IDUNNO_TORCH_MODULE, else the module beside this library, then
+	// the build tree's, then the configured prefix's. RTLD_GLOBAL: the
+	// shim finds OpenBLAS by name.
 	const char *env = getenv("IDUNNO_TORCH_MODULE");
-	char paths[4096];
-	snprintf(paths, sizeof(paths), "%s",
-	    env && *env ? env : IDN_TORCH_MODULE_PATHS);
+	char paths[4096], self[2048];
+	beside_library(self, sizeof(self));
+	if (env && *env) {
+		snprintf(paths, sizeof(paths), "%s", env);
+	} else {
+		snprintf(paths, sizeof(paths), "%s%s%s", self,
+		    self[0] ? ":" : "", IDN_TORCH_MODULE_PATHS);
+	}
 	char *save = NULL;
 	for (char *p = strtok_r(paths, ":", &save); p && t.handle == NULL;
 	     p = strtok_r(NULL, ":", &save)) {
