@@ -728,6 +728,30 @@ progress(coord *c, cworker *w, const ledger_progress *p)
 	}
 }
 
+// Whether the allocation gives worker w no share of job j but a share of
+// another job that is backlogged (short of workers) with a batch ready:
+// then w's queued leases of j go back. Jobs that get all they ask for
+// keep what they hold (no churn).
+static bool
+moved_off(coord *c, cworker *w, const cjob *j, uint64_t now)
+{
+	size_t row = alloc_row(c, w->key);
+	bool other = false;
+	for (size_t i = 0; row != SIZE_MAX && i < c->alloc.nshares[row]; i++) {
+		const sched_share *sh = &c->alloc.shares[row][i];
+		if (sh->job == j->key) {
+			return false;
+		}
+		cjob *o = coord_job_by_key(c, sh->job);
+		if (o != NULL && coord_infer_active(o) &&
+		    sched_job_ready(o->sj, now)) {
+			sched_fair_job fo = coord_fair_job(o, now);
+			other = other || sched_fair_backlogged(&c->alloc, &fo);
+		}
+	}
+	return other;
+}
+
 static void
 renew(coord *c, cworker *w, const ledger_held *h, uint64_t now,
     ledger_held *drop, size_t *ndrop)
@@ -738,6 +762,15 @@ renew(coord *c, cworker *w, const ledger_held *h, uint64_t now,
 	    j->state == IDN_JOB_RUNNING && c->phase == IDN_PHASE_INFER) {
 		keep = sched_job_renew(j->sj, h->batch, w->key, now,
 		    COORD_LEASE_MS) == IDN_OK;
+		if (keep && !h->running && moved_off(c, w, j, now)) {
+			// Not started, and the allocation moved this worker to
+			// other work: the batch goes back for the workers that
+			// now serve its job.
+			sched_job_restore_lease(j->sj, h->batch, w->key,
+			    h->attempt, now);
+			sched_job_expire(j->sj, now);
+			keep = false;
+		}
 	} else if (j != NULL && j->spec.kind == IDN_JOB_TRAIN &&
 	    j->tleased && c->phase == IDN_PHASE_TRAIN &&
 	    strcmp(j->tworker, w->id) == 0 && j->tattempt == h->attempt) {
