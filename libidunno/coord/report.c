@@ -387,3 +387,55 @@ coord_report(coord *c, const char *type, const wire_val *b, wire_wr *reply)
 	return IDN_OK;
 }
 
+int
+coord_view_with(coord *c, coord_view_fn fn, void *arg)
+{
+	core_buf json = {0};
+	coord_job_view jobs[MAX_JOBS];
+	const char *wids[MAX_WORKERS];
+	uint32_t leases[MAX_WORKERS] = {0};
+	pthread_mutex_lock(&c->lock);
+	stats_json(c, NULL, &json);
+	if (core_buf_append(&json, "", 1) != IDN_OK) {
+		pthread_mutex_unlock(&c->lock);
+		core_buf_free(&json);
+		return IDN_ENOMEM;
+	}
+	coord_view v = {c->phase, COORD_EPOCH, (const char *) json.data,
+	    c->njobs, jobs, 0, wids, leases};
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		bool infer = j->spec.kind == IDN_JOB_INFER;
+		jobs[i] = (coord_job_view){j->spec.job, j->spec.model,
+		    j->spec.kind, j->state,
+		    infer ? job_done_queries(j) : j->epoch,
+		    infer ? sched_job_total(j->sj) : j->spec.epochs,
+		    j->accuracy, j->proc, j->lat};
+	}
+	for (size_t w = 0; w < c->nworkers; w++) {
+		cworker *cw = &c->workers[w];
+		if (!cw->alive) {
+			continue;
+		}
+		size_t k = v.nworkers++;
+		wids[k] = cw->id;
+		for (size_t i = 0; i < c->njobs; i++) {
+			cjob *j = c->jobs[i];
+			uint32_t nb = j->sj ? sched_job_nbatches(j->sj) : 0;
+			for (uint32_t b = 0; b < nb; b++) {
+				uint64_t who, exp;
+				uint32_t att;
+				if (sched_job_lease_info(j->sj, b, &who, &att,
+				        &exp) && who == cw->key) {
+					leases[k]++;
+				}
+			}
+			leases[k] += j->tleased &&
+			    strcmp(j->tworker, cw->id) == 0;
+		}
+	}
+	fn(arg, &v);
+	pthread_mutex_unlock(&c->lock);
+	core_buf_free(&json);
+	return IDN_OK;
+}
