@@ -3,6 +3,7 @@
 #ifndef IDUNNO_MEMBERSHIP_H
 #define IDUNNO_MEMBERSHIP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <idunno/base.h>
@@ -58,12 +59,18 @@ typedef struct idn_events idn_events;
 
 enum idn_event_kind {
 	IDN_EVENT_MEMBER, // a membership change
+	IDN_EVENT_STATS,  // a coordinator's stats snapshot (once a second)
 };
 
 typedef struct idn_event {
 	int kind;                 // enum idn_event_kind
 	int event;                // enum idn_member_event
 	struct idn_member member; // the member after the change
+	// IDN_EVENT_STATS: the dashboard's state as JSON (the `stats`
+	// document, members, events) and the same as a terminal text;
+	// borrowed until the next idn_events_next or close.
+	const char *json;
+	const char *text;
 } idn_event;
 
 // idn_events_open subscribes to the client's node. Events published
@@ -74,6 +81,9 @@ IDN_API int idn_events_open(idn_client *c, idn_events **out);
 IDN_API int idn_events_next(idn_events *e, idn_duration timeout_ms,
     idn_event *ev);
 IDN_API void idn_events_close(idn_events *e);
+// idn_events_want_stats: when on, idn_events_next also returns the stats
+// snapshots a coordinator publishes (IDN_EVENT_STATS); off by default.
+IDN_API void idn_events_want_stats(idn_events *e, bool on);
 
 #ifdef __cplusplus
 }

@@ -47,10 +47,12 @@ typedef struct coord_job_view {
 	double accuracy;            // -1 unknown
 	const sched_stats *proc;    // per-query processing ms (from the ledger)
 	const sched_stats *lat;     // per-query latency ms (from the ledger)
+	uint32_t nworkers;          // workers the allocation gives it
 } coord_job_view;
 typedef struct coord_view {
 	int phase;                  // enum idn_phase
 	uint64_t epoch;
+	double fairness;            // as in `sched.stats`; 0 when none
 	const char *stats_json;     // the `sched.stats` document
 	size_t njobs;
 	const coord_job_view *jobs;

@@ -401,16 +401,22 @@ coord_view_with(coord *c, coord_view_fn fn, void *arg)
 		core_buf_free(&json);
 		return IDN_ENOMEM;
 	}
-	coord_view v = {c->phase, COORD_EPOCH, (const char *) json.data,
-	    c->njobs, jobs, 0, wids, leases};
+	coord_view v = {c->phase, COORD_EPOCH, fairness(c, idn_wall_ms()),
+	    (const char *) json.data, c->njobs, jobs, 0, wids, leases};
 	for (size_t i = 0; i < c->njobs; i++) {
 		cjob *j = c->jobs[i];
 		bool infer = j->spec.kind == IDN_JOB_INFER;
+		uint32_t nw = j->tleased;
+		for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
+			for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
+				nw += c->alloc.shares[r][k].job == j->key;
+			}
+		}
 		jobs[i] = (coord_job_view){j->spec.job, j->spec.model,
 		    j->spec.kind, j->state,
 		    infer ? job_done_queries(j) : j->epoch,
 		    infer ? sched_job_total(j->sj) : j->spec.epochs,
-		    j->accuracy, j->proc, j->lat};
+		    j->accuracy, j->proc, j->lat, nw};
 	}
 	for (size_t w = 0; w < c->nworkers; w++) {
 		cworker *cw = &c->workers[w];

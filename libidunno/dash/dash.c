@@ -63,6 +63,7 @@ struct dash {
 	seen_member seen[MAX_SEEN];
 	size_t nseen;
 	uint64_t epoch;
+	core_buf jobs_text; // the job table of the last sample (sampler only)
 };
 
 static void
@@ -227,6 +228,18 @@ dash_metrics(const coord_view *v, const idn_member *m, size_t nm,
 				    v->jobs[i].job, v->jobs[i].accuracy);
 			}
 		}
+		head(b, "idunno_job_workers", "gauge",
+		    "Workers the fair allocation gives the job.");
+		for (size_t i = 0; i < v->njobs; i++) {
+			job_metric(b, "idunno_job_workers", v->jobs[i].job,
+			    v->jobs[i].nworkers);
+		}
+		head(b, "idunno_fairness_ratio", "gauge",
+		    "Max/min 10 s query rate of the backlogged inference "
+		    "jobs (absent when none).");
+		if (v->fairness > 0) {
+			bf(b, "idunno_fairness_ratio %.9g\n", v->fairness);
+		}
 		head(b, "idunno_query_processing_seconds", "histogram",
 		    "Per-query service time on the worker.");
 		for (size_t i = 0; i < v->njobs; i++) {
@@ -311,6 +324,64 @@ find_series(dash *d, const char *job, bool create)
 }
 
 static void
+summary_text(core_buf *b, const sched_summary *x, int prec)
+{
+	bf(b, " %8.*f %7.*f %8.*f %8.*f %8.*f %8.*f", prec, x->mean, prec,
+	    x->stddev, prec, x->median, prec, x->p90, prec, x->p95, prec,
+	    x->p99);
+}
+
+// The terminal's job table (idunno top): one line per job, then each
+// job's processing and latency percentiles.
+static void
+jobs_text(core_buf *b, const coord_view *v, uint64_t now)
+{
+	b->len = 0;
+	bf(b, "phase %s, epoch %llu, fairness ", idn_phase_name(v->phase),
+	    (unsigned long long) v->epoch);
+	if (v->fairness > 0) {
+		bf(b, "%.3f (max/min 10 s rate of backlogged jobs)\n\n",
+		    v->fairness);
+	} else {
+		bf(b, "-\n\n");
+	}
+	bf(b, "%-14s %-5s %-8s %-10s %3s %15s %8s %8s %8s\n", "JOB", "PHASE",
+	    "STATE", "MODEL", "WRK", "DONE/TOTAL", "RATE_10S", "RATE",
+	    "ACCURACY");
+	for (size_t i = 0; i < v->njobs; i++) {
+		const coord_job_view *j = &v->jobs[i];
+		sched_summary p;
+		sched_stats_summary(j->proc, now, &p);
+		char done[40], acc[16] = "-";
+		snprintf(done, sizeof(done), "%llu/%llu",
+		    (unsigned long long) j->done, (unsigned long long) j->total);
+		if (j->accuracy >= 0) {
+			snprintf(acc, sizeof(acc), "%.2f%%", 100 * j->accuracy);
+		}
+		bf(b, "%-14.14s %-5s %-8s %-10.10s %3u %15s %8.1f %8.1f %8s\n",
+		    j->job, j->kind == IDN_JOB_INFER ? "infer" : "train",
+		    idn_job_state_name(j->state), j->model, j->nworkers, done,
+		    p.rate_10s, p.rate, acc);
+	}
+	bf(b, "\n%-14s %-10s %8s %7s %8s %8s %8s %8s\n", "JOB", "MS",
+	    "MEAN", "STDDEV", "MEDIAN", "P90", "P95", "P99");
+	for (size_t i = 0; i < v->njobs; i++) {
+		const coord_job_view *j = &v->jobs[i];
+		if (j->kind != IDN_JOB_INFER) {
+			continue;
+		}
+		sched_summary p, l;
+		sched_stats_summary(j->proc, now, &p);
+		sched_stats_summary(j->lat, now, &l);
+		bf(b, "%-14.14s %-10s", j->job, "processing");
+		summary_text(b, &p, 2);
+		bf(b, "\n%-14s %-10s", "", "latency");
+		summary_text(b, &l, 1);
+		bf(b, "\n");
+	}
+}
+
+static void
 on_sample(void *arg, const coord_view *v)
 {
 	dash *d = arg;
@@ -321,6 +392,7 @@ on_sample(void *arg, const coord_view *v)
 		    (unsigned long long) v->epoch);
 	}
 	d->epoch = v->epoch;
+	jobs_text(&d->jobs_text, v, now);
 	for (size_t i = 0; i < v->njobs; i++) {
 		const coord_job_view *j = &v->jobs[i];
 		series *s = find_series(d, j->job, true);
@@ -388,6 +460,8 @@ sample_members(dash *d)
 	idn_free(m);
 }
 
+static void publish(dash *d);
+
 static void *
 sampler(void *arg)
 {
@@ -395,8 +469,11 @@ sampler(void *arg)
 	pthread_mutex_lock(&d->lock);
 	while (!d->stop) {
 		pthread_mutex_unlock(&d->lock);
-		coord_role_view(d->o.coord, on_sample, d);
+		bool up = coord_role_view(d->o.coord, on_sample, d) == IDN_OK;
 		sample_members(d);
+		if (up) {
+			publish(d);
+		}
 		pthread_mutex_lock(&d->lock);
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -481,6 +558,48 @@ state_json(dash *d, core_buf *b)
 	bf(b, "]}\n");
 }
 
+// The whole screen of `idunno top`: the job tables, the nodes with the
+// failed and suspected marked, the last events.
+static void
+top_text(dash *d, core_buf *b)
+{
+	char clock[16];
+	time_t t = (time_t) (idn_wall_ms() / 1000);
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(clock, sizeof(clock), "%H:%M:%S", &tm);
+	bf(b, "IDunno  coordinator %s  %s\n", d->self_id, clock);
+	core_buf_append(b, d->jobs_text.data, d->jobs_text.len);
+	idn_member *m;
+	size_t nm;
+	if (membership_members(d->o.mship, false, &m, &nm) == IDN_OK) {
+		size_t bad = 0;
+		for (size_t i = 0; i < nm; i++) {
+			bad += m[i].state != IDN_MEMBER_ALIVE;
+		}
+		bf(b, "\nNODES  %zu, %zu not alive\n", nm, bad);
+		for (size_t i = 0; i < nm; i++) {
+			bf(b, "  %-9s %-8s %s%s\n",
+			    m[i].state == IDN_MEMBER_ALIVE ? "" :
+			    m[i].state == IDN_MEMBER_SUSPECT ? "SUSPECTED" :
+			    m[i].state == IDN_MEMBER_FAILED ? "FAILED" : "LEFT",
+			    m[i].role, m[i].id,
+			    strcmp(m[i].id, d->self_id) == 0 ? "  (this)" : "");
+		}
+		idn_free(m);
+	}
+	bf(b, "\nEVENTS\n");
+	pthread_mutex_lock(&d->lock);
+	for (size_t k = d->nev; k > 0 && d->nev - k < 8; k--) {
+		event *e = &d->ev[(d->evhead + k - 1) % MAX_EVENTS];
+		t = (time_t) (e->t_ms / 1000);
+		localtime_r(&t, &tm);
+		strftime(clock, sizeof(clock), "%H:%M:%S", &tm);
+		bf(b, "  %s  %s\n", clock, e->text);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 // ---- routes
 
 static void
@@ -542,10 +661,27 @@ on_get(void *arg, const char *path, core_buf *body, const char **ctype)
 	return 404;
 }
 
+// The snapshot on the node's event stream, once a second, for
+// `idunno top` (which follows it rather than polling every node).
+static void
+publish(dash *d)
+{
+	core_buf json = {0}, text = {0};
+	state_json(d, &json);
+	top_text(d, &text);
+	if (core_buf_append(&json, "", 1) == IDN_OK &&
+	    core_buf_append(&text, "", 1) == IDN_OK) {
+		membership_publish_stats(d->o.mship, (const char *) json.data,
+		    (const char *) text.data);
+	}
+	core_buf_free(&json);
+	core_buf_free(&text);
+}
+
 int
 dash_open(const dash_opts *o, dash **out)
 {
-	if (o == NULL || o->addr == NULL || o->mship == NULL || out == NULL) {
+	if (o == NULL || o->mship == NULL || out == NULL) {
 		return IDN_EINVAL;
 	}
 	dash *d = core_alloc(sizeof(*d));
@@ -562,7 +698,7 @@ dash_open(const dash_opts *o, dash **out)
 	int rv = pthread_create(&d->sampler, NULL, sampler, d) == 0 ?
 	    IDN_OK : IDN_ESYS;
 	d->started = rv == IDN_OK;
-	if (rv == IDN_OK) {
+	if (rv == IDN_OK && o->addr != NULL) {
 		rv = net_http_open(o->addr, on_get, d, &d->http);
 	}
 	if (rv != IDN_OK) {
@@ -576,7 +712,7 @@ dash_open(const dash_opts *o, dash **out)
 const char *
 dash_addr(const dash *d)
 {
-	return net_http_addr(d->http);
+	return d != NULL && d->http != NULL ? net_http_addr(d->http) : NULL;
 }
 
 void
@@ -595,5 +731,6 @@ dash_close(dash *d)
 	}
 	pthread_cond_destroy(&d->cond);
 	pthread_mutex_destroy(&d->lock);
+	core_buf_free(&d->jobs_text);
 	free(d);
 }

@@ -12,17 +12,20 @@
 typedef struct dash dash;
 
 typedef struct dash_opts {
-	const char *addr;       // "host:port" to serve on (port 0: a free one)
+	const char *addr;       // "host:port" to serve on (port 0: a free
+	                        // one); NULL: sample and publish only
 	const char *self_id;
 	const char *role;       // "coord", "standby", "worker"
 	membership *mship;      // caller keeps; outlives the dash
 	coord_role *coord;      // NULL on a node without the coordinator role
 } dash_opts;
 
-// dash_open binds and serves. IDN_EINVAL bad address, IDN_ENET cannot
+// dash_open starts the sampler (which publishes a snapshot on the
+// membership's event stream once a second where a coordinator runs) and
+// serves HTTP when addr is set. IDN_EINVAL bad address, IDN_ENET cannot
 // bind, IDN_ENOMEM.
 int dash_open(const dash_opts *o, dash **out);
-// The bound "host:port", borrowed until close.
+// The bound "host:port", borrowed until close; NULL without HTTP.
 const char *dash_addr(const dash *d);
 // dash_close stops serving and sampling; accepts NULL. Close it before the
 // coordinator role and the membership.

@@ -40,12 +40,14 @@ test_metrics_text(void **state)
 	sched_stats_add(lat, 300.0, 32, 1000);    // 0.3 s
 	coord_job_view jobs[] = {
 	    {"a\"b", "lenet", IDN_JOB_INFER, IDN_JOB_RUNNING, 32, 100, -1,
-	        proc, lat},
-	    {"t", "lenet", IDN_JOB_TRAIN, IDN_JOB_DONE, 2, 2, 0.8, NULL, NULL},
+	        proc, lat, 2},
+	    {"t", "lenet", IDN_JOB_TRAIN, IDN_JOB_DONE, 2, 2, 0.8, NULL, NULL,
+	        0},
 	};
 	const char *workers[] = {"127.0.0.1:9:1"};
 	uint32_t leases[] = {3};
-	coord_view v = {IDN_PHASE_INFER, 1, "{}", 2, jobs, 1, workers, leases};
+	coord_view v = {IDN_PHASE_INFER, 1, 1.05, "{}", 2, jobs, 1, workers,
+	    leases};
 	idn_member m = {.id = "127.0.0.1:9:1", .role = "worker",
 	    .state = IDN_MEMBER_FAILED};
 	core_buf b = {0};

@@ -30,7 +30,43 @@ idn_client_members(idn_client *c, idn_member **out, size_t *count)
 struct idn_events {
 	net_sub *sub;
 	uint8_t key[IDN_KEY_BYTES];
+	bool stats;
+	char *json, *text; // the last stats event's
 };
+
+void
+idn_events_want_stats(idn_events *e, bool on)
+{
+	if (e != NULL) {
+		e->stats = on;
+	}
+}
+
+#define STATS_MAX (4u << 20)
+
+// A stats snapshot: {stats: json, text}.
+static int
+stats_get(idn_events *e, const wire_val *root, idn_event *ev)
+{
+	char *json = NULL, *text = NULL;
+	int rv = wire_dup_str(wire_get(root, "stats"), STATS_MAX, &json);
+	if (rv == IDN_OK) {
+		rv = wire_dup_str(wire_get(root, "text"), STATS_MAX, &text);
+	}
+	if (rv != IDN_OK) {
+		idn_free(json);
+		return rv;
+	}
+	idn_free(e->json);
+	idn_free(e->text);
+	e->json = json;
+	e->text = text;
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = IDN_EVENT_STATS;
+	ev->json = json;
+	ev->text = text;
+	return IDN_OK;
+}
 
 int
 idn_events_open(idn_client *c, idn_events **out)
@@ -91,6 +127,9 @@ idn_events_next(idn_events *e, idn_duration timeout_ms, idn_event *ev)
 			ev->kind = IDN_EVENT_MEMBER;
 			rv = member_msg_event_get(wire_doc_root(doc),
 			    &ev->event, &ev->member);
+			if (rv != IDN_OK && e->stats) {
+				rv = stats_get(e, wire_doc_root(doc), ev);
+			}
 			wire_doc_free(doc);
 			if (rv == IDN_OK) {
 				core_buf_free(&b);
@@ -106,6 +145,8 @@ idn_events_close(idn_events *e)
 {
 	if (e != NULL) {
 		net_sub_close(e->sub);
+		idn_free(e->json);
+		idn_free(e->text);
 		free(e);
 	}
 }

@@ -64,24 +64,42 @@ membership_pub_addr(const membership *m)
 	return net_pub_addr(m->pub);
 }
 
-// Publishes one membership event, sealed like every other message.
+// Publishes one message (w's bytes), sealed like every other message.
 static void
-publish(membership *m, const idn_member *who, int event)
+publish_wr(membership *m, wire_wr *w)
 {
-	wire_wr *w;
 	const uint8_t *p;
 	size_t len;
 	core_buf frame = {0};
-	if (wire_wr_new(&w) != IDN_OK) {
-		return;
-	}
-	member_msg_event_put(w, event, who);
 	if (wire_wr_bytes(w, &p, &len) == IDN_OK &&
 	    wire_seal(m->key, p, len, &frame) == IDN_OK) {
 		net_pub_send(m->pub, frame.data, frame.len);
 	}
 	core_buf_free(&frame);
-	wire_wr_free(w);
+}
+
+static void
+publish(membership *m, const idn_member *who, int event)
+{
+	wire_wr *w;
+	if (wire_wr_new(&w) == IDN_OK) {
+		member_msg_event_put(w, event, who);
+		publish_wr(m, w);
+		wire_wr_free(w);
+	}
+}
+
+void
+membership_publish_stats(membership *m, const char *json, const char *text)
+{
+	wire_wr *w;
+	if (wire_wr_new(&w) == IDN_OK) {
+		wire_map(w, 2);
+		wire_kstr(w, "stats", json);
+		wire_kstr(w, "text", text);
+		publish_wr(m, w);
+		wire_wr_free(w);
+	}
 }
 
 static void

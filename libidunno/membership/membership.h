@@ -33,5 +33,10 @@ int membership_members(membership *m, bool live_only, idn_member **out,
 // membership_watch adds a watcher until close. IDN_EBUSY when full.
 int membership_watch(membership *m, idn_member_fn fn, void *arg);
 const char *membership_pub_addr(const membership *m);
+// membership_publish_stats publishes a stats snapshot on the same sealed
+// stream ({stats: json, text}); subscribers that want only membership
+// events skip it.
+void membership_publish_stats(membership *m, const char *json,
+    const char *text);
 
 #endif

@@ -113,7 +113,7 @@ idn_node_addr(const idn_node *n)
 const char *
 idn_node_http_addr(const idn_node *n)
 {
-	return n->dash != NULL ? dash_addr(n->dash) : NULL;
+	return dash_addr(n->dash);
 }
 
 int
@@ -245,17 +245,19 @@ start_role(idn_node *n)
 	return IDN_OK;
 }
 
-// The dashboard, on the coordinator and the standby when asked for.
+// The dashboard: on the coordinator always (its snapshots feed `idunno
+// top`), over HTTP when asked for; on the standby when asked for.
 static int
 open_dash(idn_node *n, const idn_node_opts *o)
 {
-	if (o->http == NULL || n->role == IDN_ROLE_WORKER) {
+	if (n->role == IDN_ROLE_WORKER ||
+	    (o->http == NULL && n->role != IDN_ROLE_COORD)) {
 		return IDN_OK;
 	}
 	dash_opts d = {o->http, n->id, idn_role_name(n->role), n->mship,
 	    n->coord};
 	int rv = dash_open(&d, &n->dash);
-	if (rv == IDN_OK) {
+	if (rv == IDN_OK && o->http != NULL) {
 		core_logf(&n->lg, IDN_LOG_INFO, "node: dashboard on http://%s/",
 		    dash_addr(n->dash));
 	}
@@ -281,7 +283,7 @@ write_addr_file(idn_node *n)
 	char *path = core_asprintf("%s/node.addr", n->data_dir);
 	char *text = core_asprintf("%s\n%s\n%s\n%s\n%s\n", n->addr, n->id,
 	    idn_role_name(n->role), membership_pub_addr(n->mship),
-	    n->dash != NULL ? dash_addr(n->dash) : "-");
+	    dash_addr(n->dash) != NULL ? dash_addr(n->dash) : "-");
 	int rv = path && text ?
 	    core_file_write_atomic(path, text, strlen(text)) : IDN_ENOMEM;
 	free(path);
