@@ -10,6 +10,7 @@
 
 #include "cluster.h"
 #include "tool.h"
+#include "top.h"
 
 int sdfs_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
 const char *sdfs_cmd_usage(void);
@@ -38,6 +39,11 @@ usage(FILE *f)
 	    "                         by node id, with per-node counts\n"
 	    "  events [--count N] [--timeout MS] [--json]\n"
 	    "                         stream the node's membership events\n"
+	    "  top [--once]           live view of jobs, nodes and events "
+	    "from the\n"
+	    "                         coordinator's stream; q quits (--once: "
+	    "one\n"
+	    "                         snapshot, printed)\n"
 	    "SDFS (the replicated file system):\n%s"
 	    "Models and data:\n%s"
 	    "Jobs (training and inference on the cluster):\n%s",
@@ -50,13 +56,14 @@ typedef struct {
 	const char *key_file;
 	long timeout_ms;
 	char addr[64];
+	uint8_t key[IDN_KEY_BYTES];
 	idn_client *c;
 } ctx;
 
 static int
 connect_node(ctx *x)
 {
-	uint8_t key[IDN_KEY_BYTES];
+	uint8_t *key = x->key;
 	const char *kf = x->key_file ? x->key_file : cluster_key_path(x->root);
 	int rv = idn_key_load(kf, key);
 	if (rv != IDN_OK) {
@@ -276,6 +283,34 @@ cmd_events(ctx *x, int argc, char **argv)
 	return rv == IDN_OK ? 0 : fail(x, "events", rv);
 }
 
+static int
+pick_node(void *arg, char *addr, size_t cap)
+{
+	ctx *x = arg;
+	if (x->node != NULL) {
+		snprintf(addr, cap, "%s", x->node);
+		return IDN_OK;
+	}
+	return cluster_pick_addr(x->root, addr, cap) == 0 ? IDN_OK :
+	    IDN_EUNAVAIL;
+}
+
+static int
+cmd_top(ctx *x, int argc, char **argv)
+{
+	top_opts o = {.pick_node = pick_node, .pick_arg = x};
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--once") == 0) {
+			o.once = true;
+		} else {
+			fprintf(stderr, "idunno: top [--once]\n");
+			return 2;
+		}
+	}
+	memcpy(o.key, x->key, sizeof(o.key));
+	return top_run(&o);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -332,7 +367,7 @@ main(int argc, char **argv)
 		const char *name;
 		int (*fn)(ctx *, int, char **);
 	} cmds[] = {{"members", cmd_members}, {"grep", cmd_grep},
-	    {"events", cmd_events}};
+	    {"events", cmd_events}, {"top", cmd_top}};
 	static const char *const sdfs_verbs[] = {"put", "get", "delete", "ls",
 	    "store", "get-versions", "ls-prefix"};
 	int (*fn)(ctx *, int, char **) = NULL;

@@ -81,6 +81,11 @@ IDN_API int idn_sched_assign(idn_client *c, char **json);
 IDN_API int idn_sched_table(idn_client *c, const char *what,
     const char *job, char **text);
 
+// idn_sched_where asks the client's node which node is the active
+// coordinator (its membership view) and writes its "host:port" to addr.
+// IDN_EUNAVAIL: none is alive; IDN_ETOOBIG: cap too small.
+IDN_API int idn_sched_where(idn_client *c, char *addr, size_t cap);
+
 // idn_job_wait polls until the job is DONE (IDN_OK), FAILED or REMOVED
 // (IDN_EINVAL) or timeout_ms passes (IDN_ETIMEDOUT; <= 0 waits forever).
 // *state (may be NULL) gets the last state seen. IDN_ENOENT: no such job.

@@ -374,3 +374,26 @@ idn_job_result(idn_client *c, const char *job, const char *path)
 	}
 	return rv;
 }
+
+int
+idn_sched_where(idn_client *c, char *addr, size_t cap)
+{
+	if (c == NULL || addr == NULL || cap == 0) {
+		return IDN_EINVAL;
+	}
+	wire_doc *d = NULL;
+	wire_env e;
+	char got[IDN_ADDR_MAX];
+	int rv = rpc_client_call(c, "sched.where", NULL, &d, &e);
+	if (rv == IDN_OK) {
+		rv = wire_get_str(e.body, "coord", got, sizeof(got));
+	}
+	wire_doc_free(d);
+	if (rv == IDN_OK && strlen(got) >= cap) {
+		rv = IDN_ETOOBIG;
+	}
+	if (rv == IDN_OK) {
+		memcpy(addr, got, strlen(got) + 1);
+	}
+	return rv;
+}

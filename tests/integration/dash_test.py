@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""dash_test.py: the coordinator's dashboard and /metrics on a real local
-cluster running two sim inference jobs: status shows the HTTP ports, the
-health routes answer, /metrics parses with prometheus_client, a headless
-chromium renders the job table, its rate chart moves between two looks,
-a killed worker shows as failed, and the counters do not go back across a
-coordinator restart. Prints TAP. Needs chromium, chromium-driver,
+"""dash_test.py: the coordinator's dashboard, /metrics and `idunno top`
+on a real local cluster running two sim inference jobs: status shows the
+HTTP ports, the health routes answer, /metrics parses with
+prometheus_client, a headless chromium renders the job table, its rate
+chart moves between two looks, a killed worker shows as failed in the
+browser and in `top` (under a pseudo-terminal), the counters do not go
+back across a coordinator restart, and `top` follows the new coordinator. Prints TAP. Needs chromium, chromium-driver,
 python3-selenium and python3-prometheus-client (scripts/install-deps);
 the browser checks are skipped, with the reason, where they cannot run.
 """
 import json
 import os
+import pty
+import select
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -108,6 +112,57 @@ def counter_values(fams):
     return out
 
 
+class Top:
+    """`idunno top` under a pseudo-terminal; its output drained by a
+    thread. screen() is the last full frame drawn."""
+
+    def __init__(self, root):
+        import fcntl
+        import struct
+        import termios
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execv(IDUNNO, [IDUNNO, "--root", root, "top"])
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", 60, 200, 0, 0))
+        self.out = b""
+        self.lock = threading.Lock()
+        self.t = threading.Thread(target=self._drain, daemon=True)
+        self.t.start()
+
+    def _drain(self):
+        while True:
+            r, _, _ = select.select([self.fd], [], [], 0.5)
+            if not r:
+                continue
+            try:
+                data = os.read(self.fd, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            with self.lock:
+                self.out = (self.out + data)[-200000:]
+
+    def screen(self):
+        with self.lock:
+            text = self.out.decode(errors="replace")
+        frames = text.split("\x1b[H")
+        return frames[-2] if len(frames) > 2 else ""
+
+    def quit(self, timeout_s=10):
+        os.write(self.fd, b"q")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            pid, st = os.waitpid(self.pid, os.WNOHANG)
+            if pid == self.pid:
+                return os.waitstatus_to_exitcode(st)
+            time.sleep(0.1)
+        os.kill(self.pid, 9)
+        os.waitpid(self.pid, 0)
+        return None
+
+
 def browser_driver():
     try:
         from selenium import webdriver
@@ -189,6 +244,12 @@ def main():
             a.value <= b.value for a, b in zip(lat, lat[1:])),
             "latency buckets are cumulative up to +Inf (%s)" % inf)
 
+        top = Top(root)
+        scr = until(lambda: (lambda t: t if "alpha" in t and "beta" in t
+                             else None)(top.screen()), 20, "top's jobs")
+        tap("running" in scr and "NODES" in scr and "EVENTS" in scr,
+            "top under a pseudo-terminal shows both jobs, the nodes and "
+            "the events")
         drv, why = browser_driver()
         names = ["the job table shows both jobs",
                  "the rate chart changes between two looks",
@@ -248,6 +309,18 @@ def main():
                                               "dashboard.png"))
             tap(os.path.getsize(out) > 10000, "screenshot saved (%s)" % out)
 
+        w4 = [n for n in status(root) if n["name"] == "worker4"][0]
+
+        def top_failed():
+            for ln in top.screen().splitlines():
+                if "FAILED" in ln and ":%s:" % w4["addr"].split(":")[1] \
+                        in ln:
+                    return ln
+            return None
+        ln = until(top_failed, 20, "top marks worker4 failed")
+        tap(True, "top marks the killed worker: %s" %
+            ln.replace("\x1b[K", "").strip())
+
         before = counter_values(scrape(coord))
         cli(root, "cluster", "kill", "coord")
         cli(root, "cluster", "restart", "coord")
@@ -260,6 +333,11 @@ def main():
         tap(not back and len(before) > 10,
             "%d counter and histogram series do not go back across a "
             "coordinator restart" % len(before))
+        new = [n for n in status(root) if n["name"] == "coord"][0]["addr"]
+        until(lambda: "coordinator %s:" % new in top.screen(), 30,
+              "top follows the new coordinator")
+        tap(True, "top follows the restarted coordinator at %s" % new)
+        tap(top.quit() == 0, "top quits on q with status 0")
     except Exception as e:
         diag("error: %r" % e)
         tap(False, "the test ran to its end")
