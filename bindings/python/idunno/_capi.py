@@ -30,7 +30,9 @@ class Member(Structure):
 
 
 class Event(Structure):
-    _fields_ = [("kind", c_int), ("event", c_int), ("member", Member)]
+    # json and text: a stats snapshot's (kind 1, when asked for).
+    _fields_ = [("kind", c_int), ("event", c_int), ("member", Member),
+                ("json", c_char_p), ("text", c_char_p)]
 
 
 class NodeStats(Structure):
