@@ -8,6 +8,7 @@
 
 #include <idunno/idunno.h>
 
+#include "progress.h"
 #include "tool.h"
 
 int sched_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
@@ -32,8 +33,10 @@ sched_cmd_usage(void)
 	       " SDFS set P\n"
 	       "  infer remove JOB\n"
 	       "  jobs [--json]           every job, its state and accuracy\n"
-	       "  wait JOB [--timeout S]  until the job finished (exit 0) or "
-	       "failed (1)\n"
+	       "  wait JOB [--timeout S] [--quiet]\n"
+	       "                          until the job finished (exit 0) or "
+	       "failed (1);\n"
+	       "                          progress on a terminal\n"
 	       "  result JOB LOCAL        the job's output (LOCAL '-': "
 	       "stdout)\n"
 	       "  stats [JOB] [--json]    rates, processing and latency "
@@ -259,27 +262,83 @@ doc_cmd(idn_client *c, const char *what, int argc, char **argv)
 	return 0;
 }
 
+// The number after "key": in a JSON document (the job's stats), or 0.
+static uint64_t
+json_u64(const char *json, const char *key)
+{
+	char k[64];
+	snprintf(k, sizeof(k), "\"%s\": ", key);
+	const char *p = json != NULL ? strstr(json, k) : NULL;
+	return p != NULL ? strtoull(p + strlen(k), NULL, 10) : 0;
+}
+
+// Waits in steps of half a second to show the job's progress on a
+// terminal.
+static int
+wait_progress(idn_client *c, const char *job, long timeout_s, bool quiet,
+    int *state)
+{
+	progress pr;
+	progress_start(&pr, "queries", quiet);
+	uint64_t deadline = idn_clock_ms() + (uint64_t) timeout_s * 1000;
+	int rv;
+	for (;;) {
+		char *json = NULL;
+		if (pr.on && idn_sched_stats(c, job, &json) == IDN_OK) {
+			progress_update(&pr, json_u64(json, "done"),
+			    json_u64(json, "total"), true);
+		}
+		idn_free(json);
+		idn_duration step = 500;
+		if (timeout_s > 0) {
+			uint64_t now = idn_clock_ms();
+			if (now >= deadline) {
+				rv = IDN_ETIMEDOUT;
+				break;
+			}
+			step = (idn_duration) (deadline - now < 500 ? deadline - now : 500);
+		}
+		rv = idn_job_wait(c, job, step, state);
+		if (rv != IDN_ETIMEDOUT) {
+			break;
+		}
+	}
+	progress_end(&pr);
+	return rv;
+}
+
 static int
 wait_cmd(idn_client *c, int argc, char **argv)
 {
 	long timeout = 0;
-	if (argc == 3 && strcmp(argv[1], "--timeout") == 0) {
-		if ((timeout = tool_parse_long("idunno wait", "--timeout",
-		         argv[2], 1, 2000000)) < 0) {
-			return 2;
+	bool quiet = false;
+	const char *job = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			if ((timeout = tool_parse_long("idunno wait",
+			         "--timeout", argv[++i], 1, 2000000)) < 0) {
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--quiet") == 0) {
+			quiet = true;
+		} else if (job == NULL && argv[i][0] != '-') {
+			job = argv[i];
+		} else {
+			job = NULL;
+			break;
 		}
-	} else if (argc != 1) {
-		fprintf(stderr, "idunno wait JOB [--timeout S]\n");
+	}
+	if (job == NULL) {
+		fprintf(stderr, "idunno wait JOB [--timeout S] [--quiet]\n");
 		return 2;
 	}
 	int state = -1;
-	int rv = idn_job_wait(c, argv[0], (idn_duration) (timeout * 1000),
-	    &state);
+	int rv = wait_progress(c, job, timeout, quiet, &state);
 	if (rv == IDN_OK) {
-		printf("job %s done\n", argv[0]);
+		printf("job %s done\n", job);
 		return 0;
 	}
-	fprintf(stderr, "idunno wait: job %s: %s\n", argv[0],
+	fprintf(stderr, "idunno wait: job %s: %s\n", job,
 	    rv == IDN_ETIMEDOUT ? "timed out" : rv == IDN_EINVAL ?
 	    idn_job_state_name(state) : rv == IDN_ENOENT ? "no such job" :
 	    rv == IDN_EUNAVAIL ? "no coordinator reachable" :
@@ -330,7 +389,7 @@ sched_cmd_main(idn_client *c, const char *verb, int argc, char **argv)
 		return result_cmd(c, argc, argv);
 	}
 	if (strcmp(verb, "wait") == 0) {
-		fprintf(stderr, "idunno wait JOB [--timeout S]\n");
+		fprintf(stderr, "idunno wait JOB [--timeout S] [--quiet]\n");
 		return 2;
 	}
 	return doc_cmd(c, verb, argc, argv);

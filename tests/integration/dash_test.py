@@ -338,6 +338,33 @@ def main():
               "top follows the new coordinator")
         tap(True, "top follows the restarted coordinator at %s" % new)
         tap(top.quit() == 0, "top quits on q with status 0")
+
+        # `idunno wait` shows progress on a terminal, none when piped.
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(IDUNNO, [IDUNNO, "--root", root, "wait", "alpha",
+                              "--timeout", "2"])
+        out = b""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.5)
+            try:
+                data = os.read(fd, 4096) if r else b""
+            except OSError:
+                break
+            if r and not data:
+                break
+            out += data
+        _, st = os.waitpid(pid, 0)
+        text = out.decode(errors="replace")
+        piped = subprocess.run([IDUNNO, "--root", root, "wait", "alpha",
+                                "--timeout", "1"], capture_output=True,
+                               text=True, timeout=20)
+        tap(os.waitstatus_to_exitcode(st) == 1 and "queries (" in text and
+            "ETA" in text and "ETA" not in piped.stderr and
+            "timed out" in piped.stderr,
+            "wait: progress (queries, rate, ETA) on a terminal, none "
+            "when piped")
     except Exception as e:
         diag("error: %r" % e)
         tap(False, "the test ran to its end")
