@@ -15,6 +15,7 @@
 #include "dash/dash.h"
 #include "dash/page.h"
 #include "net/http.h"
+#include "rpc/rpc.h"
 #include "sched/stats.h"
 
 #define SAMPLE_MS 1000
@@ -608,6 +609,50 @@ on_metrics_view(void *arg, const coord_view *v)
 	dash_metrics(v, NULL, 0, arg);
 }
 
+// This process's counters: they start at 0 with the process, whose
+// member id (start time included) labels them, so a restarted node is a
+// new series and no series goes back.
+static void
+node_metrics(dash *d, core_buf *b)
+{
+	net_counters n = {0};
+	sdfs_counters s = {0};
+	if (d->o.rpc != NULL) {
+		rpc_counters(d->o.rpc, &n);
+	}
+	if (d->o.sdfs != NULL) {
+		sdfs_counters_get(d->o.sdfs, &s);
+	}
+	const struct {
+		const char *name, *help;
+		uint64_t v;
+	} c[] = {
+	    {"idunno_sdfs_put_bytes_total", "Bytes of SDFS puts this node "
+	        "took in as primary.", s.bytes_put},
+	    {"idunno_sdfs_get_bytes_total", "SDFS chunk bytes this node "
+	        "served.", s.bytes_get},
+	    {"idunno_sdfs_rereplications_total", "File versions this node "
+	        "pulled from a peer to restore replicas.", s.rereplications},
+	    {"idunno_sdfs_repairs_total", "Corrupt local copies dropped to "
+	        "be pulled again.", s.repairs},
+	    {"idunno_rpc_rejected_messages_total", "Requests dropped: bad "
+	        "MAC, replayed, stale or malformed.", n.rejected},
+	    {"idunno_rpc_messages_received_total", "RPC messages received.",
+	        n.msgs_in},
+	    {"idunno_rpc_messages_sent_total", "RPC messages sent.",
+	        n.msgs_out},
+	    {"idunno_rpc_received_bytes_total", "RPC bytes received.",
+	        n.bytes_in},
+	    {"idunno_rpc_sent_bytes_total", "RPC bytes sent.", n.bytes_out},
+	};
+	for (size_t i = 0; i < CORE_ARRAY_LEN(c); i++) {
+		head(b, c[i].name, "counter", c[i].help);
+		bf(b, "%s{node=", c[i].name);
+		bstr(b, d->self_id, true);
+		bf(b, "} %llu\n", (unsigned long long) c[i].v);
+	}
+}
+
 static int
 on_get(void *arg, const char *path, core_buf *body, const char **ctype)
 {
@@ -638,6 +683,7 @@ on_get(void *arg, const char *path, core_buf *body, const char **ctype)
 			dash_metrics(NULL, m, nm, body);
 			idn_free(m);
 		}
+		node_metrics(d, body);
 		return 200;
 	}
 	if (strcmp(path, "/healthz") == 0) {

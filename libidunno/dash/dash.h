@@ -8,6 +8,7 @@
 
 #include "coord/coord.h"
 #include "membership/membership.h"
+#include "sdfs/sdfs.h"
 
 typedef struct dash dash;
 
@@ -18,6 +19,8 @@ typedef struct dash_opts {
 	const char *role;       // "coord", "standby", "worker"
 	membership *mship;      // caller keeps; outlives the dash
 	coord_role *coord;      // NULL on a node without the coordinator role
+	rpc *rpc;               // the node's endpoint and store, for their
+	sdfs *sdfs;             // counters (caller keeps; may be NULL)
 } dash_opts;
 
 // dash_open starts the sampler (which publishes a snapshot on the

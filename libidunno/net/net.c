@@ -270,6 +270,7 @@ server_thread(void *argp)
 			core_logf(s->lg, IDN_LOG_WARN,
 			    "net: dropped %zu-byte request: %s",
 			    nng_msg_len(m), idn_strerror(rv));
+			atomic_fetch_add(&s->ctr.rejected, 1);
 			nng_msg_free(m);
 			continue; // no reply: a stranger learns nothing
 		}
@@ -281,6 +282,7 @@ server_thread(void *argp)
 			    "net: dropped %s request '%s' from %s",
 			    rv == IDN_EEXIST ? "replayed" : "stale", env.type,
 			    env.from);
+			atomic_fetch_add(&s->ctr.rejected, 1);
 			wire_doc_free(doc);
 			continue;
 		}
@@ -288,6 +290,7 @@ server_thread(void *argp)
 			core_logf(s->lg, IDN_LOG_WARN,
 			    "net: malformed authenticated request: %s",
 			    idn_strerror(rv));
+			atomic_fetch_add(&s->ctr.rejected, 1);
 			memset(&env, 0, sizeof(env));
 			strcpy(env.type, "?");
 			m = reply_msg(s, &env, IDN_EPROTO, NULL);
@@ -637,6 +640,7 @@ add_counters(net_counters *sum, const net_counters *c)
 	sum->msgs_out += atomic_load(&c->msgs_out);
 	sum->bytes_in += atomic_load(&c->bytes_in);
 	sum->bytes_out += atomic_load(&c->bytes_out);
+	sum->rejected += atomic_load(&c->rejected);
 }
 
 void

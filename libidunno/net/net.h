@@ -32,6 +32,7 @@ typedef struct {
 	_Atomic uint64_t msgs_out;
 	_Atomic uint64_t bytes_in;
 	_Atomic uint64_t bytes_out;
+	_Atomic uint64_t rejected; // requests dropped: bad MAC, replay, malformed
 } net_counters;
 
 // net_stats sums a server's and a client's counters (either may be NULL).

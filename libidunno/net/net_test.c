@@ -87,6 +87,9 @@ test_calls_keys_and_replays(void **st)
 	    IDN_ETIMEDOUT);
 	assert_null(doc);
 	assert_int_equal(calls, 2);
+	net_counters ctr;
+	net_stats(s, NULL, &ctr);
+	assert_true(ctr.rejected >= 1); // counted for /metrics
 	// An oversized message is refused by configuration.
 	static uint8_t big[2 << 20];
 	IDN_FAIL(net_call(c, addr, "big", big, sizeof(big), 300, &doc, &env),

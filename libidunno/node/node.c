@@ -255,7 +255,7 @@ open_dash(idn_node *n, const idn_node_opts *o)
 		return IDN_OK;
 	}
 	dash_opts d = {o->http, n->id, idn_role_name(n->role), n->mship,
-	    n->coord};
+	    n->coord, n->rpc, n->sdfs};
 	int rv = dash_open(&d, &n->dash);
 	if (rv == IDN_OK && o->http != NULL) {
 		core_logf(&n->lg, IDN_LOG_INFO, "node: dashboard on http://%s/",

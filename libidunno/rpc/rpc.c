@@ -46,6 +46,12 @@ dispatch(void *arg, const wire_env *req, wire_wr *reply)
 	return IDN_EPROTO;
 }
 
+void
+rpc_counters(const rpc *r, net_counters *out)
+{
+	net_stats(r->server, r->client, out);
+}
+
 static int
 on_stats(void *arg, const wire_env *req, wire_wr *reply)
 {

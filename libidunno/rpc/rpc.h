@@ -45,6 +45,8 @@ int rpc_serve(rpc *r);
 // rpc_stop stops answering (no handler runs after it returns); the calls
 // still work until rpc_close. rpc_close accepts NULL.
 void rpc_stop(rpc *r);
+// rpc_counters: the endpoint's traffic counters (server and client).
+void rpc_counters(const rpc *r, net_counters *out);
 void rpc_close(rpc *r);
 
 // rpc_call: net_call_wr through the endpoint's client.

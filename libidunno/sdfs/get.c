@@ -152,6 +152,7 @@ read_any(sdfs *s, const char *name, uint64_t ver, uint32_t idx,
 	if (rv == IDN_OK) {
 		wire_map(reply, 2);
 		wire_kbin(reply, "data", buf, len);
+		atomic_fetch_add(&s->n_get, len);
 		wire_kbin(reply, "csum", cs, sizeof(cs));
 		free(buf);
 		return IDN_OK;
@@ -212,6 +213,7 @@ read_any(sdfs *s, const char *name, uint64_t ver, uint32_t idx,
 		if (r == IDN_OK) {
 			wire_map(reply, 2);
 			wire_kbin(reply, "data", p, n);
+			atomic_fetch_add(&s->n_get, n);
 			wire_kbin(reply, "csum", c, cl);
 		}
 		wire_doc_free(doc);

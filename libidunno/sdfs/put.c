@@ -376,6 +376,7 @@ on_put_chunk(void *arg, const wire_env *req, wire_wr *reply)
 	fan_replicas(s, ps, "sdfs.r.chunk", w, (idn_duration) tmo);
 	wire_wr_free(w);
 	ps->off += len;
+	atomic_fetch_add(&s->n_put, len);
 	int rv = any_live(ps) ? IDN_OK : IDN_EUNAVAIL;
 	sess_put(s, ps);
 	return rv;

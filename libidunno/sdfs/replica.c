@@ -235,6 +235,7 @@ pull_copy(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
 		if (rv == IDN_OK) {
 			core_logf(s->lg, IDN_LOG_INFO, "sdfs: pulled '%s' "
 			    "version %" PRIu64 " from %s", name, ver, src[i]);
+			atomic_fetch_add(&s->n_pull, 1);
 			return IDN_OK;
 		}
 	}
@@ -288,6 +289,7 @@ sdfs_repair(sdfs *s, const char *name, uint64_t ver)
 	core_logf(s->lg, IDN_LOG_WARN, "sdfs: dropping corrupt copy of '%s' "
 	    "version %" PRIu64 "; repairing from a replica", name, ver);
 	sdfs_store_drop_version(s->st, name, ver);
+	atomic_fetch_add(&s->n_repair, 1);
 	if (sdfs_view_get(s, &v) == IDN_OK) {
 		size_t n = sdfs_view_replicas(&v, name, addr);
 		pull_enqueue(s, name, ver, addr, n);

@@ -34,4 +34,13 @@ int sdfs_start(sdfs *s);
 // it closes (the threads may still be calling out).
 void sdfs_close(sdfs *s);
 
+// Counters since the node started.
+typedef struct sdfs_counters {
+	uint64_t bytes_put;      // bytes of puts this node took in as primary
+	uint64_t bytes_get;      // chunk bytes this node served to gets
+	uint64_t rereplications; // versions pulled from a peer
+	uint64_t repairs;        // corrupt local copies dropped to re-pull
+} sdfs_counters;
+void sdfs_counters_get(sdfs *s, sdfs_counters *out);
+
 #endif

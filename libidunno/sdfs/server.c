@@ -259,3 +259,10 @@ sdfs_start(sdfs *s)
 	s->pull_started = true;
 	return IDN_OK;
 }
+
+void
+sdfs_counters_get(sdfs *s, sdfs_counters *out)
+{
+	*out = (sdfs_counters){atomic_load(&s->n_put), atomic_load(&s->n_get),
+	    atomic_load(&s->n_pull), atomic_load(&s->n_repair)};
+}

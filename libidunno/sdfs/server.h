@@ -94,6 +94,7 @@ struct sdfs {
 	bool ae_started;
 	bool pull_started;
 	size_t scrub_next;
+	_Atomic uint64_t n_put, n_get, n_pull, n_repair; // sdfs_counters
 };
 
 // A snapshot of the live membership and its ring.
