@@ -93,6 +93,7 @@ struct sdfs {
 	bool ae_started;
 	bool pull_started;
 	size_t scrub_next;
+	char *ae_cursor; // last name of the last round, NULL: from the start
 };
 
 // A snapshot of the live membership and its ring.

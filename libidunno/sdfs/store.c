@@ -476,8 +476,7 @@ sdfs_store_list(sdfs_store *st, const char *prefix, sdfs_entry **out,
 	size_t count = 0, cap = 0;
 	int rv = IDN_OK;
 	struct dirent *e;
-	while ((e = readdir(d)) != NULL && rv == IDN_OK &&
-	    count < SDFS_LIST_MAX) {
+	while ((e = readdir(d)) != NULL && rv == IDN_OK) {
 		if (e->d_name[0] == '.') {
 			continue;
 		}
