@@ -3,6 +3,7 @@
 // checksums, corruption, tombstones, retention) and the SDFS records.
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,6 +325,71 @@ test_store_corruption(void **st)
 	sdfs_store_close(s);
 }
 
+typedef struct {
+	sdfs_store *s;
+	int rv;
+	bool done;
+	pthread_mutex_t lock;
+} commit_arg;
+
+static void *
+commit_v3(void *arg)
+{
+	commit_arg *a = arg;
+	int rv = put_version(a->s, "dmg", 3, 10, 3, 10, NULL);
+	pthread_mutex_lock(&a->lock);
+	a->rv = rv;
+	a->done = true;
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+static bool
+commit_done(void *arg)
+{
+	commit_arg *a = arg;
+	pthread_mutex_lock(&a->lock);
+	bool done = a->done;
+	pthread_mutex_unlock(&a->lock);
+	return done;
+}
+
+// A commit keeps the newest versions; finding a damaged older copy while
+// it does so must drop that copy, not wait for the lock commit holds.
+static void
+test_store_commit_over_damaged(void **st)
+{
+	const char *root = idn_test_tmpdir();
+	sdfs_store *s;
+	IDN_PASS(sdfs_store_open(root, NULL, &s));
+	IDN_PASS(put_version(s, "dmg", 1, 10, 1, 10, NULL));
+	IDN_PASS(put_version(s, "dmg", 2, 10, 2, 10, NULL));
+	char *p = data_path(root, "dmg", 1);
+	assert_int_equal(truncate(p, 3), 0);
+	commit_arg a = {.s = s};
+	pthread_mutex_init(&a.lock, NULL);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, commit_v3, &a), 0);
+	if (!idn_test_wait(commit_done, &a, 10000)) {
+		// The thread is stuck on the store's lock: leave both.
+		fail_msg("commit over a damaged older copy did not return "
+		    "within 10 s");
+	}
+	pthread_join(t, NULL);
+	IDN_PASS(a.rv);
+	sdfs_vmeta *vs;
+	size_t n;
+	IDN_PASS(sdfs_store_versions(s, "dmg", &vs, &n));
+	assert_int_equal(n, 2);
+	assert_int_equal(vs[0].ver, 3);
+	assert_int_equal(vs[1].ver, 2);
+	idn_free(vs);
+	assert_int_not_equal(access(p, F_OK), 0);
+	free(p);
+	pthread_mutex_destroy(&a.lock);
+	sdfs_store_close(s);
+}
+
 static void
 test_store_tombstone(void **st)
 {
@@ -455,6 +521,7 @@ main(void)
 		cmocka_unit_test(test_ring),
 		cmocka_unit_test(test_store_versions),
 		cmocka_unit_test(test_store_corruption),
+		cmocka_unit_test(test_store_commit_over_damaged),
 		cmocka_unit_test(test_store_tombstone),
 		cmocka_unit_test(test_store_reopen),
 		cmocka_unit_test(test_msg),
