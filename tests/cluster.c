@@ -119,6 +119,34 @@ idn_tcluster_restart(idn_tcluster *c, const char *node)
 	return node_cmd(c, "restart", node);
 }
 
+pid_t
+idn_tcluster_pid(idn_tcluster *c, const char *node)
+{
+	char *out = NULL;
+	pid_t pid = -1;
+	char *end;
+	long want = strtol(node, &end, 10);
+	int idx = 0;
+	if (*end != '\0') {
+		want = -1;
+	}
+	idn_tcluster_cli(c, &out, "cluster status");
+	for (char *l = out ? strtok(out, "\n") : NULL; l != NULL;
+	     l = strtok(NULL, "\n")) {
+		char n[32], role[16];
+		int p;
+		if (sscanf(l, "%31s %15s pid %d", n, role, &p) != 3) {
+			continue;
+		}
+		if (idx++ == want || strcmp(n, node) == 0) {
+			pid = p;
+			break;
+		}
+	}
+	free(out);
+	return pid;
+}
+
 const char *
 idn_tcluster_addr(idn_tcluster *c, const char *node)
 {

@@ -11,6 +11,7 @@
 
 #define GOSSIP_MAX 16
 #define JOIN_MAX 4096
+#define RECONNECT_PERIODS 10 // a failed member is pinged every 10 periods
 
 struct swim {
 	idn_node *node;
@@ -23,6 +24,7 @@ struct swim {
 	char (*order)[IDN_ID_MAX]; // round-robin probe order
 	size_t norder;
 	size_t next;
+	uint64_t probes; // protocol periods run
 	bool stop;
 	bool running;
 	pthread_t thread;
@@ -58,19 +60,27 @@ deliver(swim *s)
 	pthread_mutex_unlock(&s->deliver);
 }
 
-// Writes {g: gossip, ...extra} where extra fields come first.
+// Writes {g: gossip, ...extra} where extra fields come first. `about`
+// (may be NULL) is a record the receiver must get in any case.
 static void
-put_gossip_locked(swim *s, wire_wr *w)
+put_gossip_locked(swim *s, wire_wr *w, const idn_member *about)
 {
 	idn_member g[GOSSIP_MAX];
-	size_t n = mtable_gossip(&s->t, g, GOSSIP_MAX);
+	size_t n = mtable_gossip(&s->t, g, GOSSIP_MAX - (about != NULL));
+	bool dup = false;
+	for (size_t i = 0; about != NULL && i < n; i++) {
+		dup = dup || strcmp(g[i].id, about->id) == 0;
+	}
+	if (about != NULL && !dup) {
+		g[n++] = *about;
+	}
 	wire_str(w, "g");
 	member_msg_put(w, g, n);
 }
 
 static int
-make_msg(swim *s, wire_wr **out, uint32_t extra, const char *to,
-    const char *addr)
+make_msg_about(swim *s, wire_wr **out, uint32_t extra, const char *to,
+    const char *addr, const idn_member *about)
 {
 	wire_wr *w;
 	int rv = wire_wr_new(&w);
@@ -85,10 +95,17 @@ make_msg(swim *s, wire_wr **out, uint32_t extra, const char *to,
 		wire_kstr(w, "addr", addr);
 	}
 	pthread_mutex_lock(&s->lock);
-	put_gossip_locked(s, w);
+	put_gossip_locked(s, w, about);
 	pthread_mutex_unlock(&s->lock);
 	*out = w;
 	return IDN_OK;
+}
+
+static int
+make_msg(swim *s, wire_wr **out, uint32_t extra, const char *to,
+    const char *addr)
+{
+	return make_msg_about(s, out, extra, to, addr, NULL);
 }
 
 static void broadcast(swim *s, bool wait);
@@ -104,20 +121,21 @@ apply_gossip(swim *s, const wire_val *body)
 	}
 	uint64_t now = idn_clock_ms();
 	pthread_mutex_lock(&s->lock);
-	int before = mtable_self(&s->t)->state;
 	uint64_t inc = mtable_self(&s->t)->incarnation;
+	bool declared = false;
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(g[i].id, s->self_id) == 0 &&
-		    g[i].state == IDN_MEMBER_FAILED &&
-		    before == IDN_MEMBER_ALIVE) {
-			idn_logf(node_logger(s->node), IDN_LOG_ERROR,
-			    "membership: peers declared this node failed; "
-			    "restart it to rejoin");
-		}
+		declared = declared || (strcmp(g[i].id, s->self_id) == 0 &&
+		    g[i].state == IDN_MEMBER_FAILED);
 		mtable_apply(&s->t, &g[i], now);
 	}
-	bool refuted = mtable_self(&s->t)->incarnation != inc;
+	uint64_t now_inc = mtable_self(&s->t)->incarnation;
+	bool refuted = now_inc != inc;
 	pthread_mutex_unlock(&s->lock);
+	if (declared && refuted) {
+		idn_logf(node_logger(s->node), IDN_LOG_WARN, "membership: "
+		    "peers declared this node failed; rejoining with "
+		    "incarnation %llu", (unsigned long long) now_inc);
+	}
 	deliver(s);
 	if (refuted) {
 		// Everyone suspecting us must hear the refutation before their
@@ -131,7 +149,7 @@ reply_gossip(swim *s, wire_wr *reply)
 {
 	wire_map(reply, 1);
 	pthread_mutex_lock(&s->lock);
-	put_gossip_locked(s, reply);
+	put_gossip_locked(s, reply, NULL);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -352,6 +370,25 @@ probe_indirect(swim *s, const idn_member *target)
 	return acked;
 }
 
+// A failed member may only have been cut off: one of them is pinged now
+// and then, telling it that it was declared failed. If it answers, it has
+// refuted (its reply carries it alive at a higher incarnation) and it is
+// back; after a partition heals, both sides find each other this way.
+static void
+reconnect(swim *s)
+{
+	idn_member target;
+	wire_wr *w;
+	pthread_mutex_lock(&s->lock);
+	bool any = mtable_reconnect_target(&s->t, &target);
+	pthread_mutex_unlock(&s->lock);
+	if (any && make_msg_about(s, &w, 1, target.id, NULL, &target) ==
+	               IDN_OK) {
+		call(s, target.addr, "swim.ping", w, s->o.ping_timeout_ms);
+		wire_wr_free(w);
+	}
+}
+
 static void
 probe_once(swim *s)
 {
@@ -365,6 +402,9 @@ probe_once(swim *s)
 	deliver(s);
 	if (failed) {
 		broadcast(s, false);
+	}
+	if (++s->probes % RECONNECT_PERIODS == 0) {
+		reconnect(s);
 	}
 	if (!next_target(s, &target)) {
 		return;

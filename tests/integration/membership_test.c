@@ -35,24 +35,6 @@ teardown(void **st)
 	return 0;
 }
 
-static pid_t
-pid_of(const char *name)
-{
-	char *out = NULL;
-	pid_t pid = -1;
-	idn_tcluster_cli(&cl, &out, "cluster status");
-	for (char *l = strtok(out, "\n"); l != NULL; l = strtok(NULL, "\n")) {
-		char n[32], role[16];
-		int p;
-		if (sscanf(l, "%31s %15s pid %d", n, role, &p) == 3 &&
-		    strcmp(n, name) == 0) {
-			pid = p;
-		}
-	}
-	free(out);
-	return pid;
-}
-
 typedef struct {
 	char addrs[3][64];
 	int want_failed;
@@ -157,7 +139,7 @@ test_kill_three_then_rejoin(void **st)
 {
 	pid_t pids[3];
 	for (int i = 0; i < 3; i++) {
-		pids[i] = pid_of(victims[i]);
+		pids[i] = idn_tcluster_pid(&cl, victims[i]);
 		assert_true(pids[i] > 0);
 	}
 	// The standby's event stream must report the three failures.
