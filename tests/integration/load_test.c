@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: MIT
+// load_test.c: membership while one node is saturated with data. Many
+// clients put, get and list through one node for a bounded time; no node
+// may be declared failed meanwhile, nor keep being suspected (a ping must
+// never wait behind data), and every operation succeeds.
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <idunno/sdfs.h>
+
+#include "cluster.h"
+#include "core/core.h"
+
+#define NODES 5
+#define CLIENTS 64
+#define LOAD_MS 20000
+#define PUT_BYTES (256u << 10)
+#define MAX_SUSPICIONS 20 // in LOAD_MS, across the cluster
+
+static idn_tcluster cl;
+
+static int
+setup(void **st)
+{
+	IDN_PASS(idn_tcluster_up(&cl, NODES));
+	return 0;
+}
+
+static int
+teardown(void **st)
+{
+	idn_tcluster_down(&cl);
+	return 0;
+}
+
+typedef struct {
+	int id;
+	uint64_t end_ms;
+	const char *addr;
+	_Atomic int *ops;
+	_Atomic int *errors;
+} load_arg;
+
+static void *
+load(void *argp)
+{
+	load_arg *a = argp;
+	idn_client *c;
+	char name[32];
+	uint8_t *buf = idn_alloc(PUT_BYTES);
+	snprintf(name, sizeof(name), "load/%d", a->id);
+	if (buf == NULL || idn_client_open(a->addr, cl.key, &c) != IDN_OK) {
+		atomic_fetch_add(a->errors, 1);
+		free(buf);
+		return NULL;
+	}
+	memset(buf, a->id, PUT_BYTES);
+	idn_client_set_timeout(c, 60000);
+	for (int i = 0; idn_test_now_ms() < a->end_ms; i++) {
+		int rv;
+		void *data;
+		size_t len;
+		idn_sdfs_entry *e;
+		size_t n;
+		switch (i % 3) {
+		case 0:
+			rv = idn_sdfs_put_buf(c, name, buf, PUT_BYTES, NULL);
+			break;
+		case 1:
+			rv = idn_sdfs_get_buf(c, name, 0, &data, &len, NULL);
+			if (rv == IDN_OK) {
+				idn_free(data);
+			}
+			break;
+		default:
+			rv = idn_sdfs_ls_prefix(c, "", &e, &n);
+			if (rv == IDN_OK) {
+				idn_free(e);
+			}
+			break;
+		}
+		atomic_fetch_add(rv == IDN_OK ? a->ops : a->errors, 1);
+	}
+	idn_client_close(c);
+	free(buf);
+	return NULL;
+}
+
+static void
+test_saturated_node_stays_alive(void **st)
+{
+	_Atomic int ops = 0, errors = 0;
+	char addr[64];
+	snprintf(addr, sizeof(addr), "%s", idn_tcluster_addr(&cl, "worker1"));
+	pthread_t t[CLIENTS];
+	load_arg a[CLIENTS];
+	uint64_t end = idn_test_now_ms() + LOAD_MS;
+	for (int i = 0; i < CLIENTS; i++) {
+		a[i] = (load_arg){i, end, addr, &ops, &errors};
+		assert_int_equal(pthread_create(&t[i], NULL, load, &a[i]), 0);
+	}
+	for (int i = 0; i < CLIENTS; i++) {
+		pthread_join(t[i], NULL);
+	}
+	fprintf(stderr, "# %d operations (%d failed) through one node in "
+	    "%d s\n", atomic_load(&ops), atomic_load(&errors),
+	    LOAD_MS / 1000);
+	char *out = NULL;
+	int rv = idn_tcluster_cli(&cl, &out, "grep 'membership: fail' "
+	    "2>/dev/null");
+	if (rv != 1) {
+		fail_msg("false failures under load:\n%s", out ? out : "");
+	}
+	free(out);
+	// Suspicions refuted at once are no failure, but hundreds of them
+	// (one every few probes) mean pings waited behind data.
+	out = NULL;
+	rv = idn_tcluster_cli(&cl, &out, "grep 'membership: suspect' "
+	    "2>/dev/null");
+	int suspicions = 0;
+	for (const char *p = out; p != NULL && (p = strchr(p, '\n'));
+	     p++) {
+		suspicions++;
+	}
+	free(out);
+	fprintf(stderr, "# %d suspicions\n", suspicions);
+	assert_true(suspicions <= MAX_SUSPICIONS);
+	assert_int_equal(atomic_load(&errors), 0);
+	for (int i = 0; i < NODES; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "%d", i);
+		assert_int_equal(idn_tcluster_count(&cl, name,
+		    IDN_MEMBER_ALIVE), NODES);
+	}
+	assert_true(atomic_load(&ops) > 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_saturated_node_stays_alive),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
