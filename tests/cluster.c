@@ -71,6 +71,10 @@ idn_tcluster_up(idn_tcluster *c, int n)
 		registered = true;
 		atexit(down_all);
 	}
+	// Nodes run in sessions of their own: if this process dies before
+	// its teardown, the reaper stops them.
+	idn_test_at_death("'%.4000s/idunno' --root '%.4000s' cluster down "
+	    ">/dev/null 2>&1 || true", idn_test_bin_dir(), c->root);
 	char *out = NULL;
 	int rv = idn_tcluster_cli(c, &out, "cluster up -n %d", n);
 	free(out);

@@ -21,16 +21,6 @@
 static const char sim_desc[] = "backend = sim\ninput = 1x28x28\n"
     "classes = 10\nservice_ms = 0\n";
 
-// cmocka 1.1.5 prints a skipped test as "not ok N # SKIP", which meson
-// 1.0.1 counts as a failure: a test whose inputs are missing passes with a
-// note instead.
-#define SKIP_IF(cond, why)                                               \
-	do {                                                             \
-		if (cond) {                                              \
-			print_message("# skipped: %s\n", why);              \
-			return;                                          \
-		}                                                        \
-	} while (0)
 
 static char tmpdir[64];
 
@@ -398,7 +388,7 @@ static void
 check_reference(const char *name)
 {
 	idn_model *m = load_torch(name);
-	SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
+	IDN_SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
 	char f[64];
 	idn_buf in, out;
 	snprintf(f, sizeof(f), "%s.ref.in", name);
@@ -456,7 +446,7 @@ test_torch_alexnet_reference(void **st)
 	char *path = idn_asprintf("%s/models/alexnet.pt", dir ? dir : ".");
 	bool have = dir != NULL && dir[0] && access(path, R_OK) == 0;
 	free(path);
-	SKIP_IF(!have, "alexnet.pt not exported (ninja models/alexnet.pt)");
+	IDN_SKIP_IF(!have, "alexnet.pt not exported (ninja models/alexnet.pt)");
 	check_reference("alexnet");
 }
 
@@ -464,7 +454,7 @@ static void
 test_torch_bad_models(void **st)
 {
 	idn_buf desc, pt;
-	SKIP_IF(!models_file("lenet5.desc", &desc),
+	IDN_SKIP_IF(!models_file("lenet5.desc", &desc),
 	    "IDUNNO_BUILD_DIR not set");
 	assert_true(models_file("lenet5.pt", &pt));
 	idn_model *m = NULL;
@@ -552,9 +542,9 @@ on_epoch(void *arg, const idn_model_epoch *e)
 static void
 test_torch_train_lenet(void **st)
 {
-	SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
+	IDN_SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
 	idn_model *m = load_torch("lenet5");
-	SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
+	IDN_SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
 	model_dataset tr, te;
 	IDN_PASS(model_dataset_load(FASHION "/train-images-idx3-ubyte.gz",
 	    FASHION "/train-labels-idx1-ubyte.gz", &tr));
@@ -643,9 +633,9 @@ test_torch_train_lenet(void **st)
 static void
 test_torch_train_adam(void **st)
 {
-	SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
+	IDN_SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
 	idn_model *m = load_torch("lenet5");
-	SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
+	IDN_SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
 	model_dataset te;
 	IDN_PASS(model_dataset_load(FASHION "/t10k-images-idx3-ubyte.gz",
 	    FASHION "/t10k-labels-idx1-ubyte.gz", &te));
@@ -887,7 +877,7 @@ count_put(void *arg, const char *name, const void *data, size_t len)
 static void
 test_fashion_import(void **st)
 {
-	SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
+	IDN_SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
 	fashion_count c;
 	memset(&c, 0, sizeof(c));
 	IDN_PASS(idn_dataset_import_fashion_mnist(NULL,
