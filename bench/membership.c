@@ -11,8 +11,6 @@
 #include <unistd.h>
 
 #include "cluster.h"
-#include "core/core.h"
-#include "node/client.h"
 
 #define NODES 10
 
@@ -99,19 +97,17 @@ stats(uint64_t *msgs, uint64_t *bytes)
 		char name[8];
 		snprintf(name, sizeof(name), "%d", i);
 		idn_client *c;
-		wire_doc *doc = NULL;
-		wire_env env;
-		uint64_t mo, bo;
-		if (idn_client_open(idn_tcluster_addr(&cl, name), cl.key, &c) ||
-		    client_call(c, "node.stats", NULL, &doc, &env) ||
-		    wire_get_u64(env.body, "msgs_out", &mo) ||
-		    wire_get_u64(env.body, "bytes_out", &bo)) {
+		idn_node_stats st;
+		if (idn_client_open(idn_tcluster_addr(&cl, name), cl.key, &c)) {
 			return -1;
 		}
-		*msgs += mo;
-		*bytes += bo;
-		wire_doc_free(doc);
+		int rv = idn_client_node_stats(c, NULL, &st);
 		idn_client_close(c);
+		if (rv != IDN_OK) {
+			return -1;
+		}
+		*msgs += st.msgs_out;
+		*bytes += st.bytes_out;
 	}
 	return 0;
 }

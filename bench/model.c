@@ -33,8 +33,8 @@ cmp_double(const void *a, const void *b)
 static idn_model *
 load(const char *dir, const char *name, double *load_s)
 {
-	char *dp = idn_asprintf("%s/%s.desc", dir, name);
-	char *mp = idn_asprintf("%s/%s.pt", dir, name);
+	char *dp = core_asprintf("%s/%s.desc", dir, name);
+	char *mp = core_asprintf("%s/%s.pt", dir, name);
 	idn_model *m = NULL;
 	char *err = NULL;
 	double t0 = now_s();
@@ -90,8 +90,8 @@ int
 main(int argc, char **argv)
 {
 	const char *build = getenv("IDUNNO_BUILD_DIR");
-	char *dir = argc > 1 && argv[1][0] ? idn_strdup(argv[1]) : build ?
-	    idn_asprintf("%s/models", build) : idn_strdup("build/models");
+	char *dir = argc > 1 && argv[1][0] ? core_strdup(argv[1]) : build ?
+	    core_asprintf("%s/models", build) : core_strdup("build/models");
 	double seconds = argc > 2 ? atof(argv[2]) : 2.0;
 	if (seconds <= 0) {
 		seconds = 2.0;
@@ -118,8 +118,8 @@ main(int argc, char **argv)
 	int status = 0;
 	printf("%-10s %5s %8s %12s %12s %12s\n", "model", "batch", "batches",
 	    "median_ms", "p99_ms", "images/s");
-	for (size_t i = 0; i < IDN_ARRAY_LEN(names); i++) {
-		char *pt = idn_asprintf("%s/%s.pt", dir, names[i]);
+	for (size_t i = 0; i < CORE_ARRAY_LEN(names); i++) {
+		char *pt = core_asprintf("%s/%s.pt", dir, names[i]);
 		bool optional = i == 2 && access(pt, R_OK) != 0;
 		free(pt);
 		if (optional) {
@@ -132,7 +132,7 @@ main(int argc, char **argv)
 			continue;
 		}
 		printf("# %s loaded in %.3f s\n", names[i], load_s);
-		for (size_t j = 0; j < IDN_ARRAY_LEN(batches); j++) {
+		for (size_t j = 0; j < CORE_ARRAY_LEN(batches); j++) {
 			if (bench_point(m, names[i], x, img, batches[j],
 			    seconds) != IDN_OK) {
 				status = 1;

@@ -12,7 +12,6 @@
 #include <idunno/sdfs.h>
 
 #include "cluster.h"
-#include "core/core.h"
 
 #define NODES 10
 #define FILES 50
@@ -202,7 +201,7 @@ main(int argc, char **argv)
 			}
 		}
 		if (left > 0) {
-			idn_sleep_ms(50);
+			usleep(50 * 1000);
 		}
 	}
 	double restore = (double) (idn_test_now_ms() - t0) / 1000.0;

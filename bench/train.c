@@ -113,8 +113,8 @@ parse_args(int argc, char **argv, bench *b, idn_model_train_opts *o)
 static idn_model *
 load(const bench *b)
 {
-	char *dp = idn_asprintf("%s/%s.desc", b->models_dir, b->model);
-	char *mp = idn_asprintf("%s/%s.pt", b->models_dir, b->model);
+	char *dp = core_asprintf("%s/%s.desc", b->models_dir, b->model);
+	char *mp = core_asprintf("%s/%s.pt", b->models_dir, b->model);
 	idn_model *m = NULL;
 	char *err = NULL;
 	int rv = idn_model_load_files(dp, mp, &err, &m);
@@ -131,8 +131,8 @@ load(const bench *b)
 static int
 load_set(const char *dir, const char *set, model_dataset *d)
 {
-	char *img = idn_asprintf("%s/%s-images-idx3-ubyte.gz", dir, set);
-	char *lab = idn_asprintf("%s/%s-labels-idx1-ubyte.gz", dir, set);
+	char *img = core_asprintf("%s/%s-images-idx3-ubyte.gz", dir, set);
+	char *lab = core_asprintf("%s/%s-labels-idx1-ubyte.gz", dir, set);
 	int rv = model_dataset_load(img, lab, d);
 	if (rv != IDN_OK) {
 		fprintf(stderr, "%s: %s\n", img, idn_strerror(rv));
@@ -146,8 +146,8 @@ int
 main(int argc, char **argv)
 {
 	const char *build = getenv("IDUNNO_BUILD_DIR");
-	char *models = build ? idn_asprintf("%s/models", build) :
-	    idn_strdup("build/models");
+	char *models = build ? core_asprintf("%s/models", build) :
+	    core_strdup("build/models");
 	bench b = {.model = "lenet5", .models_dir = models,
 	    .data_dir = "/usr/share/datasets/fashion-mnist", .threads = 1,
 	    .best = 0.0};
@@ -202,7 +202,7 @@ main(int argc, char **argv)
 		void *w = NULL;
 		size_t len = 0;
 		if ((rv = idn_model_export(m, &w, &len)) == IDN_OK) {
-			rv = idn_file_write_atomic(b.save, w, len);
+			rv = core_file_write_atomic(b.save, w, len);
 		}
 		idn_free(w);
 		printf("# saved %s: %s\n", b.save, idn_strerror(rv));

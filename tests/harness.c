@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/core.h"
 #include "harness.h"
 
 static char tmpdirs[16][PATH_MAX];
@@ -152,8 +151,47 @@ idn_test_wait(bool (*cond)(void *arg), void *arg, int timeout_ms)
 const char *
 idn_test_bin_dir(void)
 {
+	static char dir[PATH_MAX];
 	const char *d = getenv("IDUNNO_BIN_DIR");
-	return d && *d ? d : "./tools";
+	if (d && *d) {
+		return d;
+	}
+	ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 16);
+	char *slash;
+	if (n <= 0 || (dir[n] = '\0', slash = strrchr(dir, '/')) == NULL) {
+		return "./tools";
+	}
+	strcpy(slash, "/../tools");
+	return dir;
+}
+
+int
+idn_test_read_file(const char *path, size_t max_bytes, uint8_t **data,
+    size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		return IDN_ENOENT;
+	}
+	int rv = fseek(f, 0, SEEK_END) == 0 ? IDN_OK : IDN_ESYS;
+	long size = rv == IDN_OK ? ftell(f) : -1;
+	uint8_t *buf = NULL;
+	if (size < 0 || (size_t) size > max_bytes) {
+		rv = size < 0 ? IDN_ESYS : IDN_ETOOBIG;
+	} else if ((buf = malloc((size_t) size + 1)) == NULL) {
+		rv = IDN_ENOMEM;
+	} else if (fseek(f, 0, SEEK_SET) != 0 ||
+	    fread(buf, 1, (size_t) size, f) != (size_t) size) {
+		rv = IDN_ESYS;
+	}
+	fclose(f);
+	if (rv != IDN_OK) {
+		free(buf);
+		return rv;
+	}
+	*data = buf;
+	*len = (size_t) size;
+	return IDN_OK;
 }
 
 static int

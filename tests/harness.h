@@ -75,6 +75,11 @@ int idn_test_sh(char **out, const char *fmt, ...)
 // The same with a va_list, after a fixed prefix (not formatted).
 int idn_test_vrun(char **out, const char *prefix, const char *fmt,
     va_list ap);
+// The built tools: $IDUNNO_BIN_DIR, else ../tools beside this executable's
+// folder (build/tests/x -> build/tools), so a run from anywhere finds them.
 const char *idn_test_bin_dir(void);
+// Reads a whole file of at most max_bytes (caller frees *data with free()).
+int idn_test_read_file(const char *path, size_t max_bytes, uint8_t **data,
+    size_t *len);
 
 #endif

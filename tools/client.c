@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <idunno/client.h>
+#include <idunno/membership.h>
+
 #include "cluster.h"
-#include "node/client.h"
 #include "tool.h"
 
 int sdfs_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
@@ -163,27 +165,13 @@ cmd_grep(ctx *x, int argc, char **argv)
 		if (m[i].state == IDN_MEMBER_LEFT) {
 			continue;
 		}
-		wire_wr *w;
-		wire_doc *doc = NULL;
-		wire_env env;
-		if (wire_wr_new(&w) != IDN_OK) {
-			break;
-		}
-		wire_map(w, 2);
-		wire_kstr(w, "p", pattern);
-		wire_kbool(w, "re", regex);
+		char **lines = NULL;
+		size_t nl = 0;
+		uint64_t count = 0;
 		// A node known to have failed is reported, not asked.
 		rv = m[i].state == IDN_MEMBER_FAILED ? IDN_EUNAVAIL :
-		    client_call_at(x->c, m[i].addr, "log.grep", w, &doc, &env);
-		wire_wr_free(w);
-		uint64_t count = 0;
-		const wire_val *lines = doc ? wire_get(env.body, "lines") : NULL;
-		size_t nl = 0;
-		if (rv == IDN_OK &&
-		    (wire_get_u64(env.body, "count", &count) ||
-		        wire_as_arr(lines, &nl))) {
-			rv = IDN_EPROTO;
-		}
+		    idn_client_grep(x->c, m[i].addr, pattern, regex, &lines,
+		        &nl, &count);
 		if (json) {
 			printf("%s{\"id\": ", shown++ ? ", " : "");
 			tool_json_str(stdout, m[i].id);
@@ -192,20 +180,14 @@ cmd_grep(ctx *x, int argc, char **argv)
 			    (unsigned long long) count);
 		}
 		for (size_t j = 0; rv == IDN_OK && j < nl; j++) {
-			const char *p;
-			size_t len;
-			if (wire_as_str(wire_at(lines, j), &p, &len) != IDN_OK) {
-				continue;
-			}
-			char *s = idn_strndup(p, len);
 			if (json) {
 				printf("%s", j ? ", " : "");
-				tool_json_str(stdout, s ? s : "");
+				tool_json_str(stdout, lines[j]);
 			} else {
-				printf("%s: %s\n", m[i].id, s ? s : "");
+				printf("%s: %s\n", m[i].id, lines[j]);
 			}
-			idn_free(s);
 		}
+		idn_free(lines);
 		if (json) {
 			printf("]}");
 		} else if (rv == IDN_OK) {
@@ -216,7 +198,6 @@ cmd_grep(ctx *x, int argc, char **argv)
 			    idn_strerror(rv));
 		}
 		total += count;
-		wire_doc_free(doc);
 	}
 	if (json) {
 		printf("], \"total\": %llu}\n", (unsigned long long) total);

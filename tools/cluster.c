@@ -16,7 +16,6 @@
 #include <idunno/idunno.h>
 
 #include "cluster.h"
-#include "core/core.h"
 #include "tool.h"
 
 #define START_TIMEOUT_MS 15000

@@ -11,7 +11,6 @@
 #include <idunno/model.h>
 #include <idunno/sdfs.h>
 
-#include "core/core.h"
 #include "tool.h"
 
 int model_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
@@ -159,30 +158,31 @@ model_put(idn_client *c, int argc, char **argv)
 		fprintf(stderr, "idunno model put NAME MODEL.pt DESC\n");
 		return 2;
 	}
-	idn_buf model = {0}, desc = {0};
+	uint8_t *model = NULL, *desc = NULL;
+	size_t model_len = 0, desc_len = 0;
 	char *err = NULL;
-	int rv = idn_file_read(argv[2], (size_t) 4 << 30, &model);
+	int rv = tool_read_file(argv[2], (size_t) 4 << 30, &model, &model_len);
 	if (rv == IDN_OK) {
-		rv = idn_file_read(argv[3], 1 << 20, &desc);
+		rv = tool_read_file(argv[3], 1 << 20, &desc, &desc_len);
 	}
 	if (rv != IDN_OK) {
-		fprintf(stderr, "idunno model put: %s: %s\n", model.data ?
+		fprintf(stderr, "idunno model put: %s: %s\n", model ?
 		    argv[3] : argv[2], idn_strerror(rv));
-		idn_buf_free(&model);
+		free(model);
 		return 1;
 	}
-	rv = idn_model_store(c, argv[1], (const char *) desc.data, desc.len,
-	    model.data, model.len, &err);
+	rv = idn_model_store(c, argv[1], (const char *) desc, desc_len, model,
+	    model_len, &err);
 	if (rv == IDN_OK) {
 		printf("stored model %s (%zu bytes) as models/%s/\n", argv[1],
-		    model.len, argv[1]);
+		    model_len, argv[1]);
 	} else {
 		fprintf(stderr, "idunno model put: %s: %s\n", idn_strerror(rv),
 		    err ? err : "");
 	}
 	idn_free(err);
-	idn_buf_free(&model);
-	idn_buf_free(&desc);
+	free(model);
+	free(desc);
 	return rv == IDN_OK ? 0 : 1;
 }
 

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <idunno/node.h>
+
 #include "tool.h"
 
 void
@@ -77,7 +79,9 @@ tool_node_main(const char *prog, const char *role, int argc, char **argv)
 	};
 	idn_node_opts o;
 	idn_node_opts_init(&o);
-	o.role = role;
+	if (idn_role_parse(role, &o.role) != IDN_OK) {
+		return 2;
+	}
 	const char *joins[64];
 	const char *key_file = NULL;
 	int c;
@@ -107,7 +111,7 @@ tool_node_main(const char *prog, const char *role, int argc, char **argv)
 			if (strcmp(role, "coord") != 0) {
 				goto bad;
 			}
-			o.role = "standby";
+			o.role = IDN_ROLE_STANDBY;
 			break;
 		case 'h':
 			usage(stdout, prog, role);
@@ -162,4 +166,47 @@ tool_node_main(const char *prog, const char *role, int argc, char **argv)
 	idn_node_leave(n);
 	idn_node_close(n);
 	return 0;
+}
+
+int
+tool_read_file(const char *path, size_t max_bytes, uint8_t **data,
+    size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		return errno == ENOENT ? IDN_ENOENT : IDN_ESYS;
+	}
+	uint8_t *buf = NULL;
+	size_t n = 0, cap = 0;
+	int rv = IDN_OK;
+	for (;;) {
+		if (n == cap) {
+			size_t ncap = cap ? 2 * cap : 1 << 16;
+			uint8_t *nb = realloc(buf, ncap);
+			if (nb == NULL) {
+				rv = IDN_ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		size_t got = fread(buf + n, 1, cap - n, f);
+		n += got;
+		if (n > max_bytes) {
+			rv = IDN_ETOOBIG;
+			break;
+		}
+		if (got == 0) {
+			rv = ferror(f) ? IDN_ESYS : IDN_OK;
+			break;
+		}
+	}
+	fclose(f);
+	if (rv != IDN_OK) {
+		free(buf);
+		return rv;
+	}
+	*data = buf;
+	*len = n;
+	return IDN_OK;
 }

@@ -5,7 +5,10 @@
 
 #include <stdio.h>
 
-#include <idunno/idunno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <idunno/base.h>
 
 // tool_node_main runs a node with the given default role until SIGTERM or
 // SIGINT (then it leaves the cluster). Returns the process exit code.
@@ -19,5 +22,10 @@ void tool_json_str(FILE *f, const char *s);
 // when it is not one.
 long tool_parse_long(const char *prog, const char *opt, const char *v,
     long min, long max);
+
+// Reads a whole file of at most max_bytes into *data (caller frees with
+// free()). IDN_ENOENT, IDN_ETOOBIG, IDN_ESYS.
+int tool_read_file(const char *path, size_t max_bytes, uint8_t **data,
+    size_t *len);
 
 #endif

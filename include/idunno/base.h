@@ -23,6 +23,10 @@ extern "C" {
 
 typedef int32_t idn_duration; // milliseconds
 
+// Sizes of a member id ("host:port:start_ms") and an address, with the NUL.
+#define IDN_ID_MAX 96
+#define IDN_ADDR_MAX 64
+
 // The one list of error codes: generates enum idn_err and idn_strerror().
 #define IDN_ERRORS(X)                                                  \
 	X(OK, "no error")                                              \
@@ -59,6 +63,11 @@ IDN_API const char *idn_strerror(int err);
 
 // idn_free frees memory the library returned to the caller.
 IDN_API void idn_free(void *ptr);
+
+// idn_clock_ms reads a monotonic clock; idn_wall_ms the milliseconds since
+// the epoch. Both in ms, thread-safe.
+IDN_API uint64_t idn_clock_ms(void);
+IDN_API uint64_t idn_wall_ms(void);
 
 // Log levels of the library's background work (gossip, re-replication).
 enum idn_log_level {

@@ -4,6 +4,7 @@
 #define IDUNNO_IDUNNO_H
 
 #include <idunno/base.h>
+#include <idunno/client.h>
 #include <idunno/membership.h>
 #include <idunno/node.h>
 #include <idunno/sdfs.h>

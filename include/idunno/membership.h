@@ -6,13 +6,12 @@
 #include <stdint.h>
 
 #include <idunno/base.h>
+#include <idunno/client.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define IDN_ID_MAX 96
-#define IDN_ADDR_MAX 64
 #define IDN_ROLE_MAX 16
 
 enum idn_member_state {
@@ -41,9 +40,40 @@ enum idn_member_event {
 	IDN_EV_LEAVE,
 };
 
+// idn_member_fn reports one membership event. It runs on the node's
+// membership thread with no library locks held; keep it short.
+typedef void (*idn_member_fn)(void *arg, const struct idn_member *m,
+    int event);
 // idn_member_state_name and idn_member_event_name return static strings.
 IDN_API const char *idn_member_state_name(int state);
 IDN_API const char *idn_member_event_name(int event);
+
+// idn_client_members asks the node for its membership view; the array is
+// freed by the caller with idn_free().
+IDN_API int idn_client_members(idn_client *c, struct idn_member **out,
+    size_t *count);
+
+// A subscription to a node's event stream (membership changes).
+typedef struct idn_events idn_events;
+
+enum idn_event_kind {
+	IDN_EVENT_MEMBER, // a membership change
+};
+
+typedef struct idn_event {
+	int kind;                 // enum idn_event_kind
+	int event;                // enum idn_member_event
+	struct idn_member member; // the member after the change
+} idn_event;
+
+// idn_events_open subscribes to the client's node. Events published
+// before the subscription connects are not seen.
+IDN_API int idn_events_open(idn_client *c, idn_events **out);
+// idn_events_next waits up to timeout_ms for the next authentic event.
+// IDN_ETIMEDOUT when none came.
+IDN_API int idn_events_next(idn_events *e, idn_duration timeout_ms,
+    idn_event *ev);
+IDN_API void idn_events_close(idn_events *e);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// node.h: a cluster node (membership, SDFS replica, roles) and a client
-// handle that talks to a cluster from outside it.
+// node.h: a cluster node (membership, SDFS replica, roles); the client
+// handle is in client.h.
 #ifndef IDUNNO_NODE_H
 #define IDUNNO_NODE_H
 
@@ -8,23 +8,29 @@
 #include <stdint.h>
 
 #include <idunno/base.h>
+#include <idunno/client.h>
 #include <idunno/membership.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define IDN_KEY_BYTES 32
-
 typedef struct idn_node idn_node;
-typedef struct idn_client idn_client;
+
+// Roles a node takes in the cluster.
+enum idn_role {
+	IDN_ROLE_COORD,
+	IDN_ROLE_STANDBY,
+	IDN_ROLE_WORKER,
+};
 
 // Options of idn_node_open. Strings are borrowed for the call only.
 typedef struct idn_node_opts {
+	size_t size;               // set by idn_node_opts_init; checked
 	const char *listen;        // "host:port"; port 0 picks a free one
 	const char *const *join;   // introducers ("host:port"), may be empty
 	size_t njoin;
-	const char *role;          // "coord", "standby" or "worker"
+	int role;                  // enum idn_role
 	const char *data_dir;      // created if missing; must be writable
 	const char *log_path;      // NULL: <data_dir>/node.log
 	uint8_t key[IDN_KEY_BYTES]; // the cluster key
@@ -38,8 +44,9 @@ typedef struct idn_node_opts {
 	size_t max_msg_bytes; // larger messages are refused; 8 MiB, >= 2 MiB
 } idn_node_opts;
 
-// idn_node_opts_init fills LAN defaults: 100 ms protocol period, 150 ms
-// ping timeout, 3 indirect probes, 600 ms suspicion, 5 s to join.
+// idn_node_opts_init fills LAN defaults: a worker, 100 ms protocol period,
+// 150 ms ping timeout, 3 indirect probes, 600 ms suspicion, 5 s to join.
+// Options not made by it are refused (IDN_EINVAL), so fields can be added.
 IDN_API void idn_node_opts_init(idn_node_opts *o);
 
 // idn_node_open starts a node: log, RPC endpoint, membership (joining
@@ -60,10 +67,6 @@ IDN_API const char *idn_node_addr(const idn_node *n);
 IDN_API int idn_node_members(idn_node *n, struct idn_member **out,
     size_t *count);
 
-// idn_member_fn reports one membership event. It runs on the node's
-// membership thread with no library locks held; keep it short.
-typedef void (*idn_member_fn)(void *arg, const struct idn_member *m,
-    int event);
 // idn_node_watch adds a watcher; it stays until the node closes.
 IDN_API int idn_node_watch(idn_node *n, idn_member_fn fn, void *arg);
 
@@ -71,40 +74,11 @@ IDN_API int idn_node_watch(idn_node *n, idn_member_fn fn, void *arg);
 IDN_API void idn_node_logf(idn_node *n, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-// idn_key_load reads a key file (64 hex digits). IDN_ENOENT, IDN_EINVAL.
-IDN_API int idn_key_load(const char *path, uint8_t key[IDN_KEY_BYTES]);
-// idn_key_create writes a new random key file (mode 0600).
-IDN_API int idn_key_create(const char *path, uint8_t key[IDN_KEY_BYTES]);
-
-// idn_client_open makes a handle that sends requests to the node at addr
-// ("host:port"), signed with key. It does not join the cluster.
-IDN_API int idn_client_open(const char *addr,
-    const uint8_t key[IDN_KEY_BYTES], idn_client **out);
-IDN_API void idn_client_close(idn_client *c);
-// idn_client_set_timeout sets the per-request timeout (default 5000 ms).
-IDN_API void idn_client_set_timeout(idn_client *c, idn_duration ms);
-// idn_client_members asks the node for its membership view; the array is
-// freed by the caller with idn_free().
-IDN_API int idn_client_members(idn_client *c, struct idn_member **out,
-    size_t *count);
-
-// A subscription to a node's event stream (membership changes).
-typedef struct idn_events idn_events;
-
-typedef struct idn_event {
-	char kind[16];            // "member"
-	int event;                // enum idn_member_event
-	struct idn_member member; // the member after the change
-} idn_event;
-
-// idn_events_open subscribes to the client's node. Events published
-// before the subscription connects are not seen.
-IDN_API int idn_events_open(idn_client *c, idn_events **out);
-// idn_events_next waits up to timeout_ms for the next authentic event.
-// IDN_ETIMEDOUT when none came.
-IDN_API int idn_events_next(idn_events *e, idn_duration timeout_ms,
-    idn_event *ev);
-IDN_API void idn_events_close(idn_events *e);
+// idn_role_name returns "coord", "standby" or "worker" (the name members
+// carry), or NULL for an unknown role; idn_role_parse the reverse
+// (IDN_EINVAL).
+IDN_API const char *idn_role_name(int role);
+IDN_API int idn_role_parse(const char *name, int *role);
 
 #ifdef __cplusplus
 }

@@ -10,7 +10,7 @@
 
 #include <idunno/base.h>
 #include <idunno/membership.h>
-#include <idunno/node.h>
+#include <idunno/client.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -7,13 +7,13 @@
 #include "core/core.h"
 
 void *
-idn_alloc(size_t size)
+core_alloc(size_t size)
 {
 	return calloc(1, size ? size : 1);
 }
 
 void *
-idn_realloc(void *ptr, size_t size)
+core_realloc(void *ptr, size_t size)
 {
 	return realloc(ptr, size ? size : 1);
 }
@@ -25,13 +25,13 @@ idn_free(void *ptr)
 }
 
 char *
-idn_strdup(const char *s)
+core_strdup(const char *s)
 {
 	return s ? strdup(s) : NULL;
 }
 
 char *
-idn_strndup(const char *s, size_t n)
+core_strndup(const char *s, size_t n)
 {
 	char *p = malloc(n + 1);
 	if (p != NULL) {
@@ -42,7 +42,7 @@ idn_strndup(const char *s, size_t n)
 }
 
 char *
-idn_asprintf(const char *fmt, ...)
+core_asprintf(const char *fmt, ...)
 {
 	va_list ap;
 	char *s = NULL;
@@ -55,7 +55,7 @@ idn_asprintf(const char *fmt, ...)
 }
 
 int
-idn_buf_append(idn_buf *b, const void *data, size_t len)
+core_buf_append(core_buf *b, const void *data, size_t len)
 {
 	if (b->len + len > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
@@ -77,7 +77,7 @@ idn_buf_append(idn_buf *b, const void *data, size_t len)
 }
 
 void
-idn_buf_free(idn_buf *b)
+core_buf_free(core_buf *b)
 {
 	free(b->data);
 	b->data = NULL;

@@ -22,7 +22,7 @@ idn_wall_ms(void)
 }
 
 void
-idn_sleep_ms(uint32_t ms)
+core_sleep_ms(uint32_t ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000,
 	    .tv_nsec = (long) (ms % 1000) * 1000000L};
@@ -34,7 +34,7 @@ static pthread_mutex_t rng_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t rng_state;
 
 uint32_t
-idn_random(void)
+core_random(void)
 {
 	// xorshift64*, seeded lazily from the clock; only for probe order
 	// and jitter, never for keys.

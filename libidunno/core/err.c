@@ -20,7 +20,7 @@ idn_strerror(int err)
 }
 
 int
-idn_err_from_errno(int e)
+core_err_from_errno(int e)
 {
 	switch (e) {
 	case 0:

@@ -11,11 +11,11 @@
 #include "core/core.h"
 
 int
-idn_file_read(const char *path, size_t max_bytes, idn_buf *out)
+core_file_read(const char *path, size_t max_bytes, core_buf *out)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		return idn_err_from_errno(errno);
+		return core_err_from_errno(errno);
 	}
 	uint8_t tmp[8192];
 	int rv = IDN_OK;
@@ -25,7 +25,7 @@ idn_file_read(const char *path, size_t max_bytes, idn_buf *out)
 			continue;
 		}
 		if (n < 0) {
-			rv = idn_err_from_errno(errno);
+			rv = core_err_from_errno(errno);
 			break;
 		}
 		if (n == 0) {
@@ -35,7 +35,7 @@ idn_file_read(const char *path, size_t max_bytes, idn_buf *out)
 			rv = IDN_ETOOBIG;
 			break;
 		}
-		if ((rv = idn_buf_append(out, tmp, (size_t) n)) != IDN_OK) {
+		if ((rv = core_buf_append(out, tmp, (size_t) n)) != IDN_OK) {
 			break;
 		}
 	}
@@ -44,7 +44,7 @@ idn_file_read(const char *path, size_t max_bytes, idn_buf *out)
 }
 
 int
-idn_write_all(int fd, const void *data, size_t len)
+core_write_all(int fd, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 	while (len > 0) {
@@ -53,7 +53,7 @@ idn_write_all(int fd, const void *data, size_t len)
 			continue;
 		}
 		if (n < 0) {
-			return idn_err_from_errno(errno);
+			return core_err_from_errno(errno);
 		}
 		p += n;
 		len -= (size_t) n;
@@ -62,7 +62,7 @@ idn_write_all(int fd, const void *data, size_t len)
 }
 
 int
-idn_read_full(int fd, void *buf, size_t cap, int64_t off, size_t *got)
+core_read_full(int fd, void *buf, size_t cap, int64_t off, size_t *got)
 {
 	uint8_t *out = buf;
 	size_t done = 0;
@@ -73,7 +73,7 @@ idn_read_full(int fd, void *buf, size_t cap, int64_t off, size_t *got)
 			continue;
 		}
 		if (n < 0) {
-			return idn_err_from_errno(errno);
+			return core_err_from_errno(errno);
 		}
 		if (n == 0) {
 			break;
@@ -85,26 +85,26 @@ idn_read_full(int fd, void *buf, size_t cap, int64_t off, size_t *got)
 }
 
 int
-idn_file_write_atomic(const char *path, const void *data, size_t len)
+core_file_write_atomic(const char *path, const void *data, size_t len)
 {
-	char *tmp = idn_asprintf("%s.tmp.%d", path, (int) getpid());
+	char *tmp = core_asprintf("%s.tmp.%d", path, (int) getpid());
 	if (tmp == NULL) {
 		return IDN_ENOMEM;
 	}
 	int rv = IDN_OK;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		rv = idn_err_from_errno(errno);
+		rv = core_err_from_errno(errno);
 		free(tmp);
 		return rv;
 	}
-	rv = idn_write_all(fd, data, len);
+	rv = core_write_all(fd, data, len);
 	if (rv == IDN_OK && fsync(fd) != 0) {
-		rv = idn_err_from_errno(errno);
+		rv = core_err_from_errno(errno);
 	}
 	close(fd);
 	if (rv == IDN_OK && rename(tmp, path) != 0) {
-		rv = idn_err_from_errno(errno);
+		rv = core_err_from_errno(errno);
 	}
 	if (rv != IDN_OK) {
 		unlink(tmp);
@@ -114,9 +114,9 @@ idn_file_write_atomic(const char *path, const void *data, size_t len)
 }
 
 int
-idn_mkdir_p(const char *path)
+core_mkdir_p(const char *path)
 {
-	char *p = idn_strdup(path);
+	char *p = core_strdup(path);
 	if (p == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -126,7 +126,7 @@ idn_mkdir_p(const char *path)
 			char c = *s;
 			*s = '\0';
 			if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-				rv = idn_err_from_errno(errno);
+				rv = core_err_from_errno(errno);
 				break;
 			}
 			*s = c;
@@ -137,7 +137,7 @@ idn_mkdir_p(const char *path)
 	}
 	free(p);
 	if (rv == IDN_OK && access(path, W_OK) != 0) {
-		rv = idn_err_from_errno(errno);
+		rv = core_err_from_errno(errno);
 	}
 	return rv;
 }

@@ -5,7 +5,7 @@
 #include "core/core.h"
 
 void
-idn_logf(const idn_logger *lg, int level, const char *fmt, ...)
+core_logf(const core_logger *lg, int level, const char *fmt, ...)
 {
 	if (lg == NULL || lg->fn == NULL || level < lg->min_level) {
 		return;

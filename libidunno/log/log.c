@@ -22,14 +22,14 @@ struct nlog {
 int
 nlog_open(const char *path, nlog **out)
 {
-	nlog *l = idn_alloc(sizeof(*l));
-	if (l == NULL || (l->path = idn_strdup(path)) == NULL) {
+	nlog *l = core_alloc(sizeof(*l));
+	if (l == NULL || (l->path = core_strdup(path)) == NULL) {
 		free(l);
 		return IDN_ENOMEM;
 	}
 	l->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (l->fd < 0) {
-		int rv = idn_err_from_errno(errno);
+		int rv = core_err_from_errno(errno);
 		free(l->path);
 		free(l);
 		return rv;
@@ -109,7 +109,7 @@ nlog_grep(const char *path, const char *pattern, bool regex,
 		if (regex) {
 			regfree(&re);
 		}
-		return idn_err_from_errno(errno);
+		return core_err_from_errno(errno);
 	}
 	char *line = NULL;
 	size_t cap = 0;
@@ -131,4 +131,63 @@ nlog_grep(const char *path, const char *pattern, bool regex,
 		regfree(&re);
 	}
 	return IDN_OK;
+}
+
+#define GREP_MAX_LINES 20000
+
+// Lines shown by one grep reply: at most GREP_MAX_LINES, and at most
+// GREP_MAX_BYTES of them so the reply stays under the message limit.
+#define GREP_MAX_BYTES (4u << 20)
+
+typedef struct {
+	wire_wr *w; // the lines, an array body written after the count
+	size_t n;
+	size_t bytes;
+} grep_acc;
+
+static void
+grep_line(void *arg, const char *line, size_t len)
+{
+	grep_acc *a = arg;
+	if (a->bytes + len <= GREP_MAX_BYTES) {
+		wire_strn(a->w, line, len);
+		a->n++;
+		a->bytes += len;
+	}
+}
+
+int
+nlog_on_grep(void *arg, const wire_env *req, wire_wr *reply)
+{
+	nlog *l = arg;
+	char pattern[512];
+	bool regex = false;
+	uint64_t count = 0;
+	if (wire_get_str(req->body, "p", pattern, sizeof(pattern)) ||
+	    wire_as_bool(wire_get(req->body, "re"), &regex)) {
+		return IDN_EPROTO;
+	}
+	grep_acc acc = {0};
+	int rv = wire_wr_new(&acc.w);
+	if (rv == IDN_OK) {
+		rv = nlog_grep(l->path, pattern, regex,
+		    GREP_MAX_LINES, grep_line, &acc, &count);
+	}
+	const uint8_t *lines;
+	size_t len;
+	if (rv == IDN_OK && (rv = wire_wr_bytes(acc.w, &lines, &len)) ==
+	    IDN_OK) {
+		wire_map(reply, 3);
+		wire_ku64(reply, "count", count);
+		char id[IDN_ID_MAX];
+		pthread_mutex_lock(&l->lock);
+		snprintf(id, sizeof(id), "%s", l->id);
+		pthread_mutex_unlock(&l->lock);
+		wire_kstr(reply, "id", id);
+		wire_str(reply, "lines");
+		wire_arr(reply, (uint32_t) acc.n);
+		wire_raw(reply, lines, len);
+	}
+	wire_wr_free(acc.w);
+	return rv;
 }

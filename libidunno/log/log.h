@@ -4,6 +4,7 @@
 #define IDN_LOG_LOG_H
 
 #include "core/core.h"
+#include "wire/wire.h"
 
 typedef struct nlog nlog;
 
@@ -21,5 +22,9 @@ const char *nlog_path(const nlog *l);
 int nlog_grep(const char *path, const char *pattern, bool regex,
     size_t max_lines, void (*fn)(void *arg, const char *line, size_t len),
     void *arg, uint64_t *count);
+
+// nlog_on_grep answers a "log.grep" request (an rpc handler; arg is the
+// nlog): pattern "p", regex flag "re" -> "count", "id", "lines".
+int nlog_on_grep(void *arg, const wire_env *req, wire_wr *reply);
 
 #endif

@@ -17,7 +17,7 @@ emit(mtable *t, const idn_member *m, int event)
 {
 	if (t->nev == t->evcap) {
 		size_t cap = t->evcap ? t->evcap * 2 : 16;
-		mevent *p = idn_realloc(t->ev, cap * sizeof(*p));
+		mevent *p = core_realloc(t->ev, cap * sizeof(*p));
 		if (p == NULL) {
 			return; // events are advisory; the table stays right
 		}
@@ -58,7 +58,7 @@ add(mtable *t, const idn_member *m)
 {
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 16;
-		mentry *p = idn_realloc(t->v, cap * sizeof(*p));
+		mentry *p = core_realloc(t->v, cap * sizeof(*p));
 		if (p == NULL) {
 			return NULL;
 		}
@@ -354,7 +354,7 @@ mtable_gossip(mtable *t, idn_member *out, size_t max)
 	// Two random live records: anti-entropy for anything a member
 	// missed, at a constant cost per message.
 	for (int r = 0; r < 2 && k < max && t->n > 0; r++) {
-		mentry *e = &t->v[idn_random() % t->n];
+		mentry *e = &t->v[core_random() % t->n];
 		bool taken = false;
 		for (size_t j = 0; j < k && !taken; j++) {
 			taken = strcmp(out[j].id, e->m.id) == 0;

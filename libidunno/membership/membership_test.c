@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "membership/member_msg.h"
 #include "membership/members.h"
 
 static idn_member
@@ -262,10 +263,46 @@ test_gossip_budget(void **st)
 	mtable_fini(&t);
 }
 
+static void
+test_roundtrip_members(void **st)
+{
+	idn_member in[3] = {
+	    {"127.0.0.1:1:5", "127.0.0.1:1", "coord", IDN_MEMBER_ALIVE, 0, 9},
+	    {"127.0.0.1:2:6", "127.0.0.1:2", "worker", IDN_MEMBER_SUSPECT, 7,
+	        10},
+	    {"127.0.0.1:3:7", "127.0.0.1:3", "worker", IDN_MEMBER_LEFT, 1, 11},
+	};
+	idn_member out[3];
+	size_t n;
+	wire_wr *w;
+	const uint8_t *p;
+	size_t len;
+	wire_doc *d;
+	IDN_PASS(wire_wr_new(&w));
+	member_msg_put(w, in, 3);
+	IDN_PASS(wire_wr_bytes(w, &p, &len));
+	IDN_PASS(wire_doc_parse(p, len, &d));
+	IDN_PASS(member_msg_get(wire_doc_root(d), out, 3, &n));
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_string_equal(in[i].id, out[i].id);
+		assert_string_equal(in[i].addr, out[i].addr);
+		assert_string_equal(in[i].role, out[i].role);
+		assert_int_equal(in[i].state, out[i].state);
+		assert_int_equal(in[i].incarnation, out[i].incarnation);
+		assert_int_equal(in[i].since_ms, out[i].since_ms);
+	}
+	// More entries than the reader allows is refused.
+	IDN_FAIL(member_msg_get(wire_doc_root(d), out, 2, &n), IDN_EPROTO);
+	wire_doc_free(d);
+	wire_wr_free(w);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_roundtrip_members),
 	    cmocka_unit_test(test_join_and_suspect_refuted),
 	    cmocka_unit_test(test_suspect_then_fail),
 	    cmocka_unit_test(test_self_refutes),

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // names.c: printable names of member states and events.
+#include <idunno/membership.h>
+
 #include "core/core.h"
 
 const char *
@@ -7,7 +9,7 @@ idn_member_state_name(int state)
 {
 	static const char *const names[] = {"alive", "suspect", "failed",
 	    "left"};
-	return state >= 0 && state < (int) IDN_ARRAY_LEN(names) ?
+	return state >= 0 && state < (int) CORE_ARRAY_LEN(names) ?
 	    names[state] : "unknown";
 }
 
@@ -16,6 +18,6 @@ idn_member_event_name(int event)
 {
 	static const char *const names[] = {"join", "suspect", "alive",
 	    "fail", "leave"};
-	return event >= 0 && event < (int) IDN_ARRAY_LEN(names) ?
+	return event >= 0 && event < (int) CORE_ARRAY_LEN(names) ?
 	    names[event] : "unknown";
 }

@@ -7,14 +7,15 @@
 #include <string.h>
 
 #include "membership/swim.h"
-#include "wire/member_msg.h"
+#include "membership/member_msg.h"
 
 #define GOSSIP_MAX 16
 #define JOIN_MAX 4096
 #define RECONNECT_PERIODS 10 // a failed member is pinged every 10 periods
 
 struct swim {
-	idn_node *node;
+	rpc *rpc;
+	const core_logger *lg;
 	swim_opts o;
 	pthread_mutex_t lock;    // guards t, order
 	pthread_mutex_t deliver; // serializes event delivery
@@ -47,7 +48,7 @@ deliver(swim *s)
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < n; i++) {
 		const idn_member *m = &ev[i].m;
-		idn_logf(node_logger(s->node),
+		core_logf(s->lg,
 		    ev[i].event == IDN_EV_FAIL ? IDN_LOG_WARN : IDN_LOG_INFO,
 		    "membership: %s %s (%s, %s, incarnation %llu)",
 		    idn_member_event_name(ev[i].event), m->id, m->addr,
@@ -132,7 +133,7 @@ apply_gossip(swim *s, const wire_val *body)
 	bool refuted = now_inc != inc;
 	pthread_mutex_unlock(&s->lock);
 	if (declared && refuted) {
-		idn_logf(node_logger(s->node), IDN_LOG_WARN, "membership: "
+		core_logf(s->lg, IDN_LOG_WARN, "membership: "
 		    "peers declared this node failed; rejoining with "
 		    "incarnation %llu", (unsigned long long) now_inc);
 	}
@@ -159,7 +160,7 @@ call(swim *s, const char *addr, const char *type, wire_wr *w,
 {
 	wire_doc *doc = NULL;
 	wire_env env;
-	int rv = net_call_wr(node_client(s->node), addr, type, w, timeout,
+	int rv = rpc_call(s->rpc, addr, type, w, timeout,
 	    &doc, &env);
 	if (doc != NULL) {
 		apply_gossip(s, env.body);
@@ -240,7 +241,7 @@ int
 swim_members(swim *s, bool live_only, idn_member **out, size_t *count)
 {
 	pthread_mutex_lock(&s->lock);
-	idn_member *m = idn_alloc(sizeof(*m) * (s->t.n + 1));
+	idn_member *m = core_alloc(sizeof(*m) * (s->t.n + 1));
 	size_t k = 0;
 	for (size_t i = 0; m != NULL && i < s->t.n; i++) {
 		if (!live_only || s->t.v[i].m.state <= IDN_MEMBER_SUSPECT) {
@@ -268,7 +269,7 @@ broadcast(swim *s, bool wait)
 		return;
 	}
 	if (make_msg(s, &w, 0, NULL, NULL) == IDN_OK) {
-		const char **addrs = idn_alloc(sizeof(char *) * (n + 1));
+		const char **addrs = core_alloc(sizeof(char *) * (n + 1));
 		size_t k = 0;
 		for (size_t i = 0; addrs != NULL && i < n; i++) {
 			if (strcmp(m[i].id, s->self_id) != 0) {
@@ -280,7 +281,7 @@ broadcast(swim *s, bool wait)
 				addrs[k++] = m[i].addr;
 			}
 		}
-		int *rvs = idn_alloc(sizeof(int) * (k + 1));
+		int *rvs = core_alloc(sizeof(int) * (k + 1));
 		if (wait && rvs != NULL) {
 			net_pool_call_all_wr(s->pool, addrs, k,
 			    "swim.gossip", w, s->o.ping_timeout_ms, rvs, NULL,
@@ -308,12 +309,12 @@ next_target(swim *s, idn_member *target)
 		}
 		// New round: every other live member once, shuffled.
 		free(s->order);
-		s->order = idn_alloc(sizeof(*s->order) * (s->t.n + 1));
+		s->order = core_alloc(sizeof(*s->order) * (s->t.n + 1));
 		s->norder = s->next = 0;
 		for (size_t i = 0; s->order && i < s->t.n; i++) {
 			const idn_member *m = &s->t.v[i].m;
 			if (i != s->t.self && m->state <= IDN_MEMBER_SUSPECT) {
-				size_t j = idn_random() % (s->norder + 1);
+				size_t j = core_random() % (s->norder + 1);
 				memcpy(s->order[s->norder], s->order[j],
 				    IDN_ID_MAX);
 				memcpy(s->order[j], m->id, IDN_ID_MAX);
@@ -337,8 +338,8 @@ probe_indirect(swim *s, const idn_member *target)
 	size_t k = 0;
 	// Pick k random helpers other than us and the target.
 	for (size_t tries = 0; tries < 4 * n && k < (size_t) s->o.indirect &&
-	     k < IDN_ARRAY_LEN(addrs); tries++) {
-		idn_member *h = &m[idn_random() % n];
+	     k < CORE_ARRAY_LEN(addrs); tries++) {
+		idn_member *h = &m[core_random() % n];
 		bool dup = strcmp(h->id, s->self_id) == 0 ||
 		    strcmp(h->id, target->id) == 0 ||
 		    h->state != IDN_MEMBER_ALIVE;
@@ -446,14 +447,15 @@ probe_thread(void *arg)
 }
 
 int
-swim_open(idn_node *node, const idn_member *self, const swim_opts *o,
-    swim_event_fn fn, void *arg, swim **out)
+swim_open(rpc *r, const core_logger *lg, const idn_member *self,
+    const swim_opts *o, swim_event_fn fn, void *arg, swim **out)
 {
-	swim *s = idn_alloc(sizeof(*s));
+	swim *s = core_alloc(sizeof(*s));
 	if (s == NULL) {
 		return IDN_ENOMEM;
 	}
-	s->node = node;
+	s->rpc = r;
+	s->lg = lg;
 	s->o = *o;
 	s->fn = fn;
 	s->arg = arg;
@@ -463,19 +465,19 @@ swim_open(idn_node *node, const idn_member *self, const swim_opts *o,
 	pthread_cond_init(&s->cv, NULL);
 	int rv = mtable_init(&s->t, self, (uint64_t) o->suspect_ms);
 	if (rv == IDN_OK) {
-		rv = net_pool_open(node_client(node), 4, &s->pool);
+		rv = rpc_pool_open(r, 4, &s->pool);
 	}
 	if (rv == IDN_OK) {
-		rv = node_handle(node, "swim.ping", on_ping, s);
+		rv = rpc_route(r, "swim.ping", on_ping, s);
 	}
 	if (rv == IDN_OK) {
-		rv = node_handle(node, "swim.pingreq", on_pingreq, s);
+		rv = rpc_route(r, "swim.pingreq", on_pingreq, s);
 	}
 	if (rv == IDN_OK) {
-		rv = node_handle(node, "swim.gossip", on_gossip, s);
+		rv = rpc_route(r, "swim.gossip", on_gossip, s);
 	}
 	if (rv == IDN_OK) {
-		rv = node_handle(node, "swim.join", on_join, s);
+		rv = rpc_route(r, "swim.join", on_join, s);
 	}
 	if (rv != IDN_OK) {
 		swim_close(s);
@@ -498,7 +500,7 @@ swim_join(swim *s, const char *const *intro, size_t n)
 			if ((rv = make_msg(s, &w, 0, NULL, NULL)) != IDN_OK) {
 				return rv;
 			}
-			rv = net_call_wr(node_client(s->node), intro[i],
+			rv = rpc_call(s->rpc, intro[i],
 			    "swim.join", w, 1000, &doc, &env);
 			wire_wr_free(w);
 			if (rv == IDN_OK) {
@@ -521,7 +523,7 @@ swim_join(swim *s, const char *const *intro, size_t n)
 			wire_doc_free(doc);
 		}
 		if (rv != IDN_OK) {
-			idn_sleep_ms(200);
+			core_sleep_ms(200);
 		}
 	}
 	if (rv != IDN_OK) {

@@ -4,7 +4,7 @@
 #define IDN_MEMBERSHIP_SWIM_H
 
 #include "membership/members.h"
-#include "node/node.h"
+#include "rpc/rpc.h"
 
 typedef struct swim swim;
 
@@ -19,10 +19,11 @@ typedef struct {
 // Event callback: serialized, called with no membership lock held.
 typedef void (*swim_event_fn)(void *arg, const idn_member *m, int event);
 
-// swim_open registers the swim.* handlers on the node; swim_join then
-// contacts the introducers (none: a new cluster) and starts probing.
-int swim_open(idn_node *node, const idn_member *self, const swim_opts *o,
-    swim_event_fn fn, void *arg, swim **out);
+// swim_open registers the swim.* routes on the endpoint (before it
+// serves); swim_join then contacts the introducers (none: a new cluster)
+// and starts probing. lg is kept and must outlive s.
+int swim_open(rpc *r, const core_logger *lg, const idn_member *self,
+    const swim_opts *o, swim_event_fn fn, void *arg, swim **out);
 int swim_join(swim *s, const char *const *introducers, size_t n);
 int swim_leave(swim *s);
 void swim_close(swim *s);

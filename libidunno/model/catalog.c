@@ -28,7 +28,7 @@ static void
 set_err(char **errmsg, const char *fmt, const char *what)
 {
 	if (errmsg != NULL && *errmsg == NULL) {
-		*errmsg = idn_asprintf(fmt, what);
+		*errmsg = core_asprintf(fmt, what);
 	}
 }
 
@@ -36,23 +36,23 @@ int
 idn_model_load_files(const char *desc_path, const char *model_path,
     char **errmsg, idn_model **out)
 {
-	idn_buf desc = {0}, model = {0};
+	core_buf desc = {0}, model = {0};
 	if (desc_path == NULL || out == NULL) {
 		return IDN_EINVAL;
 	}
-	int rv = idn_file_read(desc_path, 1 << 20, &desc);
+	int rv = core_file_read(desc_path, 1 << 20, &desc);
 	if (rv != IDN_OK) {
 		set_err(errmsg, "cannot read descriptor %s", desc_path);
 	} else if (model_path != NULL &&
-	    (rv = idn_file_read(model_path, (size_t) 4 << 30, &model)) !=
+	    (rv = core_file_read(model_path, (size_t) 4 << 30, &model)) !=
 	        IDN_OK) {
 		set_err(errmsg, "cannot read model %s", model_path);
 	} else {
 		rv = idn_model_load((const char *) desc.data, desc.len,
 		    model.data, model.len, errmsg, out);
 	}
-	idn_buf_free(&desc);
-	idn_buf_free(&model);
+	core_buf_free(&desc);
+	core_buf_free(&model);
 	return rv;
 }
 
@@ -163,8 +163,8 @@ idn_dataset_fetch(idn_client *c, const char *prefix, size_t limit,
 		return IDN_ECORRUPT;
 	}
 	size_t want = limit > 0 && limit < count ? limit : (size_t) count;
-	idn_dataset *d = idn_alloc(sizeof(*d));
-	if (d == NULL || (d->labels = idn_alloc(want)) == NULL) {
+	idn_dataset *d = core_alloc(sizeof(*d));
+	if (d == NULL || (d->labels = core_alloc(want)) == NULL) {
 		idn_dataset_free(d);
 		return IDN_ENOMEM;
 	}
@@ -190,12 +190,12 @@ idn_dataset_fetch(idn_client *c, const char *prefix, size_t limit,
 			d->height = sh.height;
 			d->width = sh.width;
 			item = (size_t) sh.channels * sh.height * sh.width;
-			if ((d->images = idn_alloc(want * item)) == NULL) {
+			if ((d->images = core_alloc(want * item)) == NULL) {
 				rv = IDN_ENOMEM;
 			}
 		}
 		if (rv == IDN_OK) {
-			size_t take = IDN_MIN((size_t) sh.count, want - d->n);
+			size_t take = CORE_MIN((size_t) sh.count, want - d->n);
 			memcpy(d->labels + d->n, sh.labels, take);
 			memcpy(d->images + d->n * item, sh.images, take * item);
 			d->n += take;
@@ -214,7 +214,7 @@ idn_dataset_fetch(idn_client *c, const char *prefix, size_t limit,
 }
 
 typedef struct {
-	idn_buf metrics;
+	core_buf metrics;
 	const idn_model_train_opts *user;
 } train_ctx;
 
@@ -228,7 +228,7 @@ on_epoch(void *arg, const idn_model_epoch *e)
 	    "lr %.5f train_ms %llu\n", e->epoch, e->epochs, e->train_loss,
 	    e->test_loss, e->test_accuracy, e->lr,
 	    (unsigned long long) e->train_ms);
-	idn_buf_append(&t->metrics, line, (size_t) n);
+	core_buf_append(&t->metrics, line, (size_t) n);
 	return t->user->on_epoch ? t->user->on_epoch(t->user->arg, e) : 0;
 }
 
@@ -292,7 +292,7 @@ idn_model_train_sdfs(idn_client *c, const char *name, const char *data,
 		}
 	}
 	idn_free(weights);
-	idn_buf_free(&t.metrics);
+	core_buf_free(&t.metrics);
 	idn_dataset_free(train);
 	idn_dataset_free(test);
 	idn_model_close(m);

@@ -44,7 +44,7 @@ trim(const char *s, size_t n)
 	while (n > 0 && is_space(s[n - 1])) {
 		n--;
 	}
-	return idn_strndup(s, n);
+	return core_strndup(s, n);
 }
 
 static int
@@ -138,7 +138,7 @@ parse_names(const char *s, char ***out, uint32_t *count)
 	if (n > MODEL_MAX_CLASSES) {
 		return IDN_EINVAL;
 	}
-	char **names = idn_alloc(n * sizeof(char *));
+	char **names = core_alloc(n * sizeof(char *));
 	if (names == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -188,13 +188,13 @@ set_key(model_desc *d, int key, const char *v, char ***names,
 			return IDN_EINVAL;
 		}
 		free(d->name);
-		return (d->name = idn_strdup(v)) ? IDN_OK : IDN_ENOMEM;
+		return (d->name = core_strdup(v)) ? IDN_OK : IDN_ENOMEM;
 	case KEY_BACKEND:
 		*why = "backend must be torch or sim";
 		if (!valid_backend(v)) {
 			return IDN_EINVAL;
 		}
-		return (d->backend = idn_strdup(v)) ? IDN_OK : IDN_ENOMEM;
+		return (d->backend = core_strdup(v)) ? IDN_OK : IDN_ENOMEM;
 	case KEY_INPUT:
 		*why = "input must be CxHxW, C in 1..4, H and W in 1..4096";
 		return parse_input(v, d);
@@ -228,27 +228,27 @@ check_whole(model_desc *d, const bool *seen, char **names, uint32_t nnames,
     char **err)
 {
 	static const int required[] = {KEY_BACKEND, KEY_INPUT, KEY_CLASSES};
-	for (size_t i = 0; i < IDN_ARRAY_LEN(required); i++) {
+	for (size_t i = 0; i < CORE_ARRAY_LEN(required); i++) {
 		if (!seen[required[i]]) {
-			*err = idn_asprintf("missing key %s",
+			*err = core_asprintf("missing key %s",
 			    keys[required[i]]);
 			return IDN_EINVAL;
 		}
 	}
 	bool sim = strcmp(d->backend, "sim") == 0;
 	if (!sim && (seen[KEY_SERVICE_MS] || seen[KEY_SERVICE_PER_QUERY_US])) {
-		*err = idn_strdup("service_ms and service_per_query_us are "
+		*err = core_strdup("service_ms and service_per_query_us are "
 		    "for backend = sim only");
 		return IDN_EINVAL;
 	}
 	if (names != NULL && nnames != d->classes) {
-		*err = idn_asprintf("class_names has %u names, classes = %u",
+		*err = core_asprintf("class_names has %u names, classes = %u",
 		    nnames, d->classes);
 		return IDN_EINVAL;
 	}
 	if ((nmean != 0 && nmean != 1 && nmean != d->channels) ||
 	    (nstd != 0 && nstd != 1 && nstd != d->channels)) {
-		*err = idn_asprintf("mean and std need 1 or %u values",
+		*err = core_asprintf("mean and std need 1 or %u values",
 		    d->channels);
 		return IDN_EINVAL;
 	}
@@ -256,7 +256,7 @@ check_whole(model_desc *d, const bool *seen, char **names, uint32_t nnames,
 		d->mean[c] = nmean == 0 ? 0.0f : mean[nmean == 1 ? 0 : c];
 		d->std[c] = nstd == 0 ? 1.0f : std[nstd == 1 ? 0 : c];
 		if (!(d->std[c] > 0.0f)) {
-			*err = idn_strdup("std must be > 0");
+			*err = core_strdup("std must be > 0");
 			return IDN_EINVAL;
 		}
 	}
@@ -266,12 +266,12 @@ check_whole(model_desc *d, const bool *seen, char **names, uint32_t nnames,
 static int
 default_names(model_desc *d)
 {
-	d->class_names = idn_alloc(d->classes * sizeof(char *));
+	d->class_names = core_alloc(d->classes * sizeof(char *));
 	if (d->class_names == NULL) {
 		return IDN_ENOMEM;
 	}
 	for (uint32_t i = 0; i < d->classes; i++) {
-		if ((d->class_names[i] = idn_asprintf("%u", i)) == NULL) {
+		if ((d->class_names[i] = core_asprintf("%u", i)) == NULL) {
 			return IDN_ENOMEM;
 		}
 	}
@@ -295,11 +295,11 @@ model_desc_parse(const char *text, size_t len, model_desc *d, char **err)
 	memset(d, 0, sizeof(*d));
 	*err = NULL;
 	if (text == NULL || len > MODEL_DESC_MAX_BYTES) {
-		*err = idn_strdup("descriptor missing or larger than 64 KiB");
+		*err = core_strdup("descriptor missing or larger than 64 KiB");
 		return IDN_EINVAL;
 	}
 	if (memchr(text, '\0', len) != NULL) {
-		*err = idn_strdup("descriptor contains a NUL byte");
+		*err = core_strdup("descriptor contains a NUL byte");
 		return IDN_EINVAL;
 	}
 	bool seen[KEY_COUNT] = {false};
@@ -334,17 +334,17 @@ model_desc_parse(const char *text, size_t len, model_desc *d, char **err)
 		}
 		const char *why = NULL;
 		if (eq == NULL) {
-			*err = idn_asprintf("line %u: expected key = value",
+			*err = core_asprintf("line %u: expected key = value",
 			    line);
 			rv = IDN_EINVAL;
 		} else if (k == NULL || v == NULL) {
 			rv = IDN_ENOMEM;
 		} else if (key == KEY_COUNT) {
-			*err = idn_asprintf("line %u: unknown key '%s'", line,
+			*err = core_asprintf("line %u: unknown key '%s'", line,
 			    k);
 			rv = IDN_EINVAL;
 		} else if (seen[key]) {
-			*err = idn_asprintf("line %u: duplicate key %s", line,
+			*err = core_asprintf("line %u: duplicate key %s", line,
 			    k);
 			rv = IDN_EINVAL;
 		} else {
@@ -352,7 +352,7 @@ model_desc_parse(const char *text, size_t len, model_desc *d, char **err)
 			rv = set_key(d, key, v, &names, &nnames, mean, &nmean,
 			    std, &nstd, &why);
 			if (rv == IDN_EINVAL) {
-				*err = idn_asprintf("line %u: %s (got '%s')",
+				*err = core_asprintf("line %u: %s (got '%s')",
 				    line, why, v);
 			}
 		}
@@ -365,7 +365,7 @@ model_desc_parse(const char *text, size_t len, model_desc *d, char **err)
 		    nstd, err);
 	}
 	if (rv == IDN_OK && d->name == NULL) {
-		rv = (d->name = idn_strdup("")) ? IDN_OK : IDN_ENOMEM;
+		rv = (d->name = core_strdup("")) ? IDN_OK : IDN_ENOMEM;
 	}
 	if (rv == IDN_OK && names != NULL) {
 		d->class_names = names;

@@ -29,7 +29,7 @@ gz_read_all(gzFile f, void *buf, size_t len)
 {
 	uint8_t *p = buf;
 	while (len > 0) {
-		unsigned chunk = (unsigned) IDN_MIN(len, (size_t) 1 << 30);
+		unsigned chunk = (unsigned) CORE_MIN(len, (size_t) 1 << 30);
 		int n = gzread(f, p, chunk);
 		if (n <= 0) {
 			return IDN_ECORRUPT;
@@ -51,7 +51,7 @@ model_idx_read(const char *path, uint32_t magic, uint32_t dims[3],
 	errno = 0;
 	gzFile f = gzopen(path, "rb");
 	if (f == NULL) {
-		return errno ? idn_err_from_errno(errno) : IDN_ENOMEM;
+		return errno ? core_err_from_errno(errno) : IDN_ENOMEM;
 	}
 	uint8_t hdr[16];
 	uint8_t *buf = NULL;
@@ -137,7 +137,7 @@ shard_crc(const uint8_t *b, size_t len)
 	uLong crc = crc32(0L, b, 32);
 	// crc32 takes uInt lengths: feed it in pieces.
 	for (size_t off = 36; off < len;) {
-		uInt n = (uInt) IDN_MIN(len - off, (size_t) 1 << 30);
+		uInt n = (uInt) CORE_MIN(len - off, (size_t) 1 << 30);
 		crc = crc32(crc, b + off, n);
 		off += n;
 	}
@@ -156,16 +156,16 @@ model_shard_encode(uint64_t first, uint32_t count, uint32_t channels,
 		return IDN_ENOMEM;
 	}
 	memcpy(b, MODEL_SHARD_MAGIC, 8);
-	idn_put_le32(b + 8, count);
-	idn_put_le32(b + 12, channels);
-	idn_put_le32(b + 16, height);
-	idn_put_le32(b + 20, width);
-	idn_put_le32(b + 24, (uint32_t) first);
-	idn_put_le32(b + 28, (uint32_t) (first >> 32));
-	idn_put_le32(b + 36, 0);
+	core_put_le32(b + 8, count);
+	core_put_le32(b + 12, channels);
+	core_put_le32(b + 16, height);
+	core_put_le32(b + 20, width);
+	core_put_le32(b + 24, (uint32_t) first);
+	core_put_le32(b + 28, (uint32_t) (first >> 32));
+	core_put_le32(b + 36, 0);
 	memcpy(b + MODEL_SHARD_HEADER, labels, count);
 	memcpy(b + MODEL_SHARD_HEADER + count, images, pix);
-	idn_put_le32(b + 32, shard_crc(b, total));
+	core_put_le32(b + 32, shard_crc(b, total));
 	*out = b;
 	*len = total;
 	return IDN_OK;
@@ -180,15 +180,15 @@ idn_dataset_shard_decode(const void *data, size_t len,
 		return IDN_EINVAL;
 	}
 	if (len < MODEL_SHARD_HEADER || memcmp(b, MODEL_SHARD_MAGIC, 8) != 0 ||
-	    idn_get_le(b + 36, 4) != 0) {
+	    core_get_le(b + 36, 4) != 0) {
 		return IDN_ECORRUPT;
 	}
 	idn_dataset_shard s = {
-		.count = (uint32_t) idn_get_le(b + 8, 4),
-		.channels = (uint32_t) idn_get_le(b + 12, 4),
-		.height = (uint32_t) idn_get_le(b + 16, 4),
-		.width = (uint32_t) idn_get_le(b + 20, 4),
-		.first = idn_get_le(b + 24, 8),
+		.count = (uint32_t) core_get_le(b + 8, 4),
+		.channels = (uint32_t) core_get_le(b + 12, 4),
+		.height = (uint32_t) core_get_le(b + 16, 4),
+		.width = (uint32_t) core_get_le(b + 20, 4),
+		.first = core_get_le(b + 24, 8),
 	};
 	if (s.count < 1 || s.channels < 1 ||
 	    s.channels > IDN_MODEL_MAX_CHANNELS || s.height < 1 ||
@@ -202,7 +202,7 @@ idn_dataset_shard_decode(const void *data, size_t len,
 	if (want != len) {
 		return IDN_ECORRUPT;
 	}
-	if (shard_crc(b, len) != idn_get_le(b + 32, 4)) {
+	if (shard_crc(b, len) != core_get_le(b + 32, 4)) {
 		return IDN_ECORRUPT;
 	}
 	s.labels = b + MODEL_SHARD_HEADER;
@@ -231,7 +231,7 @@ put_manifest(const char *prefix, const model_dataset *d, uint32_t shard_size,
 	if (n < 0 || (size_t) n >= sizeof(name)) {
 		return IDN_ETOOBIG;
 	}
-	char *text = idn_asprintf("count = %u\nshard_size = %u\nshards = %u\n"
+	char *text = core_asprintf("count = %u\nshard_size = %u\nshards = %u\n"
 	    "input = 1x%ux%u\n", d->n, shard_size, shards, d->rows, d->cols);
 	if (text == NULL) {
 		return IDN_ENOMEM;
@@ -260,7 +260,7 @@ idn_dataset_shards(const char *images_gz, const char *labels_gz,
 	uint32_t shards = 0;
 	for (uint32_t first = 0; rv == IDN_OK && first < d.n;
 	    first += shard_size) {
-		uint32_t count = IDN_MIN(shard_size, d.n - first);
+		uint32_t count = CORE_MIN(shard_size, d.n - first);
 		char name[SHARD_MAX_NAME];
 		uint8_t *blob = NULL;
 		size_t len = 0;
@@ -306,9 +306,9 @@ idn_dataset_import_fashion_mnist(const char *dir, const char *prefix,
 	}
 	int rv = IDN_OK;
 	for (int i = 0; rv == IDN_OK && i < 2; i++) {
-		char *img = idn_asprintf("%s/%s", dir, sets[i][1]);
-		char *lab = idn_asprintf("%s/%s", dir, sets[i][2]);
-		char *pre = idn_asprintf("%s/%s", prefix, sets[i][0]);
+		char *img = core_asprintf("%s/%s", dir, sets[i][1]);
+		char *lab = core_asprintf("%s/%s", dir, sets[i][2]);
+		char *pre = core_asprintf("%s/%s", prefix, sets[i][0]);
 		rv = img && lab && pre ? idn_dataset_shards(img, lab, pre,
 		    shard_size, put, arg) : IDN_ENOMEM;
 		free(img);

@@ -40,7 +40,7 @@ static int
 fail(idn_model *m, int rv, char *msg)
 {
 	if (msg == NULL) {
-		msg = idn_strdup(idn_strerror(rv));
+		msg = core_strdup(idn_strerror(rv));
 	}
 	set_err(m, msg);
 	return rv;
@@ -75,10 +75,10 @@ idn_model_load(const char *desc, size_t desc_len, const void *model,
 	}
 	if (desc == NULL || out == NULL || (model == NULL && model_len > 0)) {
 		rv = IDN_EINVAL;
-		err = idn_strdup("NULL descriptor, out or model bytes");
+		err = core_strdup("NULL descriptor, out or model bytes");
 		goto done;
 	}
-	if ((m = idn_alloc(sizeof(*m))) == NULL) {
+	if ((m = core_alloc(sizeof(*m))) == NULL) {
 		rv = IDN_ENOMEM;
 		goto done;
 	}
@@ -93,7 +93,7 @@ idn_model_load(const char *desc, size_t desc_len, const void *model,
 done:
 	if (rv != IDN_OK) {
 		if (err == NULL) {
-			err = idn_strdup(idn_strerror(rv));
+			err = core_strdup(idn_strerror(rv));
 		}
 		if (errmsg != NULL) {
 			*errmsg = err;
@@ -171,10 +171,10 @@ static int
 check_batch(idn_model *m, const uint8_t *images, size_t n, size_t len)
 {
 	if (images == NULL || n == 0) {
-		return fail(m, IDN_EINVAL, idn_strdup("empty batch"));
+		return fail(m, IDN_EINVAL, core_strdup("empty batch"));
 	}
 	if (n > SIZE_MAX / m->in_bytes || len != n * m->in_bytes) {
-		return fail(m, IDN_EINVAL, idn_asprintf("batch of %zu images "
+		return fail(m, IDN_EINVAL, core_asprintf("batch of %zu images "
 		    "needs %zu bytes (%ux%ux%u each), got %zu", n,
 		    n <= SIZE_MAX / m->in_bytes ? n * m->in_bytes : 0,
 		    m->desc.channels, m->desc.height, m->desc.width, len));
@@ -259,7 +259,7 @@ static int
 check_data(idn_model *m, const idn_model_data *d, const char *what)
 {
 	if (d->images == NULL || d->labels == NULL || d->n == 0) {
-		return fail(m, IDN_EINVAL, idn_asprintf("%s set is empty",
+		return fail(m, IDN_EINVAL, core_asprintf("%s set is empty",
 		    what));
 	}
 	if (d->n > SIZE_MAX / m->in_bytes) {
@@ -267,7 +267,7 @@ check_data(idn_model *m, const idn_model_data *d, const char *what)
 	}
 	for (size_t i = 0; i < d->n; i++) {
 		if (d->labels[i] >= m->desc.classes) {
-			return fail(m, IDN_EINVAL, idn_asprintf("%s label %zu "
+			return fail(m, IDN_EINVAL, core_asprintf("%s label %zu "
 			    "is %u, classes = %u", what, i, d->labels[i],
 			    m->desc.classes));
 		}
@@ -300,7 +300,7 @@ check_opts(idn_model *m, const idn_model_train_opts *o)
 	} else if (!(o->lr_gamma > 0.0 && o->lr_gamma <= 1.0)) {
 		why = "lr_gamma must be in (0, 1]";
 	}
-	return why ? fail(m, IDN_EINVAL, idn_strdup(why)) : IDN_OK;
+	return why ? fail(m, IDN_EINVAL, core_strdup(why)) : IDN_OK;
 }
 
 static double
@@ -362,7 +362,7 @@ idn_model_evaluate(idn_model *m, const idn_model_data *set,
 	size_t right = 0;
 	double sum = 0.0;
 	for (size_t i = 0; i < set->n && rv == IDN_OK; i += EVAL_CHUNK) {
-		size_t b = IDN_MIN((size_t) EVAL_CHUNK, set->n - i);
+		size_t b = CORE_MIN((size_t) EVAL_CHUNK, set->n - i);
 		rv = forward(m, set->images + i * m->in_bytes, b, logits);
 		for (size_t j = 0; j < b && rv == IDN_OK; j++) {
 			const float *l = logits + j * k;
@@ -399,7 +399,7 @@ train_epoch(idn_model *m, const idn_model_train_opts *o,
 	double sum = 0.0;
 	size_t seen = 0;
 	for (size_t i = 0; i < train->n; i += o->batch_size) {
-		size_t b = IDN_MIN((size_t) o->batch_size, train->n - i);
+		size_t b = CORE_MIN((size_t) o->batch_size, train->n - i);
 		// BatchNorm cannot train on one image: drop a last batch of 1.
 		if (b == 1 && train->n > 1) {
 			break;
@@ -507,7 +507,7 @@ idn_model_import(idn_model *m, const void *data, size_t len)
 	}
 	clear_err(m);
 	if (data == NULL || len == 0) {
-		return fail(m, IDN_EINVAL, idn_strdup("no weights"));
+		return fail(m, IDN_EINVAL, core_strdup("no weights"));
 	}
 	char *err = NULL;
 	int rv = m->be->restore(m->impl, data, len, &err);

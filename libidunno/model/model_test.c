@@ -60,16 +60,16 @@ now_us(void)
 // models_file reads build/models/NAME, or returns false (test skips) when
 // the runner did not say where the build is.
 static bool
-models_file(const char *name, idn_buf *out)
+models_file(const char *name, core_buf *out)
 {
 	const char *dir = getenv("IDUNNO_BUILD_DIR");
 	if (dir == NULL || dir[0] == '\0') {
 		return false;
 	}
-	char *path = idn_asprintf("%s/models/%s", dir, name);
+	char *path = core_asprintf("%s/models/%s", dir, name);
 	assert_non_null(path);
 	memset(out, 0, sizeof(*out));
-	int rv = idn_file_read(path, (size_t) 1 << 30, out);
+	int rv = core_file_read(path, (size_t) 1 << 30, out);
 	if (rv != IDN_OK) {
 		fail_msg("%s: %s (run ninja to export the models)", path,
 		    idn_strerror(rv));
@@ -83,7 +83,7 @@ static idn_model *
 load_torch(const char *name)
 {
 	char f[64];
-	idn_buf desc, pt;
+	core_buf desc, pt;
 	snprintf(f, sizeof(f), "%s.desc", name);
 	if (!models_file(f, &desc)) {
 		return NULL;
@@ -97,8 +97,8 @@ load_torch(const char *name)
 	if (rv != IDN_OK) {
 		fail_msg("load %s: %s: %s", name, idn_strerror(rv), err);
 	}
-	idn_buf_free(&desc);
-	idn_buf_free(&pt);
+	core_buf_free(&desc);
+	core_buf_free(&pt);
 	return m;
 }
 
@@ -177,7 +177,7 @@ test_desc_bad(void **st)
 		    "service_ms = 5\n",
 		"backend = sim\ninput = 4096x4096x4096\nclasses = 2\n",
 	};
-	for (size_t i = 0; i < IDN_ARRAY_LEN(bad); i++) {
+	for (size_t i = 0; i < CORE_ARRAY_LEN(bad); i++) {
 		idn_model *m = NULL;
 		char *err = NULL;
 		int rv = idn_model_load(bad[i], strlen(bad[i]), NULL, 0, &err,
@@ -390,7 +390,7 @@ check_reference(const char *name)
 	idn_model *m = load_torch(name);
 	IDN_SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
 	char f[64];
-	idn_buf in, out;
+	core_buf in, out;
 	snprintf(f, sizeof(f), "%s.ref.in", name);
 	assert_true(models_file(f, &in));
 	snprintf(f, sizeof(f), "%s.ref.out", name);
@@ -421,8 +421,8 @@ check_reference(const char *name)
 	}
 	free(got);
 	free(want);
-	idn_buf_free(&in);
-	idn_buf_free(&out);
+	core_buf_free(&in);
+	core_buf_free(&out);
 	idn_model_close(m);
 }
 
@@ -443,7 +443,7 @@ static void
 test_torch_alexnet_reference(void **st)
 {
 	const char *dir = getenv("IDUNNO_BUILD_DIR");
-	char *path = idn_asprintf("%s/models/alexnet.pt", dir ? dir : ".");
+	char *path = core_asprintf("%s/models/alexnet.pt", dir ? dir : ".");
 	bool have = dir != NULL && dir[0] && access(path, R_OK) == 0;
 	free(path);
 	IDN_SKIP_IF(!have, "alexnet.pt not exported (ninja models/alexnet.pt)");
@@ -453,7 +453,7 @@ test_torch_alexnet_reference(void **st)
 static void
 test_torch_bad_models(void **st)
 {
-	idn_buf desc, pt;
+	core_buf desc, pt;
 	IDN_SKIP_IF(!models_file("lenet5.desc", &desc),
 	    "IDUNNO_BUILD_DIR not set");
 	assert_true(models_file("lenet5.pt", &pt));
@@ -481,7 +481,7 @@ test_torch_bad_models(void **st)
 		"backend = torch\ninput = 3x28x28\nclasses = 10\n",
 		"backend = torch\ninput = 1x28x28\nclasses = 5\n",
 	};
-	for (size_t i = 0; i < IDN_ARRAY_LEN(wrong); i++) {
+	for (size_t i = 0; i < CORE_ARRAY_LEN(wrong); i++) {
 		err = NULL;
 		IDN_FAIL(idn_model_load(wrong[i], strlen(wrong[i]), pt.data,
 		    pt.len, &err, &m), IDN_EMODEL);
@@ -490,8 +490,8 @@ test_torch_bad_models(void **st)
 		idn_free(err);
 	}
 	assert_null(m);
-	idn_buf_free(&desc);
-	idn_buf_free(&pt);
+	core_buf_free(&desc);
+	core_buf_free(&pt);
 }
 
 static bool
@@ -585,7 +585,7 @@ test_torch_train_lenet(void **st)
 	IDN_PASS(idn_model_export(m, &w, &wlen));
 	idn_model *fresh = load_torch("lenet5");
 	IDN_PASS(idn_model_import(fresh, w, wlen));
-	idn_buf desc;
+	core_buf desc;
 	assert_true(models_file("lenet5.desc", &desc));
 	idn_model *again = NULL;
 	IDN_PASS(idn_model_load((char *) desc.data, desc.len, w, wlen, NULL,
@@ -601,7 +601,7 @@ test_torch_train_lenet(void **st)
 	same_predictions(a, c, n);
 
 	// Weights of another architecture are refused; the model is intact.
-	idn_buf rn;
+	core_buf rn;
 	assert_true(models_file("resnet18.pt", &rn));
 	IDN_FAIL(idn_model_import(fresh, rn.data, rn.len), IDN_EMODEL);
 	assert_non_null(strstr(idn_model_errmsg(fresh), "do not match"));
@@ -620,8 +620,8 @@ test_torch_train_lenet(void **st)
 	free(b);
 	free(c);
 	idn_free(w);
-	idn_buf_free(&desc);
-	idn_buf_free(&rn);
+	core_buf_free(&desc);
+	core_buf_free(&rn);
 	idn_model_close(again);
 	idn_model_close(fresh);
 	idn_model_close(m);
@@ -743,12 +743,12 @@ test_idx_files(void **st)
 
 	// A gzip stream cut short, and one with a flipped byte.
 	make_idx(img, lab, 25, 25);
-	idn_buf gz = {0};
-	IDN_PASS(idn_file_read(img, 1 << 20, &gz));
-	IDN_PASS(idn_file_write_atomic(img, gz.data, gz.len - 20));
+	core_buf gz = {0};
+	IDN_PASS(core_file_read(img, 1 << 20, &gz));
+	IDN_PASS(core_file_write_atomic(img, gz.data, gz.len - 20));
 	IDN_FAIL(model_dataset_load(img, lab, &d), IDN_ECORRUPT);
 	gz.data[gz.len - 6] ^= 0x55; // inside the CRC-32 / size trailer
-	IDN_PASS(idn_file_write_atomic(img, gz.data, gz.len));
+	IDN_PASS(core_file_write_atomic(img, gz.data, gz.len));
 	IDN_FAIL(model_dataset_load(img, lab, &d), IDN_ECORRUPT);
 	// Trailing bytes after the last image.
 	uint8_t *big = calloc(1, 16 + 2 * IMG + 1);
@@ -759,13 +759,13 @@ test_idx_files(void **st)
 	write_gz(img, big, 16 + 2 * IMG + 1);
 	IDN_FAIL(model_dataset_load(img, lab, &d), IDN_ECORRUPT);
 	free(big);
-	idn_buf_free(&gz);
+	core_buf_free(&gz);
 }
 
 typedef struct {
 	unsigned count;
 	char names[8][64];
-	idn_buf blobs[8];
+	core_buf blobs[8];
 	int fail_at; // put returns IDN_ENET at this call, -1 never
 } store;
 
@@ -778,8 +778,8 @@ put(void *arg, const char *name, const void *data, size_t len)
 	}
 	assert_true(s->count < 8);
 	snprintf(s->names[s->count], sizeof(s->names[0]), "%s", name);
-	memset(&s->blobs[s->count], 0, sizeof(idn_buf));
-	IDN_PASS(idn_buf_append(&s->blobs[s->count], data, len));
+	memset(&s->blobs[s->count], 0, sizeof(core_buf));
+	IDN_PASS(core_buf_append(&s->blobs[s->count], data, len));
 	s->count++;
 	return IDN_OK;
 }
@@ -788,7 +788,7 @@ static void
 store_free(store *s)
 {
 	for (unsigned i = 0; i < s->count; i++) {
-		idn_buf_free(&s->blobs[i]);
+		core_buf_free(&s->blobs[i]);
 	}
 }
 
@@ -823,7 +823,7 @@ test_shards(void **st)
 	}
 	// Damaged shards are refused.
 	idn_dataset_shard sh;
-	idn_buf *b = &s.blobs[1];
+	core_buf *b = &s.blobs[1];
 	IDN_FAIL(idn_dataset_shard_decode(b->data, b->len - 1, &sh),
 	    IDN_ECORRUPT);
 	IDN_FAIL(idn_dataset_shard_decode(b->data, 12, &sh), IDN_ECORRUPT);

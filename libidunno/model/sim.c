@@ -86,7 +86,7 @@ static int
 sim_load(const model_desc *d, const void *bytes, size_t len, void **impl,
     char **err)
 {
-	sim *s = idn_alloc(sizeof(*s));
+	sim *s = core_alloc(sizeof(*s));
 	if (s == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -149,10 +149,10 @@ sim_save(void *impl, void **out, size_t *len, char **err)
 		return IDN_ENOMEM;
 	}
 	memcpy(b, SIM_MAGIC, 8);
-	idn_put_le32(b + 8, s->classes);
-	idn_put_le32(b + 12, (uint32_t) s->in_bytes);
-	idn_put_le32(b + 16, (uint32_t) s->steps);
-	idn_put_le32(b + 20, (uint32_t) (s->steps >> 32));
+	core_put_le32(b + 8, s->classes);
+	core_put_le32(b + 12, (uint32_t) s->in_bytes);
+	core_put_le32(b + 16, (uint32_t) s->steps);
+	core_put_le32(b + 20, (uint32_t) (s->steps >> 32));
 	*out = b;
 	*len = SIM_BLOB_BYTES;
 	return IDN_OK;
@@ -164,15 +164,15 @@ sim_restore(void *impl, const void *data, size_t len, char **err)
 	sim *s = impl;
 	const uint8_t *b = data;
 	if (len != SIM_BLOB_BYTES || memcmp(b, SIM_MAGIC, 8) != 0) {
-		*err = idn_strdup("not sim weights");
+		*err = core_strdup("not sim weights");
 		return IDN_EMODEL;
 	}
-	if (idn_get_le(b + 8, 4) != s->classes ||
-	    idn_get_le(b + 12, 4) != s->in_bytes) {
-		*err = idn_strdup("sim weights are for another shape");
+	if (core_get_le(b + 8, 4) != s->classes ||
+	    core_get_le(b + 12, 4) != s->in_bytes) {
+		*err = core_strdup("sim weights are for another shape");
 		return IDN_EMODEL;
 	}
-	s->steps = idn_get_le(b + 16, 8);
+	s->steps = core_get_le(b + 16, 8);
 	return IDN_OK;
 }
 

@@ -16,7 +16,7 @@
 #include "net/replay.h"
 
 int
-idn_err_from_nng(int e)
+net_err_from_nng(int e)
 {
 	switch (e) {
 	case 0:
@@ -160,7 +160,7 @@ closer_run(void *arg)
 static bool
 close_bounded(nng_socket sock)
 {
-	closer *c = idn_alloc(sizeof(*c));
+	closer *c = core_alloc(sizeof(*c));
 	pthread_t t;
 	if (c == NULL) {
 		nng_close(sock);
@@ -204,7 +204,7 @@ struct net_server {
 	uint8_t key[WIRE_KEY_BYTES];
 	net_handler_fn fn;
 	void *arg;
-	const idn_logger *lg;
+	const core_logger *lg;
 	pthread_mutex_t tlock; // guards the thread fields below
 	int nthreads;          // started: threads[0, nthreads)
 	int max_threads;
@@ -232,7 +232,7 @@ reply_msg(net_server *s, const wire_env *req, int rc, wire_wr *body)
 {
 	const uint8_t *p = NULL;
 	size_t n = 0;
-	idn_buf env = {0}, frame = {0};
+	core_buf env = {0}, frame = {0};
 	nng_msg *m = NULL;
 	if (body != NULL && wire_wr_bytes(body, &p, &n) != IDN_OK) {
 		rc = IDN_ENOMEM;
@@ -243,8 +243,8 @@ reply_msg(net_server *s, const wire_env *req, int rc, wire_wr *body)
 	    nng_msg_alloc(&m, frame.len) == 0) {
 		memcpy(nng_msg_body(m), frame.data, frame.len);
 	}
-	idn_buf_free(&env);
-	idn_buf_free(&frame);
+	core_buf_free(&env);
+	core_buf_free(&frame);
 	return m;
 }
 
@@ -287,7 +287,7 @@ serve(net_server *s, nng_msg *m, bool spare)
 	int rv = wire_open(s->key, nng_msg_body(m), nng_msg_len(m), &payload,
 	    &plen);
 	if (rv != IDN_OK) {
-		idn_logf(s->lg, IDN_LOG_WARN, "net: dropped %zu-byte request: %s",
+		core_logf(s->lg, IDN_LOG_WARN, "net: dropped %zu-byte request: %s",
 		    nng_msg_len(m), idn_strerror(rv));
 		nng_msg_free(m);
 		return NULL; // no reply: a stranger learns nothing
@@ -296,14 +296,14 @@ serve(net_server *s, nng_msg *m, bool spare)
 	nng_msg_free(m);
 	if (rv == IDN_OK && (rv = replay_check(s->replay, env.ts_ms,
 	                         env.nonce, idn_wall_ms())) != IDN_OK) {
-		idn_logf(s->lg, IDN_LOG_WARN, "net: dropped %s request '%s' "
+		core_logf(s->lg, IDN_LOG_WARN, "net: dropped %s request '%s' "
 		    "from %s", rv == IDN_EEXIST ? "replayed" : "stale",
 		    env.type, env.from);
 		wire_doc_free(doc);
 		return NULL;
 	}
 	if (rv != IDN_OK) {
-		idn_logf(s->lg, IDN_LOG_WARN, "net: malformed authenticated "
+		core_logf(s->lg, IDN_LOG_WARN, "net: malformed authenticated "
 		    "request: %s", idn_strerror(rv));
 		memset(&env, 0, sizeof(env));
 		strcpy(env.type, "?");
@@ -382,7 +382,7 @@ net_server_close(net_server *s)
 	pthread_mutex_unlock(&s->tlock);
 	if (!close_bounded(s->sock)) {
 		// Its threads may still wait on the socket: leave them s.
-		idn_logf(s->lg, IDN_LOG_WARN, "net: endpoint %s did not close "
+		core_logf(s->lg, IDN_LOG_WARN, "net: endpoint %s did not close "
 		    "within %d ms (nng 1.5); abandoned", s->addr, CLOSE_WAIT_MS);
 		for (int i = 0; i < s->nthreads; i++) {
 			pthread_detach(s->threads[i]);
@@ -400,10 +400,10 @@ net_server_close(net_server *s)
 
 int
 net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
-    size_t max_msg_bytes, int nthreads, net_handler_fn fn, void *arg,
-    const idn_logger *lg, net_server **out)
+    size_t max_msg_bytes, net_handler_fn fn, void *arg, const core_logger *lg,
+    net_server **out)
 {
-	net_server *s = idn_alloc(sizeof(*s));
+	net_server *s = core_alloc(sizeof(*s));
 	if (s == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -422,32 +422,42 @@ net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
 		replay_close(s->replay);
 		pthread_mutex_destroy(&s->tlock);
 		free(s);
-		return idn_err_from_nng(rv);
+		return net_err_from_nng(rv);
 	}
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, max_msg_bytes);
-	s->max_threads = IDN_MAX(nthreads, 1) * NET_MAX_THREADS_PER;
-	rv = listen_on(s->sock, addr, s->addr, sizeof(s->addr));
-	if (rv == IDN_OK && (s->threads = idn_alloc(sizeof(pthread_t) *
-	                         (size_t) s->max_threads)) == NULL) {
-		rv = IDN_ENOMEM;
+	if ((rv = listen_on(s->sock, addr, s->addr, sizeof(s->addr))) !=
+	    IDN_OK) {
+		net_server_close(s);
+		return rv;
 	}
+	*out = s;
+	return IDN_OK;
+}
+
+int
+net_server_start(net_server *s, int nthreads)
+{
+	if (s->threads != NULL || nthreads <= 0) {
+		return IDN_EINVAL;
+	}
+	s->max_threads = nthreads * NET_MAX_THREADS_PER;
+	if ((s->threads = core_alloc(sizeof(pthread_t) *
+	                      (size_t) s->max_threads)) == NULL) {
+		return IDN_ENOMEM;
+	}
+	int rv = IDN_OK;
 	pthread_mutex_lock(&s->tlock);
-	for (int i = 0; rv == IDN_OK && i < nthreads; i++) {
+	for (int i = 0; i < nthreads; i++) {
 		if (pthread_create(&s->threads[i], NULL, server_thread, s) !=
 		    0) {
-			rv = IDN_ESYS;
+			rv = IDN_ESYS; // the close joins those started
 			break;
 		}
 		s->nthreads++;
 		s->idle++;
 	}
 	pthread_mutex_unlock(&s->tlock);
-	if (rv != IDN_OK) {
-		net_server_close(s);
-		return rv;
-	}
-	*out = s;
-	return IDN_OK;
+	return rv;
 }
 
 const char *
@@ -476,7 +486,7 @@ int
 net_client_open(const uint8_t key[WIRE_KEY_BYTES], const char *self_id,
     size_t max_msg_bytes, net_client **out)
 {
-	net_client *c = idn_alloc(sizeof(*c));
+	net_client *c = core_alloc(sizeof(*c));
 	if (c == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -486,6 +496,12 @@ net_client_open(const uint8_t key[WIRE_KEY_BYTES], const char *self_id,
 	c->max_msg = max_msg_bytes;
 	*out = c;
 	return IDN_OK;
+}
+
+void
+net_client_set_self(net_client *c, const char *self_id)
+{
+	snprintf(c->self, sizeof(c->self), "%s", self_id);
 }
 
 void
@@ -519,7 +535,7 @@ peer_socket(net_client *c, const char *addr, nng_socket *out)
 			return IDN_OK;
 		}
 	}
-	peer *p = idn_alloc(sizeof(*p));
+	peer *p = core_alloc(sizeof(*p));
 	if (p == NULL) {
 		pthread_mutex_unlock(&c->lock);
 		return IDN_ENOMEM;
@@ -528,7 +544,7 @@ peer_socket(net_client *c, const char *addr, nng_socket *out)
 	if ((rv = nng_req0_open(&p->sock)) != 0) {
 		free(p);
 		pthread_mutex_unlock(&c->lock);
-		return idn_err_from_nng(rv);
+		return net_err_from_nng(rv);
 	}
 	// Requests are never re-sent by nng: a handler runs at most once per
 	// call, and callers decide about retries.
@@ -555,7 +571,7 @@ net_call(net_client *c, const char *addr, const char *type, const void *body,
 	nng_ctx ctx;
 	nng_aio *aio = NULL;
 	nng_msg *m = NULL;
-	idn_buf env = {0}, frame = {0};
+	core_buf env = {0}, frame = {0};
 	*doc = NULL;
 	int rv = peer_socket(c, addr, &sock);
 	if (rv != IDN_OK) {
@@ -566,12 +582,12 @@ net_call(net_client *c, const char *addr, const char *type, const void *body,
 		goto out;
 	}
 	if ((rv = nng_ctx_open(&ctx, sock)) != 0) {
-		rv = idn_err_from_nng(rv);
+		rv = net_err_from_nng(rv);
 		goto out;
 	}
 	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0 ||
 	    (rv = nng_msg_alloc(&m, frame.len)) != 0) {
-		rv = idn_err_from_nng(rv);
+		rv = net_err_from_nng(rv);
 		goto close;
 	}
 	memcpy(nng_msg_body(m), frame.data, frame.len);
@@ -583,7 +599,7 @@ net_call(net_client *c, const char *addr, const char *type, const void *body,
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
 		nng_msg_free(m);
-		rv = idn_err_from_nng(rv);
+		rv = net_err_from_nng(rv);
 		goto close;
 	}
 	uint64_t now = idn_clock_ms();
@@ -591,7 +607,7 @@ net_call(net_client *c, const char *addr, const char *type, const void *body,
 	nng_ctx_recv(ctx, aio);
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
-		rv = idn_err_from_nng(rv);
+		rv = net_err_from_nng(rv);
 		goto close;
 	}
 	m = nng_aio_get_msg(aio);
@@ -612,8 +628,8 @@ close:
 	nng_aio_free(aio);
 	nng_ctx_close(ctx);
 out:
-	idn_buf_free(&env);
-	idn_buf_free(&frame);
+	core_buf_free(&env);
+	core_buf_free(&frame);
 	return rv;
 }
 
@@ -641,14 +657,14 @@ struct net_pub {
 int
 net_pub_open(const char *addr, net_pub **out)
 {
-	net_pub *p = idn_alloc(sizeof(*p));
+	net_pub *p = core_alloc(sizeof(*p));
 	if (p == NULL) {
 		return IDN_ENOMEM;
 	}
 	int rv = nng_pub0_open(&p->sock);
 	if (rv != 0) {
 		free(p);
-		return idn_err_from_nng(rv);
+		return net_err_from_nng(rv);
 	}
 	if ((rv = listen_on(p->sock, addr, p->addr, sizeof(p->addr))) != 0) {
 		nng_close(p->sock);
@@ -668,7 +684,7 @@ net_pub_addr(const net_pub *p)
 int
 net_pub_send(net_pub *p, const void *data, size_t len)
 {
-	return idn_err_from_nng(nng_send(p->sock, (void *) data, len, 0));
+	return net_err_from_nng(nng_send(p->sock, (void *) data, len, 0));
 }
 
 void
@@ -713,7 +729,7 @@ net_sub_open(const char *addr, net_sub **out)
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	net_sub *s = idn_alloc(sizeof(*s));
+	net_sub *s = core_alloc(sizeof(*s));
 	if (s == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -722,7 +738,7 @@ net_sub_open(const char *addr, net_sub **out)
 	    (rv = nng_dial(s->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 		nng_close(s->sock);
 		free(s);
-		return idn_err_from_nng(rv);
+		return net_err_from_nng(rv);
 	}
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, NET_DEFAULT_MAX_MSG);
 	*out = s;
@@ -730,15 +746,15 @@ net_sub_open(const char *addr, net_sub **out)
 }
 
 int
-net_sub_recv(net_sub *s, idn_duration timeout_ms, idn_buf *out)
+net_sub_recv(net_sub *s, idn_duration timeout_ms, core_buf *out)
 {
 	nng_msg *m;
 	nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, timeout_ms);
 	int rv = nng_recvmsg(s->sock, &m, 0);
 	if (rv != 0) {
-		return idn_err_from_nng(rv);
+		return net_err_from_nng(rv);
 	}
-	rv = idn_buf_append(out, nng_msg_body(m), nng_msg_len(m));
+	rv = core_buf_append(out, nng_msg_body(m), nng_msg_len(m));
 	nng_msg_free(m);
 	return rv;
 }

@@ -10,6 +10,9 @@
 
 #define NET_DEFAULT_MAX_MSG (8u << 20) // chunks are 1 MiB; room to spare
 
+// net_err_from_nng maps an nng error to an idn_err code.
+int net_err_from_nng(int e);
+
 // Parses "host:port" (IPv4 dotted quad or "localhost", port 0..65535)
 // into an nng URL "tcp://host:port". IDN_EINVAL names nothing; callers
 // print the address they were given.
@@ -38,14 +41,17 @@ void net_stats(const net_server *s, const net_client *c, net_counters *sum);
 // (membership: a busy node must still answer pings).
 #define NET_CONTROL_PREFIX "swim."
 
-// net_server_open listens on addr ("host:port"; port 0 picks a free one)
-// with nthreads concurrent handlers to start with; it grows up to 8 times
-// that so that a few threads always wait for the next request, and then
-// answers data requests IDN_EBUSY rather than queueing them. Frames without a valid MAC under key
-// are dropped and logged. IDN_EINVAL bad address, IDN_ENET bind failure.
+// net_server_open binds addr ("host:port"; port 0 picks a free one);
+// requests wait until net_server_start runs nthreads concurrent handlers
+// (fn) to start with; it grows up to 8 times that so that a few threads
+// always wait for the next request, and then answers data requests
+// IDN_EBUSY rather than queueing them. Frames without a valid MAC under
+// key are dropped and logged.
+// IDN_EINVAL bad address, IDN_ENET bind failure.
 int net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
-    size_t max_msg_bytes, int nthreads, net_handler_fn fn, void *arg,
-    const idn_logger *lg, net_server **out);
+    size_t max_msg_bytes, net_handler_fn fn, void *arg, const core_logger *lg,
+    net_server **out);
+int net_server_start(net_server *s, int nthreads);
 // The bound address, "127.0.0.1:port", borrowed until close.
 const char *net_server_addr(const net_server *s);
 void net_server_close(net_server *s);
@@ -53,6 +59,8 @@ void net_server_close(net_server *s);
 int net_client_open(const uint8_t key[WIRE_KEY_BYTES], const char *self_id,
     size_t max_msg_bytes, net_client **out);
 void net_client_close(net_client *c);
+// net_client_set_self names the sender of later calls; call before any.
+void net_client_set_self(net_client *c, const char *self_id);
 // net_call sends one request and waits for its reply up to timeout_ms.
 // Returns a transport error (IDN_ETIMEDOUT, IDN_ENET, IDN_EAUTH,
 // IDN_EPROTO) or the reply's code. On any reply (rc may be non-zero),
@@ -77,7 +85,7 @@ void net_pub_close(net_pub *p);
 typedef struct net_sub net_sub;
 int net_sub_open(const char *addr, net_sub **out);
 // Waits up to timeout_ms for one message (IDN_ETIMEDOUT); appends it to out.
-int net_sub_recv(net_sub *s, idn_duration timeout_ms, idn_buf *out);
+int net_sub_recv(net_sub *s, idn_duration timeout_ms, core_buf *out);
 void net_sub_close(net_sub *s);
 
 // A pool of threads making calls for others (fan-out, pushes).

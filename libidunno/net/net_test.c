@@ -61,8 +61,9 @@ test_calls_keys_and_replays(void **st)
 	wire_keygen(other);
 	int calls = 0;
 	net_server *s;
-	IDN_PASS(net_server_open("127.0.0.1:0", key, 1 << 20, 2, echo, &calls,
+	IDN_PASS(net_server_open("127.0.0.1:0", key, 1 << 20, echo, &calls,
 	    NULL, &s));
+	IDN_PASS(net_server_start(s, 2));
 	const char *addr = net_server_addr(s);
 
 	net_client *c, *stranger;
@@ -93,7 +94,7 @@ test_calls_keys_and_replays(void **st)
 	assert_int_equal(calls, 2);
 
 	// The same authentic frame sent twice runs once.
-	idn_buf e = {0}, frame = {0};
+	core_buf e = {0}, frame = {0};
 	IDN_PASS(wire_env_encode("again", "me", 0, NULL, 0, &e));
 	IDN_PASS(wire_seal(key, e.data, e.len, &frame));
 	char url[128];
@@ -132,8 +133,8 @@ test_calls_keys_and_replays(void **st)
 	// own closes; this raw socket is left to the process exit.
 	(void) req;
 	net_server_close(s);
-	idn_buf_free(&e);
-	idn_buf_free(&frame);
+	core_buf_free(&e);
+	core_buf_free(&frame);
 	net_client_close(c);
 	net_client_close(stranger);
 }

@@ -98,8 +98,8 @@ worker(void *arg)
 int
 net_pool_open(net_client *c, int nthreads, net_pool **out)
 {
-	net_pool *p = idn_alloc(sizeof(*p));
-	if (p == NULL || (p->threads = idn_alloc(sizeof(pthread_t) *
+	net_pool *p = core_alloc(sizeof(*p));
+	if (p == NULL || (p->threads = core_alloc(sizeof(pthread_t) *
 	                      (size_t) nthreads)) == NULL) {
 		free(p);
 		return IDN_ENOMEM;
@@ -177,7 +177,7 @@ net_pool_call_all(net_pool *p, const char *const *addrs, size_t count,
 	if (count == 0) {
 		return IDN_OK;
 	}
-	job *jobs = idn_alloc(sizeof(*jobs) * count);
+	job *jobs = core_alloc(sizeof(*jobs) * count);
 	if (jobs == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -209,7 +209,7 @@ int
 net_pool_post(net_pool *p, const char *addr, const char *type,
     const void *body, size_t len, idn_duration timeout_ms)
 {
-	job *j = idn_alloc(sizeof(*j));
+	job *j = core_alloc(sizeof(*j));
 	if (j == NULL || (len > 0 && (j->body = malloc(len)) == NULL)) {
 		free(j);
 		return IDN_ENOMEM;

@@ -36,7 +36,7 @@ hash(uint64_t k)
 int
 replay_open(uint64_t window_ms, replay **out)
 {
-	replay *r = idn_alloc(sizeof(*r));
+	replay *r = core_alloc(sizeof(*r));
 	if (r == NULL) {
 		return IDN_ENOMEM;
 	}

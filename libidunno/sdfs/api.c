@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "node/client.h"
+#include "rpc/rpc.h"
 #include "sdfs/sdfs_int.h"
 
 #define BEGIN_DEADLINE_MS 60000
@@ -36,13 +36,13 @@ static int
 src_read(src *s, uint8_t *out, size_t cap, size_t *got)
 {
 	if (s->fd < 0) {
-		size_t n = IDN_MIN(cap, s->len - s->pos);
+		size_t n = CORE_MIN(cap, s->len - s->pos);
 		memcpy(out, s->buf + s->pos, n);
 		s->pos += n;
 		*got = n;
 		return IDN_OK;
 	}
-	return idn_read_full(s->fd, out, cap, -1, got);
+	return core_read_full(s->fd, out, cap, -1, got);
 }
 
 static void
@@ -54,7 +54,7 @@ put_abort(idn_client *c, uint64_t sid)
 	if (w != NULL) {
 		wire_map(w, 1);
 		wire_ku64(w, "sid", sid);
-		(void) client_call(c, "sdfs.put.abort", w, &doc, &env);
+		(void) rpc_client_call(c, "sdfs.put.abort", w, &doc, &env);
 		wire_doc_free(doc);
 		wire_wr_free(w);
 	}
@@ -77,7 +77,7 @@ put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
 	wire_doc *doc = NULL;
 	wire_env env;
 	uint64_t sid = 0, ver = 0, csize = 0;
-	uint64_t tmo = (uint64_t) client_timeout(c);
+	uint64_t tmo = (uint64_t) rpc_client_timeout(c);
 	uint64_t deadline = idn_clock_ms() + BEGIN_DEADLINE_MS;
 	int rv, timeouts = 0;
 	// put.begin: the front asks the primary for a version; while a dead
@@ -88,7 +88,7 @@ put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
 		}
 		wire_map(w, 1);
 		wire_kstr(w, "name", name);
-		rv = client_call(c, "sdfs.put.begin", w, &doc, &env);
+		rv = rpc_client_call(c, "sdfs.put.begin", w, &doc, &env);
 		wire_wr_free(w);
 		if (rv == IDN_OK &&
 		    (wire_get_u64(env.body, "sid", &sid) != IDN_OK ||
@@ -101,7 +101,7 @@ put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
 		if (!retryable(rv, &timeouts) || idn_clock_ms() > deadline) {
 			break;
 		}
-		idn_sleep_ms(200);
+		core_sleep_ms(200);
 	}
 	if (rv != IDN_OK) {
 		return rv;
@@ -129,7 +129,7 @@ put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
 		wire_kbin(w, "data", buf, n);
 		wire_kbin(w, "csum", cs, sizeof(cs));
 		wire_ku64(w, "tmo", tmo);
-		rv = client_call(c, "sdfs.put.chunk", w, &doc, &env);
+		rv = rpc_client_call(c, "sdfs.put.chunk", w, &doc, &env);
 		wire_doc_free(doc);
 		wire_wr_free(w);
 		off += n;
@@ -154,7 +154,7 @@ put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
 		wire_ku64(w, "size", off);
 		wire_kbin(w, "sum", sum, sizeof(sum));
 		wire_ku64(w, "tmo", tmo);
-		rv = client_call(c, "sdfs.put.commit", w, &doc, &env);
+		rv = rpc_client_call(c, "sdfs.put.commit", w, &doc, &env);
 		wire_wr_free(w);
 		if (rv == IDN_OK && wire_get_u64(env.body, "ver", &ver)) {
 			rv = IDN_EPROTO;
@@ -179,7 +179,7 @@ idn_sdfs_put_file(idn_client *c, const char *path, const char *name,
 	}
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		return idn_err_from_errno(errno);
+		return core_err_from_errno(errno);
 	}
 	struct stat sb;
 	if (fstat(fd, &sb) != 0 || S_ISDIR(sb.st_mode)) {
@@ -207,16 +207,16 @@ idn_sdfs_put_buf(idn_client *c, const char *name, const void *data,
 // A sink of bytes: a file descriptor, or a growing buffer.
 typedef struct sink {
 	int fd;
-	idn_buf *buf;
+	core_buf *buf;
 } sink;
 
 static int
 sink_write(sink *k, const uint8_t *p, size_t n)
 {
 	if (k->fd < 0) {
-		return idn_buf_append(k->buf, p, n);
+		return core_buf_append(k->buf, p, n);
 	}
-	return idn_write_all(k->fd, p, n);
+	return core_write_all(k->fd, p, n);
 }
 
 static int
@@ -231,7 +231,7 @@ get_open(idn_client *c, const char *name, uint64_t version, sdfs_vmeta *m)
 	wire_map(w, 2);
 	wire_kstr(w, "name", name);
 	wire_ku64(w, "ver", version);
-	int rv = client_call(c, "sdfs.get.open", w, &doc, &env);
+	int rv = rpc_client_call(c, "sdfs.get.open", w, &doc, &env);
 	if (rv == IDN_OK && sdfs_vmeta_get(env.body, m, false) != IDN_OK) {
 		rv = IDN_EPROTO;
 	}
@@ -247,7 +247,7 @@ fetch_chunk(idn_client *c, const char *name, const sdfs_vmeta *m,
     uint8_t cs[SDFS_CSUM_BYTES])
 {
 	uint64_t off = (uint64_t) i * m->csize;
-	size_t want = (size_t) IDN_MIN((uint64_t) m->csize, m->size - off);
+	size_t want = (size_t) CORE_MIN((uint64_t) m->csize, m->size - off);
 	int rv = IDN_OK;
 	for (int t = 0; t < CHUNK_TRIES; t++) {
 		wire_wr *w = sdfs_body_new();
@@ -261,7 +261,7 @@ fetch_chunk(idn_client *c, const char *name, const sdfs_vmeta *m,
 		wire_kstr(w, "name", name);
 		wire_ku64(w, "ver", m->ver);
 		wire_ku64(w, "idx", i);
-		rv = client_call(c, "sdfs.get.chunk", w, doc, &env);
+		rv = rpc_client_call(c, "sdfs.get.chunk", w, doc, &env);
 		wire_wr_free(w);
 		if (rv == IDN_OK &&
 		    (wire_get_bin(env.body, "data", p, &n) ||
@@ -282,7 +282,7 @@ fetch_chunk(idn_client *c, const char *name, const sdfs_vmeta *m,
 		    rv != IDN_ECORRUPT && rv != IDN_EPROTO) {
 			break;
 		}
-		idn_sleep_ms(100u << t);
+		core_sleep_ms(100u << t);
 	}
 	return rv;
 }
@@ -317,7 +317,7 @@ sink_put_at(getter *g, uint64_t off, const uint8_t *p, size_t n)
 			continue;
 		}
 		if (w < 0) {
-			return idn_err_from_errno(errno);
+			return core_err_from_errno(errno);
 		}
 		p += w;
 		n -= (size_t) w;
@@ -342,7 +342,7 @@ getter_run(void *arg)
 		const uint8_t *p;
 		uint8_t *cs = g->csums + (size_t) i * SDFS_CSUM_BYTES;
 		uint64_t off = (uint64_t) i * g->m->csize;
-		size_t n = (size_t) IDN_MIN((uint64_t) g->m->csize,
+		size_t n = (size_t) CORE_MIN((uint64_t) g->m->csize,
 		    g->m->size - off);
 		int rv = fetch_chunk(g->c, g->name, g->m, i, &doc, &p, cs);
 		if (rv == IDN_OK) {
@@ -380,7 +380,7 @@ get_stream(idn_client *c, const char *name, const sdfs_vmeta *m, sink *k)
 	} else {
 		off_t pos = lseek(k->fd, 0, SEEK_CUR);
 		if (pos < 0 && errno != ESPIPE) {
-			return idn_err_from_errno(errno);
+			return core_err_from_errno(errno);
 		}
 		g.pipe = pos < 0;
 		g.base = g.pipe ? 0 : (uint64_t) pos;
@@ -409,7 +409,7 @@ get_stream(idn_client *c, const char *name, const sdfs_vmeta *m, sink *k)
 		k->buf->len += (size_t) m->size;
 	} else if (rv == IDN_OK && !g.pipe &&
 	    lseek(k->fd, (off_t) (g.base + m->size), SEEK_SET) < 0) {
-		rv = idn_err_from_errno(errno);
+		rv = core_err_from_errno(errno);
 	}
 	return rv;
 }
@@ -425,22 +425,22 @@ tmp_open(const char *path, char **tmp, int *fd)
 	if (strcmp(path, "/dev/stdout") == 0) {
 		*tmp = NULL;
 		*fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
-		return *fd < 0 ? idn_err_from_errno(errno) : IDN_OK;
+		return *fd < 0 ? core_err_from_errno(errno) : IDN_OK;
 	}
 	if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
 		*tmp = NULL;
 		*fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-		return *fd < 0 ? idn_err_from_errno(errno) : IDN_OK;
+		return *fd < 0 ? core_err_from_errno(errno) : IDN_OK;
 	}
-	*tmp = idn_asprintf("%s.idunno-part.%d.%08x", path, (int) getpid(),
-	    idn_random());
+	*tmp = core_asprintf("%s.idunno-part.%d.%08x", path, (int) getpid(),
+	    core_random());
 	if (*tmp == NULL) {
 		return IDN_ENOMEM;
 	}
 	*fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (*fd < 0) {
 		int rv = errno == EACCES || errno == EROFS ? IDN_EPERM :
-		    idn_err_from_errno(errno);
+		    core_err_from_errno(errno);
 		free(*tmp);
 		*tmp = NULL;
 		return rv;
@@ -452,13 +452,13 @@ static int
 tmp_finish(int rv, const char *path, char *tmp, int fd)
 {
 	if (close(fd) != 0 && rv == IDN_OK) {
-		rv = idn_err_from_errno(errno);
+		rv = core_err_from_errno(errno);
 	}
 	if (tmp == NULL) {
 		return rv;
 	}
 	if (rv == IDN_OK && rename(tmp, path) != 0) {
-		rv = errno == EACCES ? IDN_EPERM : idn_err_from_errno(errno);
+		rv = errno == EACCES ? IDN_EPERM : core_err_from_errno(errno);
 	}
 	if (rv != IDN_OK) {
 		unlink(tmp);
@@ -506,7 +506,7 @@ idn_sdfs_get_buf(idn_client *c, const char *name, uint64_t version,
 		return IDN_EINVAL;
 	}
 	sdfs_vmeta m;
-	idn_buf b = {0};
+	core_buf b = {0};
 	int rv = get_open(c, name, version, &m);
 	if (rv == IDN_OK && m.size > SIZE_MAX - 1) {
 		rv = IDN_ETOOBIG;
@@ -520,10 +520,10 @@ idn_sdfs_get_buf(idn_client *c, const char *name, uint64_t version,
 		rv = get_stream(c, name, &m, &k);
 	}
 	if (rv == IDN_OK) {
-		rv = idn_buf_append(&b, "", 1);
+		rv = core_buf_append(&b, "", 1);
 	}
 	if (rv != IDN_OK) {
-		idn_buf_free(&b);
+		core_buf_free(&b);
 		return rv;
 	}
 	*data = b.data;
@@ -551,7 +551,7 @@ idn_sdfs_delete(idn_client *c, const char *name)
 		}
 		wire_map(w, 1);
 		wire_kstr(w, "name", name);
-		rv = client_call(c, "sdfs.delete", w, &doc, &env);
+		rv = rpc_client_call(c, "sdfs.delete", w, &doc, &env);
 		wire_doc_free(doc);
 		wire_wr_free(w);
 		// A retried delete may find its own tombstone in place.
@@ -561,7 +561,7 @@ idn_sdfs_delete(idn_client *c, const char *name)
 		if (!retryable(rv, &timeouts) || idn_clock_ms() > deadline) {
 			break;
 		}
-		idn_sleep_ms(200);
+		core_sleep_ms(200);
 	}
 	return rv;
 }
@@ -584,7 +584,7 @@ idn_sdfs_ls(idn_client *c, const char *name, idn_sdfs_info **out)
 	}
 	wire_map(w, 1);
 	wire_kstr(w, "name", name);
-	int rv = client_call(c, "sdfs.ls", w, &doc, &env);
+	int rv = rpc_client_call(c, "sdfs.ls", w, &doc, &env);
 	wire_wr_free(w);
 	if (rv == IDN_OK &&
 	    (wire_get_u64(env.body, "newest", &newest) ||
@@ -602,7 +602,7 @@ idn_sdfs_ls(idn_client *c, const char *name, idn_sdfs_info **out)
 	if (rv == IDN_OK) {
 		size_t sz = sizeof(*info) + nh * sizeof(*h) +
 		    nv * sizeof(idn_sdfs_version) + strlen(name) + 1;
-		if ((info = idn_alloc(sz)) == NULL) {
+		if ((info = core_alloc(sz)) == NULL) {
 			rv = IDN_ENOMEM;
 		}
 	}
@@ -647,8 +647,8 @@ idn_sdfs_versions(idn_client *c, const char *name, size_t max,
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	size_t n = max ? IDN_MIN(max, info->nversions) : info->nversions;
-	idn_sdfs_version *v = idn_alloc(sizeof(*v) * (n ? n : 1));
+	size_t n = max ? CORE_MIN(max, info->nversions) : info->nversions;
+	idn_sdfs_version *v = core_alloc(sizeof(*v) * (n ? n : 1));
 	if (v == NULL) {
 		idn_free(info);
 		return IDN_ENOMEM;
@@ -720,7 +720,7 @@ entries_call(idn_client *c, const char *type, const char *prefix,
 	}
 	wire_map(w, 1);
 	wire_kstr(w, "prefix", prefix);
-	int rv = client_call(c, type, w, &doc, &env);
+	int rv = rpc_client_call(c, type, w, &doc, &env);
 	wire_wr_free(w);
 	if (rv == IDN_OK && sdfs_entry_get_arr(wire_get(env.body, "items"),
 	                        SDFS_LIST_MAX, &e, &n) != IDN_OK) {
@@ -731,7 +731,7 @@ entries_call(idn_client *c, const char *type, const char *prefix,
 	for (size_t i = 0; rv == IDN_OK && i < n; i++) {
 		sz += strlen(e[i].name) + 1;
 	}
-	idn_sdfs_entry *r = rv == IDN_OK ? idn_alloc(sz) : NULL;
+	idn_sdfs_entry *r = rv == IDN_OK ? core_alloc(sz) : NULL;
 	if (rv == IDN_OK && r == NULL) {
 		rv = IDN_ENOMEM;
 	}

@@ -81,12 +81,12 @@ batch_grow(batch *b)
 		return true;
 	}
 	size_t cap = b->cap ? 2 * b->cap : 16;
-	sdfs_offer *it = idn_realloc(b->items, cap * sizeof(*it));
+	sdfs_offer *it = core_realloc(b->items, cap * sizeof(*it));
 	if (it == NULL) {
 		return false;
 	}
 	b->items = it;
-	size_t *nm = idn_realloc(b->names, cap * sizeof(*nm));
+	size_t *nm = core_realloc(b->names, cap * sizeof(*nm));
 	if (nm == NULL) {
 		return false;
 	}
@@ -123,7 +123,7 @@ plan_add(sdfs *s, ae_plan *p, size_t i, size_t limit)
 	size_t idx[R], nr;
 	if (sdfs_store_versions(s->st, p->e[i].name, &a->vers, &a->nv) !=
 	        IDN_OK || a->nv == 0 ||
-	    (a->vv = idn_alloc(sizeof(uint64_t) * a->nv)) == NULL) {
+	    (a->vv = core_alloc(sizeof(uint64_t) * a->nv)) == NULL) {
 		idn_free(a->vers);
 		a->vers = NULL;
 		a->nv = 0;
@@ -170,8 +170,8 @@ plan_build(sdfs *s, ae_plan *p)
 		return rv;
 	}
 	p->from = p->to = cursor_start(s, p->e, p->ne);
-	p->b = idn_alloc(sizeof(*p->b) * (p->v.n ? p->v.n : 1));
-	p->an = idn_alloc(sizeof(*p->an) * (p->ne - p->from + 1));
+	p->b = core_alloc(sizeof(*p->b) * (p->v.n ? p->v.n : 1));
+	p->an = core_alloc(sizeof(*p->an) * (p->ne - p->from + 1));
 	if (p->b == NULL || p->an == NULL) {
 		plan_free(p);
 		return IDN_ENOMEM;
@@ -241,7 +241,7 @@ drop_moved(sdfs *s, ae_plan *p)
 		ae_name *a = &p->an[i - p->from];
 		if (a->vers != NULL && !a->mine && a->need > 0 &&
 		    a->ok == a->need) {
-			idn_logf(s->lg, IDN_LOG_INFO, "sdfs: dropping '%s': "
+			core_logf(s->lg, IDN_LOG_INFO, "sdfs: dropping '%s': "
 			    "no longer a replica and all %zu replicas have it",
 			    p->e[i].name, a->need);
 			sdfs_store_drop_name(s->st, p->e[i].name);
@@ -293,20 +293,20 @@ ae_round(sdfs *s)
 	drop_moved(s, &p);
 	scrub_one(s, &p);
 	bool more = p.to < p.ne;
-	char *cur = more && p.to > 0 ? idn_strdup(p.e[p.to - 1].name) : NULL;
+	char *cur = more && p.to > 0 ? core_strdup(p.e[p.to - 1].name) : NULL;
 	free(s->ae_cursor);
 	s->ae_cursor = cur;
 	plan_free(&p);
 	return more && cur != NULL;
 }
 
-uint64_t
+static uint64_t
 view_fingerprint(sdfs *s)
 {
 	idn_member *m;
 	size_t n;
 	uint64_t h = 1469598103934665603u;
-	if (node_alive_members(s->node, &m, &n) != IDN_OK) {
+	if (s->members(s->members_arg, &m, &n) != IDN_OK) {
 		return 0;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -319,7 +319,7 @@ view_fingerprint(sdfs *s)
 	return h;
 }
 
-void
+static void
 expire(sdfs *s)
 {
 	uint64_t now = idn_clock_ms();
@@ -360,7 +360,7 @@ expire(sdfs *s)
 	}
 }
 
-void
+static void
 wait_ms(sdfs *s, uint64_t ms)
 {
 	struct timespec ts;
@@ -411,7 +411,7 @@ sdfs_pull_thread(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		int rv = sdfs_pull_now(s, j->name, j->ver, j->src, j->nsrc);
 		if (rv != IDN_OK) {
-			idn_logf(s->lg, IDN_LOG_WARN, "sdfs: pull of '%s' "
+			core_logf(s->lg, IDN_LOG_WARN, "sdfs: pull of '%s' "
 			    "version %" PRIu64 " failed: %s", j->name, j->ver,
 			    idn_strerror(rv));
 		}

@@ -28,7 +28,7 @@ sdfs_rtx_take(sdfs *s, const char *name, uint64_t ver)
 	return t;
 }
 
-void
+static void
 rtx_put(sdfs *s, rtx *t)
 {
 	t->last_ms = idn_clock_ms();
@@ -53,8 +53,8 @@ sdfs_rep_begin(sdfs *s, const char *name, uint64_t ver)
 {
 	// A restarted write starts over.
 	sdfs_rtx_free(sdfs_rtx_take(s, name, ver));
-	rtx *t = idn_alloc(sizeof(*t));
-	if (t == NULL || (t->name = idn_strdup(name)) == NULL) {
+	rtx *t = core_alloc(sizeof(*t));
+	if (t == NULL || (t->name = core_strdup(name)) == NULL) {
 		free(t);
 		return IDN_ENOMEM;
 	}
@@ -110,7 +110,7 @@ sdfs_rep_commit(sdfs *s, const char *name, const sdfs_vmeta *m)
 		sdfs_rtx_free(t);
 	}
 	if (rv != IDN_OK) {
-		idn_logf(s->lg, IDN_LOG_WARN, "sdfs: commit of '%s' version %"
+		core_logf(s->lg, IDN_LOG_WARN, "sdfs: commit of '%s' version %"
 		    PRIu64 " failed: %s", name, m->ver, idn_strerror(rv));
 	}
 	return rv;
@@ -233,7 +233,7 @@ pull_copy(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
 		sdfs_vmeta_clear(&m);
 		wire_wr_free(w);
 		if (rv == IDN_OK) {
-			idn_logf(s->lg, IDN_LOG_INFO, "sdfs: pulled '%s' "
+			core_logf(s->lg, IDN_LOG_INFO, "sdfs: pulled '%s' "
 			    "version %" PRIu64 " from %s", name, ver, src[i]);
 			return IDN_OK;
 		}
@@ -241,7 +241,7 @@ pull_copy(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
 	return rv;
 }
 
-void
+static void
 pull_enqueue(sdfs *s, const char *name, uint64_t ver,
     char src[][IDN_ADDR_MAX], size_t nsrc)
 {
@@ -252,8 +252,8 @@ pull_enqueue(sdfs *s, const char *name, uint64_t ver,
 			break;
 		}
 	}
-	if (j == NULL && (j = idn_alloc(sizeof(*j))) != NULL) {
-		if ((j->name = idn_strdup(name)) == NULL) {
+	if (j == NULL && (j = core_alloc(sizeof(*j))) != NULL) {
+		if ((j->name = core_strdup(name)) == NULL) {
 			free(j);
 			j = NULL;
 		} else {
@@ -285,7 +285,7 @@ sdfs_repair(sdfs *s, const char *name, uint64_t ver)
 {
 	view v;
 	char addr[R][IDN_ADDR_MAX];
-	idn_logf(s->lg, IDN_LOG_WARN, "sdfs: dropping corrupt copy of '%s' "
+	core_logf(s->lg, IDN_LOG_WARN, "sdfs: dropping corrupt copy of '%s' "
 	    "version %" PRIu64 "; repairing from a replica", name, ver);
 	sdfs_store_drop_version(s->st, name, ver);
 	if (sdfs_view_get(s, &v) == IDN_OK) {
@@ -322,7 +322,7 @@ sdfs_local_read(sdfs *s, const char *name, uint64_t ver, uint32_t idx,
 	return rv;
 }
 
-int
+static int
 on_r_begin(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -335,7 +335,7 @@ on_r_begin(void *arg, const wire_env *req, wire_wr *reply)
 	return rv ? rv : sdfs_rep_begin(s, name, ver);
 }
 
-int
+static int
 on_r_chunk(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -355,7 +355,7 @@ on_r_chunk(void *arg, const wire_env *req, wire_wr *reply)
 	return rv ? rv : sdfs_rep_chunk(s, name, ver, off, data, len, cs);
 }
 
-int
+static int
 on_r_commit(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -369,7 +369,7 @@ on_r_commit(void *arg, const wire_env *req, wire_wr *reply)
 	return rv ? rv : sdfs_rep_commit(s, name, &m);
 }
 
-int
+static int
 on_r_abort(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -385,7 +385,7 @@ on_r_abort(void *arg, const wire_env *req, wire_wr *reply)
 	return rv;
 }
 
-int
+static int
 on_r_stat(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -403,7 +403,7 @@ on_r_stat(void *arg, const wire_env *req, wire_wr *reply)
 	return rv;
 }
 
-int
+static int
 on_r_meta(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -428,7 +428,7 @@ on_r_meta(void *arg, const wire_env *req, wire_wr *reply)
 	return rv;
 }
 
-int
+static int
 on_r_read(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -459,7 +459,7 @@ on_r_read(void *arg, const wire_env *req, wire_wr *reply)
 	return rv;
 }
 
-int
+static int
 on_r_pull(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -482,7 +482,7 @@ on_r_pull(void *arg, const wire_env *req, wire_wr *reply)
 // Which of the offered versions this replica should hold and lacks: the
 // offered ones it does not have, newer than its newest tombstone, among
 // the IDN_SDFS_KEEP_VERSIONS newest it would then hold.
-size_t
+static size_t
 lacking(const sdfs_vmeta *have, size_t nh, const sdfs_offer *o,
     uint64_t *out)
 {
@@ -515,7 +515,7 @@ lacking(const sdfs_vmeta *have, size_t nh, const sdfs_offer *o,
 	return n;
 }
 
-int
+static int
 on_r_have(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -528,7 +528,7 @@ on_r_have(void *arg, const wire_env *req, wire_wr *reply)
 	        &o, &n) != IDN_OK) {
 		return IDN_EPROTO;
 	}
-	sdfs_offer *lack = idn_alloc(sizeof(*lack) * (n ? n : 1));
+	sdfs_offer *lack = core_alloc(sizeof(*lack) * (n ? n : 1));
 	size_t nl = 0;
 	if (lack == NULL) {
 		sdfs_offer_free_arr(o, n);
@@ -552,8 +552,8 @@ on_r_have(void *arg, const wire_env *req, wire_wr *reply)
 		for (size_t k = 0; k < nw; k++) {
 			pull_enqueue(s, o[i].name, want[k], from, 1);
 		}
-		lack[nl].vers = idn_alloc(sizeof(uint64_t) * nw);
-		lack[nl].name = idn_strdup(o[i].name);
+		lack[nl].vers = core_alloc(sizeof(uint64_t) * nw);
+		lack[nl].name = core_strdup(o[i].name);
 		if (lack[nl].vers == NULL || lack[nl].name == NULL) {
 			nl++;
 			rv = IDN_ENOMEM;
@@ -573,7 +573,7 @@ on_r_have(void *arg, const wire_env *req, wire_wr *reply)
 	return rv;
 }
 
-int
+static int
 on_r_list(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
@@ -598,7 +598,7 @@ sdfs_replica_register(sdfs *s)
 {
 	static const struct {
 		const char *type;
-		node_handler_fn fn;
+		rpc_handler_fn fn;
 	} handlers[] = {
 		{"sdfs.r.begin", on_r_begin},
 		{"sdfs.r.chunk", on_r_chunk},
@@ -612,8 +612,8 @@ sdfs_replica_register(sdfs *s)
 		{"sdfs.r.list", on_r_list},
 	};
 	int rv = IDN_OK;
-	for (size_t i = 0; rv == IDN_OK && i < IDN_ARRAY_LEN(handlers); i++) {
-		rv = node_handle(s->node, handlers[i].type, handlers[i].fn, s);
+	for (size_t i = 0; rv == IDN_OK && i < CORE_ARRAY_LEN(handlers); i++) {
+		rv = rpc_route(s->rpc, handlers[i].type, handlers[i].fn, s);
 	}
 	return rv;
 }

@@ -49,13 +49,13 @@ by_pos(const void *a, const void *b)
 int
 sdfs_ring_build(const idn_member *members, size_t n, sdfs_ring **out)
 {
-	sdfs_ring *r = idn_alloc(sizeof(*r));
+	sdfs_ring *r = core_alloc(sizeof(*r));
 	if (r == NULL) {
 		return IDN_ENOMEM;
 	}
 	r->nmembers = n;
 	r->ntokens = n * SDFS_VNODES;
-	if ((r->tokens = idn_alloc(sizeof(token) * r->ntokens)) == NULL) {
+	if ((r->tokens = core_alloc(sizeof(token) * r->ntokens)) == NULL) {
 		free(r);
 		return IDN_ENOMEM;
 	}
@@ -88,7 +88,7 @@ sdfs_ring_lookup(const sdfs_ring *r, const char *name, size_t *idx,
     size_t want, size_t *count)
 {
 	size_t got = 0;
-	want = IDN_MIN(want, r->nmembers);
+	want = CORE_MIN(want, r->nmembers);
 	if (want == 0) {
 		*count = 0;
 		return;

@@ -1,20 +1,37 @@
 // SPDX-License-Identifier: MIT
-// sdfs.h (internal): how a node carries SDFS: attach at open, detach at
-// close. Everything else about SDFS stays inside libidunno/sdfs/.
+// sdfs.h (internal): how a node carries SDFS: open (routes) before its
+// endpoint serves, start once it has joined, close. Everything else about
+// SDFS stays inside libidunno/sdfs/.
 #ifndef IDN_SDFS_SDFS_H
 #define IDN_SDFS_SDFS_H
 
-#include <idunno/idunno.h>
+#include <idunno/membership.h>
+
+#include "rpc/rpc.h"
 
 typedef struct sdfs sdfs;
 
-// sdfs_attach opens the replica store under <data_dir>/sdfs/, registers
-// the "sdfs.*" handlers and starts re-replication. Call after membership
-// has started. *out is written only on success.
-int sdfs_attach(idn_node *n, sdfs **out);
-// sdfs_detach stops the background threads and frees s; accepts NULL.
-// Call after the node's RPC endpoint closed (no handler runs) and before
-// its pool and client close (the threads may still be calling out).
-void sdfs_detach(sdfs *s);
+// sdfs_members_fn fills *out (caller frees with idn_free) with the members
+// alive or suspected (a suspect may still hold data), self included,
+// sorted by id.
+typedef int (*sdfs_members_fn)(void *arg, idn_member **out, size_t *count);
+
+typedef struct {
+	rpc *rpc;             // routes go on it; calls go through it
+	const core_logger *lg; // kept; must outlive the sdfs
+	const char *data_dir; // the store lives in <data_dir>/sdfs/
+	sdfs_members_fn members;
+	void *members_arg;
+} sdfs_opts;
+
+// sdfs_open opens the replica store and registers the "sdfs.*" routes;
+// call before the endpoint serves. *out is written only on success.
+int sdfs_open(const sdfs_opts *o, sdfs **out);
+// sdfs_start starts re-replication; call once membership has started.
+int sdfs_start(sdfs *s);
+// sdfs_close stops the background threads and frees s; accepts NULL.
+// Call after the endpoint stopped serving (no handler runs) and before
+// it closes (the threads may still be calling out).
+void sdfs_close(sdfs *s);
 
 #endif

@@ -7,7 +7,7 @@
 #include <idunno/sdfs.h>
 
 #include "core/core.h"
-#include "wire/sdfs_msg.h"
+#include "sdfs/sdfs_msg.h"
 
 // Names (name.c). sdfs_name_error returns NULL for a valid name, else a
 // static reason; sdfs_name_key is the 32-hex-digit directory of a name.
@@ -25,7 +25,7 @@ int sdfs_ring_build(const idn_member *members, size_t n, sdfs_ring **out);
 void sdfs_ring_free(sdfs_ring *r);
 // The first `want` distinct members clockwise from the name's position,
 // as indexes into the members array; idx[0] is the primary. *count is
-// IDN_MIN(want, n).
+// CORE_MIN(want, n).
 void sdfs_ring_lookup(const sdfs_ring *r, const char *name, size_t *idx,
     size_t want, size_t *count);
 
@@ -37,7 +37,7 @@ void sdfs_ring_lookup(const sdfs_ring *r, const char *name, size_t *idx,
 typedef struct sdfs_store sdfs_store;
 typedef struct sdfs_wtx sdfs_wtx;
 
-int sdfs_store_open(const char *root, const idn_logger *lg,
+int sdfs_store_open(const char *root, const core_logger *lg,
     sdfs_store **out);
 void sdfs_store_close(sdfs_store *st);
 

@@ -21,13 +21,13 @@ test_names(void **st)
 	static const char *bad[] = {"", "/abs", "..", ".", "a/../b",
 	    "a/./b", "a//b", "a/", "../x", "x/..", "tab\there", "nl\n",
 	    "del\x7f"};
-	for (size_t i = 0; i < IDN_ARRAY_LEN(good); i++) {
+	for (size_t i = 0; i < CORE_ARRAY_LEN(good); i++) {
 		const char *why = idn_sdfs_name_error(good[i]);
 		if (why != NULL) {
 			fail_msg("'%s' refused: %s", good[i], why);
 		}
 	}
-	for (size_t i = 0; i < IDN_ARRAY_LEN(bad); i++) {
+	for (size_t i = 0; i < CORE_ARRAY_LEN(bad); i++) {
 		assert_non_null(idn_sdfs_name_error(bad[i]));
 	}
 	assert_non_null(idn_sdfs_name_error(NULL));
@@ -136,7 +136,7 @@ file_sum(const uint8_t *data, size_t len, uint8_t out[IDN_SDFS_SUM_BYTES])
 	uint8_t *cs = calloc(n + 1, SDFS_CSUM_BYTES);
 	for (uint32_t i = 0; i < n; i++) {
 		size_t off = (size_t) i * IDN_SDFS_CHUNK_BYTES;
-		sdfs_chunk_sum(data + off, IDN_MIN(IDN_SDFS_CHUNK_BYTES,
+		sdfs_chunk_sum(data + off, CORE_MIN(IDN_SDFS_CHUNK_BYTES,
 		    len - off), cs + (size_t) i * SDFS_CSUM_BYTES);
 	}
 	sdfs_hash h;
@@ -167,7 +167,7 @@ put_version(sdfs_store *s, const char *name, uint64_t ver, size_t len,
 	int rv = sdfs_wtx_begin(s, name, ver, &tx);
 	for (size_t off = 0; rv == IDN_OK && off < len; off += piece) {
 		rv = sdfs_wtx_write(tx, off, data + off,
-		    IDN_MIN(piece, len - off), NULL);
+		    CORE_MIN(piece, len - off), NULL);
 	}
 	rv = rv == IDN_OK ? sdfs_wtx_commit(tx, &m) : rv;
 	free(data);
@@ -189,7 +189,7 @@ data_path(const char *root, const char *name, uint64_t ver)
 {
 	char key[33];
 	sdfs_name_key(name, key);
-	return idn_asprintf("%s/files/%s/%020" PRIu64 ".data", root, key, ver);
+	return core_asprintf("%s/files/%s/%020" PRIu64 ".data", root, key, ver);
 }
 
 static void
@@ -235,7 +235,7 @@ test_store_versions(void **st)
 	IDN_PASS(sdfs_store_open(root, NULL, &s));
 	size_t sizes[] = {0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1,
 	    3 * (1 << 20) + 7};
-	for (size_t i = 0; i < IDN_ARRAY_LEN(sizes); i++) {
+	for (size_t i = 0; i < CORE_ARRAY_LEN(sizes); i++) {
 		char name[32];
 		uint8_t sum[IDN_SDFS_SUM_BYTES];
 		snprintf(name, sizeof(name), "d/f%zu", i);
@@ -298,11 +298,11 @@ test_store_versions(void **st)
 	// The listing.
 	sdfs_entry *e;
 	IDN_PASS(sdfs_store_list(s, "d/", &e, &n));
-	assert_int_equal(n, IDN_ARRAY_LEN(sizes));
+	assert_int_equal(n, CORE_ARRAY_LEN(sizes));
 	assert_string_equal(e[0].name, "d/f0");
 	sdfs_entry_free_arr(e, n);
 	IDN_PASS(sdfs_store_list(s, "", &e, &n));
-	assert_int_equal(n, IDN_ARRAY_LEN(sizes) + 1);
+	assert_int_equal(n, CORE_ARRAY_LEN(sizes) + 1);
 	sdfs_entry_free_arr(e, n);
 	sdfs_store_close(s);
 }
@@ -346,8 +346,8 @@ test_store_corruption(void **st)
 	IDN_PASS(put_version(s, "c", 2, 10, 1, 10, NULL));
 	char key[33];
 	sdfs_name_key("c", key);
-	char *mp = idn_asprintf("%s/files/%s/%020d.meta", root, key, 2);
-	IDN_PASS(idn_file_write_atomic(mp, "\xc1garbage", 8));
+	char *mp = core_asprintf("%s/files/%s/%020d.meta", root, key, 2);
+	IDN_PASS(core_file_write_atomic(mp, "\xc1garbage", 8));
 	IDN_PASS(sdfs_store_versions(s, "c", &vs, &n));
 	assert_int_equal(n, 0);
 	idn_free(vs);
@@ -473,11 +473,11 @@ test_store_reopen(void **st)
 	IDN_PASS(sdfs_wtx_begin(s, "r", 2, &tx));
 	IDN_PASS(sdfs_wtx_write(tx, 0, "half", 4, NULL));
 	char *orphan = data_path(root, "r", 9);
-	IDN_PASS(idn_file_write_atomic(orphan, "zz", 2));
+	IDN_PASS(core_file_write_atomic(orphan, "zz", 2));
 	sdfs_store_close(s);
 	IDN_PASS(sdfs_store_open(root, NULL, &s));
-	char *tmp = idn_asprintf("%s/tmp", root);
-	char *cmd = idn_asprintf("test -z \"$(ls -A '%s')\"", tmp);
+	char *tmp = core_asprintf("%s/tmp", root);
+	char *cmd = core_asprintf("test -z \"$(ls -A '%s')\"", tmp);
 	assert_int_equal(system(cmd), 0);
 	assert_int_not_equal(access(orphan, F_OK), 0);
 	sdfs_vmeta *vs;

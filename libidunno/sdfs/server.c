@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// server.c: SDFS inside a node: attach and detach, and what the other
+// server.c: SDFS inside a node: open, start and close, and what the other
 // parts share: the membership view and ring, calls to peers with the
 // unreachable-peer memory, request helpers.
 #include <inttypes.h>
@@ -15,7 +15,7 @@ int
 sdfs_view_get(sdfs *s, view *v)
 {
 	memset(v, 0, sizeof(*v));
-	int rv = node_alive_members(s->node, &v->m, &v->n);
+	int rv = s->members(s->members_arg, &v->m, &v->n);
 	if (rv == IDN_OK && (rv = sdfs_ring_build(v->m, v->n, &v->ring))) {
 		idn_free(v->m);
 		v->m = NULL;
@@ -92,7 +92,7 @@ int
 sdfs_call(sdfs *s, const char *addr, const char *type, wire_wr *body,
     idn_duration tmo, wire_doc **doc, wire_env *env)
 {
-	int rv = net_call_wr(node_client(s->node), addr, type, body, tmo, doc,
+	int rv = rpc_call(s->rpc, addr, type, body, tmo, doc,
 	    env);
 	sdfs_peer_mark(s, addr, rv);
 	return rv;
@@ -113,7 +113,7 @@ sdfs_still_alive(sdfs *s, const char *addr)
 	idn_member *m;
 	size_t n;
 	bool alive = false;
-	if (node_alive_members(s->node, &m, &n) != IDN_OK) {
+	if (s->members(s->members_arg, &m, &n) != IDN_OK) {
 		return true;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -128,13 +128,13 @@ sdfs_stat_many(sdfs *s, const char *name, const char *const *addrs, size_t n,
     int *rvs, sdfs_vmeta **vers, size_t *nvers)
 {
 	wire_wr *w = sdfs_body_new();
-	wire_doc **docs = idn_alloc(sizeof(*docs) * (n ? n : 1));
-	wire_env *envs = idn_alloc(sizeof(*envs) * (n ? n : 1));
+	wire_doc **docs = core_alloc(sizeof(*docs) * (n ? n : 1));
+	wire_env *envs = core_alloc(sizeof(*envs) * (n ? n : 1));
 	int rv = w && docs && envs ? IDN_OK : IDN_ENOMEM;
 	if (rv == IDN_OK) {
 		wire_map(w, 1);
 		wire_kstr(w, "name", name);
-		rv = node_fanout(s->node, addrs, n, "sdfs.r.stat", w,
+		rv = rpc_fanout(s->rpc, addrs, n, "sdfs.r.stat", w,
 		    STAT_TIMEOUT_MS, rvs, docs, envs);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -160,7 +160,7 @@ sdfs_stat_many(sdfs *s, const char *name, const char *const *addrs, size_t n,
 
 
 void
-sdfs_detach(sdfs *s)
+sdfs_close(sdfs *s)
 {
 	if (s == NULL) {
 		return;
@@ -211,41 +211,52 @@ sdfs_detach(sdfs *s)
 }
 
 int
-sdfs_attach(idn_node *n, sdfs **out)
+sdfs_open(const sdfs_opts *o, sdfs **out)
 {
-	sdfs *s = idn_alloc(sizeof(*s));
+	sdfs *s = core_alloc(sizeof(*s));
 	if (s == NULL) {
 		return IDN_ENOMEM;
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cv, NULL);
-	s->node = n;
-	s->lg = node_logger(n);
-	snprintf(s->self_addr, sizeof(s->self_addr), "%s", idn_node_addr(n));
-	char *root = idn_asprintf("%s/sdfs", node_data_dir(n));
+	s->rpc = o->rpc;
+	s->members = o->members;
+	s->members_arg = o->members_arg;
+	s->lg = o->lg;
+	snprintf(s->self_addr, sizeof(s->self_addr), "%s", rpc_addr(o->rpc));
+	char *root = core_asprintf("%s/sdfs", o->data_dir);
 	int rv = root ? sdfs_store_open(root, s->lg, &s->st) : IDN_ENOMEM;
 	free(root);
 	if (rv == IDN_OK) {
-		rv = sdfs_front_register(s);
+		rv = sdfs_put_register(s);
+	}
+	if (rv == IDN_OK) {
+		rv = sdfs_get_register(s);
+	}
+	if (rv == IDN_OK) {
+		rv = sdfs_list_register(s);
 	}
 	if (rv == IDN_OK) {
 		rv = sdfs_replica_register(s);
 	}
-	if (rv == IDN_OK) {
-		rv = pthread_create(&s->ae_thread, NULL, sdfs_ae_thread, s) ?
-		    IDN_ESYS : IDN_OK;
-		s->ae_started = rv == IDN_OK;
-	}
-	if (rv == IDN_OK) {
-		rv = pthread_create(&s->pull_thread, NULL, sdfs_pull_thread,
-		    s) ?
-		    IDN_ESYS : IDN_OK;
-		s->pull_started = rv == IDN_OK;
-	}
 	if (rv != IDN_OK) {
-		sdfs_detach(s);
+		sdfs_close(s);
 		return rv;
 	}
 	*out = s;
+	return IDN_OK;
+}
+
+int
+sdfs_start(sdfs *s)
+{
+	if (pthread_create(&s->ae_thread, NULL, sdfs_ae_thread, s) != 0) {
+		return IDN_ESYS;
+	}
+	s->ae_started = true;
+	if (pthread_create(&s->pull_thread, NULL, sdfs_pull_thread, s) != 0) {
+		return IDN_ESYS;
+	}
+	s->pull_started = true;
 	return IDN_OK;
 }

@@ -4,7 +4,6 @@
 #ifndef IDN_SDFS_SERVER_H
 #define IDN_SDFS_SERVER_H
 
-#include "node/node.h"
 #include "sdfs/sdfs.h"
 #include "sdfs/sdfs_int.h"
 
@@ -68,8 +67,10 @@ typedef struct pull_job {
 } pull_job;
 
 struct sdfs {
-	idn_node *node;
-	const idn_logger *lg;
+	rpc *rpc;
+	sdfs_members_fn members;
+	void *members_arg;
+	const core_logger *lg;
 	sdfs_store *st;
 	char self_addr[IDN_ADDR_MAX];
 	// Guards everything below. Never held across I/O or a call.
@@ -136,11 +137,31 @@ void sdfs_repair(sdfs *s, const char *name, uint64_t ver);
 int sdfs_local_read(sdfs *s, const char *name, uint64_t ver, uint32_t idx,
     uint8_t *buf, size_t *len, uint8_t csum[SDFS_CSUM_BYTES]);
 
-// front.c
-int sdfs_front_register(sdfs *s);
+// get.c: what the cluster knows of a name: each asked node's versions.
+// What the cluster knows of a name: each asked node's versions.
+typedef struct sdfs_gather {
+	size_t n;
+	idn_member *who;     // the nodes asked
+	bool *replica;       // in the name's replica set
+	int *rvs;
+	sdfs_vmeta **vers;
+	size_t *nvers;
+} sdfs_gather;
+// Stats name on its replica set, or on every live node when all_nodes or
+// when no replica has it (a file can sit outside its set after churn).
+int sdfs_gather_versions(sdfs *s, const char *name, bool all_nodes,
+    sdfs_gather *g);
+// The newest version seen (of want, when not 0), or NULL.
+const sdfs_vmeta *sdfs_gather_newest(const sdfs_gather *g, uint64_t want);
+void sdfs_gather_free(sdfs_gather *g);
+
+// put.c, get.c, list.c: each registers its routes.
+int sdfs_put_register(sdfs *s);
+int sdfs_get_register(sdfs *s);
+int sdfs_list_register(sdfs *s);
 void sdfs_sess_free(put_sess *ps);
 
-// repair.c: the threads sdfs_attach starts.
+// repair.c: the threads sdfs_start starts.
 void *sdfs_ae_thread(void *arg);
 void *sdfs_pull_thread(void *arg);
 

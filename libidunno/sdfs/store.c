@@ -20,7 +20,7 @@
 struct sdfs_store {
 	char *files;
 	char *tmp;
-	const idn_logger *lg;
+	const core_logger *lg;
 	// Guards the shape of files/: directory creation, commit renames,
 	// drops and retention. Chunk reads and temp-file writes run unlocked:
 	// committed files never change, they are only replaced or removed.
@@ -40,7 +40,7 @@ struct sdfs_wtx {
 	sdfs_hash chunk;    // the chunk being filled, on the unaligned path
 	uint32_t chunk_fill;
 	bool short_done;    // a short (last) chunk was written
-	idn_buf csums;
+	core_buf csums;
 };
 
 static char *
@@ -48,7 +48,7 @@ name_dir(sdfs_store *st, const char *name)
 {
 	char key[33];
 	sdfs_name_key(name, key);
-	return idn_asprintf("%s/%s", st->files, key);
+	return core_asprintf("%s/%s", st->files, key);
 }
 
 static char *
@@ -56,7 +56,7 @@ ver_path(sdfs_store *st, const char *name, uint64_t ver, const char *ext)
 {
 	char key[33];
 	sdfs_name_key(name, key);
-	return idn_asprintf("%s/%s/%020" PRIu64 ".%s", st->files, key, ver,
+	return core_asprintf("%s/%s/%020" PRIu64 ".%s", st->files, key, ver,
 	    ext);
 }
 
@@ -65,9 +65,9 @@ fsync_dir(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
-		return idn_err_from_errno(errno);
+		return core_err_from_errno(errno);
 	}
-	int rv = fsync(fd) == 0 ? IDN_OK : idn_err_from_errno(errno);
+	int rv = fsync(fd) == 0 ? IDN_OK : core_err_from_errno(errno);
 	close(fd);
 	return rv;
 }
@@ -77,21 +77,21 @@ fsync_dir(const char *path)
 static int
 write_file_atomic(const char *path, const void *data, size_t len)
 {
-	char *tmp = idn_asprintf("%s.tmp", path);
+	char *tmp = core_asprintf("%s.tmp", path);
 	if (tmp == NULL) {
 		return IDN_ENOMEM;
 	}
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int rv = fd < 0 ? idn_err_from_errno(errno) : IDN_OK;
+	int rv = fd < 0 ? core_err_from_errno(errno) : IDN_OK;
 	if (rv == IDN_OK) {
-		rv = idn_write_all(fd, data, len);
+		rv = core_write_all(fd, data, len);
 		if (rv == IDN_OK && fsync(fd) != 0) {
-			rv = idn_err_from_errno(errno);
+			rv = core_err_from_errno(errno);
 		}
 		close(fd);
 	}
 	if (rv == IDN_OK && rename(tmp, path) != 0) {
-		rv = idn_err_from_errno(errno);
+		rv = core_err_from_errno(errno);
 	}
 	if (rv != IDN_OK) {
 		unlink(tmp);
@@ -113,7 +113,7 @@ clear_dir(const char *path, bool rm_self)
 		    strcmp(e->d_name, "..") == 0) {
 			continue;
 		}
-		char *p = idn_asprintf("%s/%s", path, e->d_name);
+		char *p = core_asprintf("%s/%s", path, e->d_name);
 		if (p != NULL) {
 			unlink(p);
 			free(p);
@@ -139,12 +139,12 @@ clean_name_dir(const char *dir)
 		const char *dot = strrchr(e->d_name, '.');
 		char *p = NULL;
 		if (dot != NULL && strcmp(dot, ".tmp") == 0) {
-			p = idn_asprintf("%s/%s", dir, e->d_name);
+			p = core_asprintf("%s/%s", dir, e->d_name);
 		} else if (dot != NULL && strcmp(dot, ".data") == 0) {
-			char *meta = idn_asprintf("%s/%.*s.meta", dir,
+			char *meta = core_asprintf("%s/%.*s.meta", dir,
 			    (int) (dot - e->d_name), e->d_name);
 			if (meta != NULL && access(meta, F_OK) != 0) {
-				p = idn_asprintf("%s/%s", dir, e->d_name);
+				p = core_asprintf("%s/%s", dir, e->d_name);
 			}
 			free(meta);
 		}
@@ -168,19 +168,19 @@ sdfs_store_close(sdfs_store *st)
 }
 
 int
-sdfs_store_open(const char *root, const idn_logger *lg, sdfs_store **out)
+sdfs_store_open(const char *root, const core_logger *lg, sdfs_store **out)
 {
-	sdfs_store *st = idn_alloc(sizeof(*st));
+	sdfs_store *st = core_alloc(sizeof(*st));
 	if (st == NULL) {
 		return IDN_ENOMEM;
 	}
 	pthread_mutex_init(&st->lock, NULL);
 	st->lg = lg;
-	st->files = idn_asprintf("%s/files", root);
-	st->tmp = idn_asprintf("%s/tmp", root);
+	st->files = core_asprintf("%s/files", root);
+	st->tmp = core_asprintf("%s/tmp", root);
 	int rv = st->files && st->tmp ? IDN_OK : IDN_ENOMEM;
-	if (rv == IDN_OK && ((rv = idn_mkdir_p(st->files)) != IDN_OK ||
-	                        (rv = idn_mkdir_p(st->tmp)) != IDN_OK)) {
+	if (rv == IDN_OK && ((rv = core_mkdir_p(st->files)) != IDN_OK ||
+	                        (rv = core_mkdir_p(st->tmp)) != IDN_OK)) {
 		rv = rv == IDN_ENOENT ? IDN_EPERM : rv;
 	}
 	if (rv != IDN_OK) {
@@ -192,7 +192,7 @@ sdfs_store_open(const char *root, const idn_logger *lg, sdfs_store **out)
 	struct dirent *e;
 	while (d != NULL && (e = readdir(d)) != NULL) {
 		if (e->d_name[0] != '.') {
-			char *p = idn_asprintf("%s/%s", st->files, e->d_name);
+			char *p = core_asprintf("%s/%s", st->files, e->d_name);
 			if (p != NULL) {
 				clean_name_dir(p);
 			}
@@ -209,9 +209,9 @@ sdfs_store_open(const char *root, const idn_logger *lg, sdfs_store **out)
 static int
 read_meta(const char *path, sdfs_vmeta *m, bool with_csums)
 {
-	idn_buf b = {0};
+	core_buf b = {0};
 	wire_doc *doc = NULL;
-	int rv = idn_file_read(path, META_MAX_BYTES, &b);
+	int rv = core_file_read(path, META_MAX_BYTES, &b);
 	if (rv == IDN_OK) {
 		rv = wire_doc_parse(b.data, b.len, &doc);
 	}
@@ -222,7 +222,7 @@ read_meta(const char *path, sdfs_vmeta *m, bool with_csums)
 		rv = IDN_ECORRUPT;
 	}
 	wire_doc_free(doc);
-	idn_buf_free(&b);
+	core_buf_free(&b);
 	return rv;
 }
 
@@ -279,7 +279,7 @@ list_versions(sdfs_store *st, const char *name, bool locked,
 		    ver == 0) {
 			continue;
 		}
-		char *mp = idn_asprintf("%s/%s", dir, e->d_name);
+		char *mp = core_asprintf("%s/%s", dir, e->d_name);
 		char *dp = ver_path(st, name, ver, "data");
 		sdfs_vmeta m;
 		struct stat sb;
@@ -292,7 +292,7 @@ list_versions(sdfs_store *st, const char *name, bool locked,
 			mrv = IDN_ECORRUPT;
 		}
 		if (mrv == IDN_ECORRUPT) {
-			idn_logf(st->lg, IDN_LOG_WARN, "sdfs: damaged copy of "
+			core_logf(st->lg, IDN_LOG_WARN, "sdfs: damaged copy of "
 			    "'%s' version %" PRIu64 " dropped", name, ver);
 			if (!locked) {
 				pthread_mutex_lock(&st->lock);
@@ -304,7 +304,7 @@ list_versions(sdfs_store *st, const char *name, bool locked,
 		} else if (mrv == IDN_OK) {
 			if (count == cap) {
 				cap = cap ? 2 * cap : 8;
-				sdfs_vmeta *nv = idn_realloc(v,
+				sdfs_vmeta *nv = core_realloc(v,
 				    cap * sizeof(*v));
 				if (nv == NULL) {
 					rv = IDN_ENOMEM;
@@ -373,12 +373,12 @@ sdfs_store_read_chunk(sdfs_store *st, const char *name, const sdfs_vmeta *m,
 	int fd = open(dp, O_RDONLY | O_CLOEXEC);
 	free(dp);
 	if (fd < 0) {
-		return idn_err_from_errno(errno);
+		return core_err_from_errno(errno);
 	}
 	uint64_t off = (uint64_t) idx * m->csize;
-	size_t want = (size_t) IDN_MIN((uint64_t) m->csize, m->size - off);
+	size_t want = (size_t) CORE_MIN((uint64_t) m->csize, m->size - off);
 	size_t got = 0;
-	int rv = idn_read_full(fd, buf, want, (int64_t) off, &got);
+	int rv = core_read_full(fd, buf, want, (int64_t) off, &got);
 	close(fd);
 	if (rv != IDN_OK) {
 		return rv;
@@ -388,7 +388,7 @@ sdfs_store_read_chunk(sdfs_store *st, const char *name, const sdfs_vmeta *m,
 	if (got != want ||
 	    memcmp(cs, m->csums + (size_t) idx * SDFS_CSUM_BYTES,
 	        SDFS_CSUM_BYTES) != 0) {
-		idn_logf(st->lg, IDN_LOG_WARN, "sdfs: corrupt chunk %u of "
+		core_logf(st->lg, IDN_LOG_WARN, "sdfs: corrupt chunk %u of "
 		    "'%s' version %" PRIu64, idx, name, m->ver);
 		return IDN_ECORRUPT;
 	}
@@ -447,7 +447,7 @@ sdfs_store_drop_name(sdfs_store *st, const char *name)
 	while (d != NULL && (e = readdir(d)) != NULL) {
 		const char *dot = strrchr(e->d_name, '.');
 		if (dot != NULL && strcmp(dot, ".meta") == 0) {
-			char *p = idn_asprintf("%s/%s", dir, e->d_name);
+			char *p = core_asprintf("%s/%s", dir, e->d_name);
 			if (p != NULL) {
 				unlink(p);
 			}
@@ -477,7 +477,7 @@ sdfs_store_list(sdfs_store *st, const char *prefix, sdfs_entry **out,
 	size_t plen = prefix ? strlen(prefix) : 0;
 	DIR *d = opendir(st->files);
 	if (d == NULL) {
-		return idn_err_from_errno(errno);
+		return core_err_from_errno(errno);
 	}
 	sdfs_entry *v = NULL;
 	size_t count = 0, cap = 0;
@@ -487,15 +487,15 @@ sdfs_store_list(sdfs_store *st, const char *prefix, sdfs_entry **out,
 		if (e->d_name[0] == '.') {
 			continue;
 		}
-		char *np = idn_asprintf("%s/%s/name", st->files, e->d_name);
-		idn_buf nb = {0};
+		char *np = core_asprintf("%s/%s/name", st->files, e->d_name);
+		core_buf nb = {0};
 		char *name = NULL;
 		if (np != NULL &&
-		    idn_file_read(np, IDN_SDFS_NAME_MAX, &nb) == IDN_OK) {
-			name = idn_strndup((const char *) nb.data, nb.len);
+		    core_file_read(np, IDN_SDFS_NAME_MAX, &nb) == IDN_OK) {
+			name = core_strndup((const char *) nb.data, nb.len);
 		}
 		free(np);
-		idn_buf_free(&nb);
+		core_buf_free(&nb);
 		if (name == NULL || sdfs_name_error(name) != NULL ||
 		    strncmp(name, prefix ? prefix : "", plen) != 0) {
 			free(name);
@@ -510,7 +510,7 @@ sdfs_store_list(sdfs_store *st, const char *prefix, sdfs_entry **out,
 		}
 		if (count == cap) {
 			cap = cap ? 2 * cap : 16;
-			sdfs_entry *ne = idn_realloc(v, cap * sizeof(*v));
+			sdfs_entry *ne = core_realloc(v, cap * sizeof(*v));
 			if (ne == NULL) {
 				free(name);
 				free(vs);
@@ -544,7 +544,7 @@ int
 sdfs_wtx_begin(sdfs_store *st, const char *name, uint64_t ver,
     sdfs_wtx **out)
 {
-	sdfs_wtx *tx = idn_alloc(sizeof(*tx));
+	sdfs_wtx *tx = core_alloc(sizeof(*tx));
 	if (tx == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -556,8 +556,8 @@ sdfs_wtx_begin(sdfs_store *st, const char *name, uint64_t ver,
 	tx->fd = -1;
 	tx->csize = IDN_SDFS_CHUNK_BYTES;
 	tx->last_off = UINT64_MAX;
-	tx->name = idn_strdup(name);
-	tx->path = idn_asprintf("%s/w%" PRIu64 ".%" PRIu64, st->tmp, seq, ver);
+	tx->name = core_strdup(name);
+	tx->path = core_asprintf("%s/w%" PRIu64 ".%" PRIu64, st->tmp, seq, ver);
 	if (tx->name == NULL || tx->path == NULL) {
 		sdfs_wtx_abort(tx);
 		return IDN_ENOMEM;
@@ -565,7 +565,7 @@ sdfs_wtx_begin(sdfs_store *st, const char *name, uint64_t ver,
 	tx->fd = open(tx->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	    0600);
 	if (tx->fd < 0) {
-		int rv = idn_err_from_errno(errno);
+		int rv = core_err_from_errno(errno);
 		sdfs_wtx_abort(tx);
 		return rv;
 	}
@@ -587,7 +587,7 @@ close_chunk(sdfs_wtx *tx)
 	sdfs_hash_final(&tx->chunk, cs);
 	tx->chunk_fill = 0;
 	sdfs_hash_init_len(&tx->chunk, SDFS_CSUM_BYTES);
-	return idn_buf_append(&tx->csums, cs, sizeof(cs));
+	return core_buf_append(&tx->csums, cs, sizeof(cs));
 }
 
 int
@@ -610,21 +610,21 @@ sdfs_wtx_write(sdfs_wtx *tx, uint64_t off, const void *data, size_t len,
 		if (csum != NULL && memcmp(cs, csum, sizeof(cs)) != 0) {
 			return IDN_ECORRUPT;
 		}
-		if ((rv = idn_write_all(tx->fd, data, len)) != IDN_OK ||
-		    (rv = idn_buf_append(&tx->csums, cs, sizeof(cs)))) {
+		if ((rv = core_write_all(tx->fd, data, len)) != IDN_OK ||
+		    (rv = core_buf_append(&tx->csums, cs, sizeof(cs)))) {
 			return rv;
 		}
 		tx->short_done = len < tx->csize;
 	} else if (csum != NULL) {
 		return IDN_EINVAL; // checked writes are whole chunks
 	} else {
-		if ((rv = idn_write_all(tx->fd, data, len)) != IDN_OK) {
+		if ((rv = core_write_all(tx->fd, data, len)) != IDN_OK) {
 			return rv;
 		}
 		const uint8_t *p = data;
 		size_t left = len;
 		while (left > 0 && rv == IDN_OK) {
-			size_t take = IDN_MIN(left,
+			size_t take = CORE_MIN(left,
 			    (size_t) (tx->csize - tx->chunk_fill));
 			sdfs_hash_update(&tx->chunk, p, take);
 			tx->chunk_fill += (uint32_t) take;
@@ -654,7 +654,7 @@ sdfs_wtx_abort(sdfs_wtx *tx)
 	}
 	free(tx->path);
 	free(tx->name);
-	idn_buf_free(&tx->csums);
+	core_buf_free(&tx->csums);
 	free(tx);
 }
 
@@ -700,7 +700,7 @@ sdfs_wtx_commit(sdfs_wtx *tx, const sdfs_vmeta *m)
 		return IDN_ECORRUPT;
 	}
 	if (fsync(tx->fd) != 0) {
-		rv = idn_err_from_errno(errno);
+		rv = core_err_from_errno(errno);
 		sdfs_wtx_abort(tx);
 		return rv;
 	}
@@ -718,7 +718,7 @@ sdfs_wtx_commit(sdfs_wtx *tx, const sdfs_vmeta *m)
 	const uint8_t *mb;
 	size_t ml;
 	char *dir = name_dir(st, tx->name);
-	char *np = dir ? idn_asprintf("%s/name", dir) : NULL;
+	char *np = dir ? core_asprintf("%s/name", dir) : NULL;
 	char *dp = ver_path(st, tx->name, tx->ver, "data");
 	char *mp = ver_path(st, tx->name, tx->ver, "meta");
 	if (np == NULL || dp == NULL || mp == NULL ||
@@ -739,13 +739,13 @@ sdfs_wtx_commit(sdfs_wtx *tx, const sdfs_vmeta *m)
 		goto out;
 	}
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		rv = idn_err_from_errno(errno);
+		rv = core_err_from_errno(errno);
 	} else if (access(np, F_OK) != 0) {
 		rv = write_file_atomic(np, tx->name, strlen(tx->name));
 	}
 	// Data first, then the meta that marks the version committed.
 	if (rv == IDN_OK && !meta.tomb && rename(tx->path, dp) != 0) {
-		rv = idn_err_from_errno(errno);
+		rv = core_err_from_errno(errno);
 	}
 	if (rv == IDN_OK) {
 		rv = write_file_atomic(mp, mb, ml);

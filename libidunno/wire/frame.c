@@ -17,15 +17,15 @@ sodium_once(void)
 
 int
 wire_seal(const uint8_t key[WIRE_KEY_BYTES], const void *payload, size_t len,
-    idn_buf *frame)
+    core_buf *frame)
 {
 	uint8_t mac[crypto_auth_BYTES];
 	_Static_assert(crypto_auth_BYTES == WIRE_MAC_BYTES, "mac size");
 	_Static_assert(crypto_auth_KEYBYTES == WIRE_KEY_BYTES, "key size");
 	sodium_once();
 	crypto_auth(mac, payload, len, key);
-	int rv = idn_buf_append(frame, mac, sizeof(mac));
-	return rv ? rv : idn_buf_append(frame, payload, len);
+	int rv = core_buf_append(frame, mac, sizeof(mac));
+	return rv ? rv : core_buf_append(frame, payload, len);
 }
 
 int
@@ -78,7 +78,7 @@ wire_key_format(const uint8_t key[WIRE_KEY_BYTES], char hex[65])
 
 int
 wire_env_encode(const char *type, const char *from, int rc, const void *body,
-    size_t body_len, idn_buf *out)
+    size_t body_len, core_buf *out)
 {
 	wire_wr *w;
 	int rv = wire_wr_new(&w);
@@ -105,7 +105,7 @@ wire_env_encode(const char *type, const char *from, int rc, const void *body,
 	size_t n;
 	rv = wire_wr_bytes(w, &p, &n);
 	if (rv == IDN_OK) {
-		rv = idn_buf_append(out, p, n);
+		rv = core_buf_append(out, p, n);
 	}
 	wire_wr_free(w);
 	return rv;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // fuzz.c: one entry that pushes arbitrary bytes through every decoder, for
 // the libFuzzer target and the corpus regression test.
-#include "wire/member_msg.h"
-#include "wire/sdfs_msg.h"
+#include "membership/member_msg.h"
+#include "sdfs/sdfs_msg.h"
 #include "wire/wire.h"
 
 #define MAX_ITEMS 64

@@ -17,7 +17,7 @@ struct wire_wr {
 int
 wire_wr_new(wire_wr **out)
 {
-	wire_wr *w = idn_alloc(sizeof(*w));
+	wire_wr *w = core_alloc(sizeof(*w));
 	if (w == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -243,7 +243,7 @@ wire_doc_parse(const void *buf, size_t len, wire_doc **out)
 	if (buf == NULL || walk(&c, 0) != IDN_OK || c.left != 0) {
 		return IDN_EPROTO;
 	}
-	wire_doc *d = idn_alloc(sizeof(*d));
+	wire_doc *d = core_alloc(sizeof(*d));
 	if (d == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -414,7 +414,7 @@ wire_dup_str(const wire_val *v, size_t max_len, char **out)
 	    memchr(p, '\0', n) != NULL) {
 		return IDN_EPROTO;
 	}
-	char *s = idn_strndup(p, n);
+	char *s = core_strndup(p, n);
 	if (s == NULL) {
 		return IDN_ENOMEM;
 	}

@@ -78,7 +78,7 @@ int wire_get_bin(const wire_val *m, const char *k, const uint8_t **p,
 // wire_open verifies and returns the payload slice (IDN_EAUTH on a bad or
 // missing MAC).
 int wire_seal(const uint8_t key[WIRE_KEY_BYTES], const void *payload,
-    size_t len, idn_buf *frame);
+    size_t len, core_buf *frame);
 int wire_open(const uint8_t key[WIRE_KEY_BYTES], const void *frame,
     size_t len, const uint8_t **payload, size_t *plen);
 void wire_keygen(uint8_t key[WIRE_KEY_BYTES]);
@@ -101,7 +101,7 @@ typedef struct {
 } wire_env;
 
 int wire_env_encode(const char *type, const char *from, int rc,
-    const void *body, size_t body_len, idn_buf *out);
+    const void *body, size_t body_len, core_buf *out);
 int wire_env_decode(const void *buf, size_t len, wire_doc **doc,
     wire_env *env);
 

@@ -10,7 +10,6 @@
 #include <idunno/sdfs.h>
 
 #include "cluster.h"
-#include "core/core.h"
 
 static idn_tcluster cl;
 static idn_client *c;
@@ -106,12 +105,13 @@ static void
 test_bad_models_write_nothing(void **st)
 {
 	char *err = NULL;
-	idn_buf desc = {0};
+	uint8_t *desc, *model;
+	size_t desc_len, model_len;
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/lenet5.desc", models);
-	IDN_PASS(idn_file_read(path, 1 << 20, &desc));
+	IDN_PASS(idn_test_read_file(path, 1 << 20, &desc, &desc_len));
 	// Garbage bytes.
-	IDN_FAIL(idn_model_store(c, "junk", (const char *) desc.data, desc.len,
+	IDN_FAIL(idn_model_store(c, "junk", (const char *) desc, desc_len,
 	    "not a model", 11, &err), IDN_EMODEL);
 	assert_non_null(err);
 	idn_free(err);
@@ -119,21 +119,20 @@ test_bad_models_write_nothing(void **st)
 	assert_false(exists("models/junk/model.pt"));
 	assert_false(exists("models/junk/desc"));
 	// A real model whose descriptor claims another input shape.
-	idn_buf model = {0};
 	snprintf(path, sizeof(path), "%s/lenet5.pt", models);
-	IDN_PASS(idn_file_read(path, 1 << 24, &model));
+	IDN_PASS(idn_test_read_file(path, 1 << 24, &model, &model_len));
 	const char *wrong = "backend = torch\ninput = 3x32x32\nclasses = 10\n";
 	assert_int_not_equal(idn_model_store(c, "wrong", wrong, strlen(wrong),
-	    model.data, model.len, &err), IDN_OK);
+	    model, model_len, &err), IDN_OK);
 	idn_free(err);
 	err = NULL;
 	assert_false(exists("models/wrong/desc"));
 	// A name that is not one segment.
-	IDN_FAIL(idn_model_store(c, "a/../b", (const char *) desc.data,
-	    desc.len, model.data, model.len, &err), IDN_EINVAL);
+	IDN_FAIL(idn_model_store(c, "a/../b", (const char *) desc,
+	    desc_len, model, model_len, &err), IDN_EINVAL);
 	idn_free(err);
-	idn_buf_free(&model);
-	idn_buf_free(&desc);
+	free(model);
+	free(desc);
 	// Training a model that is not there, or on a set that is not.
 	err = NULL;
 	idn_model_train_opts o;

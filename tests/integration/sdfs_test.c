@@ -15,7 +15,8 @@
 #include <idunno/sdfs.h>
 
 #include "cluster.h"
-#include "core/core.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define NODES 10
 
@@ -159,8 +160,8 @@ json_holders(const char *json, char addr[][64], int max)
 static void
 round_trip(int node, uint64_t size, const char *name)
 {
-	char *in = idn_strdup(path_of("rt.in"));
-	char *out = idn_strdup(path_of("rt.out"));
+	char *in = strdup(path_of("rt.in"));
+	char *out = strdup(path_of("rt.out"));
 	make_file(in, size, (uint32_t) size);
 	assert_int_equal(sdfs(node, NULL, "put '%s' '%s'", in, name), 0);
 	assert_int_equal(sdfs(alive_index(node), NULL, "get '%s' '%s'", name,
@@ -180,7 +181,7 @@ test_round_trip(void **st)
 {
 	static const uint64_t sizes[] = {0, 1, (1 << 20) - 1, 1 << 20,
 	    (1 << 20) + 1, 3 * (1 << 20) + 12345};
-	for (size_t i = 0; i < IDN_ARRAY_LEN(sizes); i++) {
+	for (size_t i = 0; i < ARRAY_LEN(sizes); i++) {
 		char name[64];
 		snprintf(name, sizeof(name), "rt/size-%" PRIu64, sizes[i]);
 		round_trip((int) i % NODES, sizes[i], name);
@@ -214,13 +215,13 @@ test_round_trip(void **st)
 	idn_sdfs_entry *e;
 	size_t n;
 	IDN_PASS(idn_sdfs_ls_prefix(c, "rt/", &e, &n));
-	assert_int_equal(n, IDN_ARRAY_LEN(sizes) + 1);
+	assert_int_equal(n, ARRAY_LEN(sizes) + 1);
 	assert_string_equal(e[0].name, "rt/big-200MB");
 	idn_free(e);
 	// Deleting the big file keeps the later failure tests light.
 	IDN_PASS(idn_sdfs_delete(c, "rt/big-200MB"));
 	IDN_PASS(idn_sdfs_ls_prefix(c, "rt/", &e, &n));
-	assert_int_equal(n, IDN_ARRAY_LEN(sizes));
+	assert_int_equal(n, ARRAY_LEN(sizes));
 	idn_free(e);
 	free(data);
 	idn_client_close(c);
@@ -229,8 +230,8 @@ test_round_trip(void **st)
 static void
 test_versions(void **st)
 {
-	char *in = idn_strdup(path_of("v.in"));
-	char *out = idn_strdup(path_of("v.out"));
+	char *in = strdup(path_of("v.in"));
+	char *out = strdup(path_of("v.out"));
 	for (int v = 1; v <= 5; v++) {
 		FILE *f = fopen(in, "w");
 		fprintf(f, "content of put %d\n", v);
@@ -346,7 +347,7 @@ test_bad_input(void **st)
 	static const char *bad[] = {"''", "/abs", "a/../b", "..", "a//b",
 	    "a/", "\"$(printf 'a\\001b')\"",
 	    "\"$(head -c 1100 /dev/zero | tr '\\0' a)\""};
-	for (size_t i = 0; i < IDN_ARRAY_LEN(bad); i++) {
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		out = NULL;
 		int rc = sdfs(1, &out, "put '%s' %s 2>&1", in, bad[i]);
 		if (rc == 0 || strstr(out, "invalid SDFS name") == NULL) {
@@ -399,8 +400,8 @@ file_restored(void *arg)
 static void
 test_corrupt_replica(void **st)
 {
-	char *in = idn_strdup(path_of("cor.in"));
-	char *out = idn_strdup(path_of("cor.out"));
+	char *in = strdup(path_of("cor.in"));
+	char *out = strdup(path_of("cor.out"));
 	make_file(in, 3 * (1 << 20) + 5, 99);
 	assert_int_equal(sdfs(0, NULL, "put '%s' cor/f", in), 0);
 	char *o = NULL;
@@ -438,8 +439,8 @@ test_coordinator_down(void **st)
 {
 	assert_int_equal(idn_tcluster_kill(&cl, "coord"), IDN_OK);
 	dead[0] = true;
-	char *in = idn_strdup(path_of("cd.in"));
-	char *out = idn_strdup(path_of("cd.out"));
+	char *in = strdup(path_of("cd.in"));
+	char *out = strdup(path_of("cd.out"));
 	make_file(in, (1 << 20) + 3, 5);
 	for (int k = 0; k < 3; k++) {
 		char name[32];
@@ -488,8 +489,8 @@ test_replica_dies_mid_write(void **st)
 {
 	// The write's replica set is the name's: learn it with a small put,
 	// then kill one replica (not the front) while a bigger put streams.
-	char *in = idn_strdup(path_of("mw.in"));
-	char *out = idn_strdup(path_of("mw.out"));
+	char *in = strdup(path_of("mw.in"));
+	char *out = strdup(path_of("mw.out"));
 	make_file(in, 1000, 8);
 	int front = alive_index(-1);
 	assert_int_equal(sdfs(front, NULL, "put '%s' mw/f", in), 0);
@@ -532,8 +533,8 @@ test_replica_dies_mid_write(void **st)
 static void
 test_kill_three_holders(void **st)
 {
-	char *in = idn_strdup(path_of("k3.in"));
-	char *out = idn_strdup(path_of("k3.out"));
+	char *in = strdup(path_of("k3.in"));
+	char *out = strdup(path_of("k3.out"));
 	make_file(in, 5 * (1 << 20) + 11, 3);
 	int front = alive_index(-1);
 	assert_int_equal(sdfs(front, NULL, "put '%s' k3/f", in), 0);

@@ -1,88 +1,14 @@
 // SPDX-License-Identifier: MIT
-// client.c: a handle that talks to one node from outside the cluster.
+// client.c: membership seen from a client handle: the member list and the
+// event stream.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/client.h"
-#include "wire/member_msg.h"
+#include "rpc/rpc.h"
+#include "membership/member_msg.h"
 
 #define MEMBERS_MAX 4096
-
-struct idn_client {
-	net_client *net;
-	uint8_t key[IDN_KEY_BYTES];
-	char addr[IDN_ADDR_MAX];
-	idn_duration timeout_ms;
-};
-
-int
-idn_client_open(const char *addr, const uint8_t key[IDN_KEY_BYTES],
-    idn_client **out)
-{
-	char url[128];
-	if (addr == NULL || key == NULL || out == NULL ||
-	    net_addr_to_url(addr, url, sizeof(url)) != IDN_OK) {
-		return IDN_EINVAL;
-	}
-	idn_client *c = idn_alloc(sizeof(*c));
-	if (c == NULL) {
-		return IDN_ENOMEM;
-	}
-	int rv = net_client_open(key, "client", NET_DEFAULT_MAX_MSG, &c->net);
-	if (rv != IDN_OK) {
-		free(c);
-		return rv;
-	}
-	snprintf(c->addr, sizeof(c->addr), "%s", addr);
-	memcpy(c->key, key, IDN_KEY_BYTES);
-	c->timeout_ms = 5000;
-	*out = c;
-	return IDN_OK;
-}
-
-void
-idn_client_close(idn_client *c)
-{
-	if (c != NULL) {
-		net_client_close(c->net);
-		free(c);
-	}
-}
-
-void
-idn_client_set_timeout(idn_client *c, idn_duration ms)
-{
-	if (c != NULL && ms > 0) {
-		c->timeout_ms = ms;
-	}
-}
-
-const char *
-client_addr(const idn_client *c)
-{
-	return c->addr;
-}
-
-idn_duration
-client_timeout(const idn_client *c)
-{
-	return c->timeout_ms;
-}
-
-int
-client_call_at(idn_client *c, const char *addr, const char *type,
-    wire_wr *body, wire_doc **doc, wire_env *env)
-{
-	return net_call_wr(c->net, addr, type, body, c->timeout_ms, doc, env);
-}
-
-int
-client_call(idn_client *c, const char *type, wire_wr *body, wire_doc **doc,
-    wire_env *env)
-{
-	return client_call_at(c, c->addr, type, body, doc, env);
-}
 
 int
 idn_client_members(idn_client *c, idn_member **out, size_t *count)
@@ -92,7 +18,7 @@ idn_client_members(idn_client *c, idn_member **out, size_t *count)
 	}
 	wire_doc *doc;
 	wire_env env;
-	int rv = client_call(c, "node.members", NULL, &doc, &env);
+	int rv = rpc_client_call(c, "node.members", NULL, &doc, &env);
 	if (rv == IDN_OK) {
 		rv = member_msg_get_alloc(wire_get(env.body, "members"),
 		    MEMBERS_MAX, out, count);
@@ -115,7 +41,7 @@ idn_events_open(idn_client *c, idn_events **out)
 	wire_doc *doc;
 	wire_env env;
 	char pub[IDN_ADDR_MAX];
-	int rv = client_call(c, "node.members", NULL, &doc, &env);
+	int rv = rpc_client_call(c, "node.members", NULL, &doc, &env);
 	if (rv == IDN_OK) {
 		rv = wire_get_str(env.body, "pub", pub, sizeof(pub));
 	}
@@ -123,11 +49,11 @@ idn_events_open(idn_client *c, idn_events **out)
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	idn_events *e = idn_alloc(sizeof(*e));
+	idn_events *e = core_alloc(sizeof(*e));
 	if (e == NULL) {
 		return IDN_ENOMEM;
 	}
-	memcpy(e->key, c->key, IDN_KEY_BYTES);
+	memcpy(e->key, rpc_client_key(c), IDN_KEY_BYTES);
 	if ((rv = net_sub_open(pub, &e->sub)) != IDN_OK) {
 		free(e);
 		return rv;
@@ -148,30 +74,30 @@ idn_events_next(idn_events *e, idn_duration timeout_ms, idn_event *ev)
 		if (now >= deadline) {
 			return IDN_ETIMEDOUT;
 		}
-		idn_buf b = {0};
+		core_buf b = {0};
 		const uint8_t *p;
 		size_t len;
 		wire_doc *doc;
 		int rv = net_sub_recv(e->sub, (idn_duration) (deadline - now),
 		    &b);
 		if (rv != IDN_OK) {
-			idn_buf_free(&b);
+			core_buf_free(&b);
 			return rv;
 		}
 		// Forged or malformed events are skipped, never returned.
 		if (wire_open(e->key, b.data, b.len, &p, &len) == IDN_OK &&
 		    wire_doc_parse(p, len, &doc) == IDN_OK) {
 			memset(ev, 0, sizeof(*ev));
-			snprintf(ev->kind, sizeof(ev->kind), "member");
+			ev->kind = IDN_EVENT_MEMBER;
 			rv = member_msg_event_get(wire_doc_root(doc),
 			    &ev->event, &ev->member);
 			wire_doc_free(doc);
 			if (rv == IDN_OK) {
-				idn_buf_free(&b);
+				core_buf_free(&b);
 				return IDN_OK;
 			}
 		}
-		idn_buf_free(&b);
+		core_buf_free(&b);
 	}
 }
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wire/sdfs_msg.h"
+#include "sdfs/sdfs_msg.h"
 
 uint32_t
 sdfs_nchunks(uint64_t size, uint32_t csize)
@@ -92,7 +92,7 @@ sdfs_vmeta_get_arr(const wire_val *arr, size_t max, sdfs_vmeta **out,
 	if (wire_as_arr(arr, &count) != IDN_OK || count > max) {
 		return IDN_EPROTO;
 	}
-	sdfs_vmeta *m = idn_alloc(sizeof(*m) * count);
+	sdfs_vmeta *m = core_alloc(sizeof(*m) * count);
 	if (m == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -138,7 +138,7 @@ sdfs_entry_get_arr(const wire_val *arr, size_t max, sdfs_entry **out,
 	if (wire_as_arr(arr, &count) != IDN_OK || count > max) {
 		return IDN_EPROTO;
 	}
-	sdfs_entry *e = idn_alloc(sizeof(*e) * count);
+	sdfs_entry *e = core_alloc(sizeof(*e) * count);
 	if (e == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -189,7 +189,7 @@ sdfs_holder_get_arr(const wire_val *arr, size_t max, idn_sdfs_holder **out,
 	if (wire_as_arr(arr, &count) != IDN_OK || count > max) {
 		return IDN_EPROTO;
 	}
-	idn_sdfs_holder *h = idn_alloc(sizeof(*h) * count);
+	idn_sdfs_holder *h = core_alloc(sizeof(*h) * count);
 	if (h == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -241,7 +241,7 @@ sdfs_offer_get_arr(const wire_val *arr, size_t max, sdfs_offer **out,
 	if (wire_as_arr(arr, &count) != IDN_OK || count > max) {
 		return IDN_EPROTO;
 	}
-	sdfs_offer *o = idn_alloc(sizeof(*o) * count);
+	sdfs_offer *o = core_alloc(sizeof(*o) * count);
 	if (o == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -257,7 +257,7 @@ sdfs_offer_get_arr(const wire_val *arr, size_t max, sdfs_offer **out,
 			rv = IDN_EPROTO;
 		}
 		if (rv == IDN_OK &&
-		    (o[i].vers = idn_alloc(sizeof(uint64_t) * nv)) == NULL) {
+		    (o[i].vers = core_alloc(sizeof(uint64_t) * nv)) == NULL) {
 			rv = IDN_ENOMEM;
 		}
 		for (size_t j = 0; rv == IDN_OK && j < nv; j++) {

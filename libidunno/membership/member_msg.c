@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wire/member_msg.h"
+#include "membership/member_msg.h"
 
 void
 member_msg_put(wire_wr *w, const idn_member *m, size_t n)
@@ -54,7 +54,7 @@ member_msg_get_alloc(const wire_val *arr, size_t max, idn_member **out,
 	if (wire_as_arr(arr, &len) != IDN_OK || len > max) {
 		return IDN_EPROTO;
 	}
-	idn_member *m = idn_alloc(sizeof(*m) * (len ? len : 1));
+	idn_member *m = core_alloc(sizeof(*m) * (len ? len : 1));
 	if (m == NULL) {
 		return IDN_ENOMEM;
 	}

@@ -1,0 +1,562 @@
+// SPDX-License-Identifier: MIT
+// job.c: the batch and lease table of one inference job. Per batch: a state
+// and the current lease. Batches never leased are taken in order from a
+// cursor; expired and reclaimed ones wait in a min-heap by index; leases
+// wait in a min-heap by expiry whose stale entries (renewed, completed,
+// reclaimed) are skipped when they surface, so every operation is O(1) or
+// O(log n) amortised.
+#include <math.h>
+#include <stdlib.h>
+
+#include "core/core.h"
+#include "sched/job.h"
+
+enum { FRESH, LEASED, RETRY, DONE };
+
+typedef struct {
+	uint64_t expires_ms;
+	uint32_t batch;
+} lease_ent;
+
+struct sched_job {
+	uint64_t total;
+	uint32_t batch;
+	uint32_t nbatches;
+	double rate_qps;
+	uint64_t start_ms;
+	uint8_t *state;
+	uint32_t *attempt;
+	uint64_t *worker;
+	uint64_t *expires_ms;
+	uint32_t cursor; // the first FRESH batch, or nbatches
+	uint32_t ndone;
+	uint32_t nleased;
+	uint32_t nretry;
+	uint64_t done_queries;
+	bool scan; // a lease is missing from the heap (out of memory)
+	uint32_t *retry; // min-heap of batch indices (may hold stale ones)
+	size_t nretry_heap;
+	size_t retry_cap;
+	lease_ent *leases; // min-heap by expiry (may hold stale entries)
+	size_t nlease_heap;
+	size_t lease_cap;
+};
+
+int
+sched_job_new(uint64_t total, uint32_t batch, double rate_qps,
+    uint64_t start_ms, sched_job **out)
+{
+	if (out == NULL || total == 0 || batch == 0 || !(rate_qps > 0) ||
+	    isinf(rate_qps)) {
+		return IDN_EINVAL;
+	}
+	uint64_t nb = (total - 1) / batch + 1;
+	// Every arrival time must fit in 63 bits of ms.
+	if (nb >= UINT32_MAX || (double) start_ms + (double) total * 1000.0 /
+	    rate_qps >= 9.0e18) {
+		return IDN_EINVAL;
+	}
+	sched_job *j = core_alloc(sizeof(*j));
+	if (j == NULL) {
+		return IDN_ENOMEM;
+	}
+	j->total = total;
+	j->batch = batch;
+	j->nbatches = (uint32_t) nb;
+	j->rate_qps = rate_qps;
+	j->start_ms = start_ms;
+	if ((j->state = core_alloc(nb)) == NULL ||
+	    (j->attempt = core_alloc(nb * sizeof(uint32_t))) == NULL ||
+	    (j->worker = core_alloc(nb * sizeof(uint64_t))) == NULL ||
+	    (j->expires_ms = core_alloc(nb * sizeof(uint64_t))) == NULL) {
+		sched_job_free(j);
+		return IDN_ENOMEM;
+	}
+	*out = j;
+	return IDN_OK;
+}
+
+void
+sched_job_free(sched_job *j)
+{
+	if (j != NULL) {
+		free(j->state);
+		free(j->attempt);
+		free(j->worker);
+		free(j->expires_ms);
+		free(j->retry);
+		free(j->leases);
+		free(j);
+	}
+}
+
+uint32_t
+sched_job_nbatches(const sched_job *j)
+{
+	return j->nbatches;
+}
+
+uint64_t
+sched_job_total(const sched_job *j)
+{
+	return j->total;
+}
+
+uint64_t
+sched_job_arrival_ms(const sched_job *j, uint64_t query)
+{
+	return j->start_ms +
+	    (uint64_t) floor((double) query * 1000.0 / j->rate_qps);
+}
+
+void
+sched_job_batch_range(const sched_job *j, uint32_t batch, uint64_t *first,
+    uint32_t *count)
+{
+	uint64_t f = (uint64_t) batch * j->batch;
+	uint64_t n = 0;
+	if (f < j->total) {
+		n = CORE_MIN((uint64_t) j->batch, j->total - f);
+	}
+	if (first != NULL) {
+		*first = f;
+	}
+	if (count != NULL) {
+		*count = (uint32_t) n;
+	}
+}
+
+uint64_t
+sched_job_arrived(const sched_job *j, uint64_t now_ms)
+{
+	if (now_ms < j->start_ms) {
+		return 0;
+	}
+	double est = floor((double) (now_ms - j->start_ms) * j->rate_qps /
+	    1000.0) + 1.0;
+	uint64_t k = est >= (double) j->total ? j->total : (uint64_t) est;
+	// The estimate is off by at most one either way from rounding.
+	while (k > 0 && sched_job_arrival_ms(j, k - 1) > now_ms) {
+		k--;
+	}
+	while (k < j->total && sched_job_arrival_ms(j, k) <= now_ms) {
+		k++;
+	}
+	return k;
+}
+
+uint64_t
+sched_job_backlog(const sched_job *j, uint64_t now_ms)
+{
+	uint64_t a = sched_job_arrived(j, now_ms);
+	return a > j->done_queries ? a - j->done_queries : 0;
+}
+
+static uint64_t
+batch_ready_ms(const sched_job *j, uint32_t batch)
+{
+	uint64_t first;
+	uint32_t count;
+	sched_job_batch_range(j, batch, &first, &count);
+	return sched_job_arrival_ms(j, first + count - 1);
+}
+
+static void
+advance_cursor(sched_job *j)
+{
+	while (j->cursor < j->nbatches && j->state[j->cursor] != FRESH) {
+		j->cursor++;
+	}
+}
+
+static bool
+grow(void **v, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap) {
+		return true;
+	}
+	size_t ncap = *cap ? *cap * 2 : 64;
+	void *p = core_realloc(*v, ncap * elem);
+	if (p == NULL) {
+		return false;
+	}
+	*v = p;
+	*cap = ncap;
+	return true;
+}
+
+static void
+retry_push(sched_job *j, uint32_t batch)
+{
+	if (!grow((void **) &j->retry, &j->retry_cap, j->nretry_heap + 1,
+	        sizeof(uint32_t))) {
+		return; // out of memory: found again by the slow path in lease
+	}
+	size_t i = j->nretry_heap++;
+	while (i > 0 && j->retry[(i - 1) / 2] > batch) {
+		j->retry[i] = j->retry[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	j->retry[i] = batch;
+}
+
+static void
+retry_pop(sched_job *j)
+{
+	uint32_t last = j->retry[--j->nretry_heap];
+	size_t n = j->nretry_heap, i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n) {
+			break;
+		}
+		if (c + 1 < n && j->retry[c + 1] < j->retry[c]) {
+			c++;
+		}
+		if (j->retry[c] >= last) {
+			break;
+		}
+		j->retry[i] = j->retry[c];
+		i = c;
+	}
+	if (n > 0) {
+		j->retry[i] = last;
+	}
+}
+
+static void
+lease_sift_down(lease_ent *h, size_t n, size_t i)
+{
+	lease_ent x = h[i];
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n) {
+			break;
+		}
+		if (c + 1 < n && h[c + 1].expires_ms < h[c].expires_ms) {
+			c++;
+		}
+		if (h[c].expires_ms >= x.expires_ms) {
+			break;
+		}
+		h[i] = h[c];
+		i = c;
+	}
+	h[i] = x;
+}
+
+static bool
+lease_live(const sched_job *j, lease_ent e)
+{
+	return j->state[e.batch] == LEASED &&
+	    j->expires_ms[e.batch] == e.expires_ms;
+}
+
+// Drops stale entries when they outnumber the live leases, so the heap
+// stays O(live leases) however often leases are renewed or completed.
+static void
+lease_compact(sched_job *j)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < j->nlease_heap; i++) {
+		if (lease_live(j, j->leases[i])) {
+			j->leases[n++] = j->leases[i];
+		}
+	}
+	j->nlease_heap = n;
+	for (size_t i = n / 2; i-- > 0;) {
+		lease_sift_down(j->leases, n, i);
+	}
+}
+
+// Makes room for one more lease entry.
+static bool
+lease_room(sched_job *j)
+{
+	if (j->nlease_heap >= 2 * (size_t) j->nleased + 64) {
+		lease_compact(j);
+	}
+	return grow((void **) &j->leases, &j->lease_cap, j->nlease_heap + 1,
+	    sizeof(lease_ent));
+}
+
+static void
+lease_push(sched_job *j, uint32_t batch)
+{
+	if (!lease_room(j)) {
+		j->scan = true; // out of memory: expire and reclaim scan
+		return;
+	}
+	lease_ent e = {j->expires_ms[batch], batch};
+	size_t i = j->nlease_heap++;
+	while (i > 0 && j->leases[(i - 1) / 2].expires_ms > e.expires_ms) {
+		j->leases[i] = j->leases[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	j->leases[i] = e;
+}
+
+static void
+lease_pop(sched_job *j)
+{
+	j->leases[0] = j->leases[--j->nlease_heap];
+	if (j->nlease_heap > 0) {
+		lease_sift_down(j->leases, j->nlease_heap, 0);
+	}
+}
+
+// Moves a leased batch back to pending (it goes before new batches).
+static void
+to_retry(sched_job *j, uint32_t batch)
+{
+	j->state[batch] = RETRY;
+	j->nleased--;
+	j->nretry++;
+	retry_push(j, batch);
+}
+
+static void
+leave_state(sched_job *j, uint32_t batch)
+{
+	switch (j->state[batch]) {
+	case LEASED:
+		j->nleased--;
+		break;
+	case RETRY:
+		j->nretry--;
+		break;
+	case DONE: {
+		uint32_t count;
+		sched_job_batch_range(j, batch, NULL, &count);
+		j->ndone--;
+		j->done_queries -= count;
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+size_t
+sched_job_expire(sched_job *j, uint64_t now_ms)
+{
+	size_t n = 0;
+	while (j->nlease_heap > 0 && j->leases[0].expires_ms <= now_ms) {
+		lease_ent e = j->leases[0];
+		lease_pop(j);
+		if (lease_live(j, e)) {
+			to_retry(j, e.batch);
+			n++;
+		}
+	}
+	if (j->scan) {
+		for (uint32_t b = 0; b < j->nbatches; b++) {
+			if (j->state[b] == LEASED &&
+			    j->expires_ms[b] <= now_ms) {
+				to_retry(j, b);
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
+size_t
+sched_job_reclaim(sched_job *j, uint64_t worker)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < j->nlease_heap; i++) {
+		lease_ent e = j->leases[i];
+		if (lease_live(j, e) && j->worker[e.batch] == worker) {
+			to_retry(j, e.batch);
+			n++;
+		}
+	}
+	if (j->scan) {
+		for (uint32_t b = 0; b < j->nbatches; b++) {
+			if (j->state[b] == LEASED && j->worker[b] == worker) {
+				to_retry(j, b);
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
+// The lowest pending (expired or reclaimed) batch, or nbatches.
+static uint32_t
+retry_top(sched_job *j)
+{
+	while (j->nretry_heap > 0 && j->state[j->retry[0]] != RETRY) {
+		retry_pop(j);
+	}
+	if (j->nretry_heap > 0) {
+		return j->retry[0];
+	}
+	if (j->nretry > 0) {
+		// Only after an allocation failure in retry_push.
+		for (uint32_t b = 0; b < j->nbatches; b++) {
+			if (j->state[b] == RETRY) {
+				return b;
+			}
+		}
+	}
+	return j->nbatches;
+}
+
+int
+sched_job_lease(sched_job *j, uint64_t worker, uint64_t now_ms,
+    uint64_t lease_ms, uint32_t *batch, uint32_t *attempt)
+{
+	if (j == NULL || batch == NULL || attempt == NULL) {
+		return IDN_EINVAL;
+	}
+	sched_job_expire(j, now_ms);
+	if (!lease_room(j)) {
+		return IDN_ENOMEM;
+	}
+	uint32_t b = retry_top(j);
+	if (b < j->nbatches && batch_ready_ms(j, b) <= now_ms) {
+		if (j->nretry_heap > 0 && j->retry[0] == b) {
+			retry_pop(j);
+		}
+		j->nretry--;
+	} else if (j->cursor < j->nbatches &&
+	    batch_ready_ms(j, j->cursor) <= now_ms) {
+		b = j->cursor;
+	} else {
+		return IDN_ENOENT;
+	}
+	j->state[b] = LEASED;
+	j->nleased++;
+	j->attempt[b]++;
+	j->worker[b] = worker;
+	j->expires_ms[b] = now_ms + lease_ms;
+	lease_push(j, b);
+	advance_cursor(j);
+	*batch = b;
+	*attempt = j->attempt[b];
+	return IDN_OK;
+}
+
+int
+sched_job_renew(sched_job *j, uint32_t batch, uint64_t worker,
+    uint64_t now_ms, uint64_t lease_ms)
+{
+	if (j == NULL || batch >= j->nbatches) {
+		return IDN_EINVAL;
+	}
+	if (j->state[batch] != LEASED || j->worker[batch] != worker) {
+		return IDN_ESTALE;
+	}
+	if (j->expires_ms[batch] <= now_ms) {
+		to_retry(j, batch);
+		return IDN_ESTALE;
+	}
+	if (!lease_room(j)) {
+		return IDN_ENOMEM;
+	}
+	j->expires_ms[batch] = now_ms + lease_ms;
+	lease_push(j, batch);
+	return IDN_OK;
+}
+
+int
+sched_job_complete(sched_job *j, uint32_t batch, uint64_t now_ms)
+{
+	if (j == NULL || batch >= j->nbatches) {
+		return IDN_EINVAL;
+	}
+	if (j->state[batch] == DONE) {
+		return IDN_EEXIST;
+	}
+	leave_state(j, batch);
+	j->state[batch] = DONE;
+	uint32_t count;
+	sched_job_batch_range(j, batch, NULL, &count);
+	j->ndone++;
+	j->done_queries += count;
+	advance_cursor(j);
+	return IDN_OK;
+}
+
+bool
+sched_job_ready(const sched_job *j, uint64_t now_ms)
+{
+	// Pending batches were ready when first leased.
+	return j->nretry > 0 || (j->cursor < j->nbatches &&
+	    batch_ready_ms(j, j->cursor) <= now_ms);
+}
+
+uint64_t
+sched_job_next_ready_ms(const sched_job *j, uint64_t now_ms)
+{
+	if (sched_job_ready(j, now_ms)) {
+		return now_ms;
+	}
+	return j->cursor < j->nbatches ? batch_ready_ms(j, j->cursor) :
+	    UINT64_MAX;
+}
+
+uint32_t
+sched_job_done_count(const sched_job *j)
+{
+	return j->ndone;
+}
+
+uint32_t
+sched_job_leased_count(const sched_job *j)
+{
+	return j->nleased;
+}
+
+bool
+sched_job_finished(const sched_job *j)
+{
+	return j->ndone == j->nbatches;
+}
+
+bool
+sched_job_lease_info(const sched_job *j, uint32_t batch, uint64_t *worker,
+    uint32_t *attempt, uint64_t *expires_ms)
+{
+	if (j == NULL || batch >= j->nbatches) {
+		return false;
+	}
+	if (worker != NULL) {
+		*worker = j->worker[batch];
+	}
+	if (attempt != NULL) {
+		*attempt = j->attempt[batch];
+	}
+	if (expires_ms != NULL) {
+		*expires_ms = j->expires_ms[batch];
+	}
+	return j->state[batch] == LEASED;
+}
+
+void
+sched_job_restore_done(sched_job *j, uint32_t batch)
+{
+	if (j == NULL || batch >= j->nbatches || j->state[batch] == DONE) {
+		return;
+	}
+	sched_job_complete(j, batch, 0);
+}
+
+void
+sched_job_restore_lease(sched_job *j, uint32_t batch, uint64_t worker,
+    uint32_t attempt, uint64_t expires_ms)
+{
+	if (j == NULL || batch >= j->nbatches || j->state[batch] == DONE) {
+		return;
+	}
+	leave_state(j, batch);
+	j->state[batch] = LEASED;
+	j->nleased++;
+	j->worker[batch] = worker;
+	j->attempt[batch] = attempt;
+	j->expires_ms[batch] = expires_ms;
+	lease_push(j, batch);
+	advance_cursor(j);
+}
