@@ -317,7 +317,7 @@ mtable_reconnect_target(mtable *t, idn_member *out)
 	for (size_t i = 0; i < t->n; i++) {
 		n += reconnectable(&t->v[i]);
 	}
-	size_t pick = n > 0 ? idn_random() % n : 0;
+	size_t pick = n > 0 ? core_random() % n : 0;
 	for (size_t i = 0; i < t->n; i++) {
 		if (reconnectable(&t->v[i]) && pick-- == 0) {
 			*out = t->v[i].m;

@@ -94,12 +94,12 @@ test_known_answers(void **st)
 	    0x10, 0xac, 0x82, 0x26, 0xdb};
 	uint8_t key[WIRE_KEY_BYTES];
 	memset(key, 0x0b, sizeof(key));
-	idn_buf frame = {0};
+	core_buf frame = {0};
 	IDN_PASS(wire_seal(key, "Hi There", 8, &frame));
 	assert_int_equal(frame.len, 32 + 8);
 	assert_memory_equal(frame.data, mac_want, 32);
 	assert_memory_equal(frame.data + 32, "Hi There", 8);
-	idn_buf_free(&frame);
+	core_buf_free(&frame);
 	// {"a": 1, "b": "xy", "c": 2^40, "d": -1, "e": [true, nil]}
 	static const uint8_t pack_want[] = {0x85, 0xa1, 'a', 0x01, 0xa1, 'b',
 	    0xa2, 'x', 'y', 0xa1, 'c', 0xcf, 0, 0, 0x01, 0, 0, 0, 0, 0, 0xa1,

@@ -12,7 +12,6 @@
 #include <idunno/sdfs.h>
 
 #include "cluster.h"
-#include "core/core.h"
 
 #define NODES 5
 #define CLIENTS 64
@@ -50,7 +49,7 @@ load(void *argp)
 	load_arg *a = argp;
 	idn_client *c;
 	char name[32];
-	uint8_t *buf = idn_alloc(PUT_BYTES);
+	uint8_t *buf = malloc(PUT_BYTES);
 	snprintf(name, sizeof(name), "load/%d", a->id);
 	if (buf == NULL || idn_client_open(a->addr, cl.key, &c) != IDN_OK) {
 		atomic_fetch_add(a->errors, 1);
