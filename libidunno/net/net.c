@@ -6,6 +6,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,6 +211,8 @@ struct net_server {
 	int max_threads;
 	int idle; // waiting for a request
 	bool closing;
+	uint64_t drops;       // requests dropped since the last line logged
+	uint64_t drop_log_ms; // when that line was logged (0: never)
 	pthread_t *threads;
 	char addr[64];
 	net_counters ctr;
@@ -250,6 +253,37 @@ reply_msg(net_server *s, const wire_env *req, int rc, wire_wr *body)
 
 static void *server_thread(void *argp);
 
+// Rejected requests are logged one line per DROP_LOG_MS with a count, so
+// that strangers cannot fill the disk with WARN lines.
+#define DROP_LOG_MS 10000
+
+static void
+log_drop(net_server *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+log_drop(net_server *s, const char *fmt, ...)
+{
+	uint64_t now = idn_clock_ms();
+	pthread_mutex_lock(&s->tlock);
+	uint64_t n = ++s->drops;
+	bool due = s->drop_log_ms == 0 || now - s->drop_log_ms >= DROP_LOG_MS;
+	if (due) {
+		s->drops = 0;
+		s->drop_log_ms = now;
+	}
+	pthread_mutex_unlock(&s->tlock);
+	if (due) {
+		char why[256];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, sizeof(why), fmt, ap);
+		va_end(ap);
+		core_logf(s->lg, IDN_LOG_WARN, "net: %s (%llu requests dropped "
+		    "since the last such line)", why, (unsigned long long) n);
+	}
+}
+
 // A thread took a request: start threads until NET_SPARE_THREADS wait
 // again (up to max_threads). True while at least that many wait.
 static bool
@@ -287,8 +321,8 @@ serve(net_server *s, nng_msg *m, bool spare)
 	int rv = wire_open(s->key, nng_msg_body(m), nng_msg_len(m), &payload,
 	    &plen);
 	if (rv != IDN_OK) {
-		core_logf(s->lg, IDN_LOG_WARN, "net: dropped %zu-byte request: %s",
-		    nng_msg_len(m), idn_strerror(rv));
+		log_drop(s, "dropped %zu-byte request: %s", nng_msg_len(m),
+		    idn_strerror(rv));
 		nng_msg_free(m);
 		return NULL; // no reply: a stranger learns nothing
 	}
@@ -296,15 +330,14 @@ serve(net_server *s, nng_msg *m, bool spare)
 	nng_msg_free(m);
 	if (rv == IDN_OK && (rv = replay_check(s->replay, env.ts_ms,
 	                         env.nonce, idn_wall_ms())) != IDN_OK) {
-		core_logf(s->lg, IDN_LOG_WARN, "net: dropped %s request '%s' "
-		    "from %s", rv == IDN_EEXIST ? "replayed" : "stale",
-		    env.type, env.from);
+		log_drop(s, "dropped %s request '%s' from %s",
+		    rv == IDN_EEXIST ? "replayed" : "stale", env.type, env.from);
 		wire_doc_free(doc);
 		return NULL;
 	}
 	if (rv != IDN_OK) {
-		core_logf(s->lg, IDN_LOG_WARN, "net: malformed authenticated "
-		    "request: %s", idn_strerror(rv));
+		log_drop(s, "malformed authenticated request: %s",
+		    idn_strerror(rv));
 		memset(&env, 0, sizeof(env));
 		strcpy(env.type, "?");
 		m = reply_msg(s, &env, IDN_EPROTO, NULL);
