@@ -9,8 +9,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/core.h"
-#include "model/model.h"
+#include <idunno/model.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define FASHION "/usr/share/datasets/fashion-mnist"
 #define MAX_ITERS 5000
@@ -33,8 +34,9 @@ cmp_double(const void *a, const void *b)
 static idn_model *
 load(const char *dir, const char *name, double *load_s)
 {
-	char *dp = core_asprintf("%s/%s.desc", dir, name);
-	char *mp = core_asprintf("%s/%s.pt", dir, name);
+	char dp[4200], mp[4200];
+	snprintf(dp, sizeof(dp), "%s/%s.desc", dir, name);
+	snprintf(mp, sizeof(mp), "%s/%s.pt", dir, name);
 	idn_model *m = NULL;
 	char *err = NULL;
 	double t0 = now_s();
@@ -45,8 +47,6 @@ load(const char *dir, const char *name, double *load_s)
 		    err ? err : "");
 	}
 	idn_free(err);
-	free(dp);
-	free(mp);
 	return m;
 }
 
@@ -90,8 +90,12 @@ int
 main(int argc, char **argv)
 {
 	const char *build = getenv("IDUNNO_BUILD_DIR");
-	char *dir = argc > 1 && argv[1][0] ? core_strdup(argv[1]) : build ?
-	    core_asprintf("%s/models", build) : core_strdup("build/models");
+	char models[4096];
+	const char *dir = argc > 1 && argv[1][0] ? argv[1] : "build/models";
+	if ((argc < 2 || !argv[1][0]) && build != NULL) {
+		snprintf(models, sizeof(models), "%s/models", build);
+		dir = models;
+	}
 	double seconds = argc > 2 ? atof(argv[2]) : 2.0;
 	if (seconds <= 0) {
 		seconds = 2.0;
@@ -103,11 +107,11 @@ main(int argc, char **argv)
 	// Real test images if the dataset is there, else a fixed pattern.
 	size_t img = 28 * 28;
 	uint8_t *x = calloc(96, img);
-	model_dataset te;
-	if (model_dataset_load(FASHION "/t10k-images-idx3-ubyte.gz",
+	idn_dataset *te;
+	if (idn_dataset_load_idx(FASHION "/t10k-images-idx3-ubyte.gz",
 	    FASHION "/t10k-labels-idx1-ubyte.gz", &te) == IDN_OK) {
-		memcpy(x, te.images, 96 * img);
-		model_dataset_free(&te);
+		memcpy(x, te->images, 96 * img);
+		idn_dataset_free(te);
 	} else {
 		for (size_t i = 0; i < 96 * img; i++) {
 			x[i] = (uint8_t) (i * 31 + 7);
@@ -118,10 +122,10 @@ main(int argc, char **argv)
 	int status = 0;
 	printf("%-10s %5s %8s %12s %12s %12s\n", "model", "batch", "batches",
 	    "median_ms", "p99_ms", "images/s");
-	for (size_t i = 0; i < CORE_ARRAY_LEN(names); i++) {
-		char *pt = core_asprintf("%s/%s.pt", dir, names[i]);
+	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+		char pt[4200];
+		snprintf(pt, sizeof(pt), "%s/%s.pt", dir, names[i]);
 		bool optional = i == 2 && access(pt, R_OK) != 0;
-		free(pt);
 		if (optional) {
 			continue; // AlexNet is exported on request only
 		}
@@ -132,7 +136,7 @@ main(int argc, char **argv)
 			continue;
 		}
 		printf("# %s loaded in %.3f s\n", names[i], load_s);
-		for (size_t j = 0; j < CORE_ARRAY_LEN(batches); j++) {
+		for (size_t j = 0; j < ARRAY_LEN(batches); j++) {
 			if (bench_point(m, names[i], x, img, batches[j],
 			    seconds) != IDN_OK) {
 				status = 1;
@@ -141,6 +145,5 @@ main(int argc, char **argv)
 		idn_model_close(m);
 	}
 	free(x);
-	free(dir);
 	return status;
 }

@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/core.h"
-#include "model/model.h"
+#include <idunno/model.h>
 
 typedef struct {
 	const char *model;
@@ -113,8 +112,9 @@ parse_args(int argc, char **argv, bench *b, idn_model_train_opts *o)
 static idn_model *
 load(const bench *b)
 {
-	char *dp = core_asprintf("%s/%s.desc", b->models_dir, b->model);
-	char *mp = core_asprintf("%s/%s.pt", b->models_dir, b->model);
+	char dp[4200], mp[4200];
+	snprintf(dp, sizeof(dp), "%s/%s.desc", b->models_dir, b->model);
+	snprintf(mp, sizeof(mp), "%s/%s.pt", b->models_dir, b->model);
 	idn_model *m = NULL;
 	char *err = NULL;
 	int rv = idn_model_load_files(dp, mp, &err, &m);
@@ -123,22 +123,19 @@ load(const bench *b)
 		    err ? err : "");
 	}
 	idn_free(err);
-	free(dp);
-	free(mp);
 	return m;
 }
 
 static int
-load_set(const char *dir, const char *set, model_dataset *d)
+load_set(const char *dir, const char *set, idn_dataset **d)
 {
-	char *img = core_asprintf("%s/%s-images-idx3-ubyte.gz", dir, set);
-	char *lab = core_asprintf("%s/%s-labels-idx1-ubyte.gz", dir, set);
-	int rv = model_dataset_load(img, lab, d);
+	char img[4200], lab[4200];
+	snprintf(img, sizeof(img), "%s/%s-images-idx3-ubyte.gz", dir, set);
+	snprintf(lab, sizeof(lab), "%s/%s-labels-idx1-ubyte.gz", dir, set);
+	int rv = idn_dataset_load_idx(img, lab, d);
 	if (rv != IDN_OK) {
 		fprintf(stderr, "%s: %s\n", img, idn_strerror(rv));
 	}
-	free(img);
-	free(lab);
 	return rv;
 }
 
@@ -146,8 +143,8 @@ int
 main(int argc, char **argv)
 {
 	const char *build = getenv("IDUNNO_BUILD_DIR");
-	char *models = build ? core_asprintf("%s/models", build) :
-	    core_strdup("build/models");
+	char models[4096];
+	snprintf(models, sizeof(models), "%s/models", build ? build : "build");
 	bench b = {.model = "lenet5", .models_dir = models,
 	    .data_dir = "/usr/share/datasets/fashion-mnist", .threads = 1,
 	    .best = 0.0};
@@ -160,7 +157,7 @@ main(int argc, char **argv)
 	if (idn_model_set_threads(b.threads) != IDN_OK) {
 		return usage();
 	}
-	model_dataset tr, te;
+	idn_dataset *tr, *te;
 	if (load_set(b.data_dir, "train", &tr) != IDN_OK ||
 	    load_set(b.data_dir, "t10k", &te) != IDN_OK) {
 		return 1;
@@ -169,10 +166,10 @@ main(int argc, char **argv)
 	if (m == NULL) {
 		return 1;
 	}
-	b.train_n = b.train_n && b.train_n < tr.n ? b.train_n : tr.n;
-	b.test_n = b.test_n && b.test_n < te.n ? b.test_n : te.n;
-	idn_model_data train = {tr.images, tr.labels, b.train_n};
-	idn_model_data test = {te.images, te.labels, b.test_n};
+	b.train_n = b.train_n && b.train_n < tr->n ? b.train_n : tr->n;
+	b.test_n = b.test_n && b.test_n < te->n ? b.test_n : te->n;
+	idn_model_data train = {tr->images, tr->labels, b.train_n};
+	idn_model_data test = {te->images, te->labels, b.test_n};
 	o.on_epoch = on_epoch;
 	o.arg = &b;
 
@@ -202,14 +199,19 @@ main(int argc, char **argv)
 		void *w = NULL;
 		size_t len = 0;
 		if ((rv = idn_model_export(m, &w, &len)) == IDN_OK) {
-			rv = core_file_write_atomic(b.save, w, len);
+			FILE *f = fopen(b.save, "wb");
+			if (f == NULL || fwrite(w, 1, len, f) != len) {
+				rv = IDN_ESYS;
+			}
+			if (f != NULL && fclose(f) != 0) {
+				rv = IDN_ESYS;
+			}
 		}
 		idn_free(w);
 		printf("# saved %s: %s\n", b.save, idn_strerror(rv));
 	}
 	idn_model_close(m);
-	model_dataset_free(&tr);
-	model_dataset_free(&te);
-	free(models);
+	idn_dataset_free(tr);
+	idn_dataset_free(te);
 	return rv == IDN_OK ? 0 : 1;
 }

@@ -8,10 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <idunno/catalog.h>
 #include <idunno/model.h>
 #include <idunno/sdfs.h>
 
 #include "tool.h"
+
+// Where Debian's dataset-fashion-mnist package puts the files.
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
 int model_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
 int model_export(int argc, char **argv);
@@ -24,7 +28,7 @@ model_cmd_usage(void)
 	       "[--shard-size N]\n"
 	       "                         put the dataset into SDFS as shards "
 	       "(default\n"
-	       "                         DIR /usr/share/datasets/fashion-mnist,"
+	       "                         DIR " FASHION_DIR ","
 	       " P datasets/fashion-mnist)\n"
 	       "  model export [--out DIR] [-- EXPORT-ARGS]\n"
 	       "                         write TorchScript LeNet-5, ResNet-18 "
@@ -47,15 +51,9 @@ model_cmd_usage(void)
 }
 
 static int
-put_blob(void *arg, const char *name, const void *data, size_t len)
-{
-	return idn_sdfs_put_buf(arg, name, data, len, NULL);
-}
-
-static int
 dataset_import(idn_client *c, int argc, char **argv)
 {
-	const char *dir = NULL, *prefix = "datasets/fashion-mnist";
+	const char *dir = FASHION_DIR, *prefix = "datasets/fashion-mnist";
 	long shard = 1000;
 	if (argc < 1 || strcmp(argv[0], "fashion-mnist") != 0) {
 		fprintf(stderr, "idunno dataset: only 'import fashion-mnist' "
@@ -83,12 +81,10 @@ dataset_import(idn_client *c, int argc, char **argv)
 		    prefix, idn_sdfs_name_error(prefix));
 		return 2;
 	}
-	int rv = idn_dataset_import_fashion_mnist(dir, prefix,
-	    (uint32_t) shard, put_blob, c);
+	int rv = idn_dataset_import_mnist(c, dir, prefix, (uint32_t) shard);
 	if (rv != IDN_OK) {
 		fprintf(stderr, "idunno dataset import: %s (%s)\n",
-		    idn_strerror(rv), dir ? dir :
-		    "/usr/share/datasets/fashion-mnist");
+		    idn_strerror(rv), dir);
 		return 1;
 	}
 	printf("imported fashion-mnist into %s/train and %s/test\n", prefix,
@@ -272,7 +268,7 @@ train(idn_client *c, int argc, char **argv)
 		goto usage;
 	}
 	char *err = NULL;
-	int rv = idn_model_train_sdfs(c, argv[optind], data, (size_t) limit,
+	int rv = idn_catalog_train(c, argv[optind], data, (size_t) limit,
 	    &o, &err);
 	if (rv != IDN_OK) {
 		fprintf(stderr, "idunno train: %s: %s\n", idn_strerror(rv),

@@ -9,5 +9,6 @@
 #include <idunno/node.h>
 #include <idunno/sdfs.h>
 #include <idunno/model.h>
+#include <idunno/catalog.h>
 
 #endif

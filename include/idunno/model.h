@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // model.h: models (load, describe, infer, train, export weights) behind one
-// backend interface, and the Fashion-MNIST dataset shard layout in SDFS.
+// backend interface, and labelled image sets in memory. Pure compute: models
+// and datasets stored in SDFS are in idunno/catalog.h.
 #ifndef IDUNNO_MODEL_H
 #define IDUNNO_MODEL_H
 
@@ -8,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <idunno/idunno.h>
+#include <idunno/base.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -123,8 +124,11 @@ enum idn_model_schedule {
 };
 
 // Options of idn_model_train; idn_model_train_opts_init sets the defaults
-// in brackets.
+// in brackets and `size`. Fields are only ever appended: a caller built
+// against an older header passes its smaller size and gets the defaults
+// for the newer fields.
 typedef struct idn_model_train_opts {
+	uint32_t size;           // sizeof(idn_model_train_opts), set by _init
 	uint32_t epochs;         // [1]
 	uint32_t batch_size;     // [64]
 	int optimizer;           // [IDN_MODEL_SGD]
@@ -137,13 +141,19 @@ typedef struct idn_model_train_opts {
 	uint64_t seed;           // shuffling order [1]
 	idn_model_epoch_fn on_epoch; // may be NULL
 	void *arg;
+	// Resuming: epochs before first_epoch count as done (the model holds
+	// their weights). Epoch e's learning rate and shuffle depend only on
+	// the options and e, so a resumed run visits the data as the
+	// uninterrupted one would; optimiser state (momentum, Adam's moments)
+	// starts afresh. [1]
+	uint32_t first_epoch;
 } idn_model_train_opts;
 
 IDN_API void idn_model_train_opts_init(idn_model_train_opts *o);
 
-// idn_model_train trains m in place: each epoch visits the training set in
-// a seeded random order, then evaluates the test set (may be NULL) and
-// calls o->on_epoch. Labels must be < classes. IDN_EINVAL bad options or
+// idn_model_train trains m in place: epochs first_epoch..epochs each visit
+// the training set in a random order seeded by (seed, epoch), then
+// evaluate the test set (may be NULL) and call o->on_epoch. Labels must be < classes. IDN_EINVAL bad options or
 // data, IDN_EMODEL the backend failed (see idn_model_errmsg). The sim
 // backend sleeps its service time per batch and learns nothing.
 IDN_API int idn_model_train(idn_model *m, const idn_model_train_opts *o,
@@ -166,82 +176,14 @@ IDN_API int idn_model_export(idn_model *m, void **out, size_t *len);
 // m's; m is unchanged then. Caller keeps data.
 IDN_API int idn_model_import(idn_model *m, const void *data, size_t len);
 
-// Datasets in SDFS. A set (say Fashion-MNIST's training images) is stored as
-// shards of at most shard_size queries, named "<prefix>/NNNNNN" (six
-// digits, from 000000), followed by "<prefix>/manifest" (text: count,
-// shard_size, shards, input). Each shard is self-describing: see
-// docs/MODELS.md. The test set is the query set; the two sets never share
-// an image.
-
-// idn_dataset_put_fn stores one named blob; return IDN_OK or an error code,
-// which stops the import. Runs on the caller's thread. data is borrowed
-// for the call.
-typedef int (*idn_dataset_put_fn)(void *arg, const char *name,
-    const void *data, size_t len);
-
-// idn_dataset_shards reads a gzipped IDX image file (magic 0x803) and its
-// label file (0x801), checks that they agree, and hands put() every shard
-// then the manifest. IDN_ENOENT missing file, IDN_ECORRUPT bad or
-// truncated file, IDN_EINVAL bad argument (shard_size 0), or put's code.
-IDN_API int idn_dataset_shards(const char *images_gz, const char *labels_gz,
-    const char *prefix, uint32_t shard_size, idn_dataset_put_fn put,
-    void *arg);
-
-// idn_dataset_import_fashion_mnist imports dir's four Fashion-MNIST files
-// as "<prefix>/train/..." (60,000 images) and "<prefix>/test/..." (10,000,
-// the query set). dir NULL means /usr/share/datasets/fashion-mnist.
-IDN_API int idn_dataset_import_fashion_mnist(const char *dir,
-    const char *prefix, uint32_t shard_size, idn_dataset_put_fn put,
-    void *arg);
-
-// A decoded shard: pointers into the blob passed to idn_dataset_shard_decode
-// (borrowed as long as the blob lives).
-typedef struct idn_dataset_shard {
-	uint64_t first;          // index of the first query in its set
-	uint32_t count;
-	uint32_t channels;
-	uint32_t height;
-	uint32_t width;
-	const uint8_t *labels;   // count bytes
-	const uint8_t *images;   // count*C*H*W bytes
-} idn_dataset_shard;
-
-// idn_dataset_shard_decode validates a shard blob (magic, sizes, CRC-32)
-// and fills *out. IDN_ECORRUPT if it is malformed.
-IDN_API int idn_dataset_shard_decode(const void *data, size_t len,
-    idn_dataset_shard *out);
-
-// idn_dataset_shard_name writes "<prefix>/NNNNNN" into buf. IDN_ETOOBIG if
-// it does not fit in size bytes.
-IDN_API int idn_dataset_shard_name(const char *prefix, uint32_t index,
-    char *buf, size_t size);
-
 // idn_model_load_files is idn_model_load with the descriptor and the model
 // read from files (model_path may be NULL for the sim backend). The read's
 // error (IDN_ENOENT, IDN_EPERM) or the load's; *errmsg as idn_model_load.
 IDN_API int idn_model_load_files(const char *desc_path,
     const char *model_path, char **errmsg, idn_model **out);
 
-// Models and datasets in SDFS (all need the sdfs of idn_client's cluster).
-// A model NAME lives as "models/NAME/desc" and "models/NAME/model.pt";
-// training adds "models/NAME/weights" (an exported module: valid model
-// bytes with the same descriptor) and "models/NAME/metrics" (a line per
-// epoch). Each write is a new SDFS version.
-
-// idn_model_store loads the model first (as idn_model_load) and stores it
-// only if that works: a wrong model never reaches SDFS. The descriptor is
-// written last. IDN_EINVAL bad name (one path segment), the load's error,
-// or the SDFS error. *errmsg as idn_model_load.
-IDN_API int idn_model_store(idn_client *c, const char *name,
-    const char *desc, size_t desc_len, const void *model, size_t model_len,
-    char **errmsg);
-
-// idn_model_fetch loads model NAME from SDFS: its trained weights when
-// trained is true (IDN_ENOENT if never trained), else its model bytes.
-IDN_API int idn_model_fetch(idn_client *c, const char *name, bool trained,
-    char **errmsg, idn_model **out);
-
-// A whole set read from SDFS into memory.
+// A labelled image set in memory: n images of C*H*W bytes (NCHW order)
+// and n labels.
 typedef struct idn_dataset {
 	uint8_t *images; // n*C*H*W bytes
 	uint8_t *labels; // n bytes
@@ -251,20 +193,16 @@ typedef struct idn_dataset {
 	uint32_t width;
 } idn_dataset;
 
-// idn_dataset_fetch reads the set stored under prefix (its manifest, then
-// its shards in order; at most limit queries, 0 for all). IDN_ENOENT no
-// manifest, IDN_ECORRUPT shards that do not tile the set. Free the result
-// with idn_dataset_free.
-IDN_API int idn_dataset_fetch(idn_client *c, const char *prefix,
-    size_t limit, idn_dataset **out);
-IDN_API void idn_dataset_free(idn_dataset *d);
+// idn_dataset_load_idx reads a gzipped IDX image file (magic 0x803, one
+// channel) and its label file (0x801) and checks that the counts agree.
+// IDN_ENOENT missing file, IDN_ECORRUPT bad or truncated file, IDN_ETOOBIG,
+// IDN_ENOMEM. Free the result with idn_dataset_free.
+IDN_API int idn_dataset_load_idx(const char *images_gz,
+    const char *labels_gz, idn_dataset **out);
 
-// idn_model_train_sdfs trains model NAME on "<data>/train" (its first
-// limit images, 0 for all), evaluating "<data>/test" after every epoch,
-// then stores the weights and metrics in SDFS. o->on_epoch still runs.
-IDN_API int idn_model_train_sdfs(idn_client *c, const char *name,
-    const char *data, size_t limit, const idn_model_train_opts *o,
-    char **errmsg);
+// idn_dataset_free frees a set from idn_dataset_load_idx or
+// idn_dataset_fetch; accepts NULL.
+IDN_API void idn_dataset_free(idn_dataset *d);
 
 #ifdef __cplusplus
 }

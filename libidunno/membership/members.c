@@ -147,7 +147,7 @@ supersede_same_addr(mtable *t, const idn_member *u, uint64_t now_ms)
 }
 
 merge_action
-member_merge(const idn_member *have, bool self, const idn_member *u,
+mtable_merge(const idn_member *have, bool self, const idn_member *u,
     idn_member *out)
 {
 	if (have == NULL) {
@@ -226,7 +226,7 @@ mtable_apply(mtable *t, const idn_member *u, uint64_t now_ms)
 	mentry *e = mtable_find(t, u->id);
 	bool self = e == &t->v[t->self];
 	idn_member m;
-	switch (member_merge(e ? &e->m : NULL, self, u, &m)) {
+	switch (mtable_merge(e ? &e->m : NULL, self, u, &m)) {
 	case MERGE_IGNORE:
 		break;
 	case MERGE_ADD:

@@ -50,7 +50,7 @@ typedef enum {
 	MERGE_REFUTE, // about ourselves: raise ours to out->incarnation
 } merge_action;
 
-// member_merge decides how gossip record u merges into have (NULL: id
+// mtable_merge decides how gossip record u merges into have (NULL: id
 // unknown; self: it is our own record) and fills *out with the result.
 // Pure. The rules (SWIM's, with Lifeguard's caution about verdicts):
 // higher incarnation wins; suspect beats alive at equal incarnation; left
@@ -58,9 +58,9 @@ typedef enum {
 // suspect, so our own timer decides and the member can refute; a failed
 // member comes back when it is alive at a higher incarnation; any rumour
 // that we are not alive is refuted one incarnation above it.
-merge_action member_merge(const idn_member *have, bool self,
+merge_action mtable_merge(const idn_member *have, bool self,
     const idn_member *u, idn_member *out);
-// mtable_apply merges one gossiped record by member_merge. A new id on the
+// mtable_apply merges one gossiped record by mtable_merge. A new id on the
 // address of an older id means that process restarted: the old id is
 // failed at once, for good.
 void mtable_apply(mtable *t, const idn_member *u, uint64_t now_ms);

@@ -184,7 +184,7 @@ test_merge_rules(void **st)
 		idn_member u = mk("127.0.0.1:2", 100, cases[i].u,
 		    (uint64_t) cases[i].u_inc);
 		idn_member out;
-		merge_action act = member_merge(cases[i].have < 0 ? NULL :
+		merge_action act = mtable_merge(cases[i].have < 0 ? NULL :
 		    &have, cases[i].self, &u, &out);
 		if (act != cases[i].act || out.state != cases[i].st ||
 		    out.incarnation != cases[i].inc) {

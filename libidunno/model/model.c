@@ -243,6 +243,7 @@ void
 idn_model_train_opts_init(idn_model_train_opts *o)
 {
 	memset(o, 0, sizeof(*o));
+	o->size = sizeof(*o);
 	o->epochs = 1;
 	o->batch_size = 64;
 	o->optimizer = IDN_MODEL_SGD;
@@ -253,6 +254,20 @@ idn_model_train_opts_init(idn_model_train_opts *o)
 	o->lr_step = 1;
 	o->lr_gamma = 0.5;
 	o->seed = 1;
+	o->first_epoch = 1;
+}
+
+int
+model_train_opts_copy(const idn_model_train_opts *o, idn_model_train_opts *out)
+{
+	idn_model_train_opts_init(out);
+	if (o == NULL || o->size < MODEL_TRAIN_OPTS_MIN_SIZE ||
+	    o->size > sizeof(*out)) {
+		return IDN_EINVAL;
+	}
+	memcpy(out, o, o->size);
+	out->size = sizeof(*out);
+	return IDN_OK;
 }
 
 static int
@@ -299,6 +314,8 @@ check_opts(idn_model *m, const idn_model_train_opts *o)
 		why = "lr_step must be >= 1";
 	} else if (!(o->lr_gamma > 0.0 && o->lr_gamma <= 1.0)) {
 		why = "lr_gamma must be in (0, 1]";
+	} else if (o->first_epoch < 1 || o->first_epoch > o->epochs) {
+		why = "first_epoch must be in 1..epochs";
 	}
 	return why ? fail(m, IDN_EINVAL, core_strdup(why)) : IDN_OK;
 }
@@ -317,8 +334,8 @@ epoch_lr(const idn_model_train_opts *o, uint32_t epoch)
 	}
 }
 
-// splitmix64: the shuffle's generator, seeded by the options, so a run is
-// repeatable.
+// splitmix64: the shuffle's generator, seeded by the options and the epoch,
+// so a run is repeatable and a resumed run shuffles as the whole one did.
 static uint64_t
 next_rand(uint64_t *s)
 {
@@ -328,11 +345,17 @@ next_rand(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+// shuffle puts epoch's order of the n training images into perm.
 static void
-shuffle(size_t *perm, size_t n, uint64_t *rng)
+shuffle(size_t *perm, size_t n, uint64_t seed, uint32_t epoch)
 {
+	uint64_t s = seed ^ ((uint64_t) epoch << 32);
+	uint64_t rng = next_rand(&s);
+	for (size_t i = 0; i < n; i++) {
+		perm[i] = i;
+	}
 	for (size_t i = n - 1; i > 0; i--) {
-		size_t j = (size_t) (next_rand(rng) % (i + 1));
+		size_t j = (size_t) (next_rand(&rng) % (i + 1));
 		size_t t = perm[i];
 		perm[i] = perm[j];
 		perm[j] = t;
@@ -431,9 +454,12 @@ idn_model_train(idn_model *m, const idn_model_train_opts *o,
 		return IDN_EINVAL;
 	}
 	clear_err(m);
-	if (o == NULL || train == NULL) {
-		return fail(m, IDN_EINVAL, NULL);
+	idn_model_train_opts opts;
+	if (train == NULL || model_train_opts_copy(o, &opts) != IDN_OK) {
+		return fail(m, IDN_EINVAL, core_strdup("NULL training set, or "
+		    "options not set up by idn_model_train_opts_init"));
 	}
+	o = &opts;
 	int rv;
 	if ((rv = check_opts(m, o)) != IDN_OK ||
 	    (rv = check_data(m, train, "training")) != IDN_OK ||
@@ -449,19 +475,15 @@ idn_model_train(idn_model *m, const idn_model_train_opts *o,
 		free(y);
 		return fail(m, IDN_ENOMEM, NULL);
 	}
-	for (size_t i = 0; i < train->n; i++) {
-		perm[i] = i;
-	}
-	uint64_t rng = o->seed;
 	char *err = NULL;
 	if ((rv = m->be->train_begin(m->impl, o, &err)) != IDN_OK) {
 		rv = fail(m, rv, err);
 	}
-	for (uint32_t e = 1; rv == IDN_OK && e <= o->epochs; e++) {
+	for (uint32_t e = o->first_epoch; rv == IDN_OK && e <= o->epochs; e++) {
 		idn_model_epoch ep = {.epoch = e, .epochs = o->epochs,
 		    .test_loss = -1.0, .test_accuracy = -1.0};
 		ep.lr = epoch_lr(o, e);
-		shuffle(perm, train->n, &rng);
+		shuffle(perm, train->n, o->seed, e);
 		uint64_t t0 = idn_clock_ms();
 		rv = train_epoch(m, o, train, perm, ep.lr, x, y,
 		    &ep.train_loss);
@@ -512,4 +534,36 @@ idn_model_import(idn_model *m, const void *data, size_t len)
 	char *err = NULL;
 	int rv = m->be->restore(m->impl, data, len, &err);
 	return rv == IDN_OK ? IDN_OK : fail(m, rv, err);
+}
+
+static void
+read_err(char **errmsg, const char *what, const char *path)
+{
+	if (errmsg != NULL) {
+		*errmsg = core_asprintf("cannot read %s %s", what, path);
+	}
+}
+
+int
+idn_model_load_files(const char *desc_path, const char *model_path,
+    char **errmsg, idn_model **out)
+{
+	core_buf desc = {0}, model = {0};
+	if (desc_path == NULL || out == NULL) {
+		return IDN_EINVAL;
+	}
+	int rv = core_file_read(desc_path, 1 << 20, &desc);
+	if (rv != IDN_OK) {
+		read_err(errmsg, "descriptor", desc_path);
+	} else if (model_path != NULL &&
+	    (rv = core_file_read(model_path, (size_t) 4 << 30, &model)) !=
+	        IDN_OK) {
+		read_err(errmsg, "model", model_path);
+	} else {
+		rv = idn_model_load((const char *) desc.data, desc.len,
+		    model.data, model.len, errmsg, out);
+	}
+	core_buf_free(&desc);
+	core_buf_free(&model);
+	return rv;
 }

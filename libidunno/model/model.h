@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // model.h: the model subsystem's internals: descriptor, backend interface,
-// the torch shim's C entry points, the sim backend, IDX files and shards.
+// the torch shim's C entry points, the sim backend, IDX files.
 #ifndef IDN_MODEL_MODEL_H
 #define IDN_MODEL_MODEL_H
 
@@ -13,6 +13,17 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+// The smallest idn_model_train_opts.size accepted: the struct as of the
+// first version with a size field. Later fields are appended after it.
+#define MODEL_TRAIN_OPTS_MIN_SIZE                                         \
+	(offsetof(idn_model_train_opts, first_epoch) + sizeof(uint32_t))
+
+// model_train_opts_copy copies a caller's options into *out, with the
+// defaults for fields beyond o->size. IDN_EINVAL if o is NULL or its size
+// is not one this library knows (not set up by idn_model_train_opts_init).
+int model_train_opts_copy(const idn_model_train_opts *o,
+    idn_model_train_opts *out);
 
 // Descriptor limits; the parser refuses anything beyond them.
 #define MODEL_DESC_MAX_BYTES (64 * 1024)
@@ -99,38 +110,6 @@ void model_softmax_top(const float *logits, uint32_t k, uint32_t *cls,
 // len bytes: class hash % k gets the top logit, its softmax probability is
 // in [0.5, 1). Tests use it with model_softmax_top to check any answer.
 void model_sim_logits(const uint8_t *q, size_t len, uint32_t k, float *out);
-
-// IDX files (gzipped, big-endian). model_idx_read reads one whole file
-// with the given magic (0x801 labels: 1 dim, 0x803 images: 3 dims) into
-// *data (malloc'd, caller frees) and its dims (dims[0] is the count).
-// IDN_ENOENT, IDN_ECORRUPT (bad magic, dims, truncated, trailing data),
-// IDN_ENOMEM.
-int model_idx_read(const char *path, uint32_t magic, uint32_t dims[3],
-    uint8_t **data, size_t *len);
-
-// A labelled image set read from an IDX pair.
-typedef struct model_dataset {
-	uint8_t *images;  // n*rows*cols
-	uint8_t *labels;  // n
-	uint32_t n;
-	uint32_t rows;
-	uint32_t cols;
-} model_dataset;
-
-// model_dataset_load reads an images/labels IDX pair and checks that the
-// counts agree. Errors as model_idx_read.
-int model_dataset_load(const char *images_gz, const char *labels_gz,
-    model_dataset *out);
-void model_dataset_free(model_dataset *d);
-
-// Shard blob layout: see docs/MODELS.md.
-#define MODEL_SHARD_MAGIC "IDNSHRD1"
-#define MODEL_SHARD_HEADER 40
-
-// model_shard_encode builds one shard blob (malloc'd into *out).
-int model_shard_encode(uint64_t first, uint32_t count, uint32_t channels,
-    uint32_t height, uint32_t width, const uint8_t *labels,
-    const uint8_t *images, uint8_t **out, size_t *len);
 
 #ifdef __cplusplus
 }

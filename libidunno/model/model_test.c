@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // model_test.c: descriptor, sim and torch backends, training, weights, IDX
-// files and dataset shards.
+// files.
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -360,6 +360,24 @@ test_train_schedule(void **st)
 	assert_true(fabs(s.lr[0] - 0.01) < 1e-12);
 	assert_true(fabs(s.lr[2] - 0.005) < 1e-12);
 	assert_true(s.acc[0] >= 0.0 && s.acc[0] <= 1.0);
+
+	// Resuming at epoch 3 runs epochs 3..4 with their own lr.
+	o.schedule = IDN_MODEL_LR_STEP;
+	o.first_epoch = 3;
+	memset(&s, 0, sizeof(s));
+	IDN_PASS(idn_model_train(m, &o, &set, NULL));
+	assert_int_equal(s.calls, 2);
+	assert_true(s.lr[0] == 0.005 && s.lr[1] == 0.005);
+	o.first_epoch = 0;
+	IDN_FAIL(idn_model_train(m, &o, &set, NULL), IDN_EINVAL);
+	o.first_epoch = 5;
+	IDN_FAIL(idn_model_train(m, &o, &set, NULL), IDN_EINVAL);
+	// Options not set up by _init (size 0) or from a newer header.
+	o.first_epoch = 1;
+	o.size = 0;
+	IDN_FAIL(idn_model_train(m, &o, &set, NULL), IDN_EINVAL);
+	o.size = sizeof(o) + 8;
+	IDN_FAIL(idn_model_train(m, &o, &set, NULL), IDN_EINVAL);
 	idn_model_close(m);
 }
 
@@ -501,6 +519,18 @@ have_fashion(void)
 	    access(FASHION "/t10k-images-idx3-ubyte.gz", R_OK) == 0;
 }
 
+// fashion reads Fashion-MNIST's "train" or "t10k" set.
+static idn_dataset *
+fashion(const char *set)
+{
+	char img[256], lab[256];
+	idn_dataset *d = NULL;
+	snprintf(img, sizeof(img), FASHION "/%s-images-idx3-ubyte.gz", set);
+	snprintf(lab, sizeof(lab), FASHION "/%s-labels-idx1-ubyte.gz", set);
+	IDN_PASS(idn_dataset_load_idx(img, lab, &d));
+	return d;
+}
+
 // same_predictions: the same class for every image, and logits equal but
 // for float rounding (the same weights, the same kernels).
 static void
@@ -545,15 +575,11 @@ test_torch_train_lenet(void **st)
 	IDN_SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
 	idn_model *m = load_torch("lenet5");
 	IDN_SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
-	model_dataset tr, te;
-	IDN_PASS(model_dataset_load(FASHION "/train-images-idx3-ubyte.gz",
-	    FASHION "/train-labels-idx1-ubyte.gz", &tr));
-	IDN_PASS(model_dataset_load(FASHION "/t10k-images-idx3-ubyte.gz",
-	    FASHION "/t10k-labels-idx1-ubyte.gz", &te));
-	assert_int_equal(tr.n, 60000);
-	assert_int_equal(te.n, 10000);
-	idn_model_data train = {tr.images, tr.labels, 10000};
-	idn_model_data test = {te.images, te.labels, 1000};
+	idn_dataset *tr = fashion("train"), *te = fashion("t10k");
+	assert_int_equal(tr->n, 60000);
+	assert_int_equal(te->n, 10000);
+	idn_model_data train = {tr->images, tr->labels, 10000};
+	idn_model_data test = {te->images, te->labels, 1000};
 
 	double acc0, loss0, acc1, loss1;
 	IDN_PASS(idn_model_evaluate(m, &test, &acc0, &loss0));
@@ -594,9 +620,9 @@ test_torch_train_lenet(void **st)
 	float *a = calloc(n * 10, sizeof(float));
 	float *b = calloc(n * 10, sizeof(float));
 	float *c = calloc(n * 10, sizeof(float));
-	IDN_PASS(idn_model_logits(m, te.images, n, n * IMG, a));
-	IDN_PASS(idn_model_logits(fresh, te.images, n, n * IMG, b));
-	IDN_PASS(idn_model_logits(again, te.images, n, n * IMG, c));
+	IDN_PASS(idn_model_logits(m, te->images, n, n * IMG, a));
+	IDN_PASS(idn_model_logits(fresh, te->images, n, n * IMG, b));
+	IDN_PASS(idn_model_logits(again, te->images, n, n * IMG, c));
 	same_predictions(a, b, n);
 	same_predictions(a, c, n);
 
@@ -606,7 +632,7 @@ test_torch_train_lenet(void **st)
 	IDN_FAIL(idn_model_import(fresh, rn.data, rn.len), IDN_EMODEL);
 	assert_non_null(strstr(idn_model_errmsg(fresh), "do not match"));
 	IDN_FAIL(idn_model_import(fresh, "garbage", 7), IDN_EMODEL);
-	IDN_PASS(idn_model_logits(fresh, te.images, n, n * IMG, b));
+	IDN_PASS(idn_model_logits(fresh, te->images, n, n * IMG, b));
 	same_predictions(a, b, n);
 
 	// Training checks its options and labels.
@@ -625,8 +651,72 @@ test_torch_train_lenet(void **st)
 	idn_model_close(again);
 	idn_model_close(fresh);
 	idn_model_close(m);
-	model_dataset_free(&tr);
-	model_dataset_free(&te);
+	idn_dataset_free(tr);
+	idn_dataset_free(te);
+}
+
+static int
+stop_now(void *arg, const idn_model_epoch *e)
+{
+	return 1;
+}
+
+// A run stopped after epoch 1 and resumed at epoch 2 from its exported
+// weights ends with the weights of the uninterrupted run: each epoch's
+// shuffle and lr depend only on the options and the epoch. Plain SGD, as
+// momentum is optimiser state that a resume starts afresh.
+static void
+test_torch_resume(void **st)
+{
+	IDN_SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
+	idn_model *whole = load_torch("lenet5");
+	IDN_SKIP_IF(whole == NULL, "IDUNNO_BUILD_DIR not set");
+	idn_dataset *te = fashion("t10k");
+	idn_model_data train = {te->images + 2000 * IMG, te->labels + 2000,
+	    1000};
+	idn_model_train_opts o;
+	idn_model_train_opts_init(&o);
+	o.epochs = 2;
+	o.momentum = 0.0;
+	o.schedule = IDN_MODEL_LR_STEP;
+	IDN_PASS(idn_model_train(whole, &o, &train, NULL));
+
+	idn_model *first = load_torch("lenet5");
+	o.on_epoch = stop_now;
+	IDN_PASS(idn_model_train(first, &o, &train, NULL));
+	void *w = NULL;
+	size_t wlen = 0;
+	IDN_PASS(idn_model_export(first, &w, &wlen));
+	idn_model *resumed = load_torch("lenet5");
+	IDN_PASS(idn_model_import(resumed, w, wlen));
+	o.on_epoch = NULL;
+	o.first_epoch = 2;
+	IDN_PASS(idn_model_train(resumed, &o, &train, NULL));
+
+	size_t n = 100;
+	float *a = calloc(n * 10, sizeof(float));
+	float *b = calloc(n * 10, sizeof(float));
+	float *c = calloc(n * 10, sizeof(float));
+	IDN_PASS(idn_model_logits(whole, te->images, n, n * IMG, a));
+	IDN_PASS(idn_model_logits(resumed, te->images, n, n * IMG, b));
+	IDN_PASS(idn_model_logits(first, te->images, n, n * IMG, c));
+	double diff = 0.0, moved = 0.0;
+	for (size_t i = 0; i < n * 10; i++) {
+		diff = fmax(diff, fabs(a[i] - b[i]));
+		moved = fmax(moved, fabs(a[i] - c[i]));
+	}
+	print_message("# resumed vs whole: max logit difference %g (epoch 2 "
+	    "moved them by %g)\n", diff, moved);
+	assert_true(diff < 1e-4);
+	assert_true(moved > 1e-3);
+	free(a);
+	free(b);
+	free(c);
+	idn_free(w);
+	idn_model_close(whole);
+	idn_model_close(first);
+	idn_model_close(resumed);
+	idn_dataset_free(te);
 }
 
 // Adam with a step schedule also trains (one short epoch).
@@ -636,13 +726,11 @@ test_torch_train_adam(void **st)
 	IDN_SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
 	idn_model *m = load_torch("lenet5");
 	IDN_SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
-	model_dataset te;
-	IDN_PASS(model_dataset_load(FASHION "/t10k-images-idx3-ubyte.gz",
-	    FASHION "/t10k-labels-idx1-ubyte.gz", &te));
+	idn_dataset *te = fashion("t10k");
 	// Train on test images 2000.. and evaluate on 0..999: disjoint.
-	idn_model_data train = {te.images + 2000 * IMG, te.labels + 2000,
+	idn_model_data train = {te->images + 2000 * IMG, te->labels + 2000,
 	    3000};
-	idn_model_data test = {te.images, te.labels, 1000};
+	idn_model_data test = {te->images, te->labels, 1000};
 	idn_model_train_opts o;
 	idn_model_train_opts_init(&o);
 	o.optimizer = IDN_MODEL_ADAM;
@@ -654,7 +742,7 @@ test_torch_train_adam(void **st)
 	print_message("# lenet5 adam 3000 images: accuracy %.3f\n", acc);
 	assert_true(acc > 0.5);
 	idn_model_close(m);
-	model_dataset_free(&te);
+	idn_dataset_free(te);
 }
 
 // write_gz writes a gzipped file of the given bytes.
@@ -706,50 +794,50 @@ test_idx_files(void **st)
 {
 	const char *img = tmp_path("img.gz");
 	const char *lab = tmp_path("lab.gz");
-	model_dataset d;
+	idn_dataset *d;
 	make_idx(img, lab, 25, 25);
-	IDN_PASS(model_dataset_load(img, lab, &d));
-	assert_int_equal(d.n, 25);
-	assert_int_equal(d.rows, 28);
-	assert_int_equal(d.images[24 * IMG + 5], 24);
-	assert_int_equal(d.labels[13], 3);
-	model_dataset_free(&d);
+	IDN_PASS(idn_dataset_load_idx(img, lab, &d));
+	assert_int_equal(d->n, 25);
+	assert_int_equal(d->height, 28);
+	assert_int_equal(d->images[24 * IMG + 5], 24);
+	assert_int_equal(d->labels[13], 3);
+	idn_dataset_free(d);
 
 	// The header claims 30 images, the file has 25: truncated.
 	make_idx(img, lab, 25, 30);
-	IDN_FAIL(model_dataset_load(img, lab, &d), IDN_ECORRUPT);
+	IDN_FAIL(idn_dataset_load_idx(img, lab, &d), IDN_ECORRUPT);
 	// 26 images for 25 labels: the counts disagree.
 	make_idx(img, lab, 26, 26);
 	make_idx(tmp_path("x.gz"), lab, 25, 25);
-	IDN_FAIL(model_dataset_load(img, lab, &d), IDN_ECORRUPT);
+	IDN_FAIL(idn_dataset_load_idx(img, lab, &d), IDN_ECORRUPT);
 	// Labels where images belong: wrong magic.
-	IDN_FAIL(model_dataset_load(lab, lab, &d), IDN_ECORRUPT);
-	IDN_FAIL(model_dataset_load(tmp_path("none.gz"), lab, &d),
+	IDN_FAIL(idn_dataset_load_idx(lab, lab, &d), IDN_ECORRUPT);
+	IDN_FAIL(idn_dataset_load_idx(tmp_path("none.gz"), lab, &d),
 	    IDN_ENOENT);
 	// Empty file, header only, zero count, absurd dims.
 	write_gz(img, "", 0);
-	IDN_FAIL(model_dataset_load(img, lab, &d), IDN_ECORRUPT);
+	IDN_FAIL(idn_dataset_load_idx(img, lab, &d), IDN_ECORRUPT);
 	uint8_t h[16];
 	be32(h, 0x803);
 	be32(h + 4, 0);
 	be32(h + 8, 28);
 	be32(h + 12, 28);
 	write_gz(img, h, 16);
-	IDN_FAIL(model_dataset_load(img, lab, &d), IDN_ECORRUPT);
+	IDN_FAIL(idn_dataset_load_idx(img, lab, &d), IDN_ECORRUPT);
 	be32(h + 4, 1);
 	be32(h + 8, 0x7fffffff);
 	write_gz(img, h, 16);
-	IDN_FAIL(model_dataset_load(img, lab, &d), IDN_ECORRUPT);
+	IDN_FAIL(idn_dataset_load_idx(img, lab, &d), IDN_ECORRUPT);
 
 	// A gzip stream cut short, and one with a flipped byte.
 	make_idx(img, lab, 25, 25);
 	core_buf gz = {0};
 	IDN_PASS(core_file_read(img, 1 << 20, &gz));
 	IDN_PASS(core_file_write_atomic(img, gz.data, gz.len - 20));
-	IDN_FAIL(model_dataset_load(img, lab, &d), IDN_ECORRUPT);
+	IDN_FAIL(idn_dataset_load_idx(img, lab, &d), IDN_ECORRUPT);
 	gz.data[gz.len - 6] ^= 0x55; // inside the CRC-32 / size trailer
 	IDN_PASS(core_file_write_atomic(img, gz.data, gz.len));
-	IDN_FAIL(model_dataset_load(img, lab, &d), IDN_ECORRUPT);
+	IDN_FAIL(idn_dataset_load_idx(img, lab, &d), IDN_ECORRUPT);
 	// Trailing bytes after the last image.
 	uint8_t *big = calloc(1, 16 + 2 * IMG + 1);
 	be32(big, 0x803);
@@ -757,137 +845,9 @@ test_idx_files(void **st)
 	be32(big + 8, 28);
 	be32(big + 12, 28);
 	write_gz(img, big, 16 + 2 * IMG + 1);
-	IDN_FAIL(model_dataset_load(img, lab, &d), IDN_ECORRUPT);
+	IDN_FAIL(idn_dataset_load_idx(img, lab, &d), IDN_ECORRUPT);
 	free(big);
 	core_buf_free(&gz);
-}
-
-typedef struct {
-	unsigned count;
-	char names[8][64];
-	core_buf blobs[8];
-	int fail_at; // put returns IDN_ENET at this call, -1 never
-} store;
-
-static int
-put(void *arg, const char *name, const void *data, size_t len)
-{
-	store *s = arg;
-	if ((int) s->count == s->fail_at) {
-		return IDN_ENET;
-	}
-	assert_true(s->count < 8);
-	snprintf(s->names[s->count], sizeof(s->names[0]), "%s", name);
-	memset(&s->blobs[s->count], 0, sizeof(core_buf));
-	IDN_PASS(core_buf_append(&s->blobs[s->count], data, len));
-	s->count++;
-	return IDN_OK;
-}
-
-static void
-store_free(store *s)
-{
-	for (unsigned i = 0; i < s->count; i++) {
-		core_buf_free(&s->blobs[i]);
-	}
-}
-
-static void
-test_shards(void **st)
-{
-	const char *img = tmp_path("simg.gz");
-	const char *lab = tmp_path("slab.gz");
-	make_idx(img, lab, 25, 25);
-	store s = {.fail_at = -1};
-	IDN_PASS(idn_dataset_shards(img, lab, "datasets/t/train", 10, put,
-	    &s));
-	assert_int_equal(s.count, 4);
-	assert_string_equal(s.names[0], "datasets/t/train/000000");
-	assert_string_equal(s.names[2], "datasets/t/train/000002");
-	assert_string_equal(s.names[3], "datasets/t/train/manifest");
-	assert_non_null(strstr((char *) s.blobs[3].data, "count = 25\n"));
-	assert_non_null(strstr((char *) s.blobs[3].data, "shards = 3\n"));
-	for (unsigned i = 0; i < 3; i++) {
-		idn_dataset_shard sh;
-		IDN_PASS(idn_dataset_shard_decode(s.blobs[i].data,
-		    s.blobs[i].len, &sh));
-		assert_int_equal(sh.first, i * 10);
-		assert_int_equal(sh.count, i < 2 ? 10 : 5);
-		assert_int_equal(sh.channels, 1);
-		assert_int_equal(sh.height, 28);
-		for (uint32_t q = 0; q < sh.count; q++) {
-			assert_int_equal(sh.labels[q], (sh.first + q) % 10);
-			assert_int_equal(sh.images[q * IMG + 100],
-			    sh.first + q);
-		}
-	}
-	// Damaged shards are refused.
-	idn_dataset_shard sh;
-	core_buf *b = &s.blobs[1];
-	IDN_FAIL(idn_dataset_shard_decode(b->data, b->len - 1, &sh),
-	    IDN_ECORRUPT);
-	IDN_FAIL(idn_dataset_shard_decode(b->data, 12, &sh), IDN_ECORRUPT);
-	b->data[b->len - 1] ^= 1;
-	IDN_FAIL(idn_dataset_shard_decode(b->data, b->len, &sh),
-	    IDN_ECORRUPT);
-	b->data[b->len - 1] ^= 1;
-	b->data[8] = 11; // count
-	IDN_FAIL(idn_dataset_shard_decode(b->data, b->len, &sh),
-	    IDN_ECORRUPT);
-	store_free(&s);
-
-	// put's error stops the import and comes back.
-	store f = {.fail_at = 1};
-	IDN_FAIL(idn_dataset_shards(img, lab, "p", 10, put, &f),
-	    IDN_ENET);
-	store_free(&f);
-	IDN_FAIL(idn_dataset_shards(img, lab, "p", 0, put, &f), IDN_EINVAL);
-	IDN_FAIL(idn_dataset_shards(img, lab, "", 10, put, &f), IDN_EINVAL);
-	char name[16];
-	IDN_FAIL(idn_dataset_shard_name("datasets/x", 1, name, sizeof(name)),
-	    IDN_ETOOBIG);
-	IDN_PASS(idn_dataset_shard_name("d/x", 17, name, sizeof(name)));
-	assert_string_equal(name, "d/x/000017");
-}
-
-typedef struct {
-	unsigned shards[2];
-	uint64_t next[2];
-	uint64_t images[2];
-} fashion_count;
-
-static int
-count_put(void *arg, const char *name, const void *data, size_t len)
-{
-	fashion_count *c = arg;
-	int set = strstr(name, "/test/") != NULL;
-	if (strstr(name, "/manifest") != NULL) {
-		return IDN_OK;
-	}
-	idn_dataset_shard sh;
-	IDN_PASS(idn_dataset_shard_decode(data, len, &sh));
-	// Shards come in order and cover their set without gaps.
-	assert_int_equal(sh.first, c->next[set]);
-	c->next[set] += sh.count;
-	c->images[set] += sh.count;
-	c->shards[set]++;
-	return IDN_OK;
-}
-
-static void
-test_fashion_import(void **st)
-{
-	IDN_SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
-	fashion_count c;
-	memset(&c, 0, sizeof(c));
-	IDN_PASS(idn_dataset_import_fashion_mnist(NULL,
-	    "datasets/fashion-mnist", 1000, count_put, &c));
-	assert_int_equal(c.shards[0], 60);
-	assert_int_equal(c.shards[1], 10);
-	assert_int_equal(c.images[0], 60000);
-	assert_int_equal(c.images[1], 10000);
-	IDN_FAIL(idn_dataset_import_fashion_mnist(tmp_path("nope"), "d", 1000,
-	    count_put, &c), IDN_ENOENT);
 }
 
 static void
@@ -919,9 +879,8 @@ main(void)
 		cmocka_unit_test(test_torch_bad_models),
 		cmocka_unit_test(test_torch_train_lenet),
 		cmocka_unit_test(test_torch_train_adam),
+		cmocka_unit_test(test_torch_resume),
 		cmocka_unit_test(test_idx_files),
-		cmocka_unit_test(test_shards),
-		cmocka_unit_test(test_fashion_import),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
-// fuzz.c: one entry that pushes arbitrary bytes through every decoder, for
-// the libFuzzer target and the corpus regression test.
+// wire_fuzz.c: one entry that pushes arbitrary bytes through every
+// message decoder, for the libFuzzer target and the corpus regression test.
+#include "fuzz.h"
+
 #include "membership/member_msg.h"
 #include "sdfs/sdfs_msg.h"
 #include "wire/wire.h"
 
 #define MAX_ITEMS 64
-
-int wire_fuzz_one(const uint8_t *data, size_t len);
 
 // Every typed decoder on one value; whatever they accept is freed again.
 static void

@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""layers_test: scripts/check-layers finds what it must (TAP output).
+
+1. A small clean tree (compiled here, so the symbol checks run too) passes.
+2. The same tree with one bad include, one bad call, one unprefixed symbol,
+   one internal header in tools/, sqlite outside ledger/ and a public header
+   that includes the umbrella fails with exactly those file:line reports.
+3. A temp copy of this repository reports what the repository reports, and
+   a deliberately bad include in the copy adds exactly that violation.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SRC = os.environ.get("IDUNNO_SOURCE_DIR") or os.path.dirname(
+    os.path.dirname(os.path.realpath(__file__)))
+BUILD = os.environ.get("IDUNNO_BUILD_DIR") or os.path.join(SRC, "build")
+SCRIPT = os.path.join(SRC, "scripts", "check-layers")
+
+results = []
+
+
+def ok(cond, name, detail=""):
+    results.append((bool(cond), name, detail))
+
+
+def run(root, build, *extra):
+    r = subprocess.run([sys.executable, SCRIPT, "--root", root, "--build",
+                        build] + list(extra), capture_output=True, text=True,
+                       timeout=300)
+    return r.returncode, set(r.stdout.splitlines())
+
+
+FILES = {
+    "include/idunno/base.h": "#pragma once\nint idn_thing(void);\n",
+    "include/idunno/idunno.h": "#pragma once\n#include <idunno/base.h>\n",
+    "include/idunno/model.h": "#pragma once\n#include <idunno/base.h>\n",
+    "libidunno/core/core.h": "#pragma once\n#include <idunno/base.h>\n"
+                             "int core_add(int a, int b);\n",
+    "libidunno/core/core.c": "#include \"core/core.h\"\n"
+                             "int core_add(int a, int b) { return a + b; }\n"
+                             "int idn_thing(void) { return core_add(1, 2); }"
+                             "\n",
+    "libidunno/sdfs/sdfs.h": "#pragma once\nint sdfs_size(void);\n",
+    "libidunno/sdfs/sdfs.c": "#include \"core/core.h\"\n"
+                             "#include \"sdfs/sdfs.h\"\n"
+                             "int sdfs_size(void) { return core_add(2, 2); }"
+                             "\n",
+    "libidunno/model/model.c": "#include \"core/core.h\"\n"
+                               "int model_run(void);\n"
+                               "int model_run(void) { return core_add(0, 1); }"
+                               "\n",
+    "tools/tool.c": "#include <idunno/base.h>\n"
+                    "int main(void) { return idn_thing(); }\n",
+}
+
+
+def make_tree(root, files):
+    build = os.path.join(root, "build")
+    os.makedirs(build, exist_ok=True)
+    cmds = []
+    for rel, text in files.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+    for rel in files:
+        if not rel.endswith(".c"):
+            continue
+        obj = rel.replace("/", "_") + ".o"
+        cmd = "cc -I../include -I../libidunno -std=c11 -g -o %s -c ../%s" % (
+            obj, rel)
+        subprocess.run(cmd, shell=True, cwd=build, check=True)
+        cmds.append({"directory": build, "command": cmd, "file": "../" + rel,
+                     "output": obj})
+    with open(os.path.join(build, "compile_commands.json"), "w") as f:
+        json.dump(cmds, f)
+    return build
+
+
+def small_tree(tmp):
+    root = os.path.join(tmp, "small")
+    rc, out = run(root, make_tree(root, FILES))
+    ok(rc == 0 and not out, "a clean tree passes", "%d %s" % (rc, out))
+
+    bad = dict(FILES)
+    # Line 2: model includes sdfs and calls it; line 3: an exported name
+    # without its folder's prefix.
+    bad["libidunno/model/model.c"] = (
+        "#include \"core/core.h\"\n#include \"sdfs/sdfs.h\"\n"
+        "int run_it(void);\nint run_it(void) { return 0; }\n"
+        "int model_run(void);\n"
+        "int model_run(void) { return sdfs_size(); }\n")
+    bad["tools/tool.c"] = ("#include <idunno/base.h>\n"
+                           "#include \"core/core.h\"\n"
+                           "int main(void) { return core_add(1, 1); }\n")
+    bad["include/idunno/model.h"] = "#pragma once\n" \
+        "#include <idunno/idunno.h>\n"
+    bad["libidunno/sdfs/sdfs.c"] = FILES["libidunno/sdfs/sdfs.c"] + \
+        "#include <sqlite3.h>\n"
+    shutil.rmtree(root)
+    rc, out = run(root, make_tree(root, bad))
+    want = {
+        "libidunno/model/model.c:2: includes libidunno/sdfs/sdfs.h: "
+        "model must not use sdfs",
+        "libidunno/model/model.c:4: run_it: not static, and neither idn_ "
+        "nor model's prefix (model_, shim_)",
+        "libidunno/model/model.c:6: calls sdfs_size: model must not use sdfs",
+        "tools/tool.c:2: includes the internal header libidunno/core/core.h: "
+        "tools/ lives on include/idunno/ only",
+        "tools/tool.c:3: calls the internal core_add (core/): tools/ lives "
+        "on the public API only",
+        "libidunno/sdfs/sdfs.c:4: sees sqlite (sqlite3.h): "
+        "only ledger may",
+        "include/idunno/model.h:2: includes the umbrella "
+        "include/idunno/idunno.h: include what it uses",
+    }
+    ok(rc == 1, "a bad tree fails", str(rc))
+    for w in sorted(want):
+        ok(w in out, "reports " + w.split(": ")[0] + " " +
+           w.split(": ")[1].split(" ")[0], "\n# ".join(sorted(out)))
+    ok(out == want, "reports nothing else", "\n# ".join(sorted(out - want)))
+
+
+def repo_copy(tmp):
+    cc_path = os.path.join(BUILD, "compile_commands.json")
+    rel_build = os.path.relpath(os.path.realpath(BUILD),
+                                os.path.realpath(SRC))
+    if rel_build.startswith(".."):
+        ok(False, "the build directory is inside the source tree", BUILD)
+        return
+    root = os.path.join(tmp, "repo")
+    for top in ("include", "libidunno", "tools", "tests", "bench",
+                "examples", "bindings"):
+        if os.path.isdir(os.path.join(SRC, top)):
+            shutil.copytree(os.path.join(SRC, top), os.path.join(root, top),
+                            ignore=shutil.ignore_patterns("corpus"))
+    build = os.path.join(root, rel_build)
+    os.makedirs(build)
+    real_root, real_build = os.path.realpath(SRC), os.path.realpath(BUILD)
+    with open(cc_path) as f:
+        entries = json.load(f)
+    for e in entries:
+        for k in ("directory", "command", "file"):
+            if k in e:
+                e[k] = e[k].replace(real_build, build).replace(real_root,
+                                                               root)
+    with open(os.path.join(build, "compile_commands.json"), "w") as f:
+        json.dump(entries, f)
+    rc_real, real = run(SRC, BUILD, "--includes-only")
+    rc, base = run(root, build, "--includes-only")
+    ok(rc == rc_real and base == real,
+       "a copy of the repository reports what the repository reports",
+       "\n# ".join(sorted(base ^ real)))
+
+    path = os.path.join(root, "libidunno", "model", "desc.c")
+    with open(path) as f:
+        lines = f.readlines()
+    n = next(i for i, l in enumerate(lines) if l.startswith("#include"))
+    lines.insert(n, "#include \"sdfs/sdfs.h\"\n")
+    with open(path, "w") as f:
+        f.writelines(lines)
+    rc, out = run(root, build, "--includes-only")
+    want = {"libidunno/model/desc.c:%d: includes libidunno/sdfs/sdfs.h: "
+            "model must not use sdfs" % (n + 1)}
+    ok(rc == 1, "a bad include in the copy fails the check", str(rc))
+    ok(out - base == want, "and is reported at its file:line",
+       "\n# ".join(sorted(out - base)))
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="idn_layers_") as tmp:
+        small_tree(tmp)
+        repo_copy(tmp)
+    print("1..%d" % len(results))
+    for i, (good, name, detail) in enumerate(results, 1):
+        print("%s %d - %s" % ("ok" if good else "not ok", i, name))
+        if not good and detail:
+            print("# " + detail)
+    return 0 if all(r[0] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
