@@ -247,12 +247,16 @@ spawn(const char *root, cluster_node *c, const char *const *joins, int njoin)
 	return -1;
 }
 
-static void
+// Stops every node still running; returns how many there were.
+static int
 stop_all(cluster_node *v, int n)
 {
+	int running = 0;
 	for (int i = 0; i < n; i++) {
+		v[i].alive = v[i].alive && pid_is_node(v[i].pid);
 		if (v[i].alive) {
 			kill(v[i].pid, SIGTERM);
+			running++;
 		}
 	}
 	uint64_t deadline = idn_clock_ms() + 5000;
@@ -266,6 +270,7 @@ stop_all(cluster_node *v, int n)
 		}
 		v[i].alive = false;
 	}
+	return running;
 }
 
 static int
@@ -491,13 +496,18 @@ cluster_main(const char *root, int argc, char **argv)
 	if (strcmp(verb, "down") == 0) {
 		cluster_node *v;
 		int n;
+		if (argc > 1) {
+			fprintf(stderr, "idunno: cluster down: unknown argument "
+			    "'%s'\n", argv[1]);
+			return 2;
+		}
 		if (cluster_load(root, &v, &n) != 0) {
 			fprintf(stderr, "idunno: no cluster in %s\n", root);
 			return 1;
 		}
-		stop_all(v, n);
+		int running = stop_all(v, n);
 		free(v);
-		printf("stopped %d nodes\n", n);
+		printf("stopped %d nodes\n", running);
 		return 0;
 	}
 	fprintf(stderr, "idunno: unknown cluster command '%s'\n", verb);

@@ -137,11 +137,29 @@ test_saturated_node_stays_alive(void **st)
 	assert_true(atomic_load(&ops) > 0);
 }
 
+// `cluster down` counts the nodes it stopped, not those it knows of, and
+// refuses arguments it does not know.
+static void
+test_cluster_down_counts(void **st)
+{
+	char *out = NULL;
+	assert_int_equal(idn_tcluster_cli(&cl, NULL, "cluster down --bogus "
+	    "2>/dev/null"), 2);
+	IDN_PASS(idn_tcluster_kill(&cl, "worker3"));
+	assert_int_equal(idn_tcluster_cli(&cl, &out, "cluster down"), 0);
+	assert_non_null(strstr(out, "stopped 4 nodes"));
+	free(out);
+	assert_int_equal(idn_tcluster_cli(&cl, &out, "cluster down"), 0);
+	assert_non_null(strstr(out, "stopped 0 nodes"));
+	free(out);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_saturated_node_stays_alive),
+		cmocka_unit_test(test_cluster_down_counts),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
