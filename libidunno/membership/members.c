@@ -262,6 +262,32 @@ mtable_apply(mtable *t, const idn_member *u, uint64_t now_ms)
 	}
 }
 
+uint64_t
+mtable_next_deadline(const mtable *t)
+{
+	uint64_t next = UINT64_MAX;
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->v[i].m.state == IDN_MEMBER_SUSPECT &&
+		    t->v[i].deadline_ms < next) {
+			next = t->v[i].deadline_ms;
+		}
+	}
+	return next;
+}
+
+bool
+mtable_fail(mtable *t, const idn_member *m, uint64_t now_ms)
+{
+	mentry *e = mtable_find(t, m->id);
+	if (e == NULL || e == &t->v[t->self] ||
+	    e->m.state > IDN_MEMBER_SUSPECT ||
+	    e->m.incarnation != m->incarnation) {
+		return false; // gone, or refuted meanwhile
+	}
+	set_state(t, e, IDN_MEMBER_FAILED, e->m.incarnation, now_ms);
+	return true;
+}
+
 void
 mtable_suspect(mtable *t, const char *id, uint64_t now_ms)
 {

@@ -64,10 +64,16 @@ merge_action mtable_merge(const idn_member *have, bool self,
 // address of an older id means that process restarted: the old id is
 // failed at once, for good.
 void mtable_apply(mtable *t, const idn_member *u, uint64_t now_ms);
-// Local observations of the failure detector.
+// Local observations of the failure detector. mtable_fail fails m (a
+// member someone else declared failed that did not answer our own ping)
+// unless it refuted meanwhile (its incarnation changed); true if it did.
+bool mtable_fail(mtable *t, const idn_member *m, uint64_t now_ms);
 void mtable_suspect(mtable *t, const char *id, uint64_t now_ms);
 void mtable_leave_self(mtable *t, uint64_t now_ms);
-// mtable_tick fails suspects whose deadline passed and drops tombstones.
+// mtable_tick fails suspects whose deadline passed and drops tombstones;
+// mtable_next_deadline is the earliest suspicion deadline (UINT64_MAX:
+// none).
+uint64_t mtable_next_deadline(const mtable *t);
 void mtable_tick(mtable *t, uint64_t now_ms);
 // mtable_reconnect_target picks a random failed member that may only have
 // been cut off (not replaced by a newer process): false if there is none.

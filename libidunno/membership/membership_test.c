@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // membership_test.c: the SWIM table's rules, without the network.
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -239,6 +240,37 @@ test_failed_member_returns(void **st)
 	mtable_fini(&t);
 }
 
+// A second-hand verdict is checked: the member is failed here only with
+// the incarnation that was checked (not after a refutation), and the
+// earliest suspicion deadline is known so it can fail on time.
+static void
+test_checked_verdict(void **st)
+{
+	mtable t;
+	idn_member self = mk("127.0.0.1:1", 100, IDN_MEMBER_ALIVE, 0);
+	idn_member b = mk("127.0.0.1:2", 100, IDN_MEMBER_ALIVE, 0);
+	IDN_PASS(mtable_init(&t, &self, 1000));
+	mtable_apply(&t, &b, 0);
+	assert_true(mtable_next_deadline(&t) == UINT64_MAX);
+	idn_member verdict = b;
+	verdict.state = IDN_MEMBER_FAILED;
+	mtable_apply(&t, &verdict, 50);
+	assert_int_equal(mtable_next_deadline(&t), 1050);
+	idn_member checked = mtable_find(&t, b.id)->m;
+	b.incarnation = 1; // it refuted before our ping timed out
+	mtable_apply(&t, &b, 60);
+	assert_false(mtable_fail(&t, &checked, 70));
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_ALIVE);
+	verdict.incarnation = 1;
+	mtable_apply(&t, &verdict, 80);
+	checked = mtable_find(&t, b.id)->m;
+	assert_true(mtable_fail(&t, &checked, 90));
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_FAILED);
+	assert_int_equal(last_event(&t), IDN_EV_FAIL);
+	assert_false(mtable_fail(&t, mtable_self(&t), 95));
+	mtable_fini(&t);
+}
+
 static void
 test_gossip_budget(void **st)
 {
@@ -309,6 +341,7 @@ main(void)
 	    cmocka_unit_test(test_rejoin_new_incarnation),
 	    cmocka_unit_test(test_merge_rules),
 	    cmocka_unit_test(test_failed_member_returns),
+	    cmocka_unit_test(test_checked_verdict),
 	    cmocka_unit_test(test_gossip_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
