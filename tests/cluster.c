@@ -168,7 +168,12 @@ idn_tcluster_addr(idn_tcluster *c, const char *node)
 		return NULL;
 	}
 	const char *found = NULL;
-	while (fscanf(f, "%31s %15s %d %63s", name, role, &pid, addr) == 4) {
+	char line[256];
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "%31s %15s %d %63s", name, role, &pid,
+		        addr) != 4) {
+			continue;
+		}
 		idx++;
 		if (idx == want || strcmp(name, node) == 0) {
 			found = addr;

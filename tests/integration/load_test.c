@@ -3,11 +3,15 @@
 // clients put, get and list through one node for a bounded time; no node
 // may be declared failed meanwhile, nor keep being suspected (a ping must
 // never wait behind data), and every operation succeeds.
+#include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <idunno/sdfs.h>
 
@@ -137,6 +141,22 @@ test_saturated_node_stays_alive(void **st)
 	assert_true(atomic_load(&ops) > 0);
 }
 
+// SIGKILL is not instant: wait until `cluster status` says so.
+static bool
+worker3_dead(void *arg)
+{
+	char *out = NULL;
+	bool dead = false;
+	if (idn_tcluster_cli(&cl, &out, "cluster status") == 0) {
+		const char *l = strstr(out, "worker3 ");
+		const char *e = l ? strchr(l, '\n') : NULL;
+		dead = l != NULL && e != NULL && (e - l < 5 ||
+		    strncmp(e - 5, "alive", 5) != 0);
+	}
+	free(out);
+	return dead;
+}
+
 // `cluster down` counts the nodes it stopped, not those it knows of, and
 // refuses arguments it does not know.
 static void
@@ -146,12 +166,81 @@ test_cluster_down_counts(void **st)
 	assert_int_equal(idn_tcluster_cli(&cl, NULL, "cluster down --bogus "
 	    "2>/dev/null"), 2);
 	IDN_PASS(idn_tcluster_kill(&cl, "worker3"));
+	assert_true(idn_test_wait(worker3_dead, NULL, 5000));
 	assert_int_equal(idn_tcluster_cli(&cl, &out, "cluster down"), 0);
-	assert_non_null(strstr(out, "stopped 4 nodes"));
+	if (strstr(out, "stopped 4 nodes") == NULL) {
+		fail_msg("cluster down said: %s", out);
+	}
 	free(out);
 	assert_int_equal(idn_tcluster_cli(&cl, &out, "cluster down"), 0);
 	assert_non_null(strstr(out, "stopped 0 nodes"));
 	free(out);
+}
+
+// The start time of a process (field 22 of /proc/PID/stat).
+static unsigned long long
+start_of(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long t = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	FILE *f = fopen(path, "re");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	assert_non_null(p);
+	assert_int_equal(sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u "
+	    "%*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &t), 1);
+	return t;
+}
+
+static bool
+exited(void *arg)
+{
+	pid_t *pid = arg;
+	return waitpid(*pid, NULL, WNOHANG) == *pid;
+}
+
+// A recorded pid now held by another program whose name contains
+// "idunno-" (pid reuse) is not ours: `cluster down` leaves it alone. The
+// same pid with its own start time is stopped.
+static void
+test_cluster_down_spares_strangers(void **st)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl("/bin/sleep", "idunno-stranger", "60", (char *) NULL);
+		_exit(127);
+	}
+	assert_true(pid > 0);
+	usleep(100 * 1000); // until exec has renamed it; checked below
+	char *out = NULL;
+	assert_int_equal(idn_test_sh(&out, "cat /proc/%d/cmdline",
+	    (int) pid), 0);
+	assert_non_null(strstr(out, "idunno-stranger"));
+	free(out);
+	const char *root = idn_test_tmpdir();
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/cluster.state", root);
+	for (int pass = 0; pass < 2; pass++) {
+		FILE *f = fopen(path, "we");
+		assert_non_null(f);
+		fprintf(f, "worker1 worker %d 127.0.0.1:1 %llu\n", (int) pid,
+		    start_of(pid) + (pass == 0 ? 1 : 0));
+		fclose(f);
+		assert_int_equal(idn_test_cli(&out, "--root '%s' cluster down",
+		    root), 0);
+		if (pass == 0) {
+			assert_non_null(strstr(out, "stopped 0 nodes"));
+			assert_int_equal(kill(pid, 0), 0);
+		} else {
+			assert_non_null(strstr(out, "stopped 1 nodes"));
+			assert_true(idn_test_wait(exited, &pid, 5000));
+		}
+		free(out);
+	}
 }
 
 int
@@ -160,6 +249,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_saturated_node_stays_alive),
 		cmocka_unit_test(test_cluster_down_counts),
+		cmocka_unit_test(test_cluster_down_spares_strangers),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
