@@ -15,6 +15,8 @@ int sdfs_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
 const char *sdfs_cmd_usage(void);
 int model_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
 const char *model_cmd_usage(void);
+int sched_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
+const char *sched_cmd_usage(void);
 int model_export(int argc, char **argv);
 
 static void
@@ -37,7 +39,9 @@ usage(FILE *f)
 	    "  events [--count N] [--timeout MS] [--json]\n"
 	    "                         stream the node's membership events\n"
 	    "SDFS (the replicated file system):\n%s"
-	    "Models and data:\n%s", sdfs_cmd_usage(), model_cmd_usage());
+	    "Models and data:\n%s"
+	    "Jobs (training and inference on the cluster):\n%s",
+	    sdfs_cmd_usage(), model_cmd_usage(), sched_cmd_usage());
 }
 
 typedef struct {
@@ -332,9 +336,10 @@ main(int argc, char **argv)
 	static const char *const sdfs_verbs[] = {"put", "get", "delete", "ls",
 	    "store", "get-versions", "ls-prefix"};
 	int (*fn)(ctx *, int, char **) = NULL;
-	static const char *const model_verbs[] = {"dataset", "model",
-	    "train"};
-	bool sdfs = false, model = false;
+	static const char *const model_verbs[] = {"dataset", "model"};
+	static const char *const sched_verbs[] = {"train", "infer", "jobs",
+	    "wait", "result", "stats", "assign"};
+	bool sdfs = false, model = false, sched = false;
 	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
 		if (strcmp(cmd, cmds[k].name) == 0) {
 			fn = cmds[k].fn;
@@ -347,7 +352,20 @@ main(int argc, char **argv)
 	     k++) {
 		model = model || strcmp(cmd, model_verbs[k]) == 0;
 	}
-	if (fn == NULL && !sdfs && !model) {
+	for (size_t k = 0; k < sizeof(sched_verbs) / sizeof(*sched_verbs);
+	     k++) {
+		sched = sched || strcmp(cmd, sched_verbs[k]) == 0;
+	}
+	// `train local NAME ...` trains in this process.
+	bool local = strcmp(cmd, "train") == 0 && nargs > 0 &&
+	    strcmp(args[0], "local") == 0;
+	if (local) {
+		sched = false;
+		model = true;
+		nargs--;
+		args++;
+	}
+	if (fn == NULL && !sdfs && !model && !sched) {
 		fprintf(stderr, "idunno: unknown command '%s' (see --help)\n",
 		    cmd);
 		return 2;
@@ -356,6 +374,7 @@ main(int argc, char **argv)
 	if (rv == 0) {
 		rv = sdfs ? sdfs_cmd_main(x.c, cmd, nargs, args) :
 		    model ? model_cmd_main(x.c, cmd, nargs, args) :
+		    sched ? sched_cmd_main(x.c, cmd, nargs, args) :
 		    fn(&x, nargs, args);
 	}
 	idn_client_close(x.c);

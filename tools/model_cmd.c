@@ -41,7 +41,7 @@ model_cmd_usage(void)
 	       "descriptor,\n"
 	       "                         then store them as models/NAME/ in "
 	       "SDFS\n"
-	       "  train NAME [--data P] [--epochs N] [--lr X] [--batch N]\n"
+	       "  train local NAME [--data P] [--epochs N] [--lr X] [--batch N]\n"
 	       "        [--optimizer sgd|adam] [--schedule const|step|cosine] "
 	       "[--limit N]\n"
 	       "                         train NAME on P/train, test on P/test "
@@ -280,7 +280,7 @@ train(idn_client *c, int argc, char **argv)
 	idn_free(err);
 	return rv == IDN_OK ? 0 : 1;
 usage:
-	fprintf(stderr, "idunno train NAME [--data P] [--epochs N] [--lr X] "
+	fprintf(stderr, "idunno train local NAME [--data P] [--epochs N] [--lr X] "
 	    "[--batch N] [--optimizer sgd|adam] [--schedule const|step|cosine]"
 	    " [--limit N]\n");
 	return 2;

@@ -10,5 +10,6 @@
 #include <idunno/sdfs.h>
 #include <idunno/model.h>
 #include <idunno/catalog.h>
+#include <idunno/sched.h>
 
 #endif

@@ -9,9 +9,11 @@
 
 #include <idunno/node.h>
 
+#include "coord/coord.h"
 #include "log/log.h"
 #include "membership/membership.h"
 #include "sdfs/sdfs.h"
+#include "worker/worker.h"
 
 static const char *const role_names[] = {
 	[IDN_ROLE_COORD] = "coord",
@@ -32,6 +34,8 @@ struct idn_node {
 	rpc *rpc;
 	membership *mship;
 	sdfs *sdfs;
+	coord_role *coord;
+	worker_role *worker;
 };
 
 const char *
@@ -202,6 +206,35 @@ open_sdfs(idn_node *n)
 	return sdfs_open(&so, &n->sdfs);
 }
 
+// The scheduler's routes: sched.where on every node, the coordinator's
+// on a coordinator (answering "starting" until start_role).
+static int
+open_role(idn_node *n)
+{
+	int rv = coord_where_route(n->rpc, n->mship);
+	if (rv == IDN_OK && n->role == IDN_ROLE_COORD) {
+		coord_node cn = {n->rpc, n->mship, n->data_dir, n->id, n->addr,
+		    n->key, log_line, n};
+		rv = coord_role_open(&cn, &n->coord);
+	}
+	return rv;
+}
+
+// Once joined: the coordinator restores its ledger, a worker starts its
+// lease loop.
+static int
+start_role(idn_node *n)
+{
+	if (n->role == IDN_ROLE_COORD) {
+		return coord_role_start(n->coord);
+	}
+	if (n->role == IDN_ROLE_WORKER) {
+		return worker_role_start(n->addr, n->key, n->id, log_line, n,
+		    &n->worker);
+	}
+	return IDN_OK;
+}
+
 static int
 join(idn_node *n, const idn_node_opts *o)
 {
@@ -249,9 +282,11 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 	    (rv = open_rpc(n, o)) != IDN_OK ||
 	    (rv = open_membership(n, o)) != IDN_OK ||
 	    (rv = open_sdfs(n)) != IDN_OK ||
+	    (rv = open_role(n)) != IDN_OK ||
 	    (rv = rpc_serve(n->rpc)) != IDN_OK ||
 	    (rv = join(n, o)) != IDN_OK ||
 	    (rv = sdfs_start(n->sdfs)) != IDN_OK ||
+	    (rv = start_role(n)) != IDN_OK ||
 	    (rv = write_addr_file(n)) != IDN_OK) {
 		idn_node_close(n);
 		return rv;
@@ -279,8 +314,11 @@ idn_node_close(idn_node *n)
 	// Reverse order: no more requests in, then the subsystems, then the
 	// endpoint's client and pool they called through.
 	rpc_stop(n->rpc);
+	worker_role_close(n->worker);
 	sdfs_close(n->sdfs);
 	membership_close(n->mship);
+	// After membership: no more events reach the coordinator.
+	coord_role_close(n->coord);
 	rpc_close(n->rpc);
 	if (n->log != NULL && n->id[0] != '\0') {
 		nlog_write(n->log, IDN_LOG_INFO, "node: stopped");

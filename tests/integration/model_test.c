@@ -79,7 +79,7 @@ test_import_store_train(void **st)
 	    "%s/lenet5.pt %s/lenet5.desc", models, models), 0);
 	free(out);
 	assert_true(exists("models/lenet/desc"));
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "train lenet --epochs 2 "
+	assert_int_equal(idn_tcluster_cli(&cl, &out, "train local lenet --epochs 2 "
 	    "--limit 10000"), 0);
 	// The last printed epoch line carries the test accuracy.
 	char *acc = strstr(out, "epoch 2/2");
@@ -147,9 +147,9 @@ test_bad_models_write_nothing(void **st)
 	IDN_FAIL(idn_catalog_train(c, "nosuch", "datasets/fashion-mnist", 10,
 	    &o, &err), IDN_ENOENT);
 	idn_free(err);
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "train lenet --data "
+	assert_int_equal(idn_tcluster_cli(&cl, NULL, "train local lenet --data "
 	    "datasets/none --limit 10 2>/dev/null"), 1);
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "train lenet --epochs "
+	assert_int_equal(idn_tcluster_cli(&cl, NULL, "train local lenet --epochs "
 	    "zero 2>/dev/null"), 2);
 }
 

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+// sched.h: training and inference jobs run by the cluster's coordinator:
+// phases, jobs, waiting, statistics and the fair-time assignment.
+#ifndef IDUNNO_SCHED_H
+#define IDUNNO_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <idunno/base.h>
+#include <idunno/client.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum idn_phase { IDN_PHASE_IDLE, IDN_PHASE_TRAIN, IDN_PHASE_INFER };
+enum idn_job_kind { IDN_JOB_TRAIN, IDN_JOB_INFER };
+enum idn_job_state {
+	IDN_JOB_QUEUED,
+	IDN_JOB_RUNNING,
+	IDN_JOB_DONE,
+	IDN_JOB_FAILED,
+	IDN_JOB_REMOVED,
+};
+
+// Static names: "idle", "train", "infer"; "queued", "running", ...
+IDN_API const char *idn_phase_name(int phase);
+IDN_API const char *idn_job_state_name(int state);
+
+// An inference job. Strings are borrowed for the call.
+typedef struct idn_infer_spec {
+	uint32_t size;          // sizeof(idn_infer_spec), set by _init
+	const char *job;        // name: [A-Za-z0-9_.-]{1,64}
+	const char *model;      // models/<model>/...
+	const char *queries;    // SDFS dataset prefix (datasets/fashion-mnist/test)
+	const char *weights;    // NULL: models/<model>/weights when present,
+	                        // else models/<model>/model.pt
+	uint32_t batch;         // > 0
+	double rate;            // offered queries per second, > 0
+	uint64_t limit;         // the first `limit` queries of the set, 0 = all
+} idn_infer_spec;
+IDN_API void idn_infer_spec_init(idn_infer_spec *s);
+
+// A training job (idn_model_train_opts's settings). Strings borrowed.
+typedef struct idn_train_spec {
+	uint32_t size;
+	const char *job;
+	const char *model;
+	const char *data;       // dataset root [datasets/fashion-mnist]
+	uint32_t epochs, batch; // [1], [64]
+	double lr;              // [0.01]
+	int optimizer;          // enum idn_model_optimizer
+	int schedule;           // enum idn_model_schedule
+	uint64_t limit;         // first `limit` training images, 0 = all
+} idn_train_spec;
+IDN_API void idn_train_spec_init(idn_train_spec *s);
+
+// All of these find the coordinator through the client's node (any node
+// answers with the coordinator it sees alive in the membership).
+// IDN_EUNAVAIL: no coordinator reachable. A refusal comes back as its
+// code (IDN_EINVAL, IDN_ENOENT, IDN_EEXIST, IDN_EBUSY) with the reason in
+// *errmsg (may be NULL): memory the caller frees with idn_free().
+IDN_API int idn_phase_start(idn_client *c, int phase, char **errmsg);
+IDN_API int idn_phase_stop(idn_client *c, int phase, char **errmsg);
+IDN_API int idn_job_add_infer(idn_client *c, const idn_infer_spec *s,
+    char **errmsg);
+IDN_API int idn_job_add_train(idn_client *c, const idn_train_spec *s,
+    char **errmsg);
+IDN_API int idn_job_remove(idn_client *c, const char *job, char **errmsg);
+
+// The stable JSON documents (`idunno stats/jobs/assign --json`): *json
+// returns memory the caller frees with idn_free(). job NULL: all jobs.
+IDN_API int idn_sched_stats(idn_client *c, const char *job, char **json);
+IDN_API int idn_sched_jobs(idn_client *c, char **json);
+IDN_API int idn_sched_assign(idn_client *c, char **json);
+
+// idn_sched_table is the same as a readable table: what is "stats",
+// "jobs" or "assign"; job as for idn_sched_stats. *text as *json.
+IDN_API int idn_sched_table(idn_client *c, const char *what,
+    const char *job, char **text);
+
+// idn_job_wait polls until the job is DONE (IDN_OK), FAILED or REMOVED
+// (IDN_EINVAL) or timeout_ms passes (IDN_ETIMEDOUT; <= 0 waits forever).
+// *state (may be NULL) gets the last state seen. IDN_ENOENT: no such job.
+IDN_API int idn_job_wait(idn_client *c, const char *job,
+    idn_duration timeout_ms, int *state);
+
+// idn_job_result writes the job's assembled output (results/JOB/output:
+// `query,predicted,score,label` lines in query order) to the local path
+// ("-" for stdout). IDN_ENOENT while the job has no output.
+IDN_API int idn_job_result(idn_client *c, const char *job, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

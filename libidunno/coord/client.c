@@ -1,0 +1,376 @@
+// SPDX-License-Identifier: MIT
+// client.c: the public scheduler API (include/idunno/sched.h): find the
+// coordinator through the client's node, then ask it.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <idunno/sched.h>
+#include <idunno/sdfs.h>
+
+#include "rpc/rpc.h"
+#include "ledger/msg.h"
+
+#define WAIT_POLL_MS 200
+
+const char *
+idn_phase_name(int phase)
+{
+	return phase == IDN_PHASE_TRAIN ? "train" :
+	    phase == IDN_PHASE_INFER ? "infer" : "idle";
+}
+
+const char *
+idn_job_state_name(int state)
+{
+	static const char *const names[] = {"queued", "running", "done",
+	    "failed", "removed"};
+	return state >= 0 && state <= IDN_JOB_REMOVED ? names[state] : "?";
+}
+
+void
+idn_infer_spec_init(idn_infer_spec *s)
+{
+	if (s != NULL) {
+		memset(s, 0, sizeof(*s));
+		s->size = sizeof(*s);
+	}
+}
+
+void
+idn_train_spec_init(idn_train_spec *s)
+{
+	if (s != NULL) {
+		memset(s, 0, sizeof(*s));
+		s->size = sizeof(*s);
+		s->data = "datasets/fashion-mnist";
+		s->epochs = 1;
+		s->batch = 64;
+		s->lr = 0.01;
+		s->optimizer = IDN_MODEL_SGD;
+		s->schedule = IDN_MODEL_LR_CONST;
+	}
+}
+
+static void
+copy(char *dst, size_t cap, const char *s)
+{
+	snprintf(dst, cap, "%s", s ? s : "");
+}
+
+static void
+spec_from_infer(ledger_spec *s, const idn_infer_spec *in)
+{
+	memset(s, 0, sizeof(*s));
+	s->kind = IDN_JOB_INFER;
+	copy(s->job, sizeof(s->job), in->job);
+	copy(s->model, sizeof(s->model), in->model);
+	copy(s->queries, sizeof(s->queries), in->queries);
+	copy(s->weights, sizeof(s->weights), in->weights);
+	s->batch = in->batch;
+	s->rate = in->rate;
+	s->limit = in->limit;
+}
+
+static void
+spec_from_train(ledger_spec *s, const idn_train_spec *in)
+{
+	memset(s, 0, sizeof(*s));
+	s->kind = IDN_JOB_TRAIN;
+	copy(s->job, sizeof(s->job), in->job);
+	copy(s->model, sizeof(s->model), in->model);
+	copy(s->data, sizeof(s->data), in->data ? in->data :
+	    "datasets/fashion-mnist");
+	s->epochs = in->epochs;
+	s->batch = in->batch;
+	s->lr = in->lr;
+	s->optimizer = in->optimizer;
+	s->schedule = in->schedule;
+	s->limit = in->limit;
+}
+
+static void
+set_err(char **errmsg, const char *fmt, const char *a)
+{
+	if (errmsg != NULL) {
+		*errmsg = core_asprintf(fmt, a);
+	}
+}
+
+// Sends one request to the coordinator. On a refusal *errmsg gets the
+// coordinator's reason; *doc/*env (optional) receive the reply.
+static int
+coord_call(idn_client *c, const char *type, wire_wr *body, char **errmsg,
+    wire_doc **doc, wire_env *env)
+{
+	wire_doc *d = NULL;
+	wire_env e;
+	char addr[IDN_ADDR_MAX];
+	if (errmsg != NULL) {
+		*errmsg = NULL;
+	}
+	int rv = rpc_client_call(c, "sched.where", NULL, &d, &e);
+	if (rv == IDN_OK && wire_get_str(e.body, "coord", addr,
+	                        sizeof(addr)) != IDN_OK) {
+		rv = IDN_EPROTO;
+	}
+	wire_doc_free(d);
+	d = NULL;
+	if (rv != IDN_OK) {
+		set_err(errmsg, "no coordinator reachable (%s)",
+		    rv == IDN_EPROTO ? "the node does not know the scheduler" :
+		    idn_strerror(rv == IDN_EUNAVAIL ? IDN_EUNAVAIL : rv));
+		return rv == IDN_ETIMEDOUT || rv == IDN_ENET ||
+		    rv == IDN_EPROTO ? IDN_EUNAVAIL : rv;
+	}
+	rv = rpc_client_call_at(c, addr, type, body, &d, &e);
+	if (rv == IDN_ETIMEDOUT || rv == IDN_ENET) {
+		set_err(errmsg, "coordinator %s did not answer", addr);
+		wire_doc_free(d);
+		return IDN_EUNAVAIL;
+	}
+	if (rv != IDN_OK && d != NULL && errmsg != NULL) {
+		char *m = NULL;
+		if (wire_dup_str(wire_get(e.body, "err"), 1024, &m) == IDN_OK) {
+			*errmsg = m;
+		}
+	}
+	if (rv != IDN_OK && errmsg != NULL && *errmsg == NULL) {
+		set_err(errmsg, "%s", idn_strerror(rv));
+	}
+	if (rv == IDN_OK && doc != NULL) {
+		*doc = d;
+		*env = e;
+	} else {
+		wire_doc_free(d);
+	}
+	return rv;
+}
+
+static int
+call_simple(idn_client *c, const char *type, wire_wr *w, char **errmsg)
+{
+	if (w == NULL) {
+		return IDN_ENOMEM;
+	}
+	int rv = coord_call(c, type, w, errmsg, NULL, NULL);
+	wire_wr_free(w);
+	return rv;
+}
+
+static int
+phase(idn_client *c, int ph, bool start, char **errmsg)
+{
+	wire_wr *w = NULL;
+	if (c == NULL || (ph != IDN_PHASE_TRAIN && ph != IDN_PHASE_INFER)) {
+		return IDN_EINVAL;
+	}
+	if (wire_wr_new(&w) == IDN_OK) {
+		wire_map(w, 2);
+		wire_ku64(w, "phase", (uint64_t) ph);
+		wire_kbool(w, "start", start);
+	}
+	return call_simple(c, "sched.phase", w, errmsg);
+}
+
+int
+idn_phase_start(idn_client *c, int ph, char **errmsg)
+{
+	return phase(c, ph, true, errmsg);
+}
+
+int
+idn_phase_stop(idn_client *c, int ph, char **errmsg)
+{
+	return phase(c, ph, false, errmsg);
+}
+
+static int
+add(idn_client *c, const ledger_spec *s, char **errmsg)
+{
+	const char *why = ledger_spec_check(s);
+	if (why != NULL) {
+		set_err(errmsg, "%s", why);
+		return IDN_EINVAL;
+	}
+	wire_wr *w = NULL;
+	if (wire_wr_new(&w) == IDN_OK) {
+		wire_map(w, 1);
+		wire_str(w, "spec");
+		ledger_spec_put(w, s);
+	}
+	return call_simple(c, "sched.add", w, errmsg);
+}
+
+int
+idn_job_add_infer(idn_client *c, const idn_infer_spec *in, char **errmsg)
+{
+	ledger_spec s;
+	if (c == NULL || in == NULL || in->size != sizeof(*in)) {
+		return IDN_EINVAL;
+	}
+	spec_from_infer(&s, in);
+	if ((in->job && strlen(in->job) > LEDGER_NAME_MAX) ||
+	    (in->queries && strlen(in->queries) >= LEDGER_PATH_MAX) ||
+	    (in->weights && strlen(in->weights) >= LEDGER_PATH_MAX)) {
+		set_err(errmsg, "%s", "a name is too long");
+		return IDN_EINVAL;
+	}
+	return add(c, &s, errmsg);
+}
+
+int
+idn_job_add_train(idn_client *c, const idn_train_spec *in, char **errmsg)
+{
+	ledger_spec s;
+	if (c == NULL || in == NULL || in->size != sizeof(*in)) {
+		return IDN_EINVAL;
+	}
+	spec_from_train(&s, in);
+	if ((in->job && strlen(in->job) > LEDGER_NAME_MAX) ||
+	    (in->data && strlen(in->data) >= LEDGER_PATH_MAX)) {
+		set_err(errmsg, "%s", "a name is too long");
+		return IDN_EINVAL;
+	}
+	return add(c, &s, errmsg);
+}
+
+static wire_wr *
+job_body(const char *job)
+{
+	wire_wr *w = NULL;
+	if (wire_wr_new(&w) == IDN_OK) {
+		wire_map(w, 1);
+		wire_kstr(w, "job", job);
+	}
+	return w;
+}
+
+int
+idn_job_remove(idn_client *c, const char *job, char **errmsg)
+{
+	if (c == NULL || !ledger_name_ok(job)) {
+		set_err(errmsg, "bad job name '%s'", job ? job : "");
+		return IDN_EINVAL;
+	}
+	return call_simple(c, "sched.remove", job_body(job), errmsg);
+}
+
+static int
+get_doc(idn_client *c, const char *type, const char *job, bool text,
+    char **out)
+{
+	wire_wr *w = NULL;
+	wire_doc *d = NULL;
+	wire_env e;
+	if (c == NULL || out == NULL || (job != NULL && !ledger_name_ok(job))) {
+		return IDN_EINVAL;
+	}
+	if (wire_wr_new(&w) != IDN_OK) {
+		return IDN_ENOMEM;
+	}
+	wire_map(w, 2);
+	wire_kstr(w, "job", job ? job : "");
+	wire_kbool(w, "text", text);
+	int rv = coord_call(c, type, w, NULL, &d, &e);
+	wire_wr_free(w);
+	if (rv == IDN_OK) {
+		rv = wire_dup_str(wire_get(e.body, "json"), 64u << 20, out);
+	}
+	wire_doc_free(d);
+	return rv;
+}
+
+int
+idn_sched_stats(idn_client *c, const char *job, char **json)
+{
+	return get_doc(c, "sched.stats", job, false, json);
+}
+
+int
+idn_sched_jobs(idn_client *c, char **json)
+{
+	return get_doc(c, "sched.jobs", NULL, false, json);
+}
+
+int
+idn_sched_assign(idn_client *c, char **json)
+{
+	return get_doc(c, "sched.assign", NULL, false, json);
+}
+
+int
+idn_sched_table(idn_client *c, const char *what, const char *job,
+    char **text)
+{
+	const char *type = what == NULL ? NULL :
+	    strcmp(what, "stats") == 0 ? "sched.stats" :
+	    strcmp(what, "jobs") == 0 ? "sched.jobs" :
+	    strcmp(what, "assign") == 0 ? "sched.assign" : NULL;
+	if (type == NULL) {
+		return IDN_EINVAL;
+	}
+	return get_doc(c, type, job, true, text);
+}
+
+int
+idn_job_wait(idn_client *c, const char *job, idn_duration timeout_ms,
+    int *state)
+{
+	if (c == NULL || !ledger_name_ok(job)) {
+		return IDN_EINVAL;
+	}
+	uint64_t deadline = idn_clock_ms() + (uint64_t) (timeout_ms > 0 ?
+	    timeout_ms : 0);
+	for (;;) {
+		wire_doc *d = NULL;
+		wire_env e;
+		wire_wr *w = job_body(job);
+		uint64_t st = 0;
+		int rv = w ? coord_call(c, "sched.state", w, NULL, &d, &e) :
+		    IDN_ENOMEM;
+		wire_wr_free(w);
+		if (rv == IDN_OK && wire_get_u64(e.body, "state", &st) != IDN_OK) {
+			rv = IDN_EPROTO;
+		}
+		wire_doc_free(d);
+		if (rv == IDN_OK && state != NULL) {
+			*state = (int) st;
+		}
+		if (rv == IDN_OK && st == IDN_JOB_DONE) {
+			return IDN_OK;
+		}
+		if (rv == IDN_OK && st >= IDN_JOB_FAILED) {
+			return IDN_EINVAL;
+		}
+		// A coordinator that is briefly unreachable is waited for.
+		if (rv != IDN_OK && rv != IDN_EUNAVAIL) {
+			return rv;
+		}
+		if (timeout_ms > 0 && idn_clock_ms() >= deadline) {
+			return IDN_ETIMEDOUT;
+		}
+		core_sleep_ms(WAIT_POLL_MS);
+	}
+}
+
+int
+idn_job_result(idn_client *c, const char *job, const char *path)
+{
+	char name[LEDGER_PATH_MAX];
+	if (c == NULL || path == NULL || !ledger_name_ok(job)) {
+		return IDN_EINVAL;
+	}
+	snprintf(name, sizeof(name), "results/%s/output", job);
+	if (strcmp(path, "-") != 0) {
+		return idn_sdfs_get_file(c, name, 0, path, NULL);
+	}
+	void *data;
+	size_t len;
+	int rv = idn_sdfs_get_buf(c, name, 0, &data, &len, NULL);
+	if (rv == IDN_OK) {
+		rv = fwrite(data, 1, len, stdout) == len ? IDN_OK : IDN_ESYS;
+		idn_free(data);
+	}
+	return rv;
+}

@@ -1,0 +1,1643 @@
+// SPDX-License-Identifier: MIT
+// coord.c: the coordinator. One lock guards the job and worker tables;
+// slow work (SDFS reads for validation, result assembly, checkpoints) runs
+// outside it. Times are wall-clock ms, so arrivals, workers' completion
+// times and a restored ledger share one clock.
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <idunno/sched.h>
+#include <idunno/sdfs.h>
+
+#include "coord/coord.h"
+#include "ledger/ledger.h"
+#include "model/model.h"
+#include "sched/fair.h"
+#include "sched/job.h"
+#include "sched/stats.h"
+
+// The ledger stores kinds and states as the public enums' values.
+_Static_assert((int) LEDGER_INFER == (int) IDN_JOB_INFER &&
+    (int) LEDGER_TRAIN == (int) IDN_JOB_TRAIN &&
+    (int) LEDGER_RUNNING == (int) IDN_JOB_RUNNING &&
+    (int) LEDGER_REMOVED == (int) IDN_JOB_REMOVED,
+    "ledger and public job enums differ");
+
+#define MAX_JOBS 64
+#define MAX_WORKERS 256
+#define TICK_MS 100
+#define REASSIGN_MS 1000
+#define CHECKPOINT_MS 10000
+#define HYSTERESIS 0.05
+#define DEFAULT_BATCH_MS 100.0
+
+typedef struct cjob {
+	ledger_spec spec;
+	int state;
+	uint64_t key;         // the allocator's job key
+	uint64_t start_ms;
+	sched_job *sj;        // infer
+	sched_stats *proc;    // per-query service time
+	sched_stats *lat;     // per-query arrival -> result in SDFS
+	double batch_ms;      // moving mean of measured batch service time
+	double accuracy;      // -1 unknown
+	bool assembling;
+	char err[256];
+	// train: the lease of its one task
+	char tworker[96];
+	uint32_t tattempt;
+	uint64_t texpires;
+	bool tleased;
+	uint32_t epoch;
+	double loss, acc;
+} cjob;
+
+typedef struct cworker {
+	char id[96];
+	uint64_t key;
+	bool alive;
+	uint64_t served_key[MAX_JOBS];
+	double served_ms[MAX_JOBS];
+} cworker;
+
+struct coord {
+	coord_host h;
+	char self[96];
+	ledger *led;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	pthread_t ticker, slow;
+	int phase;
+	cjob *jobs[MAX_JOBS];
+	size_t njobs;
+	uint64_t next_key;
+	cworker workers[MAX_WORKERS];
+	size_t nworkers;
+	sched_alloc alloc;
+	bool have_alloc;
+	bool dirty;           // reassign at the next tick
+	bool want_checkpoint;
+	uint64_t last_assign_ms;
+	uint64_t lease_ops;
+};
+
+static void
+note(coord *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+note(coord *c, int level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (c->h.log != NULL) {
+		c->h.log(c->h.log_arg, level, line);
+	}
+}
+
+static cjob *
+find_job(coord *c, const char *name)
+{
+	for (size_t i = 0; i < c->njobs; i++) {
+		if (strcmp(c->jobs[i]->spec.job, name) == 0) {
+			return c->jobs[i];
+		}
+	}
+	return NULL;
+}
+
+static cjob *
+job_by_key(coord *c, uint64_t key)
+{
+	for (size_t i = 0; i < c->njobs; i++) {
+		if (c->jobs[i]->key == key) {
+			return c->jobs[i];
+		}
+	}
+	return NULL;
+}
+
+static void
+job_free(cjob *j)
+{
+	if (j != NULL) {
+		sched_job_free(j->sj);
+		sched_stats_free(j->proc);
+		sched_stats_free(j->lat);
+		free(j);
+	}
+}
+
+static cworker *
+find_worker(coord *c, const char *id, bool create)
+{
+	for (size_t i = 0; i < c->nworkers; i++) {
+		if (strcmp(c->workers[i].id, id) == 0) {
+			return &c->workers[i];
+		}
+	}
+	if (!create) {
+		return NULL;
+	}
+	// Reuse the slot of a worker long gone before growing.
+	cworker *w = NULL;
+	for (size_t i = 0; i < c->nworkers && w == NULL; i++) {
+		w = c->workers[i].alive ? NULL : &c->workers[i];
+	}
+	if (w == NULL && c->nworkers < MAX_WORKERS) {
+		w = &c->workers[c->nworkers++];
+	}
+	if (w != NULL) {
+		memset(w, 0, sizeof(*w));
+		snprintf(w->id, sizeof(w->id), "%s", id);
+		w->key = ++c->next_key;
+		w->alive = true;
+		c->dirty = true;
+	}
+	return w;
+}
+
+static bool
+infer_active(const cjob *j)
+{
+	return j->spec.kind == IDN_JOB_INFER && j->state == IDN_JOB_RUNNING &&
+	    !sched_job_finished(j->sj);
+}
+
+// The allocator's view of a job.
+static sched_fair_job
+fair_job(const cjob *j, uint64_t now)
+{
+	return (sched_fair_job){j->key, j->batch_ms, j->spec.batch,
+	    j->spec.rate, (double) sched_job_backlog(j->sj, now)};
+}
+
+static double *
+served(cworker *w, uint64_t job)
+{
+	for (int i = 0; i < MAX_JOBS; i++) {
+		if (w->served_key[i] == job) {
+			return &w->served_ms[i];
+		}
+	}
+	for (int i = 0; i < MAX_JOBS; i++) {
+		if (w->served_key[i] == 0) {
+			w->served_key[i] = job;
+			w->served_ms[i] = 0;
+			return &w->served_ms[i];
+		}
+	}
+	w->served_key[0] = job; // full: reuse a slot
+	w->served_ms[0] = 0;
+	return &w->served_ms[0];
+}
+
+// Re-runs the allocation over the active inference jobs and live workers.
+static void
+reassign(coord *c, uint64_t now)
+{
+	sched_fair_job fj[MAX_JOBS];
+	uint64_t wk[MAX_WORKERS];
+	size_t nj = 0, nw = 0;
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		if (!infer_active(j)) {
+			continue;
+		}
+		fj[nj++] = fair_job(j, now);
+	}
+	for (size_t i = 0; i < c->nworkers; i++) {
+		if (c->workers[i].alive) {
+			wk[nw++] = c->workers[i].key;
+		}
+	}
+	sched_alloc out;
+	if (sched_fair_assign(fj, nj, wk, nw, c->have_alloc ? &c->alloc : NULL,
+	        HYSTERESIS, &out) != IDN_OK) {
+		return;
+	}
+	if (c->have_alloc) {
+		sched_alloc_free(&c->alloc);
+	}
+	c->alloc = out;
+	c->have_alloc = true;
+	c->dirty = false;
+	c->last_assign_ms = now;
+}
+
+static size_t
+alloc_row(coord *c, uint64_t worker)
+{
+	for (size_t i = 0; c->have_alloc && i < c->alloc.nworkers; i++) {
+		if (c->alloc.workers != NULL && c->alloc.workers[i] == worker) {
+			return i;
+		}
+	}
+	return SIZE_MAX;
+}
+
+static int
+job_new(coord *c, const ledger_spec *s, int state, uint64_t start_ms,
+    uint64_t total, cjob **out)
+{
+	cjob *j = core_alloc(sizeof(*j));
+	if (j == NULL) {
+		return IDN_ENOMEM;
+	}
+	j->spec = *s;
+	j->state = state;
+	j->start_ms = start_ms;
+	j->key = ++c->next_key;
+	j->accuracy = -1;
+	j->batch_ms = DEFAULT_BATCH_MS;
+	int rv = sched_stats_new(&j->proc);
+	if (rv == IDN_OK) {
+		rv = sched_stats_new(&j->lat);
+	}
+	if (rv == IDN_OK && s->kind == IDN_JOB_INFER) {
+		rv = sched_job_new(total, s->batch, s->rate, start_ms, &j->sj);
+	}
+	if (rv != IDN_OK) {
+		job_free(j);
+		return rv;
+	}
+	*out = j;
+	return IDN_OK;
+}
+
+// ---- restore from the ledger
+
+typedef struct {
+	coord *c;
+	uint64_t now;
+} restore_ctx;
+
+static void
+restore_job(void *arg, const ledger_job *lj)
+{
+	restore_ctx *r = arg;
+	coord *c = r->c;
+	cjob *j;
+	uint64_t total = lj->spec.limit;
+	if (c->njobs == MAX_JOBS || lj->state == IDN_JOB_REMOVED) {
+		return;
+	}
+	// The total of an inference job was resolved at add time into limit.
+	if (job_new(c, &lj->spec, lj->state, lj->start_ms, total ? total : 1,
+	        &j) != IDN_OK) {
+		return;
+	}
+	j->accuracy = lj->accuracy;
+	j->epoch = lj->epoch;
+	j->loss = lj->loss;
+	j->acc = lj->acc;
+	snprintf(j->err, sizeof(j->err), "%s", lj->err);
+	c->jobs[c->njobs++] = j;
+}
+
+static void
+restore_batch(void *arg, const char *job, uint32_t batch, const char *worker,
+    uint32_t attempt, double ms, uint64_t end_ms)
+{
+	restore_ctx *r = arg;
+	cjob *j = find_job(r->c, job);
+	if (j == NULL || j->sj == NULL) {
+		return;
+	}
+	sched_job_restore_done(j->sj, batch);
+	uint64_t first;
+	uint32_t count;
+	sched_job_batch_range(j->sj, batch, &first, &count);
+	if (count > 0) {
+		sched_stats_add(j->proc, ms / count, count, end_ms);
+		for (uint32_t q = 0; q < count; q++) {
+			uint64_t a = sched_job_arrival_ms(j->sj, first + q);
+			sched_stats_add(j->lat, end_ms > a ? (double) (end_ms - a) :
+			    0, 1, end_ms);
+		}
+	}
+}
+
+static void
+restore_lease(void *arg, const char *job, uint32_t batch, const char *worker,
+    uint32_t attempt, double ms, uint64_t expires)
+{
+	restore_ctx *r = arg;
+	cjob *j = find_job(r->c, job);
+	if (j == NULL || j->sj == NULL) {
+		return;
+	}
+	bool known = find_worker(r->c, worker, false) != NULL;
+	cworker *w = find_worker(r->c, worker, true);
+	if (w == NULL) {
+		return;
+	}
+	// Not a live worker until the membership says so (a dead one's
+	// leases then expire); a live one renews them.
+	if (!known) {
+		w->alive = false;
+	}
+	// Its holder has a fresh lease time to say it is alive.
+	sched_job_restore_lease(j->sj, batch, w->key, attempt,
+	    r->now + COORD_LEASE_MS);
+}
+
+static int
+open_ledger(coord *c)
+{
+	char *dir = core_asprintf("%s/coord", c->h.data_dir);
+	char *path = core_asprintf("%s/coord/ledger.db", c->h.data_dir);
+	int rv = dir && path ? core_mkdir_p(dir) : IDN_ENOMEM;
+	bool fresh = rv == IDN_OK && access(path, F_OK) != 0;
+	if (rv == IDN_OK && fresh) {
+		// No local ledger: the last checkpoint in SDFS, if any.
+		void *img = NULL;
+		size_t len = 0;
+		if (idn_sdfs_get_buf(c->h.sdfs, "ledger/checkpoint", 0, &img,
+		        &len, NULL) == IDN_OK &&
+		    ledger_open_image(path, img, len, &c->led) == IDN_OK) {
+			note(c, IDN_LOG_INFO, "coord: restored the ledger from "
+			    "the SDFS checkpoint (%zu bytes)", len);
+		}
+		idn_free(img);
+	}
+	if (rv == IDN_OK && c->led == NULL) {
+		rv = ledger_open(path, &c->led);
+	}
+	free(dir);
+	free(path);
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	uint64_t phase = IDN_PHASE_IDLE;
+	ledger_get(c->led, "phase", &phase);
+	c->phase = phase <= IDN_PHASE_INFER ? (int) phase : IDN_PHASE_IDLE;
+	restore_ctx r = {c, idn_wall_ms()};
+	rv = ledger_jobs(c->led, restore_job, &r);
+	if (rv == IDN_OK) {
+		rv = ledger_batches(c->led, false, restore_batch, &r);
+	}
+	if (rv == IDN_OK) {
+		rv = ledger_batches(c->led, true, restore_lease, &r);
+	}
+	if (rv == IDN_OK) {
+		rv = ledger_set(c->led, "epoch", COORD_EPOCH);
+	}
+	if (rv == IDN_OK && c->njobs > 0) {
+		note(c, IDN_LOG_INFO, "coord: restored %zu jobs, phase %s",
+		    c->njobs, idn_phase_name(c->phase));
+	}
+	return rv;
+}
+
+// ---- replies
+
+static int
+refuse(wire_wr *reply, int rv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+refuse(wire_wr *reply, int rv, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	wire_map(reply, 2);
+	wire_ku64(reply, "epoch", COORD_EPOCH);
+	wire_kstr(reply, "err", msg);
+	return rv;
+}
+
+static int
+ok_reply(wire_wr *reply)
+{
+	wire_map(reply, 1);
+	wire_ku64(reply, "epoch", COORD_EPOCH);
+	return IDN_OK;
+}
+
+// ---- phases and jobs
+
+static int
+on_phase(coord *c, const wire_val *b, wire_wr *reply)
+{
+	uint64_t phase;
+	bool start;
+	if (wire_get_u64(b, "phase", &phase) ||
+	    wire_as_bool(wire_get(b, "start"), &start) ||
+	    (phase != IDN_PHASE_TRAIN && phase != IDN_PHASE_INFER)) {
+		return IDN_EPROTO;
+	}
+	const char *name = idn_phase_name((int) phase);
+	pthread_mutex_lock(&c->lock);
+	int rv = IDN_OK;
+	if (start && c->phase != IDN_PHASE_IDLE && c->phase != (int) phase) {
+		rv = refuse(reply, IDN_EBUSY, "the %s phase is running; stop it"
+		    " first ('idunno %s stop')", idn_phase_name(c->phase),
+		    idn_phase_name(c->phase));
+	} else if (!start && c->phase != (int) phase) {
+		rv = refuse(reply, IDN_EINVAL, "the %s phase is not running",
+		    name);
+	} else {
+		c->phase = start ? (int) phase : IDN_PHASE_IDLE;
+		rv = ledger_set(c->led, "phase", (uint64_t) c->phase);
+		c->dirty = true;
+		c->want_checkpoint = true;
+		note(c, IDN_LOG_INFO, "coord: %s phase %s", name,
+		    start ? "started" : "stopped");
+		rv = rv == IDN_OK ? ok_reply(reply) : refuse(reply, rv,
+		    "ledger: %s", idn_strerror(rv));
+	}
+	pthread_mutex_unlock(&c->lock);
+	pthread_cond_broadcast(&c->cond);
+	return rv;
+}
+
+// Reads a small SDFS file; IDN_ENOENT when absent.
+static int
+sdfs_text(coord *c, const char *name, void **data, size_t *len)
+{
+	return idn_sdfs_get_buf(c->h.sdfs, name, 0, data, len, NULL);
+}
+
+static bool
+sdfs_exists(coord *c, const char *name)
+{
+	idn_sdfs_info *info = NULL;
+	int rv = idn_sdfs_ls(c->h.sdfs, name, &info);
+	idn_free(info);
+	return rv == IDN_OK;
+}
+
+// Checks the model and the data a spec names (outside the lock: SDFS
+// reads); fills the inference job's weights and total. IDN_OK or a
+// refusal already written to reply.
+static int
+validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
+    wire_wr *reply)
+{
+	char name[LEDGER_PATH_MAX + 32];
+	void *desc = NULL, *man = NULL;
+	size_t dlen, mlen;
+	model_desc d;
+	ledger_manifest m;
+	char *err = NULL;
+	snprintf(name, sizeof(name), "models/%s/desc", s->model);
+	int rv = sdfs_text(c, name, &desc, &dlen);
+	if (rv != IDN_OK) {
+		return refuse(reply, rv == IDN_ENOENT ? IDN_ENOENT : rv,
+		    "unknown model '%s' (no %s in SDFS: %s)", s->model, name,
+		    idn_strerror(rv));
+	}
+	rv = model_desc_parse(desc, dlen, &d, &err);
+	idn_free(desc);
+	if (rv != IDN_OK) {
+		rv = refuse(reply, IDN_EINVAL, "model '%s': bad descriptor: %s",
+		    s->model, err ? err : idn_strerror(rv));
+		free(err);
+		return rv;
+	}
+	const char *set = s->kind == IDN_JOB_INFER ? s->queries : s->data;
+	snprintf(name, sizeof(name), s->kind == IDN_JOB_INFER ?
+	    "%s/manifest" : "%s/train/manifest", set);
+	rv = sdfs_text(c, name, &man, &mlen);
+	if (rv == IDN_OK && ledger_manifest_parse(man, mlen, &m) != IDN_OK) {
+		rv = IDN_ECORRUPT;
+	}
+	idn_free(man);
+	if (rv != IDN_OK) {
+		model_desc_free(&d);
+		return refuse(reply, rv == IDN_ENOENT ? IDN_ENOENT : rv,
+		    "no %s at '%s' (%s: %s)", s->kind == IDN_JOB_INFER ?
+		    "query set" : "training set", set, name, idn_strerror(rv));
+	}
+	if (m.c != d.channels || m.h != d.height || m.w != d.width) {
+		rv = refuse(reply, IDN_EINVAL, "the %s's images are %ux%ux%u "
+		    "but model '%s' takes %ux%ux%u", s->kind == IDN_JOB_INFER ?
+		    "query set" : "training set", m.c, m.h, m.w, s->model,
+		    d.channels, d.height, d.width);
+		model_desc_free(&d);
+		return rv;
+	}
+	// A first guess of the batch time until measurements come in.
+	*est = d.service_ms > 0 ? d.service_ms +
+	    s->batch * d.service_per_query_us / 1000.0 : 0;
+	model_desc_free(&d);
+	if (s->kind == IDN_JOB_INFER) {
+		if (s->weights[0] != '\0') {
+			if (!sdfs_exists(c, s->weights)) {
+				return refuse(reply, IDN_ENOENT, "no weights file "
+				    "'%s' in SDFS", s->weights);
+			}
+		} else {
+			snprintf(s->weights, sizeof(s->weights),
+			    "models/%s/weights", s->model);
+			if (!sdfs_exists(c, s->weights)) {
+				snprintf(s->weights, sizeof(s->weights),
+				    "models/%s/model.pt", s->model);
+			}
+		}
+		*total = s->limit > 0 && s->limit < m.count ? s->limit : m.count;
+		s->limit = *total;
+	}
+	return IDN_OK;
+}
+
+static int
+on_add(coord *c, const wire_val *b, wire_wr *reply)
+{
+	ledger_spec s;
+	if (ledger_spec_get(wire_get(b, "spec"), &s) != IDN_OK) {
+		return IDN_EPROTO;
+	}
+	const char *why = ledger_spec_check(&s);
+	if (why != NULL) {
+		return refuse(reply, IDN_EINVAL, "%s", why);
+	}
+	int want = s.kind == IDN_JOB_INFER ? IDN_PHASE_INFER : IDN_PHASE_TRAIN;
+	pthread_mutex_lock(&c->lock);
+	int phase = c->phase;
+	cjob *old = find_job(c, s.job);
+	bool dup = old != NULL && old->state != IDN_JOB_REMOVED;
+	pthread_mutex_unlock(&c->lock);
+	if (phase != want) {
+		return refuse(reply, IDN_EINVAL, "%s jobs are added in the %s "
+		    "phase, and the cluster is in the %s phase (run 'idunno %s "
+		    "start')", s.kind == IDN_JOB_INFER ? "inference" :
+		    "training", idn_phase_name(want), idn_phase_name(phase),
+		    idn_phase_name(want));
+	}
+	if (dup) {
+		return refuse(reply, IDN_EEXIST, "job '%s' already exists",
+		    s.job);
+	}
+	uint64_t total = 0;
+	double est = 0;
+	int rv = validate(c, &s, &total, &est, reply);
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	uint64_t now = idn_wall_ms();
+	pthread_mutex_lock(&c->lock);
+	old = find_job(c, s.job);
+	cjob *j = NULL;
+	if (old != NULL && old->state != IDN_JOB_REMOVED) {
+		rv = refuse(reply, IDN_EEXIST, "job '%s' already exists", s.job);
+	} else if (c->phase != want) {
+		rv = refuse(reply, IDN_EINVAL, "the phase changed; try again");
+	} else if (old == NULL && c->njobs == MAX_JOBS) {
+		rv = refuse(reply, IDN_EBUSY, "too many jobs (%d)", MAX_JOBS);
+	} else if ((rv = job_new(c, &s, s.kind == IDN_JOB_INFER ?
+	                IDN_JOB_RUNNING : IDN_JOB_QUEUED, now, total, &j)) !=
+	    IDN_OK || (rv = ledger_job_put(c->led, &s, j->state, now)) !=
+	    IDN_OK) {
+		rv = refuse(reply, rv, "cannot record the job: %s",
+		    idn_strerror(rv));
+		job_free(j);
+	} else {
+		if (est > 0) {
+			j->batch_ms = est;
+		}
+		if (old != NULL) {
+			for (size_t i = 0; i < c->njobs; i++) {
+				if (c->jobs[i] == old) {
+					c->jobs[i] = j;
+				}
+			}
+			job_free(old);
+		} else {
+			c->jobs[c->njobs++] = j;
+		}
+		c->dirty = true;
+		// A new job reaches the SDFS checkpoint at once: a coordinator
+		// that loses its disk still knows every acknowledged job.
+		c->want_checkpoint = true;
+		if (s.kind == IDN_JOB_INFER) {
+			note(c, IDN_LOG_INFO, "coord: job received: %s infer "
+			    "model %s queries %s (%llu) weights %s batch %u "
+			    "rate %.1f", s.job, s.model, s.queries,
+			    (unsigned long long) total, s.weights, s.batch,
+			    s.rate);
+		} else {
+			note(c, IDN_LOG_INFO, "coord: job received: %s train "
+			    "model %s data %s epochs %u batch %u lr %g", s.job,
+			    s.model, s.data, s.epochs, s.batch, s.lr);
+		}
+		rv = ok_reply(reply);
+	}
+	pthread_mutex_unlock(&c->lock);
+	pthread_cond_broadcast(&c->cond);
+	return rv;
+}
+
+static int
+on_remove(coord *c, const wire_val *b, wire_wr *reply)
+{
+	char name[LEDGER_NAME_MAX + 1];
+	if (wire_get_str(b, "job", name, sizeof(name)) != IDN_OK) {
+		return refuse(reply, IDN_EINVAL, "bad job name");
+	}
+	pthread_mutex_lock(&c->lock);
+	cjob *j = find_job(c, name);
+	int rv;
+	if (j == NULL || j->state == IDN_JOB_REMOVED) {
+		rv = refuse(reply, IDN_ENOENT, "no job '%s'", name);
+	} else {
+		j->state = IDN_JOB_REMOVED;
+		j->tleased = false;
+		rv = ledger_job_state(c->led, name, IDN_JOB_REMOVED, j->accuracy,
+		    "removed");
+		c->dirty = true;
+		note(c, IDN_LOG_INFO, "coord: job removed: %s", name);
+		rv = rv == IDN_OK ? ok_reply(reply) : refuse(reply, rv,
+		    "ledger: %s", idn_strerror(rv));
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rv;
+}
+
+static int
+on_state(coord *c, const wire_val *b, wire_wr *reply)
+{
+	char name[LEDGER_NAME_MAX + 1];
+	if (wire_get_str(b, "job", name, sizeof(name)) != IDN_OK) {
+		return refuse(reply, IDN_EINVAL, "bad job name");
+	}
+	pthread_mutex_lock(&c->lock);
+	cjob *j = find_job(c, name);
+	int rv = IDN_OK;
+	if (j == NULL) {
+		rv = refuse(reply, IDN_ENOENT, "no job '%s'", name);
+	} else {
+		wire_map(reply, 4);
+		wire_ku64(reply, "epoch", COORD_EPOCH);
+		wire_ku64(reply, "state", (uint64_t) j->state);
+		wire_kf64(reply, "accuracy", j->accuracy);
+		wire_kstr(reply, "err", j->err);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rv;
+}
+
+// ---- the lease call
+
+static void
+complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
+{
+	cjob *j = find_job(c, d->job);
+	if (j == NULL || j->sj == NULL || j->state != IDN_JOB_RUNNING) {
+		return;
+	}
+	if (d->rc != IDN_OK) {
+		note(c, IDN_LOG_WARN, "coord: batch %s/%u failed on %s: %s",
+		    d->job, d->batch, w->id, idn_strerror(d->rc));
+		if (d->rc == IDN_EMODEL || d->rc == IDN_EINVAL ||
+		    d->rc == IDN_ECORRUPT) {
+			j->state = IDN_JOB_FAILED;
+			snprintf(j->err, sizeof(j->err), "batch %u failed on %s:"
+			    " %s", d->batch, w->id, idn_strerror(d->rc));
+			ledger_job_state(c->led, j->spec.job, j->state, -1,
+			    j->err);
+			c->dirty = true;
+			return;
+		}
+		// Anything else (SDFS unavailable for a moment): the batch goes
+		// back at once instead of when its lease would expire.
+		uint64_t holder, exp;
+		uint32_t attempt;
+		if (sched_job_lease_info(j->sj, d->batch, &holder, &attempt,
+		        &exp) && holder == w->key && attempt == d->attempt) {
+			sched_job_restore_lease(j->sj, d->batch, w->key, attempt,
+			    now);
+			sched_job_expire(j->sj, now);
+		}
+		return;
+	}
+	if (sched_job_complete(j->sj, d->batch, now) != IDN_OK) {
+		return; // done already (by another attempt): exactly once
+	}
+	ledger_batch_done(c->led, d->job, d->batch, w->id, d->attempt, d->ms,
+	    d->end_ms);
+	uint64_t first;
+	uint32_t count;
+	sched_job_batch_range(j->sj, d->batch, &first, &count);
+	if (count > 0) {
+		sched_stats_add(j->proc, d->ms / count, count, now);
+		for (uint32_t q = 0; q < count; q++) {
+			uint64_t a = sched_job_arrival_ms(j->sj, first + q);
+			sched_stats_add(j->lat, d->end_ms > a ?
+			    (double) (d->end_ms - a) : 0, 1, now);
+		}
+	}
+	// The allocator shares worker time, so it needs the whole task's
+	// time (inputs, model, result write), not the model's alone.
+	double busy = d->busy_ms > d->ms ? d->busy_ms : d->ms;
+	j->batch_ms = 0.8 * j->batch_ms + 0.2 * (busy > 0 ? busy : 1);
+	note(c, IDN_LOG_INFO, "coord: batch completed: %s/%u by %s attempt %u "
+	    "in %.1f ms", d->job, d->batch, w->id, d->attempt, d->ms);
+	if (sched_job_finished(j->sj)) {
+		c->dirty = true;
+		pthread_cond_broadcast(&c->cond);
+	}
+}
+
+static void
+progress(coord *c, cworker *w, const ledger_progress *p)
+{
+	cjob *j = find_job(c, p->job);
+	if (j == NULL || j->spec.kind != IDN_JOB_TRAIN ||
+	    (j->state != IDN_JOB_RUNNING && j->state != IDN_JOB_QUEUED)) {
+		return;
+	}
+	if (p->epoch > j->epoch) {
+		j->epoch = p->epoch;
+		j->loss = p->loss;
+		j->acc = p->acc;
+		ledger_train_epoch(c->led, j->spec.job, p->epoch, p->loss, p->acc);
+		note(c, IDN_LOG_INFO, "coord: job %s epoch %u/%u on %s: loss "
+		    "%.4f accuracy %.4f", j->spec.job, p->epoch, j->spec.epochs,
+		    w->id, p->loss, p->acc);
+	}
+	if (p->done && strcmp(j->tworker, w->id) == 0 &&
+	    p->attempt == j->tattempt) {
+		j->state = p->rc == IDN_OK ? IDN_JOB_DONE : IDN_JOB_FAILED;
+		j->accuracy = p->rc == IDN_OK ? j->acc : -1;
+		snprintf(j->err, sizeof(j->err), "%s", p->err);
+		j->tleased = false;
+		ledger_job_state(c->led, j->spec.job, j->state, j->accuracy,
+		    j->err);
+		c->want_checkpoint = true;
+		note(c, IDN_LOG_INFO, "coord: job completed: %s %s%s%s",
+		    j->spec.job, idn_job_state_name(j->state), j->err[0] ?
+		    ": " : "", j->err);
+	}
+}
+
+static void
+renew(coord *c, cworker *w, const ledger_held *h, uint64_t now,
+    ledger_held *drop, size_t *ndrop)
+{
+	cjob *j = find_job(c, h->job);
+	bool keep = false;
+	if (j != NULL && j->spec.kind == IDN_JOB_INFER &&
+	    j->state == IDN_JOB_RUNNING && c->phase == IDN_PHASE_INFER) {
+		keep = sched_job_renew(j->sj, h->batch, w->key, now,
+		    COORD_LEASE_MS) == IDN_OK;
+	} else if (j != NULL && j->spec.kind == IDN_JOB_TRAIN &&
+	    j->tleased && c->phase == IDN_PHASE_TRAIN &&
+	    strcmp(j->tworker, w->id) == 0 && j->tattempt == h->attempt) {
+		j->texpires = now + COORD_LEASE_MS;
+		keep = true;
+	}
+	if (!keep && *ndrop < LEDGER_LIST_MAX) {
+		drop[(*ndrop)++] = *h;
+	}
+}
+
+// Picks the job this worker serves next: its shares first (deficit
+// round robin), else any active job with a batch ready.
+static cjob *
+pick(coord *c, cworker *w, uint64_t now)
+{
+	size_t row = alloc_row(c, w->key);
+	if (row != SIZE_MAX && c->alloc.nshares[row] > 0) {
+		size_t n = c->alloc.nshares[row];
+		double sv[MAX_JOBS];
+		bool ready[MAX_JOBS];
+		n = n > MAX_JOBS ? MAX_JOBS : n;
+		const sched_share *sh = c->alloc.shares[row];
+		double low = INFINITY;
+		for (size_t i = 0; i < n; i++) {
+			cjob *j = job_by_key(c, sh[i].job);
+			ready[i] = j != NULL && infer_active(j) &&
+			    sched_job_ready(j->sj, now);
+			sv[i] = *served(w, sh[i].job);
+			if (ready[i] && sv[i] / sh[i].share < low) {
+				low = sv[i] / sh[i].share;
+			}
+		}
+		// Served time counts from the least served ready job: the
+		// gaps between jobs stay exact (halving them would favour the
+		// job with the longer batches), and a job with nothing ready
+		// banks no credit for later.
+		for (size_t i = 0; isfinite(low) && i < n; i++) {
+			double v = sv[i] / sh[i].share;
+			sv[i] = (v < low ? 0 : v - low) * sh[i].share;
+			*served(w, sh[i].job) = sv[i];
+		}
+		int k = sched_fair_pick(sh, n, sv, ready);
+		if (k >= 0) {
+			return job_by_key(c, c->alloc.shares[row][k].job);
+		}
+	}
+	cjob *best = NULL;
+	uint64_t most = 0;
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		if (infer_active(j) && sched_job_ready(j->sj, now)) {
+			uint64_t b = sched_job_backlog(j->sj, now);
+			if (best == NULL || b > most) {
+				best = j;
+				most = b;
+			}
+		}
+	}
+	return best;
+}
+
+static void
+lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
+    ledger_lease *out, size_t *n)
+{
+	while (*n < want) {
+		cjob *j = pick(c, w, now);
+		uint32_t batch, attempt;
+		if (j == NULL || sched_job_lease(j->sj, w->key, now,
+		                     COORD_LEASE_MS, &batch, &attempt) != IDN_OK) {
+			return;
+		}
+		ledger_lease *l = &out[(*n)++];
+		memset(l, 0, sizeof(*l));
+		l->spec = j->spec;
+		l->batch = batch;
+		l->attempt = attempt;
+		sched_job_batch_range(j->sj, batch, &l->first, &l->count);
+		l->expires_ms = now + COORD_LEASE_MS;
+		*served(w, j->key) += j->batch_ms;
+		ledger_lease_put(c->led, j->spec.job, batch, w->id, attempt,
+		    l->expires_ms);
+		note(c, IDN_LOG_INFO, "coord: batch scheduled: %s/%u (queries "
+		    "%llu..%llu) to %s attempt %u", j->spec.job, batch,
+		    (unsigned long long) l->first,
+		    (unsigned long long) (l->first + l->count - 1), w->id,
+		    attempt);
+	}
+}
+
+static void
+lease_train(coord *c, cworker *w, uint64_t now, ledger_lease *out, size_t *n)
+{
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		if (j->spec.kind == IDN_JOB_TRAIN && j->tleased &&
+		    strcmp(j->tworker, w->id) == 0) {
+			return; // one training task per worker
+		}
+	}
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		if (j->spec.kind != IDN_JOB_TRAIN || j->tleased ||
+		    (j->state != IDN_JOB_QUEUED && j->state != IDN_JOB_RUNNING)) {
+			continue;
+		}
+		j->tleased = true;
+		j->tattempt++;
+		j->texpires = now + COORD_LEASE_MS;
+		snprintf(j->tworker, sizeof(j->tworker), "%s", w->id);
+		if (j->state == IDN_JOB_QUEUED) {
+			j->state = IDN_JOB_RUNNING;
+			ledger_job_state(c->led, j->spec.job, j->state, -1, "");
+		}
+		ledger_lease_put(c->led, j->spec.job, 0, w->id, j->tattempt,
+		    j->texpires);
+		ledger_lease *l = &out[(*n)++];
+		memset(l, 0, sizeof(*l));
+		l->spec = j->spec;
+		l->attempt = j->tattempt;
+		l->expires_ms = j->texpires;
+		note(c, IDN_LOG_INFO, "coord: batch scheduled: training %s to "
+		    "%s attempt %u (after epoch %u)", j->spec.job, w->id,
+		    j->tattempt, j->epoch);
+		return;
+	}
+}
+
+static int
+on_lease(coord *c, const wire_val *b, wire_wr *reply)
+{
+	ledger_lease_req r;
+	int rv = ledger_lease_req_get(b, &r);
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	if (r.epoch > COORD_EPOCH) {
+		ledger_lease_req_clear(&r);
+		return refuse(reply, IDN_ESTALE, "epoch %llu is newer than mine",
+		    (unsigned long long) r.epoch);
+	}
+	ledger_lease out[64];
+	ledger_held *drop = r.nheld ? core_alloc(r.nheld * sizeof(*drop)) : NULL;
+	size_t n = 0, ndrop = 0;
+	uint64_t now = idn_wall_ms();
+	pthread_mutex_lock(&c->lock);
+	c->lease_ops++;
+	cworker *w = find_worker(c, r.worker, true);
+	if (w != NULL && !w->alive) {
+		w->alive = true;
+		c->dirty = true;
+	}
+	for (size_t i = 0; w != NULL && i < r.ndone; i++) {
+		complete(c, w, &r.done[i], now);
+	}
+	if (w != NULL && r.release) {
+		size_t k = 0;
+		for (size_t i = 0; i < c->njobs; i++) {
+			if (c->jobs[i]->sj != NULL) {
+				k += sched_job_reclaim(c->jobs[i]->sj, w->key);
+			}
+		}
+		note(c, IDN_LOG_WARN, "coord: worker %s gave back %zu leases "
+		    "(a task is stuck)", w->id, k);
+		c->dirty = true;
+	}
+	for (size_t i = 0; w != NULL && i < r.ntrain; i++) {
+		progress(c, w, &r.train[i]);
+	}
+	for (size_t i = 0; w != NULL && drop != NULL && i < r.nheld; i++) {
+		renew(c, w, &r.held[i], now, drop, &ndrop);
+	}
+	if (w != NULL && c->dirty) {
+		reassign(c, now);
+	}
+	uint32_t want = r.want > 64 ? 64 : r.want;
+	if (w != NULL && c->phase == IDN_PHASE_INFER) {
+		lease_infer(c, w, want, now, out, &n);
+	} else if (w != NULL && c->phase == IDN_PHASE_TRAIN && want > 0) {
+		lease_train(c, w, now, out, &n);
+	}
+	pthread_mutex_unlock(&c->lock);
+	ledger_lease_rep rep = {COORD_EPOCH, out, n, drop, ndrop};
+	ledger_lease_rep_put(reply, &rep);
+	idn_free(drop);
+	ledger_lease_req_clear(&r);
+	return w != NULL ? IDN_OK : IDN_EBUSY;
+}
+
+// ---- JSON documents
+
+static void
+jstr(core_buf *b, const char *s)
+{
+	core_buf_append(b, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+		char esc[8];
+		if (*p == '"' || *p == '\\') {
+			snprintf(esc, sizeof(esc), "\\%c", *p);
+		} else if (*p < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", *p);
+		} else {
+			esc[0] = (char) *p;
+			esc[1] = '\0';
+		}
+		core_buf_append(b, esc, strlen(esc));
+	}
+	core_buf_append(b, "\"", 1);
+}
+
+static void
+jf(core_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+jf(core_buf *b, const char *fmt, ...)
+{
+	char tmp[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	core_buf_append(b, tmp, n < 0 ? 0 : CORE_MIN((size_t) n, sizeof(tmp) - 1));
+}
+
+// A finite number or null.
+static void
+jnum(core_buf *b, double v)
+{
+	if (isfinite(v)) {
+		jf(b, "%.4f", v);
+	} else {
+		jf(b, "null");
+	}
+}
+
+static void
+jsummary(core_buf *b, const sched_summary *s)
+{
+	jf(b, "{\"mean\": ");
+	jnum(b, s->mean);
+	jf(b, ", \"stddev\": ");
+	jnum(b, s->stddev);
+	jf(b, ", \"median\": ");
+	jnum(b, s->median);
+	jf(b, ", \"p90\": ");
+	jnum(b, s->p90);
+	jf(b, ", \"p95\": ");
+	jnum(b, s->p95);
+	jf(b, ", \"p99\": ");
+	jnum(b, s->p99);
+	jf(b, "}");
+}
+
+static const char *
+worker_id(coord *c, uint64_t key)
+{
+	for (size_t i = 0; i < c->nworkers; i++) {
+		if (c->workers[i].key == key) {
+			return c->workers[i].id;
+		}
+	}
+	return "?";
+}
+
+static uint64_t
+job_done_queries(const cjob *j)
+{
+	if (j->sj == NULL) {
+		return 0;
+	}
+	uint32_t nb = sched_job_nbatches(j->sj);
+	uint64_t total = sched_job_total(j->sj);
+	uint32_t done = sched_job_done_count(j->sj);
+	// Only the last batch may be short; count it exactly when done.
+	if (done == nb) {
+		return total;
+	}
+	return (uint64_t) done * j->spec.batch;
+}
+
+static void
+job_workers(coord *c, const cjob *j, core_buf *b)
+{
+	bool first = true;
+	jf(b, "[");
+	for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
+		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
+			if (c->alloc.shares[r][k].job == j->key &&
+			    c->alloc.workers != NULL) {
+				jf(b, "%s", first ? "" : ", ");
+				jstr(b, worker_id(c, c->alloc.workers[r]));
+				first = false;
+			}
+		}
+	}
+	if (j->tleased) {
+		jf(b, "%s", first ? "" : ", ");
+		jstr(b, j->tworker);
+	}
+	jf(b, "]");
+}
+
+// max/min rate_10s over the backlogged inference jobs (those the
+// allocation gives less than they ask: a job offered less than its fair
+// share is not compared); 0 when none has a rate.
+static double
+fairness(coord *c, uint64_t now)
+{
+	double lo = 0, hi = 0;
+	bool any = false;
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		if (!infer_active(j) || !c->have_alloc) {
+			continue;
+		}
+		sched_fair_job fj = fair_job(j, now);
+		if (!sched_fair_backlogged(&c->alloc, &fj)) {
+			continue;
+		}
+		sched_summary p;
+		sched_stats_summary(j->proc, now, &p);
+		lo = !any || p.rate_10s < lo ? p.rate_10s : lo;
+		hi = !any || p.rate_10s > hi ? p.rate_10s : hi;
+		any = true;
+	}
+	return any && lo > 0 ? hi / lo : 0;
+}
+
+static int
+stats_json(coord *c, const char *only, core_buf *b)
+{
+	uint64_t now = idn_wall_ms();
+	bool first = true;
+	jf(b, "{\"jobs\": [");
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		if (only != NULL && strcmp(only, j->spec.job) != 0) {
+			continue;
+		}
+		sched_summary p, l;
+		sched_stats_summary(j->proc, now, &p);
+		sched_stats_summary(j->lat, now, &l);
+		jf(b, "%s{\"job\": ", first ? "" : ", ");
+		first = false;
+		jstr(b, j->spec.job);
+		jf(b, ", \"phase\": \"%s\", \"state\": \"%s\", \"model\": ",
+		    j->spec.kind == IDN_JOB_INFER ? "infer" : "train",
+		    idn_job_state_name(j->state));
+		jstr(b, j->spec.model);
+		jf(b, ", \"batch\": %u, \"offered_rate\": ", j->spec.batch);
+		jnum(b, j->spec.kind == IDN_JOB_INFER ? j->spec.rate : 0);
+		if (j->spec.kind == IDN_JOB_INFER) {
+			jf(b, ", \"done\": %llu, \"total\": %llu",
+			    (unsigned long long) job_done_queries(j),
+			    (unsigned long long) sched_job_total(j->sj));
+		} else {
+			jf(b, ", \"done\": %u, \"total\": %u, \"epoch\": %u",
+			    j->epoch, j->spec.epochs, j->epoch);
+		}
+		jf(b, ", \"batch_ms\": ");
+		jnum(b, j->batch_ms);
+		jf(b, ", \"rate_10s\": ");
+		jnum(b, p.rate_10s);
+		jf(b, ", \"rate\": ");
+		jnum(b, p.rate);
+		jf(b, ", \"accuracy\": ");
+		if (j->accuracy >= 0) {
+			jnum(b, j->accuracy);
+		} else {
+			jf(b, "null");
+		}
+		jf(b, ", \"processing_ms\": ");
+		jsummary(b, &p);
+		jf(b, ", \"latency_ms\": ");
+		jsummary(b, &l);
+		jf(b, ", \"workers\": ");
+		job_workers(c, j, b);
+		if (j->err[0] != '\0') {
+			jf(b, ", \"error\": ");
+			jstr(b, j->err);
+		}
+		jf(b, "}");
+	}
+	double f = fairness(c, now);
+	jf(b, "], \"fairness\": ");
+	if (f > 0) {
+		jnum(b, f);
+	} else {
+		jf(b, "null");
+	}
+	jf(b, ", \"phase\": \"%s\", \"epoch\": %d, \"lease_ops\": %llu}",
+	    idn_phase_name(c->phase), COORD_EPOCH,
+	    (unsigned long long) c->lease_ops);
+	return IDN_OK;
+}
+
+static int
+jobs_json(coord *c, core_buf *b)
+{
+	jf(b, "{\"coordinator\": ");
+	jstr(b, c->self);
+	jf(b, ", \"epoch\": %d, \"standby\": null, \"phase\": \"%s\", "
+	    "\"jobs\": [", COORD_EPOCH, idn_phase_name(c->phase));
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		jf(b, "%s{\"job\": ", i ? ", " : "");
+		jstr(b, j->spec.job);
+		jf(b, ", \"phase\": \"%s\", \"state\": \"%s\", \"model\": ",
+		    j->spec.kind == IDN_JOB_INFER ? "infer" : "train",
+		    idn_job_state_name(j->state));
+		jstr(b, j->spec.model);
+		if (j->spec.kind == IDN_JOB_INFER) {
+			jf(b, ", \"queries\": ");
+			jstr(b, j->spec.queries);
+			jf(b, ", \"weights\": ");
+			jstr(b, j->spec.weights);
+			jf(b, ", \"batch\": %u, \"offered_rate\": ", j->spec.batch);
+			jnum(b, j->spec.rate);
+			jf(b, ", \"done\": %llu, \"total\": %llu",
+			    (unsigned long long) job_done_queries(j),
+			    (unsigned long long) sched_job_total(j->sj));
+		} else {
+			jf(b, ", \"data\": ");
+			jstr(b, j->spec.data);
+			jf(b, ", \"batch\": %u, \"epoch\": %u, \"epochs\": %u, "
+			    "\"loss\": ", j->spec.batch, j->epoch, j->spec.epochs);
+			jnum(b, j->loss);
+			jf(b, ", \"done\": %u, \"total\": %u", j->epoch,
+			    j->spec.epochs);
+		}
+		jf(b, ", \"accuracy\": ");
+		if (j->accuracy >= 0) {
+			jnum(b, j->accuracy);
+		} else {
+			jf(b, "null");
+		}
+		jf(b, ", \"workers\": ");
+		job_workers(c, j, b);
+		jf(b, ", \"error\": ");
+		jstr(b, j->err);
+		jf(b, "}");
+	}
+	jf(b, "]}");
+	return IDN_OK;
+}
+
+static int
+assign_json(coord *c, core_buf *b)
+{
+	jf(b, "{\"assignments\": [");
+	for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
+		jf(b, "%s{\"worker\": ", r ? ", " : "");
+		jstr(b, c->alloc.workers ? worker_id(c, c->alloc.workers[r]) :
+		    "?");
+		jf(b, ", \"jobs\": [");
+		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
+			cjob *j = job_by_key(c, c->alloc.shares[r][k].job);
+			jf(b, "%s{\"job\": ", k ? ", " : "");
+			jstr(b, j ? j->spec.job : "?");
+			jf(b, ", \"share\": %.4f}", c->alloc.shares[r][k].share);
+		}
+		jf(b, "]}");
+	}
+	jf(b, "]}");
+	return IDN_OK;
+}
+
+// The readable forms of the same documents.
+static void
+stats_text(coord *c, const char *only, core_buf *b)
+{
+	uint64_t now = idn_wall_ms();
+	jf(b, "%-14s %-6s %-8s %-10s %5s %13s %9s %9s %8s %9s %9s %9s %s\n",
+	    "JOB", "PHASE", "STATE", "MODEL", "BATCH", "DONE/TOTAL",
+	    "OFFERED", "RATE_10S", "ACCURACY", "PROC_MS", "LAT_P50",
+	    "LAT_P99", "WORKERS");
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		if (only != NULL && strcmp(only, j->spec.job) != 0) {
+			continue;
+		}
+		sched_summary p, l;
+		sched_stats_summary(j->proc, now, &p);
+		sched_stats_summary(j->lat, now, &l);
+		char done[32], acc[16], nw[16];
+		snprintf(done, sizeof(done), "%llu/%llu",
+		    (unsigned long long) (j->sj ? job_done_queries(j) : j->epoch),
+		    (unsigned long long) (j->sj ? sched_job_total(j->sj) :
+		    j->spec.epochs));
+		snprintf(acc, sizeof(acc), j->accuracy >= 0 ? "%.4f" : "-",
+		    j->accuracy);
+		size_t n = 0;
+		for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
+			for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
+				n += c->alloc.shares[r][k].job == j->key;
+			}
+		}
+		snprintf(nw, sizeof(nw), "%zu", n + (j->tleased ? 1 : 0));
+		jf(b, "%-14.14s %-6s %-8s %-10.10s %5u %13s %9.1f %9.1f %8s "
+		    "%9.2f %9.1f %9.1f %s\n", j->spec.job, j->spec.kind ==
+		    IDN_JOB_INFER ? "infer" : "train",
+		    idn_job_state_name(j->state), j->spec.model, j->spec.batch,
+		    done, j->spec.kind == IDN_JOB_INFER ? j->spec.rate : 0,
+		    p.rate_10s, acc, p.mean, l.median, l.p99, nw);
+	}
+}
+
+static void
+assign_text(coord *c, core_buf *b)
+{
+	jf(b, "%-40s %s\n", "WORKER", "JOBS (share)");
+	for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
+		jf(b, "%-40s", c->alloc.workers ? worker_id(c,
+		    c->alloc.workers[r]) : "?");
+		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
+			cjob *j = job_by_key(c, c->alloc.shares[r][k].job);
+			jf(b, " %s (%.2f)", j ? j->spec.job : "?",
+			    c->alloc.shares[r][k].share);
+		}
+		jf(b, "\n");
+	}
+}
+
+static int
+on_json(coord *c, const char *type, const wire_val *b, wire_wr *reply)
+{
+	char only[LEDGER_NAME_MAX + 1] = "";
+	bool text = false;
+	core_buf out = {0};
+	wire_get_str(b, "job", only, sizeof(only));
+	wire_as_bool(wire_get(b, "text"), &text);
+	pthread_mutex_lock(&c->lock);
+	if (only[0] != '\0' && find_job(c, only) == NULL) {
+		pthread_mutex_unlock(&c->lock);
+		return refuse(reply, IDN_ENOENT, "no job '%s'", only);
+	}
+	if (strcmp(type, "sched.assign") == 0) {
+		if (text) {
+			assign_text(c, &out);
+		} else {
+			assign_json(c, &out);
+		}
+	} else if (text) {
+		stats_text(c, only[0] ? only : NULL, &out);
+		if (strcmp(type, "sched.jobs") == 0) {
+			jf(&out, "phase %s, coordinator %s (epoch %d), no "
+			    "standby\n", idn_phase_name(c->phase), c->self,
+			    COORD_EPOCH);
+		} else {
+			double f = fairness(c, idn_wall_ms());
+			jf(&out, f > 0 ? "fairness %.3f (max/min rate_10s of "
+			    "backlogged jobs)\n" : "fairness -\n", f);
+		}
+	} else if (strcmp(type, "sched.stats") == 0) {
+		stats_json(c, only[0] ? only : NULL, &out);
+	} else {
+		jobs_json(c, &out);
+	}
+	pthread_mutex_unlock(&c->lock);
+	wire_map(reply, 2);
+	wire_ku64(reply, "epoch", COORD_EPOCH);
+	wire_str(reply, "json");
+	wire_strn(reply, out.data ? (const char *) out.data : "", out.len);
+	core_buf_free(&out);
+	return IDN_OK;
+}
+
+int
+coord_handle(coord *c, const char *type, const wire_val *body,
+    wire_wr *reply)
+{
+	if (strcmp(type, "sched.lease") == 0) {
+		return on_lease(c, body, reply);
+	}
+	if (strcmp(type, "sched.add") == 0) {
+		return on_add(c, body, reply);
+	}
+	if (strcmp(type, "sched.remove") == 0) {
+		return on_remove(c, body, reply);
+	}
+	if (strcmp(type, "sched.phase") == 0) {
+		return on_phase(c, body, reply);
+	}
+	if (strcmp(type, "sched.state") == 0) {
+		return on_state(c, body, reply);
+	}
+	if (strcmp(type, "sched.stats") == 0 || strcmp(type, "sched.jobs") == 0 ||
+	    strcmp(type, "sched.assign") == 0) {
+		return on_json(c, type, body, reply);
+	}
+	return IDN_EPROTO;
+}
+
+void
+coord_member(coord *c, const char *id, const char *role, bool alive)
+{
+	if (strcmp(role, "worker") != 0) {
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	cworker *w = find_worker(c, id, alive);
+	if (w != NULL && !alive && w->alive) {
+		w->alive = false;
+		size_t n = 0;
+		for (size_t i = 0; i < c->njobs; i++) {
+			cjob *j = c->jobs[i];
+			if (j->sj != NULL) {
+				n += sched_job_reclaim(j->sj, w->key);
+			}
+			if (j->tleased && strcmp(j->tworker, id) == 0) {
+				j->tleased = false;
+				n++;
+			}
+		}
+		note(c, IDN_LOG_INFO, "coord: worker %s failed: %zu leases "
+		    "reclaimed", id, n);
+		c->dirty = true;
+	} else if (w != NULL && alive && !w->alive) {
+		w->alive = true;
+		c->dirty = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+// ---- timers: expiry and reallocation (fast), assembly and checkpoints
+// (slow, SDFS I/O, outside the lock)
+
+static void *
+ticker(void *arg)
+{
+	coord *c = arg;
+	pthread_mutex_lock(&c->lock);
+	while (!c->stop) {
+		uint64_t now = idn_wall_ms();
+		for (size_t i = 0; i < c->njobs; i++) {
+			cjob *j = c->jobs[i];
+			if (j->sj != NULL && j->state == IDN_JOB_RUNNING &&
+			    sched_job_expire(j->sj, now) > 0) {
+				c->dirty = true;
+			}
+			if (j->tleased && j->texpires <= now) {
+				j->tleased = false;
+				note(c, IDN_LOG_WARN, "coord: training %s: lease "
+				    "of %s expired", j->spec.job, j->tworker);
+			}
+		}
+		if (c->dirty || now >= c->last_assign_ms + REASSIGN_MS) {
+			reassign(c, now);
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+// Concatenates the job's batch results in order into results/JOB/output
+// and counts the answers that match their label.
+static int
+assemble(coord *c, const char *job, uint32_t nbatches, double *accuracy)
+{
+	core_buf out = {0};
+	uint64_t labelled = 0, right = 0;
+	int rv = IDN_OK;
+	for (uint32_t k = 0; k < nbatches && rv == IDN_OK; k++) {
+		char name[LEDGER_PATH_MAX];
+		void *data = NULL;
+		size_t len = 0;
+		ledger_batch_name(name, sizeof(name), job, k);
+		rv = idn_sdfs_get_buf(c->h.sdfs, name, 0, &data, &len, NULL);
+		if (rv == IDN_OK) {
+			rv = core_buf_append(&out, data, len);
+		}
+		for (char *p = data; rv == IDN_OK && p && p < (char *) data + len;) {
+			unsigned long long q;
+			unsigned pred, label;
+			float score;
+			if (sscanf(p, "%llu,%u,%f,%u", &q, &pred, &score,
+			        &label) == 4) {
+				labelled++;
+				right += pred == label;
+			}
+			char *nl = memchr(p, '\n', (size_t) ((char *) data + len - p));
+			p = nl ? nl + 1 : (char *) data + len;
+		}
+		idn_free(data);
+	}
+	char name[LEDGER_PATH_MAX];
+	snprintf(name, sizeof(name), "results/%s/output", job);
+	if (rv == IDN_OK) {
+		rv = idn_sdfs_put_buf(c->h.sdfs, name,
+		    out.data ? (const void *) out.data : "", out.len, NULL);
+	}
+	core_buf_free(&out);
+	*accuracy = labelled ? (double) right / (double) labelled : -1;
+	return rv;
+}
+
+static void
+checkpoint(coord *c)
+{
+	void *img;
+	size_t len;
+	if (ledger_image(c->led, &img, &len) == IDN_OK) {
+		int rv = idn_sdfs_put_buf(c->h.sdfs, "ledger/checkpoint", img,
+		    len, NULL);
+		if (rv != IDN_OK) {
+			note(c, IDN_LOG_WARN, "coord: ledger checkpoint: %s",
+			    idn_strerror(rv));
+		}
+		idn_free(img);
+	}
+}
+
+static void *
+slow(void *arg)
+{
+	coord *c = arg;
+	uint64_t last_ckpt = idn_clock_ms(), ckpt_changes = 0;
+	pthread_mutex_lock(&c->lock);
+	while (!c->stop) {
+		cjob *todo = NULL;
+		for (size_t i = 0; i < c->njobs && todo == NULL; i++) {
+			cjob *j = c->jobs[i];
+			if (j->sj != NULL && j->state == IDN_JOB_RUNNING &&
+			    !j->assembling && sched_job_finished(j->sj)) {
+				todo = j;
+			}
+		}
+		if (todo != NULL) {
+			char job[LEDGER_NAME_MAX + 1];
+			snprintf(job, sizeof(job), "%s", todo->spec.job);
+			uint32_t nb = sched_job_nbatches(todo->sj);
+			todo->assembling = true;
+			pthread_mutex_unlock(&c->lock);
+			double acc = -1;
+			int rv = assemble(c, job, nb, &acc);
+			pthread_mutex_lock(&c->lock);
+			cjob *j = find_job(c, job);
+			if (j == todo && rv == IDN_OK &&
+			    j->state == IDN_JOB_RUNNING) {
+				j->state = IDN_JOB_DONE;
+				j->accuracy = acc;
+				ledger_job_state(c->led, job, j->state, acc, "");
+				c->want_checkpoint = true;
+				c->dirty = true;
+				note(c, IDN_LOG_INFO, "coord: job completed: %s, %u "
+				    "batches, accuracy %.4f", job, nb, acc);
+			} else if (j == todo && rv != IDN_OK) {
+				note(c, IDN_LOG_WARN, "coord: assembling %s: %s; "
+				    "retrying", job, idn_strerror(rv));
+			}
+			if (j == todo) {
+				j->assembling = false;
+			}
+			continue;
+		}
+		uint64_t now = idn_clock_ms();
+		uint64_t changes = ledger_changes(c->led);
+		if ((c->want_checkpoint || now >= last_ckpt + CHECKPOINT_MS) &&
+		    changes != ckpt_changes) {
+			c->want_checkpoint = false;
+			last_ckpt = now;
+			ckpt_changes = changes;
+			pthread_mutex_unlock(&c->lock);
+			checkpoint(c);
+			pthread_mutex_lock(&c->lock);
+			continue;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+int
+coord_open(const coord_host *h, coord **out)
+{
+	coord *c = core_alloc(sizeof(*c));
+	if (c == NULL) {
+		return IDN_ENOMEM;
+	}
+	c->h = *h;
+	snprintf(c->self, sizeof(c->self), "%s", h->self_id);
+	c->h.self_id = c->self;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	c->dirty = true;
+	int rv = open_ledger(c);
+	if (rv != IDN_OK) {
+		note(c, IDN_LOG_ERROR, "coord: cannot open the ledger: %s",
+		    idn_strerror(rv));
+		coord_close(c);
+		return rv;
+	}
+	if (pthread_create(&c->ticker, NULL, ticker, c) != 0) {
+		coord_close(c);
+		return IDN_ESYS;
+	}
+	if (pthread_create(&c->slow, NULL, slow, c) != 0) {
+		c->slow = c->ticker; // joined once below
+		coord_close(c);
+		return IDN_ESYS;
+	}
+	*out = c;
+	return IDN_OK;
+}
+
+void
+coord_close(coord *c)
+{
+	if (c == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	bool running = c->ticker != 0;
+	c->stop = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	if (running) {
+		pthread_join(c->ticker, NULL);
+		if (c->slow != c->ticker) {
+			pthread_join(c->slow, NULL);
+		}
+	}
+	for (size_t i = 0; i < c->njobs; i++) {
+		job_free(c->jobs[i]);
+	}
+	if (c->have_alloc) {
+		sched_alloc_free(&c->alloc);
+	}
+	ledger_close(c->led);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: MIT
+// coord.h: the coordinator role: phases, jobs, leases to workers, the
+// fair-time allocation, statistics, result assembly, the ledger. It only
+// schedules: workers read inputs and write results in SDFS themselves.
+#ifndef IDN_COORD_COORD_H
+#define IDN_COORD_COORD_H
+
+#include <idunno/client.h>
+
+#include "wire/wire.h"
+
+#define COORD_EPOCH 1          // fixed until the standby exists
+#define COORD_LEASE_MS 10000   // a lease not renewed for this long expires
+
+typedef struct coord coord;
+
+// What the coordinator needs from its node (coord/attach.c fills it).
+typedef struct coord_host {
+	idn_client *sdfs;      // a client to the node's SDFS (caller keeps)
+	const char *data_dir;  // the ledger lives in <data_dir>/coord/
+	const char *self_id;
+	void (*log)(void *arg, int level, const char *line);
+	void *log_arg;
+} coord_host;
+
+// coord_open restores from <data>/coord/ledger.db, else from the SDFS
+// checkpoint, else starts empty, and starts its timer threads.
+int coord_open(const coord_host *h, coord **out);
+void coord_close(coord *c);
+
+// coord_handle answers one scheduler request ("sched.lease", "sched.add",
+// ...) on an RPC thread: writes the reply body, returns its code.
+int coord_handle(coord *c, const char *type, const wire_val *body,
+    wire_wr *reply);
+// coord_member tells the coordinator of a membership event of a worker
+// (alive: joined; failed or left: its leases are reclaimed at once).
+void coord_member(coord *c, const char *id, const char *role, bool alive);
+
+
+
+// The node coupling (coord/attach.c). coord_role_open registers the
+// scheduler routes on the node's endpoint (before it serves; they answer
+// IDN_EUNAVAIL until started); coord_role_start, once the node has joined,
+// opens the coordinator (ledger, checkpoint) and watches the membership.
+// coord_where_route registers `sched.where`, which every node answers.
+typedef struct rpc rpc;
+typedef struct membership membership;
+typedef struct coord_node {
+	rpc *rpc;
+	membership *mship;
+	const char *data_dir;
+	const char *id;
+	const char *addr;
+	const uint8_t *key;    // the cluster key: a client to the node itself
+	void (*log)(void *arg, int level, const char *line);
+	void *log_arg;
+} coord_node;
+typedef struct coord_role coord_role;
+int coord_role_open(const coord_node *n, coord_role **out);
+int coord_role_start(coord_role *r);
+void coord_role_close(coord_role *r);
+int coord_where_route(rpc *r, membership *m);
+
+#endif

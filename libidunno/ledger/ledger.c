@@ -1,0 +1,520 @@
+// SPDX-License-Identifier: MIT
+// ledger.c: the sqlite ledger. A change is a msgpack map {op, ...}; the
+// builders below encode one and ledger_apply decodes and executes it, so
+// the local write and the stream to a standby are the same bytes.
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ledger/ledger.h"
+
+struct ledger {
+	sqlite3 *db;
+	pthread_mutex_t lock;
+	ledger_stream_fn stream;
+	void *stream_arg;
+	uint64_t changes;
+};
+
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=NORMAL;"
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER);"
+    "CREATE TABLE IF NOT EXISTS jobs(name TEXT PRIMARY KEY, spec BLOB,"
+    " state INTEGER, start_ms INTEGER, accuracy REAL DEFAULT -1,"
+    " epoch INTEGER DEFAULT 0, loss REAL DEFAULT 0, acc REAL DEFAULT 0,"
+    " err TEXT DEFAULT '');"
+    "CREATE TABLE IF NOT EXISTS batches(job TEXT, batch INTEGER,"
+    " worker TEXT, attempt INTEGER, ms REAL, end_ms INTEGER,"
+    " PRIMARY KEY(job, batch));"
+    "CREATE TABLE IF NOT EXISTS leases(job TEXT, batch INTEGER,"
+    " worker TEXT, attempt INTEGER, expires_ms INTEGER,"
+    " PRIMARY KEY(job, batch));";
+
+static int
+db_err(int rc)
+{
+	return rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW ?
+	    IDN_OK : IDN_EDB;
+}
+
+int
+ledger_open(const char *path, ledger **out)
+{
+	ledger *l = core_alloc(sizeof(*l));
+	if (l == NULL) {
+		return IDN_ENOMEM;
+	}
+	pthread_mutex_init(&l->lock, NULL);
+	int rc = sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(l->db, 2000);
+		rc = sqlite3_exec(l->db, schema, NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		ledger_close(l);
+		return IDN_EDB;
+	}
+	*out = l;
+	return IDN_OK;
+}
+
+int
+ledger_open_image(const char *path, const void *img, size_t len,
+    ledger **out)
+{
+	static const char magic[] = "SQLite format 3";
+	if (img == NULL || len < 100 || memcmp(img, magic, sizeof(magic)) != 0) {
+		return IDN_ECORRUPT;
+	}
+	char *wal = core_asprintf("%s-wal", path);
+	char *shm = core_asprintf("%s-shm", path);
+	if (wal == NULL || shm == NULL) {
+		free(wal);
+		free(shm);
+		return IDN_ENOMEM;
+	}
+	unlink(wal);
+	unlink(shm);
+	free(wal);
+	free(shm);
+	int rv = core_file_write_atomic(path, img, len);
+	if (rv == IDN_OK) {
+		rv = ledger_open(path, out);
+	}
+	if (rv == IDN_OK) {
+		uint64_t v;
+		if (ledger_get(*out, "epoch", &v) == IDN_EDB) {
+			ledger_close(*out);
+			rv = IDN_ECORRUPT;
+		}
+	}
+	return rv == IDN_EDB ? IDN_ECORRUPT : rv;
+}
+
+void
+ledger_close(ledger *l)
+{
+	if (l != NULL) {
+		sqlite3_close(l->db);
+		pthread_mutex_destroy(&l->lock);
+		free(l);
+	}
+}
+
+void
+ledger_set_stream(ledger *l, ledger_stream_fn fn, void *arg)
+{
+	pthread_mutex_lock(&l->lock);
+	l->stream = fn;
+	l->stream_arg = arg;
+	pthread_mutex_unlock(&l->lock);
+}
+
+uint64_t
+ledger_changes(ledger *l)
+{
+	pthread_mutex_lock(&l->lock);
+	uint64_t n = l->changes;
+	pthread_mutex_unlock(&l->lock);
+	return n;
+}
+
+// Runs one statement with bound values: fmt has one letter per value:
+// s string, i int64, d double, b blob (pointer then size_t).
+static int
+exec(ledger *l, const char *sql, const char *fmt, ...)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(l->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		return IDN_EDB;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	for (int i = 0; fmt[i] != '\0'; i++) {
+		if (fmt[i] == 's') {
+			sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1,
+			    SQLITE_TRANSIENT);
+		} else if (fmt[i] == 'i') {
+			sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+		} else if (fmt[i] == 'd') {
+			sqlite3_bind_double(st, i + 1, va_arg(ap, double));
+		} else {
+			const void *p = va_arg(ap, const void *);
+			size_t n = va_arg(ap, size_t);
+			sqlite3_bind_blob(st, i + 1, p, (int) n,
+			    SQLITE_TRANSIENT);
+		}
+	}
+	va_end(ap);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return db_err(rc);
+}
+
+static int
+get_f64(const wire_val *m, const char *k, double *out)
+{
+	return wire_as_f64(wire_get(m, k), out);
+}
+
+static int
+apply_locked(ledger *l, const wire_val *v)
+{
+	char op[16], job[LEDGER_NAME_MAX + 1], worker[96], err[256];
+	uint64_t batch, attempt, state, t, epoch;
+	double ms, acc, loss;
+	if (wire_get_str(v, "op", op, sizeof(op)) != IDN_OK) {
+		return IDN_EPROTO;
+	}
+	if (strcmp(op, "set") == 0) {
+		return wire_get_str(v, "key", job, sizeof(job)) ||
+		    wire_get_u64(v, "value", &t) ? IDN_EPROTO :
+		    exec(l, "INSERT OR REPLACE INTO meta VALUES(?, ?)", "si", job,
+		    (int64_t) t);
+	}
+	if (wire_get_str(v, "job", job, sizeof(job)) != IDN_OK) {
+		return IDN_EPROTO;
+	}
+	if (strcmp(op, "job") == 0) {
+		ledger_spec s;
+		const uint8_t *p;
+		size_t n;
+		if (ledger_spec_get(wire_get(v, "spec"), &s) ||
+		    wire_get_u64(v, "state", &state) ||
+		    wire_get_u64(v, "start_ms", &t) ||
+		    wire_get_bin(v, "raw", &p, &n)) {
+			return IDN_EPROTO;
+		}
+		int rv = exec(l, "DELETE FROM batches WHERE job = ?", "s", job);
+		if (rv == IDN_OK) {
+			rv = exec(l, "DELETE FROM leases WHERE job = ?", "s", job);
+		}
+		return rv != IDN_OK ? rv : exec(l, "INSERT OR REPLACE INTO "
+		    "jobs(name, spec, state, start_ms) VALUES(?, ?, ?, ?)",
+		    "sbii", job, p, n, (int64_t) state, (int64_t) t);
+	}
+	if (strcmp(op, "state") == 0) {
+		if (wire_get_u64(v, "state", &state) ||
+		    get_f64(v, "accuracy", &acc) ||
+		    wire_get_str(v, "err", err, sizeof(err))) {
+			return IDN_EPROTO;
+		}
+		int rv = exec(l, "UPDATE jobs SET state = ?, accuracy = ?, "
+		    "err = ? WHERE name = ?", "idss", (int64_t) state, acc, err,
+		    job);
+		// A finished job holds no leases.
+		return rv != IDN_OK || state <= LEDGER_RUNNING ? rv :
+		    exec(l, "DELETE FROM leases WHERE job = ?", "s", job);
+	}
+	if (strcmp(op, "forget") == 0) {
+		int rv = exec(l, "DELETE FROM jobs WHERE name = ?", "s", job);
+		rv = rv ? rv : exec(l, "DELETE FROM batches WHERE job = ?", "s",
+		    job);
+		return rv ? rv : exec(l, "DELETE FROM leases WHERE job = ?", "s",
+		    job);
+	}
+	if (strcmp(op, "epoch") == 0) {
+		return wire_get_u64(v, "epoch", &epoch) ||
+		    get_f64(v, "loss", &loss) || get_f64(v, "acc", &acc) ?
+		    IDN_EPROTO : exec(l, "UPDATE jobs SET epoch = ?, loss = ?, "
+		    "acc = ? WHERE name = ?", "idds", (int64_t) epoch, loss, acc,
+		    job);
+	}
+	if (wire_get_u64(v, "batch", &batch) ||
+	    wire_get_str(v, "worker", worker, sizeof(worker)) ||
+	    wire_get_u64(v, "attempt", &attempt) ||
+	    wire_get_u64(v, "t", &t)) {
+		return IDN_EPROTO;
+	}
+	if (strcmp(op, "done") == 0) {
+		if (get_f64(v, "ms", &ms) != IDN_OK) {
+			return IDN_EPROTO;
+		}
+		int rv = exec(l, "INSERT OR IGNORE INTO batches VALUES(?, ?, ?, "
+		    "?, ?, ?)", "sisidi", job, (int64_t) batch, worker,
+		    (int64_t) attempt, ms, (int64_t) t);
+		return rv ? rv : exec(l, "DELETE FROM leases WHERE job = ? AND "
+		    "batch = ?", "si", job, (int64_t) batch);
+	}
+	if (strcmp(op, "lease") == 0) {
+		return exec(l, "INSERT OR REPLACE INTO leases VALUES(?, ?, ?, ?, "
+		    "?)", "sisii", job, (int64_t) batch, worker,
+		    (int64_t) attempt, (int64_t) t);
+	}
+	return IDN_EPROTO;
+}
+
+int
+ledger_apply(ledger *l, const uint8_t *change, size_t len)
+{
+	wire_doc *doc;
+	int rv = wire_doc_parse(change, len, &doc);
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	pthread_mutex_lock(&l->lock);
+	rv = apply_locked(l, wire_doc_root(doc));
+	if (rv == IDN_OK) {
+		l->changes++;
+		if (l->stream != NULL) {
+			l->stream(l->stream_arg, change, len);
+		}
+	}
+	pthread_mutex_unlock(&l->lock);
+	wire_doc_free(doc);
+	return rv;
+}
+
+static int
+apply_wr(ledger *l, wire_wr *w)
+{
+	const uint8_t *p;
+	size_t n;
+	int rv = wire_wr_bytes(w, &p, &n);
+	if (rv == IDN_OK) {
+		rv = ledger_apply(l, p, n);
+	}
+	wire_wr_free(w);
+	return rv;
+}
+
+int
+ledger_job_put(ledger *l, const ledger_spec *s, int state, uint64_t start_ms)
+{
+	wire_wr *w, *raw;
+	const uint8_t *p;
+	size_t n;
+	if (wire_wr_new(&w) != IDN_OK) {
+		return IDN_ENOMEM;
+	}
+	if (wire_wr_new(&raw) != IDN_OK) {
+		wire_wr_free(w);
+		return IDN_ENOMEM;
+	}
+	ledger_spec_put(raw, s);
+	int rv = wire_wr_bytes(raw, &p, &n);
+	wire_map(w, 6);
+	wire_kstr(w, "op", "job");
+	wire_kstr(w, "job", s->job);
+	wire_str(w, "spec");
+	ledger_spec_put(w, s);
+	wire_ku64(w, "state", (uint64_t) state);
+	wire_ku64(w, "start_ms", start_ms);
+	wire_kbin(w, "raw", rv == IDN_OK ? p : NULL, rv == IDN_OK ? n : 0);
+	rv = rv ? rv : apply_wr(l, w);
+	wire_wr_free(raw);
+	return rv;
+}
+
+int
+ledger_job_state(ledger *l, const char *job, int state, double accuracy,
+    const char *err)
+{
+	wire_wr *w;
+	if (wire_wr_new(&w) != IDN_OK) {
+		return IDN_ENOMEM;
+	}
+	wire_map(w, 5);
+	wire_kstr(w, "op", "state");
+	wire_kstr(w, "job", job);
+	wire_ku64(w, "state", (uint64_t) state);
+	wire_kf64(w, "accuracy", accuracy);
+	wire_kstr(w, "err", err ? err : "");
+	return apply_wr(l, w);
+}
+
+int
+ledger_job_forget(ledger *l, const char *job)
+{
+	wire_wr *w;
+	if (wire_wr_new(&w) != IDN_OK) {
+		return IDN_ENOMEM;
+	}
+	wire_map(w, 2);
+	wire_kstr(w, "op", "forget");
+	wire_kstr(w, "job", job);
+	return apply_wr(l, w);
+}
+
+static int
+batch_change(ledger *l, const char *op, const char *job, uint32_t batch,
+    const char *worker, uint32_t attempt, double ms, uint64_t t)
+{
+	wire_wr *w;
+	if (wire_wr_new(&w) != IDN_OK) {
+		return IDN_ENOMEM;
+	}
+	wire_map(w, 7);
+	wire_kstr(w, "op", op);
+	wire_kstr(w, "job", job);
+	wire_ku64(w, "batch", batch);
+	wire_kstr(w, "worker", worker);
+	wire_ku64(w, "attempt", attempt);
+	wire_kf64(w, "ms", ms);
+	wire_ku64(w, "t", t);
+	return apply_wr(l, w);
+}
+
+int
+ledger_batch_done(ledger *l, const char *job, uint32_t batch,
+    const char *worker, uint32_t attempt, double ms, uint64_t end_ms)
+{
+	return batch_change(l, "done", job, batch, worker, attempt, ms, end_ms);
+}
+
+int
+ledger_lease_put(ledger *l, const char *job, uint32_t batch,
+    const char *worker, uint32_t attempt, uint64_t expires_ms)
+{
+	return batch_change(l, "lease", job, batch, worker, attempt, 0,
+	    expires_ms);
+}
+
+int
+ledger_train_epoch(ledger *l, const char *job, uint32_t epoch, double loss,
+    double acc)
+{
+	wire_wr *w;
+	if (wire_wr_new(&w) != IDN_OK) {
+		return IDN_ENOMEM;
+	}
+	wire_map(w, 5);
+	wire_kstr(w, "op", "epoch");
+	wire_kstr(w, "job", job);
+	wire_ku64(w, "epoch", epoch);
+	wire_kf64(w, "loss", loss);
+	wire_kf64(w, "acc", acc);
+	return apply_wr(l, w);
+}
+
+int
+ledger_set(ledger *l, const char *key, uint64_t value)
+{
+	wire_wr *w;
+	if (wire_wr_new(&w) != IDN_OK) {
+		return IDN_ENOMEM;
+	}
+	wire_map(w, 3);
+	wire_kstr(w, "op", "set");
+	wire_kstr(w, "key", key);
+	wire_ku64(w, "value", value);
+	return apply_wr(l, w);
+}
+
+int
+ledger_get(ledger *l, const char *key, uint64_t *value)
+{
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&l->lock);
+	int rv = sqlite3_prepare_v2(l->db, "SELECT value FROM meta WHERE "
+	    "key = ?", -1, &st, NULL) == SQLITE_OK ? IDN_OK : IDN_EDB;
+	if (rv == IDN_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*value = (uint64_t) sqlite3_column_int64(st, 0);
+		} else {
+			rv = rc == SQLITE_DONE ? IDN_ENOENT : IDN_EDB;
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return rv;
+}
+
+static const char *
+col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? (const char *) t : "";
+}
+
+int
+ledger_jobs(ledger *l, ledger_job_fn fn, void *arg)
+{
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&l->lock);
+	int rv = sqlite3_prepare_v2(l->db, "SELECT spec, state, start_ms, "
+	    "accuracy, epoch, loss, acc, err FROM jobs ORDER BY rowid", -1,
+	    &st, NULL) == SQLITE_OK ? IDN_OK : IDN_EDB;
+	int rc;
+	while (rv == IDN_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ledger_job j = {0};
+		wire_doc *doc;
+		const void *p = sqlite3_column_blob(st, 0);
+		size_t n = (size_t) sqlite3_column_bytes(st, 0);
+		if (p == NULL || wire_doc_parse(p, n, &doc) != IDN_OK) {
+			continue; // an unreadable row is skipped, not fatal
+		}
+		int r = ledger_spec_get(wire_doc_root(doc), &j.spec);
+		wire_doc_free(doc);
+		if (r != IDN_OK) {
+			continue;
+		}
+		j.state = sqlite3_column_int(st, 1);
+		j.start_ms = (uint64_t) sqlite3_column_int64(st, 2);
+		j.accuracy = sqlite3_column_double(st, 3);
+		j.epoch = (uint32_t) sqlite3_column_int64(st, 4);
+		j.loss = sqlite3_column_double(st, 5);
+		j.acc = sqlite3_column_double(st, 6);
+		snprintf(j.err, sizeof(j.err), "%s", col_text(st, 7));
+		fn(arg, &j);
+	}
+	if (rv == IDN_OK) {
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return rv;
+}
+
+int
+ledger_batches(ledger *l, bool leases, ledger_batch_fn fn, void *arg)
+{
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&l->lock);
+	int rv = sqlite3_prepare_v2(l->db, leases ?
+	    "SELECT job, batch, worker, attempt, 0, expires_ms FROM leases" :
+	    "SELECT job, batch, worker, attempt, ms, end_ms FROM batches "
+	    "ORDER BY job, batch", -1, &st, NULL) == SQLITE_OK ? IDN_OK :
+	    IDN_EDB;
+	while (rv == IDN_OK && sqlite3_step(st) == SQLITE_ROW) {
+		fn(arg, col_text(st, 0), (uint32_t) sqlite3_column_int64(st, 1),
+		    col_text(st, 2), (uint32_t) sqlite3_column_int64(st, 3),
+		    sqlite3_column_double(st, 4),
+		    (uint64_t) sqlite3_column_int64(st, 5));
+	}
+	if (rv == IDN_OK) {
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return rv;
+}
+
+int
+ledger_image(ledger *l, void **out, size_t *len)
+{
+	sqlite3_int64 n = 0;
+	pthread_mutex_lock(&l->lock);
+	unsigned char *img = sqlite3_serialize(l->db, "main", &n, 0);
+	pthread_mutex_unlock(&l->lock);
+	if (img == NULL) {
+		return IDN_EDB;
+	}
+	void *copy = core_alloc((size_t) n);
+	if (copy != NULL) {
+		memcpy(copy, img, (size_t) n);
+	}
+	sqlite3_free(img);
+	if (copy == NULL) {
+		return IDN_ENOMEM;
+	}
+	*out = copy;
+	*len = (size_t) n;
+	return IDN_OK;
+}

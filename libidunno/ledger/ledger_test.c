@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: MIT
+// ledger_test.c: changes applied, read back after a reopen, streamed to a
+// copy that ends identical, and a checkpoint image restored.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ledger/ledger.h"
+
+typedef struct {
+	ledger *copy;
+	int n;
+} stream_ctx;
+
+static void
+to_copy(void *arg, const uint8_t *change, size_t len)
+{
+	stream_ctx *s = arg;
+	s->n++;
+	assert_int_equal(ledger_apply(s->copy, change, len), IDN_OK);
+}
+
+static void
+spec(ledger_spec *s, const char *job)
+{
+	memset(s, 0, sizeof(*s));
+	s->kind = LEDGER_INFER;
+	snprintf(s->job, sizeof(s->job), "%s", job);
+	snprintf(s->model, sizeof(s->model), "m");
+	snprintf(s->queries, sizeof(s->queries), "datasets/x/test");
+	snprintf(s->weights, sizeof(s->weights), "models/m/weights");
+	s->batch = 8;
+	s->rate = 12.5;
+	s->limit = 100;
+}
+
+typedef struct {
+	int jobs, batches;
+	char names[4][70];
+	int states[4];
+	double ms;
+} seen;
+
+static void
+on_job(void *arg, const ledger_job *j)
+{
+	seen *s = arg;
+	snprintf(s->names[s->jobs], sizeof(s->names[0]), "%s", j->spec.job);
+	s->states[s->jobs++] = j->state;
+	assert_int_equal(j->spec.batch, 8);
+	assert_true(j->spec.rate == 12.5);
+}
+
+static void
+on_batch(void *arg, const char *job, uint32_t batch, const char *worker,
+    uint32_t attempt, double ms, uint64_t end_ms)
+{
+	seen *s = arg;
+	s->batches++;
+	s->ms += ms;
+}
+
+static void
+check(ledger *l, int jobs, int batches, int leases)
+{
+	seen s = {0}, le = {0};
+	assert_int_equal(ledger_jobs(l, on_job, &s), IDN_OK);
+	assert_int_equal(ledger_batches(l, false, on_batch, &s), IDN_OK);
+	assert_int_equal(ledger_batches(l, true, on_batch, &le), IDN_OK);
+	assert_int_equal(s.jobs, jobs);
+	assert_int_equal(s.batches, batches);
+	assert_int_equal(le.batches, leases);
+	if (jobs == 2) {
+		assert_string_equal(s.names[0], "a");
+		assert_int_equal(s.states[0], LEDGER_DONE);
+		assert_string_equal(s.names[1], "b");
+		assert_int_equal(s.states[1], LEDGER_RUNNING);
+		assert_true(s.ms == 7.5);
+	}
+}
+
+static void
+test_changes_stream_and_checkpoint(void **st)
+{
+	const char *dir = idn_test_tmpdir();
+	char path[4200], copy_path[4200], img_path[4200];
+	snprintf(path, sizeof(path), "%s/ledger.db", dir);
+	snprintf(copy_path, sizeof(copy_path), "%s/copy.db", dir);
+	snprintf(img_path, sizeof(img_path), "%s/img.db", dir);
+	ledger *l, *copy;
+	IDN_PASS(ledger_open(path, &l));
+	IDN_PASS(ledger_open(copy_path, &copy));
+	stream_ctx sc = {copy, 0};
+	ledger_set_stream(l, to_copy, &sc);
+	ledger_spec a, b;
+	spec(&a, "a");
+	spec(&b, "b");
+	IDN_PASS(ledger_set(l, "epoch", 1));
+	IDN_PASS(ledger_job_put(l, &a, LEDGER_RUNNING, 1000));
+	IDN_PASS(ledger_job_put(l, &b, LEDGER_RUNNING, 1001));
+	IDN_PASS(ledger_lease_put(l, "a", 0, "w1", 1, 5000));
+	IDN_PASS(ledger_lease_put(l, "b", 3, "w2", 2, 5000));
+	IDN_PASS(ledger_batch_done(l, "a", 0, "w1", 1, 2.5, 1200));
+	// A second completion of the same batch is ignored.
+	IDN_PASS(ledger_batch_done(l, "a", 0, "w3", 2, 9.0, 1300));
+	IDN_PASS(ledger_batch_done(l, "b", 1, "w2", 1, 5.0, 1400));
+	IDN_PASS(ledger_job_state(l, "a", LEDGER_DONE, 0.5, ""));
+	IDN_FAIL(ledger_apply(l, (const uint8_t *) "\x81\xa2op\xa3zzz", 8),
+	    IDN_EPROTO);
+	IDN_FAIL(ledger_apply(l, (const uint8_t *) "junk", 4), IDN_EPROTO);
+	assert_int_equal(sc.n, 9);
+	// The done job holds no lease; b's lease stays.
+	check(l, 2, 2, 1);
+	check(copy, 2, 2, 1);
+	uint64_t v = 0;
+	IDN_PASS(ledger_get(l, "epoch", &v));
+	assert_int_equal(v, 1);
+	IDN_FAIL(ledger_get(l, "nosuch", &v), IDN_ENOENT);
+
+	// A checkpoint image opens as the same ledger.
+	void *img;
+	size_t len;
+	IDN_PASS(ledger_image(l, &img, &len));
+	ledger *r;
+	IDN_PASS(ledger_open_image(img_path, img, len, &r));
+	check(r, 2, 2, 1);
+	ledger_close(r);
+	IDN_FAIL(ledger_open_image(img_path, "not sqlite", 10, &r),
+	    IDN_ECORRUPT);
+	idn_free(img);
+
+	// Reopened from disk; a job forgotten leaves nothing of it.
+	ledger_close(l);
+	IDN_PASS(ledger_open(path, &l));
+	check(l, 2, 2, 1);
+	IDN_PASS(ledger_job_forget(l, "b"));
+	seen s = {0};
+	IDN_PASS(ledger_jobs(l, on_job, &s));
+	assert_int_equal(s.jobs, 1);
+	ledger_close(l);
+	ledger_close(copy);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_changes_stream_and_checkpoint),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: MIT
+// msg.h: the scheduler's records, which the ledger stores and the
+// coordinator and workers exchange: job specs, the worker's lease call
+// (completions, renewals, training progress) and its reply, and the
+// dataset manifest. Bodies are maps; docs/SCHED.md lists every type and
+// its fields.
+#ifndef IDN_LEDGER_MSG_H
+#define IDN_LEDGER_MSG_H
+
+#include <idunno/model.h>
+
+#include "wire/wire.h"
+
+// Job kinds and states as the ledger stores them: the values of enum
+// idn_job_kind and enum idn_job_state (include/idunno/sched.h, which the
+// coordinator implements; coord.c checks they agree).
+enum { LEDGER_TRAIN, LEDGER_INFER };
+enum { LEDGER_QUEUED, LEDGER_RUNNING, LEDGER_DONE, LEDGER_FAILED,
+	LEDGER_REMOVED };
+
+#define LEDGER_NAME_MAX 64      // job and model names
+#define LEDGER_PATH_MAX 256    // SDFS names carried in specs
+#define LEDGER_LIST_MAX 4096   // most entries of one list in a message
+
+// A job's spec as the coordinator keeps it (owned copies of the strings).
+typedef struct ledger_spec {
+	int kind;                        // LEDGER_TRAIN or LEDGER_INFER
+	char job[LEDGER_NAME_MAX + 1];
+	char model[LEDGER_NAME_MAX + 1];
+	char queries[LEDGER_PATH_MAX];    // infer: dataset prefix
+	char weights[LEDGER_PATH_MAX];    // infer: resolved weights file
+	char data[LEDGER_PATH_MAX];       // train: dataset root
+	uint32_t batch;
+	double rate;                     // infer
+	uint64_t limit;
+	uint32_t epochs;                 // train
+	double lr;
+	int optimizer;
+	int schedule;
+} ledger_spec;
+
+// ledger_name_ok: [A-Za-z0-9_.-]{1,64}.
+bool ledger_name_ok(const char *name);
+// ledger_spec_check returns NULL or a static reason the spec is refused
+// (name, batch, rate, epochs, lr, optimizer, schedule).
+const char *ledger_spec_check(const ledger_spec *s);
+void ledger_spec_put(wire_wr *w, const ledger_spec *s);
+int ledger_spec_get(const wire_val *v, ledger_spec *s);
+// The training options of a train spec.
+void ledger_spec_train_opts(const ledger_spec *s, idn_model_train_opts *o);
+
+// A finished batch as the worker reports it.
+typedef struct ledger_done {
+	char job[LEDGER_NAME_MAX + 1];
+	uint32_t batch;
+	uint32_t attempt;
+	double ms;          // service time on the worker (the model)
+	double busy_ms;     // the whole task: inputs, model, result write
+	uint64_t end_ms;    // wall clock when the result was in SDFS
+	int rc;             // IDN_OK, else the batch failed on this worker
+} ledger_done;
+
+// A lease the worker still holds (renewal).
+typedef struct ledger_held {
+	char job[LEDGER_NAME_MAX + 1];
+	uint32_t batch;
+	uint32_t attempt;
+} ledger_held;
+
+// Training progress: one per epoch finished, and the end (done true).
+typedef struct ledger_progress {
+	char job[LEDGER_NAME_MAX + 1];
+	uint32_t attempt;
+	uint32_t epoch;
+	double loss;
+	double acc;
+	bool done;
+	int rc;                 // with done: IDN_OK or why it failed
+	char err[200];
+} ledger_progress;
+
+typedef struct ledger_lease_req {
+	char worker[96];
+	uint64_t epoch;         // the coordinator epoch the worker knows
+	uint32_t want;          // leases it can take now
+	bool release;           // give every lease back (a task is stuck)
+	ledger_done *done;
+	size_t ndone;
+	ledger_held *held;
+	size_t nheld;
+	ledger_progress *train;
+	size_t ntrain;
+} ledger_lease_req;
+
+// One lease. Infer: queries [first, first + count) of spec.queries.
+// Train: the whole spec.
+typedef struct ledger_lease {
+	ledger_spec spec;
+	uint32_t batch;
+	uint32_t attempt;
+	uint64_t first;
+	uint32_t count;
+	uint64_t expires_ms;    // wall clock
+} ledger_lease;
+
+typedef struct ledger_lease_rep {
+	uint64_t epoch;
+	ledger_lease *leases;
+	size_t n;
+	// Leases the coordinator no longer counts as this worker's (job
+	// removed, batch done elsewhere): the worker drops them.
+	ledger_held *drop;
+	size_t ndrop;
+} ledger_lease_rep;
+
+void ledger_lease_req_put(wire_wr *w, const ledger_lease_req *r);
+// Allocates the lists (free with ledger_lease_req_clear). IDN_EPROTO.
+int ledger_lease_req_get(const wire_val *v, ledger_lease_req *r);
+void ledger_lease_req_clear(ledger_lease_req *r);
+void ledger_lease_rep_put(wire_wr *w, const ledger_lease_rep *r);
+int ledger_lease_rep_get(const wire_val *v, ledger_lease_rep *r);
+void ledger_lease_rep_clear(ledger_lease_rep *r);
+
+// A dataset manifest ("count = N", "shard_size = S", "shards = K",
+// "input = CxHxW"). IDN_ECORRUPT if a field is missing or out of range.
+typedef struct ledger_manifest {
+	uint64_t count;
+	uint32_t shard_size;
+	uint32_t shards;
+	uint32_t c, h, w;
+} ledger_manifest;
+int ledger_manifest_parse(const char *text, size_t len, ledger_manifest *m);
+
+// The name of batch k's result: results/JOB/batch-NNNNNN.
+void ledger_batch_name(char *buf, size_t cap, const char *job, uint32_t k);
+
+#endif

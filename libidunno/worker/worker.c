@@ -1,0 +1,660 @@
+// SPDX-License-Identifier: MIT
+// worker.c: the lease loop (one thread talks to the coordinator) and the
+// executor (one thread runs tasks in lease order). They share a queue of
+// leases not started, the running one, and the reports not yet sent.
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <idunno/catalog.h>
+#include <idunno/model.h>
+#include <idunno/sdfs.h>
+
+#include "rpc/rpc.h"
+#include "ledger/msg.h"
+#include "worker/worker.h"
+
+#define QUEUE_MAX 16
+#define REPORTS_MAX 256
+#define MODELS_MAX 4
+#define SETS_MAX 4
+#define SHARDS_MAX 2
+// An inference task running this long is taken as stuck (a call that
+// never returns): the worker gives all its leases back at once and takes
+// no more until the task ends, so its batches go to other workers.
+#define TASK_STUCK_MS 10000
+
+typedef struct {
+	char key[2 * LEDGER_PATH_MAX];
+	idn_model *m;
+	idn_model_info info;
+	uint64_t used;
+} model_slot;
+
+typedef struct {
+	char prefix[LEDGER_PATH_MAX];
+	ledger_manifest man;
+	uint64_t used;
+} set_slot;
+
+typedef struct {
+	char name[LEDGER_PATH_MAX + 16];
+	void *blob;
+	idn_dataset_shard s;
+	uint64_t used;
+} shard_slot;
+
+struct worker {
+	worker_host h;
+	char self[96];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;      // loop: reports to send; exec: new leases
+	bool stop;
+	bool have_loop, have_exec;
+	pthread_t loop, exec;
+	ledger_lease queue[QUEUE_MAX];
+	size_t nq;
+	ledger_lease cur;
+	bool running;
+	bool abort_cur;
+	uint64_t cur_start;       // clock ms the running task started
+	bool stuck_logged;
+	bool released;            // the leases were given back
+	ledger_done done[REPORTS_MAX];
+	size_t ndone;
+	ledger_progress prog[REPORTS_MAX];
+	size_t nprog;
+	char coord[IDN_ADDR_MAX];
+	uint64_t epoch;
+	// Executor only.
+	model_slot models[MODELS_MAX];
+	set_slot sets[SETS_MAX];
+	shard_slot shards[SHARDS_MAX];
+	uint64_t tick;
+};
+
+static void
+wlog(worker *w, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+wlog(worker *w, int level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (w->h.log != NULL) {
+		w->h.log(w->h.log_arg, level, line);
+	}
+}
+
+static void
+wait_ms(worker *w, int ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long) ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+}
+
+// ---- the lease loop
+
+static int
+resolve(worker *w)
+{
+	wire_doc *d = NULL;
+	wire_env e;
+	char addr[IDN_ADDR_MAX];
+	uint64_t epoch = 0;
+	int rv = rpc_client_call(w->h.node, "sched.where", NULL, &d, &e);
+	if (rv == IDN_OK && (wire_get_str(e.body, "coord", addr, sizeof(addr)) ||
+	    wire_get_u64(e.body, "epoch", &epoch))) {
+		rv = IDN_EPROTO;
+	}
+	wire_doc_free(d);
+	if (rv == IDN_OK) {
+		pthread_mutex_lock(&w->lock);
+		snprintf(w->coord, sizeof(w->coord), "%s", addr);
+		w->epoch = epoch > w->epoch ? epoch : w->epoch;
+		pthread_mutex_unlock(&w->lock);
+	}
+	return rv;
+}
+
+static bool
+same_lease(const ledger_lease *l, const ledger_held *h)
+{
+	return strcmp(l->spec.job, h->job) == 0 && l->batch == h->batch &&
+	    l->attempt == h->attempt;
+}
+
+static bool
+has_train(worker *w)
+{
+	if (w->running && w->cur.spec.kind == LEDGER_TRAIN) {
+		return true;
+	}
+	for (size_t i = 0; i < w->nq; i++) {
+		if (w->queue[i].spec.kind == LEDGER_TRAIN) {
+			return true;
+		}
+	}
+	return false;
+}
+
+// Builds the request under the lock; *nd/*np: reports included.
+static int
+build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
+{
+	ledger_held held[QUEUE_MAX + 1];
+	size_t nh = 0;
+	bool stuck = w->running && w->cur.spec.kind == LEDGER_INFER &&
+	    idn_clock_ms() > w->cur_start + TASK_STUCK_MS;
+	if (stuck && !w->stuck_logged) {
+		w->stuck_logged = true;
+		wlog(w, IDN_LOG_WARN, "worker: task %s/%u stuck for %d ms: its "
+		    "leases are given up", w->cur.spec.job, w->cur.batch,
+		    TASK_STUCK_MS);
+	}
+	for (size_t i = 0; i < w->nq && !stuck; i++) {
+		held[nh++] = (ledger_held){"", w->queue[i].batch,
+		    w->queue[i].attempt};
+		snprintf(held[nh - 1].job, sizeof(held[0].job), "%s",
+		    w->queue[i].spec.job);
+	}
+	if (w->running && !stuck) {
+		held[nh++] = (ledger_held){"", w->cur.batch, w->cur.attempt};
+		snprintf(held[nh - 1].job, sizeof(held[0].job), "%s",
+		    w->cur.spec.job);
+	}
+	size_t busy = w->nq + (w->running ? 1 : 0);
+	*want = stuck || has_train(w) || busy >= WORKER_PREFETCH + 1 ? 0 :
+	    (uint32_t) (WORKER_PREFETCH + 1 - busy);
+	*nd = w->ndone;
+	*np = w->nprog;
+	ledger_lease_req r = {.epoch = w->epoch, .want = *want,
+	    .release = stuck && !w->released,
+	    .done = w->done, .ndone = w->ndone, .held = held, .nheld = nh,
+	    .train = w->prog, .ntrain = w->nprog};
+	snprintf(r.worker, sizeof(r.worker), "%s", w->self);
+	int rv = wire_wr_new(out);
+	if (rv == IDN_OK) {
+		ledger_lease_req_put(*out, &r);
+	}
+	return rv;
+}
+
+static void
+take_reply(worker *w, const ledger_lease_rep *rep, size_t nd, size_t np)
+{
+	memmove(w->done, w->done + nd, (w->ndone - nd) * sizeof(*w->done));
+	w->ndone -= nd;
+	memmove(w->prog, w->prog + np, (w->nprog - np) * sizeof(*w->prog));
+	w->nprog -= np;
+	for (size_t i = 0; i < rep->ndrop; i++) {
+		for (size_t k = 0; k < w->nq; k++) {
+			if (same_lease(&w->queue[k], &rep->drop[i])) {
+				memmove(&w->queue[k], &w->queue[k + 1],
+				    (w->nq - k - 1) * sizeof(w->queue[0]));
+				w->nq--;
+				break;
+			}
+		}
+		if (w->running && same_lease(&w->cur, &rep->drop[i])) {
+			w->abort_cur = true;
+		}
+	}
+	for (size_t i = 0; i < rep->n && w->nq < QUEUE_MAX; i++) {
+		w->queue[w->nq++] = rep->leases[i];
+	}
+	if (rep->n > 0) {
+		pthread_cond_broadcast(&w->cond);
+	}
+}
+
+static void *
+loop(void *arg)
+{
+	worker *w = arg;
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		if (w->coord[0] == '\0') {
+			pthread_mutex_unlock(&w->lock);
+			int rv = resolve(w);
+			pthread_mutex_lock(&w->lock);
+			if (rv != IDN_OK) {
+				wait_ms(w, 250);
+				continue;
+			}
+		}
+		wire_wr *body = NULL;
+		size_t nd = 0, np = 0;
+		uint32_t want = 0;
+		char coord[IDN_ADDR_MAX];
+		snprintf(coord, sizeof(coord), "%s", w->coord);
+		if (build(w, &body, &nd, &np, &want) != IDN_OK) {
+			wire_wr_free(body);
+			wait_ms(w, WORKER_POLL_MS);
+			continue;
+		}
+		pthread_mutex_unlock(&w->lock);
+		wire_doc *d = NULL;
+		wire_env e;
+		ledger_lease_rep rep;
+		int rv = rpc_client_call_at(w->h.node, coord, "sched.lease", body, &d,
+		    &e);
+		wire_wr_free(body);
+		if (rv == IDN_OK) {
+			rv = ledger_lease_rep_get(e.body, &rep);
+		}
+		wire_doc_free(d);
+		pthread_mutex_lock(&w->lock);
+		if (rv == IDN_OK && rep.epoch < w->epoch) {
+			// A coordinator of an older epoch (fenced off): its
+			// leases are not taken, the reports go to the new one.
+			wlog(w, IDN_LOG_WARN, "worker: refused a reply of epoch "
+			    "%llu (now %llu) from %s", (unsigned long long)
+			    rep.epoch, (unsigned long long) w->epoch, coord);
+			ledger_lease_rep_clear(&rep);
+			rv = IDN_ESTALE;
+		}
+		if (rv != IDN_OK) {
+			w->coord[0] = '\0'; // ask again who the coordinator is
+			wait_ms(w, 250);
+			continue;
+		}
+		w->epoch = rep.epoch;
+		w->released = w->stuck_logged;
+		take_reply(w, &rep, nd, np);
+		bool got = rep.n > 0;
+		ledger_lease_rep_clear(&rep);
+		// Go again at once with reports to send or leases to take,
+		// else after the poll period (renewals, new work).
+		if (w->ndone == 0 && w->nprog == 0 && !(got && want > rep.n)) {
+			wait_ms(w, WORKER_POLL_MS);
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+// ---- the executor
+
+static model_slot *
+get_model(worker *w, const ledger_spec *s, int *rc)
+{
+	char key[sizeof(w->models[0].key)];
+	snprintf(key, sizeof(key), "%s|%s", s->model, s->weights);
+	model_slot *lru = &w->models[0];
+	for (int i = 0; i < MODELS_MAX; i++) {
+		if (w->models[i].m != NULL && strcmp(w->models[i].key, key) == 0) {
+			w->models[i].used = ++w->tick;
+			return &w->models[i];
+		}
+		if (w->models[i].used < lru->used) {
+			lru = &w->models[i];
+		}
+	}
+	char dname[LEDGER_PATH_MAX];
+	void *desc = NULL, *bytes = NULL;
+	size_t dlen = 0, blen = 0;
+	char *err = NULL;
+	idn_model *m = NULL;
+	snprintf(dname, sizeof(dname), "models/%s/desc", s->model);
+	*rc = idn_sdfs_get_buf(w->h.node, dname, 0, &desc, &dlen, NULL);
+	if (*rc == IDN_OK) {
+		*rc = idn_sdfs_get_buf(w->h.node, s->weights, 0, &bytes, &blen,
+		    NULL);
+	}
+	if (*rc == IDN_OK) {
+		*rc = idn_model_load(desc, dlen, bytes, blen, &err, &m);
+		if (*rc != IDN_OK) {
+			wlog(w, IDN_LOG_WARN, "worker: model %s (%s): %s",
+			    s->model, s->weights, err ? err : "");
+		}
+	}
+	idn_free(err);
+	idn_free(desc);
+	idn_free(bytes);
+	if (*rc != IDN_OK) {
+		return NULL;
+	}
+	idn_model_close(lru->m);
+	lru->m = m;
+	snprintf(lru->key, sizeof(lru->key), "%s", key);
+	idn_model_describe(m, &lru->info);
+	lru->used = ++w->tick;
+	return lru;
+}
+
+static set_slot *
+get_set(worker *w, const char *prefix, int *rc)
+{
+	set_slot *lru = &w->sets[0];
+	for (int i = 0; i < SETS_MAX; i++) {
+		if (w->sets[i].used && strcmp(w->sets[i].prefix, prefix) == 0) {
+			w->sets[i].used = ++w->tick;
+			return &w->sets[i];
+		}
+		if (w->sets[i].used < lru->used) {
+			lru = &w->sets[i];
+		}
+	}
+	char name[LEDGER_PATH_MAX + 16];
+	void *text = NULL;
+	size_t len = 0;
+	snprintf(name, sizeof(name), "%s/manifest", prefix);
+	*rc = idn_sdfs_get_buf(w->h.node, name, 0, &text, &len, NULL);
+	if (*rc == IDN_OK) {
+		*rc = ledger_manifest_parse(text, len, &lru->man);
+	}
+	idn_free(text);
+	if (*rc != IDN_OK) {
+		return NULL;
+	}
+	snprintf(lru->prefix, sizeof(lru->prefix), "%s", prefix);
+	lru->used = ++w->tick;
+	return lru;
+}
+
+static const idn_dataset_shard *
+get_shard(worker *w, const char *prefix, uint32_t k, int *rc)
+{
+	char name[sizeof(w->shards[0].name)];
+	*rc = idn_dataset_shard_name(prefix, k, name, sizeof(name));
+	if (*rc != IDN_OK) {
+		return NULL;
+	}
+	shard_slot *lru = &w->shards[0];
+	for (int i = 0; i < SHARDS_MAX; i++) {
+		if (w->shards[i].blob && strcmp(w->shards[i].name, name) == 0) {
+			w->shards[i].used = ++w->tick;
+			return &w->shards[i].s;
+		}
+		if (w->shards[i].used < lru->used) {
+			lru = &w->shards[i];
+		}
+	}
+	void *blob = NULL;
+	size_t len = 0;
+	idn_dataset_shard s;
+	*rc = idn_sdfs_get_buf(w->h.node, name, 0, &blob, &len, NULL);
+	if (*rc == IDN_OK) {
+		*rc = idn_dataset_shard_decode(blob, len, &s);
+	}
+	if (*rc != IDN_OK) {
+		idn_free(blob);
+		return NULL;
+	}
+	idn_free(lru->blob);
+	lru->blob = blob;
+	lru->s = s;
+	snprintf(lru->name, sizeof(lru->name), "%s", name);
+	lru->used = ++w->tick;
+	return &lru->s;
+}
+
+// Runs one inference batch: queries [first, first + count) of the set,
+// result lines into results/JOB/batch-NNNNNN.
+static int
+run_batch(worker *w, const ledger_lease *l, double *ms)
+{
+	int rv = IDN_OK;
+	model_slot *ms_ = get_model(w, &l->spec, &rv);
+	set_slot *set = ms_ ? get_set(w, l->spec.queries, &rv) : NULL;
+	if (set == NULL) {
+		return rv;
+	}
+	const ledger_manifest *man = &set->man;
+	size_t chw = (size_t) man->c * man->h * man->w;
+	if (l->count == 0 || l->first + l->count > man->count ||
+	    man->c != ms_->info.channels || man->h != ms_->info.height ||
+	    man->w != ms_->info.width) {
+		return IDN_EINVAL;
+	}
+	uint8_t *images = core_alloc(l->count * chw);
+	uint8_t *labels = core_alloc(l->count);
+	uint32_t *cls = core_alloc(l->count * sizeof(*cls));
+	float *scores = core_alloc(l->count * sizeof(*scores));
+	if (!images || !labels || !cls || !scores) {
+		rv = IDN_ENOMEM;
+	}
+	for (uint32_t i = 0; rv == IDN_OK && i < l->count; i++) {
+		uint64_t q = l->first + i;
+		const idn_dataset_shard *s = get_shard(w, l->spec.queries,
+		    (uint32_t) (q / man->shard_size), &rv);
+		if (s != NULL && (q < s->first || q - s->first >= s->count ||
+		                     s->channels != man->c)) {
+			rv = IDN_ECORRUPT;
+		}
+		if (rv == IDN_OK) {
+			memcpy(images + i * chw, s->images + (q - s->first) * chw,
+			    chw);
+			labels[i] = s->labels[q - s->first];
+		}
+	}
+	uint64_t t0 = idn_clock_ms();
+	if (rv == IDN_OK) {
+		rv = idn_model_infer(ms_->m, images, l->count, l->count * chw,
+		    cls, scores);
+	}
+	*ms = (double) (idn_clock_ms() - t0);
+	core_buf out = {0};
+	for (uint32_t i = 0; rv == IDN_OK && i < l->count; i++) {
+		char line[96];
+		int n = snprintf(line, sizeof(line), "%llu,%u,%.4f,%u\n",
+		    (unsigned long long) (l->first + i), cls[i],
+		    (double) scores[i], labels[i]);
+		rv = core_buf_append(&out, line, (size_t) n);
+	}
+	if (rv == IDN_OK) {
+		char name[LEDGER_PATH_MAX];
+		ledger_batch_name(name, sizeof(name), l->spec.job, l->batch);
+		rv = idn_sdfs_put_buf(w->h.node, name, out.data, out.len, NULL);
+	}
+	core_buf_free(&out);
+	free(images);
+	free(labels);
+	free(cls);
+	free(scores);
+	return rv;
+}
+
+typedef struct {
+	worker *w;
+	const ledger_lease *l;
+} train_ctx;
+
+static int
+on_epoch(void *arg, const idn_model_epoch *e)
+{
+	train_ctx *t = arg;
+	worker *w = t->w;
+	pthread_mutex_lock(&w->lock);
+	if (w->nprog < REPORTS_MAX) {
+		ledger_progress *p = &w->prog[w->nprog++];
+		memset(p, 0, sizeof(*p));
+		snprintf(p->job, sizeof(p->job), "%s", t->l->spec.job);
+		p->attempt = t->l->attempt;
+		p->epoch = e->epoch;
+		p->loss = e->train_loss;
+		p->acc = e->test_accuracy;
+	}
+	bool stop = w->abort_cur || w->stop;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	wlog(w, IDN_LOG_INFO, "worker: training %s epoch %u/%u done, attempt "
+	    "%u: loss %.4f accuracy %.4f", t->l->spec.job, e->epoch, e->epochs,
+	    t->l->attempt, e->train_loss, e->test_accuracy);
+	return stop ? 1 : 0;
+}
+
+// The training task: the catalog's trainer checkpoints every epoch to
+// SDFS and resumes a run of the same settings after its last epoch.
+static int
+train_job(idn_client *c, const ledger_spec *s, idn_model_train_opts *o,
+    char **err)
+{
+	return idn_catalog_train(c, s->model, s->data, (size_t) s->limit, o,
+	    err);
+}
+
+static void
+run_train(worker *w, const ledger_lease *l)
+{
+	idn_model_train_opts o;
+	ledger_spec_train_opts(&l->spec, &o);
+	train_ctx t = {w, l};
+	o.on_epoch = on_epoch;
+	o.arg = &t;
+	char *err = NULL;
+	int rv = train_job(w->h.node, &l->spec, &o, &err);
+	pthread_mutex_lock(&w->lock);
+	bool aborted = w->abort_cur || w->stop;
+	if (!aborted && w->nprog < REPORTS_MAX) {
+		ledger_progress *p = &w->prog[w->nprog++];
+		memset(p, 0, sizeof(*p));
+		snprintf(p->job, sizeof(p->job), "%s", l->spec.job);
+		p->attempt = l->attempt;
+		p->done = true;
+		p->rc = rv;
+		snprintf(p->err, sizeof(p->err), "%s", rv == IDN_OK ? "" :
+		    err ? err : idn_strerror(rv));
+	}
+	pthread_mutex_unlock(&w->lock);
+	wlog(w, rv == IDN_OK ? IDN_LOG_INFO : IDN_LOG_WARN, "worker: training "
+	    "%s %s%s%s", l->spec.job, aborted ? "stopped" : rv == IDN_OK ?
+	    "finished" : "failed", err ? ": " : "", err ? err : "");
+	idn_free(err);
+}
+
+static void *
+exec_main(void *arg)
+{
+	worker *w = arg;
+	uint64_t last_end = 0;
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		if (w->nq == 0) {
+			last_end = 0; // idle: the next task's time starts anew
+			wait_ms(w, 1000);
+			continue;
+		}
+		w->cur = w->queue[0];
+		memmove(&w->queue[0], &w->queue[1],
+		    (w->nq - 1) * sizeof(w->queue[0]));
+		w->nq--;
+		w->running = true;
+		w->abort_cur = false;
+		w->cur_start = idn_clock_ms();
+		w->stuck_logged = false;
+		w->released = false;
+		ledger_lease l = w->cur;
+		pthread_mutex_unlock(&w->lock);
+		if (l.spec.kind == LEDGER_TRAIN) {
+			wlog(w, IDN_LOG_INFO, "worker: task started: training %s "
+			    "model %s attempt %u", l.spec.job, l.spec.model,
+			    l.attempt);
+			run_train(w, &l);
+			last_end = 0;
+			pthread_mutex_lock(&w->lock);
+		} else {
+			wlog(w, IDN_LOG_INFO, "worker: task started: %s/%u "
+			    "queries %llu..%llu attempt %u", l.spec.job, l.batch,
+			    (unsigned long long) l.first,
+			    (unsigned long long) (l.first + l.count - 1),
+			    l.attempt);
+			double ms = 0;
+			uint64_t t0 = last_end ? last_end : idn_clock_ms();
+			int rv = run_batch(w, &l, &ms);
+			// The worker's time this task took, with the hand-over
+			// from the previous one when it went straight on.
+			last_end = idn_clock_ms();
+			double busy = (double) (last_end - t0);
+			if (rv != IDN_OK) {
+				wlog(w, IDN_LOG_WARN, "worker: %s/%u failed: %s",
+				    l.spec.job, l.batch, idn_strerror(rv));
+			}
+			pthread_mutex_lock(&w->lock);
+			if (w->ndone < REPORTS_MAX) {
+				ledger_done *d = &w->done[w->ndone++];
+				memset(d, 0, sizeof(*d));
+				snprintf(d->job, sizeof(d->job), "%s", l.spec.job);
+				d->batch = l.batch;
+				d->attempt = l.attempt;
+				d->ms = ms;
+				d->busy_ms = busy;
+				d->end_ms = idn_wall_ms();
+				d->rc = rv;
+			}
+		}
+		w->running = false;
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+int
+worker_open(const worker_host *h, worker **out)
+{
+	worker *w = core_alloc(sizeof(*w));
+	if (w == NULL) {
+		return IDN_ENOMEM;
+	}
+	w->h = *h;
+	snprintf(w->self, sizeof(w->self), "%s", h->self_id);
+	w->h.self_id = w->self;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	int rv = IDN_OK;
+	if (pthread_create(&w->loop, NULL, loop, w) != 0) {
+		rv = IDN_ESYS;
+	} else {
+		w->have_loop = true;
+	}
+	if (rv == IDN_OK && pthread_create(&w->exec, NULL, exec_main, w) != 0) {
+		rv = IDN_ESYS;
+	} else if (rv == IDN_OK) {
+		w->have_exec = true;
+	}
+	if (rv != IDN_OK) {
+		worker_close(w);
+		return rv;
+	}
+	*out = w;
+	return IDN_OK;
+}
+
+void
+worker_close(worker *w)
+{
+	if (w == NULL) {
+		return;
+	}
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	if (w->have_loop) {
+		pthread_join(w->loop, NULL);
+	}
+	if (w->have_exec) {
+		pthread_join(w->exec, NULL);
+	}
+	for (int i = 0; i < MODELS_MAX; i++) {
+		idn_model_close(w->models[i].m);
+	}
+	for (int i = 0; i < SHARDS_MAX; i++) {
+		idn_free(w->shards[i].blob);
+	}
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}

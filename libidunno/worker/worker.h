@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: MIT
+// worker.h: the worker role: a lease loop that asks the coordinator for
+// batches (a few ahead, so it stays busy), runs them (inputs from SDFS,
+// the model, results to SDFS) and reports completions, renewals and
+// training progress in its next lease call.
+#ifndef IDN_WORKER_WORKER_H
+#define IDN_WORKER_WORKER_H
+
+#include <idunno/client.h>
+
+#include "core/core.h"
+
+#define WORKER_PREFETCH 2     // leases held beyond the one running
+#define WORKER_POLL_MS 150    // lease call period when nothing happens
+
+typedef struct worker worker;
+
+// What the worker needs from its node (worker/attach.c fills it).
+typedef struct worker_host {
+	idn_client *node;      // a client to the node itself: SDFS and
+	                       // sched.where (caller keeps)
+	const char *self_id;
+	void (*log)(void *arg, int level, const char *line);
+	void *log_arg;
+} worker_host;
+
+int worker_open(const worker_host *h, worker **out);
+void worker_close(worker *w);
+
+// worker/attach.c: the role on a node, started once the node has joined:
+// a client to the node itself (addr, key) and the node's log.
+typedef struct worker_role worker_role;
+int worker_role_start(const char *addr, const uint8_t *key, const char *id,
+    void (*log)(void *arg, int level, const char *line), void *log_arg,
+    worker_role **out);
+void worker_role_close(worker_role *r);
+
+#endif
