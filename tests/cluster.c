@@ -71,6 +71,10 @@ idn_tcluster_up(idn_tcluster *c, int n)
 		registered = true;
 		atexit(down_all);
 	}
+	// Nodes run in sessions of their own: if this process dies before
+	// its teardown, the reaper stops them.
+	idn_test_at_death("'%.4000s/idunno' --root '%.4000s' cluster down "
+	    ">/dev/null 2>&1 || true", idn_test_bin_dir(), c->root);
 	char *out = NULL;
 	int rv = idn_tcluster_cli(c, &out, "cluster up -n %d", n);
 	free(out);
@@ -119,6 +123,34 @@ idn_tcluster_restart(idn_tcluster *c, const char *node)
 	return node_cmd(c, "restart", node);
 }
 
+pid_t
+idn_tcluster_pid(idn_tcluster *c, const char *node)
+{
+	char *out = NULL;
+	pid_t pid = -1;
+	char *end;
+	long want = strtol(node, &end, 10);
+	int idx = 0;
+	if (*end != '\0') {
+		want = -1;
+	}
+	idn_tcluster_cli(c, &out, "cluster status");
+	for (char *l = out ? strtok(out, "\n") : NULL; l != NULL;
+	     l = strtok(NULL, "\n")) {
+		char n[32], role[16];
+		int p;
+		if (sscanf(l, "%31s %15s pid %d", n, role, &p) != 3) {
+			continue;
+		}
+		if (idx++ == want || strcmp(n, node) == 0) {
+			pid = p;
+			break;
+		}
+	}
+	free(out);
+	return pid;
+}
+
 const char *
 idn_tcluster_addr(idn_tcluster *c, const char *node)
 {
@@ -136,7 +168,12 @@ idn_tcluster_addr(idn_tcluster *c, const char *node)
 		return NULL;
 	}
 	const char *found = NULL;
-	while (fscanf(f, "%31s %15s %d %63s", name, role, &pid, addr) == 4) {
+	char line[256];
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "%31s %15s %d %63s", name, role, &pid,
+		        addr) != 4) {
+			continue;
+		}
 		idx++;
 		if (idx == want || strcmp(name, node) == 0) {
 			found = addr;

@@ -5,6 +5,7 @@
 #define IDN_TESTS_CLUSTER_H
 
 #include <limits.h>
+#include <sys/types.h>
 
 #include "harness.h"
 
@@ -22,6 +23,8 @@ void idn_tcluster_down(idn_tcluster *c);
 // Node by name ("coord", "standby", "worker3") or index ("0").
 int idn_tcluster_kill(idn_tcluster *c, const char *node);
 int idn_tcluster_restart(idn_tcluster *c, const char *node);
+// The node's process id (from `cluster status`), or -1.
+pid_t idn_tcluster_pid(idn_tcluster *c, const char *node);
 // The node's address (static buffer) or NULL.
 const char *idn_tcluster_addr(idn_tcluster *c, const char *node);
 // The member list as `node` sees it (caller frees with idn_free).

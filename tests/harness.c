@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // harness.c: temp folders, ports, polling, and running the tools.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,6 +18,61 @@
 
 static char tmpdirs[16][PATH_MAX];
 static int ntmp;
+static int reaper_fd = -1; // write end of the pipe to the reaper
+
+// The reaper is a process of its own session: it outlives the test however
+// the test ends (an assertion, a signal, meson's timeout, SIGKILL), and
+// when the pipe from the test closes it runs the clean-up commands the test
+// registered, last first. Commands come one per line.
+static void
+reaper_main(int fd)
+{
+	char *cmds[64];
+	int n = 0;
+	char line[2 * PATH_MAX];
+	FILE *f = fdopen(fd, "r");
+	setsid();
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		if (n < (int) (sizeof(cmds) / sizeof(cmds[0]))) {
+			cmds[n++] = strdup(line);
+		}
+	}
+	while (n-- > 0) {
+		if (cmds[n] != NULL && system(cmds[n]) != 0) {
+			fprintf(stderr, "clean-up failed: %s", cmds[n]);
+		}
+	}
+	_exit(0);
+}
+
+void
+idn_test_at_death(const char *fmt, ...)
+{
+	if (reaper_fd < 0) {
+		int fd[2];
+		if (pipe2(fd, O_CLOEXEC) != 0) {
+			return;
+		}
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(fd[1]);
+			reaper_main(fd[0]);
+		}
+		close(fd[0]);
+		if (pid < 0) {
+			close(fd[1]);
+			return;
+		}
+		reaper_fd = fd[1];
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vdprintf(reaper_fd, fmt, ap);
+	va_end(ap);
+	dprintf(reaper_fd, "\n");
+}
 
 static void
 remove_tmpdirs(void)
@@ -42,9 +99,13 @@ idn_test_tmpdir(void)
 	if (mkdtemp(p) == NULL) {
 		return NULL;
 	}
-	if (ntmp++ == 0 && getenv("IDN_TEST_KEEP") == NULL) {
-		atexit(remove_tmpdirs);
+	if (getenv("IDN_TEST_KEEP") == NULL) {
+		if (ntmp == 0) {
+			atexit(remove_tmpdirs);
+		}
+		idn_test_at_death("rm -rf '%.4000s'", p);
 	}
+	ntmp++;
 	return p;
 }
 

@@ -48,10 +48,37 @@ cluster_key_path(const char *root)
 	return path;
 }
 
-// A pid is ours only if it still runs one of our node programs: pids are
-// reused, and we must never signal a stranger.
+// The start time of a process (field 22 of /proc/PID/stat, clock ticks
+// since boot); 0 if it cannot be read.
+static unsigned long long
+proc_start(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		return 0;
+	}
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	// The command name (field 2) may hold spaces: count after its ')'.
+	char *p = strrchr(buf, ')');
+	unsigned long long start = 0;
+	char state;
+	if (p == NULL || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u "
+	                     "%*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+	                     &state, &start) != 2 || state == 'Z') {
+		return 0; // a zombie child is dead for our purpose
+	}
+	return start;
+}
+
+// A pid is ours only if it still runs one of our node programs and
+// started when the one we launched did: pids are reused, and we must never
+// signal a stranger.
 static bool
-pid_is_node(pid_t pid)
+pid_is_node(pid_t pid, unsigned long long start)
 {
 	char path[64], cmd[256] = {0};
 	if (pid <= 0 || kill(pid, 0) != 0) {
@@ -65,18 +92,10 @@ pid_is_node(pid_t pid)
 	size_t n = fread(cmd, 1, sizeof(cmd) - 1, f);
 	fclose(f);
 	cmd[n] = '\0';
-	if (strstr(cmd, "idunno-") == NULL) {
-		return false;
-	}
-	// A zombie child is dead for our purpose.
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-	if ((f = fopen(path, "re")) == NULL) {
-		return false;
-	}
-	char st = '?';
-	int r = fscanf(f, "%*d %*s %c", &st);
-	fclose(f);
-	return r == 1 && st != 'Z';
+	unsigned long long now = proc_start(pid);
+	// start 0: a state file from before start times were kept.
+	return strstr(cmd, "idunno-") != NULL && now != 0 &&
+	    (start == 0 || now == start);
 }
 
 int
@@ -92,8 +111,13 @@ cluster_load(const char *root, cluster_node **out, int *n)
 	int k = 0, cap = 0;
 	cluster_node c;
 	int pid;
-	while (fscanf(f, "%31s %15s %d %63s", c.name, c.role, &pid, c.addr) ==
-	    4) {
+	char line[256];
+	while (fgets(line, sizeof(line), f) != NULL) {
+		c.start = 0;
+		if (sscanf(line, "%31s %15s %d %63s %llu", c.name, c.role, &pid,
+		        c.addr, &c.start) < 4) {
+			continue;
+		}
 		if (k == cap) {
 			cap = cap ? cap * 2 : 16;
 			cluster_node *p = realloc(v, sizeof(*v) * (size_t) cap);
@@ -103,7 +127,7 @@ cluster_load(const char *root, cluster_node **out, int *n)
 			v = p;
 		}
 		c.pid = pid;
-		c.alive = pid_is_node(c.pid);
+		c.alive = pid_is_node(c.pid, c.start);
 		v[k++] = c;
 	}
 	fclose(f);
@@ -123,8 +147,8 @@ cluster_save(const char *root, const cluster_node *v, int n)
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
-		fprintf(f, "%s %s %d %s\n", v[i].name, v[i].role,
-		    (int) v[i].pid, v[i].addr);
+		fprintf(f, "%s %s %d %s %llu\n", v[i].name, v[i].role,
+		    (int) v[i].pid, v[i].addr, v[i].start);
 	}
 	if (fclose(f) != 0 || rename(tmp, path) != 0) {
 		return -1;
@@ -226,6 +250,7 @@ spawn(const char *root, cluster_node *c, const char *const *joins, int njoin)
 			fclose(f);
 			if (ok) {
 				c->pid = pid;
+				c->start = proc_start(pid);
 				return pid;
 			}
 		}
@@ -253,25 +278,30 @@ spawn(const char *root, cluster_node *c, const char *const *joins, int njoin)
 	return -1;
 }
 
-static void
+// Stops every node still running; returns how many there were.
+static int
 stop_all(cluster_node *v, int n)
 {
+	int running = 0;
 	for (int i = 0; i < n; i++) {
+		v[i].alive = v[i].alive && pid_is_node(v[i].pid, v[i].start);
 		if (v[i].alive) {
 			kill(v[i].pid, SIGTERM);
+			running++;
 		}
 	}
 	uint64_t deadline = idn_clock_ms() + 5000;
 	for (int i = 0; i < n; i++) {
-		while (v[i].alive && pid_is_node(v[i].pid) &&
+		while (v[i].alive && pid_is_node(v[i].pid, v[i].start) &&
 		    idn_clock_ms() < deadline) {
 			usleep(20 * 1000);
 		}
-		if (pid_is_node(v[i].pid)) {
+		if (pid_is_node(v[i].pid, v[i].start)) {
 			kill(v[i].pid, SIGKILL);
 		}
 		v[i].alive = false;
 	}
+	return running;
 }
 
 static int
@@ -528,13 +558,18 @@ cluster_main(const char *root, int argc, char **argv)
 	if (strcmp(verb, "down") == 0) {
 		cluster_node *v;
 		int n;
+		if (argc > 1) {
+			fprintf(stderr, "idunno: cluster down: unknown argument "
+			    "'%s'\n", argv[1]);
+			return 2;
+		}
 		if (cluster_load(root, &v, &n) != 0) {
 			fprintf(stderr, "idunno: no cluster in %s\n", root);
 			return 1;
 		}
-		stop_all(v, n);
+		int running = stop_all(v, n);
 		free(v);
-		printf("stopped %d nodes\n", n);
+		printf("stopped %d nodes\n", running);
 		return 0;
 	}
 	fprintf(stderr, "idunno: unknown cluster command '%s'\n", verb);

@@ -12,6 +12,8 @@ typedef struct {
 	char role[16];
 	pid_t pid;
 	char addr[64];
+	unsigned long long start; // the process's start time (clock ticks
+	                          // since boot), so a reused pid is not ours
 	bool alive;
 } cluster_node;
 

@@ -81,7 +81,9 @@ IDN_API const char *idn_sdfs_name_error(const char *name);
 // version, streamed in chunks. Returns once every replica has the bytes on
 // disk. *version (may be NULL) receives the version number. IDN_EINVAL bad
 // name, IDN_ENOENT / IDN_EPERM local file, IDN_EUNAVAIL replicas could not
-// be reached. Caller keeps all arguments.
+// be reached, IDN_EEXIST the version number was also given to a concurrent
+// put while the file's primary changed, and the source could not be read
+// again to retry (a pipe). Caller keeps all arguments.
 IDN_API int idn_sdfs_put_file(idn_client *c, const char *path,
     const char *name, uint64_t *version);
 // idn_sdfs_put_buf is idn_sdfs_put_file with the bytes from memory.

@@ -46,7 +46,9 @@ changed(mtable *t, mentry *e, uint64_t now_ms)
 	e->m.since_ms = idn_wall_ms();
 	if (e->m.state == IDN_MEMBER_SUSPECT) {
 		e->deadline_ms = now_ms + t->suspect_ms;
-	} else if (e->m.state >= IDN_MEMBER_FAILED) {
+	} else if (e->m.state == IDN_MEMBER_FAILED) {
+		e->deadline_ms = now_ms + t->failed_keep_ms;
+	} else if (e->m.state == IDN_MEMBER_LEFT) {
 		e->deadline_ms = now_ms + t->tombstone_ms;
 	}
 }
@@ -75,6 +77,7 @@ mtable_init(mtable *t, const idn_member *self, uint64_t suspect_ms)
 	memset(t, 0, sizeof(*t));
 	t->suspect_ms = suspect_ms;
 	t->tombstone_ms = 5 * 60 * 1000;
+	t->failed_keep_ms = 60 * 60 * 1000;
 	mentry *e = add(t, self);
 	if (e == NULL) {
 		return IDN_ENOMEM;
@@ -137,21 +140,98 @@ supersede_same_addr(mtable *t, const idn_member *u, uint64_t now_ms)
 			return false; // u is the stale one
 		}
 		set_state(t, o, IDN_MEMBER_FAILED, o->m.incarnation, now_ms);
+		o->superseded = true;
+		o->deadline_ms = now_ms + t->tombstone_ms;
 	}
 	return true;
+}
+
+merge_action
+mtable_merge(const idn_member *have, bool self, const idn_member *u,
+    idn_member *out)
+{
+	if (have == NULL) {
+		// Never heard of it and it is gone: nothing to do.
+		*out = *u;
+		return u->state >= IDN_MEMBER_FAILED ? MERGE_IGNORE : MERGE_ADD;
+	}
+	*out = *have;
+	if (self) {
+		// Only we may raise our incarnation: any rumour that we are
+		// not alive, failed included, is refuted above its own.
+		if (have->state == IDN_MEMBER_ALIVE &&
+		    u->state != IDN_MEMBER_ALIVE &&
+		    u->incarnation >= have->incarnation) {
+			out->incarnation = u->incarnation + 1;
+			return MERGE_REFUTE;
+		}
+		return MERGE_IGNORE;
+	}
+	if (have->state == IDN_MEMBER_LEFT) {
+		return MERGE_IGNORE; // final for this id
+	}
+	if (u->state == IDN_MEMBER_LEFT) {
+		out->state = IDN_MEMBER_LEFT; // only the member says so
+		return MERGE_STATE;
+	}
+	if (have->state == IDN_MEMBER_FAILED) {
+		// The member refuted its failure (a healed partition, a
+		// pause): it is back under its new incarnation.
+		if (u->state == IDN_MEMBER_ALIVE &&
+		    u->incarnation > have->incarnation) {
+			out->state = IDN_MEMBER_ALIVE;
+			out->incarnation = u->incarnation;
+			return MERGE_STATE;
+		}
+		return MERGE_IGNORE;
+	}
+	switch (u->state) {
+	case IDN_MEMBER_ALIVE:
+		if (u->incarnation <= have->incarnation) {
+			return MERGE_IGNORE;
+		}
+		out->incarnation = u->incarnation;
+		out->state = IDN_MEMBER_ALIVE;
+		return have->state == IDN_MEMBER_SUSPECT ? MERGE_STATE :
+		                                           MERGE_NEWER;
+	case IDN_MEMBER_SUSPECT:
+		if (u->incarnation < have->incarnation ||
+		    (u->incarnation == have->incarnation &&
+		        have->state == IDN_MEMBER_SUSPECT)) {
+			return MERGE_IGNORE;
+		}
+		out->incarnation = u->incarnation;
+		if (have->state == IDN_MEMBER_SUSPECT) {
+			return MERGE_QUIET;
+		}
+		out->state = IDN_MEMBER_SUSPECT;
+		return MERGE_STATE;
+	default:
+		// Someone else's verdict: never final here. A member we hold
+		// alive is suspected (our own timer, and the member hears of
+		// it and can refute); a suspicion already running goes on.
+		if (u->incarnation < have->incarnation ||
+		    have->state == IDN_MEMBER_SUSPECT) {
+			return MERGE_IGNORE;
+		}
+		out->incarnation = u->incarnation;
+		out->state = IDN_MEMBER_SUSPECT;
+		return MERGE_STATE;
+	}
 }
 
 void
 mtable_apply(mtable *t, const idn_member *u, uint64_t now_ms)
 {
 	mentry *e = mtable_find(t, u->id);
-	if (e == NULL) {
-		if (u->state >= IDN_MEMBER_FAILED ||
-		    !supersede_same_addr(t, u, now_ms)) {
-			// Never heard of it and it is gone: nothing to do.
-			return;
-		}
-		if ((e = add(t, u)) == NULL) {
+	bool self = e == &t->v[t->self];
+	idn_member m;
+	switch (mtable_merge(e ? &e->m : NULL, self, u, &m)) {
+	case MERGE_IGNORE:
+		break;
+	case MERGE_ADD:
+		if (!supersede_same_addr(t, u, now_ms) ||
+		    (e = add(t, u)) == NULL) {
 			return;
 		}
 		changed(t, e, now_ms);
@@ -159,48 +239,53 @@ mtable_apply(mtable *t, const idn_member *u, uint64_t now_ms)
 		if (u->state == IDN_MEMBER_SUSPECT) {
 			emit(t, &e->m, IDN_EV_SUSPECT);
 		}
-		return;
-	}
-	if (e == &t->v[t->self]) {
-		if (u->state != IDN_MEMBER_ALIVE && e->m.state == IDN_MEMBER_ALIVE &&
-		    u->incarnation >= e->m.incarnation) {
-			// Refute: only we may raise our incarnation.
-			e->m.incarnation = u->incarnation + 1;
+		break;
+	case MERGE_REFUTE:
+	case MERGE_NEWER:
+		e->m.incarnation = m.incarnation;
+		changed(t, e, now_ms);
+		break;
+	case MERGE_QUIET:
+		e->m.incarnation = m.incarnation;
+		break;
+	case MERGE_STATE:
+		if (e->m.state == IDN_MEMBER_FAILED &&
+		    m.state == IDN_MEMBER_ALIVE) {
+			e->m.state = m.state;
+			e->m.incarnation = m.incarnation;
 			changed(t, e, now_ms);
-		}
-		return;
-	}
-	if (e->m.state >= IDN_MEMBER_FAILED) {
-		return; // final for this id
-	}
-	switch (u->state) {
-	case IDN_MEMBER_ALIVE:
-		if (u->incarnation > e->m.incarnation) {
-			if (e->m.state == IDN_MEMBER_SUSPECT) {
-				set_state(t, e, IDN_MEMBER_ALIVE, u->incarnation,
-				    now_ms);
-			} else {
-				e->m.incarnation = u->incarnation;
-				changed(t, e, now_ms);
-			}
+			emit(t, &e->m, IDN_EV_JOIN);
+		} else {
+			set_state(t, e, m.state, m.incarnation, now_ms);
 		}
 		break;
-	case IDN_MEMBER_SUSPECT:
-		if (u->incarnation > e->m.incarnation ||
-		    (u->incarnation == e->m.incarnation &&
-		        e->m.state == IDN_MEMBER_ALIVE)) {
-			if (e->m.state == IDN_MEMBER_SUSPECT) {
-				e->m.incarnation = u->incarnation;
-			} else {
-				set_state(t, e, IDN_MEMBER_SUSPECT,
-				    u->incarnation, now_ms);
-			}
-		}
-		break;
-	default:
-		set_state(t, e, u->state, e->m.incarnation, now_ms);
-		break;
 	}
+}
+
+uint64_t
+mtable_next_deadline(const mtable *t)
+{
+	uint64_t next = UINT64_MAX;
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->v[i].m.state == IDN_MEMBER_SUSPECT &&
+		    t->v[i].deadline_ms < next) {
+			next = t->v[i].deadline_ms;
+		}
+	}
+	return next;
+}
+
+bool
+mtable_fail(mtable *t, const idn_member *m, uint64_t now_ms)
+{
+	mentry *e = mtable_find(t, m->id);
+	if (e == NULL || e == &t->v[t->self] ||
+	    e->m.state > IDN_MEMBER_SUSPECT ||
+	    e->m.incarnation != m->incarnation) {
+		return false; // gone, or refuted meanwhile
+	}
+	set_state(t, e, IDN_MEMBER_FAILED, e->m.incarnation, now_ms);
+	return true;
 }
 
 void
@@ -243,6 +328,29 @@ mtable_tick(mtable *t, uint64_t now_ms)
 		}
 		i++;
 	}
+}
+
+static bool
+reconnectable(const mentry *e)
+{
+	return e->m.state == IDN_MEMBER_FAILED && !e->superseded;
+}
+
+bool
+mtable_reconnect_target(mtable *t, idn_member *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		n += reconnectable(&t->v[i]);
+	}
+	size_t pick = n > 0 ? core_random() % n : 0;
+	for (size_t i = 0; i < t->n; i++) {
+		if (reconnectable(&t->v[i]) && pick-- == 0) {
+			*out = t->v[i].m;
+			return true;
+		}
+	}
+	return false;
 }
 
 size_t

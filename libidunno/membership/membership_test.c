@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // membership_test.c: the SWIM table's rules, without the network.
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,11 +66,16 @@ test_suspect_then_fail(void **st)
 	mtable_tick(&t, 1100);
 	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_FAILED);
 	assert_int_equal(last_event(&t), IDN_EV_FAIL);
-	// Failed is final: an alive with a higher incarnation is ignored.
+	// Failed stays failed at the same incarnation; a member that
+	// refuted its failure (alive at a higher one) rejoins.
 	b.state = IDN_MEMBER_ALIVE;
-	b.incarnation = 9;
 	mtable_apply(&t, &b, 1200);
 	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_FAILED);
+	b.incarnation = 9;
+	mtable_apply(&t, &b, 1300);
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_ALIVE);
+	assert_int_equal(mtable_find(&t, b.id)->m.incarnation, 9);
+	assert_int_equal(last_event(&t), IDN_EV_JOIN);
 	mtable_fini(&t);
 }
 
@@ -121,6 +127,147 @@ test_rejoin_new_incarnation(void **st)
 	assert_null(mtable_find(&t, old.id));
 	assert_non_null(mtable_find(&t, fresh.id));
 	assert_string_equal(mtable_self(&t)->id, self.id);
+	mtable_fini(&t);
+}
+
+// The merge rules, one case per line: what we hold (state, incarnation;
+// -1: unknown), the gossip, and the result.
+static void
+test_merge_rules(void **st)
+{
+	enum { A = IDN_MEMBER_ALIVE, S = IDN_MEMBER_SUSPECT,
+		F = IDN_MEMBER_FAILED, L = IDN_MEMBER_LEFT };
+	static const struct {
+		int have, have_inc;
+		bool self;
+		int u, u_inc;
+		merge_action act;
+		int st;
+		uint64_t inc;
+	} cases[] = {
+	    {-1, 0, false, A, 3, MERGE_ADD, A, 3},
+	    {-1, 0, false, S, 3, MERGE_ADD, S, 3},
+	    {-1, 0, false, F, 3, MERGE_IGNORE, F, 3},
+	    {-1, 0, false, L, 3, MERGE_IGNORE, L, 3},
+	    {A, 2, false, A, 2, MERGE_IGNORE, A, 2},
+	    {A, 2, false, A, 3, MERGE_NEWER, A, 3},
+	    {A, 2, false, S, 1, MERGE_IGNORE, A, 2},
+	    {A, 2, false, S, 2, MERGE_STATE, S, 2},
+	    {S, 2, false, S, 2, MERGE_IGNORE, S, 2},
+	    {S, 2, false, S, 3, MERGE_QUIET, S, 3},
+	    {S, 2, false, A, 2, MERGE_IGNORE, S, 2},
+	    {S, 2, false, A, 3, MERGE_STATE, A, 3},
+	    // Second-hand failure: never taken as is.
+	    {A, 2, false, F, 1, MERGE_IGNORE, A, 2},
+	    {A, 2, false, F, 2, MERGE_STATE, S, 2},
+	    {A, 2, false, F, 5, MERGE_STATE, S, 5},
+	    {S, 2, false, F, 2, MERGE_IGNORE, S, 2},
+	    // A failed member comes back only above its incarnation.
+	    {F, 2, false, A, 2, MERGE_IGNORE, F, 2},
+	    {F, 2, false, S, 3, MERGE_IGNORE, F, 2},
+	    {F, 2, false, A, 3, MERGE_STATE, A, 3},
+	    {F, 2, false, L, 2, MERGE_STATE, L, 2},
+	    // Left is final; leaving is taken from any state.
+	    {L, 2, false, A, 9, MERGE_IGNORE, L, 2},
+	    {A, 2, false, L, 2, MERGE_STATE, L, 2},
+	    {S, 2, false, L, 0, MERGE_STATE, L, 2},
+	    // Ourselves: every rumour that we are not alive is refuted.
+	    {A, 2, true, S, 2, MERGE_REFUTE, A, 3},
+	    {A, 2, true, F, 2, MERGE_REFUTE, A, 3},
+	    {A, 2, true, F, 7, MERGE_REFUTE, A, 8},
+	    {A, 2, true, F, 1, MERGE_IGNORE, A, 2},
+	    {A, 2, true, A, 5, MERGE_IGNORE, A, 2},
+	    {L, 2, true, F, 2, MERGE_IGNORE, L, 2},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		idn_member have = mk("127.0.0.1:2", 100, cases[i].have,
+		    (uint64_t) cases[i].have_inc);
+		idn_member u = mk("127.0.0.1:2", 100, cases[i].u,
+		    (uint64_t) cases[i].u_inc);
+		idn_member out;
+		merge_action act = mtable_merge(cases[i].have < 0 ? NULL :
+		    &have, cases[i].self, &u, &out);
+		if (act != cases[i].act || out.state != cases[i].st ||
+		    out.incarnation != cases[i].inc) {
+			fail_msg("case %zu: got action %d state %d inc %llu", i,
+			    (int) act, out.state,
+			    (unsigned long long) out.incarnation);
+		}
+	}
+}
+
+// A partition: the table marks b failed, then b refutes through a
+// reconnect; second-hand verdicts about a member held alive only suspect.
+static void
+test_failed_member_returns(void **st)
+{
+	mtable t;
+	idn_member self = mk("127.0.0.1:1", 100, IDN_MEMBER_ALIVE, 0);
+	idn_member b = mk("127.0.0.1:2", 100, IDN_MEMBER_ALIVE, 0);
+	idn_member c = mk("127.0.0.1:3", 100, IDN_MEMBER_ALIVE, 0);
+	IDN_PASS(mtable_init(&t, &self, 1000));
+	mtable_apply(&t, &b, 0);
+	mtable_apply(&t, &c, 0);
+	idn_member out;
+	assert_false(mtable_reconnect_target(&t, &out));
+	mtable_suspect(&t, b.id, 10);
+	mtable_tick(&t, 2000);
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_FAILED);
+	// b is a reconnect target for far longer than a left member stays.
+	assert_true(mtable_reconnect_target(&t, &out));
+	assert_string_equal(out.id, b.id);
+	mtable_tick(&t, 2000 + t.tombstone_ms);
+	assert_non_null(mtable_find(&t, b.id));
+	// Someone says c failed: c is only suspected, and its own refutation
+	// saves it.
+	idn_member verdict = c;
+	verdict.state = IDN_MEMBER_FAILED;
+	mtable_apply(&t, &verdict, 3000);
+	assert_int_equal(mtable_find(&t, c.id)->m.state, IDN_MEMBER_SUSPECT);
+	c.incarnation = 1;
+	mtable_apply(&t, &c, 3100);
+	assert_int_equal(mtable_find(&t, c.id)->m.state, IDN_MEMBER_ALIVE);
+	// b answers a reconnect alive at a higher incarnation.
+	b.incarnation = 1;
+	mtable_apply(&t, &b, 3200);
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_ALIVE);
+	assert_false(mtable_reconnect_target(&t, &out));
+	// A process replaced on its address is no reconnect target.
+	idn_member fresh = mk("127.0.0.1:2", 200, IDN_MEMBER_ALIVE, 0);
+	mtable_apply(&t, &fresh, 3300);
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_FAILED);
+	assert_false(mtable_reconnect_target(&t, &out));
+	mtable_fini(&t);
+}
+
+// A second-hand verdict is checked: the member is failed here only with
+// the incarnation that was checked (not after a refutation), and the
+// earliest suspicion deadline is known so it can fail on time.
+static void
+test_checked_verdict(void **st)
+{
+	mtable t;
+	idn_member self = mk("127.0.0.1:1", 100, IDN_MEMBER_ALIVE, 0);
+	idn_member b = mk("127.0.0.1:2", 100, IDN_MEMBER_ALIVE, 0);
+	IDN_PASS(mtable_init(&t, &self, 1000));
+	mtable_apply(&t, &b, 0);
+	assert_true(mtable_next_deadline(&t) == UINT64_MAX);
+	idn_member verdict = b;
+	verdict.state = IDN_MEMBER_FAILED;
+	mtable_apply(&t, &verdict, 50);
+	assert_int_equal(mtable_next_deadline(&t), 1050);
+	idn_member checked = mtable_find(&t, b.id)->m;
+	b.incarnation = 1; // it refuted before our ping timed out
+	mtable_apply(&t, &b, 60);
+	assert_false(mtable_fail(&t, &checked, 70));
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_ALIVE);
+	verdict.incarnation = 1;
+	mtable_apply(&t, &verdict, 80);
+	checked = mtable_find(&t, b.id)->m;
+	assert_true(mtable_fail(&t, &checked, 90));
+	assert_int_equal(mtable_find(&t, b.id)->m.state, IDN_MEMBER_FAILED);
+	assert_int_equal(last_event(&t), IDN_EV_FAIL);
+	assert_false(mtable_fail(&t, mtable_self(&t), 95));
 	mtable_fini(&t);
 }
 
@@ -192,6 +339,9 @@ main(void)
 	    cmocka_unit_test(test_suspect_then_fail),
 	    cmocka_unit_test(test_self_refutes),
 	    cmocka_unit_test(test_rejoin_new_incarnation),
+	    cmocka_unit_test(test_merge_rules),
+	    cmocka_unit_test(test_failed_member_returns),
+	    cmocka_unit_test(test_checked_verdict),
 	    cmocka_unit_test(test_gossip_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,8 @@
 
 #define GOSSIP_MAX 16
 #define JOIN_MAX 4096
+#define RECONNECT_PERIODS 10 // a failed member is pinged every 10 periods
+#define CHECK_MAX 16
 
 struct swim {
 	rpc *rpc;
@@ -27,6 +29,12 @@ struct swim {
 	bool stop;
 	bool running;
 	pthread_t thread;
+	pthread_t reconnect_thread; // started with thread
+	bool reconnecting;
+	// Members others declared failed that we still hold live: checked
+	// with one direct ping on the reconnect thread (guarded by lock).
+	idn_member check[CHECK_MAX];
+	size_t ncheck;
 	swim_event_fn fn;
 	void *arg;
 	// Its own threads: data-plane calls stuck on a dead peer must never
@@ -59,19 +67,27 @@ deliver(swim *s)
 	pthread_mutex_unlock(&s->deliver);
 }
 
-// Writes {g: gossip, ...extra} where extra fields come first.
+// Writes {g: gossip, ...extra} where extra fields come first. `about`
+// (may be NULL) is a record the receiver must get in any case.
 static void
-put_gossip_locked(swim *s, wire_wr *w)
+put_gossip_locked(swim *s, wire_wr *w, const idn_member *about)
 {
 	idn_member g[GOSSIP_MAX];
-	size_t n = mtable_gossip(&s->t, g, GOSSIP_MAX);
+	size_t n = mtable_gossip(&s->t, g, GOSSIP_MAX - (about != NULL));
+	bool dup = false;
+	for (size_t i = 0; about != NULL && i < n; i++) {
+		dup = dup || strcmp(g[i].id, about->id) == 0;
+	}
+	if (about != NULL && !dup) {
+		g[n++] = *about;
+	}
 	wire_str(w, "g");
 	member_msg_put(w, g, n);
 }
 
 static int
-make_msg(swim *s, wire_wr **out, uint32_t extra, const char *to,
-    const char *addr)
+make_msg_about(swim *s, wire_wr **out, uint32_t extra, const char *to,
+    const char *addr, const idn_member *about)
 {
 	wire_wr *w;
 	int rv = wire_wr_new(&w);
@@ -86,13 +102,42 @@ make_msg(swim *s, wire_wr **out, uint32_t extra, const char *to,
 		wire_kstr(w, "addr", addr);
 	}
 	pthread_mutex_lock(&s->lock);
-	put_gossip_locked(s, w);
+	put_gossip_locked(s, w, about);
 	pthread_mutex_unlock(&s->lock);
 	*out = w;
 	return IDN_OK;
 }
 
+static int
+make_msg(swim *s, wire_wr **out, uint32_t extra, const char *to,
+    const char *addr)
+{
+	return make_msg_about(s, out, extra, to, addr, NULL);
+}
+
 static void broadcast(swim *s, bool wait);
+
+// A verdict "failed" from someone else about a member we hold alive or
+// suspect is not taken as is (mtable_merge suspects it): the reconnect
+// thread pings it once, and only if it does not answer is it failed here.
+static bool
+queue_check_locked(swim *s, const idn_member *u)
+{
+	mentry *e = mtable_find(&s->t, u->id);
+	if (u->state != IDN_MEMBER_FAILED || e == NULL ||
+	    strcmp(u->id, s->self_id) == 0 ||
+	    e->m.state > IDN_MEMBER_SUSPECT ||
+	    e->m.incarnation > u->incarnation || s->ncheck == CHECK_MAX) {
+		return false;
+	}
+	for (size_t i = 0; i < s->ncheck; i++) {
+		if (strcmp(s->check[i].id, u->id) == 0) {
+			return false;
+		}
+	}
+	s->check[s->ncheck++] = e->m;
+	return true;
+}
 
 static void
 apply_gossip(swim *s, const wire_val *body)
@@ -105,20 +150,26 @@ apply_gossip(swim *s, const wire_val *body)
 	}
 	uint64_t now = idn_clock_ms();
 	pthread_mutex_lock(&s->lock);
-	int before = mtable_self(&s->t)->state;
 	uint64_t inc = mtable_self(&s->t)->incarnation;
+	bool declared = false;
+	bool check = false;
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(g[i].id, s->self_id) == 0 &&
-		    g[i].state == IDN_MEMBER_FAILED &&
-		    before == IDN_MEMBER_ALIVE) {
-			core_logf(s->lg, IDN_LOG_ERROR,
-			    "membership: peers declared this node failed; "
-			    "restart it to rejoin");
-		}
+		declared = declared || (strcmp(g[i].id, s->self_id) == 0 &&
+		    g[i].state == IDN_MEMBER_FAILED);
 		mtable_apply(&s->t, &g[i], now);
+		check = queue_check_locked(s, &g[i]) || check;
 	}
-	bool refuted = mtable_self(&s->t)->incarnation != inc;
+	if (check) {
+		pthread_cond_broadcast(&s->cv);
+	}
+	uint64_t now_inc = mtable_self(&s->t)->incarnation;
+	bool refuted = now_inc != inc;
 	pthread_mutex_unlock(&s->lock);
+	if (declared && refuted) {
+		core_logf(s->lg, IDN_LOG_WARN, "membership: "
+		    "peers declared this node failed; rejoining with "
+		    "incarnation %llu", (unsigned long long) now_inc);
+	}
 	deliver(s);
 	if (refuted) {
 		// Everyone suspecting us must hear the refutation before their
@@ -132,7 +183,7 @@ reply_gossip(swim *s, wire_wr *reply)
 {
 	wire_map(reply, 1);
 	pthread_mutex_lock(&s->lock);
-	put_gossip_locked(s, reply);
+	put_gossip_locked(s, reply, NULL);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -353,10 +404,29 @@ probe_indirect(swim *s, const idn_member *target)
 	return acked;
 }
 
+// A failed member may only have been cut off: one of them is pinged now
+// and then, telling it that it was declared failed. If it answers, it has
+// refuted (its reply carries it alive at a higher incarnation) and it is
+// back; after a partition heals, both sides find each other this way.
 static void
-probe_once(swim *s)
+reconnect(swim *s)
 {
 	idn_member target;
+	wire_wr *w;
+	pthread_mutex_lock(&s->lock);
+	bool any = mtable_reconnect_target(&s->t, &target);
+	pthread_mutex_unlock(&s->lock);
+	if (any && make_msg_about(s, &w, 1, target.id, NULL, &target) ==
+	               IDN_OK) {
+		call(s, target.addr, "swim.ping", w, s->o.ping_timeout_ms);
+		wire_wr_free(w);
+	}
+}
+
+// Fails the suspects whose time is up (and tells everyone).
+static void
+tick(swim *s)
+{
 	uint64_t now = idn_clock_ms();
 	pthread_mutex_lock(&s->lock);
 	size_t before = s->t.nev;
@@ -367,6 +437,13 @@ probe_once(swim *s)
 	if (failed) {
 		broadcast(s, false);
 	}
+}
+
+static void
+probe_once(swim *s)
+{
+	idn_member target;
+	tick(s);
 	if (!next_target(s, &target)) {
 		return;
 	}
@@ -381,6 +458,46 @@ probe_once(swim *s)
 	broadcast(s, false);
 }
 
+// Checks the members queued by queue_check_locked: one direct ping each.
+static void
+check_queued(swim *s)
+{
+	pthread_mutex_lock(&s->lock);
+	idn_member m[CHECK_MAX];
+	size_t n = s->ncheck;
+	memcpy(m, s->check, n * sizeof(*m));
+	s->ncheck = 0;
+	pthread_mutex_unlock(&s->lock);
+	bool failed = false;
+	for (size_t i = 0; i < n && !s->stop; i++) {
+		if (ping(s, m[i].addr, m[i].id, s->o.ping_timeout_ms) ==
+		    IDN_OK) {
+			continue; // reachable: it hears of the rumour and refutes
+		}
+		pthread_mutex_lock(&s->lock);
+		failed = mtable_fail(&s->t, &m[i], idn_clock_ms()) || failed;
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (failed) {
+		deliver(s);
+		broadcast(s, false);
+	}
+}
+
+// Waits on s->cv until end (idn_clock_ms) or stop; s->lock held.
+static void
+wait_until_locked(swim *s, uint64_t end)
+{
+	for (uint64_t now; !s->stop && (now = idn_clock_ms()) < end;) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ns = (uint64_t) ts.tv_nsec + (end - now) * 1000000u;
+		ts.tv_sec += (time_t) (ns / 1000000000u);
+		ts.tv_nsec = (long) (ns % 1000000000u);
+		pthread_cond_timedwait(&s->cv, &s->lock, &ts);
+	}
+}
+
 static void *
 probe_thread(void *arg)
 {
@@ -390,9 +507,28 @@ probe_thread(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		uint64_t start = idn_clock_ms();
 		probe_once(s);
-		uint64_t end = start + (uint64_t) s->o.period_ms;
 		pthread_mutex_lock(&s->lock);
-		for (uint64_t now; !s->stop && (now = idn_clock_ms()) < end;) {
+		wait_until_locked(s, start + (uint64_t) s->o.period_ms);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+// Its own thread: a ping to a member cut off waits for its timeout, and
+// probing must not wait with it. It also checks second-hand failures.
+static void *
+reconnect_thread(void *arg)
+{
+	swim *s = arg;
+	uint64_t next = idn_clock_ms();
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop) {
+		// Also wakes when a suspicion expires, so that it fails then
+		// and not at the next protocol period.
+		uint64_t end;
+		for (uint64_t now; !s->stop && s->ncheck == 0 &&
+		     (now = idn_clock_ms()) <
+		         (end = CORE_MIN(next, mtable_next_deadline(&s->t)));) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			uint64_t ns = (uint64_t) ts.tv_nsec +
@@ -401,6 +537,18 @@ probe_thread(void *arg)
 			ts.tv_nsec = (long) (ns % 1000000000u);
 			pthread_cond_timedwait(&s->cv, &s->lock, &ts);
 		}
+		if (s->stop) {
+			break;
+		}
+		pthread_mutex_unlock(&s->lock);
+		tick(s);
+		check_queued(s);
+		if (idn_clock_ms() >= next) {
+			reconnect(s);
+			next = idn_clock_ms() +
+			    RECONNECT_PERIODS * (uint64_t) s->o.period_ms;
+		}
+		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -491,7 +639,9 @@ swim_join(swim *s, const char *const *intro, size_t n)
 	}
 	deliver(s);
 	s->running = pthread_create(&s->thread, NULL, probe_thread, s) == 0;
-	return s->running ? IDN_OK : IDN_ESYS;
+	s->reconnecting = s->running && pthread_create(&s->reconnect_thread,
+	    NULL, reconnect_thread, s) == 0;
+	return s->reconnecting ? IDN_OK : IDN_ESYS;
 }
 
 int
@@ -516,6 +666,9 @@ swim_close(swim *s)
 	pthread_mutex_unlock(&s->lock);
 	if (s->running) {
 		pthread_join(s->thread, NULL);
+	}
+	if (s->reconnecting) {
+		pthread_join(s->reconnect_thread, NULL);
 	}
 	net_pool_close(s->pool);
 	mtable_fini(&s->t);

@@ -21,16 +21,6 @@
 static const char sim_desc[] = "backend = sim\ninput = 1x28x28\n"
     "classes = 10\nservice_ms = 0\n";
 
-// cmocka 1.1.5 prints a skipped test as "not ok N # SKIP", which meson
-// 1.0.1 counts as a failure: a test whose inputs are missing passes with a
-// note instead.
-#define SKIP_IF(cond, why)                                               \
-	do {                                                             \
-		if (cond) {                                              \
-			print_message("# skipped: %s\n", why);              \
-			return;                                          \
-		}                                                        \
-	} while (0)
 
 static char tmpdir[64];
 
@@ -416,7 +406,7 @@ static void
 check_reference(const char *name)
 {
 	idn_model *m = load_torch(name);
-	SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
+	IDN_SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
 	char f[64];
 	core_buf in, out;
 	snprintf(f, sizeof(f), "%s.ref.in", name);
@@ -474,7 +464,7 @@ test_torch_alexnet_reference(void **st)
 	char *path = core_asprintf("%s/models/alexnet.pt", dir ? dir : ".");
 	bool have = dir != NULL && dir[0] && access(path, R_OK) == 0;
 	free(path);
-	SKIP_IF(!have, "alexnet.pt not exported (ninja models/alexnet.pt)");
+	IDN_SKIP_IF(!have, "alexnet.pt not exported (ninja models/alexnet.pt)");
 	check_reference("alexnet");
 }
 
@@ -482,7 +472,7 @@ static void
 test_torch_bad_models(void **st)
 {
 	core_buf desc, pt;
-	SKIP_IF(!models_file("lenet5.desc", &desc),
+	IDN_SKIP_IF(!models_file("lenet5.desc", &desc),
 	    "IDUNNO_BUILD_DIR not set");
 	assert_true(models_file("lenet5.pt", &pt));
 	idn_model *m = NULL;
@@ -582,9 +572,9 @@ on_epoch(void *arg, const idn_model_epoch *e)
 static void
 test_torch_train_lenet(void **st)
 {
-	SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
+	IDN_SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
 	idn_model *m = load_torch("lenet5");
-	SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
+	IDN_SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
 	idn_dataset *tr = fashion("train"), *te = fashion("t10k");
 	assert_int_equal(tr->n, 60000);
 	assert_int_equal(te->n, 10000);
@@ -678,9 +668,9 @@ stop_now(void *arg, const idn_model_epoch *e)
 static void
 test_torch_resume(void **st)
 {
-	SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
+	IDN_SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
 	idn_model *whole = load_torch("lenet5");
-	SKIP_IF(whole == NULL, "IDUNNO_BUILD_DIR not set");
+	IDN_SKIP_IF(whole == NULL, "IDUNNO_BUILD_DIR not set");
 	idn_dataset *te = fashion("t10k");
 	idn_model_data train = {te->images + 2000 * IMG, te->labels + 2000,
 	    1000};
@@ -733,9 +723,9 @@ test_torch_resume(void **st)
 static void
 test_torch_train_adam(void **st)
 {
-	SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
+	IDN_SKIP_IF(!have_fashion(), "no Fashion-MNIST in " FASHION);
 	idn_model *m = load_torch("lenet5");
-	SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
+	IDN_SKIP_IF(m == NULL, "IDUNNO_BUILD_DIR not set");
 	idn_dataset *te = fashion("t10k");
 	// Train on test images 2000.. and evaluate on 0..999: disjoint.
 	idn_model_data train = {te->images + 2000 * IMG, te->labels + 2000,

@@ -6,6 +6,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,13 +191,28 @@ close_bounded(nng_socket sock)
 	return done;
 }
 
+// A server starts nthreads handler threads and grows while requests are
+// in hand, so that NET_SPARE_THREADS always wait for the next request:
+// a handler that blocks for seconds (a commit, a pull) never makes a
+// ping wait behind it. At max_threads, data requests are answered
+// IDN_EBUSY while fewer than NET_SPARE_THREADS wait; membership's
+// (NET_CONTROL_PREFIX) are always served.
+#define NET_SPARE_THREADS 4
+#define NET_MAX_THREADS_PER 8 // max_threads = 8 * nthreads
+
 struct net_server {
 	nng_socket sock;
 	uint8_t key[WIRE_KEY_BYTES];
 	net_handler_fn fn;
 	void *arg;
 	const core_logger *lg;
-	int nthreads;
+	pthread_mutex_t tlock; // guards the thread fields below
+	int nthreads;          // started: threads[0, nthreads)
+	int max_threads;
+	int idle; // waiting for a request
+	bool closing;
+	uint64_t drops;       // requests dropped since the last line logged
+	uint64_t drop_log_ms; // when that line was logged (0: never)
 	pthread_t *threads;
 	char addr[64];
 	net_counters ctr;
@@ -235,17 +251,129 @@ reply_msg(net_server *s, const wire_env *req, int rc, wire_wr *body)
 	return m;
 }
 
+static void *server_thread(void *argp);
+
+// Rejected requests are logged one line per DROP_LOG_MS with a count, so
+// that strangers cannot fill the disk with WARN lines.
+#define DROP_LOG_MS 10000
+
+static void
+log_drop(net_server *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+log_drop(net_server *s, const char *fmt, ...)
+{
+	uint64_t now = idn_clock_ms();
+	atomic_fetch_add(&s->ctr.rejected, 1);
+	pthread_mutex_lock(&s->tlock);
+	uint64_t n = ++s->drops;
+	bool due = s->drop_log_ms == 0 || now - s->drop_log_ms >= DROP_LOG_MS;
+	if (due) {
+		s->drops = 0;
+		s->drop_log_ms = now;
+	}
+	pthread_mutex_unlock(&s->tlock);
+	if (due) {
+		char why[256];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(why, sizeof(why), fmt, ap);
+		va_end(ap);
+		core_logf(s->lg, IDN_LOG_WARN, "net: %s (%llu requests dropped "
+		    "since the last such line)", why, (unsigned long long) n);
+	}
+}
+
+// A thread took a request: start threads until NET_SPARE_THREADS wait
+// again (up to max_threads). True while at least that many wait.
+static bool
+thread_busy(net_server *s)
+{
+	pthread_mutex_lock(&s->tlock);
+	s->idle--;
+	while (s->idle < NET_SPARE_THREADS && s->nthreads < s->max_threads &&
+	    !s->closing && pthread_create(&s->threads[s->nthreads], NULL,
+	                       server_thread, s) == 0) {
+		s->nthreads++;
+		s->idle++;
+	}
+	bool spare = s->idle >= NET_SPARE_THREADS;
+	pthread_mutex_unlock(&s->tlock);
+	return spare;
+}
+
+static void
+thread_idle(net_server *s)
+{
+	pthread_mutex_lock(&s->tlock);
+	s->idle++;
+	pthread_mutex_unlock(&s->tlock);
+}
+
+// Answers one received request (m is consumed); NULL: no reply.
+static nng_msg *
+serve(net_server *s, nng_msg *m, bool spare)
+{
+	const uint8_t *payload;
+	size_t plen;
+	wire_doc *doc = NULL;
+	wire_env env;
+	int rv = wire_open(s->key, nng_msg_body(m), nng_msg_len(m), &payload,
+	    &plen);
+	if (rv != IDN_OK) {
+		log_drop(s, "dropped %zu-byte request: %s", nng_msg_len(m),
+		    idn_strerror(rv));
+		nng_msg_free(m);
+		return NULL; // no reply: a stranger learns nothing
+	}
+	rv = wire_env_decode(payload, plen, &doc, &env);
+	nng_msg_free(m);
+	if (rv == IDN_OK && (rv = replay_check(s->replay, env.ts_ms,
+	                         env.nonce, idn_wall_ms())) != IDN_OK) {
+		log_drop(s, "dropped %s request '%s' from %s",
+		    rv == IDN_EEXIST ? "replayed" : "stale", env.type, env.from);
+		wire_doc_free(doc);
+		return NULL;
+	}
+	if (rv != IDN_OK) {
+		log_drop(s, "malformed authenticated request: %s",
+		    idn_strerror(rv));
+		memset(&env, 0, sizeof(env));
+		strcpy(env.type, "?");
+		m = reply_msg(s, &env, IDN_EPROTO, NULL);
+	} else if (!spare && strncmp(env.type, NET_CONTROL_PREFIX,
+	                         strlen(NET_CONTROL_PREFIX)) != 0) {
+		m = reply_msg(s, &env, IDN_EBUSY, NULL);
+	} else {
+		wire_wr *w = NULL;
+		if (wire_wr_new(&w) == IDN_OK) {
+			rv = s->fn(s->arg, &env, w);
+		} else {
+			rv = IDN_ENOMEM;
+		}
+		m = reply_msg(s, &env, rv, w);
+		wire_wr_free(w);
+	}
+	wire_doc_free(doc);
+	return m;
+}
+
 static void *
 server_thread(void *argp)
 {
 	net_server *s = argp;
 	nng_ctx ctx;
 	nng_aio *aio;
-	if (nng_ctx_open(&ctx, s->sock) != 0) {
-		return NULL;
-	}
-	if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
+	bool ok = nng_ctx_open(&ctx, s->sock) == 0;
+	if (ok && nng_aio_alloc(&aio, NULL, NULL) != 0) {
 		nng_ctx_close(ctx);
+		ok = false;
+	}
+	if (!ok) {
+		pthread_mutex_lock(&s->tlock);
+		s->idle--; // no longer waiting, for good
+		pthread_mutex_unlock(&s->tlock);
 		return NULL;
 	}
 	for (;;) {
@@ -260,61 +388,17 @@ server_thread(void *argp)
 		}
 		nng_msg *m = nng_aio_get_msg(aio);
 		count(&s->ctr, true, nng_msg_len(m));
-		const uint8_t *payload;
-		size_t plen;
-		wire_doc *doc = NULL;
-		wire_env env;
-		rv = wire_open(s->key, nng_msg_body(m), nng_msg_len(m),
-		    &payload, &plen);
-		if (rv != IDN_OK) {
-			core_logf(s->lg, IDN_LOG_WARN,
-			    "net: dropped %zu-byte request: %s",
-			    nng_msg_len(m), idn_strerror(rv));
-			atomic_fetch_add(&s->ctr.rejected, 1);
-			nng_msg_free(m);
-			continue; // no reply: a stranger learns nothing
-		}
-		rv = wire_env_decode(payload, plen, &doc, &env);
-		nng_msg_free(m);
-		if (rv == IDN_OK && (rv = replay_check(s->replay, env.ts_ms,
-		                         env.nonce, idn_wall_ms())) != IDN_OK) {
-			core_logf(s->lg, IDN_LOG_WARN,
-			    "net: dropped %s request '%s' from %s",
-			    rv == IDN_EEXIST ? "replayed" : "stale", env.type,
-			    env.from);
-			atomic_fetch_add(&s->ctr.rejected, 1);
-			wire_doc_free(doc);
-			continue;
-		}
-		if (rv != IDN_OK) {
-			core_logf(s->lg, IDN_LOG_WARN,
-			    "net: malformed authenticated request: %s",
-			    idn_strerror(rv));
-			atomic_fetch_add(&s->ctr.rejected, 1);
-			memset(&env, 0, sizeof(env));
-			strcpy(env.type, "?");
-			m = reply_msg(s, &env, IDN_EPROTO, NULL);
-		} else {
-			wire_wr *w = NULL;
-			if (wire_wr_new(&w) == IDN_OK) {
-				rv = s->fn(s->arg, &env, w);
-			} else {
-				rv = IDN_ENOMEM;
+		m = serve(s, m, thread_busy(s));
+		if (m != NULL) {
+			count(&s->ctr, false, nng_msg_len(m));
+			nng_aio_set_msg(aio, m);
+			nng_ctx_send(ctx, aio);
+			nng_aio_wait(aio);
+			if (nng_aio_result(aio) != 0) {
+				nng_msg_free(nng_aio_get_msg(aio));
 			}
-			m = reply_msg(s, &env, rv, w);
-			wire_wr_free(w);
 		}
-		wire_doc_free(doc);
-		if (m == NULL) {
-			continue;
-		}
-		count(&s->ctr, false, nng_msg_len(m));
-		nng_aio_set_msg(aio, m);
-		nng_ctx_send(ctx, aio);
-		nng_aio_wait(aio);
-		if (nng_aio_result(aio) != 0) {
-			nng_msg_free(nng_aio_get_msg(aio));
-		}
+		thread_idle(s);
 	}
 	nng_aio_free(aio);
 	nng_ctx_close(ctx);
@@ -327,6 +411,9 @@ net_server_close(net_server *s)
 	if (s == NULL) {
 		return;
 	}
+	pthread_mutex_lock(&s->tlock);
+	s->closing = true; // no thread starts after this
+	pthread_mutex_unlock(&s->tlock);
 	if (!close_bounded(s->sock)) {
 		// Its threads may still wait on the socket: leave them s.
 		core_logf(s->lg, IDN_LOG_WARN, "net: endpoint %s did not close "
@@ -341,6 +428,7 @@ net_server_close(net_server *s)
 	}
 	free(s->threads);
 	replay_close(s->replay);
+	pthread_mutex_destroy(&s->tlock);
 	free(s);
 }
 
@@ -357,13 +445,16 @@ net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
 	s->fn = fn;
 	s->arg = arg;
 	s->lg = lg;
+	pthread_mutex_init(&s->tlock, NULL);
 	int rv = replay_open(REPLAY_WINDOW_MS, &s->replay);
 	if (rv != IDN_OK) {
+		pthread_mutex_destroy(&s->tlock);
 		free(s);
 		return rv;
 	}
 	if ((rv = nng_rep0_open(&s->sock)) != 0) {
 		replay_close(s->replay);
+		pthread_mutex_destroy(&s->tlock);
 		free(s);
 		return net_err_from_nng(rv);
 	}
@@ -383,18 +474,24 @@ net_server_start(net_server *s, int nthreads)
 	if (s->threads != NULL || nthreads <= 0) {
 		return IDN_EINVAL;
 	}
-	if ((s->threads = core_alloc(sizeof(pthread_t) * (size_t) nthreads)) ==
-	    NULL) {
+	s->max_threads = nthreads * NET_MAX_THREADS_PER;
+	if ((s->threads = core_alloc(sizeof(pthread_t) *
+	                      (size_t) s->max_threads)) == NULL) {
 		return IDN_ENOMEM;
 	}
+	int rv = IDN_OK;
+	pthread_mutex_lock(&s->tlock);
 	for (int i = 0; i < nthreads; i++) {
 		if (pthread_create(&s->threads[i], NULL, server_thread, s) !=
 		    0) {
-			return IDN_ESYS; // the close joins those started
+			rv = IDN_ESYS; // the close joins those started
+			break;
 		}
 		s->nthreads++;
+		s->idle++;
 	}
-	return IDN_OK;
+	pthread_mutex_unlock(&s->tlock);
+	return rv;
 }
 
 const char *

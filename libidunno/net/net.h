@@ -38,9 +38,16 @@ typedef struct {
 // net_stats sums a server's and a client's counters (either may be NULL).
 void net_stats(const net_server *s, const net_client *c, net_counters *sum);
 
+// Request types that are served even when a server is at its thread limit
+// (membership: a busy node must still answer pings).
+#define NET_CONTROL_PREFIX "swim."
+
 // net_server_open binds addr ("host:port"; port 0 picks a free one);
 // requests wait until net_server_start runs nthreads concurrent handlers
-// (fn). Frames without a valid MAC under key are dropped and logged.
+// (fn) to start with; it grows up to 8 times that so that a few threads
+// always wait for the next request, and then answers data requests
+// IDN_EBUSY rather than queueing them. Frames without a valid MAC under
+// key are dropped and logged.
 // IDN_EINVAL bad address, IDN_ENET bind failure.
 int net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
     size_t max_msg_bytes, net_handler_fn fn, void *arg, const core_logger *lg,

@@ -3,6 +3,8 @@
 // keys, replays, addresses, and the replay filter itself.
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "harness.h"
@@ -142,6 +144,151 @@ test_calls_keys_and_replays(void **st)
 	net_client_close(stranger);
 }
 
+// Handlers that block (a commit, a pull) hold their threads; a ping must
+// still be answered at once, and data beyond the thread limit gets EBUSY.
+static pthread_mutex_t block_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t block_cv = PTHREAD_COND_INITIALIZER;
+static bool released;
+static int blocked;
+
+static int
+blocking(void *arg, const wire_env *req, wire_wr *reply)
+{
+	if (strcmp(req->type, "block") != 0) {
+		return IDN_OK;
+	}
+	pthread_mutex_lock(&block_lock);
+	blocked++;
+	pthread_cond_broadcast(&block_cv);
+	while (!released) {
+		pthread_cond_wait(&block_cv, &block_lock);
+	}
+	pthread_mutex_unlock(&block_lock);
+	return IDN_OK;
+}
+
+typedef struct {
+	net_client *c;
+	const char *addr;
+	int rv;
+} block_call;
+
+static void *
+call_block(void *argp)
+{
+	block_call *b = argp;
+	wire_doc *doc = NULL;
+	wire_env env;
+	b->rv = net_call(b->c, b->addr, "block", NULL, 0, 20000, &doc, &env);
+	wire_doc_free(doc);
+	return NULL;
+}
+
+static bool
+blockers_settled(void *arg)
+{
+	int *want = arg;
+	pthread_mutex_lock(&block_lock);
+	bool done = blocked >= *want;
+	pthread_mutex_unlock(&block_lock);
+	return done;
+}
+
+#define BLOCKERS 20
+
+static void
+test_pings_never_wait(void **st)
+{
+	uint8_t key[WIRE_KEY_BYTES];
+	wire_keygen(key);
+	net_server *s;
+	net_client *c;
+	IDN_PASS(net_server_open("127.0.0.1:0", key, 1 << 20, blocking, NULL,
+	    NULL, &s));
+	IDN_PASS(net_server_start(s, 2)); // grows to 16 threads at most
+	IDN_PASS(net_client_open(key, "me", 1 << 20, &c));
+	const char *addr = net_server_addr(s);
+	pthread_t t[BLOCKERS];
+	block_call b[BLOCKERS];
+	for (int i = 0; i < BLOCKERS; i++) {
+		b[i] = (block_call){c, addr, -1};
+		assert_int_equal(pthread_create(&t[i], NULL, call_block, &b[i]),
+		    0);
+	}
+	// 16 threads, 4 kept waiting: 12 handlers block, the rest is busy.
+	int want = 12;
+	assert_true(idn_test_wait(blockers_settled, &want, 10000));
+	wire_doc *doc = NULL;
+	wire_env env;
+	uint64_t t0 = idn_clock_ms();
+	IDN_PASS(net_call(c, addr, "swim.ping", NULL, 0, 1000, &doc, &env));
+	wire_doc_free(doc);
+	assert_true(idn_clock_ms() - t0 < 1000);
+	IDN_FAIL(net_call(c, addr, "data", NULL, 0, 1000, &doc, &env),
+	    IDN_EBUSY);
+	wire_doc_free(doc);
+	pthread_mutex_lock(&block_lock);
+	released = true;
+	pthread_cond_broadcast(&block_cv);
+	pthread_mutex_unlock(&block_lock);
+	int ok = 0, busy = 0;
+	for (int i = 0; i < BLOCKERS; i++) {
+		pthread_join(t[i], NULL);
+		ok += b[i].rv == IDN_OK;
+		busy += b[i].rv == IDN_EBUSY;
+	}
+	assert_int_equal(ok, 12);
+	assert_int_equal(busy, BLOCKERS - 12);
+	net_client_close(c);
+	net_server_close(s);
+}
+
+static _Atomic int log_lines;
+
+static void
+count_line(void *arg, int level, const char *line)
+{
+	log_lines++;
+}
+
+static bool
+all_in(void *arg)
+{
+	net_server *s = arg;
+	net_counters n;
+	net_stats(s, NULL, &n);
+	return atomic_load(&n.msgs_in) >= 300;
+}
+
+// 300 frames with a bad MAC: one WARN line with a count, not 300.
+static void
+test_drops_rate_limited(void **st)
+{
+	uint8_t key[WIRE_KEY_BYTES];
+	wire_keygen(key);
+	core_logger lg = {count_line, NULL, IDN_LOG_DEBUG};
+	net_server *s;
+	int calls = 0;
+	IDN_PASS(net_server_open("127.0.0.1:0", key, 1 << 20, echo, &calls,
+	    &lg, &s));
+	IDN_PASS(net_server_start(s, 2));
+	char url[128];
+	IDN_PASS(net_addr_to_url(net_server_addr(s), url, sizeof(url)));
+	nng_socket req;
+	assert_int_equal(nng_req0_open(&req), 0);
+	assert_int_equal(nng_dial(req, url, NULL, 0), 0);
+	uint8_t junk[64] = {1, 2, 3};
+	for (int i = 0; i < 300; i++) {
+		assert_int_equal(nng_send(req, junk, sizeof(junk), 0), 0);
+	}
+	assert_true(idn_test_wait(all_in, s, 10000));
+	assert_int_equal(calls, 0);
+	assert_true(atomic_load(&log_lines) >= 1);
+	assert_true(atomic_load(&log_lines) <= 2);
+	(void) req; // left to the process exit, as above
+	net_server_close(s);
+}
+
 int
 main(void)
 {
@@ -149,6 +296,8 @@ main(void)
 	    cmocka_unit_test(test_replay_filter),
 	    cmocka_unit_test(test_addresses),
 	    cmocka_unit_test(test_calls_keys_and_replays),
+	    cmocka_unit_test(test_pings_never_wait),
+	    cmocka_unit_test(test_drops_rate_limited),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

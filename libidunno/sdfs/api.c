@@ -45,6 +45,17 @@ src_read(src *s, uint8_t *out, size_t cap, size_t *got)
 	return core_read_full(s->fd, out, cap, -1, got);
 }
 
+// Back to the first byte for another attempt; false for a pipe.
+static bool
+src_rewind(src *s)
+{
+	if (s->fd < 0) {
+		s->pos = 0;
+		return true;
+	}
+	return lseek(s->fd, 0, SEEK_SET) == 0;
+}
+
 static void
 put_abort(idn_client *c, uint64_t sid)
 {
@@ -71,7 +82,7 @@ retryable(int rv, int *timeouts)
 }
 
 static int
-put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
+put_once(idn_client *c, const char *name, src *in, uint64_t *version)
 {
 	wire_wr *w = NULL;
 	wire_doc *doc = NULL;
@@ -166,6 +177,23 @@ put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
 	}
 	if (rv == IDN_OK && version != NULL) {
 		*version = ver;
+	}
+	return rv;
+}
+
+// IDN_EEXIST from a commit: the version number the primary gave was given
+// to another put as well (the primary changed during the put), and this
+// put's copies were withdrawn. Putting again takes a fresh number.
+#define PUT_ATTEMPTS 4
+
+static int
+put_stream(idn_client *c, const char *name, src *in, uint64_t *version)
+{
+	int rv = put_once(c, name, in, version);
+	for (int i = 1; rv == IDN_EEXIST && i < PUT_ATTEMPTS && src_rewind(in);
+	     i++) {
+		core_sleep_ms(100 + core_random() % 200);
+		rv = put_once(c, name, in, version);
 	}
 	return rv;
 }

@@ -196,6 +196,7 @@ fan_replicas(sdfs *s, put_sess *ps, const char *type, wire_wr *w,
 	    NULL);
 	for (size_t k = 0; k < nt; k++) {
 		int r = rv != IDN_OK ? rv : rvs[k];
+		ps->conflict = ps->conflict || r == IDN_EEXIST;
 		if (r != IDN_OK) {
 			sdfs_peer_mark(s, targets[k], r);
 			ps->live[map[k]] = false;
@@ -450,6 +451,9 @@ ensure_replicated(sdfs *s, const char *name, uint64_t ver,
 				rv = remote_pull(s, want[i], name, ver, src,
 				    nsrc);
 			}
+			if (rv == IDN_EEXIST) {
+				return rv; // another put's bytes under ver
+			}
 			if (rv == IDN_OK && nsrc < R) {
 				snprintf(src[nsrc++], IDN_ADDR_MAX, "%s",
 				    want[i]);
@@ -470,6 +474,35 @@ ensure_replicated(sdfs *s, const char *name, uint64_t ver,
 	return IDN_ECLOSED;
 }
 
+// The version number of this put was given to another put too (two nodes
+// took themselves for the name's primary while membership changed), and
+// some replica holds that put's bytes under it. This put must not be
+// acknowledged under it: its copies are withdrawn where they hold its
+// bytes, and the client puts again under a fresh number.
+static void
+withdraw(sdfs *s, put_sess *ps)
+{
+	size_t me = self_index(s, ps);
+	if (me < R) {
+		sdfs_rep_unput(s, ps->name, ps->ver, ps->sum);
+	}
+	for (size_t i = 0; i < ps->nrep; i++) {
+		ps->live[i] = i != me;
+	}
+	wire_wr *w = sdfs_body_new();
+	if (w != NULL) {
+		wire_map(w, 3);
+		wire_kstr(w, "name", ps->name);
+		wire_ku64(w, "ver", ps->ver);
+		wire_kbin(w, "sum", ps->sum, sizeof(ps->sum));
+		fan_replicas(s, ps, "sdfs.r.unput", w, STAT_TIMEOUT_MS);
+		wire_wr_free(w);
+	}
+	core_logf(s->lg, IDN_LOG_WARN, "sdfs: put of '%s' version %" PRIu64
+	    " withdrawn: a replica holds other bytes under that number",
+	    ps->name, ps->ver);
+}
+
 // Commits a session on its live replicas, then completes the replica set.
 static int
 sess_commit(sdfs *s, put_sess *ps)
@@ -479,9 +512,10 @@ sess_commit(sdfs *s, put_sess *ps)
 	    .tomb = ps->tomb};
 	memcpy(m.sum, ps->sum, sizeof(m.sum));
 	size_t me = self_index(s, ps);
-	if (me < R && ps->live[me] &&
-	    sdfs_rep_commit(s, ps->name, &m) != IDN_OK) {
-		ps->live[me] = false;
+	if (me < R && ps->live[me]) {
+		int r = sdfs_rep_commit(s, ps->name, &m);
+		ps->live[me] = r == IDN_OK;
+		ps->conflict = ps->conflict || r == IDN_EEXIST;
 	}
 	wire_wr *w = sdfs_body_new();
 	if (w == NULL) {
@@ -501,10 +535,11 @@ sess_commit(sdfs *s, put_sess *ps)
 			    ps->addr[i]);
 		}
 	}
-	if (nheld == 0) {
-		return IDN_EUNAVAIL;
+	int rv = ps->conflict ? IDN_EEXIST : nheld == 0 ? IDN_EUNAVAIL :
+	    ensure_replicated(s, ps->name, ps->ver, held, nheld);
+	if (rv == IDN_EEXIST) {
+		withdraw(s, ps);
 	}
-	int rv = ensure_replicated(s, ps->name, ps->ver, held, nheld);
 	core_logf(s->lg, rv ? IDN_LOG_WARN : IDN_LOG_INFO, "sdfs: %s '%s' "
 	    "version %" PRIu64 " (%" PRIu64 " bytes): %s",
 	    ps->tomb ? "delete" : "put", ps->name, ps->ver, ps->size,

@@ -11,181 +11,293 @@
 
 #include "sdfs/server.h"
 
+// What one round offers one peer: names (indexes into the round's
+// listing) and their versions, in name order.
 typedef struct batch {
 	char addr[IDN_ADDR_MAX];
 	sdfs_offer *items;
-	size_t *names; // index into the local listing per item
+	size_t *names;
 	size_t n;
 	size_t cap;
 } batch;
 
-// One anti-entropy round. Every holder of a name offers its versions to
-// each member of the name's replica set, which pulls what it lacks. A
-// holder outside the set drops its copy once every member of the set has
-// answered that it lacks nothing.
-static void
-ae_round(sdfs *s)
-{
+// A name of the round's slice: its local versions, and how many members
+// of its replica set (other than this node) were offered it and answered
+// that they lack nothing.
+typedef struct ae_name {
+	sdfs_vmeta *vers;
+	uint64_t *vv; // version numbers of vers, as the offers carry them
+	size_t nv;
+	size_t need;
+	size_t ok;
+	bool mine; // this node is in the name's replica set
+} ae_name;
+
+// A round covers the names after s->ae_cursor, in name order, until some
+// peer's batch is full; the next round resumes there, and the round that
+// reaches the last name wraps to the first. Every name is thus offered
+// within ceil(names / batch) rounds however many names there are.
+typedef struct ae_plan {
 	view v;
-	sdfs_entry *e = NULL;
-	size_t ne = 0;
-	if (sdfs_view_get(s, &v) != IDN_OK) {
-		return;
+	sdfs_entry *e; // every name held here, sorted
+	size_t ne;
+	size_t from, to; // the round's slice e[from, to)
+	ae_name *an;     // per name of the slice
+	batch *b;        // per member of v
+} ae_plan;
+
+// Offers per peer and round: OFFERS_PER_CALL (the most a peer accepts),
+// or fewer through IDUNNO_SDFS_OFFERS_PER_CALL, so that tests reach the
+// multi-round case with hundreds of names instead of tens of thousands.
+static size_t
+offers_per_call(void)
+{
+	const char *env = getenv("IDUNNO_SDFS_OFFERS_PER_CALL");
+	long n = env != NULL ? strtol(env, NULL, 10) : 0;
+	return n > 0 && n < OFFERS_PER_CALL ? (size_t) n : OFFERS_PER_CALL;
+}
+
+static void
+plan_free(ae_plan *p)
+{
+	for (size_t i = 0; p->an != NULL && i < p->to - p->from; i++) {
+		idn_free(p->an[i].vers);
+		free(p->an[i].vv);
 	}
-	if (sdfs_store_list(s->st, "", &e, &ne) != IDN_OK) {
-		sdfs_view_free(&v);
-		return;
+	for (size_t k = 0; p->b != NULL && k < p->v.n; k++) {
+		free(p->b[k].items);
+		free(p->b[k].names);
 	}
-	batch *b = core_alloc(sizeof(*b) * (v.n ? v.n : 1));
-	size_t *need = core_alloc(sizeof(size_t) * (ne ? ne : 1));
-	size_t *ok = core_alloc(sizeof(size_t) * (ne ? ne : 1));
-	bool *mine = core_alloc(sizeof(bool) * (ne ? ne : 1));
-	sdfs_vmeta **vers = core_alloc(sizeof(*vers) * (ne ? ne : 1));
-	uint64_t **vv = core_alloc(sizeof(*vv) * (ne ? ne : 1));
-	if (b == NULL || need == NULL || ok == NULL || mine == NULL ||
-	    vers == NULL || vv == NULL) {
-		goto out;
+	free(p->an);
+	free(p->b);
+	sdfs_entry_free_arr(p->e, p->ne);
+	sdfs_view_free(&p->v);
+}
+
+static bool
+batch_grow(batch *b)
+{
+	if (b->n < b->cap) {
+		return true;
 	}
-	for (size_t i = 0; i < v.n; i++) {
-		snprintf(b[i].addr, IDN_ADDR_MAX, "%s", v.m[i].addr);
+	size_t cap = b->cap ? 2 * b->cap : 16;
+	sdfs_offer *it = core_realloc(b->items, cap * sizeof(*it));
+	if (it == NULL) {
+		return false;
 	}
-	for (size_t i = 0; i < ne; i++) {
-		size_t idx[R], nr, nv;
-		if (sdfs_store_versions(s->st, e[i].name, &vers[i], &nv) !=
-		    IDN_OK || nv == 0) {
-			idn_free(vers[i]);
-			vers[i] = NULL;
+	b->items = it;
+	size_t *nm = core_realloc(b->names, cap * sizeof(*nm));
+	if (nm == NULL) {
+		return false;
+	}
+	b->names = nm;
+	b->cap = cap;
+	return true;
+}
+
+// The first name after the cursor (0 when there is none or it wrapped).
+static size_t
+cursor_start(sdfs *s, const sdfs_entry *e, size_t ne)
+{
+	size_t lo = 0, hi = ne;
+	if (s->ae_cursor == NULL) {
+		return 0;
+	}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(e[mid].name, s->ae_cursor) <= 0) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	return lo < ne ? lo : 0;
+}
+
+// Adds name i of the listing to the batch of every other member of its
+// replica set. False (nothing added) when one of those batches is full.
+static bool
+plan_add(sdfs *s, ae_plan *p, size_t i, size_t limit)
+{
+	ae_name *a = &p->an[i - p->from];
+	size_t idx[R], nr;
+	if (sdfs_store_versions(s->st, p->e[i].name, &a->vers, &a->nv) !=
+	        IDN_OK || a->nv == 0 ||
+	    (a->vv = core_alloc(sizeof(uint64_t) * a->nv)) == NULL) {
+		idn_free(a->vers);
+		a->vers = NULL;
+		a->nv = 0;
+		return true; // nothing to offer: skipped, not a full batch
+	}
+	for (size_t k = 0; k < a->nv; k++) {
+		a->vv[k] = a->vers[k].ver;
+	}
+	sdfs_ring_lookup(p->v.ring, p->e[i].name, idx, R, &nr);
+	for (size_t k = 0; k < nr; k++) {
+		batch *b = &p->b[idx[k]];
+		if (!sdfs_is_self(s, b->addr) && b->n >= limit) {
+			return false;
+		}
+	}
+	for (size_t k = 0; k < nr; k++) {
+		batch *b = &p->b[idx[k]];
+		if (sdfs_is_self(s, b->addr)) {
+			a->mine = true;
 			continue;
 		}
-		e[i].nvers = (uint32_t) nv;
-		sdfs_ring_lookup(v.ring, e[i].name, idx, R, &nr);
-		for (size_t k = 0; k < nr; k++) {
-			batch *bb = &b[idx[k]];
-			if (sdfs_is_self(s, bb->addr)) {
-				mine[i] = true;
-				continue;
-			}
-			need[i]++;
-			if (bb->n == OFFERS_PER_CALL) {
-				need[i] = SIZE_MAX / 2; // next round
-				continue;
-			}
-			if (bb->n == bb->cap) {
-				size_t cap = bb->cap ? 2 * bb->cap : 16;
-				sdfs_offer *it = core_realloc(bb->items,
-				    cap * sizeof(*it));
-				size_t *nm = it ? core_realloc(bb->names,
-				    cap * sizeof(*nm)) : NULL;
-				if (it != NULL) {
-					bb->items = it;
-				}
-				if (nm == NULL) {
-					need[i] = SIZE_MAX / 2;
-					continue;
-				}
-				bb->names = nm;
-				bb->cap = cap;
-			}
-			sdfs_offer *o = &bb->items[bb->n];
-			o->name = e[i].name;
-			o->nvers = nv;
-			o->vers = NULL;
-			bb->names[bb->n++] = i;
-		}
-	}
-	// Version numbers of the offers (shared by all batches).
-	for (size_t i = 0; i < ne; i++) {
-		size_t nv = vers[i] ? e[i].nvers : 0;
-		vv[i] = vers[i] ? core_alloc(sizeof(uint64_t) * (nv + 1)) : NULL;
-		for (size_t k = 0; vv[i] != NULL && k < nv; k++) {
-			vv[i][k] = vers[i][k].ver;
-		}
-	}
-	for (size_t p = 0; p < v.n; p++) {
-		for (size_t q = 0; q < b[p].n; q++) {
-			size_t i = b[p].names[q];
-			b[p].items[q].vers = vv[i];
-			b[p].items[q].nvers = vv[i] ? b[p].items[q].nvers : 0;
-		}
-	}
-	for (size_t p = 0; p < v.n && !s->stop; p++) {
-		// A round can outlive the view it started from: skip peers
-		// that membership has since declared gone.
-		if (b[p].n == 0 || sdfs_peer_bad(s, b[p].addr) ||
-		    !sdfs_still_alive(s, b[p].addr)) {
+		a->need++;
+		if (!batch_grow(b)) {
+			a->need = SIZE_MAX; // cannot be met: never dropped
 			continue;
 		}
-		wire_wr *w = sdfs_body_new();
-		wire_doc *doc = NULL;
-		wire_env env;
-		sdfs_offer *lack = NULL;
-		size_t nl = 0;
-		if (w == NULL) {
-			break;
-		}
-		wire_map(w, 2);
-		wire_kstr(w, "from", s->self_addr);
-		wire_str(w, "items");
-		sdfs_offer_put_arr(w, b[p].items, b[p].n);
-		int rv = sdfs_call(s, b[p].addr, "sdfs.r.have", w,
-		    STAT_TIMEOUT_MS, &doc, &env);
-		wire_wr_free(w);
-		if (rv == IDN_OK &&
-		    sdfs_offer_get_arr(wire_get(env.body, "lack"),
-		        OFFERS_PER_CALL, &lack, &nl) == IDN_OK) {
-			for (size_t q = 0; q < b[p].n; q++) {
-				bool lacks = false;
-				for (size_t k = 0; k < nl; k++) {
-					lacks = lacks || strcmp(lack[k].name,
-					    b[p].items[q].name) == 0;
-				}
-				ok[b[p].names[q]] += !lacks;
-			}
-			sdfs_offer_free_arr(lack, nl);
-		}
-		wire_doc_free(doc);
+		b->items[b->n] = (sdfs_offer){p->e[i].name, a->vv, a->nv};
+		b->names[b->n++] = i;
 	}
-	for (size_t i = 0; i < ne && !s->stop; i++) {
-		if (vers[i] != NULL && !mine[i] && need[i] > 0 &&
-		    ok[i] == need[i]) {
+	return true;
+}
+
+// Lists the names, takes the round's slice and builds each peer's batch.
+static int
+plan_build(sdfs *s, ae_plan *p)
+{
+	memset(p, 0, sizeof(*p));
+	int rv = sdfs_view_get(s, &p->v);
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	if ((rv = sdfs_store_list(s->st, "", &p->e, &p->ne)) != IDN_OK) {
+		sdfs_view_free(&p->v);
+		return rv;
+	}
+	p->from = p->to = cursor_start(s, p->e, p->ne);
+	p->b = core_alloc(sizeof(*p->b) * (p->v.n ? p->v.n : 1));
+	p->an = core_alloc(sizeof(*p->an) * (p->ne - p->from + 1));
+	if (p->b == NULL || p->an == NULL) {
+		plan_free(p);
+		return IDN_ENOMEM;
+	}
+	for (size_t k = 0; k < p->v.n; k++) {
+		snprintf(p->b[k].addr, IDN_ADDR_MAX, "%s", p->v.m[k].addr);
+	}
+	size_t limit = offers_per_call();
+	while (p->to < p->ne && plan_add(s, p, p->to, limit)) {
+		p->to++;
+	}
+	if (p->to == p->from && p->to < p->ne) {
+		p->to++; // a name whose own offers fill a batch: 1 per round
+	}
+	return IDN_OK;
+}
+
+static int
+by_offer_name(const void *a, const void *b)
+{
+	return strcmp(((const sdfs_offer *) a)->name,
+	    ((const sdfs_offer *) b)->name);
+}
+
+// Offers peer k its batch; the peer pulls what it lacks and says which
+// names those were. Every other offered name counts as held there.
+static void
+exchange(sdfs *s, ae_plan *p, size_t k)
+{
+	batch *b = &p->b[k];
+	wire_wr *w = sdfs_body_new();
+	wire_doc *doc = NULL;
+	wire_env env;
+	sdfs_offer *lack = NULL;
+	size_t nl = 0;
+	if (w == NULL) {
+		return;
+	}
+	wire_map(w, 2);
+	wire_kstr(w, "from", s->self_addr);
+	wire_str(w, "items");
+	sdfs_offer_put_arr(w, b->items, b->n);
+	int rv = sdfs_call(s, b->addr, "sdfs.r.have", w, STAT_TIMEOUT_MS,
+	    &doc, &env);
+	wire_wr_free(w);
+	if (rv == IDN_OK && sdfs_offer_get_arr(wire_get(env.body, "lack"),
+	                        OFFERS_PER_CALL, &lack, &nl) == IDN_OK) {
+		if (nl > 1) {
+			qsort(lack, nl, sizeof(*lack), by_offer_name);
+		}
+		for (size_t q = 0; q < b->n; q++) {
+			bool lacks = nl > 0 && bsearch(&b->items[q], lack, nl,
+			    sizeof(*lack), by_offer_name) != NULL;
+			p->an[b->names[q] - p->from].ok += !lacks;
+		}
+		sdfs_offer_free_arr(lack, nl);
+	}
+	wire_doc_free(doc);
+}
+
+// A holder outside a name's replica set drops its copy once every member
+// of the set has answered that it lacks nothing.
+static void
+drop_moved(sdfs *s, ae_plan *p)
+{
+	for (size_t i = p->from; i < p->to && !s->stop; i++) {
+		ae_name *a = &p->an[i - p->from];
+		if (a->vers != NULL && !a->mine && a->need > 0 &&
+		    a->ok == a->need) {
 			core_logf(s->lg, IDN_LOG_INFO, "sdfs: dropping '%s': "
 			    "no longer a replica and all %zu replicas have it",
-			    e[i].name, need[i]);
-			sdfs_store_drop_name(s->st, e[i].name);
+			    p->e[i].name, a->need);
+			sdfs_store_drop_name(s->st, p->e[i].name);
 		}
 	}
-	// Scrub: re-check one small version per round, so a corrupt copy is
-	// found even if nobody reads it.
-	if (ne > 0) {
-		size_t i = s->scrub_next++ % ne;
-		if (vers[i] != NULL && !e[i].tomb) {
-			const sdfs_vmeta *m = &vers[i][0];
-			if (!m->tomb && m->size <= SCRUB_MAX_BYTES &&
-			    sdfs_store_verify(s->st, e[i].name, m->ver) ==
-			        IDN_ECORRUPT) {
-				sdfs_repair(s, e[i].name, m->ver);
-			}
+}
+
+// Scrub: re-check one small version per round, so a corrupt copy is found
+// even if nobody reads it.
+static void
+scrub_one(sdfs *s, ae_plan *p)
+{
+	if (p->ne == 0) {
+		return;
+	}
+	const sdfs_entry *e = &p->e[s->scrub_next++ % p->ne];
+	sdfs_vmeta *vers = NULL;
+	size_t nv = 0;
+	if (e->tomb ||
+	    sdfs_store_versions(s->st, e->name, &vers, &nv) != IDN_OK) {
+		return;
+	}
+	if (nv > 0 && !vers[0].tomb && vers[0].size <= SCRUB_MAX_BYTES &&
+	    sdfs_store_verify(s->st, e->name, vers[0].ver) == IDN_ECORRUPT) {
+		sdfs_repair(s, e->name, vers[0].ver);
+	}
+	idn_free(vers);
+}
+
+// One anti-entropy round. Every holder of a name offers its versions to
+// each member of the name's replica set, which pulls what it lacks; copies
+// that moved are dropped; one name is scrubbed. True when names remain
+// after the round's slice (the next round should come soon).
+static bool
+ae_round(sdfs *s)
+{
+	ae_plan p;
+	if (plan_build(s, &p) != IDN_OK) {
+		return false;
+	}
+	for (size_t k = 0; k < p.v.n && !s->stop; k++) {
+		// A round can outlive the view it started from: skip peers
+		// that membership has since declared gone.
+		if (p.b[k].n > 0 && !sdfs_peer_bad(s, p.b[k].addr) &&
+		    sdfs_still_alive(s, p.b[k].addr)) {
+			exchange(s, &p, k);
 		}
 	}
-out:
-	for (size_t i = 0; e != NULL && i < ne; i++) {
-		if (vers != NULL && vv != NULL) {
-			free(vv[i]);
-			idn_free(vers[i]);
-		}
-	}
-	for (size_t p = 0; b != NULL && p < v.n; p++) {
-		free(b[p].items);
-		free(b[p].names);
-	}
-	free(b);
-	free(need);
-	free(ok);
-	free(mine);
-	free(vers);
-	free(vv);
-	sdfs_entry_free_arr(e, ne);
-	sdfs_view_free(&v);
+	drop_moved(s, &p);
+	scrub_one(s, &p);
+	bool more = p.to < p.ne;
+	char *cur = more && p.to > 0 ? core_strdup(p.e[p.to - 1].name) : NULL;
+	free(s->ae_cursor);
+	s->ae_cursor = cur;
+	plan_free(&p);
+	return more && cur != NULL;
 }
 
 static uint64_t
@@ -268,13 +380,15 @@ sdfs_ae_thread(void *arg)
 {
 	sdfs *s = arg;
 	uint64_t last_fp = 0, last_round = 0;
+	bool more = false;
 	while (!s->stop) {
 		uint64_t fp = view_fingerprint(s);
 		uint64_t now = idn_clock_ms();
-		if (fp != last_fp || now - last_round >= AE_PERIOD_MS) {
+		if (fp != last_fp || now - last_round >= AE_PERIOD_MS ||
+		    more) {
 			last_fp = fp;
 			last_round = now;
-			ae_round(s);
+			more = ae_round(s);
 			expire(s);
 		}
 		wait_ms(s, AE_POLL_MS);

@@ -155,14 +155,53 @@ sdfs_pull_now(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
 	return rv;
 }
 
+// A version already held counts as pulled only if it is the sources' one:
+// the same number with another sum is a conflict (IDN_EEXIST), never
+// "have". No source reachable: what is held stands.
+static int
+same_as_source(sdfs *s, const char *name, const sdfs_vmeta *have,
+    char src[][IDN_ADDR_MAX], size_t nsrc)
+{
+	for (size_t i = 0; i < nsrc && !s->stop; i++) {
+		if (sdfs_is_self(s, src[i]) || !sdfs_still_alive(s, src[i])) {
+			continue;
+		}
+		wire_wr *w = sdfs_body_new();
+		wire_doc *doc = NULL;
+		wire_env env;
+		sdfs_vmeta m = {0};
+		if (w == NULL) {
+			return IDN_ENOMEM;
+		}
+		wire_map(w, 2);
+		wire_kstr(w, "name", name);
+		wire_ku64(w, "ver", have->ver);
+		int rv = sdfs_call(s, src[i], "sdfs.r.meta", w,
+		    STAT_TIMEOUT_MS, &doc, &env);
+		wire_wr_free(w);
+		if (rv == IDN_OK) {
+			rv = sdfs_vmeta_get(env.body, &m, false);
+		}
+		wire_doc_free(doc);
+		if (rv == IDN_OK) {
+			bool same = memcmp(m.sum, have->sum, sizeof(m.sum)) ==
+			        0 && m.tomb == have->tomb;
+			sdfs_vmeta_clear(&m);
+			return same ? IDN_OK : IDN_EEXIST;
+		}
+	}
+	return IDN_OK;
+}
+
 int
 pull_copy(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
     size_t nsrc)
 {
 	sdfs_vmeta have;
 	if (sdfs_store_meta(s->st, name, ver, &have) == IDN_OK) {
+		int rv = same_as_source(s, name, &have, src, nsrc);
 		sdfs_vmeta_clear(&have);
-		return IDN_OK;
+		return rv;
 	}
 	int rv = IDN_EUNAVAIL;
 	for (size_t i = 0; i < nsrc && !s->stop; i++) {
@@ -387,6 +426,43 @@ on_r_abort(void *arg, const wire_env *req, wire_wr *reply)
 	return rv;
 }
 
+int
+sdfs_rep_unput(sdfs *s, const char *name, uint64_t ver,
+    const uint8_t sum[IDN_SDFS_SUM_BYTES])
+{
+	sdfs_vmeta m;
+	int rv = sdfs_store_meta(s->st, name, ver, &m);
+	if (rv == IDN_ENOENT) {
+		return IDN_OK;
+	}
+	if (rv == IDN_OK && memcmp(m.sum, sum, IDN_SDFS_SUM_BYTES) == 0) {
+		core_logf(s->lg, IDN_LOG_WARN, "sdfs: '%s' version %" PRIu64
+		    " withdrawn: its number was given to another put", name,
+		    ver);
+		rv = sdfs_store_drop_version(s->st, name, ver);
+	}
+	sdfs_vmeta_clear(&m);
+	return rv;
+}
+
+static int
+on_r_unput(void *arg, const wire_env *req, wire_wr *reply)
+{
+	sdfs *s = arg;
+	char name[NAME_CAP];
+	uint64_t ver;
+	const uint8_t *sum;
+	size_t n;
+	int rv = sdfs_get_name(req->body, name);
+	if (rv == IDN_OK && (wire_get_u64(req->body, "ver", &ver) != IDN_OK ||
+	                        wire_get_bin(req->body, "sum", &sum, &n) !=
+	                            IDN_OK ||
+	                        n != IDN_SDFS_SUM_BYTES)) {
+		rv = IDN_EPROTO;
+	}
+	return rv == IDN_OK ? sdfs_rep_unput(s, name, ver, sum) : rv;
+}
+
 static int
 on_r_stat(void *arg, const wire_env *req, wire_wr *reply)
 {
@@ -606,6 +682,7 @@ sdfs_replica_register(sdfs *s)
 		{"sdfs.r.chunk", on_r_chunk},
 		{"sdfs.r.commit", on_r_commit},
 		{"sdfs.r.abort", on_r_abort},
+		{"sdfs.r.unput", on_r_unput},
 		{"sdfs.r.stat", on_r_stat},
 		{"sdfs.r.meta", on_r_meta},
 		{"sdfs.r.read", on_r_read},

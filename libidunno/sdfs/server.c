@@ -204,6 +204,7 @@ sdfs_close(sdfs *s)
 		free(j);
 	}
 	sdfs_store_close(s->st);
+	free(s->ae_cursor);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

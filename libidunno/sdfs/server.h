@@ -33,6 +33,7 @@ typedef struct put_sess {
 	size_t nrep;
 	char addr[R][IDN_ADDR_MAX];
 	bool live[R];
+	bool conflict; // a replica holds this version with other bytes
 	uint64_t off;
 	uint64_t last_ms;
 	int state;  // OPEN, COMMITTING, DONE
@@ -95,6 +96,7 @@ struct sdfs {
 	bool pull_started;
 	size_t scrub_next;
 	_Atomic uint64_t n_put, n_get, n_pull, n_repair; // sdfs_counters
+	char *ae_cursor; // last name of the last round, NULL: from the start
 };
 
 // A snapshot of the live membership and its ring.
@@ -134,6 +136,10 @@ int sdfs_rep_commit(sdfs *s, const char *name, const sdfs_vmeta *m);
 int sdfs_pull_now(sdfs *s, const char *name, uint64_t ver,
     char src[][IDN_ADDR_MAX], size_t nsrc);
 void sdfs_repair(sdfs *s, const char *name, uint64_t ver);
+// Drops version ver of name if it holds these bytes (sum): a put whose
+// number turned out to be another put's withdraws its copies.
+int sdfs_rep_unput(sdfs *s, const char *name, uint64_t ver,
+    const uint8_t sum[IDN_SDFS_SUM_BYTES]);
 int sdfs_local_read(sdfs *s, const char *name, uint64_t ver, uint32_t idx,
     uint8_t *buf, size_t *len, uint8_t csum[SDFS_CSUM_BYTES]);
 

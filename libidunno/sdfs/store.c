@@ -251,8 +251,11 @@ drop_locked(sdfs_store *st, const char *name, uint64_t ver)
 // Lists versions (unlocked read of the folder; metas are immutable).
 // A meta that does not parse, or data whose length is not the meta's, is
 // a damaged copy: it is dropped, so anti-entropy pulls a good one.
+// `locked`: the caller holds st->lock (commit's retention), which the drop
+// needs and must not take again.
 static int
-list_versions(sdfs_store *st, const char *name, sdfs_vmeta **out, size_t *n)
+list_versions(sdfs_store *st, const char *name, bool locked,
+    sdfs_vmeta **out, size_t *n)
 {
 	char *dir = name_dir(st, name);
 	if (dir == NULL) {
@@ -291,9 +294,13 @@ list_versions(sdfs_store *st, const char *name, sdfs_vmeta **out, size_t *n)
 		if (mrv == IDN_ECORRUPT) {
 			core_logf(st->lg, IDN_LOG_WARN, "sdfs: damaged copy of "
 			    "'%s' version %" PRIu64 " dropped", name, ver);
-			pthread_mutex_lock(&st->lock);
+			if (!locked) {
+				pthread_mutex_lock(&st->lock);
+			}
 			drop_locked(st, name, ver);
-			pthread_mutex_unlock(&st->lock);
+			if (!locked) {
+				pthread_mutex_unlock(&st->lock);
+			}
 		} else if (mrv == IDN_OK) {
 			if (count == cap) {
 				cap = cap ? 2 * cap : 8;
@@ -332,7 +339,7 @@ int
 sdfs_store_versions(sdfs_store *st, const char *name, sdfs_vmeta **out,
     size_t *n)
 {
-	return list_versions(st, name, out, n);
+	return list_versions(st, name, false, out, n);
 }
 
 int
@@ -476,8 +483,7 @@ sdfs_store_list(sdfs_store *st, const char *prefix, sdfs_entry **out,
 	size_t count = 0, cap = 0;
 	int rv = IDN_OK;
 	struct dirent *e;
-	while ((e = readdir(d)) != NULL && rv == IDN_OK &&
-	    count < SDFS_LIST_MAX) {
+	while ((e = readdir(d)) != NULL && rv == IDN_OK) {
 		if (e->d_name[0] == '.') {
 			continue;
 		}
@@ -497,7 +503,8 @@ sdfs_store_list(sdfs_store *st, const char *prefix, sdfs_entry **out,
 		}
 		sdfs_vmeta *vs;
 		size_t nv;
-		if (list_versions(st, name, &vs, &nv) != IDN_OK || nv == 0) {
+		if (list_versions(st, name, false, &vs, &nv) != IDN_OK ||
+		    nv == 0) {
 			free(name);
 			continue;
 		}
@@ -658,7 +665,7 @@ retain_locked(sdfs_store *st, const char *name)
 {
 	sdfs_vmeta *v;
 	size_t n;
-	if (list_versions(st, name, &v, &n) != IDN_OK) {
+	if (list_versions(st, name, true, &v, &n) != IDN_OK) {
 		return;
 	}
 	bool tomb_seen = false;

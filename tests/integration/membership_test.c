@@ -33,24 +33,6 @@ teardown(void **st)
 	return 0;
 }
 
-static pid_t
-pid_of(const char *name)
-{
-	char *out = NULL;
-	pid_t pid = -1;
-	idn_tcluster_cli(&cl, &out, "cluster status");
-	for (char *l = strtok(out, "\n"); l != NULL; l = strtok(NULL, "\n")) {
-		char n[32], role[16];
-		int p;
-		if (sscanf(l, "%31s %15s pid %d", n, role, &p) == 3 &&
-		    strcmp(n, name) == 0) {
-			pid = p;
-		}
-	}
-	free(out);
-	return pid;
-}
-
 typedef struct {
 	char addrs[3][64];
 	int want_failed;
@@ -155,7 +137,7 @@ test_kill_three_then_rejoin(void **st)
 {
 	pid_t pids[3];
 	for (int i = 0; i < 3; i++) {
-		pids[i] = pid_of(victims[i]);
+		pids[i] = idn_tcluster_pid(&cl, victims[i]);
 		assert_true(pids[i] > 0);
 	}
 	// The standby's event stream must report the three failures.
@@ -187,7 +169,16 @@ test_kill_three_then_rejoin(void **st)
 	uint64_t took = a.latest_ms - killed_ms;
 	print_message("# every survivor saw 3 failures %llu ms after kill\n",
 	    (unsigned long long) took);
-	assert_true(took < 2000);
+	// The protocol's worst case (defaults of idn_node_opts_init): a
+	// victim probed last in a round of the other 9 members, then the
+	// direct and indirect timeouts and the suspicion, plus one second
+	// for a loaded machine.
+	const uint64_t period = 100, ping = 150, suspicion = 600;
+	uint64_t bound = 9 * period + ping + 2 * ping + suspicion + 1000;
+	if (took >= bound) {
+		fail_msg("detection took %llu ms, bound %llu ms",
+		    (unsigned long long) took, (unsigned long long) bound);
+	}
 	int fails = 0;
 	while (fails < 3) {
 		IDN_PASS(idn_events_next(ev, 10000, &e));

@@ -506,13 +506,19 @@ test_replica_dies_mid_write(void **st)
 	}
 	assert_true(victim >= 0);
 	make_file(in, 60u << 20, 9);
-	// The kill runs in the background 300 ms into the put; if the put
-	// wins the race the test still checks a correct write.
-	int rc = idn_test_sh(NULL, "(sleep 0.3; '%s/idunno' --root '%s' "
-	    "cluster kill %s >/dev/null) & K=$!; '%s/idunno' --root '%s' "
-	    "--node %s put '%s' mw/f >/dev/null; R=$?; wait $K; exit $R",
-	    idn_test_bin_dir(), cl.root, names[victim], idn_test_bin_dir(),
-	    cl.root, addr_of(front), in);
+	// The put reads its bytes from a FIFO: once the first 30 MiB have
+	// gone in (the put is streaming), the replica is killed, then the
+	// rest follows. The kill lands mid-write for certain.
+	char *fifo = strdup(path_of("mw.fifo"));
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	int rc = idn_test_sh(NULL, "'%s/idunno' --root '%s' --node %s put "
+	    "'%s' mw/f >/dev/null & P=$!; exec 3>'%s'; head -c 31457280 "
+	    "'%s' >&3; '%s/idunno' --root '%s' cluster kill %s >/dev/null; "
+	    "tail -c +31457281 '%s' >&3; exec 3>&-; wait $P",
+	    idn_test_bin_dir(), cl.root, addr_of(front), fifo, fifo, in,
+	    idn_test_bin_dir(), cl.root, names[victim], in);
+	unlink(fifo);
+	free(fifo);
 	dead[victim] = true;
 	assert_int_equal(rc, 0);
 	assert_int_equal(sdfs(front, NULL, "get mw/f '%s'", out), 0);
