@@ -16,6 +16,7 @@
 #include <idunno/idunno.h>
 #include <idunno/sdfs.h>
 
+#include "progress.h"
 #include "tool.h"
 
 int sdfs_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
@@ -24,10 +25,10 @@ const char *sdfs_cmd_usage(void);
 const char *
 sdfs_cmd_usage(void)
 {
-	return "  put LOCAL NAME [--json]\n"
+	return "  put LOCAL NAME [--json] [--quiet]\n"
 	       "                         store a local file as a new version "
 	       "of NAME\n"
-	       "  get NAME LOCAL [--version V] [--json]\n"
+	       "  get NAME LOCAL [--version V] [--json] [--quiet]\n"
 	       "                         fetch the newest (or version V) "
 	       "into LOCAL (- is stdout)\n"
 	       "  delete NAME [--json]   delete NAME (all its versions)\n"
@@ -48,10 +49,17 @@ sdfs_cmd_usage(void)
 typedef struct {
 	const char *verb;
 	bool json;
+	bool quiet; // no progress line
 	const char *pos[4];
 	int npos;
 	const char *version;
 } args;
+
+static void
+on_progress(void *arg, uint64_t done, uint64_t total)
+{
+	progress_update(arg, done, total, false);
+}
 
 static int
 usage_error(const char *verb, const char *msg)
@@ -69,6 +77,8 @@ parse(const char *verb, int argc, char **argv, args *a, int want_min,
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
 			a->json = true;
+		} else if (strcmp(argv[i], "--quiet") == 0) {
+			a->quiet = true;
 		} else if (strcmp(argv[i], "--version") == 0 &&
 		    strcmp(verb, "get") == 0 && i + 1 < argc) {
 			a->version = argv[++i];
@@ -208,7 +218,14 @@ cmd_put(idn_client *c, int argc, char **argv)
 		return 1;
 	}
 	uint64_t ver = 0;
-	if ((rv = idn_sdfs_put_file(c, local, name, &ver)) != IDN_OK) {
+	progress pr;
+	progress_start(&pr, "bytes", a.quiet || a.json);
+	if (pr.on) {
+		idn_client_set_progress(c, on_progress, &pr);
+	}
+	rv = idn_sdfs_put_file(c, local, name, &ver);
+	progress_end(&pr);
+	if (rv != IDN_OK) {
 		return op_error("put", name, rv);
 	}
 	if (a.json) {
@@ -246,7 +263,15 @@ cmd_get(idn_client *c, int argc, char **argv)
 		return 1;
 	}
 	uint64_t got = 0;
-	if ((rv = idn_sdfs_get_file(c, name, want, local, &got)) != IDN_OK) {
+	progress pr;
+	// Not while the file itself goes to stdout on the terminal.
+	progress_start(&pr, "bytes", a.quiet || a.json || report == stderr);
+	if (pr.on) {
+		idn_client_set_progress(c, on_progress, &pr);
+	}
+	rv = idn_sdfs_get_file(c, name, want, local, &got);
+	progress_end(&pr);
+	if (rv != IDN_OK) {
 		if (rv == IDN_EPERM) {
 			fprintf(stderr, "idunno get: cannot write '%s': "
 			    "permission denied\n", local);

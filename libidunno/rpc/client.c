@@ -14,7 +14,26 @@ struct idn_client {
 	uint8_t key[IDN_KEY_BYTES];
 	char addr[IDN_ADDR_MAX];
 	idn_duration timeout_ms;
+	idn_progress_fn progress;
+	void *progress_arg;
 };
+
+void
+idn_client_set_progress(idn_client *c, idn_progress_fn fn, void *arg)
+{
+	if (c != NULL) {
+		c->progress = fn;
+		c->progress_arg = arg;
+	}
+}
+
+void
+rpc_client_progress(idn_client *c, uint64_t done, uint64_t total)
+{
+	if (c->progress != NULL) {
+		c->progress(c->progress_arg, done, total);
+	}
+}
 
 int
 idn_client_open(const char *addr, const uint8_t key[IDN_KEY_BYTES],

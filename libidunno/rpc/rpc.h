@@ -72,5 +72,7 @@ int rpc_client_call_at(idn_client *c, const char *addr, const char *type,
 const char *rpc_client_addr(const idn_client *c);
 idn_duration rpc_client_timeout(const idn_client *c);
 const uint8_t *rpc_client_key(const idn_client *c);
+// rpc_client_progress tells the client's progress hook (if any).
+void rpc_client_progress(idn_client *c, uint64_t done, uint64_t total);
 
 #endif

@@ -30,6 +30,7 @@ typedef struct src {
 	const uint8_t *buf;
 	size_t len;
 	size_t pos;
+	uint64_t total; // for progress; 0 unknown (a pipe)
 } src;
 
 static int
@@ -144,6 +145,9 @@ put_once(idn_client *c, const char *name, src *in, uint64_t *version)
 		wire_doc_free(doc);
 		wire_wr_free(w);
 		off += n;
+		if (rv == IDN_OK) {
+			rpc_client_progress(c, off, in->total);
+		}
 	}
 	free(buf);
 	if (rv != IDN_OK) {
@@ -214,7 +218,8 @@ idn_sdfs_put_file(idn_client *c, const char *path, const char *name,
 		close(fd);
 		return IDN_EINVAL;
 	}
-	src in = {.fd = fd};
+	src in = {.fd = fd,
+	    .total = S_ISREG(sb.st_mode) ? (uint64_t) sb.st_size : 0};
 	int rv = put_stream(c, name, &in, version);
 	close(fd);
 	return rv;
@@ -228,7 +233,7 @@ idn_sdfs_put_buf(idn_client *c, const char *name, const void *data,
 	    check_name(name) != IDN_OK) {
 		return IDN_EINVAL;
 	}
-	src in = {.fd = -1, .buf = data, .len = len};
+	src in = {.fd = -1, .buf = data, .len = len, .total = len};
 	return put_stream(c, name, &in, version);
 }
 
@@ -329,6 +334,8 @@ typedef struct getter {
 	uint32_t next;
 	int rv;
 	bool pipe;           // the sink cannot seek: chunks go out in order
+	uint64_t done;       // bytes written, for progress
+	pthread_mutex_t plock; // one progress report at a time
 } getter;
 
 static int
@@ -377,6 +384,12 @@ getter_run(void *arg)
 			rv = sink_put_at(g, off, p, n);
 		}
 		wire_doc_free(doc);
+		if (rv == IDN_OK) {
+			pthread_mutex_lock(&g->plock);
+			g->done += n;
+			rpc_client_progress(g->c, g->done, g->m->size);
+			pthread_mutex_unlock(&g->plock);
+		}
 		if (rv != IDN_OK) {
 			pthread_mutex_lock(&g->lock);
 			g->rv = g->rv ? g->rv : rv;
@@ -418,6 +431,7 @@ get_stream(idn_client *c, const char *name, const sdfs_vmeta *m, sink *k)
 		return IDN_ENOMEM;
 	}
 	pthread_mutex_init(&g.lock, NULL);
+	pthread_mutex_init(&g.plock, NULL);
 	pthread_t t;
 	bool helper = m->nchunks > 1 && !g.pipe &&
 	    pthread_create(&t, NULL, getter_run, &g) == 0;
@@ -426,6 +440,7 @@ get_stream(idn_client *c, const char *name, const sdfs_vmeta *m, sink *k)
 		pthread_join(t, NULL);
 	}
 	pthread_mutex_destroy(&g.lock);
+	pthread_mutex_destroy(&g.plock);
 	int rv = g.rv;
 	if (rv == IDN_OK) {
 		uint8_t sum[IDN_SDFS_SUM_BYTES];

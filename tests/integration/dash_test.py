@@ -163,6 +163,27 @@ class Top:
         return None
 
 
+def run_pty(root, *args, timeout_s=60):
+    """Runs idunno under a pseudo-terminal: (exit code, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(IDUNNO, [IDUNNO, "--root", root] + list(args))
+    out = b""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.5)
+        try:
+            data = os.read(fd, 4096) if r else b""
+        except OSError:
+            break
+        if r and not data:
+            break
+        out += data
+    _, st = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(st), out.decode(errors="replace")
+
+
 def browser_driver():
     try:
         from selenium import webdriver
@@ -348,32 +369,30 @@ def main():
         tap(True, "top follows the restarted coordinator at %s" % new)
         tap(top.quit() == 0, "top quits on q with status 0")
 
-        # `idunno wait` shows progress on a terminal, none when piped.
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.execv(IDUNNO, [IDUNNO, "--root", root, "wait", "alpha",
-                              "--timeout", "2"])
-        out = b""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.5)
-            try:
-                data = os.read(fd, 4096) if r else b""
-            except OSError:
-                break
-            if r and not data:
-                break
-            out += data
-        _, st = os.waitpid(pid, 0)
-        text = out.decode(errors="replace")
+        # Progress on a terminal, none when piped: wait, put, get.
+        code, text = run_pty(root, "wait", "alpha", "--timeout", "2")
         piped = subprocess.run([IDUNNO, "--root", root, "wait", "alpha",
                                 "--timeout", "1"], capture_output=True,
                                text=True, timeout=20)
-        tap(os.waitstatus_to_exitcode(st) == 1 and "queries (" in text and
-            "ETA" in text and "ETA" not in piped.stderr and
-            "timed out" in piped.stderr,
+        tap(code == 1 and "queries (" in text and "ETA" in text and
+            "ETA" not in piped.stderr and "timed out" in piped.stderr,
             "wait: progress (queries, rate, ETA) on a terminal, none "
             "when piped")
+        big = os.path.join(root, "big.bin")
+        with open(big, "wb") as f:
+            f.write(os.urandom(12 << 20))
+        code, text = run_pty(root, "put", big, "ops/big")
+        tap(code == 0 and "bytes (" in text and "put ops/big" in text,
+            "put: bytes done, rate and ETA on a terminal")
+        code, text = run_pty(root, "get", "ops/big", big + ".2")
+        with open(big, "rb") as f1, open(big + ".2", "rb") as f2:
+            same = f1.read() == f2.read()
+        piped = subprocess.run([IDUNNO, "--root", root, "get", "ops/big",
+                                big + ".3"], capture_output=True, text=True,
+                               timeout=60)
+        tap(code == 0 and same and "bytes (" in text and
+            "bytes (" not in piped.stderr + piped.stdout,
+            "get: progress on a terminal, the same bytes, none when piped")
     except Exception as e:
         diag("error: %r" % e)
         tap(False, "the test ran to its end")
