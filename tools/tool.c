@@ -119,7 +119,9 @@ tool_node_main(const char *prog, const char *role, int argc, char **argv)
 			break;
 		case 't':
 			if (strcmp(role, "coord") != 0) {
-				goto bad;
+				fprintf(stderr, "%s: --http is served by the "
+				    "coordinator and the standby only\n", prog);
+				return 2;
 			}
 			// A bare port stays on loopback: other hosts only when
 			// their address is given.
