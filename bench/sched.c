@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <idunno/idunno.h>
@@ -39,7 +40,9 @@ static int failed;  // parts that could not measure
 static double
 now_s(void)
 {
-	return (double) idn_test_now_ms() / 1000.0;
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double) t.tv_sec + (double) t.tv_nsec / 1e9;
 }
 
 static void
@@ -177,6 +180,12 @@ throughput(const char *job, double warm_s, double window_s,
 		usleep(200 * 1000);
 	}
 	if (t0 < 0 || t <= t0 + 0.5) {
+		char *json = stats(), *as = NULL;
+		(void) idn_sched_assign(c, &as);
+		fprintf(stderr, "sched bench: %s made no progress:\n%s\n%s\n",
+		    job, json, as ? as : "");
+		idn_free(json);
+		idn_free(as);
 		*lease_ops_s = *got_window = 0;
 		return 0;
 	}
