@@ -36,6 +36,7 @@ static idn_tcluster cl;
 static idn_client *c;
 static int workers; // alive workers
 static int failed;  // parts that could not measure
+static char models[4096]; // build/models
 
 static double
 now_s(void)
@@ -194,28 +195,75 @@ throughput(const char *job, double warm_s, double window_s,
 	return (d - d0) / (t - t0);
 }
 
-static bool
-alive_count(void *arg)
+// A fresh cluster of a coordinator, a standby and k workers with the query
+// set, the sim models, LeNet-5 when with_lenet5, in the inference phase.
+// Each worker count gets its own cluster: after SIGKILLs of workers the
+// survivors did not progress (see docs/SCHED.md), and a fresh cluster
+// measures the count alone.
+static void
+cluster_start(int k, bool with_lenet5)
 {
-	int want = *(int *) arg;
-	return idn_tcluster_count(&cl, "coord", IDN_MEMBER_ALIVE) == want;
+	double t0 = now_s();
+	if (idn_tcluster_up(&cl, k + 2) != IDN_OK) {
+		fprintf(stderr, "sched bench: cannot start the cluster\n");
+		exit(1);
+	}
+	workers = k;
+	int rv = idn_client_open(idn_tcluster_addr(&cl, "coord"), cl.key, &c);
+	if (rv != IDN_OK) {
+		die("client", rv, NULL);
+	}
+	idn_client_set_timeout(c, 30000);
+	// Only the query set: the 10,000 test images in 10 shards.
+	rv = idn_dataset_shards(FASHION "/t10k-images-idx3-ubyte.gz",
+	    FASHION "/t10k-labels-idx1-ubyte.gz", QUERIES, 1000, put_blob,
+	    NULL);
+	if (rv != IDN_OK) {
+		die("import the query set", rv, NULL);
+	}
+	put_sim("sim-20", 20);
+	put_sim("sim-200", 200);
+	put_sim("sim-800", 800);
+	put_sim("sim-b", SIM_B_MS);
+	if (with_lenet5) {
+		char dp[4200], mp[4200];
+		snprintf(dp, sizeof(dp), "%s/lenet5.desc", models);
+		snprintf(mp, sizeof(mp), "%s/lenet5.pt", models);
+		uint8_t *desc, *pt;
+		size_t dlen, plen;
+		if (idn_test_read_file(dp, 1 << 16, &desc, &dlen) != IDN_OK ||
+		    idn_test_read_file(mp, 1 << 28, &pt, &plen) != IDN_OK) {
+			die("read build/models/lenet5.*", IDN_ENOENT, NULL);
+		}
+		char *d = strndup((const char *) desc, dlen);
+		put_model("lenet5", d, pt, plen);
+		free(d);
+		free(desc);
+		free(pt);
+	}
+	char *err = NULL;
+	if ((rv = idn_phase_start(c, IDN_PHASE_INFER, &err)) != IDN_OK) {
+		die("infer start", rv, err);
+	}
+	printf("    [cluster: coordinator, standby, %d workers; ready in "
+	       "%.1f s]\n", k, now_s() - t0);
+	fflush(stdout);
 }
 
-// Kills workers until k are left and waits until the coordinator's view
-// has only those.
 static void
-shrink_to(int k)
+cluster_stop(void)
 {
-	for (; workers > k; workers--) {
-		char name[32];
-		snprintf(name, sizeof(name), "worker%d", workers);
-		if (idn_tcluster_kill(&cl, name) != IDN_OK) {
-			die("kill worker", IDN_ESYS, NULL);
-		}
-	}
-	int want = 2 + k;
-	if (!idn_test_wait(alive_count, &want, 20000)) {
-		die("membership after kills", IDN_ETIMEDOUT, NULL);
+	idn_client_close(c);
+	c = NULL;
+	idn_tcluster_down(&cl);
+}
+
+static void
+cluster_with(int k, bool with_lenet5)
+{
+	if (workers != k) {
+		cluster_stop();
+		cluster_start(k, with_lenet5);
 	}
 }
 
@@ -230,18 +278,22 @@ part_b(void)
 	printf("(b) scaling: sim %d ms per batch of 8, backlogged, "
 	       "throughput over 4 s after 1.5 s\n", SIM_B_MS);
 	for (int i = 0; i < 4; i++) {
-		shrink_to(workers_b[i]);
+		cluster_with(workers_b[i], false);
 		char job[32];
 		snprintf(job, sizeof(job), "b-%d", workers_b[i]);
 		add_job(job, "sim-b", 8, 0);
 		double lops, win;
 		tput_b[i] = throughput(job, 1.5, 4, &lops, &win);
+		char *json = stats();
+		double bms = field(json, job, "batch_ms");
+		idn_free(json);
 		remove_job(job);
 		if (i == 0) {
 			lease_ops_b8 = lops;
 		}
-		printf("    %d workers: %7.1f q/s over %.1f s (ideal %.1f)\n",
-		    workers_b[i], tput_b[i], win,
+		printf("    %d workers: %7.1f q/s over %.1f s; worker time per "
+		       "batch %.0f ms (sleep-only bound %.0f q/s)\n",
+		    workers_b[i], tput_b[i], win, bms,
 		    workers_b[i] * 8 * 1000.0 / SIM_B_MS);
 	}
 	double one = tput_b[3];
@@ -293,8 +345,9 @@ raw_lenet5(const char *dir, const idn_dataset *te)
 }
 
 static void
-part_a(const char *dir)
+part_a(void)
 {
+	const char *dir = models;
 	idn_dataset *te;
 	int rv = idn_dataset_load_idx(FASHION "/t10k-images-idx3-ubyte.gz",
 	    FASHION "/t10k-labels-idx1-ubyte.gz", &te);
@@ -304,7 +357,7 @@ part_a(const char *dir)
 	idn_model_set_threads(1);
 	double raw = raw_lenet5(dir, te);
 	idn_dataset_free(te);
-	shrink_to(1);
+	cluster_with(1, true);
 	add_job("a-lenet5", "lenet5", 32, 0);
 	double lops, win;
 	double cl1 = throughput("a-lenet5", 1.0, 8, &lops, &win);
@@ -522,55 +575,11 @@ main(int argc, char **argv)
 	setenv("OPENBLAS_NUM_THREADS", "1", 1);
 	setenv("OMP_NUM_THREADS", "1", 1);
 	const char *build = getenv("IDUNNO_BUILD_DIR");
-	char models[4096];
 	snprintf(models, sizeof(models), "%s/models", build ? build : "build");
 	bool only_a = strcmp(parts, "a") == 0;
 	double t_start = now_s();
-	int n = only_a ? 3 : NODES;
-	if (idn_test_tmpdir() == NULL || idn_tcluster_up(&cl, n) != IDN_OK) {
-		fprintf(stderr, "sched bench: cannot start the cluster\n");
-		return 1;
-	}
-	workers = n - 2;
-	int rv = idn_client_open(idn_tcluster_addr(&cl, "coord"), cl.key, &c);
-	if (rv != IDN_OK) {
-		die("client", rv, NULL);
-	}
-	idn_client_set_timeout(c, 30000);
-	// Only the query set: the 10,000 test images in 10 shards.
-	rv = idn_dataset_shards(FASHION "/t10k-images-idx3-ubyte.gz",
-	    FASHION "/t10k-labels-idx1-ubyte.gz", QUERIES, 1000, put_blob,
-	    NULL);
-	if (rv != IDN_OK) {
-		die("import the query set", rv, NULL);
-	}
-	put_sim("sim-20", 20);
-	put_sim("sim-200", 200);
-	put_sim("sim-800", 800);
-	put_sim("sim-b", SIM_B_MS);
-	if (strchr(parts, 'a') != NULL) {
-		char dp[4200], mp[4200];
-		snprintf(dp, sizeof(dp), "%s/lenet5.desc", models);
-		snprintf(mp, sizeof(mp), "%s/lenet5.pt", models);
-		uint8_t *desc, *pt;
-		size_t dlen, plen;
-		if (idn_test_read_file(dp, 1 << 16, &desc, &dlen) != IDN_OK ||
-		    idn_test_read_file(mp, 1 << 28, &pt, &plen) != IDN_OK) {
-			die("read build/models/lenet5.*", IDN_ENOENT, NULL);
-		}
-		char *d = strndup((const char *) desc, dlen);
-		put_model("lenet5", d, pt, plen);
-		free(d);
-		free(desc);
-		free(pt);
-	}
-	char *err = NULL;
-	if ((rv = idn_phase_start(c, IDN_PHASE_INFER, &err)) != IDN_OK) {
-		die("infer start", rv, err);
-	}
-	printf("sched: local cluster (coordinator, standby, %d workers), "
-	       "ready in %.1f s; parts %s\n", workers, now_s() - t_start,
-	    parts);
+	cluster_start(only_a ? 1 : WORKERS, strchr(parts, 'a') != NULL);
+	printf("sched: parts %s\n", parts);
 	fflush(stdout);
 	if (strchr(parts, 'c') != NULL) {
 		part_c();
@@ -590,10 +599,9 @@ main(int argc, char **argv)
 		fflush(stdout);
 	}
 	if (strchr(parts, 'a') != NULL) {
-		part_a(models);
+		part_a();
 	}
+	cluster_stop();
 	printf("sched: %.0f s in all\n", now_s() - t_start);
-	idn_client_close(c);
-	idn_tcluster_down(&cl);
 	return failed ? 1 : 0;
 }
