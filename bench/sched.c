@@ -37,6 +37,9 @@ static idn_client *c;
 static int workers; // alive workers
 static int failed;  // parts that could not measure
 static char models[4096]; // build/models
+static bool have_lenet5;
+
+static void store_lenet5(void);
 
 static double
 now_s(void)
@@ -225,21 +228,9 @@ cluster_start(int k, bool with_lenet5)
 	put_sim("sim-200", 200);
 	put_sim("sim-800", 800);
 	put_sim("sim-b", SIM_B_MS);
+	have_lenet5 = false;
 	if (with_lenet5) {
-		char dp[4200], mp[4200];
-		snprintf(dp, sizeof(dp), "%s/lenet5.desc", models);
-		snprintf(mp, sizeof(mp), "%s/lenet5.pt", models);
-		uint8_t *desc, *pt;
-		size_t dlen, plen;
-		if (idn_test_read_file(dp, 1 << 16, &desc, &dlen) != IDN_OK ||
-		    idn_test_read_file(mp, 1 << 28, &pt, &plen) != IDN_OK) {
-			die("read build/models/lenet5.*", IDN_ENOENT, NULL);
-		}
-		char *d = strndup((const char *) desc, dlen);
-		put_model("lenet5", d, pt, plen);
-		free(d);
-		free(desc);
-		free(pt);
+		store_lenet5();
 	}
 	char *err = NULL;
 	if ((rv = idn_phase_start(c, IDN_PHASE_INFER, &err)) != IDN_OK) {
@@ -248,6 +239,29 @@ cluster_start(int k, bool with_lenet5)
 	printf("    [cluster: coordinator, standby, %d workers; ready in "
 	       "%.1f s]\n", k, now_s() - t0);
 	fflush(stdout);
+}
+
+static void
+store_lenet5(void)
+{
+	if (have_lenet5) {
+		return;
+	}
+	char dp[4200], mp[4200];
+	snprintf(dp, sizeof(dp), "%s/lenet5.desc", models);
+	snprintf(mp, sizeof(mp), "%s/lenet5.pt", models);
+	uint8_t *desc, *pt;
+	size_t dlen, plen;
+	if (idn_test_read_file(dp, 1 << 16, &desc, &dlen) != IDN_OK ||
+	    idn_test_read_file(mp, 1 << 28, &pt, &plen) != IDN_OK) {
+		die("read build/models/lenet5.*", IDN_ENOENT, NULL);
+	}
+	char *d = strndup((const char *) desc, dlen);
+	put_model("lenet5", d, pt, plen);
+	free(d);
+	free(desc);
+	free(pt);
+	have_lenet5 = true;
 }
 
 static void
@@ -264,6 +278,8 @@ cluster_with(int k, bool with_lenet5)
 	if (workers != k) {
 		cluster_stop();
 		cluster_start(k, with_lenet5);
+	} else if (with_lenet5) {
+		store_lenet5();
 	}
 }
 
