@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// sched.c: the scheduler on a local cluster (coordinator, standby, 8
+// sched.c: the scheduler on local clusters (coordinator, standby, 1 to 8
 // workers), through the public API only. Each part prints its figure and,
 // where there is one, a ratio measured in the same run:
 //   (a) throughput of a backlogged LeNet-5 job (torch, batch 32) on 1
@@ -11,7 +11,7 @@
 //       and the time until they are within 10%;
 //   (e) coordinator RPC: calls/s and p99 from 4 threads, and the lease
 //       calls/s the workers made during (b) and (d) (`lease_ops`).
-// Workers are SIGKILLed for (b) and (a), so those run last.
+// (b) and (a) start clusters of fewer workers, so they run last.
 //   bench/sched [PARTS]   (letters a..e, as one word or several; all)
 #include <pthread.h>
 #include <stdio.h>
