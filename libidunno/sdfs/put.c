@@ -174,11 +174,54 @@ sdfs_sess_free(put_sess *ps)
 	}
 }
 
+// Calls targets (at most R) in parallel with an idempotent request. A call
+// that times out is sent again, with double the wait, while membership
+// still lists its target and tmo lasts: a replica that died is given up
+// once membership declares it failed, not after tmo, and a live but slow
+// one still has all of tmo. busy_rv is the code a repeated request gets
+// while the first one is still at work (0: none); it is waited out too.
+static void
+fan_watch(sdfs *s, const char *const *targets, size_t n, const char *type,
+    wire_wr *w, idn_duration tmo, int busy_rv, int *rvs)
+{
+	uint64_t deadline = idn_clock_ms() + tmo;
+	uint64_t slice = WATCH_SLICE_MS;
+	const char *pend[R];
+	size_t map[R], np = CORE_MIN(n, (size_t) R);
+	for (size_t i = 0; i < np; i++) {
+		pend[i] = targets[i];
+		map[i] = i;
+	}
+	for (bool again = false; np > 0; again = true, slice *= 2) {
+		uint64_t now = idn_clock_ms();
+		if (again && now >= deadline) {
+			break;
+		}
+		int prv[R];
+		idn_duration t = (idn_duration) CORE_MIN(slice,
+		    CORE_MAX(deadline - now, 1u));
+		int rv = rpc_fanout(s->rpc, pend, np, type, w, t, prv, NULL,
+		    NULL);
+		size_t left = 0;
+		for (size_t k = 0; k < np; k++) {
+			int r = rv != IDN_OK ? rv : prv[k];
+			rvs[map[k]] = r;
+			bool wait = r == IDN_ETIMEDOUT ||
+			    (again && busy_rv != 0 && r == busy_rv);
+			if (wait && sdfs_still_alive(s, pend[k])) {
+				pend[left] = pend[k];
+				map[left++] = map[k];
+			}
+		}
+		np = left;
+	}
+}
+
 // Sends one request to the session's live remote replicas in parallel
 // and drops the ones that fail; local replica work is done by the caller.
 static void
 fan_replicas(sdfs *s, put_sess *ps, const char *type, wire_wr *w,
-    idn_duration tmo)
+    idn_duration tmo, bool watch)
 {
 	const char *targets[R];
 	size_t map[R], nt = 0;
@@ -192,8 +235,13 @@ fan_replicas(sdfs *s, put_sess *ps, const char *type, wire_wr *w,
 	if (nt == 0) {
 		return;
 	}
-	int rv = rpc_fanout(s->rpc, targets, nt, type, w, tmo, rvs, NULL,
-	    NULL);
+	int rv = IDN_OK;
+	if (watch) {
+		fan_watch(s, targets, nt, type, w, tmo, IDN_ENOENT, rvs);
+	} else {
+		rv = rpc_fanout(s->rpc, targets, nt, type, w, tmo, rvs, NULL,
+		    NULL);
+	}
 	for (size_t k = 0; k < nt; k++) {
 		int r = rv != IDN_OK ? rv : rvs[k];
 		ps->conflict = ps->conflict || r == IDN_EEXIST;
@@ -269,7 +317,7 @@ sess_start(sdfs *s, const char *name, bool tomb, put_sess **out)
 		wire_map(w, 2);
 		wire_kstr(w, "name", name);
 		wire_ku64(w, "ver", ver);
-		fan_replicas(s, ps, "sdfs.r.begin", w, STAT_TIMEOUT_MS);
+		fan_replicas(s, ps, "sdfs.r.begin", w, STAT_TIMEOUT_MS, false);
 		wire_wr_free(w);
 	}
 	if (!any_live(ps)) {
@@ -374,7 +422,8 @@ on_put_chunk(void *arg, const wire_env *req, wire_wr *reply)
 	uint64_t tmo = 5000;
 	(void) wire_get_u64(req->body, "tmo", &tmo);
 	tmo = CORE_MIN(CORE_MAX(tmo * 3 / 5, 1000u), CHUNK_TIMEOUT_MS);
-	fan_replicas(s, ps, "sdfs.r.chunk", w, (idn_duration) tmo);
+	fan_replicas(s, ps, "sdfs.r.chunk", w, (idn_duration) tmo,
+	    false);
 	wire_wr_free(w);
 	ps->off += len;
 	atomic_fetch_add(&s->n_put, len);
@@ -383,15 +432,17 @@ on_put_chunk(void *arg, const wire_env *req, wire_wr *reply)
 	return rv;
 }
 
-static int
-remote_pull(sdfs *s, const char *target, const char *name, uint64_t ver,
-    char src[][IDN_ADDR_MAX], size_t nsrc)
+// Has targets pull version ver of name from src, in parallel.
+static void
+remote_pulls(sdfs *s, const char *const *targets, size_t n, const char *name,
+    uint64_t ver, char src[][IDN_ADDR_MAX], size_t nsrc, int *rvs)
 {
 	wire_wr *w = sdfs_body_new();
-	wire_doc *doc = NULL;
-	wire_env env;
 	if (w == NULL) {
-		return IDN_ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			rvs[i] = IDN_ENOMEM;
+		}
+		return;
 	}
 	wire_map(w, 3);
 	wire_kstr(w, "name", name);
@@ -401,11 +452,11 @@ remote_pull(sdfs *s, const char *target, const char *name, uint64_t ver,
 	for (size_t i = 0; i < nsrc; i++) {
 		wire_str(w, src[i]);
 	}
-	int rv = sdfs_call(s, target, "sdfs.r.pull", w, PULL_TIMEOUT_MS, &doc,
-	    &env);
-	wire_doc_free(doc);
+	fan_watch(s, targets, n, "sdfs.r.pull", w, PULL_TIMEOUT_MS, 0, rvs);
+	for (size_t i = 0; i < n; i++) {
+		sdfs_peer_mark(s, targets[i], rvs[i]);
+	}
 	wire_wr_free(w);
-	return rv;
 }
 
 // The acknowledgement rule: a version counts as written once every member
@@ -431,7 +482,8 @@ ensure_replicated(sdfs *s, const char *name, uint64_t ver,
 		}
 		size_t n = sdfs_view_replicas(&v, name, want);
 		sdfs_view_free(&v);
-		size_t missing = 0;
+		size_t missing = 0, npull = 0;
+		const char *pull[R];
 		for (size_t i = 0; i < n; i++) {
 			bool have = false;
 			for (size_t k = 0; k < nsrc; k++) {
@@ -440,17 +492,18 @@ ensure_replicated(sdfs *s, const char *name, uint64_t ver,
 			if (have) {
 				continue;
 			}
-			if (sdfs_is_self(s, want[i])) {
-				rv = sdfs_pull_now(s, name, ver, src, nsrc);
-			} else if (sdfs_peer_bad(s, want[i]) ||
-			    !sdfs_still_alive(s, want[i])) {
+			if (!sdfs_is_self(s, want[i])) {
 				// Dead but not yet declared so: wait for the
 				// view to replace it rather than block on it.
-				rv = IDN_EUNAVAIL;
-			} else {
-				rv = remote_pull(s, want[i], name, ver, src,
-				    nsrc);
+				if (sdfs_peer_bad(s, want[i]) ||
+				    !sdfs_still_alive(s, want[i])) {
+					missing++;
+				} else {
+					pull[npull++] = want[i];
+				}
+				continue;
 			}
+			rv = sdfs_pull_now(s, name, ver, src, nsrc);
 			if (rv == IDN_EEXIST) {
 				return rv; // another put's bytes under ver
 			}
@@ -458,6 +511,21 @@ ensure_replicated(sdfs *s, const char *name, uint64_t ver,
 				snprintf(src[nsrc++], IDN_ADDR_MAX, "%s",
 				    want[i]);
 			} else if (rv != IDN_OK) {
+				missing++;
+			}
+		}
+		int rvs[R];
+		if (npull > 0) {
+			remote_pulls(s, pull, npull, name, ver, src, nsrc, rvs);
+		}
+		for (size_t k = 0; k < npull; k++) {
+			if (rvs[k] == IDN_EEXIST) {
+				return rvs[k]; // another put's bytes under ver
+			}
+			if (rvs[k] == IDN_OK && nsrc < R) {
+				snprintf(src[nsrc++], IDN_ADDR_MAX, "%s",
+				    pull[k]);
+			} else if (rvs[k] != IDN_OK) {
 				missing++;
 			}
 		}
@@ -495,7 +563,8 @@ withdraw(sdfs *s, put_sess *ps)
 		wire_kstr(w, "name", ps->name);
 		wire_ku64(w, "ver", ps->ver);
 		wire_kbin(w, "sum", ps->sum, sizeof(ps->sum));
-		fan_replicas(s, ps, "sdfs.r.unput", w, STAT_TIMEOUT_MS);
+		fan_replicas(s, ps, "sdfs.r.unput", w, STAT_TIMEOUT_MS,
+		    false);
 		wire_wr_free(w);
 	}
 	core_logf(s->lg, IDN_LOG_WARN, "sdfs: put of '%s' version %" PRIu64
@@ -525,7 +594,7 @@ sess_commit(sdfs *s, put_sess *ps)
 	wire_kstr(w, "name", ps->name);
 	wire_str(w, "meta");
 	sdfs_vmeta_put(w, &m, false);
-	fan_replicas(s, ps, "sdfs.r.commit", w, COMMIT_TIMEOUT_MS);
+	fan_replicas(s, ps, "sdfs.r.commit", w, COMMIT_TIMEOUT_MS, true);
 	wire_wr_free(w);
 	char held[R][IDN_ADDR_MAX];
 	size_t nheld = 0;
@@ -693,7 +762,8 @@ on_put_abort(void *arg, const wire_env *req, wire_wr *reply)
 		wire_map(w, 2);
 		wire_kstr(w, "name", ps->name);
 		wire_ku64(w, "ver", ps->ver);
-		fan_replicas(s, ps, "sdfs.r.abort", w, STAT_TIMEOUT_MS);
+		fan_replicas(s, ps, "sdfs.r.abort", w, STAT_TIMEOUT_MS,
+		    false);
 		wire_wr_free(w);
 	}
 	sdfs_sess_free(ps);

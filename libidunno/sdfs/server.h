@@ -12,6 +12,8 @@
 #define BAD_PEERS 64
 #define BAD_PEER_MS 3000
 #define STAT_TIMEOUT_MS 2000
+// The first wait of a watched call to a replica (put.c fan_watch).
+#define WATCH_SLICE_MS 1500
 #define CHUNK_TIMEOUT_MS 20000
 #define READ_TIMEOUT_MS 5000
 #define COMMIT_TIMEOUT_MS 120000
