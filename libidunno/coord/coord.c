@@ -86,6 +86,11 @@ struct coord {
 	bool want_checkpoint;
 	uint64_t last_assign_ms;
 	uint64_t lease_ops;
+	uint64_t epoch;
+	bool own_led;         // closes the ledger (a standby's view does not)
+	bool leased_any;      // the first lease of this epoch was logged
+	uint64_t open_ms;     // clock ms at open
+	char standby[96];     // "" when no standby follows
 };
 
 static void
@@ -358,7 +363,8 @@ open_ledger(coord *c)
 	char *dir = core_asprintf("%s/coord", c->h.data_dir);
 	char *path = core_asprintf("%s/coord/ledger.db", c->h.data_dir);
 	int rv = dir && path ? core_mkdir_p(dir) : IDN_ENOMEM;
-	bool fresh = rv == IDN_OK && access(path, F_OK) != 0;
+	c->led = c->h.led;
+	bool fresh = rv == IDN_OK && c->led == NULL && access(path, F_OK) != 0;
 	if (rv == IDN_OK && fresh) {
 		// No local ledger: the last checkpoint in SDFS, if any.
 		void *img = NULL;
@@ -390,10 +396,13 @@ open_ledger(coord *c)
 	if (rv == IDN_OK) {
 		rv = ledger_batches(c->led, true, restore_lease, &r);
 	}
-	if (rv == IDN_OK) {
-		rv = ledger_set(c->led, "epoch", COORD_EPOCH);
+	uint64_t epoch = 1;
+	ledger_get(c->led, "epoch", &epoch);
+	c->epoch = c->h.epoch > epoch ? c->h.epoch : epoch;
+	if (rv == IDN_OK && !c->h.passive) {
+		rv = ledger_set(c->led, "epoch", c->epoch);
 	}
-	if (rv == IDN_OK && c->njobs > 0) {
+	if (rv == IDN_OK && c->njobs > 0 && !c->h.passive) {
 		note(c, IDN_LOG_INFO, "coord: restored %zu jobs, phase %s",
 		    c->njobs, idn_phase_name(c->phase));
 	}
@@ -403,11 +412,11 @@ open_ledger(coord *c)
 // ---- replies
 
 static int
-refuse(wire_wr *reply, int rv, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+refuse(coord *c, wire_wr *reply, int rv, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static int
-refuse(wire_wr *reply, int rv, const char *fmt, ...)
+refuse(coord *c, wire_wr *reply, int rv, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -415,16 +424,16 @@ refuse(wire_wr *reply, int rv, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	wire_map(reply, 2);
-	wire_ku64(reply, "epoch", COORD_EPOCH);
+	wire_ku64(reply, "epoch", c->epoch);
 	wire_kstr(reply, "err", msg);
 	return rv;
 }
 
 static int
-ok_reply(wire_wr *reply)
+ok_reply(coord *c, wire_wr *reply)
 {
 	wire_map(reply, 1);
-	wire_ku64(reply, "epoch", COORD_EPOCH);
+	wire_ku64(reply, "epoch", c->epoch);
 	return IDN_OK;
 }
 
@@ -444,11 +453,11 @@ on_phase(coord *c, const wire_val *b, wire_wr *reply)
 	pthread_mutex_lock(&c->lock);
 	int rv = IDN_OK;
 	if (start && c->phase != IDN_PHASE_IDLE && c->phase != (int) phase) {
-		rv = refuse(reply, IDN_EBUSY, "the %s phase is running; stop it"
+		rv = refuse(c, reply, IDN_EBUSY, "the %s phase is running; stop it"
 		    " first ('idunno %s stop')", idn_phase_name(c->phase),
 		    idn_phase_name(c->phase));
 	} else if (!start && c->phase != (int) phase) {
-		rv = refuse(reply, IDN_EINVAL, "the %s phase is not running",
+		rv = refuse(c, reply, IDN_EINVAL, "the %s phase is not running",
 		    name);
 	} else {
 		c->phase = start ? (int) phase : IDN_PHASE_IDLE;
@@ -457,7 +466,7 @@ on_phase(coord *c, const wire_val *b, wire_wr *reply)
 		c->want_checkpoint = true;
 		note(c, IDN_LOG_INFO, "coord: %s phase %s", name,
 		    start ? "started" : "stopped");
-		rv = rv == IDN_OK ? ok_reply(reply) : refuse(reply, rv,
+		rv = rv == IDN_OK ? ok_reply(c, reply) : refuse(c, reply, rv,
 		    "ledger: %s", idn_strerror(rv));
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -497,14 +506,14 @@ validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
 	snprintf(name, sizeof(name), "models/%s/desc", s->model);
 	int rv = sdfs_text(c, name, &desc, &dlen);
 	if (rv != IDN_OK) {
-		return refuse(reply, rv == IDN_ENOENT ? IDN_ENOENT : rv,
+		return refuse(c, reply, rv == IDN_ENOENT ? IDN_ENOENT : rv,
 		    "unknown model '%s' (no %s in SDFS: %s)", s->model, name,
 		    idn_strerror(rv));
 	}
 	rv = model_desc_parse(desc, dlen, &d, &err);
 	idn_free(desc);
 	if (rv != IDN_OK) {
-		rv = refuse(reply, IDN_EINVAL, "model '%s': bad descriptor: %s",
+		rv = refuse(c, reply, IDN_EINVAL, "model '%s': bad descriptor: %s",
 		    s->model, err ? err : idn_strerror(rv));
 		free(err);
 		return rv;
@@ -519,12 +528,12 @@ validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
 	idn_free(man);
 	if (rv != IDN_OK) {
 		model_desc_free(&d);
-		return refuse(reply, rv == IDN_ENOENT ? IDN_ENOENT : rv,
+		return refuse(c, reply, rv == IDN_ENOENT ? IDN_ENOENT : rv,
 		    "no %s at '%s' (%s: %s)", s->kind == IDN_JOB_INFER ?
 		    "query set" : "training set", set, name, idn_strerror(rv));
 	}
 	if (m.c != d.channels || m.h != d.height || m.w != d.width) {
-		rv = refuse(reply, IDN_EINVAL, "the %s's images are %ux%ux%u "
+		rv = refuse(c, reply, IDN_EINVAL, "the %s's images are %ux%ux%u "
 		    "but model '%s' takes %ux%ux%u", s->kind == IDN_JOB_INFER ?
 		    "query set" : "training set", m.c, m.h, m.w, s->model,
 		    d.channels, d.height, d.width);
@@ -538,7 +547,7 @@ validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
 	if (s->kind == IDN_JOB_INFER) {
 		if (s->weights[0] != '\0') {
 			if (!sdfs_exists(c, s->weights)) {
-				return refuse(reply, IDN_ENOENT, "no weights file "
+				return refuse(c, reply, IDN_ENOENT, "no weights file "
 				    "'%s' in SDFS", s->weights);
 			}
 		} else {
@@ -564,7 +573,7 @@ on_add(coord *c, const wire_val *b, wire_wr *reply)
 	}
 	const char *why = ledger_spec_check(&s);
 	if (why != NULL) {
-		return refuse(reply, IDN_EINVAL, "%s", why);
+		return refuse(c, reply, IDN_EINVAL, "%s", why);
 	}
 	int want = s.kind == IDN_JOB_INFER ? IDN_PHASE_INFER : IDN_PHASE_TRAIN;
 	pthread_mutex_lock(&c->lock);
@@ -573,14 +582,14 @@ on_add(coord *c, const wire_val *b, wire_wr *reply)
 	bool dup = old != NULL && old->state != IDN_JOB_REMOVED;
 	pthread_mutex_unlock(&c->lock);
 	if (phase != want) {
-		return refuse(reply, IDN_EINVAL, "%s jobs are added in the %s "
+		return refuse(c, reply, IDN_EINVAL, "%s jobs are added in the %s "
 		    "phase, and the cluster is in the %s phase (run 'idunno %s "
 		    "start')", s.kind == IDN_JOB_INFER ? "inference" :
 		    "training", idn_phase_name(want), idn_phase_name(phase),
 		    idn_phase_name(want));
 	}
 	if (dup) {
-		return refuse(reply, IDN_EEXIST, "job '%s' already exists",
+		return refuse(c, reply, IDN_EEXIST, "job '%s' already exists",
 		    s.job);
 	}
 	uint64_t total = 0;
@@ -594,16 +603,16 @@ on_add(coord *c, const wire_val *b, wire_wr *reply)
 	old = find_job(c, s.job);
 	cjob *j = NULL;
 	if (old != NULL && old->state != IDN_JOB_REMOVED) {
-		rv = refuse(reply, IDN_EEXIST, "job '%s' already exists", s.job);
+		rv = refuse(c, reply, IDN_EEXIST, "job '%s' already exists", s.job);
 	} else if (c->phase != want) {
-		rv = refuse(reply, IDN_EINVAL, "the phase changed; try again");
+		rv = refuse(c, reply, IDN_EINVAL, "the phase changed; try again");
 	} else if (old == NULL && c->njobs == MAX_JOBS) {
-		rv = refuse(reply, IDN_EBUSY, "too many jobs (%d)", MAX_JOBS);
+		rv = refuse(c, reply, IDN_EBUSY, "too many jobs (%d)", MAX_JOBS);
 	} else if ((rv = job_new(c, &s, s.kind == IDN_JOB_INFER ?
 	                IDN_JOB_RUNNING : IDN_JOB_QUEUED, now, total, &j)) !=
 	    IDN_OK || (rv = ledger_job_put(c->led, &s, j->state, now)) !=
 	    IDN_OK) {
-		rv = refuse(reply, rv, "cannot record the job: %s",
+		rv = refuse(c, reply, rv, "cannot record the job: %s",
 		    idn_strerror(rv));
 		job_free(j);
 	} else {
@@ -635,10 +644,14 @@ on_add(coord *c, const wire_val *b, wire_wr *reply)
 			    "model %s data %s epochs %u batch %u lr %g", s.job,
 			    s.model, s.data, s.epochs, s.batch, s.lr);
 		}
-		rv = ok_reply(reply);
+		rv = ok_reply(c, reply);
 	}
 	pthread_mutex_unlock(&c->lock);
 	pthread_cond_broadcast(&c->cond);
+	// The job is acknowledged once the standby has it too.
+	if (rv == IDN_OK && c->h.sync != NULL) {
+		c->h.sync(c->h.sync_arg);
+	}
 	return rv;
 }
 
@@ -647,13 +660,13 @@ on_remove(coord *c, const wire_val *b, wire_wr *reply)
 {
 	char name[LEDGER_NAME_MAX + 1];
 	if (wire_get_str(b, "job", name, sizeof(name)) != IDN_OK) {
-		return refuse(reply, IDN_EINVAL, "bad job name");
+		return refuse(c, reply, IDN_EINVAL, "bad job name");
 	}
 	pthread_mutex_lock(&c->lock);
 	cjob *j = find_job(c, name);
 	int rv;
 	if (j == NULL || j->state == IDN_JOB_REMOVED) {
-		rv = refuse(reply, IDN_ENOENT, "no job '%s'", name);
+		rv = refuse(c, reply, IDN_ENOENT, "no job '%s'", name);
 	} else {
 		j->state = IDN_JOB_REMOVED;
 		j->tleased = false;
@@ -661,7 +674,7 @@ on_remove(coord *c, const wire_val *b, wire_wr *reply)
 		    "removed");
 		c->dirty = true;
 		note(c, IDN_LOG_INFO, "coord: job removed: %s", name);
-		rv = rv == IDN_OK ? ok_reply(reply) : refuse(reply, rv,
+		rv = rv == IDN_OK ? ok_reply(c, reply) : refuse(c, reply, rv,
 		    "ledger: %s", idn_strerror(rv));
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -673,16 +686,16 @@ on_state(coord *c, const wire_val *b, wire_wr *reply)
 {
 	char name[LEDGER_NAME_MAX + 1];
 	if (wire_get_str(b, "job", name, sizeof(name)) != IDN_OK) {
-		return refuse(reply, IDN_EINVAL, "bad job name");
+		return refuse(c, reply, IDN_EINVAL, "bad job name");
 	}
 	pthread_mutex_lock(&c->lock);
 	cjob *j = find_job(c, name);
 	int rv = IDN_OK;
 	if (j == NULL) {
-		rv = refuse(reply, IDN_ENOENT, "no job '%s'", name);
+		rv = refuse(c, reply, IDN_ENOENT, "no job '%s'", name);
 	} else {
 		wire_map(reply, 4);
-		wire_ku64(reply, "epoch", COORD_EPOCH);
+		wire_ku64(reply, "epoch", c->epoch);
 		wire_ku64(reply, "state", (uint64_t) j->state);
 		wire_kf64(reply, "accuracy", j->accuracy);
 		wire_kstr(reply, "err", j->err);
@@ -876,6 +889,13 @@ lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
 		sched_job_batch_range(j->sj, batch, &l->first, &l->count);
 		l->expires_ms = now + COORD_LEASE_MS;
 		*served(w, j->key) += j->batch_ms;
+		if (!c->leased_any) {
+			c->leased_any = true;
+			note(c, IDN_LOG_INFO, "coord: first batch leased in epoch "
+			    "%llu, %llu ms after the coordinator opened",
+			    (unsigned long long) c->epoch, (unsigned long long)
+			    (idn_clock_ms() - c->open_ms));
+		}
 		ledger_lease_put(c->led, j->spec.job, batch, w->id, attempt,
 		    l->expires_ms);
 		note(c, IDN_LOG_INFO, "coord: batch scheduled: %s/%u (queries "
@@ -932,9 +952,12 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	if (r.epoch > COORD_EPOCH) {
+	if (r.epoch > c->epoch) {
 		ledger_lease_req_clear(&r);
-		return refuse(reply, IDN_ESTALE, "epoch %llu is newer than mine",
+		if (c->h.newer != NULL) {
+			c->h.newer(c->h.newer_arg, r.epoch);
+		}
+		return refuse(c, reply, IDN_ESTALE, "epoch %llu is newer than mine",
 		    (unsigned long long) r.epoch);
 	}
 	ledger_lease out[64];
@@ -978,7 +1001,7 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 		lease_train(c, w, now, out, &n);
 	}
 	pthread_mutex_unlock(&c->lock);
-	ledger_lease_rep rep = {COORD_EPOCH, out, n, drop, ndrop};
+	ledger_lease_rep rep = {c->epoch, out, n, drop, ndrop};
 	ledger_lease_rep_put(reply, &rep);
 	idn_free(drop);
 	ledger_lease_req_clear(&r);
@@ -1186,8 +1209,8 @@ stats_json(coord *c, const char *only, core_buf *b)
 	} else {
 		jf(b, "null");
 	}
-	jf(b, ", \"phase\": \"%s\", \"epoch\": %d, \"lease_ops\": %llu}",
-	    idn_phase_name(c->phase), COORD_EPOCH,
+	jf(b, ", \"phase\": \"%s\", \"epoch\": %llu, \"lease_ops\": %llu}",
+	    idn_phase_name(c->phase), (unsigned long long) c->epoch,
 	    (unsigned long long) c->lease_ops);
 	return IDN_OK;
 }
@@ -1197,8 +1220,13 @@ jobs_json(coord *c, core_buf *b)
 {
 	jf(b, "{\"coordinator\": ");
 	jstr(b, c->self);
-	jf(b, ", \"epoch\": %d, \"standby\": null, \"phase\": \"%s\", "
-	    "\"jobs\": [", COORD_EPOCH, idn_phase_name(c->phase));
+	jf(b, ", \"epoch\": %llu, \"standby\": ", (unsigned long long) c->epoch);
+	if (c->standby[0] != '\0') {
+		jstr(b, c->standby);
+	} else {
+		jf(b, "null");
+	}
+	jf(b, ", \"phase\": \"%s\", \"jobs\": [", idn_phase_name(c->phase));
 	for (size_t i = 0; i < c->njobs; i++) {
 		cjob *j = c->jobs[i];
 		jf(b, "%s{\"job\": ", i ? ", " : "");
@@ -1330,7 +1358,7 @@ on_json(coord *c, const char *type, const wire_val *b, wire_wr *reply)
 	pthread_mutex_lock(&c->lock);
 	if (only[0] != '\0' && find_job(c, only) == NULL) {
 		pthread_mutex_unlock(&c->lock);
-		return refuse(reply, IDN_ENOENT, "no job '%s'", only);
+		return refuse(c, reply, IDN_ENOENT, "no job '%s'", only);
 	}
 	if (strcmp(type, "sched.assign") == 0) {
 		if (text) {
@@ -1341,9 +1369,11 @@ on_json(coord *c, const char *type, const wire_val *b, wire_wr *reply)
 	} else if (text) {
 		stats_text(c, only[0] ? only : NULL, &out);
 		if (strcmp(type, "sched.jobs") == 0) {
-			jf(&out, "phase %s, coordinator %s (epoch %d), no "
-			    "standby\n", idn_phase_name(c->phase), c->self,
-			    COORD_EPOCH);
+			jf(&out, "phase %s, coordinator %s (epoch %llu), ",
+			    idn_phase_name(c->phase), c->self,
+			    (unsigned long long) c->epoch);
+			jf(&out, c->standby[0] ? "standby %s\n" : "no standby: "
+			    "the cluster runs without a standby%s\n", c->standby);
 		} else {
 			double f = fairness(c, idn_wall_ms());
 			jf(&out, f > 0 ? "fairness %.3f (max/min rate_10s of "
@@ -1356,17 +1386,43 @@ on_json(coord *c, const char *type, const wire_val *b, wire_wr *reply)
 	}
 	pthread_mutex_unlock(&c->lock);
 	wire_map(reply, 2);
-	wire_ku64(reply, "epoch", COORD_EPOCH);
+	wire_ku64(reply, "epoch", c->epoch);
 	wire_str(reply, "json");
 	wire_strn(reply, out.data ? (const char *) out.data : "", out.len);
 	core_buf_free(&out);
 	return IDN_OK;
 }
 
+void
+coord_set_standby(coord *c, const char *id)
+{
+	pthread_mutex_lock(&c->lock);
+	snprintf(c->standby, sizeof(c->standby), "%s", id ? id : "");
+	pthread_mutex_unlock(&c->lock);
+}
+
+uint64_t
+coord_epoch(const coord *c)
+{
+	return c->epoch;
+}
+
+ledger *
+coord_ledger(coord *c)
+{
+	return c->led;
+}
+
 int
 coord_handle(coord *c, const char *type, const wire_val *body,
     wire_wr *reply)
 {
+	if (c->h.passive && strcmp(type, "sched.stats") != 0 &&
+	    strcmp(type, "sched.jobs") != 0 && strcmp(type, "sched.assign") != 0 &&
+	    strcmp(type, "sched.state") != 0) {
+		return refuse(c, reply, IDN_EUNAVAIL, "this is the standby "
+		    "coordinator; coordinator changing, retry");
+	}
 	if (strcmp(type, "sched.lease") == 0) {
 		return on_lease(c, body, reply);
 	}
@@ -1593,10 +1649,20 @@ coord_open(const coord_host *h, coord **out)
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	c->dirty = true;
+	c->own_led = !h->passive;
+	c->open_ms = idn_clock_ms();
 	int rv = open_ledger(c);
-	if (rv != IDN_OK) {
+	if (rv == IDN_OK && h->stream != NULL) {
+		ledger_set_stream(c->led, h->stream, h->stream_arg);
+	}
+	if (rv != IDN_OK || h->passive) {
+		*out = rv == IDN_OK ? c : NULL;
+		if (rv == IDN_OK) {
+			return IDN_OK;
+		}
 		note(c, IDN_LOG_ERROR, "coord: cannot open the ledger: %s",
 		    idn_strerror(rv));
+		c->own_led = c->h.led == NULL;
 		coord_close(c);
 		return rv;
 	}
@@ -1636,7 +1702,10 @@ coord_close(coord *c)
 	if (c->have_alloc) {
 		sched_alloc_free(&c->alloc);
 	}
-	ledger_close(c->led);
+	if (c->own_led) {
+		ledger_set_stream(c->led, NULL, NULL);
+		ledger_close(c->led);
+	}
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
