@@ -15,12 +15,8 @@
 #include <idunno/sched.h>
 #include <idunno/sdfs.h>
 
-#include "coord/coord.h"
-#include "ledger/ledger.h"
+#include "coord/coord_int.h"
 #include "model/model.h"
-#include "sched/fair.h"
-#include "sched/job.h"
-#include "sched/stats.h"
 
 // The ledger stores kinds and states as the public enums' values.
 _Static_assert((int) LEDGER_INFER == (int) IDN_JOB_INFER &&
@@ -29,69 +25,11 @@ _Static_assert((int) LEDGER_INFER == (int) IDN_JOB_INFER &&
     (int) LEDGER_REMOVED == (int) IDN_JOB_REMOVED,
     "ledger and public job enums differ");
 
-#define MAX_JOBS 64
-#define MAX_WORKERS 256
 #define TICK_MS 100
 #define REASSIGN_MS 1000
 #define CHECKPOINT_MS 10000
 #define HYSTERESIS 0.05
 #define DEFAULT_BATCH_MS 100.0
-
-typedef struct cjob {
-	ledger_spec spec;
-	int state;
-	uint64_t key;         // the allocator's job key
-	uint64_t start_ms;
-	sched_job *sj;        // infer
-	sched_stats *proc;    // per-query service time
-	sched_stats *lat;     // per-query arrival -> result in SDFS
-	double batch_ms;      // moving mean of measured batch service time
-	double accuracy;      // -1 unknown
-	bool assembling;
-	char err[256];
-	// train: the lease of its one task
-	char tworker[96];
-	uint32_t tattempt;
-	uint64_t texpires;
-	bool tleased;
-	uint32_t epoch;
-	double loss, acc;
-} cjob;
-
-typedef struct cworker {
-	char id[96];
-	uint64_t key;
-	bool alive;
-	uint64_t served_key[MAX_JOBS];
-	double served_ms[MAX_JOBS];
-} cworker;
-
-struct coord {
-	coord_host h;
-	char self[96];
-	ledger *led;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool stop;
-	pthread_t ticker, slow;
-	int phase;
-	cjob *jobs[MAX_JOBS];
-	size_t njobs;
-	uint64_t next_key;
-	cworker workers[MAX_WORKERS];
-	size_t nworkers;
-	sched_alloc alloc;
-	bool have_alloc;
-	bool dirty;           // reassign at the next tick
-	bool want_checkpoint;
-	uint64_t last_assign_ms;
-	uint64_t lease_ops;
-	uint64_t epoch;
-	bool own_led;         // closes the ledger (a standby's view does not)
-	bool leased_any;      // the first lease of this epoch was logged
-	uint64_t open_ms;     // clock ms at open
-	char standby[96];     // "" when no standby follows
-};
 
 static void
 note(coord *c, int level, const char *fmt, ...)
@@ -110,8 +48,8 @@ note(coord *c, int level, const char *fmt, ...)
 	}
 }
 
-static cjob *
-find_job(coord *c, const char *name)
+cjob *
+coord_find_job(coord *c, const char *name)
 {
 	for (size_t i = 0; i < c->njobs; i++) {
 		if (strcmp(c->jobs[i]->spec.job, name) == 0) {
@@ -121,8 +59,8 @@ find_job(coord *c, const char *name)
 	return NULL;
 }
 
-static cjob *
-job_by_key(coord *c, uint64_t key)
+cjob *
+coord_job_by_key(coord *c, uint64_t key)
 {
 	for (size_t i = 0; i < c->njobs; i++) {
 		if (c->jobs[i]->key == key) {
@@ -172,16 +110,16 @@ find_worker(coord *c, const char *id, bool create)
 	return w;
 }
 
-static bool
-infer_active(const cjob *j)
+bool
+coord_infer_active(const cjob *j)
 {
 	return j->spec.kind == IDN_JOB_INFER && j->state == IDN_JOB_RUNNING &&
 	    !sched_job_finished(j->sj);
 }
 
 // The allocator's view of a job.
-static sched_fair_job
-fair_job(const cjob *j, uint64_t now)
+sched_fair_job
+coord_fair_job(const cjob *j, uint64_t now)
 {
 	return (sched_fair_job){j->key, j->batch_ms, j->spec.batch,
 	    j->spec.rate, (double) sched_job_backlog(j->sj, now)};
@@ -216,10 +154,10 @@ reassign(coord *c, uint64_t now)
 	size_t nj = 0, nw = 0;
 	for (size_t i = 0; i < c->njobs; i++) {
 		cjob *j = c->jobs[i];
-		if (!infer_active(j)) {
+		if (!coord_infer_active(j)) {
 			continue;
 		}
-		fj[nj++] = fair_job(j, now);
+		fj[nj++] = coord_fair_job(j, now);
 	}
 	for (size_t i = 0; i < c->nworkers; i++) {
 		if (c->workers[i].alive) {
@@ -315,7 +253,7 @@ restore_batch(void *arg, const char *job, uint32_t batch, const char *worker,
     uint32_t attempt, double ms, uint64_t end_ms)
 {
 	restore_ctx *r = arg;
-	cjob *j = find_job(r->c, job);
+	cjob *j = coord_find_job(r->c, job);
 	if (j == NULL || j->sj == NULL) {
 		return;
 	}
@@ -338,7 +276,7 @@ restore_lease(void *arg, const char *job, uint32_t batch, const char *worker,
     uint32_t attempt, double ms, uint64_t expires)
 {
 	restore_ctx *r = arg;
-	cjob *j = find_job(r->c, job);
+	cjob *j = coord_find_job(r->c, job);
 	if (j == NULL || j->sj == NULL) {
 		return;
 	}
@@ -411,12 +349,12 @@ open_ledger(coord *c)
 
 // ---- replies
 
-static int
-refuse(coord *c, wire_wr *reply, int rv, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+int
+coord_refuse(wire_wr *reply, int rv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static int
-refuse(coord *c, wire_wr *reply, int rv, const char *fmt, ...)
+int
+coord_refuse(wire_wr *reply, int rv, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -424,16 +362,16 @@ refuse(coord *c, wire_wr *reply, int rv, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	wire_map(reply, 2);
-	wire_ku64(reply, "epoch", c->epoch);
+	wire_ku64(reply, "epoch", coord_reply_epoch);
 	wire_kstr(reply, "err", msg);
 	return rv;
 }
 
 static int
-ok_reply(coord *c, wire_wr *reply)
+ok_reply(wire_wr *reply)
 {
 	wire_map(reply, 1);
-	wire_ku64(reply, "epoch", c->epoch);
+	wire_ku64(reply, "epoch", coord_reply_epoch);
 	return IDN_OK;
 }
 
@@ -453,11 +391,11 @@ on_phase(coord *c, const wire_val *b, wire_wr *reply)
 	pthread_mutex_lock(&c->lock);
 	int rv = IDN_OK;
 	if (start && c->phase != IDN_PHASE_IDLE && c->phase != (int) phase) {
-		rv = refuse(c, reply, IDN_EBUSY, "the %s phase is running; stop it"
+		rv = coord_refuse(reply, IDN_EBUSY, "the %s phase is running; stop it"
 		    " first ('idunno %s stop')", idn_phase_name(c->phase),
 		    idn_phase_name(c->phase));
 	} else if (!start && c->phase != (int) phase) {
-		rv = refuse(c, reply, IDN_EINVAL, "the %s phase is not running",
+		rv = coord_refuse(reply, IDN_EINVAL, "the %s phase is not running",
 		    name);
 	} else {
 		c->phase = start ? (int) phase : IDN_PHASE_IDLE;
@@ -466,7 +404,7 @@ on_phase(coord *c, const wire_val *b, wire_wr *reply)
 		c->want_checkpoint = true;
 		note(c, IDN_LOG_INFO, "coord: %s phase %s", name,
 		    start ? "started" : "stopped");
-		rv = rv == IDN_OK ? ok_reply(c, reply) : refuse(c, reply, rv,
+		rv = rv == IDN_OK ? ok_reply(reply) : coord_refuse(reply, rv,
 		    "ledger: %s", idn_strerror(rv));
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -506,14 +444,14 @@ validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
 	snprintf(name, sizeof(name), "models/%s/desc", s->model);
 	int rv = sdfs_text(c, name, &desc, &dlen);
 	if (rv != IDN_OK) {
-		return refuse(c, reply, rv == IDN_ENOENT ? IDN_ENOENT : rv,
+		return coord_refuse(reply, rv == IDN_ENOENT ? IDN_ENOENT : rv,
 		    "unknown model '%s' (no %s in SDFS: %s)", s->model, name,
 		    idn_strerror(rv));
 	}
 	rv = model_desc_parse(desc, dlen, &d, &err);
 	idn_free(desc);
 	if (rv != IDN_OK) {
-		rv = refuse(c, reply, IDN_EINVAL, "model '%s': bad descriptor: %s",
+		rv = coord_refuse(reply, IDN_EINVAL, "model '%s': bad descriptor: %s",
 		    s->model, err ? err : idn_strerror(rv));
 		free(err);
 		return rv;
@@ -528,12 +466,12 @@ validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
 	idn_free(man);
 	if (rv != IDN_OK) {
 		model_desc_free(&d);
-		return refuse(c, reply, rv == IDN_ENOENT ? IDN_ENOENT : rv,
+		return coord_refuse(reply, rv == IDN_ENOENT ? IDN_ENOENT : rv,
 		    "no %s at '%s' (%s: %s)", s->kind == IDN_JOB_INFER ?
 		    "query set" : "training set", set, name, idn_strerror(rv));
 	}
 	if (m.c != d.channels || m.h != d.height || m.w != d.width) {
-		rv = refuse(c, reply, IDN_EINVAL, "the %s's images are %ux%ux%u "
+		rv = coord_refuse(reply, IDN_EINVAL, "the %s's images are %ux%ux%u "
 		    "but model '%s' takes %ux%ux%u", s->kind == IDN_JOB_INFER ?
 		    "query set" : "training set", m.c, m.h, m.w, s->model,
 		    d.channels, d.height, d.width);
@@ -547,7 +485,7 @@ validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
 	if (s->kind == IDN_JOB_INFER) {
 		if (s->weights[0] != '\0') {
 			if (!sdfs_exists(c, s->weights)) {
-				return refuse(c, reply, IDN_ENOENT, "no weights file "
+				return coord_refuse(reply, IDN_ENOENT, "no weights file "
 				    "'%s' in SDFS", s->weights);
 			}
 		} else {
@@ -573,23 +511,23 @@ on_add(coord *c, const wire_val *b, wire_wr *reply)
 	}
 	const char *why = ledger_spec_check(&s);
 	if (why != NULL) {
-		return refuse(c, reply, IDN_EINVAL, "%s", why);
+		return coord_refuse(reply, IDN_EINVAL, "%s", why);
 	}
 	int want = s.kind == IDN_JOB_INFER ? IDN_PHASE_INFER : IDN_PHASE_TRAIN;
 	pthread_mutex_lock(&c->lock);
 	int phase = c->phase;
-	cjob *old = find_job(c, s.job);
+	cjob *old = coord_find_job(c, s.job);
 	bool dup = old != NULL && old->state != IDN_JOB_REMOVED;
 	pthread_mutex_unlock(&c->lock);
 	if (phase != want) {
-		return refuse(c, reply, IDN_EINVAL, "%s jobs are added in the %s "
+		return coord_refuse(reply, IDN_EINVAL, "%s jobs are added in the %s "
 		    "phase, and the cluster is in the %s phase (run 'idunno %s "
 		    "start')", s.kind == IDN_JOB_INFER ? "inference" :
 		    "training", idn_phase_name(want), idn_phase_name(phase),
 		    idn_phase_name(want));
 	}
 	if (dup) {
-		return refuse(c, reply, IDN_EEXIST, "job '%s' already exists",
+		return coord_refuse(reply, IDN_EEXIST, "job '%s' already exists",
 		    s.job);
 	}
 	uint64_t total = 0;
@@ -600,19 +538,19 @@ on_add(coord *c, const wire_val *b, wire_wr *reply)
 	}
 	uint64_t now = idn_wall_ms();
 	pthread_mutex_lock(&c->lock);
-	old = find_job(c, s.job);
+	old = coord_find_job(c, s.job);
 	cjob *j = NULL;
 	if (old != NULL && old->state != IDN_JOB_REMOVED) {
-		rv = refuse(c, reply, IDN_EEXIST, "job '%s' already exists", s.job);
+		rv = coord_refuse(reply, IDN_EEXIST, "job '%s' already exists", s.job);
 	} else if (c->phase != want) {
-		rv = refuse(c, reply, IDN_EINVAL, "the phase changed; try again");
+		rv = coord_refuse(reply, IDN_EINVAL, "the phase changed; try again");
 	} else if (old == NULL && c->njobs == MAX_JOBS) {
-		rv = refuse(c, reply, IDN_EBUSY, "too many jobs (%d)", MAX_JOBS);
+		rv = coord_refuse(reply, IDN_EBUSY, "too many jobs (%d)", MAX_JOBS);
 	} else if ((rv = job_new(c, &s, s.kind == IDN_JOB_INFER ?
 	                IDN_JOB_RUNNING : IDN_JOB_QUEUED, now, total, &j)) !=
 	    IDN_OK || (rv = ledger_job_put(c->led, &s, j->state, now)) !=
 	    IDN_OK) {
-		rv = refuse(c, reply, rv, "cannot record the job: %s",
+		rv = coord_refuse(reply, rv, "cannot record the job: %s",
 		    idn_strerror(rv));
 		job_free(j);
 	} else {
@@ -644,7 +582,7 @@ on_add(coord *c, const wire_val *b, wire_wr *reply)
 			    "model %s data %s epochs %u batch %u lr %g", s.job,
 			    s.model, s.data, s.epochs, s.batch, s.lr);
 		}
-		rv = ok_reply(c, reply);
+		rv = ok_reply(reply);
 	}
 	pthread_mutex_unlock(&c->lock);
 	pthread_cond_broadcast(&c->cond);
@@ -660,13 +598,13 @@ on_remove(coord *c, const wire_val *b, wire_wr *reply)
 {
 	char name[LEDGER_NAME_MAX + 1];
 	if (wire_get_str(b, "job", name, sizeof(name)) != IDN_OK) {
-		return refuse(c, reply, IDN_EINVAL, "bad job name");
+		return coord_refuse(reply, IDN_EINVAL, "bad job name");
 	}
 	pthread_mutex_lock(&c->lock);
-	cjob *j = find_job(c, name);
+	cjob *j = coord_find_job(c, name);
 	int rv;
 	if (j == NULL || j->state == IDN_JOB_REMOVED) {
-		rv = refuse(c, reply, IDN_ENOENT, "no job '%s'", name);
+		rv = coord_refuse(reply, IDN_ENOENT, "no job '%s'", name);
 	} else {
 		j->state = IDN_JOB_REMOVED;
 		j->tleased = false;
@@ -674,7 +612,7 @@ on_remove(coord *c, const wire_val *b, wire_wr *reply)
 		    "removed");
 		c->dirty = true;
 		note(c, IDN_LOG_INFO, "coord: job removed: %s", name);
-		rv = rv == IDN_OK ? ok_reply(c, reply) : refuse(c, reply, rv,
+		rv = rv == IDN_OK ? ok_reply(reply) : coord_refuse(reply, rv,
 		    "ledger: %s", idn_strerror(rv));
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -686,16 +624,16 @@ on_state(coord *c, const wire_val *b, wire_wr *reply)
 {
 	char name[LEDGER_NAME_MAX + 1];
 	if (wire_get_str(b, "job", name, sizeof(name)) != IDN_OK) {
-		return refuse(c, reply, IDN_EINVAL, "bad job name");
+		return coord_refuse(reply, IDN_EINVAL, "bad job name");
 	}
 	pthread_mutex_lock(&c->lock);
-	cjob *j = find_job(c, name);
+	cjob *j = coord_find_job(c, name);
 	int rv = IDN_OK;
 	if (j == NULL) {
-		rv = refuse(c, reply, IDN_ENOENT, "no job '%s'", name);
+		rv = coord_refuse(reply, IDN_ENOENT, "no job '%s'", name);
 	} else {
 		wire_map(reply, 4);
-		wire_ku64(reply, "epoch", c->epoch);
+		wire_ku64(reply, "epoch", coord_reply_epoch);
 		wire_ku64(reply, "state", (uint64_t) j->state);
 		wire_kf64(reply, "accuracy", j->accuracy);
 		wire_kstr(reply, "err", j->err);
@@ -709,7 +647,7 @@ on_state(coord *c, const wire_val *b, wire_wr *reply)
 static void
 complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
 {
-	cjob *j = find_job(c, d->job);
+	cjob *j = coord_find_job(c, d->job);
 	if (j == NULL || j->sj == NULL || j->state != IDN_JOB_RUNNING) {
 		return;
 	}
@@ -769,7 +707,7 @@ complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
 static void
 progress(coord *c, cworker *w, const ledger_progress *p)
 {
-	cjob *j = find_job(c, p->job);
+	cjob *j = coord_find_job(c, p->job);
 	if (j == NULL || j->spec.kind != IDN_JOB_TRAIN ||
 	    (j->state != IDN_JOB_RUNNING && j->state != IDN_JOB_QUEUED)) {
 		return;
@@ -798,16 +736,49 @@ progress(coord *c, cworker *w, const ledger_progress *p)
 	}
 }
 
+// Whether the allocation gives worker w no share of job j but a share of
+// another job that is backlogged (short of workers) with a batch ready:
+// then w's queued leases of j go back. Jobs that get all they ask for
+// keep what they hold (no churn).
+static bool
+moved_off(coord *c, cworker *w, const cjob *j, uint64_t now)
+{
+	size_t row = alloc_row(c, w->key);
+	bool other = false;
+	for (size_t i = 0; row != SIZE_MAX && i < c->alloc.nshares[row]; i++) {
+		const sched_share *sh = &c->alloc.shares[row][i];
+		if (sh->job == j->key) {
+			return false;
+		}
+		cjob *o = coord_job_by_key(c, sh->job);
+		if (o != NULL && coord_infer_active(o) &&
+		    sched_job_ready(o->sj, now)) {
+			sched_fair_job fo = coord_fair_job(o, now);
+			other = other || sched_fair_backlogged(&c->alloc, &fo);
+		}
+	}
+	return other;
+}
+
 static void
 renew(coord *c, cworker *w, const ledger_held *h, uint64_t now,
     ledger_held *drop, size_t *ndrop)
 {
-	cjob *j = find_job(c, h->job);
+	cjob *j = coord_find_job(c, h->job);
 	bool keep = false;
 	if (j != NULL && j->spec.kind == IDN_JOB_INFER &&
 	    j->state == IDN_JOB_RUNNING && c->phase == IDN_PHASE_INFER) {
 		keep = sched_job_renew(j->sj, h->batch, w->key, now,
 		    COORD_LEASE_MS) == IDN_OK;
+		if (keep && !h->running && moved_off(c, w, j, now)) {
+			// Not started, and the allocation moved this worker to
+			// other work: the batch goes back for the workers that
+			// now serve its job.
+			sched_job_restore_lease(j->sj, h->batch, w->key,
+			    h->attempt, now);
+			sched_job_expire(j->sj, now);
+			keep = false;
+		}
 	} else if (j != NULL && j->spec.kind == IDN_JOB_TRAIN &&
 	    j->tleased && c->phase == IDN_PHASE_TRAIN &&
 	    strcmp(j->tworker, w->id) == 0 && j->tattempt == h->attempt) {
@@ -833,8 +804,8 @@ pick(coord *c, cworker *w, uint64_t now)
 		const sched_share *sh = c->alloc.shares[row];
 		double low = INFINITY;
 		for (size_t i = 0; i < n; i++) {
-			cjob *j = job_by_key(c, sh[i].job);
-			ready[i] = j != NULL && infer_active(j) &&
+			cjob *j = coord_job_by_key(c, sh[i].job);
+			ready[i] = j != NULL && coord_infer_active(j) &&
 			    sched_job_ready(j->sj, now);
 			sv[i] = *served(w, sh[i].job);
 			if (ready[i] && sv[i] / sh[i].share < low) {
@@ -852,14 +823,14 @@ pick(coord *c, cworker *w, uint64_t now)
 		}
 		int k = sched_fair_pick(sh, n, sv, ready);
 		if (k >= 0) {
-			return job_by_key(c, c->alloc.shares[row][k].job);
+			return coord_job_by_key(c, c->alloc.shares[row][k].job);
 		}
 	}
 	cjob *best = NULL;
 	uint64_t most = 0;
 	for (size_t i = 0; i < c->njobs; i++) {
 		cjob *j = c->jobs[i];
-		if (infer_active(j) && sched_job_ready(j->sj, now)) {
+		if (coord_infer_active(j) && sched_job_ready(j->sj, now)) {
 			uint64_t b = sched_job_backlog(j->sj, now);
 			if (best == NULL || b > most) {
 				best = j;
@@ -957,7 +928,7 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 		if (c->h.newer != NULL) {
 			c->h.newer(c->h.newer_arg, r.epoch);
 		}
-		return refuse(c, reply, IDN_ESTALE, "epoch %llu is newer than mine",
+		return coord_refuse(reply, IDN_ESTALE, "epoch %llu is newer than mine",
 		    (unsigned long long) r.epoch);
 	}
 	ledger_lease out[64];
@@ -1008,390 +979,7 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	return w != NULL ? IDN_OK : IDN_EBUSY;
 }
 
-// ---- JSON documents
-
-static void
-jstr(core_buf *b, const char *s)
-{
-	core_buf_append(b, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-		char esc[8];
-		if (*p == '"' || *p == '\\') {
-			snprintf(esc, sizeof(esc), "\\%c", *p);
-		} else if (*p < 0x20) {
-			snprintf(esc, sizeof(esc), "\\u%04x", *p);
-		} else {
-			esc[0] = (char) *p;
-			esc[1] = '\0';
-		}
-		core_buf_append(b, esc, strlen(esc));
-	}
-	core_buf_append(b, "\"", 1);
-}
-
-static void
-jf(core_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-jf(core_buf *b, const char *fmt, ...)
-{
-	char tmp[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	core_buf_append(b, tmp, n < 0 ? 0 : CORE_MIN((size_t) n, sizeof(tmp) - 1));
-}
-
-// A finite number or null.
-static void
-jnum(core_buf *b, double v)
-{
-	if (isfinite(v)) {
-		jf(b, "%.4f", v);
-	} else {
-		jf(b, "null");
-	}
-}
-
-static void
-jsummary(core_buf *b, const sched_summary *s)
-{
-	jf(b, "{\"mean\": ");
-	jnum(b, s->mean);
-	jf(b, ", \"stddev\": ");
-	jnum(b, s->stddev);
-	jf(b, ", \"median\": ");
-	jnum(b, s->median);
-	jf(b, ", \"p90\": ");
-	jnum(b, s->p90);
-	jf(b, ", \"p95\": ");
-	jnum(b, s->p95);
-	jf(b, ", \"p99\": ");
-	jnum(b, s->p99);
-	jf(b, "}");
-}
-
-static const char *
-worker_id(coord *c, uint64_t key)
-{
-	for (size_t i = 0; i < c->nworkers; i++) {
-		if (c->workers[i].key == key) {
-			return c->workers[i].id;
-		}
-	}
-	return "?";
-}
-
-static uint64_t
-job_done_queries(const cjob *j)
-{
-	if (j->sj == NULL) {
-		return 0;
-	}
-	uint32_t nb = sched_job_nbatches(j->sj);
-	uint64_t total = sched_job_total(j->sj);
-	uint32_t done = sched_job_done_count(j->sj);
-	// Only the last batch may be short; count it exactly when done.
-	if (done == nb) {
-		return total;
-	}
-	return (uint64_t) done * j->spec.batch;
-}
-
-static void
-job_workers(coord *c, const cjob *j, core_buf *b)
-{
-	bool first = true;
-	jf(b, "[");
-	for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
-		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
-			if (c->alloc.shares[r][k].job == j->key &&
-			    c->alloc.workers != NULL) {
-				jf(b, "%s", first ? "" : ", ");
-				jstr(b, worker_id(c, c->alloc.workers[r]));
-				first = false;
-			}
-		}
-	}
-	if (j->tleased) {
-		jf(b, "%s", first ? "" : ", ");
-		jstr(b, j->tworker);
-	}
-	jf(b, "]");
-}
-
-// max/min rate_10s over the backlogged inference jobs (those the
-// allocation gives less than they ask: a job offered less than its fair
-// share is not compared); 0 when none has a rate.
-static double
-fairness(coord *c, uint64_t now)
-{
-	double lo = 0, hi = 0;
-	bool any = false;
-	for (size_t i = 0; i < c->njobs; i++) {
-		cjob *j = c->jobs[i];
-		if (!infer_active(j) || !c->have_alloc) {
-			continue;
-		}
-		sched_fair_job fj = fair_job(j, now);
-		if (!sched_fair_backlogged(&c->alloc, &fj)) {
-			continue;
-		}
-		sched_summary p;
-		sched_stats_summary(j->proc, now, &p);
-		lo = !any || p.rate_10s < lo ? p.rate_10s : lo;
-		hi = !any || p.rate_10s > hi ? p.rate_10s : hi;
-		any = true;
-	}
-	return any && lo > 0 ? hi / lo : 0;
-}
-
-static int
-stats_json(coord *c, const char *only, core_buf *b)
-{
-	uint64_t now = idn_wall_ms();
-	bool first = true;
-	jf(b, "{\"jobs\": [");
-	for (size_t i = 0; i < c->njobs; i++) {
-		cjob *j = c->jobs[i];
-		if (only != NULL && strcmp(only, j->spec.job) != 0) {
-			continue;
-		}
-		sched_summary p, l;
-		sched_stats_summary(j->proc, now, &p);
-		sched_stats_summary(j->lat, now, &l);
-		jf(b, "%s{\"job\": ", first ? "" : ", ");
-		first = false;
-		jstr(b, j->spec.job);
-		jf(b, ", \"phase\": \"%s\", \"state\": \"%s\", \"model\": ",
-		    j->spec.kind == IDN_JOB_INFER ? "infer" : "train",
-		    idn_job_state_name(j->state));
-		jstr(b, j->spec.model);
-		jf(b, ", \"batch\": %u, \"offered_rate\": ", j->spec.batch);
-		jnum(b, j->spec.kind == IDN_JOB_INFER ? j->spec.rate : 0);
-		if (j->spec.kind == IDN_JOB_INFER) {
-			jf(b, ", \"done\": %llu, \"total\": %llu",
-			    (unsigned long long) job_done_queries(j),
-			    (unsigned long long) sched_job_total(j->sj));
-		} else {
-			jf(b, ", \"done\": %u, \"total\": %u, \"epoch\": %u",
-			    j->epoch, j->spec.epochs, j->epoch);
-		}
-		jf(b, ", \"batch_ms\": ");
-		jnum(b, j->batch_ms);
-		jf(b, ", \"rate_10s\": ");
-		jnum(b, p.rate_10s);
-		jf(b, ", \"rate\": ");
-		jnum(b, p.rate);
-		jf(b, ", \"accuracy\": ");
-		if (j->accuracy >= 0) {
-			jnum(b, j->accuracy);
-		} else {
-			jf(b, "null");
-		}
-		jf(b, ", \"processing_ms\": ");
-		jsummary(b, &p);
-		jf(b, ", \"latency_ms\": ");
-		jsummary(b, &l);
-		jf(b, ", \"workers\": ");
-		job_workers(c, j, b);
-		if (j->err[0] != '\0') {
-			jf(b, ", \"error\": ");
-			jstr(b, j->err);
-		}
-		jf(b, "}");
-	}
-	double f = fairness(c, now);
-	jf(b, "], \"fairness\": ");
-	if (f > 0) {
-		jnum(b, f);
-	} else {
-		jf(b, "null");
-	}
-	jf(b, ", \"phase\": \"%s\", \"epoch\": %llu, \"lease_ops\": %llu}",
-	    idn_phase_name(c->phase), (unsigned long long) c->epoch,
-	    (unsigned long long) c->lease_ops);
-	return IDN_OK;
-}
-
-static int
-jobs_json(coord *c, core_buf *b)
-{
-	jf(b, "{\"coordinator\": ");
-	jstr(b, c->self);
-	jf(b, ", \"epoch\": %llu, \"standby\": ", (unsigned long long) c->epoch);
-	if (c->standby[0] != '\0') {
-		jstr(b, c->standby);
-	} else {
-		jf(b, "null");
-	}
-	jf(b, ", \"phase\": \"%s\", \"jobs\": [", idn_phase_name(c->phase));
-	for (size_t i = 0; i < c->njobs; i++) {
-		cjob *j = c->jobs[i];
-		jf(b, "%s{\"job\": ", i ? ", " : "");
-		jstr(b, j->spec.job);
-		jf(b, ", \"phase\": \"%s\", \"state\": \"%s\", \"model\": ",
-		    j->spec.kind == IDN_JOB_INFER ? "infer" : "train",
-		    idn_job_state_name(j->state));
-		jstr(b, j->spec.model);
-		if (j->spec.kind == IDN_JOB_INFER) {
-			jf(b, ", \"queries\": ");
-			jstr(b, j->spec.queries);
-			jf(b, ", \"weights\": ");
-			jstr(b, j->spec.weights);
-			jf(b, ", \"batch\": %u, \"offered_rate\": ", j->spec.batch);
-			jnum(b, j->spec.rate);
-			jf(b, ", \"done\": %llu, \"total\": %llu",
-			    (unsigned long long) job_done_queries(j),
-			    (unsigned long long) sched_job_total(j->sj));
-		} else {
-			jf(b, ", \"data\": ");
-			jstr(b, j->spec.data);
-			jf(b, ", \"batch\": %u, \"epoch\": %u, \"epochs\": %u, "
-			    "\"loss\": ", j->spec.batch, j->epoch, j->spec.epochs);
-			jnum(b, j->loss);
-			jf(b, ", \"done\": %u, \"total\": %u", j->epoch,
-			    j->spec.epochs);
-		}
-		jf(b, ", \"accuracy\": ");
-		if (j->accuracy >= 0) {
-			jnum(b, j->accuracy);
-		} else {
-			jf(b, "null");
-		}
-		jf(b, ", \"workers\": ");
-		job_workers(c, j, b);
-		jf(b, ", \"error\": ");
-		jstr(b, j->err);
-		jf(b, "}");
-	}
-	jf(b, "]}");
-	return IDN_OK;
-}
-
-static int
-assign_json(coord *c, core_buf *b)
-{
-	jf(b, "{\"assignments\": [");
-	for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
-		jf(b, "%s{\"worker\": ", r ? ", " : "");
-		jstr(b, c->alloc.workers ? worker_id(c, c->alloc.workers[r]) :
-		    "?");
-		jf(b, ", \"jobs\": [");
-		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
-			cjob *j = job_by_key(c, c->alloc.shares[r][k].job);
-			jf(b, "%s{\"job\": ", k ? ", " : "");
-			jstr(b, j ? j->spec.job : "?");
-			jf(b, ", \"share\": %.4f}", c->alloc.shares[r][k].share);
-		}
-		jf(b, "]}");
-	}
-	jf(b, "]}");
-	return IDN_OK;
-}
-
-// The readable forms of the same documents.
-static void
-stats_text(coord *c, const char *only, core_buf *b)
-{
-	uint64_t now = idn_wall_ms();
-	jf(b, "%-14s %-6s %-8s %-10s %5s %13s %9s %9s %8s %9s %9s %9s %s\n",
-	    "JOB", "PHASE", "STATE", "MODEL", "BATCH", "DONE/TOTAL",
-	    "OFFERED", "RATE_10S", "ACCURACY", "PROC_MS", "LAT_P50",
-	    "LAT_P99", "WORKERS");
-	for (size_t i = 0; i < c->njobs; i++) {
-		cjob *j = c->jobs[i];
-		if (only != NULL && strcmp(only, j->spec.job) != 0) {
-			continue;
-		}
-		sched_summary p, l;
-		sched_stats_summary(j->proc, now, &p);
-		sched_stats_summary(j->lat, now, &l);
-		char done[32], acc[16], nw[16];
-		snprintf(done, sizeof(done), "%llu/%llu",
-		    (unsigned long long) (j->sj ? job_done_queries(j) : j->epoch),
-		    (unsigned long long) (j->sj ? sched_job_total(j->sj) :
-		    j->spec.epochs));
-		snprintf(acc, sizeof(acc), j->accuracy >= 0 ? "%.4f" : "-",
-		    j->accuracy);
-		size_t n = 0;
-		for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
-			for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
-				n += c->alloc.shares[r][k].job == j->key;
-			}
-		}
-		snprintf(nw, sizeof(nw), "%zu", n + (j->tleased ? 1 : 0));
-		jf(b, "%-14.14s %-6s %-8s %-10.10s %5u %13s %9.1f %9.1f %8s "
-		    "%9.2f %9.1f %9.1f %s\n", j->spec.job, j->spec.kind ==
-		    IDN_JOB_INFER ? "infer" : "train",
-		    idn_job_state_name(j->state), j->spec.model, j->spec.batch,
-		    done, j->spec.kind == IDN_JOB_INFER ? j->spec.rate : 0,
-		    p.rate_10s, acc, p.mean, l.median, l.p99, nw);
-	}
-}
-
-static void
-assign_text(coord *c, core_buf *b)
-{
-	jf(b, "%-40s %s\n", "WORKER", "JOBS (share)");
-	for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
-		jf(b, "%-40s", c->alloc.workers ? worker_id(c,
-		    c->alloc.workers[r]) : "?");
-		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
-			cjob *j = job_by_key(c, c->alloc.shares[r][k].job);
-			jf(b, " %s (%.2f)", j ? j->spec.job : "?",
-			    c->alloc.shares[r][k].share);
-		}
-		jf(b, "\n");
-	}
-}
-
-static int
-on_json(coord *c, const char *type, const wire_val *b, wire_wr *reply)
-{
-	char only[LEDGER_NAME_MAX + 1] = "";
-	bool text = false;
-	core_buf out = {0};
-	wire_get_str(b, "job", only, sizeof(only));
-	wire_as_bool(wire_get(b, "text"), &text);
-	pthread_mutex_lock(&c->lock);
-	if (only[0] != '\0' && find_job(c, only) == NULL) {
-		pthread_mutex_unlock(&c->lock);
-		return refuse(c, reply, IDN_ENOENT, "no job '%s'", only);
-	}
-	if (strcmp(type, "sched.assign") == 0) {
-		if (text) {
-			assign_text(c, &out);
-		} else {
-			assign_json(c, &out);
-		}
-	} else if (text) {
-		stats_text(c, only[0] ? only : NULL, &out);
-		if (strcmp(type, "sched.jobs") == 0) {
-			jf(&out, "phase %s, coordinator %s (epoch %llu), ",
-			    idn_phase_name(c->phase), c->self,
-			    (unsigned long long) c->epoch);
-			jf(&out, c->standby[0] ? "standby %s\n" : "no standby: "
-			    "the cluster runs without a standby%s\n", c->standby);
-		} else {
-			double f = fairness(c, idn_wall_ms());
-			jf(&out, f > 0 ? "fairness %.3f (max/min rate_10s of "
-			    "backlogged jobs)\n" : "fairness -\n", f);
-		}
-	} else if (strcmp(type, "sched.stats") == 0) {
-		stats_json(c, only[0] ? only : NULL, &out);
-	} else {
-		jobs_json(c, &out);
-	}
-	pthread_mutex_unlock(&c->lock);
-	wire_map(reply, 2);
-	wire_ku64(reply, "epoch", c->epoch);
-	wire_str(reply, "json");
-	wire_strn(reply, out.data ? (const char *) out.data : "", out.len);
-	core_buf_free(&out);
-	return IDN_OK;
-}
+_Thread_local uint64_t coord_reply_epoch;
 
 void
 coord_set_standby(coord *c, const char *id)
@@ -1417,10 +1005,11 @@ int
 coord_handle(coord *c, const char *type, const wire_val *body,
     wire_wr *reply)
 {
+	coord_reply_epoch = c->epoch;
 	if (c->h.passive && strcmp(type, "sched.stats") != 0 &&
 	    strcmp(type, "sched.jobs") != 0 && strcmp(type, "sched.assign") != 0 &&
 	    strcmp(type, "sched.state") != 0) {
-		return refuse(c, reply, IDN_EUNAVAIL, "this is the standby "
+		return coord_refuse(reply, IDN_EUNAVAIL, "this is the standby "
 		    "coordinator; coordinator changing, retry");
 	}
 	if (strcmp(type, "sched.lease") == 0) {
@@ -1440,7 +1029,7 @@ coord_handle(coord *c, const char *type, const wire_val *body,
 	}
 	if (strcmp(type, "sched.stats") == 0 || strcmp(type, "sched.jobs") == 0 ||
 	    strcmp(type, "sched.assign") == 0) {
-		return on_json(c, type, body, reply);
+		return coord_report(c, type, body, reply);
 	}
 	return IDN_EPROTO;
 }
@@ -1596,7 +1185,7 @@ slow(void *arg)
 			double acc = -1;
 			int rv = assemble(c, job, nb, &acc);
 			pthread_mutex_lock(&c->lock);
-			cjob *j = find_job(c, job);
+			cjob *j = coord_find_job(c, job);
 			if (j == todo && rv == IDN_OK &&
 			    j->state == IDN_JOB_RUNNING) {
 				j->state = IDN_JOB_DONE;

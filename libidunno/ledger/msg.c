@@ -151,10 +151,11 @@ put_held(wire_wr *w, const ledger_held *h, size_t n)
 {
 	wire_arr(w, (uint32_t) n);
 	for (size_t i = 0; i < n; i++) {
-		wire_map(w, 3);
+		wire_map(w, 4);
 		wire_kstr(w, "job", h[i].job);
 		wire_ku64(w, "batch", h[i].batch);
 		wire_ku64(w, "attempt", h[i].attempt);
+		wire_kbool(w, "run", h[i].running);
 	}
 }
 
@@ -178,9 +179,13 @@ get_held(const wire_val *m, const char *k, ledger_held **out, size_t *n)
 	for (size_t i = 0; rv == IDN_OK && i < *n; i++) {
 		const wire_val *e = wire_at(wire_get(m, k), i);
 		ledger_held *h = &(*out)[i];
+		// Without "run" (an older sender) a lease counts as started.
+		const wire_val *run = wire_get(e, "run");
+		h->running = true;
 		if (wire_get_str(e, "job", h->job, sizeof(h->job)) ||
 		    get_u32(e, "batch", &h->batch) ||
-		    get_u32(e, "attempt", &h->attempt)) {
+		    get_u32(e, "attempt", &h->attempt) ||
+		    (run != NULL && wire_as_bool(run, &h->running))) {
 			rv = IDN_EPROTO;
 		}
 	}

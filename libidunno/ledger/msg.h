@@ -65,6 +65,7 @@ typedef struct ledger_held {
 	char job[LEDGER_NAME_MAX + 1];
 	uint32_t batch;
 	uint32_t attempt;
+	bool running;      // started (a queued lease may be taken back)
 } ledger_held;
 
 // Training progress: one per epoch finished, and the end (done true).

@@ -164,12 +164,13 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 	}
 	for (size_t i = 0; i < w->nq && !stuck; i++) {
 		held[nh++] = (ledger_held){"", w->queue[i].batch,
-		    w->queue[i].attempt};
+		    w->queue[i].attempt, false};
 		snprintf(held[nh - 1].job, sizeof(held[0].job), "%s",
 		    w->queue[i].spec.job);
 	}
 	if (w->running && !stuck) {
-		held[nh++] = (ledger_held){"", w->cur.batch, w->cur.attempt};
+		held[nh++] = (ledger_held){"", w->cur.batch, w->cur.attempt,
+		    true};
 		snprintf(held[nh - 1].job, sizeof(held[0].job), "%s",
 		    w->cur.spec.job);
 	}

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+// coord_int.h (private to coord/): the coordinator's tables, shared by
+// coord.c (jobs, leases, timers) and report.c (the stats, jobs and assign
+// documents). One lock (coord.lock) guards all of it.
+#ifndef IDN_COORD_COORD_INT_H
+#define IDN_COORD_COORD_INT_H
+
+#include <pthread.h>
+
+#include "coord/coord.h"
+#include "ledger/ledger.h"
+#include "sched/fair.h"
+#include "sched/job.h"
+#include "sched/stats.h"
+
+#define MAX_JOBS 64
+#define MAX_WORKERS 256
+
+typedef struct cjob {
+	ledger_spec spec;
+	int state;
+	uint64_t key;         // the allocator's job key
+	uint64_t start_ms;
+	sched_job *sj;        // infer
+	sched_stats *proc;    // per-query service time
+	sched_stats *lat;     // per-query arrival -> result in SDFS
+	double batch_ms;      // moving mean of measured batch service time
+	double accuracy;      // -1 unknown
+	bool assembling;
+	char err[256];
+	// train: the lease of its one task
+	char tworker[96];
+	uint32_t tattempt;
+	uint64_t texpires;
+	bool tleased;
+	uint32_t epoch;
+	double loss, acc;
+} cjob;
+
+typedef struct cworker {
+	char id[96];
+	uint64_t key;
+	bool alive;
+	uint64_t served_key[MAX_JOBS];
+	double served_ms[MAX_JOBS];
+} cworker;
+
+struct coord {
+	coord_host h;
+	char self[96];
+	ledger *led;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	pthread_t ticker, slow;
+	int phase;
+	cjob *jobs[MAX_JOBS];
+	size_t njobs;
+	uint64_t next_key;
+	cworker workers[MAX_WORKERS];
+	size_t nworkers;
+	sched_alloc alloc;
+	bool have_alloc;
+	bool dirty;           // reassign at the next tick
+	bool want_checkpoint;
+	uint64_t last_assign_ms;
+	uint64_t lease_ops;
+	uint64_t epoch;
+	bool own_led;         // closes the ledger (a standby's view does not)
+	bool leased_any;      // the first lease of this epoch was logged
+	uint64_t open_ms;     // clock ms at open
+	char standby[96];     // "" when no standby follows
+};
+
+// The epoch replies carry: the answering coordinator's, set by
+// coord_handle for the request on this thread.
+extern _Thread_local uint64_t coord_reply_epoch;
+
+// Lookups and helpers (the lock held).
+cjob *coord_find_job(coord *c, const char *name);
+cjob *coord_job_by_key(coord *c, uint64_t key);
+bool coord_infer_active(const cjob *j);
+sched_fair_job coord_fair_job(const cjob *j, uint64_t now);
+// coord_refuse writes a refusal {epoch, err} and returns rv.
+int coord_refuse(wire_wr *reply, int rv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+// coord_report answers sched.stats, sched.jobs and sched.assign (it takes
+// the lock).
+int coord_report(coord *c, const char *type, const wire_val *b,
+    wire_wr *reply);
+
+#endif

@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: MIT
+// report.c: the coordinator's documents: `stats`, `jobs` and `assign` as
+// stable JSON and as readable tables.
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <idunno/sched.h>
+
+#include "coord/coord_int.h"
+
+
+static void
+jstr(core_buf *b, const char *s)
+{
+	core_buf_append(b, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+		char esc[8];
+		if (*p == '"' || *p == '\\') {
+			snprintf(esc, sizeof(esc), "\\%c", *p);
+		} else if (*p < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", *p);
+		} else {
+			esc[0] = (char) *p;
+			esc[1] = '\0';
+		}
+		core_buf_append(b, esc, strlen(esc));
+	}
+	core_buf_append(b, "\"", 1);
+}
+
+static void
+jf(core_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+jf(core_buf *b, const char *fmt, ...)
+{
+	char tmp[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	core_buf_append(b, tmp, n < 0 ? 0 : CORE_MIN((size_t) n, sizeof(tmp) - 1));
+}
+
+// A finite number or null.
+static void
+jnum(core_buf *b, double v)
+{
+	if (isfinite(v)) {
+		jf(b, "%.4f", v);
+	} else {
+		jf(b, "null");
+	}
+}
+
+static void
+jsummary(core_buf *b, const sched_summary *s)
+{
+	jf(b, "{\"mean\": ");
+	jnum(b, s->mean);
+	jf(b, ", \"stddev\": ");
+	jnum(b, s->stddev);
+	jf(b, ", \"median\": ");
+	jnum(b, s->median);
+	jf(b, ", \"p90\": ");
+	jnum(b, s->p90);
+	jf(b, ", \"p95\": ");
+	jnum(b, s->p95);
+	jf(b, ", \"p99\": ");
+	jnum(b, s->p99);
+	jf(b, "}");
+}
+
+static const char *
+worker_id(coord *c, uint64_t key)
+{
+	for (size_t i = 0; i < c->nworkers; i++) {
+		if (c->workers[i].key == key) {
+			return c->workers[i].id;
+		}
+	}
+	return "?";
+}
+
+static uint64_t
+job_done_queries(const cjob *j)
+{
+	if (j->sj == NULL) {
+		return 0;
+	}
+	uint32_t nb = sched_job_nbatches(j->sj);
+	uint64_t total = sched_job_total(j->sj);
+	uint32_t done = sched_job_done_count(j->sj);
+	// Only the last batch may be short; count it exactly when done.
+	if (done == nb) {
+		return total;
+	}
+	return (uint64_t) done * j->spec.batch;
+}
+
+static void
+job_workers(coord *c, const cjob *j, core_buf *b)
+{
+	bool first = true;
+	jf(b, "[");
+	for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
+		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
+			if (c->alloc.shares[r][k].job == j->key &&
+			    c->alloc.workers != NULL) {
+				jf(b, "%s", first ? "" : ", ");
+				jstr(b, worker_id(c, c->alloc.workers[r]));
+				first = false;
+			}
+		}
+	}
+	if (j->tleased) {
+		jf(b, "%s", first ? "" : ", ");
+		jstr(b, j->tworker);
+	}
+	jf(b, "]");
+}
+
+// max/min rate_10s over the backlogged inference jobs (those the
+// allocation gives less than they ask: a job offered less than its fair
+// share is not compared); 0 when none has a rate.
+static double
+fairness(coord *c, uint64_t now)
+{
+	double lo = 0, hi = 0;
+	bool any = false;
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		if (!coord_infer_active(j) || !c->have_alloc) {
+			continue;
+		}
+		sched_fair_job fj = coord_fair_job(j, now);
+		if (!sched_fair_backlogged(&c->alloc, &fj)) {
+			continue;
+		}
+		sched_summary p;
+		sched_stats_summary(j->proc, now, &p);
+		lo = !any || p.rate_10s < lo ? p.rate_10s : lo;
+		hi = !any || p.rate_10s > hi ? p.rate_10s : hi;
+		any = true;
+	}
+	return any && lo > 0 ? hi / lo : 0;
+}
+
+static int
+stats_json(coord *c, const char *only, core_buf *b)
+{
+	uint64_t now = idn_wall_ms();
+	bool first = true;
+	jf(b, "{\"jobs\": [");
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		if (only != NULL && strcmp(only, j->spec.job) != 0) {
+			continue;
+		}
+		sched_summary p, l;
+		sched_stats_summary(j->proc, now, &p);
+		sched_stats_summary(j->lat, now, &l);
+		jf(b, "%s{\"job\": ", first ? "" : ", ");
+		first = false;
+		jstr(b, j->spec.job);
+		jf(b, ", \"phase\": \"%s\", \"state\": \"%s\", \"model\": ",
+		    j->spec.kind == IDN_JOB_INFER ? "infer" : "train",
+		    idn_job_state_name(j->state));
+		jstr(b, j->spec.model);
+		jf(b, ", \"batch\": %u, \"offered_rate\": ", j->spec.batch);
+		jnum(b, j->spec.kind == IDN_JOB_INFER ? j->spec.rate : 0);
+		if (j->spec.kind == IDN_JOB_INFER) {
+			jf(b, ", \"done\": %llu, \"total\": %llu",
+			    (unsigned long long) job_done_queries(j),
+			    (unsigned long long) sched_job_total(j->sj));
+		} else {
+			jf(b, ", \"done\": %u, \"total\": %u, \"epoch\": %u",
+			    j->epoch, j->spec.epochs, j->epoch);
+		}
+		jf(b, ", \"batch_ms\": ");
+		jnum(b, j->batch_ms);
+		jf(b, ", \"rate_10s\": ");
+		jnum(b, p.rate_10s);
+		jf(b, ", \"rate\": ");
+		jnum(b, p.rate);
+		jf(b, ", \"accuracy\": ");
+		if (j->accuracy >= 0) {
+			jnum(b, j->accuracy);
+		} else {
+			jf(b, "null");
+		}
+		jf(b, ", \"processing_ms\": ");
+		jsummary(b, &p);
+		jf(b, ", \"latency_ms\": ");
+		jsummary(b, &l);
+		jf(b, ", \"workers\": ");
+		job_workers(c, j, b);
+		if (j->err[0] != '\0') {
+			jf(b, ", \"error\": ");
+			jstr(b, j->err);
+		}
+		jf(b, "}");
+	}
+	double f = fairness(c, now);
+	jf(b, "], \"fairness\": ");
+	if (f > 0) {
+		jnum(b, f);
+	} else {
+		jf(b, "null");
+	}
+	jf(b, ", \"phase\": \"%s\", \"epoch\": %llu, \"lease_ops\": %llu}",
+	    idn_phase_name(c->phase), (unsigned long long) c->epoch,
+	    (unsigned long long) c->lease_ops);
+	return IDN_OK;
+}
+
+static int
+jobs_json(coord *c, core_buf *b)
+{
+	jf(b, "{\"coordinator\": ");
+	jstr(b, c->self);
+	jf(b, ", \"epoch\": %llu, \"standby\": ", (unsigned long long) c->epoch);
+	if (c->standby[0] != '\0') {
+		jstr(b, c->standby);
+	} else {
+		jf(b, "null");
+	}
+	jf(b, ", \"phase\": \"%s\", \"jobs\": [", idn_phase_name(c->phase));
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		jf(b, "%s{\"job\": ", i ? ", " : "");
+		jstr(b, j->spec.job);
+		jf(b, ", \"phase\": \"%s\", \"state\": \"%s\", \"model\": ",
+		    j->spec.kind == IDN_JOB_INFER ? "infer" : "train",
+		    idn_job_state_name(j->state));
+		jstr(b, j->spec.model);
+		if (j->spec.kind == IDN_JOB_INFER) {
+			jf(b, ", \"queries\": ");
+			jstr(b, j->spec.queries);
+			jf(b, ", \"weights\": ");
+			jstr(b, j->spec.weights);
+			jf(b, ", \"batch\": %u, \"offered_rate\": ", j->spec.batch);
+			jnum(b, j->spec.rate);
+			jf(b, ", \"done\": %llu, \"total\": %llu",
+			    (unsigned long long) job_done_queries(j),
+			    (unsigned long long) sched_job_total(j->sj));
+		} else {
+			jf(b, ", \"data\": ");
+			jstr(b, j->spec.data);
+			jf(b, ", \"batch\": %u, \"epoch\": %u, \"epochs\": %u, "
+			    "\"loss\": ", j->spec.batch, j->epoch, j->spec.epochs);
+			jnum(b, j->loss);
+			jf(b, ", \"done\": %u, \"total\": %u", j->epoch,
+			    j->spec.epochs);
+		}
+		jf(b, ", \"accuracy\": ");
+		if (j->accuracy >= 0) {
+			jnum(b, j->accuracy);
+		} else {
+			jf(b, "null");
+		}
+		jf(b, ", \"workers\": ");
+		job_workers(c, j, b);
+		jf(b, ", \"error\": ");
+		jstr(b, j->err);
+		jf(b, "}");
+	}
+	jf(b, "]}");
+	return IDN_OK;
+}
+
+static int
+assign_json(coord *c, core_buf *b)
+{
+	jf(b, "{\"assignments\": [");
+	for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
+		jf(b, "%s{\"worker\": ", r ? ", " : "");
+		jstr(b, c->alloc.workers ? worker_id(c, c->alloc.workers[r]) :
+		    "?");
+		jf(b, ", \"jobs\": [");
+		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
+			cjob *j = coord_job_by_key(c, c->alloc.shares[r][k].job);
+			jf(b, "%s{\"job\": ", k ? ", " : "");
+			jstr(b, j ? j->spec.job : "?");
+			jf(b, ", \"share\": %.4f}", c->alloc.shares[r][k].share);
+		}
+		jf(b, "]}");
+	}
+	jf(b, "]}");
+	return IDN_OK;
+}
+
+// The readable forms of the same documents.
+static void
+stats_text(coord *c, const char *only, core_buf *b)
+{
+	uint64_t now = idn_wall_ms();
+	jf(b, "%-14s %-6s %-8s %-10s %5s %13s %9s %9s %8s %9s %9s %9s %s\n",
+	    "JOB", "PHASE", "STATE", "MODEL", "BATCH", "DONE/TOTAL",
+	    "OFFERED", "RATE_10S", "ACCURACY", "PROC_MS", "LAT_P50",
+	    "LAT_P99", "WORKERS");
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		if (only != NULL && strcmp(only, j->spec.job) != 0) {
+			continue;
+		}
+		sched_summary p, l;
+		sched_stats_summary(j->proc, now, &p);
+		sched_stats_summary(j->lat, now, &l);
+		char done[32], acc[16], nw[16];
+		snprintf(done, sizeof(done), "%llu/%llu",
+		    (unsigned long long) (j->sj ? job_done_queries(j) : j->epoch),
+		    (unsigned long long) (j->sj ? sched_job_total(j->sj) :
+		    j->spec.epochs));
+		snprintf(acc, sizeof(acc), j->accuracy >= 0 ? "%.4f" : "-",
+		    j->accuracy);
+		size_t n = 0;
+		for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
+			for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
+				n += c->alloc.shares[r][k].job == j->key;
+			}
+		}
+		snprintf(nw, sizeof(nw), "%zu", n + (j->tleased ? 1 : 0));
+		jf(b, "%-14.14s %-6s %-8s %-10.10s %5u %13s %9.1f %9.1f %8s "
+		    "%9.2f %9.1f %9.1f %s\n", j->spec.job, j->spec.kind ==
+		    IDN_JOB_INFER ? "infer" : "train",
+		    idn_job_state_name(j->state), j->spec.model, j->spec.batch,
+		    done, j->spec.kind == IDN_JOB_INFER ? j->spec.rate : 0,
+		    p.rate_10s, acc, p.mean, l.median, l.p99, nw);
+	}
+}
+
+static void
+assign_text(coord *c, core_buf *b)
+{
+	jf(b, "%-40s %s\n", "WORKER", "JOBS (share)");
+	for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
+		jf(b, "%-40s", c->alloc.workers ? worker_id(c,
+		    c->alloc.workers[r]) : "?");
+		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
+			cjob *j = coord_job_by_key(c, c->alloc.shares[r][k].job);
+			jf(b, " %s (%.2f)", j ? j->spec.job : "?",
+			    c->alloc.shares[r][k].share);
+		}
+		jf(b, "\n");
+	}
+}
+
+int
+coord_report(coord *c, const char *type, const wire_val *b, wire_wr *reply)
+{
+	char only[LEDGER_NAME_MAX + 1] = "";
+	bool text = false;
+	core_buf out = {0};
+	wire_get_str(b, "job", only, sizeof(only));
+	wire_as_bool(wire_get(b, "text"), &text);
+	pthread_mutex_lock(&c->lock);
+	if (only[0] != '\0' && coord_find_job(c, only) == NULL) {
+		pthread_mutex_unlock(&c->lock);
+		return coord_refuse(reply, IDN_ENOENT, "no job '%s'", only);
+	}
+	if (strcmp(type, "sched.assign") == 0) {
+		if (text) {
+			assign_text(c, &out);
+		} else {
+			assign_json(c, &out);
+		}
+	} else if (text) {
+		stats_text(c, only[0] ? only : NULL, &out);
+		if (strcmp(type, "sched.jobs") == 0) {
+			jf(&out, "phase %s, coordinator %s (epoch %llu), ",
+			    idn_phase_name(c->phase), c->self,
+			    (unsigned long long) c->epoch);
+			jf(&out, c->standby[0] ? "standby %s\n" : "no standby: "
+			    "the cluster runs without a standby%s\n", c->standby);
+		} else {
+			double f = fairness(c, idn_wall_ms());
+			jf(&out, f > 0 ? "fairness %.3f (max/min rate_10s of "
+			    "backlogged jobs)\n" : "fairness -\n", f);
+		}
+	} else if (strcmp(type, "sched.stats") == 0) {
+		stats_json(c, only[0] ? only : NULL, &out);
+	} else {
+		jobs_json(c, &out);
+	}
+	pthread_mutex_unlock(&c->lock);
+	wire_map(reply, 2);
+	wire_ku64(reply, "epoch", coord_reply_epoch);
+	wire_str(reply, "json");
+	wire_strn(reply, out.data ? (const char *) out.data : "", out.len);
+	core_buf_free(&out);
+	return IDN_OK;
+}
+
