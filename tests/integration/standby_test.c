@@ -3,7 +3,10 @@
 // model: the coordinator SIGKILLed while two jobs run (both finish, outputs
 // byte-identical to failure-free runs); then 3 workers killed at once under
 // the promoted coordinator; then the old coordinator restarted (it becomes
-// the standby) and the new active one killed: the third epoch finishes.
+// the standby) and the new active one killed: the third epoch finishes;
+// then a coordinator paused (SIGSTOP) past its detection and resumed: it
+// steps down, the outputs are still exact.
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +255,51 @@ test_third_epoch(void **st)
 	finish_same("za", "zb", killed);
 }
 
+static pid_t
+pid_of(const char *name)
+{
+	char *out = NULL, n[32], role[16];
+	int p;
+	pid_t pid = -1;
+	idn_tcluster_cli(&cl, &out, "cluster status");
+	for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) {
+		if (sscanf(l, "%31s %15s pid %d", n, role, &p) == 3 &&
+		    strcmp(n, name) == 0) {
+			pid = p;
+		}
+	}
+	free(out);
+	return pid;
+}
+
+// A coordinator paused past its detection cannot act when it resumes: the
+// standby took over with a newer epoch, workers refuse the old one's
+// replies, and it steps down to become the new one's standby.
+static void
+test_paused_coordinator(void **st)
+{
+	restart("standby");
+	assert_true(idn_test_wait(standby_is, "standby", 30000));
+	add_pair("pa", "pb");
+	wait_running("pa", "pb");
+	pid_t pid = pid_of("coord");
+	assert_true(pid > 0);
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	uint64_t stopped = idn_test_now_ms();
+	epoch_arg e = {4};
+	bool took = idn_test_wait(epoch_reached, &e, 20000);
+	assert_int_equal(kill(pid, SIGCONT), 0);
+	assert_true(took);
+	print_message("# coord paused: epoch 4 answered %llu ms later\n",
+	    (unsigned long long) (idn_test_now_ms() - stopped));
+	finish_same("pa", "pb", stopped);
+	assert_true(idn_test_wait(standby_is, "coord", 30000));
+	char *out = NULL;
+	assert_int_equal(idn_tcluster_cli(&cl, &out, "--node %s grep "
+	    "'stepping down'", idn_tcluster_addr(&cl, DOOR)), 0);
+	free(out);
+}
+
 int
 main(void)
 {
@@ -259,6 +307,7 @@ main(void)
 	    cmocka_unit_test(test_coordinator_killed),
 	    cmocka_unit_test(test_then_three_workers),
 	    cmocka_unit_test(test_third_epoch),
+	    cmocka_unit_test(test_paused_coordinator),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
