@@ -409,6 +409,9 @@ on_phase(coord *c, const wire_val *b, wire_wr *reply)
 	}
 	pthread_mutex_unlock(&c->lock);
 	pthread_cond_broadcast(&c->cond);
+	if (rv == IDN_OK && c->h.sync != NULL) {
+		c->h.sync(c->h.sync_arg); // the standby has it too
+	}
 	return rv;
 }
 
@@ -616,6 +619,9 @@ on_remove(coord *c, const wire_val *b, wire_wr *reply)
 		    "ledger: %s", idn_strerror(rv));
 	}
 	pthread_mutex_unlock(&c->lock);
+	if (rv == IDN_OK && c->h.sync != NULL) {
+		c->h.sync(c->h.sync_arg); // the standby has it too
+	}
 	return rv;
 }
 

@@ -30,8 +30,9 @@ typedef struct coord_host {
 	                       // the view never closes led
 	ledger_stream_fn stream; // every ledger change, for the replication
 	void *stream_arg;
-	void (*sync)(void *arg); // after a new job is recorded, before its
-	void *sync_arg;          // ack: waits (bounded) for the standby's copy
+	void (*sync)(void *arg); // after a job is added or removed or the
+	void *sync_arg;          // phase changes, before the ack: waits
+	                         // (bounded) for the standby's copy
 	void (*newer)(void *arg, uint64_t epoch); // a worker knows a newer
 	void *newer_arg;                          // epoch: step down
 } coord_host;
