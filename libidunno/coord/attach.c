@@ -1,15 +1,29 @@
 // SPDX-License-Identifier: MIT
-// attach.c: the coordinator's coupling to its node: routes on the node's
-// endpoint, membership events, a client to the node itself for SDFS; and
-// the `sched.where` route every node answers from its membership view.
-#include <stdatomic.h>
+// attach.c: the coordinator's coupling to its node, and its two roles. A
+// node started as coordinator or standby runs one role thread: active (the
+// coordinator, streaming its ledger changes to the standby) or standby
+// (pulling them into its own ledger copy, answering the read-only
+// commands from it, and promoting itself with a new epoch when the active
+// one stops answering). And `sched.where`, which every node answers.
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "coord/coord.h"
+#include "coord/standby.h"
 #include "membership/membership.h"
 #include "rpc/rpc.h"
+
+#define ROLE_CALL_MS 100       // sched.role: a coordinator answers at once
+#define PULL_TIMEOUT_MS 150    // a pull waits REPL_WAIT_MS at most
+#define SILENCE_MS 300         // no pull answered this long: ping, promote
+#define VIEW_MS 250            // the standby's read-only view is this fresh
+#define CHECK_MS 250           // the active looks for a newer epoch
+
+enum { ROLE_NONE, ROLE_ACTIVE, ROLE_STANDBY };
 
 struct coord_role {
 	coord_node n;
@@ -18,21 +32,140 @@ struct coord_role {
 	char addr[IDN_ADDR_MAX];
 	uint8_t key[IDN_KEY_BYTES];
 	idn_client *sdfs;
-	coord *_Atomic c;     // NULL until started
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	coord *c;              // active: the coordinator; standby: its view
+	int users;             // requests using c
+	int state;
+	coord_repl *repl;      // active: the change stream
+	coord_replica *replica; // standby: the ledger copy
+	bool stop, have_thread;
+	pthread_t thread;
+	char leader[IDN_ID_MAX];
+	char leader_addr[IDN_ADDR_MAX];
+	uint64_t epoch;        // the highest epoch seen
+	bool followed;         // the replica is a live copy of the leader's
+	bool leader_failed;    // membership declared the leader failed
+	uint64_t newer;        // a worker knows this newer epoch
 };
+
+static void
+rlog(coord_role *r, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+rlog(coord_role *r, int level, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (r->n.log != NULL) {
+		r->n.log(r->n.log_arg, level, line);
+	}
+}
+
+static void
+wait_ms(coord_role *r, int ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long) ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+}
+
+// Takes the current coordinator (or view) for one request.
+static coord *
+use(coord_role *r, int *state)
+{
+	pthread_mutex_lock(&r->lock);
+	coord *c = r->c;
+	*state = r->state;
+	r->users += c != NULL;
+	pthread_mutex_unlock(&r->lock);
+	return c;
+}
+
+static void
+unuse(coord_role *r, coord *c)
+{
+	if (c != NULL) {
+		pthread_mutex_lock(&r->lock);
+		if (--r->users == 0) {
+			pthread_cond_broadcast(&r->cond);
+		}
+		pthread_mutex_unlock(&r->lock);
+	}
+}
+
+// Replaces r->c (lock held); returns the old one once no request uses it.
+static coord *
+swap(coord_role *r, coord *c)
+{
+	coord *old = r->c;
+	r->c = NULL;
+	while (r->users > 0) {
+		pthread_cond_wait(&r->cond, &r->lock);
+	}
+	r->c = c;
+	return old;
+}
 
 static int
 on_route(void *arg, const wire_env *req, wire_wr *reply)
 {
 	coord_role *r = arg;
-	coord *c = atomic_load(&r->c);
+	int state;
+	coord *c = use(r, &state);
+	int rv;
 	if (c == NULL) {
 		wire_map(reply, 2);
-		wire_ku64(reply, "epoch", COORD_EPOCH);
-		wire_kstr(reply, "err", "the coordinator is starting; retry");
-		return IDN_EUNAVAIL;
+		wire_ku64(reply, "epoch", r->epoch);
+		wire_kstr(reply, "err", "coordinator changing, retry");
+		rv = IDN_EUNAVAIL;
+	} else {
+		rv = coord_handle(c, req->type, req->body, reply);
 	}
-	return coord_handle(c, req->type, req->body, reply);
+	unuse(r, c);
+	return rv;
+}
+
+static int
+on_repl(void *arg, const wire_env *req, wire_wr *reply)
+{
+	coord_role *r = arg;
+	int state;
+	coord *c = use(r, &state);
+	int rv = IDN_EUNAVAIL;
+	if (c != NULL && state == ROLE_ACTIVE) {
+		rv = coord_repl_serve(r->repl, coord_ledger(c), coord_epoch(c),
+		    req->body, reply);
+	} else {
+		wire_map(reply, 1);
+		wire_kstr(reply, "err", "not the active coordinator");
+	}
+	unuse(r, c);
+	return rv;
+}
+
+static int
+on_role(void *arg, const wire_env *req, wire_wr *reply)
+{
+	(void) req;
+	coord_role *r = arg;
+	pthread_mutex_lock(&r->lock);
+	wire_map(reply, 5);
+	wire_kstr(reply, "state", r->state == ROLE_ACTIVE ? "active" :
+	    r->state == ROLE_STANDBY ? "standby" : "starting");
+	wire_ku64(reply, "epoch", r->epoch);
+	wire_kstr(reply, "id", r->id);
+	wire_kstr(reply, "addr", r->addr);
+	wire_kbool(reply, "followed", r->state == ROLE_STANDBY && r->followed);
+	pthread_mutex_unlock(&r->lock);
+	return IDN_OK;
 }
 
 static const rpc_route_def routes[] = {
@@ -40,17 +173,357 @@ static const rpc_route_def routes[] = {
     {"sched.remove", on_route}, {"sched.phase", on_route},
     {"sched.state", on_route}, {"sched.stats", on_route},
     {"sched.jobs", on_route}, {"sched.assign", on_route},
+    {"sched.repl", on_repl}, {"sched.role", on_role},
 };
 
 static void
 on_member(void *arg, const idn_member *m, int event)
 {
 	coord_role *r = arg;
-	coord *c = atomic_load(&r->c);
-	if (c != NULL && (event == IDN_EV_JOIN || event == IDN_EV_FAIL ||
-	                     event == IDN_EV_LEAVE)) {
+	int state;
+	coord *c = use(r, &state);
+	if (c != NULL && state == ROLE_ACTIVE && (event == IDN_EV_JOIN ||
+	        event == IDN_EV_FAIL || event == IDN_EV_LEAVE)) {
 		coord_member(c, m->id, m->role, event == IDN_EV_JOIN);
 	}
+	unuse(r, c);
+	if (event == IDN_EV_FAIL || event == IDN_EV_LEAVE) {
+		pthread_mutex_lock(&r->lock);
+		if (r->state == ROLE_STANDBY && strcmp(m->id, r->leader) == 0) {
+			r->leader_failed = true;
+			pthread_cond_broadcast(&r->cond);
+		}
+		pthread_mutex_unlock(&r->lock);
+	}
+}
+
+static void
+on_newer(void *arg, uint64_t epoch)
+{
+	coord_role *r = arg;
+	pthread_mutex_lock(&r->lock);
+	if (epoch > r->newer) {
+		r->newer = epoch;
+		pthread_cond_broadcast(&r->cond);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+// ---- finding the active coordinator
+
+typedef struct {
+	char id[IDN_ID_MAX];
+	char addr[IDN_ADDR_MAX];
+	uint64_t epoch;
+	bool any;              // a coordinator or standby is alive
+	bool followed;         // a standby holds a copy of a live ledger
+} found;
+
+// Asks every live coordinator and standby but `skip` who is active; the
+// highest epoch wins. IDN_ENOENT when none is.
+static int
+find_active(rpc *rp, membership *ms, const char *skip, found *f)
+{
+	idn_member *m = NULL;
+	size_t count = 0, n = 0;
+	memset(f, 0, sizeof(*f));
+	int rv = membership_members(ms, true, &m, &count);
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	const char **addrs = core_alloc((count + 1) * sizeof(*addrs));
+	int *rvs = core_alloc((count + 1) * sizeof(*rvs));
+	wire_doc **docs = core_alloc((count + 1) * sizeof(*docs));
+	wire_env *envs = core_alloc((count + 1) * sizeof(*envs));
+	for (size_t i = 0; addrs && i < count; i++) {
+		if ((strcmp(m[i].role, "coord") == 0 ||
+		        strcmp(m[i].role, "standby") == 0) &&
+		    m[i].state == IDN_MEMBER_ALIVE &&
+		    (skip == NULL || strcmp(m[i].id, skip) != 0)) {
+			addrs[n++] = m[i].addr;
+		}
+	}
+	f->any = n > 0;
+	rv = addrs && rvs && docs && envs ? IDN_OK : IDN_ENOMEM;
+	if (rv == IDN_OK && n > 0) {
+		rv = rpc_fanout(rp, addrs, n, "sched.role", NULL, ROLE_CALL_MS,
+		    rvs, docs, envs);
+	}
+	bool got = false;
+	for (size_t i = 0; rv == IDN_OK && i < n; i++) {
+		char state[16] = "";
+		uint64_t epoch = 0;
+		bool followed = false;
+		if (rvs[i] != IDN_OK || wire_get_str(envs[i].body, "state", state,
+		                            sizeof(state)) != IDN_OK) {
+			continue;
+		}
+		wire_get_u64(envs[i].body, "epoch", &epoch);
+		wire_as_bool(wire_get(envs[i].body, "followed"), &followed);
+		f->followed |= followed;
+		if (strcmp(state, "active") == 0 && (!got || epoch > f->epoch)) {
+			got = true;
+			f->epoch = epoch;
+			wire_get_str(envs[i].body, "id", f->id, sizeof(f->id));
+			wire_get_str(envs[i].body, "addr", f->addr, sizeof(f->addr));
+		}
+	}
+	for (size_t i = 0; docs && i < n; i++) {
+		wire_doc_free(docs[i]);
+	}
+	free(addrs);
+	free(rvs);
+	free(docs);
+	free(envs);
+	idn_free(m);
+	return rv != IDN_OK ? rv : got ? IDN_OK : IDN_ENOENT;
+}
+
+// ---- becoming active, stepping down
+
+static void
+feed_members(coord_role *r, coord *c)
+{
+	idn_member *m = NULL;
+	size_t count = 0;
+	if (membership_members(r->n.mship, true, &m, &count) == IDN_OK) {
+		for (size_t i = 0; i < count; i++) {
+			if (m[i].state == IDN_MEMBER_ALIVE) {
+				coord_member(c, m[i].id, m[i].role, true);
+			}
+		}
+		idn_free(m);
+	}
+}
+
+// Opens the coordinator on led (NULL: the local ledger or the SDFS
+// checkpoint) with at least epoch; lock held.
+static int
+activate(coord_role *r, ledger *led, uint64_t epoch)
+{
+	coord_repl *repl = NULL;
+	coord *c = NULL;
+	int rv = coord_repl_new(&repl);
+	if (rv == IDN_OK) {
+		coord_host h = {r->sdfs, r->data_dir, r->id, r->n.log,
+		    r->n.log_arg, led, epoch, false, coord_repl_push, repl,
+		    coord_repl_sync, repl, on_newer, r};
+		rv = coord_open(&h, &c);
+	}
+	if (rv != IDN_OK) {
+		ledger_close(led);
+		coord_repl_free(repl);
+		return rv;
+	}
+	coord *view = swap(r, c);
+	coord_close(view);
+	r->repl = repl;
+	r->state = ROLE_ACTIVE;
+	r->epoch = coord_epoch(c);
+	r->newer = 0;
+	coord_replica_close(r->replica);
+	r->replica = NULL;
+	feed_members(r, c);
+	return IDN_OK;
+}
+
+static int
+follow_start(coord_role *r)
+{
+	char *path = core_asprintf("%s/coord/ledger.db", r->data_dir);
+	char *dir = core_asprintf("%s/coord", r->data_dir);
+	int rv = path && dir ? core_mkdir_p(dir) : IDN_ENOMEM;
+	if (rv == IDN_OK) {
+		rv = coord_replica_open(path, &r->replica);
+	}
+	free(path);
+	free(dir);
+	r->state = ROLE_STANDBY;
+	r->followed = false;
+	r->leader[0] = '\0';
+	return rv;
+}
+
+// The active coordinator learnt of a newer epoch: it stops acting and
+// follows the newer one (lock held).
+static void
+step_down(coord_role *r, uint64_t epoch)
+{
+	coord *c = swap(r, NULL);
+	rlog(r, IDN_LOG_WARN, "coord: epoch %llu is newer than mine (%llu): "
+	    "stepping down to standby", (unsigned long long) epoch,
+	    (unsigned long long) coord_epoch(c));
+	r->state = ROLE_NONE;
+	pthread_mutex_unlock(&r->lock);
+	coord_close(c);
+	pthread_mutex_lock(&r->lock);
+	coord_repl_free(r->repl);
+	r->repl = NULL;
+	r->epoch = epoch > r->epoch ? epoch : r->epoch;
+	follow_start(r);
+}
+
+// ---- the role thread
+
+static void
+active_step(coord_role *r, uint64_t *last_check)
+{
+	char fol[IDN_ID_MAX];
+	coord_repl_follower(r->repl, fol, sizeof(fol));
+	coord_set_standby(r->c, fol);
+	if (r->newer > r->epoch) {
+		step_down(r, r->newer);
+		return;
+	}
+	uint64_t now = idn_clock_ms();
+	if (now >= *last_check + CHECK_MS) {
+		*last_check = now;
+		found f;
+		pthread_mutex_unlock(&r->lock);
+		int rv = find_active(r->n.rpc, r->n.mship, r->id, &f);
+		pthread_mutex_lock(&r->lock);
+		if (rv == IDN_OK && f.epoch > r->epoch && r->state == ROLE_ACTIVE) {
+			step_down(r, f.epoch);
+			return;
+		}
+	}
+	wait_ms(r, 100);
+}
+
+// Rebuilds the standby's read-only view from its replica (lock held).
+static void
+refresh_view(coord_role *r)
+{
+	ledger *l = coord_replica_ledger(r->replica);
+	coord *v = NULL;
+	coord_host h = {r->sdfs, r->data_dir, r->leader, r->n.log, r->n.log_arg,
+	    l, 0, true, NULL, NULL, NULL, NULL, NULL, NULL};
+	if (l == NULL || coord_open(&h, &v) != IDN_OK) {
+		return;
+	}
+	coord_set_standby(v, r->id);
+	coord_close(swap(r, v));
+}
+
+static void
+promote(coord_role *r, uint64_t silent_ms)
+{
+	uint64_t t0 = idn_clock_ms();
+	uint64_t epoch = r->epoch + 1;
+	rlog(r, IDN_LOG_WARN, "coord: standby: coordinator %s failed "
+	    "(detected: %llu ms without an answer%s); promoting with epoch %llu",
+	    r->leader, (unsigned long long) silent_ms, r->leader_failed ?
+	    ", membership declared it failed" : ", ping failed",
+	    (unsigned long long) epoch);
+	ledger *l = coord_replica_take(r->replica);
+	int rv = activate(r, l, epoch);
+	if (rv != IDN_OK) {
+		rlog(r, IDN_LOG_ERROR, "coord: promotion failed: %s",
+		    idn_strerror(rv));
+		follow_start(r);
+		return;
+	}
+	rlog(r, IDN_LOG_INFO, "coord: promoted: active in epoch %llu, ledger "
+	    "reconciled in %llu ms (open leases renewed for their holders; "
+	    "workers report finished batches in their next lease call)",
+	    (unsigned long long) r->epoch, (unsigned long long)
+	    (idn_clock_ms() - t0));
+}
+
+static void
+standby_step(coord_role *r, uint64_t *last_ok, uint64_t *last_view)
+{
+	if (r->leader[0] == '\0') {
+		found f;
+		pthread_mutex_unlock(&r->lock);
+		int rv = find_active(r->n.rpc, r->n.mship, r->id, &f);
+		pthread_mutex_lock(&r->lock);
+		if (rv == IDN_OK) {
+			snprintf(r->leader, sizeof(r->leader), "%s", f.id);
+			snprintf(r->leader_addr, sizeof(r->leader_addr), "%s",
+			    f.addr);
+			r->epoch = f.epoch > r->epoch ? f.epoch : r->epoch;
+			r->leader_failed = false;
+			*last_ok = idn_clock_ms();
+			rlog(r, IDN_LOG_INFO, "coord: standby of %s (epoch %llu)",
+			    f.id, (unsigned long long) f.epoch);
+		} else if (!r->n.standby && !f.followed) {
+			// No coordinator, no standby with a live copy: the
+			// first start (or everything restarted).
+			rv = activate(r, NULL, r->epoch);
+			rlog(r, rv == IDN_OK ? IDN_LOG_INFO : IDN_LOG_ERROR,
+			    "coord: active in epoch %llu%s%s", (unsigned long long)
+			    r->epoch, rv ? ": " : "", rv ? idn_strerror(rv) : "");
+			if (rv != IDN_OK) {
+				wait_ms(r, 500);
+			}
+		} else {
+			wait_ms(r, 100);
+		}
+		return;
+	}
+	char addr[IDN_ADDR_MAX];
+	snprintf(addr, sizeof(addr), "%s", r->leader_addr);
+	bool changed = false;
+	uint64_t epoch = 0;
+	pthread_mutex_unlock(&r->lock);
+	int rv = coord_replica_pull(r->replica, r->n.rpc, addr, r->id,
+	    PULL_TIMEOUT_MS, &changed, &epoch);
+	pthread_mutex_lock(&r->lock);
+	uint64_t now = idn_clock_ms();
+	if (rv == IDN_OK) {
+		*last_ok = now;
+		r->followed = true;
+		r->epoch = epoch > r->epoch ? epoch : r->epoch;
+		if ((changed || r->c == NULL) && now >= *last_view + VIEW_MS) {
+			*last_view = now;
+			refresh_view(r);
+		}
+		return;
+	}
+	if (!r->leader_failed && now < *last_ok + SILENCE_MS) {
+		if (rv != IDN_ETIMEDOUT) {
+			wait_ms(r, 20);
+		}
+		return;
+	}
+	// Silent for SILENCE_MS (or declared failed): is it still there?
+	found f;
+	pthread_mutex_unlock(&r->lock);
+	int frv = find_active(r->n.rpc, r->n.mship, r->id, &f);
+	pthread_mutex_lock(&r->lock);
+	bool alive = frv == IDN_OK && strcmp(f.id, r->leader) == 0 &&
+	    !r->leader_failed;
+	if (frv == IDN_OK && !alive) {
+		// Another coordinator is active (a newer epoch): follow it.
+		r->leader[0] = '\0';
+		r->followed = false;
+		return;
+	}
+	if (alive || !r->followed) {
+		if (!r->followed) {
+			r->leader[0] = '\0';
+		}
+		return;
+	}
+	promote(r, now - *last_ok);
+}
+
+static void *
+role_main(void *arg)
+{
+	coord_role *r = arg;
+	uint64_t last_ok = 0, last_view = 0, last_check = 0;
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop) {
+		if (r->state == ROLE_ACTIVE) {
+			active_step(r, &last_check);
+		} else {
+			standby_step(r, &last_ok, &last_view);
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
 }
 
 int
@@ -65,9 +538,11 @@ coord_role_open(const coord_node *n, coord_role **out)
 	snprintf(r->id, sizeof(r->id), "%s", n->id);
 	snprintf(r->addr, sizeof(r->addr), "%s", n->addr);
 	memcpy(r->key, n->key, IDN_KEY_BYTES);
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
 	int rv = rpc_routes(n->rpc, routes, CORE_ARRAY_LEN(routes), r);
 	if (rv != IDN_OK) {
-		free(r);
+		coord_role_close(r);
 		return rv;
 	}
 	*out = r;
@@ -77,28 +552,20 @@ coord_role_open(const coord_node *n, coord_role **out)
 int
 coord_role_start(coord_role *r)
 {
-	coord *c = NULL;
 	int rv = idn_client_open(r->addr, r->key, &r->sdfs);
 	if (rv == IDN_OK) {
 		idn_client_set_timeout(r->sdfs, 10000);
-		coord_host h = {r->sdfs, r->data_dir, r->id, r->n.log,
-		    r->n.log_arg};
-		rv = coord_open(&h, &c);
+		pthread_mutex_lock(&r->lock);
+		rv = follow_start(r);
+		pthread_mutex_unlock(&r->lock);
 	}
 	if (rv == IDN_OK) {
-		atomic_store(&r->c, c);
 		rv = membership_watch(r->n.mship, on_member, r);
 	}
-	idn_member *m = NULL;
-	size_t count = 0;
-	if (rv == IDN_OK &&
-	    membership_members(r->n.mship, true, &m, &count) == IDN_OK) {
-		for (size_t i = 0; i < count; i++) {
-			if (m[i].state == IDN_MEMBER_ALIVE) {
-				coord_member(c, m[i].id, m[i].role, true);
-			}
-		}
-		idn_free(m);
+	if (rv == IDN_OK) {
+		rv = pthread_create(&r->thread, NULL, role_main, r) ? IDN_ESYS :
+		    IDN_OK;
+		r->have_thread = rv == IDN_OK;
 	}
 	return rv;
 }
@@ -106,48 +573,78 @@ coord_role_start(coord_role *r)
 void
 coord_role_close(coord_role *r)
 {
-	if (r != NULL) {
-		coord *c = atomic_exchange(&r->c, NULL);
-		coord_close(c);
-		idn_client_close(r->sdfs);
-		free(r);
+	if (r == NULL) {
+		return;
 	}
+	pthread_mutex_lock(&r->lock);
+	r->stop = true;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	if (r->have_thread) {
+		pthread_join(r->thread, NULL);
+	}
+	pthread_mutex_lock(&r->lock);
+	coord *c = swap(r, NULL);
+	pthread_mutex_unlock(&r->lock);
+	coord_close(c);
+	coord_repl_free(r->repl);
+	coord_replica_close(r->replica);
+	idn_client_close(r->sdfs);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
 }
+
+// ---- sched.where
+
+struct coord_where {
+	rpc *rpc;
+	membership *mship;
+};
 
 static int
 on_where(void *arg, const wire_env *req, wire_wr *reply)
 {
-	idn_member *m;
-	size_t count;
-	int rv = membership_members(arg, true, &m, &count);
-	if (rv != IDN_OK) {
-		return rv;
-	}
-	const idn_member *found = NULL;
-	for (size_t i = 0; i < count && found == NULL; i++) {
-		if (strcmp(m[i].role, "coord") == 0 &&
-		    m[i].state == IDN_MEMBER_ALIVE) {
-			found = &m[i];
-		}
-	}
-	if (found != NULL) {
+	(void) req;
+	coord_where *w = arg;
+	found f;
+	int rv = find_active(w->rpc, w->mship, NULL, &f);
+	if (rv == IDN_OK) {
 		wire_map(reply, 3);
-		wire_kstr(reply, "coord", found->addr);
-		wire_kstr(reply, "id", found->id);
-		wire_ku64(reply, "epoch", COORD_EPOCH);
+		wire_kstr(reply, "coord", f.addr);
+		wire_kstr(reply, "id", f.id);
+		wire_ku64(reply, "epoch", f.epoch);
 	} else {
 		wire_map(reply, 1);
-		wire_kstr(reply, "err", "no coordinator is alive");
+		wire_kstr(reply, "err", f.any ? "coordinator changing, retry" :
+		    "no coordinator is alive");
 		rv = IDN_EUNAVAIL;
 	}
-	idn_free(m);
 	return rv;
 }
 
 int
-coord_where_route(rpc *r, membership *m)
+coord_where_open(rpc *r, membership *m, coord_where **out)
 {
-	return rpc_route(r, "sched.where", on_where, m);
+	coord_where *w = core_alloc(sizeof(*w));
+	if (w == NULL) {
+		return IDN_ENOMEM;
+	}
+	w->rpc = r;
+	w->mship = m;
+	int rv = rpc_route(r, "sched.where", on_where, w);
+	if (rv != IDN_OK) {
+		free(w);
+		return rv;
+	}
+	*out = w;
+	return IDN_OK;
+}
+
+void
+coord_where_close(coord_where *w)
+{
+	free(w);
 }
 
 int

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <idunno/sched.h>
 #include <idunno/sdfs.h>
@@ -12,6 +13,9 @@
 #include "ledger/msg.h"
 
 #define WAIT_POLL_MS 200
+// A request during a coordinator takeover is retried for this long.
+#define TAKEOVER_MS 5000
+#define TAKEOVER_POLL_MS 50
 
 const char *
 idn_phase_name(int phase)
@@ -98,10 +102,12 @@ set_err(char **errmsg, const char *fmt, const char *a)
 }
 
 // Sends one request to the coordinator. On a refusal *errmsg gets the
-// coordinator's reason; *doc/*env (optional) receive the reply.
+// coordinator's reason; *doc/*env (optional) receive the reply. *retry:
+// a takeover is under way (no coordinator active yet, or the one asked
+// no longer answers), so the same request may succeed shortly.
 static int
-coord_call(idn_client *c, const char *type, wire_wr *body, char **errmsg,
-    wire_doc **doc, wire_env *env)
+call_once(idn_client *c, const char *type, wire_wr *body, char **errmsg,
+    wire_doc **doc, wire_env *env, bool *retry)
 {
 	wire_doc *d = NULL;
 	wire_env e;
@@ -114,6 +120,11 @@ coord_call(idn_client *c, const char *type, wire_wr *body, char **errmsg,
 	                        sizeof(addr)) != IDN_OK) {
 		rv = IDN_EPROTO;
 	}
+	char why[64] = "";
+	if (rv == IDN_EUNAVAIL && d != NULL) {
+		wire_get_str(e.body, "err", why, sizeof(why));
+	}
+	*retry = strstr(why, "changing") != NULL;
 	wire_doc_free(d);
 	d = NULL;
 	if (rv != IDN_OK) {
@@ -127,7 +138,13 @@ coord_call(idn_client *c, const char *type, wire_wr *body, char **errmsg,
 	if (rv == IDN_ETIMEDOUT || rv == IDN_ENET) {
 		set_err(errmsg, "coordinator %s did not answer", addr);
 		wire_doc_free(d);
+		*retry = true;
 		return IDN_EUNAVAIL;
+	}
+	if (rv == IDN_EUNAVAIL && d != NULL) {
+		why[0] = '\0';
+		wire_get_str(e.body, "err", why, sizeof(why));
+		*retry = strstr(why, "changing") != NULL;
 	}
 	if (rv != IDN_OK && d != NULL && errmsg != NULL) {
 		char *m = NULL;
@@ -145,6 +162,26 @@ coord_call(idn_client *c, const char *type, wire_wr *body, char **errmsg,
 		wire_doc_free(d);
 	}
 	return rv;
+}
+
+static int
+coord_call(idn_client *c, const char *type, wire_wr *body, char **errmsg,
+    wire_doc **doc, wire_env *env)
+{
+	uint64_t end = idn_clock_ms() + TAKEOVER_MS;
+	for (;;) {
+		bool retry = false;
+		int rv = call_once(c, type, body, errmsg, doc, env, &retry);
+		if (rv != IDN_EUNAVAIL || !retry || idn_clock_ms() >= end) {
+			return rv;
+		}
+		if (errmsg != NULL) {
+			idn_free(*errmsg);
+			*errmsg = NULL;
+		}
+		struct timespec ts = {0, TAKEOVER_POLL_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
 }
 
 static int

@@ -301,7 +301,8 @@ open_ledger(coord *c)
 	char *dir = core_asprintf("%s/coord", c->h.data_dir);
 	char *path = core_asprintf("%s/coord/ledger.db", c->h.data_dir);
 	int rv = dir && path ? core_mkdir_p(dir) : IDN_ENOMEM;
-	bool fresh = rv == IDN_OK && access(path, F_OK) != 0;
+	c->led = c->h.led;
+	bool fresh = rv == IDN_OK && c->led == NULL && access(path, F_OK) != 0;
 	if (rv == IDN_OK && fresh) {
 		// No local ledger: the last checkpoint in SDFS, if any.
 		void *img = NULL;
@@ -333,10 +334,13 @@ open_ledger(coord *c)
 	if (rv == IDN_OK) {
 		rv = ledger_batches(c->led, true, restore_lease, &r);
 	}
-	if (rv == IDN_OK) {
-		rv = ledger_set(c->led, "epoch", COORD_EPOCH);
+	uint64_t epoch = 1;
+	ledger_get(c->led, "epoch", &epoch);
+	c->epoch = c->h.epoch > epoch ? c->h.epoch : epoch;
+	if (rv == IDN_OK && !c->h.passive) {
+		rv = ledger_set(c->led, "epoch", c->epoch);
 	}
-	if (rv == IDN_OK && c->njobs > 0) {
+	if (rv == IDN_OK && c->njobs > 0 && !c->h.passive) {
 		note(c, IDN_LOG_INFO, "coord: restored %zu jobs, phase %s",
 		    c->njobs, idn_phase_name(c->phase));
 	}
@@ -358,7 +362,7 @@ coord_refuse(wire_wr *reply, int rv, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	wire_map(reply, 2);
-	wire_ku64(reply, "epoch", COORD_EPOCH);
+	wire_ku64(reply, "epoch", coord_reply_epoch);
 	wire_kstr(reply, "err", msg);
 	return rv;
 }
@@ -367,7 +371,7 @@ static int
 ok_reply(wire_wr *reply)
 {
 	wire_map(reply, 1);
-	wire_ku64(reply, "epoch", COORD_EPOCH);
+	wire_ku64(reply, "epoch", coord_reply_epoch);
 	return IDN_OK;
 }
 
@@ -405,6 +409,9 @@ on_phase(coord *c, const wire_val *b, wire_wr *reply)
 	}
 	pthread_mutex_unlock(&c->lock);
 	pthread_cond_broadcast(&c->cond);
+	if (rv == IDN_OK && c->h.sync != NULL) {
+		c->h.sync(c->h.sync_arg); // the standby has it too
+	}
 	return rv;
 }
 
@@ -582,6 +589,10 @@ on_add(coord *c, const wire_val *b, wire_wr *reply)
 	}
 	pthread_mutex_unlock(&c->lock);
 	pthread_cond_broadcast(&c->cond);
+	// The job is acknowledged once the standby has it too.
+	if (rv == IDN_OK && c->h.sync != NULL) {
+		c->h.sync(c->h.sync_arg);
+	}
 	return rv;
 }
 
@@ -608,6 +619,9 @@ on_remove(coord *c, const wire_val *b, wire_wr *reply)
 		    "ledger: %s", idn_strerror(rv));
 	}
 	pthread_mutex_unlock(&c->lock);
+	if (rv == IDN_OK && c->h.sync != NULL) {
+		c->h.sync(c->h.sync_arg); // the standby has it too
+	}
 	return rv;
 }
 
@@ -625,7 +639,7 @@ on_state(coord *c, const wire_val *b, wire_wr *reply)
 		rv = coord_refuse(reply, IDN_ENOENT, "no job '%s'", name);
 	} else {
 		wire_map(reply, 4);
-		wire_ku64(reply, "epoch", COORD_EPOCH);
+		wire_ku64(reply, "epoch", coord_reply_epoch);
 		wire_ku64(reply, "state", (uint64_t) j->state);
 		wire_kf64(reply, "accuracy", j->accuracy);
 		wire_kstr(reply, "err", j->err);
@@ -852,6 +866,13 @@ lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
 		sched_job_batch_range(j->sj, batch, &l->first, &l->count);
 		l->expires_ms = now + COORD_LEASE_MS;
 		*served(w, j->key) += j->batch_ms;
+		if (!c->leased_any) {
+			c->leased_any = true;
+			note(c, IDN_LOG_INFO, "coord: first batch leased in epoch "
+			    "%llu, %llu ms after the coordinator opened",
+			    (unsigned long long) c->epoch, (unsigned long long)
+			    (idn_clock_ms() - c->open_ms));
+		}
 		ledger_lease_put(c->led, j->spec.job, batch, w->id, attempt,
 		    l->expires_ms);
 		note(c, IDN_LOG_INFO, "coord: batch scheduled: %s/%u (queries "
@@ -908,8 +929,11 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	if (r.epoch > COORD_EPOCH) {
+	if (r.epoch > c->epoch) {
 		ledger_lease_req_clear(&r);
+		if (c->h.newer != NULL) {
+			c->h.newer(c->h.newer_arg, r.epoch);
+		}
 		return coord_refuse(reply, IDN_ESTALE, "epoch %llu is newer than mine",
 		    (unsigned long long) r.epoch);
 	}
@@ -954,17 +978,46 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 		lease_train(c, w, now, out, &n);
 	}
 	pthread_mutex_unlock(&c->lock);
-	ledger_lease_rep rep = {COORD_EPOCH, out, n, drop, ndrop};
+	ledger_lease_rep rep = {c->epoch, out, n, drop, ndrop};
 	ledger_lease_rep_put(reply, &rep);
 	idn_free(drop);
 	ledger_lease_req_clear(&r);
 	return w != NULL ? IDN_OK : IDN_EBUSY;
 }
 
+_Thread_local uint64_t coord_reply_epoch;
+
+void
+coord_set_standby(coord *c, const char *id)
+{
+	pthread_mutex_lock(&c->lock);
+	snprintf(c->standby, sizeof(c->standby), "%s", id ? id : "");
+	pthread_mutex_unlock(&c->lock);
+}
+
+uint64_t
+coord_epoch(const coord *c)
+{
+	return c->epoch;
+}
+
+ledger *
+coord_ledger(coord *c)
+{
+	return c->led;
+}
+
 int
 coord_handle(coord *c, const char *type, const wire_val *body,
     wire_wr *reply)
 {
+	coord_reply_epoch = c->epoch;
+	if (c->h.passive && strcmp(type, "sched.stats") != 0 &&
+	    strcmp(type, "sched.jobs") != 0 && strcmp(type, "sched.assign") != 0 &&
+	    strcmp(type, "sched.state") != 0) {
+		return coord_refuse(reply, IDN_EUNAVAIL, "this is the standby "
+		    "coordinator; coordinator changing, retry");
+	}
 	if (strcmp(type, "sched.lease") == 0) {
 		return on_lease(c, body, reply);
 	}
@@ -1191,10 +1244,20 @@ coord_open(const coord_host *h, coord **out)
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
 	c->dirty = true;
+	c->own_led = !h->passive;
+	c->open_ms = idn_clock_ms();
 	int rv = open_ledger(c);
-	if (rv != IDN_OK) {
+	if (rv == IDN_OK && h->stream != NULL) {
+		ledger_set_stream(c->led, h->stream, h->stream_arg);
+	}
+	if (rv != IDN_OK || h->passive) {
+		*out = rv == IDN_OK ? c : NULL;
+		if (rv == IDN_OK) {
+			return IDN_OK;
+		}
 		note(c, IDN_LOG_ERROR, "coord: cannot open the ledger: %s",
 		    idn_strerror(rv));
+		c->own_led = c->h.led == NULL;
 		coord_close(c);
 		return rv;
 	}
@@ -1234,7 +1297,10 @@ coord_close(coord *c)
 	if (c->have_alloc) {
 		sched_alloc_free(&c->alloc);
 	}
-	ledger_close(c->led);
+	if (c->own_led) {
+		ledger_set_stream(c->led, NULL, NULL);
+		ledger_close(c->led);
+	}
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);

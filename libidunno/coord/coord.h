@@ -7,9 +7,9 @@
 
 #include <idunno/client.h>
 
+#include "ledger/ledger.h"
 #include "wire/wire.h"
 
-#define COORD_EPOCH 1          // fixed until the standby exists
 #define COORD_LEASE_MS 10000   // a lease not renewed for this long expires
 
 typedef struct coord coord;
@@ -21,10 +21,24 @@ typedef struct coord_host {
 	const char *self_id;
 	void (*log)(void *arg, int level, const char *line);
 	void *log_arg;
+	// For the hot standby (coord/standby.c); all may be zero.
+	ledger *led;           // an open ledger to use (a promoted standby's
+	                       // replica), else <data_dir>/coord/ledger.db
+	uint64_t epoch;        // at least this epoch (a promotion's new one)
+	bool passive;          // a standby's read-only view: no timers, no
+	                       // ledger writes, only stats/jobs/assign/state;
+	                       // the view never closes led
+	ledger_stream_fn stream; // every ledger change, for the replication
+	void *stream_arg;
+	void (*sync)(void *arg); // after a job is added or removed or the
+	void *sync_arg;          // phase changes, before the ack: waits
+	                         // (bounded) for the standby's copy
+	void (*newer)(void *arg, uint64_t epoch); // a worker knows a newer
+	void *newer_arg;                          // epoch: step down
 } coord_host;
 
-// coord_open restores from <data>/coord/ledger.db, else from the SDFS
-// checkpoint, else starts empty, and starts its timer threads.
+// coord_open restores from <data>/coord/ledger.db (or h->led), else from
+// the SDFS checkpoint, else starts empty, and starts its timer threads.
 int coord_open(const coord_host *h, coord **out);
 void coord_close(coord *c);
 
@@ -35,6 +49,10 @@ int coord_handle(coord *c, const char *type, const wire_val *body,
 // coord_member tells the coordinator of a membership event of a worker
 // (alive: joined; failed or left: its leases are reclaimed at once).
 void coord_member(coord *c, const char *id, const char *role, bool alive);
+// The standby that follows this coordinator ("" none), for `idunno jobs`.
+void coord_set_standby(coord *c, const char *id);
+uint64_t coord_epoch(const coord *c);
+ledger *coord_ledger(coord *c);
 
 
 // A snapshot for the dashboard and /metrics (coord/ renders no HTTP):
@@ -69,8 +87,11 @@ int coord_view_with(coord *c, coord_view_fn fn, void *arg);
 // The node coupling (coord/attach.c). coord_role_open registers the
 // scheduler routes on the node's endpoint (before it serves; they answer
 // IDN_EUNAVAIL until started); coord_role_start, once the node has joined,
-// opens the coordinator (ledger, checkpoint) and watches the membership.
-// coord_where_route registers `sched.where`, which every node answers.
+// starts the role: the active coordinator when no other is active (only a
+// node not started as standby), else the standby of the active one, which
+// promotes itself when that one fails (docs/STANDBY.md).
+// coord_where_open registers `sched.where`, which every node answers: the
+// active coordinator (highest epoch) among the live coordinator nodes.
 typedef struct rpc rpc;
 typedef struct membership membership;
 typedef struct coord_node {
@@ -80,6 +101,7 @@ typedef struct coord_node {
 	const char *id;
 	const char *addr;
 	const uint8_t *key;    // the cluster key: a client to the node itself
+	bool standby;          // started as standby: never active at start
 	void (*log)(void *arg, int level, const char *line);
 	void *log_arg;
 } coord_node;
@@ -87,9 +109,11 @@ typedef struct coord_role coord_role;
 int coord_role_open(const coord_node *n, coord_role **out);
 int coord_role_start(coord_role *r);
 void coord_role_close(coord_role *r);
-int coord_where_route(rpc *r, membership *m);
 // coord_role_view is coord_view_with on a started role; IDN_EUNAVAIL
 // before coord_role_start (or on NULL).
 int coord_role_view(coord_role *r, coord_view_fn fn, void *arg);
+typedef struct coord_where coord_where;
+int coord_where_open(rpc *r, membership *m, coord_where **out);
+void coord_where_close(coord_where *w);
 
 #endif

@@ -65,7 +65,16 @@ struct coord {
 	bool want_checkpoint;
 	uint64_t last_assign_ms;
 	uint64_t lease_ops;
+	uint64_t epoch;
+	bool own_led;         // closes the ledger (a standby's view does not)
+	bool leased_any;      // the first lease of this epoch was logged
+	uint64_t open_ms;     // clock ms at open
+	char standby[96];     // "" when no standby follows
 };
+
+// The epoch replies carry: the answering coordinator's, set by
+// coord_handle for the request on this thread.
+extern _Thread_local uint64_t coord_reply_epoch;
 
 // Lookups and helpers (the lock held).
 cjob *coord_find_job(coord *c, const char *name);

@@ -210,8 +210,8 @@ stats_json(coord *c, const char *only, core_buf *b)
 	} else {
 		jf(b, "null");
 	}
-	jf(b, ", \"phase\": \"%s\", \"epoch\": %d, \"lease_ops\": %llu}",
-	    idn_phase_name(c->phase), COORD_EPOCH,
+	jf(b, ", \"phase\": \"%s\", \"epoch\": %llu, \"lease_ops\": %llu}",
+	    idn_phase_name(c->phase), (unsigned long long) c->epoch,
 	    (unsigned long long) c->lease_ops);
 	return IDN_OK;
 }
@@ -221,8 +221,13 @@ jobs_json(coord *c, core_buf *b)
 {
 	jf(b, "{\"coordinator\": ");
 	jstr(b, c->self);
-	jf(b, ", \"epoch\": %d, \"standby\": null, \"phase\": \"%s\", "
-	    "\"jobs\": [", COORD_EPOCH, idn_phase_name(c->phase));
+	jf(b, ", \"epoch\": %llu, \"standby\": ", (unsigned long long) c->epoch);
+	if (c->standby[0] != '\0') {
+		jstr(b, c->standby);
+	} else {
+		jf(b, "null");
+	}
+	jf(b, ", \"phase\": \"%s\", \"jobs\": [", idn_phase_name(c->phase));
 	for (size_t i = 0; i < c->njobs; i++) {
 		cjob *j = c->jobs[i];
 		jf(b, "%s{\"job\": ", i ? ", " : "");
@@ -365,9 +370,11 @@ coord_report(coord *c, const char *type, const wire_val *b, wire_wr *reply)
 	} else if (text) {
 		stats_text(c, only[0] ? only : NULL, &out);
 		if (strcmp(type, "sched.jobs") == 0) {
-			jf(&out, "phase %s, coordinator %s (epoch %d), no "
-			    "standby\n", idn_phase_name(c->phase), c->self,
-			    COORD_EPOCH);
+			jf(&out, "phase %s, coordinator %s (epoch %llu), ",
+			    idn_phase_name(c->phase), c->self,
+			    (unsigned long long) c->epoch);
+			jf(&out, c->standby[0] ? "standby %s\n" : "no standby: "
+			    "the cluster runs without a standby%s\n", c->standby);
 		} else {
 			double f = fairness(c, idn_wall_ms());
 			jf(&out, f > 0 ? "fairness %.3f (max/min rate_10s of "
@@ -380,7 +387,7 @@ coord_report(coord *c, const char *type, const wire_val *b, wire_wr *reply)
 	}
 	pthread_mutex_unlock(&c->lock);
 	wire_map(reply, 2);
-	wire_ku64(reply, "epoch", COORD_EPOCH);
+	wire_ku64(reply, "epoch", coord_reply_epoch);
 	wire_str(reply, "json");
 	wire_strn(reply, out.data ? (const char *) out.data : "", out.len);
 	core_buf_free(&out);
@@ -401,7 +408,7 @@ coord_view_with(coord *c, coord_view_fn fn, void *arg)
 		core_buf_free(&json);
 		return IDN_ENOMEM;
 	}
-	coord_view v = {c->phase, COORD_EPOCH, fairness(c, idn_wall_ms()),
+	coord_view v = {c->phase, c->epoch, fairness(c, idn_wall_ms()),
 	    (const char *) json.data, c->njobs, jobs, 0, wids, leases};
 	for (size_t i = 0; i < c->njobs; i++) {
 		cjob *j = c->jobs[i];

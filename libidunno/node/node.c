@@ -36,6 +36,7 @@ struct idn_node {
 	membership *mship;
 	sdfs *sdfs;
 	coord_role *coord;
+	coord_where *where;
 	worker_role *worker;
 	dash *dash;
 };
@@ -221,10 +222,11 @@ open_sdfs(idn_node *n)
 static int
 open_role(idn_node *n)
 {
-	int rv = coord_where_route(n->rpc, n->mship);
-	if (rv == IDN_OK && n->role == IDN_ROLE_COORD) {
+	int rv = coord_where_open(n->rpc, n->mship, &n->where);
+	if (rv == IDN_OK && (n->role == IDN_ROLE_COORD ||
+	                        n->role == IDN_ROLE_STANDBY)) {
 		coord_node cn = {n->rpc, n->mship, n->data_dir, n->id, n->addr,
-		    n->key, log_line, n};
+		    n->key, n->role == IDN_ROLE_STANDBY, log_line, n};
 		rv = coord_role_open(&cn, &n->coord);
 	}
 	return rv;
@@ -235,7 +237,7 @@ open_role(idn_node *n)
 static int
 start_role(idn_node *n)
 {
-	if (n->role == IDN_ROLE_COORD) {
+	if (n->role == IDN_ROLE_COORD || n->role == IDN_ROLE_STANDBY) {
 		return coord_role_start(n->coord);
 	}
 	if (n->role == IDN_ROLE_WORKER) {
@@ -351,6 +353,7 @@ idn_node_close(idn_node *n)
 	membership_close(n->mship);
 	// After membership: no more events reach the coordinator.
 	coord_role_close(n->coord);
+	coord_where_close(n->where);
 	rpc_close(n->rpc);
 	if (n->log != NULL && n->id[0] != '\0') {
 		nlog_write(n->log, IDN_LOG_INFO, "node: stopped");

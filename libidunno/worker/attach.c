@@ -7,6 +7,7 @@
 
 struct worker_role {
 	idn_client *client;
+	idn_client *lease;
 	worker *w;
 };
 
@@ -21,8 +22,12 @@ worker_role_start(const char *addr, const uint8_t *key, const char *id,
 	}
 	int rv = idn_client_open(addr, key, &r->client);
 	if (rv == IDN_OK) {
+		rv = idn_client_open(addr, key, &r->lease);
+	}
+	if (rv == IDN_OK) {
 		idn_client_set_timeout(r->client, 10000);
-		worker_host h = {r->client, id, log, log_arg};
+		idn_client_set_timeout(r->lease, WORKER_LEASE_TIMEOUT_MS);
+		worker_host h = {r->client, id, r->lease, log, log_arg};
 		rv = worker_open(&h, &r->w);
 	}
 	if (rv != IDN_OK) {
@@ -39,6 +44,7 @@ worker_role_close(worker_role *r)
 	if (r != NULL) {
 		worker_close(r->w);
 		idn_client_close(r->client);
+		idn_client_close(r->lease);
 		free(r);
 	}
 }

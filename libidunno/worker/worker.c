@@ -230,7 +230,7 @@ loop(void *arg)
 			int rv = resolve(w);
 			pthread_mutex_lock(&w->lock);
 			if (rv != IDN_OK) {
-				wait_ms(w, 250);
+				wait_ms(w, 100); // a takeover: ask again soon
 				continue;
 			}
 		}
@@ -248,8 +248,8 @@ loop(void *arg)
 		wire_doc *d = NULL;
 		wire_env e;
 		ledger_lease_rep rep;
-		int rv = rpc_client_call_at(w->h.node, coord, "sched.lease", body, &d,
-		    &e);
+		int rv = rpc_client_call_at(w->h.lease ? w->h.lease : w->h.node,
+		    coord, "sched.lease", body, &d, &e);
 		wire_wr_free(body);
 		if (rv == IDN_OK) {
 			rv = ledger_lease_rep_get(e.body, &rep);
@@ -267,7 +267,7 @@ loop(void *arg)
 		}
 		if (rv != IDN_OK) {
 			w->coord[0] = '\0'; // ask again who the coordinator is
-			wait_ms(w, 250);
+			wait_ms(w, 50);
 			continue;
 		}
 		w->epoch = rep.epoch;

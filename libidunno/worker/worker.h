@@ -12,6 +12,8 @@
 
 #define WORKER_PREFETCH 2     // leases held beyond the one running
 #define WORKER_POLL_MS 150    // lease call period when nothing happens
+#define WORKER_LEASE_TIMEOUT_MS 500 // a lease call not answered by then:
+                                    // ask again who the coordinator is
 
 typedef struct worker worker;
 
@@ -20,6 +22,9 @@ typedef struct worker_host {
 	idn_client *node;      // a client to the node itself: SDFS and
 	                       // sched.where (caller keeps)
 	const char *self_id;
+	idn_client *lease;     // for the lease calls, with a short timeout
+	                       // (a dead coordinator is noticed fast); NULL:
+	                       // node
 	void (*log)(void *arg, int level, const char *line);
 	void *log_arg;
 } worker_host;

@@ -17,6 +17,9 @@
 
 static idn_tcluster cl;
 static idn_client *c;
+// The node the tests talk through: the standby until the coordinator
+// nodes are killed, then a live worker.
+static const char *door = "standby";
 
 static int
 put_sim(const char *name, const char *input, int service_ms)
@@ -34,12 +37,11 @@ static int
 setup(void **st)
 {
 	IDN_PASS(idn_tcluster_up(&cl, 10));
-	// The standby is never killed here: the tests' door to the cluster.
-	IDN_PASS(idn_client_open(idn_tcluster_addr(&cl, "standby"), cl.key,
+	IDN_PASS(idn_client_open(idn_tcluster_addr(&cl, door), cl.key,
 	    &c));
 	idn_client_set_timeout(c, 30000);
 	assert_int_equal(idn_tcluster_cli(&cl, NULL, "--node %s dataset import "
-	    "fashion-mnist >/dev/null", idn_tcluster_addr(&cl, "standby")), 0);
+	    "fashion-mnist >/dev/null", idn_tcluster_addr(&cl, door)), 0);
 	IDN_PASS(put_sim("fast", "1x28x28", 200));
 	IDN_PASS(put_sim("slow", "1x28x28", 800));
 	IDN_PASS(put_sim("quick", "1x28x28", 40));
@@ -62,7 +64,7 @@ static int
 cli(char **out, const char *args)
 {
 	return idn_tcluster_cli(&cl, out, "--node %s %s 2>&1",
-	    idn_tcluster_addr(&cl, "standby"), args);
+	    idn_tcluster_addr(&cl, door), args);
 }
 
 static size_t
@@ -399,26 +401,50 @@ test_training_resumes(void **st)
 	free(out);
 }
 
+// Neither the coordinator nor its standby is alive.
 static bool
 coord_failed(void *arg)
 {
 	idn_member *m;
 	size_t n;
-	bool gone = false;
+	bool alive = true;
 	if (idn_client_members(c, &m, &n) == IDN_OK) {
+		alive = false;
 		for (size_t i = 0; i < n; i++) {
-			gone = gone || (strcmp(m[i].role, "coord") == 0 &&
-			    m[i].state != IDN_MEMBER_ALIVE);
+			alive = alive || ((strcmp(m[i].role, "coord") == 0 ||
+			    strcmp(m[i].role, "standby") == 0) &&
+			    m[i].state == IDN_MEMBER_ALIVE);
 		}
 		idn_free(m);
 	}
-	return gone;
+	return !alive;
+}
+
+// The door moves to a live worker (the coordinator nodes are killed next).
+static void
+door_to_worker(void)
+{
+	static char name[16];
+	for (int i = 8; i >= 1; i--) {
+		snprintf(name, sizeof(name), "worker%d", i);
+		if (idn_tcluster_count(&cl, name, IDN_MEMBER_ALIVE) > 0) {
+			break;
+		}
+	}
+	door = name;
+	idn_client_close(c);
+	IDN_PASS(idn_client_open(idn_tcluster_addr(&cl, door), cl.key, &c));
+	idn_client_set_timeout(c, 30000);
 }
 
 static void
 test_no_coordinator(void **st)
 {
+	// With its standby, a killed coordinator is replaced (standby_test);
+	// without both, nothing schedules.
+	door_to_worker();
 	IDN_PASS(idn_tcluster_kill(&cl, "coord"));
+	IDN_PASS(idn_tcluster_kill(&cl, "standby"));
 	assert_true(idn_test_wait(coord_failed, NULL, 20000));
 	char *out = NULL;
 	assert_int_equal(cli(&out, "infer add late --model quick --queries "
@@ -452,7 +478,8 @@ restart(const char *name)
 
 // A restarted coordinator picks up from its ledger: the finished jobs are
 // there, and a job interrupted by the restart finishes with the output of
-// a failure-free run.
+// a failure-free run. Its standby was killed too (test_no_coordinator):
+// each restart finds no coordinator active and no standby with a copy.
 static void
 test_coordinator_restart(void **st)
 {

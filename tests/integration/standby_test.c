@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: MIT
+// standby_test.c: the hot standby on a real 8-node cluster with a sim
+// model: the coordinator SIGKILLed while two jobs run (both finish, outputs
+// byte-identical to failure-free runs); then 3 workers killed at once under
+// the promoted coordinator; then the old coordinator restarted (it becomes
+// the standby) and the new active one killed: the third epoch finishes;
+// then a coordinator paused (SIGSTOP) past its detection and resumed: it
+// steps down, the outputs are still exact.
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <idunno/idunno.h>
+
+#include "cluster.h"
+
+#define QUERIES "datasets/fashion-mnist/test"
+#define DOOR "worker6"   // never killed: the tests' door to the cluster
+
+static idn_tcluster cl;
+static idn_client *c;
+
+static int
+setup(void **st)
+{
+	IDN_PASS(idn_tcluster_up(&cl, 8));
+	IDN_PASS(idn_client_open(idn_tcluster_addr(&cl, DOOR), cl.key, &c));
+	idn_client_set_timeout(c, 30000);
+	assert_int_equal(idn_tcluster_cli(&cl, NULL, "--node %s dataset import "
+	    "fashion-mnist >/dev/null", idn_tcluster_addr(&cl, DOOR)), 0);
+	const char *desc = "backend = sim\ninput = 1x28x28\nclasses = 10\n"
+	    "service_ms = 40\n";
+	char *err = NULL;
+	IDN_PASS(idn_model_store(c, "quick", desc, strlen(desc), NULL, 0, &err));
+	idn_free(err);
+	IDN_PASS(idn_phase_start(c, IDN_PHASE_INFER, NULL));
+	return 0;
+}
+
+static int
+teardown(void **st)
+{
+	idn_client_close(c);
+	idn_tcluster_down(&cl);
+	return 0;
+}
+
+static double
+num_after(const char *p, const char *key)
+{
+	const char *q = p ? strstr(p, key) : NULL;
+	return q ? strtod(q + strlen(key), NULL) : -1;
+}
+
+static double
+job_field(const char *json, const char *job, const char *field)
+{
+	char key[96];
+	snprintf(key, sizeof(key), "\"job\": \"%s\"", job);
+	const char *p = strstr(json, key);
+	snprintf(key, sizeof(key), "\"%s\": ", field);
+	return p ? num_after(p, key) : -1;
+}
+
+static void
+add(const char *job, unsigned batch, unsigned limit)
+{
+	idn_infer_spec s;
+	idn_infer_spec_init(&s);
+	s.job = job;
+	s.model = "quick";
+	s.queries = QUERIES;
+	s.batch = batch;
+	s.rate = 300;
+	s.limit = limit;
+	char *err = NULL;
+	int rv = idn_job_add_infer(c, &s, &err);
+	if (rv != IDN_OK) {
+		fail_msg("infer add %s: %s", job, err ? err : idn_strerror(rv));
+	}
+}
+
+static void
+add_pair(const char *a, const char *b)
+{
+	add(a, 16, 2400);
+	add(b, 20, 2000);
+}
+
+// Waits until both jobs of a pair are well under way.
+static void
+wait_running(const char *a, const char *b)
+{
+	uint64_t deadline = idn_test_now_ms() + 30000;
+	for (;;) {
+		char *json = NULL;
+		IDN_PASS(idn_sched_stats(c, NULL, &json));
+		double da = job_field(json, a, "done");
+		double db = job_field(json, b, "done");
+		idn_free(json);
+		if (da >= 500 && db >= 400) {
+			return;
+		}
+		assert_true(idn_test_now_ms() < deadline);
+		usleep(50 * 1000);
+	}
+}
+
+typedef struct {
+	uint64_t epoch;
+} epoch_arg;
+
+// The active coordinator's epoch reached e->epoch, per `idunno jobs`.
+static bool
+epoch_reached(void *arg)
+{
+	epoch_arg *e = arg;
+	char *json = NULL;
+	bool ok = idn_sched_jobs(c, &json) == IDN_OK &&
+	    num_after(json, "\"epoch\": ") >= (double) e->epoch;
+	idn_free(json);
+	return ok;
+}
+
+// The standby of the active coordinator is the node `name`.
+static bool
+standby_is(void *arg)
+{
+	char *json = NULL, want[128];
+	snprintf(want, sizeof(want), "\"standby\": \"%s:",
+	    idn_tcluster_addr(&cl, arg));
+	bool ok = idn_sched_jobs(c, &json) == IDN_OK &&
+	    strstr(json, want) != NULL;
+	idn_free(json);
+	return ok;
+}
+
+static void *
+output_of(const char *job, size_t *len)
+{
+	char name[96];
+	void *data = NULL;
+	snprintf(name, sizeof(name), "results/%s/output", job);
+	IDN_PASS(idn_sdfs_get_buf(c, name, 0, &data, len, NULL));
+	return data;
+}
+
+// Waits for both jobs and compares their outputs with the failure-free
+// ka/kb: every query once, in order, the same bytes.
+static void
+finish_same(const char *a, const char *b, uint64_t since)
+{
+	IDN_PASS(idn_job_wait(c, a, 90000, NULL));
+	IDN_PASS(idn_job_wait(c, b, 90000, NULL));
+	print_message("# %s and %s finished %.1f s after the kill\n", a, b,
+	    (double) (idn_test_now_ms() - since) / 1000);
+	const char *pairs[2][2] = {{"ka", a}, {"kb", b}};
+	unsigned n[2] = {2400, 2000};
+	for (int i = 0; i < 2; i++) {
+		size_t l1, l2;
+		char *ref = output_of(pairs[i][0], &l1);
+		char *got = output_of(pairs[i][1], &l2);
+		unsigned next = 0;
+		for (const char *p = got; p < got + l2; next++) {
+			assert_int_equal(strtoul(p, NULL, 10), next);
+			const char *nl = memchr(p, '\n', (size_t) (got + l2 - p));
+			assert_non_null(nl);
+			p = nl + 1;
+		}
+		assert_int_equal(next, n[i]);
+		assert_int_equal(l1, l2);
+		assert_memory_equal(ref, got, l1);
+		idn_free(ref);
+		idn_free(got);
+	}
+}
+
+// Kills node `name` (the active coordinator) and waits for epoch `epoch`;
+// prints the time until the new coordinator answered.
+static uint64_t
+kill_active(const char *name, uint64_t epoch)
+{
+	IDN_PASS(idn_tcluster_kill(&cl, name));
+	uint64_t killed = idn_test_now_ms();
+	epoch_arg e = {epoch};
+	assert_true(idn_test_wait(epoch_reached, &e, 20000));
+	print_message("# %s killed: epoch %llu answered %llu ms later\n", name,
+	    (unsigned long long) epoch, (unsigned long long)
+	    (idn_test_now_ms() - killed));
+	return killed;
+}
+
+static void
+test_coordinator_killed(void **st)
+{
+	// The failure-free runs.
+	add_pair("ka", "kb");
+	IDN_PASS(idn_job_wait(c, "ka", 90000, NULL));
+	IDN_PASS(idn_job_wait(c, "kb", 90000, NULL));
+	assert_true(idn_test_wait(standby_is, "standby", 20000));
+	add_pair("xa", "xb");
+	wait_running("xa", "xb");
+	uint64_t killed = kill_active("coord", 2);
+	finish_same("xa", "xb", killed);
+	char *out = NULL;
+	assert_int_equal(idn_tcluster_cli(&cl, &out, "--node %s grep "
+	    "'first batch leased in epoch 2'", idn_tcluster_addr(&cl, DOOR)),
+	    0);
+	free(out);
+	assert_int_equal(idn_tcluster_cli(&cl, &out, "--node %s grep "
+	    "'promoting with epoch 2'", idn_tcluster_addr(&cl, DOOR)), 0);
+	free(out);
+	// No standby is left: `idunno jobs` says so.
+	assert_int_equal(idn_tcluster_cli(&cl, &out, "--node %s jobs",
+	    idn_tcluster_addr(&cl, DOOR)), 0);
+	assert_non_null(strstr(out, "without a standby"));
+	free(out);
+}
+
+static void
+test_then_three_workers(void **st)
+{
+	add_pair("ya", "yb");
+	wait_running("ya", "yb");
+	assert_int_equal(idn_tcluster_cli(&cl, NULL, "cluster kill worker1 "
+	    ">/dev/null & '%s/idunno' --root '%s' cluster kill worker2 "
+	    ">/dev/null & '%s/idunno' --root '%s' cluster kill worker3 "
+	    ">/dev/null; wait", idn_test_bin_dir(), cl.root,
+	    idn_test_bin_dir(), cl.root), 0);
+	finish_same("ya", "yb", idn_test_now_ms());
+}
+
+// Restarts a node killed just now (its process may take a moment to go).
+static void
+restart(const char *name)
+{
+	uint64_t deadline = idn_test_now_ms() + 10000;
+	while (idn_tcluster_restart(&cl, name) != IDN_OK) {
+		assert_true(idn_test_now_ms() < deadline);
+		usleep(100 * 1000);
+	}
+}
+
+static void
+test_third_epoch(void **st)
+{
+	restart("coord");
+	// The old coordinator rejoins as the standby of the new one.
+	assert_true(idn_test_wait(standby_is, "coord", 30000));
+	add_pair("za", "zb");
+	wait_running("za", "zb");
+	uint64_t killed = kill_active("standby", 3);
+	finish_same("za", "zb", killed);
+}
+
+static pid_t
+pid_of(const char *name)
+{
+	char *out = NULL, n[32], role[16];
+	int p;
+	pid_t pid = -1;
+	idn_tcluster_cli(&cl, &out, "cluster status");
+	for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) {
+		if (sscanf(l, "%31s %15s pid %d", n, role, &p) == 3 &&
+		    strcmp(n, name) == 0) {
+			pid = p;
+		}
+	}
+	free(out);
+	return pid;
+}
+
+// A coordinator paused past its detection cannot act when it resumes: the
+// standby took over with a newer epoch, workers refuse the old one's
+// replies, and it steps down to become the new one's standby.
+static void
+test_paused_coordinator(void **st)
+{
+	restart("standby");
+	assert_true(idn_test_wait(standby_is, "standby", 30000));
+	add_pair("pa", "pb");
+	wait_running("pa", "pb");
+	pid_t pid = pid_of("coord");
+	assert_true(pid > 0);
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	uint64_t stopped = idn_test_now_ms();
+	epoch_arg e = {4};
+	bool took = idn_test_wait(epoch_reached, &e, 20000);
+	assert_int_equal(kill(pid, SIGCONT), 0);
+	assert_true(took);
+	print_message("# coord paused: epoch 4 answered %llu ms later\n",
+	    (unsigned long long) (idn_test_now_ms() - stopped));
+	finish_same("pa", "pb", stopped);
+	assert_true(idn_test_wait(standby_is, "coord", 30000));
+	char *out = NULL;
+	assert_int_equal(idn_tcluster_cli(&cl, &out, "--node %s grep "
+	    "'stepping down'", idn_tcluster_addr(&cl, DOOR)), 0);
+	free(out);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_coordinator_killed),
+	    cmocka_unit_test(test_then_three_workers),
+	    cmocka_unit_test(test_third_epoch),
+	    cmocka_unit_test(test_paused_coordinator),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
