@@ -691,8 +691,8 @@ on_get(void *arg, const char *path, core_buf *body, const char **ctype)
 		return 200;
 	}
 	if (strcmp(path, "/readyz") == 0) {
-		// Ready: the active coordinator has restored its ledger. (A
-		// standby's catching up is not reported yet.)
+		// Ready: the active coordinator has restored its ledger, or
+		// the standby holds a view of its caught-up copy.
 		if (d->o.coord != NULL &&
 		    coord_role_view(d->o.coord, on_metrics_view, &(core_buf){0})
 		    == IDN_OK) {
@@ -700,7 +700,8 @@ on_get(void *arg, const char *path, core_buf *body, const char **ctype)
 			return 200;
 		}
 		bf(body, "not ready: %s\n", d->o.coord != NULL ?
-		    "the coordinator is starting" : "not an active coordinator");
+		    "the coordinator is starting or catching up" :
+		    "not a coordinator");
 		return 503;
 	}
 	bf(body, "not found\n");

@@ -222,13 +222,17 @@ def main():
             "loopback")
         coord = http_of(root, "coord")
         standby = http_of(root, "standby")
+        # The standby is ready once it holds a caught-up copy of the
+        # ledger (issue 11: "standby caught up").
+        until(lambda: http_get(standby, "/readyz")[0] == 200, 30,
+              "standby ready")
         tap(http_get(coord, "/healthz")[0] == 200 and
             http_get(coord, "/readyz")[0] == 200 and
             http_get(standby, "/healthz")[0] == 200 and
-            http_get(standby, "/readyz")[0] == 503 and
+            http_get(standby, "/readyz")[0] == 200 and
             http_get(coord, "/nope")[0] == 404,
-            "/healthz up on both; /readyz 200 on the coordinator, 503 "
-            "on the standby; unknown paths 404")
+            "/healthz up on both; /readyz 200 on the coordinator and on "
+            "the caught-up standby; unknown paths 404")
 
         cli(root, "dataset", "import", "fashion-mnist")
         for name, ms in (("fast", 100), ("slow", 400)):
