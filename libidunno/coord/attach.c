@@ -47,6 +47,8 @@ struct coord_role {
 	bool followed;         // the replica is a live copy of the leader's
 	bool leader_failed;    // membership declared the leader failed
 	uint64_t newer;        // a worker knows this newer epoch
+	bool stepped_down;     // a newer coordinator was seen: never activate
+	                       // without promoting from a followed copy
 };
 
 static void
@@ -354,6 +356,7 @@ step_down(coord_role *r, uint64_t epoch)
 	    "stepping down to standby", (unsigned long long) epoch,
 	    (unsigned long long) coord_epoch(c));
 	r->state = ROLE_NONE;
+	r->stepped_down = true;
 	pthread_mutex_unlock(&r->lock);
 	coord_close(c);
 	pthread_mutex_lock(&r->lock);
@@ -447,7 +450,7 @@ standby_step(coord_role *r, uint64_t *last_ok, uint64_t *last_view)
 			*last_ok = idn_clock_ms();
 			rlog(r, IDN_LOG_INFO, "coord: standby of %s (epoch %llu)",
 			    f.id, (unsigned long long) f.epoch);
-		} else if (!r->n.standby && !f.followed) {
+		} else if (!r->n.standby && !r->stepped_down && !f.followed) {
 			// No coordinator, no standby with a live copy: the
 			// first start (or everything restarted).
 			rv = activate(r, NULL, r->epoch);
