@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cluster.h"
 
@@ -120,7 +121,14 @@ idn_tcluster_kill(idn_tcluster *c, const char *node)
 int
 idn_tcluster_restart(idn_tcluster *c, const char *node)
 {
-	return node_cmd(c, "restart", node);
+	// A node killed just now may still hold its pid or port for a moment.
+	uint64_t deadline = idn_test_now_ms() + 10000;
+	int rv;
+	while ((rv = node_cmd(c, "restart", node)) != IDN_OK &&
+	    idn_test_now_ms() < deadline) {
+		usleep(100 * 1000);
+	}
+	return rv;
 }
 
 pid_t

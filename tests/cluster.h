@@ -22,6 +22,8 @@ int idn_tcluster_up(idn_tcluster *c, int n);
 void idn_tcluster_down(idn_tcluster *c);
 // Node by name ("coord", "standby", "worker3") or index ("0").
 int idn_tcluster_kill(idn_tcluster *c, const char *node);
+// idn_tcluster_restart restarts a node, retrying for up to 10 s while a
+// just-killed process is still going away.
 int idn_tcluster_restart(idn_tcluster *c, const char *node);
 // The node's process id (from `cluster status`), or -1.
 pid_t idn_tcluster_pid(idn_tcluster *c, const char *node);
