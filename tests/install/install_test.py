@@ -5,8 +5,9 @@
 Installs the build (no rebuild) under a temp folder, checks what landed
 where (library with its SONAME, every public header, tools, torch module,
 pkg-config file, Python package), then builds tests/install/hello.c and
-the examples against the installed copy with `pkg-config --cflags --libs
-idunno` and runs hello and the installed tools and Python package: each
+the installed examples (share/doc/idunno/examples, with their Makefile)
+against the installed copy with `pkg-config --cflags --libs idunno` and
+runs hello and the installed tools and Python package: each
 must load the installed library (and hello the installed torch module),
 not the build tree's.
 
@@ -154,16 +155,34 @@ def check(tmp):
                "the installed library loads the installed torch module",
                out + err)
 
-    # The examples, as an application builds them.
-    for src in sorted(glob.glob(os.path.join(SRC, "examples", "*.c"))):
-        name = os.path.basename(src)[:-2]
-        exe = os.path.join(tmp, name)
-        rc, out, err = run(cc + cflags + ["-o", exe, src] + ldflags)
-        if ok(rc == 0, "examples/%s.c builds against the installed copy" %
-              name, out + err):
-            rc, out, err = run([exe])
-            ok(rc == 2 and "usage" in err, "examples/%s runs (usage)" %
-               name, out + err)
+    # The examples: installed as source with a Makefile, built from a copy
+    # of that folder with make as a user would, the library found by
+    # pkg-config.
+    exdir = os.path.join(staged("datadir"), "doc", "idunno", "examples")
+    want = sorted(os.path.basename(p) for p in
+                  glob.glob(os.path.join(SRC, "examples", "*.c")))
+    have = sorted(p for p in os.listdir(exdir) if p.endswith(".c")) \
+        if os.path.isdir(exdir) else []
+    ok(want and want == have and
+       os.path.isfile(os.path.join(exdir, "Makefile")),
+       "examples and their Makefile in share/doc/idunno/examples",
+       "want %s\nhave %s" % (want, have))
+    work = os.path.join(tmp, "examples")
+    if os.path.isdir(exdir):
+        shutil.copytree(exdir, work)
+        rc, out, err = run(["make", "-C", work, "CFLAGS=-Werror",
+                            "PKG_CONFIG=pkg-config --define-variable="
+                            "prefix=" + prefix], env=pkg_env)
+        ok(rc == 0, "the installed examples build with make", out + err)
+    for name in (n[:-2] for n in have):
+        exe = os.path.join(work, name)
+        rc, out, err = run([exe]) if os.path.isfile(exe) else (-1, "", "")
+        ok(rc == 2 and "usage" in err, "examples/%s runs (usage)" % name,
+           out + err)
+        rc, out, err = run(["ldd", exe]) if rc == 2 else (rc, "", "")
+        m = re.search(r"libidunno\.so\.0 => (\S+)", out)
+        ok(m and os.path.realpath(m.group(1)).startswith(dest),
+           "examples/%s links the installed library" % name, out + err)
 
     # The Python package, on the installed library.
     py = glob.glob(os.path.join(prefix, "lib", "python3*", "*-packages",
