@@ -21,7 +21,9 @@ int net_http_open(const char *addr, net_http_fn fn, void *arg,
     net_http **out);
 // The bound address, "host:port", borrowed until close.
 const char *net_http_addr(const net_http *h);
-// net_http_close stops serving (no handler runs after it returns); NULL ok.
+// net_http_close stops serving: it waits for the calls of fn in flight,
+// and fn is never called after it returns (late requests get 503), so the
+// caller may free arg. Not from inside fn. NULL ok.
 void net_http_close(net_http *h);
 
 #endif
