@@ -81,6 +81,12 @@ enum idn_log_level {
 // thread, with no library locks held; it must be thread-safe.
 typedef void (*idn_log_fn)(void *arg, int level, const char *line);
 
+// idn_progress_fn reports a long operation: done of total units (total 0:
+// unknown). Each function taking one says what the unit is and on which
+// thread it runs; it runs with no library locks held and never two at
+// once for one operation; keep it short.
+typedef void (*idn_progress_fn)(void *arg, uint64_t done, uint64_t total);
+
 #ifdef __cplusplus
 }
 #endif

@@ -66,6 +66,12 @@ IDN_API int idn_dataset_shards(const char *images_gz, const char *labels_gz,
 // Errors as idn_dataset_shards, or the SDFS error; IDN_EINVAL NULL dir.
 IDN_API int idn_dataset_import_mnist(idn_client *c, const char *dir,
     const char *prefix, uint32_t shard_size);
+// idn_dataset_import_mnist_progress is idn_dataset_import_mnist reporting
+// to fn (NULL: none) after each stored shard, on the calling thread: the
+// images stored of both sets' images.
+IDN_API int idn_dataset_import_mnist_progress(idn_client *c,
+    const char *dir, const char *prefix, uint32_t shard_size,
+    idn_progress_fn fn, void *arg);
 
 // A decoded shard: pointers into the blob passed to idn_dataset_shard_decode
 // (borrowed as long as the blob lives).

@@ -40,13 +40,10 @@ IDN_API int idn_client_grep(idn_client *c, const char *addr,
     const char *pattern, bool regex, char ***lines, size_t *nlines,
     uint64_t *count);
 
-// idn_progress_fn reports a long transfer: done of total bytes (total 0:
-// unknown). It runs on the calling thread or, for a get, on the get's
-// helper thread, never two at once; keep it short.
-typedef void (*idn_progress_fn)(void *arg, uint64_t done, uint64_t total);
 // idn_client_set_progress makes the client's later SDFS puts and gets
-// report their progress to fn (NULL: none). Not thread-safe with calls in
-// flight on the same client.
+// report their progress to fn (NULL: none) in bytes of the file, on the
+// calling thread or, for a get, on the get's helper thread. Not
+// thread-safe with calls in flight on the same client.
 IDN_API void idn_client_set_progress(idn_client *c, idn_progress_fn fn,
     void *arg);
 

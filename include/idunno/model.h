@@ -147,6 +147,11 @@ typedef struct idn_model_train_opts {
 	// uninterrupted one would; optimiser state (momentum, Adam's moments)
 	// starts afresh. [1]
 	uint32_t first_epoch;
+	// Progress after each training batch, on the calling thread: batches
+	// done of the run's total, epochs x batches per epoch (a resumed run
+	// starts at its first epoch's share). [NULL]
+	idn_progress_fn on_progress;
+	void *progress_arg;
 } idn_model_train_opts;
 
 IDN_API void idn_model_train_opts_init(idn_model_train_opts *o);

@@ -32,10 +32,11 @@ int catalog_shard_encode(uint64_t first, uint32_t count, uint32_t channels,
     uint32_t height, uint32_t width, const uint8_t *labels,
     const uint8_t *images, uint8_t **out, size_t *len);
 
-// catalog_import_dir is idn_dataset_import_mnist with the blobs handed to
-// put instead of SDFS.
+// catalog_import_dir is idn_dataset_import_mnist_progress with the blobs
+// handed to put instead of SDFS.
 int catalog_import_dir(const char *dir, const char *prefix,
-    uint32_t shard_size, idn_dataset_put_fn put, void *arg);
+    uint32_t shard_size, idn_dataset_put_fn put, void *arg,
+    idn_progress_fn fn, void *fn_arg);
 
 // A training checkpoint's meta (models/NAME/checkpoint.meta): the last
 // finished epoch, the run's settings as text ("epochs N\n" first, one

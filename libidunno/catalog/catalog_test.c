@@ -118,7 +118,21 @@ typedef struct {
 	unsigned shards[2];
 	uint64_t next[2];
 	unsigned manifests;
+	unsigned reports;  // progress calls
+	uint64_t done, total;
+	bool in_step;      // each report follows its shard's put
 } fashion_count;
+
+static void
+count_progress(void *arg, uint64_t done, uint64_t total)
+{
+	fashion_count *c = arg;
+	c->in_step = c->in_step && total == 70000 &&
+	    done == c->next[0] + c->next[1] && done > c->done;
+	c->reports++;
+	c->done = done;
+	c->total = total;
+}
 
 static int
 count_put(void *arg, const char *name, const void *data, size_t len)
@@ -144,17 +158,25 @@ test_import_dir(void **st)
 {
 	fashion_count c;
 	memset(&c, 0, sizeof(c));
+	c.in_step = true;
 	IDN_PASS(catalog_import_dir(FASHION, "datasets/fashion-mnist", 1000,
-	    count_put, &c));
+	    count_put, &c, count_progress, &c));
+	// Progress: images stored of both sets' images, once a shard.
+	assert_true(c.in_step);
+	assert_int_equal(c.reports, 70);
+	assert_int_equal(c.done, 70000);
+	assert_int_equal(c.total, 70000);
 	assert_int_equal(c.shards[0], 60);
 	assert_int_equal(c.shards[1], 10);
 	assert_int_equal(c.next[0], 60000);
 	assert_int_equal(c.next[1], 10000);
 	assert_int_equal(c.manifests, 2);
 	IDN_FAIL(catalog_import_dir(idn_test_tmpdir(), "d", 1000, count_put,
-	    &c), IDN_ENOENT);
-	IDN_FAIL(catalog_import_dir(NULL, "d", 1000, count_put, &c),
-	    IDN_EINVAL);
+	    &c, NULL, NULL), IDN_ENOENT);
+	IDN_FAIL(catalog_import_dir(NULL, "d", 1000, count_put, &c, NULL,
+	    NULL), IDN_EINVAL);
+	IDN_FAIL(catalog_import_dir(FASHION, "d", 0, count_put, &c, NULL,
+	    NULL), IDN_EINVAL);
 	IDN_FAIL(idn_dataset_import_mnist(NULL, FASHION, "d", 1000),
 	    IDN_EINVAL);
 }

@@ -127,21 +127,30 @@ put_manifest(const char *prefix, const idn_dataset *d, uint32_t shard_size,
 	return rv;
 }
 
-int
-idn_dataset_shards(const char *images_gz, const char *labels_gz,
-    const char *prefix, uint32_t shard_size, idn_dataset_put_fn put,
-    void *arg)
+// Progress of an import: images stored of total.
+typedef struct import_progress {
+	idn_progress_fn fn;
+	void *arg;
+	uint64_t done;
+	uint64_t total;
+} import_progress;
+
+static bool
+shards_args_ok(const char *prefix, uint32_t shard_size,
+    idn_dataset_put_fn put)
 {
-	if (images_gz == NULL || labels_gz == NULL || prefix == NULL ||
-	    prefix[0] == '\0' || strlen(prefix) > SHARD_MAX_NAME - 32 ||
-	    shard_size == 0 || put == NULL) {
-		return IDN_EINVAL;
-	}
-	idn_dataset *d;
-	int rv = idn_dataset_load_idx(images_gz, labels_gz, &d);
-	if (rv != IDN_OK) {
-		return rv;
-	}
+	return prefix != NULL && prefix[0] != '\0' &&
+	    strlen(prefix) <= SHARD_MAX_NAME - 32 && shard_size > 0 &&
+	    put != NULL;
+}
+
+// put_shards hands put() every shard of d, then its manifest; p (may be
+// NULL) hears of each stored shard.
+static int
+put_shards(const idn_dataset *d, const char *prefix, uint32_t shard_size,
+    idn_dataset_put_fn put, void *arg, import_progress *p)
+{
+	int rv = IDN_OK;
 	size_t img = (size_t) d->channels * d->height * d->width;
 	uint32_t shards = 0;
 	for (size_t first = 0; rv == IDN_OK && first < d->n;
@@ -160,6 +169,10 @@ idn_dataset_shards(const char *images_gz, const char *labels_gz,
 		if (rv == IDN_OK) {
 			rv = put(arg, name, blob, len);
 		}
+		if (rv == IDN_OK && p != NULL && p->fn != NULL) {
+			p->done += count;
+			p->fn(p->arg, p->done, p->total);
+		}
 		free(blob);
 		shards++;
 		if (d->n - first <= shard_size) {
@@ -170,13 +183,30 @@ idn_dataset_shards(const char *images_gz, const char *labels_gz,
 	if (rv == IDN_OK) {
 		rv = put_manifest(prefix, d, shard_size, shards, put, arg);
 	}
-	idn_dataset_free(d);
+	return rv;
+}
+
+int
+idn_dataset_shards(const char *images_gz, const char *labels_gz,
+    const char *prefix, uint32_t shard_size, idn_dataset_put_fn put,
+    void *arg)
+{
+	if (images_gz == NULL || labels_gz == NULL ||
+	    !shards_args_ok(prefix, shard_size, put)) {
+		return IDN_EINVAL;
+	}
+	idn_dataset *d;
+	int rv = idn_dataset_load_idx(images_gz, labels_gz, &d);
+	if (rv == IDN_OK) {
+		rv = put_shards(d, prefix, shard_size, put, arg, NULL);
+		idn_dataset_free(d);
+	}
 	return rv;
 }
 
 int
 catalog_import_dir(const char *dir, const char *prefix, uint32_t shard_size,
-    idn_dataset_put_fn put, void *arg)
+    idn_dataset_put_fn put, void *arg, idn_progress_fn fn, void *fn_arg)
 {
 	static const char *const sets[2][3] = {
 		{"train", "train-images-idx3-ubyte.gz",
@@ -184,20 +214,30 @@ catalog_import_dir(const char *dir, const char *prefix, uint32_t shard_size,
 		{"test", "t10k-images-idx3-ubyte.gz",
 		    "t10k-labels-idx1-ubyte.gz"},
 	};
-	if (dir == NULL || prefix == NULL || prefix[0] == '\0') {
+	if (dir == NULL || !shards_args_ok(prefix, shard_size, put)) {
 		return IDN_EINVAL;
 	}
+	// Both sets are read first, so that progress knows the total.
+	idn_dataset *d[2] = {NULL, NULL};
+	import_progress p = {.fn = fn, .arg = fn_arg};
 	int rv = IDN_OK;
 	for (int i = 0; rv == IDN_OK && i < 2; i++) {
 		char *img = core_asprintf("%s/%s", dir, sets[i][1]);
 		char *lab = core_asprintf("%s/%s", dir, sets[i][2]);
-		char *pre = core_asprintf("%s/%s", prefix, sets[i][0]);
-		rv = img && lab && pre ? idn_dataset_shards(img, lab, pre,
-		    shard_size, put, arg) : IDN_ENOMEM;
+		rv = img && lab ? idn_dataset_load_idx(img, lab, &d[i]) :
+		    IDN_ENOMEM;
+		p.total += rv == IDN_OK ? d[i]->n : 0;
 		free(img);
 		free(lab);
+	}
+	for (int i = 0; rv == IDN_OK && i < 2; i++) {
+		char *pre = core_asprintf("%s/%s", prefix, sets[i][0]);
+		rv = pre ? put_shards(d[i], pre, shard_size, put, arg, &p) :
+		    IDN_ENOMEM;
 		free(pre);
 	}
+	idn_dataset_free(d[0]);
+	idn_dataset_free(d[1]);
 	return rv;
 }
 
@@ -211,8 +251,16 @@ int
 idn_dataset_import_mnist(idn_client *c, const char *dir, const char *prefix,
     uint32_t shard_size)
 {
+	return idn_dataset_import_mnist_progress(c, dir, prefix, shard_size,
+	    NULL, NULL);
+}
+
+int
+idn_dataset_import_mnist_progress(idn_client *c, const char *dir,
+    const char *prefix, uint32_t shard_size, idn_progress_fn fn, void *arg)
+{
 	return c == NULL ? IDN_EINVAL : catalog_import_dir(dir, prefix,
-	    shard_size, put_sdfs, c);
+	    shard_size, put_sdfs, c, fn, arg);
 }
 
 // Reads "key = value" from a manifest; 0 if absent.

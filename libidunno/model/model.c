@@ -413,17 +413,30 @@ idn_model_evaluate(idn_model *m, const idn_model_data *set,
 	return rv;
 }
 
+// epoch_batches is the number of batches train_epoch runs on n images.
+static uint64_t
+epoch_batches(size_t n, uint32_t batch_size)
+{
+	// BatchNorm cannot train on one image: the loop stops at a batch of 1
+	// (with batch_size 1, at the first) unless the set is one image.
+	if (n > 1 && batch_size == 1) {
+		return 0;
+	}
+	return (n + batch_size - 1) / batch_size -
+	    (n > 1 && n % batch_size == 1);
+}
+
 // train_epoch runs one pass over the shuffled set; *loss gets its mean.
+// *done counts the run's batches for on_progress (of total).
 static int
 train_epoch(idn_model *m, const idn_model_train_opts *o,
     const idn_model_data *train, const size_t *perm, double lr,
-    uint8_t *x, uint8_t *y, double *loss)
+    uint8_t *x, uint8_t *y, double *loss, uint64_t *done, uint64_t total)
 {
 	double sum = 0.0;
 	size_t seen = 0;
 	for (size_t i = 0; i < train->n; i += o->batch_size) {
 		size_t b = CORE_MIN((size_t) o->batch_size, train->n - i);
-		// BatchNorm cannot train on one image: drop a last batch of 1.
 		if (b == 1 && train->n > 1) {
 			break;
 		}
@@ -441,6 +454,9 @@ train_epoch(idn_model *m, const idn_model_train_opts *o,
 		}
 		sum += l * (double) b;
 		seen += b;
+		if (o->on_progress != NULL) {
+			o->on_progress(o->progress_arg, ++*done, total);
+		}
 	}
 	*loss = seen ? sum / (double) seen : 0.0;
 	return IDN_OK;
@@ -479,6 +495,8 @@ idn_model_train(idn_model *m, const idn_model_train_opts *o,
 	if ((rv = m->be->train_begin(m->impl, o, &err)) != IDN_OK) {
 		rv = fail(m, rv, err);
 	}
+	uint64_t per = epoch_batches(train->n, o->batch_size);
+	uint64_t done = per * (o->first_epoch - 1);
 	for (uint32_t e = o->first_epoch; rv == IDN_OK && e <= o->epochs; e++) {
 		idn_model_epoch ep = {.epoch = e, .epochs = o->epochs,
 		    .test_loss = -1.0, .test_accuracy = -1.0};
@@ -486,7 +504,7 @@ idn_model_train(idn_model *m, const idn_model_train_opts *o,
 		shuffle(perm, train->n, o->seed, e);
 		uint64_t t0 = idn_clock_ms();
 		rv = train_epoch(m, o, train, perm, ep.lr, x, y,
-		    &ep.train_loss);
+		    &ep.train_loss, &done, per * o->epochs);
 		uint64_t t1 = idn_clock_ms();
 		ep.train_ms = t1 - t0;
 		if (rv == IDN_OK && test != NULL) {

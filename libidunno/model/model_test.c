@@ -331,6 +331,56 @@ on_sched(void *arg, const idn_model_epoch *e)
 	return s->calls == s->stop_at;
 }
 
+typedef struct {
+	unsigned calls;
+	uint64_t last, total;
+	bool ordered; // each report one batch after the previous
+} progress_seen;
+
+static void
+on_batch(void *arg, uint64_t done, uint64_t total)
+{
+	progress_seen *p = arg;
+	p->ordered = p->ordered && done == p->last + 1 &&
+	    (p->calls == 0 || total == p->total);
+	p->calls++;
+	p->last = done;
+	p->total = total;
+}
+
+// on_progress counts the run's batches: 11 images in batches of 4 are 3
+// batches an epoch, 2 of 5 when the last batch of 1 is dropped; a resumed
+// run starts at its first epoch's share.
+static void
+test_train_progress(void **st)
+{
+	idn_model *m = load_sim(sim_desc);
+	static uint8_t x[11 * IMG];
+	uint8_t y[11] = {0};
+	idn_model_data set = {.images = x, .labels = y, .n = 11};
+	idn_model_train_opts o;
+	idn_model_train_opts_init(&o);
+	o.epochs = 3;
+	o.batch_size = 4;
+	o.on_progress = on_batch;
+	progress_seen p = {.ordered = true};
+	o.progress_arg = &p;
+	IDN_PASS(idn_model_train(m, &o, &set, NULL));
+	assert_true(p.ordered);
+	assert_int_equal(p.calls, 9);
+	assert_int_equal(p.last, 9);
+	assert_int_equal(p.total, 9);
+	set.n = 9; // 4 + 4 + (1 dropped)
+	o.first_epoch = 2;
+	p = (progress_seen){.ordered = true, .last = 2};
+	IDN_PASS(idn_model_train(m, &o, &set, NULL));
+	assert_true(p.ordered);
+	assert_int_equal(p.calls, 4);
+	assert_int_equal(p.last, 6);
+	assert_int_equal(p.total, 6);
+	idn_model_close(m);
+}
+
 // The lr schedules, and a callback that stops training early.
 static void
 test_train_schedule(void **st)
@@ -871,6 +921,7 @@ main(void)
 		cmocka_unit_test(test_sim_service_time),
 		cmocka_unit_test(test_sim_weights),
 		cmocka_unit_test(test_train_schedule),
+		cmocka_unit_test(test_train_progress),
 		cmocka_unit_test(test_bad_batches),
 		cmocka_unit_test(test_runtime),
 		cmocka_unit_test(test_torch_lenet_reference),
