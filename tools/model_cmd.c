@@ -12,6 +12,7 @@
 #include <idunno/model.h>
 #include <idunno/sdfs.h>
 
+#include "progress.h"
 #include "tool.h"
 
 // Where Debian's dataset-fashion-mnist package puts the files.
@@ -26,6 +27,7 @@ model_cmd_usage(void)
 {
 	return "  dataset import fashion-mnist [--dir DIR] [--prefix P] "
 	       "[--shard-size N]\n"
+	       "        [--quiet]\n"
 	       "                         put the dataset into SDFS as shards "
 	       "(default\n"
 	       "                         DIR " FASHION_DIR ","
@@ -44,6 +46,7 @@ model_cmd_usage(void)
 	       "  train local NAME [--data P] [--epochs N] [--lr X] [--batch N]\n"
 	       "        [--optimizer sgd|adam] [--schedule const|step|cosine] "
 	       "[--limit N]\n"
+	       "        [--quiet]\n"
 	       "                         train NAME on P/train, test on P/test "
 	       "each epoch,\n"
 	       "                         store models/NAME/weights and "
@@ -55,13 +58,16 @@ dataset_import(idn_client *c, int argc, char **argv)
 {
 	const char *dir = FASHION_DIR, *prefix = "datasets/fashion-mnist";
 	long shard = 1000;
+	bool quiet = false;
 	if (argc < 1 || strcmp(argv[0], "fashion-mnist") != 0) {
 		fprintf(stderr, "idunno dataset: only 'import fashion-mnist' "
 		    "is known\n");
 		return 2;
 	}
 	for (int i = 1; i < argc; i++) {
-		if (i + 1 >= argc) {
+		if (strcmp(argv[i], "--quiet") == 0) {
+			quiet = true;
+		} else if (i + 1 >= argc) {
 			goto usage;
 		} else if (strcmp(argv[i], "--dir") == 0) {
 			dir = argv[++i];
@@ -81,7 +87,11 @@ dataset_import(idn_client *c, int argc, char **argv)
 		    prefix, idn_sdfs_name_error(prefix));
 		return 2;
 	}
-	int rv = idn_dataset_import_mnist(c, dir, prefix, (uint32_t) shard);
+	progress pr;
+	progress_start(&pr, "images", quiet);
+	int rv = idn_dataset_import_mnist_progress(c, dir, prefix,
+	    (uint32_t) shard, pr.on ? progress_report : NULL, &pr);
+	progress_end(&pr);
 	if (rv != IDN_OK) {
 		fprintf(stderr, "idunno dataset import: %s (%s)\n",
 		    idn_strerror(rv), dir);
@@ -92,7 +102,7 @@ dataset_import(idn_client *c, int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr, "idunno dataset import fashion-mnist [--dir DIR] "
-	    "[--prefix P] [--shard-size N]\n");
+	    "[--prefix P] [--shard-size N] [--quiet]\n");
 	return 2;
 }
 
@@ -185,6 +195,7 @@ model_put(idn_client *c, int argc, char **argv)
 static int
 print_epoch(void *arg, const idn_model_epoch *e)
 {
+	progress_end(arg);
 	printf("epoch %u/%u: train loss %.4f, test loss %.4f, test accuracy "
 	    "%.2f%%, lr %.5f, %.1f s\n", e->epoch, e->epochs, e->train_loss,
 	    e->test_loss, 100.0 * e->test_accuracy, e->lr,
@@ -204,11 +215,13 @@ train(idn_client *c, int argc, char **argv)
 	    {"optimizer", required_argument, NULL, 'o'},
 	    {"schedule", required_argument, NULL, 's'},
 	    {"limit", required_argument, NULL, 'n'},
+	    {"quiet", no_argument, NULL, 'q'},
 	    {NULL, 0, NULL, 0},
 	};
 	idn_model_train_opts o;
 	idn_model_train_opts_init(&o);
 	o.on_epoch = print_epoch;
+	bool quiet = false;
 	const char *data = "datasets/fashion-mnist";
 	long v, limit = 0;
 	int ch;
@@ -219,6 +232,9 @@ train(idn_client *c, int argc, char **argv)
 		switch (ch) {
 		case 'd':
 			data = optarg;
+			break;
+		case 'q':
+			quiet = true;
 			break;
 		case 'e':
 		case 'b':
@@ -268,8 +284,16 @@ train(idn_client *c, int argc, char **argv)
 		goto usage;
 	}
 	char *err = NULL;
+	progress pr;
+	progress_start(&pr, "batches", quiet);
+	o.arg = &pr;
+	if (pr.on) {
+		o.on_progress = progress_report;
+		o.progress_arg = &pr;
+	}
 	int rv = idn_catalog_train(c, argv[optind], data, (size_t) limit,
 	    &o, &err);
+	progress_end(&pr);
 	if (rv != IDN_OK) {
 		fprintf(stderr, "idunno train: %s: %s\n", idn_strerror(rv),
 		    err ? err : "");
@@ -282,7 +306,7 @@ train(idn_client *c, int argc, char **argv)
 usage:
 	fprintf(stderr, "idunno train local NAME [--data P] [--epochs N] [--lr X] "
 	    "[--batch N] [--optimizer sgd|adam] [--schedule const|step|cosine]"
-	    " [--limit N]\n");
+	    " [--limit N] [--quiet]\n");
 	return 2;
 }
 

@@ -56,6 +56,12 @@ progress_update(progress *p, uint64_t done, uint64_t total, bool force)
 }
 
 void
+progress_report(void *arg, uint64_t done, uint64_t total)
+{
+	progress_update(arg, done, total, false);
+}
+
+void
 progress_end(progress *p)
 {
 	if (p->on && p->first_done != UINT64_MAX) {

@@ -19,7 +19,11 @@ typedef struct progress {
 void progress_start(progress *p, const char *what, bool quiet);
 // progress_update redraws at most 4 times a second (force: now).
 void progress_update(progress *p, uint64_t done, uint64_t total, bool force);
-// progress_end clears the line.
+// progress_report is progress_update as an idn_progress_fn (arg: the
+// progress), for the library's progress hooks.
+void progress_report(void *arg, uint64_t done, uint64_t total);
+// progress_end clears the line; a later update draws it again (so a
+// caller clears it before printing a line of its own).
 void progress_end(progress *p);
 
 #endif

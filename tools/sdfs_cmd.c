@@ -55,12 +55,6 @@ typedef struct {
 	const char *version;
 } args;
 
-static void
-on_progress(void *arg, uint64_t done, uint64_t total)
-{
-	progress_update(arg, done, total, false);
-}
-
 static int
 usage_error(const char *verb, const char *msg)
 {
@@ -221,7 +215,7 @@ cmd_put(idn_client *c, int argc, char **argv)
 	progress pr;
 	progress_start(&pr, "bytes", a.quiet || a.json);
 	if (pr.on) {
-		idn_client_set_progress(c, on_progress, &pr);
+		idn_client_set_progress(c, progress_report, &pr);
 	}
 	rv = idn_sdfs_put_file(c, local, name, &ver);
 	progress_end(&pr);
@@ -267,7 +261,7 @@ cmd_get(idn_client *c, int argc, char **argv)
 	// Not while the file itself goes to stdout on the terminal.
 	progress_start(&pr, "bytes", a.quiet || a.json || report == stderr);
 	if (pr.on) {
-		idn_client_set_progress(c, on_progress, &pr);
+		idn_client_set_progress(c, progress_report, &pr);
 	}
 	rv = idn_sdfs_get_file(c, name, want, local, &got);
 	progress_end(&pr);

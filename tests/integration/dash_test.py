@@ -186,6 +186,31 @@ def run_pty(root, *args, timeout_s=60):
     return os.waitstatus_to_exitcode(st), out.decode(errors="replace")
 
 
+def tiny_mnist(d, n_train, n_test):
+    """A small set in MNIST's layout (gzipped IDX files) in folder d."""
+    import gzip
+    import random
+    import struct
+    os.makedirs(d)
+    rnd = random.Random(11)
+    for pre, n in (("train", n_train), ("t10k", n_test)):
+        with gzip.open(os.path.join(d, pre + "-images-idx3-ubyte.gz"),
+                       "wb") as f:
+            f.write(struct.pack(">IIII", 0x803, n, 28, 28))
+            f.write(bytes(rnd.randrange(256) for _ in range(n * 784)))
+        with gzip.open(os.path.join(d, pre + "-labels-idx1-ubyte.gz"),
+                       "wb") as f:
+            f.write(struct.pack(">II", 0x801, n))
+            f.write(bytes(rnd.randrange(10) for _ in range(n)))
+
+
+def run_piped(root, *args):
+    """Runs idunno with its output piped: (exit code, stdout + stderr)."""
+    p = subprocess.run([IDUNNO, "--root", root] + list(args),
+                       capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout + p.stderr
+
+
 def browser_driver():
     try:
         from selenium import webdriver
@@ -424,6 +449,33 @@ def main():
         tap(code == 0 and same and "bytes (" in text and
             "bytes (" not in piped.stderr + piped.stdout,
             "get: progress on a terminal, the same bytes, none when piped")
+
+        # dataset import and train local: images and batches.
+        tiny = os.path.join(root, "tiny")
+        tiny_mnist(tiny, 600, 100)
+        imp = ("dataset", "import", "fashion-mnist", "--dir", tiny,
+               "--shard-size", "20", "--prefix")
+        code, text = run_pty(root, *imp, "ops/tiny")
+        tap(code == 0 and "/700 images (" in text and "ETA" in text and
+            "imported fashion-mnist into ops/tiny/train" in text,
+            "dataset import: images done of both sets, rate and ETA on a "
+            "terminal")
+        code2, text2 = run_piped(root, *imp, "ops/tiny2")
+        code3, text3 = run_pty(root, *imp, "ops/tiny3", "--quiet")
+        tap(code2 == 0 and code3 == 0 and "imported" in text2 + text3 and
+            "images (" not in text2 + text3,
+            "dataset import: no progress when piped or with --quiet")
+        # The sim "fast" model sleeps 100 ms a batch: 600 images in
+        # batches of 64 are 10 batches an epoch, 20 in all.
+        train = ("train", "local", "fast", "--data", "ops/tiny", "--batch",
+                 "64", "--epochs", "2")
+        code, text = run_pty(root, *train)
+        tap(code == 0 and "/20 batches (" in text and "ETA" in text and
+            "epoch 2/2" in text and "stored models/fast/weights" in text,
+            "train local: batches done, rate and ETA on a terminal")
+        code2, text2 = run_piped(root, *train)
+        tap(code2 == 0 and "epoch 2/2" in text2 and "batches (" not in
+            text2, "train local: no progress when piped")
     except Exception as e:
         diag("error: %r" % e)
         tap(False, "the test ran to its end")
