@@ -357,12 +357,27 @@ class Client:
                   _b(name), desc, len(desc), model,
                   0 if model is None else len(model))
 
-    def dataset_import_mnist(self, directory, prefix, shard_size=1000):
+    def dataset_import_mnist(self, directory, prefix, shard_size=1000,
+                             progress=None):
         """Stores a directory in MNIST's layout as PREFIX/train and
-        PREFIX/test (the query set)."""
-        _check(_fn("idn_dataset_import_mnist")(self.handle, _b(directory),
-                                               _b(prefix), shard_size),
-               "dataset import " + str(prefix))
+        PREFIX/test (the query set). progress(done, total), if given, is
+        called after each stored shard with the images stored of both
+        sets' images; an exception it raises is raised once the import
+        ends."""
+        failure = []
+
+        def report(arg, done, total):
+            try:
+                progress(done, total)
+            except BaseException as e:  # must not unwind through C
+                failure.append(e)
+
+        cb = _capi.ProgressFn(report) if progress else _capi.ProgressFn()
+        rv = _fn("idn_dataset_import_mnist_progress")(
+            self.handle, _b(directory), _b(prefix), shard_size, cb, None)
+        if failure:
+            raise failure[0]
+        _check(rv, "dataset import " + str(prefix))
 
     def dataset_put_idx(self, images_gz, labels_gz, prefix, shard_size=1000):
         """Stores one gzipped IDX image file and its labels as shards

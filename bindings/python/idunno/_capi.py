@@ -83,6 +83,8 @@ class TrainSpec(Structure):
 # idn_dataset_put_fn
 DatasetPutFn = ctypes.CFUNCTYPE(c_int, c_void_p, c_char_p, c_void_p,
                                 c_size_t)
+# idn_progress_fn
+ProgressFn = ctypes.CFUNCTYPE(None, c_void_p, c_uint64, c_uint64)
 
 _P = POINTER
 _ERRMSG = _P(c_void_p)  # char **errmsg: read, then idn_free()
@@ -136,6 +138,9 @@ PROTOTYPES = {
                                    DatasetPutFn, c_void_p]),
     "idn_dataset_import_mnist": (c_int, [c_void_p, c_char_p, c_char_p,
                                          c_uint32]),
+    "idn_dataset_import_mnist_progress": (c_int, [c_void_p, c_char_p,
+                                                  c_char_p, c_uint32,
+                                                  ProgressFn, c_void_p]),
     # sched.h
     "idn_phase_name": (c_char_p, [c_int]),
     "idn_job_state_name": (c_char_p, [c_int]),

@@ -287,6 +287,20 @@ def test_inference_job(cluster, client, tmp_path):
         client.phase_stop("infer")
 
 
+def test_dataset_import_progress(client, tmp_path):
+    idx_pair(tmp_path, "train", 60, 4)
+    idx_pair(tmp_path, "t10k", 20, 5)
+    seen = []
+    client.dataset_import_mnist(str(tmp_path), "pyimport", shard_size=20,
+                                progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(20, 80), (40, 80), (60, 80), (80, 80)]
+    assert "count = 20" in client.get_bytes(
+        "pyimport/test/manifest").decode()
+    with pytest.raises(idunno.IdunnoError) as e:
+        client.dataset_import_mnist(str(tmp_path / "none"), "pyimport2")
+    assert e.value.code == idunno.ENOENT
+
+
 def test_training_job(client, tmp_path):
     for name, n, seed in (("train", TRAIN, 2), ("t10k", 32, 3)):
         img, lab = idx_pair(tmp_path, name, n, seed)
