@@ -181,6 +181,8 @@ def run_pty(root, *args, timeout_s=60):
         if r and not data:
             break
         out += data
+    else:
+        os.kill(pid, 9)  # past the deadline: do not wait forever
     _, st = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(st), out.decode(errors="replace")
