@@ -7,6 +7,7 @@
 
 #include "harness.h"
 #include "ledger/ledger.h"
+#include "ledger/msg.h"
 
 typedef struct {
 	ledger *copy;
@@ -142,11 +143,35 @@ test_changes_stream_and_checkpoint(void **st)
 	ledger_close(copy);
 }
 
+static void
+test_spec_check(void **st)
+{
+	(void) st;
+	ledger_spec s;
+	spec(&s, "j1");
+	assert_null(ledger_spec_check(&s));
+	s.batch = 0;
+	assert_non_null(ledger_spec_check(&s));
+	// Training: a batch of one image trains nothing (BatchNorm).
+	memset(&s, 0, sizeof(s));
+	s.kind = LEDGER_TRAIN;
+	snprintf(s.job, sizeof(s.job), "t1");
+	snprintf(s.model, sizeof(s.model), "m");
+	snprintf(s.data, sizeof(s.data), "datasets/x");
+	s.epochs = 1;
+	s.lr = 0.01;
+	s.batch = 2;
+	assert_null(ledger_spec_check(&s));
+	s.batch = 1;
+	assert_non_null(strstr(ledger_spec_check(&s), "2 or more"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_changes_stream_and_checkpoint),
+	    cmocka_unit_test(test_spec_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,6 +54,10 @@ ledger_spec_check(const ledger_spec *s)
 	if (s->kind != LEDGER_TRAIN) {
 		return "unknown job kind";
 	}
+	if (s->batch < 2) {
+		return "a training batch must hold 2 or more images (BatchNorm "
+		    "cannot train on one)";
+	}
 	if (s->epochs == 0 || s->epochs > 100000) {
 		return "epochs must be in 1..100000";
 	}

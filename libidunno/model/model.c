@@ -296,8 +296,9 @@ check_opts(idn_model *m, const idn_model_train_opts *o)
 	const char *why = NULL;
 	if (o->epochs < 1 || o->epochs > 100000) {
 		why = "epochs must be in 1..100000";
-	} else if (o->batch_size < 1 || o->batch_size > 65536) {
-		why = "batch_size must be in 1..65536";
+	} else if (o->batch_size < 2 || o->batch_size > 65536) {
+		// BatchNorm cannot train on one image at a time.
+		why = "batch_size must be in 2..65536";
 	} else if (!(o->lr > 0.0 && o->lr < 1e6)) {
 		why = "lr must be > 0";
 	} else if (!(o->momentum >= 0.0 && o->momentum < 1.0)) {
@@ -417,11 +418,8 @@ idn_model_evaluate(idn_model *m, const idn_model_data *set,
 static uint64_t
 epoch_batches(size_t n, uint32_t batch_size)
 {
-	// BatchNorm cannot train on one image: the loop stops at a batch of 1
-	// (with batch_size 1, at the first) unless the set is one image.
-	if (n > 1 && batch_size == 1) {
-		return 0;
-	}
+	// BatchNorm cannot train on one image: the loop stops at a last
+	// batch of 1 unless the set is one image.
 	return (n + batch_size - 1) / batch_size -
 	    (n > 1 && n % batch_size == 1);
 }

@@ -428,6 +428,10 @@ test_train_schedule(void **st)
 	IDN_FAIL(idn_model_train(m, &o, &set, NULL), IDN_EINVAL);
 	o.size = sizeof(o) + 8;
 	IDN_FAIL(idn_model_train(m, &o, &set, NULL), IDN_EINVAL);
+	// A batch of one would train nothing (BatchNorm): refused up front.
+	o.size = sizeof(o);
+	o.batch_size = 1;
+	IDN_FAIL(idn_model_train(m, &o, &set, NULL), IDN_EINVAL);
 	idn_model_close(m);
 }
 
