@@ -766,8 +766,45 @@ moved_off(coord *c, cworker *w, const cjob *j, uint64_t now)
 	return other;
 }
 
+// Whether the worker's allocation row gained a job since its last call
+// that has a batch ready and of which it holds no lease: then its queued
+// leases of other jobs go back and are leased again in pick order, so the
+// new job's first batch runs after the task under way instead of behind
+// the prefetched ones (a worker time-shared between an old and a new job
+// keeps a share of the old one, so moved_off() does not apply).
+static bool
+gained_job(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
+{
+	size_t row = alloc_row(c, w->key);
+	size_t n = row == SIZE_MAX ? 0 : c->alloc.nshares[row];
+	n = n > MAX_JOBS ? MAX_JOBS : n;
+	bool gained = false;
+	uint64_t was[MAX_JOBS];
+	memcpy(was, w->row, sizeof(was));
+	for (size_t i = 0; i < n; i++) {
+		uint64_t k = c->alloc.shares[row][i].job;
+		bool seen = false, held = false;
+		for (size_t s = 0; s < w->nrow && !seen; s++) {
+			seen = was[s] == k;
+		}
+		cjob *j = seen ? NULL : coord_job_by_key(c, k);
+		for (size_t h = 0; j != NULL && h < r->nheld && !held; h++) {
+			held = strcmp(r->held[h].job, j->spec.job) == 0;
+		}
+		gained = gained || (j != NULL && !held && coord_infer_active(j) &&
+		    sched_job_ready(j->sj, now));
+		w->row[i] = k;
+	}
+	w->nrow = n;
+	// The first call to this coordinator (a new worker, or after a
+	// takeover) only learns the row: its leases are not churned.
+	gained = gained && w->row_set;
+	w->row_set = true;
+	return gained;
+}
+
 static void
-renew(coord *c, cworker *w, const ledger_held *h, uint64_t now,
+renew(coord *c, cworker *w, const ledger_held *h, uint64_t now, bool requeue,
     ledger_held *drop, size_t *ndrop)
 {
 	cjob *j = coord_find_job(c, h->job);
@@ -776,7 +813,7 @@ renew(coord *c, cworker *w, const ledger_held *h, uint64_t now,
 	    j->state == IDN_JOB_RUNNING && c->phase == IDN_PHASE_INFER) {
 		keep = sched_job_renew(j->sj, h->batch, w->key, now,
 		    COORD_LEASE_MS) == IDN_OK;
-		if (keep && !h->running && moved_off(c, w, j, now)) {
+		if (keep && !h->running && (requeue || moved_off(c, w, j, now))) {
 			// Not started, and the allocation moved this worker to
 			// other work: the batch goes back for the workers that
 			// now serve its job.
@@ -965,13 +1002,19 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	for (size_t i = 0; w != NULL && i < r.ntrain; i++) {
 		progress(c, w, &r.train[i]);
 	}
-	for (size_t i = 0; w != NULL && drop != NULL && i < r.nheld; i++) {
-		renew(c, w, &r.held[i], now, drop, &ndrop);
-	}
 	if (w != NULL && c->dirty) {
 		reassign(c, now);
 	}
-	uint32_t want = r.want > 64 ? 64 : r.want;
+	bool requeue = w != NULL && c->phase == IDN_PHASE_INFER &&
+	    gained_job(c, w, &r, now);
+	uint32_t want = r.want;
+	for (size_t i = 0; w != NULL && drop != NULL && i < r.nheld; i++) {
+		size_t before = ndrop;
+		renew(c, w, &r.held[i], now, requeue, drop, &ndrop);
+		// A queued lease taken back makes room for another.
+		want += ndrop > before && !r.held[i].running;
+	}
+	want = want > 64 ? 64 : want;
 	if (w != NULL && c->phase == IDN_PHASE_INFER) {
 		lease_infer(c, w, want, now, out, &n);
 	} else if (w != NULL && c->phase == IDN_PHASE_TRAIN && want > 0) {

@@ -43,6 +43,9 @@ typedef struct cworker {
 	bool alive;
 	uint64_t served_key[MAX_JOBS];
 	double served_ms[MAX_JOBS];
+	uint64_t row[MAX_JOBS];  // job keys of its allocation row, last call
+	size_t nrow;
+	bool row_set;            // row holds a call's (not after a takeover)
 } cworker;
 
 struct coord {
