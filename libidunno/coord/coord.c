@@ -958,9 +958,18 @@ lease_train(coord *c, cworker *w, uint64_t now, ledger_lease *out, size_t *n)
 	}
 }
 
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
 static int
 on_lease(coord *c, const wire_val *b, wire_wr *reply)
 {
+	uint64_t t0 = mono_us();
 	ledger_lease_req r;
 	int rv = ledger_lease_req_get(b, &r);
 	if (rv != IDN_OK) {
@@ -979,11 +988,15 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	size_t n = 0, ndrop = 0;
 	uint64_t now = idn_wall_ms();
 	pthread_mutex_lock(&c->lock);
-	c->lease_ops++;
+	// The call's ledger changes (completions, leases) commit together.
+	ledger_begin(c->led);
 	cworker *w = find_worker(c, r.worker, true);
 	if (w != NULL && !w->alive) {
 		w->alive = true;
 		c->dirty = true;
+	}
+	if (w != NULL) {
+		w->last_call_ms = now;
 	}
 	for (size_t i = 0; w != NULL && i < r.ndone; i++) {
 		complete(c, w, &r.done[i], now);
@@ -995,9 +1008,11 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 				k += sched_job_reclaim(c->jobs[i]->sj, w->key);
 			}
 		}
-		note(c, IDN_LOG_WARN, "coord: worker %s gave back %zu leases "
-		    "(a task is stuck)", w->id, k);
-		c->dirty = true;
+		if (k > 0) {
+			note(c, IDN_LOG_WARN, "coord: worker %s gave back %zu "
+			    "leases", w->id, k);
+			c->dirty = true;
+		}
 	}
 	for (size_t i = 0; w != NULL && i < r.ntrain; i++) {
 		progress(c, w, &r.train[i]);
@@ -1020,11 +1035,18 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	} else if (w != NULL && c->phase == IDN_PHASE_TRAIN && want > 0) {
 		lease_train(c, w, now, out, &n);
 	}
+	ledger_commit(c->led);
 	pthread_mutex_unlock(&c->lock);
 	ledger_lease_rep rep = {c->epoch, out, n, drop, ndrop};
 	ledger_lease_rep_put(reply, &rep);
 	idn_free(drop);
 	ledger_lease_req_clear(&r);
+	uint64_t us = (mono_us() - t0);
+	pthread_mutex_lock(&c->lock);
+	c->lease_us[c->lease_ops % LEASE_RING] = us > UINT32_MAX ? UINT32_MAX :
+	    (uint32_t) us;
+	c->lease_ops++;
+	pthread_mutex_unlock(&c->lock);
 	return w != NULL ? IDN_OK : IDN_EBUSY;
 }
 
@@ -1083,6 +1105,27 @@ coord_handle(coord *c, const char *type, const wire_val *body,
 	return IDN_EPROTO;
 }
 
+// The worker is gone: its leases go back at once.
+static void
+worker_gone(coord *c, cworker *w, const char *why)
+{
+	w->alive = false;
+	size_t n = 0;
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		if (j->sj != NULL) {
+			n += sched_job_reclaim(j->sj, w->key);
+		}
+		if (j->tleased && strcmp(j->tworker, w->id) == 0) {
+			j->tleased = false;
+			n++;
+		}
+	}
+	note(c, IDN_LOG_INFO, "coord: worker %s %s: %zu leases reclaimed",
+	    w->id, why, n);
+	c->dirty = true;
+}
+
 void
 coord_member(coord *c, const char *id, const char *role, bool alive)
 {
@@ -1091,22 +1134,11 @@ coord_member(coord *c, const char *id, const char *role, bool alive)
 	}
 	pthread_mutex_lock(&c->lock);
 	cworker *w = find_worker(c, id, alive);
+	if (w != NULL) {
+		w->member = true;
+	}
 	if (w != NULL && !alive && w->alive) {
-		w->alive = false;
-		size_t n = 0;
-		for (size_t i = 0; i < c->njobs; i++) {
-			cjob *j = c->jobs[i];
-			if (j->sj != NULL) {
-				n += sched_job_reclaim(j->sj, w->key);
-			}
-			if (j->tleased && strcmp(j->tworker, id) == 0) {
-				j->tleased = false;
-				n++;
-			}
-		}
-		note(c, IDN_LOG_INFO, "coord: worker %s failed: %zu leases "
-		    "reclaimed", id, n);
-		c->dirty = true;
+		worker_gone(c, w, "failed");
 	} else if (w != NULL && alive && !w->alive) {
 		w->alive = true;
 		c->dirty = true;
@@ -1134,6 +1166,16 @@ ticker(void *arg)
 				j->tleased = false;
 				note(c, IDN_LOG_WARN, "coord: training %s: lease "
 				    "of %s expired", j->spec.job, j->tworker);
+			}
+		}
+		// A caller the membership never reported (a stand-in of
+		// idn_sched_lease_probe) leaves the allocation when it goes
+		// silent; members leave through the membership.
+		for (size_t i = 0; i < c->nworkers; i++) {
+			cworker *w = &c->workers[i];
+			if (w->alive && !w->member && w->last_call_ms != 0 &&
+			    now >= w->last_call_ms + COORD_LEASE_MS) {
+				worker_gone(c, w, "silent");
 			}
 		}
 		if (c->dirty || now >= c->last_assign_ms + REASSIGN_MS) {
