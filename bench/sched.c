@@ -9,8 +9,8 @@
 //       backlogged job runs;
 //   (d) max/min rate of two backlogged sim jobs 4x apart in service time,
 //       and the time until they are within 10%;
-//   (e) coordinator lease calls/s and p99 from 4 threads standing in for
-//       workers, and the lease calls/s the workers made during (b) and (d)
+//   (e) coordinator lease calls/s and p99 from 4 and 8 threads standing
+//       in for workers, and the lease calls/s the workers made during (b) and (d)
 //       (`lease_ops`).
 // (b) and (a) start clusters of fewer workers, so they run last.
 //   bench/sched [PARTS]   (letters a..e, as one word or several; all)
@@ -515,10 +515,11 @@ part_d(void)
 	       "%.1f s\n", ratio, conv);
 }
 
-// (e): lease calls, as the workers make them, from 4 threads on a cluster
-// of its own without workers (idn_sched_lease_probe: each call gives back
-// the caller's leases and takes 2 new batches of a backlogged job).
-#define E_THREADS 4
+// (e): lease calls, as the workers make them, from 4 and then 8 threads on
+// a cluster of its own without workers (idn_sched_lease_probe: each call
+// gives back the caller's leases and takes 2 new batches of a backlogged
+// job), 4 s each.
+#define E_THREADS_MAX 8
 #define E_MAX 400000
 #define E_WANT 2
 
@@ -528,7 +529,7 @@ typedef struct {
 	char worker[32];
 	double until;
 	double *lat;
-	size_t n;
+	size_t cap, n;
 	uint64_t leases;
 	int errors;
 } e_arg;
@@ -537,7 +538,7 @@ static void *
 e_run(void *arg)
 {
 	e_arg *a = arg;
-	while (a->n < E_MAX / E_THREADS && now_s() < a->until) {
+	while (a->n < a->cap && now_s() < a->until) {
 		uint32_t got = 0;
 		double t0 = now_s();
 		int rv = idn_sched_lease_probe(a->c, a->coord, a->worker, E_WANT,
@@ -558,22 +559,16 @@ cmp_double(const void *a, const void *b)
 }
 
 static void
-part_e(bool b_ran, bool d_ran)
+e_round(const char *coord, int threads)
 {
 	static double lat[E_MAX];
-	e_arg a[E_THREADS];
-	pthread_t th[E_THREADS];
-	char coord[128];
-	cluster_with(0, false);
-	add_job("e-load", "sim-20", 8, 0);
-	int rv = idn_sched_where(c, coord, sizeof(coord));
-	if (rv != IDN_OK) {
-		die("where", rv, NULL);
-	}
+	e_arg a[E_THREADS_MAX];
+	pthread_t th[E_THREADS_MAX];
+	size_t cap = E_MAX / (size_t) threads;
 	double t0 = now_s();
-	for (int i = 0; i < E_THREADS; i++) {
-		a[i] = (e_arg) {NULL, coord, "", t0 + 4,
-		    lat + i * (E_MAX / E_THREADS), 0, 0, 0};
+	for (int i = 0; i < threads; i++) {
+		a[i] = (e_arg) {NULL, coord, "", t0 + 4, lat + i * cap, cap, 0,
+		    0, 0};
 		snprintf(a[i].worker, sizeof(a[i].worker), "bench-e%d", i);
 		if (idn_client_open(coord, cl.key, &a[i].c) != IDN_OK) {
 			die("client", IDN_ESYS, NULL);
@@ -583,7 +578,7 @@ part_e(bool b_ran, bool d_ran)
 	size_t n = 0;
 	uint64_t leases = 0;
 	int errors = 0;
-	for (int i = 0; i < E_THREADS; i++) {
+	for (int i = 0; i < threads; i++) {
 		pthread_join(th[i], NULL);
 		idn_client_close(a[i].c);
 		memmove(lat + n, a[i].lat, a[i].n * sizeof(double));
@@ -598,12 +593,10 @@ part_e(bool b_ran, bool d_ran)
 	double cp99 = p ? field(p, NULL, "p99") : -1;
 	double cmax = p ? field(p, NULL, "max") : -1;
 	idn_free(json);
-	remove_job("e-load");
 	qsort(lat, n, sizeof(double), cmp_double);
-	printf("(e) coordinator lease calls (sched.lease: give back, take %d), "
-	       "%d client threads, %.1f s:\n    %zu calls, %.2f leases per "
-	       "call, %d errors\n", E_WANT, E_THREADS, s, n,
-	    n ? (double) leases / (double) n : 0, errors);
+	printf("    %d threads, %.1f s: %zu calls, %.2f leases per call, %d "
+	       "errors\n", threads, s, n, n ? (double) leases / (double) n : 0,
+	    errors);
 	if (n == 0 || errors > 0) {
 		failed++;
 	}
@@ -616,6 +609,23 @@ part_e(bool b_ran, bool d_ran)
 	printf("    the coordinator's own time per call (its last 4096, stats "
 	       "lease_call_ms): median %.3f ms, p99 %.3f ms, max %.3f ms\n",
 	    cmed, cp99, cmax);
+}
+
+static void
+part_e(bool b_ran, bool d_ran)
+{
+	char coord[128];
+	cluster_with(0, false);
+	add_job("e-load", "sim-20", 8, 0);
+	int rv = idn_sched_where(c, coord, sizeof(coord));
+	if (rv != IDN_OK) {
+		die("where", rv, NULL);
+	}
+	printf("(e) coordinator lease calls (sched.lease: give back, take %d) "
+	       "from stand-in workers:\n", E_WANT);
+	e_round(coord, 4);
+	e_round(coord, 8);
+	remove_job("e-load");
 	if (b_ran) {
 		printf("    lease calls the workers made (lease_ops): "
 		       "%.0f/s with 8 workers in (b)\n", lease_ops_b8);
