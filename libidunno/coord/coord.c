@@ -1041,7 +1041,7 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	ledger_lease_rep_put(reply, &rep);
 	idn_free(drop);
 	ledger_lease_req_clear(&r);
-	uint64_t us = (mono_us() - t0);
+	uint64_t us = mono_us() - t0;
 	pthread_mutex_lock(&c->lock);
 	c->lease_us[c->lease_ops % LEASE_RING] = us > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t) us;
