@@ -41,7 +41,7 @@ typedef struct {
 	ledger_lease l;
 	core_buf out;           // the batch's result lines
 	double ms, busy;        // model time, executor time
-	uint64_t start;         // clock ms the task started
+	uint64_t start;         // clock ms its write started
 } write_slot;
 
 typedef struct {
@@ -623,6 +623,7 @@ writer_main(void *arg)
 			continue;
 		}
 		ws->state = SLOT_WRITING;
+		ws->start = idn_clock_ms();
 		ledger_lease l = ws->l;
 		core_buf out = ws->out;
 		ws->out = (core_buf){0};
@@ -704,10 +705,10 @@ exec_main(void *arg)
 				ws->out = out;
 				ws->ms = ms;
 				ws->busy = busy;
-				ws->start = w->cur_start;
-			} else {
-				core_buf_free(&out);
+			} else if (rv != IDN_OK) {
 				report(w, &l, ms, busy, rv);
+			} else {
+				core_buf_free(&out); // stopping: not written, not done
 			}
 		}
 		w->running = false;
