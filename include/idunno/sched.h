@@ -86,6 +86,18 @@ IDN_API int idn_sched_table(idn_client *c, const char *what,
 // IDN_EUNAVAIL: none is alive; IDN_ETOOBIG: cap too small.
 IDN_API int idn_sched_where(idn_client *c, char *addr, size_t cap);
 
+// idn_sched_lease_probe makes one lease call as the workers do
+// (docs/SCHED.md, "The lease call"), for benchmarks and checks of the
+// coordinator: the stand-in worker named worker gives back every lease it
+// holds, then asks for up to want batches of the running inference jobs;
+// *got (may be NULL) gets how many it was given. coord is the
+// coordinator's "host:port" (idn_sched_where), or NULL to ask the
+// client's node first. The coordinator counts the stand-in as a live
+// worker until it has been silent for a lease time (10 s), so its share
+// of the allocation is missed by real workers meanwhile.
+IDN_API int idn_sched_lease_probe(idn_client *c, const char *coord,
+    const char *worker, uint32_t want, uint32_t *got);
+
 // idn_job_wait polls until the job is DONE (IDN_OK), FAILED or REMOVED
 // (IDN_EINVAL) or timeout_ms passes (IDN_ETIMEDOUT; <= 0 waits forever).
 // *state (may be NULL) gets the last state seen. IDN_ENOENT: no such job.

@@ -434,3 +434,42 @@ idn_sched_where(idn_client *c, char *addr, size_t cap)
 	}
 	return rv;
 }
+
+int
+idn_sched_lease_probe(idn_client *c, const char *coord, const char *worker,
+    uint32_t want, uint32_t *got)
+{
+	char addr[IDN_ADDR_MAX];
+	if (c == NULL || worker == NULL || worker[0] == '\0' ||
+	    strlen(worker) >= sizeof(((ledger_lease_req *) 0)->worker)) {
+		return IDN_EINVAL;
+	}
+	int rv = coord != NULL ? IDN_OK : idn_sched_where(c, addr, sizeof(addr));
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	ledger_lease_req r = {.want = want, .release = true};
+	snprintf(r.worker, sizeof(r.worker), "%s", worker);
+	wire_wr *w = NULL;
+	if ((rv = wire_wr_new(&w)) != IDN_OK) {
+		return rv;
+	}
+	ledger_lease_req_put(w, &r);
+	wire_doc *d = NULL;
+	wire_env e;
+	ledger_lease_rep rep;
+	rv = rpc_client_call_at(c, coord != NULL ? coord : addr, "sched.lease",
+	    w, &d, &e);
+	wire_wr_free(w);
+	if (rv == IDN_OK) {
+		rv = ledger_lease_rep_get(e.body, &rep);
+	}
+	wire_doc_free(d);
+	if (rv == IDN_OK) {
+		if (got != NULL) {
+			*got = (uint32_t) rep.n;
+		}
+		ledger_lease_rep_clear(&rep);
+	}
+	return rv;
+}

@@ -766,8 +766,45 @@ moved_off(coord *c, cworker *w, const cjob *j, uint64_t now)
 	return other;
 }
 
+// Whether the worker's allocation row gained a job since its last call
+// that has a batch ready and of which it holds no lease: then its queued
+// leases of other jobs go back and are leased again in pick order, so the
+// new job's first batch runs after the task under way instead of behind
+// the prefetched ones (a worker time-shared between an old and a new job
+// keeps a share of the old one, so moved_off() does not apply).
+static bool
+gained_job(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
+{
+	size_t row = alloc_row(c, w->key);
+	size_t n = row == SIZE_MAX ? 0 : c->alloc.nshares[row];
+	n = n > MAX_JOBS ? MAX_JOBS : n;
+	bool gained = false;
+	uint64_t was[MAX_JOBS];
+	memcpy(was, w->row, sizeof(was));
+	for (size_t i = 0; i < n; i++) {
+		uint64_t k = c->alloc.shares[row][i].job;
+		bool seen = false, held = false;
+		for (size_t s = 0; s < w->nrow && !seen; s++) {
+			seen = was[s] == k;
+		}
+		cjob *j = seen ? NULL : coord_job_by_key(c, k);
+		for (size_t h = 0; j != NULL && h < r->nheld && !held; h++) {
+			held = strcmp(r->held[h].job, j->spec.job) == 0;
+		}
+		gained = gained || (j != NULL && !held && coord_infer_active(j) &&
+		    sched_job_ready(j->sj, now));
+		w->row[i] = k;
+	}
+	w->nrow = n;
+	// The first call to this coordinator (a new worker, or after a
+	// takeover) only learns the row: its leases are not churned.
+	gained = gained && w->row_set;
+	w->row_set = true;
+	return gained;
+}
+
 static void
-renew(coord *c, cworker *w, const ledger_held *h, uint64_t now,
+renew(coord *c, cworker *w, const ledger_held *h, uint64_t now, bool requeue,
     ledger_held *drop, size_t *ndrop)
 {
 	cjob *j = coord_find_job(c, h->job);
@@ -776,7 +813,7 @@ renew(coord *c, cworker *w, const ledger_held *h, uint64_t now,
 	    j->state == IDN_JOB_RUNNING && c->phase == IDN_PHASE_INFER) {
 		keep = sched_job_renew(j->sj, h->batch, w->key, now,
 		    COORD_LEASE_MS) == IDN_OK;
-		if (keep && !h->running && moved_off(c, w, j, now)) {
+		if (keep && !h->running && (requeue || moved_off(c, w, j, now))) {
 			// Not started, and the allocation moved this worker to
 			// other work: the batch goes back for the workers that
 			// now serve its job.
@@ -921,9 +958,18 @@ lease_train(coord *c, cworker *w, uint64_t now, ledger_lease *out, size_t *n)
 	}
 }
 
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
 static int
 on_lease(coord *c, const wire_val *b, wire_wr *reply)
 {
+	uint64_t t0 = mono_us();
 	ledger_lease_req r;
 	int rv = ledger_lease_req_get(b, &r);
 	if (rv != IDN_OK) {
@@ -942,11 +988,15 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	size_t n = 0, ndrop = 0;
 	uint64_t now = idn_wall_ms();
 	pthread_mutex_lock(&c->lock);
-	c->lease_ops++;
+	// The call's ledger changes (completions, leases) commit together.
+	ledger_begin(c->led);
 	cworker *w = find_worker(c, r.worker, true);
 	if (w != NULL && !w->alive) {
 		w->alive = true;
 		c->dirty = true;
+	}
+	if (w != NULL) {
+		w->last_call_ms = now;
 	}
 	for (size_t i = 0; w != NULL && i < r.ndone; i++) {
 		complete(c, w, &r.done[i], now);
@@ -958,30 +1008,45 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 				k += sched_job_reclaim(c->jobs[i]->sj, w->key);
 			}
 		}
-		note(c, IDN_LOG_WARN, "coord: worker %s gave back %zu leases "
-		    "(a task is stuck)", w->id, k);
-		c->dirty = true;
+		if (k > 0) {
+			note(c, IDN_LOG_WARN, "coord: worker %s gave back %zu "
+			    "leases", w->id, k);
+			c->dirty = true;
+		}
 	}
 	for (size_t i = 0; w != NULL && i < r.ntrain; i++) {
 		progress(c, w, &r.train[i]);
 	}
-	for (size_t i = 0; w != NULL && drop != NULL && i < r.nheld; i++) {
-		renew(c, w, &r.held[i], now, drop, &ndrop);
-	}
 	if (w != NULL && c->dirty) {
 		reassign(c, now);
 	}
-	uint32_t want = r.want > 64 ? 64 : r.want;
+	bool requeue = w != NULL && c->phase == IDN_PHASE_INFER &&
+	    gained_job(c, w, &r, now);
+	uint32_t want = r.want;
+	for (size_t i = 0; w != NULL && drop != NULL && i < r.nheld; i++) {
+		size_t before = ndrop;
+		renew(c, w, &r.held[i], now, requeue, drop, &ndrop);
+		// A queued lease taken back makes room for another.
+		want += ndrop > before && !r.held[i].running;
+	}
+	want = want > 64 ? 64 : want;
 	if (w != NULL && c->phase == IDN_PHASE_INFER) {
 		lease_infer(c, w, want, now, out, &n);
 	} else if (w != NULL && c->phase == IDN_PHASE_TRAIN && want > 0) {
 		lease_train(c, w, now, out, &n);
 	}
+	ledger_commit(c->led);
 	pthread_mutex_unlock(&c->lock);
 	ledger_lease_rep rep = {c->epoch, out, n, drop, ndrop};
 	ledger_lease_rep_put(reply, &rep);
 	idn_free(drop);
 	ledger_lease_req_clear(&r);
+	uint64_t us = mono_us() - t0;
+	pthread_mutex_lock(&c->lock);
+	c->lease_us[c->lease_ops % LEASE_RING] = us > UINT32_MAX ? UINT32_MAX :
+	    (uint32_t) us;
+	c->lease_ops++;
+	pthread_mutex_unlock(&c->lock);
 	return w != NULL ? IDN_OK : IDN_EBUSY;
 }
 
@@ -1040,6 +1105,27 @@ coord_handle(coord *c, const char *type, const wire_val *body,
 	return IDN_EPROTO;
 }
 
+// The worker is gone: its leases go back at once.
+static void
+worker_gone(coord *c, cworker *w, const char *why)
+{
+	w->alive = false;
+	size_t n = 0;
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		if (j->sj != NULL) {
+			n += sched_job_reclaim(j->sj, w->key);
+		}
+		if (j->tleased && strcmp(j->tworker, w->id) == 0) {
+			j->tleased = false;
+			n++;
+		}
+	}
+	note(c, IDN_LOG_INFO, "coord: worker %s %s: %zu leases reclaimed",
+	    w->id, why, n);
+	c->dirty = true;
+}
+
 void
 coord_member(coord *c, const char *id, const char *role, bool alive)
 {
@@ -1048,22 +1134,11 @@ coord_member(coord *c, const char *id, const char *role, bool alive)
 	}
 	pthread_mutex_lock(&c->lock);
 	cworker *w = find_worker(c, id, alive);
+	if (w != NULL) {
+		w->member = true;
+	}
 	if (w != NULL && !alive && w->alive) {
-		w->alive = false;
-		size_t n = 0;
-		for (size_t i = 0; i < c->njobs; i++) {
-			cjob *j = c->jobs[i];
-			if (j->sj != NULL) {
-				n += sched_job_reclaim(j->sj, w->key);
-			}
-			if (j->tleased && strcmp(j->tworker, id) == 0) {
-				j->tleased = false;
-				n++;
-			}
-		}
-		note(c, IDN_LOG_INFO, "coord: worker %s failed: %zu leases "
-		    "reclaimed", id, n);
-		c->dirty = true;
+		worker_gone(c, w, "failed");
 	} else if (w != NULL && alive && !w->alive) {
 		w->alive = true;
 		c->dirty = true;
@@ -1091,6 +1166,16 @@ ticker(void *arg)
 				j->tleased = false;
 				note(c, IDN_LOG_WARN, "coord: training %s: lease "
 				    "of %s expired", j->spec.job, j->tworker);
+			}
+		}
+		// A caller the membership never reported (a stand-in of
+		// idn_sched_lease_probe) leaves the allocation when it goes
+		// silent; members leave through the membership.
+		for (size_t i = 0; i < c->nworkers; i++) {
+			cworker *w = &c->workers[i];
+			if (w->alive && !w->member && w->last_call_ms != 0 &&
+			    now >= w->last_call_ms + COORD_LEASE_MS) {
+				worker_gone(c, w, "silent");
 			}
 		}
 		if (c->dirty || now >= c->last_assign_ms + REASSIGN_MS) {

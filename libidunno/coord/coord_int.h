@@ -15,6 +15,7 @@
 
 #define MAX_JOBS 64
 #define MAX_WORKERS 256
+#define LEASE_RING 4096
 
 typedef struct cjob {
 	ledger_spec spec;
@@ -43,6 +44,11 @@ typedef struct cworker {
 	bool alive;
 	uint64_t served_key[MAX_JOBS];
 	double served_ms[MAX_JOBS];
+	uint64_t row[MAX_JOBS];  // job keys of its allocation row, last call
+	size_t nrow;
+	bool row_set;            // row holds a call's (not after a takeover)
+	bool member;             // the membership reported it
+	uint64_t last_call_ms;   // wall ms of its last lease call
 } cworker;
 
 struct coord {
@@ -65,6 +71,9 @@ struct coord {
 	bool want_checkpoint;
 	uint64_t last_assign_ms;
 	uint64_t lease_ops;
+	// The coordinator's own time of its last LEASE_RING lease calls (us,
+	// from the request's decoding to its reply, lock waits included).
+	uint32_t lease_us[LEASE_RING];
 	uint64_t epoch;
 	bool own_led;         // closes the ledger (a standby's view does not)
 	bool leased_any;      // the first lease of this epoch was logged

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <idunno/sched.h>
@@ -149,6 +150,31 @@ fairness(coord *c, uint64_t now)
 }
 
 static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+	return (x > y) - (x < y);
+}
+
+// The coordinator's own time per lease call over its last LEASE_RING
+// calls: {"calls", "median", "p99", "max"} (ms), null before any.
+static void
+lease_times(coord *c, core_buf *b)
+{
+	static uint32_t v[LEASE_RING]; // the lock is held: one user
+	size_t n = c->lease_ops < LEASE_RING ? (size_t) c->lease_ops : LEASE_RING;
+	if (n == 0) {
+		jf(b, "null");
+		return;
+	}
+	memcpy(v, c->lease_us, n * sizeof(v[0]));
+	qsort(v, n, sizeof(v[0]), cmp_u32);
+	jf(b, "{\"calls\": %zu, \"median\": %.3f, \"p99\": %.3f, "
+	    "\"max\": %.3f}", n, v[n / 2] / 1000.0, v[n * 99 / 100] / 1000.0,
+	    v[n - 1] / 1000.0);
+}
+
+static int
 stats_json(coord *c, const char *only, core_buf *b)
 {
 	uint64_t now = idn_wall_ms();
@@ -210,9 +236,11 @@ stats_json(coord *c, const char *only, core_buf *b)
 	} else {
 		jf(b, "null");
 	}
-	jf(b, ", \"phase\": \"%s\", \"epoch\": %llu, \"lease_ops\": %llu}",
-	    idn_phase_name(c->phase), (unsigned long long) c->epoch,
-	    (unsigned long long) c->lease_ops);
+	jf(b, ", \"phase\": \"%s\", \"epoch\": %llu, \"lease_ops\": %llu, "
+	    "\"lease_call_ms\": ", idn_phase_name(c->phase),
+	    (unsigned long long) c->epoch, (unsigned long long) c->lease_ops);
+	lease_times(c, b);
+	jf(b, "}");
 	return IDN_OK;
 }
 

@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ledger/ledger.h"
+
+#define STMT_CACHE 24
 
 struct ledger {
 	sqlite3 *db;
@@ -17,7 +20,23 @@ struct ledger {
 	ledger_stream_fn stream;
 	void *stream_arg;
 	uint64_t changes;
+	// Prepared statements by their SQL text, kept for the connection's
+	// life: a lease call runs a few of them.
+	sqlite3_stmt *stmt[STMT_CACHE];
+	int tx_depth;         // ledger_begin nesting
+	// WAL checkpoints run on a thread of their own with a second
+	// connection (PASSIVE: writers go on meanwhile), so no change waits
+	// for the checkpoint's fsyncs; the connection's own automatic ones
+	// are off.
+	sqlite3 *ckdb;
+	pthread_t ckpt;
+	bool have_ckpt, stop;
+	pthread_cond_t cond;
+	uint64_t ckpt_changes; // changes at the last checkpoint
 };
+
+#define CKPT_MS 1000
+#define CKPT_CHANGES 2000   // or sooner after this many changes
 
 static const char schema[] =
     "PRAGMA journal_mode=WAL;"
@@ -41,6 +60,31 @@ db_err(int rc)
 	    IDN_OK : IDN_EDB;
 }
 
+static void *
+ckpt_main(void *arg)
+{
+	ledger *l = arg;
+	pthread_mutex_lock(&l->lock);
+	while (!l->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += CKPT_MS * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+		if (l->stop || l->changes == l->ckpt_changes) {
+			continue;
+		}
+		l->ckpt_changes = l->changes;
+		pthread_mutex_unlock(&l->lock);
+		(void) sqlite3_wal_checkpoint_v2(l->ckdb, "main",
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&l->lock);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return NULL;
+}
+
 int
 ledger_open(const char *path, ledger **out)
 {
@@ -49,13 +93,26 @@ ledger_open(const char *path, ledger **out)
 		return IDN_ENOMEM;
 	}
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->cond, NULL);
 	int rc = sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_busy_timeout(l->db, 2000);
 		rc = sqlite3_exec(l->db, schema, NULL, NULL, NULL);
 	}
-	if (rc != SQLITE_OK) {
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_open_v2(path, &l->ckdb, SQLITE_OPEN_READWRITE |
+		    SQLITE_OPEN_FULLMUTEX, NULL);
+	}
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(l->ckdb, 2000);
+		rc = sqlite3_exec(l->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL,
+		    NULL);
+	}
+	if (rc == SQLITE_OK && pthread_create(&l->ckpt, NULL, ckpt_main, l) == 0) {
+		l->have_ckpt = true;
+	}
+	if (rc != SQLITE_OK || !l->have_ckpt) {
 		ledger_close(l);
 		return IDN_EDB;
 	}
@@ -100,7 +157,19 @@ void
 ledger_close(ledger *l)
 {
 	if (l != NULL) {
+		if (l->have_ckpt) {
+			pthread_mutex_lock(&l->lock);
+			l->stop = true;
+			pthread_cond_broadcast(&l->cond);
+			pthread_mutex_unlock(&l->lock);
+			pthread_join(l->ckpt, NULL);
+		}
+		for (int i = 0; i < STMT_CACHE; i++) {
+			sqlite3_finalize(l->stmt[i]);
+		}
+		sqlite3_close(l->ckdb);
 		sqlite3_close(l->db);
+		pthread_cond_destroy(&l->cond);
 		pthread_mutex_destroy(&l->lock);
 		free(l);
 	}
@@ -126,14 +195,40 @@ ledger_changes(ledger *l)
 
 // Runs one statement with bound values: fmt has one letter per value:
 // s string, i int64, d double, b blob (pointer then size_t).
+// The statement for sql, from the cache or newly prepared into it;
+// *cached false (the cache is full): finalize it after.
+static sqlite3_stmt *
+stmt(ledger *l, const char *sql, bool *cached)
+{
+	int free_slot = -1;
+	for (int i = 0; i < STMT_CACHE; i++) {
+		if (l->stmt[i] != NULL && strcmp(sqlite3_sql(l->stmt[i]), sql) == 0) {
+			*cached = true;
+			return l->stmt[i];
+		}
+		free_slot = free_slot < 0 && l->stmt[i] == NULL ? i : free_slot;
+	}
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v3(l->db, sql, -1, free_slot >= 0 ?
+	        SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) != SQLITE_OK) {
+		return NULL;
+	}
+	*cached = free_slot >= 0;
+	if (*cached) {
+		l->stmt[free_slot] = st;
+	}
+	return st;
+}
+
 static int
 exec(ledger *l, const char *sql, const char *fmt, ...)
 {
-	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(l->db, sql, -1, &st, NULL);
-	if (rc != SQLITE_OK) {
+	bool cached;
+	sqlite3_stmt *st = stmt(l, sql, &cached);
+	if (st == NULL) {
 		return IDN_EDB;
 	}
+	int rc;
 	va_list ap;
 	va_start(ap, fmt);
 	for (int i = 0; fmt[i] != '\0'; i++) {
@@ -153,8 +248,35 @@ exec(ledger *l, const char *sql, const char *fmt, ...)
 	}
 	va_end(ap);
 	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	if (cached) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	} else {
+		sqlite3_finalize(st);
+	}
 	return db_err(rc);
+}
+
+int
+ledger_begin(ledger *l)
+{
+	pthread_mutex_lock(&l->lock);
+	int rv = l->tx_depth++ == 0 ? exec(l, "BEGIN", "") : IDN_OK;
+	if (rv != IDN_OK) {
+		l->tx_depth--;
+	}
+	pthread_mutex_unlock(&l->lock);
+	return rv;
+}
+
+int
+ledger_commit(ledger *l)
+{
+	pthread_mutex_lock(&l->lock);
+	int rv = l->tx_depth > 0 && --l->tx_depth == 0 ?
+	    exec(l, "COMMIT", "") : IDN_OK;
+	pthread_mutex_unlock(&l->lock);
+	return rv;
 }
 
 static int
@@ -262,6 +384,9 @@ ledger_apply(ledger *l, const uint8_t *change, size_t len)
 	rv = apply_locked(l, wire_doc_root(doc));
 	if (rv == IDN_OK) {
 		l->changes++;
+		if (l->changes - l->ckpt_changes >= CKPT_CHANGES) {
+			pthread_cond_signal(&l->cond);
+		}
 		if (l->stream != NULL) {
 			l->stream(l->stream_arg, change, len);
 		}

@@ -30,6 +30,12 @@ void ledger_set_stream(ledger *l, ledger_stream_fn fn, void *arg);
 // ledger_apply applies one change record. IDN_EPROTO bad record, IDN_EDB.
 int ledger_apply(ledger *l, const uint8_t *change, size_t len);
 
+// ledger_begin .. ledger_commit makes the changes between them one
+// sqlite transaction (one WAL commit instead of one per change); they
+// nest. Changes are streamed as they are applied, as without.
+int ledger_begin(ledger *l);
+int ledger_commit(ledger *l);
+
 // Changes, built as records and applied through ledger_apply.
 int ledger_job_put(ledger *l, const ledger_spec *s, int state,
     uint64_t start_ms);

@@ -164,6 +164,44 @@ test_spec_check(void **st)
 	assert_null(ledger_spec_check(&s));
 	s.batch = 1;
 	assert_non_null(strstr(ledger_spec_check(&s), "2 or more"));
+// A lease call's changes in one transaction: streamed as applied, read
+// back inside it, on disk after the commit; nesting commits once. Many
+// changes (past a WAL checkpoint) survive a reopen.
+static void
+test_transaction(void **st)
+{
+	const char *dir = idn_test_tmpdir();
+	char path[4200], copy_path[4200];
+	snprintf(path, sizeof(path), "%s/tx.db", dir);
+	snprintf(copy_path, sizeof(copy_path), "%s/txcopy.db", dir);
+	ledger *l, *copy;
+	IDN_PASS(ledger_open(path, &l));
+	IDN_PASS(ledger_open(copy_path, &copy));
+	stream_ctx sc = {copy, 0};
+	ledger_set_stream(l, to_copy, &sc);
+	ledger_spec a;
+	spec(&a, "a");
+	IDN_PASS(ledger_job_put(l, &a, LEDGER_RUNNING, 1000));
+	IDN_PASS(ledger_begin(l));
+	IDN_PASS(ledger_begin(l));
+	IDN_PASS(ledger_lease_put(l, "a", 1, "w1", 1, 5000));
+	IDN_PASS(ledger_commit(l)); // inner: nothing committed yet
+	IDN_PASS(ledger_batch_done(l, "a", 0, "w1", 1, 2.5, 1200));
+	assert_int_equal(sc.n, 3);
+	check(l, 1, 1, 1);
+	IDN_PASS(ledger_commit(l));
+	IDN_PASS(ledger_commit(l)); // unmatched: no effect
+	check(copy, 1, 1, 1);
+	for (uint32_t k = 2; k < 3000; k++) {
+		IDN_PASS(ledger_begin(l));
+		IDN_PASS(ledger_batch_done(l, "a", k, "w1", 1, 1.0, 1300 + k));
+		IDN_PASS(ledger_commit(l));
+	}
+	ledger_close(l);
+	IDN_PASS(ledger_open(path, &l));
+	check(l, 1, 2999, 1);
+	ledger_close(l);
+	ledger_close(copy);
 }
 
 int
@@ -172,6 +210,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_changes_stream_and_checkpoint),
 	    cmocka_unit_test(test_spec_check),
+	    cmocka_unit_test(test_transaction),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

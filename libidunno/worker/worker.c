@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
-// worker.c: the lease loop (one thread talks to the coordinator) and the
-// executor (one thread runs tasks in lease order). They share a queue of
-// leases not started, the running one, and the reports not yet sent.
+// worker.c: the lease loop (one thread talks to the coordinator), the
+// executor (one thread runs tasks in lease order: inputs and model) and
+// writers (WRITERS threads put the batches' results into SDFS while the
+// executor goes on with the next batch). They share a queue of leases not
+// started, the running one, the results being written, and the reports
+// not yet sent. A batch is reported done only once its result is in SDFS.
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +28,21 @@
 // never returns): the worker gives all its leases back at once and takes
 // no more until the task ends, so its batches go to other workers.
 #define TASK_STUCK_MS 10000
+// Results written at once, and waiting to be (the executor waits when
+// all slots are taken: the writes set the pace then).
+#define WRITERS 4
+#define WRITES_MAX 8
+
+enum { SLOT_FREE, SLOT_QUEUED, SLOT_WRITING };
+
+typedef struct {
+	int state;
+	uint64_t seq;           // FIFO order of the queued ones
+	ledger_lease l;
+	core_buf out;           // the batch's result lines
+	double ms, busy;        // model time, executor time
+	uint64_t start;         // clock ms its write started
+} write_slot;
 
 typedef struct {
 	char key[2 * LEDGER_PATH_MAX];
@@ -68,6 +86,10 @@ struct worker {
 	size_t nprog;
 	char coord[IDN_ADDR_MAX];
 	uint64_t epoch;
+	write_slot wr[WRITES_MAX];
+	uint64_t wr_seq;
+	pthread_t writers[WRITERS];
+	int nwriters;
 	// Executor only.
 	model_slot models[MODELS_MAX];
 	set_slot sets[SETS_MAX];
@@ -152,15 +174,32 @@ has_train(worker *w)
 static int
 build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 {
-	ledger_held held[QUEUE_MAX + 1];
+	ledger_held held[QUEUE_MAX + 1 + WRITES_MAX];
 	size_t nh = 0;
-	bool stuck = w->running && w->cur.spec.kind == LEDGER_INFER &&
-	    idn_clock_ms() > w->cur_start + TASK_STUCK_MS;
+	uint64_t now = idn_clock_ms();
+	const ledger_lease *st = w->running && w->cur.spec.kind == LEDGER_INFER &&
+	    now > w->cur_start + TASK_STUCK_MS ? &w->cur : NULL;
+	for (size_t i = 0; i < WRITES_MAX && st == NULL; i++) {
+		st = w->wr[i].state == SLOT_WRITING &&
+		    now > w->wr[i].start + TASK_STUCK_MS ? &w->wr[i].l : NULL;
+	}
+	bool stuck = st != NULL;
+	if (!stuck) {
+		w->stuck_logged = false; // a new episode logs and releases again
+	}
 	if (stuck && !w->stuck_logged) {
 		w->stuck_logged = true;
 		wlog(w, IDN_LOG_WARN, "worker: task %s/%u stuck for %d ms: its "
-		    "leases are given up", w->cur.spec.job, w->cur.batch,
+		    "leases are given up", st->spec.job, st->batch,
 		    TASK_STUCK_MS);
+	}
+	for (size_t i = 0; i < WRITES_MAX && !stuck; i++) {
+		if (w->wr[i].state != SLOT_FREE) {
+			held[nh++] = (ledger_held){"", w->wr[i].l.batch,
+			    w->wr[i].l.attempt, true};
+			snprintf(held[nh - 1].job, sizeof(held[0].job), "%s",
+			    w->wr[i].l.spec.job);
+		}
 	}
 	for (size_t i = 0; i < w->nq && !stuck; i++) {
 		held[nh++] = (ledger_held){"", w->queue[i].batch,
@@ -401,10 +440,11 @@ get_shard(worker *w, const char *prefix, uint32_t k, int *rc)
 	return &lru->s;
 }
 
-// Runs one inference batch: queries [first, first + count) of the set,
-// result lines into results/JOB/batch-NNNNNN.
+// Runs one inference batch: queries [first, first + count) of the set;
+// *result gets the lines for results/JOB/batch-NNNNNN (a writer puts
+// them).
 static int
-run_batch(worker *w, const ledger_lease *l, double *ms)
+run_batch(worker *w, const ledger_lease *l, double *ms, core_buf *result)
 {
 	int rv = IDN_OK;
 	model_slot *ms_ = get_model(w, &l->spec, &rv);
@@ -454,12 +494,11 @@ run_batch(worker *w, const ledger_lease *l, double *ms)
 		    (double) scores[i], labels[i]);
 		rv = core_buf_append(&out, line, (size_t) n);
 	}
-	if (rv == IDN_OK) {
-		char name[LEDGER_PATH_MAX];
-		ledger_batch_name(name, sizeof(name), l->spec.job, l->batch);
-		rv = idn_sdfs_put_buf(w->h.node, name, out.data, out.len, NULL);
+	if (rv != IDN_OK) {
+		core_buf_free(&out);
+	} else {
+		*result = out;
 	}
-	core_buf_free(&out);
 	free(images);
 	free(labels);
 	free(cls);
@@ -535,6 +574,77 @@ run_train(worker *w, const ledger_lease *l)
 	idn_free(err);
 }
 
+// Queues the completion of a batch for the next lease call (lock held).
+static void
+report(worker *w, const ledger_lease *l, double ms, double busy, int rc)
+{
+	if (w->ndone < REPORTS_MAX) {
+		ledger_done *d = &w->done[w->ndone++];
+		memset(d, 0, sizeof(*d));
+		snprintf(d->job, sizeof(d->job), "%s", l->spec.job);
+		d->batch = l->batch;
+		d->attempt = l->attempt;
+		d->ms = ms;
+		d->busy_ms = busy;
+		d->end_ms = idn_wall_ms();
+		d->rc = rc;
+	}
+	pthread_cond_broadcast(&w->cond);
+}
+
+static write_slot *
+free_slot(worker *w)
+{
+	for (size_t i = 0; i < WRITES_MAX; i++) {
+		if (w->wr[i].state == SLOT_FREE) {
+			return &w->wr[i];
+		}
+	}
+	return NULL;
+}
+
+// A writer: puts the oldest queued result into SDFS, then reports the
+// batch done (the report goes with the next lease call).
+static void *
+writer_main(void *arg)
+{
+	worker *w = arg;
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		write_slot *ws = NULL;
+		for (size_t i = 0; i < WRITES_MAX; i++) {
+			if (w->wr[i].state == SLOT_QUEUED &&
+			    (ws == NULL || w->wr[i].seq < ws->seq)) {
+				ws = &w->wr[i];
+			}
+		}
+		if (ws == NULL) {
+			wait_ms(w, 1000);
+			continue;
+		}
+		ws->state = SLOT_WRITING;
+		ws->start = idn_clock_ms();
+		ledger_lease l = ws->l;
+		core_buf out = ws->out;
+		ws->out = (core_buf){0};
+		pthread_mutex_unlock(&w->lock);
+		char name[LEDGER_PATH_MAX];
+		ledger_batch_name(name, sizeof(name), l.spec.job, l.batch);
+		int rv = idn_sdfs_put_buf(w->h.node, name, out.data, out.len,
+		    NULL);
+		core_buf_free(&out);
+		if (rv != IDN_OK) {
+			wlog(w, IDN_LOG_WARN, "worker: %s/%u: writing the result: "
+			    "%s", l.spec.job, l.batch, idn_strerror(rv));
+		}
+		pthread_mutex_lock(&w->lock);
+		report(w, &l, ws->ms, ws->busy, rv);
+		ws->state = SLOT_FREE;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
 static void *
 exec_main(void *arg)
 {
@@ -554,8 +664,6 @@ exec_main(void *arg)
 		w->running = true;
 		w->abort_cur = false;
 		w->cur_start = idn_clock_ms();
-		w->stuck_logged = false;
-		w->released = false;
 		ledger_lease l = w->cur;
 		pthread_mutex_unlock(&w->lock);
 		if (l.spec.kind == LEDGER_TRAIN) {
@@ -573,26 +681,34 @@ exec_main(void *arg)
 			    l.attempt);
 			double ms = 0;
 			uint64_t t0 = last_end ? last_end : idn_clock_ms();
-			int rv = run_batch(w, &l, &ms);
-			// The worker's time this task took, with the hand-over
-			// from the previous one when it went straight on.
-			last_end = idn_clock_ms();
-			double busy = (double) (last_end - t0);
+			core_buf out = {0};
+			int rv = run_batch(w, &l, &ms, &out);
 			if (rv != IDN_OK) {
 				wlog(w, IDN_LOG_WARN, "worker: %s/%u failed: %s",
 				    l.spec.job, l.batch, idn_strerror(rv));
 			}
 			pthread_mutex_lock(&w->lock);
-			if (w->ndone < REPORTS_MAX) {
-				ledger_done *d = &w->done[w->ndone++];
-				memset(d, 0, sizeof(*d));
-				snprintf(d->job, sizeof(d->job), "%s", l.spec.job);
-				d->batch = l.batch;
-				d->attempt = l.attempt;
-				d->ms = ms;
-				d->busy_ms = busy;
-				d->end_ms = idn_wall_ms();
-				d->rc = rv;
+			write_slot *ws = NULL;
+			while (rv == IDN_OK && !w->stop &&
+			    (ws = free_slot(w)) == NULL) {
+				wait_ms(w, 100); // all writes busy: they set the pace
+			}
+			// The worker's time this task took, with the hand-over
+			// from the previous one when it went straight on, and
+			// any wait for a free write slot.
+			last_end = idn_clock_ms();
+			double busy = (double) (last_end - t0);
+			if (ws != NULL) {
+				ws->state = SLOT_QUEUED;
+				ws->seq = ++w->wr_seq;
+				ws->l = l;
+				ws->out = out;
+				ws->ms = ms;
+				ws->busy = busy;
+			} else if (rv != IDN_OK) {
+				report(w, &l, ms, busy, rv);
+			} else {
+				core_buf_free(&out); // stopping: not written, not done
 			}
 		}
 		w->running = false;
@@ -625,6 +741,14 @@ worker_open(const worker_host *h, worker **out)
 	} else if (rv == IDN_OK) {
 		w->have_exec = true;
 	}
+	while (rv == IDN_OK && w->nwriters < WRITERS) {
+		if (pthread_create(&w->writers[w->nwriters], NULL, writer_main,
+		        w) != 0) {
+			rv = IDN_ESYS;
+		} else {
+			w->nwriters++;
+		}
+	}
 	if (rv != IDN_OK) {
 		worker_close(w);
 		return rv;
@@ -648,6 +772,12 @@ worker_close(worker *w)
 	}
 	if (w->have_exec) {
 		pthread_join(w->exec, NULL);
+	}
+	for (int i = 0; i < w->nwriters; i++) {
+		pthread_join(w->writers[i], NULL);
+	}
+	for (size_t i = 0; i < WRITES_MAX; i++) {
+		core_buf_free(&w->wr[i].out);
 	}
 	for (int i = 0; i < MODELS_MAX; i++) {
 		idn_model_close(w->models[i].m);

@@ -531,6 +531,56 @@ test_coordinator_restart(void **st)
 	free(out);
 }
 
+// The public stand-in for a worker's lease call: it takes batches and
+// gives them back, and the job still finishes with every batch once.
+// Last: the stand-in stays in the allocation until it has been silent
+// for a lease time.
+static void
+test_lease_probe(void **st)
+{
+	char coord[IDN_ADDR_MAX];
+	uint32_t got = 99;
+	IDN_PASS(idn_sched_where(c, coord, sizeof(coord)));
+	IDN_FAIL(idn_sched_lease_probe(c, coord, "", 1, &got), IDN_EINVAL);
+	IDN_FAIL(idn_sched_lease_probe(NULL, coord, "w", 1, &got), IDN_EINVAL);
+	idn_infer_spec s;
+	idn_infer_spec_init(&s);
+	s.job = "pr";
+	s.model = "quick";
+	s.queries = QUERIES;
+	s.batch = 16;
+	s.rate = 100000;
+	s.limit = 320;
+	char *err = NULL;
+	IDN_PASS(idn_job_add_infer(c, &s, &err));
+	// Asked without an address: the client's node names the coordinator.
+	IDN_PASS(idn_sched_lease_probe(c, NULL, "probe-w", 2, &got));
+	assert_true(got <= 2);
+	char *json = NULL;
+	IDN_PASS(idn_sched_assign(c, &json));
+	assert_non_null(strstr(json, "probe-w"));
+	idn_free(json);
+	// Gives back what it took.
+	IDN_PASS(idn_sched_lease_probe(c, coord, "probe-w", 0, &got));
+	assert_int_equal(got, 0);
+	int state = -1;
+	IDN_PASS(idn_job_wait(c, "pr", 60000, &state));
+	char *out = NULL;
+	assert_int_equal(cli(&out, "result pr -"), 0);
+	// Every query once, in order.
+	size_t lines = 0;
+	for (const char *p = out; p != NULL && *p != '\0'; lines++) {
+		assert_int_equal(strtoull(p, NULL, 10), lines);
+		p = strchr(p, '\n');
+		p = p ? p + 1 : NULL;
+	}
+	free(out);
+	assert_int_equal(lines, 320);
+	IDN_PASS(idn_sched_stats(c, NULL, &json));
+	assert_non_null(strstr(json, "\"lease_call_ms\": {\"calls\": "));
+	idn_free(json);
+}
+
 int
 main(void)
 {
@@ -541,6 +591,7 @@ main(void)
 	    cmocka_unit_test(test_training_resumes),
 	    cmocka_unit_test(test_no_coordinator),
 	    cmocka_unit_test(test_coordinator_restart),
+	    cmocka_unit_test(test_lease_probe),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
