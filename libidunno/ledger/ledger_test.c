@@ -164,6 +164,8 @@ test_spec_check(void **st)
 	assert_null(ledger_spec_check(&s));
 	s.batch = 1;
 	assert_non_null(strstr(ledger_spec_check(&s), "2 or more"));
+}
+
 // A lease call's changes in one transaction: streamed as applied, read
 // back inside it, on disk after the commit; nesting commits once. Many
 // changes (past a WAL checkpoint) survive a reopen.
