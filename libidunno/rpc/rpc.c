@@ -103,6 +103,7 @@ rpc_set_self(rpc *r, const char *id)
 {
 	snprintf(r->self, sizeof(r->self), "%s", id);
 	net_client_set_self(r->client, id);
+	net_server_set_self(r->server, id);
 }
 
 int
