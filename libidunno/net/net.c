@@ -233,6 +233,8 @@ struct net_server {
 	replay *replay;
 	char skewed[SKEW_PEERS][96]; // peers whose clock was logged (tlock)
 	int nskewed;
+	int conns, max_conns; // connections open, and the cap (tlock)
+	uint32_t conn_ids[NET_MAX_CONNS]; // their pipes' ids (tlock)
 };
 
 static void
@@ -556,6 +558,8 @@ net_server_close(net_server *s)
 	free(s);
 }
 
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg);
+
 int
 net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
     size_t max_msg_bytes, net_handler_fn fn, void *arg, const core_logger *lg,
@@ -585,6 +589,9 @@ net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
 		return net_err_from_nng(rv);
 	}
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, max_msg_bytes);
+	s->max_conns = NET_MAX_CONNS;
+	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, on_pipe, s);
+	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, on_pipe, s);
 	if ((rv = listen_on(s->sock, addr, s->addr, sizeof(s->addr))) !=
 	    IDN_OK) {
 		net_server_close(s);
@@ -624,6 +631,45 @@ const char *
 net_server_addr(const net_server *s)
 {
 	return s->addr;
+}
+
+void
+net_server_limit_conns(net_server *s, int n)
+{
+	pthread_mutex_lock(&s->tlock);
+	s->max_conns = n;
+	pthread_mutex_unlock(&s->tlock);
+}
+
+// Pipe events (nng's threads): a connection past the cap is closed
+// before it is added. nng 1.5 still reports the removal of a pipe closed
+// that early, so only the ids of admitted pipes are counted.
+static void
+on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	net_server *s = arg;
+	uint32_t id = (uint32_t) nng_pipe_id(p);
+	bool refuse = false;
+	pthread_mutex_lock(&s->tlock);
+	if (ev == NNG_PIPE_EV_ADD_PRE) {
+		refuse = s->conns >= s->max_conns || s->conns >= NET_MAX_CONNS;
+		if (!refuse) {
+			s->conn_ids[s->conns++] = id;
+		}
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		for (int i = 0; i < s->conns; i++) {
+			if (s->conn_ids[i] == id) {
+				s->conn_ids[i] = s->conn_ids[--s->conns];
+				break;
+			}
+		}
+	}
+	int open = s->conns;
+	pthread_mutex_unlock(&s->tlock);
+	if (refuse) {
+		nng_pipe_close(p);
+		log_drop(s, "refused a connection: %d open, the limit", open);
+	}
 }
 
 void
