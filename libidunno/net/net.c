@@ -223,6 +223,9 @@ struct net_server {
 	int max_threads;
 	int idle; // waiting for a request
 	bool closing;
+	int in_serve;            // requests being served
+	pthread_cond_t serve_cv; // signalled when in_serve drops to 0
+	pthread_mutex_t loglock; // guards lg, which close may let go
 	uint64_t drops;       // requests dropped since the last line logged
 	uint64_t drop_log_ms; // when that line was logged (0: never)
 	pthread_t *threads;
@@ -233,8 +236,6 @@ struct net_server {
 	replay *replay;
 	char skewed[SKEW_PEERS][96]; // peers whose clock was logged (tlock)
 	int nskewed;
-	int conns, max_conns; // connections open, and the cap (tlock)
-	uint32_t conn_ids[NET_MAX_CONNS]; // their pipes' ids (tlock)
 };
 
 static void
@@ -274,6 +275,49 @@ reply_msg(net_server *s, const wire_env *req, const char *type, int rc,
 
 static void *server_thread(void *argp);
 
+static void
+server_log(net_server *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+// Logs through the caller's logger while the endpoint still has it.
+static void
+server_log(net_server *s, int level, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&s->loglock);
+	core_logf(s->lg, level, "%s", line);
+	pthread_mutex_unlock(&s->loglock);
+}
+
+// A request is served (handler run, reply sent) only while the endpoint
+// is open, and close waits for those being served before it closes the
+// socket: nng 1.5 can crash in nng_ctx_send on a context that a
+// concurrent nng_close freed, and a close that is abandoned (see
+// CLOSE_WAIT_MS) must leave no handler running on freed memory.
+static bool
+serve_enter(net_server *s)
+{
+	pthread_mutex_lock(&s->tlock);
+	bool open = !s->closing;
+	s->in_serve += open;
+	pthread_mutex_unlock(&s->tlock);
+	return open;
+}
+
+static void
+serve_leave(net_server *s)
+{
+	pthread_mutex_lock(&s->tlock);
+	if (--s->in_serve == 0) {
+		pthread_cond_broadcast(&s->serve_cv);
+	}
+	pthread_mutex_unlock(&s->tlock);
+}
+
 // Rejected requests are logged one line per DROP_LOG_MS with a count, so
 // that strangers cannot fill the disk with WARN lines.
 #define DROP_LOG_MS 10000
@@ -301,7 +345,7 @@ log_drop(net_server *s, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(why, sizeof(why), fmt, ap);
 		va_end(ap);
-		core_logf(s->lg, IDN_LOG_WARN, "net: %s (%llu requests dropped "
+		server_log(s, IDN_LOG_WARN, "net: %s (%llu requests dropped "
 		    "since the last such line)", why, (unsigned long long) n);
 	}
 }
@@ -377,7 +421,7 @@ log_skew(net_server *s, const wire_env *env, uint64_t now)
 	pthread_mutex_unlock(&s->tlock);
 	atomic_fetch_add(&s->ctr.rejected, 1);
 	if (room) {
-		core_logf(s->lg, IDN_LOG_ERROR, "net: the clock of %s is %+lld "
+		server_log(s, IDN_LOG_ERROR, "net: the clock of %s is %+lld "
 		    "ms off this node's, beyond the %d ms window: its requests "
 		    "are refused until the clocks agree", env->from,
 		    (long long) (env->ts_ms - now), REPLAY_WINDOW_MS);
@@ -513,6 +557,10 @@ server_thread(void *argp)
 			continue;
 		}
 		nng_msg *m = nng_aio_get_msg(aio);
+		if (!serve_enter(s)) {
+			nng_msg_free(m); // closing: the next recv ends us
+			continue;
+		}
 		count(&s->ctr, true, nng_msg_len(m));
 		m = serve(s, m, thread_busy(s));
 		if (m != NULL) {
@@ -525,6 +573,7 @@ server_thread(void *argp)
 			}
 		}
 		thread_idle(s);
+		serve_leave(s);
 	}
 	nng_aio_free(aio);
 	nng_ctx_close(ctx);
@@ -538,12 +587,20 @@ net_server_close(net_server *s)
 		return;
 	}
 	pthread_mutex_lock(&s->tlock);
-	s->closing = true; // no thread starts after this
+	s->closing = true; // no thread starts, no request is served after
+	while (s->in_serve > 0) {
+		pthread_cond_wait(&s->serve_cv, &s->tlock);
+	}
 	pthread_mutex_unlock(&s->tlock);
 	if (!close_bounded(s->sock)) {
-		// Its threads may still wait on the socket: leave them s.
-		core_logf(s->lg, IDN_LOG_WARN, "net: endpoint %s did not close "
+		// Its threads may still wait on the socket: leave them s (and
+		// nothing else: no request is served any more, and the
+		// caller's logger is let go).
+		server_log(s, IDN_LOG_WARN, "net: endpoint %s did not close "
 		    "within %d ms (nng 1.5); abandoned", s->addr, CLOSE_WAIT_MS);
+		pthread_mutex_lock(&s->loglock);
+		s->lg = NULL;
+		pthread_mutex_unlock(&s->loglock);
 		for (int i = 0; i < s->nthreads; i++) {
 			pthread_detach(s->threads[i]);
 		}
@@ -554,11 +611,11 @@ net_server_close(net_server *s)
 	}
 	free(s->threads);
 	replay_close(s->replay);
+	pthread_cond_destroy(&s->serve_cv);
+	pthread_mutex_destroy(&s->loglock);
 	pthread_mutex_destroy(&s->tlock);
 	free(s);
 }
-
-static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg);
 
 int
 net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
@@ -575,6 +632,8 @@ net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
 	s->lg = lg;
 	s->start_ms = idn_wall_ms();
 	pthread_mutex_init(&s->tlock, NULL);
+	pthread_mutex_init(&s->loglock, NULL);
+	pthread_cond_init(&s->serve_cv, NULL);
 	int rv = replay_open(REPLAY_WINDOW_MS,
 	    REPLAY_RATE * (REPLAY_WINDOW_MS / 1000), &s->replay);
 	if (rv != IDN_OK) {
@@ -589,9 +648,6 @@ net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
 		return net_err_from_nng(rv);
 	}
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, max_msg_bytes);
-	s->max_conns = NET_MAX_CONNS;
-	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, on_pipe, s);
-	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, on_pipe, s);
 	if ((rv = listen_on(s->sock, addr, s->addr, sizeof(s->addr))) !=
 	    IDN_OK) {
 		net_server_close(s);
@@ -631,45 +687,6 @@ const char *
 net_server_addr(const net_server *s)
 {
 	return s->addr;
-}
-
-void
-net_server_limit_conns(net_server *s, int n)
-{
-	pthread_mutex_lock(&s->tlock);
-	s->max_conns = n;
-	pthread_mutex_unlock(&s->tlock);
-}
-
-// Pipe events (nng's threads): a connection past the cap is closed
-// before it is added. nng 1.5 still reports the removal of a pipe closed
-// that early, so only the ids of admitted pipes are counted.
-static void
-on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	net_server *s = arg;
-	uint32_t id = (uint32_t) nng_pipe_id(p);
-	bool refuse = false;
-	pthread_mutex_lock(&s->tlock);
-	if (ev == NNG_PIPE_EV_ADD_PRE) {
-		refuse = s->conns >= s->max_conns || s->conns >= NET_MAX_CONNS;
-		if (!refuse) {
-			s->conn_ids[s->conns++] = id;
-		}
-	} else if (ev == NNG_PIPE_EV_REM_POST) {
-		for (int i = 0; i < s->conns; i++) {
-			if (s->conn_ids[i] == id) {
-				s->conn_ids[i] = s->conn_ids[--s->conns];
-				break;
-			}
-		}
-	}
-	int open = s->conns;
-	pthread_mutex_unlock(&s->tlock);
-	if (refuse) {
-		nng_pipe_close(p);
-		log_drop(s, "refused a connection: %d open, the limit", open);
-	}
 }
 
 void

@@ -59,12 +59,6 @@ const char *net_server_addr(const net_server *s);
 // Requests must be addressed to this id, or to the bound address and
 // stamped after the endpoint opened; others run no handler (see wire.h).
 void net_server_set_self(net_server *s, const char *id);
-// At most NET_MAX_CONNS connections (or fewer, n, set before serving)
-// are accepted at once; more are closed before a byte is read from them.
-// With the max message size, this bounds what strangers can make the
-// endpoint allocate before a MAC is checked.
-#define NET_MAX_CONNS 256
-void net_server_limit_conns(net_server *s, int n);
 void net_server_close(net_server *s);
 
 int net_client_open(const uint8_t key[WIRE_KEY_BYTES], const char *self_id,
