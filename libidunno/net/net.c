@@ -711,6 +711,7 @@ struct net_client {
 	uint8_t key[WIRE_KEY_BYTES];
 	char self[96];
 	size_t max_msg;
+	_Atomic int64_t skew_ms;
 	net_counters ctr;
 };
 
@@ -734,6 +735,12 @@ void
 net_client_set_self(net_client *c, const char *self_id)
 {
 	snprintf(c->self, sizeof(c->self), "%s", self_id);
+}
+
+void
+net_client_skew(net_client *c, int64_t ms)
+{
+	atomic_store(&c->skew_ms, ms);
 }
 
 void
@@ -806,7 +813,8 @@ call_once(net_client *c, peer *p, const char *type, const void *body,
 	nng_aio *aio = NULL;
 	nng_msg *m = NULL;
 	core_buf env = {0}, frame = {0};
-	wire_env h = {.ts_ms = idn_wall_ms(), .nonce = wire_nonce()};
+	wire_env h = {.ts_ms = idn_wall_ms() + (uint64_t) atomic_load(
+	    &c->skew_ms), .nonce = wire_nonce()};
 	snprintf(h.type, sizeof(h.type), "%s", type);
 	snprintf(h.from, sizeof(h.from), "%s", c->self);
 	pthread_mutex_lock(&c->lock);

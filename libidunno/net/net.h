@@ -66,6 +66,9 @@ int net_client_open(const uint8_t key[WIRE_KEY_BYTES], const char *self_id,
 void net_client_close(net_client *c);
 // net_client_set_self names the sender of later calls; call before any.
 void net_client_set_self(net_client *c, const char *self_id);
+// net_client_skew stamps later requests ms off this host's clock (tests:
+// a peer whose clock is wrong).
+void net_client_skew(net_client *c, int64_t ms);
 // net_call sends one request and waits for its reply up to timeout_ms.
 // Returns a transport error (IDN_ETIMEDOUT, IDN_ENET, IDN_EAUTH,
 // IDN_EPROTO) or the reply's code. On any reply (rc may be non-zero),

@@ -12,6 +12,7 @@
 #include "coord/coord.h"
 #include "dash/dash.h"
 #include "log/log.h"
+#include "node/node_int.h"
 #include "membership/membership.h"
 #include "sdfs/sdfs.h"
 #include "worker/worker.h"
@@ -103,6 +104,12 @@ const char *
 idn_node_id(const idn_node *n)
 {
 	return n->id;
+}
+
+rpc *
+node_rpc(idn_node *n)
+{
+	return n->rpc;
 }
 
 const char *

@@ -132,6 +132,18 @@ rpc_routes(rpc *r, const rpc_route_def *defs, size_t n, void *arg)
 	return rv;
 }
 
+const char *
+rpc_route_name(const rpc *r, int i)
+{
+	return i >= 0 && i < r->nroutes ? r->routes[i].type : NULL;
+}
+
+net_client *
+rpc_client(rpc *r)
+{
+	return r->client;
+}
+
 int
 rpc_serve(rpc *r)
 {
