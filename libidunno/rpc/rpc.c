@@ -132,6 +132,22 @@ rpc_routes(rpc *r, const rpc_route_def *defs, size_t n, void *arg)
 	return rv;
 }
 
+int
+rpc_unroute(rpc *r, const void *arg)
+{
+	if (r->serving) {
+		return IDN_EBUSY;
+	}
+	int kept = 0;
+	for (int i = 0; i < r->nroutes; i++) {
+		if (r->routes[i].arg != arg) {
+			r->routes[kept++] = r->routes[i];
+		}
+	}
+	r->nroutes = kept;
+	return IDN_OK;
+}
+
 const char *
 rpc_route_name(const rpc *r, int i)
 {

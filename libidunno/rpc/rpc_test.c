@@ -37,8 +37,12 @@ test_routes_calls_fanout(void **st)
 	IDN_PASS(rpc_route(b, "t.echo", echo, "b"));
 	IDN_FAIL(rpc_route(a, "a-type-name-far-longer-than-the-table-holds",
 	    echo, "a"), IDN_EINVAL);
+	// A subsystem that failed to open takes its routes back.
+	IDN_PASS(rpc_route(a, "t.gone", echo, "gone"));
+	IDN_PASS(rpc_unroute(a, "gone"));
 	IDN_PASS(rpc_serve(a));
 	IDN_PASS(rpc_serve(b));
+	IDN_FAIL(rpc_unroute(a, "a"), IDN_EBUSY);
 	// Frozen once serving: a late route is refused, not raced.
 	IDN_FAIL(rpc_route(a, "t.late", echo, "a"), IDN_EBUSY);
 
@@ -50,6 +54,9 @@ test_routes_calls_fanout(void **st)
 	assert_string_equal(who, "b");
 	wire_doc_free(doc);
 	IDN_FAIL(rpc_call(a, rpc_addr(b), "t.late", NULL, 5000, &doc, &env),
+	    IDN_EPROTO);
+	wire_doc_free(doc);
+	IDN_FAIL(rpc_call(b, rpc_addr(a), "t.gone", NULL, 5000, &doc, &env),
 	    IDN_EPROTO);
 	wire_doc_free(doc);
 
