@@ -357,10 +357,13 @@ idn_node_close(idn_node *n)
 	rpc_stop(n->rpc);
 	worker_role_close(n->worker);
 	sdfs_close(n->sdfs);
-	membership_close(n->mship);
-	// After membership: no more events reach the coordinator.
+	// Membership stops first (no more events reach the coordinator);
+	// its view is freed only after the coordinator's thread, which
+	// reads it, has ended.
+	membership_stop(n->mship);
 	coord_role_close(n->coord);
 	coord_where_close(n->where);
+	membership_close(n->mship);
 	rpc_close(n->rpc);
 	if (n->log != NULL && n->id[0] != '\0') {
 		nlog_write(n->log, IDN_LOG_INFO, "node: stopped");
