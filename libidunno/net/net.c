@@ -260,8 +260,12 @@ reply_msg(net_server *s, const wire_env *req, const char *type, int rc,
 	wire_env h = {.rc = rc, .ts_ms = idn_wall_ms(), .nonce = req->nonce};
 	snprintf(h.type, sizeof(h.type), "%s", type ? type : req->type);
 	snprintf(h.to, sizeof(h.to), "%s", req->from);
+	// The caller learns our id from a reply; one that named us by it
+	// already knows it.
 	pthread_mutex_lock(&s->tlock);
-	snprintf(h.from, sizeof(h.from), "%s", s->self);
+	if (strcmp(req->to, s->self) != 0) {
+		snprintf(h.from, sizeof(h.from), "%s", s->self);
+	}
 	pthread_mutex_unlock(&s->tlock);
 	if (wire_env_write(&h, p, n, &env) == IDN_OK &&
 	    wire_seal(s->key, env.data, env.len, &frame) == IDN_OK &&
