@@ -259,7 +259,7 @@ reply_msg(net_server *s, const wire_env *req, const char *type, int rc,
 	}
 	wire_env h = {.rc = rc, .ts_ms = idn_wall_ms(), .nonce = req->nonce};
 	snprintf(h.type, sizeof(h.type), "%s", type ? type : req->type);
-	snprintf(h.to, sizeof(h.to), "%s", req->from);
+	// No "to": the nonce binds a reply to its request and caller.
 	// The caller learns our id from a reply; one that named us by it
 	// already knows it.
 	pthread_mutex_lock(&s->tlock);

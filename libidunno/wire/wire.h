@@ -93,8 +93,9 @@ void wire_key_format(const uint8_t key[WIRE_KEY_BYTES], char hex[65]);
 // ("host:port") until the caller has learnt the id; a receiver refuses
 // one meant for another node or incarnation, one outside its time window
 // and one it has seen (ts, n). A reply carries the handler's code, the
-// request's nonce and type, and the answering node's id as "from"; the
-// caller refuses a reply that does not answer its request.
+// request's nonce and type, the answering node's id as "from" (unless
+// the request named it) and "to" empty; the caller refuses a reply that
+// does not answer its request.
 typedef struct {
 	char type[32];
 	uint64_t version;
