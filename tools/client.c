@@ -67,8 +67,7 @@ connect_node(ctx *x)
 	const char *kf = x->key_file ? x->key_file : cluster_key_path(x->root);
 	int rv = idn_key_load(kf, key);
 	if (rv != IDN_OK) {
-		fprintf(stderr, "idunno: key file '%s': %s\n", kf,
-		    rv == IDN_EINVAL ? "not 64 hex digits" : idn_strerror(rv));
+		tool_key_error("idunno", kf, rv);
 		return 1;
 	}
 	if (x->node != NULL) {

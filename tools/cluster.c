@@ -344,11 +344,24 @@ cmd_up(const char *root, int argc, char **argv)
 		    strerror(errno));
 		return 1;
 	}
+	// The root holds the key and every node's data: its owner's only.
+	struct stat sb;
+	if (lstat(root, &sb) != 0 || !S_ISDIR(sb.st_mode) ||
+	    (sb.st_mode & 077) != 0 || sb.st_uid != geteuid()) {
+		fprintf(stderr, "idunno: %s must be a folder that only its "
+		    "owner can open (mode %03o; run 'chmod 700 %s')\n", root,
+		    (unsigned) (sb.st_mode & 0777), root);
+		return 1;
+	}
+	// A key that exists is used or refused, never replaced: nodes of
+	// this cluster may hold it still.
 	uint8_t key[IDN_KEY_BYTES];
-	if (idn_key_load(cluster_key_path(root), key) != IDN_OK &&
-	    (rv = idn_key_create(cluster_key_path(root), key)) != IDN_OK) {
-		fprintf(stderr, "idunno: cannot write %s: %s\n",
-		    cluster_key_path(root), idn_strerror(rv));
+	rv = idn_key_load(cluster_key_path(root), key);
+	if (rv == IDN_ENOENT) {
+		rv = idn_key_create(cluster_key_path(root), key);
+	}
+	if (rv != IDN_OK) {
+		tool_key_error("idunno", cluster_key_path(root), rv);
 		return 1;
 	}
 	cluster_node *v = calloc((size_t) n, sizeof(*v));

@@ -156,8 +156,7 @@ tool_node_main(const char *prog, const char *role, int argc, char **argv)
 	}
 	int rv = idn_key_load(key_file, o.key);
 	if (rv != IDN_OK) {
-		fprintf(stderr, "%s: key file '%s': %s\n", prog, key_file,
-		    rv == IDN_EINVAL ? "not 64 hex digits" : idn_strerror(rv));
+		tool_key_error(prog, key_file, rv);
 		return 1;
 	}
 	// Block the stop signals before any thread starts, so that only
@@ -229,4 +228,16 @@ tool_read_file(const char *path, size_t max_bytes, uint8_t **data,
 	*data = buf;
 	*len = n;
 	return IDN_OK;
+}
+
+void
+tool_key_error(const char *prog, const char *path, int rv)
+{
+	fprintf(stderr, "%s: key file '%s': %s\n", prog, path,
+	    rv == IDN_EINVAL ? "not 64 hex digits" :
+	    rv == IDN_EPERM ? "group or others may read it, or another user "
+	                      "owns it, or it is a link (the key must be its "
+	                      "owner's only: chmod 600 it)" :
+	    rv == IDN_EEXIST ? "exists already (never replaced)" :
+	    idn_strerror(rv));
 }

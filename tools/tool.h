@@ -28,4 +28,7 @@ long tool_parse_long(const char *prog, const char *opt, const char *v,
 int tool_read_file(const char *path, size_t max_bytes, uint8_t **data,
     size_t *len);
 
+// Prints why a key file was refused (idn_key_load/idn_key_create's code).
+void tool_key_error(const char *prog, const char *path, int rv);
+
 #endif

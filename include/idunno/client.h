@@ -19,9 +19,13 @@ extern "C" {
 
 typedef struct idn_client idn_client;
 
-// idn_key_load reads a key file (64 hex digits). IDN_ENOENT, IDN_EINVAL.
+// idn_key_load reads a key file (64 hex digits). IDN_ENOENT, IDN_EINVAL;
+// IDN_EPERM if it is a link, another user's, or group or others may
+// access it (mode & 077): whoever reads the key can forge any message.
 IDN_API int idn_key_load(const char *path, uint8_t key[IDN_KEY_BYTES]);
-// idn_key_create writes a new random key file (mode 0600).
+// idn_key_create writes a new random key file (mode 0600); IDN_EEXIST if
+// path exists (a key is never replaced). The temp file beside it is
+// created exclusively, never through a link.
 IDN_API int idn_key_create(const char *path, uint8_t key[IDN_KEY_BYTES]);
 
 // idn_client_open makes a handle that sends requests to the node at addr

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +18,9 @@ struct nlog {
 	pthread_mutex_t lock;
 	char id[IDN_ID_MAX];
 	char *path;
+	uint64_t size; // bytes in the current file (lock)
+	uint64_t max_bytes;
+	int keep;
 };
 
 int
@@ -34,6 +38,10 @@ nlog_open(const char *path, nlog **out)
 		free(l);
 		return rv;
 	}
+	struct stat st;
+	l->size = fstat(l->fd, &st) == 0 ? (uint64_t) st.st_size : 0;
+	l->max_bytes = NLOG_MAX_BYTES;
+	l->keep = NLOG_KEEP;
 	pthread_mutex_init(&l->lock, NULL);
 	snprintf(l->id, sizeof(l->id), "-");
 	*out = l;
@@ -57,6 +65,47 @@ nlog_set_id(nlog *l, const char *node_id)
 	pthread_mutex_lock(&l->lock);
 	snprintf(l->id, sizeof(l->id), "%s", node_id);
 	pthread_mutex_unlock(&l->lock);
+}
+
+void
+nlog_set_rotate(nlog *l, uint64_t max_bytes, int keep)
+{
+	pthread_mutex_lock(&l->lock);
+	l->max_bytes = max_bytes;
+	l->keep = keep < 1 ? 1 : keep;
+	pthread_mutex_unlock(&l->lock);
+}
+
+// Under l->lock: path.(keep-1) -> path.keep, ..., path -> path.1, and a
+// new file. On any failure the log goes on in the file it has.
+static void
+rotate(nlog *l)
+{
+	size_t cap = strlen(l->path) + 16;
+	char *from = core_alloc(cap), *to = core_alloc(cap);
+	if (from == NULL || to == NULL) {
+		free(from);
+		free(to);
+		return;
+	}
+	for (int i = l->keep - 1; i >= 1; i--) {
+		snprintf(from, cap, "%s.%d", l->path, i);
+		snprintf(to, cap, "%s.%d", l->path, i + 1);
+		(void) rename(from, to); // may not exist yet
+	}
+	snprintf(to, cap, "%s.1", l->path);
+	int fd = -1;
+	if (rename(l->path, to) == 0) {
+		fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
+		    O_NOFOLLOW, 0600);
+	}
+	if (fd >= 0) {
+		close(l->fd);
+		l->fd = fd;
+		l->size = 0;
+	}
+	free(from);
+	free(to);
 }
 
 const char *
@@ -90,8 +139,12 @@ nlog_write(nlog *l, int level, const char *event)
 			line[i] = ' ';
 		}
 	}
+	if (l->max_bytes > 0 && l->size > 0 &&
+	    l->size + (uint64_t) n > l->max_bytes) {
+		rotate(l);
+	}
 	ssize_t w = write(l->fd, line, (size_t) n);
-	(void) w; // a full disk must not take the node down
+	l->size += w > 0 ? (uint64_t) w : 0; // a full disk must not stop us
 	pthread_mutex_unlock(&l->lock);
 }
 

@@ -11,6 +11,13 @@ typedef struct nlog nlog;
 // nlog_open appends to path (created 0600). IDN_EPERM if not writable.
 int nlog_open(const char *path, nlog **out);
 void nlog_close(nlog *l);
+// nlog_set_rotate: once the log would pass max_bytes it is renamed to
+// path.1 (path.1 to path.2, ...; keep old files kept, the oldest
+// removed) and a new one started. The defaults are NLOG_MAX_BYTES and
+// NLOG_KEEP; max_bytes 0 never rotates.
+#define NLOG_MAX_BYTES (64u << 20)
+#define NLOG_KEEP 3
+void nlog_set_rotate(nlog *l, uint64_t max_bytes, int keep);
 void nlog_set_id(nlog *l, const char *node_id);
 // Thread-safe; one line per call, written with one write(2).
 void nlog_write(nlog *l, int level, const char *event);

@@ -176,6 +176,14 @@ membership_leave(membership *m)
 }
 
 void
+membership_stop(membership *m)
+{
+	if (m != NULL) {
+		swim_stop(m->swim);
+	}
+}
+
+void
 membership_close(membership *m)
 {
 	if (m == NULL) {

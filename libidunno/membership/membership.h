@@ -25,6 +25,10 @@ typedef struct {
 int membership_open(const membership_opts *o, membership **out);
 int membership_join(membership *m, const char *const *intro, size_t n);
 int membership_leave(membership *m);
+// membership_stop ends the protocol (no more events, no more calls);
+// membership_members still answers until membership_close. The endpoint
+// must have stopped serving first.
+void membership_stop(membership *m);
 void membership_close(membership *m);
 // membership_members copies the view sorted by id (caller frees with
 // idn_free); live_only keeps the alive and suspected members.

@@ -655,7 +655,7 @@ swim_leave(swim *s)
 }
 
 void
-swim_close(swim *s)
+swim_stop(swim *s)
 {
 	if (s == NULL) {
 		return;
@@ -666,11 +666,23 @@ swim_close(swim *s)
 	pthread_mutex_unlock(&s->lock);
 	if (s->running) {
 		pthread_join(s->thread, NULL);
+		s->running = false;
 	}
 	if (s->reconnecting) {
 		pthread_join(s->reconnect_thread, NULL);
+		s->reconnecting = false;
 	}
 	net_pool_close(s->pool);
+	s->pool = NULL;
+}
+
+void
+swim_close(swim *s)
+{
+	if (s == NULL) {
+		return;
+	}
+	swim_stop(s);
 	mtable_fini(&s->t);
 	free(s->order);
 	pthread_mutex_destroy(&s->lock);

@@ -26,6 +26,9 @@ int swim_open(rpc *r, const core_logger *lg, const idn_member *self,
     const swim_opts *o, swim_event_fn fn, void *arg, swim **out);
 int swim_join(swim *s, const char *const *introducers, size_t n);
 int swim_leave(swim *s);
+// swim_stop ends the protocol's threads (no event is delivered after it
+// returns); the view stays readable until swim_close.
+void swim_stop(swim *s);
 void swim_close(swim *s);
 // swim_members copies the table; live_only keeps alive and suspect ones.
 int swim_members(swim *s, bool live_only, idn_member **out, size_t *n);

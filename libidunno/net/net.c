@@ -198,6 +198,18 @@ close_bounded(nng_socket sock)
 // IDN_EBUSY while fewer than NET_SPARE_THREADS wait; membership's
 // (NET_CONTROL_PREFIX) are always served.
 #define NET_SPARE_THREADS 4
+// Requests older than this, or this far in the future, are refused; it
+// bounds both clock skew between nodes and how long a replay is remembered.
+#define REPLAY_WINDOW_MS 30000
+// The replay filter holds the requests of one window at this sustained
+// rate; above it requests are answered IDN_EBUSY (never admitted unseen).
+#define REPLAY_RATE 8192
+// Peers whose clock skew is logged by name, once each.
+#define SKEW_PEERS 64
+// The reply types of requests refused before any handler ran: the
+// caller learns the destination's id, or stamps its request again.
+#define TYPE_REDIRECT "net.redirect"
+#define TYPE_STALE "net.stale"
 #define NET_MAX_THREADS_PER 8 // max_threads = 8 * nthreads
 
 struct net_server {
@@ -211,17 +223,20 @@ struct net_server {
 	int max_threads;
 	int idle; // waiting for a request
 	bool closing;
+	int in_serve;            // requests being served
+	pthread_cond_t serve_cv; // signalled when in_serve drops to 0
+	pthread_mutex_t loglock; // guards lg, which close may let go
 	uint64_t drops;       // requests dropped since the last line logged
 	uint64_t drop_log_ms; // when that line was logged (0: never)
 	pthread_t *threads;
 	char addr[64];
+	char self[96];     // this node's id (under tlock); "" until named
+	uint64_t start_ms; // wall clock when the endpoint opened
 	net_counters ctr;
 	replay *replay;
+	char skewed[SKEW_PEERS][96]; // peers whose clock was logged (tlock)
+	int nskewed;
 };
-
-// Requests older than this, or this far in the future, are refused; it
-// bounds both clock skew between nodes and how long a replay is remembered.
-#define REPLAY_WINDOW_MS 30000
 
 static void
 count(net_counters *c, bool in, size_t bytes)
@@ -231,7 +246,8 @@ count(net_counters *c, bool in, size_t bytes)
 }
 
 static nng_msg *
-reply_msg(net_server *s, const wire_env *req, int rc, wire_wr *body)
+reply_msg(net_server *s, const wire_env *req, const char *type, int rc,
+    wire_wr *body)
 {
 	const uint8_t *p = NULL;
 	size_t n = 0;
@@ -241,7 +257,17 @@ reply_msg(net_server *s, const wire_env *req, int rc, wire_wr *body)
 		rc = IDN_ENOMEM;
 		n = 0;
 	}
-	if (wire_env_encode(req->type, "", rc, p, n, &env) == IDN_OK &&
+	wire_env h = {.rc = rc, .ts_ms = idn_wall_ms(), .nonce = req->nonce};
+	snprintf(h.type, sizeof(h.type), "%s", type ? type : req->type);
+	// No "to": the nonce binds a reply to its request and caller.
+	// The caller learns our id from a reply; one that named us by it
+	// already knows it.
+	pthread_mutex_lock(&s->tlock);
+	if (strcmp(req->to, s->self) != 0) {
+		snprintf(h.from, sizeof(h.from), "%s", s->self);
+	}
+	pthread_mutex_unlock(&s->tlock);
+	if (wire_env_write(&h, p, n, &env) == IDN_OK &&
 	    wire_seal(s->key, env.data, env.len, &frame) == IDN_OK &&
 	    nng_msg_alloc(&m, frame.len) == 0) {
 		memcpy(nng_msg_body(m), frame.data, frame.len);
@@ -252,6 +278,49 @@ reply_msg(net_server *s, const wire_env *req, int rc, wire_wr *body)
 }
 
 static void *server_thread(void *argp);
+
+static void
+server_log(net_server *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+// Logs through the caller's logger while the endpoint still has it.
+static void
+server_log(net_server *s, int level, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&s->loglock);
+	core_logf(s->lg, level, "%s", line);
+	pthread_mutex_unlock(&s->loglock);
+}
+
+// A request is served (handler run, reply sent) only while the endpoint
+// is open, and close waits for those being served before it closes the
+// socket: nng 1.5 can crash in nng_ctx_send on a context that a
+// concurrent nng_close freed, and a close that is abandoned (see
+// CLOSE_WAIT_MS) must leave no handler running on freed memory.
+static bool
+serve_enter(net_server *s)
+{
+	pthread_mutex_lock(&s->tlock);
+	bool open = !s->closing;
+	s->in_serve += open;
+	pthread_mutex_unlock(&s->tlock);
+	return open;
+}
+
+static void
+serve_leave(net_server *s)
+{
+	pthread_mutex_lock(&s->tlock);
+	if (--s->in_serve == 0) {
+		pthread_cond_broadcast(&s->serve_cv);
+	}
+	pthread_mutex_unlock(&s->tlock);
+}
 
 // Rejected requests are logged one line per DROP_LOG_MS with a count, so
 // that strangers cannot fill the disk with WARN lines.
@@ -280,7 +349,7 @@ log_drop(net_server *s, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(why, sizeof(why), fmt, ap);
 		va_end(ap);
-		core_logf(s->lg, IDN_LOG_WARN, "net: %s (%llu requests dropped "
+		server_log(s, IDN_LOG_WARN, "net: %s (%llu requests dropped "
 		    "since the last such line)", why, (unsigned long long) n);
 	}
 }
@@ -311,6 +380,112 @@ thread_idle(net_server *s)
 	pthread_mutex_unlock(&s->tlock);
 }
 
+// Splits "tcp://host:port" in place; host "localhost" reads 127.0.0.1.
+static void
+url_split(char *url, const char **host, const char **port)
+{
+	char *colon = strrchr(url, ':');
+	*colon = '\0';
+	*port = colon + 1;
+	*host = strcmp(url + 6, "localhost") == 0 ? "127.0.0.1" : url + 6;
+}
+
+// Two addresses name the same endpoint ("localhost" is 127.0.0.1; an
+// endpoint bound to 0.0.0.0 answers on every host address).
+static bool
+addr_same(const char *to, const char *bound)
+{
+	char a[128], b[128];
+	const char *ha, *pa, *hb, *pb;
+	if (net_addr_to_url(to, a, sizeof(a)) != IDN_OK ||
+	    net_addr_to_url(bound, b, sizeof(b)) != IDN_OK) {
+		return false;
+	}
+	url_split(a, &ha, &pa);
+	url_split(b, &hb, &pb);
+	return strcmp(pa, pb) == 0 &&
+	    (strcmp(ha, hb) == 0 || strcmp(hb, "0.0.0.0") == 0);
+}
+
+// A clock beyond the window is an operator's problem: one clear line per
+// peer (its requests are all refused until the clocks agree).
+static void
+log_skew(net_server *s, const wire_env *env, uint64_t now)
+{
+	bool known = false;
+	pthread_mutex_lock(&s->tlock);
+	for (int i = 0; i < s->nskewed && !known; i++) {
+		known = strcmp(s->skewed[i], env->from) == 0;
+	}
+	bool room = !known && s->nskewed < SKEW_PEERS;
+	if (room) {
+		snprintf(s->skewed[s->nskewed++], sizeof(s->skewed[0]), "%s",
+		    env->from);
+	}
+	pthread_mutex_unlock(&s->tlock);
+	atomic_fetch_add(&s->ctr.rejected, 1);
+	if (room) {
+		server_log(s, IDN_LOG_ERROR, "net: the clock of %s is %+lld "
+		    "ms off this node's, beyond the %d ms window: its requests "
+		    "are refused until the clocks agree", env->from,
+		    (long long) (env->ts_ms - now), REPLAY_WINDOW_MS);
+	} else if (!known) {
+		log_drop(s, "request from %s outside the time window",
+		    env->from);
+	}
+}
+
+typedef enum { ADMIT, DROP, REDIRECT, STALE, FULL } admission;
+
+// Admits a request meant for this endpoint (its id, or its address and
+// stamped after it started), inside the time window, not seen before.
+static admission
+admit(net_server *s, const wire_env *env)
+{
+	pthread_mutex_lock(&s->tlock);
+	bool ours = s->self[0] != '\0' && strcmp(env->to, s->self) == 0;
+	pthread_mutex_unlock(&s->tlock);
+	char url[128];
+	bool is_addr = net_addr_to_url(env->to, url, sizeof(url)) == IDN_OK;
+	if (!ours && is_addr && !addr_same(env->to, s->addr)) {
+		log_drop(s, "dropped request '%s' from %s meant for %s",
+		    env->type, env->from, env->to);
+		return DROP;
+	}
+	if (!ours && !is_addr) {
+		// Another node's id, or an earlier incarnation of this one:
+		// nothing runs; the caller learns our id and may ask again.
+		return REDIRECT;
+	}
+	uint64_t now = idn_wall_ms();
+	if (env->ts_ms + REPLAY_WINDOW_MS < now ||
+	    env->ts_ms > now + REPLAY_WINDOW_MS) {
+		log_skew(s, env, now);
+		return STALE;
+	}
+	if (!ours && env->ts_ms < s->start_ms) {
+		// Addressed by address only: a capture from before this
+		// incarnation started must not run again.
+		log_drop(s, "refused request '%s' from %s stamped before this "
+		    "node started", env->type, env->from);
+		return STALE;
+	}
+	switch (replay_check(s->replay, env->ts_ms, env->nonce, now)) {
+	case IDN_OK:
+		return ADMIT;
+	case IDN_ESTALE: // the clock moved since
+		return STALE;
+	case IDN_EBUSY:
+		log_drop(s, "replay filter full: request '%s' from %s refused",
+		    env->type, env->from);
+		return FULL;
+	default:
+		log_drop(s, "dropped replayed request '%s' from %s", env->type,
+		    env->from);
+		return DROP;
+	}
+}
+
 // Answers one received request (m is consumed); NULL: no reply.
 static nng_msg *
 serve(net_server *s, nng_msg *m, bool spare)
@@ -329,22 +504,21 @@ serve(net_server *s, nng_msg *m, bool spare)
 	}
 	rv = wire_env_decode(payload, plen, &doc, &env);
 	nng_msg_free(m);
-	if (rv == IDN_OK && (rv = replay_check(s->replay, env.ts_ms,
-	                         env.nonce, idn_wall_ms())) != IDN_OK) {
-		log_drop(s, "dropped %s request '%s' from %s",
-		    rv == IDN_EEXIST ? "replayed" : "stale", env.type, env.from);
-		wire_doc_free(doc);
-		return NULL;
-	}
+	admission a = rv == IDN_OK ? admit(s, &env) : ADMIT;
 	if (rv != IDN_OK) {
 		log_drop(s, "malformed authenticated request: %s",
 		    idn_strerror(rv));
 		memset(&env, 0, sizeof(env));
 		strcpy(env.type, "?");
-		m = reply_msg(s, &env, IDN_EPROTO, NULL);
-	} else if (!spare && strncmp(env.type, NET_CONTROL_PREFIX,
-	                         strlen(NET_CONTROL_PREFIX)) != 0) {
-		m = reply_msg(s, &env, IDN_EBUSY, NULL);
+		m = reply_msg(s, &env, NULL, IDN_EPROTO, NULL);
+	} else if (a == DROP) {
+		m = NULL;
+	} else if (a == REDIRECT || a == STALE) {
+		m = reply_msg(s, &env, a == REDIRECT ? TYPE_REDIRECT :
+		    TYPE_STALE, IDN_ESTALE, NULL);
+	} else if (a == FULL || (!spare && strncmp(env.type,
+	                NET_CONTROL_PREFIX, strlen(NET_CONTROL_PREFIX)) != 0)) {
+		m = reply_msg(s, &env, NULL, IDN_EBUSY, NULL);
 	} else {
 		wire_wr *w = NULL;
 		if (wire_wr_new(&w) == IDN_OK) {
@@ -352,7 +526,7 @@ serve(net_server *s, nng_msg *m, bool spare)
 		} else {
 			rv = IDN_ENOMEM;
 		}
-		m = reply_msg(s, &env, rv, w);
+		m = reply_msg(s, &env, NULL, rv, w);
 		wire_wr_free(w);
 	}
 	wire_doc_free(doc);
@@ -387,6 +561,10 @@ server_thread(void *argp)
 			continue;
 		}
 		nng_msg *m = nng_aio_get_msg(aio);
+		if (!serve_enter(s)) {
+			nng_msg_free(m); // closing: the next recv ends us
+			continue;
+		}
 		count(&s->ctr, true, nng_msg_len(m));
 		m = serve(s, m, thread_busy(s));
 		if (m != NULL) {
@@ -399,6 +577,7 @@ server_thread(void *argp)
 			}
 		}
 		thread_idle(s);
+		serve_leave(s);
 	}
 	nng_aio_free(aio);
 	nng_ctx_close(ctx);
@@ -412,12 +591,20 @@ net_server_close(net_server *s)
 		return;
 	}
 	pthread_mutex_lock(&s->tlock);
-	s->closing = true; // no thread starts after this
+	s->closing = true; // no thread starts, no request is served after
+	while (s->in_serve > 0) {
+		pthread_cond_wait(&s->serve_cv, &s->tlock);
+	}
 	pthread_mutex_unlock(&s->tlock);
 	if (!close_bounded(s->sock)) {
-		// Its threads may still wait on the socket: leave them s.
-		core_logf(s->lg, IDN_LOG_WARN, "net: endpoint %s did not close "
+		// Its threads may still wait on the socket: leave them s (and
+		// nothing else: no request is served any more, and the
+		// caller's logger is let go).
+		server_log(s, IDN_LOG_WARN, "net: endpoint %s did not close "
 		    "within %d ms (nng 1.5); abandoned", s->addr, CLOSE_WAIT_MS);
+		pthread_mutex_lock(&s->loglock);
+		s->lg = NULL;
+		pthread_mutex_unlock(&s->loglock);
 		for (int i = 0; i < s->nthreads; i++) {
 			pthread_detach(s->threads[i]);
 		}
@@ -428,6 +615,8 @@ net_server_close(net_server *s)
 	}
 	free(s->threads);
 	replay_close(s->replay);
+	pthread_cond_destroy(&s->serve_cv);
+	pthread_mutex_destroy(&s->loglock);
 	pthread_mutex_destroy(&s->tlock);
 	free(s);
 }
@@ -445,8 +634,12 @@ net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
 	s->fn = fn;
 	s->arg = arg;
 	s->lg = lg;
+	s->start_ms = idn_wall_ms();
 	pthread_mutex_init(&s->tlock, NULL);
-	int rv = replay_open(REPLAY_WINDOW_MS, &s->replay);
+	pthread_mutex_init(&s->loglock, NULL);
+	pthread_cond_init(&s->serve_cv, NULL);
+	int rv = replay_open(REPLAY_WINDOW_MS,
+	    REPLAY_RATE * (REPLAY_WINDOW_MS / 1000), &s->replay);
 	if (rv != IDN_OK) {
 		pthread_mutex_destroy(&s->tlock);
 		free(s);
@@ -500,10 +693,19 @@ net_server_addr(const net_server *s)
 	return s->addr;
 }
 
+void
+net_server_set_self(net_server *s, const char *id)
+{
+	pthread_mutex_lock(&s->tlock);
+	snprintf(s->self, sizeof(s->self), "%s", id);
+	pthread_mutex_unlock(&s->tlock);
+}
+
 
 typedef struct peer {
 	struct peer *next;
 	char addr[64];
+	char id[96]; // the node answering there, once a reply named it (lock)
 	nng_socket sock;
 } peer;
 
@@ -513,6 +715,7 @@ struct net_client {
 	uint8_t key[WIRE_KEY_BYTES];
 	char self[96];
 	size_t max_msg;
+	_Atomic int64_t skew_ms;
 	net_counters ctr;
 };
 
@@ -539,6 +742,12 @@ net_client_set_self(net_client *c, const char *self_id)
 }
 
 void
+net_client_skew(net_client *c, int64_t ms)
+{
+	atomic_store(&c->skew_ms, ms);
+}
+
+void
 net_client_close(net_client *c)
 {
 	if (c == NULL) {
@@ -554,7 +763,7 @@ net_client_close(net_client *c)
 }
 
 static int
-peer_socket(net_client *c, const char *addr, nng_socket *out)
+peer_socket(net_client *c, const char *addr, peer **out)
 {
 	char url[128];
 	int rv = net_addr_to_url(addr, url, sizeof(url));
@@ -564,7 +773,7 @@ peer_socket(net_client *c, const char *addr, nng_socket *out)
 	pthread_mutex_lock(&c->lock);
 	for (peer *p = c->peers; p != NULL; p = p->next) {
 		if (strcmp(p->addr, addr) == 0) {
-			*out = p->sock;
+			*out = p;
 			pthread_mutex_unlock(&c->lock);
 			return IDN_OK;
 		}
@@ -591,31 +800,37 @@ peer_socket(net_client *c, const char *addr, nng_socket *out)
 	nng_dial(p->sock, url, NULL, NNG_FLAG_NONBLOCK);
 	p->next = c->peers;
 	c->peers = p;
-	*out = p->sock;
+	*out = p;
 	pthread_mutex_unlock(&c->lock);
 	return IDN_OK;
 }
 
-int
-net_call(net_client *c, const char *addr, const char *type, const void *body,
-    size_t body_len, idn_duration timeout_ms, wire_doc **doc,
-    wire_env *reply)
+// One request and its reply. *kind gets the reply's type when the
+// endpoint refused the request before any handler ran (TYPE_REDIRECT,
+// TYPE_STALE), else "".
+static int
+call_once(net_client *c, peer *p, const char *type, const void *body,
+    size_t body_len, uint64_t deadline, wire_doc **doc, wire_env *reply,
+    const char **kind)
 {
-	nng_socket sock;
 	nng_ctx ctx;
 	nng_aio *aio = NULL;
 	nng_msg *m = NULL;
 	core_buf env = {0}, frame = {0};
-	*doc = NULL;
-	int rv = peer_socket(c, addr, &sock);
-	if (rv != IDN_OK) {
-		return rv;
-	}
-	if ((rv = wire_env_encode(type, c->self, 0, body, body_len, &env)) ||
+	wire_env h = {.ts_ms = idn_wall_ms() + (uint64_t) atomic_load(
+	    &c->skew_ms), .nonce = wire_nonce()};
+	snprintf(h.type, sizeof(h.type), "%s", type);
+	snprintf(h.from, sizeof(h.from), "%s", c->self);
+	pthread_mutex_lock(&c->lock);
+	snprintf(h.to, sizeof(h.to), "%s", p->id[0] ? p->id : p->addr);
+	pthread_mutex_unlock(&c->lock);
+	*kind = "";
+	int rv;
+	if ((rv = wire_env_write(&h, body, body_len, &env)) ||
 	    (rv = wire_seal(c->key, env.data, env.len, &frame))) {
 		goto out;
 	}
-	if ((rv = nng_ctx_open(&ctx, sock)) != 0) {
+	if ((rv = nng_ctx_open(&ctx, p->sock)) != 0) {
 		rv = net_err_from_nng(rv);
 		goto out;
 	}
@@ -626,8 +841,9 @@ net_call(net_client *c, const char *addr, const char *type, const void *body,
 	}
 	memcpy(nng_msg_body(m), frame.data, frame.len);
 	count(&c->ctr, false, frame.len);
-	uint64_t deadline = idn_clock_ms() + (uint64_t) timeout_ms;
-	nng_aio_set_timeout(aio, timeout_ms);
+	uint64_t now = idn_clock_ms();
+	nng_aio_set_timeout(aio, now >= deadline ? 1 :
+	    (nng_duration) (deadline - now));
 	nng_aio_set_msg(aio, m);
 	nng_ctx_send(ctx, aio);
 	nng_aio_wait(aio);
@@ -636,8 +852,9 @@ net_call(net_client *c, const char *addr, const char *type, const void *body,
 		rv = net_err_from_nng(rv);
 		goto close;
 	}
-	uint64_t now = idn_clock_ms();
-	nng_aio_set_timeout(aio, now >= deadline ? 1 : (nng_duration)(deadline - now));
+	now = idn_clock_ms();
+	nng_aio_set_timeout(aio, now >= deadline ? 1 :
+	    (nng_duration) (deadline - now));
 	nng_ctx_recv(ctx, aio);
 	nng_aio_wait(aio);
 	if ((rv = nng_aio_result(aio)) != 0) {
@@ -654,16 +871,67 @@ net_call(net_client *c, const char *addr, const char *type, const void *body,
 		rv = wire_env_decode(payload, plen, doc, reply);
 	}
 	nng_msg_free(m);
-	if (rv == IDN_OK) {
-		rv = reply->rc >= 0 && reply->rc < IDN_ERR_COUNT ?
-		    (int) reply->rc : IDN_EPROTO;
+	if (rv != IDN_OK) {
+		goto close;
 	}
+	if (reply->nonce != h.nonce) {
+		// Not the answer to this request (a recorded old one); only an
+		// endpoint that could not read the request answers nonce 0.
+		rv = reply->nonce == 0 && reply->rc == IDN_EPROTO ? IDN_EPROTO :
+		    IDN_EAUTH;
+		wire_doc_free(*doc);
+		*doc = NULL;
+		goto close;
+	}
+	if (strcmp(reply->type, TYPE_REDIRECT) == 0 ||
+	    strcmp(reply->type, TYPE_STALE) == 0) {
+		*kind = strcmp(reply->type, TYPE_STALE) == 0 ? TYPE_STALE :
+		    TYPE_REDIRECT;
+	} else if (strcmp(reply->type, type) != 0) {
+		rv = IDN_EAUTH;
+		wire_doc_free(*doc);
+		*doc = NULL;
+		goto close;
+	}
+	if (reply->from[0] != '\0') {
+		pthread_mutex_lock(&c->lock);
+		snprintf(p->id, sizeof(p->id), "%s", reply->from);
+		pthread_mutex_unlock(&c->lock);
+	}
+	rv = reply->rc >= 0 && reply->rc < IDN_ERR_COUNT ? (int) reply->rc :
+	    IDN_EPROTO;
 close:
 	nng_aio_free(aio);
 	nng_ctx_close(ctx);
 out:
 	core_buf_free(&env);
 	core_buf_free(&frame);
+	return rv;
+}
+
+int
+net_call(net_client *c, const char *addr, const char *type, const void *body,
+    size_t body_len, idn_duration timeout_ms, wire_doc **doc,
+    wire_env *reply)
+{
+	peer *p = NULL;
+	*doc = NULL;
+	int rv = peer_socket(c, addr, &p);
+	uint64_t deadline = idn_clock_ms() + (uint64_t) timeout_ms;
+	// A refusal before any handler ran is asked again once: with the
+	// id the endpoint named (it restarted), or a fresh stamp (the first
+	// was taken before the endpoint started).
+	for (int attempt = 0; rv == IDN_OK && attempt < 2; attempt++) {
+		const char *kind;
+		rv = call_once(c, p, type, body, body_len, deadline, doc, reply,
+		    &kind);
+		if (kind[0] == '\0' || attempt == 1) {
+			break;
+		}
+		wire_doc_free(*doc);
+		*doc = NULL;
+		rv = IDN_OK;
+	}
 	return rv;
 }
 

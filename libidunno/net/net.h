@@ -55,6 +55,10 @@ int net_server_open(const char *addr, const uint8_t key[WIRE_KEY_BYTES],
 int net_server_start(net_server *s, int nthreads);
 // The bound address, "127.0.0.1:port", borrowed until close.
 const char *net_server_addr(const net_server *s);
+// net_server_set_self names the node answering here (its replies' "from").
+// Requests must be addressed to this id, or to the bound address and
+// stamped after the endpoint opened; others run no handler (see wire.h).
+void net_server_set_self(net_server *s, const char *id);
 void net_server_close(net_server *s);
 
 int net_client_open(const uint8_t key[WIRE_KEY_BYTES], const char *self_id,
@@ -62,11 +66,18 @@ int net_client_open(const uint8_t key[WIRE_KEY_BYTES], const char *self_id,
 void net_client_close(net_client *c);
 // net_client_set_self names the sender of later calls; call before any.
 void net_client_set_self(net_client *c, const char *self_id);
+// net_client_skew stamps later requests ms off this host's clock (tests:
+// a peer whose clock is wrong).
+void net_client_skew(net_client *c, int64_t ms);
 // net_call sends one request and waits for its reply up to timeout_ms.
 // Returns a transport error (IDN_ETIMEDOUT, IDN_ENET, IDN_EAUTH,
 // IDN_EPROTO) or the reply's code. On any reply (rc may be non-zero),
 // *doc holds it and the caller frees it with wire_doc_free; otherwise
-// *doc is NULL. Thread-safe.
+// *doc is NULL. A reply that does not carry this request's nonce and type
+// is refused (IDN_EAUTH). The request is addressed to the node id learnt
+// from the last reply from addr, else to addr; an endpoint that refuses
+// it unrun (another incarnation, a stamp before it started) is asked once
+// more. Thread-safe.
 int net_call(net_client *c, const char *addr, const char *type,
     const void *body, size_t body_len, idn_duration timeout_ms,
     wire_doc **doc, wire_env *reply);

@@ -2,9 +2,11 @@
 // net_test.c: the RPC endpoint in one process on loopback: calls, wrong
 // keys, replays, addresses, and the replay filter itself.
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "harness.h"
@@ -25,17 +27,28 @@ static void
 test_replay_filter(void **st)
 {
 	replay *r;
-	IDN_PASS(replay_open(1000, &r));
+	IDN_PASS(replay_open(1000, 1000, &r)); // rounded up to 1024
 	IDN_PASS(replay_check(r, 5000, 1, 5000));
 	IDN_FAIL(replay_check(r, 5000, 1, 5100), IDN_EEXIST);
 	IDN_PASS(replay_check(r, 5000, 2, 5100));
 	IDN_FAIL(replay_check(r, 3000, 3, 5000), IDN_ESTALE);
 	IDN_FAIL(replay_check(r, 7000, 4, 5000), IDN_ESTALE);
-	// Far more requests than the ring holds: recent ones still caught.
-	for (uint64_t i = 0; i < 200000; i++) {
-		IDN_PASS(replay_check(r, 5000, 100 + i, 5000));
+	// A flood fills the filter, then is refused: the oldest requests of
+	// the window are never forgotten to make room.
+	int admitted = 2, busy = 0;
+	for (uint64_t i = 0; i < 5000; i++) {
+		int rv = replay_check(r, 5000, 100 + i, 5100);
+		admitted += rv == IDN_OK;
+		busy += rv == IDN_EBUSY;
 	}
-	IDN_FAIL(replay_check(r, 5000, 100 + 199999, 5000), IDN_EEXIST);
+	assert_int_equal(admitted, 1024);
+	assert_int_equal(busy, 5000 - 1022);
+	IDN_FAIL(replay_check(r, 5000, 1, 5100), IDN_EEXIST);
+	IDN_FAIL(replay_check(r, 5000, 2, 5100), IDN_EEXIST);
+	IDN_FAIL(replay_check(r, 5000, 100, 5100), IDN_EEXIST);
+	// Once they have left the window, their slots are reused.
+	IDN_PASS(replay_check(r, 6500, 1, 6500));
+	IDN_FAIL(replay_check(r, 6500, 1, 6500), IDN_EEXIST);
 	replay_close(r);
 }
 
@@ -100,7 +113,10 @@ test_calls_keys_and_replays(void **st)
 
 	// The same authentic frame sent twice runs once.
 	core_buf e = {0}, frame = {0};
-	IDN_PASS(wire_env_encode("again", "me", 0, NULL, 0, &e));
+	wire_env h = {.type = "again", .from = "me", .ts_ms = idn_wall_ms(),
+	    .nonce = wire_nonce()};
+	snprintf(h.to, sizeof(h.to), "%s", addr);
+	IDN_PASS(wire_env_write(&h, NULL, 0, &e));
 	IDN_PASS(wire_seal(key, e.data, e.len, &frame));
 	char url[128];
 	IDN_PASS(net_addr_to_url(addr, url, sizeof(url)));
@@ -149,7 +165,7 @@ test_calls_keys_and_replays(void **st)
 static pthread_mutex_t block_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t block_cv = PTHREAD_COND_INITIALIZER;
 static bool released;
-static int blocked;
+static int blocked, returned;
 
 static int
 blocking(void *arg, const wire_env *req, wire_wr *reply)
@@ -167,6 +183,8 @@ blocking(void *arg, const wire_env *req, wire_wr *reply)
 	return IDN_OK;
 }
 
+#define BLOCKERS 20
+
 typedef struct {
 	net_client *c;
 	const char *addr;
@@ -181,20 +199,23 @@ call_block(void *argp)
 	wire_env env;
 	b->rv = net_call(b->c, b->addr, "block", NULL, 0, 20000, &doc, &env);
 	wire_doc_free(doc);
+	pthread_mutex_lock(&block_lock);
+	returned++;
+	pthread_mutex_unlock(&block_lock);
 	return NULL;
 }
 
+// All 20 calls have arrived: want handlers block, the others were
+// answered (on a loaded machine a caller thread can start late).
 static bool
 blockers_settled(void *arg)
 {
 	int *want = arg;
 	pthread_mutex_lock(&block_lock);
-	bool done = blocked >= *want;
+	bool done = blocked >= *want && returned >= BLOCKERS - *want;
 	pthread_mutex_unlock(&block_lock);
 	return done;
 }
-
-#define BLOCKERS 20
 
 static void
 test_pings_never_wait(void **st)
@@ -289,6 +310,237 @@ test_drops_rate_limited(void **st)
 	net_server_close(s);
 }
 
+// A request frame built by hand, field by field, as an on-path attacker
+// or a buggy peer could: {"t","v","from","to","rc","ts","n","b"}.
+static void
+hand_frame(const uint8_t *key, const char *type, const char *from,
+    const char *to, int rc, uint64_t ts, uint64_t nonce, core_buf *frame)
+{
+	wire_wr *w;
+	const uint8_t *p;
+	size_t n;
+	IDN_PASS(wire_wr_new(&w));
+	wire_map(w, 8);
+	wire_kstr(w, "t", type);
+	wire_ku64(w, "v", WIRE_VERSION);
+	wire_kstr(w, "from", from);
+	wire_kstr(w, "to", to);
+	wire_ki64(w, "rc", rc);
+	wire_ku64(w, "ts", ts);
+	wire_ku64(w, "n", nonce);
+	wire_str(w, "b");
+	wire_nil(w);
+	IDN_PASS(wire_wr_bytes(w, &p, &n));
+	IDN_PASS(wire_seal(key, p, n, frame));
+	wire_wr_free(w);
+}
+
+// Sends one raw frame on its own req socket and context; returns the
+// nng result of the receive (0: a reply came, appended to reply).
+static int
+raw_send(const char *addr, const core_buf *frame, int wait_ms,
+    core_buf *reply)
+{
+	char url[128];
+	nng_socket req;
+	nng_ctx ctx;
+	nng_aio *aio;
+	nng_msg *m;
+	IDN_PASS(net_addr_to_url(addr, url, sizeof(url)));
+	assert_int_equal(nng_req0_open(&req), 0);
+	assert_int_equal(nng_dial(req, url, NULL, 0), 0);
+	nng_socket_set_ms(req, NNG_OPT_REQ_RESENDTIME, 60000);
+	assert_int_equal(nng_ctx_open(&ctx, req), 0);
+	assert_int_equal(nng_aio_alloc(&aio, NULL, NULL), 0);
+	assert_int_equal(nng_msg_alloc(&m, 0), 0);
+	assert_int_equal(nng_msg_append(m, frame->data, frame->len), 0);
+	nng_aio_set_timeout(aio, wait_ms);
+	nng_aio_set_msg(aio, m);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	assert_int_equal(nng_aio_result(aio), 0);
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	int rv = nng_aio_result(aio);
+	if (rv == 0) {
+		m = nng_aio_get_msg(aio);
+		if (reply != NULL) {
+			IDN_PASS(core_buf_append(reply, nng_msg_body(m),
+			    nng_msg_len(m)));
+		}
+		nng_msg_free(m);
+	}
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
+	// The socket is left to the process exit (see above).
+	return rv;
+}
+
+static _Atomic int bind_lines;
+static char bind_last[512];
+
+static void
+keep_line(void *arg, int level, const char *line)
+{
+	bind_lines++;
+	snprintf(bind_last, sizeof(bind_last), "%s", line);
+}
+
+// A request is bound to where it goes: one captured for node A and sent
+// to node B, or stamped before B started (a capture replayed across a
+// restart), runs no handler. Clock skew is refused with a reply and
+// logged once per peer.
+static void
+test_requests_bound_to_destination(void **st)
+{
+	uint8_t key[WIRE_KEY_BYTES];
+	wire_keygen(key);
+	core_logger lg = {keep_line, NULL, IDN_LOG_DEBUG};
+	uint64_t before = idn_wall_ms() - 2000; // within the window
+	int calls = 0;
+	net_server *a, *b;
+	IDN_PASS(net_server_open("127.0.0.1:0", key, 1 << 20, echo, &calls,
+	    &lg, &a));
+	IDN_PASS(net_server_open("127.0.0.1:0", key, 1 << 20, echo, &calls,
+	    &lg, &b));
+	IDN_PASS(net_server_start(a, 2));
+	IDN_PASS(net_server_start(b, 2));
+	const char *aa = net_server_addr(a), *ba = net_server_addr(b);
+	core_buf f = {0};
+	// For A, to A: runs.
+	hand_frame(key, "hello", "peer", aa, 0, idn_wall_ms(), 11, &f);
+	assert_int_equal(raw_send(aa, &f, 2000, NULL), 0);
+	assert_int_equal(calls, 1);
+	// The same capture, to B: refused, nothing runs.
+	raw_send(ba, &f, 300, NULL);
+	assert_int_equal(calls, 1);
+	core_buf_free(&f);
+	// Stamped before B started: refused.
+	hand_frame(key, "hello", "peer", ba, 0, before, 12, &f);
+	raw_send(ba, &f, 300, NULL);
+	assert_int_equal(calls, 1);
+	core_buf_free(&f);
+	// A clock a minute off: refused with a reply (not a silent drop),
+	// and one clear line per peer however many requests come.
+	int lines0 = atomic_load(&bind_lines);
+	for (int i = 0; i < 3; i++) {
+		core_buf r = {0};
+		hand_frame(key, "hello", "skewed", aa, 0,
+		    idn_wall_ms() - 60000, 20 + (uint64_t) i, &f);
+		assert_int_equal(raw_send(aa, &f, 2000, &r), 0);
+		const uint8_t *p;
+		size_t n;
+		wire_doc *d;
+		wire_env e;
+		IDN_PASS(wire_open(key, r.data, r.len, &p, &n));
+		IDN_PASS(wire_env_decode(p, n, &d, &e));
+		assert_int_equal(e.rc, IDN_ESTALE);
+		wire_doc_free(d);
+		core_buf_free(&r);
+		core_buf_free(&f);
+	}
+	assert_int_equal(calls, 1);
+	assert_int_equal(atomic_load(&bind_lines) - lines0, 1);
+	assert_non_null(strstr(bind_last, "clock"));
+	assert_non_null(strstr(bind_last, "skewed"));
+	net_server_close(a);
+	net_server_close(b);
+}
+
+typedef struct {
+	nng_socket rep;
+	uint8_t key[WIRE_KEY_BYTES];
+} fake_server;
+
+// Answers one request with an authentic {rc: 0} that answers another
+// request (a recorded old reply).
+static void *
+fake_serve(void *arg)
+{
+	fake_server *fs = arg;
+	nng_msg *m;
+	if (nng_recvmsg(fs->rep, &m, 0) != 0) {
+		return NULL;
+	}
+	nng_msg_free(m);
+	core_buf f = {0};
+	hand_frame(fs->key, "commit", "node", "client", 0, idn_wall_ms(),
+	    424242, &f);
+	nng_send(fs->rep, f.data, f.len, 0);
+	core_buf_free(&f);
+	return NULL;
+}
+
+// A reply carries its request's nonce; an old {rc: 0} is refused.
+static void
+test_reply_matches_request(void **st)
+{
+	fake_server fs;
+	wire_keygen(fs.key);
+	int port = idn_test_port();
+	char addr[64], url[128];
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+	IDN_PASS(net_addr_to_url(addr, url, sizeof(url)));
+	assert_int_equal(nng_rep0_open(&fs.rep), 0);
+	assert_int_equal(nng_listen(fs.rep, url, NULL, 0), 0);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, fake_serve, &fs), 0);
+	net_client *c;
+	IDN_PASS(net_client_open(fs.key, "client", 1 << 20, &c));
+	wire_doc *doc = NULL;
+	wire_env env;
+	int rv = net_call(c, addr, "commit", NULL, 0, 3000, &doc, &env);
+	wire_doc_free(doc);
+	assert_int_not_equal(rv, IDN_OK);
+	pthread_join(t, NULL);
+	net_client_close(c);
+	(void) fs.rep; // left to the process exit
+}
+
+static char seen_to[96];
+
+static int
+record_to(void *arg, const wire_env *req, wire_wr *reply)
+{
+	snprintf(seen_to, sizeof(seen_to), "%s", req->to);
+	return IDN_OK;
+}
+
+// The first call names the destination by address; its reply names the
+// node, and later calls carry that id. After the node changes its id (a
+// restart at the same address), the old id is refused unrun and the
+// caller, told the new one, asks again: the call still succeeds once.
+static void
+test_destination_id_learnt(void **st)
+{
+	uint8_t key[WIRE_KEY_BYTES];
+	wire_keygen(key);
+	net_server *s;
+	net_client *c;
+	IDN_PASS(net_server_open("127.0.0.1:0", key, 1 << 20, record_to, NULL,
+	    NULL, &s));
+	net_server_set_self(s, "node-1");
+	IDN_PASS(net_server_start(s, 2));
+	IDN_PASS(net_client_open(key, "me", 1 << 20, &c));
+	const char *addr = net_server_addr(s);
+	wire_doc *doc;
+	wire_env env;
+	IDN_PASS(net_call(c, addr, "x", NULL, 0, 5000, &doc, &env));
+	assert_string_equal(seen_to, addr);
+	assert_string_equal(env.from, "node-1");
+	wire_doc_free(doc);
+	IDN_PASS(net_call(c, addr, "x", NULL, 0, 5000, &doc, &env));
+	assert_string_equal(seen_to, "node-1");
+	assert_string_equal(env.from, ""); // known: not sent again
+	wire_doc_free(doc);
+	net_server_set_self(s, "node-2");
+	IDN_PASS(net_call(c, addr, "x", NULL, 0, 5000, &doc, &env));
+	assert_string_equal(seen_to, "node-2");
+	wire_doc_free(doc);
+	net_client_close(c);
+	net_server_close(s);
+}
+
 int
 main(void)
 {
@@ -298,6 +550,9 @@ main(void)
 	    cmocka_unit_test(test_calls_keys_and_replays),
 	    cmocka_unit_test(test_pings_never_wait),
 	    cmocka_unit_test(test_drops_rate_limited),
+	    cmocka_unit_test(test_requests_bound_to_destination),
+	    cmocka_unit_test(test_reply_matches_request),
+	    cmocka_unit_test(test_destination_id_learnt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include "coord/coord.h"
 #include "dash/dash.h"
 #include "log/log.h"
+#include "node/node_int.h"
 #include "membership/membership.h"
 #include "sdfs/sdfs.h"
 #include "worker/worker.h"
@@ -103,6 +104,12 @@ const char *
 idn_node_id(const idn_node *n)
 {
 	return n->id;
+}
+
+rpc *
+node_rpc(idn_node *n)
+{
+	return n->rpc;
 }
 
 const char *
@@ -350,10 +357,13 @@ idn_node_close(idn_node *n)
 	rpc_stop(n->rpc);
 	worker_role_close(n->worker);
 	sdfs_close(n->sdfs);
-	membership_close(n->mship);
-	// After membership: no more events reach the coordinator.
+	// Membership stops first (no more events reach the coordinator);
+	// its view is freed only after the coordinator's thread, which
+	// reads it, has ended.
+	membership_stop(n->mship);
 	coord_role_close(n->coord);
 	coord_where_close(n->where);
+	membership_close(n->mship);
 	rpc_close(n->rpc);
 	if (n->log != NULL && n->id[0] != '\0') {
 		nlog_write(n->log, IDN_LOG_INFO, "node: stopped");

@@ -103,6 +103,7 @@ rpc_set_self(rpc *r, const char *id)
 {
 	snprintf(r->self, sizeof(r->self), "%s", id);
 	net_client_set_self(r->client, id);
+	net_server_set_self(r->server, id);
 }
 
 int
@@ -129,6 +130,34 @@ rpc_routes(rpc *r, const rpc_route_def *defs, size_t n, void *arg)
 		rv = rpc_route(r, defs[i].type, defs[i].fn, arg);
 	}
 	return rv;
+}
+
+int
+rpc_unroute(rpc *r, const void *arg)
+{
+	if (r->serving) {
+		return IDN_EBUSY;
+	}
+	int kept = 0;
+	for (int i = 0; i < r->nroutes; i++) {
+		if (r->routes[i].arg != arg) {
+			r->routes[kept++] = r->routes[i];
+		}
+	}
+	r->nroutes = kept;
+	return IDN_OK;
+}
+
+const char *
+rpc_route_name(const rpc *r, int i)
+{
+	return i >= 0 && i < r->nroutes ? r->routes[i].type : NULL;
+}
+
+net_client *
+rpc_client(rpc *r)
+{
+	return r->client;
 }
 
 int

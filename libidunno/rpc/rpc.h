@@ -40,6 +40,13 @@ typedef struct {
 	rpc_handler_fn fn;
 } rpc_route_def;
 int rpc_routes(rpc *r, const rpc_route_def *defs, size_t n, void *arg);
+// rpc_unroute removes every route registered with arg (a subsystem that
+// failed to open frees arg next). IDN_EBUSY once serving.
+int rpc_unroute(rpc *r, const void *arg);
+// rpc_route_name: the type of the i-th route, NULL past the last.
+const char *rpc_route_name(const rpc *r, int i);
+// rpc_client: the endpoint's client (its calls name this node).
+net_client *rpc_client(rpc *r);
 // rpc_serve freezes the routes and starts answering.
 int rpc_serve(rpc *r);
 // rpc_stop stops answering (no handler runs after it returns); the calls

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 // rpc_test.c: endpoints on loopback: routes frozen once serving, calls,
 // fan-out, node.stats and log-free client requests.
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "rpc/rpc.h"
@@ -34,8 +37,12 @@ test_routes_calls_fanout(void **st)
 	IDN_PASS(rpc_route(b, "t.echo", echo, "b"));
 	IDN_FAIL(rpc_route(a, "a-type-name-far-longer-than-the-table-holds",
 	    echo, "a"), IDN_EINVAL);
+	// A subsystem that failed to open takes its routes back.
+	IDN_PASS(rpc_route(a, "t.gone", echo, "gone"));
+	IDN_PASS(rpc_unroute(a, "gone"));
 	IDN_PASS(rpc_serve(a));
 	IDN_PASS(rpc_serve(b));
+	IDN_FAIL(rpc_unroute(a, "a"), IDN_EBUSY);
 	// Frozen once serving: a late route is refused, not raced.
 	IDN_FAIL(rpc_route(a, "t.late", echo, "a"), IDN_EBUSY);
 
@@ -47,6 +54,9 @@ test_routes_calls_fanout(void **st)
 	assert_string_equal(who, "b");
 	wire_doc_free(doc);
 	IDN_FAIL(rpc_call(a, rpc_addr(b), "t.late", NULL, 5000, &doc, &env),
+	    IDN_EPROTO);
+	wire_doc_free(doc);
+	IDN_FAIL(rpc_call(b, rpc_addr(a), "t.gone", NULL, 5000, &doc, &env),
 	    IDN_EPROTO);
 	wire_doc_free(doc);
 
@@ -81,11 +91,51 @@ test_routes_calls_fanout(void **st)
 	rpc_close(NULL);
 }
 
+// Key files: created 0600 without following a planted link and never over
+// an existing key; refused when group or others may read them.
+static void
+test_key_files(void **st)
+{
+	const char *dir = idn_test_tmpdir();
+	char path[512], tmp[600], victim[512];
+	uint8_t key[IDN_KEY_BYTES], back[IDN_KEY_BYTES], other[IDN_KEY_BYTES];
+	snprintf(path, sizeof(path), "%s/cluster.key", dir);
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	IDN_PASS(idn_key_create(path, key));
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	IDN_PASS(idn_key_load(path, back));
+	assert_memory_equal(key, back, sizeof(key));
+	// An existing key is never replaced.
+	IDN_FAIL(idn_key_create(path, other), IDN_EEXIST);
+	IDN_PASS(idn_key_load(path, back));
+	assert_memory_equal(key, back, sizeof(key));
+	// Readable by others: refused, with its own code.
+	assert_int_equal(chmod(path, 0640), 0);
+	IDN_FAIL(idn_key_load(path, back), IDN_EPERM);
+	assert_int_equal(chmod(path, 0600), 0);
+	// A link planted where the temp file goes is not written through.
+	FILE *f = fopen(victim, "we");
+	assert_non_null(f);
+	fputs("precious\n", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/new.key", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int) getpid());
+	assert_int_equal(symlink(victim, tmp), 0);
+	(void) idn_key_create(path, key);
+	char *out = NULL;
+	assert_int_equal(idn_test_sh(&out, "cat '%s'", victim), 0);
+	assert_string_equal(out, "precious\n");
+	free(out);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_routes_calls_fanout),
+	    cmocka_unit_test(test_key_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

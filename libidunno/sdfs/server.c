@@ -240,6 +240,7 @@ sdfs_open(const sdfs_opts *o, sdfs **out)
 		rv = sdfs_replica_register(s);
 	}
 	if (rv != IDN_OK) {
+		rpc_unroute(s->rpc, s); // no route may outlive s
 		sdfs_close(s);
 		return rv;
 	}

@@ -76,25 +76,34 @@ wire_key_format(const uint8_t key[WIRE_KEY_BYTES], char hex[65])
 	sodium_bin2hex(hex, 65, key, WIRE_KEY_BYTES);
 }
 
+uint64_t
+wire_nonce(void)
+{
+	uint64_t nonce = 0;
+	sodium_once();
+	while (nonce == 0) {
+		randombytes_buf(&nonce, sizeof(nonce));
+	}
+	return nonce;
+}
+
 int
-wire_env_encode(const char *type, const char *from, int rc, const void *body,
-    size_t body_len, core_buf *out)
+wire_env_write(const wire_env *h, const void *body, size_t body_len,
+    core_buf *out)
 {
 	wire_wr *w;
 	int rv = wire_wr_new(&w);
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	uint64_t nonce;
-	sodium_once();
-	randombytes_buf(&nonce, sizeof(nonce));
-	wire_map(w, 7);
-	wire_kstr(w, "t", type);
+	wire_map(w, 8);
+	wire_kstr(w, "t", h->type);
 	wire_ku64(w, "v", WIRE_VERSION);
-	wire_kstr(w, "from", from);
-	wire_ki64(w, "rc", rc);
-	wire_ku64(w, "ts", idn_wall_ms());
-	wire_ku64(w, "n", nonce);
+	wire_kstr(w, "from", h->from);
+	wire_kstr(w, "to", h->to);
+	wire_ki64(w, "rc", h->rc);
+	wire_ku64(w, "ts", h->ts_ms);
+	wire_ku64(w, "n", h->nonce);
 	wire_str(w, "b");
 	if (body_len > 0) {
 		wire_raw(w, body, body_len);
@@ -124,6 +133,7 @@ wire_env_decode(const void *buf, size_t len, wire_doc **doc, wire_env *env)
 	if (wire_get_str(r, "t", env->type, sizeof(env->type)) ||
 	    wire_get_u64(r, "v", &env->version) ||
 	    wire_get_str(r, "from", env->from, sizeof(env->from)) ||
+	    wire_get_str(r, "to", env->to, sizeof(env->to)) ||
 	    wire_get_i64(r, "rc", &env->rc) ||
 	    wire_get_u64(r, "ts", &env->ts_ms) ||
 	    wire_get_u64(r, "n", &env->nonce) ||

@@ -6,7 +6,7 @@
 
 #include "core/core.h"
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2
 #define WIRE_MAC_BYTES 32
 #define WIRE_KEY_BYTES 32
 #define WIRE_MAX_DEPTH 16
@@ -86,22 +86,33 @@ void wire_keygen(uint8_t key[WIRE_KEY_BYTES]);
 int wire_key_parse(const char *text, size_t len, uint8_t key[WIRE_KEY_BYTES]);
 void wire_key_format(const uint8_t key[WIRE_KEY_BYTES], char hex[65]);
 
-// The envelope: {"t": type, "v": version, "from": node id, "rc": code,
-// "ts": wall clock ms, "n": random nonce, "b": body}. Requests carry rc 0;
-// replies carry the handler's code. ts and n, under the MAC, let a
-// receiver refuse replays.
+// The envelope: {"t": type, "v": version, "from": sender id, "to":
+// destination, "rc": code, "ts": wall clock ms, "n": nonce, "b": body},
+// all under the frame's MAC. A request carries rc 0, a fresh random
+// nonce and as "to" the destination node's id, or its address
+// ("host:port") until the caller has learnt the id; a receiver refuses
+// one meant for another node or incarnation, one outside its time window
+// and one it has seen (ts, n). A reply carries the handler's code, the
+// request's nonce and type, the answering node's id as "from" (unless
+// the request named it) and "to" empty; the caller refuses a reply that
+// does not answer its request.
 typedef struct {
 	char type[32];
 	uint64_t version;
 	char from[96];
+	char to[96];
 	int64_t rc;
 	uint64_t ts_ms;
 	uint64_t nonce;
-	const wire_val *body; // borrowed from the doc
+	const wire_val *body; // borrowed from the doc (ignored by the writer)
 } wire_env;
 
-int wire_env_encode(const char *type, const char *from, int rc,
-    const void *body, size_t body_len, core_buf *out);
+// wire_env_write encodes the header h and the body (msgpack bytes, or
+// nil when body_len is 0); deterministic, version WIRE_VERSION.
+int wire_env_write(const wire_env *h, const void *body, size_t body_len,
+    core_buf *out);
+// wire_nonce: a random non-zero request nonce.
+uint64_t wire_nonce(void);
 int wire_env_decode(const void *buf, size_t len, wire_doc **doc,
     wire_env *env);
 

@@ -61,7 +61,9 @@ test_envelope_and_mac(void **st)
 	wire_keygen(key);
 	wire_keygen(other);
 	core_buf env = {0}, frame = {0};
-	IDN_PASS(wire_env_encode("swim.ping", "me", 0, NULL, 0, &env));
+	wire_env h = {.type = "swim.ping", .from = "me", .to = "you",
+	    .ts_ms = 7, .nonce = wire_nonce()};
+	IDN_PASS(wire_env_write(&h, NULL, 0, &env));
 	IDN_PASS(wire_seal(key, env.data, env.len, &frame));
 	const uint8_t *p;
 	size_t n;
@@ -71,6 +73,8 @@ test_envelope_and_mac(void **st)
 	IDN_PASS(wire_env_decode(p, n, &d, &e));
 	assert_string_equal(e.type, "swim.ping");
 	assert_string_equal(e.from, "me");
+	assert_string_equal(e.to, "you");
+	assert_true(e.ts_ms == 7 && e.nonce == h.nonce);
 	wire_doc_free(d);
 	// Another key, a flipped bit, a short frame: all refused.
 	IDN_FAIL(wire_open(other, frame.data, frame.len, &p, &n), IDN_EAUTH);
@@ -121,6 +125,27 @@ test_known_answers(void **st)
 	assert_int_equal(n, sizeof(pack_want));
 	assert_memory_equal(b, pack_want, n);
 	wire_wr_free(w);
+	// A whole frame: the envelope's field order and encoding, then its
+	// MAC under the key of 32 0x0b bytes (both computed with Python's
+	// hmac and the MessagePack specification).
+	static const uint8_t env_want[] = {0x88, 0xa1, 't', 0xa1, 'a', 0xa1,
+	    'v', 0x02, 0xa4, 'f', 'r', 'o', 'm', 0xa1, 'f', 0xa2, 't', 'o',
+	    0xa1, 'd', 0xa2, 'r', 'c', 0x05, 0xa2, 't', 's', 0x01, 0xa1, 'n',
+	    0x02, 0xa1, 'b', 0xc0};
+	static const uint8_t env_mac[32] = {0xb4, 0x3d, 0x8d, 0xc7, 0x5b,
+	    0xfc, 0x46, 0x92, 0x1e, 0x6b, 0x06, 0x3d, 0x85, 0xfb, 0x9e, 0x00,
+	    0x47, 0xd6, 0x95, 0x64, 0xb4, 0x5b, 0xe3, 0x8b, 0x33, 0xb3, 0x76,
+	    0x91, 0xa7, 0x57, 0x31, 0x5c};
+	wire_env h = {.type = "a", .from = "f", .to = "d", .rc = 5,
+	    .ts_ms = 1, .nonce = 2};
+	core_buf env = {0};
+	IDN_PASS(wire_env_write(&h, NULL, 0, &env));
+	assert_int_equal(env.len, sizeof(env_want));
+	assert_memory_equal(env.data, env_want, env.len);
+	IDN_PASS(wire_seal(key, env.data, env.len, &frame));
+	assert_memory_equal(frame.data, env_mac, 32);
+	core_buf_free(&env);
+	core_buf_free(&frame);
 }
 
 static void

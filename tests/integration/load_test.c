@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -243,6 +244,42 @@ test_cluster_down_spares_strangers(void **st)
 	}
 }
 
+// `cluster up` refuses a root that group or others may open, and a key it
+// cannot use: it never replaces one (nodes may hold it still).
+static void
+test_cluster_up_key_checks(void **st)
+{
+	const char *dir = idn_test_tmpdir();
+	char root[PATH_MAX], key[PATH_MAX + 16];
+	char *out = NULL;
+	snprintf(root, sizeof(root), "%s/open", dir);
+	assert_int_equal(mkdir(root, 0755), 0);
+	assert_int_equal(chmod(root, 0755), 0);
+	assert_int_equal(idn_test_cli(&out, "--root '%s' cluster up -n 3 "
+	    "2>&1", root), 1);
+	assert_non_null(strstr(out, "chmod 700"));
+	free(out);
+	assert_int_equal(chmod(root, 0700), 0);
+	snprintf(key, sizeof(key), "%s/cluster.key", root);
+	FILE *f = fopen(key, "we");
+	assert_non_null(f);
+	fputs("not a key\n", f);
+	fclose(f);
+	assert_int_equal(chmod(key, 0600), 0);
+	assert_int_equal(idn_test_cli(&out, "--root '%s' cluster up -n 3 "
+	    "2>&1", root), 1);
+	assert_non_null(strstr(out, "not 64 hex digits"));
+	free(out);
+	assert_int_equal(idn_test_sh(&out, "cat '%s'", key), 0);
+	assert_string_equal(out, "not a key\n");
+	free(out);
+	assert_int_equal(chmod(key, 0644), 0);
+	assert_int_equal(idn_test_cli(&out, "--root '%s' cluster up -n 3 "
+	    "2>&1", root), 1);
+	assert_non_null(strstr(out, "chmod 600"));
+	free(out);
+}
+
 int
 main(void)
 {
@@ -250,6 +287,7 @@ main(void)
 		cmocka_unit_test(test_saturated_node_stays_alive),
 		cmocka_unit_test(test_cluster_down_counts),
 		cmocka_unit_test(test_cluster_down_spares_strangers),
+		cmocka_unit_test(test_cluster_up_key_checks),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
