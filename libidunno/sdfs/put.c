@@ -104,8 +104,8 @@ on_ver(void *arg, const wire_env *req, wire_wr *reply)
 
 // Gets the next version from the name's primary (the first replica that
 // is not known to be unreachable). IDN_EBUSY: try again shortly.
-static int
-alloc_version(sdfs *s, const char *name, uint64_t *ver)
+int
+sdfs_alloc_version(sdfs *s, const char *name, uint64_t *ver)
 {
 	view v;
 	char addr[R][IDN_ADDR_MAX];
@@ -284,7 +284,7 @@ sess_start(sdfs *s, const char *name, bool tomb, put_sess **out)
 {
 	uint64_t ver;
 	view v;
-	int rv = alloc_version(s, name, &ver);
+	int rv = sdfs_alloc_version(s, name, &ver);
 	if (rv != IDN_OK) {
 		return rv;
 	}

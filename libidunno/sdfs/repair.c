@@ -27,6 +27,7 @@ typedef struct batch {
 typedef struct ae_name {
 	sdfs_vmeta *vers;
 	uint64_t *vv; // version numbers of vers, as the offers carry them
+	uint64_t *tags, *mts; // and their sdfs_sum_tag and mtimes
 	size_t nv;
 	size_t need;
 	size_t ok;
@@ -63,6 +64,8 @@ plan_free(ae_plan *p)
 	for (size_t i = 0; p->an != NULL && i < p->to - p->from; i++) {
 		idn_free(p->an[i].vers);
 		free(p->an[i].vv);
+		free(p->an[i].tags);
+		free(p->an[i].mts);
 	}
 	for (size_t k = 0; p->b != NULL && k < p->v.n; k++) {
 		free(p->b[k].items);
@@ -123,14 +126,19 @@ plan_add(sdfs *s, ae_plan *p, size_t i, size_t limit)
 	size_t idx[R], nr;
 	if (sdfs_store_versions(s->st, p->e[i].name, &a->vers, &a->nv) !=
 	        IDN_OK || a->nv == 0 ||
-	    (a->vv = core_alloc(sizeof(uint64_t) * a->nv)) == NULL) {
+	    (a->vv = core_alloc(sizeof(uint64_t) * a->nv)) == NULL ||
+	    (a->tags = core_alloc(sizeof(uint64_t) * a->nv)) == NULL ||
+	    (a->mts = core_alloc(sizeof(uint64_t) * a->nv)) == NULL) {
 		idn_free(a->vers);
-		a->vers = NULL;
-		a->nv = 0;
+		free(a->vv);
+		free(a->tags);
+		*a = (ae_name){0};
 		return true; // nothing to offer: skipped, not a full batch
 	}
 	for (size_t k = 0; k < a->nv; k++) {
 		a->vv[k] = a->vers[k].ver;
+		a->tags[k] = sdfs_sum_tag(a->vers[k].sum, a->vers[k].tomb);
+		a->mts[k] = a->vers[k].mtime_ms;
 	}
 	sdfs_ring_lookup(p->v.ring, p->e[i].name, idx, R, &nr);
 	for (size_t k = 0; k < nr; k++) {
@@ -150,7 +158,8 @@ plan_add(sdfs *s, ae_plan *p, size_t i, size_t limit)
 			a->need = SIZE_MAX; // cannot be met: never dropped
 			continue;
 		}
-		b->items[b->n] = (sdfs_offer){p->e[i].name, a->vv, a->nv};
+		b->items[b->n] = (sdfs_offer){p->e[i].name, a->vv, a->nv,
+		    a->tags, a->mts};
 		b->names[b->n++] = i;
 	}
 	return true;
@@ -197,7 +206,9 @@ by_offer_name(const void *a, const void *b)
 }
 
 // Offers peer k its batch; the peer pulls what it lacks and says which
-// names those were. Every other offered name counts as held there.
+// names those were, and which versions it holds with other bytes that
+// were put first (`lose`: this node settles them, sdfs_resolve). Every
+// other offered name counts as held there.
 static void
 exchange(sdfs *s, ae_plan *p, size_t k)
 {
@@ -205,8 +216,8 @@ exchange(sdfs *s, ae_plan *p, size_t k)
 	wire_wr *w = sdfs_body_new();
 	wire_doc *doc = NULL;
 	wire_env env;
-	sdfs_offer *lack = NULL;
-	size_t nl = 0;
+	sdfs_offer *lack = NULL, *lose = NULL;
+	size_t nl = 0, nlose = 0;
 	if (w == NULL) {
 		return;
 	}
@@ -217,18 +228,39 @@ exchange(sdfs *s, ae_plan *p, size_t k)
 	int rv = sdfs_call(s, b->addr, "sdfs.r.have", w, STAT_TIMEOUT_MS,
 	    &doc, &env);
 	wire_wr_free(w);
+	if (rv == IDN_OK && wire_get(env.body, "lose") != NULL &&
+	    sdfs_offer_get_arr(wire_get(env.body, "lose"), OFFERS_PER_CALL,
+	        &lose, &nlose) != IDN_OK) {
+		rv = IDN_EPROTO;
+	}
 	if (rv == IDN_OK && sdfs_offer_get_arr(wire_get(env.body, "lack"),
 	                        OFFERS_PER_CALL, &lack, &nl) == IDN_OK) {
+		char src[1][IDN_ADDR_MAX];
+		snprintf(src[0], IDN_ADDR_MAX, "%s", b->addr);
+		for (size_t q = 0; q < nlose; q++) {
+			for (size_t v = 0; v < lose[q].nvers; v++) {
+				if (sdfs_name_error(lose[q].name) == NULL) {
+					sdfs_pull_enqueue(s, lose[q].name,
+					    lose[q].vers[v], src, 1, true);
+				}
+			}
+		}
 		if (nl > 1) {
 			qsort(lack, nl, sizeof(*lack), by_offer_name);
 		}
+		if (nlose > 1) {
+			qsort(lose, nlose, sizeof(*lose), by_offer_name);
+		}
 		for (size_t q = 0; q < b->n; q++) {
-			bool lacks = nl > 0 && bsearch(&b->items[q], lack, nl,
-			    sizeof(*lack), by_offer_name) != NULL;
+			bool lacks = (nl > 0 && bsearch(&b->items[q], lack, nl,
+			    sizeof(*lack), by_offer_name) != NULL) ||
+			    (nlose > 0 && bsearch(&b->items[q], lose, nlose,
+			        sizeof(*lose), by_offer_name) != NULL);
 			p->an[b->names[q] - p->from].ok += !lacks;
 		}
 		sdfs_offer_free_arr(lack, nl);
 	}
+	sdfs_offer_free_arr(lose, nlose);
 	wire_doc_free(doc);
 }
 
@@ -409,7 +441,12 @@ sdfs_pull_thread(void *arg)
 		}
 		s->jobs = j->next;
 		pthread_mutex_unlock(&s->lock);
-		int rv = sdfs_pull_now(s, j->name, j->ver, j->src, j->nsrc);
+		int rv = j->resolve ? IDN_EEXIST :
+		    sdfs_pull_now(s, j->name, j->ver, j->src, j->nsrc);
+		if (rv == IDN_EEXIST) {
+			// Held here with other bytes than the source's.
+			rv = sdfs_resolve(s, j->name, j->ver, j->src, j->nsrc);
+		}
 		if (rv != IDN_OK) {
 			core_logf(s->lg, IDN_LOG_WARN, "sdfs: pull of '%s' "
 			    "version %" PRIu64 " failed: %s", j->name, j->ver,

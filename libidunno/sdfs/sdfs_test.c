@@ -538,11 +538,45 @@ test_msg(void **st)
 	assert_int_equal(n, 1);
 	assert_string_equal(got[0].name, "a/b");
 	assert_int_equal(got[0].vers[1], 2);
+	assert_null(got[0].tags);
 	sdfs_offer_free_arr(got, n);
 	IDN_FAIL(sdfs_offer_get_arr(wire_doc_root(d), 0, &got, &n),
 	    IDN_EPROTO);
 	wire_doc_free(d);
 	wire_wr_free(w);
+	// With the bytes each number stands for.
+	uint64_t tags[] = {10, 11}, mts[] = {5, 4};
+	o.tags = tags;
+	o.mts = mts;
+	IDN_PASS(wire_wr_new(&w));
+	sdfs_offer_put_arr(w, &o, 1);
+	IDN_PASS(wire_wr_bytes(w, &p, &len));
+	IDN_PASS(wire_doc_parse(p, len, &d));
+	IDN_PASS(sdfs_offer_get_arr(wire_doc_root(d), 10, &got, &n));
+	assert_int_equal(got[0].tags[1], 11);
+	assert_int_equal(got[0].mts[0], 5);
+	sdfs_offer_free_arr(got, n);
+	wire_doc_free(d);
+	wire_wr_free(w);
+}
+
+static void
+test_conflict_winner(void **st)
+{
+	// Tags: the sum's first 8 bytes, the low bit saying tombstone.
+	uint8_t sum[IDN_SDFS_SUM_BYTES] = {0x01, 2, 3, 4, 5, 6, 7, 0x09};
+	assert_int_equal(sdfs_sum_tag(sum, false), 0x0102030405060708u);
+	assert_int_equal(sdfs_sum_tag(sum, true), 0x0102030405060709u);
+	// An empty file and a tombstone are different bytes.
+	uint8_t empty[IDN_SDFS_SUM_BYTES];
+	sdfs_file_sum(NULL, 0, empty);
+	assert_int_not_equal(sdfs_sum_tag(empty, false),
+	    sdfs_sum_tag(empty, true));
+	// The earlier put wins, then the smaller tag; both sides agree.
+	assert_true(sdfs_put_first(1, 9, 2, 1));
+	assert_false(sdfs_put_first(2, 1, 1, 9));
+	assert_true(sdfs_put_first(5, 1, 5, 2));
+	assert_false(sdfs_put_first(5, 2, 5, 1));
 }
 
 int
@@ -558,6 +592,7 @@ main(void)
 		cmocka_unit_test(test_store_tombstone),
 		cmocka_unit_test(test_store_reopen),
 		cmocka_unit_test(test_msg),
+		cmocka_unit_test(test_conflict_winner),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,10 @@
 #define RESV_MAX 4096
 #define OFFERS_PER_CALL 2000
 #define SCRUB_MAX_BYTES (64u << 20)
+// A copy that lost its version number to another put's is renumbered only
+// once it is this old: a put that met the conflict itself withdraws its
+// copies within its commit.
+#define CONFLICT_SETTLE_MS 5000
 
 typedef struct put_sess {
 	struct put_sess *next;
@@ -65,6 +69,7 @@ typedef struct pull_job {
 	struct pull_job *next;
 	char *name;
 	uint64_t ver;
+	bool resolve; // the version is held here with other bytes: sdfs_resolve
 	size_t nsrc;
 	char src[R][IDN_ADDR_MAX];
 } pull_job;
@@ -137,6 +142,16 @@ int sdfs_rep_chunk(sdfs *s, const char *name, uint64_t ver, uint64_t off,
 int sdfs_rep_commit(sdfs *s, const char *name, const sdfs_vmeta *m);
 int sdfs_pull_now(sdfs *s, const char *name, uint64_t ver,
     char src[][IDN_ADDR_MAX], size_t nsrc);
+// Queues a pull for the puller thread; resolve: this node holds the
+// version with other bytes than src (sdfs_resolve instead of a pull).
+void sdfs_pull_enqueue(sdfs *s, const char *name, uint64_t ver,
+    char src[][IDN_ADDR_MAX], size_t nsrc, bool resolve);
+// Settles two copies of (name, ver) with different bytes, this node's and
+// src's: the one put first (sdfs_put_first) keeps ver everywhere; if that
+// is src's, this node keeps its own bytes under a fresh version number
+// before it takes src's copy of ver. Nothing is dropped.
+int sdfs_resolve(sdfs *s, const char *name, uint64_t ver,
+    char src[][IDN_ADDR_MAX], size_t nsrc);
 void sdfs_repair(sdfs *s, const char *name, uint64_t ver);
 // Drops version ver of name if it holds these bytes (sum): a put whose
 // number turned out to be another put's withdraws its copies.
@@ -162,6 +177,10 @@ int sdfs_gather_versions(sdfs *s, const char *name, bool all_nodes,
 // The newest version seen (of want, when not 0), or NULL.
 const sdfs_vmeta *sdfs_gather_newest(const sdfs_gather *g, uint64_t want);
 void sdfs_gather_free(sdfs_gather *g);
+
+// put.c: a fresh version number of name from its primary (IDN_EBUSY: try
+// again shortly).
+int sdfs_alloc_version(sdfs *s, const char *name, uint64_t *ver);
 
 // put.c, get.c, list.c: each registers its routes.
 int sdfs_put_register(sdfs *s);
