@@ -281,31 +281,145 @@ drop_moved(sdfs *s, ae_plan *p)
 	}
 }
 
-// Scrub: re-check one small version per round, so a corrupt copy is found
-// even if nobody reads it.
-static void
-scrub_one(sdfs *s, ae_plan *p)
+// The scrub's bytes for this round: the larger of SCRUB_MIN_BYTES and
+// the share of the store (estimated from each name's newest size) that
+// ends a pass within SCRUB_PASS_MS.
+static uint64_t
+scrub_budget(const ae_plan *p)
 {
-	if (p->ne == 0) {
+	uint64_t total = 0;
+	for (size_t i = 0; i < p->ne; i++) {
+		uint64_t b = p->e[i].size * p->e[i].nvers;
+		total = UINT64_MAX - total < b ? UINT64_MAX : total + b;
+	}
+	return CORE_MAX(total / (SCRUB_PASS_MS / AE_PERIOD_MS),
+	    (uint64_t) SCRUB_MIN_BYTES);
+}
+
+static void
+scrub_next_name(sdfs *s, const char *name)
+{
+	free(s->scrub_name);
+	s->scrub_name = name != NULL ? core_strdup(name) : NULL;
+	s->scrub_ver = UINT64_MAX;
+	s->scrub_chunk = 0;
+}
+
+// Checks version m of name from chunk s->scrub_chunk on, up to *budget
+// bytes; true when it reached the end (or found damage, repaired).
+static bool
+scrub_version(sdfs *s, const char *name, const sdfs_vmeta *m, uint8_t *buf,
+    uint64_t *budget)
+{
+	int rv = IDN_OK;
+	if (s->scrub_chunk == 0 && !m->tomb) {
+		uint8_t sum[IDN_SDFS_SUM_BYTES];
+		sdfs_file_sum(m->csums, m->nchunks, sum);
+		rv = memcmp(sum, m->sum, sizeof(sum)) ? IDN_ECORRUPT : IDN_OK;
+	}
+	while (rv == IDN_OK && !m->tomb && s->scrub_chunk < m->nchunks &&
+	    *budget > 0 && !s->stop) {
+		size_t len = 0;
+		rv = sdfs_store_read_chunk(s->st, name, m, s->scrub_chunk, buf,
+		    &len);
+		*budget -= CORE_MIN(*budget, (uint64_t) len + 1);
+		s->scrub_bytes += len;
+		s->scrub_chunk++;
+	}
+	if (rv == IDN_ECORRUPT) {
+		sdfs_repair(s, name, m->ver);
+	}
+	return rv != IDN_OK || m->tomb || s->scrub_chunk >= m->nchunks;
+}
+
+static void
+scrub_pass_done(sdfs *s)
+{
+	uint64_t now = idn_clock_ms(), ms = now - s->scrub_start_ms;
+	uint64_t n = atomic_fetch_add(&s->n_scrub_passes, 1) + 1;
+	atomic_fetch_add(&s->n_scrub_ms, ms);
+	atomic_store(&s->last_scrub_ms, ms);
+	if (ms > 60000 || n % 30 == 1) {
+		core_logf(s->lg, IDN_LOG_INFO, "sdfs: scrub pass %" PRIu64
+		    ": %" PRIu64 " versions, %" PRIu64 " bytes checked in "
+		    "%.1f s", n, s->scrub_vers, s->scrub_bytes,
+		    (double) ms / 1000.0);
+	}
+	scrub_next_name(s, NULL);
+	s->scrub_start_ms = 0;
+}
+
+// Scrub: re-reads every version of every name held here, a bounded
+// number of bytes per round, so corruption in a file nobody reads is found
+// too; a pass starts at most every SCRUB_IDLE_MS.
+static void
+scrub(sdfs *s, ae_plan *p)
+{
+	uint64_t now = idn_clock_ms();
+	if (s->scrub_start_ms == 0) {
+		if (s->scrub_ready_ms > now) {
+			return;
+		}
+		s->scrub_start_ms = now;
+		s->scrub_bytes = s->scrub_vers = 0;
+	}
+	uint64_t budget = scrub_budget(p);
+	uint8_t *buf = malloc(SDFS_CHUNK_MAX);
+	if (buf == NULL) {
 		return;
 	}
-	const sdfs_entry *e = &p->e[s->scrub_next++ % p->ne];
-	sdfs_vmeta *vers = NULL;
-	size_t nv = 0;
-	if (e->tomb ||
-	    sdfs_store_versions(s->st, e->name, &vers, &nv) != IDN_OK) {
-		return;
+	while (budget > 0 && !s->stop) {
+		// The scrub's name, or the one after it once its versions are
+		// done (scrub_ver 0); names are sorted.
+		size_t i = 0;
+		while (s->scrub_name != NULL && i < p->ne &&
+		    (strcmp(p->e[i].name, s->scrub_name) < 0 ||
+		        (s->scrub_ver == 0 &&
+		            strcmp(p->e[i].name, s->scrub_name) == 0))) {
+			i++;
+		}
+		if (i >= p->ne) {
+			scrub_pass_done(s);
+			s->scrub_ready_ms = now + SCRUB_IDLE_MS;
+			break;
+		}
+		const char *name = p->e[i].name;
+		if (s->scrub_name == NULL || strcmp(name, s->scrub_name) != 0) {
+			scrub_next_name(s, name);
+		}
+		sdfs_vmeta *vers = NULL, m;
+		size_t nv = 0, k = 0;
+		(void) sdfs_store_versions(s->st, name, &vers, &nv);
+		while (k < nv && vers[k].ver > s->scrub_ver) {
+			k++;
+		}
+		uint64_t ver = k < nv ? vers[k].ver : 0;
+		idn_free(vers);
+		budget -= CORE_MIN(budget, 4096u); // a listing costs too
+		if (ver == 0) {
+			s->scrub_ver = 0; // this name is done
+			continue;
+		}
+		int rv = sdfs_store_meta(s->st, name, ver, &m);
+		bool done = true;
+		if (rv == IDN_ECORRUPT) {
+			sdfs_repair(s, name, ver);
+		} else if (rv == IDN_OK) {
+			done = scrub_version(s, name, &m, buf, &budget);
+			sdfs_vmeta_clear(&m);
+		}
+		if (done) {
+			s->scrub_vers++;
+			s->scrub_ver = ver - 1;
+			s->scrub_chunk = 0;
+		}
 	}
-	if (nv > 0 && !vers[0].tomb && vers[0].size <= SCRUB_MAX_BYTES &&
-	    sdfs_store_verify(s->st, e->name, vers[0].ver) == IDN_ECORRUPT) {
-		sdfs_repair(s, e->name, vers[0].ver);
-	}
-	idn_free(vers);
+	free(buf);
 }
 
 // One anti-entropy round. Every holder of a name offers its versions to
 // each member of the name's replica set, which pulls what it lacks; copies
-// that moved are dropped; one name is scrubbed. True when names remain
+// that moved are dropped; part of the store is scrubbed. True when names remain
 // after the round's slice (the next round should come soon).
 static bool
 ae_round(sdfs *s)
@@ -323,7 +437,7 @@ ae_round(sdfs *s)
 		}
 	}
 	drop_moved(s, &p);
-	scrub_one(s, &p);
+	scrub(s, &p);
 	bool more = p.to < p.ne;
 	char *cur = more && p.to > 0 ? core_strdup(p.e[p.to - 1].name) : NULL;
 	free(s->ae_cursor);

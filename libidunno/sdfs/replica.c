@@ -334,16 +334,17 @@ sdfs_pull_enqueue(sdfs *s, const char *name, uint64_t ver,
 	pthread_mutex_unlock(&s->lock);
 }
 
-// A copy found corrupt is removed at once and pulled again from the other
-// replicas, so it is never served and comes back without an operator.
+// A copy found corrupt is moved aside at once (never served again, but
+// not destroyed while it may be the last one) and pulled again from the
+// other replicas, so it comes back without an operator.
 void
 sdfs_repair(sdfs *s, const char *name, uint64_t ver)
 {
 	view v;
 	char addr[R][IDN_ADDR_MAX];
-	core_logf(s->lg, IDN_LOG_WARN, "sdfs: dropping corrupt copy of '%s' "
-	    "version %" PRIu64 "; repairing from a replica", name, ver);
-	sdfs_store_drop_version(s->st, name, ver);
+	core_logf(s->lg, IDN_LOG_WARN, "sdfs: corrupt copy of '%s' version %"
+	    PRIu64 " quarantined; repairing from a replica", name, ver);
+	sdfs_store_quarantine(s->st, name, ver);
 	atomic_fetch_add(&s->n_repair, 1);
 	if (sdfs_view_get(s, &v) == IDN_OK) {
 		size_t n = sdfs_view_replicas(&v, name, addr);

@@ -334,14 +334,27 @@ test_store_corruption(void **st)
 	IDN_PASS(sdfs_store_read_chunk(s, "c", &m, 2, buf, &len));
 	IDN_FAIL(sdfs_store_verify(s, "c", 1), IDN_ECORRUPT);
 	sdfs_vmeta_clear(&m);
-	// A truncated copy is found by listing and dropped.
-	assert_int_equal(truncate(p, 100), 0);
+	// Repair quarantines it: not listed, not destroyed, until a good
+	// copy of the version is committed.
+	char *bad = core_asprintf("%s.bad", p);
+	IDN_PASS(sdfs_store_quarantine(s, "c", 1));
 	sdfs_vmeta *vs;
 	size_t n;
 	IDN_PASS(sdfs_store_versions(s, "c", &vs, &n));
 	assert_int_equal(n, 0);
 	idn_free(vs);
 	assert_int_not_equal(access(p, F_OK), 0);
+	assert_int_equal(access(bad, F_OK), 0);
+	IDN_PASS(put_version(s, "c", 1, 3 << 20, 7, 1 << 20, NULL));
+	assert_int_not_equal(access(bad, F_OK), 0);
+	// A truncated copy is found by listing and quarantined.
+	assert_int_equal(truncate(p, 100), 0);
+	IDN_PASS(sdfs_store_versions(s, "c", &vs, &n));
+	assert_int_equal(n, 0);
+	idn_free(vs);
+	assert_int_not_equal(access(p, F_OK), 0);
+	assert_int_equal(access(bad, F_OK), 0);
+	free(bad);
 	// A garbage meta is a damaged copy too, never a crash.
 	IDN_PASS(put_version(s, "c", 2, 10, 1, 10, NULL));
 	char key[33];

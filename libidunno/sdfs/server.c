@@ -205,6 +205,7 @@ sdfs_close(sdfs *s)
 	}
 	sdfs_store_close(s->st);
 	free(s->ae_cursor);
+	free(s->scrub_name);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -265,5 +266,7 @@ void
 sdfs_counters_get(sdfs *s, sdfs_counters *out)
 {
 	*out = (sdfs_counters){atomic_load(&s->n_put), atomic_load(&s->n_get),
-	    atomic_load(&s->n_pull), atomic_load(&s->n_repair)};
+	    atomic_load(&s->n_pull), atomic_load(&s->n_repair),
+	    atomic_load(&s->n_scrub_passes), atomic_load(&s->n_scrub_ms),
+	    atomic_load(&s->last_scrub_ms)};
 }

@@ -24,7 +24,13 @@
 #define AE_POLL_MS 200
 #define RESV_MAX 4096
 #define OFFERS_PER_CALL 2000
-#define SCRUB_MAX_BYTES (64u << 20)
+// The scrub re-reads every version of every name; a pass starts at most
+// every SCRUB_IDLE_MS and reads, per anti-entropy round, the larger of
+// SCRUB_MIN_BYTES and the share of the store that ends the pass within
+// SCRUB_PASS_MS.
+#define SCRUB_MIN_BYTES (4u << 20)
+#define SCRUB_PASS_MS (10u * 60 * 1000)
+#define SCRUB_IDLE_MS 20000
 // A copy that lost its version number to another put's is renumbered only
 // once it is this old: a put that met the conflict itself withdraws its
 // copies within its commit.
@@ -101,8 +107,14 @@ struct sdfs {
 	pthread_t pull_thread;
 	bool ae_started;
 	bool pull_started;
-	size_t scrub_next;
+	// The scrub's place: the next name, version (the newest one <=
+	// scrub_ver) and chunk to check; the current pass's start and size.
+	char *scrub_name;
+	uint64_t scrub_ver;
+	uint32_t scrub_chunk;
+	uint64_t scrub_start_ms, scrub_ready_ms, scrub_bytes, scrub_vers;
 	_Atomic uint64_t n_put, n_get, n_pull, n_repair; // sdfs_counters
+	_Atomic uint64_t n_scrub_passes, n_scrub_ms, last_scrub_ms;
 	char *ae_cursor; // last name of the last round, NULL: from the start
 };
 

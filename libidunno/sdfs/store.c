@@ -248,9 +248,41 @@ drop_locked(sdfs_store *st, const char *name, uint64_t ver)
 	free(meta);
 }
 
+// A damaged copy is moved aside (<ver>.meta.bad, <ver>.data.bad), not
+// removed: it may be the last copy, and a person can still read most of
+// it. It is never served or offered; the commit of a good copy of the
+// same version removes it.
+static void
+quarantine_locked(sdfs_store *st, const char *name, uint64_t ver)
+{
+	static const char *const ext[] = {"meta", "data"};
+	for (size_t i = 0; i < CORE_ARRAY_LEN(ext); i++) {
+		char *p = ver_path(st, name, ver, ext[i]);
+		char *q = p ? core_asprintf("%s.bad", p) : NULL;
+		if (q != NULL && rename(p, q) != 0 && errno != ENOENT) {
+			unlink(p); // cannot keep it aside: never serve it
+		}
+		free(p);
+		free(q);
+	}
+}
+
+static void
+unquarantine_locked(sdfs_store *st, const char *name, uint64_t ver)
+{
+	static const char *const ext[] = {"meta.bad", "data.bad"};
+	for (size_t i = 0; i < CORE_ARRAY_LEN(ext); i++) {
+		char *p = ver_path(st, name, ver, ext[i]);
+		if (p != NULL) {
+			unlink(p);
+		}
+		free(p);
+	}
+}
+
 // Lists versions (unlocked read of the folder; metas are immutable).
 // A meta that does not parse, or data whose length is not the meta's, is
-// a damaged copy: it is dropped, so anti-entropy pulls a good one.
+// a damaged copy: it is quarantined, so anti-entropy pulls a good one.
 // `locked`: the caller holds st->lock (commit's retention), which the drop
 // needs and must not take again.
 static int
@@ -293,11 +325,11 @@ list_versions(sdfs_store *st, const char *name, bool locked,
 		}
 		if (mrv == IDN_ECORRUPT) {
 			core_logf(st->lg, IDN_LOG_WARN, "sdfs: damaged copy of "
-			    "'%s' version %" PRIu64 " dropped", name, ver);
+			    "'%s' version %" PRIu64 " quarantined", name, ver);
 			if (!locked) {
 				pthread_mutex_lock(&st->lock);
 			}
-			drop_locked(st, name, ver);
+			quarantine_locked(st, name, ver);
 			if (!locked) {
 				pthread_mutex_unlock(&st->lock);
 			}
@@ -428,6 +460,15 @@ sdfs_store_drop_version(sdfs_store *st, const char *name, uint64_t ver)
 {
 	pthread_mutex_lock(&st->lock);
 	drop_locked(st, name, ver);
+	pthread_mutex_unlock(&st->lock);
+	return IDN_OK;
+}
+
+int
+sdfs_store_quarantine(sdfs_store *st, const char *name, uint64_t ver)
+{
+	pthread_mutex_lock(&st->lock);
+	quarantine_locked(st, name, ver);
 	pthread_mutex_unlock(&st->lock);
 	return IDN_OK;
 }
@@ -754,6 +795,7 @@ sdfs_wtx_commit(sdfs_wtx *tx, const sdfs_vmeta *m)
 		rv = fsync_dir(dir);
 	}
 	if (rv == IDN_OK) {
+		unquarantine_locked(st, tx->name, tx->ver);
 		retain_locked(st, tx->name);
 	} else {
 		drop_locked(st, tx->name, tx->ver);
