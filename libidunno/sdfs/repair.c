@@ -47,17 +47,6 @@ typedef struct ae_plan {
 	batch *b;        // per member of v
 } ae_plan;
 
-// Offers per peer and round: OFFERS_PER_CALL (the most a peer accepts),
-// or fewer through IDUNNO_SDFS_OFFERS_PER_CALL, so that tests reach the
-// multi-round case with hundreds of names instead of tens of thousands.
-static size_t
-offers_per_call(void)
-{
-	const char *env = getenv("IDUNNO_SDFS_OFFERS_PER_CALL");
-	long n = env != NULL ? strtol(env, NULL, 10) : 0;
-	return n > 0 && n < OFFERS_PER_CALL ? (size_t) n : OFFERS_PER_CALL;
-}
-
 static void
 plan_free(ae_plan *p)
 {
@@ -188,7 +177,10 @@ plan_build(sdfs *s, ae_plan *p)
 	for (size_t k = 0; k < p->v.n; k++) {
 		snprintf(p->b[k].addr, IDN_ADDR_MAX, "%s", p->v.m[k].addr);
 	}
-	size_t limit = offers_per_call();
+	// Offers per peer and round: OFFERS_PER_CALL (the most a peer
+	// accepts), fewer in tests.
+	size_t limit = sdfs_limit("IDUNNO_SDFS_OFFERS_PER_CALL",
+	    OFFERS_PER_CALL);
 	while (p->to < p->ne && plan_add(s, p, p->to, limit)) {
 		p->to++;
 	}

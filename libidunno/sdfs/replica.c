@@ -53,6 +53,15 @@ sdfs_rep_begin(sdfs *s, const char *name, uint64_t ver)
 {
 	// A restarted write starts over.
 	sdfs_rtx_free(sdfs_rtx_take(s, name, ver));
+	size_t n = 0;
+	pthread_mutex_lock(&s->lock);
+	for (rtx *t = s->rtxs; t != NULL; t = t->next) {
+		n++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (n >= RTX_MAX) {
+		return IDN_EBUSY;
+	}
 	rtx *t = core_alloc(sizeof(*t));
 	if (t == NULL || (t->name = core_strdup(name)) == NULL) {
 		free(t);

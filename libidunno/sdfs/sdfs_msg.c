@@ -11,8 +11,20 @@ sdfs_nchunks(uint64_t size, uint32_t csize)
 	if (csize == 0) {
 		return 0;
 	}
-	uint64_t n = (size + csize - 1) / csize;
+	// Not (size + csize - 1) / csize: that wraps for sizes near 2^64.
+	uint64_t n = size / csize + (size % csize != 0);
 	return n > UINT32_MAX ? UINT32_MAX : (uint32_t) n;
+}
+
+int
+sdfs_next_version(uint64_t newest, uint64_t reserved, uint64_t *out)
+{
+	uint64_t top = newest > reserved ? newest : reserved;
+	if (top >= SDFS_VER_MAX) {
+		return IDN_ETOOBIG;
+	}
+	*out = top + 1;
+	return IDN_OK;
 }
 
 void
@@ -48,7 +60,9 @@ sdfs_vmeta_get(const wire_val *v, sdfs_vmeta *m, bool with_csums)
 	    wire_as_bool(wire_get(v, "tomb"), &m->tomb) != IDN_OK ||
 	    wire_get_bin(v, "sum", &p, &n) != IDN_OK ||
 	    n != sizeof(m->sum) || csize == 0 || csize > SDFS_CHUNK_MAX ||
-	    m->ver == 0 || (m->tomb && m->size != 0)) {
+	    m->ver == 0 || m->ver > SDFS_VER_MAX ||
+	    (m->tomb && m->size != 0) ||
+	    m->size / csize >= UINT32_MAX) {
 		return IDN_EPROTO;
 	}
 	memcpy(m->sum, p, n);

@@ -26,8 +26,14 @@ typedef struct sdfs_vmeta {
 	uint8_t *csums;
 } sdfs_vmeta;
 
-// Number of chunks of a file of size bytes in chunks of csize.
+// Number of chunks of a file of size bytes in chunks of csize (at most
+// UINT32_MAX; a meta whose size needs more is refused on decoding).
 uint32_t sdfs_nchunks(uint64_t size, uint32_t csize);
+
+// The highest version number; the next after it is refused, not wrapped.
+#define SDFS_VER_MAX (UINT64_MAX - 1)
+// The version after max(newest, reserved): IDN_ETOOBIG past SDFS_VER_MAX.
+int sdfs_next_version(uint64_t newest, uint64_t reserved, uint64_t *out);
 
 // Writes m as a map {ver, size, mtime, csize, tomb, sum[, csums]}.
 void sdfs_vmeta_put(wire_wr *w, const sdfs_vmeta *m, bool with_csums);

@@ -574,6 +574,39 @@ test_msg(void **st)
 }
 
 static void
+test_no_wrap(void **st)
+{
+	// Chunk counts: exact at the edges, never wrapped near 2^64.
+	assert_int_equal(sdfs_nchunks(0, 1 << 20), 0);
+	assert_int_equal(sdfs_nchunks(1 << 20, 1 << 20), 1);
+	assert_int_equal(sdfs_nchunks((1 << 20) + 1, 1 << 20), 2);
+	assert_int_equal(sdfs_nchunks(UINT64_MAX, 1 << 20), UINT32_MAX);
+	assert_int_equal(sdfs_nchunks(UINT64_MAX - 5, 1), UINT32_MAX);
+	// Version numbers: the next one, and a clear error at the top.
+	uint64_t v = 0;
+	IDN_PASS(sdfs_next_version(5, 3, &v));
+	assert_int_equal(v, 6);
+	IDN_PASS(sdfs_next_version(0, SDFS_VER_MAX - 1, &v));
+	assert_int_equal(v, SDFS_VER_MAX);
+	IDN_FAIL(sdfs_next_version(SDFS_VER_MAX, 0, &v), IDN_ETOOBIG);
+	IDN_FAIL(sdfs_next_version(0, UINT64_MAX, &v), IDN_ETOOBIG);
+	// A meta claiming a size no chunk count covers is refused.
+	sdfs_vmeta m = {.ver = 1, .size = UINT64_MAX, .csize = 1 << 20};
+	sdfs_vmeta back;
+	wire_wr *w;
+	wire_doc *d;
+	const uint8_t *p;
+	size_t len;
+	IDN_PASS(wire_wr_new(&w));
+	sdfs_vmeta_put(w, &m, false);
+	IDN_PASS(wire_wr_bytes(w, &p, &len));
+	IDN_PASS(wire_doc_parse(p, len, &d));
+	IDN_FAIL(sdfs_vmeta_get(wire_doc_root(d), &back, false), IDN_EPROTO);
+	wire_doc_free(d);
+	wire_wr_free(w);
+}
+
+static void
 test_conflict_winner(void **st)
 {
 	// Tags: the sum's first 8 bytes, the low bit saying tombstone.
@@ -606,6 +639,7 @@ main(void)
 		cmocka_unit_test(test_store_reopen),
 		cmocka_unit_test(test_msg),
 		cmocka_unit_test(test_conflict_winner),
+		cmocka_unit_test(test_no_wrap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,6 +24,11 @@
 #define AE_POLL_MS 200
 #define RESV_MAX 4096
 #define OFFERS_PER_CALL 2000
+// Resource bounds: past them a node answers IDN_EBUSY (the client library
+// asks again) instead of running out of threads or file descriptors.
+#define PUTS_MAX 256   // put sessions open or committing at a front
+#define COMMITS_MAX 64 // commit threads at a front
+#define RTX_MAX 256    // replica writes (a temp file each) at a replica
 // The scrub re-reads every version of every name; a pass starts at most
 // every SCRUB_IDLE_MS and reads, per anti-entropy round, the larger of
 // SCRUB_MIN_BYTES and the share of the store that ends the pass within
@@ -92,6 +97,7 @@ struct sdfs {
 	pthread_cond_t cv;
 	bool stop;
 	int commits; // commit threads running
+	size_t opening; // put sessions starting (on_put_begin)
 	put_sess *puts;
 	rtx *rtxs;
 	resv *resv;
@@ -137,6 +143,10 @@ bool sdfs_is_self(sdfs *s, const char *addr);
 bool sdfs_peer_bad(sdfs *s, const char *addr);
 void sdfs_peer_mark(sdfs *s, const char *addr, int rv);
 bool sdfs_still_alive(sdfs *s, const char *addr);
+// A limit: dflt, or less through the environment variable var, so that
+// tests reach it with a few requests (IDUNNO_SDFS_OFFERS_PER_CALL,
+// IDUNNO_SDFS_PUTS_MAX).
+size_t sdfs_limit(const char *var, size_t dflt);
 int sdfs_call(sdfs *s, const char *addr, const char *type, wire_wr *body,
     idn_duration tmo, wire_doc **doc, wire_env *env);
 int sdfs_get_name(const wire_val *b, char *name);

@@ -3,9 +3,15 @@
 // made small (IDUNNO_SDFS_OFFERS_PER_CALL) so that a few hundred names
 // need several rounds: after a holder is killed, every name must get back
 // to IDN_SDFS_REPLICAS live copies, not only those of the first batch.
+// And a front answers "busy" past its limit of open puts
+// (IDUNNO_SDFS_PUTS_MAX made 2) instead of opening more.
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <idunno/sdfs.h>
 
@@ -22,6 +28,7 @@ setup(void **st)
 {
 	// Nodes inherit the environment of `idunno cluster up`.
 	setenv("IDUNNO_SDFS_OFFERS_PER_CALL", "40", 1);
+	setenv("IDUNNO_SDFS_PUTS_MAX", "2", 1);
 	IDN_PASS(idn_tcluster_up(&cl, NODES));
 	return 0;
 }
@@ -138,10 +145,103 @@ test_many_names_rereplicated(void **st)
 	free(c);
 }
 
+typedef struct {
+	char path[4096];
+	char name[32];
+	int rv;
+} fifo_put;
+
+static void *
+put_from_fifo(void *argp)
+{
+	fifo_put *a = argp;
+	idn_client *c;
+	a->rv = client_of(0, &c);
+	if (a->rv == IDN_OK) {
+		idn_client_set_timeout(c, 20000);
+		a->rv = idn_sdfs_put_file(c, a->path, a->name, NULL);
+		idn_client_close(c);
+	}
+	return NULL;
+}
+
+// Temp files of replica writes in progress, over every node.
+static int
+temps(void)
+{
+	char *out = NULL;
+	int n = -1;
+	if (idn_test_sh(&out, "ls '%s'/*/sdfs/tmp | grep -c '^w'", cl.root) >=
+	    0 && out != NULL) {
+		n = atoi(out);
+	}
+	free(out);
+	return n;
+}
+
+static bool
+two_open(void *arg)
+{
+	return temps() >= 2 * IDN_SDFS_REPLICAS;
+}
+
+static void
+test_puts_bounded(void **st)
+{
+	enum { PUTS = 3 };
+	fifo_put a[PUTS];
+	pthread_t t[PUTS];
+	int fd[PUTS];
+	for (int i = 0; i < PUTS; i++) {
+		snprintf(a[i].path, sizeof(a[i].path), "%s/b%d.fifo",
+		    idn_test_tmpdir(), i);
+		snprintf(a[i].name, sizeof(a[i].name), "bound/%d", i);
+		assert_int_equal(mkfifo(a[i].path, 0600), 0);
+		assert_int_equal(pthread_create(&t[i], NULL, put_from_fifo,
+		    &a[i]), 0);
+		fd[i] = open(a[i].path, O_WRONLY);
+		assert_true(fd[i] >= 0);
+		assert_int_equal(write(fd[i], "first bytes", 11), 11);
+	}
+	// Two puts open their replica writes; the third is answered busy
+	// and keeps asking: never 3 sessions' temp files at once.
+	assert_true(idn_test_wait(two_open, NULL, 20000));
+	int most = 0;
+	for (uint64_t end = idn_test_now_ms() + 3000; idn_test_now_ms() < end;) {
+		int n = temps();
+		most = n > most ? n : most;
+	}
+	fprintf(stderr, "# 3 puts held open through a front allowing 2: at "
+	    "most %d replica temp files (2 puts: %d)\n", most,
+	    2 * IDN_SDFS_REPLICAS);
+	// Once the first ones finish, the third goes through.
+	for (int i = 0; i < PUTS; i++) {
+		close(fd[i]);
+	}
+	for (int i = 0; i < PUTS; i++) {
+		pthread_join(t[i], NULL);
+	}
+	assert_int_equal(most, 2 * IDN_SDFS_REPLICAS);
+	for (int i = 0; i < PUTS; i++) {
+		IDN_PASS(a[i].rv);
+	}
+	idn_client *c;
+	IDN_PASS(client_of(1, &c));
+	for (int i = 0; i < PUTS; i++) {
+		void *data;
+		size_t len;
+		IDN_PASS(idn_sdfs_get_buf(c, a[i].name, 0, &data, &len, NULL));
+		assert_int_equal(len, 11);
+		idn_free(data);
+	}
+	idn_client_close(c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_puts_bounded),
 		cmocka_unit_test(test_many_names_rereplicated),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

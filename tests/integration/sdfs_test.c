@@ -485,6 +485,58 @@ test_scrub_older_version(void **st)
 	free(in);
 }
 
+// Node i's store holds no live copy of del/f (none, or its tombstone).
+static bool
+store_forgot(void *arg)
+{
+	int i = *(int *) arg;
+	char *o = NULL;
+	bool ok = sdfs(i, &o, "store --json") == 0;
+	const char *e = ok ? strstr(o, "\"name\":\"del/f\"") : NULL;
+	const char *d = e != NULL ? strstr(e, "\"deleted\":") : NULL;
+	ok = ok && (e == NULL || (d != NULL && strncmp(d + 10, "true", 4) ==
+	    0));
+	free(o);
+	return ok;
+}
+
+// A delete while a holder is down; the holder returns with the old data:
+// the tombstone wins, the file stays deleted everywhere.
+static void
+test_delete_while_holder_down(void **st)
+{
+	const char *in = path_of("del.in");
+	const char *out = path_of("del.out");
+	make_file(in, 5000, 5);
+	int front = alive_index(-1);
+	assert_int_equal(sdfs(front, NULL, "put '%s' del/f", in), 0);
+	char *o = NULL;
+	char h[8][64];
+	assert_int_equal(sdfs(front, &o, "ls del/f --json"), 0);
+	assert_int_equal(json_holders(o, h, 8), 4);
+	free(o);
+	int v = -1; // a worker holder, not the front
+	for (int k = 3; k >= 0 && v < 0; k--) {
+		int x = index_of_addr(h[k]);
+		v = x >= 2 && x != front ? x : -1;
+	}
+	assert_true(v >= 0);
+	assert_int_equal(idn_tcluster_kill(&cl, names[v]), IDN_OK);
+	assert_int_equal(sdfs(front, NULL, "delete del/f"), 0);
+	IDN_PASS(idn_tcluster_restart(&cl, names[v]));
+	// It has its old copy still, or has already taken the tombstone.
+	assert_true(idn_test_wait(store_forgot, &v, 60000));
+	for (int i = 0; i < NODES; i++) {
+		if (!dead[i]) {
+			assert_int_not_equal(sdfs(i, NULL, "get del/f '%s'",
+			    out), 0);
+		}
+	}
+	assert_int_equal(sdfs(v, &o, "ls-prefix del/ --json"), 0);
+	assert_null(strstr(o, "del/f"));
+	free(o);
+}
+
 static void
 test_coordinator_down(void **st)
 {
@@ -587,6 +639,68 @@ test_replica_dies_mid_write(void **st)
 	free(out);
 }
 
+// A holder dies in the middle of a get: the get goes on from another
+// holder. The get writes to a pipe the test reads, so it is stalled
+// mid-file, provably, when the holder is killed.
+static void
+test_holder_dies_mid_get(void **st)
+{
+	char *in = strdup(path_of("mg.in"));
+	int size = 24 * (1 << 20) + 17;
+	make_file(in, size, 77);
+	int front = alive_index(-1);
+	assert_int_equal(sdfs(front, NULL, "put '%s' mg/f", in), 0);
+	char *o = NULL;
+	char h[8][64];
+	assert_int_equal(sdfs(front, &o, "ls mg/f --json"), 0);
+	assert_int_equal(json_holders(o, h, 8), 4);
+	free(o);
+	// Through a node that holds no copy: it reads the replicas, the
+	// first of the ring first.
+	int via = -1;
+	for (int i = 0; i < NODES && via < 0; i++) {
+		bool holder = false;
+		for (int k = 0; k < 4; k++) {
+			holder = holder || strcmp(addr_of(i), h[k]) == 0;
+		}
+		via = !dead[i] && !holder ? i : -1;
+	}
+	assert_true(via >= 0);
+	char *cmd = NULL;
+	assert_true(asprintf(&cmd, "'%s/idunno' --root '%s' --node %s get "
+	    "mg/f -", idn_test_bin_dir(), cl.root, addr_of(via)) > 0);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	FILE *want = fopen(in, "rb");
+	assert_non_null(want);
+	static uint8_t a[1 << 16], b[1 << 16];
+	size_t got = 0, n;
+	bool same = true;
+	while (got < (size_t) (4 << 20) && (n = fread(a, 1, sizeof(a), p)) > 0) {
+		same = same && fread(b, 1, n, want) == n && !memcmp(a, b, n);
+		got += n;
+	}
+	assert_int_equal(got, 4 << 20);
+	int v = index_of_addr(h[0]);
+	assert_true(v >= 0);
+	assert_int_equal(idn_tcluster_kill(&cl, names[v]), IDN_OK);
+	dead[v] = true;
+	while ((n = fread(a, 1, sizeof(a), p)) > 0) {
+		same = same && fread(b, 1, n, want) == n && !memcmp(a, b, n);
+		got += n;
+	}
+	fclose(want);
+	int rc = pclose(p);
+	fprintf(stderr, "# a holder killed %d MiB into a get: exit %d, %zu of "
+	    "%d bytes, %s\n", 4, rc, got, size, same ? "identical" :
+	    "different");
+	assert_int_equal(rc, 0);
+	assert_int_equal(got, (size_t) size);
+	assert_true(same);
+	free(cmd);
+	free(in);
+}
+
 static void
 test_kill_three_holders(void **st)
 {
@@ -663,8 +777,10 @@ main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_corrupt_replica),
 		cmocka_unit_test(test_scrub_older_version),
+		cmocka_unit_test(test_delete_while_holder_down),
 		cmocka_unit_test(test_coordinator_down),
 		cmocka_unit_test(test_replica_dies_mid_write),
+		cmocka_unit_test(test_holder_dies_mid_get),
 		cmocka_unit_test(test_kill_three_holders),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
