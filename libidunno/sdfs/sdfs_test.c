@@ -370,6 +370,36 @@ test_store_corruption(void **st)
 	sdfs_store_close(s);
 }
 
+static void
+test_store_name_collision(void **st)
+{
+	const char *root = idn_test_tmpdir();
+	sdfs_store *s;
+	IDN_PASS(sdfs_store_open(root, NULL, &s));
+	IDN_PASS(put_version(s, "col/a", 1, 10, 1, 10, NULL));
+	// As if col/b hashed to col/a's folder and held it: col/a must not
+	// see col/b's versions, write into them, or remove them.
+	char key[33];
+	sdfs_name_key("col/a", key);
+	char *np = core_asprintf("%s/files/%s/name", root, key);
+	IDN_PASS(core_file_write_atomic(np, "col/b", 5));
+	sdfs_vmeta *vs, m;
+	size_t n;
+	IDN_PASS(sdfs_store_versions(s, "col/a", &vs, &n));
+	assert_int_equal(n, 0);
+	idn_free(vs);
+	IDN_FAIL(sdfs_store_meta(s, "col/a", 1, &m), IDN_ENOENT);
+	IDN_FAIL(put_version(s, "col/a", 2, 10, 2, 10, NULL), IDN_EEXIST);
+	IDN_PASS(sdfs_store_drop_name(s, "col/a"));
+	IDN_PASS(sdfs_store_drop_version(s, "col/a", 1));
+	char *dp = data_path(root, "col/a", 1);
+	assert_int_equal(access(dp, F_OK), 0);
+	assert_int_equal(access(np, F_OK), 0);
+	free(dp);
+	free(np);
+	sdfs_store_close(s);
+}
+
 typedef struct {
 	sdfs_store *s;
 	int rv;
@@ -640,6 +670,7 @@ main(void)
 		cmocka_unit_test(test_msg),
 		cmocka_unit_test(test_conflict_winner),
 		cmocka_unit_test(test_no_wrap),
+		cmocka_unit_test(test_store_name_collision),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
