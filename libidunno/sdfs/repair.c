@@ -461,12 +461,15 @@ static void
 expire(sdfs *s)
 {
 	uint64_t now = idn_clock_ms();
+	// Shorter in tests that wait for it.
+	uint64_t idle = sdfs_limit("IDUNNO_SDFS_SESSION_IDLE_MS",
+	    SESSION_IDLE_MS);
 	rtx *dead_r = NULL;
 	put_sess *dead_p = NULL;
 	pthread_mutex_lock(&s->lock);
 	for (rtx **pp = &s->rtxs; *pp != NULL;) {
 		rtx *t = *pp;
-		if (now - t->last_ms > SESSION_IDLE_MS) {
+		if (now - t->last_ms > idle) {
 			*pp = t->next;
 			t->next = dead_r;
 			dead_r = t;
@@ -477,7 +480,7 @@ expire(sdfs *s)
 	for (put_sess **pp = &s->puts; *pp != NULL;) {
 		put_sess *p = *pp;
 		if (p->state != COMMITTING &&
-		    now - p->last_ms > SESSION_IDLE_MS) {
+		    now - p->last_ms > idle) {
 			*pp = p->next;
 			p->next = dead_p;
 			dead_p = p;

@@ -4,13 +4,17 @@
 // need several rounds: after a holder is killed, every name must get back
 // to IDN_SDFS_REPLICAS live copies, not only those of the first batch.
 // And a front answers "busy" past its limit of open puts
-// (IDUNNO_SDFS_PUTS_MAX made 2) instead of opening more.
+// (IDUNNO_SDFS_PUTS_MAX made 2) instead of opening more, and a client
+// that dies mid-put leaves nothing behind once its session expires
+// (IDUNNO_SDFS_SESSION_IDLE_MS made 8 s instead of 120).
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <idunno/sdfs.h>
@@ -29,6 +33,7 @@ setup(void **st)
 	// Nodes inherit the environment of `idunno cluster up`.
 	setenv("IDUNNO_SDFS_OFFERS_PER_CALL", "40", 1);
 	setenv("IDUNNO_SDFS_PUTS_MAX", "2", 1);
+	setenv("IDUNNO_SDFS_SESSION_IDLE_MS", "8000", 1);
 	IDN_PASS(idn_tcluster_up(&cl, NODES));
 	return 0;
 }
@@ -237,11 +242,76 @@ test_puts_bounded(void **st)
 	idn_client_close(c);
 }
 
+static bool
+one_open(void *arg)
+{
+	return temps() >= IDN_SDFS_REPLICAS;
+}
+
+static bool
+no_temps(void *arg)
+{
+	return temps() == 0;
+}
+
+// A client killed in the middle of a put: nothing of it becomes visible,
+// the name takes a new put at once, and the replicas' temp files go when
+// the session expires.
+static void
+test_client_dies_mid_put(void **st)
+{
+	char fifo[4096];
+	snprintf(fifo, sizeof(fifo), "%s/die.fifo", idn_test_tmpdir());
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	char bin[4096];
+	snprintf(bin, sizeof(bin), "%s/idunno", idn_test_bin_dir());
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl(bin, bin, "--root", cl.root, "--node",
+		    idn_tcluster_addr(&cl, "0"), "put", fifo, "die/f",
+		    (char *) NULL);
+		_exit(127);
+	}
+	int fd = open(fifo, O_WRONLY);
+	assert_true(fd >= 0);
+	static uint8_t chunk[(1 << 20) + 4096];
+	memset(chunk, 'd', sizeof(chunk));
+	assert_int_equal(write(fd, chunk, sizeof(chunk)), sizeof(chunk));
+	// The put is under way on its replicas when the client dies.
+	assert_true(idn_test_wait(one_open, NULL, 20000));
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(fd);
+	idn_client *c;
+	IDN_PASS(client_of(1, &c));
+	idn_sdfs_info *info;
+	IDN_FAIL(idn_sdfs_ls(c, "die/f", &info), IDN_ENOENT);
+	IDN_PASS(idn_sdfs_put_buf(c, "die/f", "after", 5, NULL));
+	void *data;
+	size_t len;
+	IDN_PASS(idn_sdfs_get_buf(c, "die/f", 0, &data, &len, NULL));
+	assert_int_equal(len, 5);
+	assert_memory_equal(data, "after", 5);
+	idn_free(data);
+	idn_client_close(c);
+	uint64_t t0 = idn_test_now_ms();
+	if (!idn_test_wait(no_temps, NULL, 30000)) {
+		fail_msg("%d temp files left 30 s after the client died",
+		    temps());
+	}
+	fprintf(stderr, "# a client killed mid-put: nothing visible, temp "
+	    "files gone %.1f s later (sessions expire after 8 s idle)\n",
+	    (double) (idn_test_now_ms() - t0) / 1000.0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_puts_bounded),
+		cmocka_unit_test(test_client_dies_mid_put),
 		cmocka_unit_test(test_many_names_rereplicated),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
