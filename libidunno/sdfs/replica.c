@@ -824,21 +824,36 @@ sdfs_resolve(sdfs *s, const char *name, uint64_t ver,
 	return rv;
 }
 
+// This node's names starting with prefix, after `after` (optional), at
+// most `limit` (optional) of them, and whether more follow.
 static int
 on_r_list(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
-	char prefix[NAME_CAP];
+	char prefix[NAME_CAP], after[NAME_CAP] = "";
+	uint64_t limit = SDFS_LIST_MAX;
 	sdfs_entry *e;
 	size_t n;
-	if (wire_get_str(req->body, "prefix", prefix, sizeof(prefix))) {
+	if (wire_get_str(req->body, "prefix", prefix, sizeof(prefix)) ||
+	    (wire_get(req->body, "after") != NULL &&
+	        wire_get_str(req->body, "after", after, sizeof(after))) ||
+	    (wire_get(req->body, "limit") != NULL &&
+	        wire_get_u64(req->body, "limit", &limit))) {
 		return IDN_EPROTO;
 	}
+	limit = CORE_MAX(CORE_MIN(limit, (uint64_t) SDFS_LIST_MAX), 1u);
 	int rv = sdfs_store_list(s->st, prefix, &e, &n);
 	if (rv == IDN_OK) {
-		wire_map(reply, 1);
+		size_t from = 0;
+		while (after[0] != '\0' && from < n &&
+		    strcmp(e[from].name, after) <= 0) {
+			from++;
+		}
+		size_t k = (size_t) CORE_MIN((uint64_t) (n - from), limit);
+		wire_map(reply, 2);
 		wire_str(reply, "items");
-		sdfs_entry_put_arr(reply, e, n);
+		sdfs_entry_put_arr(reply, e + from, k);
+		wire_kbool(reply, "more", from + k < n);
 		sdfs_entry_free_arr(e, n);
 	}
 	return rv;

@@ -24,6 +24,8 @@
 #define AE_POLL_MS 200
 #define RESV_MAX 4096
 #define OFFERS_PER_CALL 2000
+// Names per ls-prefix page: 1000 names of at most 1 KiB fit a message.
+#define LIST_PAGE 1000
 // Resource bounds: past them a node answers IDN_EBUSY (the client library
 // asks again) instead of running out of threads or file descriptors.
 #define PUTS_MAX 256   // put sessions open or committing at a front
@@ -145,7 +147,8 @@ void sdfs_peer_mark(sdfs *s, const char *addr, int rv);
 bool sdfs_still_alive(sdfs *s, const char *addr);
 // A limit: dflt, or less through the environment variable var, so that
 // tests reach it with a few requests (IDUNNO_SDFS_OFFERS_PER_CALL,
-// IDUNNO_SDFS_PUTS_MAX, IDUNNO_SDFS_SESSION_IDLE_MS).
+// IDUNNO_SDFS_PUTS_MAX, IDUNNO_SDFS_SESSION_IDLE_MS,
+// IDUNNO_SDFS_LIST_PAGE).
 size_t sdfs_limit(const char *var, size_t dflt);
 int sdfs_call(sdfs *s, const char *addr, const char *type, wire_wr *body,
     idn_duration tmo, wire_doc **doc, wire_env *env);

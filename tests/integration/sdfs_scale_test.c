@@ -34,6 +34,7 @@ setup(void **st)
 	setenv("IDUNNO_SDFS_OFFERS_PER_CALL", "40", 1);
 	setenv("IDUNNO_SDFS_PUTS_MAX", "2", 1);
 	setenv("IDUNNO_SDFS_SESSION_IDLE_MS", "8000", 1);
+	setenv("IDUNNO_SDFS_LIST_PAGE", "50", 1);
 	IDN_PASS(idn_tcluster_up(&cl, NODES));
 	return 0;
 }
@@ -148,6 +149,30 @@ test_many_names_rereplicated(void **st)
 	fprintf(stderr, "# %d names back to %d copies after %.1f s\n", NAMES,
 	    IDN_SDFS_REPLICAS, (double) (idn_test_now_ms() - t0) / 1000.0);
 	free(c);
+	// ls-prefix in pages of 50 (IDUNNO_SDFS_LIST_PAGE): every name once,
+	// in order; a node that does not answer is named.
+	idn_client *l;
+	IDN_PASS(client_of(0, &l));
+	idn_client_set_timeout(l, 20000);
+	pid_t pid = idn_tcluster_pid(&cl, "worker1");
+	assert_true(pid > 0);
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	idn_sdfs_entry *e;
+	size_t n, nmiss;
+	char miss[IDN_SDFS_MISSING_MAX][IDN_ADDR_MAX];
+	int rv = idn_sdfs_ls_prefix_report(l, "scale/", &e, &n, miss, &nmiss);
+	assert_int_equal(kill(pid, SIGCONT), 0);
+	IDN_PASS(rv);
+	assert_int_equal(n, NAMES);
+	for (size_t i = 0; i < n; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "scale/%04zu", i);
+		assert_string_equal(e[i].name, want);
+	}
+	idn_free(e);
+	assert_int_equal(nmiss, 1);
+	assert_string_equal(miss[0], idn_tcluster_addr(&cl, "worker1"));
+	idn_client_close(l);
 }
 
 typedef struct {
