@@ -284,7 +284,9 @@ scrub_budget(const ae_plan *p)
 		uint64_t b = p->e[i].size * p->e[i].nvers;
 		total = UINT64_MAX - total < b ? UINT64_MAX : total + b;
 	}
-	return CORE_MAX(total / (SCRUB_PASS_MS / AE_PERIOD_MS),
+	uint64_t rounds = sdfs_limit("IDUNNO_SDFS_SCRUB_PASS_MS",
+	    SCRUB_PASS_MS) / AE_PERIOD_MS;
+	return CORE_MAX(total / CORE_MAX(rounds, 1u),
 	    (uint64_t) SCRUB_MIN_BYTES);
 }
 

@@ -34,8 +34,9 @@
 // The scrub re-reads every version of every name; a pass starts at most
 // every SCRUB_IDLE_MS and reads, per anti-entropy round, the larger of
 // SCRUB_MIN_BYTES and the share of the store that ends the pass within
-// SCRUB_PASS_MS.
-#define SCRUB_MIN_BYTES (4u << 20)
+// SCRUB_PASS_MS (so a pass never takes longer: 1 MiB a round is 300 MiB
+// in 10 minutes).
+#define SCRUB_MIN_BYTES (1u << 20)
 #define SCRUB_PASS_MS (10u * 60 * 1000)
 #define SCRUB_IDLE_MS 20000
 // A copy that lost its version number to another put's is renumbered only
@@ -148,7 +149,7 @@ bool sdfs_still_alive(sdfs *s, const char *addr);
 // A limit: dflt, or less through the environment variable var, so that
 // tests reach it with a few requests (IDUNNO_SDFS_OFFERS_PER_CALL,
 // IDUNNO_SDFS_PUTS_MAX, IDUNNO_SDFS_SESSION_IDLE_MS,
-// IDUNNO_SDFS_LIST_PAGE).
+// IDUNNO_SDFS_LIST_PAGE, IDUNNO_SDFS_SCRUB_PASS_MS).
 size_t sdfs_limit(const char *var, size_t dflt);
 int sdfs_call(sdfs *s, const char *addr, const char *type, wire_wr *body,
     idn_duration tmo, wire_doc **doc, wire_env *env);
