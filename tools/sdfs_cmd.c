@@ -382,14 +382,19 @@ cmd_ls(idn_client *c, int argc, char **argv)
 
 static void
 print_entries(const idn_sdfs_entry *e, size_t n, bool json,
-    const char *prefix)
+    const char *prefix, char (*miss)[IDN_ADDR_MAX], size_t nmiss)
 {
 	if (json) {
 		printf("{");
 		if (prefix != NULL) {
 			printf("\"prefix\":");
 			tool_json_str(stdout, prefix);
-			printf(",");
+			printf(",\"unreachable\":[");
+			for (size_t i = 0; i < nmiss; i++) {
+				printf("%s", i ? "," : "");
+				tool_json_str(stdout, miss[i]);
+			}
+			printf("],");
 		}
 		printf("\"files\":[");
 		for (size_t i = 0; i < n; i++) {
@@ -431,7 +436,7 @@ cmd_store(idn_client *c, int argc, char **argv)
 		fprintf(stderr, "idunno store: %s\n", idn_strerror(rv));
 		return 1;
 	}
-	print_entries(e, n, a.json, NULL);
+	print_entries(e, n, a.json, NULL, NULL, 0);
 	idn_free(e);
 	return 0;
 }
@@ -446,12 +451,20 @@ cmd_ls_prefix(idn_client *c, int argc, char **argv)
 	}
 	const char *prefix = a.npos ? a.pos[0] : "";
 	idn_sdfs_entry *e;
-	size_t n;
-	if ((rv = idn_sdfs_ls_prefix(c, prefix, &e, &n)) != IDN_OK) {
+	size_t n, nmiss;
+	char miss[IDN_SDFS_MISSING_MAX][IDN_ADDR_MAX];
+	if ((rv = idn_sdfs_ls_prefix_report(c, prefix, &e, &n, miss,
+	         &nmiss)) != IDN_OK) {
 		fprintf(stderr, "idunno ls-prefix: %s\n", idn_strerror(rv));
 		return 1;
 	}
-	print_entries(e, n, a.json, prefix);
+	// Like grep: a node that did not answer is named, never skipped
+	// silently (its files may be missing from the list).
+	for (size_t i = 0; i < nmiss; i++) {
+		fprintf(stderr, "idunno ls-prefix: node %s did not answer; its "
+		    "files may be missing\n", miss[i]);
+	}
+	print_entries(e, n, a.json, prefix, miss, nmiss);
 	idn_free(e);
 	return 0;
 }

@@ -133,6 +133,14 @@ IDN_API int idn_sdfs_store(idn_client *c, idn_sdfs_entry **out,
     size_t *count);
 IDN_API int idn_sdfs_ls_prefix(idn_client *c, const char *prefix,
     idn_sdfs_entry **out, size_t *count);
+// idn_sdfs_ls_prefix_report is idn_sdfs_ls_prefix that also says which
+// nodes did not answer (their files may be missing from the listing): up
+// to IDN_SDFS_MISSING_MAX addresses into missing, their number in
+// *nmissing. Large listings come in pages (one message each).
+#define IDN_SDFS_MISSING_MAX 64
+IDN_API int idn_sdfs_ls_prefix_report(idn_client *c, const char *prefix,
+    idn_sdfs_entry **out, size_t *count,
+    char (*missing)[IDN_ADDR_MAX], size_t *nmissing);
 
 // idn_sdfs_sum_hex formats a checksum as 64 hex digits and a NUL.
 IDN_API void idn_sdfs_sum_hex(const uint8_t sum[IDN_SDFS_SUM_BYTES],

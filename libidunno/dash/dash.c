@@ -633,8 +633,12 @@ node_metrics(dash *d, core_buf *b)
 	        "served.", s.bytes_get},
 	    {"idunno_sdfs_rereplications_total", "File versions this node "
 	        "pulled from a peer to restore replicas.", s.rereplications},
-	    {"idunno_sdfs_repairs_total", "Corrupt local copies dropped to "
-	        "be pulled again.", s.repairs},
+	    {"idunno_sdfs_repairs_total", "Corrupt local copies quarantined "
+	        "to be pulled again.", s.repairs},
+	    {"idunno_sdfs_scrub_passes_total", "Full scrub passes over this "
+	        "node's store.", s.scrub_passes},
+	    {"idunno_sdfs_scrub_pass_milliseconds_total", "Time those passes "
+	        "took.", s.scrub_ms},
 	    {"idunno_rpc_rejected_messages_total", "Requests dropped: bad "
 	        "MAC, replayed, stale or malformed.", n.rejected},
 	    {"idunno_rpc_messages_received_total", "RPC messages received.",

@@ -749,51 +749,108 @@ idn_sdfs_get_versions(idn_client *c, const char *name, size_t n,
 	return rv;
 }
 
+// Copies entries e[n] into one block the caller frees with idn_free().
 static int
-entries_call(idn_client *c, const char *type, const char *prefix,
-    idn_sdfs_entry **out, size_t *count)
+entries_block(const sdfs_entry *e, size_t n, idn_sdfs_entry **out)
 {
-	wire_wr *w = sdfs_body_new();
-	wire_doc *doc = NULL;
-	wire_env env;
-	sdfs_entry *e = NULL;
-	size_t n = 0;
-	if (w == NULL) {
-		return IDN_ENOMEM;
-	}
-	wire_map(w, 1);
-	wire_kstr(w, "prefix", prefix);
-	int rv = rpc_client_call(c, type, w, &doc, &env);
-	wire_wr_free(w);
-	if (rv == IDN_OK && sdfs_entry_get_arr(wire_get(env.body, "items"),
-	                        SDFS_LIST_MAX, &e, &n) != IDN_OK) {
-		rv = IDN_EPROTO;
-	}
-	wire_doc_free(doc);
 	size_t sz = sizeof(idn_sdfs_entry) * (n ? n : 1);
-	for (size_t i = 0; rv == IDN_OK && i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		sz += strlen(e[i].name) + 1;
 	}
-	idn_sdfs_entry *r = rv == IDN_OK ? core_alloc(sz) : NULL;
-	if (rv == IDN_OK && r == NULL) {
-		rv = IDN_ENOMEM;
+	idn_sdfs_entry *r = core_alloc(sz);
+	if (r == NULL) {
+		return IDN_ENOMEM;
 	}
-	if (rv == IDN_OK) {
-		char *p = (char *) (r + (n ? n : 1));
-		for (size_t i = 0; i < n; i++) {
-			size_t l = strlen(e[i].name) + 1;
-			memcpy(p, e[i].name, l);
-			r[i].name = p;
-			r[i].newest = e[i].newest;
-			r[i].size_bytes = e[i].tomb ? 0 : e[i].size;
-			r[i].nversions = e[i].nvers;
-			r[i].deleted = e[i].tomb;
-			p += l;
+	char *p = (char *) (r + (n ? n : 1));
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(e[i].name) + 1;
+		memcpy(p, e[i].name, l);
+		r[i].name = p;
+		r[i].newest = e[i].newest;
+		r[i].size_bytes = e[i].tomb ? 0 : e[i].size;
+		r[i].nversions = e[i].nvers;
+		r[i].deleted = e[i].tomb;
+		p += l;
+	}
+	*out = r;
+	return IDN_OK;
+}
+
+// The pages of a listing: while the node says more follow, asks for the
+// names after the last one it sent. Nodes that did not answer any page
+// are added to miss[*nmiss] (at most IDN_SDFS_MISSING_MAX).
+static int
+entries_call(idn_client *c, const char *type, const char *prefix,
+    idn_sdfs_entry **out, size_t *count, char (*miss)[IDN_ADDR_MAX],
+    size_t *nmiss)
+{
+	sdfs_entry *all = NULL;
+	size_t n = 0;
+	char after[IDN_SDFS_NAME_MAX + 1] = "";
+	bool more = true;
+	int rv = IDN_OK;
+	for (size_t page = 0; rv == IDN_OK && more; page++) {
+		wire_wr *w = sdfs_body_new();
+		wire_doc *doc = NULL;
+		wire_env env;
+		sdfs_entry *e = NULL;
+		size_t k = 0;
+		if (w == NULL) {
+			rv = IDN_ENOMEM;
+			break;
 		}
-		*out = r;
+		wire_map(w, 2);
+		wire_kstr(w, "prefix", prefix);
+		wire_kstr(w, "after", after);
+		rv = rpc_client_call(c, type, w, &doc, &env);
+		wire_wr_free(w);
+		more = false;
+		if (rv == IDN_OK && sdfs_entry_get_arr(wire_get(env.body,
+		                        "items"), SDFS_LIST_MAX, &e, &k)) {
+			rv = IDN_EPROTO;
+		}
+		const wire_val *un = wire_get(env.body, "unreachable");
+		size_t nu = 0;
+		for (size_t i = 0; rv == IDN_OK && miss != NULL &&
+		     wire_as_arr(un, &nu) == IDN_OK && i < nu; i++) {
+			char a[IDN_ADDR_MAX];
+			bool dup = wire_copy_str(wire_at(un, i), a, sizeof(a)) !=
+			    IDN_OK;
+			for (size_t j = 0; j < *nmiss; j++) {
+				dup = dup || strcmp(miss[j], a) == 0;
+			}
+			if (!dup && *nmiss < IDN_SDFS_MISSING_MAX) {
+				memcpy(miss[(*nmiss)++], a, sizeof(a));
+			}
+		}
+		char next[IDN_SDFS_NAME_MAX + 1] = "";
+		if (rv == IDN_OK &&
+		    wire_as_bool(wire_get(env.body, "more"), &more) == IDN_OK &&
+		    more && (wire_get_str(env.body, "next", next,
+		                 sizeof(next)) != IDN_OK ||
+		                strcmp(next, after) <= 0 || page > 1000000)) {
+			rv = IDN_EPROTO; // a cursor that does not advance
+		}
+		wire_doc_free(doc);
+		snprintf(after, sizeof(after), "%s", next);
+		sdfs_entry *grown = rv == IDN_OK ? core_realloc(all,
+		    sizeof(*all) * (n + k + 1)) : NULL;
+		if (rv == IDN_OK && grown == NULL) {
+			rv = IDN_ENOMEM;
+		}
+		if (rv == IDN_OK) {
+			all = grown;
+			memcpy(all + n, e, sizeof(*e) * k);
+			n += k;
+			free(e); // names moved into all
+		} else {
+			sdfs_entry_free_arr(e, k);
+		}
+	}
+	if (rv == IDN_OK && (rv = entries_block(all, n, out)) == IDN_OK) {
 		*count = n;
 	}
-	sdfs_entry_free_arr(e, n);
+	sdfs_entry_free_arr(all, n);
 	return rv;
 }
 
@@ -803,16 +860,29 @@ idn_sdfs_store(idn_client *c, idn_sdfs_entry **out, size_t *count)
 	if (c == NULL || out == NULL || count == NULL) {
 		return IDN_EINVAL;
 	}
-	return entries_call(c, "sdfs.store", "", out, count);
+	return entries_call(c, "sdfs.store", "", out, count, NULL, NULL);
+}
+
+int
+idn_sdfs_ls_prefix_report(idn_client *c, const char *prefix,
+    idn_sdfs_entry **out, size_t *count,
+    char (*missing)[IDN_ADDR_MAX], size_t *nmissing)
+{
+	if (c == NULL || out == NULL || count == NULL || prefix == NULL ||
+	    strlen(prefix) > IDN_SDFS_NAME_MAX ||
+	    (missing != NULL && nmissing == NULL)) {
+		return IDN_EINVAL;
+	}
+	if (nmissing != NULL) {
+		*nmissing = 0;
+	}
+	return entries_call(c, "sdfs.lsp", prefix, out, count, missing,
+	    nmissing);
 }
 
 int
 idn_sdfs_ls_prefix(idn_client *c, const char *prefix, idn_sdfs_entry **out,
     size_t *count)
 {
-	if (c == NULL || out == NULL || count == NULL || prefix == NULL ||
-	    strlen(prefix) > IDN_SDFS_NAME_MAX) {
-		return IDN_EINVAL;
-	}
-	return entries_call(c, "sdfs.lsp", prefix, out, count);
+	return idn_sdfs_ls_prefix_report(c, prefix, out, count, NULL, NULL);
 }

@@ -110,46 +110,62 @@ by_entry_name(const void *a, const void *b)
 	    ((const sdfs_entry *) b)->name);
 }
 
+// One page of the cluster's names by prefix: every live node lists its
+// names after `after`, a page each; the page is the merge up to the
+// first name where some node's page stopped (its later names are not
+// known yet), one entry per name with the newest any node reports,
+// deleted names left out. Nodes that did not answer are named.
 static int
 on_lsp(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
-	char prefix[NAME_CAP];
+	char prefix[NAME_CAP], after[NAME_CAP] = "";
 	view v;
-	if (wire_get_str(req->body, "prefix", prefix, sizeof(prefix))) {
+	if (wire_get_str(req->body, "prefix", prefix, sizeof(prefix)) ||
+	    (wire_get(req->body, "after") != NULL &&
+	        wire_get_str(req->body, "after", after, sizeof(after)))) {
 		return IDN_EPROTO;
 	}
+	uint64_t page = sdfs_limit("IDUNNO_SDFS_LIST_PAGE", LIST_PAGE);
 	int rv = sdfs_view_get(s, &v);
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	const char **targets = core_alloc(sizeof(char *) * v.n);
-	int *rvs = core_alloc(sizeof(int) * v.n);
-	wire_doc **docs = core_alloc(sizeof(wire_doc *) * v.n);
-	wire_env *envs = core_alloc(sizeof(wire_env) * v.n);
+	const char **targets = core_alloc(sizeof(char *) * (v.n + 1));
+	int *rvs = core_alloc(sizeof(int) * (v.n + 1));
+	wire_doc **docs = core_alloc(sizeof(wire_doc *) * (v.n + 1));
+	wire_env *envs = core_alloc(sizeof(wire_env) * (v.n + 1));
 	wire_wr *w = sdfs_body_new();
 	sdfs_entry *all = NULL;
 	size_t nall = 0;
+	const char *cut = NULL; // the smallest last name of a partial page
 	rv = targets && rvs && docs && envs && w ? IDN_OK : IDN_ENOMEM;
 	if (rv == IDN_OK) {
 		for (size_t i = 0; i < v.n; i++) {
 			targets[i] = v.m[i].addr;
 		}
-		wire_map(w, 1);
+		wire_map(w, 3);
 		wire_kstr(w, "prefix", prefix);
+		wire_kstr(w, "after", after);
+		wire_ku64(w, "limit", page);
 		rv = rpc_fanout(s->rpc, targets, v.n, "sdfs.r.list", w,
 		    STAT_TIMEOUT_MS, rvs, docs, envs);
 	}
 	for (size_t i = 0; rv == IDN_OK && i < v.n; i++) {
 		sdfs_entry *e;
 		size_t n;
-		if (rvs[i] != IDN_OK ||
+		bool more = false;
+		if (rvs[i] == IDN_OK &&
 		    sdfs_entry_get_arr(wire_get(envs[i].body, "items"),
 		        SDFS_LIST_MAX, &e, &n) != IDN_OK) {
+			rvs[i] = IDN_EPROTO;
+		}
+		if (rvs[i] != IDN_OK) {
 			continue;
 		}
+		(void) wire_as_bool(wire_get(envs[i].body, "more"), &more);
 		sdfs_entry *grown = core_realloc(all,
-		    sizeof(*all) * (nall + n));
+		    sizeof(*all) * (nall + n + 1));
 		if (grown == NULL) {
 			sdfs_entry_free_arr(e, n);
 			rv = IDN_ENOMEM;
@@ -157,15 +173,19 @@ on_lsp(void *arg, const wire_env *req, wire_wr *reply)
 		}
 		all = grown;
 		memcpy(all + nall, e, sizeof(*e) * n);
+		if (more && n > 0 &&
+		    (cut == NULL || strcmp(e[n - 1].name, cut) < 0)) {
+			cut = all[nall + n - 1].name;
+		}
 		nall += n;
 		free(e); // names moved into all
 	}
-	for (size_t i = 0; docs != NULL && i < v.n; i++) {
-		wire_doc_free(docs[i]);
-	}
 	// Merge: one entry per name, the newest any node reports.
 	size_t out = 0;
+	bool more = cut != NULL;
+	char next[NAME_CAP] = "";
 	if (rv == IDN_OK && nall > 0) {
+		char *cutname = cut != NULL ? core_strdup(cut) : NULL;
 		qsort(all, nall, sizeof(*all), by_entry_name);
 		for (size_t i = 0; i < nall; i++) {
 			if (out > 0 &&
@@ -182,22 +202,46 @@ on_lsp(void *arg, const wire_env *req, wire_wr *reply)
 			}
 			all[out++] = all[i];
 		}
-		size_t live = 0;
+		size_t keep = 0, live = 0;
+		while (keep < out && (cutname == NULL ||
+		                         strcmp(all[keep].name, cutname) <= 0)) {
+			keep++;
+		}
+		if (keep > 0) {
+			snprintf(next, sizeof(next), "%s", all[keep - 1].name);
+		}
 		for (size_t i = 0; i < out; i++) {
-			if (all[i].tomb) {
+			if (all[i].tomb || i >= keep) {
 				free(all[i].name);
 			} else {
 				all[live++] = all[i];
 			}
 		}
 		out = live;
+		free(cutname);
 	}
 	if (rv == IDN_OK) {
-		wire_map(reply, 1);
+		size_t nmiss = 0;
+		for (size_t i = 0; i < v.n; i++) {
+			nmiss += rvs[i] != IDN_OK;
+		}
+		wire_map(reply, 4);
 		wire_str(reply, "items");
 		sdfs_entry_put_arr(reply, all, out);
+		wire_kbool(reply, "more", more);
+		wire_kstr(reply, "next", next);
+		wire_str(reply, "unreachable");
+		wire_arr(reply, (uint32_t) nmiss);
+		for (size_t i = 0; i < v.n; i++) {
+			if (rvs[i] != IDN_OK) {
+				wire_str(reply, v.m[i].addr);
+			}
+		}
 	}
 	sdfs_entry_free_arr(all, rv == IDN_OK ? out : nall);
+	for (size_t i = 0; docs != NULL && i < v.n; i++) {
+		wire_doc_free(docs[i]);
+	}
 	wire_wr_free(w);
 	free(targets);
 	free(rvs);

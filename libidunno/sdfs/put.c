@@ -88,14 +88,15 @@ on_ver(void *arg, const wire_env *req, wire_wr *reply)
 		free(r);
 		r = NULL;
 	}
-	uint64_t ver = CORE_MAX(newest, r ? r->ver : 0) + 1;
-	if (r != NULL) {
+	uint64_t ver = 0;
+	rv = r == NULL ? IDN_ENOMEM : sdfs_next_version(newest, r->ver, &ver);
+	if (rv == IDN_OK) {
 		r->ver = ver;
 		r->ms = now;
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (r == NULL) {
-		return IDN_ENOMEM;
+	if (rv != IDN_OK) {
+		return rv;
 	}
 	wire_map(reply, 1);
 	wire_ku64(reply, "ver", ver);
@@ -104,8 +105,8 @@ on_ver(void *arg, const wire_env *req, wire_wr *reply)
 
 // Gets the next version from the name's primary (the first replica that
 // is not known to be unreachable). IDN_EBUSY: try again shortly.
-static int
-alloc_version(sdfs *s, const char *name, uint64_t *ver)
+int
+sdfs_alloc_version(sdfs *s, const char *name, uint64_t *ver)
 {
 	view v;
 	char addr[R][IDN_ADDR_MAX];
@@ -284,7 +285,7 @@ sess_start(sdfs *s, const char *name, bool tomb, put_sess **out)
 {
 	uint64_t ver;
 	view v;
-	int rv = alloc_version(s, name, &ver);
+	int rv = sdfs_alloc_version(s, name, &ver);
 	if (rv != IDN_OK) {
 		return rv;
 	}
@@ -336,10 +337,29 @@ on_put_begin(void *arg, const wire_env *req, wire_wr *reply)
 	char name[NAME_CAP];
 	put_sess *ps;
 	int rv = sdfs_get_name(req->body, name);
-	if (rv != IDN_OK || (rv = sess_start(s, name, false, &ps)) != IDN_OK) {
+	// A place among the front's PUTS_MAX sessions is taken before the
+	// session starts (it calls out), so concurrent begins cannot pass.
+	size_t open = 0;
+	pthread_mutex_lock(&s->lock);
+	for (put_sess *p = s->puts; p != NULL; p = p->next) {
+		open++;
+	}
+	if (rv == IDN_OK && open + s->opening >=
+	    sdfs_limit("IDUNNO_SDFS_PUTS_MAX", PUTS_MAX)) {
+		rv = IDN_EBUSY;
+	}
+	s->opening += rv == IDN_OK;
+	pthread_mutex_unlock(&s->lock);
+	if (rv != IDN_OK) {
 		return rv;
 	}
+	rv = sess_start(s, name, false, &ps);
 	pthread_mutex_lock(&s->lock);
+	s->opening--;
+	if (rv != IDN_OK) {
+		pthread_mutex_unlock(&s->lock);
+		return rv;
+	}
 	ps->sid = ++s->next_sid;
 	ps->next = s->puts;
 	s->puts = ps;
@@ -398,6 +418,10 @@ on_put_chunk(void *arg, const wire_env *req, wire_wr *reply)
 	if (off != ps->off) {
 		sess_put(s, ps);
 		return IDN_EINVAL;
+	}
+	if (off / IDN_SDFS_CHUNK_BYTES >= UINT32_MAX - 1) {
+		sess_put(s, ps);
+		return IDN_ETOOBIG; // more chunks than a version can have
 	}
 	// The client's chunk checksum travels on; every replica checks it
 	// as it hashes the chunk for its own metadata.
@@ -680,11 +704,16 @@ start_commit(sdfs *s, put_sess *ps)
 	// The session stays listed while committing, so that the client's
 	// repeated put.commit finds it; only the commit thread touches it.
 	pthread_mutex_lock(&s->lock);
-	ps->state = COMMITTING;
+	bool busy = s->commits >= COMMITS_MAX;
+	ps->state = busy ? OPEN : COMMITTING;
 	ps->next = s->puts;
 	s->puts = ps;
-	s->commits++;
+	s->commits += !busy;
 	pthread_mutex_unlock(&s->lock);
+	if (busy) {
+		free(ca);
+		return IDN_EBUSY; // still open: the client asks again
+	}
 	if (pthread_create(&t, NULL, commit_thread, ca) != 0) {
 		pthread_mutex_lock(&s->lock);
 		sess_unlink(s, ps);
@@ -728,6 +757,10 @@ on_put_commit(void *arg, const wire_env *req, wire_wr *reply)
 		ps->size = size;
 		memcpy(ps->sum, sum, sl);
 		int rv = start_commit(s, ps);
+		if (rv == IDN_EBUSY) {
+			core_sleep_ms(100); // the client asks again at once
+			return rv;
+		}
 		if (rv != IDN_OK) {
 			sdfs_sess_free(ps);
 			return rv;

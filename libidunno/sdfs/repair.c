@@ -27,6 +27,7 @@ typedef struct batch {
 typedef struct ae_name {
 	sdfs_vmeta *vers;
 	uint64_t *vv; // version numbers of vers, as the offers carry them
+	uint64_t *tags, *mts; // and their sdfs_sum_tag and mtimes
 	size_t nv;
 	size_t need;
 	size_t ok;
@@ -46,23 +47,14 @@ typedef struct ae_plan {
 	batch *b;        // per member of v
 } ae_plan;
 
-// Offers per peer and round: OFFERS_PER_CALL (the most a peer accepts),
-// or fewer through IDUNNO_SDFS_OFFERS_PER_CALL, so that tests reach the
-// multi-round case with hundreds of names instead of tens of thousands.
-static size_t
-offers_per_call(void)
-{
-	const char *env = getenv("IDUNNO_SDFS_OFFERS_PER_CALL");
-	long n = env != NULL ? strtol(env, NULL, 10) : 0;
-	return n > 0 && n < OFFERS_PER_CALL ? (size_t) n : OFFERS_PER_CALL;
-}
-
 static void
 plan_free(ae_plan *p)
 {
 	for (size_t i = 0; p->an != NULL && i < p->to - p->from; i++) {
 		idn_free(p->an[i].vers);
 		free(p->an[i].vv);
+		free(p->an[i].tags);
+		free(p->an[i].mts);
 	}
 	for (size_t k = 0; p->b != NULL && k < p->v.n; k++) {
 		free(p->b[k].items);
@@ -123,14 +115,19 @@ plan_add(sdfs *s, ae_plan *p, size_t i, size_t limit)
 	size_t idx[R], nr;
 	if (sdfs_store_versions(s->st, p->e[i].name, &a->vers, &a->nv) !=
 	        IDN_OK || a->nv == 0 ||
-	    (a->vv = core_alloc(sizeof(uint64_t) * a->nv)) == NULL) {
+	    (a->vv = core_alloc(sizeof(uint64_t) * a->nv)) == NULL ||
+	    (a->tags = core_alloc(sizeof(uint64_t) * a->nv)) == NULL ||
+	    (a->mts = core_alloc(sizeof(uint64_t) * a->nv)) == NULL) {
 		idn_free(a->vers);
-		a->vers = NULL;
-		a->nv = 0;
+		free(a->vv);
+		free(a->tags);
+		*a = (ae_name){0};
 		return true; // nothing to offer: skipped, not a full batch
 	}
 	for (size_t k = 0; k < a->nv; k++) {
 		a->vv[k] = a->vers[k].ver;
+		a->tags[k] = sdfs_sum_tag(a->vers[k].sum, a->vers[k].tomb);
+		a->mts[k] = a->vers[k].mtime_ms;
 	}
 	sdfs_ring_lookup(p->v.ring, p->e[i].name, idx, R, &nr);
 	for (size_t k = 0; k < nr; k++) {
@@ -150,7 +147,8 @@ plan_add(sdfs *s, ae_plan *p, size_t i, size_t limit)
 			a->need = SIZE_MAX; // cannot be met: never dropped
 			continue;
 		}
-		b->items[b->n] = (sdfs_offer){p->e[i].name, a->vv, a->nv};
+		b->items[b->n] = (sdfs_offer){p->e[i].name, a->vv, a->nv,
+		    a->tags, a->mts};
 		b->names[b->n++] = i;
 	}
 	return true;
@@ -179,7 +177,10 @@ plan_build(sdfs *s, ae_plan *p)
 	for (size_t k = 0; k < p->v.n; k++) {
 		snprintf(p->b[k].addr, IDN_ADDR_MAX, "%s", p->v.m[k].addr);
 	}
-	size_t limit = offers_per_call();
+	// Offers per peer and round: OFFERS_PER_CALL (the most a peer
+	// accepts), fewer in tests.
+	size_t limit = sdfs_limit("IDUNNO_SDFS_OFFERS_PER_CALL",
+	    OFFERS_PER_CALL);
 	while (p->to < p->ne && plan_add(s, p, p->to, limit)) {
 		p->to++;
 	}
@@ -197,7 +198,9 @@ by_offer_name(const void *a, const void *b)
 }
 
 // Offers peer k its batch; the peer pulls what it lacks and says which
-// names those were. Every other offered name counts as held there.
+// names those were, and which versions it holds with other bytes that
+// were put first (`lose`: this node settles them, sdfs_resolve). Every
+// other offered name counts as held there.
 static void
 exchange(sdfs *s, ae_plan *p, size_t k)
 {
@@ -205,8 +208,8 @@ exchange(sdfs *s, ae_plan *p, size_t k)
 	wire_wr *w = sdfs_body_new();
 	wire_doc *doc = NULL;
 	wire_env env;
-	sdfs_offer *lack = NULL;
-	size_t nl = 0;
+	sdfs_offer *lack = NULL, *lose = NULL;
+	size_t nl = 0, nlose = 0;
 	if (w == NULL) {
 		return;
 	}
@@ -217,18 +220,39 @@ exchange(sdfs *s, ae_plan *p, size_t k)
 	int rv = sdfs_call(s, b->addr, "sdfs.r.have", w, STAT_TIMEOUT_MS,
 	    &doc, &env);
 	wire_wr_free(w);
+	if (rv == IDN_OK && wire_get(env.body, "lose") != NULL &&
+	    sdfs_offer_get_arr(wire_get(env.body, "lose"), OFFERS_PER_CALL,
+	        &lose, &nlose) != IDN_OK) {
+		rv = IDN_EPROTO;
+	}
 	if (rv == IDN_OK && sdfs_offer_get_arr(wire_get(env.body, "lack"),
 	                        OFFERS_PER_CALL, &lack, &nl) == IDN_OK) {
+		char src[1][IDN_ADDR_MAX];
+		snprintf(src[0], IDN_ADDR_MAX, "%s", b->addr);
+		for (size_t q = 0; q < nlose; q++) {
+			for (size_t v = 0; v < lose[q].nvers; v++) {
+				if (sdfs_name_error(lose[q].name) == NULL) {
+					sdfs_pull_enqueue(s, lose[q].name,
+					    lose[q].vers[v], src, 1, true);
+				}
+			}
+		}
 		if (nl > 1) {
 			qsort(lack, nl, sizeof(*lack), by_offer_name);
 		}
+		if (nlose > 1) {
+			qsort(lose, nlose, sizeof(*lose), by_offer_name);
+		}
 		for (size_t q = 0; q < b->n; q++) {
-			bool lacks = nl > 0 && bsearch(&b->items[q], lack, nl,
-			    sizeof(*lack), by_offer_name) != NULL;
+			bool lacks = (nl > 0 && bsearch(&b->items[q], lack, nl,
+			    sizeof(*lack), by_offer_name) != NULL) ||
+			    (nlose > 0 && bsearch(&b->items[q], lose, nlose,
+			        sizeof(*lose), by_offer_name) != NULL);
 			p->an[b->names[q] - p->from].ok += !lacks;
 		}
 		sdfs_offer_free_arr(lack, nl);
 	}
+	sdfs_offer_free_arr(lose, nlose);
 	wire_doc_free(doc);
 }
 
@@ -249,31 +273,147 @@ drop_moved(sdfs *s, ae_plan *p)
 	}
 }
 
-// Scrub: re-check one small version per round, so a corrupt copy is found
-// even if nobody reads it.
-static void
-scrub_one(sdfs *s, ae_plan *p)
+// The scrub's bytes for this round: the larger of SCRUB_MIN_BYTES and
+// the share of the store (estimated from each name's newest size) that
+// ends a pass within SCRUB_PASS_MS.
+static uint64_t
+scrub_budget(const ae_plan *p)
 {
-	if (p->ne == 0) {
+	uint64_t total = 0;
+	for (size_t i = 0; i < p->ne; i++) {
+		uint64_t b = p->e[i].size * p->e[i].nvers;
+		total = UINT64_MAX - total < b ? UINT64_MAX : total + b;
+	}
+	uint64_t rounds = sdfs_limit("IDUNNO_SDFS_SCRUB_PASS_MS",
+	    SCRUB_PASS_MS) / AE_PERIOD_MS;
+	return CORE_MAX(total / CORE_MAX(rounds, 1u),
+	    (uint64_t) SCRUB_MIN_BYTES);
+}
+
+static void
+scrub_next_name(sdfs *s, const char *name)
+{
+	free(s->scrub_name);
+	s->scrub_name = name != NULL ? core_strdup(name) : NULL;
+	s->scrub_ver = UINT64_MAX;
+	s->scrub_chunk = 0;
+}
+
+// Checks version m of name from chunk s->scrub_chunk on, up to *budget
+// bytes; true when it reached the end (or found damage, repaired).
+static bool
+scrub_version(sdfs *s, const char *name, const sdfs_vmeta *m, uint8_t *buf,
+    uint64_t *budget)
+{
+	int rv = IDN_OK;
+	if (s->scrub_chunk == 0 && !m->tomb) {
+		uint8_t sum[IDN_SDFS_SUM_BYTES];
+		sdfs_file_sum(m->csums, m->nchunks, sum);
+		rv = memcmp(sum, m->sum, sizeof(sum)) ? IDN_ECORRUPT : IDN_OK;
+	}
+	while (rv == IDN_OK && !m->tomb && s->scrub_chunk < m->nchunks &&
+	    *budget > 0 && !s->stop) {
+		size_t len = 0;
+		rv = sdfs_store_read_chunk(s->st, name, m, s->scrub_chunk, buf,
+		    &len);
+		*budget -= CORE_MIN(*budget, (uint64_t) len + 1);
+		s->scrub_bytes += len;
+		s->scrub_chunk++;
+	}
+	if (rv == IDN_ECORRUPT) {
+		sdfs_repair(s, name, m->ver);
+	}
+	return rv != IDN_OK || m->tomb || s->scrub_chunk >= m->nchunks;
+}
+
+static void
+scrub_pass_done(sdfs *s)
+{
+	uint64_t now = idn_clock_ms(), ms = now - s->scrub_start_ms;
+	uint64_t n = atomic_fetch_add(&s->n_scrub_passes, 1) + 1;
+	atomic_fetch_add(&s->n_scrub_ms, ms);
+	atomic_store(&s->last_scrub_ms, ms);
+	if (ms > 60000 || n % 30 == 1) {
+		core_logf(s->lg, IDN_LOG_INFO, "sdfs: scrub pass %" PRIu64
+		    ": %" PRIu64 " versions, %" PRIu64 " bytes checked in "
+		    "%.1f s", n, s->scrub_vers, s->scrub_bytes,
+		    (double) ms / 1000.0);
+	}
+	scrub_next_name(s, NULL);
+	s->scrub_start_ms = 0;
+}
+
+// Scrub: re-reads every version of every name held here, a bounded
+// number of bytes per round, so corruption in a file nobody reads is found
+// too; a pass starts at most every SCRUB_IDLE_MS.
+static void
+scrub(sdfs *s, ae_plan *p)
+{
+	uint64_t now = idn_clock_ms();
+	if (s->scrub_start_ms == 0) {
+		if (s->scrub_ready_ms > now) {
+			return;
+		}
+		s->scrub_start_ms = now;
+		s->scrub_bytes = s->scrub_vers = 0;
+	}
+	uint64_t budget = scrub_budget(p);
+	uint8_t *buf = malloc(SDFS_CHUNK_MAX);
+	if (buf == NULL) {
 		return;
 	}
-	const sdfs_entry *e = &p->e[s->scrub_next++ % p->ne];
-	sdfs_vmeta *vers = NULL;
-	size_t nv = 0;
-	if (e->tomb ||
-	    sdfs_store_versions(s->st, e->name, &vers, &nv) != IDN_OK) {
-		return;
+	while (budget > 0 && !s->stop) {
+		// The scrub's name, or the one after it once its versions are
+		// done (scrub_ver 0); names are sorted.
+		size_t i = 0;
+		while (s->scrub_name != NULL && i < p->ne &&
+		    (strcmp(p->e[i].name, s->scrub_name) < 0 ||
+		        (s->scrub_ver == 0 &&
+		            strcmp(p->e[i].name, s->scrub_name) == 0))) {
+			i++;
+		}
+		if (i >= p->ne) {
+			scrub_pass_done(s);
+			s->scrub_ready_ms = now + SCRUB_IDLE_MS;
+			break;
+		}
+		const char *name = p->e[i].name;
+		if (s->scrub_name == NULL || strcmp(name, s->scrub_name) != 0) {
+			scrub_next_name(s, name);
+		}
+		sdfs_vmeta *vers = NULL, m;
+		size_t nv = 0, k = 0;
+		(void) sdfs_store_versions(s->st, name, &vers, &nv);
+		while (k < nv && vers[k].ver > s->scrub_ver) {
+			k++;
+		}
+		uint64_t ver = k < nv ? vers[k].ver : 0;
+		idn_free(vers);
+		budget -= CORE_MIN(budget, 4096u); // a listing costs too
+		if (ver == 0) {
+			s->scrub_ver = 0; // this name is done
+			continue;
+		}
+		int rv = sdfs_store_meta(s->st, name, ver, &m);
+		bool done = true;
+		if (rv == IDN_ECORRUPT) {
+			sdfs_repair(s, name, ver);
+		} else if (rv == IDN_OK) {
+			done = scrub_version(s, name, &m, buf, &budget);
+			sdfs_vmeta_clear(&m);
+		}
+		if (done) {
+			s->scrub_vers++;
+			s->scrub_ver = ver - 1;
+			s->scrub_chunk = 0;
+		}
 	}
-	if (nv > 0 && !vers[0].tomb && vers[0].size <= SCRUB_MAX_BYTES &&
-	    sdfs_store_verify(s->st, e->name, vers[0].ver) == IDN_ECORRUPT) {
-		sdfs_repair(s, e->name, vers[0].ver);
-	}
-	idn_free(vers);
+	free(buf);
 }
 
 // One anti-entropy round. Every holder of a name offers its versions to
 // each member of the name's replica set, which pulls what it lacks; copies
-// that moved are dropped; one name is scrubbed. True when names remain
+// that moved are dropped; part of the store is scrubbed. True when names remain
 // after the round's slice (the next round should come soon).
 static bool
 ae_round(sdfs *s)
@@ -291,7 +431,7 @@ ae_round(sdfs *s)
 		}
 	}
 	drop_moved(s, &p);
-	scrub_one(s, &p);
+	scrub(s, &p);
 	bool more = p.to < p.ne;
 	char *cur = more && p.to > 0 ? core_strdup(p.e[p.to - 1].name) : NULL;
 	free(s->ae_cursor);
@@ -323,12 +463,15 @@ static void
 expire(sdfs *s)
 {
 	uint64_t now = idn_clock_ms();
+	// Shorter in tests that wait for it.
+	uint64_t idle = sdfs_limit("IDUNNO_SDFS_SESSION_IDLE_MS",
+	    SESSION_IDLE_MS);
 	rtx *dead_r = NULL;
 	put_sess *dead_p = NULL;
 	pthread_mutex_lock(&s->lock);
 	for (rtx **pp = &s->rtxs; *pp != NULL;) {
 		rtx *t = *pp;
-		if (now - t->last_ms > SESSION_IDLE_MS) {
+		if (now - t->last_ms > idle) {
 			*pp = t->next;
 			t->next = dead_r;
 			dead_r = t;
@@ -339,7 +482,7 @@ expire(sdfs *s)
 	for (put_sess **pp = &s->puts; *pp != NULL;) {
 		put_sess *p = *pp;
 		if (p->state != COMMITTING &&
-		    now - p->last_ms > SESSION_IDLE_MS) {
+		    now - p->last_ms > idle) {
 			*pp = p->next;
 			p->next = dead_p;
 			dead_p = p;
@@ -409,7 +552,12 @@ sdfs_pull_thread(void *arg)
 		}
 		s->jobs = j->next;
 		pthread_mutex_unlock(&s->lock);
-		int rv = sdfs_pull_now(s, j->name, j->ver, j->src, j->nsrc);
+		int rv = j->resolve ? IDN_EEXIST :
+		    sdfs_pull_now(s, j->name, j->ver, j->src, j->nsrc);
+		if (rv == IDN_EEXIST) {
+			// Held here with other bytes than the source's.
+			rv = sdfs_resolve(s, j->name, j->ver, j->src, j->nsrc);
+		}
 		if (rv != IDN_OK) {
 			core_logf(s->lg, IDN_LOG_WARN, "sdfs: pull of '%s' "
 			    "version %" PRIu64 " failed: %s", j->name, j->ver,

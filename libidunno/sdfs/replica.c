@@ -53,6 +53,15 @@ sdfs_rep_begin(sdfs *s, const char *name, uint64_t ver)
 {
 	// A restarted write starts over.
 	sdfs_rtx_free(sdfs_rtx_take(s, name, ver));
+	size_t n = 0;
+	pthread_mutex_lock(&s->lock);
+	for (rtx *t = s->rtxs; t != NULL; t = t->next) {
+		n++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (n >= RTX_MAX) {
+		return IDN_EBUSY;
+	}
 	rtx *t = core_alloc(sizeof(*t));
 	if (t == NULL || (t->name = core_strdup(name)) == NULL) {
 		free(t);
@@ -155,6 +164,57 @@ sdfs_pull_now(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
 	return rv;
 }
 
+// Asks addr for its meta of (name, ver).
+static int
+fetch_meta(sdfs *s, const char *addr, const char *name, uint64_t ver,
+    bool with_csums, sdfs_vmeta *m)
+{
+	wire_wr *w = sdfs_body_new();
+	wire_doc *doc = NULL;
+	wire_env env;
+	if (w == NULL) {
+		return IDN_ENOMEM;
+	}
+	wire_map(w, 2);
+	wire_kstr(w, "name", name);
+	wire_ku64(w, "ver", ver);
+	int rv = sdfs_call(s, addr, "sdfs.r.meta", w, STAT_TIMEOUT_MS, &doc,
+	    &env);
+	wire_wr_free(w);
+	if (rv == IDN_OK) {
+		rv = sdfs_vmeta_get(env.body, m, with_csums);
+	}
+	wire_doc_free(doc);
+	if (rv == IDN_OK && m->ver != ver) {
+		sdfs_vmeta_clear(m);
+		rv = IDN_EPROTO;
+	}
+	return rv;
+}
+
+// The meta of (name, ver) from the first live source that has it.
+static int
+source_meta(sdfs *s, const char *name, uint64_t ver,
+    char src[][IDN_ADDR_MAX], size_t nsrc, sdfs_vmeta *m)
+{
+	int rv = IDN_EUNAVAIL;
+	for (size_t i = 0; i < nsrc && !s->stop; i++) {
+		if (!sdfs_is_self(s, src[i]) && sdfs_still_alive(s, src[i]) &&
+		    (rv = fetch_meta(s, src[i], name, ver, false, m)) ==
+		        IDN_OK) {
+			return IDN_OK;
+		}
+	}
+	return rv;
+}
+
+static bool
+same_bytes(const sdfs_vmeta *a, const sdfs_vmeta *b)
+{
+	return memcmp(a->sum, b->sum, sizeof(a->sum)) == 0 &&
+	    a->tomb == b->tomb;
+}
+
 // A version already held counts as pulled only if it is the sources' one:
 // the same number with another sum is a conflict (IDN_EEXIST), never
 // "have". No source reachable: what is held stands.
@@ -162,35 +222,13 @@ static int
 same_as_source(sdfs *s, const char *name, const sdfs_vmeta *have,
     char src[][IDN_ADDR_MAX], size_t nsrc)
 {
-	for (size_t i = 0; i < nsrc && !s->stop; i++) {
-		if (sdfs_is_self(s, src[i]) || !sdfs_still_alive(s, src[i])) {
-			continue;
-		}
-		wire_wr *w = sdfs_body_new();
-		wire_doc *doc = NULL;
-		wire_env env;
-		sdfs_vmeta m = {0};
-		if (w == NULL) {
-			return IDN_ENOMEM;
-		}
-		wire_map(w, 2);
-		wire_kstr(w, "name", name);
-		wire_ku64(w, "ver", have->ver);
-		int rv = sdfs_call(s, src[i], "sdfs.r.meta", w,
-		    STAT_TIMEOUT_MS, &doc, &env);
-		wire_wr_free(w);
-		if (rv == IDN_OK) {
-			rv = sdfs_vmeta_get(env.body, &m, false);
-		}
-		wire_doc_free(doc);
-		if (rv == IDN_OK) {
-			bool same = memcmp(m.sum, have->sum, sizeof(m.sum)) ==
-			        0 && m.tomb == have->tomb;
-			sdfs_vmeta_clear(&m);
-			return same ? IDN_OK : IDN_EEXIST;
-		}
+	sdfs_vmeta m;
+	if (source_meta(s, name, have->ver, src, nsrc, &m) != IDN_OK) {
+		return IDN_OK;
 	}
-	return IDN_OK;
+	bool same = same_bytes(&m, have);
+	sdfs_vmeta_clear(&m);
+	return same ? IDN_OK : IDN_EEXIST;
 }
 
 int
@@ -210,26 +248,11 @@ pull_copy(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
 		    (sdfs_peer_bad(s, src[i]) && i + 1 < nsrc)) {
 			continue;
 		}
-		wire_wr *w = sdfs_body_new();
 		wire_doc *doc = NULL;
 		wire_env env;
 		sdfs_vmeta m = {0};
 		sdfs_wtx *tx = NULL;
-		if (w == NULL) {
-			return IDN_ENOMEM;
-		}
-		wire_map(w, 2);
-		wire_kstr(w, "name", name);
-		wire_ku64(w, "ver", ver);
-		rv = sdfs_call(s, src[i], "sdfs.r.meta", w, STAT_TIMEOUT_MS,
-		    &doc, &env);
-		if (rv == IDN_OK) {
-			rv = sdfs_vmeta_get(env.body, &m, true);
-		}
-		wire_doc_free(doc);
-		if (rv == IDN_OK && m.ver != ver) {
-			rv = IDN_EPROTO;
-		}
+		rv = fetch_meta(s, src[i], name, ver, true, &m);
 		if (rv == IDN_OK) {
 			rv = sdfs_wtx_begin(s->st, name, ver, &tx);
 		}
@@ -270,7 +293,6 @@ pull_copy(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
 			sdfs_wtx_abort(tx);
 		}
 		sdfs_vmeta_clear(&m);
-		wire_wr_free(w);
 		if (rv == IDN_OK) {
 			core_logf(s->lg, IDN_LOG_INFO, "sdfs: pulled '%s' "
 			    "version %" PRIu64 " from %s", name, ver, src[i]);
@@ -281,9 +303,9 @@ pull_copy(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
 	return rv;
 }
 
-static void
-pull_enqueue(sdfs *s, const char *name, uint64_t ver,
-    char src[][IDN_ADDR_MAX], size_t nsrc)
+void
+sdfs_pull_enqueue(sdfs *s, const char *name, uint64_t ver,
+    char src[][IDN_ADDR_MAX], size_t nsrc, bool resolve)
 {
 	pthread_mutex_lock(&s->lock);
 	pull_job *j = s->jobs, *last = NULL;
@@ -305,6 +327,9 @@ pull_enqueue(sdfs *s, const char *name, uint64_t ver,
 			}
 		}
 	}
+	if (j != NULL) {
+		j->resolve = j->resolve || resolve;
+	}
 	for (size_t i = 0; j != NULL && i < nsrc && j->nsrc < R; i++) {
 		bool dup = sdfs_is_self(s, src[i]);
 		for (size_t k = 0; k < j->nsrc; k++) {
@@ -318,20 +343,21 @@ pull_enqueue(sdfs *s, const char *name, uint64_t ver,
 	pthread_mutex_unlock(&s->lock);
 }
 
-// A copy found corrupt is removed at once and pulled again from the other
-// replicas, so it is never served and comes back without an operator.
+// A copy found corrupt is moved aside at once (never served again, but
+// not destroyed while it may be the last one) and pulled again from the
+// other replicas, so it comes back without an operator.
 void
 sdfs_repair(sdfs *s, const char *name, uint64_t ver)
 {
 	view v;
 	char addr[R][IDN_ADDR_MAX];
-	core_logf(s->lg, IDN_LOG_WARN, "sdfs: dropping corrupt copy of '%s' "
-	    "version %" PRIu64 "; repairing from a replica", name, ver);
-	sdfs_store_drop_version(s->st, name, ver);
+	core_logf(s->lg, IDN_LOG_WARN, "sdfs: corrupt copy of '%s' version %"
+	    PRIu64 " quarantined; repairing from a replica", name, ver);
+	sdfs_store_quarantine(s->st, name, ver);
 	atomic_fetch_add(&s->n_repair, 1);
 	if (sdfs_view_get(s, &v) == IDN_OK) {
 		size_t n = sdfs_view_replicas(&v, name, addr);
-		pull_enqueue(s, name, ver, addr, n);
+		sdfs_pull_enqueue(s, name, ver, addr, n, false);
 		sdfs_view_free(&v);
 	}
 }
@@ -593,6 +619,49 @@ lacking(const sdfs_vmeta *have, size_t nh, const sdfs_offer *o,
 	return n;
 }
 
+// Offered versions held here with other bytes: those whose offered copy
+// was put first go to *theirs (this node renumbers its own and takes the
+// offered one), the others to *ours (the offerer's copy loses).
+static void
+conflicts(const sdfs_vmeta *have, size_t nh, const sdfs_offer *o,
+    uint64_t *theirs, size_t *nt, uint64_t *ours, size_t *no)
+{
+	*nt = *no = 0;
+	for (size_t i = 0; o->tags != NULL && i < o->nvers; i++) {
+		for (size_t k = 0; k < nh; k++) {
+			uint64_t tag = sdfs_sum_tag(have[k].sum, have[k].tomb);
+			if (have[k].ver != o->vers[i] || tag == o->tags[i]) {
+				continue;
+			}
+			if (sdfs_put_first(o->mts[i], o->tags[i],
+			        have[k].mtime_ms, tag)) {
+				theirs[(*nt)++] = o->vers[i];
+			} else {
+				ours[(*no)++] = o->vers[i];
+			}
+		}
+	}
+}
+
+// Appends (name, vers[n]) to list[*nl]; n == 0 adds nothing.
+static int
+list_add(sdfs_offer *list, size_t *nl, const char *name,
+    const uint64_t *vers, size_t n)
+{
+	if (n == 0) {
+		return IDN_OK;
+	}
+	sdfs_offer *e = &list[(*nl)++];
+	e->vers = core_alloc(sizeof(uint64_t) * n);
+	e->name = core_strdup(name);
+	if (e->vers == NULL || e->name == NULL) {
+		return IDN_ENOMEM;
+	}
+	memcpy(e->vers, vers, sizeof(uint64_t) * n);
+	e->nvers = n;
+	return IDN_OK;
+}
+
 static int
 on_r_have(void *arg, const wire_env *req, wire_wr *reply)
 {
@@ -607,15 +676,19 @@ on_r_have(void *arg, const wire_env *req, wire_wr *reply)
 		return IDN_EPROTO;
 	}
 	sdfs_offer *lack = core_alloc(sizeof(*lack) * (n ? n : 1));
-	size_t nl = 0;
-	if (lack == NULL) {
+	sdfs_offer *lose = core_alloc(sizeof(*lose) * (n ? n : 1));
+	size_t nl = 0, nlose = 0;
+	if (lack == NULL || lose == NULL) {
+		free(lack);
+		free(lose);
 		sdfs_offer_free_arr(o, n);
 		return IDN_ENOMEM;
 	}
 	for (size_t i = 0; i < n && rv == IDN_OK; i++) {
 		sdfs_vmeta *have = NULL;
-		size_t nh = 0;
-		uint64_t want[4 * IDN_SDFS_KEEP_VERSIONS];
+		size_t nh = 0, nt, no;
+		enum { MAXV = 4 * IDN_SDFS_KEEP_VERSIONS };
+		uint64_t want[2 * MAXV], ours[MAXV];
 		if (sdfs_name_error(o[i].name) != NULL) {
 			continue;
 		}
@@ -623,49 +696,164 @@ on_r_have(void *arg, const wire_env *req, wire_wr *reply)
 			break;
 		}
 		size_t nw = lacking(have, nh, &o[i], want);
+		conflicts(have, nh, &o[i], want + nw, &nt, ours, &no);
 		idn_free(have);
-		if (nw == 0) {
-			continue;
+		for (size_t k = 0; k < nw + nt; k++) {
+			sdfs_pull_enqueue(s, o[i].name, want[k], from, 1,
+			    k >= nw);
 		}
-		for (size_t k = 0; k < nw; k++) {
-			pull_enqueue(s, o[i].name, want[k], from, 1);
+		rv = list_add(lack, &nl, o[i].name, want, nw + nt);
+		if (rv == IDN_OK) {
+			rv = list_add(lose, &nlose, o[i].name, ours, no);
 		}
-		lack[nl].vers = core_alloc(sizeof(uint64_t) * nw);
-		lack[nl].name = core_strdup(o[i].name);
-		if (lack[nl].vers == NULL || lack[nl].name == NULL) {
-			nl++;
-			rv = IDN_ENOMEM;
-			break;
-		}
-		memcpy(lack[nl].vers, want, sizeof(uint64_t) * nw);
-		lack[nl].nvers = nw;
-		nl++;
 	}
 	if (rv == IDN_OK) {
-		wire_map(reply, 1);
+		wire_map(reply, 2);
 		wire_str(reply, "lack");
 		sdfs_offer_put_arr(reply, lack, nl);
+		wire_str(reply, "lose");
+		sdfs_offer_put_arr(reply, lose, nlose);
 	}
 	sdfs_offer_free_arr(lack, nl);
+	sdfs_offer_free_arr(lose, nlose);
 	sdfs_offer_free_arr(o, n);
 	return rv;
 }
 
+// Copies this node's version m (with csums) of name to version nv here.
+static int
+copy_version(sdfs *s, const char *name, const sdfs_vmeta *m, uint64_t nv)
+{
+	sdfs_wtx *tx;
+	int rv = sdfs_wtx_begin(s->st, name, nv, &tx);
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	uint8_t *buf = m->nchunks > 0 ? malloc(m->csize) : NULL;
+	if (m->nchunks > 0 && buf == NULL) {
+		sdfs_wtx_abort(tx);
+		return IDN_ENOMEM;
+	}
+	for (uint32_t c = 0; rv == IDN_OK && c < m->nchunks; c++) {
+		size_t len;
+		rv = sdfs_store_read_chunk(s->st, name, m, c, buf, &len);
+		if (rv == IDN_OK) {
+			rv = sdfs_wtx_write(tx, (uint64_t) c * m->csize, buf,
+			    len, m->csums + (size_t) c * SDFS_CSUM_BYTES);
+		}
+	}
+	free(buf);
+	sdfs_vmeta to = *m;
+	to.ver = nv;
+	if (rv != IDN_OK) {
+		sdfs_wtx_abort(tx);
+		return rv;
+	}
+	return sdfs_wtx_commit(tx, &to);
+}
+
+// True if the cluster (the name's replica set, or this node) already holds
+// m's put under another number: a resolve that ran before, here or on
+// another holder of the same losing copy.
+static bool
+renumbered(sdfs *s, const char *name, const sdfs_vmeta *m)
+{
+	sdfs_gather g;
+	sdfs_vmeta *mine = NULL;
+	size_t nm = 0;
+	bool found = false;
+	if (sdfs_store_versions(s->st, name, &mine, &nm) == IDN_OK) {
+		for (size_t k = 0; k < nm && !found; k++) {
+			found = mine[k].ver != m->ver && same_bytes(&mine[k], m) &&
+			    mine[k].mtime_ms == m->mtime_ms;
+		}
+		idn_free(mine);
+	}
+	if (found || sdfs_gather_versions(s, name, false, &g) != IDN_OK) {
+		return found;
+	}
+	for (size_t i = 0; i < g.n && !found; i++) {
+		for (size_t k = 0; g.rvs[i] == IDN_OK && k < g.nvers[i]; k++) {
+			const sdfs_vmeta *v = &g.vers[i][k];
+			found = found || (v->ver != m->ver &&
+			    same_bytes(v, m) && v->mtime_ms == m->mtime_ms);
+		}
+	}
+	sdfs_gather_free(&g);
+	return found;
+}
+
+int
+sdfs_resolve(sdfs *s, const char *name, uint64_t ver,
+    char src[][IDN_ADDR_MAX], size_t nsrc)
+{
+	sdfs_vmeta mine, theirs;
+	int rv = sdfs_store_meta(s->st, name, ver, &mine);
+	if (rv == IDN_ENOENT) {
+		return sdfs_pull_now(s, name, ver, src, nsrc);
+	}
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	if ((rv = source_meta(s, name, ver, src, nsrc, &theirs)) != IDN_OK) {
+		sdfs_vmeta_clear(&mine);
+		return rv;
+	}
+	uint64_t tm = sdfs_sum_tag(mine.sum, mine.tomb);
+	uint64_t tt = sdfs_sum_tag(theirs.sum, theirs.tomb);
+	bool keep = same_bytes(&mine, &theirs) ||
+	    sdfs_put_first(mine.mtime_ms, tm, theirs.mtime_ms, tt);
+	uint64_t now = idn_wall_ms(), nv = 0;
+	// nv stays 0 when another holder of these bytes renumbered them.
+	sdfs_vmeta_clear(&theirs);
+	if (!keep && now - mine.mtime_ms < CONFLICT_SETTLE_MS) {
+		rv = IDN_EBUSY; // a put may still be withdrawing it
+	} else if (!keep && !renumbered(s, name, &mine) &&
+	    (rv = sdfs_alloc_version(s, name, &nv)) == IDN_OK) {
+		rv = copy_version(s, name, &mine, nv);
+	}
+	if (!keep && rv == IDN_OK) {
+		core_logf(s->lg, IDN_LOG_WARN, "sdfs: '%s' version %" PRIu64
+		    ": other bytes on %s were put first and keep the number; "
+		    "this node's bytes are kept as version %" PRIu64, name, ver,
+		    src[0], nv);
+		sdfs_store_drop_version(s->st, name, ver);
+		rv = sdfs_pull_now(s, name, ver, src, nsrc);
+	}
+	sdfs_vmeta_clear(&mine);
+	return rv;
+}
+
+// This node's names starting with prefix, after `after` (optional), at
+// most `limit` (optional) of them, and whether more follow.
 static int
 on_r_list(void *arg, const wire_env *req, wire_wr *reply)
 {
 	sdfs *s = arg;
-	char prefix[NAME_CAP];
+	char prefix[NAME_CAP], after[NAME_CAP] = "";
+	uint64_t limit = SDFS_LIST_MAX;
 	sdfs_entry *e;
 	size_t n;
-	if (wire_get_str(req->body, "prefix", prefix, sizeof(prefix))) {
+	if (wire_get_str(req->body, "prefix", prefix, sizeof(prefix)) ||
+	    (wire_get(req->body, "after") != NULL &&
+	        wire_get_str(req->body, "after", after, sizeof(after))) ||
+	    (wire_get(req->body, "limit") != NULL &&
+	        wire_get_u64(req->body, "limit", &limit))) {
 		return IDN_EPROTO;
 	}
+	limit = CORE_MAX(CORE_MIN(limit, (uint64_t) SDFS_LIST_MAX), 1u);
 	int rv = sdfs_store_list(s->st, prefix, &e, &n);
 	if (rv == IDN_OK) {
-		wire_map(reply, 1);
+		size_t from = 0;
+		while (after[0] != '\0' && from < n &&
+		    strcmp(e[from].name, after) <= 0) {
+			from++;
+		}
+		size_t k = (size_t) CORE_MIN((uint64_t) (n - from), limit);
+		wire_map(reply, 2);
 		wire_str(reply, "items");
-		sdfs_entry_put_arr(reply, e, n);
+		sdfs_entry_put_arr(reply, e + from, k);
+		wire_kbool(reply, "more", from + k < n);
 		sdfs_entry_free_arr(e, n);
 	}
 	return rv;

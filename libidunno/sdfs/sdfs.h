@@ -39,7 +39,10 @@ typedef struct sdfs_counters {
 	uint64_t bytes_put;      // bytes of puts this node took in as primary
 	uint64_t bytes_get;      // chunk bytes this node served to gets
 	uint64_t rereplications; // versions pulled from a peer
-	uint64_t repairs;        // corrupt local copies dropped to re-pull
+	uint64_t repairs;        // corrupt local copies quarantined, re-pulled
+	uint64_t scrub_passes;   // full scrub passes over the store
+	uint64_t scrub_ms;       // their total duration
+	uint64_t scrub_last_ms;  // the last one's
 } sdfs_counters;
 void sdfs_counters_get(sdfs *s, sdfs_counters *out);
 

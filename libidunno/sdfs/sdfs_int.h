@@ -33,6 +33,7 @@ void sdfs_ring_lookup(const sdfs_ring *r, const char *name, size_t *idx,
 //   files/<key>/name                 the SDFS name
 //   files/<key>/<ver:020>.data       committed bytes of a version
 //   files/<key>/<ver:020>.meta       its sdfs_vmeta (commit marker)
+//   files/<key>/<ver:020>.*.bad      a damaged copy, kept aside
 //   tmp/                             writes in progress (cleared at open)
 typedef struct sdfs_store sdfs_store;
 typedef struct sdfs_wtx sdfs_wtx;
@@ -54,8 +55,11 @@ int sdfs_store_read_chunk(sdfs_store *st, const char *name,
     const sdfs_vmeta *m, uint32_t idx, uint8_t *buf, size_t *len);
 // Re-reads a whole version and checks every chunk and the file sum.
 int sdfs_store_verify(sdfs_store *st, const char *name, uint64_t ver);
-// Removes one version (a corrupt copy), or a whole name.
+// Removes one version, or a whole name.
 int sdfs_store_drop_version(sdfs_store *st, const char *name, uint64_t ver);
+// Moves a damaged version aside (<ver>.meta.bad, .data.bad): no longer
+// listed or served, removed when a good copy of it is committed here.
+int sdfs_store_quarantine(sdfs_store *st, const char *name, uint64_t ver);
 int sdfs_store_drop_name(sdfs_store *st, const char *name);
 // Names held here starting with prefix, sorted by name.
 int sdfs_store_list(sdfs_store *st, const char *prefix, sdfs_entry **out,

@@ -11,8 +11,20 @@ sdfs_nchunks(uint64_t size, uint32_t csize)
 	if (csize == 0) {
 		return 0;
 	}
-	uint64_t n = (size + csize - 1) / csize;
+	// Not (size + csize - 1) / csize: that wraps for sizes near 2^64.
+	uint64_t n = size / csize + (size % csize != 0);
 	return n > UINT32_MAX ? UINT32_MAX : (uint32_t) n;
+}
+
+int
+sdfs_next_version(uint64_t newest, uint64_t reserved, uint64_t *out)
+{
+	uint64_t top = newest > reserved ? newest : reserved;
+	if (top >= SDFS_VER_MAX) {
+		return IDN_ETOOBIG;
+	}
+	*out = top + 1;
+	return IDN_OK;
 }
 
 void
@@ -48,7 +60,9 @@ sdfs_vmeta_get(const wire_val *v, sdfs_vmeta *m, bool with_csums)
 	    wire_as_bool(wire_get(v, "tomb"), &m->tomb) != IDN_OK ||
 	    wire_get_bin(v, "sum", &p, &n) != IDN_OK ||
 	    n != sizeof(m->sum) || csize == 0 || csize > SDFS_CHUNK_MAX ||
-	    m->ver == 0 || (m->tomb && m->size != 0)) {
+	    m->ver == 0 || m->ver > SDFS_VER_MAX ||
+	    (m->tomb && m->size != 0) ||
+	    m->size / csize >= UINT32_MAX) {
 		return IDN_EPROTO;
 	}
 	memcpy(m->sum, p, n);
@@ -213,14 +227,66 @@ sdfs_offer_put_arr(wire_wr *w, const sdfs_offer *o, size_t n)
 {
 	wire_arr(w, (uint32_t) n);
 	for (size_t i = 0; i < n; i++) {
-		wire_map(w, 2);
+		bool sums = o[i].tags != NULL && o[i].mts != NULL;
+		wire_map(w, sums ? 4 : 2);
 		wire_kstr(w, "name", o[i].name);
 		wire_str(w, "vers");
 		wire_arr(w, (uint32_t) o[i].nvers);
 		for (size_t j = 0; j < o[i].nvers; j++) {
 			wire_u64(w, o[i].vers[j]);
 		}
+		if (sums) {
+			wire_str(w, "tags");
+			wire_arr(w, (uint32_t) o[i].nvers);
+			for (size_t j = 0; j < o[i].nvers; j++) {
+				wire_u64(w, o[i].tags[j]);
+			}
+			wire_str(w, "mts");
+			wire_arr(w, (uint32_t) o[i].nvers);
+			for (size_t j = 0; j < o[i].nvers; j++) {
+				wire_u64(w, o[i].mts[j]);
+			}
+		}
 	}
+}
+
+uint64_t
+sdfs_sum_tag(const uint8_t sum[IDN_SDFS_SUM_BYTES], bool tomb)
+{
+	uint64_t t = 0;
+	for (int i = 0; i < 8; i++) {
+		t = t << 8 | sum[i];
+	}
+	return (t & ~(uint64_t) 1) | (tomb ? 1u : 0u);
+}
+
+bool
+sdfs_put_first(uint64_t mt_a, uint64_t tag_a, uint64_t mt_b, uint64_t tag_b)
+{
+	return mt_a != mt_b ? mt_a < mt_b : tag_a < tag_b;
+}
+
+// Reads an optional array of exactly n u64 under key k into *out.
+static int
+get_u64s(const wire_val *v, const char *k, size_t n, uint64_t **out)
+{
+	const wire_val *a = wire_get(v, k);
+	size_t na;
+	*out = NULL;
+	if (a == NULL) {
+		return IDN_OK;
+	}
+	if (wire_as_arr(a, &na) != IDN_OK || na != n) {
+		return IDN_EPROTO;
+	}
+	if ((*out = core_alloc(sizeof(uint64_t) * (n ? n : 1))) == NULL) {
+		return IDN_ENOMEM;
+	}
+	int rv = IDN_OK;
+	for (size_t j = 0; rv == IDN_OK && j < n; j++) {
+		rv = wire_as_u64(wire_at(a, j), &(*out)[j]);
+	}
+	return rv;
 }
 
 void
@@ -229,6 +295,8 @@ sdfs_offer_free_arr(sdfs_offer *o, size_t n)
 	for (size_t i = 0; o != NULL && i < n; i++) {
 		free(o[i].name);
 		free(o[i].vers);
+		free(o[i].tags);
+		free(o[i].mts);
 	}
 	free(o);
 }
@@ -263,6 +331,15 @@ sdfs_offer_get_arr(const wire_val *arr, size_t max, sdfs_offer **out,
 		for (size_t j = 0; rv == IDN_OK && j < nv; j++) {
 			rv = wire_as_u64(wire_at(vs, j), &o[i].vers[j]);
 			o[i].nvers = j + 1;
+		}
+		if (rv == IDN_OK) {
+			rv = get_u64s(v, "tags", nv, &o[i].tags);
+		}
+		if (rv == IDN_OK) {
+			rv = get_u64s(v, "mts", nv, &o[i].mts);
+		}
+		if (rv == IDN_OK && (o[i].tags == NULL) != (o[i].mts == NULL)) {
+			rv = IDN_EPROTO;
 		}
 	}
 	if (rv != IDN_OK) {

@@ -26,8 +26,14 @@ typedef struct sdfs_vmeta {
 	uint8_t *csums;
 } sdfs_vmeta;
 
-// Number of chunks of a file of size bytes in chunks of csize.
+// Number of chunks of a file of size bytes in chunks of csize (at most
+// UINT32_MAX; a meta whose size needs more is refused on decoding).
 uint32_t sdfs_nchunks(uint64_t size, uint32_t csize);
+
+// The highest version number; the next after it is refused, not wrapped.
+#define SDFS_VER_MAX (UINT64_MAX - 1)
+// The version after max(newest, reserved): IDN_ETOOBIG past SDFS_VER_MAX.
+int sdfs_next_version(uint64_t newest, uint64_t reserved, uint64_t *out);
 
 // Writes m as a map {ver, size, mtime, csize, tomb, sum[, csums]}.
 void sdfs_vmeta_put(wire_wr *w, const sdfs_vmeta *m, bool with_csums);
@@ -61,13 +67,27 @@ void sdfs_holder_put_arr(wire_wr *w, const idn_sdfs_holder *h, size_t n);
 int sdfs_holder_get_arr(const wire_val *arr, size_t max,
     idn_sdfs_holder **out, size_t *n);
 
-// Anti-entropy: a holder offers {name, vers: [ver...], tomb: newest
-// tombstone or 0}; the replica answers the (name, ver) pairs it lacks.
+// Anti-entropy: a holder offers {name, vers: [ver...], tags: [tag...],
+// mts: [mtime...]}; the replica answers the (name, ver) pairs it lacks,
+// and those it holds with other bytes and whose copy wins (`lose`).
+// tags and mts (parallel to vers, NULL when the sender left them out)
+// say which bytes a version number stands for (sdfs_sum_tag).
 typedef struct sdfs_offer {
 	char *name;       // owned
 	uint64_t *vers;   // owned, newest first
 	size_t nvers;
+	uint64_t *tags;   // owned, or NULL
+	uint64_t *mts;    // owned, or NULL
 } sdfs_offer;
+
+// A version's bytes in 64 bits: the first 8 bytes of its sum, the low bit
+// saying tombstone (an empty file and a tombstone share a sum).
+uint64_t sdfs_sum_tag(const uint8_t sum[IDN_SDFS_SUM_BYTES], bool tomb);
+// Two copies of one version number with different bytes: the first put
+// (the earlier mtime, then the smaller tag) keeps the number, so every
+// node picks the same winner. True if (mt_a, tag_a) wins over b.
+bool sdfs_put_first(uint64_t mt_a, uint64_t tag_a, uint64_t mt_b,
+    uint64_t tag_b);
 
 void sdfs_offer_put_arr(wire_wr *w, const sdfs_offer *o, size_t n);
 int sdfs_offer_get_arr(const wire_val *arr, size_t max, sdfs_offer **out,

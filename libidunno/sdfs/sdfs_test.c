@@ -334,14 +334,27 @@ test_store_corruption(void **st)
 	IDN_PASS(sdfs_store_read_chunk(s, "c", &m, 2, buf, &len));
 	IDN_FAIL(sdfs_store_verify(s, "c", 1), IDN_ECORRUPT);
 	sdfs_vmeta_clear(&m);
-	// A truncated copy is found by listing and dropped.
-	assert_int_equal(truncate(p, 100), 0);
+	// Repair quarantines it: not listed, not destroyed, until a good
+	// copy of the version is committed.
+	char *bad = core_asprintf("%s.bad", p);
+	IDN_PASS(sdfs_store_quarantine(s, "c", 1));
 	sdfs_vmeta *vs;
 	size_t n;
 	IDN_PASS(sdfs_store_versions(s, "c", &vs, &n));
 	assert_int_equal(n, 0);
 	idn_free(vs);
 	assert_int_not_equal(access(p, F_OK), 0);
+	assert_int_equal(access(bad, F_OK), 0);
+	IDN_PASS(put_version(s, "c", 1, 3 << 20, 7, 1 << 20, NULL));
+	assert_int_not_equal(access(bad, F_OK), 0);
+	// A truncated copy is found by listing and quarantined.
+	assert_int_equal(truncate(p, 100), 0);
+	IDN_PASS(sdfs_store_versions(s, "c", &vs, &n));
+	assert_int_equal(n, 0);
+	idn_free(vs);
+	assert_int_not_equal(access(p, F_OK), 0);
+	assert_int_equal(access(bad, F_OK), 0);
+	free(bad);
 	// A garbage meta is a damaged copy too, never a crash.
 	IDN_PASS(put_version(s, "c", 2, 10, 1, 10, NULL));
 	char key[33];
@@ -354,6 +367,36 @@ test_store_corruption(void **st)
 	free(mp);
 	free(p);
 	free(buf);
+	sdfs_store_close(s);
+}
+
+static void
+test_store_name_collision(void **st)
+{
+	const char *root = idn_test_tmpdir();
+	sdfs_store *s;
+	IDN_PASS(sdfs_store_open(root, NULL, &s));
+	IDN_PASS(put_version(s, "col/a", 1, 10, 1, 10, NULL));
+	// As if col/b hashed to col/a's folder and held it: col/a must not
+	// see col/b's versions, write into them, or remove them.
+	char key[33];
+	sdfs_name_key("col/a", key);
+	char *np = core_asprintf("%s/files/%s/name", root, key);
+	IDN_PASS(core_file_write_atomic(np, "col/b", 5));
+	sdfs_vmeta *vs, m;
+	size_t n;
+	IDN_PASS(sdfs_store_versions(s, "col/a", &vs, &n));
+	assert_int_equal(n, 0);
+	idn_free(vs);
+	IDN_FAIL(sdfs_store_meta(s, "col/a", 1, &m), IDN_ENOENT);
+	IDN_FAIL(put_version(s, "col/a", 2, 10, 2, 10, NULL), IDN_EEXIST);
+	IDN_PASS(sdfs_store_drop_name(s, "col/a"));
+	IDN_PASS(sdfs_store_drop_version(s, "col/a", 1));
+	char *dp = data_path(root, "col/a", 1);
+	assert_int_equal(access(dp, F_OK), 0);
+	assert_int_equal(access(np, F_OK), 0);
+	free(dp);
+	free(np);
 	sdfs_store_close(s);
 }
 
@@ -538,11 +581,78 @@ test_msg(void **st)
 	assert_int_equal(n, 1);
 	assert_string_equal(got[0].name, "a/b");
 	assert_int_equal(got[0].vers[1], 2);
+	assert_null(got[0].tags);
 	sdfs_offer_free_arr(got, n);
 	IDN_FAIL(sdfs_offer_get_arr(wire_doc_root(d), 0, &got, &n),
 	    IDN_EPROTO);
 	wire_doc_free(d);
 	wire_wr_free(w);
+	// With the bytes each number stands for.
+	uint64_t tags[] = {10, 11}, mts[] = {5, 4};
+	o.tags = tags;
+	o.mts = mts;
+	IDN_PASS(wire_wr_new(&w));
+	sdfs_offer_put_arr(w, &o, 1);
+	IDN_PASS(wire_wr_bytes(w, &p, &len));
+	IDN_PASS(wire_doc_parse(p, len, &d));
+	IDN_PASS(sdfs_offer_get_arr(wire_doc_root(d), 10, &got, &n));
+	assert_int_equal(got[0].tags[1], 11);
+	assert_int_equal(got[0].mts[0], 5);
+	sdfs_offer_free_arr(got, n);
+	wire_doc_free(d);
+	wire_wr_free(w);
+}
+
+static void
+test_no_wrap(void **st)
+{
+	// Chunk counts: exact at the edges, never wrapped near 2^64.
+	assert_int_equal(sdfs_nchunks(0, 1 << 20), 0);
+	assert_int_equal(sdfs_nchunks(1 << 20, 1 << 20), 1);
+	assert_int_equal(sdfs_nchunks((1 << 20) + 1, 1 << 20), 2);
+	assert_int_equal(sdfs_nchunks(UINT64_MAX, 1 << 20), UINT32_MAX);
+	assert_int_equal(sdfs_nchunks(UINT64_MAX - 5, 1), UINT32_MAX);
+	// Version numbers: the next one, and a clear error at the top.
+	uint64_t v = 0;
+	IDN_PASS(sdfs_next_version(5, 3, &v));
+	assert_int_equal(v, 6);
+	IDN_PASS(sdfs_next_version(0, SDFS_VER_MAX - 1, &v));
+	assert_int_equal(v, SDFS_VER_MAX);
+	IDN_FAIL(sdfs_next_version(SDFS_VER_MAX, 0, &v), IDN_ETOOBIG);
+	IDN_FAIL(sdfs_next_version(0, UINT64_MAX, &v), IDN_ETOOBIG);
+	// A meta claiming a size no chunk count covers is refused.
+	sdfs_vmeta m = {.ver = 1, .size = UINT64_MAX, .csize = 1 << 20};
+	sdfs_vmeta back;
+	wire_wr *w;
+	wire_doc *d;
+	const uint8_t *p;
+	size_t len;
+	IDN_PASS(wire_wr_new(&w));
+	sdfs_vmeta_put(w, &m, false);
+	IDN_PASS(wire_wr_bytes(w, &p, &len));
+	IDN_PASS(wire_doc_parse(p, len, &d));
+	IDN_FAIL(sdfs_vmeta_get(wire_doc_root(d), &back, false), IDN_EPROTO);
+	wire_doc_free(d);
+	wire_wr_free(w);
+}
+
+static void
+test_conflict_winner(void **st)
+{
+	// Tags: the sum's first 8 bytes, the low bit saying tombstone.
+	uint8_t sum[IDN_SDFS_SUM_BYTES] = {0x01, 2, 3, 4, 5, 6, 7, 0x09};
+	assert_int_equal(sdfs_sum_tag(sum, false), 0x0102030405060708u);
+	assert_int_equal(sdfs_sum_tag(sum, true), 0x0102030405060709u);
+	// An empty file and a tombstone are different bytes.
+	uint8_t empty[IDN_SDFS_SUM_BYTES];
+	sdfs_file_sum(NULL, 0, empty);
+	assert_int_not_equal(sdfs_sum_tag(empty, false),
+	    sdfs_sum_tag(empty, true));
+	// The earlier put wins, then the smaller tag; both sides agree.
+	assert_true(sdfs_put_first(1, 9, 2, 1));
+	assert_false(sdfs_put_first(2, 1, 1, 9));
+	assert_true(sdfs_put_first(5, 1, 5, 2));
+	assert_false(sdfs_put_first(5, 2, 5, 1));
 }
 
 int
@@ -558,6 +668,9 @@ main(void)
 		cmocka_unit_test(test_store_tombstone),
 		cmocka_unit_test(test_store_reopen),
 		cmocka_unit_test(test_msg),
+		cmocka_unit_test(test_conflict_winner),
+		cmocka_unit_test(test_no_wrap),
+		cmocka_unit_test(test_store_name_collision),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

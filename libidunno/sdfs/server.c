@@ -107,6 +107,14 @@ sdfs_get_name(const wire_val *b, char *name)
 	return sdfs_name_error(name) ? IDN_EINVAL : IDN_OK;
 }
 
+size_t
+sdfs_limit(const char *var, size_t dflt)
+{
+	const char *env = getenv(var);
+	long n = env != NULL ? strtol(env, NULL, 10) : 0;
+	return n > 0 && (size_t) n < dflt ? (size_t) n : dflt;
+}
+
 bool
 sdfs_still_alive(sdfs *s, const char *addr)
 {
@@ -205,6 +213,7 @@ sdfs_close(sdfs *s)
 	}
 	sdfs_store_close(s->st);
 	free(s->ae_cursor);
+	free(s->scrub_name);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -266,5 +275,7 @@ void
 sdfs_counters_get(sdfs *s, sdfs_counters *out)
 {
 	*out = (sdfs_counters){atomic_load(&s->n_put), atomic_load(&s->n_get),
-	    atomic_load(&s->n_pull), atomic_load(&s->n_repair)};
+	    atomic_load(&s->n_pull), atomic_load(&s->n_repair),
+	    atomic_load(&s->n_scrub_passes), atomic_load(&s->n_scrub_ms),
+	    atomic_load(&s->last_scrub_ms)};
 }

@@ -24,7 +24,25 @@
 #define AE_POLL_MS 200
 #define RESV_MAX 4096
 #define OFFERS_PER_CALL 2000
-#define SCRUB_MAX_BYTES (64u << 20)
+// Names per ls-prefix page: 1000 names of at most 1 KiB fit a message.
+#define LIST_PAGE 1000
+// Resource bounds: past them a node answers IDN_EBUSY (the client library
+// asks again) instead of running out of threads or file descriptors.
+#define PUTS_MAX 256   // put sessions open or committing at a front
+#define COMMITS_MAX 64 // commit threads at a front
+#define RTX_MAX 256    // replica writes (a temp file each) at a replica
+// The scrub re-reads every version of every name; a pass starts at most
+// every SCRUB_IDLE_MS and reads, per anti-entropy round, the larger of
+// SCRUB_MIN_BYTES and the share of the store that ends the pass within
+// SCRUB_PASS_MS (so a pass never takes longer: 1 MiB a round is 300 MiB
+// in 10 minutes).
+#define SCRUB_MIN_BYTES (1u << 20)
+#define SCRUB_PASS_MS (10u * 60 * 1000)
+#define SCRUB_IDLE_MS 20000
+// A copy that lost its version number to another put's is renumbered only
+// once it is this old: a put that met the conflict itself withdraws its
+// copies within its commit.
+#define CONFLICT_SETTLE_MS 5000
 
 typedef struct put_sess {
 	struct put_sess *next;
@@ -65,6 +83,7 @@ typedef struct pull_job {
 	struct pull_job *next;
 	char *name;
 	uint64_t ver;
+	bool resolve; // the version is held here with other bytes: sdfs_resolve
 	size_t nsrc;
 	char src[R][IDN_ADDR_MAX];
 } pull_job;
@@ -81,6 +100,7 @@ struct sdfs {
 	pthread_cond_t cv;
 	bool stop;
 	int commits; // commit threads running
+	size_t opening; // put sessions starting (on_put_begin)
 	put_sess *puts;
 	rtx *rtxs;
 	resv *resv;
@@ -96,8 +116,14 @@ struct sdfs {
 	pthread_t pull_thread;
 	bool ae_started;
 	bool pull_started;
-	size_t scrub_next;
+	// The scrub's place: the next name, version (the newest one <=
+	// scrub_ver) and chunk to check; the current pass's start and size.
+	char *scrub_name;
+	uint64_t scrub_ver;
+	uint32_t scrub_chunk;
+	uint64_t scrub_start_ms, scrub_ready_ms, scrub_bytes, scrub_vers;
 	_Atomic uint64_t n_put, n_get, n_pull, n_repair; // sdfs_counters
+	_Atomic uint64_t n_scrub_passes, n_scrub_ms, last_scrub_ms;
 	char *ae_cursor; // last name of the last round, NULL: from the start
 };
 
@@ -120,6 +146,11 @@ bool sdfs_is_self(sdfs *s, const char *addr);
 bool sdfs_peer_bad(sdfs *s, const char *addr);
 void sdfs_peer_mark(sdfs *s, const char *addr, int rv);
 bool sdfs_still_alive(sdfs *s, const char *addr);
+// A limit: dflt, or less through the environment variable var, so that
+// tests reach it with a few requests (IDUNNO_SDFS_OFFERS_PER_CALL,
+// IDUNNO_SDFS_PUTS_MAX, IDUNNO_SDFS_SESSION_IDLE_MS,
+// IDUNNO_SDFS_LIST_PAGE, IDUNNO_SDFS_SCRUB_PASS_MS).
+size_t sdfs_limit(const char *var, size_t dflt);
 int sdfs_call(sdfs *s, const char *addr, const char *type, wire_wr *body,
     idn_duration tmo, wire_doc **doc, wire_env *env);
 int sdfs_get_name(const wire_val *b, char *name);
@@ -136,6 +167,16 @@ int sdfs_rep_chunk(sdfs *s, const char *name, uint64_t ver, uint64_t off,
     const uint8_t *data, size_t len, const uint8_t *csum);
 int sdfs_rep_commit(sdfs *s, const char *name, const sdfs_vmeta *m);
 int sdfs_pull_now(sdfs *s, const char *name, uint64_t ver,
+    char src[][IDN_ADDR_MAX], size_t nsrc);
+// Queues a pull for the puller thread; resolve: this node holds the
+// version with other bytes than src (sdfs_resolve instead of a pull).
+void sdfs_pull_enqueue(sdfs *s, const char *name, uint64_t ver,
+    char src[][IDN_ADDR_MAX], size_t nsrc, bool resolve);
+// Settles two copies of (name, ver) with different bytes, this node's and
+// src's: the one put first (sdfs_put_first) keeps ver everywhere; if that
+// is src's, this node keeps its own bytes under a fresh version number
+// before it takes src's copy of ver. Nothing is dropped.
+int sdfs_resolve(sdfs *s, const char *name, uint64_t ver,
     char src[][IDN_ADDR_MAX], size_t nsrc);
 void sdfs_repair(sdfs *s, const char *name, uint64_t ver);
 // Drops version ver of name if it holds these bytes (sum): a put whose
@@ -162,6 +203,10 @@ int sdfs_gather_versions(sdfs *s, const char *name, bool all_nodes,
 // The newest version seen (of want, when not 0), or NULL.
 const sdfs_vmeta *sdfs_gather_newest(const sdfs_gather *g, uint64_t want);
 void sdfs_gather_free(sdfs_gather *g);
+
+// put.c: a fresh version number of name from its primary (IDN_EBUSY: try
+// again shortly).
+int sdfs_alloc_version(sdfs *s, const char *name, uint64_t *ver);
 
 // put.c, get.c, list.c: each registers its routes.
 int sdfs_put_register(sdfs *s);

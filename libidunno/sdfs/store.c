@@ -60,6 +60,31 @@ ver_path(sdfs_store *st, const char *name, uint64_t ver, const char *ext)
 	    ext);
 }
 
+// A name's folder is found by a 128-bit hash of the name: the name it
+// holds is compared too, so two names that collide never share versions.
+// A folder without its name file yet holds no version either.
+static bool
+holds_name(const char *dir, const char *name)
+{
+	char *np = core_asprintf("%s/name", dir);
+	core_buf b = {0};
+	bool ok = np != NULL &&
+	    core_file_read(np, IDN_SDFS_NAME_MAX, &b) == IDN_OK &&
+	    b.len == strlen(name) && memcmp(b.data, name, b.len) == 0;
+	core_buf_free(&b);
+	free(np);
+	return ok;
+}
+
+static bool
+is_names_dir(sdfs_store *st, const char *name)
+{
+	char *dir = name_dir(st, name);
+	bool ok = dir != NULL && holds_name(dir, name);
+	free(dir);
+	return ok;
+}
+
 static int
 fsync_dir(const char *path)
 {
@@ -248,9 +273,41 @@ drop_locked(sdfs_store *st, const char *name, uint64_t ver)
 	free(meta);
 }
 
+// A damaged copy is moved aside (<ver>.meta.bad, <ver>.data.bad), not
+// removed: it may be the last copy, and a person can still read most of
+// it. It is never served or offered; the commit of a good copy of the
+// same version removes it.
+static void
+quarantine_locked(sdfs_store *st, const char *name, uint64_t ver)
+{
+	static const char *const ext[] = {"meta", "data"};
+	for (size_t i = 0; i < CORE_ARRAY_LEN(ext); i++) {
+		char *p = ver_path(st, name, ver, ext[i]);
+		char *q = p ? core_asprintf("%s.bad", p) : NULL;
+		if (q != NULL && rename(p, q) != 0 && errno != ENOENT) {
+			unlink(p); // cannot keep it aside: never serve it
+		}
+		free(p);
+		free(q);
+	}
+}
+
+static void
+unquarantine_locked(sdfs_store *st, const char *name, uint64_t ver)
+{
+	static const char *const ext[] = {"meta.bad", "data.bad"};
+	for (size_t i = 0; i < CORE_ARRAY_LEN(ext); i++) {
+		char *p = ver_path(st, name, ver, ext[i]);
+		if (p != NULL) {
+			unlink(p);
+		}
+		free(p);
+	}
+}
+
 // Lists versions (unlocked read of the folder; metas are immutable).
 // A meta that does not parse, or data whose length is not the meta's, is
-// a damaged copy: it is dropped, so anti-entropy pulls a good one.
+// a damaged copy: it is quarantined, so anti-entropy pulls a good one.
 // `locked`: the caller holds st->lock (commit's retention), which the drop
 // needs and must not take again.
 static int
@@ -264,7 +321,10 @@ list_versions(sdfs_store *st, const char *name, bool locked,
 	*out = NULL;
 	*n = 0;
 	DIR *d = opendir(dir);
-	if (d == NULL) {
+	if (d == NULL || !holds_name(dir, name)) {
+		if (d != NULL) {
+			closedir(d);
+		}
 		free(dir);
 		return IDN_OK;
 	}
@@ -293,11 +353,11 @@ list_versions(sdfs_store *st, const char *name, bool locked,
 		}
 		if (mrv == IDN_ECORRUPT) {
 			core_logf(st->lg, IDN_LOG_WARN, "sdfs: damaged copy of "
-			    "'%s' version %" PRIu64 " dropped", name, ver);
+			    "'%s' version %" PRIu64 " quarantined", name, ver);
 			if (!locked) {
 				pthread_mutex_lock(&st->lock);
 			}
-			drop_locked(st, name, ver);
+			quarantine_locked(st, name, ver);
 			if (!locked) {
 				pthread_mutex_unlock(&st->lock);
 			}
@@ -349,6 +409,10 @@ sdfs_store_meta(sdfs_store *st, const char *name, uint64_t ver,
 	char *mp = ver_path(st, name, ver, "meta");
 	if (mp == NULL) {
 		return IDN_ENOMEM;
+	}
+	if (!is_names_dir(st, name)) {
+		free(mp);
+		return IDN_ENOENT;
 	}
 	int rv = read_meta(mp, out, true);
 	free(mp);
@@ -426,8 +490,23 @@ sdfs_store_verify(sdfs_store *st, const char *name, uint64_t ver)
 int
 sdfs_store_drop_version(sdfs_store *st, const char *name, uint64_t ver)
 {
+	if (!is_names_dir(st, name)) {
+		return IDN_OK;
+	}
 	pthread_mutex_lock(&st->lock);
 	drop_locked(st, name, ver);
+	pthread_mutex_unlock(&st->lock);
+	return IDN_OK;
+}
+
+int
+sdfs_store_quarantine(sdfs_store *st, const char *name, uint64_t ver)
+{
+	if (!is_names_dir(st, name)) {
+		return IDN_OK;
+	}
+	pthread_mutex_lock(&st->lock);
+	quarantine_locked(st, name, ver);
 	pthread_mutex_unlock(&st->lock);
 	return IDN_OK;
 }
@@ -438,6 +517,10 @@ sdfs_store_drop_name(sdfs_store *st, const char *name)
 	char *dir = name_dir(st, name);
 	if (dir == NULL) {
 		return IDN_ENOMEM;
+	}
+	if (!holds_name(dir, name)) {
+		free(dir);
+		return IDN_OK;
 	}
 	pthread_mutex_lock(&st->lock);
 	// Metas first, so a concurrent reader never sees a meta whose data
@@ -731,6 +814,14 @@ sdfs_wtx_commit(sdfs_wtx *tx, const sdfs_vmeta *m)
 		goto out;
 	}
 	pthread_mutex_lock(&st->lock);
+	if (access(np, F_OK) == 0 && !holds_name(dir, tx->name)) {
+		core_logf(st->lg, IDN_LOG_WARN, "sdfs: '%s' shares its folder "
+		    "key with another name; version %" PRIu64 " refused",
+		    tx->name, tx->ver);
+		rv = IDN_EEXIST;
+		pthread_mutex_unlock(&st->lock);
+		goto out;
+	}
 	sdfs_vmeta old;
 	if (read_meta(mp, &old, false) == IDN_OK) {
 		rv = memcmp(old.sum, meta.sum, sizeof(old.sum)) == 0 &&
@@ -738,7 +829,14 @@ sdfs_wtx_commit(sdfs_wtx *tx, const sdfs_vmeta *m)
 		pthread_mutex_unlock(&st->lock);
 		goto out;
 	}
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+	if (mkdir(dir, 0700) == 0) {
+		// A new name's folder: its entry in files/ must be durable
+		// before the version in it is acknowledged.
+		if ((rv = write_file_atomic(np, tx->name, strlen(tx->name))) ==
+		    IDN_OK) {
+			rv = fsync_dir(st->files);
+		}
+	} else if (errno != EEXIST) {
 		rv = core_err_from_errno(errno);
 	} else if (access(np, F_OK) != 0) {
 		rv = write_file_atomic(np, tx->name, strlen(tx->name));
@@ -754,6 +852,7 @@ sdfs_wtx_commit(sdfs_wtx *tx, const sdfs_vmeta *m)
 		rv = fsync_dir(dir);
 	}
 	if (rv == IDN_OK) {
+		unquarantine_locked(st, tx->name, tx->ver);
 		retain_locked(st, tx->name);
 	} else {
 		drop_locked(st, tx->name, tx->ver);

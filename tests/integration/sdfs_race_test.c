@@ -5,7 +5,9 @@
 // the old primary of the name returns (paused, declared failed, resumed,
 // so with the same id and place on the ring) and a second put gets its
 // number from it. Both may not be acknowledged as V, and every version
-// acknowledged reads back as the bytes its put sent.
+// acknowledged reads back as the bytes its put sent. And a version number
+// that already stands for two contents on different holders (as after a
+// partition) converges to one content, the other kept as a new version.
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -220,10 +222,107 @@ test_primary_handover_mid_put(void **st)
 	free(fifo);
 }
 
+typedef struct {
+	const char *name;
+	int nodes[8];
+	int n;
+	uint64_t ver[2];
+	const uint8_t *bytes[2];
+	size_t len[2];
+} reads_arg;
+
+// Every listed node reads each version as its bytes (a get through a
+// holder serves its own copy).
+static bool
+reads_back(void *argp)
+{
+	reads_arg *a = argp;
+	bool ok = true;
+	for (int i = 0; i < a->n && ok; i++) {
+		idn_client *r = client(a->nodes[i]);
+		for (int v = 0; v < 2 && ok; v++) {
+			void *data = NULL;
+			size_t len = 0;
+			ok = idn_sdfs_get_buf(r, a->name, a->ver[v], &data, &len,
+			    NULL) == IDN_OK && len == a->len[v] &&
+			    memcmp(data, a->bytes[v], len) == 0;
+			idn_free(data);
+		}
+		idn_client_close(r);
+	}
+	return ok;
+}
+
+// Copies the files of version 1 of SDFS name `from` over version 1 of
+// `to` on node i (paused meanwhile): two holders of `to` then hold one
+// version number with two contents, as two sides of a partition would
+// after each took a put under the same number.
+static void
+swap_in(int i, const char *to, const char *from)
+{
+	pid_t pid = idn_tcluster_pid(&cl, names[i]);
+	assert_true(pid > 0);
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	paused = pid;
+	int rc = idn_test_sh(NULL, "t=$(dirname \"$(grep -lx '%s' "
+	    "'%s'/%s/sdfs/files/*/name)\") && f=$(dirname \"$(grep -lx '%s' "
+	    "'%s'/*/sdfs/files/*/name | head -1)\") && v=%020d && "
+	    "cp \"$f/$v.data\" \"$t/x.tmp\" && mv \"$t/x.tmp\" "
+	    "\"$t/$v.data\" && cp \"$f/$v.meta\" \"$t/x.tmp\" && "
+	    "mv \"$t/x.tmp\" \"$t/$v.meta\"", to, cl.root, names[i], from,
+	    cl.root, 1);
+	assert_int_equal(kill(pid, SIGCONT), 0);
+	paused = -1;
+	assert_int_equal(rc, 0);
+}
+
+static void
+test_split_version_converges(void **st)
+{
+	// Version 1 of conf/f is B on two holders and C on the other two;
+	// B was put first. Both must survive, the same everywhere: B keeps
+	// version 1, C comes back as version 2.
+	uint8_t b[100], c_bytes[200];
+	pattern(b, sizeof(b), 0x3b);
+	pattern(c_bytes, sizeof(c_bytes), 0x3c);
+	idn_client *c = client(0);
+	IDN_PASS(idn_sdfs_put_buf(c, "conf/f", b, sizeof(b), NULL));
+	IDN_PASS(idn_sdfs_put_buf(c, "conf/g", c_bytes, sizeof(c_bytes),
+	    NULL));
+	idn_sdfs_info *info;
+	IDN_PASS(idn_sdfs_ls(c, "conf/f", &info));
+	assert_int_equal(info->nholders, 4);
+	reads_arg a = {.name = "conf/f", .ver = {1, 2}, .bytes = {b, c_bytes},
+	    .len = {sizeof(b), sizeof(c_bytes)}};
+	for (size_t h = 0; h < info->nholders; h++) {
+		a.nodes[a.n++] = index_of_addr(info->holders[h].addr);
+		assert_true(a.nodes[h] >= 0);
+	}
+	idn_free(info);
+	swap_in(a.nodes[0], "conf/f", "conf/g");
+	swap_in(a.nodes[1], "conf/f", "conf/g");
+	uint64_t t0 = idn_test_now_ms();
+	if (!idn_test_wait(reads_back, &a, 60000)) {
+		fail_msg("version 1 of conf/f still has two contents, or C "
+		    "was not kept as version 2");
+	}
+	fprintf(stderr, "# split version: one winner on every holder, the "
+	    "other kept as version 2, after %.1f s\n",
+	    (double) (idn_test_now_ms() - t0) / 1000.0);
+	// Every node agrees (a get through a non-holder reads replicas).
+	for (int i = 0; i < NODES; i++) {
+		a.nodes[0] = i;
+		a.n = 1;
+		assert_true(reads_back(&a));
+	}
+	idn_client_close(c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_split_version_converges),
 		cmocka_unit_test(test_primary_handover_mid_put),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
