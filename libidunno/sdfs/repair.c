@@ -375,21 +375,37 @@ wait_ms(sdfs *s, uint64_t ms)
 	pthread_mutex_unlock(&s->lock);
 }
 
+// Re-replication after a failure (every name the dead node held) must
+// not starve the node's own work on a loaded machine: the anti-entropy
+// rounds and the background pulls rest BG_IDLE times as long as they
+// worked (at most BG_REST_MAX_MS) before the next one.
+#define BG_IDLE 3
+#define BG_REST_MAX_MS 2000
+
+static uint64_t
+rest_until(uint64_t start_ms)
+{
+	uint64_t now = idn_clock_ms();
+	return now + CORE_MIN((now - start_ms) * BG_IDLE,
+	    (uint64_t) BG_REST_MAX_MS);
+}
+
 void *
 sdfs_ae_thread(void *arg)
 {
 	sdfs *s = arg;
-	uint64_t last_fp = 0, last_round = 0;
+	uint64_t last_fp = 0, last_round = 0, rested = 0;
 	bool more = false;
 	while (!s->stop) {
 		uint64_t fp = view_fingerprint(s);
 		uint64_t now = idn_clock_ms();
-		if (fp != last_fp || now - last_round >= AE_PERIOD_MS ||
-		    more) {
+		if (now >= rested && (fp != last_fp ||
+		    now - last_round >= AE_PERIOD_MS || more)) {
 			last_fp = fp;
 			last_round = now;
 			more = ae_round(s);
 			expire(s);
+			rested = rest_until(now);
 		}
 		wait_ms(s, AE_POLL_MS);
 	}
@@ -409,6 +425,7 @@ sdfs_pull_thread(void *arg)
 		}
 		s->jobs = j->next;
 		pthread_mutex_unlock(&s->lock);
+		uint64_t start = idn_clock_ms();
 		int rv = sdfs_pull_now(s, j->name, j->ver, j->src, j->nsrc);
 		if (rv != IDN_OK) {
 			core_logf(s->lg, IDN_LOG_WARN, "sdfs: pull of '%s' "
@@ -417,6 +434,10 @@ sdfs_pull_thread(void *arg)
 		}
 		free(j->name);
 		free(j);
+		for (uint64_t until = rest_until(start), now;
+		     !s->stop && (now = idn_clock_ms()) < until;) {
+			wait_ms(s, until - now);
+		}
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
