@@ -15,7 +15,7 @@
 // name, r.begin) within this is taken for dead: the write goes to the next
 // live member of the ring instead of waiting until membership declares it
 // failed (about 1-3 s, during which every put it is a replica of stalled).
-#define ANSWER_MS 500
+#define ANSWER_MS 300
 #define SUBSTITUTE_ROUNDS 2
 
 typedef struct commit_arg {
@@ -36,12 +36,21 @@ newest_local(sdfs *s, const char *name)
 	return newest;
 }
 
+// A member a write avoids when it can: suspected by membership (gossip
+// knows within a few hundred ms of a death, before it is declared failed)
+// or seen timing out here lately.
+static bool
+shunned(sdfs *s, const idn_member *m)
+{
+	return !sdfs_is_self(s, m->addr) && (m->state == IDN_MEMBER_SUSPECT ||
+	    sdfs_peer_bad(s, m->addr));
+}
+
 // The name's write set: the first R members clockwise from the name that
-// this node has not seen time out lately (sdfs_peer_bad), so that a replica
-// that died but is still in the view is replaced by the next live member
-// (where the name goes anyway once membership drops the dead one). Members
-// seen timing out fill the set only when too few others are left. Without
-// timeouts it is the replica set.
+// are not shunned, so that a replica that died but is still in the view
+// is replaced by the next live member (where the name goes anyway once
+// membership drops the dead one). Shunned members fill the set only when
+// too few others are left. Without suspicions it is the replica set.
 static size_t
 write_set(sdfs *s, const view *v, const char *name,
     char addr[R][IDN_ADDR_MAX])
@@ -55,10 +64,10 @@ write_set(sdfs *s, const view *v, const char *name,
 	size_t want = CORE_MIN(n, (size_t) R);
 	for (int pass = 0; pass < 2 && got < want; pass++) {
 		for (size_t i = 0; i < n && got < want; i++) {
-			const char *a = v->m[idx[i]].addr;
-			bool bad = !sdfs_is_self(s, a) && sdfs_peer_bad(s, a);
-			if (bad == (pass == 1)) {
-				snprintf(addr[got++], IDN_ADDR_MAX, "%s", a);
+			const idn_member *m = &v->m[idx[i]];
+			if (shunned(s, m) == (pass == 1)) {
+				snprintf(addr[got++], IDN_ADDR_MAX, "%s",
+				    m->addr);
 			}
 		}
 	}
@@ -81,10 +90,12 @@ on_ver(void *arg, const wire_env *req, wire_wr *reply)
 	if (rv != IDN_OK || (rv = sdfs_view_get(s, &v)) != IDN_OK) {
 		return rv;
 	}
-	size_t n = sdfs_view_replicas(&v, name, addr);
+	// The write set: stand-ins for shunned replicas hold the puts made
+	// while they stood in.
+	size_t n = write_set(s, &v, name, addr);
 	sdfs_view_free(&v);
 	for (size_t i = 0; i < n; i++) {
-		if (!sdfs_is_self(s, addr[i]) && !sdfs_peer_bad(s, addr[i])) {
+		if (!sdfs_is_self(s, addr[i])) {
 			others[no++] = addr[i];
 		}
 	}
@@ -143,8 +154,10 @@ on_ver(void *arg, const wire_env *req, wire_wr *reply)
 	return IDN_OK;
 }
 
-// Gets the next version from the name's primary (the first replica that
-// is not known to be unreachable). IDN_EBUSY: try again shortly.
+// Gets the next version from the name's primary: the first member of the
+// write set that answers in time (a primary that died is passed over at
+// once, as the next member orders once the dead one leaves the view).
+// IDN_EBUSY: none answered; try again shortly.
 static int
 alloc_version(sdfs *s, const char *name, uint64_t *ver)
 {
@@ -154,34 +167,31 @@ alloc_version(sdfs *s, const char *name, uint64_t *ver)
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	size_t n = sdfs_view_replicas(&v, name, addr);
+	size_t n = write_set(s, &v, name, addr);
 	sdfs_view_free(&v);
+	wire_wr *w = sdfs_body_new();
+	if (w == NULL) {
+		return IDN_ENOMEM;
+	}
+	wire_map(w, 1);
+	wire_kstr(w, "name", name);
 	rv = IDN_EUNAVAIL;
 	for (size_t i = 0; i < n; i++) {
-		if (sdfs_peer_bad(s, addr[i]) && i + 1 < n) {
-			continue;
-		}
-		wire_wr *w = sdfs_body_new();
 		wire_doc *doc = NULL;
 		wire_env env;
-		if (w == NULL) {
-			return IDN_ENOMEM;
-		}
-		wire_map(w, 1);
-		wire_kstr(w, "name", name);
 		// The primary answers after its own stats (ANSWER_MS).
 		rv = sdfs_call(s, addr[i], "sdfs.ver", w, 2 * ANSWER_MS, &doc,
 		    &env);
-		wire_wr_free(w);
 		if (rv == IDN_OK && wire_get_u64(env.body, "ver", ver)) {
 			rv = IDN_EPROTO;
 		}
 		wire_doc_free(doc);
-		if (rv == IDN_ETIMEDOUT || rv == IDN_ENET) {
-			rv = IDN_EBUSY;
+		if (rv != IDN_ETIMEDOUT && rv != IDN_ENET) {
+			break;
 		}
-		break;
+		rv = IDN_EBUSY;
 	}
+	wire_wr_free(w);
 	return rv;
 }
 
