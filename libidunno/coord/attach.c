@@ -22,6 +22,14 @@
 #define SILENCE_MS 300         // no pull answered this long: ping, promote
 #define VIEW_MS 250            // the standby's read-only view is this fresh
 #define CHECK_MS 250           // the active looks for a newer epoch
+// The majority rule: the active acts only while it heard (lease calls,
+// the standby's pulls) from a majority of the cluster within FENCE_MS, so
+// that one cut off stops before the standby, silent SILENCE_MS plus a
+// failed ping, promotes on the other side. A new active has GRACE_MS to
+// be found by the workers.
+#define FENCE_MS 250
+#define QUORUM_STEP_MS 25
+#define GRACE_MS 3000
 
 enum { ROLE_NONE, ROLE_ACTIVE, ROLE_STANDBY };
 
@@ -49,7 +57,37 @@ struct coord_role {
 	uint64_t newer;        // a worker knows this newer epoch
 	bool stepped_down;     // a newer coordinator was seen: never activate
 	                       // without promoting from a followed copy
+	uint64_t repl_ms;      // active: the standby's last pull (clock ms)
+	uint64_t active_ms;    // active since (clock ms)
+	size_t cluster;        // active: the cluster's size for the majority
+	bool cut_off;          // active: the majority rule does not hold
+	bool no_majority;      // standby: not promoting, logged
 };
+
+// Coordinator nodes and workers in the view (alive or suspected); *alive
+// (may be NULL) counts those not suspected.
+static size_t
+cluster_size(coord_role *r, size_t *alive)
+{
+	idn_member *m = NULL;
+	size_t count = 0, n = 0, a = 0;
+	if (membership_members(r->n.mship, true, &m, &count) != IDN_OK) {
+		return 0;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (strcmp(m[i].role, "coord") == 0 ||
+		    strcmp(m[i].role, "standby") == 0 ||
+		    strcmp(m[i].role, "worker") == 0) {
+			n++;
+			a += m[i].state == IDN_MEMBER_ALIVE;
+		}
+	}
+	idn_free(m);
+	if (alive != NULL) {
+		*alive = a;
+	}
+	return n;
+}
 
 static void
 rlog(coord_role *r, int level, const char *fmt, ...)
@@ -145,6 +183,9 @@ on_repl(void *arg, const wire_env *req, wire_wr *reply)
 	if (c != NULL && state == ROLE_ACTIVE) {
 		rv = coord_repl_serve(r->repl, coord_ledger(c), coord_epoch(c),
 		    req->body, reply);
+		pthread_mutex_lock(&r->lock);
+		r->repl_ms = idn_clock_ms();
+		pthread_mutex_unlock(&r->lock);
 	} else {
 		wire_map(reply, 1);
 		wire_kstr(reply, "err", "not the active coordinator");
@@ -323,6 +364,9 @@ activate(coord_role *r, ledger *led, uint64_t epoch)
 	r->state = ROLE_ACTIVE;
 	r->epoch = coord_epoch(c);
 	r->newer = 0;
+	r->active_ms = idn_clock_ms();
+	r->cluster = 0;
+	r->cut_off = false;
 	coord_replica_close(r->replica);
 	r->replica = NULL;
 	feed_members(r, c);
@@ -379,6 +423,25 @@ active_step(coord_role *r, uint64_t *last_check)
 		return;
 	}
 	uint64_t now = idn_clock_ms();
+	// The cluster's size follows membership while the rule holds; cut
+	// off, it does not shrink as the others are declared failed.
+	size_t size = cluster_size(r, NULL);
+	if (!r->cut_off || size > r->cluster) {
+		r->cluster = size;
+	}
+	bool grace = now < r->active_ms + GRACE_MS;
+	coord_set_quorum(r->c, grace ? 0 : r->cluster / 2 + 1, FENCE_MS,
+	    r->repl_ms);
+	size_t heard = 0;
+	bool ok = coord_quorum(r->c, &heard);
+	if (ok == r->cut_off) {
+		r->cut_off = !ok;
+		rlog(r, ok ? IDN_LOG_INFO : IDN_LOG_WARN, ok ? "coord: epoch %llu: "
+		    "heard from %zu of %zu members: a majority again, acting" :
+		    "coord: epoch %llu: heard from %zu of %zu members in %d ms: "
+		    "no majority, not acting", (unsigned long long) r->epoch,
+		    heard, r->cluster, FENCE_MS);
+	}
 	if (now >= *last_check + CHECK_MS) {
 		*last_check = now;
 		found f;
@@ -390,7 +453,7 @@ active_step(coord_role *r, uint64_t *last_check)
 			return;
 		}
 	}
-	wait_ms(r, 100);
+	wait_ms(r, QUORUM_STEP_MS);
 }
 
 // Rebuilds the standby's read-only view from its replica (lock held).
