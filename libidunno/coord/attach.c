@@ -433,14 +433,22 @@ active_step(coord_role *r, uint64_t *last_check)
 	coord_set_quorum(r->c, grace ? 0 : r->cluster / 2 + 1, FENCE_MS,
 	    r->repl_ms);
 	size_t heard = 0;
-	bool ok = coord_quorum(r->c, &heard);
+	uint64_t since = 0;
+	bool ok = coord_quorum(r->c, &heard, &since);
 	if (ok == r->cut_off) {
 		r->cut_off = !ok;
-		rlog(r, ok ? IDN_LOG_INFO : IDN_LOG_WARN, ok ? "coord: epoch %llu: "
-		    "heard from %zu of %zu members: a majority again, acting" :
-		    "coord: epoch %llu: heard from %zu of %zu members in %d ms: "
-		    "no majority, not acting", (unsigned long long) r->epoch,
-		    heard, r->cluster, FENCE_MS);
+		uint64_t ago = since != 0 && since <= now ? now - since : 0;
+		if (ok) {
+			rlog(r, IDN_LOG_INFO, "coord: epoch %llu: heard from "
+			    "%zu of %zu members: a majority again, acting",
+			    (unsigned long long) r->epoch, heard, r->cluster);
+		} else {
+			rlog(r, IDN_LOG_WARN, "coord: epoch %llu: heard from "
+			    "%zu of %zu members in %d ms: no majority, not "
+			    "acting (since %llu ms ago)", (unsigned long long)
+			    r->epoch, heard, r->cluster, FENCE_MS,
+			    (unsigned long long) ago);
+		}
 	}
 	if (now >= *last_check + CHECK_MS) {
 		*last_check = now;

@@ -121,30 +121,54 @@ coord_set_quorum(coord *c, size_t need, uint64_t window_ms,
 	pthread_mutex_unlock(&c->lock);
 }
 
+static int
+by_time_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+	return x > y ? -1 : x < y;
+}
+
 // The majority rule (lock held): a coordinator cut off from most of the
 // cluster stops acting before a standby on the other side can promote.
+// *since_ms (may be NULL): when it last held, i.e. when the need-th most
+// recent contact was window_ms old (clock ms; now while it holds).
 static bool
-quorum_locked(coord *c, size_t *heard)
+quorum_locked(coord *c, size_t *heard, uint64_t *since_ms)
 {
 	uint64_t now = idn_clock_ms();
 	uint64_t since = now > c->quorum_window_ms ?
 	    now - c->quorum_window_ms : 0;
-	size_t n = 1 + (c->standby_seen_ms != 0 &&
-	    c->standby_seen_ms >= since);
+	uint64_t t[MAX_WORKERS + 2];
+	size_t nt = 0, n = 0;
+	t[nt++] = now; // itself
+	t[nt++] = c->standby_seen_ms;
 	for (size_t i = 0; i < c->nworkers; i++) {
-		n += c->workers[i].seen_ms != 0 && c->workers[i].seen_ms >= since;
+		t[nt++] = c->workers[i].seen_ms;
+	}
+	for (size_t i = 0; i < nt; i++) {
+		n += t[i] != 0 && t[i] >= since;
 	}
 	if (heard != NULL) {
 		*heard = n;
 	}
-	return n >= c->quorum_need;
+	bool ok = n >= c->quorum_need;
+	if (since_ms != NULL) {
+		*since_ms = now;
+		if (!ok) {
+			qsort(t, nt, sizeof(*t), by_time_desc);
+			size_t k = c->quorum_need <= nt ? c->quorum_need : nt;
+			*since_ms = k > 0 && t[k - 1] != 0 ?
+			    t[k - 1] + c->quorum_window_ms : 0;
+		}
+	}
+	return ok;
 }
 
 bool
-coord_quorum(coord *c, size_t *heard)
+coord_quorum(coord *c, size_t *heard, uint64_t *since_ms)
 {
 	pthread_mutex_lock(&c->lock);
-	bool ok = quorum_locked(c, heard);
+	bool ok = quorum_locked(c, heard, since_ms);
 	pthread_mutex_unlock(&c->lock);
 	return ok;
 }
@@ -153,7 +177,7 @@ static bool
 quorum(coord *c)
 {
 	pthread_mutex_lock(&c->lock);
-	bool ok = quorum_locked(c, NULL);
+	bool ok = quorum_locked(c, NULL, NULL);
 	pthread_mutex_unlock(&c->lock);
 	return ok;
 }
@@ -1126,7 +1150,7 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	if (w != NULL) {
 		w->seen_ms = idn_clock_ms();
 	}
-	if (!quorum_locked(c, NULL)) {
+	if (!quorum_locked(c, NULL, NULL)) {
 		pthread_mutex_unlock(&c->lock);
 		ledger_lease_req_clear(&r);
 		free(drop);
@@ -1244,7 +1268,7 @@ coord_member(coord *c, const char *id, const char *role, bool alive)
 	}
 	pthread_mutex_lock(&c->lock);
 	cworker *w = find_worker(c, id, alive);
-	if (w != NULL && !alive && w->alive && !quorum_locked(c, NULL)) {
+	if (w != NULL && !alive && w->alive && !quorum_locked(c, NULL, NULL)) {
 		// Cut off: the others' failures are not acted on here (its
 		// leases expire by time once the rule holds again).
 		w->alive = false;
@@ -1281,7 +1305,7 @@ ticker(void *arg)
 	pthread_mutex_lock(&c->lock);
 	while (!c->stop) {
 		uint64_t now = idn_wall_ms();
-		bool acting = quorum_locked(c, NULL);
+		bool acting = quorum_locked(c, NULL, NULL);
 		for (size_t i = 0; acting && i < c->njobs; i++) {
 			cjob *j = c->jobs[i];
 			if (j->sj != NULL && j->state == IDN_JOB_RUNNING &&
@@ -1377,7 +1401,7 @@ slow(void *arg)
 	pthread_mutex_lock(&c->lock);
 	while (!c->stop) {
 		cjob *todo = NULL;
-		bool acting = quorum_locked(c, NULL);
+		bool acting = quorum_locked(c, NULL, NULL);
 		for (size_t i = 0; acting && i < c->njobs && todo == NULL; i++) {
 			cjob *j = c->jobs[i];
 			if (j->sj != NULL && j->state == IDN_JOB_RUNNING &&

@@ -60,8 +60,10 @@ ledger *coord_ledger(coord *c);
 // later, and each worker by its lease calls. need 0: no rule (default).
 void coord_set_quorum(coord *c, size_t need, uint64_t window_ms,
     uint64_t standby_ms);
-// Whether the rule holds now; *heard (may be NULL) gets the count.
-bool coord_quorum(coord *c, size_t *heard);
+// Whether the rule holds now; *heard (may be NULL) gets the count, and
+// *since_ms (may be NULL) the clock ms it last held (now while it holds;
+// 0 never).
+bool coord_quorum(coord *c, size_t *heard, uint64_t *since_ms);
 
 
 // A snapshot for the dashboard and /metrics (coord/ renders no HTTP):
