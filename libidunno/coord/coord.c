@@ -234,9 +234,10 @@ record_assign(coord *c)
 		char line[LEDGER_NAME_MAX + 32];
 		core_buf_append(&b, w ? w->id : "?", strlen(w ? w->id : "?"));
 		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
-			cjob *j = coord_job_by_key(c, c->alloc.shares[r][k].job);
+			const sched_share *sh = &c->alloc.shares[r][k];
+			cjob *j = coord_job_by_key(c, sh->job);
 			int n = snprintf(line, sizeof(line), "\t%s %.4f",
-			    j ? j->spec.job : "?", c->alloc.shares[r][k].share);
+			    j ? j->spec.job : "?", sh->share);
 			core_buf_append(&b, line, (size_t) n);
 		}
 		core_buf_append(&b, "\n", 2); // with the NUL
@@ -483,8 +484,8 @@ restore_checkpoint(coord *c, const char *path)
 		uint64_t epoch = 1;
 		if (idn_sdfs_get_buf(c->h.sdfs, "ledger/checkpoint",
 		        v[i].version, &img, &len, NULL) != IDN_OK ||
-		    ledger_image_get(img, len, "epoch", &epoch) == IDN_ECORRUPT ||
-		    (best != NULL && epoch <= best_epoch)) {
+		    ledger_image_get(img, len, "epoch", &epoch) ==
+		    IDN_ECORRUPT || (best != NULL && epoch <= best_epoch)) {
 			idn_free(img);
 			continue;
 		}
@@ -497,9 +498,10 @@ restore_checkpoint(coord *c, const char *path)
 	idn_free(v);
 	if (best != NULL &&
 	    ledger_open_image(path, best, best_len, &c->led) == IDN_OK) {
-		note(c, IDN_LOG_INFO, "coord: restored the ledger from the SDFS "
-		    "checkpoint (version %llu, epoch %llu: the highest of %zu "
-		    "kept versions; %zu bytes)", (unsigned long long) best_ver,
+		note(c, IDN_LOG_INFO, "coord: restored the ledger from the "
+		    "SDFS checkpoint (version %llu, epoch %llu: the highest of "
+		    "%zu kept versions; %zu bytes)",
+		    (unsigned long long) best_ver,
 		    (unsigned long long) best_epoch, n, best_len);
 	}
 	idn_free(best);
@@ -1402,7 +1404,8 @@ slow(void *arg)
 	while (!c->stop) {
 		cjob *todo = NULL;
 		bool acting = quorum_locked(c, NULL, NULL);
-		for (size_t i = 0; acting && i < c->njobs && todo == NULL; i++) {
+		for (size_t i = 0; acting && todo == NULL && i < c->njobs;
+		     i++) {
 			cjob *j = c->jobs[i];
 			if (j->sj != NULL && j->state == IDN_JOB_RUNNING &&
 			    !j->assembling && sched_job_finished(j->sj)) {
@@ -1440,7 +1443,8 @@ slow(void *arg)
 		uint64_t now = idn_clock_ms();
 		uint64_t changes = ledger_changes(c->led);
 		if (acting && (c->want_checkpoint ||
-		    now >= last_ckpt + CHECKPOINT_MS) && changes != ckpt_changes) {
+		        now >= last_ckpt + CHECKPOINT_MS) &&
+		    changes != ckpt_changes) {
 			c->want_checkpoint = false;
 			last_ckpt = now;
 			ckpt_changes = changes;

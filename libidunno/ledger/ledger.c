@@ -103,7 +103,8 @@ ledger_image_get(const void *img, size_t len, const char *key,
 	static const char magic[] = "SQLite format 3";
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	if (img == NULL || len < 100 || memcmp(img, magic, sizeof(magic)) != 0) {
+	if (img == NULL || len < 100 ||
+	    memcmp(img, magic, sizeof(magic)) != 0) {
 		return IDN_ECORRUPT;
 	}
 	unsigned char *copy = sqlite3_malloc64(len);
@@ -220,8 +221,8 @@ apply_locked(ledger *l, const wire_val *v)
 		size_t n;
 		return wire_get_str(v, "key", job, sizeof(job)) ||
 		    wire_get_bin(v, "text", &p, &n) ? IDN_EPROTO :
-		    exec(l, "INSERT OR REPLACE INTO meta VALUES(?, ?)", "sb", job,
-		    p, n);
+		    exec(l, "INSERT OR REPLACE INTO meta VALUES(?, ?)", "sb",
+		    job, p, n);
 	}
 	if (strcmp(op, "set") == 0) {
 		return wire_get_str(v, "key", job, sizeof(job)) ||
@@ -494,8 +495,8 @@ ledger_get_text(ledger *l, const char *key, char **text)
 				(*text)[n] = '\0';
 			}
 		} else {
-			rv = rc == SQLITE_DONE || rc == SQLITE_ROW ? IDN_ENOENT :
-			    IDN_EDB;
+			rv = rc == SQLITE_DONE || rc == SQLITE_ROW ?
+			    IDN_ENOENT : IDN_EDB;
 		}
 		sqlite3_finalize(st);
 	}

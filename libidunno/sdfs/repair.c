@@ -375,18 +375,20 @@ wait_ms(sdfs *s, uint64_t ms)
 	pthread_mutex_unlock(&s->lock);
 }
 
-// Re-replication after a failure (every name the dead node held) must
-// not starve the node's own work on a loaded machine: the anti-entropy
-// rounds and the background pulls rest BG_IDLE times as long as they
-// worked (at most BG_REST_MAX_MS) before the next one.
-#define BG_IDLE 3
+// Re-replication after a failure (every name the dead node held, on
+// every node at once) must not starve the nodes' own work on a loaded
+// machine: an anti-entropy round rests twice, a background pull four
+// times as long as it worked (at most BG_REST_MAX_MS) before the next
+// one, a view change included.
+#define AE_IDLE 2
+#define PULL_IDLE 4
 #define BG_REST_MAX_MS 2000
 
 static uint64_t
-rest_until(uint64_t start_ms)
+rest_until(uint64_t start_ms, uint64_t idle)
 {
 	uint64_t now = idn_clock_ms();
-	return now + CORE_MIN((now - start_ms) * BG_IDLE,
+	return now + CORE_MIN((now - start_ms) * idle,
 	    (uint64_t) BG_REST_MAX_MS);
 }
 
@@ -405,7 +407,7 @@ sdfs_ae_thread(void *arg)
 			last_round = now;
 			more = ae_round(s);
 			expire(s);
-			rested = rest_until(now);
+			rested = rest_until(now, AE_IDLE);
 		}
 		wait_ms(s, AE_POLL_MS);
 	}
@@ -434,7 +436,7 @@ sdfs_pull_thread(void *arg)
 		}
 		free(j->name);
 		free(j);
-		for (uint64_t until = rest_until(start), now;
+		for (uint64_t until = rest_until(start, PULL_IDLE), now;
 		     !s->stop && (now = idn_clock_ms()) < until;) {
 			wait_ms(s, until - now);
 		}

@@ -368,8 +368,8 @@ test_stale_checkpoint(void **st)
 	bool ok = idn_test_wait(restored, &epoch, 30000);
 	if (!ok) {
 		char cmd[PATH_MAX + 96];
-		snprintf(cmd, sizeof(cmd), "grep 'coord: ' '%s/coord/node.log' | "
-		    "tail -n 20 >&2", cl.root);
+		snprintf(cmd, sizeof(cmd), "grep 'coord: ' "
+		    "'%s/coord/node.log' | tail -n 20 >&2", cl.root);
 		assert_true(system(cmd) >= 0);
 	}
 	assert_true(ok);
