@@ -171,18 +171,14 @@ leased(void *arg)
 }
 
 // SIGKILLs node name itself (the CLI's start-up, slow on a loaded
-// machine, is not counted in the takeover), then tells the cluster tool;
-// returns the wall ms of the kill, 0 on failure.
+// machine, is not counted in the takeover; the cluster tool sees the node
+// gone by itself); returns the wall ms of the kill, 0 on failure.
 static uint64_t
 sigkill(const char *name)
 {
 	pid_t pid = idn_tcluster_pid(&cl, name);
 	uint64_t at = wall_ms();
-	if (pid <= 0 || kill(pid, SIGKILL) != 0) {
-		return 0;
-	}
-	idn_tcluster_kill(&cl, name);
-	return at;
+	return pid > 0 && kill(pid, SIGKILL) == 0 ? at : 0;
 }
 
 static bool
