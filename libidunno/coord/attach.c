@@ -64,13 +64,12 @@ struct coord_role {
 	bool no_majority;      // standby: not promoting, logged
 };
 
-// Coordinator nodes and workers in the view (alive or suspected); *alive
-// (may be NULL) counts those not suspected.
+// Coordinator nodes and workers in the view (alive or suspected).
 static size_t
-cluster_size(coord_role *r, size_t *alive)
+cluster_size(coord_role *r)
 {
 	idn_member *m = NULL;
-	size_t count = 0, n = 0, a = 0;
+	size_t count = 0, n = 0;
 	if (membership_members(r->n.mship, true, &m, &count) != IDN_OK) {
 		return 0;
 	}
@@ -79,13 +78,9 @@ cluster_size(coord_role *r, size_t *alive)
 		    strcmp(m[i].role, "standby") == 0 ||
 		    strcmp(m[i].role, "worker") == 0) {
 			n++;
-			a += m[i].state == IDN_MEMBER_ALIVE;
 		}
 	}
 	idn_free(m);
-	if (alive != NULL) {
-		*alive = a;
-	}
 	return n;
 }
 
@@ -250,6 +245,46 @@ on_newer(void *arg, uint64_t epoch)
 		pthread_cond_broadcast(&r->cond);
 	}
 	pthread_mutex_unlock(&r->lock);
+}
+
+// How many of the cluster's coordinator nodes and workers answer this
+// node now (itself included; the silent leader counted, not asked): any
+// answer to `node.stats` (every node has it) within ROLE_CALL_MS.
+static void
+reach(coord_role *r, size_t *reached, size_t *size)
+{
+	idn_member *m = NULL;
+	size_t count = 0, n = 0;
+	*reached = 1;
+	*size = 1;
+	if (membership_members(r->n.mship, true, &m, &count) != IDN_OK) {
+		return;
+	}
+	const char **addrs = core_alloc((count + 1) * sizeof(*addrs));
+	int *rvs = core_alloc((count + 1) * sizeof(*rvs));
+	for (size_t i = 0; addrs != NULL && i < count; i++) {
+		if ((strcmp(m[i].role, "coord") != 0 &&
+		        strcmp(m[i].role, "standby") != 0 &&
+		        strcmp(m[i].role, "worker") != 0) ||
+		    strcmp(m[i].id, r->id) == 0) {
+			continue;
+		}
+		(*size)++;
+		if (strcmp(m[i].id, r->leader) != 0) {
+			addrs[n++] = m[i].addr;
+		}
+	}
+	if (addrs != NULL && rvs != NULL && n > 0 &&
+	    rpc_fanout(r->n.rpc, addrs, n, "node.stats", NULL, ROLE_CALL_MS,
+	        rvs, NULL, NULL) == IDN_OK) {
+		for (size_t i = 0; i < n; i++) {
+			*reached += rvs[i] != IDN_ETIMEDOUT &&
+			    rvs[i] != IDN_ENET && rvs[i] != IDN_ECLOSED;
+		}
+	}
+	free(addrs);
+	free(rvs);
+	idn_free(m);
 }
 
 // ---- finding the active coordinator
@@ -425,7 +460,7 @@ active_step(coord_role *r, uint64_t *last_check)
 	uint64_t now = idn_clock_ms();
 	// The cluster's size follows membership while the rule holds; cut
 	// off, it does not shrink as the others are declared failed.
-	size_t size = cluster_size(r, NULL);
+	size_t size = cluster_size(r);
 	if (!r->cut_off || size > r->cluster) {
 		r->cluster = size;
 	}
@@ -580,6 +615,23 @@ standby_step(coord_role *r, uint64_t *last_ok, uint64_t *last_view)
 		}
 		return;
 	}
+	// Only a standby that reaches a majority promotes: one cut off from
+	// the cluster waits (the active one may be fine).
+	size_t reached = 0, size = 0;
+	pthread_mutex_unlock(&r->lock);
+	reach(r, &reached, &size);
+	pthread_mutex_lock(&r->lock);
+	if (reached * 2 <= size) {
+		if (!r->no_majority) {
+			rlog(r, IDN_LOG_WARN, "coord: standby: coordinator %s "
+			    "silent, but only %zu of %zu members reached: no "
+			    "majority, not promoting", r->leader, reached, size);
+		}
+		r->no_majority = true;
+		wait_ms(r, 50);
+		return;
+	}
+	r->no_majority = false;
 	promote(r, now - *last_ok);
 }
 
