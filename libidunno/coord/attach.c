@@ -6,6 +6,7 @@
 // commands from it, and promoting itself with a new epoch when the active
 // one stops answering). And `sched.where`, which every node answers.
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@
 // failed ping, promotes on the other side. A new active has GRACE_MS to
 // be found by the workers.
 #define FENCE_MS 250
-#define QUORUM_STEP_MS 25
+#define QUORUM_STEP_MS 50
 #define GRACE_MS 3000
 
 enum { ROLE_NONE, ROLE_ACTIVE, ROLE_STANDBY };
@@ -57,7 +58,7 @@ struct coord_role {
 	uint64_t newer;        // a worker knows this newer epoch
 	bool stepped_down;     // a newer coordinator was seen: never activate
 	                       // without promoting from a followed copy
-	uint64_t repl_ms;      // active: the standby's last pull (clock ms)
+	_Atomic uint64_t repl_ms; // active: the standby's last pull (clock ms)
 	uint64_t active_ms;    // active since (clock ms)
 	size_t cluster;        // active: the cluster's size for the majority
 	bool cut_off;          // active: the majority rule does not hold
@@ -178,9 +179,7 @@ on_repl(void *arg, const wire_env *req, wire_wr *reply)
 	if (c != NULL && state == ROLE_ACTIVE) {
 		rv = coord_repl_serve(r->repl, coord_ledger(c), coord_epoch(c),
 		    req->body, reply);
-		pthread_mutex_lock(&r->lock);
-		r->repl_ms = idn_clock_ms();
-		pthread_mutex_unlock(&r->lock);
+		atomic_store(&r->repl_ms, idn_clock_ms());
 	} else {
 		wire_map(reply, 1);
 		wire_kstr(reply, "err", "not the active coordinator");
@@ -459,17 +458,24 @@ active_step(coord_role *r, uint64_t *last_check)
 	}
 	uint64_t now = idn_clock_ms();
 	// The cluster's size follows membership while the rule holds; cut
-	// off, it does not shrink as the others are declared failed.
+	// off, it does not shrink as the others are declared failed. The
+	// role's lock is not held meanwhile: the standby's pulls need it,
+	// and the coordinator's lock may be busy. Only this thread swaps
+	// r->c.
+	coord *c = r->c;
+	bool grace = now < r->active_ms + GRACE_MS;
+	pthread_mutex_unlock(&r->lock);
 	size_t size = cluster_size(r);
+	pthread_mutex_lock(&r->lock);
 	if (!r->cut_off || size > r->cluster) {
 		r->cluster = size;
 	}
-	bool grace = now < r->active_ms + GRACE_MS;
-	coord_set_quorum(r->c, grace ? 0 : r->cluster / 2 + 1, FENCE_MS,
-	    r->repl_ms);
-	size_t heard = 0;
+	size_t need = grace ? 0 : r->cluster / 2 + 1, heard = 0;
 	uint64_t since = 0;
-	bool ok = coord_quorum(r->c, &heard, &since);
+	pthread_mutex_unlock(&r->lock);
+	coord_set_quorum(c, need, FENCE_MS, atomic_load(&r->repl_ms));
+	bool ok = coord_quorum(c, &heard, &since);
+	pthread_mutex_lock(&r->lock);
 	if (ok == r->cut_off) {
 		r->cut_off = !ok;
 		uint64_t ago = since != 0 && since <= now ? now - since : 0;
