@@ -335,6 +335,8 @@ self_index(sdfs *s, const put_sess *ps)
 
 // Opens the write on the session's replicas marked in todo: locally, or
 // by r.begin; a replica that does not answer within ANSWER_MS leaves it.
+// When none of them answered, this node is more likely slow (saturated)
+// than they all dead: they are asked again with the patient timeout.
 static void
 begin_on(sdfs *s, put_sess *ps, const bool *todo, wire_wr *w)
 {
@@ -344,6 +346,21 @@ begin_on(sdfs *s, put_sess *ps, const bool *todo, wire_wr *w)
 		ps->live[me] = false;
 	}
 	fan_replicas(s, ps, todo, "sdfs.r.begin", w, ANSWER_MS, false);
+	bool again[R] = {false}, asked = false, answered = false;
+	for (size_t i = 0; i < ps->nrep; i++) {
+		if (todo[i] && i != me) {
+			asked = true;
+			answered = answered || ps->live[i];
+			again[i] = true;
+		}
+	}
+	if (asked && !answered) {
+		for (size_t i = 0; i < ps->nrep; i++) {
+			ps->live[i] = ps->live[i] || again[i];
+		}
+		fan_replicas(s, ps, again, "sdfs.r.begin", w, STAT_TIMEOUT_MS,
+		    false);
+	}
 }
 
 static bool
