@@ -8,6 +8,7 @@
 // failure-free run (no query lost or duplicated). The killed node is then
 // restarted and rejoins as the standby for the next round.
 // Usage: failover [KILLS]   (default 10)
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,13 @@ static int
 cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+	return x < y ? -1 : x > y;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *) a, y = *(const double *) b;
 	return x < y ? -1 : x > y;
 }
 
@@ -162,6 +170,17 @@ leased(void *arg)
 	return first_lease_ms(w->name, w->epoch) != 0;
 }
 
+// SIGKILLs node name itself (the CLI's start-up, slow on a loaded
+// machine, is not counted in the takeover; the cluster tool sees the node
+// gone by itself); returns the wall ms of the kill, 0 on failure.
+static uint64_t
+sigkill(const char *name)
+{
+	pid_t pid = idn_tcluster_pid(&cl, name);
+	uint64_t at = wall_ms();
+	return pid > 0 && kill(pid, SIGKILL) == 0 ? at : 0;
+}
+
 static bool
 finished(void *arg)
 {
@@ -220,10 +239,10 @@ main(int argc, char **argv)
 		usleep(WINDOW_MS * 1000);
 		double d1 = done_now(a, b);
 		uint64_t t1 = wall_ms();
-		if (idn_tcluster_kill(&cl, active) != IDN_OK) {
+		uint64_t killed = sigkill(active);
+		if (killed == 0) {
 			break;
 		}
-		uint64_t killed = wall_ms();
 		who w = {standby, (uint64_t) k + 2};
 		bool ok = idn_test_wait(leased, &w, 10000);
 		uint64_t lease = ok ? first_lease_ms(standby, w.epoch) : 0;
@@ -276,7 +295,7 @@ main(int argc, char **argv)
 		usleep(WINDOW_MS * 1000);
 		double d1 = done_now("ca", "cb");
 		uint64_t t1 = wall_ms();
-		if (idn_tcluster_kill(&cl, "worker7") == IDN_OK) {
+		if (sigkill("worker7") != 0) {
 			usleep(WINDOW_MS * 1000);
 			double d2 = done_now("ca", "cb");
 			uint64_t t2 = wall_ms();
@@ -291,17 +310,19 @@ main(int argc, char **argv)
 		uint64_t s[100];
 		memcpy(s, take, n * sizeof(*s));
 		qsort(s, n, sizeof(*s), cmp_u64);
-		double sum = 0;
+		double sum = 0, r[100];
 		for (uint64_t i = 0; i < n; i++) {
 			sum += ratio[i];
+			r[i] = ratio[i];
 		}
+		qsort(r, n, sizeof(*r), cmp_double);
 		printf("takeover (kill -> first lease of the new coordinator) over "
 		    "%llu kills: median %llu ms, max %llu ms (goal <= 1000 / "
 		    "1500)\n", (unsigned long long) n, (unsigned long long)
 		    s[n / 2], (unsigned long long) s[n - 1]);
 		printf("completed-query rate in the 2 s after the kill / the 2 s "
-		    "before: mean %.2f, min %.2f (goal >= 0.80)\n", sum /
-		    (double) n, worst);
+		    "before: median %.2f, mean %.2f, min %.2f (goal >= 0.80)\n",
+		    r[n / 2], sum / (double) n, worst);
 		if (control >= 0) {
 			printf("control, a worker killed instead of the "
 			    "coordinator: rate ratio %.2f\n", control);

@@ -41,7 +41,9 @@ sched_cmd_usage(void)
 	       "stdout)\n"
 	       "  stats [JOB] [--json]    rates, processing and latency "
 	       "statistics\n"
-	       "  assign [--json]         which worker serves which job\n";
+	       "  assign [--json]         which worker serves which job\n"
+	       "  (jobs, stats, assign: --here asks the --node itself, e.g. "
+	       "a standby's copy)\n";
 }
 
 static int
@@ -232,22 +234,25 @@ remove_cmd(idn_client *c, const char *what, int argc, char **argv)
 static int
 doc_cmd(idn_client *c, const char *what, int argc, char **argv)
 {
-	bool json = false;
+	bool json = false, here = false;
 	const char *job = NULL;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
 			json = true;
+		} else if (strcmp(argv[i], "--here") == 0) {
+			here = true;
 		} else if (job == NULL && argv[i][0] != '-' &&
 		    strcmp(what, "stats") == 0) {
 			job = argv[i];
 		} else {
-			fprintf(stderr, "idunno %s%s [--json]\n", what,
+			fprintf(stderr, "idunno %s%s [--json] [--here]\n", what,
 			    strcmp(what, "stats") == 0 ? " [JOB]" : "");
 			return 2;
 		}
 	}
 	char *out = NULL;
-	int rv = !json ? idn_sched_table(c, what, job, &out) :
+	int rv = here ? idn_sched_doc_here(c, what, job, !json, &out) :
+	    !json ? idn_sched_table(c, what, job, &out) :
 	    strcmp(what, "stats") == 0 ? idn_sched_stats(c, job, &out) :
 	    strcmp(what, "jobs") == 0 ? idn_sched_jobs(c, &out) :
 	    idn_sched_assign(c, &out);

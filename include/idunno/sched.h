@@ -81,6 +81,14 @@ IDN_API int idn_sched_assign(idn_client *c, char **json);
 IDN_API int idn_sched_table(idn_client *c, const char *what,
     const char *job, char **text);
 
+// idn_sched_doc_here asks the node the client was opened on instead of
+// the active coordinator: a coordinator node answers from its own state,
+// a standby from its replicated copy (read-only, up to ~250 ms behind);
+// a node without a coordinator role has no such route (an error).
+// text: the table, else the JSON.
+IDN_API int idn_sched_doc_here(idn_client *c, const char *what,
+    const char *job, bool text, char **out);
+
 // idn_sched_where asks the client's node which node is the active
 // coordinator (its membership view) and writes its "host:port" to addr.
 // IDN_EUNAVAIL: none is alive; IDN_ETOOBIG: cap too small.

@@ -6,6 +6,7 @@
 // commands from it, and promoting itself with a new epoch when the active
 // one stops answering). And `sched.where`, which every node answers.
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,14 @@
 #define SILENCE_MS 300         // no pull answered this long: ping, promote
 #define VIEW_MS 250            // the standby's read-only view is this fresh
 #define CHECK_MS 250           // the active looks for a newer epoch
+// The majority rule: the active acts only while it heard (lease calls,
+// the standby's pulls) from a majority of the cluster within FENCE_MS, so
+// that one cut off stops before the standby, silent SILENCE_MS plus a
+// failed ping, promotes on the other side. A new active has GRACE_MS to
+// be found by the workers.
+#define FENCE_MS 250
+#define QUORUM_STEP_MS 50
+#define GRACE_MS 3000
 
 enum { ROLE_NONE, ROLE_ACTIVE, ROLE_STANDBY };
 
@@ -49,7 +58,32 @@ struct coord_role {
 	uint64_t newer;        // a worker knows this newer epoch
 	bool stepped_down;     // a newer coordinator was seen: never activate
 	                       // without promoting from a followed copy
+	_Atomic uint64_t repl_ms; // active: the standby's last pull (clock ms)
+	uint64_t active_ms;    // active since (clock ms)
+	size_t cluster;        // active: the cluster's size for the majority
+	bool cut_off;          // active: the majority rule does not hold
+	bool no_majority;      // standby: not promoting, logged
 };
+
+// Coordinator nodes and workers in the view (alive or suspected).
+static size_t
+cluster_size(coord_role *r)
+{
+	idn_member *m = NULL;
+	size_t count = 0, n = 0;
+	if (membership_members(r->n.mship, true, &m, &count) != IDN_OK) {
+		return 0;
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (strcmp(m[i].role, "coord") == 0 ||
+		    strcmp(m[i].role, "standby") == 0 ||
+		    strcmp(m[i].role, "worker") == 0) {
+			n++;
+		}
+	}
+	idn_free(m);
+	return n;
+}
 
 static void
 rlog(coord_role *r, int level, const char *fmt, ...)
@@ -145,6 +179,7 @@ on_repl(void *arg, const wire_env *req, wire_wr *reply)
 	if (c != NULL && state == ROLE_ACTIVE) {
 		rv = coord_repl_serve(r->repl, coord_ledger(c), coord_epoch(c),
 		    req->body, reply);
+		atomic_store(&r->repl_ms, idn_clock_ms());
 	} else {
 		wire_map(reply, 1);
 		wire_kstr(reply, "err", "not the active coordinator");
@@ -209,6 +244,46 @@ on_newer(void *arg, uint64_t epoch)
 		pthread_cond_broadcast(&r->cond);
 	}
 	pthread_mutex_unlock(&r->lock);
+}
+
+// How many of the cluster's coordinator nodes and workers answer this
+// node now (itself included; the silent leader counted, not asked): any
+// answer to `node.stats` (every node has it) within ROLE_CALL_MS.
+static void
+reach(coord_role *r, size_t *reached, size_t *size)
+{
+	idn_member *m = NULL;
+	size_t count = 0, n = 0;
+	*reached = 1;
+	*size = 1;
+	if (membership_members(r->n.mship, true, &m, &count) != IDN_OK) {
+		return;
+	}
+	const char **addrs = core_alloc((count + 1) * sizeof(*addrs));
+	int *rvs = core_alloc((count + 1) * sizeof(*rvs));
+	for (size_t i = 0; addrs != NULL && i < count; i++) {
+		if ((strcmp(m[i].role, "coord") != 0 &&
+		        strcmp(m[i].role, "standby") != 0 &&
+		        strcmp(m[i].role, "worker") != 0) ||
+		    strcmp(m[i].id, r->id) == 0) {
+			continue;
+		}
+		(*size)++;
+		if (strcmp(m[i].id, r->leader) != 0) {
+			addrs[n++] = m[i].addr;
+		}
+	}
+	if (addrs != NULL && rvs != NULL && n > 0 &&
+	    rpc_fanout(r->n.rpc, addrs, n, "node.stats", NULL, ROLE_CALL_MS,
+	        rvs, NULL, NULL) == IDN_OK) {
+		for (size_t i = 0; i < n; i++) {
+			*reached += rvs[i] != IDN_ETIMEDOUT &&
+			    rvs[i] != IDN_ENET && rvs[i] != IDN_ECLOSED;
+		}
+	}
+	free(addrs);
+	free(rvs);
+	idn_free(m);
 }
 
 // ---- finding the active coordinator
@@ -323,6 +398,9 @@ activate(coord_role *r, ledger *led, uint64_t epoch)
 	r->state = ROLE_ACTIVE;
 	r->epoch = coord_epoch(c);
 	r->newer = 0;
+	r->active_ms = idn_clock_ms();
+	r->cluster = 0;
+	r->cut_off = false;
 	coord_replica_close(r->replica);
 	r->replica = NULL;
 	feed_members(r, c);
@@ -379,6 +457,40 @@ active_step(coord_role *r, uint64_t *last_check)
 		return;
 	}
 	uint64_t now = idn_clock_ms();
+	// The cluster's size follows membership while the rule holds; cut
+	// off, it does not shrink as the others are declared failed. The
+	// role's lock is not held meanwhile: the standby's pulls need it,
+	// and the coordinator's lock may be busy. Only this thread swaps
+	// r->c.
+	coord *c = r->c;
+	bool grace = now < r->active_ms + GRACE_MS;
+	pthread_mutex_unlock(&r->lock);
+	size_t size = cluster_size(r);
+	pthread_mutex_lock(&r->lock);
+	if (!r->cut_off || size > r->cluster) {
+		r->cluster = size;
+	}
+	size_t need = grace ? 0 : r->cluster / 2 + 1, heard = 0;
+	uint64_t since = 0;
+	pthread_mutex_unlock(&r->lock);
+	coord_set_quorum(c, need, FENCE_MS, atomic_load(&r->repl_ms));
+	bool ok = coord_quorum(c, &heard, &since);
+	pthread_mutex_lock(&r->lock);
+	if (ok == r->cut_off) {
+		r->cut_off = !ok;
+		uint64_t ago = since != 0 && since <= now ? now - since : 0;
+		if (ok) {
+			rlog(r, IDN_LOG_INFO, "coord: epoch %llu: heard from "
+			    "%zu of %zu members: a majority again, acting",
+			    (unsigned long long) r->epoch, heard, r->cluster);
+		} else {
+			rlog(r, IDN_LOG_WARN, "coord: epoch %llu: heard from "
+			    "%zu of %zu members in %d ms: no majority, not "
+			    "acting (since %llu ms ago)", (unsigned long long)
+			    r->epoch, heard, r->cluster, FENCE_MS,
+			    (unsigned long long) ago);
+		}
+	}
 	if (now >= *last_check + CHECK_MS) {
 		*last_check = now;
 		found f;
@@ -390,7 +502,7 @@ active_step(coord_role *r, uint64_t *last_check)
 			return;
 		}
 	}
-	wait_ms(r, 100);
+	wait_ms(r, QUORUM_STEP_MS);
 }
 
 // Rebuilds the standby's read-only view from its replica (lock held).
@@ -509,6 +621,23 @@ standby_step(coord_role *r, uint64_t *last_ok, uint64_t *last_view)
 		}
 		return;
 	}
+	// Only a standby that reaches a majority promotes: one cut off from
+	// the cluster waits (the active one may be fine).
+	size_t reached = 0, size = 0;
+	pthread_mutex_unlock(&r->lock);
+	reach(r, &reached, &size);
+	pthread_mutex_lock(&r->lock);
+	if (reached * 2 <= size) {
+		if (!r->no_majority) {
+			rlog(r, IDN_LOG_WARN, "coord: standby: coordinator %s "
+			    "silent, but only %zu of %zu members reached: no "
+			    "majority, not promoting", r->leader, reached, size);
+		}
+		r->no_majority = true;
+		wait_ms(r, 50);
+		return;
+	}
+	r->no_majority = false;
 	promote(r, now - *last_ok);
 }
 

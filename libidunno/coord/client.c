@@ -293,9 +293,11 @@ idn_job_remove(idn_client *c, const char *job, char **errmsg)
 	return call_simple(c, "sched.remove", job_body(job), errmsg);
 }
 
+// here: ask the client's own node (its coordinator role: the active one,
+// or a standby's read-only copy) instead of the active coordinator.
 static int
 get_doc(idn_client *c, const char *type, const char *job, bool text,
-    char **out)
+    bool here, char **out)
 {
 	wire_wr *w = NULL;
 	wire_doc *d = NULL;
@@ -309,7 +311,8 @@ get_doc(idn_client *c, const char *type, const char *job, bool text,
 	wire_map(w, 2);
 	wire_kstr(w, "job", job ? job : "");
 	wire_kbool(w, "text", text);
-	int rv = coord_call(c, type, w, NULL, &d, &e);
+	int rv = here ? rpc_client_call(c, type, w, &d, &e) :
+	    coord_call(c, type, w, NULL, &d, &e);
 	wire_wr_free(w);
 	if (rv == IDN_OK) {
 		rv = wire_dup_str(wire_get(e.body, "json"), 64u << 20, out);
@@ -321,33 +324,46 @@ get_doc(idn_client *c, const char *type, const char *job, bool text,
 int
 idn_sched_stats(idn_client *c, const char *job, char **json)
 {
-	return get_doc(c, "sched.stats", job, false, json);
+	return get_doc(c, "sched.stats", job, false, false, json);
 }
 
 int
 idn_sched_jobs(idn_client *c, char **json)
 {
-	return get_doc(c, "sched.jobs", NULL, false, json);
+	return get_doc(c, "sched.jobs", NULL, false, false, json);
 }
 
 int
 idn_sched_assign(idn_client *c, char **json)
 {
-	return get_doc(c, "sched.assign", NULL, false, json);
+	return get_doc(c, "sched.assign", NULL, false, false, json);
+}
+
+static const char *
+doc_type(const char *what)
+{
+	return what == NULL ? NULL :
+	    strcmp(what, "stats") == 0 ? "sched.stats" :
+	    strcmp(what, "jobs") == 0 ? "sched.jobs" :
+	    strcmp(what, "assign") == 0 ? "sched.assign" : NULL;
 }
 
 int
 idn_sched_table(idn_client *c, const char *what, const char *job,
     char **text)
 {
-	const char *type = what == NULL ? NULL :
-	    strcmp(what, "stats") == 0 ? "sched.stats" :
-	    strcmp(what, "jobs") == 0 ? "sched.jobs" :
-	    strcmp(what, "assign") == 0 ? "sched.assign" : NULL;
-	if (type == NULL) {
-		return IDN_EINVAL;
-	}
-	return get_doc(c, type, job, true, text);
+	const char *type = doc_type(what);
+	return type == NULL ? IDN_EINVAL : get_doc(c, type, job, true, false,
+	    text);
+}
+
+int
+idn_sched_doc_here(idn_client *c, const char *what, const char *job,
+    bool text, char **out)
+{
+	const char *type = doc_type(what);
+	return type == NULL ? IDN_EINVAL : get_doc(c, type, job, text, true,
+	    out);
 }
 
 int

@@ -110,6 +110,78 @@ find_worker(coord *c, const char *id, bool create)
 	return w;
 }
 
+void
+coord_set_quorum(coord *c, size_t need, uint64_t window_ms,
+    uint64_t standby_ms)
+{
+	pthread_mutex_lock(&c->lock);
+	c->quorum_need = need;
+	c->quorum_window_ms = window_ms;
+	c->standby_seen_ms = standby_ms;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static int
+by_time_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+	return x > y ? -1 : x < y;
+}
+
+// The majority rule (lock held): a coordinator cut off from most of the
+// cluster stops acting before a standby on the other side can promote.
+// *since_ms (may be NULL): when it last held, i.e. when the need-th most
+// recent contact was window_ms old (clock ms; now while it holds).
+static bool
+quorum_locked(coord *c, size_t *heard, uint64_t *since_ms)
+{
+	uint64_t now = idn_clock_ms();
+	uint64_t since = now > c->quorum_window_ms ?
+	    now - c->quorum_window_ms : 0;
+	uint64_t t[MAX_WORKERS + 2];
+	size_t nt = 0, n = 0;
+	t[nt++] = now; // itself
+	t[nt++] = c->standby_seen_ms;
+	for (size_t i = 0; i < c->nworkers; i++) {
+		t[nt++] = c->workers[i].seen_ms;
+	}
+	for (size_t i = 0; i < nt; i++) {
+		n += t[i] != 0 && t[i] >= since;
+	}
+	if (heard != NULL) {
+		*heard = n;
+	}
+	bool ok = n >= c->quorum_need;
+	if (since_ms != NULL) {
+		*since_ms = now;
+		if (!ok) {
+			qsort(t, nt, sizeof(*t), by_time_desc);
+			size_t k = c->quorum_need <= nt ? c->quorum_need : nt;
+			*since_ms = k > 0 && t[k - 1] != 0 ?
+			    t[k - 1] + c->quorum_window_ms : 0;
+		}
+	}
+	return ok;
+}
+
+bool
+coord_quorum(coord *c, size_t *heard, uint64_t *since_ms)
+{
+	pthread_mutex_lock(&c->lock);
+	bool ok = quorum_locked(c, heard, since_ms);
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
+static bool
+quorum(coord *c)
+{
+	pthread_mutex_lock(&c->lock);
+	bool ok = quorum_locked(c, NULL, NULL);
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
 bool
 coord_infer_active(const cjob *j)
 {
@@ -145,6 +217,98 @@ served(cworker *w, uint64_t job)
 	return &w->served_ms[0];
 }
 
+// The allocation as text, one line per worker: its id, then a tab and
+// "job share" per share. The ledger keeps it (when it changed) so that a
+// standby answers `assign` from its copy.
+static void
+record_assign(coord *c)
+{
+	core_buf b = {0};
+	for (size_t r = 0; c->alloc.workers != NULL && r < c->alloc.nworkers;
+	     r++) {
+		cworker *w = NULL;
+		for (size_t i = 0; i < c->nworkers && w == NULL; i++) {
+			w = c->workers[i].key == c->alloc.workers[r] ?
+			    &c->workers[i] : NULL;
+		}
+		char line[LEDGER_NAME_MAX + 32];
+		core_buf_append(&b, w ? w->id : "?", strlen(w ? w->id : "?"));
+		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
+			const sched_share *sh = &c->alloc.shares[r][k];
+			cjob *j = coord_job_by_key(c, sh->job);
+			int n = snprintf(line, sizeof(line), "\t%s %.4f",
+			    j ? j->spec.job : "?", sh->share);
+			core_buf_append(&b, line, (size_t) n);
+		}
+		core_buf_append(&b, "\n", 2); // with the NUL
+		b.len--;
+	}
+	const char *text = b.data ? (const char *) b.data : "";
+	if (c->assign_rec == NULL || strcmp(c->assign_rec, text) != 0) {
+		char *copy = core_strdup(text);
+		if (copy != NULL && ledger_set_text(c->led, "assign", text) ==
+		    IDN_OK) {
+			free(c->assign_rec);
+			c->assign_rec = copy;
+		} else {
+			free(copy);
+		}
+	}
+	core_buf_free(&b);
+}
+
+// A standby's view: the active's last allocation from the copy, with
+// its workers known by id only.
+static void
+restore_assign(coord *c)
+{
+	char *text = NULL;
+	if (ledger_get_text(c->led, "assign", &text) != IDN_OK) {
+		return;
+	}
+	size_t rows = 0;
+	for (const char *p = text; *p; p++) {
+		rows += *p == '\n';
+	}
+	sched_alloc *a = &c->alloc;
+	a->workers = core_alloc(sizeof(*a->workers) * (rows ? rows : 1));
+	a->nshares = core_alloc(sizeof(*a->nshares) * (rows ? rows : 1));
+	a->shares = core_alloc(sizeof(*a->shares) * (rows ? rows : 1));
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line != NULL &&
+	     a->workers && a->nshares && a->shares && a->nworkers < rows;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *f = NULL, *id = strtok_r(line, "\t", &f);
+		cworker *w = id ? find_worker(c, id, true) : NULL;
+		if (w == NULL) {
+			continue;
+		}
+		size_t r = a->nworkers++;
+		a->workers[r] = w->key;
+		a->nshares[r] = 0;
+		a->shares[r] = core_alloc(sizeof(sched_share) * MAX_JOBS);
+		for (char *t = strtok_r(NULL, "\t", &f); t != NULL &&
+		     a->shares[r] != NULL && a->nshares[r] < MAX_JOBS;
+		     t = strtok_r(NULL, "\t", &f)) {
+			char *sp = strrchr(t, ' ');
+			cjob *j = NULL;
+			if (sp != NULL) {
+				*sp = '\0';
+				j = coord_find_job(c, t);
+			}
+			if (j != NULL) {
+				a->shares[r][a->nshares[r]++] =
+				    (sched_share){j->key, strtod(sp + 1, NULL)};
+			}
+		}
+	}
+	c->have_alloc = a->workers && a->nshares && a->shares;
+	if (!c->have_alloc) {
+		sched_alloc_free(a);
+	}
+	free(text);
+}
+
 // Re-runs the allocation over the active inference jobs and live workers.
 static void
 reassign(coord *c, uint64_t now)
@@ -176,6 +340,7 @@ reassign(coord *c, uint64_t now)
 	c->have_alloc = true;
 	c->dirty = false;
 	c->last_assign_ms = now;
+	record_assign(c);
 }
 
 static size_t
@@ -295,6 +460,53 @@ restore_lease(void *arg, const char *job, uint32_t batch, const char *worker,
 	    r->now + COORD_LEASE_MS);
 }
 
+// No local ledger: the SDFS checkpoint with the highest epoch, if any. A
+// coordinator paused or cut off past its detection may still write its
+// stale checkpoint once it resumes, before it steps down: a newer SDFS
+// version with a lower epoch inside. So the kept versions are read and
+// the highest epoch wins (the newest version among equals): a lower
+// epoch never replaces a higher one.
+static void
+restore_checkpoint(coord *c, const char *path)
+{
+	idn_sdfs_version *v = NULL;
+	size_t n = 0;
+	void *best = NULL;
+	size_t best_len = 0;
+	uint64_t best_epoch = 0, best_ver = 0;
+	if (idn_sdfs_versions(c->h.sdfs, "ledger/checkpoint",
+	        IDN_SDFS_KEEP_VERSIONS, &v, &n) != IDN_OK) {
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		void *img = NULL;
+		size_t len = 0;
+		uint64_t epoch = 1;
+		if (idn_sdfs_get_buf(c->h.sdfs, "ledger/checkpoint",
+		        v[i].version, &img, &len, NULL) != IDN_OK ||
+		    ledger_image_get(img, len, "epoch", &epoch) ==
+		    IDN_ECORRUPT || (best != NULL && epoch <= best_epoch)) {
+			idn_free(img);
+			continue;
+		}
+		idn_free(best);
+		best = img;
+		best_len = len;
+		best_epoch = epoch;
+		best_ver = v[i].version;
+	}
+	idn_free(v);
+	if (best != NULL &&
+	    ledger_open_image(path, best, best_len, &c->led) == IDN_OK) {
+		note(c, IDN_LOG_INFO, "coord: restored the ledger from the "
+		    "SDFS checkpoint (version %llu, epoch %llu: the highest of "
+		    "%zu kept versions; %zu bytes)",
+		    (unsigned long long) best_ver,
+		    (unsigned long long) best_epoch, n, best_len);
+	}
+	idn_free(best);
+}
+
 static int
 open_ledger(coord *c)
 {
@@ -304,16 +516,7 @@ open_ledger(coord *c)
 	c->led = c->h.led;
 	bool fresh = rv == IDN_OK && c->led == NULL && access(path, F_OK) != 0;
 	if (rv == IDN_OK && fresh) {
-		// No local ledger: the last checkpoint in SDFS, if any.
-		void *img = NULL;
-		size_t len = 0;
-		if (idn_sdfs_get_buf(c->h.sdfs, "ledger/checkpoint", 0, &img,
-		        &len, NULL) == IDN_OK &&
-		    ledger_open_image(path, img, len, &c->led) == IDN_OK) {
-			note(c, IDN_LOG_INFO, "coord: restored the ledger from "
-			    "the SDFS checkpoint (%zu bytes)", len);
-		}
-		idn_free(img);
+		restore_checkpoint(c, path);
 	}
 	if (rv == IDN_OK && c->led == NULL) {
 		rv = ledger_open(path, &c->led);
@@ -339,6 +542,9 @@ open_ledger(coord *c)
 	c->epoch = c->h.epoch > epoch ? c->h.epoch : epoch;
 	if (rv == IDN_OK && !c->h.passive) {
 		rv = ledger_set(c->led, "epoch", c->epoch);
+	}
+	if (rv == IDN_OK && c->h.passive) {
+		restore_assign(c);
 	}
 	if (rv == IDN_OK && c->njobs > 0 && !c->h.passive) {
 		note(c, IDN_LOG_INFO, "coord: restored %zu jobs, phase %s",
@@ -988,9 +1194,19 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	size_t n = 0, ndrop = 0;
 	uint64_t now = idn_wall_ms();
 	pthread_mutex_lock(&c->lock);
+	cworker *w = find_worker(c, r.worker, true);
+	if (w != NULL) {
+		w->seen_ms = idn_clock_ms();
+	}
+	if (!quorum_locked(c, NULL, NULL)) {
+		pthread_mutex_unlock(&c->lock);
+		ledger_lease_req_clear(&r);
+		free(drop);
+		return coord_refuse(reply, IDN_EUNAVAIL, "no majority of the "
+		    "cluster reachable; coordinator changing, retry");
+	}
 	// The call's ledger changes (completions, leases) commit together.
 	ledger_begin(c->led);
-	cworker *w = find_worker(c, r.worker, true);
 	if (w != NULL && !w->alive) {
 		w->alive = true;
 		c->dirty = true;
@@ -1077,6 +1293,12 @@ coord_handle(coord *c, const char *type, const wire_val *body,
     wire_wr *reply)
 {
 	coord_reply_epoch = c->epoch;
+	if (!c->h.passive && (strcmp(type, "sched.add") == 0 ||
+	        strcmp(type, "sched.remove") == 0 ||
+	        strcmp(type, "sched.phase") == 0) && !quorum(c)) {
+		return coord_refuse(reply, IDN_EUNAVAIL, "no majority of the "
+		    "cluster reachable; coordinator changing, retry");
+	}
 	if (c->h.passive && strcmp(type, "sched.stats") != 0 &&
 	    strcmp(type, "sched.jobs") != 0 && strcmp(type, "sched.assign") != 0 &&
 	    strcmp(type, "sched.state") != 0) {
@@ -1137,7 +1359,11 @@ coord_member(coord *c, const char *id, const char *role, bool alive)
 	if (w != NULL) {
 		w->member = true;
 	}
-	if (w != NULL && !alive && w->alive) {
+	if (w != NULL && !alive && w->alive && !quorum_locked(c, NULL, NULL)) {
+		// Cut off: the others' failures are not acted on here (its
+		// leases expire by time once the rule holds again).
+		w->alive = false;
+	} else if (w != NULL && !alive && w->alive) {
 		worker_gone(c, w, "failed");
 	} else if (w != NULL && alive && !w->alive) {
 		w->alive = true;
@@ -1156,7 +1382,8 @@ ticker(void *arg)
 	pthread_mutex_lock(&c->lock);
 	while (!c->stop) {
 		uint64_t now = idn_wall_ms();
-		for (size_t i = 0; i < c->njobs; i++) {
+		bool acting = quorum_locked(c, NULL, NULL);
+		for (size_t i = 0; acting && i < c->njobs; i++) {
 			cjob *j = c->jobs[i];
 			if (j->sj != NULL && j->state == IDN_JOB_RUNNING &&
 			    sched_job_expire(j->sj, now) > 0) {
@@ -1171,14 +1398,15 @@ ticker(void *arg)
 		// A caller the membership never reported (a stand-in of
 		// idn_sched_lease_probe) leaves the allocation when it goes
 		// silent; members leave through the membership.
-		for (size_t i = 0; i < c->nworkers; i++) {
+		for (size_t i = 0; acting && i < c->nworkers; i++) {
 			cworker *w = &c->workers[i];
 			if (w->alive && !w->member && w->last_call_ms != 0 &&
 			    now >= w->last_call_ms + COORD_LEASE_MS) {
 				worker_gone(c, w, "silent");
 			}
 		}
-		if (c->dirty || now >= c->last_assign_ms + REASSIGN_MS) {
+		if (acting &&
+		    (c->dirty || now >= c->last_assign_ms + REASSIGN_MS)) {
 			reassign(c, now);
 		}
 		struct timespec ts;
@@ -1260,7 +1488,9 @@ slow(void *arg)
 	pthread_mutex_lock(&c->lock);
 	while (!c->stop) {
 		cjob *todo = NULL;
-		for (size_t i = 0; i < c->njobs && todo == NULL; i++) {
+		bool acting = quorum_locked(c, NULL, NULL);
+		for (size_t i = 0; acting && todo == NULL && i < c->njobs;
+		     i++) {
 			cjob *j = c->jobs[i];
 			if (j->sj != NULL && j->state == IDN_JOB_RUNNING &&
 			    !j->assembling && sched_job_finished(j->sj)) {
@@ -1297,7 +1527,8 @@ slow(void *arg)
 		}
 		uint64_t now = idn_clock_ms();
 		uint64_t changes = ledger_changes(c->led);
-		if ((c->want_checkpoint || now >= last_ckpt + CHECKPOINT_MS) &&
+		if (acting && (c->want_checkpoint ||
+		        now >= last_ckpt + CHECKPOINT_MS) &&
 		    changes != ckpt_changes) {
 			c->want_checkpoint = false;
 			last_ckpt = now;
@@ -1382,6 +1613,7 @@ coord_close(coord *c)
 	if (c->have_alloc) {
 		sched_alloc_free(&c->alloc);
 	}
+	free(c->assign_rec);
 	if (c->own_led) {
 		ledger_set_stream(c->led, NULL, NULL);
 		ledger_close(c->led);

@@ -53,6 +53,17 @@ void coord_member(coord *c, const char *id, const char *role, bool alive);
 void coord_set_standby(coord *c, const char *id);
 uint64_t coord_epoch(const coord *c);
 ledger *coord_ledger(coord *c);
+// The majority rule: the coordinator acts (leases, expires, reallocates,
+// assembles, checkpoints, takes requests that change anything) only while
+// it has heard, within window_ms, from `need` members: itself, the
+// standby when its last pull was at standby_ms (clock ms; 0 none) or
+// later, and each worker by its lease calls. need 0: no rule (default).
+void coord_set_quorum(coord *c, size_t need, uint64_t window_ms,
+    uint64_t standby_ms);
+// Whether the rule holds now; *heard (may be NULL) gets the count, and
+// *since_ms (may be NULL) the clock ms it last held (now while it holds;
+// 0 never).
+bool coord_quorum(coord *c, size_t *heard, uint64_t *since_ms);
 
 
 // A snapshot for the dashboard and /metrics (coord/ renders no HTTP):

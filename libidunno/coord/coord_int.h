@@ -42,6 +42,7 @@ typedef struct cworker {
 	char id[96];
 	uint64_t key;
 	bool alive;
+	uint64_t seen_ms;      // clock ms of its last lease call
 	uint64_t served_key[MAX_JOBS];
 	double served_ms[MAX_JOBS];
 	uint64_t row[MAX_JOBS];  // job keys of its allocation row, last call
@@ -79,6 +80,9 @@ struct coord {
 	bool leased_any;      // the first lease of this epoch was logged
 	uint64_t open_ms;     // clock ms at open
 	char standby[96];     // "" when no standby follows
+	char *assign_rec;     // the allocation as last written to the ledger
+	size_t quorum_need;   // the majority rule (coord_set_quorum)
+	uint64_t quorum_window_ms, standby_seen_ms;
 };
 
 // The epoch replies carry: the answering coordinator's, set by

@@ -153,6 +153,50 @@ ledger_open_image(const char *path, const void *img, size_t len,
 	return rv == IDN_EDB ? IDN_ECORRUPT : rv;
 }
 
+int
+ledger_image_get(const void *img, size_t len, const char *key,
+    uint64_t *value)
+{
+	static const char magic[] = "SQLite format 3";
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	if (img == NULL || len < 100 ||
+	    memcmp(img, magic, sizeof(magic)) != 0) {
+		return IDN_ECORRUPT;
+	}
+	unsigned char *copy = sqlite3_malloc64(len);
+	if (copy == NULL) {
+		return IDN_ENOMEM;
+	}
+	memcpy(copy, img, len);
+	// An image of a WAL database says so in bytes 18-19; an in-memory
+	// database cannot use a WAL: read it as a rollback-journal one.
+	if (copy[18] == 2 && copy[19] == 2) {
+		copy[18] = copy[19] = 1;
+	}
+	int rv = IDN_ECORRUPT;
+	if (sqlite3_open(":memory:", &db) != SQLITE_OK) {
+		sqlite3_free(copy);
+	} else if (sqlite3_deserialize(db, "main", copy, (sqlite3_int64) len,
+	    (sqlite3_int64) len, SQLITE_DESERIALIZE_FREEONCLOSE |
+	    SQLITE_DESERIALIZE_READONLY) != SQLITE_OK) {
+		// sqlite freed copy
+	} else if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE "
+	    "key = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*value = (uint64_t) sqlite3_column_int64(st, 0);
+			rv = IDN_OK;
+		} else if (rc == SQLITE_DONE) {
+			rv = IDN_ENOENT;
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rv;
+}
+
 void
 ledger_close(ledger *l)
 {
@@ -293,6 +337,14 @@ apply_locked(ledger *l, const wire_val *v)
 	double ms, acc, loss;
 	if (wire_get_str(v, "op", op, sizeof(op)) != IDN_OK) {
 		return IDN_EPROTO;
+	}
+	if (strcmp(op, "text") == 0) {
+		const uint8_t *p;
+		size_t n;
+		return wire_get_str(v, "key", job, sizeof(job)) ||
+		    wire_get_bin(v, "text", &p, &n) ? IDN_EPROTO :
+		    exec(l, "INSERT OR REPLACE INTO meta VALUES(?, ?)", "sb",
+		    job, p, n);
 	}
 	if (strcmp(op, "set") == 0) {
 		return wire_get_str(v, "key", job, sizeof(job)) ||
@@ -530,6 +582,51 @@ ledger_set(ledger *l, const char *key, uint64_t value)
 	wire_kstr(w, "key", key);
 	wire_ku64(w, "value", value);
 	return apply_wr(l, w);
+}
+
+int
+ledger_set_text(ledger *l, const char *key, const char *text)
+{
+	wire_wr *w;
+	if (wire_wr_new(&w) != IDN_OK) {
+		return IDN_ENOMEM;
+	}
+	wire_map(w, 3);
+	wire_kstr(w, "op", "text");
+	wire_kstr(w, "key", key);
+	wire_kbin(w, "text", text, strlen(text));
+	return apply_wr(l, w);
+}
+
+int
+ledger_get_text(ledger *l, const char *key, char **text)
+{
+	sqlite3_stmt *st;
+	*text = NULL;
+	pthread_mutex_lock(&l->lock);
+	int rv = sqlite3_prepare_v2(l->db, "SELECT value FROM meta WHERE "
+	    "key = ?", -1, &st, NULL) == SQLITE_OK ? IDN_OK : IDN_EDB;
+	if (rv == IDN_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW &&
+		    sqlite3_column_type(st, 0) == SQLITE_BLOB) {
+			size_t n = (size_t) sqlite3_column_bytes(st, 0);
+			const void *p = sqlite3_column_blob(st, 0);
+			if ((*text = core_alloc(n + 1)) == NULL) {
+				rv = IDN_ENOMEM;
+			} else {
+				memcpy(*text, p ? p : "", n);
+				(*text)[n] = '\0';
+			}
+		} else {
+			rv = rc == SQLITE_DONE || rc == SQLITE_ROW ?
+			    IDN_ENOENT : IDN_EDB;
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return rv;
 }
 
 int

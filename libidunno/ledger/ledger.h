@@ -24,6 +24,10 @@ int ledger_open(const char *path, ledger **out);
 // checkpoint) and opens it. IDN_ECORRUPT if the image is no ledger.
 int ledger_open_image(const char *path, const void *img, size_t len,
     ledger **out);
+// ledger_image_get reads a setting from a database image without opening
+// it as a file. IDN_ECORRUPT no ledger image, IDN_ENOENT no such key.
+int ledger_image_get(const void *img, size_t len, const char *key,
+    uint64_t *value);
 void ledger_close(ledger *l);
 void ledger_set_stream(ledger *l, ledger_stream_fn fn, void *arg);
 
@@ -50,9 +54,13 @@ int ledger_lease_put(ledger *l, const char *job, uint32_t batch,
 int ledger_train_epoch(ledger *l, const char *job, uint32_t epoch,
     double loss, double acc);
 int ledger_set(ledger *l, const char *key, uint64_t value);
+// A text setting (NUL-free), e.g. the last allocation for a standby.
+int ledger_set_text(ledger *l, const char *key, const char *text);
 
 // Reading back.
 int ledger_get(ledger *l, const char *key, uint64_t *value); // IDN_ENOENT
+// *text: memory freed with free(); IDN_ENOENT when none.
+int ledger_get_text(ledger *l, const char *key, char **text);
 typedef struct ledger_job {
 	ledger_spec spec;
 	int state;

@@ -129,7 +129,21 @@ test_changes_stream_and_checkpoint(void **st)
 	ledger_close(r);
 	IDN_FAIL(ledger_open_image(img_path, "not sqlite", 10, &r),
 	    IDN_ECORRUPT);
+	// A setting read from the image without opening it as a file (the
+	// epoch of an SDFS checkpoint); a text setting streams too.
+	v = 0;
+	IDN_PASS(ledger_image_get(img, len, "epoch", &v));
+	assert_int_equal(v, 1);
+	IDN_FAIL(ledger_image_get(img, len, "nosuch", &v), IDN_ENOENT);
+	IDN_FAIL(ledger_image_get("not sqlite", 10, "epoch", &v),
+	    IDN_ECORRUPT);
 	idn_free(img);
+	char *text = NULL;
+	IDN_PASS(ledger_set_text(l, "assign", "w1\ta 1.0000\n"));
+	IDN_PASS(ledger_get_text(copy, "assign", &text));
+	assert_string_equal(text, "w1\ta 1.0000\n");
+	free(text);
+	IDN_FAIL(ledger_get_text(copy, "epoch", &text), IDN_ENOENT);
 
 	// Reopened from disk; a job forgotten leaves nothing of it.
 	ledger_close(l);

@@ -74,14 +74,16 @@ sdfs_gather_versions(sdfs *s, const char *name, bool all_nodes,
 	for (size_t i = 0; i < g->n; i++) {
 		targets[i] = g->who[i].addr;
 	}
-	rv = sdfs_stat_many(s, name, targets, nrep, g->rvs, g->vers, g->nvers);
+	rv = sdfs_stat_many(s, name, targets, nrep, STAT_TIMEOUT_MS, g->rvs,
+	    g->vers, g->nvers);
 	bool found = false;
 	for (size_t i = 0; rv == IDN_OK && i < nrep; i++) {
 		found = found || g->nvers[i] > 0;
 	}
 	if (rv == IDN_OK && (all_nodes || !found) && g->n > nrep) {
 		rv = sdfs_stat_many(s, name, targets + nrep, g->n - nrep,
-		    g->rvs + nrep, g->vers + nrep, g->nvers + nrep);
+		    STAT_TIMEOUT_MS, g->rvs + nrep, g->vers + nrep,
+		    g->nvers + nrep);
 	} else {
 		g->n = nrep;
 	}

@@ -11,6 +11,13 @@
 
 #include "sdfs/server.h"
 
+// A replica that does not answer a small request (sdfs.ver, the stat of a
+// name, r.begin) within this is taken for dead: the write goes to the next
+// live member of the ring instead of waiting until membership declares it
+// failed (about 1-3 s, during which every put it is a replica of stalled).
+#define ANSWER_MS 300
+#define SUBSTITUTE_ROUNDS 2
+
 typedef struct commit_arg {
 	sdfs *s;
 	put_sess *ps;
@@ -29,6 +36,45 @@ newest_local(sdfs *s, const char *name)
 	return newest;
 }
 
+// A member a write avoids when it can: suspected by membership (gossip
+// knows within a few hundred ms of a death, before it is declared failed)
+// or seen timing out here lately.
+static bool
+shunned(sdfs *s, const idn_member *m)
+{
+	return !sdfs_is_self(s, m->addr) && (m->state == IDN_MEMBER_SUSPECT ||
+	    sdfs_peer_bad(s, m->addr));
+}
+
+// The name's write set: the first R members clockwise from the name that
+// are not shunned, so that a replica that died but is still in the view
+// is replaced by the next live member (where the name goes anyway once
+// membership drops the dead one). Shunned members fill the set only when
+// too few others are left. Without suspicions it is the replica set.
+static size_t
+write_set(sdfs *s, const view *v, const char *name,
+    char addr[R][IDN_ADDR_MAX])
+{
+	size_t *idx = core_alloc(sizeof(*idx) * (v->n ? v->n : 1));
+	if (idx == NULL) {
+		return sdfs_view_replicas(v, name, addr);
+	}
+	size_t n, got = 0;
+	sdfs_ring_lookup(v->ring, name, idx, v->n, &n);
+	size_t want = CORE_MIN(n, (size_t) R);
+	for (int pass = 0; pass < 2 && got < want; pass++) {
+		for (size_t i = 0; i < n && got < want; i++) {
+			const idn_member *m = &v->m[idx[i]];
+			if (shunned(s, m) == (pass == 1)) {
+				snprintf(addr[got++], IDN_ADDR_MAX, "%s",
+				    m->addr);
+			}
+		}
+	}
+	free(idx);
+	return got;
+}
+
 static int
 on_ver(void *arg, const wire_env *req, wire_wr *reply)
 {
@@ -44,7 +90,9 @@ on_ver(void *arg, const wire_env *req, wire_wr *reply)
 	if (rv != IDN_OK || (rv = sdfs_view_get(s, &v)) != IDN_OK) {
 		return rv;
 	}
-	size_t n = sdfs_view_replicas(&v, name, addr);
+	// The write set: stand-ins for shunned replicas hold the puts made
+	// while they stood in.
+	size_t n = write_set(s, &v, name, addr);
 	sdfs_view_free(&v);
 	for (size_t i = 0; i < n; i++) {
 		if (!sdfs_is_self(s, addr[i])) {
@@ -52,10 +100,14 @@ on_ver(void *arg, const wire_env *req, wire_wr *reply)
 		}
 	}
 	// The newest version any replica holds: the primary may be new to
-	// this name (it joined, or the old primary died).
+	// this name (it joined, or the old primary died). A replica that
+	// does not answer soon is not waited for: a number it already holds
+	// handed out again is a conflict the write sees (IDN_EEXIST) and
+	// the client puts again under a fresh one.
 	uint64_t newest = newest_local(s, name);
 	if (no > 0 &&
-	    sdfs_stat_many(s, name, others, no, rvs, vers, nvers) == IDN_OK) {
+	    sdfs_stat_many(s, name, others, no, ANSWER_MS, rvs, vers,
+	    nvers) == IDN_OK) {
 		for (size_t i = 0; i < no; i++) {
 			if (nvers[i] > 0 && vers[i][0].ver > newest) {
 				newest = vers[i][0].ver;
@@ -103,8 +155,10 @@ on_ver(void *arg, const wire_env *req, wire_wr *reply)
 	return IDN_OK;
 }
 
-// Gets the next version from the name's primary (the first replica that
-// is not known to be unreachable). IDN_EBUSY: try again shortly.
+// Gets the next version from the name's primary: the first member of the
+// write set that answers in time (a primary that died is passed over at
+// once, as the next member orders once the dead one leaves the view).
+// IDN_EBUSY: none answered; try again shortly.
 int
 sdfs_alloc_version(sdfs *s, const char *name, uint64_t *ver)
 {
@@ -114,33 +168,31 @@ sdfs_alloc_version(sdfs *s, const char *name, uint64_t *ver)
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	size_t n = sdfs_view_replicas(&v, name, addr);
+	size_t n = write_set(s, &v, name, addr);
 	sdfs_view_free(&v);
+	wire_wr *w = sdfs_body_new();
+	if (w == NULL) {
+		return IDN_ENOMEM;
+	}
+	wire_map(w, 1);
+	wire_kstr(w, "name", name);
 	rv = IDN_EUNAVAIL;
 	for (size_t i = 0; i < n; i++) {
-		if (sdfs_peer_bad(s, addr[i]) && i + 1 < n) {
-			continue;
-		}
-		wire_wr *w = sdfs_body_new();
 		wire_doc *doc = NULL;
 		wire_env env;
-		if (w == NULL) {
-			return IDN_ENOMEM;
-		}
-		wire_map(w, 1);
-		wire_kstr(w, "name", name);
-		rv = sdfs_call(s, addr[i], "sdfs.ver", w, STAT_TIMEOUT_MS, &doc,
+		// The primary answers after its own stats (ANSWER_MS).
+		rv = sdfs_call(s, addr[i], "sdfs.ver", w, 2 * ANSWER_MS, &doc,
 		    &env);
-		wire_wr_free(w);
 		if (rv == IDN_OK && wire_get_u64(env.body, "ver", ver)) {
 			rv = IDN_EPROTO;
 		}
 		wire_doc_free(doc);
-		if (rv == IDN_ETIMEDOUT || rv == IDN_ENET) {
-			rv = IDN_EBUSY;
+		if (rv != IDN_ETIMEDOUT && rv != IDN_ENET) {
+			break;
 		}
-		break;
+		rv = IDN_EBUSY;
 	}
+	wire_wr_free(w);
 	return rv;
 }
 
@@ -218,17 +270,19 @@ fan_watch(sdfs *s, const char *const *targets, size_t n, const char *type,
 	}
 }
 
-// Sends one request to the session's live remote replicas in parallel
-// and drops the ones that fail; local replica work is done by the caller.
+// Sends one request to the session's live remote replicas (those marked
+// in only, when not NULL) in parallel and drops the ones that fail; local
+// replica work is done by the caller.
 static void
-fan_replicas(sdfs *s, put_sess *ps, const char *type, wire_wr *w,
-    idn_duration tmo, bool watch)
+fan_replicas(sdfs *s, put_sess *ps, const bool *only, const char *type,
+    wire_wr *w, idn_duration tmo, bool watch)
 {
 	const char *targets[R];
 	size_t map[R], nt = 0;
 	int rvs[R];
 	for (size_t i = 0; i < ps->nrep; i++) {
-		if (ps->live[i] && !sdfs_is_self(s, ps->addr[i])) {
+		if (ps->live[i] && !sdfs_is_self(s, ps->addr[i]) &&
+		    (only == NULL || only[i])) {
 			map[nt] = i;
 			targets[nt++] = ps->addr[i];
 		}
@@ -280,6 +334,76 @@ self_index(sdfs *s, const put_sess *ps)
 	return R;
 }
 
+// Opens the write on the session's replicas marked in todo: locally, or
+// by r.begin; a replica that does not answer within ANSWER_MS leaves it.
+// When none of them answered, this node is more likely slow (saturated)
+// than they all dead: they are asked again with the patient timeout.
+static void
+begin_on(sdfs *s, put_sess *ps, const bool *todo, wire_wr *w)
+{
+	size_t me = self_index(s, ps);
+	if (me < R && todo[me] &&
+	    sdfs_rep_begin(s, ps->name, ps->ver) != IDN_OK) {
+		ps->live[me] = false;
+	}
+	fan_replicas(s, ps, todo, "sdfs.r.begin", w, ANSWER_MS, false);
+	bool again[R] = {false}, asked = false, answered = false;
+	for (size_t i = 0; i < ps->nrep; i++) {
+		if (todo[i] && i != me) {
+			asked = true;
+			answered = answered || ps->live[i];
+			again[i] = true;
+		}
+	}
+	if (asked && !answered) {
+		for (size_t i = 0; i < ps->nrep; i++) {
+			ps->live[i] = ps->live[i] || again[i];
+		}
+		fan_replicas(s, ps, again, "sdfs.r.begin", w, STAT_TIMEOUT_MS,
+		    false);
+	}
+}
+
+static bool
+in_session(const put_sess *ps, const char *addr)
+{
+	for (size_t i = 0; i < ps->nrep; i++) {
+		if (strcmp(ps->addr[i], addr) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+// Gives the places of replicas that left the write to the next members
+// of the write set (which now skips those that timed out); todo marks the
+// places that changed. False when none did.
+static bool
+substitute(sdfs *s, const view *v, put_sess *ps, bool *todo)
+{
+	char cand[R][IDN_ADDR_MAX];
+	size_t nc = write_set(s, v, ps->name, cand), k = 0;
+	bool any = false;
+	for (size_t i = 0; i < ps->nrep; i++) {
+		todo[i] = false;
+		if (ps->live[i]) {
+			continue;
+		}
+		while (k < nc && in_session(ps, cand[k])) {
+			k++;
+		}
+		if (k == nc) {
+			continue;
+		}
+		core_logf(s->lg, IDN_LOG_INFO, "sdfs: '%s' version %" PRIu64
+		    " goes to %s in place of %s", ps->name, ps->ver, cand[k],
+		    ps->addr[i]);
+		snprintf(ps->addr[i], IDN_ADDR_MAX, "%s", cand[k++]);
+		ps->live[i] = todo[i] = any = true;
+	}
+	return any;
+}
+
 static int
 sess_start(sdfs *s, const char *name, bool tomb, put_sess **out)
 {
@@ -300,27 +424,29 @@ sess_start(sdfs *s, const char *name, bool tomb, put_sess **out)
 		sdfs_sess_free(ps);
 		return rv;
 	}
-	ps->nrep = sdfs_view_replicas(&v, name, ps->addr);
-	sdfs_view_free(&v);
+	bool todo[R];
+	ps->nrep = write_set(s, &v, name, ps->addr);
 	for (size_t i = 0; i < ps->nrep; i++) {
-		ps->live[i] = true;
+		ps->live[i] = todo[i] = true;
 	}
 	if (!tomb) {
-		size_t me = self_index(s, ps);
-		if (me < R && sdfs_rep_begin(s, name, ver) != IDN_OK) {
-			ps->live[me] = false;
-		}
 		wire_wr *w = sdfs_body_new();
 		if (w == NULL) {
+			sdfs_view_free(&v);
 			sdfs_sess_free(ps);
 			return IDN_ENOMEM;
 		}
 		wire_map(w, 2);
 		wire_kstr(w, "name", name);
 		wire_ku64(w, "ver", ver);
-		fan_replicas(s, ps, "sdfs.r.begin", w, STAT_TIMEOUT_MS, false);
+		begin_on(s, ps, todo, w);
+		for (int k = 0; k < SUBSTITUTE_ROUNDS &&
+		     substitute(s, &v, ps, todo); k++) {
+			begin_on(s, ps, todo, w);
+		}
 		wire_wr_free(w);
 	}
+	sdfs_view_free(&v);
 	if (!any_live(ps)) {
 		sdfs_sess_free(ps);
 		return IDN_EUNAVAIL;
@@ -446,7 +572,7 @@ on_put_chunk(void *arg, const wire_env *req, wire_wr *reply)
 	uint64_t tmo = 5000;
 	(void) wire_get_u64(req->body, "tmo", &tmo);
 	tmo = CORE_MIN(CORE_MAX(tmo * 3 / 5, 1000u), CHUNK_TIMEOUT_MS);
-	fan_replicas(s, ps, "sdfs.r.chunk", w, (idn_duration) tmo,
+	fan_replicas(s, ps, NULL, "sdfs.r.chunk", w, (idn_duration) tmo,
 	    false);
 	wire_wr_free(w);
 	ps->off += len;
@@ -484,9 +610,13 @@ remote_pulls(sdfs *s, const char *const *targets, size_t n, const char *name,
 }
 
 // The acknowledgement rule: a version counts as written once every member
-// of the name's current replica set holds it. Replicas that left during
-// the write are replaced by the set of the new membership, which pulls
-// the version from those that have it.
+// of the name's current write set holds it: the replica set, where a
+// member that timed out lately is replaced by the next member clockwise
+// (never fewer members than the view allows: a member that timed out
+// fills the set when no other is left, and is waited for). Replicas that
+// left during the write are replaced by the set of the new membership,
+// which pulls the version from those that have it. Anti-entropy moves
+// a copy from a stand-in back to a replica that was only slow.
 static int
 ensure_replicated(sdfs *s, const char *name, uint64_t ver,
     char held[][IDN_ADDR_MAX], size_t nheld)
@@ -504,7 +634,7 @@ ensure_replicated(sdfs *s, const char *name, uint64_t ver,
 		if (rv != IDN_OK) {
 			return rv;
 		}
-		size_t n = sdfs_view_replicas(&v, name, want);
+		size_t n = write_set(s, &v, name, want);
 		sdfs_view_free(&v);
 		size_t missing = 0, npull = 0;
 		const char *pull[R];
@@ -587,7 +717,7 @@ withdraw(sdfs *s, put_sess *ps)
 		wire_kstr(w, "name", ps->name);
 		wire_ku64(w, "ver", ps->ver);
 		wire_kbin(w, "sum", ps->sum, sizeof(ps->sum));
-		fan_replicas(s, ps, "sdfs.r.unput", w, STAT_TIMEOUT_MS,
+		fan_replicas(s, ps, NULL, "sdfs.r.unput", w, STAT_TIMEOUT_MS,
 		    false);
 		wire_wr_free(w);
 	}
@@ -618,7 +748,7 @@ sess_commit(sdfs *s, put_sess *ps)
 	wire_kstr(w, "name", ps->name);
 	wire_str(w, "meta");
 	sdfs_vmeta_put(w, &m, false);
-	fan_replicas(s, ps, "sdfs.r.commit", w, COMMIT_TIMEOUT_MS, true);
+	fan_replicas(s, ps, NULL, "sdfs.r.commit", w, COMMIT_TIMEOUT_MS, true);
 	wire_wr_free(w);
 	char held[R][IDN_ADDR_MAX];
 	size_t nheld = 0;
@@ -795,7 +925,7 @@ on_put_abort(void *arg, const wire_env *req, wire_wr *reply)
 		wire_map(w, 2);
 		wire_kstr(w, "name", ps->name);
 		wire_ku64(w, "ver", ps->ver);
-		fan_replicas(s, ps, "sdfs.r.abort", w, STAT_TIMEOUT_MS,
+		fan_replicas(s, ps, NULL, "sdfs.r.abort", w, STAT_TIMEOUT_MS,
 		    false);
 		wire_wr_free(w);
 	}

@@ -518,21 +518,39 @@ wait_ms(sdfs *s, uint64_t ms)
 	pthread_mutex_unlock(&s->lock);
 }
 
+// Re-replication after a failure (every name the dead node held, on
+// every node at once) must not starve the nodes' own work on a loaded
+// machine: an anti-entropy round rests twice, a background pull four
+// times as long as it worked (at most BG_REST_MAX_MS) before the next
+// one, a view change included.
+#define AE_IDLE 2
+#define PULL_IDLE 4
+#define BG_REST_MAX_MS 2000
+
+static uint64_t
+rest_until(uint64_t start_ms, uint64_t idle)
+{
+	uint64_t now = idn_clock_ms();
+	return now + CORE_MIN((now - start_ms) * idle,
+	    (uint64_t) BG_REST_MAX_MS);
+}
+
 void *
 sdfs_ae_thread(void *arg)
 {
 	sdfs *s = arg;
-	uint64_t last_fp = 0, last_round = 0;
+	uint64_t last_fp = 0, last_round = 0, rested = 0;
 	bool more = false;
 	while (!s->stop) {
 		uint64_t fp = view_fingerprint(s);
 		uint64_t now = idn_clock_ms();
-		if (fp != last_fp || now - last_round >= AE_PERIOD_MS ||
-		    more) {
+		if (now >= rested && (fp != last_fp ||
+		    now - last_round >= AE_PERIOD_MS || more)) {
 			last_fp = fp;
 			last_round = now;
 			more = ae_round(s);
 			expire(s);
+			rested = rest_until(now, AE_IDLE);
 		}
 		wait_ms(s, AE_POLL_MS);
 	}
@@ -552,6 +570,7 @@ sdfs_pull_thread(void *arg)
 		}
 		s->jobs = j->next;
 		pthread_mutex_unlock(&s->lock);
+		uint64_t start = idn_clock_ms();
 		int rv = j->resolve ? IDN_EEXIST :
 		    sdfs_pull_now(s, j->name, j->ver, j->src, j->nsrc);
 		if (rv == IDN_EEXIST) {
@@ -565,6 +584,10 @@ sdfs_pull_thread(void *arg)
 		}
 		free(j->name);
 		free(j);
+		for (uint64_t until = rest_until(start, PULL_IDLE), now;
+		     !s->stop && (now = idn_clock_ms()) < until;) {
+			wait_ms(s, until - now);
+		}
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -133,7 +133,7 @@ sdfs_still_alive(sdfs *s, const char *addr)
 
 int
 sdfs_stat_many(sdfs *s, const char *name, const char *const *addrs, size_t n,
-    int *rvs, sdfs_vmeta **vers, size_t *nvers)
+    idn_duration tmo, int *rvs, sdfs_vmeta **vers, size_t *nvers)
 {
 	wire_wr *w = sdfs_body_new();
 	wire_doc **docs = core_alloc(sizeof(*docs) * (n ? n : 1));
@@ -142,8 +142,8 @@ sdfs_stat_many(sdfs *s, const char *name, const char *const *addrs, size_t n,
 	if (rv == IDN_OK) {
 		wire_map(w, 1);
 		wire_kstr(w, "name", name);
-		rv = rpc_fanout(s->rpc, addrs, n, "sdfs.r.stat", w,
-		    STAT_TIMEOUT_MS, rvs, docs, envs);
+		rv = rpc_fanout(s->rpc, addrs, n, "sdfs.r.stat", w, tmo, rvs,
+		    docs, envs);
 	}
 	for (size_t i = 0; i < n; i++) {
 		vers[i] = NULL;

@@ -156,7 +156,7 @@ int sdfs_call(sdfs *s, const char *addr, const char *type, wire_wr *body,
 int sdfs_get_name(const wire_val *b, char *name);
 // Stats name on addrs in parallel: each one's versions, newest first.
 int sdfs_stat_many(sdfs *s, const char *name, const char *const *addrs,
-    size_t n, int *rvs, sdfs_vmeta **vers, size_t *nvers);
+    size_t n, idn_duration tmo, int *rvs, sdfs_vmeta **vers, size_t *nvers);
 
 // replica.c
 int sdfs_replica_register(sdfs *s);

@@ -5,7 +5,9 @@
 // the promoted coordinator; then the old coordinator restarted (it becomes
 // the standby) and the new active one killed: the third epoch finishes;
 // then a coordinator paused (SIGSTOP) past its detection and resumed: it
-// steps down, the outputs are still exact.
+// steps down, the outputs are still exact; the standby answers `assign`
+// from its copy; a stale checkpoint written after a newer epoch's is not
+// the one a coordinator without a ledger restores.
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,8 @@
 
 static idn_tcluster cl;
 static idn_client *c;
+static void *stale;          // a ledger checkpoint of epoch 1
+static size_t stale_len;
 
 static int
 setup(void **st)
@@ -42,6 +46,7 @@ setup(void **st)
 static int
 teardown(void **st)
 {
+	idn_free(stale);
 	idn_client_close(c);
 	idn_tcluster_down(&cl);
 	return 0;
@@ -192,6 +197,28 @@ kill_active(const char *name, uint64_t epoch)
 	return killed;
 }
 
+static bool
+have_checkpoint(void *arg)
+{
+	(void) arg;
+	return idn_sdfs_get_buf(c, "ledger/checkpoint", 0, &stale, &stale_len,
+	    NULL) == IDN_OK;
+}
+
+// The standby answers `assign` from its copy: the active's allocation,
+// which gives the running jobs workers.
+static bool
+standby_assigns(void *arg)
+{
+	const char **jobs = arg;
+	char *out = NULL;
+	bool ok = idn_tcluster_cli(&cl, &out, "--node %s assign --here",
+	    idn_tcluster_addr(&cl, "standby")) == 0 && out != NULL &&
+	    strstr(out, jobs[0]) != NULL && strstr(out, jobs[1]) != NULL;
+	free(out);
+	return ok;
+}
+
 static void
 test_coordinator_killed(void **st)
 {
@@ -200,8 +227,12 @@ test_coordinator_killed(void **st)
 	IDN_PASS(idn_job_wait(c, "ka", 90000, NULL));
 	IDN_PASS(idn_job_wait(c, "kb", 90000, NULL));
 	assert_true(idn_test_wait(standby_is, "standby", 20000));
+	// Epoch 1's checkpoint, for the stale write of the last test.
+	assert_true(idn_test_wait(have_checkpoint, NULL, 20000));
 	add_pair("xa", "xb");
 	wait_running("xa", "xb");
+	const char *running[2] = {"xa", "xb"};
+	assert_true(idn_test_wait(standby_assigns, running, 10000));
 	uint64_t killed = kill_active("coord", 2);
 	finish_same("xa", "xb", killed);
 	char *out = NULL;
@@ -295,6 +326,61 @@ test_paused_coordinator(void **st)
 	free(out);
 }
 
+static bool
+restored(void *arg)
+{
+	char *json = NULL;
+	bool ok = idn_sched_jobs(c, &json) == IDN_OK &&
+	    strstr(json, "\"pb\"") != NULL &&
+	    num_after(json, "\"epoch\": ") >= *(double *) arg;
+	idn_free(json);
+	return ok;
+}
+
+// A coordinator that resumes after a newer epoch began may write its stale
+// ledger checkpoint before it steps down: the newest SDFS version then has
+// a lower epoch inside. Both coordinator nodes lost with their ledgers, the
+// restarted one must restore the highest epoch's checkpoint, not the
+// newest version.
+static void
+test_stale_checkpoint(void **st)
+{
+	char *json = NULL;
+	IDN_PASS(idn_sched_jobs(c, &json));
+	double epoch = num_after(json, "\"epoch\": ");
+	idn_free(json);
+	assert_true(epoch >= 4);
+	IDN_PASS(idn_sdfs_put_buf(c, "ledger/checkpoint", stale, stale_len,
+	    NULL));
+	IDN_PASS(idn_tcluster_kill(&cl, "coord"));
+	IDN_PASS(idn_tcluster_kill(&cl, "standby"));
+	const char *names[2] = {"coord", "standby"};
+	for (int i = 0; i < 2; i++) {
+		const char *sfx[3] = {"", "-wal", "-shm"};
+		for (int k = 0; k < 3; k++) {
+			char path[PATH_MAX + 64];
+			snprintf(path, sizeof(path), "%s/%s/coord/ledger.db%s",
+			    cl.root, names[i], sfx[k]);
+			unlink(path);
+		}
+	}
+	restart("coord");
+	bool ok = idn_test_wait(restored, &epoch, 30000);
+	if (!ok) {
+		char cmd[PATH_MAX + 96];
+		snprintf(cmd, sizeof(cmd), "grep 'coord: ' "
+		    "'%s/coord/node.log' | tail -n 20 >&2", cl.root);
+		assert_true(system(cmd) >= 0);
+	}
+	assert_true(ok);
+	char *out = NULL;
+	assert_int_equal(idn_tcluster_cli(&cl, &out, "--node %s grep "
+	    "'restored the ledger from the SDFS checkpoint'",
+	    idn_tcluster_addr(&cl, DOOR)), 0);
+	print_message("# %s", out ? out : "");
+	free(out);
+}
+
 int
 main(void)
 {
@@ -303,6 +389,7 @@ main(void)
 	    cmocka_unit_test(test_then_three_workers),
 	    cmocka_unit_test(test_third_epoch),
 	    cmocka_unit_test(test_paused_coordinator),
+	    cmocka_unit_test(test_stale_checkpoint),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
