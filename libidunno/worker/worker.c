@@ -454,7 +454,8 @@ run_batch(worker *w, const ledger_lease *l, double *ms, core_buf *result)
 	}
 	const ledger_manifest *man = &set->man;
 	size_t chw = (size_t) man->c * man->h * man->w;
-	if (l->count == 0 || l->first + l->count > man->count ||
+	if (l->count == 0 || l->spec.batch == 0 ||
+	    l->first + l->count > man->count ||
 	    man->c != ms_->info.channels || man->h != ms_->info.height ||
 	    man->w != ms_->info.width) {
 		return IDN_EINVAL;
@@ -480,10 +481,14 @@ run_batch(worker *w, const ledger_lease *l, double *ms, core_buf *result)
 			labels[i] = s->labels[q - s->first];
 		}
 	}
+	// A task may hold a group of batches: the model still runs each
+	// batch of exactly spec.batch queries (only the set's last is short).
 	uint64_t t0 = idn_clock_ms();
-	if (rv == IDN_OK) {
-		rv = idn_model_infer(ms_->m, images, l->count, l->count * chw,
-		    cls, scores);
+	for (uint32_t i = 0; rv == IDN_OK && i < l->count; i += l->spec.batch) {
+		uint32_t n = l->count - i < l->spec.batch ? l->count - i :
+		    l->spec.batch;
+		rv = idn_model_infer(ms_->m, images + i * chw, n, n * chw,
+		    cls + i, scores + i);
 	}
 	*ms = (double) (idn_clock_ms() - t0);
 	core_buf out = {0};
@@ -629,7 +634,9 @@ writer_main(void *arg)
 		ws->out = (core_buf){0};
 		pthread_mutex_unlock(&w->lock);
 		char name[LEDGER_PATH_MAX];
-		ledger_batch_name(name, sizeof(name), l.spec.job, l.batch);
+		// Named by the task's first batch (its group's, when grouped).
+		ledger_batch_name(name, sizeof(name), l.spec.job,
+		    (uint32_t) (l.first / l.spec.batch));
 		int rv = idn_sdfs_put_buf(w->h.node, name, out.data, out.len,
 		    NULL);
 		core_buf_free(&out);
