@@ -31,7 +31,7 @@ _Static_assert((int) LEDGER_INFER == (int) IDN_JOB_INFER &&
 #define HYSTERESIS 0.05
 #define DEFAULT_BATCH_MS 100.0
 #define GROUP_TASK_MS 50.0     // an inference task's aimed-at length
-#define GROUP_FILL_MS 250.0    // longest a group takes to arrive
+#define GROUP_FILL_MS 100.0    // longest a group takes to arrive
 
 static void
 note(coord *c, int level, const char *fmt, ...)

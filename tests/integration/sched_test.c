@@ -48,6 +48,7 @@ setup(void **st)
 	IDN_PASS(put_sim("wide", "3x32x32", 10));
 	IDN_PASS(put_sim("trainsim", "1x28x28", 25));
 	IDN_PASS(put_sim("tiny", "1x28x28", 2));
+	IDN_PASS(put_sim("mid", "1x28x28", 60));
 	return 0;
 }
 
@@ -352,14 +353,14 @@ static void
 test_groups(void **st)
 {
 	char *out = NULL;
-	assert_int_equal(cli(&out, "infer add gref --model fast --queries "
-	    QUERIES " --batch 16 --rate 2000 --limit 2400"), 0);
+	assert_int_equal(cli(&out, "infer add gref --model mid --queries "
+	    QUERIES " --batch 16 --rate 2000 --limit 4800"), 0);
 	free(out);
 	IDN_PASS(idn_job_wait(c, "gref", 90000, NULL));
-	// 600 q/s fills 9 batches of 16 in 0.25 s, fewer than the 25 that
+	// 1500 q/s fills 9 batches of 16 in 0.1 s, fewer than the 25 that
 	// take the 50 ms a task aims at with 2 ms per batch.
 	assert_int_equal(cli(&out, "infer add gx --model tiny --queries "
-	    QUERIES " --batch 16 --rate 600 --limit 2400"), 0);
+	    QUERIES " --batch 16 --rate 1500 --limit 4800"), 0);
 	free(out);
 	char who[128] = "";
 	uint64_t deadline = idn_test_now_ms() + 30000;
@@ -370,7 +371,7 @@ test_groups(void **st)
 		double done = job_field(json, "gx", "done");
 		const char *w = strstr(json, "\"workers\": [\"");
 		if (done >= 600 && w != NULL) {
-			assert_true(done < 2400);
+			assert_true(done < 4800);
 			sscanf(w + 13, "%127[^\"]", who);
 			idn_free(json);
 			break;
@@ -391,20 +392,25 @@ test_groups(void **st)
 	size_t l1, l2;
 	char *ref = output_of("gref", &l1);
 	char *got = output_of("gx", &l2);
-	check_exactly_once(got, l2, 2400);
+	check_exactly_once(got, l2, 4800);
 	assert_int_equal(l1, l2);
 	assert_memory_equal(ref, got, l1);
 	idn_free(ref);
 	idn_free(got);
-	// 150 batches: 150 result files of gref, 17 of gx (16 groups of 9
-	// and one of 6), besides each output.
-	assert_int_equal(count_prefix("results/gref/"), 151);
-	assert_int_equal(count_prefix("results/gx/"), 18);
+	// 300 batches: 300 result files of gref, 34 of gx (33 groups of 9
+	// and one of 3), besides each output.
+	assert_int_equal(count_prefix("results/gref/"), 301);
+	assert_int_equal(count_prefix("results/gx/"), 35);
 	void *last = NULL;
 	size_t len;
-	IDN_PASS(idn_sdfs_get_buf(c, "results/gx/batch-000144", 0, &last, &len,
+	IDN_PASS(idn_sdfs_get_buf(c, "results/gx/batch-000297", 0, &last, &len,
 	    NULL));
-	assert_int_equal(strtoul(last, NULL, 10), 144 * 16);
+	assert_int_equal(strtoul(last, NULL, 10), 297 * 16);
+	size_t lines = 0;
+	for (size_t i = 0; i < len; i++) {
+		lines += ((char *) last)[i] == '\n';
+	}
+	assert_int_equal(lines, 3 * 16);
 	idn_free(last);
 }
 
