@@ -541,19 +541,9 @@ run_batch(worker *w, const ledger_lease *l, double *ms, core_buf *result)
 	    man->w != ms_->info.width) {
 		return IDN_EINVAL;
 	}
-	// The next task of the job most likely starts where this one ends
-	// (spec.limit is the job's resolved query count).
-	uint64_t next = l->first + l->count;
+	// spec.limit is the job's resolved query count.
 	uint64_t end = l->spec.limit > 0 && l->spec.limit < man->count ?
 	    l->spec.limit : man->count;
-	if (next < end && next / man->shard_size !=
-	    (next - 1) / man->shard_size) {
-		prefetch(w, l->spec.queries, (uint32_t) (next / man->shard_size));
-	} else if (next < end && (next / man->shard_size + 1) *
-	    man->shard_size < end) {
-		prefetch(w, l->spec.queries, (uint32_t) (next / man->shard_size +
-		    1));
-	}
 	uint8_t *images = core_alloc(l->count * chw);
 	uint8_t *labels = core_alloc(l->count);
 	uint32_t *cls = core_alloc(l->count * sizeof(*cls));
@@ -561,30 +551,45 @@ run_batch(worker *w, const ledger_lease *l, double *ms, core_buf *result)
 	if (!images || !labels || !cls || !scores) {
 		rv = IDN_ENOMEM;
 	}
-	for (uint32_t i = 0; rv == IDN_OK && i < l->count; i++) {
-		uint64_t q = l->first + i;
-		const idn_dataset_shard *s = get_shard(w, l->spec.queries,
-		    (uint32_t) (q / man->shard_size), &rv);
-		if (s != NULL && (q < s->first || q - s->first >= s->count ||
-		                     s->channels != man->c)) {
-			rv = IDN_ECORRUPT;
-		}
-		if (rv == IDN_OK) {
-			memcpy(images + i * chw, s->images + (q - s->first) * chw,
-			    chw);
-			labels[i] = s->labels[q - s->first];
-		}
-	}
 	// A task may hold a group of batches: the model still runs each
 	// batch of exactly spec.batch queries (only the set's last is short).
-	uint64_t t0 = idn_clock_ms();
+	// Each batch's inputs are gathered just before it runs, and the
+	// first use of a shard asks for the next one, so its fetch overlaps
+	// the model.
+	uint32_t shard = UINT32_MAX;
+	*ms = 0;
 	for (uint32_t i = 0; rv == IDN_OK && i < l->count; i += l->spec.batch) {
 		uint32_t n = l->count - i < l->spec.batch ? l->count - i :
 		    l->spec.batch;
-		rv = idn_model_infer(ms_->m, images + i * chw, n, n * chw,
-		    cls + i, scores + i);
+		for (uint32_t k = i; rv == IDN_OK && k < i + n; k++) {
+			uint64_t q = l->first + k;
+			uint32_t sk = (uint32_t) (q / man->shard_size);
+			const idn_dataset_shard *s = get_shard(w, l->spec.queries,
+			    sk, &rv);
+			if (s != NULL && (q < s->first ||
+			        q - s->first >= s->count ||
+			        s->channels != man->c)) {
+				rv = IDN_ECORRUPT;
+			}
+			if (rv == IDN_OK) {
+				memcpy(images + k * chw, s->images + (q - s->first) *
+				    chw, chw);
+				labels[k] = s->labels[q - s->first];
+			}
+			if (rv == IDN_OK && sk != shard) {
+				shard = sk;
+				if ((uint64_t) (sk + 1) * man->shard_size < end) {
+					prefetch(w, l->spec.queries, sk + 1);
+				}
+			}
+		}
+		uint64_t t0 = idn_clock_ms();
+		if (rv == IDN_OK) {
+			rv = idn_model_infer(ms_->m, images + i * chw, n, n * chw,
+			    cls + i, scores + i);
+		}
+		*ms += (double) (idn_clock_ms() - t0);
 	}
-	*ms = (double) (idn_clock_ms() - t0);
 	core_buf out = {0};
 	for (uint32_t i = 0; rv == IDN_OK && i < l->count; i++) {
 		char line[96];
