@@ -112,18 +112,18 @@ find_worker(coord *c, const char *id, bool create)
 	return w;
 }
 
-// The queries of one task: a group of batches (the last may be short).
-uint32_t
-coord_unit(const cjob *j)
-{
-	return j->spec.batch * (j->spec.group ? j->spec.group : 1);
-}
-
 bool
 coord_infer_active(const cjob *j)
 {
 	return j->spec.kind == IDN_JOB_INFER && j->state == IDN_JOB_RUNNING &&
 	    !sched_job_finished(j->sj);
+}
+
+// The queries of one task: a group of batches (the last may be short).
+uint32_t
+coord_unit(const cjob *j)
+{
+	return j->spec.batch * (j->spec.group ? j->spec.group : 1);
 }
 
 // The allocator's view of a job.
