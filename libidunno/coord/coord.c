@@ -30,6 +30,8 @@ _Static_assert((int) LEDGER_INFER == (int) IDN_JOB_INFER &&
 #define CHECKPOINT_MS 10000
 #define HYSTERESIS 0.05
 #define DEFAULT_BATCH_MS 100.0
+#define GROUP_TASK_MS 50.0     // an inference task's aimed-at length
+#define GROUP_FILL_MS 100.0    // longest a group takes to arrive
 
 static void
 note(coord *c, int level, const char *fmt, ...)
@@ -189,11 +191,18 @@ coord_infer_active(const cjob *j)
 	    !sched_job_finished(j->sj);
 }
 
+// The queries of one task: a group of batches (the last may be short).
+uint32_t
+coord_unit(const cjob *j)
+{
+	return j->spec.batch * (j->spec.group ? j->spec.group : 1);
+}
+
 // The allocator's view of a job.
 sched_fair_job
 coord_fair_job(const cjob *j, uint64_t now)
 {
-	return (sched_fair_job){j->key, j->batch_ms, j->spec.batch,
+	return (sched_fair_job){j->key, j->batch_ms, coord_unit(j),
 	    j->spec.rate, (double) sched_job_backlog(j->sj, now)};
 }
 
@@ -373,7 +382,8 @@ job_new(coord *c, const ledger_spec *s, int state, uint64_t start_ms,
 		rv = sched_stats_new(&j->lat);
 	}
 	if (rv == IDN_OK && s->kind == IDN_JOB_INFER) {
-		rv = sched_job_new(total, s->batch, s->rate, start_ms, &j->sj);
+		rv = sched_job_new(total, coord_unit(j), s->rate, start_ms,
+		    &j->sj);
 	}
 	if (rv != IDN_OK) {
 		job_free(j);
@@ -637,6 +647,36 @@ sdfs_exists(coord *c, const char *name)
 	return rv == IDN_OK;
 }
 
+// The batches per task and result file of an inference job, fixed at
+// admission (a task run twice must write the same bytes): enough to run
+// about GROUP_TASK_MS per task, so one SDFS put serves many batches, but
+// no more than arrive in GROUP_FILL_MS at the offered rate, so a group
+// fills quickly; 1 at modest rates. A model without a service estimate
+// (torch) is guessed from its weights file's size, fitted to LeNet-5 and
+// ResNet-18 (BUILD-NOTES: 1.3 and 28 ms per batch of 32 on one thread).
+static uint32_t
+choose_group(coord *c, const ledger_spec *s, double est)
+{
+	double fill = floor(s->rate * GROUP_FILL_MS / 1000.0 / s->batch);
+	if (fill < 2) {
+		return 1;
+	}
+	if (!(est > 0)) {
+		idn_sdfs_info *info = NULL;
+		double mb = 100;   // unknown: assume a large model
+		if (idn_sdfs_ls(c->h.sdfs, s->weights, &info) == IDN_OK &&
+		    info->nversions > 0) {
+			mb = (double) info->versions[0].size_bytes / 1e6;
+		}
+		idn_free(info);
+		est = s->batch * (0.04 + 0.02 * mb);
+	}
+	double g = ceil(GROUP_TASK_MS / est);
+	g = g < fill ? g : fill;
+	return g < 1 ? 1 : g > LEDGER_GROUP_MAX ? LEDGER_GROUP_MAX :
+	    (uint32_t) g;
+}
+
 // Checks the model and the data a spec names (outside the lock: SDFS
 // reads); fills the inference job's weights and total. IDN_OK or a
 // refusal already written to reply.
@@ -691,6 +731,7 @@ validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
 	*est = d.service_ms > 0 ? d.service_ms +
 	    s->batch * d.service_per_query_us / 1000.0 : 0;
 	model_desc_free(&d);
+	s->group = 1;
 	if (s->kind == IDN_JOB_INFER) {
 		if (s->weights[0] != '\0') {
 			if (!sdfs_exists(c, s->weights)) {
@@ -707,6 +748,7 @@ validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
 		}
 		*total = s->limit > 0 && s->limit < m.count ? s->limit : m.count;
 		s->limit = *total;
+		s->group = choose_group(c, s, *est);
 	}
 	return IDN_OK;
 }
@@ -764,7 +806,7 @@ on_add(coord *c, const wire_val *b, wire_wr *reply)
 		job_free(j);
 	} else {
 		if (est > 0) {
-			j->batch_ms = est;
+			j->batch_ms = est * s.group;
 		}
 		if (old != NULL) {
 			for (size_t i = 0; i < c->njobs; i++) {
@@ -783,9 +825,9 @@ on_add(coord *c, const wire_val *b, wire_wr *reply)
 		if (s.kind == IDN_JOB_INFER) {
 			note(c, IDN_LOG_INFO, "coord: job received: %s infer "
 			    "model %s queries %s (%llu) weights %s batch %u "
-			    "rate %.1f", s.job, s.model, s.queries,
+			    "rate %.1f group %u", s.job, s.model, s.queries,
 			    (unsigned long long) total, s.weights, s.batch,
-			    s.rate);
+			    s.rate, s.group);
 		} else {
 			note(c, IDN_LOG_INFO, "coord: job received: %s train "
 			    "model %s data %s epochs %u batch %u lr %g", s.job,
@@ -1425,7 +1467,8 @@ ticker(void *arg)
 // Concatenates the job's batch results in order into results/JOB/output
 // and counts the answers that match their label.
 static int
-assemble(coord *c, const char *job, uint32_t nbatches, double *accuracy)
+assemble(coord *c, const char *job, uint32_t nbatches, uint32_t group,
+    double *accuracy)
 {
 	core_buf out = {0};
 	uint64_t labelled = 0, right = 0;
@@ -1434,7 +1477,8 @@ assemble(coord *c, const char *job, uint32_t nbatches, double *accuracy)
 		char name[LEDGER_PATH_MAX];
 		void *data = NULL;
 		size_t len = 0;
-		ledger_batch_name(name, sizeof(name), job, k);
+		// A task's result is named by its first batch.
+		ledger_batch_name(name, sizeof(name), job, k * group);
 		rv = idn_sdfs_get_buf(c->h.sdfs, name, 0, &data, &len, NULL);
 		if (rv == IDN_OK) {
 			rv = core_buf_append(&out, data, len);
@@ -1501,10 +1545,11 @@ slow(void *arg)
 			char job[LEDGER_NAME_MAX + 1];
 			snprintf(job, sizeof(job), "%s", todo->spec.job);
 			uint32_t nb = sched_job_nbatches(todo->sj);
+			uint32_t group = todo->spec.group ? todo->spec.group : 1;
 			todo->assembling = true;
 			pthread_mutex_unlock(&c->lock);
 			double acc = -1;
-			int rv = assemble(c, job, nb, &acc);
+			int rv = assemble(c, job, nb, group, &acc);
 			pthread_mutex_lock(&c->lock);
 			cjob *j = coord_find_job(c, job);
 			if (j == todo && rv == IDN_OK &&

@@ -92,6 +92,7 @@ extern _Thread_local uint64_t coord_reply_epoch;
 // Lookups and helpers (the lock held).
 cjob *coord_find_job(coord *c, const char *name);
 cjob *coord_job_by_key(coord *c, uint64_t key);
+uint32_t coord_unit(const cjob *j);
 bool coord_infer_active(const cjob *j);
 sched_fair_job coord_fair_job(const cjob *j, uint64_t now);
 // coord_refuse writes a refusal {epoch, err} and returns rv.

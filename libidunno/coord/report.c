@@ -98,7 +98,7 @@ job_done_queries(const cjob *j)
 	if (done == nb) {
 		return total;
 	}
-	return (uint64_t) done * j->spec.batch;
+	return (uint64_t) done * coord_unit(j);
 }
 
 static void
@@ -198,15 +198,17 @@ stats_json(coord *c, const char *only, core_buf *b)
 		jf(b, ", \"batch\": %u, \"offered_rate\": ", j->spec.batch);
 		jnum(b, j->spec.kind == IDN_JOB_INFER ? j->spec.rate : 0);
 		if (j->spec.kind == IDN_JOB_INFER) {
-			jf(b, ", \"done\": %llu, \"total\": %llu",
+			jf(b, ", \"done\": %llu, \"total\": %llu, \"group\": %u",
 			    (unsigned long long) job_done_queries(j),
-			    (unsigned long long) sched_job_total(j->sj));
+			    (unsigned long long) sched_job_total(j->sj),
+			    j->spec.group);
 		} else {
 			jf(b, ", \"done\": %u, \"total\": %u, \"epoch\": %u",
 			    j->epoch, j->spec.epochs, j->epoch);
 		}
+		// Per batch of the spec, though a task runs a group of them.
 		jf(b, ", \"batch_ms\": ");
-		jnum(b, j->batch_ms);
+		jnum(b, j->batch_ms * j->spec.batch / coord_unit(j));
 		jf(b, ", \"rate_10s\": ");
 		jnum(b, p.rate_10s);
 		jf(b, ", \"rate\": ");
@@ -271,9 +273,10 @@ jobs_json(coord *c, core_buf *b)
 			jstr(b, j->spec.weights);
 			jf(b, ", \"batch\": %u, \"offered_rate\": ", j->spec.batch);
 			jnum(b, j->spec.rate);
-			jf(b, ", \"done\": %llu, \"total\": %llu",
+			jf(b, ", \"done\": %llu, \"total\": %llu, \"group\": %u",
 			    (unsigned long long) job_done_queries(j),
-			    (unsigned long long) sched_job_total(j->sj));
+			    (unsigned long long) sched_job_total(j->sj),
+			    j->spec.group);
 		} else {
 			jf(b, ", \"data\": ");
 			jstr(b, j->spec.data);

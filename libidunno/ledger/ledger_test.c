@@ -180,6 +180,37 @@ test_spec_check(void **st)
 	assert_non_null(strstr(ledger_spec_check(&s), "2 or more"));
 }
 
+static uint32_t
+group_round_trip(uint32_t group)
+{
+	ledger_spec s, back;
+	spec(&s, "g");
+	s.group = group;
+	wire_wr *w;
+	IDN_PASS(wire_wr_new(&w));
+	ledger_spec_put(w, &s);
+	const uint8_t *data;
+	size_t len;
+	IDN_PASS(wire_wr_bytes(w, &data, &len));
+	wire_doc *d;
+	IDN_PASS(wire_doc_parse(data, len, &d));
+	IDN_PASS(ledger_spec_get(wire_doc_root(d), &back));
+	wire_doc_free(d);
+	wire_wr_free(w);
+	assert_int_equal(back.batch, 8);
+	return back.group;
+}
+
+// A spec carries its result group; an unset one (0) means 1.
+static void
+test_spec_group(void **st)
+{
+	(void) st;
+	assert_int_equal(group_round_trip(9), 9);
+	assert_int_equal(group_round_trip(0), 1);
+	assert_int_equal(group_round_trip(LEDGER_GROUP_MAX), LEDGER_GROUP_MAX);
+}
+
 // A lease call's changes in one transaction: streamed as applied, read
 // back inside it, on disk after the commit; nesting commits once. Many
 // changes (past a WAL checkpoint) survive a reopen.
@@ -226,6 +257,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_changes_stream_and_checkpoint),
 	    cmocka_unit_test(test_spec_check),
+	    cmocka_unit_test(test_spec_group),
 	    cmocka_unit_test(test_transaction),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

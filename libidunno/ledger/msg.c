@@ -80,7 +80,7 @@ ledger_spec_check(const ledger_spec *s)
 void
 ledger_spec_put(wire_wr *w, const ledger_spec *s)
 {
-	wire_map(w, 13);
+	wire_map(w, 14);
 	wire_ku64(w, "kind", (uint64_t) s->kind);
 	wire_kstr(w, "job", s->job);
 	wire_kstr(w, "model", s->model);
@@ -94,6 +94,7 @@ ledger_spec_put(wire_wr *w, const ledger_spec *s)
 	wire_kf64(w, "lr", s->lr);
 	wire_ku64(w, "optimizer", (uint64_t) s->optimizer);
 	wire_ku64(w, "schedule", (uint64_t) s->schedule);
+	wire_ku64(w, "group", s->group ? s->group : 1);
 }
 
 static int
@@ -131,6 +132,13 @@ ledger_spec_get(const wire_val *v, ledger_spec *s)
 	    get_f64(v, "lr", &s->lr) ||
 	    get_u32(v, "optimizer", &opt) || opt > 16 ||
 	    get_u32(v, "schedule", &sch) || sch > 16) {
+		return IDN_EPROTO;
+	}
+	// Older specs have no group: one batch per task.
+	if (wire_get(v, "group") == NULL) {
+		s->group = 1;
+	} else if (get_u32(v, "group", &s->group) || s->group == 0 ||
+	    s->group > LEDGER_GROUP_MAX) {
 		return IDN_EPROTO;
 	}
 	s->kind = (int) kind;

@@ -21,6 +21,7 @@ enum { LEDGER_QUEUED, LEDGER_RUNNING, LEDGER_DONE, LEDGER_FAILED,
 #define LEDGER_NAME_MAX 64      // job and model names
 #define LEDGER_PATH_MAX 256    // SDFS names carried in specs
 #define LEDGER_LIST_MAX 4096   // most entries of one list in a message
+#define LEDGER_GROUP_MAX 256   // most batches in one task and result file
 
 // A job's spec as the coordinator keeps it (owned copies of the strings).
 typedef struct ledger_spec {
@@ -37,6 +38,10 @@ typedef struct ledger_spec {
 	double lr;
 	int optimizer;
 	int schedule;
+	// infer: batches per task and result file (results are grouped as
+	// batches [kG, (k+1)G)), fixed by the coordinator at admission; 1 in
+	// specs that lack it.
+	uint32_t group;
 } ledger_spec;
 
 // ledger_name_ok: [A-Za-z0-9_.-]{1,64}.

@@ -90,6 +90,15 @@ struct worker {
 	uint64_t wr_seq;
 	pthread_t writers[WRITERS];
 	int nwriters;
+	// The query shard the next task will need, fetched by its own thread
+	// while the executor runs this one (a shard holds many batches).
+	pthread_t pf;
+	bool have_pf;
+	char pf_want[LEDGER_PATH_MAX + 16];   // requested, not yet started
+	char pf_name[LEDGER_PATH_MAX + 16];   // being fetched or fetched
+	bool pf_busy;
+	void *pf_blob;
+	size_t pf_len;
 	// Executor only.
 	model_slot models[MODELS_MAX];
 	set_slot sets[SETS_MAX];
@@ -424,7 +433,19 @@ get_shard(worker *w, const char *prefix, uint32_t k, int *rc)
 	void *blob = NULL;
 	size_t len = 0;
 	idn_dataset_shard s;
-	*rc = idn_sdfs_get_buf(w->h.node, name, 0, &blob, &len, NULL);
+	pthread_mutex_lock(&w->lock);
+	while (w->pf_busy && strcmp(w->pf_name, name) == 0 && !w->stop) {
+		wait_ms(w, 100);
+	}
+	if (w->pf_blob != NULL && strcmp(w->pf_name, name) == 0) {
+		blob = w->pf_blob;
+		len = w->pf_len;
+		w->pf_blob = NULL;
+		w->pf_name[0] = '\0';
+	}
+	pthread_mutex_unlock(&w->lock);
+	*rc = blob != NULL ? IDN_OK : idn_sdfs_get_buf(w->h.node, name, 0,
+	    &blob, &len, NULL);
 	if (*rc == IDN_OK) {
 		*rc = idn_dataset_shard_decode(blob, len, &s);
 	}
@@ -438,6 +459,66 @@ get_shard(worker *w, const char *prefix, uint32_t k, int *rc)
 	snprintf(lru->name, sizeof(lru->name), "%s", name);
 	lru->used = ++w->tick;
 	return &lru->s;
+}
+
+// Asks the prefetcher for shard k of prefix unless it is cached or asked.
+static void
+prefetch(worker *w, const char *prefix, uint32_t k)
+{
+	char name[sizeof(w->pf_want)];
+	if (idn_dataset_shard_name(prefix, k, name, sizeof(name)) != IDN_OK) {
+		return;
+	}
+	for (int i = 0; i < SHARDS_MAX; i++) {
+		if (w->shards[i].blob && strcmp(w->shards[i].name, name) == 0) {
+			return;
+		}
+	}
+	pthread_mutex_lock(&w->lock);
+	if (strcmp(w->pf_name, name) != 0) {
+		snprintf(w->pf_want, sizeof(w->pf_want), "%s", name);
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void *
+prefetch_main(void *arg)
+{
+	worker *w = arg;
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		if (w->pf_want[0] == '\0') {
+			wait_ms(w, 1000);
+			continue;
+		}
+		char name[sizeof(w->pf_want)];
+		snprintf(name, sizeof(name), "%s", w->pf_want);
+		w->pf_want[0] = '\0';
+		idn_free(w->pf_blob);
+		w->pf_blob = NULL;
+		snprintf(w->pf_name, sizeof(w->pf_name), "%s", name);
+		w->pf_busy = true;
+		pthread_mutex_unlock(&w->lock);
+		void *blob = NULL;
+		size_t len = 0;
+		if (idn_sdfs_get_buf(w->h.node, name, 0, &blob, &len, NULL) !=
+		    IDN_OK) {
+			blob = NULL; // the executor fetches it itself
+		}
+		pthread_mutex_lock(&w->lock);
+		w->pf_busy = false;
+		if (strcmp(w->pf_name, name) == 0 && blob != NULL) {
+			w->pf_blob = blob;
+			w->pf_len = len;
+		} else {
+			w->pf_name[0] = '\0';
+			idn_free(blob);
+		}
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
 }
 
 // Runs one inference batch: queries [first, first + count) of the set;
@@ -454,11 +535,15 @@ run_batch(worker *w, const ledger_lease *l, double *ms, core_buf *result)
 	}
 	const ledger_manifest *man = &set->man;
 	size_t chw = (size_t) man->c * man->h * man->w;
-	if (l->count == 0 || l->first + l->count > man->count ||
+	if (l->count == 0 || l->spec.batch == 0 ||
+	    l->first + l->count > man->count ||
 	    man->c != ms_->info.channels || man->h != ms_->info.height ||
 	    man->w != ms_->info.width) {
 		return IDN_EINVAL;
 	}
+	// spec.limit is the job's resolved query count.
+	uint64_t end = l->spec.limit > 0 && l->spec.limit < man->count ?
+	    l->spec.limit : man->count;
 	uint8_t *images = core_alloc(l->count * chw);
 	uint8_t *labels = core_alloc(l->count);
 	uint32_t *cls = core_alloc(l->count * sizeof(*cls));
@@ -466,26 +551,45 @@ run_batch(worker *w, const ledger_lease *l, double *ms, core_buf *result)
 	if (!images || !labels || !cls || !scores) {
 		rv = IDN_ENOMEM;
 	}
-	for (uint32_t i = 0; rv == IDN_OK && i < l->count; i++) {
-		uint64_t q = l->first + i;
-		const idn_dataset_shard *s = get_shard(w, l->spec.queries,
-		    (uint32_t) (q / man->shard_size), &rv);
-		if (s != NULL && (q < s->first || q - s->first >= s->count ||
-		                     s->channels != man->c)) {
-			rv = IDN_ECORRUPT;
+	// A task may hold a group of batches: the model still runs each
+	// batch of exactly spec.batch queries (only the set's last is short).
+	// Each batch's inputs are gathered just before it runs, and the
+	// first use of a shard asks for the next one, so its fetch overlaps
+	// the model.
+	uint32_t shard = UINT32_MAX;
+	*ms = 0;
+	for (uint32_t i = 0; rv == IDN_OK && i < l->count; i += l->spec.batch) {
+		uint32_t n = l->count - i < l->spec.batch ? l->count - i :
+		    l->spec.batch;
+		for (uint32_t k = i; rv == IDN_OK && k < i + n; k++) {
+			uint64_t q = l->first + k;
+			uint32_t sk = (uint32_t) (q / man->shard_size);
+			const idn_dataset_shard *s = get_shard(w, l->spec.queries,
+			    sk, &rv);
+			if (s != NULL && (q < s->first ||
+			        q - s->first >= s->count ||
+			        s->channels != man->c)) {
+				rv = IDN_ECORRUPT;
+			}
+			if (rv == IDN_OK) {
+				memcpy(images + k * chw, s->images + (q - s->first) *
+				    chw, chw);
+				labels[k] = s->labels[q - s->first];
+			}
+			if (rv == IDN_OK && sk != shard) {
+				shard = sk;
+				if ((uint64_t) (sk + 1) * man->shard_size < end) {
+					prefetch(w, l->spec.queries, sk + 1);
+				}
+			}
 		}
+		uint64_t t0 = idn_clock_ms();
 		if (rv == IDN_OK) {
-			memcpy(images + i * chw, s->images + (q - s->first) * chw,
-			    chw);
-			labels[i] = s->labels[q - s->first];
+			rv = idn_model_infer(ms_->m, images + i * chw, n, n * chw,
+			    cls + i, scores + i);
 		}
+		*ms += (double) (idn_clock_ms() - t0);
 	}
-	uint64_t t0 = idn_clock_ms();
-	if (rv == IDN_OK) {
-		rv = idn_model_infer(ms_->m, images, l->count, l->count * chw,
-		    cls, scores);
-	}
-	*ms = (double) (idn_clock_ms() - t0);
 	core_buf out = {0};
 	for (uint32_t i = 0; rv == IDN_OK && i < l->count; i++) {
 		char line[96];
@@ -629,7 +733,9 @@ writer_main(void *arg)
 		ws->out = (core_buf){0};
 		pthread_mutex_unlock(&w->lock);
 		char name[LEDGER_PATH_MAX];
-		ledger_batch_name(name, sizeof(name), l.spec.job, l.batch);
+		// Named by the task's first batch (its group's, when grouped).
+		ledger_batch_name(name, sizeof(name), l.spec.job,
+		    (uint32_t) (l.first / l.spec.batch));
 		int rv = idn_sdfs_put_buf(w->h.node, name, out.data, out.len,
 		    NULL);
 		core_buf_free(&out);
@@ -741,6 +847,12 @@ worker_open(const worker_host *h, worker **out)
 	} else if (rv == IDN_OK) {
 		w->have_exec = true;
 	}
+	if (rv == IDN_OK && pthread_create(&w->pf, NULL, prefetch_main, w) !=
+	    0) {
+		rv = IDN_ESYS;
+	} else if (rv == IDN_OK) {
+		w->have_pf = true;
+	}
 	while (rv == IDN_OK && w->nwriters < WRITERS) {
 		if (pthread_create(&w->writers[w->nwriters], NULL, writer_main,
 		        w) != 0) {
@@ -776,6 +888,10 @@ worker_close(worker *w)
 	for (int i = 0; i < w->nwriters; i++) {
 		pthread_join(w->writers[i], NULL);
 	}
+	if (w->have_pf) {
+		pthread_join(w->pf, NULL);
+	}
+	idn_free(w->pf_blob);
 	for (size_t i = 0; i < WRITES_MAX; i++) {
 		core_buf_free(&w->wr[i].out);
 	}

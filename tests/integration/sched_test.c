@@ -47,6 +47,8 @@ setup(void **st)
 	IDN_PASS(put_sim("quick", "1x28x28", 40));
 	IDN_PASS(put_sim("wide", "3x32x32", 10));
 	IDN_PASS(put_sim("trainsim", "1x28x28", 25));
+	IDN_PASS(put_sim("tiny", "1x28x28", 2));
+	IDN_PASS(put_sim("mid", "1x28x28", 60));
 	return 0;
 }
 
@@ -343,6 +345,75 @@ worker_name(const char *id)
 	return NULL;
 }
 
+// A high-rate job of a cheap model runs its batches in groups (one task
+// and one result file per group); a worker running it is SIGKILLed
+// mid-job; the output equals a job of one batch per task (a costly sim
+// model: sim answers depend on the input only).
+static void
+test_groups(void **st)
+{
+	char *out = NULL;
+	assert_int_equal(cli(&out, "infer add gref --model mid --queries "
+	    QUERIES " --batch 16 --rate 2000 --limit 4800"), 0);
+	free(out);
+	IDN_PASS(idn_job_wait(c, "gref", 90000, NULL));
+	// 1500 q/s fills 9 batches of 16 in 0.1 s, fewer than the 25 that
+	// take the 50 ms a task aims at with 2 ms per batch.
+	assert_int_equal(cli(&out, "infer add gx --model tiny --queries "
+	    QUERIES " --batch 16 --rate 1500 --limit 4800"), 0);
+	free(out);
+	char who[128] = "";
+	uint64_t deadline = idn_test_now_ms() + 30000;
+	for (;;) {
+		char *json = NULL;
+		IDN_PASS(idn_sched_stats(c, "gx", &json));
+		assert_int_equal(job_field(json, "gx", "group"), 9);
+		double done = job_field(json, "gx", "done");
+		const char *w = strstr(json, "\"workers\": [\"");
+		if (done >= 600 && w != NULL) {
+			assert_true(done < 4800);
+			sscanf(w + 13, "%127[^\"]", who);
+			idn_free(json);
+			break;
+		}
+		idn_free(json);
+		assert_true(idn_test_now_ms() < deadline);
+		usleep(50 * 1000);
+	}
+	const char *name = worker_name(who);
+	assert_non_null(name);
+	IDN_PASS(idn_tcluster_kill(&cl, name));
+	IDN_PASS(idn_job_wait(c, "gx", 90000, NULL));
+	char *json = NULL;
+	IDN_PASS(idn_sched_jobs(c, &json));
+	assert_int_equal(job_field(json, "gref", "group"), 1);
+	assert_int_equal(job_field(json, "gx", "group"), 9);
+	idn_free(json);
+	size_t l1, l2;
+	char *ref = output_of("gref", &l1);
+	char *got = output_of("gx", &l2);
+	check_exactly_once(got, l2, 4800);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(ref, got, l1);
+	idn_free(ref);
+	idn_free(got);
+	// 300 batches: 300 result files of gref, 34 of gx (33 groups of 9
+	// and one of 3), besides each output.
+	assert_int_equal(count_prefix("results/gref/"), 301);
+	assert_int_equal(count_prefix("results/gx/"), 35);
+	void *last = NULL;
+	size_t len;
+	IDN_PASS(idn_sdfs_get_buf(c, "results/gx/batch-000297", 0, &last, &len,
+	    NULL));
+	assert_int_equal(strtoul(last, NULL, 10), 297 * 16);
+	size_t lines = 0;
+	for (size_t i = 0; i < len; i++) {
+		lines += ((char *) last)[i] == '\n';
+	}
+	assert_int_equal(lines, 3 * 16);
+	idn_free(last);
+}
+
 static void
 test_training_resumes(void **st)
 {
@@ -588,6 +659,7 @@ main(void)
 	    cmocka_unit_test(test_refusals_leave_nothing),
 	    cmocka_unit_test(test_fair_rates),
 	    cmocka_unit_test(test_three_workers_killed),
+	    cmocka_unit_test(test_groups),
 	    cmocka_unit_test(test_training_resumes),
 	    cmocka_unit_test(test_no_coordinator),
 	    cmocka_unit_test(test_coordinator_restart),
