@@ -621,7 +621,8 @@ static int
 ensure_replicated(sdfs *s, const char *name, uint64_t ver,
     char held[][IDN_ADDR_MAX], size_t nheld)
 {
-	uint64_t deadline = idn_clock_ms() + REPLICATE_DEADLINE_MS;
+	uint64_t deadline = idn_clock_ms() +
+	    sdfs_limit("IDUNNO_SDFS_REPLICATE_MS", REPLICATE_DEADLINE_MS);
 	char src[R][IDN_ADDR_MAX];
 	size_t nsrc = 0;
 	for (size_t i = 0; i < nheld && nsrc < R; i++) {
