@@ -619,15 +619,10 @@ remote_pulls(sdfs *s, const char *const *targets, size_t n, const char *name,
 // a copy from a stand-in back to a replica that was only slow.
 static int
 ensure_replicated(sdfs *s, const char *name, uint64_t ver,
-    char held[][IDN_ADDR_MAX], size_t nheld)
+    char src[][IDN_ADDR_MAX], size_t *nsrc)
 {
 	uint64_t deadline = idn_clock_ms() +
 	    sdfs_limit("IDUNNO_SDFS_REPLICATE_MS", REPLICATE_DEADLINE_MS);
-	char src[R][IDN_ADDR_MAX];
-	size_t nsrc = 0;
-	for (size_t i = 0; i < nheld && nsrc < R; i++) {
-		snprintf(src[nsrc++], IDN_ADDR_MAX, "%s", held[i]);
-	}
 	while (!s->stop) {
 		view v;
 		char want[R][IDN_ADDR_MAX];
@@ -641,7 +636,7 @@ ensure_replicated(sdfs *s, const char *name, uint64_t ver,
 		const char *pull[R];
 		for (size_t i = 0; i < n; i++) {
 			bool have = false;
-			for (size_t k = 0; k < nsrc; k++) {
+			for (size_t k = 0; k < *nsrc; k++) {
 				have = have || strcmp(src[k], want[i]) == 0;
 			}
 			if (have) {
@@ -658,12 +653,12 @@ ensure_replicated(sdfs *s, const char *name, uint64_t ver,
 				}
 				continue;
 			}
-			rv = sdfs_pull_now(s, name, ver, src, nsrc);
+			rv = sdfs_pull_now(s, name, ver, src, *nsrc);
 			if (rv == IDN_EEXIST) {
 				return rv; // another put's bytes under ver
 			}
-			if (rv == IDN_OK && nsrc < R) {
-				snprintf(src[nsrc++], IDN_ADDR_MAX, "%s",
+			if (rv == IDN_OK && *nsrc < R) {
+				snprintf(src[(*nsrc)++], IDN_ADDR_MAX, "%s",
 				    want[i]);
 			} else if (rv != IDN_OK) {
 				missing++;
@@ -671,14 +666,15 @@ ensure_replicated(sdfs *s, const char *name, uint64_t ver,
 		}
 		int rvs[R];
 		if (npull > 0) {
-			remote_pulls(s, pull, npull, name, ver, src, nsrc, rvs);
+			remote_pulls(s, pull, npull, name, ver, src, *nsrc,
+			    rvs);
 		}
 		for (size_t k = 0; k < npull; k++) {
 			if (rvs[k] == IDN_EEXIST) {
 				return rvs[k]; // another put's bytes under ver
 			}
-			if (rvs[k] == IDN_OK && nsrc < R) {
-				snprintf(src[nsrc++], IDN_ADDR_MAX, "%s",
+			if (rvs[k] == IDN_OK && *nsrc < R) {
+				snprintf(src[(*nsrc)++], IDN_ADDR_MAX, "%s",
 				    pull[k]);
 			} else if (rvs[k] != IDN_OK) {
 				missing++;
@@ -697,34 +693,59 @@ ensure_replicated(sdfs *s, const char *name, uint64_t ver,
 	return IDN_ECLOSED;
 }
 
-// The version number of this put was given to another put too (two nodes
-// took themselves for the name's primary while membership changed), and
-// some replica holds that put's bytes under it. This put must not be
-// acknowledged under it: its copies are withdrawn where they hold its
-// bytes, and the client puts again under a fresh number.
+// The put is not acknowledged: either its version number was given to
+// another put too (two nodes took themselves for the name's primary while
+// membership changed) and some replica holds that put's bytes under it,
+// or its replicas could not be completed. Its copies are withdrawn where
+// they hold its bytes, on every replica it went to and every node that
+// pulled it (held), also where its commit timed out (it may still land
+// there: the replica then drops it again), so that the failed put is
+// visible nowhere; the client may put again under a fresh number. Best
+// effort, one round of STAT_TIMEOUT_MS.
 static void
-withdraw(sdfs *s, put_sess *ps)
+withdraw(sdfs *s, put_sess *ps, char held[][IDN_ADDR_MAX], size_t nheld,
+    int why)
 {
-	size_t me = self_index(s, ps);
-	if (me < R) {
+	const char *targets[2 * R];
+	size_t nt = 0;
+	bool local = false;
+	for (size_t i = 0; i < ps->nrep + nheld; i++) {
+		const char *a = i < ps->nrep ? ps->addr[i] : held[i - ps->nrep];
+		bool dup = sdfs_is_self(s, a);
+		local = local || dup;
+		for (size_t k = 0; k < nt && !dup; k++) {
+			dup = strcmp(targets[k], a) == 0;
+		}
+		if (!dup) {
+			targets[nt++] = a;
+		}
+	}
+	if (local) {
 		sdfs_rep_unput(s, ps->name, ps->ver, ps->sum);
 	}
-	for (size_t i = 0; i < ps->nrep; i++) {
-		ps->live[i] = i != me;
-	}
 	wire_wr *w = sdfs_body_new();
-	if (w != NULL) {
+	if (w != NULL && nt > 0) {
+		int rvs[2 * R];
 		wire_map(w, 3);
 		wire_kstr(w, "name", ps->name);
 		wire_ku64(w, "ver", ps->ver);
 		wire_kbin(w, "sum", ps->sum, sizeof(ps->sum));
-		fan_replicas(s, ps, NULL, "sdfs.r.unput", w, STAT_TIMEOUT_MS,
-		    false);
-		wire_wr_free(w);
+		int rv = rpc_fanout(s->rpc, targets, nt, "sdfs.r.unput", w,
+		    STAT_TIMEOUT_MS, rvs, NULL, NULL);
+		for (size_t k = 0; k < nt; k++) {
+			if ((rv ? rv : rvs[k]) != IDN_OK) {
+				core_logf(s->lg, IDN_LOG_WARN, "sdfs: %s did "
+				    "not withdraw '%s' version %" PRIu64 ": %s",
+				    targets[k], ps->name, ps->ver,
+				    idn_strerror(rv ? rv : rvs[k]));
+			}
+		}
 	}
-	core_logf(s->lg, IDN_LOG_WARN, "sdfs: put of '%s' version %" PRIu64
-	    " withdrawn: a replica holds other bytes under that number",
-	    ps->name, ps->ver);
+	wire_wr_free(w);
+	core_logf(s->lg, IDN_LOG_WARN, "sdfs: %s of '%s' version %" PRIu64
+	    " withdrawn: %s", ps->tomb ? "delete" : "put", ps->name, ps->ver,
+	    why == IDN_EEXIST ? "a replica holds other bytes under that "
+	    "number" : idn_strerror(why));
 }
 
 // Commits a session on its live replicas, then completes the replica set.
@@ -749,7 +770,8 @@ sess_commit(sdfs *s, put_sess *ps)
 	wire_kstr(w, "name", ps->name);
 	wire_str(w, "meta");
 	sdfs_vmeta_put(w, &m, false);
-	fan_replicas(s, ps, NULL, "sdfs.r.commit", w, COMMIT_TIMEOUT_MS, true);
+	fan_replicas(s, ps, NULL, "sdfs.r.commit", w,
+	    sdfs_limit("IDUNNO_SDFS_COMMIT_MS", COMMIT_TIMEOUT_MS), true);
 	wire_wr_free(w);
 	char held[R][IDN_ADDR_MAX];
 	size_t nheld = 0;
@@ -760,9 +782,10 @@ sess_commit(sdfs *s, put_sess *ps)
 		}
 	}
 	int rv = ps->conflict ? IDN_EEXIST : nheld == 0 ? IDN_EUNAVAIL :
-	    ensure_replicated(s, ps->name, ps->ver, held, nheld);
-	if (rv == IDN_EEXIST) {
-		withdraw(s, ps);
+	    ensure_replicated(s, ps->name, ps->ver, held, &nheld);
+	// A failed put is taken back, also where it committed.
+	if (rv != IDN_OK && !s->stop) {
+		withdraw(s, ps, held, nheld, rv);
 	}
 	core_logf(s->lg, rv ? IDN_LOG_WARN : IDN_LOG_INFO, "sdfs: %s '%s' "
 	    "version %" PRIu64 " (%" PRIu64 " bytes): %s",

@@ -94,6 +94,37 @@ sdfs_rep_chunk(sdfs *s, const char *name, uint64_t ver, uint64_t off,
 	return IDN_OK;
 }
 
+static bool
+unput_marked(sdfs *s, const char *name, const sdfs_vmeta *m)
+{
+	bool found = false;
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < UNPUT_MAX && !found; i++) {
+		found = s->unputs[i].name != NULL &&
+		    s->unputs[i].ver == m->ver &&
+		    memcmp(s->unputs[i].sum, m->sum, IDN_SDFS_SUM_BYTES) == 0 &&
+		    strcmp(s->unputs[i].name, name) == 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
+// A version just committed or pulled here that was withdrawn meanwhile
+// (its r.unput overtook the commit, or a holder that was not reached
+// offered it) is dropped again: IDN_ENOENT. sdfs_rep_unput marks before
+// it looks, this looks after the commit, so one of them sees the other.
+static int
+unput_again(sdfs *s, const char *name, const sdfs_vmeta *m)
+{
+	if (!unput_marked(s, name, m)) {
+		return IDN_OK;
+	}
+	core_logf(s->lg, IDN_LOG_WARN, "sdfs: '%s' version %" PRIu64
+	    " was withdrawn: dropped again", name, m->ver);
+	sdfs_store_drop_version(s->st, name, m->ver);
+	return IDN_ENOENT;
+}
+
 int
 sdfs_rep_commit(sdfs *s, const char *name, const sdfs_vmeta *m)
 {
@@ -117,6 +148,9 @@ sdfs_rep_commit(sdfs *s, const char *name, const sdfs_vmeta *m)
 		rv = sdfs_wtx_commit(t->tx, m);
 		t->tx = NULL;
 		sdfs_rtx_free(t);
+	}
+	if (rv == IDN_OK) {
+		rv = unput_again(s, name, m);
 	}
 	if (rv != IDN_OK) {
 		core_logf(s->lg, IDN_LOG_WARN, "sdfs: commit of '%s' version %"
@@ -253,6 +287,9 @@ pull_copy(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
 		sdfs_vmeta m = {0};
 		sdfs_wtx *tx = NULL;
 		rv = fetch_meta(s, src[i], name, ver, true, &m);
+		if (rv == IDN_OK && unput_marked(s, name, &m)) {
+			rv = IDN_ENOENT; // withdrawn here: not taken back
+		}
 		if (rv == IDN_OK) {
 			rv = sdfs_wtx_begin(s->st, name, ver, &tx);
 		}
@@ -289,6 +326,7 @@ pull_copy(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
 		}
 		if (rv == IDN_OK) {
 			rv = sdfs_wtx_commit(tx, &m);
+			rv = rv ? rv : unput_again(s, name, &m);
 		} else {
 			sdfs_wtx_abort(tx);
 		}
@@ -456,6 +494,17 @@ int
 sdfs_rep_unput(sdfs *s, const char *name, uint64_t ver,
     const uint8_t sum[IDN_SDFS_SUM_BYTES])
 {
+	char *copy = core_strdup(name);
+	if (copy == NULL) {
+		return IDN_ENOMEM;
+	}
+	pthread_mutex_lock(&s->lock);
+	size_t i = s->next_unput++ % UNPUT_MAX;
+	free(s->unputs[i].name);
+	s->unputs[i].name = copy;
+	s->unputs[i].ver = ver;
+	memcpy(s->unputs[i].sum, sum, IDN_SDFS_SUM_BYTES);
+	pthread_mutex_unlock(&s->lock);
 	sdfs_vmeta m;
 	int rv = sdfs_store_meta(s->st, name, ver, &m);
 	if (rv == IDN_ENOENT) {

@@ -205,6 +205,9 @@ sdfs_close(sdfs *s)
 		free(r->name);
 		free(r);
 	}
+	for (size_t i = 0; i < UNPUT_MAX; i++) {
+		free(s->unputs[i].name);
+	}
 	while (s->jobs != NULL) {
 		pull_job *j = s->jobs;
 		s->jobs = j->next;

@@ -23,6 +23,8 @@
 #define AE_PERIOD_MS 2000
 #define AE_POLL_MS 200
 #define RESV_MAX 4096
+// Withdrawn versions a replica remembers (sdfs_rep_unput), newest kept.
+#define UNPUT_MAX 256
 #define OFFERS_PER_CALL 2000
 // Names per ls-prefix page: 1000 names of at most 1 KiB fit a message.
 #define LIST_PAGE 1000
@@ -105,6 +107,14 @@ struct sdfs {
 	rtx *rtxs;
 	resv *resv;
 	size_t nresv;
+	// Withdrawn (name, version, sum)s, a ring: a copy of one committed or
+	// pulled after it was withdrawn here is dropped again.
+	struct {
+		char *name;
+		uint64_t ver;
+		uint8_t sum[IDN_SDFS_SUM_BYTES];
+	} unputs[UNPUT_MAX];
+	size_t next_unput;
 	pull_job *jobs;
 	pull_job *inflight; // pulls running now (name, ver), to not repeat
 	struct {
@@ -179,8 +189,10 @@ void sdfs_pull_enqueue(sdfs *s, const char *name, uint64_t ver,
 int sdfs_resolve(sdfs *s, const char *name, uint64_t ver,
     char src[][IDN_ADDR_MAX], size_t nsrc);
 void sdfs_repair(sdfs *s, const char *name, uint64_t ver);
-// Drops version ver of name if it holds these bytes (sum): a put whose
-// number turned out to be another put's withdraws its copies.
+// Drops version ver of name if it holds these bytes (sum), and refuses
+// them under ver from then on (a later commit or pull drops them again):
+// a put whose number turned out to be another put's, or that failed,
+// withdraws its copies.
 int sdfs_rep_unput(sdfs *s, const char *name, uint64_t ver,
     const uint8_t sum[IDN_SDFS_SUM_BYTES]);
 int sdfs_local_read(sdfs *s, const char *name, uint64_t ver, uint32_t idx,
