@@ -12,6 +12,7 @@
 
 #include "harness.h"
 #include "sdfs/sdfs_int.h"
+#include "sdfs/server.h"
 
 static void
 test_names(void **st)
@@ -655,6 +656,52 @@ test_conflict_winner(void **st)
 	assert_false(sdfs_put_first(5, 2, 5, 1));
 }
 
+// A withdrawn version (a failed put taken back) is refused here when its
+// commit arrives late, after the withdrawal; other bytes under the same
+// number are not.
+static void
+test_unput_refuses_late_commit(void **st)
+{
+	sdfs s = {0};
+	pthread_mutex_init(&s.lock, NULL);
+	IDN_PASS(sdfs_store_open(idn_test_tmpdir(), NULL, &s.st));
+	uint8_t a[100], b[200];
+	memset(a, 0xaa, sizeof(a));
+	memset(b, 0xbb, sizeof(b));
+	sdfs_vmeta ma = {.ver = 2, .size = sizeof(a), .mtime_ms = 1,
+	    .csize = IDN_SDFS_CHUNK_BYTES};
+	sdfs_vmeta mb = ma;
+	mb.size = sizeof(b);
+	file_sum(a, sizeof(a), ma.sum);
+	file_sum(b, sizeof(b), mb.sum);
+	sdfs_vmeta m;
+	// Withdrawn after its commit: dropped.
+	IDN_PASS(sdfs_rep_begin(&s, "u/f", 2));
+	IDN_PASS(sdfs_rep_chunk(&s, "u/f", 2, 0, a, sizeof(a), NULL));
+	IDN_PASS(sdfs_rep_commit(&s, "u/f", &ma));
+	IDN_PASS(sdfs_rep_unput(&s, "u/f", 2, ma.sum));
+	assert_int_equal(sdfs_store_meta(s.st, "u/f", 2, &m), IDN_ENOENT);
+	// The commit repeated, or its write open again and committed after
+	// the withdrawal: refused, nothing held.
+	assert_int_equal(sdfs_rep_commit(&s, "u/f", &ma), IDN_ENOENT);
+	IDN_PASS(sdfs_rep_begin(&s, "u/f", 2));
+	IDN_PASS(sdfs_rep_chunk(&s, "u/f", 2, 0, a, sizeof(a), NULL));
+	assert_int_equal(sdfs_rep_commit(&s, "u/f", &ma), IDN_ENOENT);
+	assert_int_equal(sdfs_store_meta(s.st, "u/f", 2, &m), IDN_ENOENT);
+	// Another put's bytes under the number stay.
+	IDN_PASS(sdfs_rep_begin(&s, "u/f", 2));
+	IDN_PASS(sdfs_rep_chunk(&s, "u/f", 2, 0, b, sizeof(b), NULL));
+	IDN_PASS(sdfs_rep_commit(&s, "u/f", &mb));
+	IDN_PASS(sdfs_store_meta(s.st, "u/f", 2, &m));
+	assert_memory_equal(m.sum, mb.sum, sizeof(m.sum));
+	sdfs_vmeta_clear(&m);
+	for (size_t i = 0; i < UNPUT_MAX; i++) {
+		free(s.unputs[i].name);
+	}
+	sdfs_store_close(s.st);
+	pthread_mutex_destroy(&s.lock);
+}
+
 int
 main(void)
 {
@@ -671,6 +718,7 @@ main(void)
 		cmocka_unit_test(test_conflict_winner),
 		cmocka_unit_test(test_no_wrap),
 		cmocka_unit_test(test_store_name_collision),
+		cmocka_unit_test(test_unput_refuses_late_commit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
