@@ -770,8 +770,7 @@ sess_commit(sdfs *s, put_sess *ps)
 	wire_kstr(w, "name", ps->name);
 	wire_str(w, "meta");
 	sdfs_vmeta_put(w, &m, false);
-	fan_replicas(s, ps, NULL, "sdfs.r.commit", w,
-	    sdfs_limit("IDUNNO_SDFS_COMMIT_MS", COMMIT_TIMEOUT_MS), true);
+	fan_replicas(s, ps, NULL, "sdfs.r.commit", w, COMMIT_TIMEOUT_MS, true);
 	wire_wr_free(w);
 	char held[R][IDN_ADDR_MAX];
 	size_t nheld = 0;
