@@ -356,6 +356,35 @@ find_active(rpc *rp, membership *ms, const char *skip, found *f)
 	return rv != IDN_OK ? rv : got ? IDN_OK : IDN_ENOENT;
 }
 
+// The coordinator's sync hook: the standby has the change, or none ever
+// followed, or no coordinator with a newer epoch answers. A standby that
+// stopped acknowledging may have promoted itself while this one was
+// paused or cut off: then this one steps down (the role thread, woken
+// by on_newer) and the change is not acknowledged.
+static int
+on_sync(void *arg)
+{
+	coord_role *r = arg;
+	pthread_mutex_lock(&r->lock);
+	coord_repl *repl = r->repl;
+	uint64_t epoch = r->epoch;
+	pthread_mutex_unlock(&r->lock);
+	// r->repl is freed only after the coordinator closed, which waits
+	// for this request.
+	if (repl == NULL || coord_repl_sync(repl)) {
+		return IDN_OK;
+	}
+	found f;
+	if (find_active(r->n.rpc, r->n.mship, r->id, &f) != IDN_OK ||
+	    f.epoch <= epoch) {
+		return IDN_OK; // the standby is gone: no standby mode
+	}
+	rlog(r, IDN_LOG_WARN, "coord: the standby did not acknowledge; %s is "
+	    "active with epoch %llu", f.id, (unsigned long long) f.epoch);
+	on_newer(r, f.epoch);
+	return IDN_EUNAVAIL;
+}
+
 // ---- becoming active, stepping down
 
 static void
@@ -384,7 +413,7 @@ activate(coord_role *r, ledger *led, uint64_t epoch)
 	if (rv == IDN_OK) {
 		coord_host h = {r->sdfs, r->data_dir, r->id, r->n.log,
 		    r->n.log_arg, led, epoch, false, coord_repl_push, repl,
-		    coord_repl_sync, repl, on_newer, r};
+		    on_sync, r, on_newer, r};
 		rv = coord_open(&h, &c);
 	}
 	if (rv != IDN_OK) {

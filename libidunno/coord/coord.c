@@ -591,6 +591,26 @@ ok_reply(wire_wr *reply)
 	return IDN_OK;
 }
 
+#define SUPERSEDED "a newer coordinator is active; coordinator changing, retry"
+
+// A job added or removed or a phase change is acknowledged once the
+// standby has it too. A standby that did not acknowledge may have promoted
+// itself while this coordinator was paused or cut off: then the change
+// stays in this ledger only, which the newer coordinator's replaces when
+// this one steps down, and the client retries there.
+static int
+synced_reply(coord *c, wire_wr *reply)
+{
+	if (c->h.sync != NULL && c->h.sync(c->h.sync_arg) != IDN_OK) {
+		c->superseded = true;
+		note(c, IDN_LOG_WARN, "coord: epoch %llu: the standby did not "
+		    "acknowledge and a newer coordinator is active: change "
+		    "not acknowledged", (unsigned long long) c->epoch);
+		return coord_refuse(reply, IDN_EUNAVAIL, SUPERSEDED);
+	}
+	return ok_reply(reply);
+}
+
 // ---- phases and jobs
 
 static int
@@ -620,15 +640,12 @@ on_phase(coord *c, const wire_val *b, wire_wr *reply)
 		c->want_checkpoint = true;
 		note(c, IDN_LOG_INFO, "coord: %s phase %s", name,
 		    start ? "started" : "stopped");
-		rv = rv == IDN_OK ? ok_reply(reply) : coord_refuse(reply, rv,
+		rv = rv == IDN_OK ? IDN_OK : coord_refuse(reply, rv,
 		    "ledger: %s", idn_strerror(rv));
 	}
 	pthread_mutex_unlock(&c->lock);
 	pthread_cond_broadcast(&c->cond);
-	if (rv == IDN_OK && c->h.sync != NULL) {
-		c->h.sync(c->h.sync_arg); // the standby has it too
-	}
-	return rv;
+	return rv == IDN_OK ? synced_reply(c, reply) : rv;
 }
 
 // Reads a small SDFS file; IDN_ENOENT when absent.
@@ -833,15 +850,10 @@ on_add(coord *c, const wire_val *b, wire_wr *reply)
 			    "model %s data %s epochs %u batch %u lr %g", s.job,
 			    s.model, s.data, s.epochs, s.batch, s.lr);
 		}
-		rv = ok_reply(reply);
 	}
 	pthread_mutex_unlock(&c->lock);
 	pthread_cond_broadcast(&c->cond);
-	// The job is acknowledged once the standby has it too.
-	if (rv == IDN_OK && c->h.sync != NULL) {
-		c->h.sync(c->h.sync_arg);
-	}
-	return rv;
+	return rv == IDN_OK ? synced_reply(c, reply) : rv;
 }
 
 static int
@@ -863,14 +875,11 @@ on_remove(coord *c, const wire_val *b, wire_wr *reply)
 		    "removed");
 		c->dirty = true;
 		note(c, IDN_LOG_INFO, "coord: job removed: %s", name);
-		rv = rv == IDN_OK ? ok_reply(reply) : coord_refuse(reply, rv,
+		rv = rv == IDN_OK ? IDN_OK : coord_refuse(reply, rv,
 		    "ledger: %s", idn_strerror(rv));
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (rv == IDN_OK && c->h.sync != NULL) {
-		c->h.sync(c->h.sync_arg); // the standby has it too
-	}
-	return rv;
+	return rv == IDN_OK ? synced_reply(c, reply) : rv;
 }
 
 static int
@@ -1340,6 +1349,11 @@ coord_handle(coord *c, const char *type, const wire_val *body,
 	        strcmp(type, "sched.phase") == 0) && !quorum(c)) {
 		return coord_refuse(reply, IDN_EUNAVAIL, "no majority of the "
 		    "cluster reachable; coordinator changing, retry");
+	}
+	if (c->superseded && (strcmp(type, "sched.add") == 0 ||
+	        strcmp(type, "sched.remove") == 0 ||
+	        strcmp(type, "sched.phase") == 0)) {
+		return coord_refuse(reply, IDN_EUNAVAIL, SUPERSEDED);
 	}
 	if (c->h.passive && strcmp(type, "sched.stats") != 0 &&
 	    strcmp(type, "sched.jobs") != 0 && strcmp(type, "sched.assign") != 0 &&

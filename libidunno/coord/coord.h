@@ -30,9 +30,12 @@ typedef struct coord_host {
 	                       // the view never closes led
 	ledger_stream_fn stream; // every ledger change, for the replication
 	void *stream_arg;
-	void (*sync)(void *arg); // after a job is added or removed or the
-	void *sync_arg;          // phase changes, before the ack: waits
-	                         // (bounded) for the standby's copy
+	// After a job is added or removed or the phase changes, before the
+	// ack: waits (bounded) for the standby's copy. Not IDN_OK: a newer
+	// coordinator is active; the client is told to retry and this one
+	// takes no more such requests.
+	int (*sync)(void *arg);
+	void *sync_arg;
 	void (*newer)(void *arg, uint64_t epoch); // a worker knows a newer
 	void *newer_arg;                          // epoch: step down
 } coord_host;

@@ -81,6 +81,7 @@ struct coord {
 	uint64_t open_ms;     // clock ms at open
 	char standby[96];     // "" when no standby follows
 	char *assign_rec;     // the allocation as last written to the ledger
+	_Atomic bool superseded; // h.sync saw a newer coordinator
 	size_t quorum_need;   // the majority rule (coord_set_quorum)
 	uint64_t quorum_window_ms, standby_seen_ms;
 };

@@ -92,10 +92,9 @@ coord_repl_push(void *arg, const uint8_t *data, size_t len)
 	pthread_cond_broadcast(&r->cond);
 }
 
-void
-coord_repl_sync(void *arg)
+bool
+coord_repl_sync(coord_repl *r)
 {
-	coord_repl *r = arg;
 	pthread_mutex_lock(&r->lock);
 	uint64_t want = r->seq, end = idn_clock_ms() + REPL_SYNC_MS;
 	while (r->acked < want && r->follower[0] != '\0' &&
@@ -105,7 +104,12 @@ coord_repl_sync(void *arg)
 		deadline(&ts, 10);
 		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
 	}
+	// A standby that stopped pulling, however long ago, may have
+	// stopped because it promoted itself (this coordinator was paused or
+	// cut off): the caller asks it.
+	bool ok = r->acked >= want || r->follower[0] == '\0';
 	pthread_mutex_unlock(&r->lock);
+	return ok;
 }
 
 bool

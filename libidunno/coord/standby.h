@@ -24,8 +24,11 @@ void coord_repl_free(coord_repl *r);
 // A ledger_stream_fn: queues one change.
 void coord_repl_push(void *arg, const uint8_t *change, size_t len);
 // Waits until a standby that pulled recently acknowledged every change
-// queued so far (at most REPL_SYNC_MS). No standby: returns at once.
-void coord_repl_sync(void *arg);
+// queued so far (at most REPL_SYNC_MS; not at all for one silent for a
+// second). True when it did, or when no standby ever pulled from this
+// coordinator (at once); false when one did but has not acknowledged:
+// the caller makes sure no newer coordinator is active before acting.
+bool coord_repl_sync(coord_repl *r);
 // Answers one `sched.repl` pull {id, gen, from} with {epoch, gen, seq,
 // image} or {epoch, gen, seq, changes: [bin]}.
 int coord_repl_serve(coord_repl *r, ledger *led, uint64_t epoch,

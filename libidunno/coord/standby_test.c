@@ -2,8 +2,9 @@
 // standby_test.c: the replication stream without a network: a new standby
 // gets an image, then the changes after its position; a standby of another
 // generation or ahead of the stream gets an image again; an idle pull waits
-// REPL_WAIT_MS and returns nothing; sync returns once the standby
-// acknowledged, and at once without a standby.
+// REPL_WAIT_MS and returns nothing; sync returns true once the standby
+// acknowledged, and at once without a standby; false after REPL_SYNC_MS
+// when it did not, and at once when it stopped pulling.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,13 @@ count_job(void *arg, const ledger_job *j)
 	(*(int *) arg)++;
 }
 
+static bool
+follower_gone(void *arg)
+{
+	char id[96];
+	return !coord_repl_follower(arg, id, sizeof(id));
+}
+
 static void
 test_image_then_changes(void **st)
 {
@@ -140,7 +148,7 @@ test_image_then_changes(void **st)
 	assert_true(coord_repl_follower(r, id, sizeof(id)));
 	assert_string_equal(id, "standby1");
 	uint64_t t0 = idn_clock_ms();
-	coord_repl_sync(r);
+	assert_false(coord_repl_sync(r)); // not acknowledged: ask
 	assert_true(idn_clock_ms() - t0 >= REPL_SYNC_MS - 10);
 	pull(r, l, gen, 6, &rep); // idle: waits, returns nothing
 	assert_true(idn_clock_ms() - t0 >= REPL_SYNC_MS + REPL_WAIT_MS - 10);
@@ -148,7 +156,16 @@ test_image_then_changes(void **st)
 	assert_int_equal(n, 0);
 	reply_free(&rep);
 	t0 = idn_clock_ms();
-	coord_repl_sync(r);
+	assert_true(coord_repl_sync(r));
+	assert_true(idn_clock_ms() - t0 < REPL_SYNC_MS / 2);
+
+	// A standby that stopped pulling (it may have promoted itself while
+	// this coordinator was paused) is not waited for, but the change is
+	// still not acknowledged: the caller asks it.
+	coord_repl_push(r, (const uint8_t *) "x", 1);
+	assert_true(idn_test_wait(follower_gone, r, 5000));
+	t0 = idn_clock_ms();
+	assert_false(coord_repl_sync(r));
 	assert_true(idn_clock_ms() - t0 < REPL_SYNC_MS / 2);
 
 	// Another generation, or a position ahead of the stream: an image.
@@ -173,7 +190,7 @@ test_sync_without_standby(void **st)
 	char id[96];
 	assert_false(coord_repl_follower(r, id, sizeof(id)));
 	uint64_t t0 = idn_clock_ms();
-	coord_repl_sync(r);
+	assert_true(coord_repl_sync(r));
 	assert_true(idn_clock_ms() - t0 < REPL_SYNC_MS / 2);
 	coord_repl_free(r);
 }
