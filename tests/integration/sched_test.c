@@ -46,7 +46,8 @@ setup(void **st)
 	IDN_PASS(put_sim("slow", "1x28x28", 800));
 	IDN_PASS(put_sim("quick", "1x28x28", 40));
 	IDN_PASS(put_sim("wide", "3x32x32", 10));
-	IDN_PASS(put_sim("trainsim", "1x28x28", 25));
+	// 10 batches of 60 ms an epoch: the kill lands well before epoch 5.
+	IDN_PASS(put_sim("trainsim", "1x28x28", 60));
 	IDN_PASS(put_sim("tiny", "1x28x28", 2));
 	IDN_PASS(put_sim("mid", "1x28x28", 60));
 	return 0;
@@ -452,11 +453,12 @@ test_training_resumes(void **st)
 	IDN_PASS(idn_job_wait(c, "t1", 90000, &state));
 	// Attempt 2 started after epoch 2 or later and went on from there:
 	// no worker but the killed one trained epoch 1 or 2.
-	assert_int_equal(cli(&out, "grep 'training t1 to .* attempt 2 "
+	// A lease that expired under load may add an attempt.
+	assert_int_equal(cli(&out, "grep 'training t1 to .* attempt [2-9] "
 	    ".after epoch [2-5].' --regex"), 0);
 	free(out);
 	assert_int_equal(cli(&out, "grep 'training t1 epoch [1-5]/5 done, "
-	    "attempt 2' --regex"), 0);
+	    "attempt [2-9]' --regex"), 0);
 	assert_null(strstr(out, "epoch 1/5"));
 	assert_null(strstr(out, "epoch 2/5"));
 	assert_non_null(strstr(out, "epoch 5/5"));
