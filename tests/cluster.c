@@ -193,17 +193,27 @@ idn_tcluster_addr(idn_tcluster *c, const char *node)
 }
 
 int
-idn_tcluster_members(idn_tcluster *c, const char *node, idn_member **out,
-    size_t *n)
+idn_tcluster_client(idn_tcluster *c, const char *node, int timeout_ms,
+    idn_client **out)
 {
 	const char *addr = idn_tcluster_addr(c, node);
-	idn_client *cl;
 	if (addr == NULL) {
 		return IDN_ENOENT;
 	}
-	int rv = idn_client_open(addr, c->key, &cl);
+	int rv = idn_client_open(addr, c->key, out);
 	if (rv == IDN_OK) {
-		idn_client_set_timeout(cl, 2000);
+		idn_client_set_timeout(*out, timeout_ms);
+	}
+	return rv;
+}
+
+int
+idn_tcluster_members(idn_tcluster *c, const char *node, idn_member **out,
+    size_t *n)
+{
+	idn_client *cl;
+	int rv = idn_tcluster_client(c, node, 2000, &cl);
+	if (rv == IDN_OK) {
 		rv = idn_client_members(cl, out, n);
 		idn_client_close(cl);
 	}

@@ -28,9 +28,7 @@ setup(void **st)
 	const char *b = getenv("IDUNNO_BUILD_DIR");
 	snprintf(models, sizeof(models), "%s/models", b ? b : "build");
 	IDN_PASS(idn_tcluster_up(&cl, 5));
-	IDN_PASS(idn_client_open(idn_tcluster_addr(&cl, "worker1"), cl.key,
-	    &c));
-	idn_client_set_timeout(c, 30000);
+	IDN_PASS(idn_tcluster_client(&cl, "worker1", 30000, &c));
 	return 0;
 }
 

@@ -37,9 +37,7 @@ static int
 setup(void **st)
 {
 	IDN_PASS(idn_tcluster_up(&cl, 10));
-	IDN_PASS(idn_client_open(idn_tcluster_addr(&cl, door), cl.key,
-	    &c));
-	idn_client_set_timeout(c, 30000);
+	IDN_PASS(idn_tcluster_client(&cl, door, 30000, &c));
 	assert_int_equal(idn_tcluster_cli(&cl, NULL, "--node %s dataset import "
 	    "fashion-mnist >/dev/null", idn_tcluster_addr(&cl, door)), 0);
 	IDN_PASS(put_sim("fast", "1x28x28", 200));
@@ -506,8 +504,7 @@ door_to_worker(void)
 	}
 	door = name;
 	idn_client_close(c);
-	IDN_PASS(idn_client_open(idn_tcluster_addr(&cl, door), cl.key, &c));
-	idn_client_set_timeout(c, 30000);
+	IDN_PASS(idn_tcluster_client(&cl, door, 30000, &c));
 }
 
 static void

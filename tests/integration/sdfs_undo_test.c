@@ -57,9 +57,7 @@ static idn_client *
 client(int i)
 {
 	idn_client *c;
-	IDN_PASS(idn_client_open(idn_tcluster_addr(&cl, names[i]), cl.key,
-	    &c));
-	idn_client_set_timeout(c, 10000);
+	IDN_PASS(idn_tcluster_client(&cl, names[i], 10000, &c));
 	return c;
 }
 

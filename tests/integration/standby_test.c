@@ -30,8 +30,7 @@ static int
 setup(void **st)
 {
 	IDN_PASS(idn_tcluster_up(&cl, 8));
-	IDN_PASS(idn_client_open(idn_tcluster_addr(&cl, DOOR), cl.key, &c));
-	idn_client_set_timeout(c, 30000);
+	IDN_PASS(idn_tcluster_client(&cl, DOOR, 30000, &c));
 	assert_int_equal(idn_tcluster_cli(&cl, NULL, "--node %s dataset import "
 	    "fashion-mnist >/dev/null", idn_tcluster_addr(&cl, DOOR)), 0);
 	const char *desc = "backend = sim\ninput = 1x28x28\nclasses = 10\n"
