@@ -41,7 +41,7 @@ typedef int32_t idn_duration; // milliseconds
 	X(EAUTH, "message authentication failed")                      \
 	X(ECORRUPT, "checksum mismatch")                               \
 	X(ESTALE, "stale version, epoch or lease")                     \
-	X(EUNAVAIL, "too few replicas or no coordinator")              \
+	X(EUNAVAIL, "unreachable node, too few replicas or no coordinator") \
 	X(ENOTLEADER, "not the leader")                                \
 	X(EMODEL, "model error")                                       \
 	X(EDB, "database error")                                       \
