@@ -153,6 +153,22 @@ ledger_open_image(const char *path, const void *img, size_t len,
 	return rv == IDN_EDB ? IDN_ECORRUPT : rv;
 }
 
+// Steps the meta row of key: IDN_OK with *st on it, IDN_ENOENT (no such
+// key) or IDN_EDB. The caller finalizes *st in every case.
+static int
+meta_row(sqlite3 *db, const char *key, sqlite3_stmt **st)
+{
+	*st = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?", -1,
+	    st, NULL) != SQLITE_OK) {
+		return IDN_EDB;
+	}
+	sqlite3_bind_text(*st, 1, key, -1, SQLITE_TRANSIENT);
+	int rc = sqlite3_step(*st);
+	return rc == SQLITE_ROW ? IDN_OK : rc == SQLITE_DONE ? IDN_ENOENT :
+	    IDN_EDB;
+}
+
 int
 ledger_image_get(const void *img, size_t len, const char *key,
     uint64_t *value)
@@ -181,16 +197,10 @@ ledger_image_get(const void *img, size_t len, const char *key,
 	    (sqlite3_int64) len, SQLITE_DESERIALIZE_FREEONCLOSE |
 	    SQLITE_DESERIALIZE_READONLY) != SQLITE_OK) {
 		// sqlite freed copy
-	} else if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE "
-	    "key = ?", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-		int rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*value = (uint64_t) sqlite3_column_int64(st, 0);
-			rv = IDN_OK;
-		} else if (rc == SQLITE_DONE) {
-			rv = IDN_ENOENT;
-		}
+	} else if ((rv = meta_row(db, key, &st)) == IDN_OK) {
+		*value = (uint64_t) sqlite3_column_int64(st, 0);
+	} else if (rv == IDN_EDB) {
+		rv = IDN_ECORRUPT;
 	}
 	sqlite3_finalize(st);
 	sqlite3_close(db);
@@ -237,8 +247,6 @@ ledger_changes(ledger *l)
 	return n;
 }
 
-// Runs one statement with bound values: fmt has one letter per value:
-// s string, i int64, d double, b blob (pointer then size_t).
 // The statement for sql, from the cache or newly prepared into it;
 // *cached false (the cache is full): finalize it after.
 static sqlite3_stmt *
@@ -264,6 +272,8 @@ stmt(ledger *l, const char *sql, bool *cached)
 	return st;
 }
 
+// Runs one statement with bound values: fmt has one letter per value:
+// s string, i int64, d double, b blob (pointer then size_t).
 static int
 exec(ledger *l, const char *sql, const char *fmt, ...)
 {
@@ -604,27 +614,20 @@ ledger_get_text(ledger *l, const char *key, char **text)
 	sqlite3_stmt *st;
 	*text = NULL;
 	pthread_mutex_lock(&l->lock);
-	int rv = sqlite3_prepare_v2(l->db, "SELECT value FROM meta WHERE "
-	    "key = ?", -1, &st, NULL) == SQLITE_OK ? IDN_OK : IDN_EDB;
-	if (rv == IDN_OK) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-		int rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW &&
-		    sqlite3_column_type(st, 0) == SQLITE_BLOB) {
-			size_t n = (size_t) sqlite3_column_bytes(st, 0);
-			const void *p = sqlite3_column_blob(st, 0);
-			if ((*text = core_alloc(n + 1)) == NULL) {
-				rv = IDN_ENOMEM;
-			} else {
-				memcpy(*text, p ? p : "", n);
-				(*text)[n] = '\0';
-			}
+	int rv = meta_row(l->db, key, &st);
+	if (rv == IDN_OK && sqlite3_column_type(st, 0) != SQLITE_BLOB) {
+		rv = IDN_ENOENT; // a number, not a text setting
+	} else if (rv == IDN_OK) {
+		size_t n = (size_t) sqlite3_column_bytes(st, 0);
+		const void *p = sqlite3_column_blob(st, 0);
+		if ((*text = core_alloc(n + 1)) == NULL) {
+			rv = IDN_ENOMEM;
 		} else {
-			rv = rc == SQLITE_DONE || rc == SQLITE_ROW ?
-			    IDN_ENOENT : IDN_EDB;
+			memcpy(*text, p ? p : "", n);
+			(*text)[n] = '\0';
 		}
-		sqlite3_finalize(st);
 	}
+	sqlite3_finalize(st);
 	pthread_mutex_unlock(&l->lock);
 	return rv;
 }
@@ -634,18 +637,11 @@ ledger_get(ledger *l, const char *key, uint64_t *value)
 {
 	sqlite3_stmt *st;
 	pthread_mutex_lock(&l->lock);
-	int rv = sqlite3_prepare_v2(l->db, "SELECT value FROM meta WHERE "
-	    "key = ?", -1, &st, NULL) == SQLITE_OK ? IDN_OK : IDN_EDB;
+	int rv = meta_row(l->db, key, &st);
 	if (rv == IDN_OK) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-		int rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*value = (uint64_t) sqlite3_column_int64(st, 0);
-		} else {
-			rv = rc == SQLITE_DONE ? IDN_ENOENT : IDN_EDB;
-		}
-		sqlite3_finalize(st);
+		*value = (uint64_t) sqlite3_column_int64(st, 0);
 	}
+	sqlite3_finalize(st);
 	pthread_mutex_unlock(&l->lock);
 	return rv;
 }
