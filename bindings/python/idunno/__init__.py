@@ -172,11 +172,39 @@ def _enum(table, value, what):
                           (value, ", ".join(table))) from None
 
 
-class Client:
+class _Handle:
+    """A library handle in self._h, freed by the C call in _close_fn: by
+    close(), at the end of a with block, or when dropped."""
+
+    _close_fn = None
+
+    def close(self):
+        if getattr(self, "_h", None):
+            self._close_fn(self._h)
+            self._h = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        # A handle dropped without close() must not leak its sockets (at
+        # interpreter exit the module may be half gone: nothing to do).
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Client(_Handle):
     """A handle that talks to the cluster through the node at addr
     ("host:port"), signed with the cluster key (key bytes or key_file).
     It does not join the cluster. Close it, or use it as a context
     manager."""
+
+    _close_fn = staticmethod(lambda h: _lib.idn_client_close(h))
 
     def __init__(self, addr, key=None, key_file=None, timeout_ms=None):
         if (key is None) == (key_file is None):
@@ -190,25 +218,6 @@ class Client:
         self.addr = addr
         if timeout_ms is not None:
             self.set_timeout(timeout_ms)
-
-    def close(self):
-        if getattr(self, "_h", None):
-            _lib.idn_client_close(self._h)
-            self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        # A client dropped without close() must not leak its sockets (at
-        # interpreter exit the module may be half gone: nothing to do).
-        try:
-            self.close()
-        except Exception:
-            pass
 
     @property
     def handle(self):
@@ -509,12 +518,14 @@ class Client:
         return _s(self.get_bytes("results/%s/output" % job)).splitlines()
 
 
-class Events:
+class Events(_Handle):
     """A subscription to a node's membership events (Client.events()).
     next() returns one event as a dict (event "join"/"suspect"/"alive"/
     "fail"/"leave", member: as in Client.members()) or None when none came
     in time. Close it, or use it as a context manager; the client must
     outlive it."""
+
+    _close_fn = staticmethod(lambda h: _lib.idn_events_close(h))
 
     def __init__(self, client):
         h = c_void_p()
@@ -534,19 +545,3 @@ class Events:
         return {"event": _s(_lib.idn_member_event_name(ev.event)),
                 "member": _member(ev.member)}
 
-    def close(self):
-        if getattr(self, "_h", None):
-            _lib.idn_events_close(self._h)
-            self._h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
