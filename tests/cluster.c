@@ -193,6 +193,20 @@ idn_tcluster_addr(idn_tcluster *c, const char *node)
 }
 
 int
+idn_tcluster_index(idn_tcluster *c, const char *addr)
+{
+	for (int i = 0; i < c->n; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "%d", i);
+		const char *a = idn_tcluster_addr(c, k);
+		if (a != NULL && strcmp(a, addr) == 0) {
+			return i;
+		}
+	}
+	return -1;
+}
+
+int
 idn_tcluster_client(idn_tcluster *c, const char *node, int timeout_ms,
     idn_client **out)
 {

@@ -29,6 +29,9 @@ int idn_tcluster_restart(idn_tcluster *c, const char *node);
 pid_t idn_tcluster_pid(idn_tcluster *c, const char *node);
 // The node's address (static buffer) or NULL.
 const char *idn_tcluster_addr(idn_tcluster *c, const char *node);
+// The index (start order, as names "0", "1", ...) of the node at addr,
+// or -1.
+int idn_tcluster_index(idn_tcluster *c, const char *addr);
 // A client of `node` with calls timing out after timeout_ms.
 int idn_tcluster_client(idn_tcluster *c, const char *node, int timeout_ms,
     idn_client **out);

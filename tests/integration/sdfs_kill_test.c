@@ -60,18 +60,6 @@ client(int i)
 	return c;
 }
 
-static int
-index_of_addr(const char *addr)
-{
-	for (int i = 0; i < NODES; i++) {
-		const char *a = idn_tcluster_addr(&cl, names[i]);
-		if (a != NULL && strcmp(a, addr) == 0) {
-			return i;
-		}
-	}
-	return -1;
-}
-
 static void
 content(uint8_t *p, int i)
 {
@@ -209,7 +197,7 @@ test_puts_while_replicas_die(void **st)
 		bool front = false;
 		int w[3], nw = 0;
 		for (size_t k = 0; k < info->nholders; k++) {
-			int x = index_of_addr(info->holders[k].addr);
+			int x = idn_tcluster_index(&cl, info->holders[k].addr);
 			front = front || x == FRONT;
 			if (x > FRONT && nw < 3) {
 				w[nw++] = x;

@@ -56,18 +56,6 @@ client(int i)
 	return c;
 }
 
-static int
-index_of_addr(const char *addr)
-{
-	for (int i = 0; i < NODES; i++) {
-		const char *a = idn_tcluster_addr(&cl, names[i]);
-		if (a != NULL && strcmp(a, addr) == 0) {
-			return i;
-		}
-	}
-	return -1;
-}
-
 typedef struct {
 	int node;  // whose view
 	int state; // of the paused node
@@ -144,7 +132,7 @@ test_primary_handover_mid_put(void **st)
 		IDN_PASS(idn_sdfs_put_buf(c, name, "v1", 2, NULL));
 		IDN_PASS(idn_sdfs_ls(c, name, &info));
 		assert_true(info->nholders > 0);
-		int p = index_of_addr(info->holders[0].addr);
+		int p = idn_tcluster_index(&cl, info->holders[0].addr);
 		k = p >= 2 ? p : -1;
 		idn_free(info);
 	}
@@ -293,7 +281,7 @@ test_split_version_converges(void **st)
 	reads_arg a = {.name = "conf/f", .ver = {1, 2}, .bytes = {b, c_bytes},
 	    .len = {sizeof(b), sizeof(c_bytes)}};
 	for (size_t h = 0; h < info->nholders; h++) {
-		a.nodes[a.n++] = index_of_addr(info->holders[h].addr);
+		a.nodes[a.n++] = idn_tcluster_index(&cl, info->holders[h].addr);
 		assert_true(a.nodes[h] >= 0);
 	}
 	idn_free(info);

@@ -106,18 +106,6 @@ addr_of(int i)
 	return s;
 }
 
-static int
-index_of_addr(const char *addr)
-{
-	for (int i = 0; i < NODES; i++) {
-		const char *a = idn_tcluster_addr(&cl, names[i]);
-		if (a != NULL && strcmp(a, addr) == 0) {
-			return i;
-		}
-	}
-	return -1;
-}
-
 // Runs an SDFS command through node i: `idunno --node ADDR ARGS`.
 static int
 sdfs(int i, char **out, const char *fmt, ...)
@@ -412,7 +400,7 @@ test_corrupt_replica(void **st)
 	char h[8][64];
 	assert_int_equal(json_holders(o, h, 8), 4);
 	free(o);
-	int victim = index_of_addr(h[1]);
+	int victim = idn_tcluster_index(&cl, h[1]);
 	assert_true(victim >= 0);
 	// Find the version's data file on the victim by its size.
 	char *p = NULL;
@@ -461,7 +449,7 @@ test_scrub_older_version(void **st)
 	char h[8][64];
 	assert_int_equal(json_holders(o, h, 8), 4);
 	free(o);
-	int victim = index_of_addr(h[2]);
+	int victim = idn_tcluster_index(&cl, h[2]);
 	assert_true(victim >= 0);
 	char *p = NULL;
 	assert_int_equal(idn_test_sh(&p, "find '%s/%s/sdfs/files' -name "
@@ -520,7 +508,7 @@ test_delete_while_holder_down(void **st)
 	free(o);
 	int v = -1; // a worker holder, not the front
 	for (int k = 3; k >= 0 && v < 0; k--) {
-		int x = index_of_addr(h[k]);
+		int x = idn_tcluster_index(&cl, h[k]);
 		v = x >= 2 && x != front ? x : -1;
 	}
 	assert_true(v >= 0);
@@ -607,7 +595,7 @@ test_replica_dies_mid_write(void **st)
 	free(o);
 	int victim = -1;
 	for (int k = 0; k < 4 && victim < 0; k++) {
-		int i = index_of_addr(h[k]);
+		int i = idn_tcluster_index(&cl, h[k]);
 		victim = i != front ? i : -1;
 	}
 	assert_true(victim >= 0);
@@ -684,7 +672,7 @@ test_holder_dies_mid_get(void **st)
 		got += n;
 	}
 	assert_int_equal(got, 4 << 20);
-	int v = index_of_addr(h[0]);
+	int v = idn_tcluster_index(&cl, h[0]);
 	assert_true(v >= 0);
 	assert_int_equal(idn_tcluster_kill(&cl, names[v]), IDN_OK);
 	dead[v] = true;
@@ -730,7 +718,7 @@ test_kill_three_holders(void **st)
 	}
 	assert_true(a.front >= 0);
 	for (int k = 0; k < 3; k++) {
-		int v = index_of_addr(h[k]);
+		int v = idn_tcluster_index(&cl, h[k]);
 		snprintf(a.killed[k], 64, "%.63s", h[k]);
 		assert_int_equal(idn_tcluster_kill(&cl, names[v]), IDN_OK);
 		dead[v] = true;
