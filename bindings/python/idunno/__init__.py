@@ -172,6 +172,17 @@ def _enum(table, value, what):
                           (value, ", ".join(table))) from None
 
 
+def _spec(cls, name, what="add job"):
+    """A job spec set up by the library's NAME_init; refused when the
+    library's struct is not the size this binding knows."""
+    s = cls()
+    _fn(name + "_init")(byref(s))
+    if s.size != ctypes.sizeof(s):
+        raise IdunnoError(EINVAL, what, "%s is %d bytes in %s, %d here" %
+                          (name, s.size, LIBRARY, ctypes.sizeof(s)))
+    return s
+
+
 class _Handle:
     """A library handle in self._h, freed by the C call in _close_fn: by
     close(), at the end of a with block, or when dropped."""
@@ -425,12 +436,7 @@ class Client(_Handle):
         """Adds an inference job: model's weights (default: trained ones
         when present) over the SDFS query set `queries`, batch queries a
         batch, arriving at rate queries/s, the first `limit` (0: all)."""
-        s = _capi.InferSpec()
-        _fn("idn_infer_spec_init")(byref(s))
-        if s.size != ctypes.sizeof(s):
-            raise IdunnoError(EINVAL, "add job", "idn_infer_spec is %d "
-                              "bytes in %s, %d here" %
-                              (s.size, LIBRARY, ctypes.sizeof(s)))
+        s = _spec(_capi.InferSpec, "idn_infer_spec")
         s.job, s.model, s.queries = _b(job), _b(model), _b(queries)
         s.weights = _b(weights)
         s.batch, s.rate, s.limit = batch, rate, limit
@@ -442,12 +448,7 @@ class Client(_Handle):
         """Adds a training job for model on the dataset root `data`
         (default datasets/fashion-mnist); None keeps the C defaults.
         optimizer: "sgd" or "adam"; schedule: "const", "step", "cosine"."""
-        s = _capi.TrainSpec()
-        _fn("idn_train_spec_init")(byref(s))
-        if s.size != ctypes.sizeof(s):
-            raise IdunnoError(EINVAL, "add job", "idn_train_spec is %d "
-                              "bytes in %s, %d here" %
-                              (s.size, LIBRARY, ctypes.sizeof(s)))
+        s = _spec(_capi.TrainSpec, "idn_train_spec")
         s.job, s.model = _b(job), _b(model)
         if data is not None:
             s.data = _b(data)
