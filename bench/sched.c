@@ -4,7 +4,8 @@
 // where there is one, a ratio measured in the same run:
 //   (a) throughput of a backlogged LeNet-5 job (torch, batch 32) on 1
 //       worker (the training images as queries) / the raw backend loop
-//       over the test images in-process;
+//       over the test images in-process, with the worker's model on a CPU
+//       of its own (`cluster up --pin`) and without;
 //   (b) throughput of a backlogged sim job on 8, 4, 2, 1 workers / linear;
 //   (c) `infer add` of a second job to its first finished query while a
 //       backlogged job runs;
@@ -38,6 +39,7 @@
 static idn_tcluster cl;
 static idn_client *c;
 static int workers; // alive workers
+static bool pinned; // the next cluster's workers: --pin
 static int failed;  // parts that could not measure
 static char models[4096]; // build/models
 static bool have_lenet5;
@@ -217,7 +219,8 @@ static void
 cluster_start(int k, bool with_lenet5)
 {
 	double t0 = now_s();
-	if (idn_tcluster_up(&cl, k + 2) != IDN_OK) {
+	if (idn_tcluster_up_with(&cl, k + 2, pinned ? "--pin" : "") !=
+	    IDN_OK) {
 		fprintf(stderr, "sched bench: cannot start the cluster\n");
 		exit(1);
 	}
@@ -246,8 +249,8 @@ cluster_start(int k, bool with_lenet5)
 	if ((rv = idn_phase_start(c, IDN_PHASE_INFER, &err)) != IDN_OK) {
 		die("infer start", rv, err);
 	}
-	printf("    [cluster: coordinator, standby, %d workers; ready in "
-	       "%.1f s]\n", k, now_s() - t0);
+	printf("    [cluster: coordinator, standby, %d workers%s; ready in "
+	       "%.1f s]\n", k, pinned ? " (--pin)" : "", now_s() - t0);
 	fflush(stdout);
 }
 
@@ -370,6 +373,43 @@ raw_lenet5(const char *dir, const idn_dataset *te)
 	return (double) n / s;
 }
 
+// One (a) run on a fresh 1-worker cluster, pinned (`cluster up --pin`:
+// the worker's model on a CPU of its own) or not.
+typedef struct {
+	double qps, window, batch_ms, model_ms, group, lease_ops;
+} a_run;
+
+static a_run
+part_a_run(bool pin)
+{
+	a_run r = {0};
+	pinned = pin;
+	workers = -1; // a fresh cluster
+	cluster_with(1, true);
+	// The 60,000 training images as the queries: at the raw loop's rate
+	// the 10,000 test images last about a second, too short a window
+	// for a job whose tasks are groups of batches.
+	int rv = idn_dataset_shards(FASHION "/train-images-idx3-ubyte.gz",
+	    FASHION "/train-labels-idx1-ubyte.gz", QUERIES_A, 1000, put_blob,
+	    NULL);
+	if (rv != IDN_OK) {
+		die("import the training set as queries", rv, NULL);
+	}
+	add_job_on("a-lenet5", "lenet5", 32, 0, QUERIES_A);
+	r.qps = throughput("a-lenet5", 1.0, 8, &r.lease_ops, &r.window);
+	char *json = stats();
+	r.batch_ms = field(json, "a-lenet5", "batch_ms");
+	r.group = field(json, "a-lenet5", "group");
+	const char *p = strstr(json, "\"job\": \"a-lenet5\"");
+	r.model_ms = p ? field(p, NULL, "mean") * 32 : -1; // processing_ms
+	idn_free(json);
+	remove_job("a-lenet5");
+	if (r.qps <= 0) {
+		failed++;
+	}
+	return r;
+}
+
 static void
 part_a(void)
 {
@@ -381,45 +421,31 @@ part_a(void)
 		die("load the query set", rv, NULL);
 	}
 	idn_model_set_threads(1);
-	// The raw loop before and after the cluster's run (the mean): the
+	// The raw loop before and after the cluster's runs (the mean): the
 	// machine's load swings between the two.
 	double raw0 = raw_lenet5(dir, te);
-	cluster_with(1, true);
-	// The 60,000 training images as the queries: at the raw loop's rate
-	// the 10,000 test images last about a second, too short a window
-	// for a job whose tasks are groups of batches.
-	rv = idn_dataset_shards(FASHION "/train-images-idx3-ubyte.gz",
-	    FASHION "/train-labels-idx1-ubyte.gz", QUERIES_A, 1000, put_blob,
-	    NULL);
-	if (rv != IDN_OK) {
-		die("import the training set as queries", rv, NULL);
-	}
-	add_job_on("a-lenet5", "lenet5", 32, 0, QUERIES_A);
-	double lops, win;
-	double cl1 = throughput("a-lenet5", 1.0, 8, &lops, &win);
-	char *json = stats();
-	double bms = field(json, "a-lenet5", "batch_ms");
-	double group = field(json, "a-lenet5", "group");
-	const char *p = strstr(json, "\"job\": \"a-lenet5\"");
-	double pms = p ? field(p, NULL, "mean") : -1; // processing_ms first
-	idn_free(json);
-	remove_job("a-lenet5");
+	a_run free_ = part_a_run(false), pin = part_a_run(true);
 	double raw1 = raw_lenet5(dir, te);
 	double raw = (raw0 + raw1) / 2;
 	idn_dataset_free(te);
 	printf("(a) overhead: LeNet-5 batch 32, torch 1 thread\n"
 	       "    raw idn_model_infer loop: %8.1f q/s (%.1f before, %.1f "
-	       "after the cluster's run)\n"
-	       "    cluster, 1 worker:        %8.1f q/s over %.1f s (%.0f "
-	       "batches per task and result file)\n"
-	       "    worker time per batch %.1f ms, of which the model %.1f ms"
-	       " (%.3f, measured at the same moment)\n"
-	       "  => ratio %.3f (goal >= 0.95)\n", raw, raw0, raw1, cl1, win,
-	    group, bms,
-	    pms * 32, bms > 0 ? pms * 32 / bms : 0, raw > 0 ? cl1 / raw : 0);
-	if (cl1 <= 0) {
-		failed++;
+	       "after the cluster's runs)\n", raw, raw0, raw1);
+	const a_run *runs[2] = {&free_, &pin};
+	for (int i = 0; i < 2; i++) {
+		const a_run *r = runs[i];
+		printf("    cluster, 1 worker, %s:\n"
+		       "        %8.1f q/s over %.1f s (%.0f batches per task and "
+		       "result file), %.0f lease calls/s\n"
+		       "        worker time per batch %.2f ms, of which the model "
+		       "%.2f ms\n"
+		       "        ratio %.3f\n", i ? "its model on a CPU of its own "
+		       "(cluster up --pin)" : "threads anywhere (no --pin)",
+		    r->qps, r->window, r->group, r->lease_ops, r->batch_ms,
+		    r->model_ms, raw > 0 ? r->qps / raw : 0);
 	}
+	printf("  => ratio %.3f pinned, %.3f not (goal >= 0.95)\n",
+	    raw > 0 ? pin.qps / raw : 0, raw > 0 ? free_.qps / raw : 0);
 }
 
 // (c): a second job's first finished query while a backlogged job runs.

@@ -54,6 +54,12 @@ converged(void *arg)
 int
 idn_tcluster_up(idn_tcluster *c, int n)
 {
+	return idn_tcluster_up_with(c, n, "");
+}
+
+int
+idn_tcluster_up_with(idn_tcluster *c, int n, const char *up_args)
+{
 	static bool registered;
 	const char *dir = idn_test_tmpdir();
 	if (dir == NULL) {
@@ -77,7 +83,7 @@ idn_tcluster_up(idn_tcluster *c, int n)
 	idn_test_at_death("'%.4000s/idunno' --root '%.4000s' cluster down "
 	    ">/dev/null 2>&1 || true", idn_test_bin_dir(), c->root);
 	char *out = NULL;
-	int rv = idn_tcluster_cli(c, &out, "cluster up -n %d", n);
+	int rv = idn_tcluster_cli(c, &out, "cluster up -n %d %s", n, up_args);
 	free(out);
 	if (rv != 0) {
 		return IDN_ESYS;

@@ -19,6 +19,8 @@ typedef struct idn_tcluster {
 // root and waits until every node sees all n alive. Teardown is also
 // registered at exit, so a failed assertion still stops the processes.
 int idn_tcluster_up(idn_tcluster *c, int n);
+// The same with more `cluster up` arguments (e.g. "--pin").
+int idn_tcluster_up_with(idn_tcluster *c, int n, const char *up_args);
 void idn_tcluster_down(idn_tcluster *c);
 // Node by name ("coord", "standby", "worker3") or index ("0").
 int idn_tcluster_kill(idn_tcluster *c, const char *node);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +25,12 @@ void
 cluster_usage(FILE *f)
 {
 	fprintf(f,
-	    "  cluster up -n N        start a coordinator, a standby and N-2 "
+	    "  cluster up -n N [--pin] start a coordinator, a standby and N-2 "
 	    "workers\n"
-	    "                         on 127.0.0.1 (free ports) under ROOT\n"
+	    "                         on 127.0.0.1 (free ports) under ROOT;\n"
+	    "                         --pin: each worker's model on a CPU of "
+	    "its own\n"
+	    "                         (from the last CPU down, round robin)\n"
 	    "  cluster down           stop every node (SIGTERM, then "
 	    "SIGKILL)\n"
 	    "  cluster kill NODE      SIGKILL one node (name, index or "
@@ -37,7 +41,9 @@ cluster_usage(FILE *f)
 	    "  cluster status [--json] each node: name, role, pid, address, "
 	    "alive,\n"
 	    "                         dashboard (coordinator and standby: "
-	    "http)\n");
+	    "http),\n"
+	    "                         a pinned worker's model CPU "
+	    "(model_cpu)\n");
 }
 
 const char *
@@ -114,8 +120,9 @@ cluster_load(const char *root, cluster_node **out, int *n)
 	char line[256];
 	while (fgets(line, sizeof(line), f) != NULL) {
 		c.start = 0;
-		if (sscanf(line, "%31s %15s %d %63s %llu", c.name, c.role, &pid,
-		        c.addr, &c.start) < 4) {
+		c.cpu = -1;
+		if (sscanf(line, "%31s %15s %d %63s %llu %d", c.name, c.role,
+		        &pid, c.addr, &c.start, &c.cpu) < 4) {
 			continue;
 		}
 		if (k == cap) {
@@ -147,8 +154,8 @@ cluster_save(const char *root, const cluster_node *v, int n)
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
-		fprintf(f, "%s %s %d %s %llu\n", v[i].name, v[i].role,
-		    (int) v[i].pid, v[i].addr, v[i].start);
+		fprintf(f, "%s %s %d %s %llu %d\n", v[i].name, v[i].role,
+		    (int) v[i].pid, v[i].addr, v[i].start, v[i].cpu);
 	}
 	if (fclose(f) != 0 || rename(tmp, path) != 0) {
 		return -1;
@@ -204,7 +211,8 @@ spawn(const char *root, cluster_node *c, const char *const *joins, int njoin)
 	snprintf(errf, sizeof(errf), "%s/%s.stderr", root, c->name);
 	mkdir(data, 0700);
 	unlink(addrf);
-	const char *argv[16 + 2 * 64];
+	const char *argv[18 + 2 * 64];
+	char cpu[16];
 	int k = 0;
 	argv[k++] = bin;
 	argv[k++] = "--data";
@@ -219,6 +227,11 @@ spawn(const char *root, cluster_node *c, const char *const *joins, int njoin)
 	if (coordish) {
 		argv[k++] = "--http";
 		argv[k++] = "127.0.0.1:0";
+	}
+	if (c->cpu >= 0) {
+		snprintf(cpu, sizeof(cpu), "%d", c->cpu);
+		argv[k++] = "--model-cpu";
+		argv[k++] = cpu;
 	}
 	for (int i = 0; i < njoin && i < 64; i++) {
 		argv[k++] = "--join";
@@ -304,12 +317,35 @@ stop_all(cluster_node *v, int n)
 	return running;
 }
 
+// Worker k's model CPU: the CPUs this process may use, from the last down
+// (CPU 0 tends to take the machine's interrupts); -1 with a single CPU,
+// where pinning would only take the housekeeping's CPU away.
+static int
+pin_cpu(int k)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) != 0 ||
+	    CPU_COUNT(&set) < 2) {
+		return -1;
+	}
+	int cpus[CPU_SETSIZE], n = 0;
+	for (int c = CPU_SETSIZE - 1; c >= 0; c--) {
+		if (CPU_ISSET((size_t) c, &set)) {
+			cpus[n++] = c;
+		}
+	}
+	return cpus[k % n];
+}
+
 static int
 cmd_up(const char *root, int argc, char **argv)
 {
 	long n = -1;
+	bool pin = false;
 	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+		if (strcmp(argv[i], "--pin") == 0) {
+			pin = true;
+		} else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
 			n = tool_parse_long("idunno", "-n", argv[++i], 1, 64);
 			if (n < 0) {
 				return 2;
@@ -379,6 +415,7 @@ cmd_up(const char *root, int argc, char **argv)
 			    i - 1);
 		}
 		snprintf(v[i].addr, sizeof(v[i].addr), "-");
+		v[i].cpu = pin && i >= 2 ? pin_cpu(i - 2) : -1;
 		const char *join[1] = {v[0].addr};
 		if (spawn(root, &v[i], join, i == 0 ? 0 : 1) < 0) {
 			stop_all(v, i);
@@ -530,12 +567,21 @@ cmd_status(const char *root, bool json)
 				printf(", \"http\": ");
 				tool_json_str(stdout, http);
 			}
+			if (v[i].cpu >= 0) {
+				printf(", \"model_cpu\": %d", v[i].cpu);
+			}
 			printf("}");
 		} else {
-			printf("%-10s %-8s pid %-7d %-22s %-5s%s%s\n",
+			char cpu[32] = "";
+			if (v[i].cpu >= 0) {
+				snprintf(cpu, sizeof(cpu), " model on CPU %d",
+				    v[i].cpu);
+			}
+			printf("%-10s %-8s pid %-7d %-22s %-5s%s%s%s\n",
 			    v[i].name, v[i].role, (int) v[i].pid, v[i].addr,
 			    v[i].alive ? "alive" : "dead",
-			    has_http ? " http://" : "", has_http ? http : "");
+			    has_http ? " http://" : "", has_http ? http : "",
+			    cpu);
 		}
 	}
 	if (json) {

@@ -15,6 +15,7 @@ typedef struct {
 	unsigned long long start; // the process's start time (clock ticks
 	                          // since boot), so a reused pid is not ours
 	bool alive;
+	int cpu;        // a worker's --model-cpu (cluster up --pin); -1: none
 } cluster_node;
 
 // Reads ROOT/cluster.state; *out is malloc'd. Returns 0 or -1 (no cluster).

@@ -2,6 +2,7 @@
 // tool.c: node start-up shared by idunno-coord and idunno-worker.
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,11 +60,36 @@ usage(FILE *f, const char *prog, const char *role)
 	    "%s"
 	    "The bound address and node id are written to DIR/node.addr.\n",
 	    prog, strcmp(role, "coord") == 0 ? " [--standby] [--http ADDR]" :
-	    "", role, strcmp(role, "coord") == 0 ?
+	    " [--model-cpu N]", role, strcmp(role, "coord") == 0 ?
 	    "  --standby           start as the hot standby coordinator\n"
 	    "  --http [HOST:]PORT  serve the read-only dashboard, /metrics,\n"
 	    "                      /healthz and /readyz (a bare port: on\n"
-	    "                      127.0.0.1; port 0: a free one)\n" : "");
+	    "                      127.0.0.1; port 0: a free one)\n" :
+	    "  --model-cpu N       run the model on CPU N (0-based) and this\n"
+	    "                      node's other threads on the other CPUs, so\n"
+	    "                      housekeeping never preempts the model\n");
+}
+
+// Before any thread starts: the node's threads inherit a mask without the
+// model's CPU (the executor moves itself onto it).
+static int
+keep_off_cpu(const char *prog, int cpu)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+		fprintf(stderr, "%s: --model-cpu: %s\n", prog, strerror(errno));
+		return -1;
+	}
+	if (!CPU_ISSET((size_t) cpu, &set)) {
+		fprintf(stderr, "%s: --model-cpu: CPU %d is not one this process "
+		    "may use (it may use %d)\n", prog, cpu, CPU_COUNT(&set));
+		return -1;
+	}
+	if (CPU_COUNT(&set) > 1) {
+		CPU_CLR((size_t) cpu, &set);
+		(void) sched_setaffinity(0, sizeof(set), &set);
+	}
+	return 0;
 }
 
 int
@@ -77,6 +103,7 @@ tool_node_main(const char *prog, const char *role, int argc, char **argv)
 	    {"key", required_argument, NULL, 'k'},
 	    {"standby", no_argument, NULL, 's'},
 	    {"http", required_argument, NULL, 't'},
+	    {"model-cpu", required_argument, NULL, 'm'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -133,6 +160,18 @@ tool_node_main(const char *prog, const char *role, int argc, char **argv)
 			}
 			o.http = http;
 			break;
+		case 'm':
+			if (strcmp(role, "worker") != 0) {
+				fprintf(stderr, "%s: --model-cpu is for workers "
+				    "(the coordinator runs no model)\n", prog);
+				return 2;
+			}
+			o.model_cpu = (int) tool_parse_long(prog, "--model-cpu",
+			    optarg, 0, CPU_SETSIZE - 1);
+			if (o.model_cpu < 0) {
+				return 2;
+			}
+			break;
 		case 'h':
 			usage(stdout, prog, role);
 			return 0;
@@ -158,6 +197,9 @@ tool_node_main(const char *prog, const char *role, int argc, char **argv)
 	if (rv != IDN_OK) {
 		tool_key_error(prog, key_file, rv);
 		return 1;
+	}
+	if (o.model_cpu >= 0 && keep_off_cpu(prog, o.model_cpu) != 0) {
+		return 2;
 	}
 	// Block the stop signals before any thread starts, so that only
 	// sigwait below receives them.

@@ -46,6 +46,10 @@ typedef struct idn_node_opts {
 	// /readyz (port 0: a free one); NULL (default): none. Served by the
 	// coordinator and the standby; workers ignore it.
 	const char *http;
+	// A worker's model runs on this CPU only (0-based), so the node's
+	// other threads and the machine's other work do not preempt it: keep
+	// them off it (idunno-worker --model-cpu does). -1 (default): any.
+	int model_cpu;
 } idn_node_opts;
 
 // idn_node_opts_init fills LAN defaults: a worker, 100 ms protocol period,

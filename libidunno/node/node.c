@@ -2,6 +2,7 @@
 // node.c: a node is a composition: its log, RPC endpoint, membership and
 // SDFS, opened in that order, routes registered, then served and joined;
 // closed in reverse.
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ struct idn_node {
 	char id[IDN_ID_MAX];
 	char addr[IDN_ADDR_MAX];
 	int role;
+	int model_cpu;
 	char *data_dir;
 	uint8_t key[IDN_KEY_BYTES];
 	core_logger lg;
@@ -75,6 +77,7 @@ idn_node_opts_init(idn_node_opts *o)
 	o->indirect_probes = 3;
 	o->join_timeout_ms = 5000;
 	o->max_msg_bytes = NET_DEFAULT_MAX_MSG;
+	o->model_cpu = -1;
 }
 
 static void
@@ -157,6 +160,7 @@ valid_opts(const idn_node_opts *o)
 	    o->probe_interval_ms <= 0 || o->probe_timeout_ms <= 0 ||
 	    o->suspect_timeout_ms <= 0 || o->indirect_probes < 0 ||
 	    o->max_msg_bytes < (2u << 20) || // an SDFS chunk must fit
+	    o->model_cpu < -1 || o->model_cpu >= CPU_SETSIZE ||
 	    (o->njoin > 0 && o->join == NULL) ||
 	    net_addr_to_url(o->listen, url, sizeof(url)) != IDN_OK ||
 	    (o->http != NULL &&
@@ -248,8 +252,8 @@ start_role(idn_node *n)
 		return coord_role_start(n->coord);
 	}
 	if (n->role == IDN_ROLE_WORKER) {
-		return worker_role_start(n->addr, n->key, n->id, log_line, n,
-		    &n->worker);
+		return worker_role_start(n->addr, n->key, n->id, n->model_cpu,
+		    log_line, n, &n->worker);
 	}
 	return IDN_OK;
 }
@@ -312,6 +316,7 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 	}
 	memcpy(n->key, o->key, IDN_KEY_BYTES);
 	n->role = o->role;
+	n->model_cpu = o->model_cpu;
 	n->host_fn = o->log_fn;
 	n->host_arg = o->log_arg;
 	n->lg = (core_logger){log_line, n, IDN_LOG_INFO};

@@ -13,7 +13,7 @@ struct worker_role {
 
 int
 worker_role_start(const char *addr, const uint8_t *key, const char *id,
-    void (*log)(void *arg, int level, const char *line), void *log_arg,
+    int model_cpu, void (*log)(void *arg, int level, const char *line), void *log_arg,
     worker_role **out)
 {
 	worker_role *r = core_alloc(sizeof(*r));
@@ -27,7 +27,8 @@ worker_role_start(const char *addr, const uint8_t *key, const char *id,
 	if (rv == IDN_OK) {
 		idn_client_set_timeout(r->client, 10000);
 		idn_client_set_timeout(r->lease, WORKER_LEASE_TIMEOUT_MS);
-		worker_host h = {r->client, id, r->lease, log, log_arg};
+		worker_host h = {r->client, id, r->lease, model_cpu, log,
+		    log_arg};
 		rv = worker_open(&h, &r->w);
 	}
 	if (rv != IDN_OK) {

@@ -25,6 +25,7 @@ typedef struct worker_host {
 	idn_client *lease;     // for the lease calls, with a short timeout
 	                       // (a dead coordinator is noticed fast); NULL:
 	                       // node
+	int model_cpu;         // the executor's CPU; -1: any
 	void (*log)(void *arg, int level, const char *line);
 	void *log_arg;
 } worker_host;
@@ -36,8 +37,8 @@ void worker_close(worker *w);
 // a client to the node itself (addr, key) and the node's log.
 typedef struct worker_role worker_role;
 int worker_role_start(const char *addr, const uint8_t *key, const char *id,
-    void (*log)(void *arg, int level, const char *line), void *log_arg,
-    worker_role **out);
+    int model_cpu, void (*log)(void *arg, int level, const char *line),
+    void *log_arg, worker_role **out);
 void worker_role_close(worker_role *r);
 
 #endif
