@@ -69,7 +69,13 @@ struct worker {
 	worker_host h;
 	char self[96];
 	pthread_mutex_t lock;
-	pthread_cond_t cond;      // loop: reports to send; exec: new leases
+	// One condition per kind of waiter, so a wakeup reaches only the
+	// thread it concerns (a broadcast to all cost hundreds of needless
+	// wakeups a second, each a preemption of the model on a busy CPU).
+	pthread_cond_t cv_loop;   // reports to send, fewer leases held
+	pthread_cond_t cv_exec;   // new leases, a free write slot, a shard
+	pthread_cond_t cv_write;  // a result queued
+	pthread_cond_t cv_pf;     // a shard to prefetch
 	bool stop;
 	bool have_loop, have_exec;
 	pthread_t loop, exec;
@@ -125,14 +131,14 @@ wlog(worker *w, int level, const char *fmt, ...)
 }
 
 static void
-wait_ms(worker *w, int ms)
+wait_ms(worker *w, pthread_cond_t *cv, int ms)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_nsec += (long) ms * 1000000L;
 	ts.tv_sec += ts.tv_nsec / 1000000000L;
 	ts.tv_nsec %= 1000000000L;
-	pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+	pthread_cond_timedwait(cv, &w->lock, &ts);
 }
 
 // ---- the lease loop
@@ -264,7 +270,7 @@ take_reply(worker *w, const ledger_lease_rep *rep, size_t nd, size_t np)
 		w->queue[w->nq++] = rep->leases[i];
 	}
 	if (rep->n > 0) {
-		pthread_cond_broadcast(&w->cond);
+		pthread_cond_broadcast(&w->cv_exec);
 	}
 }
 
@@ -280,7 +286,7 @@ loop(void *arg)
 			int rv = resolve(w);
 			pthread_mutex_lock(&w->lock);
 			if (rv != IDN_OK) {
-				wait_ms(w, 100); // a takeover: ask again soon
+				wait_ms(w, &w->cv_loop, 100); // a takeover: ask again soon
 				continue;
 			}
 		}
@@ -291,7 +297,7 @@ loop(void *arg)
 		snprintf(coord, sizeof(coord), "%s", w->coord);
 		if (build(w, &body, &nd, &np, &want) != IDN_OK) {
 			wire_wr_free(body);
-			wait_ms(w, WORKER_POLL_MS);
+			wait_ms(w, &w->cv_loop, WORKER_POLL_MS);
 			continue;
 		}
 		pthread_mutex_unlock(&w->lock);
@@ -317,7 +323,7 @@ loop(void *arg)
 		}
 		if (rv != IDN_OK) {
 			w->coord[0] = '\0'; // ask again who the coordinator is
-			wait_ms(w, 50);
+			wait_ms(w, &w->cv_loop, 50);
 			continue;
 		}
 		w->epoch = rep.epoch;
@@ -328,7 +334,7 @@ loop(void *arg)
 		// Go again at once with reports to send or leases to take,
 		// else after the poll period (renewals, new work).
 		if (w->ndone == 0 && w->nprog == 0 && !(got && want > rep.n)) {
-			wait_ms(w, WORKER_POLL_MS);
+			wait_ms(w, &w->cv_loop, WORKER_POLL_MS);
 		}
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -437,7 +443,7 @@ get_shard(worker *w, const char *prefix, uint32_t k, int *rc)
 	idn_dataset_shard s;
 	pthread_mutex_lock(&w->lock);
 	while (w->pf_busy && strcmp(w->pf_name, name) == 0 && !w->stop) {
-		wait_ms(w, 100);
+		wait_ms(w, &w->cv_exec, 100);
 	}
 	if (w->pf_blob != NULL && strcmp(w->pf_name, name) == 0) {
 		blob = w->pf_blob;
@@ -479,7 +485,7 @@ prefetch(worker *w, const char *prefix, uint32_t k)
 	pthread_mutex_lock(&w->lock);
 	if (strcmp(w->pf_name, name) != 0) {
 		snprintf(w->pf_want, sizeof(w->pf_want), "%s", name);
-		pthread_cond_broadcast(&w->cond);
+		pthread_cond_broadcast(&w->cv_pf);
 	}
 	pthread_mutex_unlock(&w->lock);
 }
@@ -492,7 +498,7 @@ prefetch_main(void *arg)
 	pthread_mutex_lock(&w->lock);
 	while (!w->stop) {
 		if (w->pf_want[0] == '\0') {
-			wait_ms(w, 1000);
+			wait_ms(w, &w->cv_pf, 1000);
 			continue;
 		}
 		char name[sizeof(w->pf_want)];
@@ -518,7 +524,7 @@ prefetch_main(void *arg)
 			w->pf_name[0] = '\0';
 			idn_free(blob);
 		}
-		pthread_cond_broadcast(&w->cond);
+		pthread_cond_broadcast(&w->cv_exec);
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
@@ -634,7 +640,7 @@ on_epoch(void *arg, const idn_model_epoch *e)
 		p->acc = e->test_accuracy;
 	}
 	bool stop = w->abort_cur || w->stop;
-	pthread_cond_broadcast(&w->cond);
+	pthread_cond_broadcast(&w->cv_loop);
 	pthread_mutex_unlock(&w->lock);
 	wlog(w, IDN_LOG_INFO, "worker: training %s epoch %u/%u done, attempt "
 	    "%u: loss %.4f accuracy %.4f", t->l->spec.job, e->epoch, e->epochs,
@@ -696,7 +702,7 @@ report(worker *w, const ledger_lease *l, double ms, double busy, int rc)
 		d->end_ms = idn_wall_ms();
 		d->rc = rc;
 	}
-	pthread_cond_broadcast(&w->cond);
+	pthread_cond_broadcast(&w->cv_loop);
 }
 
 static write_slot *
@@ -727,7 +733,7 @@ writer_main(void *arg)
 			}
 		}
 		if (ws == NULL) {
-			wait_ms(w, 1000);
+			wait_ms(w, &w->cv_write, 1000);
 			continue;
 		}
 		ws->state = SLOT_WRITING;
@@ -750,6 +756,7 @@ writer_main(void *arg)
 		pthread_mutex_lock(&w->lock);
 		report(w, &l, ws->ms, ws->busy, rv);
 		ws->state = SLOT_FREE;
+		pthread_cond_signal(&w->cv_exec); // it may wait for a slot
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
@@ -789,7 +796,7 @@ exec_main(void *arg)
 	while (!w->stop) {
 		if (w->nq == 0) {
 			last_end = 0; // idle: the next task's time starts anew
-			wait_ms(w, 1000);
+			wait_ms(w, &w->cv_exec, 1000);
 			continue;
 		}
 		w->cur = w->queue[0];
@@ -826,7 +833,7 @@ exec_main(void *arg)
 			write_slot *ws = NULL;
 			while (rv == IDN_OK && !w->stop &&
 			    (ws = free_slot(w)) == NULL) {
-				wait_ms(w, 100); // all writes busy: they set the pace
+				wait_ms(w, &w->cv_exec, 100); // all writes busy: they set the pace
 			}
 			// The worker's time this task took, with the hand-over
 			// from the previous one when it went straight on, and
@@ -840,6 +847,7 @@ exec_main(void *arg)
 				ws->out = out;
 				ws->ms = ms;
 				ws->busy = busy;
+				pthread_cond_signal(&w->cv_write);
 			} else if (rv != IDN_OK) {
 				report(w, &l, ms, busy, rv);
 			} else {
@@ -847,7 +855,7 @@ exec_main(void *arg)
 			}
 		}
 		w->running = false;
-		pthread_cond_broadcast(&w->cond);
+		pthread_cond_signal(&w->cv_loop); // fewer held: lease more
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
@@ -864,7 +872,10 @@ worker_open(const worker_host *h, worker **out)
 	snprintf(w->self, sizeof(w->self), "%s", h->self_id);
 	w->h.self_id = w->self;
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
+	pthread_cond_init(&w->cv_loop, NULL);
+	pthread_cond_init(&w->cv_exec, NULL);
+	pthread_cond_init(&w->cv_write, NULL);
+	pthread_cond_init(&w->cv_pf, NULL);
 	int rv = IDN_OK;
 	if (pthread_create(&w->loop, NULL, loop, w) != 0) {
 		rv = IDN_ESYS;
@@ -906,7 +917,10 @@ worker_close(worker *w)
 	}
 	pthread_mutex_lock(&w->lock);
 	w->stop = true;
-	pthread_cond_broadcast(&w->cond);
+	pthread_cond_broadcast(&w->cv_loop);
+	pthread_cond_broadcast(&w->cv_exec);
+	pthread_cond_broadcast(&w->cv_write);
+	pthread_cond_broadcast(&w->cv_pf);
 	pthread_mutex_unlock(&w->lock);
 	if (w->have_loop) {
 		pthread_join(w->loop, NULL);
@@ -930,7 +944,10 @@ worker_close(worker *w)
 	for (int i = 0; i < SHARDS_MAX; i++) {
 		idn_free(w->shards[i].blob);
 	}
-	pthread_cond_destroy(&w->cond);
+	pthread_cond_destroy(&w->cv_loop);
+	pthread_cond_destroy(&w->cv_exec);
+	pthread_cond_destroy(&w->cv_write);
+	pthread_cond_destroy(&w->cv_pf);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
