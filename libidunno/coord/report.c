@@ -125,12 +125,14 @@ job_workers(coord *c, const cjob *j, core_buf *b)
 
 // max/min rate_10s over the backlogged inference jobs (those the
 // allocation gives less than they ask: a job offered less than its fair
-// share is not compared); 0 when none has a rate.
+// share is not compared); 0 unless two of them have a rate (one job alone
+// is not "fair", it is only busy).
 static double
 fairness(coord *c, uint64_t now)
 {
 	double lo = 0, hi = 0;
 	bool any = false;
+	int n = 0;
 	for (size_t i = 0; i < c->njobs; i++) {
 		cjob *j = c->jobs[i];
 		if (!coord_infer_active(j) || !c->have_alloc) {
@@ -145,8 +147,9 @@ fairness(coord *c, uint64_t now)
 		lo = !any || p.rate_10s < lo ? p.rate_10s : lo;
 		hi = !any || p.rate_10s > hi ? p.rate_10s : hi;
 		any = true;
+		n++;
 	}
-	return any && lo > 0 ? hi / lo : 0;
+	return n >= 2 && lo > 0 ? hi / lo : 0;
 }
 
 static int
