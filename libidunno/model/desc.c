@@ -19,12 +19,13 @@ enum {
 	KEY_STD,
 	KEY_SERVICE_MS,
 	KEY_SERVICE_PER_QUERY_US,
+	KEY_LOAD_MS,
 	KEY_COUNT,
 };
 
 static const char *const keys[KEY_COUNT] = {
 	"name", "backend", "input", "classes", "class_names", "mean", "std",
-	"service_ms", "service_per_query_us",
+	"service_ms", "service_per_query_us", "load_ms",
 };
 
 static bool
@@ -217,6 +218,9 @@ set_key(model_desc *d, int key, const char *v, char ***names,
 	case KEY_SERVICE_PER_QUERY_US:
 		*why = "service_per_query_us must be an integer in 0..10000000";
 		return parse_u32(v, 0, 10000000, &d->service_per_query_us);
+	case KEY_LOAD_MS:
+		*why = "load_ms must be an integer in 0..600000";
+		return parse_u32(v, 0, MODEL_MAX_SERVICE_MS, &d->load_ms);
 	}
 	return IDN_EINVAL;
 }
@@ -236,9 +240,10 @@ check_whole(model_desc *d, const bool *seen, char **names, uint32_t nnames,
 		}
 	}
 	bool sim = strcmp(d->backend, "sim") == 0;
-	if (!sim && (seen[KEY_SERVICE_MS] || seen[KEY_SERVICE_PER_QUERY_US])) {
-		*err = core_strdup("service_ms and service_per_query_us are "
-		    "for backend = sim only");
+	if (!sim && (seen[KEY_SERVICE_MS] || seen[KEY_SERVICE_PER_QUERY_US] ||
+	    seen[KEY_LOAD_MS])) {
+		*err = core_strdup("service_ms, service_per_query_us and load_ms "
+		    "are for backend = sim only");
 		return IDN_EINVAL;
 	}
 	if (names != NULL && nnames != d->classes) {

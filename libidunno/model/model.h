@@ -46,6 +46,7 @@ typedef struct model_desc {
 	float std[IDN_MODEL_MAX_CHANNELS];
 	uint32_t service_ms;
 	uint32_t service_per_query_us;
+	uint32_t load_ms; // sim: the load takes this long (a big model's)
 } model_desc;
 
 // model_desc_parse parses len bytes of descriptor text into *d (zeroed

@@ -175,6 +175,10 @@ test_desc_bad(void **st)
 		    "service_ms = -1\n",
 		"backend = torch\ninput = 1x28x28\nclasses = 2\n"
 		    "service_ms = 5\n",
+		"backend = torch\ninput = 1x28x28\nclasses = 2\n"
+		    "load_ms = 5\n",
+		"backend = sim\ninput = 1x28x28\nclasses = 2\n"
+		    "load_ms = 600001\n",
 		"backend = sim\ninput = 4096x4096x4096\nclasses = 2\n",
 	};
 	for (size_t i = 0; i < CORE_ARRAY_LEN(bad); i++) {

@@ -94,6 +94,11 @@ sim_load(const model_desc *d, const void *bytes, size_t len, void **impl,
 	s->in_bytes = (size_t) d->channels * d->height * d->width;
 	s->service_ms = d->service_ms;
 	s->per_query_us = d->service_per_query_us;
+	if (d->load_ms > 0) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		sim_sleep(t, (uint64_t) d->load_ms * 1000);
+	}
 	*impl = s;
 	return IDN_OK;
 }
