@@ -26,6 +26,7 @@ typedef struct cjob {
 	sched_stats *proc;    // per-query service time
 	sched_stats *lat;     // per-query arrival -> result in SDFS
 	double batch_ms;      // moving mean of measured batch service time
+	uint32_t nbusy;       // measurements in it (the first ones weigh more)
 	double accuracy;      // -1 unknown
 	bool assembling;
 	char err[256];

@@ -679,12 +679,15 @@ prefetch_main(void *arg)
 
 // Runs one inference batch: queries [first, first + count) of the set;
 // *result gets the lines for results/JOB/batch-NNNNNN (a writer puts
-// them).
+// them); *load_ms the time a model load took (not the task's time).
 static int
-run_batch(worker *w, const ledger_lease *l, double *ms, core_buf *result)
+run_batch(worker *w, const ledger_lease *l, double *ms, double *load_ms,
+    core_buf *result)
 {
 	int rv = IDN_OK;
+	uint64_t tl = idn_clock_ms();
 	model_slot *ms_ = get_model(w, &l->spec, &rv);
+	*load_ms = (double) (idn_clock_ms() - tl);
 	set_slot *set = ms_ ? get_set(w, l->spec.queries, &rv) : NULL;
 	if (set == NULL) {
 		return rv;
@@ -978,10 +981,10 @@ exec_main(void *arg)
 			    (unsigned long long) l.first,
 			    (unsigned long long) (l.first + l.count - 1),
 			    l.attempt);
-			double ms = 0;
+			double ms = 0, load = 0;
 			uint64_t t0 = last_end ? last_end : idn_clock_ms();
 			core_buf out = {0};
-			int rv = run_batch(w, &l, &ms, &out);
+			int rv = run_batch(w, &l, &ms, &load, &out);
 			if (rv != IDN_OK) {
 				wlog(w, IDN_LOG_WARN, "worker: %s/%u failed: %s",
 				    l.spec.job, l.batch, idn_strerror(rv));
@@ -994,9 +997,9 @@ exec_main(void *arg)
 			}
 			// The worker's time this task took, with the hand-over
 			// from the previous one when it went straight on, and
-			// any wait for a free write slot.
+			// any wait for a free write slot; without a model load.
 			last_end = idn_clock_ms();
-			double busy = (double) (last_end - t0);
+			double busy = (double) (last_end - t0) - load;
 			if (ws != NULL) {
 				ws->state = SLOT_QUEUED;
 				ws->seq = ++w->wr_seq;
