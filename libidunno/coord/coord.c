@@ -32,6 +32,11 @@ _Static_assert((int) LEDGER_INFER == (int) IDN_JOB_INFER &&
 #define DEFAULT_BATCH_MS 100.0
 #define GROUP_TASK_MS 50.0     // an inference task's aimed-at length
 #define GROUP_FILL_MS 100.0    // longest a group takes to arrive
+// With nothing ready, a worker is leased batches that arrive within this
+// long, so its queue carries it through a coordinator's takeover (about
+// 0.6 s) at the offered rate; it starts each on arrival.
+#define AHEAD_MS 1000
+#define FOREIGN_QUEUE 2        // queued leases of jobs not a worker's share
 
 static void
 note(coord *c, int level, const char *fmt, ...)
@@ -1091,9 +1096,9 @@ renew(coord *c, cworker *w, const ledger_held *h, uint64_t now, bool requeue,
 }
 
 // Picks the job this worker serves next: its shares first (deficit
-// round robin), else any active job with a batch ready.
+// round robin), else, with any, any active job with a batch ready.
 static cjob *
-pick(coord *c, cworker *w, uint64_t now)
+pick(coord *c, cworker *w, uint64_t now, bool any)
 {
 	size_t row = alloc_row(c, w->key);
 	if (row != SIZE_MAX && c->alloc.nshares[row] > 0) {
@@ -1126,6 +1131,9 @@ pick(coord *c, cworker *w, uint64_t now)
 			return coord_job_by_key(c, c->alloc.shares[row][k].job);
 		}
 	}
+	if (!any) {
+		return NULL;
+	}
 	cjob *best = NULL;
 	uint64_t most = 0;
 	for (size_t i = 0; i < c->njobs; i++) {
@@ -1141,15 +1149,50 @@ pick(coord *c, cworker *w, uint64_t now)
 	return best;
 }
 
+// When worker w would be through a queued lease h, given it is through
+// the ones before it at free: it starts h on arrival, runs it for its
+// job's measured batch time.
+static double
+queued_until(coord *c, const ledger_held *h, double free_at)
+{
+	cjob *j = coord_find_job(c, h->job);
+	if (j == NULL || !coord_infer_active(j)) {
+		return free_at;
+	}
+	double ready = (double) sched_job_ready_at(j->sj, h->batch);
+	return (ready > free_at ? ready : free_at) + j->batch_ms;
+}
+
+// Leases up to want batches of the worker's shares: the ready ones
+// first; with none ready, ones that arrive within AHEAD_MS, as long as
+// the worker (through its queue at free_at, wall ms) starts each within
+// one batch time of its arrival (a batch it would be later for is left to
+// a worker free sooner). Batches of other jobs only while it has fewer
+// than FOREIGN_QUEUE queued (queued holds how many): they go back once
+// its shares have work again (moved_off).
 static void
 lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
-    ledger_lease *out, size_t *n)
+    double free_at, size_t queued, ledger_lease *out, size_t *n)
 {
 	while (*n < want) {
-		cjob *j = pick(c, w, now);
+		cjob *j = pick(c, w, now, false);
+		uint64_t by = now;
+		if (j == NULL) {
+			j = pick(c, w, now + AHEAD_MS, false);
+			by = j != NULL ? sched_job_next_ready_ms(j->sj, now) : 0;
+			j = j != NULL && (double) by + j->batch_ms >= free_at ? j :
+			    NULL;
+		}
+		if (j == NULL && queued + *n < FOREIGN_QUEUE) {
+			j = pick(c, w, now, true);
+			by = now;
+		}
+		if (j == NULL) {
+			return;
+		}
 		uint32_t batch, attempt;
-		if (j == NULL || sched_job_lease(j->sj, w->key, now,
-		                     COORD_LEASE_MS, &batch, &attempt) != IDN_OK) {
+		if (sched_job_lease_ahead(j->sj, w->key, now, by, COORD_LEASE_MS,
+		        &batch, &attempt) != IDN_OK) {
 			return;
 		}
 		ledger_lease *l = &out[(*n)++];
@@ -1159,6 +1202,9 @@ lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
 		l->attempt = attempt;
 		sched_job_batch_range(j->sj, batch, &l->first, &l->count);
 		l->expires_ms = now + COORD_LEASE_MS;
+		l->ready_ms = sched_job_ready_at(j->sj, batch);
+		double start = (double) l->ready_ms;
+		free_at = (start > free_at ? start : free_at) + j->batch_ms;
 		*served(w, j->key) += j->batch_ms;
 		if (!c->leased_any) {
 			c->leased_any = true;
@@ -1290,15 +1336,21 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	bool requeue = w != NULL && c->phase == IDN_PHASE_INFER &&
 	    gained_job(c, w, &r, now);
 	uint32_t want = r.want;
+	double free_at = (double) now;
+	size_t queued = 0;
 	for (size_t i = 0; w != NULL && drop != NULL && i < r.nheld; i++) {
 		size_t before = ndrop;
 		renew(c, w, &r.held[i], now, requeue, drop, &ndrop);
 		// A queued lease taken back makes room for another.
 		want += ndrop > before && !r.held[i].running;
+		if (ndrop == before && !r.held[i].running) {
+			free_at = queued_until(c, &r.held[i], free_at);
+			queued++;
+		}
 	}
 	want = want > 64 ? 64 : want;
 	if (w != NULL && c->phase == IDN_PHASE_INFER) {
-		lease_infer(c, w, want, now, out, &n);
+		lease_infer(c, w, want, now, free_at, queued, out, &n);
 	} else if (w != NULL && c->phase == IDN_PHASE_TRAIN && want > 0) {
 		lease_train(c, w, now, out, &n);
 	}

@@ -5,6 +5,7 @@
 // executor goes on with the next batch). They share a queue of leases not
 // started, the running one, the results being written, and the reports
 // not yet sent. A batch is reported done only once its result is in SDFS.
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@
 #include "ledger/msg.h"
 #include "worker/worker.h"
 
-#define QUEUE_MAX 16
+#define QUEUE_MAX 32        // leases held, not started (WORKER_HOLD_MS)
 #define REPORTS_MAX 256
 #define MODELS_MAX 4
 #define SETS_MAX 4
@@ -78,6 +79,7 @@ struct worker {
 	bool running;
 	bool abort_cur;
 	uint64_t cur_start;       // clock ms the running task started
+	double task_ms;           // moving mean of an inference task's time
 	bool stuck_logged;
 	bool released;            // the leases were given back
 	ledger_done done[REPORTS_MAX];
@@ -222,9 +224,16 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 		snprintf(held[nh - 1].job, sizeof(held[0].job), "%s",
 		    w->cur.spec.job);
 	}
+	// Enough to run WORKER_HOLD_MS by the tasks' measured time: the
+	// leases carry it through a takeover of the coordinator.
 	size_t busy = w->nq + (w->running ? 1 : 0);
-	*want = stuck || has_train(w) || busy >= WORKER_PREFETCH + 1 ? 0 :
-	    (uint32_t) (WORKER_PREFETCH + 1 - busy);
+	size_t depth = WORKER_PREFETCH + 1;
+	if (w->task_ms > 0 && WORKER_HOLD_MS / w->task_ms > (double) depth) {
+		double d = ceil(WORKER_HOLD_MS / w->task_ms);
+		depth = d >= QUEUE_MAX ? QUEUE_MAX : (size_t) d;
+	}
+	*want = stuck || has_train(w) || busy >= depth ? 0 :
+	    (uint32_t) (depth - busy);
 	*nd = w->ndone;
 	*np = w->nprog;
 	ledger_lease_req r = {.epoch = w->epoch, .want = *want,
@@ -758,14 +767,22 @@ exec_main(void *arg)
 	uint64_t last_end = 0;
 	pthread_mutex_lock(&w->lock);
 	while (!w->stop) {
-		if (w->nq == 0) {
+		// The first lease whose queries all arrived (one leased ahead
+		// waits for its arrival).
+		uint64_t now = idn_wall_ms(), next = UINT64_MAX;
+		size_t k = 0;
+		while (k < w->nq && w->queue[k].ready_ms > now) {
+			next = CORE_MIN(next, w->queue[k].ready_ms);
+			k++;
+		}
+		if (k == w->nq) {
 			last_end = 0; // idle: the next task's time starts anew
-			wait_ms(w, 1000);
+			wait_ms(w, next - now < 1000 ? (int) (next - now) : 1000);
 			continue;
 		}
-		w->cur = w->queue[0];
-		memmove(&w->queue[0], &w->queue[1],
-		    (w->nq - 1) * sizeof(w->queue[0]));
+		w->cur = w->queue[k];
+		memmove(&w->queue[k], &w->queue[k + 1],
+		    (w->nq - k - 1) * sizeof(w->queue[0]));
 		w->nq--;
 		w->running = true;
 		w->abort_cur = false;
@@ -804,6 +821,8 @@ exec_main(void *arg)
 			// any wait for a free write slot.
 			last_end = idn_clock_ms();
 			double busy = (double) (last_end - t0);
+			w->task_ms = w->task_ms > 0 ? 0.8 * w->task_ms + 0.2 * busy :
+			    busy;
 			if (ws != NULL) {
 				ws->state = SLOT_QUEUED;
 				ws->seq = ++w->wr_seq;
