@@ -33,9 +33,11 @@ _Static_assert((int) LEDGER_INFER == (int) IDN_JOB_INFER &&
 #define GROUP_TASK_MS 50.0     // an inference task's aimed-at length
 #define GROUP_FILL_MS 100.0    // longest a group takes to arrive
 // With nothing ready, a worker is leased batches that arrive within this
-// long, so its queue carries it through a coordinator's takeover (about
-// 0.6 s) at the offered rate; it starts each on arrival.
+// long, until its queue reaches as far, so the queue carries it through a
+// coordinator's takeover (about 0.6 s) at the offered rate; it starts
+// each on arrival.
 #define AHEAD_MS 1000
+#define AHEAD_CALL 2           // leases ahead of arrival given in one call
 #define FOREIGN_QUEUE 2        // queued leases of jobs not a worker's share
 
 static void
@@ -1164,24 +1166,25 @@ queued_until(coord *c, const ledger_held *h, double free_at)
 }
 
 // Leases up to want batches of the worker's shares: the ready ones
-// first; with none ready, ones that arrive within AHEAD_MS, as long as
-// the worker (through its queue at free_at, wall ms) starts each within
-// one batch time of its arrival (a batch it would be later for is left to
-// a worker free sooner). Batches of other jobs only while it has fewer
-// than FOREIGN_QUEUE queued (queued holds how many): they go back once
-// its shares have work again (moved_off).
+// first; with none ready, ones that arrive within AHEAD_MS, while the
+// worker's queue (it is through it at free_at, wall ms) reaches less far,
+// AHEAD_CALL a call, so the arrivals ahead are dealt out over the workers'
+// calls instead of to the first caller. Batches of other jobs only while
+// it has fewer than FOREIGN_QUEUE queued (queued holds how many): they go
+// back once its shares have work again (moved_off).
 static void
 lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
     double free_at, size_t queued, ledger_lease *out, size_t *n)
 {
+	size_t ahead = 0;
 	while (*n < want) {
 		cjob *j = pick(c, w, now, false);
 		uint64_t by = now;
-		if (j == NULL) {
+		if (j == NULL && ahead < AHEAD_CALL &&
+		    free_at < (double) (now + AHEAD_MS)) {
 			j = pick(c, w, now + AHEAD_MS, false);
 			by = j != NULL ? sched_job_next_ready_ms(j->sj, now) : 0;
-			j = j != NULL && (double) by + j->batch_ms >= free_at ? j :
-			    NULL;
+			ahead++;
 		}
 		if (j == NULL && queued + *n < FOREIGN_QUEUE) {
 			j = pick(c, w, now, true);

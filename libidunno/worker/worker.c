@@ -330,11 +330,15 @@ loop(void *arg)
 		w->epoch = rep.epoch;
 		w->released = w->stuck_logged;
 		take_reply(w, &rep, nd, np);
-		bool got = rep.n > 0;
+		size_t got = rep.n;
 		ledger_lease_rep_clear(&rep);
-		// Go again at once with reports to send or leases to take,
-		// else after the poll period (renewals, new work).
-		if (w->ndone == 0 && w->nprog == 0 && !(got && want > rep.n)) {
+		// Go again at once with reports to send or leases to take
+		// while short of the next few tasks, else after the poll
+		// period (renewals, new work, the deeper queue: the
+		// coordinator deals leases ahead out over the workers' calls).
+		bool more = got > 0 && want > got &&
+		    w->nq + (w->running ? 1 : 0) < WORKER_PREFETCH + 1;
+		if (w->ndone == 0 && w->nprog == 0 && !more) {
 			wait_ms(w, WORKER_POLL_MS);
 		}
 	}
