@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // worker.h: the worker role: a lease loop that asks the coordinator for
-// batches (enough ahead to stay busy through a takeover), runs them (inputs from SDFS,
-// the model, results to SDFS) and reports completions, renewals and
-// training progress in its next lease call.
+// batches (enough ahead to stay busy through a takeover), runs them
+// (inputs from SDFS, the model, results to SDFS) and reports completions,
+// renewals and training progress in its next lease call.
 #ifndef IDN_WORKER_WORKER_H
 #define IDN_WORKER_WORKER_H
 
