@@ -101,10 +101,15 @@ find_worker(coord *c, const char *id, bool create)
 	if (!create) {
 		return NULL;
 	}
-	// Reuse the slot of a worker long gone before growing.
+	// Reuse the slot of a worker long gone before growing: one whose
+	// leases all expired (a worker restored from the ledger with open
+	// leases, not alive until it calls, keeps its slot and key).
 	cworker *w = NULL;
+	uint64_t now = idn_wall_ms();
 	for (size_t i = 0; i < c->nworkers && w == NULL; i++) {
-		w = c->workers[i].alive ? NULL : &c->workers[i];
+		cworker *o = &c->workers[i];
+		w = !o->alive && now >= o->last_call_ms + COORD_LEASE_MS ? o :
+		    NULL;
 	}
 	if (w == NULL && c->nworkers < MAX_WORKERS) {
 		w = &c->workers[c->nworkers++];
@@ -459,8 +464,8 @@ restore_lease(void *arg, const char *job, uint32_t batch, const char *worker,
 {
 	restore_ctx *r = arg;
 	cjob *j = coord_find_job(r->c, job);
-	if (j == NULL || j->sj == NULL) {
-		return;
+	if (j == NULL || j->sj == NULL || expires == 0) {
+		return; // 0: taken back (lease_back), not leased again yet
 	}
 	bool known = find_worker(r->c, worker, false) != NULL;
 	cworker *w = find_worker(r->c, worker, true);
@@ -471,6 +476,7 @@ restore_lease(void *arg, const char *job, uint32_t batch, const char *worker,
 	// leases then expire); a live one renews them.
 	if (!known) {
 		w->alive = false;
+		w->last_call_ms = r->now;
 	}
 	// Its holder has a fresh lease time to say it is alive.
 	sched_job_restore_lease(j->sj, batch, w->key, attempt,
@@ -914,6 +920,17 @@ on_state(coord *c, const wire_val *b, wire_wr *reply)
 
 // ---- the lease call
 
+// A lease of w goes back for others at once; the ledger says so (expiry
+// 0), so a standby that takes over does not give it back to w.
+static void
+lease_back(coord *c, cjob *j, cworker *w, uint32_t batch, uint32_t attempt,
+    uint64_t now)
+{
+	sched_job_restore_lease(j->sj, batch, w->key, attempt, now);
+	sched_job_expire(j->sj, now);
+	ledger_lease_put(c->led, j->spec.job, batch, w->id, attempt, 0);
+}
+
 static void
 complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
 {
@@ -940,9 +957,7 @@ complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
 		uint32_t attempt;
 		if (sched_job_lease_info(j->sj, d->batch, &holder, &attempt,
 		        &exp) && holder == w->key && attempt == d->attempt) {
-			sched_job_restore_lease(j->sj, d->batch, w->key, attempt,
-			    now);
-			sched_job_expire(j->sj, now);
+			lease_back(c, j, w, d->batch, attempt, now);
 		}
 		return;
 	}
@@ -1081,9 +1096,7 @@ renew(coord *c, cworker *w, const ledger_held *h, uint64_t now, bool requeue,
 			// Not started, and the allocation moved this worker to
 			// other work: the batch goes back for the workers that
 			// now serve its job.
-			sched_job_restore_lease(j->sj, h->batch, w->key,
-			    h->attempt, now);
-			sched_job_expire(j->sj, now);
+			lease_back(c, j, w, h->batch, h->attempt, now);
 			keep = false;
 		}
 	} else if (j != NULL && j->spec.kind == IDN_JOB_TRAIN &&
