@@ -1082,6 +1082,49 @@ gained_job(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
 	return gained;
 }
 
+// The worker's first call to this coordinator (after a takeover or a
+// restart): leases the ledger gave it that it does not hold (its report
+// of the batch went to a coordinator that stepped down, or the reply
+// with the lease died with the old one) go back at once instead of after
+// a lease time. A batch done meanwhile counts once, and a rerun writes
+// the same bytes.
+static void
+reconcile(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
+{
+	w->reconciled = true;
+	bool *mine = r->nheld ? core_alloc(r->nheld * sizeof(*mine)) : NULL;
+	if (r->nheld > 0 && mine == NULL) {
+		return; // they expire by time
+	}
+	for (size_t i = 0; i < r->nheld; i++) {
+		cjob *j = coord_find_job(c, r->held[i].job);
+		uint64_t holder, exp;
+		uint32_t attempt;
+		mine[i] = j != NULL && j->sj != NULL && sched_job_lease_info(j->sj,
+		    r->held[i].batch, &holder, &attempt, &exp) &&
+		    holder == w->key;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < c->njobs; i++) {
+		k += c->jobs[i]->sj ? sched_job_reclaim(c->jobs[i]->sj, w->key) :
+		    0;
+	}
+	for (size_t i = 0; i < r->nheld; i++) {
+		cjob *j = mine[i] ? coord_find_job(c, r->held[i].job) : NULL;
+		if (j != NULL) {
+			sched_job_restore_lease(j->sj, r->held[i].batch, w->key,
+			    r->held[i].attempt, now + COORD_LEASE_MS);
+			k -= k > 0;
+		}
+	}
+	free(mine);
+	if (k > 0) {
+		note(c, IDN_LOG_INFO, "coord: %zu leases of %s it does not hold "
+		    "go back", k, w->id);
+		c->dirty = true;
+	}
+}
+
 static void
 renew(coord *c, cworker *w, const ledger_held *h, uint64_t now, bool requeue,
     ledger_held *drop, size_t *ndrop)
@@ -1329,6 +1372,9 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	}
 	for (size_t i = 0; w != NULL && i < r.ndone; i++) {
 		complete(c, w, &r.done[i], now);
+	}
+	if (w != NULL && !w->reconciled) {
+		reconcile(c, w, &r, now);
 	}
 	if (w != NULL && r.release) {
 		size_t k = 0;

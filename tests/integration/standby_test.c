@@ -327,13 +327,14 @@ test_paused_coordinator(void **st)
 	free(out);
 }
 
-// Results of job written by any worker between wall ms t0 and t1, per
-// the workers' logs (the SDFS put of each, with its time).
+// Lines of the workers' logs with `what` (a task of the job started, a
+// result of it written to SDFS) between wall ms t0 and t1.
 static int
-results_between(const char *job, uint64_t t0, uint64_t t1)
+logged_between(const char *what, const char *job, uint64_t t0, uint64_t t1)
 {
 	char want[96];
-	snprintf(want, sizeof(want), "sdfs: put 'results/%s/batch-", job);
+	snprintf(want, sizeof(want), strcmp(what, "started") == 0 ?
+	    "worker: task started: %s/" : "sdfs: put 'results/%s/batch-", job);
 	int n = 0;
 	for (int i = 1; i < 8; i++) { // the workers of 8 nodes
 		char path[PATH_MAX + 64], line[1024];
@@ -396,13 +397,18 @@ test_no_coordinator(void **st)
 	assert_int_equal(kill(pid, SIGCONT), 0);
 	IDN_PASS(rv);
 	finish_same("ga", "gb", idn_clock_ms());
-	// Both jobs offer 300 queries/s in batches of 16 and 20.
-	int got = results_between("ga", t1, t2) + results_between("gb", t1, t2);
+	// Both jobs offer 300 queries/s in batches of 16 and 20. The puts
+	// lag the tasks: two of the 8 SDFS nodes do not answer.
+	int ran = logged_between("started", "ga", t1, t2) +
+	    logged_between("started", "gb", t1, t2);
+	int wrote = logged_between("written", "ga", t1, t2) +
+	    logged_between("written", "gb", t1, t2);
 	double offered = (300.0 / 16 + 300.0 / 20) * (double) (t2 - t1) / 1000;
-	print_message("# no coordinator for %llu ms: %d results written "
-	    "(%.0f batches arrived)\n", (unsigned long long) (t2 - t0), got,
-	    offered);
-	assert_true(got >= offered / 3);
+	print_message("# no coordinator for %llu ms: %d tasks started, %d "
+	    "results written (%.0f batches arrived)\n", (unsigned long long)
+	    (t2 - t0), ran, wrote, offered);
+	assert_true(ran >= offered / 2);
+	assert_true(wrote >= offered / 5);
 	restart("standby");
 	assert_true(idn_test_wait(standby_is, "standby", 30000));
 }
