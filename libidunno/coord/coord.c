@@ -32,6 +32,13 @@ _Static_assert((int) LEDGER_INFER == (int) IDN_JOB_INFER &&
 #define DEFAULT_BATCH_MS 100.0
 #define GROUP_TASK_MS 50.0     // an inference task's aimed-at length
 #define GROUP_FILL_MS 100.0    // longest a group takes to arrive
+// With nothing ready, a worker is leased batches that arrive within this
+// long, until its queue reaches as far, so the queue carries it through a
+// coordinator's takeover (about 0.6 s) at the offered rate; it starts
+// each on arrival.
+#define AHEAD_MS 1000
+#define AHEAD_CALL 2           // leases ahead of arrival given in one call
+#define FOREIGN_QUEUE 2        // queued leases of jobs not a worker's share
 
 static void
 note(coord *c, int level, const char *fmt, ...)
@@ -94,10 +101,15 @@ find_worker(coord *c, const char *id, bool create)
 	if (!create) {
 		return NULL;
 	}
-	// Reuse the slot of a worker long gone before growing.
+	// Reuse the slot of a worker long gone before growing: one whose
+	// leases all expired (a worker restored from the ledger with open
+	// leases, not alive until it calls, keeps its slot and key).
 	cworker *w = NULL;
+	uint64_t now = idn_wall_ms();
 	for (size_t i = 0; i < c->nworkers && w == NULL; i++) {
-		w = c->workers[i].alive ? NULL : &c->workers[i];
+		cworker *o = &c->workers[i];
+		w = !o->alive && now >= o->last_call_ms + COORD_LEASE_MS ? o :
+		    NULL;
 	}
 	if (w == NULL && c->nworkers < MAX_WORKERS) {
 		w = &c->workers[c->nworkers++];
@@ -452,8 +464,8 @@ restore_lease(void *arg, const char *job, uint32_t batch, const char *worker,
 {
 	restore_ctx *r = arg;
 	cjob *j = coord_find_job(r->c, job);
-	if (j == NULL || j->sj == NULL) {
-		return;
+	if (j == NULL || j->sj == NULL || expires == 0) {
+		return; // 0: taken back (lease_back), not leased again yet
 	}
 	bool known = find_worker(r->c, worker, false) != NULL;
 	cworker *w = find_worker(r->c, worker, true);
@@ -464,6 +476,7 @@ restore_lease(void *arg, const char *job, uint32_t batch, const char *worker,
 	// leases then expire); a live one renews them.
 	if (!known) {
 		w->alive = false;
+		w->last_call_ms = r->now;
 	}
 	// Its holder has a fresh lease time to say it is alive.
 	sched_job_restore_lease(j->sj, batch, w->key, attempt,
@@ -907,6 +920,17 @@ on_state(coord *c, const wire_val *b, wire_wr *reply)
 
 // ---- the lease call
 
+// A lease of w goes back for others at once; the ledger says so (expiry
+// 0), so a standby that takes over does not give it back to w.
+static void
+lease_back(coord *c, cjob *j, cworker *w, uint32_t batch, uint32_t attempt,
+    uint64_t now)
+{
+	sched_job_restore_lease(j->sj, batch, w->key, attempt, now);
+	sched_job_expire(j->sj, now);
+	ledger_lease_put(c->led, j->spec.job, batch, w->id, attempt, 0);
+}
+
 static void
 complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
 {
@@ -933,9 +957,7 @@ complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
 		uint32_t attempt;
 		if (sched_job_lease_info(j->sj, d->batch, &holder, &attempt,
 		        &exp) && holder == w->key && attempt == d->attempt) {
-			sched_job_restore_lease(j->sj, d->batch, w->key, attempt,
-			    now);
-			sched_job_expire(j->sj, now);
+			lease_back(c, j, w, d->batch, attempt, now);
 		}
 		return;
 	}
@@ -1067,6 +1089,49 @@ gained_job(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
 	return gained;
 }
 
+// The worker's first call to this coordinator (after a takeover or a
+// restart): leases the ledger gave it that it does not hold (its report
+// of the batch went to a coordinator that stepped down, or the reply
+// with the lease died with the old one) go back at once instead of after
+// a lease time. A batch done meanwhile counts once, and a rerun writes
+// the same bytes.
+static void
+reconcile(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
+{
+	w->reconciled = true;
+	bool *mine = r->nheld ? core_alloc(r->nheld * sizeof(*mine)) : NULL;
+	if (r->nheld > 0 && mine == NULL) {
+		return; // they expire by time
+	}
+	for (size_t i = 0; i < r->nheld; i++) {
+		cjob *j = coord_find_job(c, r->held[i].job);
+		uint64_t holder, exp;
+		uint32_t attempt;
+		mine[i] = j != NULL && j->sj != NULL && sched_job_lease_info(j->sj,
+		    r->held[i].batch, &holder, &attempt, &exp) &&
+		    holder == w->key;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < c->njobs; i++) {
+		k += c->jobs[i]->sj ? sched_job_reclaim(c->jobs[i]->sj, w->key) :
+		    0;
+	}
+	for (size_t i = 0; i < r->nheld; i++) {
+		cjob *j = mine[i] ? coord_find_job(c, r->held[i].job) : NULL;
+		if (j != NULL) {
+			sched_job_restore_lease(j->sj, r->held[i].batch, w->key,
+			    r->held[i].attempt, now + COORD_LEASE_MS);
+			k -= k > 0;
+		}
+	}
+	free(mine);
+	if (k > 0) {
+		note(c, IDN_LOG_INFO, "coord: %zu leases of %s it does not hold "
+		    "go back", k, w->id);
+		c->dirty = true;
+	}
+}
+
 static void
 renew(coord *c, cworker *w, const ledger_held *h, uint64_t now, bool requeue,
     ledger_held *drop, size_t *ndrop)
@@ -1081,9 +1146,7 @@ renew(coord *c, cworker *w, const ledger_held *h, uint64_t now, bool requeue,
 			// Not started, and the allocation moved this worker to
 			// other work: the batch goes back for the workers that
 			// now serve its job.
-			sched_job_restore_lease(j->sj, h->batch, w->key,
-			    h->attempt, now);
-			sched_job_expire(j->sj, now);
+			lease_back(c, j, w, h->batch, h->attempt, now);
 			keep = false;
 		}
 	} else if (j != NULL && j->spec.kind == IDN_JOB_TRAIN &&
@@ -1098,9 +1161,9 @@ renew(coord *c, cworker *w, const ledger_held *h, uint64_t now, bool requeue,
 }
 
 // Picks the job this worker serves next: its shares first (deficit
-// round robin), else any active job with a batch ready.
+// round robin), else, with any, any active job with a batch ready.
 static cjob *
-pick(coord *c, cworker *w, uint64_t now)
+pick(coord *c, cworker *w, uint64_t now, bool any)
 {
 	size_t row = alloc_row(c, w->key);
 	if (row != SIZE_MAX && c->alloc.nshares[row] > 0) {
@@ -1133,6 +1196,9 @@ pick(coord *c, cworker *w, uint64_t now)
 			return coord_job_by_key(c, c->alloc.shares[row][k].job);
 		}
 	}
+	if (!any) {
+		return NULL;
+	}
 	cjob *best = NULL;
 	uint64_t most = 0;
 	for (size_t i = 0; i < c->njobs; i++) {
@@ -1148,15 +1214,51 @@ pick(coord *c, cworker *w, uint64_t now)
 	return best;
 }
 
+// When worker w would be through a queued lease h, given it is through
+// the ones before it at free: it starts h on arrival, runs it for its
+// job's measured batch time.
+static double
+queued_until(coord *c, const ledger_held *h, double free_at)
+{
+	cjob *j = coord_find_job(c, h->job);
+	if (j == NULL || !coord_infer_active(j)) {
+		return free_at;
+	}
+	double ready = (double) sched_job_ready_at(j->sj, h->batch);
+	return (ready > free_at ? ready : free_at) + j->batch_ms;
+}
+
+// Leases up to want batches of the worker's shares: the ready ones
+// first; with none ready, ones that arrive within AHEAD_MS, while the
+// worker's queue (it is through it at free_at, wall ms) reaches less far,
+// AHEAD_CALL a call, so the arrivals ahead are dealt out over the workers'
+// calls instead of to the first caller. Batches of other jobs only while
+// it has fewer than FOREIGN_QUEUE queued (queued holds how many): they go
+// back once its shares have work again (moved_off).
 static void
 lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
-    ledger_lease *out, size_t *n)
+    double free_at, size_t queued, ledger_lease *out, size_t *n)
 {
+	size_t ahead = 0;
 	while (*n < want) {
-		cjob *j = pick(c, w, now);
+		cjob *j = pick(c, w, now, false);
+		uint64_t by = now;
+		if (j == NULL && ahead < AHEAD_CALL &&
+		    free_at < (double) (now + AHEAD_MS)) {
+			j = pick(c, w, now + AHEAD_MS, false);
+			by = j != NULL ? sched_job_next_ready_ms(j->sj, now) : 0;
+			ahead++;
+		}
+		if (j == NULL && queued + *n < FOREIGN_QUEUE) {
+			j = pick(c, w, now, true);
+			by = now;
+		}
+		if (j == NULL) {
+			return;
+		}
 		uint32_t batch, attempt;
-		if (j == NULL || sched_job_lease(j->sj, w->key, now,
-		                     COORD_LEASE_MS, &batch, &attempt) != IDN_OK) {
+		if (sched_job_lease_ahead(j->sj, w->key, now, by, COORD_LEASE_MS,
+		        &batch, &attempt) != IDN_OK) {
 			return;
 		}
 		ledger_lease *l = &out[(*n)++];
@@ -1166,6 +1268,9 @@ lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
 		l->attempt = attempt;
 		sched_job_batch_range(j->sj, batch, &l->first, &l->count);
 		l->expires_ms = now + COORD_LEASE_MS;
+		l->ready_ms = sched_job_ready_at(j->sj, batch);
+		double start = (double) l->ready_ms;
+		free_at = (start > free_at ? start : free_at) + j->batch_ms;
 		*served(w, j->key) += j->batch_ms;
 		if (!c->leased_any) {
 			c->leased_any = true;
@@ -1275,6 +1380,9 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	for (size_t i = 0; w != NULL && i < r.ndone; i++) {
 		complete(c, w, &r.done[i], now);
 	}
+	if (w != NULL && !w->reconciled) {
+		reconcile(c, w, &r, now);
+	}
 	if (w != NULL && r.release) {
 		size_t k = 0;
 		for (size_t i = 0; i < c->njobs; i++) {
@@ -1297,15 +1405,21 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	bool requeue = w != NULL && c->phase == IDN_PHASE_INFER &&
 	    gained_job(c, w, &r, now);
 	uint32_t want = r.want;
+	double free_at = (double) now;
+	size_t queued = 0;
 	for (size_t i = 0; w != NULL && drop != NULL && i < r.nheld; i++) {
 		size_t before = ndrop;
 		renew(c, w, &r.held[i], now, requeue, drop, &ndrop);
 		// A queued lease taken back makes room for another.
 		want += ndrop > before && !r.held[i].running;
+		if (ndrop == before && !r.held[i].running) {
+			free_at = queued_until(c, &r.held[i], free_at);
+			queued++;
+		}
 	}
 	want = want > 64 ? 64 : want;
 	if (w != NULL && c->phase == IDN_PHASE_INFER) {
-		lease_infer(c, w, want, now, out, &n);
+		lease_infer(c, w, want, now, free_at, queued, out, &n);
 	} else if (w != NULL && c->phase == IDN_PHASE_TRAIN && want > 0) {
 		lease_train(c, w, now, out, &n);
 	}

@@ -49,6 +49,7 @@ typedef struct cworker {
 	uint64_t row[MAX_JOBS];  // job keys of its allocation row, last call
 	size_t nrow;
 	bool row_set;            // row holds a call's (not after a takeover)
+	bool reconciled;         // its first call to this coordinator came
 	bool member;             // the membership reported it
 	uint64_t last_call_ms;   // wall ms of its last lease call
 } cworker;

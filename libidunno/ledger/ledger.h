@@ -49,6 +49,7 @@ int ledger_job_state(ledger *l, const char *job, int state, double accuracy,
 int ledger_job_forget(ledger *l, const char *job);
 int ledger_batch_done(ledger *l, const char *job, uint32_t batch,
     const char *worker, uint32_t attempt, double ms, uint64_t end_ms);
+// expires_ms 0: the lease was taken back (the batch is to be leased again).
 int ledger_lease_put(ledger *l, const char *job, uint32_t batch,
     const char *worker, uint32_t attempt, uint64_t expires_ms);
 int ledger_train_epoch(ledger *l, const char *job, uint32_t epoch,

@@ -324,7 +324,7 @@ ledger_lease_rep_put(wire_wr *w, const ledger_lease_rep *r)
 	wire_arr(w, (uint32_t) r->n);
 	for (size_t i = 0; i < r->n; i++) {
 		const ledger_lease *l = &r->leases[i];
-		wire_map(w, 6);
+		wire_map(w, 7);
 		wire_str(w, "spec");
 		ledger_spec_put(w, &l->spec);
 		wire_ku64(w, "batch", l->batch);
@@ -332,6 +332,7 @@ ledger_lease_rep_put(wire_wr *w, const ledger_lease_rep *r)
 		wire_ku64(w, "first", l->first);
 		wire_ku64(w, "count", l->count);
 		wire_ku64(w, "expires_ms", l->expires_ms);
+		wire_ku64(w, "ready_ms", l->ready_ms);
 	}
 	wire_str(w, "drop");
 	put_held(w, r->drop, r->ndrop);
@@ -354,7 +355,9 @@ ledger_lease_rep_get(const wire_val *v, ledger_lease_rep *r)
 		    get_u32(e, "attempt", &l->attempt) ||
 		    wire_get_u64(e, "first", &l->first) ||
 		    get_u32(e, "count", &l->count) ||
-		    wire_get_u64(e, "expires_ms", &l->expires_ms)) {
+		    wire_get_u64(e, "expires_ms", &l->expires_ms) ||
+		    (wire_get(e, "ready_ms") != NULL &&
+		    wire_get_u64(e, "ready_ms", &l->ready_ms))) {
 			rv = IDN_EPROTO;
 		}
 	}

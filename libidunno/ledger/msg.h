@@ -107,6 +107,9 @@ typedef struct ledger_lease {
 	uint64_t first;
 	uint32_t count;
 	uint64_t expires_ms;    // wall clock
+	uint64_t ready_ms;      // infer: wall clock its last query arrives
+	                        // (leased ahead: not started before; 0 in
+	                        // replies that lack it)
 } ledger_lease;
 
 typedef struct ledger_lease_rep {

@@ -408,6 +408,15 @@ int
 sched_job_lease(sched_job *j, uint64_t worker, uint64_t now_ms,
     uint64_t lease_ms, uint32_t *batch, uint32_t *attempt)
 {
+	return sched_job_lease_ahead(j, worker, now_ms, now_ms, lease_ms, batch,
+	    attempt);
+}
+
+int
+sched_job_lease_ahead(sched_job *j, uint64_t worker, uint64_t now_ms,
+    uint64_t ready_by_ms, uint64_t lease_ms, uint32_t *batch,
+    uint32_t *attempt)
+{
 	if (j == NULL || batch == NULL || attempt == NULL) {
 		return IDN_EINVAL;
 	}
@@ -415,14 +424,15 @@ sched_job_lease(sched_job *j, uint64_t worker, uint64_t now_ms,
 	if (!lease_room(j)) {
 		return IDN_ENOMEM;
 	}
+	ready_by_ms = ready_by_ms > now_ms ? ready_by_ms : now_ms;
 	uint32_t b = retry_top(j);
-	if (b < j->nbatches && batch_ready_ms(j, b) <= now_ms) {
+	if (b < j->nbatches && batch_ready_ms(j, b) <= ready_by_ms) {
 		if (j->nretry_heap > 0 && j->retry[0] == b) {
 			retry_pop(j);
 		}
 		j->nretry--;
 	} else if (j->cursor < j->nbatches &&
-	    batch_ready_ms(j, j->cursor) <= now_ms) {
+	    batch_ready_ms(j, j->cursor) <= ready_by_ms) {
 		b = j->cursor;
 	} else {
 		return IDN_ENOENT;
@@ -480,11 +490,26 @@ sched_job_complete(sched_job *j, uint32_t batch, uint64_t now_ms)
 	return IDN_OK;
 }
 
+// When the earliest pending (expired or reclaimed) batch is ready: a
+// batch leased ahead of its arrival may come back before it. The heap's
+// top is the lowest index, so the earliest; a stale top (left by a batch
+// done meanwhile) or no heap counts as ready (the lease finds out).
+static uint64_t
+retry_ready_ms(const sched_job *j)
+{
+	if (j->nretry == 0) {
+		return UINT64_MAX;
+	}
+	if (j->nretry_heap == 0 || j->state[j->retry[0]] != RETRY) {
+		return 0;
+	}
+	return batch_ready_ms(j, j->retry[0]);
+}
+
 bool
 sched_job_ready(const sched_job *j, uint64_t now_ms)
 {
-	// Pending batches were ready when first leased.
-	return j->nretry > 0 || (j->cursor < j->nbatches &&
+	return retry_ready_ms(j) <= now_ms || (j->cursor < j->nbatches &&
 	    batch_ready_ms(j, j->cursor) <= now_ms);
 }
 
@@ -494,8 +519,16 @@ sched_job_next_ready_ms(const sched_job *j, uint64_t now_ms)
 	if (sched_job_ready(j, now_ms)) {
 		return now_ms;
 	}
-	return j->cursor < j->nbatches ? batch_ready_ms(j, j->cursor) :
+	uint64_t r = retry_ready_ms(j);
+	uint64_t c = j->cursor < j->nbatches ? batch_ready_ms(j, j->cursor) :
 	    UINT64_MAX;
+	return r < c ? r : c;
+}
+
+uint64_t
+sched_job_ready_at(const sched_job *j, uint32_t batch)
+{
+	return batch < j->nbatches ? batch_ready_ms(j, batch) : UINT64_MAX;
 }
 
 uint32_t

@@ -41,6 +41,17 @@ uint64_t sched_job_backlog(const sched_job *j, uint64_t now_ms);
 // none is ready; IDN_ENOMEM. O(log n) amortised.
 int sched_job_lease(sched_job *j, uint64_t worker, uint64_t now_ms,
     uint64_t lease_ms, uint32_t *batch, uint32_t *attempt);
+// sched_job_lease_ahead: the same, but a batch that is ready by
+// ready_by_ms (>= now_ms) counts as ready: a lease ahead of the batch's
+// arrival, which its holder starts no earlier than sched_job_ready_at.
+// Such a batch, once pending again, is leased only by a call whose
+// ready_by_ms reaches it.
+int sched_job_lease_ahead(sched_job *j, uint64_t worker, uint64_t now_ms,
+    uint64_t ready_by_ms, uint64_t lease_ms, uint32_t *batch,
+    uint32_t *attempt);
+// sched_job_ready_at: when batch is ready (its last query arrives);
+// UINT64_MAX for no such batch.
+uint64_t sched_job_ready_at(const sched_job *j, uint32_t batch);
 // sched_job_renew extends a held lease to now_ms + lease_ms. IDN_ESTALE
 // when the batch is not leased to this worker any more (done, expired by
 // now_ms, reclaimed, or leased to another); IDN_EINVAL: no such batch;

@@ -922,6 +922,51 @@ test_job_churn(void **st)
 	sched_job_free(j);
 }
 
+// Leases ahead of arrival: a batch ready by ready_by_ms is leased; one
+// that comes back before its arrival is pending but not ready until then,
+// and only a call that reaches it leases it again.
+static void
+test_job_lease_ahead(void **st)
+{
+	(void) st;
+	sched_job *j;
+	uint32_t b, att;
+	// 10 queries/s, batches of 5: batch k ready at 1000 + (5k + 4) * 100.
+	IDN_PASS(sched_job_new(20, 5, 10, 1000, &j));
+	assert_int_equal(sched_job_ready_at(j, 0), 1400);
+	assert_int_equal(sched_job_ready_at(j, 1), 1900);
+	assert_int_equal(sched_job_ready_at(j, 4), UINT64_MAX);
+	IDN_FAIL(sched_job_lease_ahead(j, 1, 1000, 1399, 5000, &b, &att),
+	    IDN_ENOENT);
+	IDN_PASS(sched_job_lease_ahead(j, 1, 1000, 1900, 5000, &b, &att));
+	assert_int_equal(b, 0);
+	IDN_PASS(sched_job_lease_ahead(j, 1, 1000, 1900, 5000, &b, &att));
+	assert_int_equal(b, 1);
+	IDN_FAIL(sched_job_lease_ahead(j, 1, 1000, 1900, 5000, &b, &att),
+	    IDN_ENOENT);
+	// A ready_by before now counts as now.
+	IDN_FAIL(sched_job_lease_ahead(j, 2, 1000, 0, 5000, &b, &att),
+	    IDN_ENOENT);
+	// Batch 1 comes back (its holder failed) before it arrived.
+	assert_int_equal(sched_job_reclaim(j, 1), 2);
+	assert_false(sched_job_ready(j, 1399)); // batch 0 was ahead too
+	assert_true(sched_job_ready(j, 1400));
+	assert_int_equal(sched_job_next_ready_ms(j, 1000), 1400);
+	IDN_FAIL(sched_job_lease(j, 2, 1300, 5000, &b, &att), IDN_ENOENT);
+	IDN_PASS(sched_job_lease(j, 2, 1400, 5000, &b, &att));
+	assert_int_equal(b, 0);
+	assert_int_equal(att, 2);
+	assert_false(sched_job_ready(j, 1899));
+	assert_int_equal(sched_job_next_ready_ms(j, 1400), 1900);
+	IDN_PASS(sched_job_lease_ahead(j, 2, 1400, 1900, 5000, &b, &att));
+	assert_int_equal(b, 1);
+	assert_int_equal(att, 2);
+	// Done in time: exactly once as before.
+	IDN_PASS(sched_job_complete(j, 1, 1950));
+	IDN_FAIL(sched_job_complete(j, 1, 1960), IDN_EEXIST);
+	sched_job_free(j);
+}
+
 int
 main(void)
 {
@@ -950,6 +995,7 @@ main(void)
 	    cmocka_unit_test(test_job_reclaim),
 	    cmocka_unit_test(test_job_restore),
 	    cmocka_unit_test(test_job_churn),
+	    cmocka_unit_test(test_job_lease_ahead),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

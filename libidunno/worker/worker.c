@@ -5,6 +5,7 @@
 // executor goes on with the next batch). They share a queue of leases not
 // started, the running one, the results being written, and the reports
 // not yet sent. A batch is reported done only once its result is in SDFS.
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -20,7 +21,7 @@
 #include "ledger/msg.h"
 #include "worker/worker.h"
 
-#define QUEUE_MAX 16
+#define QUEUE_MAX 32        // leases held, not started (WORKER_HOLD_MS)
 #define REPORTS_MAX 256
 #define MODELS_MAX 4
 #define SETS_MAX 4
@@ -85,6 +86,7 @@ struct worker {
 	bool running;
 	bool abort_cur;
 	uint64_t cur_start;       // clock ms the running task started
+	double task_ms;           // moving mean of an inference task's time
 	bool stuck_logged;
 	bool released;            // the leases were given back
 	ledger_done done[REPORTS_MAX];
@@ -240,9 +242,16 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 		snprintf(held[nh - 1].job, sizeof(held[0].job), "%s",
 		    w->cur.spec.job);
 	}
+	// Enough to run WORKER_HOLD_MS by the tasks' measured time: the
+	// leases carry it through a takeover of the coordinator.
 	size_t busy = w->nq + (w->running ? 1 : 0);
-	*want = stuck || has_train(w) || busy >= WORKER_PREFETCH + 1 ? 0 :
-	    (uint32_t) (WORKER_PREFETCH + 1 - busy);
+	size_t depth = WORKER_PREFETCH + 1;
+	if (w->task_ms > 0 && WORKER_HOLD_MS / w->task_ms > (double) depth) {
+		double d = ceil(WORKER_HOLD_MS / w->task_ms);
+		depth = d >= QUEUE_MAX ? QUEUE_MAX : (size_t) d;
+	}
+	*want = stuck || has_train(w) || busy >= depth ? 0 :
+	    (uint32_t) (depth - busy);
 	*nd = w->ndone;
 	*np = w->nprog;
 	ledger_lease_req r = {.epoch = w->epoch, .want = *want,
@@ -340,11 +349,15 @@ loop(void *arg)
 		w->epoch = rep.epoch;
 		w->released = w->stuck_logged;
 		take_reply(w, &rep, nd, np);
-		bool got = rep.n > 0;
+		size_t got = rep.n;
 		ledger_lease_rep_clear(&rep);
-		// Go again at once with reports to send or leases to take,
-		// else after the poll period (renewals, new work).
-		if (w->ndone == 0 && w->nprog == 0 && !(got && want > rep.n)) {
+		// Go again at once with reports to send or leases to take
+		// while short of the next few tasks, else after the poll
+		// period (renewals, new work, the deeper queue: the
+		// coordinator deals leases ahead out over the workers' calls).
+		bool more = got > 0 && want > got &&
+		    w->nq + (w->running ? 1 : 0) < WORKER_PREFETCH + 1;
+		if (w->ndone == 0 && w->nprog == 0 && !more) {
 			wait_ms(w, &w->cv_loop, WORKER_POLL_MS);
 		}
 	}
@@ -499,26 +512,36 @@ adopt(worker *w)
 	pthread_mutex_lock(&w->lock);
 }
 
-// Under the lock, after adopt(): the queue index to run next. The first
-// inference lease whose model is loaded; else one whose model the loader
-// is not on, loaded in place (the executor is idle anyway; a failed
-// load makes the task report why); else SIZE_MAX: wait for the loader or
-// new leases. The loader is asked for the first model not loaded. Leases
-// are independent, so running a later one first loses nothing.
+// Under the lock, after adopt(): the queue index to run next, among the
+// leases whose queries all arrived (one leased ahead waits for its
+// arrival; *next gets the first arrival to come). The first inference
+// lease whose model is loaded; else one whose model the loader is not on,
+// loaded in place (the executor is idle anyway; a failed load makes the
+// task report why); else SIZE_MAX: wait for arrivals, the loader or new
+// leases. The loader is asked for the first model not loaded, arrived or
+// not. Leases are independent, so running a later one first loses
+// nothing.
 static size_t
-next_task(worker *w)
+next_task(worker *w, uint64_t now, uint64_t *next)
 {
 	char lkey[sizeof(w->ld_key)] = "";
 	size_t pick = SIZE_MAX, own = SIZE_MAX;
 	for (size_t i = 0; i < w->nq && pick == SIZE_MAX; i++) {
-		const ledger_spec *s = &w->queue[i].spec;
-		if (s->kind != LEDGER_INFER) {
-			return i; // training keeps its order
+		const ledger_lease *l = &w->queue[i];
+		bool arrived = l->ready_ms <= now;
+		if (!arrived) {
+			*next = CORE_MIN(*next, l->ready_ms);
+		}
+		if (l->spec.kind != LEDGER_INFER) {
+			if (arrived) {
+				return i; // training keeps its order
+			}
+			continue;
 		}
 		char key[sizeof(w->models[0].key)];
-		model_key(s, key, sizeof(key));
+		model_key(&l->spec, key, sizeof(key));
 		if (cached_model(w, key) != NULL) {
-			pick = i;
+			pick = arrived ? i : pick;
 			continue;
 		}
 		if (w->ld_busy) {
@@ -526,11 +549,11 @@ next_task(worker *w)
 		} else if (w->ld_want.model[0] != '\0') {
 			model_key(&w->ld_want, lkey, sizeof(lkey));
 		} else if (strcmp(w->ld_failed, key) != 0) {
-			w->ld_want = *s;
+			w->ld_want = l->spec;
 			snprintf(lkey, sizeof(lkey), "%s", key);
 			pthread_cond_broadcast(&w->cv_pf);
 		}
-		if (own == SIZE_MAX && strcmp(lkey, key) != 0) {
+		if (arrived && own == SIZE_MAX && strcmp(lkey, key) != 0) {
 			own = i;
 		}
 	}
@@ -944,19 +967,15 @@ exec_main(void *arg)
 	pin_model_cpu(w);
 	pthread_mutex_lock(&w->lock);
 	while (!w->stop) {
-		if (w->nq == 0) {
-			last_end = 0; // idle: the next task's time starts anew
-			wait_ms(w, &w->cv_exec, 1000);
-			continue;
-		}
 		adopt(w);
-		if (w->nq == 0 || w->stop) {
-			continue; // the queue changed while the lock was out
-		}
-		size_t k = next_task(w);
+		uint64_t now = idn_wall_ms(), next = UINT64_MAX;
+		size_t k = next_task(w, now, &next);
 		if (k == SIZE_MAX) {
-			last_end = 0; // a load is not the next task's time
-			wait_ms(w, &w->cv_exec, 100);
+			// Idle, or waiting for arrivals or a model: the next
+			// task's time starts anew.
+			last_end = 0;
+			wait_ms(w, &w->cv_exec, next - now < 1000 ?
+			    (int) (next - now) : 1000);
 			continue;
 		}
 		w->cur = w->queue[k];
@@ -1000,6 +1019,8 @@ exec_main(void *arg)
 			// any wait for a free write slot; without a model load.
 			last_end = idn_clock_ms();
 			double busy = (double) (last_end - t0) - load;
+			w->task_ms = w->task_ms > 0 ? 0.8 * w->task_ms + 0.2 * busy :
+			    busy;
 			if (ws != NULL) {
 				ws->state = SLOT_QUEUED;
 				ws->seq = ++w->wr_seq;

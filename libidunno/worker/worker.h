@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 // worker.h: the worker role: a lease loop that asks the coordinator for
-// batches (a few ahead, so it stays busy), runs them (inputs from SDFS,
-// the model, results to SDFS) and reports completions, renewals and
-// training progress in its next lease call.
+// batches (enough ahead to stay busy through a takeover), runs them
+// (inputs from SDFS, the model, results to SDFS) and reports completions,
+// renewals and training progress in its next lease call.
 #ifndef IDN_WORKER_WORKER_H
 #define IDN_WORKER_WORKER_H
 
@@ -10,7 +10,11 @@
 
 #include "core/core.h"
 
-#define WORKER_PREFETCH 2     // leases held beyond the one running
+#define WORKER_PREFETCH 2     // leases held beyond the one running, at
+                              // least
+#define WORKER_HOLD_MS 1500   // and as many as its measured task time
+                              // needs to run this long without a
+                              // coordinator (a takeover)
 #define WORKER_POLL_MS 150    // lease call period when nothing happens
 #define WORKER_LEASE_TIMEOUT_MS 500 // a lease call not answered by then:
                                     // ask again who the coordinator is
