@@ -197,8 +197,41 @@ self_dir(char *dir, size_t cap)
 
 // Starts one node detached from our terminal and waits until it has
 // written its address file. Returns the pid, or -1 with a message printed.
+// The model CPUs of the pinned workers in v (empty without --pin).
+static void
+model_cpus(const cluster_node *v, int n, cpu_set_t *set)
+{
+	CPU_ZERO(set);
+	for (int i = 0; i < n; i++) {
+		if (v[i].cpu >= 0) {
+			CPU_SET((size_t) v[i].cpu, set);
+		}
+	}
+}
+
+// In the child: a node without a model CPU of its own (coordinator,
+// standby) stays off the workers' ones while other CPUs remain.
+static void
+keep_off(const cluster_node *c, const cpu_set_t *off)
+{
+	cpu_set_t m;
+	if (c->cpu >= 0 || CPU_COUNT(off) == 0 ||
+	    sched_getaffinity(0, sizeof(m), &m) != 0) {
+		return;
+	}
+	for (int k = 0; k < CPU_SETSIZE; k++) {
+		if (CPU_ISSET((size_t) k, off)) {
+			CPU_CLR((size_t) k, &m);
+		}
+	}
+	if (CPU_COUNT(&m) > 0) {
+		(void) sched_setaffinity(0, sizeof(m), &m);
+	}
+}
+
 static pid_t
-spawn(const char *root, cluster_node *c, const char *const *joins, int njoin)
+spawn(const char *root, cluster_node *c, const char *const *joins, int njoin,
+    const cpu_set_t *off)
 {
 	char bin[PATH_MAX + 32], dir[PATH_MAX], data[PATH_MAX + 64],
 	    addrf[PATH_MAX + 80], errf[PATH_MAX + 80];
@@ -245,6 +278,7 @@ spawn(const char *root, cluster_node *c, const char *const *joins, int njoin)
 	}
 	if (pid == 0) {
 		setsid();
+		keep_off(c, off);
 		int fd = open(errf, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		int null = open("/dev/null", O_RDWR);
 		if (fd >= 0 && null >= 0) {
@@ -416,8 +450,12 @@ cmd_up(const char *root, int argc, char **argv)
 		}
 		snprintf(v[i].addr, sizeof(v[i].addr), "-");
 		v[i].cpu = pin && i >= 2 ? pin_cpu(i - 2) : -1;
+	}
+	cpu_set_t off;
+	model_cpus(v, n, &off);
+	for (int i = 0; i < n; i++) {
 		const char *join[1] = {v[0].addr};
-		if (spawn(root, &v[i], join, i == 0 ? 0 : 1) < 0) {
+		if (spawn(root, &v[i], join, i == 0 ? 0 : 1, &off) < 0) {
 			stop_all(v, i);
 			free(v);
 			return 1;
@@ -495,6 +533,8 @@ cmd_node(const char *root, const char *verb, int argc, char **argv)
 				joins[nj++] = v[j].addr;
 			}
 		}
+		cpu_set_t off;
+		model_cpus(v, n, &off);
 		// A process killed a moment ago may still hold its port:
 		// try a few times before giving up.
 		pid_t pid = -1;
@@ -502,7 +542,7 @@ cmd_node(const char *root, const char *verb, int argc, char **argv)
 			if (attempt > 0) {
 				usleep(300 * 1000);
 			}
-			pid = spawn(root, &v[i], joins, nj);
+			pid = spawn(root, &v[i], joins, nj, &off);
 		}
 		if (pid < 0) {
 			rv = 1;
