@@ -269,3 +269,16 @@ idn_test_cli(char **out, const char *fmt, ...)
 	va_end(ap);
 	return rv;
 }
+
+void
+idn_test_exactly_once(const char *text, size_t len, unsigned n)
+{
+	unsigned next = 0;
+	for (const char *p = text; p < text + len; next++) {
+		assert_int_equal(strtoul(p, NULL, 10), next);
+		const char *nl = memchr(p, '\n', (size_t) (text + len - p));
+		assert_non_null(nl);
+		p = nl + 1;
+	}
+	assert_int_equal(next, n);
+}

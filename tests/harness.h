@@ -78,6 +78,9 @@ int idn_test_vrun(char **out, const char *prefix, const char *fmt,
 // The built tools: $IDUNNO_BIN_DIR, else ../tools beside this executable's
 // folder (build/tests/x -> build/tools), so a run from anywhere finds them.
 const char *idn_test_bin_dir(void);
+// Asserts that text (a job's output, one line per query) holds queries
+// 0..n-1, each once, in order.
+void idn_test_exactly_once(const char *text, size_t len, unsigned n);
 // Reads a whole file of at most max_bytes (caller frees *data with free()).
 int idn_test_read_file(const char *path, size_t max_bytes, uint8_t **data,
     size_t *len);

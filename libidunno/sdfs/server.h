@@ -12,8 +12,12 @@
 #define BAD_PEERS 64
 #define BAD_PEER_MS 3000
 #define STAT_TIMEOUT_MS 2000
-// The first wait of a watched call to a replica (put.c fan_watch).
+// The first wait of a watched call to a replica (put.c fan_watch), then
+// doubling; a commit waits WATCH_COMMIT_MS at a time for its first
+// WATCH_STEADY_MS.
 #define WATCH_SLICE_MS 1500
+#define WATCH_COMMIT_MS 500
+#define WATCH_STEADY_MS 5000
 #define CHUNK_TIMEOUT_MS 20000
 #define READ_TIMEOUT_MS 5000
 #define COMMIT_TIMEOUT_MS 120000

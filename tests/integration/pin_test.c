@@ -204,15 +204,7 @@ test_pinned_job_exactly_once(void **st)
 	size_t len = 0;
 	IDN_PASS(idn_sdfs_get_buf(c, "results/pj/output", 0, &text, &len,
 	    NULL));
-	unsigned next = 0;
-	for (const char *p = text; p < (const char *) text + len; next++) {
-		assert_int_equal(strtoul(p, NULL, 10), next);
-		const char *nl = memchr(p, '\n',
-		    (size_t) ((const char *) text + len - p));
-		assert_non_null(nl);
-		p = nl + 1;
-	}
-	assert_int_equal(next, NQUERIES);
+	idn_test_exactly_once(text, len, NQUERIES);
 	idn_free(text);
 }
 

@@ -250,20 +250,6 @@ output_of(const char *job, size_t *len)
 	return data;
 }
 
-// Every query 0..n-1 once, in order.
-static void
-check_exactly_once(const char *text, size_t len, unsigned n)
-{
-	unsigned next = 0;
-	for (const char *p = text; p < text + len; next++) {
-		assert_int_equal(strtoul(p, NULL, 10), next);
-		const char *nl = memchr(p, '\n', (size_t) (text + len - p));
-		assert_non_null(nl);
-		p = nl + 1;
-	}
-	assert_int_equal(next, n);
-}
-
 static void
 add_pair(const char *a, const char *b)
 {
@@ -316,7 +302,7 @@ test_three_workers_killed(void **st)
 		size_t l1, l2;
 		char *ref = output_of(pairs[i][0], &l1);
 		char *got = output_of(pairs[i][1], &l2);
-		check_exactly_once(got, l2, n[i]);
+		idn_test_exactly_once(got, l2, n[i]);
 		assert_int_equal(l1, l2);
 		assert_memory_equal(ref, got, l1);
 		idn_free(ref);
@@ -391,7 +377,7 @@ test_groups(void **st)
 	size_t l1, l2;
 	char *ref = output_of("gref", &l1);
 	char *got = output_of("gx", &l2);
-	check_exactly_once(got, l2, 4800);
+	idn_test_exactly_once(got, l2, 4800);
 	assert_int_equal(l1, l2);
 	assert_memory_equal(ref, got, l1);
 	idn_free(ref);

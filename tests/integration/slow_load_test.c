@@ -71,15 +71,7 @@ check_output(const char *job)
 	size_t len = 0;
 	snprintf(name, sizeof(name), "results/%s/output", job);
 	IDN_PASS(idn_sdfs_get_buf(c, name, 0, &text, &len, NULL));
-	unsigned next = 0;
-	for (const char *p = text; p < (const char *) text + len; next++) {
-		assert_int_equal(strtoul(p, NULL, 10), next);
-		const char *nl = memchr(p, '\n',
-		    (size_t) ((const char *) text + len - p));
-		assert_non_null(nl);
-		p = nl + 1;
-	}
-	assert_int_equal(next, N);
+	idn_test_exactly_once(text, len, N);
 	idn_free(text);
 }
 
