@@ -233,10 +233,12 @@ sdfs_sess_free(put_sess *ps)
 // once membership declares it failed, not after tmo, and a live but slow
 // one still has all of tmo. A commit (a repeat is answered busy_rv at
 // once) is sent again every WATCH_COMMIT_MS for the first
-// WATCH_STEADY_MS: the first wait of 1.5 s held every commit to a dead
-// replica at least that long, and a worker's result writes with it (most
-// of the completed-query dip after a node's death); a pull keeps the long
-// first wait (a repeat could pull again). busy_rv is the code a repeated request gets
+// WATCH_STEADY_MS, and only while its target is not suspected either (a
+// suspect is outside the write set: write_set()): the first wait of 1.5
+// s held every commit to a dead replica at least that long, and a
+// worker's result writes with it (most of the completed-query dip after a
+// node's death); a pull keeps the long first wait (a repeat could pull
+// again). busy_rv is the code a repeated request gets
 // while the first one is still at work (0: none); it is waited out too.
 static void
 fan_watch(sdfs *s, const char *const *targets, size_t n, const char *type,
@@ -270,7 +272,7 @@ fan_watch(sdfs *s, const char *const *targets, size_t n, const char *type,
 			rvs[map[k]] = r;
 			bool wait = r == IDN_ETIMEDOUT ||
 			    (again && busy_rv != 0 && r == busy_rv);
-			if (wait && sdfs_still_alive(s, pend[k])) {
+			if (wait && sdfs_listed(s, pend[k], !commit)) {
 				pend[left] = pend[k];
 				map[left++] = map[k];
 			}

@@ -160,6 +160,8 @@ bool sdfs_is_self(sdfs *s, const char *addr);
 bool sdfs_peer_bad(sdfs *s, const char *addr);
 void sdfs_peer_mark(sdfs *s, const char *addr, int rv);
 bool sdfs_still_alive(sdfs *s, const char *addr);
+// Whether membership lists addr (suspects too, or not).
+bool sdfs_listed(sdfs *s, const char *addr, bool suspects);
 // A limit: dflt, or less through the environment variable var, so that
 // tests reach it with a few requests (IDUNNO_SDFS_OFFERS_PER_CALL,
 // IDUNNO_SDFS_PUTS_MAX, IDUNNO_SDFS_SESSION_IDLE_MS,
