@@ -168,14 +168,7 @@ finish_same(const char *a, const char *b, uint64_t since)
 		size_t l1, l2;
 		char *ref = output_of(pairs[i][0], &l1);
 		char *got = output_of(pairs[i][1], &l2);
-		unsigned next = 0;
-		for (const char *p = got; p < got + l2; next++) {
-			assert_int_equal(strtoul(p, NULL, 10), next);
-			const char *nl = memchr(p, '\n', (size_t) (got + l2 - p));
-			assert_non_null(nl);
-			p = nl + 1;
-		}
-		assert_int_equal(next, n[i]);
+		idn_test_exactly_once(got, l2, n[i]);
 		assert_int_equal(l1, l2);
 		assert_memory_equal(ref, got, l1);
 		idn_free(ref);
