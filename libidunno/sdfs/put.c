@@ -231,33 +231,22 @@ sdfs_sess_free(put_sess *ps)
 // that times out is sent again, with double the wait, while membership
 // still lists its target and tmo lasts: a replica that died is given up
 // once membership declares it failed, not after tmo, and a live but slow
-// one still has all of tmo. A commit (a repeat is answered busy_rv at
-// once) is sent again every WATCH_COMMIT_MS for the first
-// WATCH_STEADY_MS, and only while its target is not suspected either (a
-// suspect is outside the write set: write_set()): the first wait of 1.5
-// s held every commit to a dead replica at least that long, and a
-// worker's result writes with it (most of the completed-query dip after a
-// node's death); a pull keeps the long first wait (a repeat could pull
-// again). busy_rv is the code a repeated request gets
+// one still has all of tmo. busy_rv is the code a repeated request gets
 // while the first one is still at work (0: none); it is waited out too.
 static void
 fan_watch(sdfs *s, const char *const *targets, size_t n, const char *type,
     wire_wr *w, idn_duration tmo, int busy_rv, int *rvs)
 {
-	uint64_t start = idn_clock_ms(), deadline = start + tmo;
-	bool commit = busy_rv != 0;
-	uint64_t slice = commit ? WATCH_COMMIT_MS : WATCH_SLICE_MS;
+	uint64_t deadline = idn_clock_ms() + tmo;
+	uint64_t slice = WATCH_SLICE_MS;
 	const char *pend[R];
 	size_t map[R], np = CORE_MIN(n, (size_t) R);
 	for (size_t i = 0; i < np; i++) {
 		pend[i] = targets[i];
 		map[i] = i;
 	}
-	for (bool again = false; np > 0; again = true) {
+	for (bool again = false; np > 0; again = true, slice *= 2) {
 		uint64_t now = idn_clock_ms();
-		if (again && (!commit || now - start >= WATCH_STEADY_MS)) {
-			slice *= 2;
-		}
 		if (again && now >= deadline) {
 			break;
 		}
@@ -272,7 +261,7 @@ fan_watch(sdfs *s, const char *const *targets, size_t n, const char *type,
 			rvs[map[k]] = r;
 			bool wait = r == IDN_ETIMEDOUT ||
 			    (again && busy_rv != 0 && r == busy_rv);
-			if (wait && sdfs_listed(s, pend[k], !commit)) {
+			if (wait && sdfs_still_alive(s, pend[k])) {
 				pend[left] = pend[k];
 				map[left++] = map[k];
 			}

@@ -118,12 +118,6 @@ sdfs_limit(const char *var, size_t dflt)
 bool
 sdfs_still_alive(sdfs *s, const char *addr)
 {
-	return sdfs_listed(s, addr, true);
-}
-
-bool
-sdfs_listed(sdfs *s, const char *addr, bool suspects)
-{
 	idn_member *m;
 	size_t n;
 	bool alive = false;
@@ -131,8 +125,7 @@ sdfs_listed(sdfs *s, const char *addr, bool suspects)
 		return true;
 	}
 	for (size_t i = 0; i < n; i++) {
-		alive = alive || (strcmp(m[i].addr, addr) == 0 &&
-		    (suspects || m[i].state != IDN_MEMBER_SUSPECT));
+		alive = alive || strcmp(m[i].addr, addr) == 0;
 	}
 	idn_free(m);
 	return alive;

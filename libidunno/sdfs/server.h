@@ -12,12 +12,8 @@
 #define BAD_PEERS 64
 #define BAD_PEER_MS 3000
 #define STAT_TIMEOUT_MS 2000
-// The first wait of a watched call to a replica (put.c fan_watch), then
-// doubling; a commit waits WATCH_COMMIT_MS at a time for its first
-// WATCH_STEADY_MS.
+// The first wait of a watched call to a replica (put.c fan_watch).
 #define WATCH_SLICE_MS 1500
-#define WATCH_COMMIT_MS 500
-#define WATCH_STEADY_MS 5000
 #define CHUNK_TIMEOUT_MS 20000
 #define READ_TIMEOUT_MS 5000
 #define COMMIT_TIMEOUT_MS 120000
@@ -160,8 +156,6 @@ bool sdfs_is_self(sdfs *s, const char *addr);
 bool sdfs_peer_bad(sdfs *s, const char *addr);
 void sdfs_peer_mark(sdfs *s, const char *addr, int rv);
 bool sdfs_still_alive(sdfs *s, const char *addr);
-// Whether membership lists addr (suspects too, or not).
-bool sdfs_listed(sdfs *s, const char *addr, bool suspects);
 // A limit: dflt, or less through the environment variable var, so that
 // tests reach it with a few requests (IDUNNO_SDFS_OFFERS_PER_CALL,
 // IDUNNO_SDFS_PUTS_MAX, IDUNNO_SDFS_SESSION_IDLE_MS,
