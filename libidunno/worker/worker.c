@@ -1042,6 +1042,17 @@ exec_main(void *arg)
 	return NULL;
 }
 
+// Starts fn unless an earlier start failed (*rv); *have records it for
+// worker_close.
+static void
+start(worker *w, pthread_t *t, bool *have, void *(*fn)(void *), int *rv)
+{
+	if (*rv == IDN_OK && pthread_create(t, NULL, fn, w) != 0) {
+		*rv = IDN_ESYS;
+	}
+	*have = *rv == IDN_OK;
+}
+
 int
 worker_open(const worker_host *h, worker **out)
 {
@@ -1058,28 +1069,10 @@ worker_open(const worker_host *h, worker **out)
 	pthread_cond_init(&w->cv_write, NULL);
 	pthread_cond_init(&w->cv_pf, NULL);
 	int rv = IDN_OK;
-	if (pthread_create(&w->loop, NULL, loop, w) != 0) {
-		rv = IDN_ESYS;
-	} else {
-		w->have_loop = true;
-	}
-	if (rv == IDN_OK && pthread_create(&w->exec, NULL, exec_main, w) != 0) {
-		rv = IDN_ESYS;
-	} else if (rv == IDN_OK) {
-		w->have_exec = true;
-	}
-	if (rv == IDN_OK && pthread_create(&w->pf, NULL, prefetch_main, w) !=
-	    0) {
-		rv = IDN_ESYS;
-	} else if (rv == IDN_OK) {
-		w->have_pf = true;
-	}
-	if (rv == IDN_OK && pthread_create(&w->ld, NULL, loader_main, w) !=
-	    0) {
-		rv = IDN_ESYS;
-	} else if (rv == IDN_OK) {
-		w->have_ld = true;
-	}
+	start(w, &w->loop, &w->have_loop, loop, &rv);
+	start(w, &w->exec, &w->have_exec, exec_main, &rv);
+	start(w, &w->pf, &w->have_pf, prefetch_main, &rv);
+	start(w, &w->ld, &w->have_ld, loader_main, &rv);
 	while (rv == IDN_OK && w->nwriters < WRITERS) {
 		if (pthread_create(&w->writers[w->nwriters], NULL, writer_main,
 		        w) != 0) {
