@@ -283,8 +283,61 @@ record_assign(coord *c)
 	core_buf_free(&b);
 }
 
-// A standby's view: the active's last allocation from the copy, with
-// its workers known by id only.
+// The jobs' task-time estimates go to the ledger with the allocation (when
+// one moved by more than 2%): the allocation is computed from them, and a
+// promoted standby that started over from the default estimate moved
+// workers between jobs, dropping the leases they held.
+static void
+record_batch_ms(coord *c)
+{
+	bool moved = false;
+	core_buf b = {0};
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		moved = moved || fabs(j->batch_ms - j->rec_ms) >
+		    0.02 * j->rec_ms || (j->nbusy >= 4) != (j->rec_busy >= 4);
+		char line[LEDGER_NAME_MAX + 48];
+		int n = snprintf(line, sizeof(line), "%s\t%.3f\t%u\n",
+		    j->spec.job, j->batch_ms, j->nbusy);
+		core_buf_append(&b, line, (size_t) n);
+	}
+	core_buf_append(&b, "", 1);
+	if (moved && b.data != NULL &&
+	    ledger_set_text(c->led, "batch_ms", (const char *) b.data) ==
+	    IDN_OK) {
+		for (size_t i = 0; i < c->njobs; i++) {
+			c->jobs[i]->rec_ms = c->jobs[i]->batch_ms;
+			c->jobs[i]->rec_busy = c->jobs[i]->nbusy;
+		}
+	}
+	core_buf_free(&b);
+}
+
+static void
+restore_batch_ms(coord *c)
+{
+	char *text = NULL, *save = NULL;
+	if (ledger_get_text(c->led, "batch_ms", &text) != IDN_OK) {
+		return;
+	}
+	for (char *line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *f = NULL, *job = strtok_r(line, "\t", &f);
+		char *ms = strtok_r(NULL, "\t", &f), *nb = strtok_r(NULL, "\t", &f);
+		cjob *j = job && ms && nb ? coord_find_job(c, job) : NULL;
+		double v = j ? strtod(ms, NULL) : 0;
+		if (j != NULL && v > 0 && v < 1e7) {
+			j->batch_ms = j->rec_ms = v;
+			j->nbusy = j->rec_busy = (uint32_t) strtoul(nb, NULL, 10);
+		}
+	}
+	free(text);
+}
+
+// The last allocation from the ledger: a standby's view shows the
+// active's, and a promoted standby resumes it (moving workers to other
+// jobs at a takeover would drop the leases they hold), its workers live
+// once the membership says so, as with restored leases.
 static void
 restore_assign(coord *c)
 {
@@ -305,9 +358,14 @@ restore_assign(coord *c)
 	     a->workers && a->nshares && a->shares && a->nworkers < rows;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char *f = NULL, *id = strtok_r(line, "\t", &f);
+		bool known = id && find_worker(c, id, false) != NULL;
 		cworker *w = id ? find_worker(c, id, true) : NULL;
 		if (w == NULL) {
 			continue;
+		}
+		if (!known && !c->h.passive) {
+			w->alive = false;
+			w->last_call_ms = idn_wall_ms();
 		}
 		size_t r = a->nworkers++;
 		a->workers[r] = w->key;
@@ -354,6 +412,9 @@ reassign(coord *c, uint64_t now)
 			wk[nw++] = c->workers[i].key;
 		}
 	}
+	if (nw == 0 && c->have_alloc) {
+		return; // kept for the workers' return (a promotion's first tick)
+	}
 	sched_alloc out;
 	if (sched_fair_assign(fj, nj, wk, nw, c->have_alloc ? &c->alloc : NULL,
 	        HYSTERESIS, &out) != IDN_OK) {
@@ -367,6 +428,7 @@ reassign(coord *c, uint64_t now)
 	c->dirty = false;
 	c->last_assign_ms = now;
 	record_assign(c);
+	record_batch_ms(c);
 }
 
 static size_t
@@ -571,7 +633,8 @@ open_ledger(coord *c)
 	if (rv == IDN_OK && !c->h.passive) {
 		rv = ledger_set(c->led, "epoch", c->epoch);
 	}
-	if (rv == IDN_OK && c->h.passive) {
+	if (rv == IDN_OK) {
+		restore_batch_ms(c);
 		restore_assign(c);
 	}
 	if (rv == IDN_OK && c->njobs > 0 && !c->h.passive) {

@@ -27,6 +27,8 @@ typedef struct cjob {
 	sched_stats *lat;     // per-query arrival -> result in SDFS
 	double batch_ms;      // moving mean of measured batch service time
 	uint32_t nbusy;       // measurements in it (the first ones weigh more)
+	double rec_ms;        // batch_ms and nbusy as last in the ledger
+	uint32_t rec_busy;
 	double accuracy;      // -1 unknown
 	bool assembling;
 	char err[256];

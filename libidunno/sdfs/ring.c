@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: MIT
 // ring.c: consistent hashing of names onto members. Each member owns
-// SDFS_VNODES tokens, the hash of "<id>#<i>"; a name belongs to the first
+// SDFS_VNODES tokens, the hash of "<addr>#<i>"; a name belongs to the first
 // distinct members clockwise from the hash of the name. Adding or removing
-// a member moves only the names next to its tokens.
+// a member moves only the names next to its tokens. Tokens come from the
+// address, not the id (which has the incarnation's start time in it): a
+// node restarted on its address and data keeps its names, where new
+// tokens moved a tenth of all copies on every restart. Two members of one
+// address (a rejoin seen before the old incarnation left) share the
+// first one's tokens.
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,12 +64,17 @@ sdfs_ring_build(const idn_member *members, size_t n, sdfs_ring **out)
 		free(r);
 		return IDN_ENOMEM;
 	}
+	r->ntokens = 0;
 	for (size_t i = 0; i < n; i++) {
-		for (int v = 0; v < SDFS_VNODES; v++) {
-			char buf[IDN_ID_MAX + 16];
+		bool dup = false;
+		for (size_t k = 0; k < i && !dup; k++) {
+			dup = strcmp(members[k].addr, members[i].addr) == 0;
+		}
+		for (int v = 0; v < SDFS_VNODES && !dup; v++) {
+			char buf[IDN_ADDR_MAX + 16];
 			int len = snprintf(buf, sizeof(buf), "%s#%d",
-			    members[i].id, v);
-			token *t = &r->tokens[i * SDFS_VNODES + (size_t) v];
+			    members[i].addr, v);
+			token *t = &r->tokens[r->ntokens++];
 			t->pos = hash64(buf, (size_t) len);
 			t->member = i;
 		}

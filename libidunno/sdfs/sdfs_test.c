@@ -112,6 +112,24 @@ test_ring(void **st)
 		}
 	}
 	sdfs_ring_free(r2);
+	// A node restarted (a new id on the same address) keeps its names,
+	// and its old incarnation, while still listed, adds no replica.
+	idn_member *again = make_members(11, 500);
+	again[10] = m[10 - 1];
+	IDN_PASS(sdfs_ring_build(again, 11, &r2));
+	for (int f = 0; f < 500; f++) {
+		char name[32];
+		size_t a[4], b[4], na, nb;
+		snprintf(name, sizeof(name), "file%d", f);
+		sdfs_ring_lookup(r1, name, a, 4, &na);
+		sdfs_ring_lookup(r2, name, b, 4, &nb);
+		assert_int_equal(nb, 4);
+		for (size_t i = 0; i < 4; i++) {
+			assert_string_equal(again[b[i]].addr, m[a[i]].addr);
+		}
+	}
+	sdfs_ring_free(r2);
+	free(again);
 	// Fewer than 4 nodes: every node, each once.
 	IDN_PASS(sdfs_ring_build(m, 3, &r2));
 	size_t a[4], na;

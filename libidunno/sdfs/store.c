@@ -16,11 +16,32 @@
 #include "sdfs/sdfs_int.h"
 
 #define META_MAX_BYTES (16u << 20)
+#define CACHE_BUCKETS 4096
+// A folder changed less than this long ago is not cached: a change in the
+// same tick of the file system's clock would leave its mtime as it was.
+#define CACHE_SETTLE_NS 100000000LL
+
+// A name folder's versions (metas without checksums) as last read, valid
+// while the folder's mtime and inode are the same: anti-entropy lists
+// every name every round, and reading each folder and meta again cost
+// half of a busy worker's CPU. Data files are still stat'ed on every
+// listing, so a truncated copy is found as before.
+typedef struct centry {
+	struct centry *next;
+	char key[33];
+	char *name;
+	struct timespec mtime;
+	ino_t ino;
+	sdfs_vmeta *v;
+	size_t n;
+} centry;
 
 struct sdfs_store {
 	char *files;
 	char *tmp;
 	const core_logger *lg;
+	pthread_mutex_t clock; // the cache's, taken innermost
+	centry *cache[CACHE_BUCKETS];
 	// Guards the shape of files/: directory creation, commit renames,
 	// drops and retention. Chunk reads and temp-file writes run unlocked:
 	// committed files never change, they are only replaced or removed.
@@ -73,6 +94,119 @@ holds_name(const char *dir, const char *name)
 	    b.len == strlen(name) && memcmp(b.data, name, b.len) == 0;
 	core_buf_free(&b);
 	free(np);
+	return ok;
+}
+
+static centry **
+cache_slot(sdfs_store *st, const char *key)
+{
+	centry **pp = &st->cache[strtoul((char[9]){key[0], key[1], key[2],
+	    key[3], key[4], key[5], key[6], key[7], 0}, NULL, 16) %
+	    CACHE_BUCKETS];
+	while (*pp != NULL && strcmp((*pp)->key, key) != 0) {
+		pp = &(*pp)->next;
+	}
+	return pp;
+}
+
+static void
+centry_free(centry *e)
+{
+	if (e != NULL) {
+		free(e->name);
+		free(e->v);
+		free(e);
+	}
+}
+
+static void
+cache_drop(sdfs_store *st, const char *key)
+{
+	pthread_mutex_lock(&st->clock);
+	centry **pp = cache_slot(st, key), *e = *pp;
+	if (e != NULL) {
+		*pp = e->next;
+	}
+	pthread_mutex_unlock(&st->clock);
+	centry_free(e);
+}
+
+// Folder key's versions if cached for the folder as sb describes it and
+// for name (NULL: any; *name_out, when given, gets a copy of it).
+static bool
+cache_get(sdfs_store *st, const char *key, const struct stat *sb,
+    const char *name, char **name_out, sdfs_vmeta **v, size_t *n)
+{
+	pthread_mutex_lock(&st->clock);
+	centry *e = *cache_slot(st, key);
+	bool hit = e != NULL && e->ino == sb->st_ino &&
+	    e->mtime.tv_sec == sb->st_mtim.tv_sec &&
+	    e->mtime.tv_nsec == sb->st_mtim.tv_nsec &&
+	    (name == NULL || strcmp(e->name, name) == 0);
+	*v = NULL;
+	if (hit && e->n > 0) {
+		*v = core_alloc(e->n * sizeof(**v));
+		hit = *v != NULL;
+		if (hit) {
+			memcpy(*v, e->v, e->n * sizeof(**v));
+		}
+	}
+	if (hit && name_out != NULL) {
+		hit = (*name_out = core_strdup(e->name)) != NULL;
+	}
+	*n = hit ? e->n : 0;
+	pthread_mutex_unlock(&st->clock);
+	if (!hit) {
+		free(*v);
+		*v = NULL;
+	}
+	return hit;
+}
+
+static void
+cache_put(sdfs_store *st, const char *key, const struct stat *sb,
+    const char *name, const sdfs_vmeta *v, size_t n)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	long long age = (long long) (now.tv_sec - sb->st_mtim.tv_sec) *
+	    1000000000LL + (now.tv_nsec - sb->st_mtim.tv_nsec);
+	if (age < CACHE_SETTLE_NS) {
+		return;
+	}
+	centry *e = core_alloc(sizeof(*e));
+	if (e == NULL || (e->name = core_strdup(name)) == NULL ||
+	    (n > 0 && (e->v = core_alloc(n * sizeof(*v))) == NULL)) {
+		centry_free(e);
+		return;
+	}
+	snprintf(e->key, sizeof(e->key), "%s", key);
+	e->mtime = sb->st_mtim;
+	e->ino = sb->st_ino;
+	e->n = n;
+	if (n > 0) {
+		memcpy(e->v, v, n * sizeof(*v));
+	}
+	pthread_mutex_lock(&st->clock);
+	centry **pp = cache_slot(st, key), *old = *pp;
+	e->next = old != NULL ? old->next : NULL;
+	*pp = e;
+	pthread_mutex_unlock(&st->clock);
+	centry_free(old);
+}
+
+// Every cached version's data file still has its size.
+static bool
+sizes_ok(sdfs_store *st, const char *name, const sdfs_vmeta *v, size_t n)
+{
+	bool ok = true;
+	for (size_t i = 0; i < n && ok; i++) {
+		char *dp = v[i].tomb ? NULL : ver_path(st, name, v[i].ver, "data");
+		struct stat sb;
+		ok = v[i].tomb || (dp != NULL && stat(dp, &sb) == 0 &&
+		    (uint64_t) sb.st_size == v[i].size);
+		free(dp);
+	}
 	return ok;
 }
 
@@ -185,6 +319,14 @@ void
 sdfs_store_close(sdfs_store *st)
 {
 	if (st != NULL) {
+		for (size_t i = 0; i < CACHE_BUCKETS; i++) {
+			while (st->cache[i] != NULL) {
+				centry *e = st->cache[i];
+				st->cache[i] = e->next;
+				centry_free(e);
+			}
+		}
+		pthread_mutex_destroy(&st->clock);
 		pthread_mutex_destroy(&st->lock);
 		free(st->files);
 		free(st->tmp);
@@ -200,6 +342,7 @@ sdfs_store_open(const char *root, const core_logger *lg, sdfs_store **out)
 		return IDN_ENOMEM;
 	}
 	pthread_mutex_init(&st->lock, NULL);
+	pthread_mutex_init(&st->clock, NULL);
 	st->lg = lg;
 	st->files = core_asprintf("%s/files", root);
 	st->tmp = core_asprintf("%s/tmp", root);
@@ -320,6 +463,23 @@ list_versions(sdfs_store *st, const char *name, bool locked,
 	}
 	*out = NULL;
 	*n = 0;
+	char key[33];
+	struct stat sb;
+	sdfs_name_key(name, key);
+	if (stat(dir, &sb) != 0) {
+		cache_drop(st, key);
+		free(dir);
+		return IDN_OK;
+	}
+	if (cache_get(st, key, &sb, name, NULL, out, n)) {
+		if (sizes_ok(st, name, *out, *n)) {
+			free(dir);
+			return IDN_OK;
+		}
+		free(*out); // a data file changed size: read it all again
+		*out = NULL;
+		*n = 0;
+	}
 	DIR *d = opendir(dir);
 	if (d == NULL || !holds_name(dir, name)) {
 		if (d != NULL) {
@@ -390,6 +550,7 @@ list_versions(sdfs_store *st, const char *name, bool locked,
 	if (count > 1) {
 		qsort(v, count, sizeof(*v), by_ver_desc);
 	}
+	cache_put(st, key, &sb, name, v, count);
 	*out = v;
 	*n = count;
 	return IDN_OK;
@@ -542,6 +703,9 @@ sdfs_store_drop_name(sdfs_store *st, const char *name)
 	}
 	clear_dir(dir, true);
 	pthread_mutex_unlock(&st->lock);
+	char key[33];
+	sdfs_name_key(name, key);
+	cache_drop(st, key);
 	free(dir);
 	return IDN_OK;
 }
@@ -570,23 +734,41 @@ sdfs_store_list(sdfs_store *st, const char *prefix, sdfs_entry **out,
 		if (e->d_name[0] == '.') {
 			continue;
 		}
-		char *np = core_asprintf("%s/%s/name", st->files, e->d_name);
-		core_buf nb = {0};
+		char *dp = core_asprintf("%s/%s", st->files, e->d_name);
 		char *name = NULL;
-		if (np != NULL &&
-		    core_file_read(np, IDN_SDFS_NAME_MAX, &nb) == IDN_OK) {
-			name = core_strndup((const char *) nb.data, nb.len);
+		sdfs_vmeta *vs = NULL;
+		size_t nv = 0;
+		struct stat sb;
+		bool hit = dp != NULL && strlen(e->d_name) == 32 &&
+		    stat(dp, &sb) == 0 &&
+		    cache_get(st, e->d_name, &sb, NULL, &name, &vs, &nv);
+		free(dp);
+		if (hit && !sizes_ok(st, name, vs, nv)) {
+			free(vs); // list_versions reads it again below
+			vs = NULL;
+			nv = 0;
 		}
-		free(np);
-		core_buf_free(&nb);
+		if (!hit) {
+			char *np = core_asprintf("%s/%s/name", st->files,
+			    e->d_name);
+			core_buf nb = {0};
+			if (np != NULL &&
+			    core_file_read(np, IDN_SDFS_NAME_MAX, &nb) ==
+			    IDN_OK) {
+				name = core_strndup((const char *) nb.data,
+				    nb.len);
+			}
+			free(np);
+			core_buf_free(&nb);
+		}
 		if (name == NULL || sdfs_name_error(name) != NULL ||
 		    strncmp(name, prefix ? prefix : "", plen) != 0) {
 			free(name);
+			free(vs);
 			continue;
 		}
-		sdfs_vmeta *vs;
-		size_t nv;
-		if (list_versions(st, name, false, &vs, &nv) != IDN_OK ||
+		if ((vs == NULL && nv == 0 &&
+		        list_versions(st, name, false, &vs, &nv) != IDN_OK) ||
 		    nv == 0) {
 			free(name);
 			continue;

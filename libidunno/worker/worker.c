@@ -23,6 +23,12 @@
 
 #define QUEUE_MAX 32        // leases held, not started (WORKER_HOLD_MS)
 #define REPORTS_MAX 256
+// Completions a coordinator acknowledged, kept RECENT_MS: a standby that
+// promotes itself may lack the last ones its pulls had not reached yet,
+// so they go again to the first coordinator of a newer epoch (which
+// counts a batch once) instead of the batches running again.
+#define RECENT_MAX 256
+#define RECENT_MS 10000
 #define MODELS_MAX 4
 #define SETS_MAX 4
 #define SHARDS_MAX 2
@@ -91,6 +97,12 @@ struct worker {
 	bool released;            // the leases were given back
 	ledger_done done[REPORTS_MAX];
 	size_t ndone;
+	struct {
+		ledger_done d;
+		uint64_t epoch;   // of the coordinator that acknowledged it
+		uint64_t at;      // clock ms of the acknowledgement
+	} recent[RECENT_MAX];
+	size_t nrecent;           // oldest first
 	ledger_progress prog[REPORTS_MAX];
 	size_t nprog;
 	char coord[IDN_ADDR_MAX];
@@ -254,9 +266,18 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 	    (uint32_t) (depth - busy);
 	*nd = w->ndone;
 	*np = w->nprog;
+	ledger_done done[REPORTS_MAX + RECENT_MAX];
+	size_t n = w->ndone;
+	memcpy(done, w->done, n * sizeof(*done));
+	for (size_t i = 0; i < w->nrecent; i++) {
+		if (w->recent[i].epoch < w->epoch &&
+		    now < w->recent[i].at + RECENT_MS) {
+			done[n++] = w->recent[i].d;
+		}
+	}
 	ledger_lease_req r = {.epoch = w->epoch, .want = *want,
 	    .release = stuck && !w->released,
-	    .done = w->done, .ndone = w->ndone, .held = held, .nheld = nh,
+	    .done = done, .ndone = n, .held = held, .nheld = nh,
 	    .train = w->prog, .ntrain = w->nprog};
 	snprintf(r.worker, sizeof(r.worker), "%s", w->self);
 	int rv = wire_wr_new(out);
@@ -266,9 +287,36 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 	return rv;
 }
 
+// The reply of epoch `epoch` acknowledged the first nd reports and every
+// recent one of an older epoch (sent again with them).
+static void
+keep_acked(worker *w, uint64_t epoch, size_t nd)
+{
+	uint64_t now = idn_clock_ms();
+	size_t k = 0;
+	for (size_t i = 0; i < w->nrecent; i++) {
+		if (now < w->recent[i].at + RECENT_MS) {
+			w->recent[k] = w->recent[i];
+			w->recent[k++].epoch = epoch;
+		}
+	}
+	w->nrecent = k;
+	for (size_t i = 0; i < nd; i++) {
+		if (w->nrecent == RECENT_MAX) {
+			memmove(w->recent, w->recent + 1,
+			    (RECENT_MAX - 1) * sizeof(w->recent[0]));
+			w->nrecent--;
+		}
+		w->recent[w->nrecent].d = w->done[i];
+		w->recent[w->nrecent].epoch = epoch;
+		w->recent[w->nrecent++].at = now;
+	}
+}
+
 static void
 take_reply(worker *w, const ledger_lease_rep *rep, size_t nd, size_t np)
 {
+	keep_acked(w, rep->epoch, nd);
 	memmove(w->done, w->done + nd, (w->ndone - nd) * sizeof(*w->done));
 	w->ndone -= nd;
 	memmove(w->prog, w->prog + np, (w->nprog - np) * sizeof(*w->prog));
