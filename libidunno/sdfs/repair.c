@@ -526,6 +526,13 @@ wait_ms(sdfs *s, uint64_t ms)
 #define AE_IDLE 2
 #define PULL_IDLE 4
 #define BG_REST_MAX_MS 2000
+// While puts are being written here, a pull also rests at least this
+// long: a small file's pull takes a few ms, so resting 4 times as long
+// still let every node pull 50-80 copies a second after a failure, and
+// their fsyncs stalled the cluster's result puts for about a second
+// (bench/failover). Idle, re-replication runs at full pace.
+#define PULL_BUSY_REST_MS 40
+#define FG_RECENT_MS 250
 
 static uint64_t
 rest_until(uint64_t start_ms, uint64_t idle)
@@ -584,8 +591,11 @@ sdfs_pull_thread(void *arg)
 		}
 		free(j->name);
 		free(j);
-		for (uint64_t until = rest_until(start, PULL_IDLE), now;
-		     !s->stop && (now = idn_clock_ms()) < until;) {
+		uint64_t until = rest_until(start, PULL_IDLE), now = idn_clock_ms();
+		if (now < atomic_load(&s->fg_write_ms) + FG_RECENT_MS) {
+			until = CORE_MAX(until, now + PULL_BUSY_REST_MS);
+		}
+		for (; !s->stop && (now = idn_clock_ms()) < until;) {
 			wait_ms(s, until - now);
 		}
 		pthread_mutex_lock(&s->lock);

@@ -51,6 +51,7 @@ sdfs_rtx_free(rtx *t)
 int
 sdfs_rep_begin(sdfs *s, const char *name, uint64_t ver)
 {
+	atomic_store(&s->fg_write_ms, idn_clock_ms());
 	// A restarted write starts over.
 	sdfs_rtx_free(sdfs_rtx_take(s, name, ver));
 	size_t n = 0;

@@ -133,6 +133,7 @@ struct sdfs {
 	uint32_t scrub_chunk;
 	uint64_t scrub_start_ms, scrub_ready_ms, scrub_bytes, scrub_vers;
 	_Atomic uint64_t n_put, n_get, n_pull, n_repair; // sdfs_counters
+	_Atomic uint64_t fg_write_ms; // clock ms a put last began here
 	_Atomic uint64_t n_scrub_passes, n_scrub_ms, last_scrub_ms;
 	char *ae_cursor; // last name of the last round, NULL: from the start
 };

@@ -21,17 +21,23 @@
 // same tick of the file system's clock would leave its mtime as it was.
 #define CACHE_SETTLE_NS 100000000LL
 
-// A name folder's versions (metas without checksums) as last read, valid
-// while the folder's mtime and inode are the same: anti-entropy lists
-// every name every round, and reading each folder and meta again cost
-// half of a busy worker's CPU. Data files are still stat'ed on every
-// listing, so a truncated copy is found as before.
+// How long a cached listing is used without a look at the disk.
+#define CACHE_TRUST_MS 10000
+
+// A name folder's versions (metas without checksums) as last read:
+// anti-entropy lists every name every round, and reading each folder and
+// meta again cost half of a busy worker's CPU. Every change the store
+// makes drops the entry. Changes made behind its back (a copy truncated
+// or a meta replaced on disk) are seen within CACHE_TRUST_MS: after that
+// a listing checks the folder's mtime and inode and each data file's
+// size again (and the scrub and every read check the bytes).
 typedef struct centry {
 	struct centry *next;
 	char key[33];
 	char *name;
 	struct timespec mtime;
 	ino_t ino;
+	uint64_t checked_ms;
 	sdfs_vmeta *v;
 	size_t n;
 } centry;
@@ -42,6 +48,9 @@ struct sdfs_store {
 	const core_logger *lg;
 	pthread_mutex_t clock; // the cache's, taken innermost
 	centry *cache[CACHE_BUCKETS];
+	// Bumped by every drop: a listing read from disk is cached only if
+	// no change dropped its bucket meanwhile (it may predate the change).
+	uint32_t cgen[CACHE_BUCKETS];
 	// Guards the shape of files/: directory creation, commit renames,
 	// drops and retention. Chunk reads and temp-file writes run unlocked:
 	// committed files never change, they are only replaced or removed.
@@ -97,12 +106,26 @@ holds_name(const char *dir, const char *name)
 	return ok;
 }
 
+static size_t
+cache_bucket(const char *key)
+{
+	return strtoul((char[9]){key[0], key[1], key[2], key[3], key[4],
+	    key[5], key[6], key[7], 0}, NULL, 16) % CACHE_BUCKETS;
+}
+
+static uint32_t
+cache_gen(sdfs_store *st, const char *key)
+{
+	pthread_mutex_lock(&st->clock);
+	uint32_t g = st->cgen[cache_bucket(key)];
+	pthread_mutex_unlock(&st->clock);
+	return g;
+}
+
 static centry **
 cache_slot(sdfs_store *st, const char *key)
 {
-	centry **pp = &st->cache[strtoul((char[9]){key[0], key[1], key[2],
-	    key[3], key[4], key[5], key[6], key[7], 0}, NULL, 16) %
-	    CACHE_BUCKETS];
+	centry **pp = &st->cache[cache_bucket(key)];
 	while (*pp != NULL && strcmp((*pp)->key, key) != 0) {
 		pp = &(*pp)->next;
 	}
@@ -123,6 +146,7 @@ static void
 cache_drop(sdfs_store *st, const char *key)
 {
 	pthread_mutex_lock(&st->clock);
+	st->cgen[cache_bucket(key)]++;
 	centry **pp = cache_slot(st, key), *e = *pp;
 	if (e != NULL) {
 		*pp = e->next;
@@ -131,18 +155,20 @@ cache_drop(sdfs_store *st, const char *key)
 	centry_free(e);
 }
 
-// Folder key's versions if cached for the folder as sb describes it and
-// for name (NULL: any; *name_out, when given, gets a copy of it).
+// Folder key's versions if cached for name (NULL: any; *name_out, when
+// given, gets a copy of it): with sb NULL, only when checked within
+// CACHE_TRUST_MS; else when the folder is as sb describes it (the caller
+// then checks the sizes and calls cache_checked).
 static bool
 cache_get(sdfs_store *st, const char *key, const struct stat *sb,
     const char *name, char **name_out, sdfs_vmeta **v, size_t *n)
 {
 	pthread_mutex_lock(&st->clock);
 	centry *e = *cache_slot(st, key);
-	bool hit = e != NULL && e->ino == sb->st_ino &&
-	    e->mtime.tv_sec == sb->st_mtim.tv_sec &&
-	    e->mtime.tv_nsec == sb->st_mtim.tv_nsec &&
-	    (name == NULL || strcmp(e->name, name) == 0);
+	bool hit = e != NULL && (name == NULL || strcmp(e->name, name) == 0) &&
+	    (sb == NULL ? idn_clock_ms() < e->checked_ms + CACHE_TRUST_MS :
+	    e->ino == sb->st_ino && e->mtime.tv_sec == sb->st_mtim.tv_sec &&
+	    e->mtime.tv_nsec == sb->st_mtim.tv_nsec);
 	*v = NULL;
 	if (hit && e->n > 0) {
 		*v = core_alloc(e->n * sizeof(**v));
@@ -164,8 +190,19 @@ cache_get(sdfs_store *st, const char *key, const struct stat *sb,
 }
 
 static void
-cache_put(sdfs_store *st, const char *key, const struct stat *sb,
-    const char *name, const sdfs_vmeta *v, size_t n)
+cache_checked(sdfs_store *st, const char *key)
+{
+	pthread_mutex_lock(&st->clock);
+	centry *e = *cache_slot(st, key);
+	if (e != NULL) {
+		e->checked_ms = idn_clock_ms();
+	}
+	pthread_mutex_unlock(&st->clock);
+}
+
+static void
+cache_put(sdfs_store *st, const char *key, uint32_t gen,
+    const struct stat *sb, const char *name, const sdfs_vmeta *v, size_t n)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -183,16 +220,22 @@ cache_put(sdfs_store *st, const char *key, const struct stat *sb,
 	snprintf(e->key, sizeof(e->key), "%s", key);
 	e->mtime = sb->st_mtim;
 	e->ino = sb->st_ino;
+	e->checked_ms = idn_clock_ms();
 	e->n = n;
 	if (n > 0) {
 		memcpy(e->v, v, n * sizeof(*v));
 	}
 	pthread_mutex_lock(&st->clock);
-	centry **pp = cache_slot(st, key), *old = *pp;
-	e->next = old != NULL ? old->next : NULL;
-	*pp = e;
+	centry **pp = cache_slot(st, key), *old = NULL;
+	if (st->cgen[cache_bucket(key)] == gen) {
+		old = *pp;
+		e->next = old != NULL ? old->next : NULL;
+		*pp = e;
+		e = NULL;
+	}
 	pthread_mutex_unlock(&st->clock);
 	centry_free(old);
+	centry_free(e);
 }
 
 // Every cached version's data file still has its size.
@@ -402,8 +445,17 @@ by_ver_desc(const void *a, const void *b)
 }
 
 static void
+forget(sdfs_store *st, const char *name)
+{
+	char key[33];
+	sdfs_name_key(name, key);
+	cache_drop(st, key);
+}
+
+static void
 drop_locked(sdfs_store *st, const char *name, uint64_t ver)
 {
+	forget(st, name);
 	char *data = ver_path(st, name, ver, "data");
 	char *meta = ver_path(st, name, ver, "meta");
 	if (meta != NULL) {
@@ -424,6 +476,7 @@ static void
 quarantine_locked(sdfs_store *st, const char *name, uint64_t ver)
 {
 	static const char *const ext[] = {"meta", "data"};
+	forget(st, name);
 	for (size_t i = 0; i < CORE_ARRAY_LEN(ext); i++) {
 		char *p = ver_path(st, name, ver, ext[i]);
 		char *q = p ? core_asprintf("%s.bad", p) : NULL;
@@ -466,6 +519,11 @@ list_versions(sdfs_store *st, const char *name, bool locked,
 	char key[33];
 	struct stat sb;
 	sdfs_name_key(name, key);
+	if (cache_get(st, key, NULL, name, NULL, out, n)) {
+		free(dir);
+		return IDN_OK;
+	}
+	uint32_t gen = cache_gen(st, key);
 	if (stat(dir, &sb) != 0) {
 		cache_drop(st, key);
 		free(dir);
@@ -473,6 +531,7 @@ list_versions(sdfs_store *st, const char *name, bool locked,
 	}
 	if (cache_get(st, key, &sb, name, NULL, out, n)) {
 		if (sizes_ok(st, name, *out, *n)) {
+			cache_checked(st, key);
 			free(dir);
 			return IDN_OK;
 		}
@@ -550,7 +609,7 @@ list_versions(sdfs_store *st, const char *name, bool locked,
 	if (count > 1) {
 		qsort(v, count, sizeof(*v), by_ver_desc);
 	}
-	cache_put(st, key, &sb, name, v, count);
+	cache_put(st, key, gen, &sb, name, v, count);
 	*out = v;
 	*n = count;
 	return IDN_OK;
@@ -703,9 +762,7 @@ sdfs_store_drop_name(sdfs_store *st, const char *name)
 	}
 	clear_dir(dir, true);
 	pthread_mutex_unlock(&st->lock);
-	char key[33];
-	sdfs_name_key(name, key);
-	cache_drop(st, key);
+	forget(st, name);
 	free(dir);
 	return IDN_OK;
 }
@@ -739,14 +796,19 @@ sdfs_store_list(sdfs_store *st, const char *prefix, sdfs_entry **out,
 		sdfs_vmeta *vs = NULL;
 		size_t nv = 0;
 		struct stat sb;
-		bool hit = dp != NULL && strlen(e->d_name) == 32 &&
+		bool key = strlen(e->d_name) == 32;
+		bool trusted = key &&
+		    cache_get(st, e->d_name, NULL, NULL, &name, &vs, &nv);
+		bool hit = trusted || (dp != NULL && key &&
 		    stat(dp, &sb) == 0 &&
-		    cache_get(st, e->d_name, &sb, NULL, &name, &vs, &nv);
+		    cache_get(st, e->d_name, &sb, NULL, &name, &vs, &nv));
 		free(dp);
-		if (hit && !sizes_ok(st, name, vs, nv)) {
+		if (hit && !trusted && !sizes_ok(st, name, vs, nv)) {
 			free(vs); // list_versions reads it again below
 			vs = NULL;
 			nv = 0;
+		} else if (hit && !trusted) {
+			cache_checked(st, e->d_name);
 		}
 		if (!hit) {
 			char *np = core_asprintf("%s/%s/name", st->files,
@@ -1033,6 +1095,7 @@ sdfs_wtx_commit(sdfs_wtx *tx, const sdfs_vmeta *m)
 	if (rv == IDN_OK) {
 		rv = fsync_dir(dir);
 	}
+	forget(st, tx->name);
 	if (rv == IDN_OK) {
 		unquarantine_locked(st, tx->name, tx->ver);
 		retain_locked(st, tx->name);

@@ -302,6 +302,9 @@ keep_acked(worker *w, uint64_t epoch, size_t nd)
 	}
 	w->nrecent = k;
 	for (size_t i = 0; i < nd; i++) {
+		if (w->done[i].rc != IDN_OK) {
+			continue; // a failure went back; the batch runs again
+		}
 		if (w->nrecent == RECENT_MAX) {
 			memmove(w->recent, w->recent + 1,
 			    (RECENT_MAX - 1) * sizeof(w->recent[0]));
