@@ -31,6 +31,9 @@
 #define FENCE_MS 250
 #define QUORUM_STEP_MS 50
 #define GRACE_MS 3000
+// A coordinator that becomes active asks the workers for their state this
+// long (worker.state), leasing nothing meanwhile (coord_hold).
+#define GATHER_MS 200
 
 enum { ROLE_NONE, ROLE_ACTIVE, ROLE_STANDBY };
 
@@ -387,6 +390,63 @@ on_sync(void *arg)
 
 // ---- becoming active, stepping down
 
+// Asks every live worker for the leases it holds and the completions it
+// reported lately (worker.state, GATHER_MS) and counts them before any
+// batch is leased in the new epoch: the ledger this coordinator opened
+// may lack the last changes (a standby's copy lags its active under load),
+// and a batch leased again before its worker's report arrived ran twice.
+// Called with the lock held; drops it meanwhile.
+static void
+gather(coord_role *r)
+{
+	pthread_mutex_unlock(&r->lock);
+	uint64_t t0 = idn_clock_ms();
+	int state;
+	coord *c = use(r, &state);
+	idn_member *m = NULL;
+	size_t count = 0, n = 0, got = 0;
+	if (c != NULL && state == ROLE_ACTIVE &&
+	    membership_members(r->n.mship, true, &m, &count) == IDN_OK) {
+		const char **addrs = core_alloc((count + 1) * sizeof(*addrs));
+		int *rvs = core_alloc((count + 1) * sizeof(*rvs));
+		wire_doc **docs = core_alloc((count + 1) * sizeof(*docs));
+		wire_env *envs = core_alloc((count + 1) * sizeof(*envs));
+		for (size_t i = 0; addrs != NULL && i < count; i++) {
+			if (strcmp(m[i].role, "worker") == 0) {
+				addrs[n++] = m[i].addr; // alive or suspected
+			}
+		}
+		if (addrs && rvs && docs && envs && n > 0 &&
+		    rpc_fanout(r->n.rpc, addrs, n, "worker.state", NULL,
+		        GATHER_MS, rvs, docs, envs) == IDN_OK) {
+			for (size_t i = 0; i < n; i++) {
+				ledger_lease_req q;
+				if (rvs[i] == IDN_OK &&
+				    ledger_lease_req_get(envs[i].body, &q) ==
+				    IDN_OK) {
+					coord_absorb(c, &q);
+					ledger_lease_req_clear(&q);
+					got++;
+				}
+				wire_doc_free(docs[i]);
+			}
+		}
+		free(addrs);
+		free(rvs);
+		free(docs);
+		free(envs);
+		idn_free(m);
+	}
+	if (c != NULL) {
+		coord_hold(c, 0);
+		rlog(r, IDN_LOG_INFO, "coord: %zu of %zu workers reported their "
+		    "leases and completions in %llu ms", got, n,
+		    (unsigned long long) (idn_clock_ms() - t0));
+	}
+	unuse(r, c);
+	pthread_mutex_lock(&r->lock);
+}
+
 static void
 feed_members(coord_role *r, coord *c)
 {
@@ -421,6 +481,9 @@ activate(coord_role *r, ledger *led, uint64_t epoch)
 		coord_repl_free(repl);
 		return rv;
 	}
+	// No batch is leased before the workers said what they hold (gather);
+	// the hold ends by itself should the gather not run.
+	coord_hold(c, idn_clock_ms() + 4 * GATHER_MS);
 	coord *view = swap(r, c);
 	coord_close(view);
 	r->repl = repl;
@@ -569,9 +632,10 @@ promote(coord_role *r, uint64_t silent_ms)
 	}
 	rlog(r, IDN_LOG_INFO, "coord: promoted: active in epoch %llu, ledger "
 	    "reconciled in %llu ms (open leases renewed for their holders; "
-	    "workers report finished batches in their next lease call)",
+	    "asking the workers for their leases and finished batches)",
 	    (unsigned long long) r->epoch, (unsigned long long)
 	    (idn_clock_ms() - t0));
+	gather(r);
 }
 
 static void
@@ -600,6 +664,8 @@ standby_step(coord_role *r, uint64_t *last_ok, uint64_t *last_view)
 			    r->epoch, rv ? ": " : "", rv ? idn_strerror(rv) : "");
 			if (rv != IDN_OK) {
 				wait_ms(r, 500);
+			} else {
+				gather(r);
 			}
 		} else {
 			wait_ms(r, 100);

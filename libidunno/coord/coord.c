@@ -1486,6 +1486,7 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 		}
 	}
 	want = want > 64 ? 64 : want;
+	want = idn_clock_ms() < c->hold_until_ms ? 0 : want;
 	if (w != NULL && c->phase == IDN_PHASE_INFER) {
 		lease_infer(c, w, want, now, free_at, queued, out, &n);
 	} else if (w != NULL && c->phase == IDN_PHASE_TRAIN && want > 0) {
@@ -1504,6 +1505,31 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	c->lease_ops++;
 	pthread_mutex_unlock(&c->lock);
 	return w != NULL ? IDN_OK : IDN_EBUSY;
+}
+
+void
+coord_hold(coord *c, uint64_t until)
+{
+	pthread_mutex_lock(&c->lock);
+	c->hold_until_ms = until;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void
+coord_absorb(coord *c, const ledger_lease_req *r)
+{
+	uint64_t now = idn_wall_ms();
+	pthread_mutex_lock(&c->lock);
+	cworker *w = find_worker(c, r->worker, true);
+	ledger_begin(c->led);
+	for (size_t i = 0; w != NULL && i < r->ndone; i++) {
+		complete(c, w, &r->done[i], now);
+	}
+	if (w != NULL && !w->reconciled) {
+		reconcile(c, w, r, now);
+	}
+	ledger_commit(c->led);
+	pthread_mutex_unlock(&c->lock);
 }
 
 _Thread_local uint64_t coord_reply_epoch;

@@ -8,6 +8,7 @@
 #include <idunno/client.h>
 
 #include "ledger/ledger.h"
+#include "ledger/msg.h"
 #include "wire/wire.h"
 
 #define COORD_LEASE_MS 10000   // a lease not renewed for this long expires
@@ -54,6 +55,12 @@ int coord_handle(coord *c, const char *type, const wire_val *body,
 void coord_member(coord *c, const char *id, const char *role, bool alive);
 // The standby that follows this coordinator ("" none), for `idunno jobs`.
 void coord_set_standby(coord *c, const char *id);
+// coord_hold: until clock ms `until`, lease calls are answered (reports,
+// renewals) but given no new leases; 0 ends the hold.
+void coord_hold(coord *c, uint64_t until);
+// coord_absorb takes a worker's state (worker.state: its held leases and
+// its recent reports) as its first lease call would, leasing nothing.
+void coord_absorb(coord *c, const ledger_lease_req *r);
 uint64_t coord_epoch(const coord *c);
 ledger *coord_ledger(coord *c);
 // The majority rule: the coordinator acts (leases, expires, reallocates,

@@ -75,6 +75,7 @@ struct coord {
 	bool dirty;           // reassign at the next tick
 	bool want_checkpoint;
 	uint64_t last_assign_ms;
+	uint64_t hold_until_ms; // clock ms: no new leases before (coord_hold)
 	uint64_t lease_ops;
 	// The coordinator's own time of its last LEASE_RING lease calls (us,
 	// from the request's decoding to its reply, lock waits included).

@@ -240,6 +240,9 @@ open_role(idn_node *n)
 		    n->key, n->role == IDN_ROLE_STANDBY, log_line, n};
 		rv = coord_role_open(&cn, &n->coord);
 	}
+	if (rv == IDN_OK && n->role == IDN_ROLE_WORKER) {
+		rv = worker_role_open(n->rpc, &n->worker);
+	}
 	return rv;
 }
 
@@ -252,8 +255,8 @@ start_role(idn_node *n)
 		return coord_role_start(n->coord);
 	}
 	if (n->role == IDN_ROLE_WORKER) {
-		return worker_role_start(n->addr, n->key, n->id, n->model_cpu,
-		    log_line, n, &n->worker);
+		return worker_role_start(n->worker, n->addr, n->key, n->id,
+		    n->model_cpu, log_line, n);
 	}
 	return IDN_OK;
 }

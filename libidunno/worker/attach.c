@@ -1,36 +1,44 @@
 // SPDX-License-Identifier: MIT
 // attach.c: the worker's coupling to its node: a client to the node itself
-// (SDFS and sched.where) and the node's log.
+// (SDFS and sched.where), the node's log, and the node's `worker.state`
+// route (a coordinator that just became active asks it).
+#include <pthread.h>
 #include <stdlib.h>
 
+#include "rpc/rpc.h"
 #include "worker/worker.h"
 
 struct worker_role {
+	pthread_mutex_t lock;
 	idn_client *client;
 	idn_client *lease;
-	worker *w;
+	worker *w; // once started
 };
 
+static int
+on_state(void *arg, const wire_env *req, wire_wr *reply)
+{
+	(void) req;
+	worker_role *r = arg;
+	pthread_mutex_lock(&r->lock);
+	int rv = r->w != NULL ? worker_state(r->w, reply) : IDN_EUNAVAIL;
+	pthread_mutex_unlock(&r->lock);
+	if (rv != IDN_OK) {
+		wire_map(reply, 1);
+		wire_kstr(reply, "err", "the worker has not started");
+	}
+	return rv;
+}
+
 int
-worker_role_start(const char *addr, const uint8_t *key, const char *id,
-    int model_cpu, void (*log)(void *arg, int level, const char *line), void *log_arg,
-    worker_role **out)
+worker_role_open(rpc *rpc, worker_role **out)
 {
 	worker_role *r = core_alloc(sizeof(*r));
 	if (r == NULL) {
 		return IDN_ENOMEM;
 	}
-	int rv = idn_client_open(addr, key, &r->client);
-	if (rv == IDN_OK) {
-		rv = idn_client_open(addr, key, &r->lease);
-	}
-	if (rv == IDN_OK) {
-		idn_client_set_timeout(r->client, 10000);
-		idn_client_set_timeout(r->lease, WORKER_LEASE_TIMEOUT_MS);
-		worker_host h = {r->client, id, r->lease, model_cpu, log,
-		    log_arg};
-		rv = worker_open(&h, &r->w);
-	}
+	pthread_mutex_init(&r->lock, NULL);
+	int rv = rpc_route(rpc, "worker.state", on_state, r);
 	if (rv != IDN_OK) {
 		worker_role_close(r);
 		return rv;
@@ -39,13 +47,41 @@ worker_role_start(const char *addr, const uint8_t *key, const char *id,
 	return IDN_OK;
 }
 
+int
+worker_role_start(worker_role *r, const char *addr, const uint8_t *key,
+    const char *id, int model_cpu,
+    void (*log)(void *arg, int level, const char *line), void *log_arg)
+{
+	int rv = idn_client_open(addr, key, &r->client);
+	if (rv == IDN_OK) {
+		rv = idn_client_open(addr, key, &r->lease);
+	}
+	worker *w = NULL;
+	if (rv == IDN_OK) {
+		idn_client_set_timeout(r->client, 10000);
+		idn_client_set_timeout(r->lease, WORKER_LEASE_TIMEOUT_MS);
+		worker_host h = {r->client, id, r->lease, model_cpu, log,
+		    log_arg};
+		rv = worker_open(&h, &w);
+	}
+	pthread_mutex_lock(&r->lock);
+	r->w = w;
+	pthread_mutex_unlock(&r->lock);
+	return rv;
+}
+
 void
 worker_role_close(worker_role *r)
 {
 	if (r != NULL) {
-		worker_close(r->w);
+		pthread_mutex_lock(&r->lock);
+		worker *w = r->w;
+		r->w = NULL;
+		pthread_mutex_unlock(&r->lock);
+		worker_close(w);
 		idn_client_close(r->client);
 		idn_client_close(r->lease);
+		pthread_mutex_destroy(&r->lock);
 		free(r);
 	}
 }

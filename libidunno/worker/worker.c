@@ -211,19 +211,72 @@ has_train(worker *w)
 	return false;
 }
 
-// Builds the request under the lock; *nd/*np: reports included.
-static int
-build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
+// A task stuck past TASK_STUCK_MS (running, or its result being
+// written), or NULL (lock held).
+static const ledger_lease *
+stuck_task(worker *w, uint64_t now)
 {
-	ledger_held held[QUEUE_MAX + 1 + WRITES_MAX];
-	size_t nh = 0;
-	uint64_t now = idn_clock_ms();
 	const ledger_lease *st = w->running && w->cur.spec.kind == LEDGER_INFER &&
 	    now > w->cur_start + TASK_STUCK_MS ? &w->cur : NULL;
 	for (size_t i = 0; i < WRITES_MAX && st == NULL; i++) {
 		st = w->wr[i].state == SLOT_WRITING &&
 		    now > w->wr[i].start + TASK_STUCK_MS ? &w->wr[i].l : NULL;
 	}
+	return st;
+}
+
+static void
+hold(ledger_held *h, size_t *n, const ledger_lease *l, bool running)
+{
+	h[*n] = (ledger_held){"", l->batch, l->attempt, running};
+	snprintf(h[*n].job, sizeof(h[0].job), "%s", l->spec.job);
+	(*n)++;
+}
+
+// What a lease call carries (lock held): the leases held (none when
+// stuck: they are given up), the reports not yet acknowledged, then the
+// recent ones acknowledged by an epoch older than `older` (a coordinator
+// of a newer epoch may lack them).
+typedef struct {
+	ledger_held held[QUEUE_MAX + 1 + WRITES_MAX];
+	ledger_done done[REPORTS_MAX + RECENT_MAX];
+	ledger_lease_req r;
+} call_body;
+
+static void
+collect(worker *w, uint64_t now, bool stuck, uint64_t older, call_body *b)
+{
+	size_t nh = 0, n = w->ndone;
+	for (size_t i = 0; i < WRITES_MAX && !stuck; i++) {
+		if (w->wr[i].state != SLOT_FREE) {
+			hold(b->held, &nh, &w->wr[i].l, true);
+		}
+	}
+	for (size_t i = 0; i < w->nq && !stuck; i++) {
+		hold(b->held, &nh, &w->queue[i], false);
+	}
+	if (w->running && !stuck) {
+		hold(b->held, &nh, &w->cur, true);
+	}
+	memcpy(b->done, w->done, n * sizeof(*b->done));
+	for (size_t i = 0; i < w->nrecent; i++) {
+		if (w->recent[i].epoch < older &&
+		    now < w->recent[i].at + RECENT_MS) {
+			b->done[n++] = w->recent[i].d;
+		}
+	}
+	b->r = (ledger_lease_req){.epoch = w->epoch, .done = b->done,
+	    .ndone = n, .held = b->held, .nheld = nh, .train = w->prog,
+	    .ntrain = w->nprog};
+	snprintf(b->r.worker, sizeof(b->r.worker), "%s", w->self);
+}
+
+// Builds the request under the lock; *nd/*np: reports included.
+static int
+build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
+{
+	uint64_t now = idn_clock_ms();
+	const ledger_lease *st = stuck_task(w, now);
 	bool stuck = st != NULL;
 	if (!stuck) {
 		w->stuck_logged = false; // a new episode logs and releases again
@@ -233,26 +286,6 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 		wlog(w, IDN_LOG_WARN, "worker: task %s/%u stuck for %d ms: its "
 		    "leases are given up", st->spec.job, st->batch,
 		    TASK_STUCK_MS);
-	}
-	for (size_t i = 0; i < WRITES_MAX && !stuck; i++) {
-		if (w->wr[i].state != SLOT_FREE) {
-			held[nh++] = (ledger_held){"", w->wr[i].l.batch,
-			    w->wr[i].l.attempt, true};
-			snprintf(held[nh - 1].job, sizeof(held[0].job), "%s",
-			    w->wr[i].l.spec.job);
-		}
-	}
-	for (size_t i = 0; i < w->nq && !stuck; i++) {
-		held[nh++] = (ledger_held){"", w->queue[i].batch,
-		    w->queue[i].attempt, false};
-		snprintf(held[nh - 1].job, sizeof(held[0].job), "%s",
-		    w->queue[i].spec.job);
-	}
-	if (w->running && !stuck) {
-		held[nh++] = (ledger_held){"", w->cur.batch, w->cur.attempt,
-		    true};
-		snprintf(held[nh - 1].job, sizeof(held[0].job), "%s",
-		    w->cur.spec.job);
 	}
 	// Enough to run WORKER_HOLD_MS by the tasks' measured time: the
 	// leases carry it through a takeover of the coordinator.
@@ -266,25 +299,32 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 	    (uint32_t) (depth - busy);
 	*nd = w->ndone;
 	*np = w->nprog;
-	ledger_done done[REPORTS_MAX + RECENT_MAX];
-	size_t n = w->ndone;
-	memcpy(done, w->done, n * sizeof(*done));
-	for (size_t i = 0; i < w->nrecent; i++) {
-		if (w->recent[i].epoch < w->epoch &&
-		    now < w->recent[i].at + RECENT_MS) {
-			done[n++] = w->recent[i].d;
-		}
-	}
-	ledger_lease_req r = {.epoch = w->epoch, .want = *want,
-	    .release = stuck && !w->released,
-	    .done = done, .ndone = n, .held = held, .nheld = nh,
-	    .train = w->prog, .ntrain = w->nprog};
-	snprintf(r.worker, sizeof(r.worker), "%s", w->self);
-	int rv = wire_wr_new(out);
+	call_body *b = core_alloc(sizeof(*b));
+	int rv = b != NULL ? wire_wr_new(out) : IDN_ENOMEM;
 	if (rv == IDN_OK) {
-		ledger_lease_req_put(*out, &r);
+		collect(w, now, stuck, w->epoch, b);
+		b->r.want = *want;
+		b->r.release = stuck && !w->released;
+		ledger_lease_req_put(*out, &b->r);
 	}
+	free(b);
 	return rv;
+}
+
+int
+worker_state(worker *w, wire_wr *out)
+{
+	call_body *b = core_alloc(sizeof(*b));
+	if (b == NULL) {
+		return IDN_ENOMEM;
+	}
+	pthread_mutex_lock(&w->lock);
+	uint64_t now = idn_clock_ms();
+	collect(w, now, stuck_task(w, now) != NULL, UINT64_MAX, b);
+	ledger_lease_req_put(out, &b->r);
+	pthread_mutex_unlock(&w->lock);
+	free(b);
+	return IDN_OK;
 }
 
 // The reply of epoch `epoch` acknowledged the first nd reports and every

@@ -9,6 +9,7 @@
 #include <idunno/client.h>
 
 #include "core/core.h"
+#include "wire/wire.h"
 
 #define WORKER_PREFETCH 2     // leases held beyond the one running, at
                               // least
@@ -36,13 +37,21 @@ typedef struct worker_host {
 
 int worker_open(const worker_host *h, worker **out);
 void worker_close(worker *w);
+// worker_state writes what the worker would send in a lease call to a
+// coordinator of a newer epoch, asking for nothing: the leases it holds,
+// its reports not yet acknowledged and those acknowledged in the last
+// RECENT_MS (a ledger_lease_req).
+int worker_state(worker *w, wire_wr *out);
 
-// worker/attach.c: the role on a node, started once the node has joined:
-// a client to the node itself (addr, key) and the node's log.
+// worker/attach.c: the role on a node: opened before the node serves (it
+// routes `worker.state` on the node's endpoint), started once the node
+// has joined with a client to the node itself (addr, key) and its log.
 typedef struct worker_role worker_role;
-int worker_role_start(const char *addr, const uint8_t *key, const char *id,
-    int model_cpu, void (*log)(void *arg, int level, const char *line),
-    void *log_arg, worker_role **out);
+struct rpc;
+int worker_role_open(struct rpc *rpc, worker_role **out);
+int worker_role_start(worker_role *r, const char *addr, const uint8_t *key,
+    const char *id, int model_cpu,
+    void (*log)(void *arg, int level, const char *line), void *log_arg);
 void worker_role_close(worker_role *r);
 
 #endif

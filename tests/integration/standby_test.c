@@ -6,8 +6,9 @@
 // the standby) and the new active one killed: the third epoch finishes;
 // then a coordinator paused (SIGSTOP) past its detection and resumed: it
 // steps down, the outputs are still exact; then no coordinator at all for
-// 0.8 s: the workers keep writing results; the standby answers `assign`
-// from its copy; a stale checkpoint written after a newer epoch's is not
+// 0.8 s: the workers keep writing results; a standby whose copy lags when
+// it promotes runs no batch done before again; the standby answers
+// `assign` from its copy; a stale checkpoint written after a newer epoch's is not
 // the one a coordinator without a ledger restores.
 #include <signal.h>
 #include <stdio.h>
@@ -406,6 +407,92 @@ test_no_coordinator(void **st)
 	assert_true(idn_test_wait(standby_is, "standby", 30000));
 }
 
+// Wall ms of a node log line, 0 without one.
+static uint64_t
+line_ms(const char *line)
+{
+	struct tm tm = {0};
+	unsigned ms = 0;
+	if (sscanf(line, "%d-%d-%dT%d:%d:%d.%uZ", &tm.tm_year, &tm.tm_mon,
+	        &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7) {
+		return 0;
+	}
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (uint64_t) timegm(&tm) * 1000 + ms;
+}
+
+// Tasks of job started in the workers' logs after wall ms t0 whose batch
+// the node `coord` had counted done (its log) before t0.
+static int
+reruns(const char *coord, const char *job, uint64_t t0)
+{
+	bool done[4096] = {false};
+	char path[PATH_MAX + 64], line[1024], want[96];
+	snprintf(path, sizeof(path), "%s/%s/node.log", cl.root, coord);
+	snprintf(want, sizeof(want), "coord: batch completed: %s/", job);
+	FILE *f = fopen(path, "r");
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		const char *p = strstr(line, want);
+		unsigned b = p ? (unsigned) atoi(p + strlen(want)) : 4096;
+		if (b < 4096 && line_ms(line) < t0) {
+			done[b] = true;
+		}
+	}
+	if (f != NULL) {
+		fclose(f);
+	}
+	int n = 0;
+	snprintf(want, sizeof(want), "worker: task started: %s/", job);
+	for (int i = 1; i < 8; i++) {
+		snprintf(path, sizeof(path), "%s/worker%d/node.log", cl.root, i);
+		f = fopen(path, "r");
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+			const char *p = strstr(line, want);
+			unsigned b = p ? (unsigned) atoi(p + strlen(want)) : 4096;
+			n += b < 4096 && done[b] && line_ms(line) >= t0;
+		}
+		if (f != NULL) {
+			fclose(f);
+		}
+	}
+	return n;
+}
+
+// A standby that promotes itself may lack the last changes its pulls had
+// not reached: here it was paused for LAG_MS, then the active coordinator
+// was killed and the standby resumed. The workers send the completions
+// the old coordinator acknowledged again to the new epoch, so no batch
+// done before the kill runs again (before: every batch done in the lag
+// ran again, leased anew or given back as a lease its worker no longer
+// held).
+#define LAG_MS 1500
+static void
+test_lagging_standby(void **st)
+{
+	// "coord" is active, "standby" its standby (the last test).
+	add_pair("la", "lb");
+	wait_running("la", "lb");
+	pid_t pid = pid_of("standby");
+	assert_true(pid > 0);
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	usleep(LAG_MS * 1000);
+	uint64_t t0 = idn_wall_ms();
+	int rv = idn_tcluster_kill(&cl, "coord");
+	assert_int_equal(kill(pid, SIGCONT), 0);
+	IDN_PASS(rv);
+	finish_same("la", "lb", idn_clock_ms());
+	int n = reruns("coord", "la", t0) + reruns("coord", "lb", t0);
+	print_message("# batches done before the kill that ran again: %d\n",
+	    n);
+	// A batch leased twice by the old coordinator (taken back from a
+	// worker that had just started it) may still run on its second
+	// holder: rare, so at most 2.
+	assert_true(n <= 2);
+	restart("coord");
+	assert_true(idn_test_wait(standby_is, "coord", 30000));
+}
+
 static bool
 restored(void *arg)
 {
@@ -470,6 +557,7 @@ main(void)
 	    cmocka_unit_test(test_third_epoch),
 	    cmocka_unit_test(test_paused_coordinator),
 	    cmocka_unit_test(test_no_coordinator),
+	    cmocka_unit_test(test_lagging_standby),
 	    cmocka_unit_test(test_stale_checkpoint),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
