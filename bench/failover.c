@@ -123,21 +123,6 @@ same_output(const char *ref, const char *job)
 	return same;
 }
 
-// Wall ms of a node log line, 0 if it has no time.
-static uint64_t
-line_ms(const char *line)
-{
-	struct tm tm = {0};
-	unsigned ms = 0;
-	if (sscanf(line, "%d-%d-%dT%d:%d:%d.%uZ", &tm.tm_year, &tm.tm_mon,
-	        &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7) {
-		return 0;
-	}
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (uint64_t) timegm(&tm) * 1000 + ms;
-}
-
 // Wall ms of the log line "first batch leased in epoch E" of node name.
 static uint64_t
 first_lease_ms(const char *name, uint64_t epoch)
@@ -149,7 +134,7 @@ first_lease_ms(const char *name, uint64_t epoch)
 	FILE *f = fopen(path, "r");
 	uint64_t at = 0;
 	while (f != NULL && at == 0 && fgets(line, sizeof(line), f) != NULL) {
-		at = strstr(line, want) != NULL ? line_ms(line) : 0;
+		at = strstr(line, want) != NULL ? idn_test_log_ms(line) : 0;
 	}
 	if (f != NULL) {
 		fclose(f);
@@ -171,7 +156,7 @@ written(const char *job, unsigned batch, uint64_t t0, uint64_t t1)
 		snprintf(path, sizeof(path), "%s/worker%d/node.log", cl.root, i);
 		FILE *f = fopen(path, "r");
 		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-			uint64_t at = strstr(line, want) != NULL ? line_ms(line) : 0;
+			uint64_t at = strstr(line, want) != NULL ? idn_test_log_ms(line) : 0;
 			n += at >= t0 && at < t1 ? batch : 0;
 		}
 		if (f != NULL) {
@@ -209,7 +194,7 @@ last_repair_ms(void)
 		while (fgets(line, sizeof(line), f) != NULL) {
 			uint64_t at = strstr(line, "sdfs: pulled ") != NULL ||
 			    strstr(line, "sdfs: dropping ") != NULL ?
-			    line_ms(line) : 0;
+			    idn_test_log_ms(line) : 0;
 			last = at > last ? at : last;
 		}
 		offs[i] = ftell(f);

@@ -133,6 +133,20 @@ idn_test_now_ms(void)
 	return idn_clock_ms();
 }
 
+uint64_t
+idn_test_log_ms(const char *line)
+{
+	struct tm tm = {0};
+	unsigned ms = 0;
+	if (sscanf(line, "%d-%d-%dT%d:%d:%d.%uZ", &tm.tm_year, &tm.tm_mon,
+	        &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7) {
+		return 0;
+	}
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (uint64_t) timegm(&tm) * 1000 + ms;
+}
+
 bool
 idn_test_wait(bool (*cond)(void *arg), void *arg, int timeout_ms)
 {

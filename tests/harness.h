@@ -62,6 +62,9 @@ void idn_test_at_death(const char *fmt, ...)
 // idn_test_port returns a free TCP port on 127.0.0.1.
 int idn_test_port(void);
 uint64_t idn_test_now_ms(void);
+// idn_test_log_ms: the wall-clock ms a node log line begins with, 0 if
+// it has no time.
+uint64_t idn_test_log_ms(const char *line);
 // Polls cond(arg) every 20 ms until it is true or timeout_ms passes.
 bool idn_test_wait(bool (*cond)(void *arg), void *arg, int timeout_ms);
 

@@ -249,44 +249,102 @@ on_newer(void *arg, uint64_t epoch)
 	pthread_mutex_unlock(&r->lock);
 }
 
+// One request to the members `pick` chooses (of the live and suspected),
+// all at once; the replies stay in the fan until fan_free.
+typedef struct {
+	idn_member *m;  // every member the view holds
+	size_t nm;
+	const char **addrs;
+	int *rvs;
+	wire_doc **docs;
+	wire_env *envs;
+	size_t n;
+} fan;
+
+static void
+fan_free(fan *f)
+{
+	for (size_t i = 0; f->docs != NULL && i < f->n; i++) {
+		wire_doc_free(f->docs[i]);
+	}
+	free(f->addrs);
+	free(f->rvs);
+	free(f->docs);
+	free(f->envs);
+	idn_free(f->m);
+	memset(f, 0, sizeof(*f));
+}
+
+static int
+fan_out(rpc *rp, membership *ms, bool (*pick)(const idn_member *,
+    const void *), const void *arg, const char *type, idn_duration tmo,
+    fan *f)
+{
+	memset(f, 0, sizeof(*f));
+	int rv = membership_members(ms, true, &f->m, &f->nm);
+	if (rv != IDN_OK) {
+		return rv;
+	}
+	size_t count = f->nm;
+	f->addrs = core_alloc((count + 1) * sizeof(*f->addrs));
+	f->rvs = core_alloc((count + 1) * sizeof(*f->rvs));
+	f->docs = core_alloc((count + 1) * sizeof(*f->docs));
+	f->envs = core_alloc((count + 1) * sizeof(*f->envs));
+	if (!f->addrs || !f->rvs || !f->docs || !f->envs) {
+		return IDN_ENOMEM; // f->m kept: the caller may count members
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (pick(&f->m[i], arg)) {
+			f->addrs[f->n++] = f->m[i].addr;
+		}
+	}
+	return f->n > 0 ? rpc_fanout(rp, f->addrs, f->n, type, NULL, tmo,
+	    f->rvs, f->docs, f->envs) : IDN_OK;
+}
+
+static bool
+is_role(const char *role, const char *a, const char *b)
+{
+	return strcmp(role, a) == 0 || (b != NULL && strcmp(role, b) == 0);
+}
+
+// A coordinator node or a worker (what the majority rule counts).
+static bool
+counts(const idn_member *m)
+{
+	return is_role(m->role, "coord", "standby") ||
+	    is_role(m->role, "worker", NULL);
+}
+
 // How many of the cluster's coordinator nodes and workers answer this
 // node now (itself included; the silent leader counted, not asked): any
 // answer to `node.stats` (every node has it) within ROLE_CALL_MS.
+static bool
+pick_reach(const idn_member *m, const void *arg)
+{
+	const coord_role *r = arg;
+	return counts(m) && strcmp(m->id, r->id) != 0 &&
+	    strcmp(m->id, r->leader) != 0;
+}
+
 static void
 reach(coord_role *r, size_t *reached, size_t *size)
 {
-	idn_member *m = NULL;
-	size_t count = 0, n = 0;
 	*reached = 1;
 	*size = 1;
-	if (membership_members(r->n.mship, true, &m, &count) != IDN_OK) {
-		return;
+	fan f;
+	int rv = fan_out(r->n.rpc, r->n.mship, pick_reach, r, "node.stats",
+	    ROLE_CALL_MS, &f);
+	for (size_t i = 0; i < f.nm; i++) { // counted even when calls failed
+		*size += counts(&f.m[i]) && strcmp(f.m[i].id, r->id) != 0;
 	}
-	const char **addrs = core_alloc((count + 1) * sizeof(*addrs));
-	int *rvs = core_alloc((count + 1) * sizeof(*rvs));
-	for (size_t i = 0; addrs != NULL && i < count; i++) {
-		if ((strcmp(m[i].role, "coord") != 0 &&
-		        strcmp(m[i].role, "standby") != 0 &&
-		        strcmp(m[i].role, "worker") != 0) ||
-		    strcmp(m[i].id, r->id) == 0) {
-			continue;
-		}
-		(*size)++;
-		if (strcmp(m[i].id, r->leader) != 0) {
-			addrs[n++] = m[i].addr;
+	if (rv == IDN_OK) {
+		for (size_t i = 0; i < f.n; i++) {
+			*reached += f.rvs[i] != IDN_ETIMEDOUT &&
+			    f.rvs[i] != IDN_ENET && f.rvs[i] != IDN_ECLOSED;
 		}
 	}
-	if (addrs != NULL && rvs != NULL && n > 0 &&
-	    rpc_fanout(r->n.rpc, addrs, n, "node.stats", NULL, ROLE_CALL_MS,
-	        rvs, NULL, NULL) == IDN_OK) {
-		for (size_t i = 0; i < n; i++) {
-			*reached += rvs[i] != IDN_ETIMEDOUT &&
-			    rvs[i] != IDN_ENET && rvs[i] != IDN_ECLOSED;
-		}
-	}
-	free(addrs);
-	free(rvs);
-	idn_free(m);
+	fan_free(&f);
 }
 
 // ---- finding the active coordinator
@@ -301,61 +359,43 @@ typedef struct {
 
 // Asks every live coordinator and standby but `skip` who is active; the
 // highest epoch wins. IDN_ENOENT when none is.
+static bool
+pick_coord(const idn_member *m, const void *skip)
+{
+	return is_role(m->role, "coord", "standby") &&
+	    m->state == IDN_MEMBER_ALIVE &&
+	    (skip == NULL || strcmp(m->id, skip) != 0);
+}
+
 static int
 find_active(rpc *rp, membership *ms, const char *skip, found *f)
 {
-	idn_member *m = NULL;
-	size_t count = 0, n = 0;
 	memset(f, 0, sizeof(*f));
-	int rv = membership_members(ms, true, &m, &count);
-	if (rv != IDN_OK) {
-		return rv;
-	}
-	const char **addrs = core_alloc((count + 1) * sizeof(*addrs));
-	int *rvs = core_alloc((count + 1) * sizeof(*rvs));
-	wire_doc **docs = core_alloc((count + 1) * sizeof(*docs));
-	wire_env *envs = core_alloc((count + 1) * sizeof(*envs));
-	for (size_t i = 0; addrs && i < count; i++) {
-		if ((strcmp(m[i].role, "coord") == 0 ||
-		        strcmp(m[i].role, "standby") == 0) &&
-		    m[i].state == IDN_MEMBER_ALIVE &&
-		    (skip == NULL || strcmp(m[i].id, skip) != 0)) {
-			addrs[n++] = m[i].addr;
-		}
-	}
-	f->any = n > 0;
-	rv = addrs && rvs && docs && envs ? IDN_OK : IDN_ENOMEM;
-	if (rv == IDN_OK && n > 0) {
-		rv = rpc_fanout(rp, addrs, n, "sched.role", NULL, ROLE_CALL_MS,
-		    rvs, docs, envs);
-	}
+	fan a;
+	int rv = fan_out(rp, ms, pick_coord, skip, "sched.role", ROLE_CALL_MS,
+	    &a);
+	f->any = a.n > 0;
 	bool got = false;
-	for (size_t i = 0; rv == IDN_OK && i < n; i++) {
+	for (size_t i = 0; rv == IDN_OK && i < a.n; i++) {
 		char state[16] = "";
 		uint64_t epoch = 0;
 		bool followed = false;
-		if (rvs[i] != IDN_OK || wire_get_str(envs[i].body, "state", state,
-		                            sizeof(state)) != IDN_OK) {
+		const wire_val *b = a.envs[i].body;
+		if (a.rvs[i] != IDN_OK ||
+		    wire_get_str(b, "state", state, sizeof(state)) != IDN_OK) {
 			continue;
 		}
-		wire_get_u64(envs[i].body, "epoch", &epoch);
-		wire_as_bool(wire_get(envs[i].body, "followed"), &followed);
+		wire_get_u64(b, "epoch", &epoch);
+		wire_as_bool(wire_get(b, "followed"), &followed);
 		f->followed |= followed;
 		if (strcmp(state, "active") == 0 && (!got || epoch > f->epoch)) {
 			got = true;
 			f->epoch = epoch;
-			wire_get_str(envs[i].body, "id", f->id, sizeof(f->id));
-			wire_get_str(envs[i].body, "addr", f->addr, sizeof(f->addr));
+			wire_get_str(b, "id", f->id, sizeof(f->id));
+			wire_get_str(b, "addr", f->addr, sizeof(f->addr));
 		}
 	}
-	for (size_t i = 0; docs && i < n; i++) {
-		wire_doc_free(docs[i]);
-	}
-	free(addrs);
-	free(rvs);
-	free(docs);
-	free(envs);
-	idn_free(m);
+	fan_free(&a);
 	return rv != IDN_OK ? rv : got ? IDN_OK : IDN_ENOENT;
 }
 
@@ -396,6 +436,13 @@ on_sync(void *arg)
 // may lack the last changes (a standby's copy lags its active under load),
 // and a batch leased again before its worker's report arrived ran twice.
 // Called with the lock held; drops it meanwhile.
+static bool
+pick_worker(const idn_member *m, const void *arg)
+{
+	(void) arg;
+	return is_role(m->role, "worker", NULL); // alive or suspected
+}
+
 static void
 gather(coord_role *r)
 {
@@ -403,46 +450,28 @@ gather(coord_role *r)
 	uint64_t t0 = idn_clock_ms();
 	int state;
 	coord *c = use(r, &state);
-	idn_member *m = NULL;
-	size_t count = 0, n = 0, got = 0;
+	fan a = {0};
+	size_t got = 0;
 	if (c != NULL && state == ROLE_ACTIVE &&
-	    membership_members(r->n.mship, true, &m, &count) == IDN_OK) {
-		const char **addrs = core_alloc((count + 1) * sizeof(*addrs));
-		int *rvs = core_alloc((count + 1) * sizeof(*rvs));
-		wire_doc **docs = core_alloc((count + 1) * sizeof(*docs));
-		wire_env *envs = core_alloc((count + 1) * sizeof(*envs));
-		for (size_t i = 0; addrs != NULL && i < count; i++) {
-			if (strcmp(m[i].role, "worker") == 0) {
-				addrs[n++] = m[i].addr; // alive or suspected
+	    fan_out(r->n.rpc, r->n.mship, pick_worker, NULL, "worker.state",
+	        GATHER_MS, &a) == IDN_OK) {
+		for (size_t i = 0; i < a.n; i++) {
+			ledger_lease_req q;
+			if (a.rvs[i] == IDN_OK &&
+			    ledger_lease_req_get(a.envs[i].body, &q) == IDN_OK) {
+				coord_absorb(c, &q);
+				ledger_lease_req_clear(&q);
+				got++;
 			}
 		}
-		if (addrs && rvs && docs && envs && n > 0 &&
-		    rpc_fanout(r->n.rpc, addrs, n, "worker.state", NULL,
-		        GATHER_MS, rvs, docs, envs) == IDN_OK) {
-			for (size_t i = 0; i < n; i++) {
-				ledger_lease_req q;
-				if (rvs[i] == IDN_OK &&
-				    ledger_lease_req_get(envs[i].body, &q) ==
-				    IDN_OK) {
-					coord_absorb(c, &q);
-					ledger_lease_req_clear(&q);
-					got++;
-				}
-				wire_doc_free(docs[i]);
-			}
-		}
-		free(addrs);
-		free(rvs);
-		free(docs);
-		free(envs);
-		idn_free(m);
 	}
 	if (c != NULL) {
 		coord_hold(c, 0);
 		rlog(r, IDN_LOG_INFO, "coord: %zu of %zu workers reported their "
-		    "leases and completions in %llu ms", got, n,
+		    "leases and completions in %llu ms", got, a.n,
 		    (unsigned long long) (idn_clock_ms() - t0));
 	}
+	fan_free(&a);
 	unuse(r, c);
 	pthread_mutex_lock(&r->lock);
 }

@@ -60,6 +60,17 @@ make_members(size_t n, uint64_t salt)
 	return m;
 }
 
+// Name f's replica sets in both rings.
+static void
+lookup2(const sdfs_ring *r1, const sdfs_ring *r2, int f, size_t a[4],
+    size_t *na, size_t b[4], size_t *nb)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "file%d", f);
+	sdfs_ring_lookup(r1, name, a, 4, na);
+	sdfs_ring_lookup(r2, name, b, 4, nb);
+}
+
 static void
 test_ring(void **st)
 {
@@ -69,11 +80,8 @@ test_ring(void **st)
 	IDN_PASS(sdfs_ring_build(m, 10, &r2));
 	size_t primary[10] = {0};
 	for (int f = 0; f < 500; f++) {
-		char name[32];
 		size_t a[4], b[4], na, nb;
-		snprintf(name, sizeof(name), "file%d", f);
-		sdfs_ring_lookup(r1, name, a, 4, &na);
-		sdfs_ring_lookup(r2, name, b, 4, &nb);
+		lookup2(r1, r2, f, a, &na, b, &nb);
 		assert_int_equal(na, 4);
 		assert_int_equal(nb, 4);
 		assert_memory_equal(a, b, sizeof(a));
@@ -96,11 +104,8 @@ test_ring(void **st)
 	memcpy(less + 3, m + 4, 6 * sizeof(*m));
 	IDN_PASS(sdfs_ring_build(less, 9, &r2));
 	for (int f = 0; f < 500; f++) {
-		char name[32];
 		size_t a[4], b[4], na, nb;
-		snprintf(name, sizeof(name), "file%d", f);
-		sdfs_ring_lookup(r1, name, a, 4, &na);
-		sdfs_ring_lookup(r2, name, b, 4, &nb);
+		lookup2(r1, r2, f, a, &na, b, &nb);
 		size_t k = 0;
 		for (size_t i = 0; i < 4; i++) {
 			if (a[i] == 3) {
@@ -118,11 +123,8 @@ test_ring(void **st)
 	again[10] = m[10 - 1];
 	IDN_PASS(sdfs_ring_build(again, 11, &r2));
 	for (int f = 0; f < 500; f++) {
-		char name[32];
 		size_t a[4], b[4], na, nb;
-		snprintf(name, sizeof(name), "file%d", f);
-		sdfs_ring_lookup(r1, name, a, 4, &na);
-		sdfs_ring_lookup(r2, name, b, 4, &nb);
+		lookup2(r1, r2, f, a, &na, b, &nb);
 		assert_int_equal(nb, 4);
 		for (size_t i = 0; i < 4; i++) {
 			assert_string_equal(again[b[i]].addr, m[a[i]].addr);

@@ -8,8 +8,8 @@
 // steps down, the outputs are still exact; then no coordinator at all for
 // 0.8 s: the workers keep writing results; a standby whose copy lags when
 // it promotes runs no batch done before again; the standby answers
-// `assign` from its copy; a stale checkpoint written after a newer epoch's is not
-// the one a coordinator without a ledger restores.
+// `assign` from its copy; a stale checkpoint written after a newer
+// epoch's is not the one a coordinator without a ledger restores.
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -335,17 +335,9 @@ logged_between(const char *what, const char *job, uint64_t t0, uint64_t t1)
 		snprintf(path, sizeof(path), "%s/worker%d/node.log", cl.root, i);
 		FILE *f = fopen(path, "r");
 		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-			struct tm tm = {0};
-			unsigned ms = 0;
-			if (strstr(line, want) != NULL && sscanf(line,
-			        "%d-%d-%dT%d:%d:%d.%uZ", &tm.tm_year, &tm.tm_mon,
-			        &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-			        &ms) == 7) {
-				tm.tm_year -= 1900;
-				tm.tm_mon -= 1;
-				uint64_t at = (uint64_t) timegm(&tm) * 1000 + ms;
-				n += at >= t0 && at < t1;
-			}
+			uint64_t at = strstr(line, want) != NULL ?
+			    idn_test_log_ms(line) : 0;
+			n += at >= t0 && at < t1;
 		}
 		if (f != NULL) {
 			fclose(f);
@@ -407,21 +399,6 @@ test_no_coordinator(void **st)
 	assert_true(idn_test_wait(standby_is, "standby", 30000));
 }
 
-// Wall ms of a node log line, 0 without one.
-static uint64_t
-line_ms(const char *line)
-{
-	struct tm tm = {0};
-	unsigned ms = 0;
-	if (sscanf(line, "%d-%d-%dT%d:%d:%d.%uZ", &tm.tm_year, &tm.tm_mon,
-	        &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7) {
-		return 0;
-	}
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (uint64_t) timegm(&tm) * 1000 + ms;
-}
-
 // Tasks of job started in the workers' logs after wall ms t0 whose batch
 // the node `coord` had counted done (its log) before t0.
 static int
@@ -435,7 +412,7 @@ reruns(const char *coord, const char *job, uint64_t t0)
 	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
 		const char *p = strstr(line, want);
 		unsigned b = p ? (unsigned) atoi(p + strlen(want)) : 4096;
-		if (b < 4096 && line_ms(line) < t0) {
+		if (b < 4096 && idn_test_log_ms(line) < t0) {
 			done[b] = true;
 		}
 	}
@@ -450,7 +427,7 @@ reruns(const char *coord, const char *job, uint64_t t0)
 		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
 			const char *p = strstr(line, want);
 			unsigned b = p ? (unsigned) atoi(p + strlen(want)) : 4096;
-			n += b < 4096 && done[b] && line_ms(line) >= t0;
+			n += b < 4096 && done[b] && idn_test_log_ms(line) >= t0;
 		}
 		if (f != NULL) {
 			fclose(f);
