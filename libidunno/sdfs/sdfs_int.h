@@ -97,6 +97,13 @@ void sdfs_hash_update(sdfs_hash *h, const void *data, size_t len);
 // Writes h's output length (as initialised) to out.
 void sdfs_hash_final(sdfs_hash *h, uint8_t *out);
 
+// A limit: dflt, or less through the environment variable var, so that
+// tests reach it with a few requests (IDUNNO_SDFS_OFFERS_PER_CALL,
+// IDUNNO_SDFS_PUTS_MAX, IDUNNO_SDFS_SESSION_IDLE_MS,
+// IDUNNO_SDFS_LIST_PAGE, IDUNNO_SDFS_SCRUB_PASS_MS,
+// IDUNNO_SDFS_CACHE_TRUST_MS).
+size_t sdfs_limit(const char *var, size_t dflt);
+
 // A writer for a request or reply body; NULL when out of memory. Both the
 // client side (api.c) and the node side use it.
 static inline wire_wr *

@@ -391,6 +391,102 @@ test_store_corruption(void **st)
 	sdfs_store_close(s);
 }
 
+typedef struct {
+	const char *root;
+	const char *name;
+} folder_arg;
+
+// The name's folder last changed over 150 ms ago: its listing is cached.
+static bool
+folder_settled(void *arg)
+{
+	folder_arg *a = arg;
+	char key[33];
+	sdfs_name_key(a->name, key);
+	char *dir = core_asprintf("%s/files/%s", a->root, key);
+	struct stat sb;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	bool ok = stat(dir, &sb) == 0 && (now.tv_sec - sb.st_mtim.tv_sec) *
+	    1000LL + (now.tv_nsec - sb.st_mtim.tv_nsec) / 1000000 > 150;
+	free(dir);
+	return ok;
+}
+
+static size_t
+nversions(sdfs_store *s, const char *name, uint64_t *newest)
+{
+	sdfs_vmeta *vs;
+	size_t n;
+	IDN_PASS(sdfs_store_versions(s, name, &vs, &n));
+	*newest = n > 0 ? vs[0].ver : 0;
+	idn_free(vs);
+	return n;
+}
+
+static bool
+lc2_gone(void *arg)
+{
+	sdfs_entry *e;
+	size_t n = 1;
+	if (sdfs_store_list(arg, "lc2", &e, &n) == IDN_OK) {
+		sdfs_entry_free_arr(e, n);
+	}
+	return n == 0;
+}
+
+// Listings come from memory once a folder settled: every change the store
+// makes is seen at once; a copy truncated behind its back after the trust
+// time (10 s; IDUNNO_SDFS_CACHE_TRUST_MS, 1 ms here), then quarantined.
+static void
+test_store_listing_cache(void **st)
+{
+	const char *root = idn_test_tmpdir();
+	sdfs_store *s;
+	IDN_PASS(sdfs_store_open(root, NULL, &s));
+	folder_arg a = {root, "lc"};
+	uint64_t newest;
+	IDN_PASS(put_version(s, "lc", 1, 10, 1, 10, NULL));
+	assert_true(idn_test_wait(folder_settled, &a, 5000));
+	assert_int_equal(nversions(s, "lc", &newest), 1);
+	IDN_PASS(put_version(s, "lc", 2, 20, 2, 20, NULL));
+	assert_int_equal(nversions(s, "lc", &newest), 2);
+	assert_int_equal(newest, 2);
+	assert_true(idn_test_wait(folder_settled, &a, 5000));
+	assert_int_equal(nversions(s, "lc", &newest), 2);
+	IDN_PASS(sdfs_store_drop_version(s, "lc", 2));
+	assert_int_equal(nversions(s, "lc", &newest), 1);
+	assert_int_equal(newest, 1);
+	assert_true(idn_test_wait(folder_settled, &a, 5000));
+	sdfs_entry *e;
+	size_t n;
+	IDN_PASS(sdfs_store_list(s, "", &e, &n));
+	assert_int_equal(n, 1);
+	assert_string_equal(e[0].name, "lc");
+	assert_int_equal(e[0].newest, 1);
+	sdfs_entry_free_arr(e, n);
+	// Behind the store's back: the listing is trusted for 10 s...
+	char *p = data_path(root, "lc", 1);
+	assert_int_equal(truncate(p, 3), 0);
+	assert_int_equal(nversions(s, "lc", &newest), 1);
+	sdfs_store_close(s);
+	// ...here 1 ms: then a truncated copy is found and quarantined.
+	setenv("IDUNNO_SDFS_CACHE_TRUST_MS", "1", 1);
+	IDN_PASS(sdfs_store_open(root, NULL, &s));
+	unsetenv("IDUNNO_SDFS_CACHE_TRUST_MS");
+	folder_arg b = {root, "lc2"};
+	IDN_PASS(put_version(s, "lc2", 1, 10, 4, 10, NULL));
+	assert_true(idn_test_wait(folder_settled, &b, 5000));
+	assert_int_equal(nversions(s, "lc2", &newest), 1);
+	char *p2 = data_path(root, "lc2", 1);
+	assert_int_equal(truncate(p2, 3), 0);
+	assert_true(idn_test_wait(lc2_gone, s, 5000));
+	free(p2);
+	free(p);
+	IDN_PASS(sdfs_store_drop_name(s, "lc"));
+	sdfs_store_close(s);
+}
+
 static void
 test_store_name_collision(void **st)
 {
@@ -731,6 +827,7 @@ main(void)
 		cmocka_unit_test(test_known_sums),
 		cmocka_unit_test(test_store_versions),
 		cmocka_unit_test(test_store_corruption),
+		cmocka_unit_test(test_store_listing_cache),
 		cmocka_unit_test(test_store_commit_over_damaged),
 		cmocka_unit_test(test_store_tombstone),
 		cmocka_unit_test(test_store_reopen),

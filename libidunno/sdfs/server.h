@@ -157,11 +157,6 @@ bool sdfs_is_self(sdfs *s, const char *addr);
 bool sdfs_peer_bad(sdfs *s, const char *addr);
 void sdfs_peer_mark(sdfs *s, const char *addr, int rv);
 bool sdfs_still_alive(sdfs *s, const char *addr);
-// A limit: dflt, or less through the environment variable var, so that
-// tests reach it with a few requests (IDUNNO_SDFS_OFFERS_PER_CALL,
-// IDUNNO_SDFS_PUTS_MAX, IDUNNO_SDFS_SESSION_IDLE_MS,
-// IDUNNO_SDFS_LIST_PAGE, IDUNNO_SDFS_SCRUB_PASS_MS).
-size_t sdfs_limit(const char *var, size_t dflt);
 int sdfs_call(sdfs *s, const char *addr, const char *type, wire_wr *body,
     idn_duration tmo, wire_doc **doc, wire_env *env);
 int sdfs_get_name(const wire_val *b, char *name);

@@ -51,6 +51,7 @@ struct sdfs_store {
 	// Bumped by every drop: a listing read from disk is cached only if
 	// no change dropped its bucket meanwhile (it may predate the change).
 	uint32_t cgen[CACHE_BUCKETS];
+	uint64_t trust_ms; // CACHE_TRUST_MS, less in tests
 	// Guards the shape of files/: directory creation, commit renames,
 	// drops and retention. Chunk reads and temp-file writes run unlocked:
 	// committed files never change, they are only replaced or removed.
@@ -166,7 +167,7 @@ cache_get(sdfs_store *st, const char *key, const struct stat *sb,
 	pthread_mutex_lock(&st->clock);
 	centry *e = *cache_slot(st, key);
 	bool hit = e != NULL && (name == NULL || strcmp(e->name, name) == 0) &&
-	    (sb == NULL ? idn_clock_ms() < e->checked_ms + CACHE_TRUST_MS :
+	    (sb == NULL ? idn_clock_ms() < e->checked_ms + st->trust_ms :
 	    e->ino == sb->st_ino && e->mtime.tv_sec == sb->st_mtim.tv_sec &&
 	    e->mtime.tv_nsec == sb->st_mtim.tv_nsec);
 	*v = NULL;
@@ -386,6 +387,8 @@ sdfs_store_open(const char *root, const core_logger *lg, sdfs_store **out)
 	}
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_mutex_init(&st->clock, NULL);
+	st->trust_ms = sdfs_limit("IDUNNO_SDFS_CACHE_TRUST_MS",
+	    CACHE_TRUST_MS);
 	st->lg = lg;
 	st->files = core_asprintf("%s/files", root);
 	st->tmp = core_asprintf("%s/tmp", root);
@@ -538,6 +541,7 @@ list_versions(sdfs_store *st, const char *name, bool locked,
 		free(*out); // a data file changed size: read it all again
 		*out = NULL;
 		*n = 0;
+		cache_drop(st, key);
 	}
 	DIR *d = opendir(dir);
 	if (d == NULL || !holds_name(dir, name)) {
@@ -807,6 +811,7 @@ sdfs_store_list(sdfs_store *st, const char *prefix, sdfs_entry **out,
 			free(vs); // list_versions reads it again below
 			vs = NULL;
 			nv = 0;
+			cache_drop(st, e->d_name);
 		} else if (hit && !trusted) {
 			cache_checked(st, e->d_name);
 		}
