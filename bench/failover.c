@@ -10,8 +10,10 @@
 // the workers wrote the results (their logs). The killed node is then
 // restarted and rejoins as the standby for the next round; the next round
 // starts once SDFS has repaired after it (no copy pulled or dropped for
-// 2 s: settle_s), so that each round measures its own takeover.
+// 2 s: settle_s, "+" when it had not after 60 s), so that each round
+// measures its own takeover.
 // Usage: failover [KILLS]   (default 10)
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,7 +301,7 @@ main(int argc, char **argv)
 		// measures its own takeover on a settled cluster.
 		uint64_t r0 = wall_ms();
 		bool settled = idn_test_wait(repair_done, NULL, 60000);
-		settle[k] = settled ? (double) (wall_ms() - r0) : -1;
+		settle[k] = (double) (wall_ms() - r0) / (settled ? 1 : -1);
 		if (add(a, 32) || add(b, 24)) {
 			break;
 		}
@@ -341,15 +343,17 @@ main(int argc, char **argv)
 			ratio[n] = steady > 0 ? during / steady : 0;
 			wratio[n] = w0 > 0 ? w1 / w0 : 0;
 			worst = ratio[n] < worst ? ratio[n] : worst;
-			printf("%5d  %8.1f  %-8s %11llu  %10.0f  %12.0f  %5.2f  "
-			    "%8.2f  %s\n", k + 1, settle[k] / 1000.0, active,
+			printf("%5d  %7.1f%s  %-8s %11llu  %10.0f  %12.0f  %5.2f  "
+			    "%8.2f  %s\n", k + 1, fabs(settle[k]) / 1000.0,
+			    settle[k] < 0 ? "+" : " ", active,
 			    (unsigned long long) take[n], steady,
 			    during, ratio[n], wratio[n], same ? "identical" :
 			    "DIFFERENT");
 			n++;
 		} else {
-			printf("%5d  %8.1f  %-8s   no takeover seen\n", k + 1,
-			    settle[k] / 1000.0, active);
+			printf("%5d  %7.1f%s  %-8s   no takeover seen\n", k + 1,
+			    fabs(settle[k]) / 1000.0, settle[k] < 0 ? "+" : " ",
+			    active);
 		}
 		fflush(stdout);
 		// The killed node comes back as the standby.
