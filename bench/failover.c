@@ -27,7 +27,7 @@
 #include "cluster.h"
 
 #define NODES 10
-#define QUERIES "datasets/fashion-mnist/test"
+#define QUERIES "datasets/fashion-mnist/train" // 60,000: jobs of 24,000
 #define DOOR "worker8"
 #define LIMIT 24000
 #define STEADY_MS 4000 // the steady rate: the 4 s before the kill
