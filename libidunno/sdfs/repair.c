@@ -526,13 +526,15 @@ wait_ms(sdfs *s, uint64_t ms)
 #define AE_IDLE 2
 #define PULL_IDLE 4
 #define BG_REST_MAX_MS 2000
-// While puts are being written here, a pull also rests at least this
-// long: a small file's pull takes a few ms, so resting 4 times as long
-// still let every node pull 50-80 copies a second after a failure, and
-// their fsyncs stalled the cluster's result puts for about a second
-// (bench/failover). Idle, re-replication runs at full pace.
-#define PULL_BUSY_REST_MS 40
-#define FG_RECENT_MS 250
+// While puts are being written here (one began in the last FG_RECENT_MS),
+// a pull also rests at least PULL_BUSY_REST_MS: a small file's pull takes
+// a few ms, so resting 4 times as long still let every node pull 50-80
+// copies a second after a failure, and their fsyncs stalled the cluster's
+// result puts for one or two seconds (bench/failover). The window outlasts
+// such a stall, so that the stall itself does not lift the limit. An idle
+// cluster re-replicates at full pace.
+#define PULL_BUSY_REST_MS 100
+#define FG_RECENT_MS 3000
 
 static uint64_t
 rest_until(uint64_t start_ms, uint64_t idle)
