@@ -254,6 +254,42 @@ sizes_ok(sdfs_store *st, const char *name, const sdfs_vmeta *v, size_t n)
 	return ok;
 }
 
+// Folder key's listing from the cache (for name; NULL: any, and then
+// *name_out gets the name): trusted within the trust time, else checked
+// against the folder (*sb, its stat, kept for cache_put) and the data
+// files' sizes. False: read it from disk (*exists: the folder is there).
+static bool
+cached(sdfs_store *st, const char *key, const char *dir, const char *name,
+    char **name_out, sdfs_vmeta **v, size_t *n, struct stat *sb,
+    bool *exists)
+{
+	*exists = true;
+	if (cache_get(st, key, NULL, name, name_out, v, n)) {
+		return true;
+	}
+	if (stat(dir, sb) != 0) {
+		*exists = false;
+		cache_drop(st, key);
+		return false;
+	}
+	if (!cache_get(st, key, sb, name, name_out, v, n)) {
+		return false;
+	}
+	if (sizes_ok(st, name ? name : *name_out, *v, *n)) {
+		cache_checked(st, key);
+		return true;
+	}
+	free(*v); // a data file changed size: read it all again
+	*v = NULL;
+	*n = 0;
+	if (name_out != NULL) {
+		free(*name_out);
+		*name_out = NULL;
+	}
+	cache_drop(st, key);
+	return false;
+}
+
 static bool
 is_names_dir(sdfs_store *st, const char *name)
 {
@@ -521,27 +557,13 @@ list_versions(sdfs_store *st, const char *name, bool locked,
 	*n = 0;
 	char key[33];
 	struct stat sb;
+	bool exists;
 	sdfs_name_key(name, key);
-	if (cache_get(st, key, NULL, name, NULL, out, n)) {
-		free(dir);
-		return IDN_OK;
-	}
 	uint32_t gen = cache_gen(st, key);
-	if (stat(dir, &sb) != 0) {
-		cache_drop(st, key);
+	if (cached(st, key, dir, name, NULL, out, n, &sb, &exists) ||
+	    !exists) {
 		free(dir);
 		return IDN_OK;
-	}
-	if (cache_get(st, key, &sb, name, NULL, out, n)) {
-		if (sizes_ok(st, name, *out, *n)) {
-			cache_checked(st, key);
-			free(dir);
-			return IDN_OK;
-		}
-		free(*out); // a data file changed size: read it all again
-		*out = NULL;
-		*n = 0;
-		cache_drop(st, key);
 	}
 	DIR *d = opendir(dir);
 	if (d == NULL || !holds_name(dir, name)) {
@@ -800,21 +822,11 @@ sdfs_store_list(sdfs_store *st, const char *prefix, sdfs_entry **out,
 		sdfs_vmeta *vs = NULL;
 		size_t nv = 0;
 		struct stat sb;
-		bool key = strlen(e->d_name) == 32;
-		bool trusted = key &&
-		    cache_get(st, e->d_name, NULL, NULL, &name, &vs, &nv);
-		bool hit = trusted || (dp != NULL && key &&
-		    stat(dp, &sb) == 0 &&
-		    cache_get(st, e->d_name, &sb, NULL, &name, &vs, &nv));
+		bool exists;
+		bool hit = dp != NULL && strlen(e->d_name) == 32 &&
+		    cached(st, e->d_name, dp, NULL, &name, &vs, &nv, &sb,
+		        &exists);
 		free(dp);
-		if (hit && !trusted && !sizes_ok(st, name, vs, nv)) {
-			free(vs); // list_versions reads it again below
-			vs = NULL;
-			nv = 0;
-			cache_drop(st, e->d_name);
-		} else if (hit && !trusted) {
-			cache_checked(st, e->d_name);
-		}
 		if (!hit) {
 			char *np = core_asprintf("%s/%s/name", st->files,
 			    e->d_name);
@@ -834,7 +846,7 @@ sdfs_store_list(sdfs_store *st, const char *prefix, sdfs_entry **out,
 			free(vs);
 			continue;
 		}
-		if ((vs == NULL && nv == 0 &&
+		if ((!hit &&
 		        list_versions(st, name, false, &vs, &nv) != IDN_OK) ||
 		    nv == 0) {
 			free(name);
