@@ -303,22 +303,25 @@ fan_out(rpc *rp, membership *ms, bool (*pick)(const idn_member *,
 }
 
 static bool
-is_role(const char *role, const char *a, const char *b)
+is_coord_node(const idn_member *m)
 {
-	return strcmp(role, a) == 0 || (b != NULL && strcmp(role, b) == 0);
+	return strcmp(m->role, "coord") == 0 || strcmp(m->role, "standby") == 0;
+}
+
+static bool
+is_worker(const idn_member *m, const void *arg)
+{
+	(void) arg;
+	return strcmp(m->role, "worker") == 0;
 }
 
 // A coordinator node or a worker (what the majority rule counts).
 static bool
 counts(const idn_member *m)
 {
-	return is_role(m->role, "coord", "standby") ||
-	    is_role(m->role, "worker", NULL);
+	return is_coord_node(m) || is_worker(m, NULL);
 }
 
-// How many of the cluster's coordinator nodes and workers answer this
-// node now (itself included; the silent leader counted, not asked): any
-// answer to `node.stats` (every node has it) within ROLE_CALL_MS.
 static bool
 pick_reach(const idn_member *m, const void *arg)
 {
@@ -327,6 +330,9 @@ pick_reach(const idn_member *m, const void *arg)
 	    strcmp(m->id, r->leader) != 0;
 }
 
+// How many of the cluster's coordinator nodes and workers answer this
+// node now (itself included; the silent leader counted, not asked): any
+// answer to `node.stats` (every node has it) within ROLE_CALL_MS.
 static void
 reach(coord_role *r, size_t *reached, size_t *size)
 {
@@ -357,16 +363,15 @@ typedef struct {
 	bool followed;         // a standby holds a copy of a live ledger
 } found;
 
-// Asks every live coordinator and standby but `skip` who is active; the
-// highest epoch wins. IDN_ENOENT when none is.
 static bool
 pick_coord(const idn_member *m, const void *skip)
 {
-	return is_role(m->role, "coord", "standby") &&
-	    m->state == IDN_MEMBER_ALIVE &&
+	return is_coord_node(m) && m->state == IDN_MEMBER_ALIVE &&
 	    (skip == NULL || strcmp(m->id, skip) != 0);
 }
 
+// Asks every live coordinator and standby but `skip` who is active; the
+// highest epoch wins. IDN_ENOENT when none is.
 static int
 find_active(rpc *rp, membership *ms, const char *skip, found *f)
 {
@@ -435,14 +440,8 @@ on_sync(void *arg)
 // batch is leased in the new epoch: the ledger this coordinator opened
 // may lack the last changes (a standby's copy lags its active under load),
 // and a batch leased again before its worker's report arrived ran twice.
-// Called with the lock held; drops it meanwhile.
-static bool
-pick_worker(const idn_member *m, const void *arg)
-{
-	(void) arg;
-	return is_role(m->role, "worker", NULL); // alive or suspected
-}
-
+// Every worker alive or suspected is asked. Called with the lock held;
+// drops it meanwhile.
 static void
 gather(coord_role *r)
 {
@@ -453,7 +452,7 @@ gather(coord_role *r)
 	fan a = {0};
 	size_t got = 0;
 	if (c != NULL && state == ROLE_ACTIVE &&
-	    fan_out(r->n.rpc, r->n.mship, pick_worker, NULL, "worker.state",
+	    fan_out(r->n.rpc, r->n.mship, is_worker, NULL, "worker.state",
 	        GATHER_MS, &a) == IDN_OK) {
 		for (size_t i = 0; i < a.n; i++) {
 			ledger_lease_req q;
@@ -492,7 +491,8 @@ feed_members(coord_role *r, coord *c)
 }
 
 // Opens the coordinator on led (NULL: the local ledger or the SDFS
-// checkpoint) with at least epoch; lock held.
+// checkpoint) with at least epoch and gathers the workers' state; lock
+// held (dropped during the gather).
 static int
 activate(coord_role *r, ledger *led, uint64_t epoch)
 {
@@ -510,8 +510,8 @@ activate(coord_role *r, ledger *led, uint64_t epoch)
 		coord_repl_free(repl);
 		return rv;
 	}
-	// No batch is leased before the workers said what they hold (gather);
-	// the hold ends by itself should the gather not run.
+	// No batch is leased before the workers said what they hold (gather,
+	// below); the hold ends by itself should a step-down cut it short.
 	coord_hold(c, idn_clock_ms() + 4 * GATHER_MS);
 	coord *view = swap(r, c);
 	coord_close(view);
@@ -525,6 +525,7 @@ activate(coord_role *r, ledger *led, uint64_t epoch)
 	coord_replica_close(r->replica);
 	r->replica = NULL;
 	feed_members(r, c);
+	gather(r);
 	return IDN_OK;
 }
 
@@ -660,11 +661,10 @@ promote(coord_role *r, uint64_t silent_ms)
 		return;
 	}
 	rlog(r, IDN_LOG_INFO, "coord: promoted: active in epoch %llu, ledger "
-	    "reconciled in %llu ms (open leases renewed for their holders; "
-	    "asking the workers for their leases and finished batches)",
+	    "reconciled in %llu ms (open leases renewed for their holders, "
+	    "the workers' leases and finished batches taken)",
 	    (unsigned long long) r->epoch, (unsigned long long)
 	    (idn_clock_ms() - t0));
-	gather(r);
 }
 
 static void
@@ -693,8 +693,6 @@ standby_step(coord_role *r, uint64_t *last_ok, uint64_t *last_view)
 			    r->epoch, rv ? ": " : "", rv ? idn_strerror(rv) : "");
 			if (rv != IDN_OK) {
 				wait_ms(r, 500);
-			} else {
-				gather(r);
 			}
 		} else {
 			wait_ms(r, 100);

@@ -1200,6 +1200,19 @@ reconcile(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
 	}
 }
 
+// A worker's completions, and at its first call to this coordinator the
+// leases it holds (lock held): from a lease call or a gather's answer.
+static void
+take_reports(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
+{
+	for (size_t i = 0; i < r->ndone; i++) {
+		complete(c, w, &r->done[i], now);
+	}
+	if (!w->reconciled) {
+		reconcile(c, w, r, now);
+	}
+}
+
 static void
 renew(coord *c, cworker *w, const ledger_held *h, uint64_t now, bool requeue,
     ledger_held *drop, size_t *ndrop)
@@ -1297,7 +1310,8 @@ queued_until(coord *c, const ledger_held *h, double free_at)
 }
 
 // Leases up to want batches of the worker's shares: the ready ones
-// first, READY_CALL a call at most; with none ready (or that many given), ones that arrive within AHEAD_MS, while the
+// first, READY_CALL a call at most; with none ready (or that many given),
+// ones that arrive within AHEAD_MS, while the
 // worker's queue (it is through it at free_at, wall ms) reaches less far,
 // AHEAD_CALL a call, so the arrivals ahead are dealt out over the workers'
 // calls instead of to the first caller. Batches of other jobs only while
@@ -1445,11 +1459,8 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	if (w != NULL) {
 		w->last_call_ms = now;
 	}
-	for (size_t i = 0; w != NULL && i < r.ndone; i++) {
-		complete(c, w, &r.done[i], now);
-	}
-	if (w != NULL && !w->reconciled) {
-		reconcile(c, w, &r, now);
+	if (w != NULL) {
+		take_reports(c, w, &r, now);
 	}
 	if (w != NULL && r.release) {
 		size_t k = 0;
@@ -1522,11 +1533,8 @@ coord_absorb(coord *c, const ledger_lease_req *r)
 	pthread_mutex_lock(&c->lock);
 	cworker *w = find_worker(c, r->worker, true);
 	ledger_begin(c->led);
-	for (size_t i = 0; w != NULL && i < r->ndone; i++) {
-		complete(c, w, &r->done[i], now);
-	}
-	if (w != NULL && !w->reconciled) {
-		reconcile(c, w, r, now);
+	if (w != NULL) {
+		take_reports(c, w, r, now);
 	}
 	ledger_commit(c->led);
 	pthread_mutex_unlock(&c->lock);
