@@ -195,8 +195,6 @@ self_dir(char *dir, size_t cap)
 	}
 }
 
-// Starts one node detached from our terminal and waits until it has
-// written its address file. Returns the pid, or -1 with a message printed.
 // The model CPUs of the pinned workers in v (empty without --pin).
 static void
 model_cpus(const cluster_node *v, int n, cpu_set_t *set)
@@ -214,21 +212,13 @@ model_cpus(const cluster_node *v, int n, cpu_set_t *set)
 static void
 keep_off(const cluster_node *c, const cpu_set_t *off)
 {
-	cpu_set_t m;
-	if (c->cpu >= 0 || CPU_COUNT(off) == 0 ||
-	    sched_getaffinity(0, sizeof(m), &m) != 0) {
-		return;
-	}
-	for (int k = 0; k < CPU_SETSIZE; k++) {
-		if (CPU_ISSET((size_t) k, off)) {
-			CPU_CLR((size_t) k, &m);
-		}
-	}
-	if (CPU_COUNT(&m) > 0) {
-		(void) sched_setaffinity(0, sizeof(m), &m);
+	if (c->cpu < 0 && CPU_COUNT(off) > 0) {
+		(void) tool_cpus_off(off);
 	}
 }
 
+// Starts one node detached from our terminal and waits until it has
+// written its address file. Returns the pid, or -1 with a message printed.
 static pid_t
 spawn(const char *root, cluster_node *c, const char *const *joins, int njoin,
     const cpu_set_t *off)

@@ -82,12 +82,34 @@ keep_off_cpu(const char *prog, int cpu)
 	}
 	if (!CPU_ISSET((size_t) cpu, &set)) {
 		fprintf(stderr, "%s: --model-cpu: CPU %d is not one this process "
-		    "may use (it may use %d)\n", prog, cpu, CPU_COUNT(&set));
+		    "may use (it may use CPUs", prog, cpu);
+		for (int k = 0; k < CPU_SETSIZE; k++) {
+			if (CPU_ISSET((size_t) k, &set)) {
+				fprintf(stderr, " %d", k);
+			}
+		}
+		fprintf(stderr, ")\n");
 		return -1;
 	}
-	if (CPU_COUNT(&set) > 1) {
-		CPU_CLR((size_t) cpu, &set);
-		(void) sched_setaffinity(0, sizeof(set), &set);
+	CPU_ZERO(&set);
+	CPU_SET((size_t) cpu, &set);
+	return tool_cpus_off(&set);
+}
+
+int
+tool_cpus_off(const cpu_set_t *off)
+{
+	cpu_set_t m;
+	if (sched_getaffinity(0, sizeof(m), &m) != 0) {
+		return -1;
+	}
+	for (int k = 0; k < CPU_SETSIZE; k++) {
+		if (CPU_ISSET((size_t) k, off)) {
+			CPU_CLR((size_t) k, &m);
+		}
+	}
+	if (CPU_COUNT(&m) > 0) {
+		(void) sched_setaffinity(0, sizeof(m), &m);
 	}
 	return 0;
 }

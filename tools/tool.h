@@ -3,6 +3,7 @@
 #ifndef IDN_TOOLS_TOOL_H
 #define IDN_TOOLS_TOOL_H
 
+#include <sched.h>
 #include <stdio.h>
 
 #include <stddef.h>
@@ -27,6 +28,11 @@ long tool_parse_long(const char *prog, const char *opt, const char *v,
 // free()). IDN_ENOENT, IDN_ETOOBIG, IDN_ESYS.
 int tool_read_file(const char *path, size_t max_bytes, uint8_t **data,
     size_t *len);
+
+// Clears the CPUs of off from this process's CPU mask (threads started
+// later inherit it), as long as some CPU remains. -1 (errno) when the
+// mask cannot be read.
+int tool_cpus_off(const cpu_set_t *off);
 
 // Prints why a key file was refused (idn_key_load/idn_key_create's code).
 void tool_key_error(const char *prog, const char *path, int rv);
