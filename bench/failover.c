@@ -13,7 +13,15 @@
 // starts once SDFS has repaired after it (no copy pulled or dropped for
 // 2 s: settle_s, "+" when it had not after 60 s), so that each round
 // measures its own takeover.
-// Usage: failover [KILLS]   (default 10)
+// Usage: failover [--queries N] [--csv FILE] [KILLS]   (defaults 24000, 10)
+// --queries sets each job's queries (a short run: fewer, but about 10000
+// at least, or the jobs end before the kill: no takeover). --csv FILE writes
+// one row per round: round,takeover_ms,before_qps,after_qps,ratio,
+// identical,settle_s: the rates by the coordinators' count (the 4 s
+// before the kill and the 2 s after), identical 1 or 0, settle_s negative
+// when SDFS had not settled after 60 s (printed "+"), takeover_ms empty
+// when no takeover was seen.
+#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,17 +32,18 @@
 
 #include <idunno/idunno.h>
 
+#include "bench.h"
 #include "cluster.h"
 
 #define NODES 10
-#define QUERIES "datasets/fashion-mnist/train" // 60,000: jobs of 24,000
+#define QUERIES "datasets/fashion-mnist/train" // 60,000 queries
 #define DOOR "worker8"
-#define LIMIT 24000
 #define STEADY_MS 4000 // the steady rate: the 4 s before the kill
 #define WINDOW_MS 2000 // the takeover's: the 2 s after it
 
 static idn_tcluster cl;
 static idn_client *c;
+static long limit = 24000; // queries per job
 
 static int
 cmp_u64(const void *a, const void *b)
@@ -95,7 +104,7 @@ add(const char *job, unsigned batch)
 	s.queries = QUERIES;
 	s.batch = batch;
 	s.rate = 2000;
-	s.limit = LIMIT;
+	s.limit = (uint64_t) limit;
 	char *err = NULL;
 	int rv = idn_job_add_infer(c, &s, &err);
 	if (rv != IDN_OK) {
@@ -275,13 +284,63 @@ finished(void *arg)
 	    idn_job_wait(c, jobs[1], 100, NULL) == IDN_OK;
 }
 
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: failover [--queries N] [--csv FILE] [KILLS]\n"
+	    "The hot standby's takeover over KILLS SIGKILLs (1..100, default "
+	    "10) of the\nactive coordinator, on a %d-node local cluster.\n"
+	    "  --queries N   queries per job, 1..60000 (default 24000; below "
+	    "about 10000\n"
+	    "                the jobs end before the kill)\n"
+	    "  --csv FILE    write the raw rows: round,takeover_ms,before_qps,"
+	    "after_qps,\n"
+	    "                ratio,identical,settle_s\n", NODES);
+}
+
 int
 main(int argc, char **argv)
 {
-	int kills = argc > 1 ? atoi(argv[1]) : 10;
-	if (kills < 1 || kills > 100) {
-		fprintf(stderr, "usage: failover [KILLS 1..100]\n");
+	static const struct option longopts[] = {
+	    {"queries", required_argument, NULL, 'q'},
+	    {"csv", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *csv_path = NULL;
+	long kills = 10;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'q':
+			limit = bench_long("failover", "--queries", optarg, 1,
+			    60000);
+			if (limit < 0) {
+				return 2;
+			}
+			break;
+		case 'c':
+			csv_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind > 1 ||
+	    (optind < argc && (kills = bench_long("failover", "KILLS",
+	                           argv[optind], 1, 100)) < 0)) {
+		usage(stderr);
 		return 2;
+	}
+	FILE *csv;
+	if (bench_csv_open("failover", csv_path, "round,takeover_ms,"
+	        "before_qps,after_qps,ratio,identical,settle_s", &csv) != 0) {
+		return 1;
 	}
 	if (idn_tcluster_up(&cl, NODES) != IDN_OK ||
 	    idn_client_open(idn_tcluster_addr(&cl, DOOR), cl.key, &c) !=
@@ -373,6 +432,14 @@ main(int argc, char **argv)
 			    fabs(settle[k]) / 1000.0, settle[k] < 0 ? "+" : " ",
 			    active);
 		}
+		char took[24] = ""; // empty: no takeover seen
+		if (ok && lease >= killed) {
+			snprintf(took, sizeof(took), "%llu",
+			    (unsigned long long) (lease - killed));
+		}
+		bench_csv_row(csv, "%d,%s,%.1f,%.1f,%.3f,%d,%.3f", k + 1, took,
+		    steady, during, steady > 0 ? during / steady : 0, same,
+		    settle[k] / 1000.0);
 		fflush(stdout);
 		// The killed node comes back as the standby.
 		idn_tcluster_restart(&cl, active);
@@ -443,5 +510,6 @@ main(int argc, char **argv)
 	}
 	idn_client_close(c);
 	idn_tcluster_down(&cl);
-	return n == (uint64_t) kills && lost == 0 ? 0 : 1;
+	int csv_rv = bench_csv_close("failover", csv);
+	return n == (uint64_t) kills && lost == 0 && csv_rv == 0 ? 0 : 1;
 }

@@ -1,7 +1,16 @@
 // SPDX-License-Identifier: MIT
 // membership.c: failure-detection time at 10 nodes over repeated kills,
 // steady-state gossip cost per node, and false positives under full load.
-// Usage: membership [KILLS] [LOAD_SECONDS]   (defaults 20 and 60)
+// Usage: membership [--kills-at-once K] [--no-load] [--csv FILE]
+//                   [KILLS] [LOAD_SECONDS]   (defaults 1, 20 and 60)
+// Each of the KILLS rounds SIGKILLs K distinct workers at once (the
+// coordinator and the standby stay up), waits until every surviving member
+// has each marked failed, then restarts them. --no-load (or LOAD_SECONDS
+// 0) skips the part under full load. --csv FILE writes one row per killed
+// node per round: round,at_once,node,detect_ms,first_ms: the ms from its
+// SIGKILL until every survivor, and until the first, had it failed (by
+// the survivors' own times of the change).
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,11 +19,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "cluster.h"
 
 #define NODES 10
+#define WORKERS (NODES - 2)
 
 static idn_tcluster cl;
+
+// A node killed in a round, and when the survivors saw it failed.
+typedef struct victim {
+	char name[16];
+	char addr[IDN_ADDR_MAX];
+	char id[IDN_ID_MAX];
+	uint64_t killed; // wall ms of the SIGKILL
+	uint64_t first;  // earliest survivor's since_ms of its failure
+	uint64_t last;   // latest one's, once every survivor has it; else 0
+} victim;
 
 static int
 cmp_u64(const void *a, const void *b)
@@ -23,70 +44,63 @@ cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static pid_t
-pid_of(const char *name)
+static bool
+is_victim(const char *addr, const victim *v, int k)
 {
-	char *out = NULL, n[32], role[16];
-	int p;
-	pid_t pid = -1;
-	idn_tcluster_cli(&cl, &out, "cluster status");
-	for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) {
-		if (sscanf(l, "%31s %15s pid %d", n, role, &p) == 3 &&
-		    strcmp(n, name) == 0) {
-			pid = p;
+	for (int i = 0; i < k; i++) {
+		if (strcmp(addr, v[i].addr) == 0) {
+			return true;
 		}
 	}
-	free(out);
-	return pid;
+	return false;
 }
 
-// Latest time any live node marked `id` failed; 0 while one has not.
-static uint64_t
-failed_everywhere(const char *victim_id, const char *victim)
+// Asks every survivor once for its view; a victim that all of them have
+// failed gets first and last (their earliest and latest times of the
+// change). Returns how many victims are now seen failed everywhere.
+static int
+poll_failed(victim *v, int k)
 {
-	uint64_t latest = 0;
-	char vaddr[64];
-	snprintf(vaddr, sizeof(vaddr), "%s", idn_tcluster_addr(&cl, victim));
+	int seen[WORKERS] = {0}, survivors = 0, done = 0;
+	uint64_t lo[WORKERS], hi[WORKERS] = {0};
+	for (int j = 0; j < k; j++) {
+		lo[j] = UINT64_MAX;
+	}
 	for (int i = 0; i < NODES; i++) {
 		char name[8];
 		snprintf(name, sizeof(name), "%d", i);
 		const char *addr = idn_tcluster_addr(&cl, name);
-		if (addr == NULL || strcmp(addr, vaddr) == 0) {
+		if (addr == NULL || is_victim(addr, v, k)) {
 			continue;
 		}
+		survivors++;
 		idn_member *m;
 		size_t n;
 		if (idn_tcluster_members(&cl, name, &m, &n) != IDN_OK) {
-			return 0;
+			continue; // counts as not seen: polled again
 		}
-		bool seen = false;
-		for (size_t j = 0; j < n; j++) {
-			if (strcmp(m[j].id, victim_id) == 0 &&
-			    m[j].state == IDN_MEMBER_FAILED) {
-				seen = true;
-				latest = m[j].since_ms > latest ? m[j].since_ms :
-				    latest;
+		for (size_t r = 0; r < n; r++) {
+			for (int j = 0; j < k; j++) {
+				if (strcmp(m[r].id, v[j].id) != 0 ||
+				    m[r].state != IDN_MEMBER_FAILED) {
+					continue;
+				}
+				seen[j]++;
+				uint64_t t = m[r].since_ms;
+				lo[j] = t < lo[j] ? t : lo[j];
+				hi[j] = t > hi[j] ? t : hi[j];
 			}
 		}
 		idn_free(m);
-		if (!seen) {
-			return 0;
-		}
 	}
-	return latest;
-}
-
-static bool
-all_alive(void *arg)
-{
-	for (int i = 0; i < NODES; i++) {
-		char name[8];
-		snprintf(name, sizeof(name), "%d", i);
-		if (idn_tcluster_count(&cl, name, IDN_MEMBER_ALIVE) != NODES) {
-			return false;
+	for (int j = 0; j < k; j++) {
+		if (v[j].last == 0 && seen[j] == survivors) {
+			v[j].first = lo[j];
+			v[j].last = hi[j];
 		}
+		done += v[j].last != 0;
 	}
-	return true;
+	return done;
 }
 
 static int
@@ -123,11 +137,100 @@ grep_count(const char *pattern)
 	return n;
 }
 
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: membership [--kills-at-once K] [--no-load] [--csv FILE]\n"
+	    "                  [KILLS] [LOAD_SECONDS]\n"
+	    "Failure detection, gossip cost and false positives on a %d-node "
+	    "local cluster.\n"
+	    "  KILLS               rounds of kills (default 20)\n"
+	    "  LOAD_SECONDS        seconds under full load (default 60; 0 "
+	    "skips it)\n"
+	    "  --kills-at-once K   workers SIGKILLed together each round, "
+	    "1..%d (default 1)\n"
+	    "  --no-load           skip the part under full load\n"
+	    "  --csv FILE          write the raw rows: round,at_once,node,"
+	    "detect_ms,first_ms\n", NODES, WORKERS);
+}
+
+// Finds the victim's member id (as it sees itself) and pid; false if the
+// node does not answer.
+static bool
+victim_init(victim *v, int worker)
+{
+	memset(v, 0, sizeof(*v));
+	snprintf(v->name, sizeof(v->name), "worker%d", worker);
+	const char *addr = idn_tcluster_addr(&cl, v->name);
+	idn_member *m;
+	size_t n;
+	if (addr == NULL ||
+	    idn_tcluster_members(&cl, v->name, &m, &n) != IDN_OK) {
+		return false;
+	}
+	snprintf(v->addr, sizeof(v->addr), "%s", addr);
+	for (size_t j = 0; j < n; j++) {
+		if (strcmp(m[j].addr, v->addr) == 0 &&
+		    m[j].state == IDN_MEMBER_ALIVE) {
+			snprintf(v->id, sizeof(v->id), "%s", m[j].id);
+		}
+	}
+	idn_free(m);
+	return v->id[0] != '\0';
+}
+
 int
 main(int argc, char **argv)
 {
-	int kills = argc > 1 ? atoi(argv[1]) : 20;
-	int load_s = argc > 2 ? atoi(argv[2]) : 60;
+	static const struct option longopts[] = {
+	    {"kills-at-once", required_argument, NULL, 'k'},
+	    {"no-load", no_argument, NULL, 'n'},
+	    {"csv", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	long at_once = 1, kills = 20, load_s = 60;
+	const char *csv_path = NULL;
+	bool no_load = false;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'k':
+			at_once = bench_long("membership", "--kills-at-once",
+			    optarg, 1, WORKERS);
+			if (at_once < 0) {
+				return 2;
+			}
+			break;
+		case 'n':
+			no_load = true;
+			break;
+		case 'c':
+			csv_path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind > 2 ||
+	    (optind < argc && (kills = bench_long("membership", "KILLS",
+	                           argv[optind], 0, 10000)) < 0) ||
+	    (optind + 1 < argc && (load_s = bench_long("membership",
+	                               "LOAD_SECONDS", argv[optind + 1], 0,
+	                               86400)) < 0)) {
+		usage(stderr);
+		return 2;
+	}
+	FILE *csv;
+	if (bench_csv_open("membership", csv_path,
+	        "round,at_once,node,detect_ms,first_ms", &csv) != 0) {
+		return 1;
+	}
 	if (idn_tcluster_up(&cl, NODES) != IDN_OK) {
 		fprintf(stderr, "membership: cluster did not start\n");
 		return 1;
@@ -143,52 +246,86 @@ main(int argc, char **argv)
 	    "per node per second\n", NODES,
 	    (double) (m1 - m0) / secs / NODES, (double) (b1 - b0) / secs / NODES);
 
-	uint64_t *took = calloc((size_t) kills, sizeof(*took));
-	int done = 0;
-	for (int k = 0; k < kills; k++) {
-		char victim[16];
-		snprintf(victim, sizeof(victim), "worker%d", 1 + k % (NODES - 2));
-		idn_member *m;
-		size_t n;
-		char id[IDN_ID_MAX] = "";
-		if (idn_tcluster_members(&cl, victim, &m, &n) != IDN_OK) {
-			break;
-		}
-		for (size_t j = 0; j < n; j++) {
-			if (strcmp(m[j].addr, idn_tcluster_addr(&cl, victim)) == 0 &&
-			    m[j].state == IDN_MEMBER_ALIVE) {
-				snprintf(id, sizeof(id), "%s", m[j].id);
+	int want = (int) (kills * at_once), done = 0;
+	uint64_t *took = calloc((size_t) want + 1, sizeof(*took));
+	for (int r = 0; r < kills && took != NULL; r++) {
+		victim v[WORKERS];
+		pid_t pid[WORKERS];
+		int k = 0;
+		// Distinct workers, rotating over all of them across rounds.
+		for (; k < at_once; k++) {
+			int w = 1 + (int) ((r * at_once + k) % WORKERS);
+			if (!victim_init(&v[k], w)) {
+				break;
+			}
+			// The pid comes from the CLI (which loads libtorch):
+			// looked up before the clock starts.
+			// -1 must never reach kill(): it means every process.
+			if ((pid[k] = idn_tcluster_pid(&cl, v[k].name)) <= 0) {
+				break;
 			}
 		}
-		idn_free(m);
-		// pid_of runs the CLI (which loads libtorch): before the clock.
-		pid_t pid = pid_of(victim);
-		uint64_t at = idn_wall_ms();
-		kill(pid, SIGKILL);
-		uint64_t seen = 0, deadline = idn_test_now_ms() + 10000;
-		while ((seen = failed_everywhere(id, victim)) == 0 &&
+		if (k < at_once) {
+			fprintf(stderr, "membership: round %d: worker%d does "
+			    "not answer\n", r + 1,
+			    1 + (int) ((r * at_once + k) % WORKERS));
+			break;
+		}
+		for (int j = 0; j < k; j++) {
+			v[j].killed = idn_wall_ms();
+			kill(pid[j], SIGKILL);
+		}
+		uint64_t deadline = idn_test_now_ms() + 10000;
+		int seen;
+		while ((seen = poll_failed(v, k)) < k &&
 		    idn_test_now_ms() < deadline) {
 			usleep(20 * 1000);
 		}
-		if (seen == 0) {
-			fprintf(stderr, "membership: kill %d not detected\n", k);
+		for (int j = 0; j < k; j++) {
+			if (v[j].last == 0) {
+				fprintf(stderr, "membership: round %d: %s not "
+				    "detected\n", r + 1, v[j].name);
+				continue;
+			}
+			// Clamped: a clock step must not read as 2^64 ms.
+			uint64_t all = v[j].last > v[j].killed ?
+			    v[j].last - v[j].killed : 0;
+			uint64_t first = v[j].first > v[j].killed ?
+			    v[j].first - v[j].killed : 0;
+			took[done++] = all;
+			bench_csv_row(csv, "%d,%ld,%s,%llu,%llu", r + 1,
+			    at_once, v[j].name, (unsigned long long) all,
+			    (unsigned long long) first);
+		}
+		if (seen < k) {
 			break;
 		}
-		took[done++] = seen - at;
-		idn_tcluster_restart(&cl, victim);
-		if (!idn_test_wait(all_alive, NULL, 10000)) {
-			fprintf(stderr, "membership: %s did not rejoin\n", victim);
+		for (int j = 0; j < k; j++) {
+			idn_tcluster_restart(&cl, v[j].name);
+		}
+		if (idn_tcluster_wait_alive(&cl, 10000) != IDN_OK) {
+			fprintf(stderr, "membership: round %d: the killed "
+			    "nodes did not rejoin\n", r + 1);
 			break;
 		}
 	}
 	if (done > 0) {
 		qsort(took, (size_t) done, sizeof(*took), cmp_u64);
 		printf("detection (SIGKILL -> failed at every live member), "
-		    "%d kills: median %llu ms, max %llu ms\n", done,
+		    "%d kills", done);
+		if (at_once > 1) {
+			printf(" (%ld at once)", at_once);
+		}
+		printf(": median %llu ms, max %llu ms\n",
 		    (unsigned long long) took[done / 2],
 		    (unsigned long long) took[done - 1]);
 	}
 	free(took);
+	int csv_rv = bench_csv_close("membership", csv);
+	if (no_load || load_s == 0) {
+		idn_tcluster_down(&cl);
+		return done == want && csv_rv == 0 ? 0 : 1;
+	}
 
 	// Full load: one spinning process per core for load_s seconds.
 	uint64_t sus0 = grep_count("membership: suspect");
@@ -209,9 +346,9 @@ main(int argc, char **argv)
 	}
 	uint64_t sus = grep_count("membership: suspect") - sus0;
 	uint64_t fail = grep_count("membership: fail") - fail0;
-	printf("under full load (2 spinning processes, %d s): %llu false "
+	printf("under full load (2 spinning processes, %ld s): %llu false "
 	    "failures, %llu suspicions (refuted)\n", load_s,
 	    (unsigned long long) fail, (unsigned long long) sus);
 	idn_tcluster_down(&cl);
-	return fail == 0 ? 0 : 1;
+	return fail == 0 && done == want && csv_rv == 0 ? 0 : 1;
 }

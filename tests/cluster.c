@@ -97,6 +97,14 @@ idn_tcluster_up_with(idn_tcluster *c, int n, const char *up_args)
 	return idn_test_wait(converged, &a, 20000) ? IDN_OK : IDN_ETIMEDOUT;
 }
 
+int
+idn_tcluster_wait_alive(idn_tcluster *c, int timeout_ms)
+{
+	conv_arg a = {c, c->n};
+	return idn_test_wait(converged, &a, timeout_ms) ? IDN_OK :
+	    IDN_ETIMEDOUT;
+}
+
 void
 idn_tcluster_down(idn_tcluster *c)
 {

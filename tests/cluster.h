@@ -22,6 +22,9 @@ int idn_tcluster_up(idn_tcluster *c, int n);
 // The same with more `cluster up` arguments (e.g. "--pin").
 int idn_tcluster_up_with(idn_tcluster *c, int n, const char *up_args);
 void idn_tcluster_down(idn_tcluster *c);
+// idn_tcluster_wait_alive waits up to timeout_ms until every node sees all
+// n alive again (after restarts); IDN_ETIMEDOUT if they do not.
+int idn_tcluster_wait_alive(idn_tcluster *c, int timeout_ms);
 // Node by name ("coord", "standby", "worker3") or index ("0").
 int idn_tcluster_kill(idn_tcluster *c, const char *node);
 // idn_tcluster_restart restarts a node, retrying for up to 10 s while a
