@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: MIT
+"""exp_timeline.py: one run of two jobs over several minutes, with the
+events of a cluster's life: the second job added, a worker killed, three
+workers killed at once, the coordinator killed, the workers rejoining.
+Both rates per second come from the jobs' timing rows."""
+import random
+
+import common
+from common import write_csv
+import pair
+import plot
+
+NAME = "timeline"
+TITLE = "Timeline: two jobs through failures"
+
+# Seconds from the first job's start (full run); shorter modes scale it.
+EVENTS = [(20, "job 2 added"), (60, "1 worker killed"),
+          (100, "3 workers killed"), (140, "coordinator killed"),
+          (170, "workers rejoin")]
+END = 210
+
+
+def run(ctx):
+    scale = ctx.pick(0.12, 0.4, 1.0)
+    cl = pair.setup(ctx, ctx.pick(6, 10, 10))
+    rate = pair.calibrate(cl)
+    rnd = random.Random(11)
+    ja, t0 = pair.add(cl, "tl", 0, rate, END * scale * 1.1)
+    events, killed, jb = [], [], None
+    for at, what in EVENTS:
+        common.wait_for(lambda: common.now_ms() >= t0 + at * scale * 1000,
+                        at * scale + 30, "the timeline's next event",
+                        step_s=0.05)
+        t = common.now_ms()
+        if what == "job 2 added":
+            jb, _ = pair.add(cl, "tl", 1, rate, (END - at) * scale)
+        elif what.endswith("killed") and "coordinator" not in what:
+            live = [n["name"] for n in cl.status()
+                    if n["role"] == "worker" and n["alive"]]
+            names = rnd.sample(live, min(int(what[0]), len(live) - 1))
+            cl.kill(*names)
+            killed += names
+        elif what == "coordinator killed":
+            name = cl.active_coord()
+            cl.kill(name)
+            killed.append(name)
+        else:
+            for n in killed:
+                cl.cli("cluster", "restart", n, check=False, timeout=60)
+        events.append([(t - t0) / 1000.0, what])
+    cl.wait_job(ja, 600)
+    cl.wait_job(jb, 600)
+    ts = [cl.timing(ja), cl.timing(jb)]
+    ctx.release(cl)
+    end = max(c for t in ts for c, _ in t.commits())
+    ra = common.rate_series(ts[0].commits(), t0, end, 1000, 1000)
+    rb = common.rate_series(ts[1].commits(), t0, end, 1000, 1000)
+    write_csv(ctx.csv("timeline"), ["t_s", "resnet18_qps", "lenet5_qps"],
+              [[(t - t0) / 1000.0, a, b] for (t, a), (_, b) in zip(ra, rb)])
+    write_csv(ctx.csv("timeline-events"), ["t_s", "event"], events)
+    marks = "".join(
+        "set arrow from %.2f, graph 0 to %.2f, graph 1 nohead dt 2 "
+        "lc rgb '#888888'\nset label '%s' at %.2f, graph %.2f rotate by 90 "
+        "right offset -0.6,0 font ',10'\n" % (t, t, w, t, 0.98)
+        for t, w in events)
+    body = marks + """set key below
+plot %s every ::1 using 1:2 with lines lw 1.5 title 'ResNet-18', \
+ '' every ::1 using 1:3 with lines lw 1.5 title 'LeNet-5'
+""" % plot.q(ctx.csv("timeline"))
+    plot.gnuplot(ctx.svg("timeline"), "Two jobs' rates through failures",
+                 "seconds", "completed queries/s (1 s windows)", body)
+    return {"events": events, "seconds": (end - t0) / 1000.0,
+            "rate": rate}

@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: MIT
+"""exp_training.py: LeNet-5 and ResNet-18 trained as cluster training jobs
+(SDFS data in, SDFS weights out): test accuracy on the disjoint 10,000
+test images against epoch and against wall time, from the metrics each
+job writes (models/M/metrics) and the times its epochs ended."""
+import re
+import time
+
+import common
+from common import write_csv
+import plot
+
+NAME = "training"
+TITLE = "Training as cluster jobs"
+
+
+def run(ctx):
+    # (model, epochs, training images, lr): the demo's recipes, sized to
+    # the mode.
+    jobs = [("lenet5", ctx.pick(1, 3, 5), ctx.pick(2000, 20000, 60000),
+             0.02),
+            ("resnet18", ctx.pick(1, 2, 3), ctx.pick(200, 2000, 6000),
+             0.05)]
+    cl = ctx.cluster(ctx.pick(4, 6, 6), phase="train")
+    t0 = {}
+    for m, e, n, lr in jobs:
+        cl.cli("train", "add", "t-" + m, "--model", m, "--epochs", str(e),
+               "--lr", str(lr), "--schedule", "cosine", "--limit", str(n))
+        t0[m] = common.now_ms()
+    ends = {m: {} for m, _, _, _ in jobs}
+    deadline = time.monotonic() + ctx.pick(300, 900, 1800)
+    while time.monotonic() < deadline:
+        js = {j["job"]: j for j in cl.json("jobs")["jobs"]}
+        for m, _, _, _ in jobs:
+            j = js.get("t-" + m, {})
+            if j.get("state") == "failed":
+                raise common.Failed("training %s failed: %s" % (
+                    m, j.get("error")))
+            ep = j.get("epoch", 0)
+            if ep and ep not in ends[m]:
+                ends[m][ep] = common.now_ms()
+        if all(js.get("t-" + m, {}).get("state") == "done"
+               for m, _, _, _ in jobs):
+            break
+        time.sleep(0.5)
+    else:
+        raise common.Failed("training did not finish in time")
+    rows, last = [], {}
+    for m, e, n, _ in jobs:
+        text = cl.cli("get", "models/%s/metrics" % m, "-")
+        for line in text.splitlines():
+            w = re.match(r"epoch (\d+)/\d+ train_loss (\S+) test_loss (\S+) "
+                         r"test_accuracy (\S+) lr \S+ train_ms (\d+)", line)
+            if not w:
+                continue
+            ep = int(w.group(1))
+            wall = (ends[m].get(ep, common.now_ms()) - t0[m]) / 1000.0
+            rows.append([m, ep, n, float(w.group(2)), float(w.group(3)),
+                         float(w.group(4)), int(w.group(5)) / 1000.0, wall])
+            last[m] = rows[-1]
+    ctx.release(cl)
+    write_csv(ctx.csv("training"), ["model", "epoch", "train_images",
+                                    "train_loss", "test_loss",
+                                    "test_accuracy", "train_s", "wall_s"],
+              rows)
+    for x, col, label in (("epoch", 2, "epoch"),
+                          ("time", 8, "wall time since the job was added "
+                           "(s)")):
+        body = """set key bottom right
+set yrange [0:1]
+plot %(d)s every ::1 using (strcol(1) eq 'lenet5' ? $%(c)d : 1/0):6 with linespoints lw 2 pt 7 title 'LeNet-5', \
+ '' every ::1 using (strcol(1) eq 'resnet18' ? $%(c)d : 1/0):6 with linespoints lw 2 pt 5 title 'ResNet-18'
+""" % {"d": plot.q(ctx.csv("training")), "c": col}
+        plot.gnuplot(ctx.svg("training-" + x), "Test accuracy against " +
+                     label.split(" (")[0], label, "test accuracy", body)
+    return {"jobs": jobs, "last": last}

@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: MIT
+"""pair.py: two backlogged inference jobs (ResNet-18 and LeNet-5) on one
+cluster, the rates they get, and "back to normal" after a failure, all
+from the jobs' timing rows."""
+import common
+from common import Failed
+
+# Both are offered 3x what they get at their fair share: backlogged.
+JOBS = (("resnet18", 16), ("lenet5", 32))
+OVER = 3.0
+WINDOW_MS = 2000   # rates are over 2 s windows ...
+STEP_MS = 250      # ... every 250 ms
+HOLD_MS = 2000     # "back to normal" must hold this long
+NORMAL = 0.10      # total rate within 10% of the steady rate
+FAIR = 1.10        # and max/min of the jobs' rates at most this
+
+
+def setup(ctx, nodes):
+    return ctx.cluster(nodes)
+
+
+def calibrate(cl, tag="cal"):
+    """Runs the pair once, backlogged (this also loads both models on
+    every worker); returns each job's query rate while both ran."""
+    jobs = ["%s-%s" % (tag, m) for m, _ in JOBS]
+    for j, (m, b) in zip(jobs, JOBS):
+        cl.infer(j, m, b, 20000, 4000)
+    for j in jobs:
+        cl.wait_job(j, 300)
+    ts = [cl.timing(j) for j in jobs]
+    t0 = max(min(c for c, _ in t.commits()) for t in ts)
+    t1 = min(max(c for c, _ in t.commits()) for t in ts)
+    if t1 - t0 < 1000:
+        raise Failed("calibration: the two jobs did not run together")
+    rates = [sum(n for c, n in t.commits() if t0 <= c < t1) * 1000.0 /
+             (t1 - t0) for t in ts]
+    return min(rates)
+
+
+def add(cl, tag, k, rate_each, seconds):
+    """Adds job k of the pair, sized to run `seconds` at rate_each."""
+    m, b = JOBS[k]
+    job = "%s-%s" % (tag, m)
+    at = cl.infer(job, m, b, rate_each * OVER, max(b * 8, rate_each *
+                                                     seconds))
+    return job, at
+
+
+def rates(ts, t0, t1):
+    """Per job, [(t, q/s)] over sliding windows, from commits."""
+    return [common.rate_series(t.commits(), t0, t1, STEP_MS, WINDOW_MS)
+            for t in ts]
+
+
+def both_end(ts):
+    """The time the first of the jobs had its last result."""
+    return min(max(c for c, _ in t.commits()) for t in ts)
+
+
+def steady_rate(ts, t0, t1):
+    """Total completed q/s of the jobs over [t0, t1)."""
+    n = sum(c for t in ts for w, c in t.commits() if t0 <= w < t1)
+    return n * 1000.0 / max(1, t1 - t0)
+
+
+def back_to_normal(ts, kill_ms, steady, end_ms):
+    """Seconds from the kill until, for HOLD_MS, every window has the total
+    rate within NORMAL of `steady` and the two rates within FAIR; None
+    when that did not happen before end_ms (a job ran out of queries)."""
+    series = rates(ts, kill_ms, end_ms)
+    ok_since = None
+    for k in range(len(series[0])):
+        t = series[0][k][0]
+        rs = [s[k][1] for s in series]
+        tot = sum(rs)
+        good = (abs(tot - steady) <= NORMAL * steady and min(rs) > 0 and
+                max(rs) / min(rs) <= FAIR)
+        if not good:
+            ok_since = None
+            continue
+        # The window ending at t is the first good one: normal from its
+        # start on.
+        if ok_since is None:
+            ok_since = t - WINDOW_MS
+        if t - ok_since >= HOLD_MS + WINDOW_MS:
+            return max(0.0, (ok_since - kill_ms) / 1000.0)
+    return None

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""report_test.py: `scripts/report --smoke` end to end: every figure and
+table appears and parses (the CSVs have their columns and rows, the SVGs
+are SVG, REPORT.md names only figures that exist and has no unfilled
+placeholder or failed section), no node is left running, and bad
+arguments exit 2 before any cluster starts. Prints TAP."""
+import csv
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+SRC = os.environ.get("IDUNNO_SOURCE_DIR", ".")
+REPORT = os.path.join(SRC, "scripts", "report")
+results = []
+
+
+def tap(ok, name, why=""):
+    results.append(ok)
+    print("%s %d - %s%s" % ("ok" if ok else "not ok", len(results), name,
+                            "" if ok else ": " + why))
+    sys.stdout.flush()
+
+
+def nodes_of(prefix):
+    """Node processes whose command line names a report cluster root."""
+    out = subprocess.run(["pgrep", "-af", prefix], capture_output=True,
+                         text=True).stdout
+    return [l for l in out.splitlines() if "idunno-" in l and
+            "pgrep" not in l]
+
+
+def bad_args(tmp):
+    f = os.path.join(tmp, "a-file")
+    open(f, "w").close()
+    for args, name in (([f], "--out into a file"),
+                       ([os.path.join(tmp, "no", "such")],
+                        "--out under a missing folder")):
+        p = subprocess.run([REPORT, "--smoke", "--out"] + args,
+                           capture_output=True, text=True, timeout=60)
+        tap(p.returncode == 2 and "report:" in p.stderr and
+            not nodes_of("idunno-report-"), name + " exits 2",
+            "exit %d: %s" % (p.returncode, p.stderr.strip()[-200:]))
+    p = subprocess.run([REPORT, "--bogus"], capture_output=True, text=True,
+                       timeout=60)
+    tap(p.returncode == 2, "an unknown flag exits 2", p.stderr[-200:])
+
+
+def check_csv(path):
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    if len(rows) < 2:
+        return "no rows"
+    head = rows[0]
+    if not head or any(not h or " " in h for h in head):
+        return "bad header %r" % head
+    for r in rows[1:]:
+        if len(r) != len(head):
+            return "row of %d columns under %d: %r" % (len(r), len(head), r)
+    return ""
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="report-test-")
+    try:
+        bad_args(tmp)
+        out = os.path.join(tmp, "out")
+        old = os.path.join(out, "REPORT.md")
+        os.makedirs(out)
+        with open(old, "w") as f:
+            f.write("previous\n")
+        p = subprocess.run([REPORT, "--smoke", "--out", out],
+                           capture_output=True, text=True, timeout=900)
+        sys.stdout.write("".join("# " + l + "\n" for l in
+                                 p.stderr.splitlines()[-30:]))
+        tap(p.returncode == 0, "report --smoke exits 0",
+            "exit %d" % p.returncode)
+        tap(re.search(r"experiment \d+ of \d+ .*elapsed", p.stderr)
+            is not None, "it prints a progress line")
+        tap(not nodes_of("idunno-report-"), "no node is left running",
+            "; ".join(nodes_of("idunno-report-"))[:300])
+        text = open(old).read() if os.path.exists(old) else ""
+        tap(text.startswith("# IDunno: the report"), "REPORT.md written",
+            text[:80])
+        holes = re.findall(r"\{[a-z_0-9]+\}|%\(?[a-z]|\bNone\b|\bnan\b",
+                           text)
+        tap(not holes, "REPORT.md has no unfilled placeholder",
+            repr(holes[:5]))
+        tap("This experiment failed" not in text,
+            "every experiment ran", "; ".join(re.findall(
+                r"This experiment failed\*\*[^\n]*", text))[:400])
+        figs = re.findall(r"\(figures/([^)]+\.svg)\)", text)
+        tap(len(figs) >= 12, "REPORT.md shows the figures (%d)" % len(figs))
+        missing = [f for f in figs if not os.path.exists(
+            os.path.join(out, "figures", f))]
+        tap(not missing, "every figure it names exists", repr(missing))
+        bad = []
+        for svg in glob.glob(os.path.join(out, "figures", "*.svg")):
+            try:
+                root = ET.parse(svg).getroot()
+                if not root.tag.endswith("svg"):
+                    bad.append(os.path.basename(svg))
+            except ET.ParseError as e:
+                bad.append("%s: %s" % (os.path.basename(svg), e))
+        tap(not bad, "every SVG parses as SVG", repr(bad))
+        csvs = glob.glob(os.path.join(out, "figures", "data", "*.csv"))
+        errs = ["%s: %s" % (os.path.basename(c), check_csv(c))
+                for c in csvs if check_csv(c)]
+        tap(len(csvs) >= 9 and not errs,
+            "every CSV (%d) has its columns and rows" % len(csvs),
+            repr(errs))
+        for name, cols in (("latency", ["model", "offered_qps",
+                                        "achieved_qps", "p50_ms",
+                                        "p99_ms"]),
+                           ("fair", ["first_result_ms", "within10_s"]),
+                           ("workers", ["at_once", "back_to_normal_s"]),
+                           ("sdfs-throughput", ["size_mib", "put_mbps",
+                                                "cp_fsync_mbps"]),
+                           ("training", ["model", "epoch",
+                                         "test_accuracy"])):
+            path = os.path.join(out, "figures", "data", name + ".csv")
+            head = next(csv.reader(open(path))) if os.path.exists(path) \
+                else []
+            tap(all(c in head for c in cols), "%s.csv has %s" % (
+                name, ", ".join(cols)), repr(head))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("1..%d" % len(results))
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
