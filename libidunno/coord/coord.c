@@ -503,20 +503,20 @@ restore_job(void *arg, const ledger_job *lj)
 }
 
 static void
-restore_batch(void *arg, const char *job, uint32_t batch, const char *worker,
-    uint32_t attempt, double ms, uint64_t end_ms)
+restore_batch(void *arg, const char *worker, const ledger_done *d)
 {
 	restore_ctx *r = arg;
-	cjob *j = coord_find_job(r->c, job);
+	cjob *j = coord_find_job(r->c, d->job);
+	uint64_t end_ms = d->end_ms;
 	if (j == NULL || j->sj == NULL) {
 		return;
 	}
-	sched_job_restore_done(j->sj, batch);
+	sched_job_restore_done(j->sj, d->batch);
 	uint64_t first;
 	uint32_t count;
-	sched_job_batch_range(j->sj, batch, &first, &count);
+	sched_job_batch_range(j->sj, d->batch, &first, &count);
 	if (count > 0) {
-		sched_stats_add(j->proc, ms / count, count, end_ms);
+		sched_stats_add(j->proc, d->ms / count, count, end_ms);
 		for (uint32_t q = 0; q < count; q++) {
 			uint64_t a = sched_job_arrival_ms(j->sj, first + q);
 			sched_stats_add(j->lat, end_ms > a ? (double) (end_ms - a) :
@@ -526,11 +526,12 @@ restore_batch(void *arg, const char *job, uint32_t batch, const char *worker,
 }
 
 static void
-restore_lease(void *arg, const char *job, uint32_t batch, const char *worker,
-    uint32_t attempt, double ms, uint64_t expires)
+restore_lease(void *arg, const char *worker, const ledger_done *d)
 {
 	restore_ctx *r = arg;
-	cjob *j = coord_find_job(r->c, job);
+	cjob *j = coord_find_job(r->c, d->job);
+	uint32_t batch = d->batch, attempt = d->attempt;
+	uint64_t expires = d->end_ms;
 	if (j == NULL || j->sj == NULL || expires == 0) {
 		return; // 0: taken back (lease_back), not leased again yet
 	}
@@ -622,10 +623,10 @@ open_ledger(coord *c)
 	restore_ctx r = {c, idn_wall_ms()};
 	rv = ledger_jobs(c->led, restore_job, &r);
 	if (rv == IDN_OK) {
-		rv = ledger_batches(c->led, false, restore_batch, &r);
+		rv = ledger_batches(c->led, false, NULL, restore_batch, &r);
 	}
 	if (rv == IDN_OK) {
-		rv = ledger_batches(c->led, true, restore_lease, &r);
+		rv = ledger_batches(c->led, true, NULL, restore_lease, &r);
 	}
 	uint64_t epoch = 1;
 	ledger_get(c->led, "epoch", &epoch);
@@ -1032,8 +1033,7 @@ complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
 	if (sched_job_complete(j->sj, d->batch, now) != IDN_OK) {
 		return; // done already (by another attempt): exactly once
 	}
-	ledger_batch_done(c->led, d->job, d->batch, w->id, d->attempt, d->ms,
-	    d->end_ms);
+	ledger_batch_done(c->led, w->id, d);
 	uint64_t first;
 	uint32_t count;
 	sched_job_batch_range(j->sj, d->batch, &first, &count);
@@ -1701,12 +1701,81 @@ ticker(void *arg)
 	return NULL;
 }
 
-// Concatenates the job's batch results in order into results/JOB/output
-// and counts the answers that match their label.
-static int
-assemble(coord *c, const char *job, uint32_t nbatches, uint32_t group,
-    double *accuracy)
+// What the assembly needs of a finished job, copied under the lock.
+typedef struct {
+	char job[LEDGER_NAME_MAX + 1];
+	uint32_t ntasks;
+	uint32_t batch, group;
+	uint64_t queries;
+	uint64_t start_ms;
+	double rate;
+} finished;
+
+typedef struct {
+	const finished *f;
+	core_buf *out;
+	int rv;
+} timing_ctx;
+
+static void
+timing_row(void *arg, const char *worker, const ledger_done *d)
 {
+	timing_ctx *t = arg;
+	uint64_t unit = (uint64_t) t->f->batch * t->f->group;
+	uint64_t first = d->batch * unit;
+	if (t->rv != IDN_OK || first >= t->f->queries) {
+		return;
+	}
+	uint64_t count = CORE_MIN(unit, t->f->queries - first);
+	char line[320];
+	int n = snprintf(line, sizeof(line), "%llu,%llu,%llu,%llu,%llu,%llu,"
+	    "%llu,%llu,%s,%u\n", (unsigned long long) first,
+	    (unsigned long long) count, (unsigned long long)
+	    sched_arrival_ms(t->f->start_ms, t->f->rate, first + count - 1),
+	    (unsigned long long) d->lease_ms, (unsigned long long) d->start_ms,
+	    (unsigned long long) d->model_start_ms,
+	    (unsigned long long) d->model_end_ms,
+	    (unsigned long long) d->end_ms, worker, d->attempt);
+	t->rv = n > 0 && (size_t) n < sizeof(line) ?
+	    core_buf_append(t->out, line, (size_t) n) : IDN_EINVAL;
+}
+
+// results/JOB/timing: the job's tasks as the ledger recorded them (a
+// standby's copy has the same rows), with the start and rate that give
+// each query's arrival exactly (docs/SCHED.md).
+static int
+put_timing(coord *c, const finished *f)
+{
+	core_buf out = {0};
+	char head[512], name[LEDGER_PATH_MAX];
+	int n = snprintf(head, sizeof(head), "# job=%s start_ms=%llu "
+	    "rate=%.17g queries=%llu batch=%u group=%u\nfirst,count,"
+	    "arrival_ms,lease_ms,start_ms,model_start_ms,model_end_ms,"
+	    "commit_ms,worker,attempt\n", f->job,
+	    (unsigned long long) f->start_ms, f->rate,
+	    (unsigned long long) f->queries, f->batch, f->group);
+	timing_ctx t = {f, &out, core_buf_append(&out, head, (size_t) n)};
+	int rv = t.rv;
+	if (rv == IDN_OK) {
+		rv = ledger_batches(c->led, false, f->job, timing_row, &t);
+	}
+	rv = rv ? rv : t.rv;
+	snprintf(name, sizeof(name), "results/%s/timing", f->job);
+	if (rv == IDN_OK) {
+		rv = idn_sdfs_put_buf(c->h.sdfs, name, out.data, out.len, NULL);
+	}
+	core_buf_free(&out);
+	return rv;
+}
+
+// Concatenates the job's batch results in order into results/JOB/output,
+// counts the answers that match their label, and writes the job's
+// timing beside it.
+static int
+assemble(coord *c, const finished *f, double *accuracy)
+{
+	const char *job = f->job;
+	uint32_t nbatches = f->ntasks, group = f->group;
 	core_buf out = {0};
 	uint64_t labelled = 0, right = 0;
 	int rv = IDN_OK;
@@ -1741,6 +1810,9 @@ assemble(coord *c, const char *job, uint32_t nbatches, uint32_t group,
 		    out.data ? (const void *) out.data : "", out.len, NULL);
 	}
 	core_buf_free(&out);
+	if (rv == IDN_OK) {
+		rv = put_timing(c, f);
+	}
 	*accuracy = labelled ? (double) right / (double) labelled : -1;
 	return rv;
 }
@@ -1779,14 +1851,21 @@ slow(void *arg)
 			}
 		}
 		if (todo != NULL) {
-			char job[LEDGER_NAME_MAX + 1];
-			snprintf(job, sizeof(job), "%s", todo->spec.job);
-			uint32_t nb = sched_job_nbatches(todo->sj);
-			uint32_t group = todo->spec.group ? todo->spec.group : 1;
+			finished f = {
+				.ntasks = sched_job_nbatches(todo->sj),
+				.batch = todo->spec.batch,
+				.group = CORE_MAX(todo->spec.group, 1u),
+				.queries = sched_job_total(todo->sj),
+				.start_ms = todo->start_ms,
+				.rate = todo->spec.rate,
+			};
+			snprintf(f.job, sizeof(f.job), "%s", todo->spec.job);
+			const char *job = f.job;
+			uint32_t nb = f.ntasks;
 			todo->assembling = true;
 			pthread_mutex_unlock(&c->lock);
 			double acc = -1;
-			int rv = assemble(c, job, nb, group, &acc);
+			int rv = assemble(c, &f, &acc);
 			pthread_mutex_lock(&c->lock);
 			cjob *j = coord_find_job(c, job);
 			if (j == todo && rv == IDN_OK &&

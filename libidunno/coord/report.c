@@ -59,7 +59,7 @@ jnum(core_buf *b, double v)
 static void
 jsummary(core_buf *b, const sched_summary *s)
 {
-	jf(b, "{\"mean\": ");
+	jf(b, "{\"count\": %llu, \"mean\": ", (unsigned long long) s->count);
 	jnum(b, s->mean);
 	jf(b, ", \"stddev\": ");
 	jnum(b, s->stddev);

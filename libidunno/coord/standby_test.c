@@ -71,10 +71,31 @@ spec(ledger_spec *s, const char *job)
 }
 
 static void
-count_batch(void *arg, const char *job, uint32_t batch, const char *worker,
-    uint32_t attempt, double ms, uint64_t end_ms)
+count_batch(void *arg, const char *worker, const ledger_done *d)
 {
 	(*(int *) arg)++;
+}
+
+// The worker's marks of a1 as the copy has them.
+static void
+marks_of_a1(void *arg, const char *worker, const ledger_done *d)
+{
+	if (d->batch == 1) {
+		*(ledger_done *) arg = *d;
+	}
+}
+
+static int
+done(ledger *l, const char *job, uint32_t batch, const char *worker,
+    uint64_t end_ms)
+{
+	// lease_ms .. model_end_ms from end_ms, for the copy to show them.
+	ledger_done d = {.batch = batch, .attempt = 1, .ms = 5,
+	    .end_ms = end_ms, .lease_ms = end_ms - 40,
+	    .start_ms = end_ms - 30, .model_start_ms = end_ms - 20,
+	    .model_end_ms = end_ms - 10};
+	snprintf(d.job, sizeof(d.job), "%s", job);
+	return ledger_batch_done(l, worker, &d);
 }
 
 static void
@@ -105,7 +126,7 @@ test_image_then_changes(void **st)
 	ledger_set_stream(l, coord_repl_push, r);
 	spec(&s, "a");
 	IDN_PASS(ledger_job_put(l, &s, LEDGER_RUNNING, 1000));
-	IDN_PASS(ledger_batch_done(l, "a", 0, "w1", 1, 5, 2000));
+	IDN_PASS(done(l, "a", 0, "w1", 2000));
 
 	// A new standby: the image, at position 2.
 	reply rep;
@@ -120,7 +141,7 @@ test_image_then_changes(void **st)
 	reply_free(&rep);
 
 	// Three more changes: exactly those come next.
-	IDN_PASS(ledger_batch_done(l, "a", 1, "w2", 1, 5, 2100));
+	IDN_PASS(done(l, "a", 1, "w2", 2100));
 	IDN_PASS(ledger_lease_put(l, "a", 2, "w1", 1, 9000));
 	spec(&s, "b");
 	IDN_PASS(ledger_job_put(l, &s, LEDGER_RUNNING, 3000));
@@ -135,13 +156,23 @@ test_image_then_changes(void **st)
 		IDN_PASS(ledger_apply(copy, img, len));
 	}
 	reply_free(&rep);
-	int jobs = 0, done = 0, leases = 0;
+	int jobs = 0, ndone = 0, leases = 0;
 	IDN_PASS(ledger_jobs(copy, count_job, &jobs));
-	IDN_PASS(ledger_batches(copy, false, count_batch, &done));
-	IDN_PASS(ledger_batches(copy, true, count_batch, &leases));
+	IDN_PASS(ledger_batches(copy, false, NULL, count_batch, &ndone));
+	IDN_PASS(ledger_batches(copy, true, NULL, count_batch, &leases));
 	assert_int_equal(jobs, 2);
-	assert_int_equal(done, 2);
+	assert_int_equal(ndone, 2);
 	assert_int_equal(leases, 1);
+	// A completion streamed to the standby keeps the worker's marks
+	// (results/JOB/timing after a takeover).
+	ledger_done a1 = {0};
+	IDN_PASS(ledger_batches(copy, false, "a", marks_of_a1, &a1));
+	assert_string_equal(a1.job, "a");
+	assert_int_equal(a1.end_ms, 2100);
+	assert_int_equal(a1.lease_ms, 2060);
+	assert_int_equal(a1.start_ms, 2070);
+	assert_int_equal(a1.model_start_ms, 2080);
+	assert_int_equal(a1.model_end_ms, 2090);
 
 	// That pull acknowledged 1..2; sync waits for 3..5 until the next.
 	char id[96];

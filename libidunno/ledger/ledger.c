@@ -48,16 +48,43 @@ static const char schema[] =
     " err TEXT DEFAULT '');"
     "CREATE TABLE IF NOT EXISTS batches(job TEXT, batch INTEGER,"
     " worker TEXT, attempt INTEGER, ms REAL, end_ms INTEGER,"
+    " lease_ms INTEGER DEFAULT 0, start_ms INTEGER DEFAULT 0,"
+    " model_start_ms INTEGER DEFAULT 0, model_end_ms INTEGER DEFAULT 0,"
     " PRIMARY KEY(job, batch));"
     "CREATE TABLE IF NOT EXISTS leases(job TEXT, batch INTEGER,"
     " worker TEXT, attempt INTEGER, expires_ms INTEGER,"
     " PRIMARY KEY(job, batch));";
+
+// The worker's marks of a finished batch, columns of batches added after
+// the table: a ledger from before (a local file, an SDFS checkpoint, a
+// standby's image) gets them on open, 0 in its rows.
+static const char *const marks[] = {"lease_ms", "start_ms",
+    "model_start_ms", "model_end_ms"};
+#define NMARKS (sizeof(marks) / sizeof(marks[0]))
 
 static int
 db_err(int rc)
 {
 	return rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW ?
 	    IDN_OK : IDN_EDB;
+}
+
+static int
+add_marks(sqlite3 *db)
+{
+	int rc = SQLITE_OK;
+	for (size_t i = 0; rc == SQLITE_OK && i < NMARKS; i++) {
+		char sql[128];
+		sqlite3_stmt *st = NULL;
+		snprintf(sql, sizeof(sql), "SELECT %s FROM batches", marks[i]);
+		if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+			snprintf(sql, sizeof(sql), "ALTER TABLE batches ADD "
+			    "COLUMN %s INTEGER DEFAULT 0", marks[i]);
+			rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+		}
+		sqlite3_finalize(st);
+	}
+	return rc;
 }
 
 static void *
@@ -99,6 +126,9 @@ ledger_open(const char *path, ledger **out)
 	if (rc == SQLITE_OK) {
 		sqlite3_busy_timeout(l->db, 2000);
 		rc = sqlite3_exec(l->db, schema, NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK) {
+		rc = add_marks(l->db);
 	}
 	if (rc == SQLITE_OK) {
 		rc = sqlite3_open_v2(path, &l->ckdb, SQLITE_OPEN_READWRITE |
@@ -417,12 +447,23 @@ apply_locked(ledger *l, const wire_val *v)
 		return IDN_EPROTO;
 	}
 	if (strcmp(op, "done") == 0) {
+		// The marks are absent from an older coordinator's records.
+		uint64_t mk[NMARKS] = {0};
+		for (size_t i = 0; i < NMARKS; i++) {
+			if (wire_get(v, marks[i]) != NULL &&
+			    wire_get_u64(v, marks[i], &mk[i]) != IDN_OK) {
+				return IDN_EPROTO;
+			}
+		}
 		if (get_f64(v, "ms", &ms) != IDN_OK) {
 			return IDN_EPROTO;
 		}
-		int rv = exec(l, "INSERT OR IGNORE INTO batches VALUES(?, ?, ?, "
-		    "?, ?, ?)", "sisidi", job, (int64_t) batch, worker,
-		    (int64_t) attempt, ms, (int64_t) t);
+		int rv = exec(l, "INSERT OR IGNORE INTO batches(job, batch, "
+		    "worker, attempt, ms, end_ms, lease_ms, start_ms, "
+		    "model_start_ms, model_end_ms) VALUES(?, ?, ?, ?, ?, ?, ?, "
+		    "?, ?, ?)", "sisidiiiii", job, (int64_t) batch, worker,
+		    (int64_t) attempt, ms, (int64_t) t, (int64_t) mk[0],
+		    (int64_t) mk[1], (int64_t) mk[2], (int64_t) mk[3]);
 		return rv ? rv : exec(l, "DELETE FROM leases WHERE job = ? AND "
 		    "batch = ?", "si", job, (int64_t) batch);
 	}
@@ -549,10 +590,25 @@ batch_change(ledger *l, const char *op, const char *job, uint32_t batch,
 }
 
 int
-ledger_batch_done(ledger *l, const char *job, uint32_t batch,
-    const char *worker, uint32_t attempt, double ms, uint64_t end_ms)
+ledger_batch_done(ledger *l, const char *worker, const ledger_done *d)
 {
-	return batch_change(l, "done", job, batch, worker, attempt, ms, end_ms);
+	wire_wr *w;
+	if (wire_wr_new(&w) != IDN_OK) {
+		return IDN_ENOMEM;
+	}
+	wire_map(w, 7 + NMARKS);
+	wire_kstr(w, "op", "done");
+	wire_kstr(w, "job", d->job);
+	wire_ku64(w, "batch", d->batch);
+	wire_kstr(w, "worker", worker);
+	wire_ku64(w, "attempt", d->attempt);
+	wire_kf64(w, "ms", d->ms);
+	wire_ku64(w, "t", d->end_ms);
+	wire_ku64(w, marks[0], d->lease_ms);
+	wire_ku64(w, marks[1], d->start_ms);
+	wire_ku64(w, marks[2], d->model_start_ms);
+	wire_ku64(w, marks[3], d->model_end_ms);
+	return apply_wr(l, w);
 }
 
 int
@@ -692,22 +748,39 @@ ledger_jobs(ledger *l, ledger_job_fn fn, void *arg)
 }
 
 int
-ledger_batches(ledger *l, bool leases, ledger_batch_fn fn, void *arg)
+ledger_batches(ledger *l, bool leases, const char *job, ledger_batch_fn fn,
+    void *arg)
 {
+	char sql[320];
 	sqlite3_stmt *st;
+	snprintf(sql, sizeof(sql), "SELECT job, batch, worker, attempt, %s "
+	    "FROM %s %s ORDER BY job, batch", leases ? "0, expires_ms, 0, 0, "
+	    "0, 0" : "ms, end_ms, lease_ms, start_ms, model_start_ms, "
+	    "model_end_ms", leases ? "leases" : "batches",
+	    job ? "WHERE job = ?" : "");
 	pthread_mutex_lock(&l->lock);
-	int rv = sqlite3_prepare_v2(l->db, leases ?
-	    "SELECT job, batch, worker, attempt, 0, expires_ms FROM leases" :
-	    "SELECT job, batch, worker, attempt, ms, end_ms FROM batches "
-	    "ORDER BY job, batch", -1, &st, NULL) == SQLITE_OK ? IDN_OK :
-	    IDN_EDB;
-	while (rv == IDN_OK && sqlite3_step(st) == SQLITE_ROW) {
-		fn(arg, col_text(st, 0), (uint32_t) sqlite3_column_int64(st, 1),
-		    col_text(st, 2), (uint32_t) sqlite3_column_int64(st, 3),
-		    sqlite3_column_double(st, 4),
-		    (uint64_t) sqlite3_column_int64(st, 5));
+	int rv = sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) == SQLITE_OK ?
+	    IDN_OK : IDN_EDB;
+	if (rv == IDN_OK && job != NULL) {
+		sqlite3_bind_text(st, 1, job, -1, SQLITE_TRANSIENT);
+	}
+	int rc = SQLITE_DONE;
+	while (rv == IDN_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ledger_done d = {
+			.batch = (uint32_t) sqlite3_column_int64(st, 1),
+			.attempt = (uint32_t) sqlite3_column_int64(st, 3),
+			.ms = sqlite3_column_double(st, 4),
+		};
+		uint64_t *t[] = {&d.end_ms, &d.lease_ms, &d.start_ms,
+		    &d.model_start_ms, &d.model_end_ms};
+		for (int i = 0; i < 5; i++) {
+			*t[i] = (uint64_t) sqlite3_column_int64(st, 5 + i);
+		}
+		snprintf(d.job, sizeof(d.job), "%s", col_text(st, 0));
+		fn(arg, col_text(st, 2), &d);
 	}
 	if (rv == IDN_OK) {
+		rv = rc == SQLITE_DONE ? IDN_OK : IDN_EDB;
 		sqlite3_finalize(st);
 	}
 	pthread_mutex_unlock(&l->lock);

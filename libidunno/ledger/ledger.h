@@ -47,8 +47,10 @@ int ledger_job_put(ledger *l, const ledger_spec *s, int state,
 int ledger_job_state(ledger *l, const char *job, int state, double accuracy,
     const char *err);
 int ledger_job_forget(ledger *l, const char *job);
-int ledger_batch_done(ledger *l, const char *job, uint32_t batch,
-    const char *worker, uint32_t attempt, double ms, uint64_t end_ms);
+// ledger_batch_done records batch d->batch of d->job done by worker: its
+// attempt, ms, end_ms and the worker's marks (lease_ms .. model_end_ms);
+// busy_ms and rc are not kept. The first completion of a batch counts.
+int ledger_batch_done(ledger *l, const char *worker, const ledger_done *d);
 // expires_ms 0: the lease was taken back (the batch is to be leased again).
 int ledger_lease_put(ledger *l, const char *job, uint32_t batch,
     const char *worker, uint32_t attempt, uint64_t expires_ms);
@@ -73,11 +75,15 @@ typedef struct ledger_job {
 } ledger_job;
 typedef void (*ledger_job_fn)(void *arg, const ledger_job *j);
 int ledger_jobs(ledger *l, ledger_job_fn fn, void *arg);
-typedef void (*ledger_batch_fn)(void *arg, const char *job, uint32_t batch,
-    const char *worker, uint32_t attempt, double ms, uint64_t end_ms);
-// Finished batches (ms, end_ms) or, with leases true, open leases
-// (ms 0, end_ms the expiry).
-int ledger_batches(ledger *l, bool leases, ledger_batch_fn fn, void *arg);
+// d is borrowed for the call; busy_ms and rc are 0.
+typedef void (*ledger_batch_fn)(void *arg, const char *worker,
+    const ledger_done *d);
+// ledger_batches calls fn for the finished batches of job (NULL: of every
+// job), by job then batch, as ledger_batch_done recorded them (marks 0 in
+// rows from before they were kept), or, with leases true, for the open
+// leases (ms and marks 0, end_ms the expiry). IDN_EDB.
+int ledger_batches(ledger *l, bool leases, const char *job,
+    ledger_batch_fn fn, void *arg);
 
 // ledger_image serialises the whole database (a checkpoint): returns
 // memory the caller frees with idn_free().

@@ -54,12 +54,22 @@ on_job(void *arg, const ledger_job *j)
 }
 
 static void
-on_batch(void *arg, const char *job, uint32_t batch, const char *worker,
-    uint32_t attempt, double ms, uint64_t end_ms)
+on_batch(void *arg, const char *worker, const ledger_done *d)
 {
 	seen *s = arg;
 	s->batches++;
-	s->ms += ms;
+	s->ms += d->ms;
+}
+
+// A completion without the worker's marks.
+static int
+done(ledger *l, const char *job, uint32_t batch, const char *worker,
+    uint32_t attempt, double ms, uint64_t end_ms)
+{
+	ledger_done d = {.batch = batch, .attempt = attempt, .ms = ms,
+	    .end_ms = end_ms};
+	snprintf(d.job, sizeof(d.job), "%s", job);
+	return ledger_batch_done(l, worker, &d);
 }
 
 static void
@@ -67,8 +77,8 @@ check(ledger *l, int jobs, int batches, int leases)
 {
 	seen s = {0}, le = {0};
 	assert_int_equal(ledger_jobs(l, on_job, &s), IDN_OK);
-	assert_int_equal(ledger_batches(l, false, on_batch, &s), IDN_OK);
-	assert_int_equal(ledger_batches(l, true, on_batch, &le), IDN_OK);
+	assert_int_equal(ledger_batches(l, false, NULL, on_batch, &s), IDN_OK);
+	assert_int_equal(ledger_batches(l, true, NULL, on_batch, &le), IDN_OK);
 	assert_int_equal(s.jobs, jobs);
 	assert_int_equal(s.batches, batches);
 	assert_int_equal(le.batches, leases);
@@ -102,10 +112,10 @@ test_changes_stream_and_checkpoint(void **st)
 	IDN_PASS(ledger_job_put(l, &b, LEDGER_RUNNING, 1001));
 	IDN_PASS(ledger_lease_put(l, "a", 0, "w1", 1, 5000));
 	IDN_PASS(ledger_lease_put(l, "b", 3, "w2", 2, 5000));
-	IDN_PASS(ledger_batch_done(l, "a", 0, "w1", 1, 2.5, 1200));
+	IDN_PASS(done(l, "a", 0, "w1", 1, 2.5, 1200));
 	// A second completion of the same batch is ignored.
-	IDN_PASS(ledger_batch_done(l, "a", 0, "w3", 2, 9.0, 1300));
-	IDN_PASS(ledger_batch_done(l, "b", 1, "w2", 1, 5.0, 1400));
+	IDN_PASS(done(l, "a", 0, "w3", 2, 9.0, 1300));
+	IDN_PASS(done(l, "b", 1, "w2", 1, 5.0, 1400));
 	IDN_PASS(ledger_job_state(l, "a", LEDGER_DONE, 0.5, ""));
 	IDN_FAIL(ledger_apply(l, (const uint8_t *) "\x81\xa2op\xa3zzz", 8),
 	    IDN_EPROTO);
@@ -233,7 +243,7 @@ test_transaction(void **st)
 	IDN_PASS(ledger_begin(l));
 	IDN_PASS(ledger_lease_put(l, "a", 1, "w1", 1, 5000));
 	IDN_PASS(ledger_commit(l)); // inner: nothing committed yet
-	IDN_PASS(ledger_batch_done(l, "a", 0, "w1", 1, 2.5, 1200));
+	IDN_PASS(done(l, "a", 0, "w1", 1, 2.5, 1200));
 	assert_int_equal(sc.n, 3);
 	check(l, 1, 1, 1);
 	IDN_PASS(ledger_commit(l));
@@ -241,7 +251,7 @@ test_transaction(void **st)
 	check(copy, 1, 1, 1);
 	for (uint32_t k = 2; k < 3000; k++) {
 		IDN_PASS(ledger_begin(l));
-		IDN_PASS(ledger_batch_done(l, "a", k, "w1", 1, 1.0, 1300 + k));
+		IDN_PASS(done(l, "a", k, "w1", 1, 1.0, 1300 + k));
 		IDN_PASS(ledger_commit(l));
 	}
 	ledger_close(l);
@@ -249,6 +259,139 @@ test_transaction(void **st)
 	check(l, 1, 2999, 1);
 	ledger_close(l);
 	ledger_close(copy);
+}
+
+// Encodes a lease call whose one done entry has the fields of an older
+// worker, and mark (when not NULL) with a value of the wrong type.
+static void
+old_call(wire_wr *w, const char *mark)
+{
+	wire_map(w, 6);
+	wire_kstr(w, "worker", "w1");
+	wire_ku64(w, "epoch", 3);
+	wire_ku64(w, "want", 2);
+	wire_str(w, "done");
+	wire_arr(w, 1);
+	wire_map(w, mark ? 8 : 7);
+	wire_kstr(w, "job", "a");
+	wire_ku64(w, "batch", 4);
+	wire_ku64(w, "attempt", 2);
+	wire_kf64(w, "ms", 3.5);
+	wire_kf64(w, "busy_ms", 4.5);
+	wire_ku64(w, "end_ms", 9000);
+	wire_ku64(w, "rc", 0);
+	if (mark != NULL) {
+		wire_kstr(w, mark, "soon");
+	}
+	wire_str(w, "held");
+	wire_arr(w, 0);
+	wire_str(w, "train");
+	wire_arr(w, 0);
+}
+
+static int
+decode_call(wire_wr *w, ledger_lease_req *r)
+{
+	const uint8_t *data;
+	size_t len;
+	wire_doc *d;
+	IDN_PASS(wire_wr_bytes(w, &data, &len));
+	IDN_PASS(wire_doc_parse(data, len, &d));
+	int rv = ledger_lease_req_get(wire_doc_root(d), r);
+	wire_doc_free(d);
+	wire_wr_free(w);
+	return rv;
+}
+
+static void
+on_marks(void *arg, const char *worker, const ledger_done *d)
+{
+	ledger_done *out = arg;
+	assert_string_equal(d->job, "a"); // the other job's row is not read
+	out[d->batch] = *d;
+}
+
+// A completion carries the worker's wall-clock marks (lease, start, the
+// model's span) through the lease call and into the ledger; a call or
+// a record without them (an older worker or coordinator) reads as 0, a
+// mark of the wrong type is a malformed call.
+static void
+test_done_marks(void **st)
+{
+	(void) st;
+	ledger_done d = {.job = "a", .batch = 4, .attempt = 2, .ms = 3.5,
+	    .busy_ms = 4.5, .end_ms = 9000, .lease_ms = 8000,
+	    .start_ms = 8100, .model_start_ms = 8200, .model_end_ms = 8300};
+	ledger_lease_req r = {.worker = "w1", .epoch = 3, .want = 2,
+	    .done = &d, .ndone = 1}, back;
+	wire_wr *w;
+	IDN_PASS(wire_wr_new(&w));
+	ledger_lease_req_put(w, &r);
+	IDN_PASS(decode_call(w, &back));
+	assert_int_equal(back.ndone, 1);
+	assert_string_equal(back.done[0].job, "a");
+	assert_int_equal(back.done[0].end_ms, 9000);
+	assert_int_equal(back.done[0].lease_ms, 8000);
+	assert_int_equal(back.done[0].start_ms, 8100);
+	assert_int_equal(back.done[0].model_start_ms, 8200);
+	assert_int_equal(back.done[0].model_end_ms, 8300);
+	ledger_lease_req_clear(&back);
+	IDN_PASS(wire_wr_new(&w));
+	old_call(w, NULL);
+	IDN_PASS(decode_call(w, &back));
+	assert_int_equal(back.ndone, 1);
+	assert_int_equal(back.done[0].batch, 4);
+	assert_int_equal(back.done[0].end_ms, 9000);
+	assert_int_equal(back.done[0].lease_ms, 0);
+	assert_int_equal(back.done[0].start_ms, 0);
+	assert_int_equal(back.done[0].model_start_ms, 0);
+	assert_int_equal(back.done[0].model_end_ms, 0);
+	ledger_lease_req_clear(&back);
+	IDN_PASS(wire_wr_new(&w));
+	old_call(w, "model_end_ms");
+	IDN_FAIL(decode_call(w, &back), IDN_EPROTO);
+	assert_null(back.done);
+
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/marks.db", idn_test_tmpdir());
+	ledger *l;
+	ledger_spec a, b;
+	spec(&a, "a");
+	spec(&b, "b");
+	IDN_PASS(ledger_open(path, &l));
+	IDN_PASS(ledger_job_put(l, &a, LEDGER_RUNNING, 1000));
+	IDN_PASS(ledger_job_put(l, &b, LEDGER_RUNNING, 1000));
+	IDN_PASS(ledger_batch_done(l, "w1", &d));
+	IDN_PASS(done(l, "b", 4, "w2", 1, 1.0, 9100));
+	// An older coordinator's record, streamed to this standby.
+	IDN_PASS(wire_wr_new(&w));
+	wire_map(w, 7);
+	wire_kstr(w, "op", "done");
+	wire_kstr(w, "job", "a");
+	wire_ku64(w, "batch", 1);
+	wire_kstr(w, "worker", "w3");
+	wire_ku64(w, "attempt", 1);
+	wire_kf64(w, "ms", 2.0);
+	wire_ku64(w, "t", 9200);
+	const uint8_t *rec;
+	size_t len;
+	IDN_PASS(wire_wr_bytes(w, &rec, &len));
+	IDN_PASS(ledger_apply(l, rec, len));
+	wire_wr_free(w);
+	ledger_done rows[5] = {0};
+	IDN_PASS(ledger_batches(l, false, "a", on_marks, rows));
+	assert_int_equal(rows[4].attempt, 2);
+	assert_true(rows[4].ms == 3.5);
+	assert_int_equal(rows[4].end_ms, 9000);
+	assert_int_equal(rows[4].lease_ms, 8000);
+	assert_int_equal(rows[4].start_ms, 8100);
+	assert_int_equal(rows[4].model_start_ms, 8200);
+	assert_int_equal(rows[4].model_end_ms, 8300);
+	assert_true(rows[4].busy_ms == 0);
+	assert_int_equal(rows[1].end_ms, 9200);
+	assert_int_equal(rows[1].lease_ms, 0);
+	assert_int_equal(rows[1].model_end_ms, 0);
+	ledger_close(l);
 }
 
 int
@@ -259,6 +402,7 @@ main(void)
 	    cmocka_unit_test(test_spec_check),
 	    cmocka_unit_test(test_spec_group),
 	    cmocka_unit_test(test_transaction),
+	    cmocka_unit_test(test_done_marks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -114,6 +114,14 @@ get_f64(const wire_val *m, const char *k, double *out)
 	return wire_as_f64(wire_get(m, k), out);
 }
 
+// A field added later: absent (an older sender) leaves *out 0.
+static int
+get_opt_u64(const wire_val *m, const char *k, uint64_t *out)
+{
+	*out = 0;
+	return wire_get(m, k) == NULL ? IDN_OK : wire_get_u64(m, k, out);
+}
+
 int
 ledger_spec_get(const wire_val *v, ledger_spec *s)
 {
@@ -216,7 +224,7 @@ ledger_lease_req_put(wire_wr *w, const ledger_lease_req *r)
 	wire_arr(w, (uint32_t) r->ndone);
 	for (size_t i = 0; i < r->ndone; i++) {
 		const ledger_done *d = &r->done[i];
-		wire_map(w, 7);
+		wire_map(w, 11);
 		wire_kstr(w, "job", d->job);
 		wire_ku64(w, "batch", d->batch);
 		wire_ku64(w, "attempt", d->attempt);
@@ -224,6 +232,10 @@ ledger_lease_req_put(wire_wr *w, const ledger_lease_req *r)
 		wire_kf64(w, "busy_ms", d->busy_ms);
 		wire_ku64(w, "end_ms", d->end_ms);
 		wire_ku64(w, "rc", (uint64_t) d->rc);
+		wire_ku64(w, "lease_ms", d->lease_ms);
+		wire_ku64(w, "start_ms", d->start_ms);
+		wire_ku64(w, "model_start_ms", d->model_start_ms);
+		wire_ku64(w, "model_end_ms", d->model_end_ms);
 	}
 	wire_str(w, "held");
 	put_held(w, r->held, r->nheld);
@@ -270,7 +282,11 @@ ledger_lease_req_get(const wire_val *v, ledger_lease_req *r)
 		    get_f64(e, "ms", &d->ms) ||
 		    get_f64(e, "busy_ms", &d->busy_ms) ||
 		    wire_get_u64(e, "end_ms", &d->end_ms) ||
-		    get_u32(e, "rc", &rc) || rc >= IDN_ERR_COUNT) {
+		    get_u32(e, "rc", &rc) || rc >= IDN_ERR_COUNT ||
+		    get_opt_u64(e, "lease_ms", &d->lease_ms) ||
+		    get_opt_u64(e, "start_ms", &d->start_ms) ||
+		    get_opt_u64(e, "model_start_ms", &d->model_start_ms) ||
+		    get_opt_u64(e, "model_end_ms", &d->model_end_ms)) {
 			rv = IDN_EPROTO;
 		}
 		d->rc = (int) rc;

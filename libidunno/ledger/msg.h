@@ -63,6 +63,12 @@ typedef struct ledger_done {
 	double busy_ms;     // the whole task: inputs, model, result write
 	uint64_t end_ms;    // wall clock when the result was in SDFS
 	int rc;             // IDN_OK, else the batch failed on this worker
+	// The worker's wall clock at the task's steps, kept for
+	// results/JOB/timing; 0 when unknown (a sender without them).
+	uint64_t lease_ms;         // the reply with its lease arrived
+	uint64_t start_ms;         // the executor started it
+	uint64_t model_start_ms;   // the model began its first batch
+	uint64_t model_end_ms;     // and ended its last
 } ledger_done;
 
 // A lease the worker still holds (renewal).
@@ -110,6 +116,8 @@ typedef struct ledger_lease {
 	uint64_t ready_ms;      // infer: wall clock its last query arrives
 	                        // (leased ahead: not started before; 0 in
 	                        // replies that lack it)
+	uint64_t got_ms;        // the worker's own, not sent: wall clock
+	                        // the reply arrived (ledger_done.lease_ms)
 } ledger_lease;
 
 typedef struct ledger_lease_rep {

@@ -103,10 +103,15 @@ sched_job_total(const sched_job *j)
 }
 
 uint64_t
+sched_arrival_ms(uint64_t start_ms, double rate_qps, uint64_t query)
+{
+	return start_ms + (uint64_t) floor((double) query * 1000.0 / rate_qps);
+}
+
+uint64_t
 sched_job_arrival_ms(const sched_job *j, uint64_t query)
 {
-	return j->start_ms +
-	    (uint64_t) floor((double) query * 1000.0 / j->rate_qps);
+	return sched_arrival_ms(j->start_ms, j->rate_qps, query);
 }
 
 void

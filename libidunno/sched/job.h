@@ -26,6 +26,11 @@ void sched_job_free(sched_job *j);
 uint32_t sched_job_nbatches(const sched_job *j);
 uint64_t sched_job_total(const sched_job *j);
 uint64_t sched_job_arrival_ms(const sched_job *j, uint64_t query);
+// sched_arrival_ms: the same for a job of that start and rate, without
+// its table (results/JOB/timing is written outside the coordinator's
+// lock).
+uint64_t sched_arrival_ms(uint64_t start_ms, double rate_qps,
+    uint64_t query);
 // sched_job_batch_range: batch's first query and how many it holds.
 void sched_job_batch_range(const sched_job *j, uint32_t batch,
     uint64_t *first, uint32_t *count);

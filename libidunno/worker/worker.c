@@ -48,7 +48,7 @@ typedef struct {
 	uint64_t seq;           // FIFO order of the queued ones
 	ledger_lease l;
 	core_buf out;           // the batch's result lines
-	double ms, busy;        // model time, executor time
+	ledger_done d;          // its report but for end_ms and rc
 	uint64_t start;         // clock ms its write started
 } write_slot;
 
@@ -356,8 +356,10 @@ keep_acked(worker *w, uint64_t epoch, size_t nd)
 	}
 }
 
+// got_ms: the wall clock when the reply arrived (each lease's lease_ms).
 static void
-take_reply(worker *w, const ledger_lease_rep *rep, size_t nd, size_t np)
+take_reply(worker *w, const ledger_lease_rep *rep, size_t nd, size_t np,
+    uint64_t got_ms)
 {
 	keep_acked(w, rep->epoch, nd);
 	memmove(w->done, w->done + nd, (w->ndone - nd) * sizeof(*w->done));
@@ -378,7 +380,8 @@ take_reply(worker *w, const ledger_lease_rep *rep, size_t nd, size_t np)
 		}
 	}
 	for (size_t i = 0; i < rep->n && w->nq < QUEUE_MAX; i++) {
-		w->queue[w->nq++] = rep->leases[i];
+		w->queue[w->nq] = rep->leases[i];
+		w->queue[w->nq++].got_ms = got_ms;
 	}
 	if (rep->n > 0) {
 		pthread_cond_broadcast(&w->cv_exec);
@@ -417,6 +420,7 @@ loop(void *arg)
 		ledger_lease_rep rep;
 		int rv = rpc_client_call_at(w->h.lease ? w->h.lease : w->h.node,
 		    coord, "sched.lease", body, &d, &e);
+		uint64_t got_ms = idn_wall_ms();
 		wire_wr_free(body);
 		if (rv == IDN_OK) {
 			rv = ledger_lease_rep_get(e.body, &rep);
@@ -439,7 +443,7 @@ loop(void *arg)
 		}
 		w->epoch = rep.epoch;
 		w->released = w->stuck_logged;
-		take_reply(w, &rep, nd, np);
+		take_reply(w, &rep, nd, np, got_ms);
 		size_t got = rep.n;
 		ledger_lease_rep_clear(&rep);
 		// Go again at once with reports to send or leases to take
@@ -793,9 +797,11 @@ prefetch_main(void *arg)
 
 // Runs one inference batch: queries [first, first + count) of the set;
 // *result gets the lines for results/JOB/batch-NNNNNN (a writer puts
-// them); *load_ms the time a model load took (not the task's time).
+// them); d->ms the model's time, d->model_start_ms and model_end_ms its
+// wall clock at the first batch's start and the last one's end; *load_ms
+// the time a model load took (not the task's time).
 static int
-run_batch(worker *w, const ledger_lease *l, double *ms, double *load_ms,
+run_batch(worker *w, const ledger_lease *l, ledger_done *d, double *load_ms,
     core_buf *result)
 {
 	int rv = IDN_OK;
@@ -830,7 +836,7 @@ run_batch(worker *w, const ledger_lease *l, double *ms, double *load_ms,
 	// first use of a shard asks for the next one, so its fetch overlaps
 	// the model.
 	uint32_t shard = UINT32_MAX;
-	*ms = 0;
+	d->ms = 0;
 	for (uint32_t i = 0; rv == IDN_OK && i < l->count; i += l->spec.batch) {
 		uint32_t n = l->count - i < l->spec.batch ? l->count - i :
 		    l->spec.batch;
@@ -857,11 +863,15 @@ run_batch(worker *w, const ledger_lease *l, double *ms, double *load_ms,
 			}
 		}
 		uint64_t t0 = idn_clock_ms();
+		if (i == 0) {
+			d->model_start_ms = idn_wall_ms();
+		}
 		if (rv == IDN_OK) {
 			rv = idn_model_infer(ms_->m, images + i * chw, n, n * chw,
 			    cls + i, scores + i);
 		}
-		*ms += (double) (idn_clock_ms() - t0);
+		d->ms += (double) (idn_clock_ms() - t0);
+		d->model_end_ms = idn_wall_ms();
 	}
 	core_buf out = {0};
 	for (uint32_t i = 0; rv == IDN_OK && i < l->count; i++) {
@@ -951,20 +961,16 @@ run_train(worker *w, const ledger_lease *l)
 	idn_free(err);
 }
 
-// Queues the completion of a batch for the next lease call (lock held).
+// Queues the completion of a batch for the next lease call (lock held):
+// d as the executor filled it, done now with rc.
 static void
-report(worker *w, const ledger_lease *l, double ms, double busy, int rc)
+report(worker *w, const ledger_done *d, int rc)
 {
 	if (w->ndone < REPORTS_MAX) {
-		ledger_done *d = &w->done[w->ndone++];
-		memset(d, 0, sizeof(*d));
-		snprintf(d->job, sizeof(d->job), "%s", l->spec.job);
-		d->batch = l->batch;
-		d->attempt = l->attempt;
-		d->ms = ms;
-		d->busy_ms = busy;
-		d->end_ms = idn_wall_ms();
-		d->rc = rc;
+		ledger_done *r = &w->done[w->ndone++];
+		*r = *d;
+		r->end_ms = idn_wall_ms();
+		r->rc = rc;
 	}
 	pthread_cond_broadcast(&w->cv_loop);
 }
@@ -1003,6 +1009,7 @@ writer_main(void *arg)
 		ws->state = SLOT_WRITING;
 		ws->start = idn_clock_ms();
 		ledger_lease l = ws->l;
+		ledger_done d = ws->d;
 		core_buf out = ws->out;
 		ws->out = (core_buf){0};
 		pthread_mutex_unlock(&w->lock);
@@ -1018,7 +1025,7 @@ writer_main(void *arg)
 			    "%s", l.spec.job, l.batch, idn_strerror(rv));
 		}
 		pthread_mutex_lock(&w->lock);
-		report(w, &l, ws->ms, ws->busy, rv);
+		report(w, &d, rv);
 		ws->state = SLOT_FREE;
 		pthread_cond_signal(&w->cv_exec); // it may wait for a slot
 	}
@@ -1091,10 +1098,13 @@ exec_main(void *arg)
 			    (unsigned long long) l.first,
 			    (unsigned long long) (l.first + l.count - 1),
 			    l.attempt);
-			double ms = 0, load = 0;
+			double load = 0;
 			uint64_t t0 = last_end ? last_end : idn_clock_ms();
 			core_buf out = {0};
-			int rv = run_batch(w, &l, &ms, &load, &out);
+			ledger_done d = {.batch = l.batch, .attempt = l.attempt,
+			    .lease_ms = l.got_ms, .start_ms = idn_wall_ms()};
+			snprintf(d.job, sizeof(d.job), "%s", l.spec.job);
+			int rv = run_batch(w, &l, &d, &load, &out);
 			if (rv != IDN_OK) {
 				wlog(w, IDN_LOG_WARN, "worker: %s/%u failed: %s",
 				    l.spec.job, l.batch, idn_strerror(rv));
@@ -1112,16 +1122,16 @@ exec_main(void *arg)
 			double busy = (double) (last_end - t0) - load;
 			w->task_ms = w->task_ms > 0 ? 0.8 * w->task_ms + 0.2 * busy :
 			    busy;
+			d.busy_ms = busy;
 			if (ws != NULL) {
 				ws->state = SLOT_QUEUED;
 				ws->seq = ++w->wr_seq;
 				ws->l = l;
 				ws->out = out;
-				ws->ms = ms;
-				ws->busy = busy;
+				ws->d = d;
 				pthread_cond_signal(&w->cv_write);
 			} else if (rv != IDN_OK) {
-				report(w, &l, ms, busy, rv);
+				report(w, &d, rv);
 			} else {
 				core_buf_free(&out); // stopping: not written, not done
 			}

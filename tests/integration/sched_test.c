@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 // sched_test.c: the scheduler on a real 10-node cluster with sim models:
-// refusals that leave nothing behind, fair rates for two jobs whose batches
-// cost 4x apart, exactly-once outputs through 3 workers killed at once, a
+// refusals that leave nothing behind, a job's timing file that gives back
+// its latency statistics, fair rates for two jobs whose batches cost 4x
+// apart, exactly-once outputs through 3 workers killed at once, a
 // training job that resumes elsewhere after its worker dies, and no
 // coordinator.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +175,155 @@ job_field(const char *json, const char *job, const char *field)
 	const char *p = strstr(json, key);
 	snprintf(key, sizeof(key), "\"%s\": ", field);
 	return p ? num_after(p, key) : -1;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *) a, y = *(const double *) b;
+	return x < y ? -1 : x > y;
+}
+
+// Percentile p (0..1) of sorted v, interpolated at p * (n - 1) as
+// libidunno/sched/stats.h (numpy's default).
+static double
+percentile(const double *v, size_t n, double p)
+{
+	double pos = p * (double) (n - 1);
+	size_t lo = (size_t) floor(pos);
+	size_t hi = lo + 1 < n ? lo + 1 : lo;
+	return v[lo] + (v[hi] - v[lo]) * (pos - (double) lo);
+}
+
+// Checks results/JOB/timing of a finished job of n queries in batches of
+// batch: one row per task, in order, every query once, the worker's marks
+// in order, and the latencies it gives (commit minus each query's
+// arrival) are those of the coordinator's stats. Returns the group.
+static unsigned
+check_timing(const char *job, unsigned long long n, unsigned batch)
+{
+	char name[96], hjob[96], cols[160];
+	void *data = NULL;
+	size_t len = 0;
+	snprintf(name, sizeof(name), "results/%s/timing", job);
+	IDN_PASS(idn_sdfs_get_buf(c, name, 0, &data, &len, NULL));
+	char *text = malloc(len + 1);
+	assert_non_null(text);
+	memcpy(text, data, len);
+	text[len] = '\0';
+	idn_free(data);
+	unsigned long long start, queries;
+	double rate;
+	unsigned hbatch, group;
+	int used = 0;
+	assert_int_equal(sscanf(text, "# job=%95s start_ms=%llu rate=%lf "
+	    "queries=%llu batch=%u group=%u\n%159[^\n]\n%n", hjob, &start,
+	    &rate, &queries, &hbatch, &group, cols, &used), 7);
+	assert_true(used > 0);
+	assert_string_equal(hjob, job);
+	assert_int_equal(queries, n);
+	assert_int_equal(hbatch, batch);
+	assert_true(group >= 1 && rate > 0);
+	assert_string_equal(cols, "first,count,arrival_ms,lease_ms,start_ms,"
+	    "model_start_ms,model_end_ms,commit_ms,worker,attempt");
+	double *lat = calloc(n, sizeof(*lat));
+	assert_non_null(lat);
+	unsigned long long next = 0, rows = 0;
+	for (char *p = text + used; *p != '\0'; rows++) {
+		unsigned long long first, count, arrival, lease, begin, mstart,
+		    mend, commit;
+		char worker[128];
+		unsigned attempt;
+		assert_int_equal(sscanf(p, "%llu,%llu,%llu,%llu,%llu,%llu,%llu,"
+		    "%llu,%127[^,],%u", &first, &count, &arrival, &lease,
+		    &begin, &mstart, &mend, &commit, worker, &attempt), 10);
+		// The tasks in order, each G batches (the last may be short).
+		assert_int_equal(first, next);
+		assert_int_equal(count, n - first < (unsigned long long) group *
+		    batch ? n - first : (unsigned long long) group * batch);
+		next = first + count;
+		assert_int_equal(arrival, start + (unsigned long long)
+		    floor((double) (first + count - 1) * 1000.0 / rate));
+		assert_true(attempt >= 1 && strchr(worker, ':') != NULL);
+		// Leased ahead, a task starts no earlier than it arrived (one
+		// clock here; 5 ms for rounding).
+		if (!(lease > 0 && lease <= begin && begin <= mstart &&
+		    mstart <= mend && mend <= commit && begin + 5 >= arrival)) {
+			fail_msg("%s task at %llu: arrival %llu lease %llu "
+			    "start %llu model %llu..%llu commit %llu", job,
+			    first, arrival, lease, begin, mstart, mend, commit);
+		}
+		for (unsigned long long q = first; q < first + count; q++) {
+			unsigned long long a = start + (unsigned long long)
+			    floor((double) q * 1000.0 / rate);
+			lat[q] = commit > a ? (double) (commit - a) : 0;
+		}
+		p = strchr(p, '\n');
+		assert_non_null(p);
+		p++;
+	}
+	assert_int_equal(next, n);
+	assert_int_equal(rows, (n + (unsigned long long) group * batch - 1) /
+	    ((unsigned long long) group * batch));
+	qsort(lat, n, sizeof(*lat), cmp_double);
+	char *json = NULL;
+	IDN_PASS(idn_sched_stats(c, job, &json));
+	assert_int_equal(job_field(json, job, "group"), group);
+	char key[96];
+	snprintf(key, sizeof(key), "\"job\": \"%s\"", job);
+	const char *l = strstr(json, key);
+	assert_non_null(l);
+	l = strstr(l, "\"latency_ms\": ");
+	assert_non_null(l);
+	assert_int_equal(num_after(l, "\"count\": "), n);
+	const char *keys[] = {"median", "p90", "p95", "p99"};
+	const double ps[] = {0.5, 0.9, 0.95, 0.99};
+	char seen[256] = "";
+	for (int i = 0; i < 4; i++) {
+		snprintf(key, sizeof(key), "\"%s\": ", keys[i]);
+		double want = num_after(l, key);
+		double got = percentile(lat, n, ps[i]);
+		double tol = want * 0.01 > 1 ? want * 0.01 : 1;
+		size_t k = strlen(seen);
+		snprintf(seen + k, sizeof(seen) - k, " %s %.1f/%.1f", keys[i],
+		    got, want);
+		if (!(fabs(got - want) <= tol)) {
+			fail_msg("%s: from the timing file %s, stats %s", job,
+			    seen, json);
+		}
+	}
+	print_message("# %s: G %u, %llu rows; latency (file/stats):%s\n", job,
+	    group, rows, seen);
+	idn_free(json);
+	free(lat);
+	free(text);
+	return group;
+}
+
+// Every job keeps results/JOB/timing; a job of one batch per task and one
+// of groups (a cheap model at a high rate).
+static void
+test_timing(void **st)
+{
+	char *out = NULL;
+	// 60 ms a batch: G 1.
+	assert_int_equal(cli(&out, "infer add tm1 --model mid --queries "
+	    QUERIES " --batch 8 --rate 160 --limit 320"), 0);
+	free(out);
+	// 800 q/s fills 10 batches of 8 in 0.1 s, fewer than the 25 of 2 ms
+	// a task aims at: G 10.
+	assert_int_equal(cli(&out, "infer add tm2 --model tiny --queries "
+	    QUERIES " --batch 8 --rate 800 --limit 400"), 0);
+	free(out);
+	int state = -1;
+	IDN_PASS(idn_job_wait(c, "tm1", 90000, &state));
+	IDN_PASS(idn_job_wait(c, "tm2", 90000, &state));
+	assert_int_equal(check_timing("tm1", 320, 8), 1);
+	assert_true(check_timing("tm2", 400, 8) > 1);
+	// The result verb is unchanged: the output, every query once.
+	assert_int_equal(cli(&out, "result tm2 -"), 0);
+	idn_test_exactly_once(out, strlen(out), 400);
+	free(out);
 }
 
 static void
@@ -383,9 +534,9 @@ test_groups(void **st)
 	idn_free(ref);
 	idn_free(got);
 	// 300 batches: 300 result files of gref, 34 of gx (33 groups of 9
-	// and one of 3), besides each output.
-	assert_int_equal(count_prefix("results/gref/"), 301);
-	assert_int_equal(count_prefix("results/gx/"), 35);
+	// and one of 3), besides each output and timing.
+	assert_int_equal(count_prefix("results/gref/"), 302);
+	assert_int_equal(count_prefix("results/gx/"), 36);
 	void *last = NULL;
 	size_t len;
 	IDN_PASS(idn_sdfs_get_buf(c, "results/gx/batch-000297", 0, &last, &len,
@@ -642,6 +793,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_refusals_leave_nothing),
+	    cmocka_unit_test(test_timing),
 	    cmocka_unit_test(test_fair_rates),
 	    cmocka_unit_test(test_three_workers_killed),
 	    cmocka_unit_test(test_groups),

@@ -10,6 +10,8 @@
 // it promotes runs no batch done before again; the standby answers
 // `assign` from its copy; a stale checkpoint written after a newer
 // epoch's is not the one a coordinator without a ledger restores.
+// The jobs that finish across the first takeover have complete timing
+// files, the first coordinator's rows from the standby's copy.
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +216,51 @@ standby_assigns(void *arg)
 	return ok;
 }
 
+// results/JOB/timing of a job finished across a takeover: a row per task
+// of the first coordinator's (from the standby's copy of its ledger) and
+// of the second's, every query once, each with the worker's marks.
+static void
+timing_complete(const char *job, unsigned long long n)
+{
+	char name[96];
+	void *data = NULL;
+	size_t len = 0;
+	snprintf(name, sizeof(name), "results/%s/timing", job);
+	IDN_PASS(idn_sdfs_get_buf(c, name, 0, &data, &len, NULL));
+	char *text = malloc(len + 1);
+	assert_non_null(text);
+	memcpy(text, data, len);
+	text[len] = '\0';
+	idn_free(data);
+	unsigned long long queries, next = 0;
+	int used = 0;
+	assert_int_equal(sscanf(text, "# job=%*s start_ms=%*u rate=%*f "
+	    "queries=%llu batch=%*u group=%*u\nfirst,%*[^\n]\n%n", &queries,
+	    &used), 1);
+	assert_int_equal(queries, n);
+	assert_true(used > 0);
+	for (char *p = text + used; *p != '\0';) {
+		unsigned long long first, count, arrival, lease, begin, mstart,
+		    mend, commit;
+		assert_int_equal(sscanf(p, "%llu,%llu,%llu,%llu,%llu,%llu,%llu,"
+		    "%llu,", &first, &count, &arrival, &lease, &begin, &mstart,
+		    &mend, &commit), 8);
+		assert_int_equal(first, next);
+		next += count;
+		if (!(arrival > 0 && lease > 0 && lease <= begin &&
+		    begin <= mstart && mstart <= mend && mend <= commit)) {
+			fail_msg("%s task at %llu: lease %llu start %llu model "
+			    "%llu..%llu commit %llu", job, first, lease, begin,
+			    mstart, mend, commit);
+		}
+		p = strchr(p, '\n');
+		assert_non_null(p);
+		p++;
+	}
+	assert_int_equal(next, n);
+	free(text);
+}
+
 static void
 test_coordinator_killed(void **st)
 {
@@ -230,6 +277,8 @@ test_coordinator_killed(void **st)
 	assert_true(idn_test_wait(standby_assigns, running, 10000));
 	uint64_t killed = kill_active("coord", 2);
 	finish_same("xa", "xb", killed);
+	timing_complete("xa", 2400);
+	timing_complete("xb", 2000);
 	char *out = NULL;
 	assert_int_equal(idn_tcluster_cli(&cl, &out, "--node %s grep "
 	    "'first batch leased in epoch 2'", idn_tcluster_addr(&cl, DOOR)),
