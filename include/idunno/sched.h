@@ -39,7 +39,8 @@ typedef struct idn_infer_spec {
 	                        // else models/<model>/model.pt
 	uint32_t batch;         // > 0
 	double rate;            // offered queries per second, > 0
-	uint64_t limit;         // the first `limit` queries of the set, 0 = all
+	uint64_t limit;         // queries: the set's first `limit`, 0 = all;
+	                        // past its size the set is replayed
 } idn_infer_spec;
 IDN_API void idn_infer_spec_init(idn_infer_spec *s);
 

@@ -25,6 +25,7 @@ _Static_assert((int) LEDGER_INFER == (int) IDN_JOB_INFER &&
     (int) LEDGER_REMOVED == (int) IDN_JOB_REMOVED,
     "ledger and public job enums differ");
 
+#define LIMIT_MAX 100000000ULL // queries of one inference job
 #define TICK_MS 100
 #define REASSIGN_MS 1000
 #define CHECKPOINT_MS 10000
@@ -845,7 +846,14 @@ validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
 				    "models/%s/model.pt", s->model);
 			}
 		}
-		*total = s->limit > 0 && s->limit < m.count ? s->limit : m.count;
+		// A limit past the set's size replays it (a load generator's
+		// long run from a fixed set).
+		if (s->limit > LIMIT_MAX) {
+			return coord_refuse(reply, IDN_EINVAL, "--limit %llu: at "
+			    "most %llu queries", (unsigned long long) s->limit,
+			    (unsigned long long) LIMIT_MAX);
+		}
+		*total = s->limit > 0 ? s->limit : m.count;
 		s->limit = *total;
 		s->group = choose_group(c, s, *est);
 	}

@@ -814,15 +814,16 @@ run_batch(worker *w, const ledger_lease *l, ledger_done *d, double *load_ms,
 	}
 	const ledger_manifest *man = &set->man;
 	size_t chw = (size_t) man->c * man->h * man->w;
-	if (l->count == 0 || l->spec.batch == 0 ||
-	    l->first + l->count > man->count ||
+	// spec.limit is the job's resolved query count; past the set's size
+	// the set is replayed: query q is image q mod count.
+	if (l->count == 0 || l->spec.batch == 0 || man->count == 0 ||
+	    man->shard_size == 0 || (l->spec.limit > 0 &&
+	        l->first + l->count > l->spec.limit) ||
 	    man->c != ms_->info.channels || man->h != ms_->info.height ||
 	    man->w != ms_->info.width) {
 		return IDN_EINVAL;
 	}
-	// spec.limit is the job's resolved query count.
-	uint64_t end = l->spec.limit > 0 && l->spec.limit < man->count ?
-	    l->spec.limit : man->count;
+	uint64_t end = man->count;
 	uint8_t *images = core_alloc(l->count * chw);
 	uint8_t *labels = core_alloc(l->count);
 	uint32_t *cls = core_alloc(l->count * sizeof(*cls));
@@ -841,7 +842,7 @@ run_batch(worker *w, const ledger_lease *l, ledger_done *d, double *load_ms,
 		uint32_t n = l->count - i < l->spec.batch ? l->count - i :
 		    l->spec.batch;
 		for (uint32_t k = i; rv == IDN_OK && k < i + n; k++) {
-			uint64_t q = l->first + k;
+			uint64_t q = (l->first + k) % man->count;
 			uint32_t sk = (uint32_t) (q / man->shard_size);
 			const idn_dataset_shard *s = get_shard(w, l->spec.queries,
 			    sk, &rv);
@@ -857,8 +858,10 @@ run_batch(worker *w, const ledger_lease *l, ledger_done *d, double *load_ms,
 			}
 			if (rv == IDN_OK && sk != shard) {
 				shard = sk;
-				if ((uint64_t) (sk + 1) * man->shard_size < end) {
-					prefetch(w, l->spec.queries, sk + 1);
+				uint64_t next = (uint64_t) (sk + 1) * man->shard_size;
+				if (next < end || l->spec.limit > end) {
+					prefetch(w, l->spec.queries, next < end ?
+					    sk + 1 : 0);
 				}
 			}
 		}

@@ -138,6 +138,8 @@ test_refusals_leave_nothing(void **st)
 	    " --batch 8 --rate 10", "takes 3x32x32");
 	refused("bad/1", "infer add bad/1 --model quick --queries " QUERIES
 	    " --batch 8 --rate 10", "job name");
+	refused("bad1", "infer add bad1 --model quick --queries " QUERIES
+	    " --batch 8 --rate 10 --limit 100000001", "at most");
 	refused("bad1", "train add bad1 --model quick", "train start");
 	// A duplicate name: the first job runs, the second add is refused.
 	assert_int_equal(cli(&out, "infer add dup --model quick --queries "
@@ -323,6 +325,50 @@ test_timing(void **st)
 	// The result verb is unchanged: the output, every query once.
 	assert_int_equal(cli(&out, "result tm2 -"), 0);
 	idn_test_exactly_once(out, strlen(out), 400);
+	free(out);
+}
+
+// The text after "Q," on query Q's line of an output, or NULL.
+static const char *
+answer_of(const char *out, unsigned long q, char *buf, size_t size)
+{
+	char key[32];
+	int n = snprintf(key, sizeof(key), "\n%lu,", q);
+	const char *p = strstr(out, key);
+	if (strncmp(out, key + 1, (size_t) n - 1) == 0) {
+		p = out + n - 1; // the first line has no newline before it
+	} else if (p != NULL) {
+		p += n;
+	} else {
+		return NULL;
+	}
+	snprintf(buf, size, "%.*s", (int) strcspn(p, "\n"), p);
+	return buf;
+}
+
+// A limit past the query set's size replays the set: query 10,000 of
+// the 10,000-image set is image 0 again, with the same answer and label.
+static void
+test_replay(void **st)
+{
+	(void) st;
+	char *out = NULL, a[64], b[64];
+	assert_int_equal(cli(&out, "infer add rp --model tiny --queries "
+	    QUERIES " --batch 8 --rate 20000 --limit 10016"), 0);
+	free(out);
+	assert_int_equal(cli(&out, "wait rp --timeout 120"), 0);
+	free(out);
+	assert_int_equal(cli(&out, "result rp -"), 0);
+	size_t lines = 0;
+	for (const char *p = out; *p; p++) {
+		lines += *p == '\n';
+	}
+	assert_int_equal(lines, 10016);
+	for (unsigned long q = 0; q < 16; q++) {
+		assert_non_null(answer_of(out, q, a, sizeof(a)));
+		assert_non_null(answer_of(out, 10000 + q, b, sizeof(b)));
+		assert_string_equal(a, b);
+	}
 	free(out);
 }
 
@@ -794,6 +840,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_refusals_leave_nothing),
 	    cmocka_unit_test(test_timing),
+	    cmocka_unit_test(test_replay),
 	    cmocka_unit_test(test_fair_rates),
 	    cmocka_unit_test(test_three_workers_killed),
 	    cmocka_unit_test(test_groups),
