@@ -47,6 +47,8 @@ def run(args, timeout=600, check=True, env=None, quiet=False):
                            timeout=timeout, env=e, start_new_session=True)
     except subprocess.TimeoutExpired:
         raise Failed("%s: no answer in %d s" % (" ".join(args[:3]), timeout))
+    except OSError as e:
+        raise Failed("%s: %s" % (args[0], e.strerror))
     if check and p.returncode != 0:
         err = (p.stderr or p.stdout).strip().splitlines()
         raise Failed("%s exited %d: %s" % (" ".join(args[:4]), p.returncode,
@@ -140,15 +142,19 @@ class Cluster:
                                              delete=False) as f:
                 f.write(SIM_DESC % ms)
             try:
-                self.cli("model", "put", name, f.name)
+                self.cli("model", "put", name, "/dev/null", f.name)
             finally:
                 os.unlink(f.name)
 
     def infer(self, job, model, batch, rate, limit, queries=QUERIES):
+        """Adds an inference job; returns its name (made unique on this
+        cluster, which a smoke run shares) and when it was added."""
+        self.jobs = getattr(self, "jobs", 0) + 1
+        job = "%s-%d" % (job, self.jobs)
         self.cli("infer", "add", job, "--model", model, "--queries", queries,
                  "--batch", str(batch), "--rate", "%g" % rate, "--limit",
                  str(int(limit)))
-        return now_ms()
+        return job, now_ms()
 
     def wait_job(self, job, timeout_s):
         self.cli("wait", job, "--timeout", str(int(timeout_s)), "--quiet",

@@ -33,8 +33,10 @@ def kill_series(cl, tag, rate, kills, before_s, gap_s):
         common.wait_for(lambda: common.now_ms() >= t, before_s + gap_s + 30,
                         "the next kill", step_s=0.02)
         names = victims()
-        kill_ms = common.now_ms()
         cl.kill(*names)
+        # After the SIGKILL was sent: a lease a worker received from here
+        # on came from the new coordinator.
+        kill_ms = common.now_ms()
         common.wait_for(lambda: common.now_ms() >= kill_ms + gap_s * 600,
                         gap_s + 30, "the restart", step_s=0.05)
         restart_ms = common.now_ms()
@@ -187,10 +189,17 @@ def draw_back(ctx, name, title, groups, ylabel="seconds after the kill"):
     tics = ", ".join("'%s' %d" % (g, i) for i, g in enumerate(groups, 1))
     body = """set xrange [0.5:%d.5]
 set xtics (%s)
-set yrange [0:*]
 set key top left
+""" % (len(groups), tics)
+    if rows:
+        body += """set yrange [0:*]
 plot %s every ::1 using 1:3 with points pt 7 ps 0.8 title 'each run', \
  '' every ::1 using 1:4:5 with yerrorbars lw 2 pt 5 title 'mean +- std'
-""" % (len(groups), tics, plot.q(path))
+""" % plot.q(path)
+    else:  # nothing was measured: an empty frame that says so
+        body += """set yrange [0:1]
+set label 'no value in this run' at graph 0.5, 0.5 center
+plot -1 notitle
+"""
     plot.gnuplot(ctx.svg(name), title, "", ylabel, body)
     os.unlink(path)

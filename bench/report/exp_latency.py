@@ -28,7 +28,7 @@ def capacity(cl, model, batch, seconds, tag):
     all queries arrive at once; the middle 80% of the commits count."""
     job = "cap-%s-%s" % (model, tag)
     n = int(GUESS[model] * seconds)
-    cl.infer(job, model, batch, GUESS[model] * 50, n)
+    job, _ = cl.infer(job, model, batch, GUESS[model] * 50, n)
     cl.wait_job(job, 120 + seconds * 10)
     t = cl.timing(job)
     done = sorted(t.commits())
@@ -45,7 +45,7 @@ def point(cl, model, batch, rate, warm_s, steady_s, tag):
     are over the queries that arrived in the steady window."""
     job = "lt-%s-%s" % (model, tag)
     limit = max(batch * 4, int(rate * (warm_s + steady_s + 1)))
-    cl.infer(job, model, batch, rate, limit)
+    job, _ = cl.infer(job, model, batch, rate, limit)
     cl.wait_job(job, 120 + steady_s * 10)
     t = cl.timing(job)
     a0 = t.start_ms + warm_s * 1000
@@ -93,9 +93,10 @@ def raw_limit(ctx, model, batch, workers):
 
 def run(ctx):
     nodes = ctx.pick(4, 10, 10)
-    steady = ctx.pick(2, 8, 30)
-    warm = ctx.pick(1, 3, 4)
+    steady = ctx.pick(2, 4, 30)
+    warm = ctx.pick(1, 2, 4)
     cl = ctx.cluster(nodes, sims=[("sim20", 20)])
+    nodes = cl.nodes
     rows, parts_rows, knees = [], [], {}
     for model, batch in MODELS:
         cap = capacity(cl, model, batch, ctx.pick(2, 5, 8), "a")

@@ -20,7 +20,7 @@ def tput(cl, job, model, batch, seconds):
     80% of the results count; std over its 1 s windows."""
     per_worker = SIM_BATCH * 1000.0 / SIM_MS if model == "simb" else 20000
     n = int(per_worker * (cl.nodes - 2) * seconds)
-    cl.infer(job, model, batch, 1e6, n)
+    job, _ = cl.infer(job, model, batch, 1e6, n)
     cl.wait_job(job, 120 + seconds * 10)
     done = sorted(cl.timing(job).commits())
     k0, k1 = len(done) // 10, max(len(done) * 9 // 10, len(done) // 10 + 1)

@@ -57,12 +57,21 @@ def run(ctx):
     rb = common.rate_series(ts[1].commits(), t0, end, 1000, 1000)
     write_csv(ctx.csv("timeline"), ["t_s", "resnet18_qps", "lenet5_qps"],
               [[(t - t0) / 1000.0, a, b] for (t, a), (_, b) in zip(ra, rb)])
-    write_csv(ctx.csv("timeline-events"), ["t_s", "event"], events)
+    # Each event's dip: the total rate's lowest 1 s window in the 5 s
+    # after it against its mean over the 5 s before.
+    tot = [(t, a + b) for (t, a), (_, b) in zip(ra, rb)]
+    for ev in events:
+        at = t0 + ev[0] * 1000
+        before = [r for t, r in tot if at - 5000 < t <= at]
+        after = [r for t, r in tot if at < t <= at + 5000]
+        ev += [common.mean(before), min(after) if after else float("nan")]
+    write_csv(ctx.csv("timeline-events"), ["t_s", "event", "qps_before",
+                                           "lowest_qps_after"], events)
     marks = "".join(
         "set arrow from %.2f, graph 0 to %.2f, graph 1 nohead dt 2 "
         "lc rgb '#888888'\nset label '%s' at %.2f, graph %.2f rotate by 90 "
         "right offset -0.6,0 font ',10'\n" % (t, t, w, t, 0.98)
-        for t, w in events)
+        for t, w, _, _ in events)
     body = marks + """set key below
 plot %s every ::1 using 1:2 with lines lw 1.5 title 'ResNet-18', \
  '' every ::1 using 1:3 with lines lw 1.5 title 'LeNet-5'

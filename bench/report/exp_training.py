@@ -3,6 +3,7 @@
 (SDFS data in, SDFS weights out): test accuracy on the disjoint 10,000
 test images against epoch and against wall time, from the metrics each
 job writes (models/M/metrics) and the times its epochs ended."""
+import os
 import re
 import time
 
@@ -24,7 +25,7 @@ def run(ctx):
     cl = ctx.cluster(ctx.pick(4, 6, 6), phase="train")
     t0 = {}
     for m, e, n, lr in jobs:
-        cl.cli("train", "add", "t-" + m, "--model", m, "--epochs", str(e),
+        cl.cli("train", "add", "t-%s-%d" % (m, os.getpid()), "--model", m, "--epochs", str(e),
                "--lr", str(lr), "--schedule", "cosine", "--limit", str(n))
         t0[m] = common.now_ms()
     ends = {m: {} for m, _, _, _ in jobs}
@@ -32,14 +33,14 @@ def run(ctx):
     while time.monotonic() < deadline:
         js = {j["job"]: j for j in cl.json("jobs")["jobs"]}
         for m, _, _, _ in jobs:
-            j = js.get("t-" + m, {})
+            j = js.get("t-%s-%d" % (m, os.getpid()), {})
             if j.get("state") == "failed":
                 raise common.Failed("training %s failed: %s" % (
                     m, j.get("error")))
             ep = j.get("epoch", 0)
             if ep and ep not in ends[m]:
                 ends[m][ep] = common.now_ms()
-        if all(js.get("t-" + m, {}).get("state") == "done"
+        if all(js.get("t-%s-%d" % (m, os.getpid()), {}).get("state") == "done"
                for m, _, _, _ in jobs):
             break
         time.sleep(0.5)

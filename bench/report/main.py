@@ -134,11 +134,12 @@ def machine():
                 break
     blas = "unknown"
     try:
-        out = common.run([os.path.join(common.BENCH, "model"), "--help"],
-                         timeout=30, check=False)
+        out = common.run([os.path.join(common.BENCH, "model"), "--models",
+                          "lenet5", "--batches", "1", common.MODELS, "0.1"],
+                         timeout=60, check=False)
         for line in out.splitlines():
             if "BLAS" in line:
-                blas = line.strip()
+                blas = line.split("BLAS", 1)[1].strip(" #")
     except Failed:
         pass
     commit = subprocess.run(["git", "-C", common.SRC, "rev-parse", "--short",

@@ -22,9 +22,8 @@ def setup(ctx, nodes):
 def calibrate(cl, tag="cal"):
     """Runs the pair once, backlogged (this also loads both models on
     every worker); returns each job's query rate while both ran."""
-    jobs = ["%s-%s" % (tag, m) for m, _ in JOBS]
-    for j, (m, b) in zip(jobs, JOBS):
-        cl.infer(j, m, b, 20000, 4000)
+    jobs = [cl.infer("%s-%s" % (tag, m), m, b, 20000, 4000)[0]
+            for m, b in JOBS]
     for j in jobs:
         cl.wait_job(j, 300)
     ts = [cl.timing(j) for j in jobs]
@@ -40,10 +39,8 @@ def calibrate(cl, tag="cal"):
 def add(cl, tag, k, rate_each, seconds):
     """Adds job k of the pair, sized to run `seconds` at rate_each."""
     m, b = JOBS[k]
-    job = "%s-%s" % (tag, m)
-    at = cl.infer(job, m, b, rate_each * OVER, max(b * 8, rate_each *
-                                                     seconds))
-    return job, at
+    return cl.infer("%s-%s" % (tag, m), m, b, rate_each * OVER,
+                    max(b * 8, rate_each * seconds))
 
 
 def rates(ts, t0, t1):
