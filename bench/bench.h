@@ -5,6 +5,7 @@
 #define IDN_BENCH_H
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,26 @@ bench_csv_close(const char *prog, FILE *f)
 		return -1;
 	}
 	return 0;
+}
+
+// bench_opt handles the options of every benchmark for its getopt_long
+// loop: 'c' (--csv FILE) sets *csv, 'h' (--help) prints the usage on
+// stdout. Returns -1 when parsing goes on, else the exit code: 0 after
+// --help, 2 (usage on stderr) for an option it does not know.
+static inline int
+bench_opt(int ch, const char **csv, void (*usage)(FILE *))
+{
+	switch (ch) {
+	case 'c':
+		*csv = optarg;
+		return -1;
+	case 'h':
+		usage(stdout);
+		return 0;
+	default:
+		usage(stderr);
+		return 2;
+	}
 }
 
 // bench_long parses s, a whole number in lo..hi (lo >= 0); -1, said on

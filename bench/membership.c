@@ -206,15 +206,10 @@ main(int argc, char **argv)
 		case 'n':
 			no_load = true;
 			break;
-		case 'c':
-			csv_path = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			if ((ch = bench_opt(ch, &csv_path, usage)) >= 0) {
+				return ch;
+			}
 		}
 	}
 	if (argc - optind > 2 ||

@@ -162,15 +162,10 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'c':
-			csv_path = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			if ((ch = bench_opt(ch, &csv_path, usage)) >= 0) {
+				return ch;
+			}
 		}
 	}
 	if (argc - optind > 2) {

@@ -366,15 +366,10 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'c':
-			csv_path = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			if ((ch = bench_opt(ch, &csv_path, usage)) >= 0) {
+				return ch;
+			}
 		}
 	}
 	// REPS and SIZE_MB, the older spellings, may not contradict options.

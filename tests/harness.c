@@ -284,6 +284,20 @@ idn_test_cli(char **out, const char *fmt, ...)
 	return rv;
 }
 
+char *
+idn_test_sdfs_text(idn_client *c, const char *name)
+{
+	void *data = NULL;
+	size_t len = 0;
+	IDN_PASS(idn_sdfs_get_buf(c, name, 0, &data, &len, NULL));
+	char *text = malloc(len + 1);
+	assert_non_null(text);
+	memcpy(text, data, len);
+	text[len] = '\0';
+	idn_free(data);
+	return text;
+}
+
 void
 idn_test_exactly_once(const char *text, size_t len, unsigned n)
 {

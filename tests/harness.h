@@ -84,6 +84,9 @@ const char *idn_test_bin_dir(void);
 // Asserts that text (a job's output, one line per query) holds queries
 // 0..n-1, each once, in order.
 void idn_test_exactly_once(const char *text, size_t len, unsigned n);
+// Asserts that SDFS file `name` can be read through c and returns its
+// newest version as a NUL-terminated string (caller frees with free()).
+char *idn_test_sdfs_text(idn_client *c, const char *name);
 // Reads a whole file of at most max_bytes (caller frees *data with free()).
 int idn_test_read_file(const char *path, size_t max_bytes, uint8_t **data,
     size_t *len);

@@ -316,9 +316,11 @@ def fmt(x):
     return x
 
 
-def settle(cl, seconds=2.0, timeout_s=60):
+def settle(cl, seconds=2.0):
     """Waits until SDFS has had no copy pulled or dropped for `seconds`
-    (re-replication after a restart would load the next measurement)."""
+    (re-replication after a restart would load the next measurement), at
+    most cl.settle_s."""
+    timeout_s = getattr(cl, "settle_s", 60)
     def last_repair():
         last = 0
         for n in os.listdir(cl.root):

@@ -72,6 +72,19 @@ def exactly_once(cl, job):
                      "once (%d lines)" % (job, len(qs)))
 
 
+def series_run(ctx, tag, kills_of):
+    """kill_series on a fresh cluster (the mode's size) with the kills
+    kills_of(cluster) names; returns its results, the pair's rate, the
+    gap between kills and the cluster's size."""
+    nodes = ctx.pick(5, 10, 10)
+    gap = ctx.pick(6, 10, 12)
+    cl = pair.setup(ctx, nodes)
+    rate = pair.calibrate(cl)
+    res = kill_series(cl, tag, rate, kills_of(cl), ctx.pick(3, 4, 5), gap)
+    ctx.release(cl)
+    return res, rate, gap, cl.nodes
+
+
 def stats_of(v):
     ok = [x for x in v if x is not None]
     return {"mean": mean(ok), "std": std(ok), "max": max(ok) if ok else
@@ -90,21 +103,17 @@ class WorkerFail:
     @staticmethod
     def run(ctx):
         reps = ctx.pick(1, 2, 5)
-        nodes = ctx.pick(5, 10, 10)
-        gap = ctx.pick(6, 10, 12)
-        cl = pair.setup(ctx, nodes)
-        rate = pair.calibrate(cl)
         rnd = random.Random(7)
 
-        def victims(k):
-            def pick():
-                ws = [n["name"] for n in cl.status()
-                      if n["role"] == "worker" and n["alive"]]
-                return rnd.sample(ws, min(k, len(ws) - 1))
-            return pick
-        kills = [victims(1)] * reps + [victims(3)] * reps
-        res = kill_series(cl, "wk", rate, kills, ctx.pick(3, 4, 5), gap)
-        ctx.release(cl)
+        def kills(cl):
+            def victims(k):
+                def pick():
+                    ws = [n["name"] for n in cl.status()
+                          if n["role"] == "worker" and n["alive"]]
+                    return rnd.sample(ws, min(k, len(ws) - 1))
+                return pick
+            return [victims(1)] * reps + [victims(3)] * reps
+        res, rate, gap, nodes = series_run(ctx, "wk", kills)
         rows = [[len(r["names"]), " ".join(r["names"]), r["steady"],
                  no_nan(r["back"])] for r in res]
         write_csv(ctx.csv("workers"), ["at_once", "killed", "steady_qps",
@@ -125,13 +134,8 @@ class CoordFail:
     @staticmethod
     def run(ctx):
         kills = ctx.pick(1, 3, 10)
-        nodes = ctx.pick(5, 10, 10)
-        gap = ctx.pick(6, 10, 12)
-        cl = pair.setup(ctx, nodes)
-        rate = pair.calibrate(cl)
-        res = kill_series(cl, "co", rate, [lambda: [cl.active_coord()]] *
-                          kills, ctx.pick(3, 4, 5), gap)
-        ctx.release(cl)
+        res, rate, gap, _ = series_run(
+            ctx, "co", lambda cl: [lambda: [cl.active_coord()]] * kills)
         rows = [[i, r["names"][0], r["steady"], no_nan(r["takeover"]),
                  r["ratio"], no_nan(r["back"])] for i, r in enumerate(res)]
         write_csv(ctx.csv("coordinator"), ["kill", "killed", "steady_qps",

@@ -30,7 +30,7 @@ def poll_assign(cl, stop, out):
         stop.wait(0.5)
 
 
-def one(cl, k, rate, alone_s, both_s, rows, series):
+def one(cl, k, rate, alone_s, both_s, rows, series, shares):
     tag = "f%d" % k
     ja, _ = pair.add(cl, tag, 0, rate, alone_s * 1.2 + both_s)
     # The second job joins once the first has results.
@@ -76,7 +76,7 @@ def one(cl, k, rate, alone_s, both_s, rows, series):
         for (t, a), (_, b) in zip(ra, rb):
             series.append([(t - t_add) / 1000.0, a, b])
         for ms, s in samples:
-            series.append([(ms - t_add) / 1000.0, "", "", s.get(ja, 0),
+            shares.append([(ms - t_add) / 1000.0, s.get(ja, 0),
                            s.get(jb, 0)])
 
 
@@ -84,29 +84,31 @@ def run(ctx):
     reps = ctx.pick(1, 3, 5)
     cl = pair.setup(ctx, ctx.pick(4, 10, 10))
     rate = pair.calibrate(cl)
-    rows, series = [], []
+    rows, series, shares = [], [], []
     for k in range(reps):
         one(cl, k, rate, ctx.pick(1, 3, 4), ctx.pick(4, 12, 16), rows,
-            series)
+            series, shares)
     ctx.release(cl)
     write_csv(ctx.csv("fair"), ["rep", "first_start_ms", "first_result_ms",
                                 "within10_s", "share_resnet18",
                                 "share_lenet5", "share_ratio",
                                 "rate_ratio_settled"], rows)
-    series.sort(key=lambda r: r[0])
-    write_csv(ctx.csv("fair-series"), ["t_s", "resnet18_qps", "lenet5_qps",
-                                       "share_resnet18", "share_lenet5"],
-              [r + [""] * (5 - len(r)) for r in series])
+    write_csv(ctx.csv("fair-series"), ["t_s", "resnet18_qps", "lenet5_qps"],
+              series)
+    write_csv(ctx.csv("fair-shares"), ["t_s", "share_resnet18",
+                                       "share_lenet5"], shares)
     body = """set y2label 'workers (summed shares)'
 set y2tics
+set y2range [0:*]
 set ytics nomirror
 set arrow from 0, graph 0 to 0, graph 1 nohead dt 2
 set label 'LeNet-5 added' at 0, graph 0.97 offset 0.5,0
 plot %(d)s every ::1 using 1:2 with lines lw 2 title 'ResNet-18 q/s', \
  '' every ::1 using 1:3 with lines lw 2 title 'LeNet-5 q/s', \
- '' every ::1 using 1:4 axes x1y2 with steps dt 3 title 'ResNet-18 workers', \
- '' every ::1 using 1:5 axes x1y2 with steps dt 3 title 'LeNet-5 workers'
-""" % {"d": plot.q(ctx.csv("fair-series"))}
+ %(s)s every ::1 using 1:2 axes x1y2 with steps dt 3 title 'ResNet-18 workers', \
+ '' every ::1 using 1:3 axes x1y2 with steps dt 3 title 'LeNet-5 workers'
+""" % {"d": plot.q(ctx.csv("fair-series")),
+       "s": plot.q(ctx.csv("fair-shares"))}
     plot.gnuplot(ctx.svg("fair"), "Rates and shares when a second job joins",
                  "seconds since LeNet-5 was added", "queries/s (2 s windows)",
                  body)

@@ -15,7 +15,7 @@ TITLE = "Latency against throughput"
 # (model, batch): the sim model sleeps 20 ms a batch (I/O-like work, no
 # CPU), the torch models run on 1 thread each worker.
 MODELS = [("sim20", 32), ("lenet5", 32), ("resnet18", 16)]
-FRACTIONS = {"smoke": [0.2, 0.7, 1.3],
+FRACTIONS = {"smoke": [0.3, 1.3],
              "quick": [0.1, 0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.5],
              "full": [0.1, 0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.5]}
 # A first guess of each model's capacity (q/s on this cluster), only to
@@ -99,7 +99,7 @@ def run(ctx):
     nodes = cl.nodes
     rows, parts_rows, knees = [], [], {}
     for model, batch in MODELS:
-        cap = capacity(cl, model, batch, ctx.pick(2, 5, 8), "a")
+        cap = capacity(cl, model, batch, ctx.pick(1, 4, 8), "a")
         limit = raw_limit(ctx, model, batch, nodes - 2)
         base_p99 = None
         knee = 0
@@ -114,7 +114,7 @@ def run(ctx):
             rows.append([model, batch, f, rate, thr, thr_sd, s["n"],
                          s["mean"], s["std"], s["p50"], s["p95"], s["p99"],
                          cap, limit])
-            if abs(f - 0.5) < 0.11 or (ctx.mode == "smoke" and i == 1):
+            if abs(f - 0.5) < 0.11 or (ctx.mode == "smoke" and i == 0):
                 parts_rows.append([model, rate] + [parts[k] for k in (
                     "fill", "queue", "inputs", "model", "write")])
         knees[model] = {"knee": knee, "cap": cap, "limit": limit,
@@ -140,6 +140,8 @@ def draw(ctx):
 set xlabel 'achieved throughput (queries/s)'
 stats %(d)s every ::1 using (strcol(1) eq '%(m)s' ? $14 : 1/0) nooutput
 lim = STATS_max
+stats %(d)s every ::1 using (strcol(1) eq '%(m)s' ? $5 : 1/0) nooutput
+set xrange [0:(lim > STATS_max ? lim : STATS_max) * 1.08]
 set arrow from lim, graph 0 to lim, graph 1 nohead dt 2 lc rgb '#888888'
 set label 'raw libtorch loop (same cores)' at lim, graph 0.95 right offset -1,0
 plot %(d)s every ::1 using %(x)s:%(mn)s:(column(9)) with yerrorbars \

@@ -21,7 +21,7 @@ END = 210
 
 
 def run(ctx):
-    scale = ctx.pick(0.12, 0.4, 1.0)
+    scale = ctx.pick(0.1, 0.4, 1.0)
     cl = pair.setup(ctx, ctx.pick(6, 10, 10))
     rate = pair.calibrate(cl)
     rnd = random.Random(11)
@@ -68,9 +68,9 @@ def run(ctx):
     write_csv(ctx.csv("timeline-events"), ["t_s", "event", "qps_before",
                                            "lowest_qps_after"], events)
     marks = "".join(
-        "set arrow from %.2f, graph 0 to %.2f, graph 1 nohead dt 2 "
-        "lc rgb '#888888'\nset label '%s' at %.2f, graph %.2f rotate by 90 "
-        "right offset -0.6,0 font ',10'\n" % (t, t, w, t, 0.98)
+        "set arrow from first %.2f, graph 0 to first %.2f, graph 1 nohead "
+        "dt 2 lc rgb '#888888'\nset label '%s' at first %.2f, graph 0.98 "
+        "rotate by 90 right offset -0.6,0 font ',10'\n" % (t, t, w, t)
         for t, w, _, _ in events)
     body = marks + """set key below
 plot %s every ::1 using 1:2 with lines lw 1.5 title 'ResNet-18', \

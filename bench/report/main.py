@@ -73,6 +73,7 @@ class Ctx:
             cl.setup_data(("lenet5", "resnet18"), SMOKE_SIMS, images=3000)
         else:
             cl = self.shared
+        cl.settle_s = self.pick(5, 30, 60)
         other = "train" if phase == "infer" else "infer"
         cl.cli(other, "stop", check=False)
         cl.cli(phase, "start", check=False)

@@ -205,15 +205,8 @@ static unsigned
 check_timing(const char *job, unsigned long long n, unsigned batch)
 {
 	char name[96], hjob[96], cols[160];
-	void *data = NULL;
-	size_t len = 0;
 	snprintf(name, sizeof(name), "results/%s/timing", job);
-	IDN_PASS(idn_sdfs_get_buf(c, name, 0, &data, &len, NULL));
-	char *text = malloc(len + 1);
-	assert_non_null(text);
-	memcpy(text, data, len);
-	text[len] = '\0';
-	idn_free(data);
+	char *text = idn_test_sdfs_text(c, name);
 	unsigned long long start, queries;
 	double rate;
 	unsigned hbatch, group;

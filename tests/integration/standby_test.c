@@ -223,15 +223,8 @@ static void
 timing_complete(const char *job, unsigned long long n)
 {
 	char name[96];
-	void *data = NULL;
-	size_t len = 0;
 	snprintf(name, sizeof(name), "results/%s/timing", job);
-	IDN_PASS(idn_sdfs_get_buf(c, name, 0, &data, &len, NULL));
-	char *text = malloc(len + 1);
-	assert_non_null(text);
-	memcpy(text, data, len);
-	text[len] = '\0';
-	idn_free(data);
+	char *text = idn_test_sdfs_text(c, name);
 	unsigned long long queries, next = 0;
 	int used = 0;
 	assert_int_equal(sscanf(text, "# job=%*s start_ms=%*u rate=%*f "
