@@ -37,9 +37,9 @@ def run(ctx):
     res = {"idunno": {k: figures(rows, k) for k in rounds}}
     serf = os.path.join(common.SRC, "bench", "serf-detect")
     try:
-        common.run([serf, "--nodes", "10", "--rounds", str(rounds[1]),
+        common.run([serf, "--nodes", "10", "--rounds", str(rounds[3]),
                     "--at-once", "1,3", "--csv", ctx.csv("detect-serf")],
-                   timeout=120 + 90 * rounds[1] * 2)
+                   timeout=120 + 90 * rounds[3] * 2)
         srows = common.read_csv(ctx.csv("detect-serf"))
         res["serf"] = {k: figures(srows, k) for k in rounds}
         res["serf_why"] = ""

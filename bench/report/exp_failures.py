@@ -79,7 +79,7 @@ def series_run(ctx, tag, kills_of):
     nodes = ctx.pick(5, 10, 10)
     gap = ctx.pick(6, 10, 12)
     cl = pair.setup(ctx, nodes)
-    rate = pair.calibrate(cl)
+    rate = pair.calibrate(cl, ctx.pick(1500, 6000, 6000))
     res = kill_series(cl, tag, rate, kills_of(cl), ctx.pick(3, 4, 5), gap)
     ctx.release(cl)
     return res, rate, gap, cl.nodes

@@ -83,7 +83,7 @@ def one(cl, k, rate, alone_s, both_s, rows, series, shares):
 def run(ctx):
     reps = ctx.pick(1, 3, 5)
     cl = pair.setup(ctx, ctx.pick(4, 10, 10))
-    rate = pair.calibrate(cl)
+    rate = pair.calibrate(cl, ctx.pick(1500, 6000, 6000))
     rows, series, shares = [], [], []
     for k in range(reps):
         one(cl, k, rate, ctx.pick(1, 3, 4), ctx.pick(4, 12, 16), rows,
