@@ -254,6 +254,21 @@ class Timing:
         return [(r["commit_ms"], r["count"]) for r in self.rows]
 
 
+def backlogged(cl, job, model, batch, n):
+    """(q/s, std of its 1 s windows) of a backlogged job of n queries that
+    all arrive at once: the middle 80% of its results count."""
+    job, _ = cl.infer(job, model, batch, 1e6, n)
+    cl.wait_job(job, 600)
+    done = sorted(cl.timing(job).commits())
+    k0, k1 = len(done) // 10, max(len(done) * 9 // 10, len(done) // 10 + 1)
+    t0, t1 = done[k0][0], done[k1 - 1][0]
+    q = sum(c for _, c in done[k0:k1])
+    if t1 <= t0 or q == 0:
+        raise Failed("%s: too few results to measure a rate" % job)
+    per_s = [r for _, r in rate_series(done, t0, t1)]
+    return q * 1000.0 / (t1 - t0), std(per_s)
+
+
 def rate_series(commits, t0, t1, step_ms=1000, window_ms=1000):
     """Completed queries per second in windows ending every step_ms."""
     out = []

@@ -6,7 +6,7 @@ every figure comes from the jobs' timing rows in SDFS."""
 import os
 
 import common
-from common import Failed, mean, pct, std, summary, write_csv
+from common import Failed, mean, std, summary, write_csv
 import plot
 
 NAME = "latency"
@@ -31,21 +31,10 @@ def warm(cl, model, batch):
     cl.wait_job(job, 300)
 
 
-def capacity(cl, model, batch, seconds, tag):
-    """Queries per second the cluster completes with the job backlogged:
-    all queries arrive at once; the middle 80% of the commits count."""
-    job = "cap-%s-%s" % (model, tag)
-    n = int(GUESS[model] * seconds)
-    job, _ = cl.infer(job, model, batch, GUESS[model] * 50, n)
-    cl.wait_job(job, 120 + seconds * 10)
-    t = cl.timing(job)
-    done = sorted(t.commits())
-    k0, k1 = len(done) // 10, max(len(done) * 9 // 10, len(done) // 10 + 1)
-    q = sum(c for _, c in done[k0:k1])
-    span = (done[k1 - 1][0] - done[k0][0]) / 1000.0
-    if span <= 0 or q == 0:
-        raise Failed("capacity probe of %s: too few results" % model)
-    return q / span
+def capacity(cl, model, batch, seconds):
+    """Queries per second the cluster completes with a job backlogged."""
+    return common.backlogged(cl, "cap-" + model, model, batch,
+                             int(GUESS[model] * seconds))[0]
 
 
 def point(cl, model, batch, rate, warm_s, steady_s, tag):
@@ -108,7 +97,7 @@ def run(ctx):
     rows, parts_rows, knees = [], [], {}
     for model, batch in MODELS:
         warm(cl, model, batch)
-        cap = capacity(cl, model, batch, ctx.pick(1, 4, 8), "a")
+        cap = capacity(cl, model, batch, ctx.pick(1, 4, 8))
         limit = raw_limit(ctx, model, batch, nodes - 2)
         base_p99 = None
         knee = 0

@@ -16,18 +16,10 @@ SIM_MS, SIM_BATCH = 100, 8
 
 
 def tput(cl, job, model, batch, seconds):
-    """q/s of a backlogged job: every query arrives at once; the middle
-    80% of the results count; std over its 1 s windows."""
+    """q/s (and std) of a backlogged job sized to last about `seconds`."""
     per_worker = SIM_BATCH * 1000.0 / SIM_MS if model == "simb" else 20000
-    n = int(per_worker * (cl.nodes - 2) * seconds)
-    job, _ = cl.infer(job, model, batch, 1e6, n)
-    cl.wait_job(job, 120 + seconds * 10)
-    done = sorted(cl.timing(job).commits())
-    k0, k1 = len(done) // 10, max(len(done) * 9 // 10, len(done) // 10 + 1)
-    t0, t1 = done[k0][0], done[k1 - 1][0]
-    q = sum(c for _, c in done[k0:k1])
-    per_s = [r for _, r in common.rate_series(done, t0, t1)]
-    return q * 1000.0 / max(1, t1 - t0), std(per_s)
+    return common.backlogged(cl, job, model, batch,
+                             int(per_worker * (cl.nodes - 2) * seconds))
 
 
 def run(ctx):

@@ -3,7 +3,6 @@
 cluster, the rates they get, and "back to normal" after a failure, all
 from the jobs' timing rows."""
 import common
-from common import Failed
 
 # Both are offered 3x what they get at their fair share: backlogged.
 JOBS = (("resnet18", 16), ("lenet5", 32))
@@ -20,22 +19,16 @@ def setup(ctx, nodes):
 
 
 def calibrate(cl, queries=6000, tag="cal"):
-    """Runs the pair twice, backlogged: a short run loads both models on
-    every worker, then a run of `queries` each gives each job's query
-    rate while both ran, which this returns."""
-    for n in (1000, queries):
-        jobs = [cl.infer("%s-%s" % (tag, m), m, b, 20000, n)[0]
-                for m, b in JOBS]
-        for j in jobs:
-            cl.wait_job(j, 300)
-    ts = [cl.timing(j) for j in jobs]
-    t0 = max(min(c for c, _ in t.commits()) for t in ts)
-    t1 = min(max(c for c, _ in t.commits()) for t in ts)
-    if t1 - t0 < 1000:
-        raise Failed("calibration: the two jobs did not run together")
-    rates = [sum(n for c, n in t.commits() if t0 <= c < t1) * 1000.0 /
-             (t1 - t0) for t in ts]
-    return min(rates)
+    """The query rate each job of the pair gets when both are backlogged
+    and fair time gives them equal rates: each model's backlogged rate
+    alone (after a warm-up that loads it on every worker), C_r and C_l,
+    then r = 1 / (1/C_r + 1/C_l), each job taking its share of time."""
+    inv = 0.0
+    for m, b in JOBS:
+        n = queries if m == "resnet18" else queries * 10
+        common.backlogged(cl, "%s-warm-%s" % (tag, m), m, b, n // 4)
+        inv += 1.0 / common.backlogged(cl, "%s-%s" % (tag, m), m, b, n)[0]
+    return 1.0 / inv
 
 
 def add(cl, tag, k, rate_each, seconds):
