@@ -91,7 +91,7 @@ def raw_limit(ctx, model, batch, workers):
 def run(ctx):
     nodes = ctx.pick(4, 10, 10)
     steady = ctx.pick(2, 4, 30)
-    warm = ctx.pick(1, 2, 4)
+    warm_s = ctx.pick(1, 2, 4)
     cl = ctx.cluster(nodes, sims=[("sim20", 20)])
     nodes = cl.nodes
     rows, parts_rows, knees = [], [], {}
@@ -103,7 +103,7 @@ def run(ctx):
         knee = 0
         for i, f in enumerate(FRACTIONS[ctx.mode]):
             rate = cap * f
-            s, thr, thr_sd, parts = point(cl, model, batch, rate, warm,
+            s, thr, thr_sd, parts = point(cl, model, batch, rate, warm_s,
                                           steady, "%d" % i)
             if base_p99 is None:
                 base_p99 = s["p99"]
