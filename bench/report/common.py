@@ -201,6 +201,10 @@ def down(root):
                         pass
     except OSError:
         pass
+    # And any node started under the root that the state file missed (a
+    # restart interrupted between its spawn and its state line).
+    subprocess.run(["pkill", "-KILL", "-f", "--", "--data " + root + "/"],
+                   capture_output=True)
     subprocess.run(["rm", "-rf", root])
     _live.discard(root)
 
