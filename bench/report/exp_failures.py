@@ -77,7 +77,7 @@ def series_run(ctx, tag, kills_of):
     kills_of(cluster) names; returns its results, the pair's rate, the
     gap between kills and the cluster's size."""
     nodes = ctx.pick(5, 10, 10)
-    gap = ctx.pick(6, 10, 12)
+    gap = ctx.pick(6, 12, 14)
     cl = pair.setup(ctx, nodes)
     rate = pair.calibrate(cl, ctx.pick(1500, 6000, 6000))
     res = kill_series(cl, tag, rate, kills_of(cl), ctx.pick(3, 4, 5), gap)

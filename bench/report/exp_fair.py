@@ -110,7 +110,7 @@ plot %(d)s every ::1 using 1:2 with lines lw 2 title 'ResNet-18 q/s', \
 """ % {"d": plot.q(ctx.csv("fair-series")),
        "s": plot.q(ctx.csv("fair-shares"))}
     plot.gnuplot(ctx.svg("fair"), "Rates and shares when a second job joins",
-                 "seconds since LeNet-5 was added", "queries/s (2 s windows)",
+                 "seconds since LeNet-5 was added", "queries/s (3 s windows)",
                  body)
     col = list(zip(*rows))
     return {"reps": reps, "rate": rate,

@@ -4,6 +4,7 @@ experiment (a module of this folder) on local clusters, keeps their CSVs
 and figures in a temp folder and moves it over DIR only at the end."""
 import argparse
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -202,7 +203,7 @@ def main(argv):
     try:
         ctx = Ctx(mode, os.path.join(stage, "out"), tmp)
         info = machine()
-        results = {}
+        results = earlier(a.out, ctx, only)
         chosen = [e for e in EXPERIMENTS if not only or e.NAME in only]
         t0 = time.monotonic()
         times = []
@@ -229,8 +230,14 @@ def main(argv):
                     e.NAME, results[e.NAME]["why"]))
             times.append(time.monotonic() - s)
             results[e.NAME]["seconds"] = times[-1]
+            results[e.NAME]["run"] = {k: info[k] for k in ("commit", "date")}
+            results[e.NAME]["mode"] = mode
+            with open(os.path.join(ctx.data, e.NAME + ".json"), "w") as f:
+                json.dump(results[e.NAME], f)
         info["seconds"] = time.monotonic() - t0
-        render.write(ctx, info, chosen, results)
+        info["rerun"] = [e.NAME for e in chosen] if only else []
+        render.write(ctx, info, [e for e in EXPERIMENTS
+                                 if e.NAME in results], results)
         publish(ctx.out, a.out)
         sys.stderr.write("report: wrote %s in %.0f s\n" % (
             os.path.join(a.out, "REPORT.md"), info["seconds"]))
@@ -242,6 +249,36 @@ def main(argv):
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(stage, ignore_errors=True)
     return 1 if failed else 0
+
+
+def earlier(out, ctx, only):
+    """With --only, the other sections come from the last run into OUT:
+    their results (figures/data/NAME.json), CSVs and figures are carried
+    into the new report unchanged."""
+    res = {}
+    if not only:
+        return res
+    fig = os.path.join(out, "figures")
+    for e in EXPERIMENTS:
+        path = os.path.join(fig, "data", e.NAME + ".json")
+        if e.NAME in only or not os.path.exists(path):
+            continue
+        with open(path) as f:
+            res[e.NAME] = json.load(f, object_hook=int_keys)
+        shutil.copy2(path, ctx.data)
+    for n in os.listdir(fig) if res else []:
+        p = os.path.join(fig, n)
+        if n.endswith(".svg") and os.path.isfile(p):
+            shutil.copy2(p, ctx.fig)
+    for n in os.listdir(os.path.join(fig, "data")) if res else []:
+        if n.endswith(".csv"):
+            shutil.copy2(os.path.join(fig, "data", n), ctx.data)
+    return res
+
+
+def int_keys(d):
+    """JSON keeps only string keys: "1" back to 1 (kills at once)."""
+    return {int(k) if k.isdigit() else k: v for k, v in d.items()}
 
 
 def publish(src, out):

@@ -50,7 +50,9 @@ def write(ctx, info, chosen, results):
                      "in this run: %s\n" % r["why"])
         else:
             text += SECTIONS[e.NAME](r["v"], ctx)
-        text += "\n*(%s: %.0f s of this run.)*\n" % (e.NAME, r["seconds"])
+        text += "\n*(%s: %.0f s of the %s run at `%s`, %s.)*\n" % (
+            e.NAME, r["seconds"], r["mode"], r["run"]["commit"],
+            r["run"]["date"])
         parts.append(text)
     parts.append(LIMITS)
     with open(os.path.join(ctx.out, "REPORT.md"), "w") as f:
@@ -86,7 +88,7 @@ Torch runs 1 intra-op thread per worker process (`OPENBLAS_NUM_THREADS=1`).
 All nodes share these cores: a 10-node cluster here is 10 processes on
 %s cores, so the figures measure the software's overheads and behaviour,
 not the speed of a real cluster. **Commit:** `%s`, measured %s, in
-%.0f minutes.
+%.0f minutes%s.
 
 ## The design in one page
 
@@ -118,7 +120,9 @@ lost or answered twice. At the end the coordinator assembles
 under a MAC with the cluster key.
 """ % (mode, info["cpus"], info["cpu"] or "unknown model", info["mem_gib"],
        info["kernel"], info["blas"], info["cpus"], info["commit"],
-       info["date"], info["seconds"] / 60)
+       info["date"], info["seconds"] / 60,
+       "" if not info["rerun"] else " (this run reran %s; each section "
+       "names the run it comes from)" % ", ".join(info["rerun"]))
 
 
 def s_latency(v, ctx):
@@ -211,17 +215,17 @@ def s_fair(v, ctx):
         ["LeNet-5's workers (summed shares, settled)",
          pm(*v["share_b"], fmt=f2)],
         ["resource ratio ResNet-18 / LeNet-5", pm(*v["ratio"], fmt=f2)],
-        ["max/min of the two rates, settled (2 s windows)",
+        ["max/min of the two rates, settled (3 s windows)",
          pm(*v["settled"], fmt=f2)]])
     if w[2] < v["reps"]:
         meet = ("the rates meet within 10%% after %.1f s on average: the "
                 "allocator moves workers as soon as the new job's first "
-                "task times are measured, and the 2 s rate windows need "
+                "task times are measured, and the 3 s rate windows need "
                 "about that long to forget the time before" % w[0])
     else:
         meet = ("the rates never stayed within 10%% of each other for 2 s "
                 "in this run (settled max/min %.2f): the allocator's "
-                "shares, or the 2 s windows, are too coarse for this "
+                "shares, or the 3 s windows, are too coarse for this "
                 "cluster" % v["settled"][0])
     if w[2] and w[2] < v["reps"]:
         meet += "; in %d of %d runs they never did" % (w[2], v["reps"])
@@ -241,7 +245,7 @@ def s_workers(v, ctx):
             "and %d of three workers at once (%d where fewer survive), "
             "each victim restarted %.0f s after its kill, before the next. "
             "**Back to normal** is the first time after the kill from "
-            "which, for 2 s, the total completed rate (2 s windows) is "
+            "which, for 2 s, the total completed rate (3 s windows) is "
             "within 10%% of the rate in the 3 s before the kill and the two "
             "jobs' rates are within 10%% of each other (searched until the "
             "restart). Mean ± std.\n\n" % (
