@@ -3,16 +3,20 @@
 """report_test.py: `scripts/report --smoke` end to end: every figure and
 table appears and parses (the CSVs have their columns and rows, the SVGs
 are SVG, REPORT.md names only figures that exist and has no unfilled
-placeholder or failed section), no node is left running, and bad
-arguments exit 2 before any cluster starts. Prints TAP."""
+placeholder or failed section), no node is left running, also after
+a Ctrl-C (which leaves the previous REPORT.md), `--only` reruns one
+section and keeps the others, and bad arguments exit 2 before any
+cluster starts. Prints TAP."""
 import csv
 import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 
 SRC = os.environ.get("IDUNNO_SOURCE_DIR", ".")
@@ -51,6 +55,38 @@ def bad_args(tmp):
     tap(p.returncode == 2, "an unknown flag exits 2", p.stderr[-200:])
 
 
+def interrupted(out):
+    """Ctrl-C in the middle of an experiment: no node is left and the
+    previous REPORT.md stays."""
+    p = subprocess.Popen([REPORT, "--smoke", "--out", out, "--only",
+                          "latency"], stderr=subprocess.PIPE, text=True)
+    # Interrupt once a cluster of the run is up.
+    for _ in range(600):
+        if nodes_of("idunno-report-") or p.poll() is not None:
+            break
+        time.sleep(0.1)
+    time.sleep(2)
+    p.send_signal(signal.SIGINT)
+    try:
+        _, err = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        err = "no exit within 120 s of SIGINT"
+    tap(p.returncode == 130 and "interrupted" in err,
+        "Ctrl-C stops the run", "exit %s: %s" % (p.returncode,
+                                                err.strip()[-200:]))
+    left = []
+    for _ in range(100):  # the nodes may take a moment to go
+        left = nodes_of("idunno-report-")
+        if not left:
+            break
+        time.sleep(0.1)
+    tap(not left, "Ctrl-C leaves no node behind", "; ".join(left)[:300])
+    text = open(os.path.join(out, "REPORT.md")).read()
+    tap(text == "previous\n", "Ctrl-C leaves the previous REPORT.md",
+        text[:80])
+
+
 def check_csv(path):
     with open(path) as f:
         rows = list(csv.reader(f))
@@ -74,6 +110,7 @@ def main():
         os.makedirs(out)
         with open(old, "w") as f:
             f.write("previous\n")
+        interrupted(out)
         p = subprocess.run([REPORT, "--smoke", "--out", out],
                            capture_output=True, text=True, timeout=900)
         sys.stdout.write("".join("# " + l + "\n" for l in
@@ -128,6 +165,18 @@ def main():
                 else []
             tap(all(c in head for c in cols), "%s.csv has %s" % (
                 name, ", ".join(cols)), repr(head))
+        # Rerunning one section keeps the others, from the first run.
+        p = subprocess.run([REPORT, "--smoke", "--out", out, "--only",
+                            "sdfs"], capture_output=True, text=True,
+                           timeout=300)
+        again = open(old).read()
+        tap(p.returncode == 0 and again.count("\n## ") == text.count(
+            "\n## ") and "reran sdfs" in again and
+            "## Training as cluster jobs" in again,
+            "--only sdfs reruns that section and keeps the others",
+            "exit %d, %d of %d sections" % (p.returncode,
+                                            again.count("\n## "),
+                                            text.count("\n## ")))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("1..%d" % len(results))
