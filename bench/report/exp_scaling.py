@@ -48,7 +48,8 @@ def run(ctx):
                 overhead["raw"], overhead["ratio"]]])
     body = """set key top left
 set xtics (1, 2, 4, 8)
-plot %s every ::1 using 1:2:3 with yerrorlines lw 2 title 'measured (mean +- std of 1 s windows)', \
+plot %s every ::1 using 1:2:3 with yerrorlines lw 2 \
+title 'measured (mean +- std of 1 s windows)', \
  '' every ::1 using 1:4 with lines dt 2 lw 2 title 'linear (k x 1 worker)'
 """ % plot.q(ctx.csv("scaling"))
     plot.gnuplot(ctx.svg("scaling"), "Throughput against workers (sim model)",

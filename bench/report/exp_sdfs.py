@@ -40,7 +40,8 @@ def run(ctx):
     rr = [r for r in rows if r["kind"] == "rerep"]
     body = """set logscale xy
 set key outside right top
-plot %(d)s every ::1 using 1:2:3 with yerrorlines lw 2 title 'SDFS put (4 copies)', \
+plot %(d)s every ::1 using 1:2:3 with yerrorlines lw 2 \
+title 'SDFS put (4 copies)', \
  '' every ::1 using 1:4:5 with yerrorlines lw 2 title 'SDFS get', \
  '' every ::1 using 1:6:7 with yerrorlines dt 2 title 'cp', \
  '' every ::1 using 1:8:9 with yerrorlines dt 2 title 'cp + fsync', \

@@ -24,8 +24,9 @@ def run(ctx):
              0.05)]
     cl = ctx.cluster(ctx.pick(4, 6, 6), phase="train")
     t0 = {}
+    name = {m: "t-%s-%d" % (m, os.getpid()) for m, _, _, _ in jobs}
     for m, e, n, lr in jobs:
-        cl.cli("train", "add", "t-%s-%d" % (m, os.getpid()), "--model", m, "--epochs", str(e),
+        cl.cli("train", "add", name[m], "--model", m, "--epochs", str(e),
                "--lr", str(lr), "--schedule", "cosine", "--limit", str(n))
         t0[m] = common.now_ms()
     ends = {m: {} for m, _, _, _ in jobs}
@@ -33,14 +34,14 @@ def run(ctx):
     while time.monotonic() < deadline:
         js = {j["job"]: j for j in cl.json("jobs")["jobs"]}
         for m, _, _, _ in jobs:
-            j = js.get("t-%s-%d" % (m, os.getpid()), {})
+            j = js.get(name[m], {})
             if j.get("state") == "failed":
                 raise common.Failed("training %s failed: %s" % (
                     m, j.get("error")))
             ep = j.get("epoch", 0)
             if ep and ep not in ends[m]:
                 ends[m][ep] = common.now_ms()
-        if all(js.get("t-%s-%d" % (m, os.getpid()), {}).get("state") == "done"
+        if all(js.get(name[m], {}).get("state") == "done"
                for m, _, _, _ in jobs):
             break
         time.sleep(0.5)
@@ -69,8 +70,10 @@ def run(ctx):
                            "(s)")):
         body = """set key bottom right
 set yrange [0:1]
-plot %(d)s every ::1 using (strcol(1) eq 'lenet5' ? $%(c)d : 1/0):6 with linespoints lw 2 pt 7 title 'LeNet-5', \
- '' every ::1 using (strcol(1) eq 'resnet18' ? $%(c)d : 1/0):6 with linespoints lw 2 pt 5 title 'ResNet-18'
+plot %(d)s every ::1 using (strcol(1) eq 'lenet5' ? $%(c)d : 1/0):6 with linespoints \
+lw 2 pt 7 title 'LeNet-5', \
+ '' every ::1 using (strcol(1) eq 'resnet18' ? $%(c)d : 1/0):6 \
+with linespoints lw 2 pt 5 title 'ResNet-18'
 """ % {"d": plot.q(ctx.csv("training")), "c": col}
         plot.gnuplot(ctx.svg("training-" + x), "Test accuracy against " +
                      label.split(" (")[0], label, "test accuracy", body)

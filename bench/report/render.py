@@ -396,9 +396,9 @@ def s_scaling(v, ctx):
     out += ("\nA backlogged sim job (100 ms sleep per batch of 8) on "
             "fresh clusters of 1 to 8 workers. **What it shows:** with a "
             "model that does not need the CPU, %s (measured / linear %s "
-            "on average over 2 to 8 workers). **Torch overhead:** LeNet-5 (batch 32) on a "
-            "1-worker cluster with the model pinned to a CPU runs %s q/s, "
-            "the raw libtorch loop %s q/s: a ratio of %s.\n" % (
+            "on average over 2 to 8 workers). **Torch overhead:** LeNet-5 "
+            "(batch 32) on a 1-worker cluster with the model pinned to a "
+            "CPU runs %s q/s, the raw libtorch loop %s q/s: a ratio of %s.\n" % (
                 "doubling the workers about doubles the rate, so the "
                 "coordinator and SDFS are not the bottleneck at this size"
                 if v["mean_vs_linear"] >= 0.9 else "the rate falls short "
