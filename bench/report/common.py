@@ -273,6 +273,24 @@ def backlogged(cl, job, model, batch, n):
     return q * 1000.0 / (t1 - t0), std(per_s)
 
 
+def write_timing(path, timings, events=()):
+    """Keeps the raw timing rows of a run's jobs as one CSV (a row per
+    task, its job's name and arrival parameters beside it), and its
+    events as rows of job "event"."""
+    rows = []
+    for t in timings:
+        for r in t.rows:
+            rows.append([t.job, t.start_ms, t.rate, r["first"], r["count"],
+                         r["arrival_ms"], r["lease_ms"], r["start_ms"],
+                         r["model_start_ms"], r["model_end_ms"],
+                         r["commit_ms"], r["worker"], r["attempt"]])
+    for what, ms in events:
+        rows.append(["event", ms, 0, 0, 0, 0, 0, 0, 0, 0, 0, what, 0])
+    write_csv(path, ["job", "job_start_ms", "rate", "first", "count",
+                     "arrival_ms", "lease_ms", "start_ms", "model_start_ms",
+                     "model_end_ms", "commit_ms", "worker", "attempt"], rows)
+
+
 def rate_series(commits, t0, t1, step_ms=1000, window_ms=1000):
     """Completed queries per second in windows ending every step_ms."""
     out = []

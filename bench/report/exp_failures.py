@@ -16,7 +16,10 @@ import pair
 import plot
 
 
-def kill_series(cl, tag, rate, kills, before_s, gap_s):
+IN_FLIGHT_MS = 50
+
+
+def kill_series(cl, tag, rate, kills, before_s, gap_s, raw_csv):
     """Both jobs run; after before_s together, each entry of `kills` (a
     function naming the nodes to kill) is applied gap_s apart; the killed
     nodes restart 60% into their gap. Returns one dict per kill: back to
@@ -27,7 +30,8 @@ def kill_series(cl, tag, rate, kills, before_s, gap_s):
     jb, _ = pair.add(cl, tag, 1, rate, total)
     common.wait_for(lambda: all('"done": 0,' not in cl.cli(
         "stats", j, "--json") for j in (ja, jb)), 120, "both jobs' results")
-    t = common.now_ms() + before_s * 1000
+    t_both = common.now_ms()
+    t = t_both + before_s * 1000
     done = []
     for victims in kills:
         common.wait_for(lambda: common.now_ms() >= t, before_s + gap_s + 30,
@@ -46,15 +50,22 @@ def kill_series(cl, tag, rate, kills, before_s, gap_s):
     cl.wait_job(jb, 600)
     cl.wait_job(ja, 600)
     ts = [cl.timing(ja), cl.timing(jb)]
+    common.write_timing(raw_csv, ts, [("kill " + " ".join(n), k) for n, k,
+                                      _ in done])
+    total, fair = pair.normal(ts, t_both + 2000, pair.both_end(ts) - 3000)
     out = []
     for names, kill_ms, restart_ms in done:
         steady = pair.steady_rate(ts, kill_ms - 3500, kill_ms - 500)
-        back = pair.back_to_normal(ts, kill_ms, steady, restart_ms)
+        back = pair.back_to_normal(ts, kill_ms, total, fair, restart_ms)
+        # A lease a worker received in the first 50 ms after the kill was
+        # already on its way from the killed coordinator (one such came
+        # 4 ms after); no takeover is that fast (300 ms of silence first).
         leases = [r["lease_ms"] for x in ts for r in x.rows
-                  if r["lease_ms"] > kill_ms]
+                  if r["lease_ms"] > kill_ms + IN_FLIGHT_MS]
         before = pair.steady_rate(ts, kill_ms - 4000, kill_ms)
         after = pair.steady_rate(ts, kill_ms, kill_ms + 2000)
         out.append({"names": names, "back": back, "steady": steady,
+                    "normal": total, "normal_fair": max(pair.FAIR, fair),
                     "takeover": min(leases) - kill_ms if leases else None,
                     "ratio": after / before if before else float("nan")})
     exactly_once(cl, ja)
@@ -80,7 +91,8 @@ def series_run(ctx, tag, kills_of):
     gap = ctx.pick(6, 12, 14)
     cl = pair.setup(ctx, nodes)
     rate = pair.calibrate(cl, ctx.pick(1500, 6000, 6000))
-    res = kill_series(cl, tag, rate, kills_of(cl), ctx.pick(3, 4, 5), gap)
+    res = kill_series(cl, tag, rate, kills_of(cl), ctx.pick(3, 4, 5), gap,
+                      ctx.csv(tag + "-timing"))
     ctx.release(cl)
     return res, rate, gap, cl.nodes
 
@@ -124,6 +136,8 @@ class WorkerFail:
                   {"1 worker": [r[3] for r in rows[:reps]],
                    "3 workers": [r[3] for r in rows[reps:]]})
         return {"reps": reps, "rate": rate, "by": by, "nodes": nodes,
+                "normal": res[0]["normal"],
+                "normal_fair": res[0]["normal_fair"],
                 "window": gap * 0.6, "killed3": len(res[-1]["names"])}
 
 
@@ -151,6 +165,8 @@ class CoordFail:
         if not take:
             raise Failed("no lease after any kill: no takeover seen")
         return {"kills": kills, "rate": rate, "window": gap * 0.6,
+                "normal": res[0]["normal"],
+                "normal_fair": res[0]["normal_fair"],
                 "back": stats_of([r["back"] for r in res]),
                 "take": {"median": pct(take, 50), "mean": mean(take),
                          "std": std(take), "max": max(take),

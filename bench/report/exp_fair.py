@@ -30,7 +30,7 @@ def poll_assign(cl, stop, out):
         stop.wait(0.5)
 
 
-def one(cl, k, rate, alone_s, both_s, rows, series, shares):
+def one(cl, k, rate, alone_s, both_s, rows, series, shares, timings):
     tag = "f%d" % k
     ja, _ = pair.add(cl, tag, 0, rate, alone_s * 1.2 + both_s)
     # The second job joins once the first has results.
@@ -48,6 +48,7 @@ def one(cl, k, rate, alone_s, both_s, rows, series, shares):
         stop.set()
         th.join()
     ta, tb = cl.timing(ja), cl.timing(jb)
+    timings += [ta, tb]
     first_start = min(r["model_start_ms"] for r in tb.rows) - t_add
     first_done = min(r["commit_ms"] for r in tb.rows) - t_add
     end = pair.both_end([ta, tb])
@@ -84,10 +85,11 @@ def run(ctx):
     reps = ctx.pick(1, 3, 5)
     cl = pair.setup(ctx, ctx.pick(4, 10, 10))
     rate = pair.calibrate(cl, ctx.pick(1500, 6000, 6000))
-    rows, series, shares = [], [], []
+    rows, series, shares, timings = [], [], [], []
     for k in range(reps):
         one(cl, k, rate, ctx.pick(1, 3, 4), ctx.pick(4, 12, 16), rows,
-            series, shares)
+            series, shares, timings)
+    common.write_timing(ctx.csv("fair-timing"), timings)
     ctx.release(cl)
     write_csv(ctx.csv("fair"), ["rep", "first_start_ms", "first_result_ms",
                                 "within10_s", "share_resnet18",

@@ -52,6 +52,8 @@ def run(ctx):
     cl.wait_job(jb, 600)
     ts = [cl.timing(ja), cl.timing(jb)]
     ctx.release(cl)
+    common.write_timing(ctx.csv("timeline-timing"), ts,
+                        [(w, t0 + t * 1000) for t, w in events])
     end = max(c for t in ts for c, _ in t.commits())
     ra = common.rate_series(ts[0].commits(), t0, end, 1000, 1000)
     rb = common.rate_series(ts[1].commits(), t0, end, 1000, 1000)

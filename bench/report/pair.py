@@ -57,25 +57,34 @@ def steady_rate(ts, t0, t1):
     return n * 1000.0 / max(1, t1 - t0)
 
 
-def back_to_normal(ts, kill_ms, steady, end_ms):
-    """Seconds from the kill until, for HOLD_MS, every window has the total
-    rate within NORMAL of `steady` and the two rates within FAIR; None
-    when that did not happen before end_ms (a job ran out of queries)."""
+def normal(ts, t0, t1):
+    """What is normal for this run: the median total rate of its 3 s
+    windows in [t0, t1), and the 90th percentile of the two jobs' max/min
+    rate ratio (what fairness the cluster keeps when nothing fails)."""
+    series = rates(ts, t0, t1)
+    tot = [sum(s[k][1] for s in series) for k in range(len(series[0]))]
+    fair = [max(s[k][1] for s in series) / min(s[k][1] for s in series)
+            for k in range(len(series[0]))
+            if min(s[k][1] for s in series) > 0]
+    return common.pct(tot, 50), common.pct(fair, 90)
+
+
+def back_to_normal(ts, kill_ms, total, fair, end_ms):
+    """Seconds from the kill to the start of the first 3 s window, among
+    those starting after the kill, from which on for HOLD_MS every window
+    has the total rate at least (1 - NORMAL) x `total` and the jobs'
+    max/min at most max(FAIR, `fair`); None when that did not happen by
+    end_ms."""
     series = rates(ts, kill_ms, end_ms)
-    ok_since = None
+    first = None
     for k in range(len(series[0])):
-        t = series[0][k][0]
         rs = [s[k][1] for s in series]
-        tot = sum(rs)
-        good = (abs(tot - steady) <= NORMAL * steady and min(rs) > 0 and
-                max(rs) / min(rs) <= FAIR)
+        good = (sum(rs) >= (1 - NORMAL) * total and min(rs) > 0 and
+                max(rs) / min(rs) <= max(FAIR, fair))
         if not good:
-            ok_since = None
+            first = None
             continue
-        # The window ending at t is the first good one: normal from its
-        # start on.
-        if ok_since is None:
-            ok_since = t - WINDOW_MS
-        if t - ok_since >= HOLD_MS + WINDOW_MS:
-            return max(0.0, (ok_since - kill_ms) / 1000.0)
+        first = k if first is None else first
+        if (k - first) * STEP_MS >= HOLD_MS:
+            return first * STEP_MS / 1000.0
     return None
