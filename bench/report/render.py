@@ -336,15 +336,17 @@ def s_coord(v, ctx):
 
 def s_timeline(v, ctx):
     out = fig("timeline", "timeline") + "\n"
+    win = v.get("window_s", 1)
     out += table(["t (s)", "event", "q/s in the 5 s before",
-                  "lowest 1 s in the 5 s after", "after / before"],
+                  "lowest %g s window in the 5 s after" % win,
+                  "after / before"],
                  [[f1(t), w, f0(b), f0(a), f2(a / b) if b else "-"]
                   for t, w, b, a in v["events"]])
     dips = {w: (a / b if b else float("nan")) for _, w, b, a in v["events"]}
     worst = min((x for x in dips.items() if x[0] != "job 2 added"),
                 key=lambda x: x[1] if x[1] == x[1] else 9)
     out += ("\nTwo jobs over %.0f s (each offered 3x the %s q/s it gets "
-            "when sharing); the rates are completed queries per 1 s "
+            "when sharing); the rates are completed queries per %g s "
             "window, summed over both jobs in the table. **What it "
             "shows:** the second job takes its half of the query rate "
             "within seconds of being added; each failure shows as a dip "
@@ -353,7 +355,7 @@ def s_timeline(v, ctx):
             "coordinator's kill dips to %s, as workers keep running their "
             "prefetched leases through the takeover; the rejoining workers "
             "get work at their first lease call.\n" % (
-                v["seconds"], f0(v["rate"]), worst[0], f2(worst[1]),
+                v["seconds"], f0(v["rate"]), win, worst[0], f2(worst[1]),
                 f2(dips.get("coordinator killed", float("nan")))))
     return out
 
