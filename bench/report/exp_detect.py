@@ -21,7 +21,7 @@ def figures(rows, at_once):
 
 
 def run(ctx):
-    rounds = {1: ctx.pick(1, 4, 10), 3: ctx.pick(1, 2, 5)}
+    rounds = {1: ctx.pick(1, 3, 10), 3: ctx.pick(1, 1, 5)}
     rows = []
     for k, n in rounds.items():
         out = ctx.csv("detect-idunno-%d" % k)

@@ -16,7 +16,7 @@ TITLE = "Latency against throughput"
 # CPU), the torch models run on 1 thread each worker.
 MODELS = [("sim20", 32), ("lenet5", 32), ("resnet18", 16)]
 FRACTIONS = {"smoke": [0.3, 1.3],
-             "quick": [0.1, 0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.5],
+             "quick": [0.1, 0.5, 0.85, 1.2, 1.5],
              "full": [0.1, 0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.5]}
 # A first guess of each model's capacity (q/s on this cluster), only to
 # size the capacity probe.
@@ -90,7 +90,7 @@ def raw_limit(ctx, model, batch, workers):
 
 def run(ctx):
     nodes = ctx.pick(4, 10, 10)
-    steady = ctx.pick(2, 4, 30)
+    steady = ctx.pick(2, 3, 30)
     warm_s = ctx.pick(1, 2, 4)
     cl = ctx.cluster(nodes, sims=[("sim20", 20)])
     nodes = cl.nodes

@@ -26,9 +26,10 @@ def run(ctx):
     seconds = ctx.pick(2, 5, 10)
     rows = []
     overhead = None
-    for k in ctx.pick([1, 2], [1, 2, 4, 8], [1, 2, 4, 8]):
+    for k in ctx.pick([1, 2], [1, 4, 8], [1, 2, 4, 8]):
         cl = ctx.cluster(k + 2, pin=(k == 1), sims=[("simb", SIM_MS)],
-                         torch_models=("lenet5",) if k == 1 else ())
+                         torch_models=("lenet5",) if k == 1 else (),
+                         fresh=True)
         r, sd = tput(cl, "s%d" % k, "simb", SIM_BATCH, seconds)
         rows.append([k, r, sd])
         if k == 1:

@@ -46,7 +46,7 @@ Exit codes: 0 every experiment ran, 1 one failed (its section says why),
 
 
 # Every sim model an experiment uses: (name, ms a batch).
-SMOKE_SIMS = [("sim20", 20), ("simb", 100)]
+SHARED_SIMS = [("sim20", 20), ("simb", 100)]
 
 
 class Ctx:
@@ -62,16 +62,19 @@ class Ctx:
         os.makedirs(self.data)
 
     def cluster(self, nodes, phase="infer", pin=False,
-                torch_models=("lenet5", "resnet18"), sims=()):
+                torch_models=("lenet5", "resnet18"), sims=(), fresh=False):
         """A cluster with Fashion-MNIST and the models in SDFS, in the
-        phase asked. A smoke run shares one small cluster (a small data
-        set, every model) between its experiments."""
-        if self.mode != "smoke":
+        phase asked. The full run starts a fresh one each time; smoke and
+        quick runs share one cluster (smoke: 5 nodes and a small data set;
+        quick: 10 nodes) between their experiments, unless `fresh`."""
+        if self.mode == "full" or (fresh and self.mode == "quick"):
             cl = common.Cluster(nodes, pin=pin, tmp=self.tmp)
             cl.setup_data(torch_models, sims)
         elif self.shared is None or self.shared.root not in common.live():
-            cl = self.shared = common.Cluster(5, tmp=self.tmp)
-            cl.setup_data(("lenet5", "resnet18"), SMOKE_SIMS, images=3000)
+            cl = self.shared = common.Cluster(self.pick(5, 10, 10),
+                                              tmp=self.tmp)
+            cl.setup_data(("lenet5", "resnet18"), SHARED_SIMS,
+                          images=self.pick(3000, 0, 0))
         else:
             cl = self.shared
         cl.settle_s = self.pick(5, 30, 60)
