@@ -114,11 +114,17 @@ class Cluster:
             self.cli("cluster", "kill", n)
 
     def restart(self, *names):
+        """Restarts the nodes (a just-killed one may still be going away:
+        tried again for up to 10 s), then waits until all are alive."""
+        def restarted(n):
+            try:
+                self.cli("cluster", "restart", n, timeout=60)
+                return True
+            except Failed:
+                return False
         for n in names:
-            for _ in range(50):
-                if self.cli("cluster", "restart", n, check=False,
-                            timeout=60) is not None:
-                    break
+            wait_for(lambda: restarted(n), 10, "a restart of " + n,
+                     step_s=0.2)
         wait_for(lambda: self.alive() >= self.nodes, 60,
                  "%d alive members after a restart" % self.nodes)
 

@@ -3,10 +3,9 @@
 the cores do not bound it) on 1, 2, 4 and 8 workers against linear, and
 the torch overhead: LeNet-5 on a 1-worker cluster (model pinned to a CPU)
 against the raw libtorch loop on one thread."""
-import os
 
 import common
-from common import mean, std, write_csv
+from common import mean, write_csv
 import exp_latency
 import plot
 
