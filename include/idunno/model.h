@@ -112,6 +112,54 @@ typedef struct idn_model_epoch {
 // to stop training after this epoch.
 typedef int (*idn_model_epoch_fn)(void *arg, const idn_model_epoch *e);
 
+// What idn_model_train reports after each optimiser step (on_step). With
+// data-parallel training every rank gets the same values at the same step.
+typedef struct idn_model_step {
+	uint32_t epoch;   // 1-based
+	uint32_t epochs;  // total planned
+	uint64_t step;    // 0-based within the epoch
+	uint64_t steps;   // steps per epoch, the same on every rank
+	uint32_t images;  // images in this step's global batch
+	uint32_t control; // rank 0's step_control value for this step
+	double loss;      // mean cross entropy over the global batch
+	double lr;        // learning rate of this step
+} idn_model_step;
+
+// idn_model_step_fn is called after each optimiser step on the thread that
+// called idn_model_train, with no library locks held. Return 0 to go on,
+// non-zero to stop training at once: idn_model_train then returns
+// IDN_ECLOSED (the epoch is not finished, not evaluated, no on_epoch).
+typedef int (*idn_model_step_fn)(void *arg, const idn_model_step *s);
+
+// idn_model_control_fn is called once per step on rank 0 only, on the
+// training thread with no library locks held, after the step's backward
+// pass and before its sync: its value reaches every rank's on_step of
+// that same step as idn_model_step.control (0 if there is no step_control).
+typedef uint32_t (*idn_model_control_fn)(void *arg);
+
+// idn_model_sync_fn must replace buf[0..n) by its element-wise sum over
+// all ranks (an allreduce); every rank calls it with the same kind and n
+// at the same step. It runs on the training thread with no library locks
+// held. A non-zero return stops training and idn_model_train returns that
+// value (return an idn_err code, e.g. IDN_ENET or IDN_ETIMEDOUT); the
+// model is then left mid-step, so restart from a saved train state.
+typedef int (*idn_model_sync_fn)(void *arg, int kind, float *buf, size_t n);
+
+// Kinds of idn_model_sync_fn buffers. IDN_MODEL_SYNC_STEP, once per step
+// after the backward pass and before the optimiser step, holds:
+//   the gradients of all floating parameters, in parameter order, each
+//     multiplied by this rank's share of the global batch (b_r images);
+//   all floating buffers (BatchNorm running mean and variance), as is;
+//   IDN_MODEL_SYNC_TRAILER floats: loss * b_r, b_r, control & 0xffff,
+//     control >> 16 (rank 0's step_control; 0 on other ranks).
+// After the sum the library divides the gradients by the summed b (the
+// global batch), the buffers by world, and steps the optimiser. Other
+// kinds may be added; a hook that just sums works for all of them.
+enum idn_model_sync_kind {
+	IDN_MODEL_SYNC_STEP = 1,
+};
+#define IDN_MODEL_SYNC_TRAILER 4
+
 enum idn_model_optimizer {
 	IDN_MODEL_SGD,  // SGD with momentum (and optional weight decay)
 	IDN_MODEL_ADAM,
@@ -145,22 +193,51 @@ typedef struct idn_model_train_opts {
 	// their weights). Epoch e's learning rate and shuffle depend only on
 	// the options and e, so a resumed run visits the data as the
 	// uninterrupted one would; optimiser state (momentum, Adam's moments)
-	// starts afresh. [1]
+	// starts afresh unless resume_state gives it. [1]
 	uint32_t first_epoch;
 	// Progress after each training batch, on the calling thread: batches
 	// done of the run's total, epochs x batches per epoch (a resumed run
 	// starts at its first epoch's share). [NULL]
 	idn_progress_fn on_progress;
 	void *progress_arg;
+	// Data-parallel training over `world` processes (docs/MODELS.md):
+	// batch_size is the global batch, split into world contiguous shares
+	// of the same shuffled order, and this process trains on share
+	// `rank`. world > 1 needs on_sync, and batch_size >= 2 * world (no
+	// share of one image). [0, 1]
+	uint32_t rank;
+	uint32_t world;
+	// Sums each step's gradients over the ranks (idn_model_sync_fn).
+	// [NULL: with world 1, nothing is called]
+	idn_model_sync_fn on_sync;
+	void *sync_arg;
+	// Rank 0's per-step word for all ranks (idn_model_control_fn). [NULL]
+	idn_model_control_fn step_control;
+	void *control_arg;
+	// Called after each optimiser step (idn_model_step_fn). [NULL]
+	idn_model_step_fn on_step;
+	void *step_arg;
+	// Resuming mid-epoch: first_epoch starts at this step (0-based, up to
+	// the steps per epoch, which starts at its evaluation) with the same
+	// shuffle, so the run visits exactly the batches the uninterrupted
+	// run had left. [0]
+	uint64_t first_step;
+	// A blob from idn_model_export_train_state, loaded when training
+	// starts: weights and optimiser state (momentum, Adam's moments and
+	// step counts). Caller keeps. [NULL]
+	const void *resume_state;
+	size_t resume_state_len;
 } idn_model_train_opts;
 
 IDN_API void idn_model_train_opts_init(idn_model_train_opts *o);
 
 // idn_model_train trains m in place: epochs first_epoch..epochs each visit
 // the training set in a random order seeded by (seed, epoch), then
-// evaluate the test set (may be NULL) and call o->on_epoch. Labels must be < classes. IDN_EINVAL bad options or
-// data, IDN_EMODEL the backend failed (see idn_model_errmsg). The sim
-// backend sleeps its service time per batch and learns nothing.
+// evaluate the test set (may be NULL) and call o->on_epoch. Labels must be
+// < classes. IDN_EINVAL bad options or data, IDN_EMODEL the backend failed
+// or resume_state does not fit (see idn_model_errmsg), IDN_ECLOSED
+// on_step stopped it, or on_sync's error. The sim backend sleeps its
+// service time per batch and learns nothing.
 IDN_API int idn_model_train(idn_model *m, const idn_model_train_opts *o,
     const idn_model_data *train, const idn_model_data *test);
 
@@ -175,6 +252,17 @@ IDN_API int idn_model_evaluate(idn_model *m, const idn_model_data *set,
 // for idn_model_load with the same descriptor. Returns memory the caller
 // frees with idn_free().
 IDN_API int idn_model_export(idn_model *m, void **out, size_t *len);
+
+// idn_model_export_train_state serialises what a resumed run needs: the
+// weights, the optimiser state and the position (the epoch and the steps
+// done in it, with its running loss, so a resumed epoch reports the same
+// train_loss). Only from inside on_step or on_epoch, on the training
+// thread; IDN_EINVAL otherwise. Resume with first_epoch = s->epoch,
+// first_step = s->step + 1 (from on_step) or first_epoch = e->epoch + 1
+// (from on_epoch) and resume_state. Returns memory the caller frees with
+// idn_free().
+IDN_API int idn_model_export_train_state(idn_model *m, void **out,
+    size_t *len);
 
 // idn_model_import replaces m's weights with exported ones. IDN_EMODEL if
 // the bytes do not parse or their parameters' names or shapes differ from

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // model.c: the public model API over the backends: argument checks, error
-// text, softmax, the training loop (shuffle, lr schedule, evaluation).
+// text, softmax, the training loop (shuffle, lr schedule, data-parallel
+// shares and sync, evaluation, training state).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,13 +10,38 @@
 #include "core/core.h"
 #include "model/model.h"
 
+typedef struct train_run train_run;
+
 struct idn_model {
 	model_desc desc;
 	const model_backend *be;
 	void *impl;
 	size_t in_bytes; // C*H*W
 	char *err;       // last error text, NULL if none
+	train_run *run;  // while idn_model_train runs
 };
+
+// A training run in progress: the loop's buffers and its position, which
+// idn_model_export_train_state records.
+struct train_run {
+	const idn_model_train_opts *o;
+	const idn_model_data *train;
+	size_t *perm;       // the epoch's order
+	uint8_t *x, *y;     // this rank's share of a batch
+	float *sync;        // on_sync's buffer; NULL without on_sync
+	size_t ngrad, nbuf; // its gradient and buffer floats
+	uint64_t steps;     // per epoch
+	uint64_t progress;  // steps of the run so far, for on_progress
+	uint32_t epoch;
+	uint64_t done;      // steps done in this epoch
+	double loss_sum;    // this epoch: each step's mean loss * images
+	uint64_t loss_images;
+};
+
+// A training state blob: this header (little-endian), then the backend's
+// state (torch: a pickled dict of weights and optimiser tensors).
+#define STATE_MAGIC "IDNTRST1"
+#define STATE_HEAD 48 // magic, epoch, 0, done, loss_images, loss_sum, len
 
 
 // Evaluation and inference go through the backend in chunks this large, so
@@ -255,6 +281,7 @@ idn_model_train_opts_init(idn_model_train_opts *o)
 	o->lr_gamma = 0.5;
 	o->seed = 1;
 	o->first_epoch = 1;
+	o->world = 1;
 }
 
 int
@@ -317,6 +344,17 @@ check_opts(idn_model *m, const idn_model_train_opts *o)
 		why = "lr_gamma must be in (0, 1]";
 	} else if (o->first_epoch < 1 || o->first_epoch > o->epochs) {
 		why = "first_epoch must be in 1..epochs";
+	} else if (o->world < 1 || o->world > 65536) {
+		why = "world must be in 1..65536";
+	} else if (o->rank >= o->world) {
+		why = "rank must be < world";
+	} else if (o->world > 1 && o->on_sync == NULL) {
+		why = "world > 1 needs an on_sync hook";
+	} else if (o->world > 1 && o->batch_size < 2 * (uint64_t) o->world) {
+		// Each rank's share needs 2 images, as a batch does.
+		why = "batch_size (the global batch) must be >= 2 * world";
+	} else if ((o->resume_state == NULL) != (o->resume_state_len == 0)) {
+		why = "resume_state and resume_state_len go together";
 	}
 	return why ? fail(m, IDN_EINVAL, core_strdup(why)) : IDN_OK;
 }
@@ -414,49 +452,207 @@ idn_model_evaluate(idn_model *m, const idn_model_data *set,
 	return rv;
 }
 
-// epoch_batches is the number of batches train_epoch runs on n images.
+// epoch_steps is the number of steps of an epoch of n images in global
+// batches of batch_size split over world ranks: the same on every rank.
 static uint64_t
-epoch_batches(size_t n, uint32_t batch_size)
+epoch_steps(size_t n, uint32_t batch_size, uint32_t world)
 {
-	// BatchNorm cannot train on one image: the loop stops at a last
-	// batch of 1 unless the set is one image.
-	return (n + batch_size - 1) / batch_size -
-	    (n > 1 && n % batch_size == 1);
+	// BatchNorm cannot train on one image: a last batch runs only if
+	// each share gets 2 images, or if it is the whole set of 1 image.
+	uint64_t rem = n % batch_size;
+	return n / batch_size + (rem >= 2 * (uint64_t) world ||
+	    (n == 1 && world == 1));
 }
 
-// train_epoch runs one pass over the shuffled set; *loss gets its mean.
-// *done counts the run's batches for on_progress (of total).
-static int
-train_epoch(idn_model *m, const idn_model_train_opts *o,
-    const idn_model_data *train, const size_t *perm, double lr,
-    uint8_t *x, uint8_t *y, double *loss, uint64_t *done, uint64_t total)
+// share_start is where share r of a global batch of g images starts:
+// contiguous shares whose sizes differ by at most 1.
+static size_t
+share_start(size_t g, uint32_t world, uint32_t r)
 {
-	double sum = 0.0;
-	size_t seen = 0;
-	for (size_t i = 0; i < train->n; i += o->batch_size) {
-		size_t b = CORE_MIN((size_t) o->batch_size, train->n - i);
-		if (b == 1 && train->n > 1) {
-			break;
+	return (size_t) ((uint64_t) g * r / world);
+}
+
+// sync_step sums this step's gradients, buffers and trailer over the ranks
+// through on_sync, then applies the mean gradient. *loss is the share's
+// mean loss before and the global batch's after; *ctl likewise for rank
+// 0's control word.
+static int
+sync_step(idn_model *m, train_run *r, size_t g, size_t b, double lr,
+    double *loss, uint32_t *ctl)
+{
+	const idn_model_train_opts *o = r->o;
+	char *err = NULL;
+	int rv = m->be->train_grad(m->impl, r->x, r->y, b, (float) b,
+	    r->sync, loss, &err);
+	if (rv != IDN_OK) {
+		return fail(m, rv, err);
+	}
+	float *t = r->sync + r->ngrad + r->nbuf;
+	t[0] = (float) (*loss * (double) b);
+	t[1] = (float) b;
+	t[2] = (float) (*ctl & 0xffff);
+	t[3] = (float) (*ctl >> 16);
+	size_t n = r->ngrad + r->nbuf + IDN_MODEL_SYNC_TRAILER;
+	if ((rv = o->on_sync(o->sync_arg, IDN_MODEL_SYNC_STEP, r->sync, n)) !=
+	    0) {
+		return fail(m, rv, core_asprintf("on_sync failed at step %llu "
+		    "of epoch %u: %s", (unsigned long long) r->done + 1,
+		    r->epoch, idn_strerror(rv)));
+	}
+	// The sum counts the whole global batch and one control word, or the
+	// ranks are out of step (or the hook does not sum).
+	bool word = t[2] >= 0.0f && t[2] <= 65535.0f && t[2] == floorf(t[2]) &&
+	    t[3] >= 0.0f && t[3] <= 65535.0f && t[3] == floorf(t[3]);
+	if (t[1] != (float) g || !word) {
+		return fail(m, IDN_EPROTO, core_asprintf("on_sync's sum counts "
+		    "%g images and control %g, %g; the global batch has %zu "
+		    "images (ranks out of step?)", t[1], t[2], t[3], g));
+	}
+	*loss = (double) t[0] / (double) g;
+	*ctl = (uint32_t) t[2] | (uint32_t) t[3] << 16;
+	rv = m->be->train_apply(m->impl, r->sync, (double) g,
+	    (double) o->world, lr, &err);
+	return rv == IDN_OK ? IDN_OK : fail(m, rv, err);
+}
+
+// train_step runs step k of the epoch: this rank's share of global batch
+// k, the optimiser step (through on_sync if set), then the callbacks.
+static int
+train_step(idn_model *m, train_run *r, uint64_t k, double lr)
+{
+	const idn_model_train_opts *o = r->o;
+	const idn_model_data *d = r->train;
+	size_t i = (size_t) k * o->batch_size;
+	size_t g = CORE_MIN((size_t) o->batch_size, d->n - i);
+	size_t lo = i + share_start(g, o->world, o->rank);
+	size_t b = i + share_start(g, o->world, o->rank + 1) - lo;
+	for (size_t j = 0; j < b; j++) {
+		size_t p = r->perm[lo + j];
+		memcpy(r->x + j * m->in_bytes, d->images + p * m->in_bytes,
+		    m->in_bytes);
+		r->y[j] = d->labels[p];
+	}
+	double loss = 0.0;
+	uint32_t ctl = 0;
+	int rv;
+	if (r->sync != NULL) {
+		if (o->rank == 0 && o->step_control != NULL) {
+			ctl = o->step_control(o->control_arg);
 		}
-		for (size_t j = 0; j < b; j++) {
-			size_t k = perm[i + j];
-			memcpy(x + j * m->in_bytes,
-			    train->images + k * m->in_bytes, m->in_bytes);
-			y[j] = train->labels[k];
+		if ((rv = sync_step(m, r, g, b, lr, &loss, &ctl)) != IDN_OK) {
+			return rv;
 		}
+	} else {
 		char *err = NULL;
-		double l = 0.0;
-		int rv = m->be->train_step(m->impl, x, y, b, lr, &l, &err);
+		rv = m->be->train_step(m->impl, r->x, r->y, b, lr, &loss, &err);
 		if (rv != IDN_OK) {
 			return fail(m, rv, err);
 		}
-		sum += l * (double) b;
-		seen += b;
-		if (o->on_progress != NULL) {
-			o->on_progress(o->progress_arg, ++*done, total);
+		if (o->step_control != NULL) {
+			ctl = o->step_control(o->control_arg);
 		}
 	}
-	*loss = seen ? sum / (double) seen : 0.0;
+	r->loss_sum += loss * (double) g;
+	r->loss_images += g;
+	r->done = k + 1;
+	if (o->on_progress != NULL) {
+		o->on_progress(o->progress_arg, ++r->progress,
+		    r->steps * o->epochs);
+	}
+	if (o->on_step != NULL) {
+		idn_model_step s = {.epoch = r->epoch, .epochs = o->epochs,
+		    .step = k, .steps = r->steps, .images = (uint32_t) g,
+		    .control = ctl, .loss = loss, .lr = lr};
+		if (o->on_step(o->step_arg, &s) != 0) {
+			return fail(m, IDN_ECLOSED, core_asprintf("stopped by "
+			    "on_step after step %llu of epoch %u",
+			    (unsigned long long) k, r->epoch));
+		}
+	}
+	return IDN_OK;
+}
+
+static void
+put_le64(uint8_t *p, uint64_t v)
+{
+	core_put_le32(p, (uint32_t) v);
+	core_put_le32(p + 4, (uint32_t) (v >> 32));
+}
+
+// resume loads o->resume_state into the model and the optimiser. If it was
+// saved where this run starts, the epoch's loss so far comes with it.
+static int
+resume(idn_model *m, train_run *r)
+{
+	const idn_model_train_opts *o = r->o;
+	const uint8_t *b = o->resume_state;
+	size_t len = o->resume_state_len;
+	if (len < STATE_HEAD || memcmp(b, STATE_MAGIC, 8) != 0 ||
+	    core_get_le(b + 40, 8) != len - STATE_HEAD) {
+		return fail(m, IDN_EMODEL, core_strdup("resume_state is not a "
+		    "training state (idn_model_export_train_state)"));
+	}
+	char *err = NULL;
+	int rv = m->be->state_load(m->impl, b + STATE_HEAD, len - STATE_HEAD,
+	    &err);
+	if (rv != IDN_OK) {
+		return fail(m, rv, err);
+	}
+	if (core_get_le(b + 8, 4) == o->first_epoch &&
+	    core_get_le(b + 16, 8) == o->first_step) {
+		uint64_t bits = core_get_le(b + 32, 8);
+		memcpy(&r->loss_sum, &bits, sizeof(bits));
+		r->loss_images = core_get_le(b + 24, 8);
+	}
+	return IDN_OK;
+}
+
+// train_setup checks what needs the data, allocates the run's buffers and
+// starts the backend's training (with resume_state, if any).
+static int
+train_setup(idn_model *m, train_run *r)
+{
+	const idn_model_train_opts *o = r->o;
+	r->steps = epoch_steps(r->train->n, o->batch_size, o->world);
+	if (r->steps == 0) {
+		return fail(m, IDN_EINVAL, core_asprintf("a training set of "
+		    "%zu images has no batch for %u ranks", r->train->n,
+		    o->world));
+	}
+	if (o->first_step > r->steps) {
+		return fail(m, IDN_EINVAL, core_asprintf("first_step %llu is "
+		    "beyond the epoch's %llu steps",
+		    (unsigned long long) o->first_step,
+		    (unsigned long long) r->steps));
+	}
+	// A share is at most ceil(batch / world) images.
+	size_t share = (o->batch_size + o->world - 1) / o->world;
+	r->perm = malloc(r->train->n * sizeof(size_t));
+	r->x = malloc(share * m->in_bytes);
+	r->y = malloc(share);
+	if (r->perm == NULL || r->x == NULL || r->y == NULL) {
+		return fail(m, IDN_ENOMEM, NULL);
+	}
+	char *err = NULL;
+	int rv;
+	if (o->on_sync != NULL) {
+		if ((rv = m->be->sync_len(m->impl, &r->ngrad, &r->nbuf,
+		    &err)) != IDN_OK) {
+			return fail(m, rv, err);
+		}
+		size_t n = r->ngrad + r->nbuf + IDN_MODEL_SYNC_TRAILER;
+		if (n > SIZE_MAX / sizeof(float) ||
+		    (r->sync = malloc(n * sizeof(float))) == NULL) {
+			return fail(m, IDN_ENOMEM, NULL);
+		}
+	}
+	if ((rv = m->be->train_begin(m->impl, o, &err)) != IDN_OK) {
+		return fail(m, rv, err);
+	}
+	if (o->resume_state != NULL && (rv = resume(m, r)) != IDN_OK) {
+		m->be->train_end(m->impl);
+		return rv;
+	}
 	return IDN_OK;
 }
 
@@ -473,6 +669,9 @@ idn_model_train(idn_model *m, const idn_model_train_opts *o,
 		return fail(m, IDN_EINVAL, core_strdup("NULL training set, or "
 		    "options not set up by idn_model_train_opts_init"));
 	}
+	if (m->run != NULL) {
+		return fail(m, IDN_EBUSY, core_strdup("already training"));
+	}
 	o = &opts;
 	int rv;
 	if ((rv = check_opts(m, o)) != IDN_OK ||
@@ -480,29 +679,29 @@ idn_model_train(idn_model *m, const idn_model_train_opts *o,
 	    (test != NULL && (rv = check_data(m, test, "test")) != IDN_OK)) {
 		return rv;
 	}
-	size_t *perm = malloc(train->n * sizeof(size_t));
-	uint8_t *x = malloc((size_t) o->batch_size * m->in_bytes);
-	uint8_t *y = malloc(o->batch_size);
-	if (perm == NULL || x == NULL || y == NULL) {
-		free(perm);
-		free(x);
-		free(y);
-		return fail(m, IDN_ENOMEM, NULL);
+	train_run r = {.o = o, .train = train};
+	if ((rv = train_setup(m, &r)) == IDN_OK) {
+		m->run = &r;
+		r.progress = r.steps * (o->first_epoch - 1) + o->first_step;
 	}
-	char *err = NULL;
-	if ((rv = m->be->train_begin(m->impl, o, &err)) != IDN_OK) {
-		rv = fail(m, rv, err);
-	}
-	uint64_t per = epoch_batches(train->n, o->batch_size);
-	uint64_t done = per * (o->first_epoch - 1);
 	for (uint32_t e = o->first_epoch; rv == IDN_OK && e <= o->epochs; e++) {
 		idn_model_epoch ep = {.epoch = e, .epochs = o->epochs,
 		    .test_loss = -1.0, .test_accuracy = -1.0};
 		ep.lr = epoch_lr(o, e);
-		shuffle(perm, train->n, o->seed, e);
+		shuffle(r.perm, train->n, o->seed, e);
+		uint64_t k = e == o->first_epoch ? o->first_step : 0;
+		if (e != o->first_epoch) {
+			r.loss_sum = 0.0;
+			r.loss_images = 0;
+		}
+		r.epoch = e;
+		r.done = k;
 		uint64_t t0 = idn_clock_ms();
-		rv = train_epoch(m, o, train, perm, ep.lr, x, y,
-		    &ep.train_loss, &done, per * o->epochs);
+		for (; rv == IDN_OK && k < r.steps; k++) {
+			rv = train_step(m, &r, k, ep.lr);
+		}
+		ep.train_loss = r.loss_images ?
+		    r.loss_sum / (double) r.loss_images : 0.0;
 		uint64_t t1 = idn_clock_ms();
 		ep.train_ms = t1 - t0;
 		if (rv == IDN_OK && test != NULL) {
@@ -515,11 +714,74 @@ idn_model_train(idn_model *m, const idn_model_train_opts *o,
 			break;
 		}
 	}
-	m->be->train_end(m->impl);
-	free(perm);
-	free(x);
-	free(y);
+	if (m->run != NULL) {
+		m->be->train_end(m->impl);
+		m->run = NULL;
+	}
+	free(r.perm);
+	free(r.x);
+	free(r.y);
+	free(r.sync);
 	return rv;
+}
+
+int
+idn_model_export_train_state(idn_model *m, void **out, size_t *len)
+{
+	if (m == NULL) {
+		return IDN_EINVAL;
+	}
+	clear_err(m);
+	if (out == NULL || len == NULL) {
+		return fail(m, IDN_EINVAL, NULL);
+	}
+	train_run *r = m->run;
+	if (r == NULL) {
+		return fail(m, IDN_EINVAL, core_strdup("no training in "
+		    "progress: call it from on_step or on_epoch"));
+	}
+	void *p = NULL;
+	size_t n = 0;
+	char *err = NULL;
+	int rv = m->be->state_save(m->impl, STATE_HEAD, &p, &n, &err);
+	if (rv != IDN_OK) {
+		return fail(m, rv, err);
+	}
+	uint8_t *b = p;
+	uint64_t bits;
+	memcpy(&bits, &r->loss_sum, sizeof(bits));
+	memcpy(b, STATE_MAGIC, 8);
+	core_put_le32(b + 8, r->epoch);
+	core_put_le32(b + 12, 0);
+	put_le64(b + 16, r->done);
+	put_le64(b + 24, r->loss_images);
+	put_le64(b + 32, bits);
+	put_le64(b + 40, n - STATE_HEAD);
+	*out = b;
+	*len = n;
+	return IDN_OK;
+}
+
+int
+model_weights(idn_model *m, float **out, size_t *n)
+{
+	size_t g = 0, b = 0;
+	char *err = NULL;
+	int rv = m->be->sync_len(m->impl, &g, &b, &err);
+	float *w = rv == IDN_OK ? malloc((g + b + 1) * sizeof(float)) : NULL;
+	if (rv == IDN_OK && w == NULL) {
+		rv = IDN_ENOMEM;
+	}
+	if (rv == IDN_OK) {
+		rv = m->be->weights(m->impl, w, g + b, &err);
+	}
+	if (rv != IDN_OK) {
+		free(w);
+		return fail(m, rv, err);
+	}
+	*out = w;
+	*n = g + b;
+	return IDN_OK;
 }
 
 int

@@ -74,6 +74,28 @@ typedef struct model_backend {
 	void (*train_end)(void *impl);
 	int (*save)(void *impl, void **out, size_t *len, char **err);
 	int (*restore)(void *impl, const void *data, size_t len, char **err);
+	// Data-parallel steps, split around the sync. sync_len counts the
+	// floats of the floating parameters (one gradient each) and buffers.
+	// train_grad runs forward and backward on n images and writes the
+	// gradients times scale, then the buffers, into buf. train_apply reads
+	// buf back (gradients / count, buffers / world) and steps the
+	// optimiser with lr.
+	int (*sync_len)(void *impl, size_t *grads, size_t *buffers,
+	    char **err);
+	int (*train_grad)(void *impl, const uint8_t *x, const uint8_t *y,
+	    size_t n, float scale, float *buf, double *loss, char **err);
+	int (*train_apply)(void *impl, const float *buf, double count,
+	    double world, double lr, char **err);
+	// The training state (weights and optimiser state) while training.
+	// state_save leaves `head` bytes at the start of *out for the
+	// caller's header; *len counts them.
+	int (*state_save)(void *impl, size_t head, void **out, size_t *len,
+	    char **err);
+	int (*state_load)(void *impl, const void *data, size_t len,
+	    char **err);
+	// weights writes the n floating parameters then buffers (sync_len's
+	// grads + buffers) as float32: for tests.
+	int (*weights)(void *impl, float *out, size_t n, char **err);
 } model_backend;
 
 extern const model_backend model_torch_backend;
@@ -97,10 +119,23 @@ int shim_train_step(void *impl, const uint8_t *x, const uint8_t *y,
 void shim_train_end(void *impl);
 int shim_save(void *impl, void **out, size_t *len, char **err);
 int shim_restore(void *impl, const void *data, size_t len, char **err);
+int shim_sync_len(void *impl, size_t *grads, size_t *buffers, char **err);
+int shim_train_grad(void *impl, const uint8_t *x, const uint8_t *y,
+    size_t n, float scale, float *buf, double *loss, char **err);
+int shim_train_apply(void *impl, const float *buf, double count,
+    double world, double lr, char **err);
+int shim_state_save(void *impl, size_t head, void **out, size_t *len,
+    char **err);
+int shim_state_load(void *impl, const void *data, size_t len, char **err);
+int shim_weights(void *impl, float *out, size_t n, char **err);
 int shim_set_threads(int n);
 // shim_runtime writes one line: torch version, intra/inter-op threads,
 // BLAS library and its thread count.
 void shim_runtime(char *buf, size_t size);
+
+// model_weights copies m's floating parameters then buffers as float32
+// into *out (malloc'd, *n floats): tests compare weights with it.
+int model_weights(idn_model *m, float **out, size_t *n);
 
 // model_softmax_top finds the largest of k logits and its softmax
 // probability. Every backend's answers go through it.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // shim.cpp: the torch backend, the only C++ in the tree: TorchScript load,
-// inference, training, weight export; no exception leaves this file.
+// inference, training (whole steps, or split around a data-parallel sync),
+// weight and training state export; no exception leaves this file.
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <ATen/Parallel.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/sgd.h>
+#include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/script.h>
 #include <torch/version.h>
 
@@ -31,6 +33,7 @@ struct shim_model {
 	torch::Tensor mean; // [1, C, 1, 1]
 	torch::Tensor std;
 	std::unique_ptr<torch::optim::Optimizer> opt;
+	int optimizer = IDN_MODEL_SGD; // opt's kind
 	bool training = false;
 };
 
@@ -154,6 +157,67 @@ set_training(shim_model *s, bool on)
 	}
 }
 
+// float_params lists the floating parameters in the module's order: the
+// optimiser's parameters, and the order of a sync buffer's gradients.
+std::vector<torch::Tensor>
+float_params(shim_model *s)
+{
+	std::vector<torch::Tensor> v;
+	for (const auto &p : s->mod.parameters()) {
+		if (p.is_floating_point()) {
+			v.push_back(p);
+		}
+	}
+	return v;
+}
+
+// float_buffers lists the floating buffers (BatchNorm's running mean and
+// variance; not its integer batch count) in the module's order.
+std::vector<torch::Tensor>
+float_buffers(shim_model *s)
+{
+	std::vector<torch::Tensor> v;
+	for (const auto &b : s->mod.buffers()) {
+		if (b.is_floating_point()) {
+			v.push_back(b);
+		}
+	}
+	return v;
+}
+
+// flat views n floats of caller memory as a 1-d tensor.
+torch::Tensor
+flat(const float *p, int64_t n)
+{
+	return torch::from_blob(const_cast<float *>(p), {n}, torch::kFloat32);
+}
+
+// state_key is the key of a parameter's entry in Optimizer::state(), as
+// torch's SGD and Adam (1.13) compute it.
+std::string
+state_key(const torch::Tensor &p)
+{
+	return c10::guts::to_string(p.unsafeGetTensorImpl());
+}
+
+// backward runs the forward pass and the backward pass of one training
+// batch (gradients replaced, not accumulated) and returns the loss.
+torch::Tensor
+backward(shim_model *s, const uint8_t *x, const uint8_t *y, size_t n)
+{
+	if (!s->opt) {
+		throw std::runtime_error("training not started");
+	}
+	set_training(s, true);
+	auto target = torch::from_blob(const_cast<uint8_t *>(y),
+	    {(int64_t) n}, torch::kUInt8).to(torch::kInt64);
+	s->opt->zero_grad();
+	auto out = s->mod.forward({normalise(s, x, n)}).toTensor();
+	auto l = at::cross_entropy_loss(out, target);
+	l.backward();
+	return l;
+}
+
 int
 forward(shim_model *s, const uint8_t *x, size_t n, float *out)
 {
@@ -255,12 +319,9 @@ shim_train_begin(void *impl, const idn_model_train_opts *o, char **err)
 {
 	shim_model *s = static_cast<shim_model *>(impl);
 	return guard(err, "cannot start training: ", [&] {
-		std::vector<torch::Tensor> params;
-		for (const auto &p : s->mod.parameters()) {
-			if (p.is_floating_point()) {
-				p.requires_grad_(true);
-				params.push_back(p);
-			}
+		std::vector<torch::Tensor> params = float_params(s);
+		for (auto &p : params) {
+			p.requires_grad_(true);
 		}
 		if (params.empty()) {
 			throw std::runtime_error("model has no parameters");
@@ -274,6 +335,7 @@ shim_train_begin(void *impl, const idn_model_train_opts *o, char **err)
 			    torch::optim::SGDOptions(o->lr).momentum(
 			    o->momentum).weight_decay(o->weight_decay));
 		}
+		s->optimizer = o->optimizer;
 		return IDN_OK;
 	});
 }
@@ -284,21 +346,281 @@ shim_train_step(void *impl, const uint8_t *x, const uint8_t *y, size_t n,
 {
 	shim_model *s = static_cast<shim_model *>(impl);
 	return guard(err, "training step failed: ", [&] {
-		if (!s->opt) {
-			throw std::runtime_error("training not started");
-		}
-		set_training(s, true);
+		auto l = backward(s, x, y, n);
 		for (auto &g : s->opt->param_groups()) {
 			g.options().set_lr(lr);
 		}
-		auto target = torch::from_blob(const_cast<uint8_t *>(y),
-		    {(int64_t) n}, torch::kUInt8).to(torch::kInt64);
-		s->opt->zero_grad();
-		auto out = s->mod.forward({normalise(s, x, n)}).toTensor();
-		auto l = at::cross_entropy_loss(out, target);
-		l.backward();
 		s->opt->step();
 		*loss = l.item<double>();
+		return IDN_OK;
+	});
+}
+
+int
+shim_sync_len(void *impl, size_t *grads, size_t *buffers, char **err)
+{
+	shim_model *s = static_cast<shim_model *>(impl);
+	return guard(err, "", [&] {
+		size_t g = 0, b = 0;
+		for (const auto &p : float_params(s)) {
+			g += (size_t) p.numel();
+		}
+		for (const auto &t : float_buffers(s)) {
+			b += (size_t) t.numel();
+		}
+		*grads = g;
+		*buffers = b;
+		return IDN_OK;
+	});
+}
+
+int
+shim_train_grad(void *impl, const uint8_t *x, const uint8_t *y, size_t n,
+    float scale, float *buf, double *loss, char **err)
+{
+	shim_model *s = static_cast<shim_model *>(impl);
+	return guard(err, "training step failed: ", [&] {
+		auto l = backward(s, x, y, n);
+		torch::NoGradGuard no_grad;
+		size_t off = 0;
+		for (const auto &p : float_params(s)) {
+			auto dst = flat(buf + off, p.numel());
+			// A parameter the forward pass did not use has no
+			// gradient: it sends zeros and is left alone.
+			if (p.grad().defined()) {
+				dst.copy_(p.grad().reshape(-1)).mul_(scale);
+			} else {
+				dst.zero_();
+			}
+			off += (size_t) p.numel();
+		}
+		for (const auto &b : float_buffers(s)) {
+			flat(buf + off, b.numel()).copy_(b.reshape(-1));
+			off += (size_t) b.numel();
+		}
+		*loss = l.item<double>();
+		return IDN_OK;
+	});
+}
+
+int
+shim_train_apply(void *impl, const float *buf, double count, double world,
+    double lr, char **err)
+{
+	shim_model *s = static_cast<shim_model *>(impl);
+	return guard(err, "training step failed: ", [&] {
+		if (!s->opt) {
+			throw std::runtime_error("training not started");
+		}
+		torch::NoGradGuard no_grad;
+		size_t off = 0;
+		for (const auto &p : float_params(s)) {
+			auto g = p.grad();
+			if (g.defined()) {
+				g.copy_(flat(buf + off, p.numel()).view(
+				    g.sizes())).div_(count);
+			}
+			off += (size_t) p.numel();
+		}
+		for (auto &b : float_buffers(s)) {
+			b.copy_(flat(buf + off, b.numel()).view(b.sizes()))
+			    .div_(world);
+			off += (size_t) b.numel();
+		}
+		for (auto &g : s->opt->param_groups()) {
+			g.options().set_lr(lr);
+		}
+		s->opt->step();
+		return IDN_OK;
+	});
+}
+
+// The training state is a pickled dict of tensors (torch::pickle_save's
+// zip format): "w:NAME" for every parameter and buffer, "optimizer" (its
+// kind), and per floating parameter i (optimiser order) that has state
+// "o:i:momentum_buffer" (SGD) or "o:i:step", "o:i:exp_avg",
+// "o:i:exp_avg_sq" and "o:i:max_exp_avg_sq" (Adam).
+int
+shim_state_save(void *impl, size_t head, void **out, size_t *len,
+    char **err)
+{
+	shim_model *s = static_cast<shim_model *>(impl);
+	return guard(err, "cannot export the training state: ", [&] {
+		if (!s->opt) {
+			throw std::runtime_error("training not started");
+		}
+		c10::Dict<std::string, torch::Tensor> d;
+		for (const auto &p : s->mod.named_parameters()) {
+			d.insert("w:" + p.name, p.value.detach());
+		}
+		for (const auto &b : s->mod.named_buffers()) {
+			d.insert("w:" + b.name, b.value.detach());
+		}
+		d.insert("optimizer", torch::tensor((int64_t) s->optimizer));
+		auto params = float_params(s);
+		auto &state = s->opt->state();
+		for (size_t i = 0; i < params.size(); i++) {
+			auto it = state.find(state_key(params[i]));
+			if (it == state.end()) {
+				continue;
+			}
+			std::string k = "o:" + std::to_string(i) + ":";
+			if (s->optimizer == IDN_MODEL_ADAM) {
+				auto &st = static_cast<
+				    torch::optim::AdamParamState &>(*it->second);
+				d.insert(k + "step", torch::tensor(st.step()));
+				d.insert(k + "exp_avg", st.exp_avg());
+				d.insert(k + "exp_avg_sq", st.exp_avg_sq());
+				if (st.max_exp_avg_sq().defined()) {
+					d.insert(k + "max_exp_avg_sq",
+					    st.max_exp_avg_sq());
+				}
+			} else {
+				auto &st = static_cast<
+				    torch::optim::SGDParamState &>(*it->second);
+				if (st.momentum_buffer().defined()) {
+					d.insert(k + "momentum_buffer",
+					    st.momentum_buffer());
+				}
+			}
+		}
+		std::vector<char> b = torch::jit::pickle_save(d);
+		char *p = static_cast<char *>(malloc(head + b.size()));
+		if (p == nullptr) {
+			return IDN_ENOMEM;
+		}
+		memcpy(p + head, b.data(), b.size());
+		*out = p;
+		*len = head + b.size();
+		return IDN_OK;
+	});
+}
+
+int
+shim_state_load(void *impl, const void *data, size_t len, char **err)
+{
+	shim_model *s = static_cast<shim_model *>(impl);
+	return guard(err, "cannot load the training state: ", [&] {
+		if (!s->opt) {
+			throw std::runtime_error("training not started");
+		}
+		const char *c = static_cast<const char *>(data);
+		auto iv = torch::jit::pickle_load(std::vector<char>(c,
+		    c + len));
+		if (!iv.isGenericDict()) {
+			throw std::runtime_error("not a training state");
+		}
+		std::map<std::string, torch::Tensor> from;
+		for (const auto &e : iv.toGenericDict()) {
+			if (!e.key().isString() || !e.value().isTensor()) {
+				throw std::runtime_error("not a training "
+				    "state");
+			}
+			from[e.key().toStringRef()] = e.value().toTensor();
+		}
+		size_t used = 0;
+		auto need = [&](const std::string &key,
+		    const torch::Tensor &like) {
+			auto it = from.find(key);
+			if (it == from.end() ||
+			    it->second.sizes() != like.sizes() ||
+			    it->second.dtype() != like.dtype()) {
+				throw std::runtime_error("it does not match "
+				    "the model at " + key);
+			}
+			used++;
+			return it->second;
+		};
+		std::vector<std::pair<torch::Tensor, torch::Tensor>> pairs;
+		for (const auto &p : s->mod.named_parameters()) {
+			pairs.emplace_back(p.value, need("w:" + p.name,
+			    p.value));
+		}
+		for (const auto &b : s->mod.named_buffers()) {
+			pairs.emplace_back(b.value, need("w:" + b.name,
+			    b.value));
+		}
+		auto kind = from.find("optimizer");
+		if (kind == from.end() || kind->second.numel() != 1 ||
+		    kind->second.item<int64_t>() != s->optimizer) {
+			throw std::runtime_error("it is for another "
+			    "optimiser");
+		}
+		used++;
+		// Build the optimiser's state aside; change nothing until
+		// everything matched.
+		auto params = float_params(s);
+		std::vector<std::unique_ptr<torch::optim::OptimizerParamState>>
+		    states(params.size());
+		for (size_t i = 0; i < params.size(); i++) {
+			std::string k = "o:" + std::to_string(i) + ":";
+			if (s->optimizer == IDN_MODEL_ADAM) {
+				auto step = from.find(k + "step");
+				if (step == from.end()) {
+					continue;
+				}
+				used++;
+				auto st = std::make_unique<
+				    torch::optim::AdamParamState>();
+				st->step(step->second.item<int64_t>());
+				st->exp_avg(need(k + "exp_avg", params[i]));
+				st->exp_avg_sq(need(k + "exp_avg_sq",
+				    params[i]));
+				if (from.count(k + "max_exp_avg_sq")) {
+					st->max_exp_avg_sq(need(k +
+					    "max_exp_avg_sq", params[i]));
+				}
+				states[i] = std::move(st);
+			} else if (from.count(k + "momentum_buffer")) {
+				auto st = std::make_unique<
+				    torch::optim::SGDParamState>();
+				st->momentum_buffer(need(k + "momentum_buffer",
+				    params[i]));
+				states[i] = std::move(st);
+			}
+		}
+		if (used != from.size()) {
+			throw std::runtime_error("it has tensors the model "
+			    "lacks");
+		}
+		torch::NoGradGuard no_grad;
+		for (auto &pr : pairs) {
+			pr.first.copy_(pr.second);
+		}
+		auto &state = s->opt->state();
+		state.clear();
+		for (size_t i = 0; i < params.size(); i++) {
+			if (states[i]) {
+				state[state_key(params[i])] =
+				    std::move(states[i]);
+			}
+		}
+		return IDN_OK;
+	});
+}
+
+int
+shim_weights(void *impl, float *out, size_t n, char **err)
+{
+	shim_model *s = static_cast<shim_model *>(impl);
+	return guard(err, "", [&] {
+		torch::NoGradGuard no_grad;
+		std::vector<torch::Tensor> all = float_params(s);
+		for (const auto &b : float_buffers(s)) {
+			all.push_back(b);
+		}
+		size_t off = 0;
+		for (const auto &t : all) {
+			if (off + (size_t) t.numel() > n) {
+				throw std::runtime_error("weights buffer too "
+				    "small");
+			}
+			flat(out + off, t.numel()).copy_(t.reshape(-1));
+			off += (size_t) t.numel();
+		}
+		if (off != n) {
+			throw std::runtime_error("weights buffer too large");
+		}
 		return IDN_OK;
 	});
 }

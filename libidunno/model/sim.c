@@ -12,6 +12,11 @@
 
 #define SIM_MAGIC "IDNSIM01"
 #define SIM_BLOB_BYTES 24 // magic, classes, C*H*W, steps trained (u64)
+// A data-parallel step syncs 2 "gradients" (1 and the share's mean label,
+// times the share) and 1 "buffer" (the steps taken): a tiny buffer, so
+// cluster tests with sim models still exercise the communication path.
+#define SIM_GRADS 2
+#define SIM_BUFFERS 1
 
 typedef struct sim {
 	uint32_t classes;
@@ -140,6 +145,53 @@ sim_train_step(void *impl, const uint8_t *x, const uint8_t *y, size_t n,
 	return IDN_OK;
 }
 
+static int
+sim_sync_len(void *impl, size_t *grads, size_t *buffers, char **err)
+{
+	*grads = SIM_GRADS;
+	*buffers = SIM_BUFFERS;
+	return IDN_OK;
+}
+
+static int
+sim_train_grad(void *impl, const uint8_t *x, const uint8_t *y, size_t n,
+    float scale, float *buf, double *loss, char **err)
+{
+	sim *s = impl;
+	sim_sleep(sim_now(), service_us(s, n));
+	double sum = 0.0;
+	for (size_t i = 0; i < n; i++) {
+		sum += y[i];
+	}
+	buf[0] = scale;
+	buf[1] = scale * (float) (sum / (double) n);
+	buf[2] = (float) s->steps;
+	*loss = log((double) s->classes);
+	return IDN_OK;
+}
+
+static int
+sim_train_apply(void *impl, const float *buf, double count, double world,
+    double lr, char **err)
+{
+	sim *s = impl;
+	s->steps++;
+	return IDN_OK;
+}
+
+static int
+sim_weights(void *impl, float *out, size_t n, char **err)
+{
+	sim *s = impl;
+	if (n != SIM_GRADS + SIM_BUFFERS) {
+		return IDN_EINVAL;
+	}
+	out[0] = 0.0f;
+	out[1] = 0.0f;
+	out[2] = (float) s->steps;
+	return IDN_OK;
+}
+
 static void
 sim_train_end(void *impl)
 {
@@ -181,6 +233,23 @@ sim_restore(void *impl, const void *data, size_t len, char **err)
 	return IDN_OK;
 }
 
+static int
+sim_state_save(void *impl, size_t head, void **out, size_t *len,
+    char **err)
+{
+	void *w = NULL;
+	size_t wlen = 0;
+	int rv = sim_save(impl, &w, &wlen, err);
+	uint8_t *b = rv == IDN_OK ? malloc(head + wlen) : NULL;
+	if (b != NULL) {
+		memcpy(b + head, w, wlen);
+		*out = b;
+		*len = head + wlen;
+	}
+	free(w);
+	return rv != IDN_OK ? rv : b != NULL ? IDN_OK : IDN_ENOMEM;
+}
+
 const model_backend model_sim_backend = {
 	.name = "sim",
 	.load = sim_load,
@@ -191,4 +260,11 @@ const model_backend model_sim_backend = {
 	.train_end = sim_train_end,
 	.save = sim_save,
 	.restore = sim_restore,
+	.sync_len = sim_sync_len,
+	.train_grad = sim_train_grad,
+	.train_apply = sim_train_apply,
+	// The sim's weights are all its training state.
+	.state_save = sim_state_save,
+	.state_load = sim_restore,
+	.weights = sim_weights,
 };

@@ -30,6 +30,12 @@ static struct {
 	__typeof__(shim_train_end) *train_end;
 	__typeof__(shim_save) *save;
 	__typeof__(shim_restore) *restore;
+	__typeof__(shim_sync_len) *sync_len;
+	__typeof__(shim_train_grad) *train_grad;
+	__typeof__(shim_train_apply) *train_apply;
+	__typeof__(shim_state_save) *state_save;
+	__typeof__(shim_state_load) *state_load;
+	__typeof__(shim_weights) *weights;
 	__typeof__(shim_set_threads) *set_threads;
 	__typeof__(shim_runtime) *runtime;
 } t = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, .threads = 1};
@@ -98,6 +104,12 @@ open_module(void)
 	*(void **) &t.train_end = sym("shim_train_end");
 	*(void **) &t.save = sym("shim_save");
 	*(void **) &t.restore = sym("shim_restore");
+	*(void **) &t.sync_len = sym("shim_sync_len");
+	*(void **) &t.train_grad = sym("shim_train_grad");
+	*(void **) &t.train_apply = sym("shim_train_apply");
+	*(void **) &t.state_save = sym("shim_state_save");
+	*(void **) &t.state_load = sym("shim_state_load");
+	*(void **) &t.weights = sym("shim_weights");
 	*(void **) &t.set_threads = sym("shim_set_threads");
 	*(void **) &t.runtime = sym("shim_runtime");
 	pthread_mutex_lock(&t.lock);
@@ -170,6 +182,45 @@ torch_restore(void *impl, const void *data, size_t len, char **err)
 	return t.restore(impl, data, len, err);
 }
 
+static int
+torch_sync_len(void *impl, size_t *grads, size_t *buffers, char **err)
+{
+	return t.sync_len(impl, grads, buffers, err);
+}
+
+static int
+torch_train_grad(void *impl, const uint8_t *x, const uint8_t *y, size_t n,
+    float scale, float *buf, double *loss, char **err)
+{
+	return t.train_grad(impl, x, y, n, scale, buf, loss, err);
+}
+
+static int
+torch_train_apply(void *impl, const float *buf, double count, double world,
+    double lr, char **err)
+{
+	return t.train_apply(impl, buf, count, world, lr, err);
+}
+
+static int
+torch_state_save(void *impl, size_t head, void **out, size_t *len,
+    char **err)
+{
+	return t.state_save(impl, head, out, len, err);
+}
+
+static int
+torch_state_load(void *impl, const void *data, size_t len, char **err)
+{
+	return t.state_load(impl, data, len, err);
+}
+
+static int
+torch_weights(void *impl, float *out, size_t n, char **err)
+{
+	return t.weights(impl, out, n, err);
+}
+
 const model_backend model_torch_backend = {
 	.name = "torch",
 	.load = torch_load,
@@ -180,6 +231,12 @@ const model_backend model_torch_backend = {
 	.train_end = torch_train_end,
 	.save = torch_save,
 	.restore = torch_restore,
+	.sync_len = torch_sync_len,
+	.train_grad = torch_train_grad,
+	.train_apply = torch_train_apply,
+	.state_save = torch_state_save,
+	.state_load = torch_state_load,
+	.weights = torch_weights,
 };
 
 int
