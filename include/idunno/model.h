@@ -133,8 +133,9 @@ typedef int (*idn_model_step_fn)(void *arg, const idn_model_step *s);
 
 // idn_model_control_fn is called once per step on rank 0 only, on the
 // training thread with no library locks held, after the step's backward
-// pass and before its sync: its value reaches every rank's on_step of
-// that same step as idn_model_step.control (0 if there is no step_control).
+// pass (before its sync; without on_sync, after the step): its value
+// reaches every rank's on_step of that same step as
+// idn_model_step.control (0 if there is no step_control).
 typedef uint32_t (*idn_model_control_fn)(void *arg);
 
 // idn_model_sync_fn must replace buf[0..n) by its element-wise sum over

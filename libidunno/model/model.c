@@ -472,10 +472,10 @@ share_start(size_t g, uint32_t world, uint32_t r)
 	return (size_t) ((uint64_t) g * r / world);
 }
 
-// sync_step sums this step's gradients, buffers and trailer over the ranks
-// through on_sync, then applies the mean gradient. *loss is the share's
-// mean loss before and the global batch's after; *ctl likewise for rank
-// 0's control word.
+// sync_step computes this rank's gradients, sums them, the buffers and
+// the trailer over the ranks through on_sync, then applies the mean
+// gradient. *loss gets the global batch's mean loss, *ctl rank 0's
+// control word.
 static int
 sync_step(idn_model *m, train_run *r, size_t g, size_t b, double lr,
     double *loss, uint32_t *ctl)
@@ -487,6 +487,9 @@ sync_step(idn_model *m, train_run *r, size_t g, size_t b, double lr,
 	if (rv != IDN_OK) {
 		return fail(m, rv, err);
 	}
+	if (o->rank == 0 && o->step_control != NULL) {
+		*ctl = o->step_control(o->control_arg);
+	}
 	float *t = r->sync + r->ngrad + r->nbuf;
 	t[0] = (float) (*loss * (double) b);
 	t[1] = (float) b;
@@ -496,7 +499,7 @@ sync_step(idn_model *m, train_run *r, size_t g, size_t b, double lr,
 	if ((rv = o->on_sync(o->sync_arg, IDN_MODEL_SYNC_STEP, r->sync, n)) !=
 	    0) {
 		return fail(m, rv, core_asprintf("on_sync failed at step %llu "
-		    "of epoch %u: %s", (unsigned long long) r->done + 1,
+		    "of epoch %u: %s", (unsigned long long) r->done,
 		    r->epoch, idn_strerror(rv)));
 	}
 	// The sum counts the whole global batch and one control word, or the
@@ -536,9 +539,6 @@ train_step(idn_model *m, train_run *r, uint64_t k, double lr)
 	uint32_t ctl = 0;
 	int rv;
 	if (r->sync != NULL) {
-		if (o->rank == 0 && o->step_control != NULL) {
-			ctl = o->step_control(o->control_arg);
-		}
 		if ((rv = sync_step(m, r, g, b, lr, &loss, &ctl)) != IDN_OK) {
 			return rv;
 		}
