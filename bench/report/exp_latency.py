@@ -90,7 +90,7 @@ def raw_limit(ctx, model, batch, workers):
 
 def run(ctx):
     nodes = ctx.pick(4, 10, 10)
-    steady = ctx.pick(2, 3, 30)
+    steady = ctx.pick(1, 3, 20)
     warm_s = ctx.pick(1, 2, 4)
     cl = ctx.cluster(nodes, sims=[("sim20", 20)])
     nodes = cl.nodes

@@ -24,13 +24,18 @@ def calibrate(cl, queries=6000, tag="cal"):
     """The query rate each job of the pair gets when both are backlogged
     and fair time gives them equal rates: each model's backlogged rate
     alone (after a warm-up that loads it on every worker), C_r and C_l,
-    then r = 1 / (1/C_r + 1/C_l), each job taking its share of time."""
+    then r = 1 / (1/C_r + 1/C_l), each job taking its share of time.
+    A cluster shared between experiments (smoke and quick runs) is
+    calibrated once."""
+    if getattr(cl, "pair_rate", None):
+        return cl.pair_rate
     inv = 0.0
     for m, b in JOBS:
         n = queries if m == "resnet18" else queries * 10
         common.backlogged(cl, "%s-warm-%s" % (tag, m), m, b, n // 4)
         inv += 1.0 / common.backlogged(cl, "%s-%s" % (tag, m), m, b, n)[0]
-    return 1.0 / inv
+    cl.pair_rate = 1.0 / inv
+    return cl.pair_rate
 
 
 def add(cl, tag, k, rate_each, seconds):
