@@ -15,15 +15,36 @@ sodium_once(void)
 	}
 }
 
+// The MAC: a fresh random 16-byte nonce, then the Poly1305 tag of the
+// payload under the one-time key BLAKE2b-keyed(cluster key, nonce) (the
+// construction of crypto_secretbox's and ChaCha20-Poly1305's tags: a PRF
+// gives each message its own Poly1305 key). HMAC-SHA512 ran at 450-500
+// MB/s here, Poly1305 at 2.8-3.5 GB/s: a 45 MB gradient exchange spent
+// 65% of its CPU in the MAC.
+#define NONCE_BYTES 16
+_Static_assert(NONCE_BYTES + crypto_onetimeauth_BYTES == WIRE_MAC_BYTES,
+    "mac size");
+_Static_assert(crypto_generichash_KEYBYTES == WIRE_KEY_BYTES, "key size");
+
+static void
+tag(const uint8_t key[WIRE_KEY_BYTES], const uint8_t *nonce,
+    const void *payload, size_t len, uint8_t out[crypto_onetimeauth_BYTES])
+{
+	uint8_t otk[crypto_onetimeauth_KEYBYTES];
+	crypto_generichash(otk, sizeof(otk), nonce, NONCE_BYTES, key,
+	    WIRE_KEY_BYTES);
+	crypto_onetimeauth(out, payload, len, otk);
+	sodium_memzero(otk, sizeof(otk));
+}
+
 int
 wire_seal(const uint8_t key[WIRE_KEY_BYTES], const void *payload, size_t len,
     core_buf *frame)
 {
-	uint8_t mac[crypto_auth_BYTES];
-	_Static_assert(crypto_auth_BYTES == WIRE_MAC_BYTES, "mac size");
-	_Static_assert(crypto_auth_KEYBYTES == WIRE_KEY_BYTES, "key size");
+	uint8_t mac[WIRE_MAC_BYTES];
 	sodium_once();
-	crypto_auth(mac, payload, len, key);
+	randombytes_buf(mac, NONCE_BYTES);
+	tag(key, mac, payload, len, mac + NONCE_BYTES);
 	int rv = core_buf_append(frame, mac, sizeof(mac));
 	return rv ? rv : core_buf_append(frame, payload, len);
 }
@@ -37,8 +58,9 @@ wire_open(const uint8_t key[WIRE_KEY_BYTES], const void *frame, size_t len,
 	}
 	sodium_once();
 	const uint8_t *f = frame;
-	if (crypto_auth_verify(f, f + WIRE_MAC_BYTES, len - WIRE_MAC_BYTES,
-	        key) != 0) {
+	uint8_t want[crypto_onetimeauth_BYTES];
+	tag(key, f, f + WIRE_MAC_BYTES, len - WIRE_MAC_BYTES, want);
+	if (sodium_memcmp(want, f + NONCE_BYTES, sizeof(want)) != 0) {
 		return IDN_EAUTH;
 	}
 	*payload = f + WIRE_MAC_BYTES;
@@ -50,7 +72,7 @@ void
 wire_keygen(uint8_t key[WIRE_KEY_BYTES])
 {
 	sodium_once();
-	crypto_auth_keygen(key);
+	randombytes_buf(key, WIRE_KEY_BYTES);
 }
 
 int

@@ -74,7 +74,9 @@ int wire_get_str(const wire_val *m, const char *k, char *dst, size_t cap);
 int wire_get_bin(const wire_val *m, const char *k, const uint8_t **p,
     size_t *n);
 
-// Frames: MAC (crypto_auth over the payload) followed by the payload.
+// Frames: MAC (a random 16-byte nonce and the Poly1305 tag of the payload
+// under a key derived from the cluster key and the nonce, frame.c)
+// followed by the payload.
 // wire_open verifies and returns the payload slice (IDN_EAUTH on a bad or
 // missing MAC).
 int wire_seal(const uint8_t key[WIRE_KEY_BYTES], const void *payload,
