@@ -17,6 +17,9 @@ extern "C" {
 
 enum idn_phase { IDN_PHASE_IDLE, IDN_PHASE_TRAIN, IDN_PHASE_INFER };
 enum idn_job_kind { IDN_JOB_TRAIN, IDN_JOB_INFER };
+// Where a training job's first weights come from: the model's model.pt
+// (from scratch) or its trained weights in SDFS (fine-tuning).
+enum idn_train_from { IDN_TRAIN_FROM_MODEL, IDN_TRAIN_FROM_WEIGHTS };
 enum idn_job_state {
 	IDN_JOB_QUEUED,
 	IDN_JOB_RUNNING,
@@ -55,6 +58,13 @@ typedef struct idn_train_spec {
 	int optimizer;          // enum idn_model_optimizer
 	int schedule;           // enum idn_model_schedule
 	uint64_t limit;         // first `limit` training images, 0 = all
+	// Data-parallel: `workers` ranks train one model synchronously, each
+	// step on its share of the global `batch` (docs/MODELS.md). [1]
+	uint32_t workers;
+	double momentum;        // SGD [0.9]
+	double weight_decay;    // [0]
+	int from;               // enum idn_train_from [IDN_TRAIN_FROM_MODEL]
+	uint32_t checkpoint_s;  // training seconds between checkpoints [30]
 } idn_train_spec;
 IDN_API void idn_train_spec_init(idn_train_spec *s);
 

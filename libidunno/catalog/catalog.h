@@ -4,6 +4,7 @@
 #ifndef IDN_CATALOG_CATALOG_H
 #define IDN_CATALOG_CATALOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,11 +40,12 @@ int catalog_import_dir(const char *dir, const char *prefix,
     idn_progress_fn fn, void *fn_arg);
 
 // A training checkpoint's meta (models/NAME/checkpoint.meta): the last
-// finished epoch, the run's settings as text ("epochs N\n" first, one
+// finished epoch, the steps done since ("step S" when not 0), the run's settings as text ("epochs N\n" first, one
 // "key value" line each), the checkpoint's SDFS version and the finished
 // epochs' metric lines.
 typedef struct catalog_meta {
 	uint32_t epoch;
+	uint64_t step;       // steps done of epoch + 1 (a mid-epoch checkpoint)
 	char *settings;
 	uint64_t checkpoint;
 	char *metrics;
@@ -61,5 +63,20 @@ char *catalog_meta_settings(const idn_model_train_opts *o, const char *data,
 char *catalog_meta_format(const catalog_meta *m);
 int catalog_meta_parse(const char *text, catalog_meta *m);
 void catalog_meta_clear(catalog_meta *m);
+
+// The cluster's training options beyond idn_catalog_train's: a checkpoint
+// every checkpoint_s seconds of training (0: at epoch ends only), and the
+// first weights from the model's trained weights (fine-tuning).
+typedef struct catalog_train_ext {
+	uint32_t checkpoint_s;
+	bool from_weights;
+} catalog_train_ext;
+
+// catalog_train_run is idn_catalog_train with x; with o->world > 1 rank 0
+// writes the checkpoints, the weights and the metrics, and only rank 0
+// evaluates the test set after each epoch.
+int catalog_train_run(idn_client *c, const char *name, const char *data,
+    size_t limit, const idn_model_train_opts *o, const catalog_train_ext *x,
+    char **errmsg);
 
 #endif

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 // train.c: training from SDFS data to SDFS weights, with a checkpoint after
-// every epoch so that a stopped or killed run resumes where it was.
+// every epoch and every checkpoint_s seconds of training, so that a
+// stopped or killed run resumes where it was: at the step, with its
+// optimiser state. With several ranks (data-parallel) rank 0 alone
+// writes checkpoints and the results; every rank resumes from the same
+// checkpoint.
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,33 +21,43 @@
 typedef struct run {
 	idn_client *c;
 	idn_model *m;
-	const idn_model_train_opts *user; // for on_epoch and arg
+	const idn_model_train_opts *user; // for on_epoch, on_step and arg
+	const catalog_train_ext *x;
 	char ckpt[PATH_BYTES];
 	char meta[PATH_BYTES];
 	char *settings;
 	char *metrics;     // a line per finished epoch
 	bool stopped;      // the caller's on_epoch stopped the run early
 	int rv;            // a checkpoint's error, which stops the run
+	uint64_t last_ms;  // clock ms of the last checkpoint (rank 0)
 } run;
 
 char *
 catalog_meta_settings(const idn_model_train_opts *o, const char *data,
     size_t limit, uint64_t model_version)
 {
+	// The ranks' count is not part of it: a run goes on with fewer or
+	// more ranks on the same global batch. "state 2": the checkpoint is
+	// a training state (weights and optimiser), not weights alone.
 	return core_asprintf("epochs %u\nbatch %u\noptimizer %d\nlr %.17g\n"
 	    "momentum %.17g\nweight_decay %.17g\nschedule %d\nlr_step %u\n"
 	    "lr_gamma %.17g\nseed %llu\ndata %s\nlimit %zu\n"
-	    "model_version %llu\n", o->epochs, o->batch_size, o->optimizer,
-	    o->lr, o->momentum, o->weight_decay, o->schedule, o->lr_step,
-	    o->lr_gamma, (unsigned long long) o->seed, data, limit,
+	    "model_version %llu\nstate 2\n", o->epochs, o->batch_size,
+	    o->optimizer, o->lr, o->momentum, o->weight_decay, o->schedule,
+	    o->lr_step, o->lr_gamma, (unsigned long long) o->seed, data, limit,
 	    (unsigned long long) model_version);
 }
 
 char *
 catalog_meta_format(const catalog_meta *m)
 {
-	return core_asprintf("epoch %u\n%scheckpoint %llu\nmetrics\n%s",
-	    m->epoch, m->settings, (unsigned long long) m->checkpoint,
+	char step[32] = "";
+	if (m->step > 0) {
+		snprintf(step, sizeof(step), "step %llu\n",
+		    (unsigned long long) m->step);
+	}
+	return core_asprintf("epoch %u\n%s%scheckpoint %llu\nmetrics\n%s",
+	    m->epoch, step, m->settings, (unsigned long long) m->checkpoint,
 	    m->metrics ? m->metrics : "");
 }
 
@@ -65,8 +79,16 @@ catalog_meta_parse(const char *text, catalog_meta *m)
 	}
 	unsigned long e = strtoul(text + 6, &end, 10);
 	const char *settings = end + 1;
+	unsigned long long step = 0;
+	if (*end == '\n' && strncmp(settings, "step ", 5) == 0) {
+		step = strtoull(settings + 5, &end, 10);
+		settings = end + 1;
+		if (*end != '\n' || step == 0) {
+			return IDN_ECORRUPT;
+		}
+	}
 	const char *ck = strstr(text, "\ncheckpoint ");
-	if (*end != '\n' || e == 0 || e > UINT32_MAX ||
+	if (*end != '\n' || (e == 0 && step == 0) || e > UINT32_MAX ||
 	    strncmp(settings, "epochs ", 7) != 0 || ck == NULL) {
 		return IDN_ECORRUPT;
 	}
@@ -75,6 +97,7 @@ catalog_meta_parse(const char *text, catalog_meta *m)
 		return IDN_ECORRUPT;
 	}
 	m->epoch = (uint32_t) e;
+	m->step = step;
 	m->checkpoint = v;
 	m->settings = core_strndup(settings, (size_t) (ck + 1 - settings));
 	m->metrics = core_strdup(end + 9);
@@ -85,16 +108,18 @@ catalog_meta_parse(const char *text, catalog_meta *m)
 	return IDN_OK;
 }
 
-// save_checkpoint stores the weights after `epoch`, then the meta that
-// names their version: a meta always points at a whole checkpoint.
+// save_checkpoint stores the training state after `step` steps of epoch
+// `epoch` + 1 (0: at the end of `epoch`), then the meta that names its
+// version: a meta always points at a whole checkpoint.
 static int
-save_checkpoint(run *r, uint32_t epoch)
+save_checkpoint(run *r, uint32_t epoch, uint64_t step)
 {
 	void *w = NULL;
 	size_t len;
-	catalog_meta meta = {.epoch = epoch, .settings = r->settings,
-	    .metrics = r->metrics};
-	int rv = idn_model_export(r->m, &w, &len);
+	catalog_meta meta = {.epoch = epoch, .step = step,
+	    .settings = r->settings, .metrics = r->metrics};
+	r->last_ms = idn_clock_ms();
+	int rv = idn_model_export_train_state(r->m, &w, &len);
 	if (rv == IDN_OK) {
 		rv = idn_sdfs_put_buf(r->c, r->ckpt, w, len, &meta.checkpoint);
 	}
@@ -124,7 +149,8 @@ on_epoch(void *arg, const idn_model_epoch *e)
 	}
 	free(r->metrics);
 	r->metrics = m;
-	if ((r->rv = save_checkpoint(r, e->epoch)) != IDN_OK) {
+	if (r->user->rank == 0 &&
+	    (r->rv = save_checkpoint(r, e->epoch, 0)) != IDN_OK) {
 		return 1;
 	}
 	if (r->user->on_epoch != NULL &&
@@ -135,15 +161,43 @@ on_epoch(void *arg, const idn_model_epoch *e)
 	return 0;
 }
 
-// resume loads the checkpoint of a run with r's settings, if there is
-// one: *first gets the epoch to start at (1 without a checkpoint).
+// Rank 0's word each step: 1 asks every rank to checkpoint at this step
+// (rank 0 writes it; all then agree on where the run is).
+static uint32_t
+step_control(void *arg)
+{
+	run *r = arg;
+	uint64_t now = idn_clock_ms();
+	if (r->last_ms == 0) {
+		r->last_ms = now; // the interval counts from the first step
+	}
+	return r->x->checkpoint_s > 0 &&
+	    now >= r->last_ms + r->x->checkpoint_s * 1000ull;
+}
+
 static int
-resume(run *r, uint32_t *first)
+on_step(void *arg, const idn_model_step *s)
+{
+	run *r = arg;
+	if ((s->control & 1) && r->user->rank == 0 && s->step + 1 < s->steps &&
+	    (r->rv = save_checkpoint(r, s->epoch - 1, s->step + 1)) != IDN_OK) {
+		return 1;
+	}
+	return r->user->on_step != NULL ? r->user->on_step(r->user->step_arg,
+	    s) : 0;
+}
+
+// resume loads the checkpoint of a run with r's settings, if there is
+// one into o: the epoch and step to start at, the training state.
+// *state: the state's bytes, freed by the caller with idn_free().
+static int
+resume(run *r, idn_model_train_opts *o, void **state)
 {
 	void *text = NULL, *w = NULL;
 	size_t len;
 	catalog_meta meta;
-	*first = 1;
+	o->first_epoch = 1;
+	o->first_step = 0;
 	int rv = idn_sdfs_get_buf(r->c, r->meta, 0, &text, &len, NULL);
 	if (rv == IDN_ENOENT) {
 		return IDN_OK;
@@ -154,9 +208,13 @@ resume(run *r, uint32_t *first)
 		if (strcmp(meta.settings, r->settings) == 0 &&
 		    meta.epoch <= r->user->epochs &&
 		    idn_sdfs_get_buf(r->c, r->ckpt, meta.checkpoint, &w, &len,
-		        NULL) == IDN_OK &&
-		    idn_model_import(r->m, w, len) == IDN_OK) {
-			*first = meta.epoch + 1;
+		        NULL) == IDN_OK) {
+			o->first_epoch = meta.epoch + 1;
+			o->first_step = meta.step;
+			o->resume_state = w;
+			o->resume_state_len = len;
+			*state = w;
+			w = NULL;
 			free(r->metrics);
 			r->metrics = meta.metrics;
 			meta.metrics = NULL;
@@ -223,9 +281,19 @@ int
 idn_catalog_train(idn_client *c, const char *name, const char *data,
     size_t limit, const idn_model_train_opts *o, char **errmsg)
 {
+	catalog_train_ext x = {0};
+	return catalog_train_run(c, name, data, limit, o, &x, errmsg);
+}
+
+int
+catalog_train_run(idn_client *c, const char *name, const char *data,
+    size_t limit, const idn_model_train_opts *o, const catalog_train_ext *x,
+    char **errmsg)
+{
 	char wpath[PATH_BYTES], mpath[PATH_BYTES];
 	idn_model_train_opts opts;
-	run r = {.c = c, .user = &opts};
+	run r = {.c = c, .user = &opts, .x = x};
+	void *state = NULL;
 	if (c == NULL || data == NULL || idn_sdfs_name_error(data) != NULL ||
 	    catalog_path(wpath, sizeof(wpath), name, "weights") != IDN_OK ||
 	    catalog_path(mpath, sizeof(mpath), name, "metrics") != IDN_OK ||
@@ -244,7 +312,11 @@ idn_catalog_train(idn_client *c, const char *name, const char *data,
 	}
 	idn_dataset *train = NULL, *test = NULL;
 	uint64_t version = 0;
-	int rv = catalog_fetch(c, name, "model.pt", &version, errmsg, &r.m);
+	// Fine-tuning starts from the trained weights; the settings name
+	// which file and version, so a checkpoint of the other kind is not
+	// resumed.
+	const char *from = x->from_weights ? "weights" : "model.pt";
+	int rv = catalog_fetch(c, name, from, &version, errmsg, &r.m);
 	if (rv == IDN_OK) {
 		rv = fetch_sets(c, data, limit, &train, &test, errmsg);
 	}
@@ -257,11 +329,16 @@ idn_catalog_train(idn_client *c, const char *name, const char *data,
 		rv = IDN_EINVAL;
 	}
 	if (rv == IDN_OK) {
-		r.settings = catalog_meta_settings(&opts, data, limit, version);
+		char *s = catalog_meta_settings(&opts, data, limit, version);
+		r.settings = s && x->from_weights ? core_asprintf("%sfrom "
+		    "weights\n", s) : s;
+		if (r.settings != s) {
+			free(s);
+		}
 		r.metrics = core_strdup("");
 		rv = r.settings && r.metrics ? IDN_OK : IDN_ENOMEM;
 	}
-	if (rv == IDN_OK && (rv = resume(&r, &opts.first_epoch)) != IDN_OK) {
+	if (rv == IDN_OK && (rv = resume(&r, &opts, &state)) != IDN_OK) {
 		catalog_set_err(errmsg, "cannot read the checkpoint: %s",
 		    idn_strerror(rv));
 	}
@@ -269,9 +346,16 @@ idn_catalog_train(idn_client *c, const char *name, const char *data,
 		idn_model_train_opts run_opts = opts;
 		run_opts.on_epoch = on_epoch;
 		run_opts.arg = &r;
+		run_opts.on_step = on_step;
+		run_opts.step_arg = &r;
+		run_opts.step_control = step_control;
+		run_opts.control_arg = &r;
 		idn_model_data tr = {train->images, train->labels, train->n};
 		idn_model_data te = {test->images, test->labels, test->n};
-		rv = idn_model_train(r.m, &run_opts, &tr, &te);
+		// Rank 0 evaluates; the others wait for it in their next step's
+		// sync, leaving it the CPU.
+		rv = idn_model_train(r.m, &run_opts, &tr, opts.rank == 0 ? &te :
+		    NULL);
 		if (rv != IDN_OK) {
 			catalog_set_err(errmsg, "training failed: %s",
 			    idn_model_errmsg(r.m));
@@ -284,9 +368,10 @@ idn_catalog_train(idn_client *c, const char *name, const char *data,
 			rv = IDN_ECLOSED;
 		}
 	}
-	if (rv == IDN_OK) {
+	if (rv == IDN_OK && opts.rank == 0) {
 		rv = finish(&r, wpath, mpath, errmsg);
 	}
+	idn_free(state);
 	free(r.settings);
 	free(r.metrics);
 	idn_dataset_free(train);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // client.c: the public scheduler API (include/idunno/sched.h): find the
 // coordinator through the client's node, then ask it.
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,10 @@ idn_train_spec_init(idn_train_spec *s)
 		s->lr = 0.01;
 		s->optimizer = IDN_MODEL_SGD;
 		s->schedule = IDN_MODEL_LR_CONST;
+		s->workers = 1;
+		s->momentum = 0.9;
+		s->from = IDN_TRAIN_FROM_MODEL;
+		s->checkpoint_s = 30;
 	}
 }
 
@@ -91,6 +96,11 @@ spec_from_train(ledger_spec *s, const idn_train_spec *in)
 	s->optimizer = in->optimizer;
 	s->schedule = in->schedule;
 	s->limit = in->limit;
+	s->workers = in->workers;
+	s->momentum = in->momentum;
+	s->weight_decay = in->weight_decay;
+	s->from = in->from;
+	s->checkpoint_s = in->checkpoint_s;
 }
 
 static void
@@ -260,9 +270,16 @@ int
 idn_job_add_train(idn_client *c, const idn_train_spec *in, char **errmsg)
 {
 	ledger_spec s;
-	if (c == NULL || in == NULL || in->size != sizeof(*in)) {
+	idn_train_spec full;
+	// A caller built before the data-parallel fields gets their defaults.
+	if (c == NULL || in == NULL || in->size > sizeof(*in) ||
+	    in->size < offsetof(idn_train_spec, workers)) {
 		return IDN_EINVAL;
 	}
+	idn_train_spec_init(&full);
+	memcpy(&full, in, in->size);
+	full.size = sizeof(full);
+	in = &full;
 	spec_from_train(&s, in);
 	if ((in->job && strlen(in->job) > LEDGER_NAME_MAX) ||
 	    (in->data && strlen(in->data) >= LEDGER_PATH_MAX)) {

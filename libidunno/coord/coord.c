@@ -22,7 +22,9 @@
 _Static_assert((int) LEDGER_INFER == (int) IDN_JOB_INFER &&
     (int) LEDGER_TRAIN == (int) IDN_JOB_TRAIN &&
     (int) LEDGER_RUNNING == (int) IDN_JOB_RUNNING &&
-    (int) LEDGER_REMOVED == (int) IDN_JOB_REMOVED,
+    (int) LEDGER_REMOVED == (int) IDN_JOB_REMOVED &&
+    (int) LEDGER_FROM_MODEL == (int) IDN_TRAIN_FROM_MODEL &&
+    (int) LEDGER_FROM_WEIGHTS == (int) IDN_TRAIN_FROM_WEIGHTS,
     "ledger and public job enums differ");
 
 #define LIMIT_MAX 100000000ULL // queries of one inference job
@@ -46,12 +48,10 @@ _Static_assert((int) LEDGER_INFER == (int) IDN_JOB_INFER &&
 #define READY_CALL 8
 #define FOREIGN_QUEUE 2        // queued leases of jobs not a worker's share
 
-static void
-note(coord *c, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define note coord_note
 
-static void
-note(coord *c, int level, const char *fmt, ...)
+void
+coord_note(coord *c, int level, const char *fmt, ...)
 {
 	char line[1024];
 	va_list ap;
@@ -533,6 +533,11 @@ restore_lease(void *arg, const char *worker, const ledger_done *d)
 	cjob *j = coord_find_job(r->c, d->job);
 	uint32_t batch = d->batch, attempt = d->attempt;
 	uint64_t expires = d->end_ms;
+	if (j != NULL && j->spec.kind == IDN_JOB_TRAIN) {
+		coord_train_restore(r->c, j, worker, batch, attempt, expires,
+		    r->now);
+		return;
+	}
 	if (j == NULL || j->sj == NULL || expires == 0) {
 		return; // 0: taken back (lease_back), not leased again yet
 	}
@@ -856,6 +861,14 @@ validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
 		*total = s->limit > 0 ? s->limit : m.count;
 		s->limit = *total;
 		s->group = choose_group(c, s, *est);
+	} else if (s->from == IDN_TRAIN_FROM_WEIGHTS) {
+		snprintf(name, sizeof(name), "models/%s/weights", s->model);
+		if (!sdfs_exists(c, name)) {
+			return coord_refuse(reply, IDN_ENOENT, "--from weights: "
+			    "model '%s' has no trained weights yet (no %s in "
+			    "SDFS); train it first or use --from model",
+			    s->model, name);
+		}
 	}
 	return IDN_OK;
 }
@@ -960,7 +973,7 @@ on_remove(coord *c, const wire_val *b, wire_wr *reply)
 		rv = coord_refuse(reply, IDN_ENOENT, "no job '%s'", name);
 	} else {
 		j->state = IDN_JOB_REMOVED;
-		j->tleased = false;
+		coord_train_end(c, j, "the job was removed");
 		rv = ledger_job_state(c->led, name, IDN_JOB_REMOVED, j->accuracy,
 		    "removed");
 		c->dirty = true;
@@ -1069,38 +1082,6 @@ complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
 	if (sched_job_finished(j->sj)) {
 		c->dirty = true;
 		pthread_cond_broadcast(&c->cond);
-	}
-}
-
-static void
-progress(coord *c, cworker *w, const ledger_progress *p)
-{
-	cjob *j = coord_find_job(c, p->job);
-	if (j == NULL || j->spec.kind != IDN_JOB_TRAIN ||
-	    (j->state != IDN_JOB_RUNNING && j->state != IDN_JOB_QUEUED)) {
-		return;
-	}
-	if (p->epoch > j->epoch) {
-		j->epoch = p->epoch;
-		j->loss = p->loss;
-		j->acc = p->acc;
-		ledger_train_epoch(c->led, j->spec.job, p->epoch, p->loss, p->acc);
-		note(c, IDN_LOG_INFO, "coord: job %s epoch %u/%u on %s: loss "
-		    "%.4f accuracy %.4f", j->spec.job, p->epoch, j->spec.epochs,
-		    w->id, p->loss, p->acc);
-	}
-	if (p->done && strcmp(j->tworker, w->id) == 0 &&
-	    p->attempt == j->tattempt) {
-		j->state = p->rc == IDN_OK ? IDN_JOB_DONE : IDN_JOB_FAILED;
-		j->accuracy = p->rc == IDN_OK ? j->acc : -1;
-		snprintf(j->err, sizeof(j->err), "%s", p->err);
-		j->tleased = false;
-		ledger_job_state(c->led, j->spec.job, j->state, j->accuracy,
-		    j->err);
-		c->want_checkpoint = true;
-		note(c, IDN_LOG_INFO, "coord: job completed: %s %s%s%s",
-		    j->spec.job, idn_job_state_name(j->state), j->err[0] ?
-		    ": " : "", j->err);
 	}
 }
 
@@ -1238,11 +1219,8 @@ renew(coord *c, cworker *w, const ledger_held *h, uint64_t now, bool requeue,
 			lease_back(c, j, w, h->batch, h->attempt, now);
 			keep = false;
 		}
-	} else if (j != NULL && j->spec.kind == IDN_JOB_TRAIN &&
-	    j->tleased && c->phase == IDN_PHASE_TRAIN &&
-	    strcmp(j->tworker, w->id) == 0 && j->tattempt == h->attempt) {
-		j->texpires = now + COORD_LEASE_MS;
-		keep = true;
+	} else if (j != NULL && j->spec.kind == IDN_JOB_TRAIN) {
+		keep = coord_train_renew(c, w, h, now);
 	}
 	if (!keep && *ndrop < LEDGER_LIST_MAX) {
 		drop[(*ndrop)++] = *h;
@@ -1379,44 +1357,6 @@ lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
 	}
 }
 
-static void
-lease_train(coord *c, cworker *w, uint64_t now, ledger_lease *out, size_t *n)
-{
-	for (size_t i = 0; i < c->njobs; i++) {
-		cjob *j = c->jobs[i];
-		if (j->spec.kind == IDN_JOB_TRAIN && j->tleased &&
-		    strcmp(j->tworker, w->id) == 0) {
-			return; // one training task per worker
-		}
-	}
-	for (size_t i = 0; i < c->njobs; i++) {
-		cjob *j = c->jobs[i];
-		if (j->spec.kind != IDN_JOB_TRAIN || j->tleased ||
-		    (j->state != IDN_JOB_QUEUED && j->state != IDN_JOB_RUNNING)) {
-			continue;
-		}
-		j->tleased = true;
-		j->tattempt++;
-		j->texpires = now + COORD_LEASE_MS;
-		snprintf(j->tworker, sizeof(j->tworker), "%s", w->id);
-		if (j->state == IDN_JOB_QUEUED) {
-			j->state = IDN_JOB_RUNNING;
-			ledger_job_state(c->led, j->spec.job, j->state, -1, "");
-		}
-		ledger_lease_put(c->led, j->spec.job, 0, w->id, j->tattempt,
-		    j->texpires);
-		ledger_lease *l = &out[(*n)++];
-		memset(l, 0, sizeof(*l));
-		l->spec = j->spec;
-		l->attempt = j->tattempt;
-		l->expires_ms = j->texpires;
-		note(c, IDN_LOG_INFO, "coord: batch scheduled: training %s to "
-		    "%s attempt %u (after epoch %u)", j->spec.job, w->id,
-		    j->tattempt, j->epoch);
-		return;
-	}
-}
-
 static uint64_t
 mono_us(void)
 {
@@ -1466,6 +1406,9 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	}
 	if (w != NULL) {
 		w->last_call_ms = now;
+		if (r.addr[0] != '\0') {
+			snprintf(w->addr, sizeof(w->addr), "%s", r.addr);
+		}
 	}
 	if (w != NULL) {
 		take_reports(c, w, &r, now);
@@ -1484,7 +1427,7 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 		}
 	}
 	for (size_t i = 0; w != NULL && i < r.ntrain; i++) {
-		progress(c, w, &r.train[i]);
+		coord_train_progress(c, w, &r.train[i]);
 	}
 	if (w != NULL && c->dirty) {
 		reassign(c, now);
@@ -1509,7 +1452,7 @@ on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	if (w != NULL && c->phase == IDN_PHASE_INFER) {
 		lease_infer(c, w, want, now, free_at, queued, out, &n);
 	} else if (w != NULL && c->phase == IDN_PHASE_TRAIN && want > 0) {
-		lease_train(c, w, now, out, &n);
+		coord_train_lease(c, w, now, out, &n);
 	}
 	ledger_commit(c->led);
 	pthread_mutex_unlock(&c->lock);
@@ -1625,11 +1568,8 @@ worker_gone(coord *c, cworker *w, const char *why)
 		if (j->sj != NULL) {
 			n += sched_job_reclaim(j->sj, w->key);
 		}
-		if (j->tleased && strcmp(j->tworker, w->id) == 0) {
-			j->tleased = false;
-			n++;
-		}
 	}
+	n += coord_train_gone(c, w);
 	note(c, IDN_LOG_INFO, "coord: worker %s %s: %zu leases reclaimed",
 	    w->id, why, n);
 	c->dirty = true;
@@ -1676,11 +1616,9 @@ ticker(void *arg)
 			    sched_job_expire(j->sj, now) > 0) {
 				c->dirty = true;
 			}
-			if (j->tleased && j->texpires <= now) {
-				j->tleased = false;
-				note(c, IDN_LOG_WARN, "coord: training %s: lease "
-				    "of %s expired", j->spec.job, j->tworker);
-			}
+		}
+		if (acting) {
+			coord_train_expire(c, now);
 		}
 		// A caller the membership never reported (a stand-in of
 		// idn_sched_lease_probe) leaves the allocation when it goes

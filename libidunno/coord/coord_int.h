@@ -17,6 +17,15 @@
 #define MAX_WORKERS 256
 #define LEASE_RING 4096
 
+// A rank of a training job's generation (coord/train.c).
+typedef struct crank {
+	char worker[96];
+	char addr[LEDGER_ADDR_MAX];
+	uint64_t expires;      // wall ms
+	bool issued;           // its lease was sent
+	bool finished;         // ended its last epoch (rank 0 then stores)
+} crank;
+
 typedef struct cjob {
 	ledger_spec spec;
 	int state;
@@ -32,11 +41,12 @@ typedef struct cjob {
 	double accuracy;      // -1 unknown
 	bool assembling;
 	char err[256];
-	// train: the lease of its one task
-	char tworker[96];
-	uint32_t tattempt;
-	uint64_t texpires;
-	bool tleased;
+	// train: its generation of ranks (coord/train.c)
+	uint32_t gen;          // the ranks' lease attempt, bumped per set
+	uint32_t nranks;       // 0: no generation running
+	crank ranks[LEDGER_RANKS_MAX];
+	bool trained;          // a generation ran: a later one may be smaller
+	char wait[96];         // why a queued job waits ("" when it does not)
 	uint32_t epoch;
 	double loss, acc;
 } cjob;
@@ -54,6 +64,7 @@ typedef struct cworker {
 	bool reconciled;         // its first call to this coordinator came
 	bool member;             // the membership reported it
 	uint64_t last_call_ms;   // wall ms of its last lease call
+	char addr[LEDGER_ADDR_MAX]; // its node's RPC address, from its calls
 } cworker;
 
 struct coord {
@@ -96,6 +107,8 @@ struct coord {
 extern _Thread_local uint64_t coord_reply_epoch;
 
 // Lookups and helpers (the lock held).
+void coord_note(coord *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 cjob *coord_find_job(coord *c, const char *name);
 cjob *coord_job_by_key(coord *c, uint64_t key);
 uint32_t coord_unit(const cjob *j);
@@ -104,6 +117,30 @@ sched_fair_job coord_fair_job(const cjob *j, uint64_t now);
 // coord_refuse writes a refusal {epoch, err} and returns rv.
 int coord_refuse(wire_wr *reply, int rv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+// Training jobs' generations of ranks (coord/train.c; the lock held).
+// coord_train_job_of: the job in which worker `id` holds a rank (*rank).
+cjob *coord_train_job_of(coord *c, const char *id, int *rank);
+// coord_train_lease: w's rank lease if it has one to receive, else a new
+// generation of a job waiting for one, formed around w.
+void coord_train_lease(coord *c, cworker *w, uint64_t now, ledger_lease *out,
+    size_t *n);
+// coord_train_renew: whether held lease h is w's rank of a running
+// generation (then renewed); false: the worker drops it.
+bool coord_train_renew(coord *c, cworker *w, const ledger_held *h,
+    uint64_t now);
+// coord_train_end ends j's generation (a rank lost, the job removed or
+// done): its ranks' leases are dropped at their next call.
+void coord_train_end(coord *c, cjob *j, const char *why);
+// coord_train_gone: w failed; returns the ranks it held (0 or 1).
+size_t coord_train_gone(coord *c, cworker *w);
+// coord_train_expire ends the generations with a rank not renewed.
+void coord_train_expire(coord *c, uint64_t now);
+// coord_train_progress takes a rank's epoch report or its end.
+void coord_train_progress(coord *c, cworker *w, const ledger_progress *p);
+// coord_train_restore takes a ledger lease row of training job j.
+void coord_train_restore(coord *c, cjob *j, const char *worker,
+    uint32_t rank, uint32_t gen, uint64_t expires, uint64_t now);
+
 // coord_report answers sched.stats, sched.jobs and sched.assign (it takes
 // the lock).
 int coord_report(coord *c, const char *type, const wire_val *b,

@@ -116,9 +116,10 @@ job_workers(coord *c, const cjob *j, core_buf *b)
 			}
 		}
 	}
-	if (j->tleased) {
+	for (uint32_t r = 0; r < j->nranks; r++) {
 		jf(b, "%s", first ? "" : ", ");
-		jstr(b, j->tworker);
+		jstr(b, j->ranks[r].worker);
+		first = false;
 	}
 	jf(b, "]");
 }
@@ -286,8 +287,10 @@ jobs_json(coord *c, core_buf *b)
 			jf(b, ", \"batch\": %u, \"epoch\": %u, \"epochs\": %u, "
 			    "\"loss\": ", j->spec.batch, j->epoch, j->spec.epochs);
 			jnum(b, j->loss);
-			jf(b, ", \"done\": %u, \"total\": %u", j->epoch,
-			    j->spec.epochs);
+			jf(b, ", \"done\": %u, \"total\": %u, \"want_workers\": "
+			    "%u, \"generation\": %u, \"waiting\": ", j->epoch,
+			    j->spec.epochs, j->spec.workers, j->gen);
+			jstr(b, j->state == IDN_JOB_QUEUED ? j->wait : "");
 		}
 		jf(b, ", \"accuracy\": ");
 		if (j->accuracy >= 0) {
@@ -305,11 +308,32 @@ jobs_json(coord *c, core_buf *b)
 	return IDN_OK;
 }
 
+// Workers holding a training rank that the inference allocation does not
+// list (in the training phase: all of them), each with its rank.
+static void
+ranks_json(coord *c, core_buf *b, bool first)
+{
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		for (uint32_t r = 0; j->spec.kind == IDN_JOB_TRAIN &&
+		    r < j->nranks; r++) {
+			jf(b, "%s{\"worker\": ", first ? "" : ", ");
+			jstr(b, j->ranks[r].worker);
+			jf(b, ", \"jobs\": [{\"job\": ");
+			jstr(b, j->spec.job);
+			jf(b, ", \"share\": 1.0000, \"rank\": %u, \"world\": "
+			    "%u, \"generation\": %u}]}", r, j->nranks, j->gen);
+			first = false;
+		}
+	}
+}
+
 static int
 assign_json(coord *c, core_buf *b)
 {
 	jf(b, "{\"assignments\": [");
-	for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
+	size_t r = 0;
+	for (; c->have_alloc && r < c->alloc.nworkers; r++) {
 		jf(b, "%s{\"worker\": ", r ? ", " : "");
 		jstr(b, c->alloc.workers ? worker_id(c, c->alloc.workers[r]) :
 		    "?");
@@ -322,6 +346,7 @@ assign_json(coord *c, core_buf *b)
 		}
 		jf(b, "]}");
 	}
+	ranks_json(c, b, r == 0);
 	jf(b, "]}");
 	return IDN_OK;
 }
@@ -356,7 +381,7 @@ stats_text(coord *c, const char *only, core_buf *b)
 				n += c->alloc.shares[r][k].job == j->key;
 			}
 		}
-		snprintf(nw, sizeof(nw), "%zu", n + (j->tleased ? 1 : 0));
+		snprintf(nw, sizeof(nw), "%zu", n + j->nranks);
 		jf(b, "%-14.14s %-6s %-8s %-10.10s %5u %13s %9.1f %9.1f %8s "
 		    "%9.2f %9.1f %9.1f %s\n", j->spec.job, j->spec.kind ==
 		    IDN_JOB_INFER ? "infer" : "train",
@@ -379,6 +404,14 @@ assign_text(coord *c, core_buf *b)
 			    c->alloc.shares[r][k].share);
 		}
 		jf(b, "\n");
+	}
+	for (size_t i = 0; i < c->njobs; i++) {
+		cjob *j = c->jobs[i];
+		for (uint32_t r = 0; j->spec.kind == IDN_JOB_TRAIN &&
+		    r < j->nranks; r++) {
+			jf(b, "%-40s %s (training rank %u of %u)\n",
+			    j->ranks[r].worker, j->spec.job, r, j->nranks);
+		}
 	}
 }
 
@@ -447,7 +480,7 @@ coord_view_with(coord *c, coord_view_fn fn, void *arg)
 	for (size_t i = 0; i < c->njobs; i++) {
 		cjob *j = c->jobs[i];
 		bool infer = j->spec.kind == IDN_JOB_INFER;
-		uint32_t nw = j->tleased;
+		uint32_t nw = j->nranks;
 		for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
 			for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
 				nw += c->alloc.shares[r][k].job == j->key;
@@ -477,9 +510,8 @@ coord_view_with(coord *c, coord_view_fn fn, void *arg)
 					leases[k]++;
 				}
 			}
-			leases[k] += j->tleased &&
-			    strcmp(j->tworker, cw->id) == 0;
 		}
+		leases[k] += coord_train_job_of(c, cw->id, NULL) != NULL;
 	}
 	fn(arg, &v);
 	pthread_mutex_unlock(&c->lock);

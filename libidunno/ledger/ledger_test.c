@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "harness.h"
+
 #include "ledger/ledger.h"
 #include "ledger/msg.h"
 
@@ -185,9 +186,74 @@ test_spec_check(void **st)
 	s.epochs = 1;
 	s.lr = 0.01;
 	s.batch = 2;
+	s.workers = 1;
+	s.momentum = 0.9;
+	s.checkpoint_s = 30;
 	assert_null(ledger_spec_check(&s));
 	s.batch = 1;
 	assert_non_null(strstr(ledger_spec_check(&s), "2 or more"));
+	// Data-parallel options: every refusal names its option.
+	struct {
+		uint32_t workers, batch, ckpt;
+		double momentum, wd;
+		int from;
+		const char *why;
+	} bad[] = {
+		{0, 64, 30, 0.9, 0, 0, "workers"},
+		{17, 64, 30, 0.9, 0, 0, "workers"},
+		{4, 7, 30, 0.9, 0, 0, "global batch"},
+		{1, 64, 30, 1.0, 0, 0, "momentum"},
+		{1, 64, 30, 0.9, -1, 0, "weight decay"},
+		{1, 64, 30, 0.9, 0, 2, "from"},
+		{1, 64, 0, 0.9, 0, 0, "checkpoint"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		s.workers = bad[i].workers;
+		s.batch = bad[i].batch;
+		s.checkpoint_s = bad[i].ckpt;
+		s.momentum = bad[i].momentum;
+		s.weight_decay = bad[i].wd;
+		s.from = bad[i].from;
+		const char *why = ledger_spec_check(&s);
+		assert_non_null(why);
+		assert_non_null(strstr(why, bad[i].why));
+	}
+	s.workers = 4;
+	s.batch = 8;
+	s.checkpoint_s = 5;
+	s.momentum = 0;
+	s.weight_decay = 5e-4;
+	s.from = LEDGER_FROM_WEIGHTS;
+	assert_null(ledger_spec_check(&s));
+	// They survive the wire; a spec without them (an older sender)
+	// reads back with the defaults.
+	wire_wr *w;
+	IDN_PASS(wire_wr_new(&w));
+	ledger_spec_put(w, &s);
+	const uint8_t *data;
+	size_t len;
+	IDN_PASS(wire_wr_bytes(w, &data, &len));
+	wire_doc *d;
+	ledger_spec back;
+	IDN_PASS(wire_doc_parse(data, len, &d));
+	IDN_PASS(ledger_spec_get(wire_doc_root(d), &back));
+	wire_doc_free(d);
+	wire_wr_free(w);
+	assert_int_equal(back.workers, 4);
+	assert_int_equal(back.checkpoint_s, 5);
+	assert_int_equal(back.from, LEDGER_FROM_WEIGHTS);
+	assert_true(back.weight_decay == 5e-4 && back.momentum == 0);
+	spec(&s, "old");
+	IDN_PASS(wire_wr_new(&w));
+	ledger_spec_put(w, &s); // an inference spec: no training fields
+	IDN_PASS(wire_wr_bytes(w, &data, &len));
+	IDN_PASS(wire_doc_parse(data, len, &d));
+	IDN_PASS(ledger_spec_get(wire_doc_root(d), &back));
+	wire_doc_free(d);
+	wire_wr_free(w);
+	assert_int_equal(back.workers, 1);
+	assert_int_equal(back.checkpoint_s, 30);
+	assert_true(back.momentum == 0.9 && back.weight_decay == 0);
 }
 
 static uint32_t

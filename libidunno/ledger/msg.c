@@ -74,13 +74,32 @@ ledger_spec_check(const ledger_spec *s)
 	if (idn_sdfs_name_error(s->data) != NULL) {
 		return "bad dataset name";
 	}
+	if (s->workers == 0 || s->workers > LEDGER_RANKS_MAX) {
+		return "workers must be in 1..16";
+	}
+	if (s->batch < 2 * s->workers) {
+		return "the global batch must give every worker 2 or more images";
+	}
+	if (!(s->momentum >= 0 && s->momentum < 1)) {
+		return "momentum must be in [0, 1)";
+	}
+	if (!(s->weight_decay >= 0 && s->weight_decay < 1)) {
+		return "weight decay must be in [0, 1)";
+	}
+	if (s->from != LEDGER_FROM_MODEL && s->from != LEDGER_FROM_WEIGHTS) {
+		return "from must be model or weights";
+	}
+	if (s->checkpoint_s == 0 || s->checkpoint_s > 86400) {
+		return "checkpoint interval must be in 1..86400 s";
+	}
 	return NULL;
 }
 
 void
 ledger_spec_put(wire_wr *w, const ledger_spec *s)
 {
-	wire_map(w, 14);
+	bool train = s->kind == LEDGER_TRAIN;
+	wire_map(w, train ? 19 : 14);
 	wire_ku64(w, "kind", (uint64_t) s->kind);
 	wire_kstr(w, "job", s->job);
 	wire_kstr(w, "model", s->model);
@@ -95,6 +114,13 @@ ledger_spec_put(wire_wr *w, const ledger_spec *s)
 	wire_ku64(w, "optimizer", (uint64_t) s->optimizer);
 	wire_ku64(w, "schedule", (uint64_t) s->schedule);
 	wire_ku64(w, "group", s->group ? s->group : 1);
+	if (train) {
+		wire_ku64(w, "workers", s->workers);
+		wire_kf64(w, "momentum", s->momentum);
+		wire_kf64(w, "wd", s->weight_decay);
+		wire_ku64(w, "from", (uint64_t) s->from);
+		wire_ku64(w, "ckpt_s", s->checkpoint_s);
+	}
 }
 
 static int
@@ -120,6 +146,25 @@ get_opt_u64(const wire_val *m, const char *k, uint64_t *out)
 {
 	*out = 0;
 	return wire_get(m, k) == NULL ? IDN_OK : wire_get_u64(m, k, out);
+}
+
+// The training fields, absent in specs of older senders: defaults.
+static int
+spec_train_get(const wire_val *v, ledger_spec *s)
+{
+	uint32_t from = LEDGER_FROM_MODEL;
+	s->workers = 1;
+	s->momentum = 0.9;
+	s->checkpoint_s = 30;
+	if ((wire_get(v, "workers") && get_u32(v, "workers", &s->workers)) ||
+	    (wire_get(v, "momentum") && get_f64(v, "momentum", &s->momentum)) ||
+	    (wire_get(v, "wd") && get_f64(v, "wd", &s->weight_decay)) ||
+	    (wire_get(v, "from") && get_u32(v, "from", &from)) || from > 16 ||
+	    (wire_get(v, "ckpt_s") && get_u32(v, "ckpt_s", &s->checkpoint_s))) {
+		return IDN_EPROTO;
+	}
+	s->from = (int) from;
+	return IDN_OK;
 }
 
 int
@@ -152,7 +197,7 @@ ledger_spec_get(const wire_val *v, ledger_spec *s)
 	s->kind = (int) kind;
 	s->optimizer = (int) opt;
 	s->schedule = (int) sch;
-	return IDN_OK;
+	return spec_train_get(v, s);
 }
 
 void
@@ -164,6 +209,8 @@ ledger_spec_train_opts(const ledger_spec *s, idn_model_train_opts *o)
 	o->lr = s->lr;
 	o->optimizer = s->optimizer;
 	o->schedule = s->schedule;
+	o->momentum = s->momentum;
+	o->weight_decay = s->weight_decay;
 }
 
 static void
@@ -215,8 +262,9 @@ get_held(const wire_val *m, const char *k, ledger_held **out, size_t *n)
 void
 ledger_lease_req_put(wire_wr *w, const ledger_lease_req *r)
 {
-	wire_map(w, 7);
+	wire_map(w, 8);
 	wire_kstr(w, "worker", r->worker);
+	wire_kstr(w, "addr", r->addr);
 	wire_kbool(w, "release", r->release);
 	wire_ku64(w, "epoch", r->epoch);
 	wire_ku64(w, "want", r->want);
@@ -267,6 +315,10 @@ ledger_lease_req_get(const wire_val *v, ledger_lease_req *r)
 	// Absent in older messages: nothing released.
 	if (rv == IDN_OK && wire_get(v, "release") != NULL &&
 	    wire_as_bool(wire_get(v, "release"), &r->release) != IDN_OK) {
+		rv = IDN_EPROTO;
+	}
+	if (rv == IDN_OK && wire_get(v, "addr") != NULL &&
+	    wire_get_str(v, "addr", r->addr, sizeof(r->addr)) != IDN_OK) {
 		rv = IDN_EPROTO;
 	}
 	if (rv == IDN_OK) {
@@ -340,9 +392,14 @@ ledger_lease_rep_put(wire_wr *w, const ledger_lease_rep *r)
 	wire_arr(w, (uint32_t) r->n);
 	for (size_t i = 0; i < r->n; i++) {
 		const ledger_lease *l = &r->leases[i];
-		wire_map(w, 7);
+		bool train = l->spec.kind == LEDGER_TRAIN;
+		wire_map(w, train ? 9 : 7);
 		wire_str(w, "spec");
 		ledger_spec_put(w, &l->spec);
+		if (train) {
+			wire_ku64(w, "world", l->world);
+			wire_kstr(w, "peers", l->peers);
+		}
 		wire_ku64(w, "batch", l->batch);
 		wire_ku64(w, "attempt", l->attempt);
 		wire_ku64(w, "first", l->first);
@@ -374,6 +431,14 @@ ledger_lease_rep_get(const wire_val *v, ledger_lease_rep *r)
 		    wire_get_u64(e, "expires_ms", &l->expires_ms) ||
 		    (wire_get(e, "ready_ms") != NULL &&
 		    wire_get_u64(e, "ready_ms", &l->ready_ms))) {
+			rv = IDN_EPROTO;
+		}
+		l->world = 1;
+		if (rv == IDN_OK && l->spec.kind == LEDGER_TRAIN &&
+		    wire_get(e, "world") != NULL &&
+		    (get_u32(e, "world", &l->world) || l->world == 0 ||
+		    l->world > LEDGER_RANKS_MAX || l->batch >= l->world ||
+		    wire_get_str(e, "peers", l->peers, sizeof(l->peers)))) {
 			rv = IDN_EPROTO;
 		}
 	}

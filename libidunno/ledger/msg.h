@@ -22,6 +22,13 @@ enum { LEDGER_QUEUED, LEDGER_RUNNING, LEDGER_DONE, LEDGER_FAILED,
 #define LEDGER_PATH_MAX 256    // SDFS names carried in specs
 #define LEDGER_LIST_MAX 4096   // most entries of one list in a message
 #define LEDGER_GROUP_MAX 256   // most batches in one task and result file
+#define LEDGER_RANKS_MAX 16    // most workers of one training job
+#define LEDGER_ADDR_MAX 64     // a node's RPC address "host:port"
+#define LEDGER_PEERS_MAX (LEDGER_RANKS_MAX * LEDGER_ADDR_MAX)
+
+// A training job's first weights (enum idn_train_from, equal by a static
+// assert in coord/coord.c: the ledger sits below the public API).
+enum { LEDGER_FROM_MODEL, LEDGER_FROM_WEIGHTS };
 
 // A job's spec as the coordinator keeps it (owned copies of the strings).
 typedef struct ledger_spec {
@@ -42,12 +49,19 @@ typedef struct ledger_spec {
 	// batches [kG, (k+1)G)), fixed by the coordinator at admission; 1 in
 	// specs that lack it.
 	uint32_t group;
+	// train (absent in older specs: the defaults in brackets)
+	uint32_t workers;                // ranks training together [1]
+	double momentum;                 // SGD [0.9]
+	double weight_decay;             // [0]
+	int from;                        // LEDGER_FROM_MODEL/WEIGHTS [model]
+	uint32_t checkpoint_s;           // seconds between checkpoints [30]
 } ledger_spec;
 
 // ledger_name_ok: [A-Za-z0-9_.-]{1,64}.
 bool ledger_name_ok(const char *name);
 // ledger_spec_check returns NULL or a static reason the spec is refused
-// (name, batch, rate, epochs, lr, optimizer, schedule).
+// (name, batch, rate, epochs, lr, optimizer, schedule, workers, momentum,
+// weight decay, from, checkpoint interval).
 const char *ledger_spec_check(const ledger_spec *s);
 void ledger_spec_put(wire_wr *w, const ledger_spec *s);
 int ledger_spec_get(const wire_val *v, ledger_spec *s);
@@ -93,6 +107,7 @@ typedef struct ledger_progress {
 
 typedef struct ledger_lease_req {
 	char worker[96];
+	char addr[LEDGER_ADDR_MAX]; // its node's RPC address ("" if unsent)
 	uint64_t epoch;         // the coordinator epoch the worker knows
 	uint32_t want;          // leases it can take now
 	bool release;           // give every lease back (a task is stuck)
@@ -105,7 +120,9 @@ typedef struct ledger_lease_req {
 } ledger_lease_req;
 
 // One lease. Infer: queries [first, first + count) of spec.queries.
-// Train: the whole spec.
+// Train: rank `batch` of `world` ranks in generation `attempt` (bumped
+// whenever the set of ranks changes), the ranks' RPC addresses in rank
+// order, space separated, in `peers`.
 typedef struct ledger_lease {
 	ledger_spec spec;
 	uint32_t batch;
@@ -118,6 +135,8 @@ typedef struct ledger_lease {
 	                        // replies that lack it)
 	uint64_t got_ms;        // the worker's own, not sent: wall clock
 	                        // the reply arrived (ledger_done.lease_ms)
+	uint32_t world;         // train: ranks in the generation
+	char peers[LEDGER_PEERS_MAX];
 } ledger_lease;
 
 typedef struct ledger_lease_rep {

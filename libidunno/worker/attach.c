@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "collective/collective.h"
 #include "rpc/rpc.h"
 #include "worker/worker.h"
 
@@ -12,6 +13,7 @@ struct worker_role {
 	pthread_mutex_t lock;
 	idn_client *client;
 	idn_client *lease;
+	coll *coll;  // the training ranks' allreduce
 	worker *w; // once started
 };
 
@@ -39,6 +41,11 @@ worker_role_open(rpc *rpc, worker_role **out)
 	}
 	pthread_mutex_init(&r->lock, NULL);
 	int rv = rpc_route(rpc, "worker.state", on_state, r);
+	coll_opts co;
+	coll_opts_init(&co);
+	if (rv == IDN_OK) {
+		rv = coll_open(rpc, &co, &r->coll);
+	}
 	if (rv != IDN_OK) {
 		worker_role_close(r);
 		return rv;
@@ -60,8 +67,8 @@ worker_role_start(worker_role *r, const char *addr, const uint8_t *key,
 	if (rv == IDN_OK) {
 		idn_client_set_timeout(r->client, 10000);
 		idn_client_set_timeout(r->lease, WORKER_LEASE_TIMEOUT_MS);
-		worker_host h = {r->client, id, r->lease, model_cpu, log,
-		    log_arg};
+		worker_host h = {r->client, id, r->lease, model_cpu, addr,
+		    r->coll, log, log_arg};
 		rv = worker_open(&h, &w);
 	}
 	pthread_mutex_lock(&r->lock);
@@ -79,6 +86,7 @@ worker_role_close(worker_role *r)
 		r->w = NULL;
 		pthread_mutex_unlock(&r->lock);
 		worker_close(w);
+		coll_close(r->coll);
 		idn_client_close(r->client);
 		idn_client_close(r->lease);
 		pthread_mutex_destroy(&r->lock);

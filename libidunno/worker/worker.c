@@ -17,6 +17,8 @@
 #include <idunno/model.h>
 #include <idunno/sdfs.h>
 
+#include "catalog/catalog.h"
+#include "collective/collective.h"
 #include "rpc/rpc.h"
 #include "ledger/msg.h"
 #include "worker/worker.h"
@@ -75,6 +77,7 @@ typedef struct {
 struct worker {
 	worker_host h;
 	char self[96];
+	char addr[LEDGER_ADDR_MAX];
 	pthread_mutex_t lock;
 	// One condition per kind of waiter, so a wakeup reaches only the
 	// thread it concerns (a broadcast to all cost hundreds of needless
@@ -269,6 +272,7 @@ collect(worker *w, uint64_t now, bool stuck, uint64_t older, call_body *b)
 	    .ndone = n, .held = b->held, .nheld = nh, .train = w->prog,
 	    .ntrain = w->nprog};
 	snprintf(b->r.worker, sizeof(b->r.worker), "%s", w->self);
+	snprintf(b->r.addr, sizeof(b->r.addr), "%s", w->addr);
 }
 
 // Builds the request under the lock; *nd/*np: reports included.
@@ -357,6 +361,18 @@ keep_acked(worker *w, uint64_t epoch, size_t nd)
 }
 
 // got_ms: the wall clock when the reply arrived (each lease's lease_ms).
+// Stops the running task (lock held): a training rank waiting for its
+// peers in an allreduce returns at once.
+static void
+abort_cur(worker *w)
+{
+	w->abort_cur = true;
+	if (w->running && w->cur.spec.kind == LEDGER_TRAIN &&
+	    w->h.coll != NULL) {
+		(void) coll_cancel(w->h.coll, w->cur.spec.job);
+	}
+}
+
 static void
 take_reply(worker *w, const ledger_lease_rep *rep, size_t nd, size_t np,
     uint64_t got_ms)
@@ -376,7 +392,7 @@ take_reply(worker *w, const ledger_lease_rep *rep, size_t nd, size_t np,
 			}
 		}
 		if (w->running && same_lease(&w->cur, &rep->drop[i])) {
-			w->abort_cur = true;
+			abort_cur(w);
 		}
 	}
 	for (size_t i = 0; i < rep->n && w->nq < QUEUE_MAX; i++) {
@@ -896,10 +912,74 @@ run_batch(worker *w, const ledger_lease *l, ledger_done *d, double *load_ms,
 	return rv;
 }
 
+// A rank waits this long for its peers' parts: longer than rank 0's
+// checkpoint write and test-set evaluation; a dead peer ends the wait
+// sooner (its endpoint refuses, or the coordinator drops the rank).
+#define TRAIN_SYNC_TIMEOUT_MS 120000
+
 typedef struct {
 	worker *w;
 	const ledger_lease *l;
+	coll_group *g;
+	bool stepped;     // on_step ran once (where the run started is logged)
 } train_ctx;
+
+static int
+on_sync(void *arg, int kind, float *buf, size_t n)
+{
+	(void) kind;
+	train_ctx *t = arg;
+	return coll_allreduce(t->g, buf, n, TRAIN_SYNC_TIMEOUT_MS);
+}
+
+static int
+on_step(void *arg, const idn_model_step *s)
+{
+	train_ctx *t = arg;
+	if (!t->stepped) {
+		t->stepped = true;
+		wlog(t->w, IDN_LOG_INFO, "worker: training %s rank %u of %u "
+		    "attempt %u: first step %llu of epoch %u (%llu steps an "
+		    "epoch)", t->l->spec.job, t->l->batch, t->l->world,
+		    t->l->attempt, (unsigned long long) s->step, s->epoch,
+		    (unsigned long long) s->steps);
+	}
+	pthread_mutex_lock(&t->w->lock);
+	bool stop = t->w->abort_cur || t->w->stop;
+	pthread_mutex_unlock(&t->w->lock);
+	return stop ? 1 : 0;
+}
+
+// Joins the lease's generation of ranks (l->batch of l->world, peers'
+// addresses in l->peers); *g stays NULL for a single rank.
+static int
+join_ranks(worker *w, const ledger_lease *l, coll_group **g, char **err)
+{
+	*g = NULL;
+	if (l->world <= 1) {
+		return IDN_OK;
+	}
+	char peers[LEDGER_PEERS_MAX];
+	const char *addrs[LEDGER_RANKS_MAX];
+	uint32_t n = 0;
+	snprintf(peers, sizeof(peers), "%s", l->peers);
+	char *save = NULL;
+	for (char *a = strtok_r(peers, " ", &save); a != NULL &&
+	    n < LEDGER_RANKS_MAX; a = strtok_r(NULL, " ", &save)) {
+		addrs[n++] = a;
+	}
+	int rv = w->h.coll == NULL || n != l->world ? IDN_EINVAL : IDN_OK;
+	if (rv == IDN_OK) {
+		coll_group_opts o = {l->spec.job, l->attempt, l->batch, l->world,
+		    addrs};
+		rv = coll_group_open(w->h.coll, &o, g);
+	}
+	if (rv != IDN_OK) {
+		*err = core_asprintf("cannot join rank %u of %u, generation %u: "
+		    "%s", l->batch, l->world, l->attempt, idn_strerror(rv));
+	}
+	return rv;
+}
 
 static int
 on_epoch(void *arg, const idn_model_epoch *e)
@@ -925,26 +1005,35 @@ on_epoch(void *arg, const idn_model_epoch *e)
 	return stop ? 1 : 0;
 }
 
-// The training task: the catalog's trainer checkpoints every epoch to
-// SDFS and resumes a run of the same settings after its last epoch.
-static int
-train_job(idn_client *c, const ledger_spec *s, idn_model_train_opts *o,
-    char **err)
-{
-	return idn_catalog_train(c, s->model, s->data, (size_t) s->limit, o,
-	    err);
-}
-
+// The training task, one rank of the job's generation: the catalog's
+// trainer checkpoints to SDFS (rank 0) every checkpoint_s seconds and
+// every epoch, and every rank resumes from the last checkpoint of a run
+// of the same settings.
 static void
 run_train(worker *w, const ledger_lease *l)
 {
 	idn_model_train_opts o;
 	ledger_spec_train_opts(&l->spec, &o);
-	train_ctx t = {w, l};
+	train_ctx t = {w, l, NULL, false};
 	o.on_epoch = on_epoch;
 	o.arg = &t;
+	o.on_step = on_step;
+	o.step_arg = &t;
+	o.rank = l->batch;
+	o.world = l->world ? l->world : 1;
 	char *err = NULL;
-	int rv = train_job(w->h.node, &l->spec, &o, &err);
+	int rv = join_ranks(w, l, &t.g, &err);
+	if (t.g != NULL) {
+		o.on_sync = on_sync;
+		o.sync_arg = &t;
+	}
+	if (rv == IDN_OK) {
+		catalog_train_ext x = {l->spec.checkpoint_s,
+		    l->spec.from == LEDGER_FROM_WEIGHTS};
+		rv = catalog_train_run(w->h.node, l->spec.model, l->spec.data,
+		    (size_t) l->spec.limit, &o, &x, &err);
+	}
+	coll_group_close(t.g);
 	pthread_mutex_lock(&w->lock);
 	bool aborted = w->abort_cur || w->stop;
 	if (!aborted && w->nprog < REPORTS_MAX) {
@@ -1090,8 +1179,8 @@ exec_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		if (l.spec.kind == LEDGER_TRAIN) {
 			wlog(w, IDN_LOG_INFO, "worker: task started: training %s "
-			    "model %s attempt %u", l.spec.job, l.spec.model,
-			    l.attempt);
+			    "model %s attempt %u rank %u of %u", l.spec.job,
+			    l.spec.model, l.attempt, l.batch, l.world ? l.world : 1);
 			run_train(w, &l);
 			last_end = 0;
 			pthread_mutex_lock(&w->lock);
@@ -1167,6 +1256,8 @@ worker_open(const worker_host *h, worker **out)
 	w->h = *h;
 	snprintf(w->self, sizeof(w->self), "%s", h->self_id);
 	w->h.self_id = w->self;
+	snprintf(w->addr, sizeof(w->addr), "%s", h->addr ? h->addr : "");
+	w->h.addr = w->addr;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cv_loop, NULL);
 	pthread_cond_init(&w->cv_exec, NULL);
@@ -1201,6 +1292,9 @@ worker_close(worker *w)
 	}
 	pthread_mutex_lock(&w->lock);
 	w->stop = true;
+	if (w->running && w->cur.spec.kind == LEDGER_TRAIN) {
+		abort_cur(w); // a rank waiting for its peers
+	}
 	pthread_cond_broadcast(&w->cv_loop);
 	pthread_cond_broadcast(&w->cv_exec);
 	pthread_cond_broadcast(&w->cv_write);

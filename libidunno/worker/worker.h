@@ -31,6 +31,9 @@ typedef struct worker_host {
 	                       // (a dead coordinator is noticed fast); NULL:
 	                       // node
 	int model_cpu;         // the executor's CPU; -1: any
+	const char *addr;      // the node's RPC address, for training peers
+	struct coll *coll;     // the node's allreduce (training ranks); NULL:
+	                       // single-rank training only
 	void (*log)(void *arg, int level, const char *line);
 	void *log_arg;
 } worker_host;

@@ -628,8 +628,8 @@ test_training_resumes(void **st)
 	// Attempt 2 started after epoch 2 or later and went on from there:
 	// no worker but the killed one trained epoch 1 or 2.
 	// A lease that expired under load may add an attempt.
-	assert_int_equal(cli(&out, "grep 'training t1 to .* attempt [2-9] "
-	    ".after epoch [2-5].' --regex"), 0);
+	assert_int_equal(cli(&out, "grep 'training t1: generation [2-9] on "
+	    "1 workers .after epoch [2-5].' --regex"), 0);
 	free(out);
 	assert_int_equal(cli(&out, "grep 'training t1 epoch [1-5]/5 done, "
 	    "attempt [2-9]' --regex"), 0);

@@ -30,7 +30,8 @@ LIBRARY = _capi.path
 
 PHASES = {"idle": 0, "train": 1, "infer": 2}
 OPTIMIZERS = {"sgd": 0, "adam": 1}
-SCHEDULES = {"const": 0, "step": 1, "cosine": 2}
+SCHEDULES = {"const": 0, "constant": 0, "step": 1, "cosine": 2}
+TRAIN_FROM = {"model": 0, "weights": 1}
 
 # Error codes (enum idn_err) as module constants, idunno.ENOENT == 3, in
 # the order of _capi.ERROR_NAMES (the binding's test checks both against
@@ -444,10 +445,16 @@ class Client(_Handle):
                   byref(s))
 
     def add_train_job(self, job, model, data=None, epochs=None, batch=None,
-                      lr=None, optimizer=None, schedule=None, limit=0):
+                      lr=None, optimizer=None, schedule=None, limit=0,
+                      workers=None, momentum=None, weight_decay=None,
+                      from_=None, checkpoint_s=None):
         """Adds a training job for model on the dataset root `data`
         (default datasets/fashion-mnist); None keeps the C defaults.
-        optimizer: "sgd" or "adam"; schedule: "const", "step", "cosine"."""
+        optimizer: "sgd" or "adam"; schedule: "constant", "step",
+        "cosine"; workers: ranks training data-parallel (batch is the
+        global batch); from_: "model" (model.pt) or "weights" (the
+        model's trained weights); checkpoint_s: seconds between
+        checkpoints."""
         s = _spec(_capi.TrainSpec, "idn_train_spec")
         s.job, s.model = _b(job), _b(model)
         if data is not None:
@@ -463,6 +470,13 @@ class Client(_Handle):
         if schedule is not None:
             s.schedule = _enum(SCHEDULES, schedule, "schedule")
         s.limit = limit
+        for k, v in (("workers", workers), ("momentum", momentum),
+                     ("weight_decay", weight_decay),
+                     ("checkpoint_s", checkpoint_s)):
+            if v is not None:
+                setattr(s, k, v)
+        if from_ is not None:
+            s.from_ = _enum(TRAIN_FROM, from_, "from_")
         _call_msg("idn_job_add_train", "add job " + str(job), self.handle,
                   byref(s))
 

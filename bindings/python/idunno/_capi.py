@@ -77,7 +77,9 @@ class TrainSpec(Structure):
                 ("data", c_char_p), ("epochs", c_uint32),
                 ("batch", c_uint32), ("lr", c_double),
                 ("optimizer", c_int), ("schedule", c_int),
-                ("limit", c_uint64)]
+                ("limit", c_uint64), ("workers", c_uint32),
+                ("momentum", c_double), ("weight_decay", c_double),
+                ("from_", c_int), ("checkpoint_s", c_uint32)]
 
 
 # idn_dataset_put_fn
