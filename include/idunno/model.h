@@ -113,7 +113,9 @@ typedef struct idn_model_epoch {
 typedef int (*idn_model_epoch_fn)(void *arg, const idn_model_epoch *e);
 
 // What idn_model_train reports after each optimiser step (on_step). With
-// data-parallel training every rank gets the same values at the same step.
+// data-parallel training every rank gets the same values at the same step,
+// except at the local steps between syncs of sync_every > 1 (there loss
+// is this rank's share's and control is 0).
 typedef struct idn_model_step {
 	uint32_t epoch;   // 1-based
 	uint32_t epochs;  // total planned
@@ -121,7 +123,8 @@ typedef struct idn_model_step {
 	uint64_t steps;   // steps per epoch, the same on every rank
 	uint32_t images;  // images in this step's global batch
 	uint32_t control; // rank 0's step_control value for this step
-	double loss;      // mean cross entropy over the global batch
+	double loss;      // mean cross entropy over the global batch (with
+	                  // sync_every > 1: since the last sync, all ranks)
 	double lr;        // learning rate of this step
 } idn_model_step;
 
@@ -135,7 +138,9 @@ typedef int (*idn_model_step_fn)(void *arg, const idn_model_step *s);
 // training thread with no library locks held, after the step's backward
 // pass (before its sync; without on_sync, after the step): its value
 // reaches every rank's on_step of that same step as
-// idn_model_step.control (0 if there is no step_control).
+// idn_model_step.control (0 if there is no step_control). With
+// sync_every > 1 and world > 1 it is called at sync steps only, after the
+// local step and before the sync.
 typedef uint32_t (*idn_model_control_fn)(void *arg);
 
 // idn_model_sync_fn must replace buf[0..n) by its element-wise sum over
@@ -154,10 +159,19 @@ typedef int (*idn_model_sync_fn)(void *arg, int kind, float *buf, size_t n);
 //   IDN_MODEL_SYNC_TRAILER floats: loss * b_r, b_r, control & 0xffff,
 //     control >> 16 (rank 0's step_control; 0 on other ranks).
 // After the sum the library divides the gradients by the summed b (the
-// global batch), the buffers by world, and steps the optimiser. Other
-// kinds may be added; a hook that just sums works for all of them.
+// global batch), the buffers by world, and steps the optimiser.
+// IDN_MODEL_SYNC_AVERAGE (sync_every > 1), once per sync step after this
+// rank's local optimiser step, holds:
+//   all floating parameters (the weights), in parameter order;
+//   all floating buffers, as for IDN_MODEL_SYNC_STEP;
+//   IDN_MODEL_SYNC_TRAILER floats: the sums since the last sync of
+//     loss * b_r and of b_r, control & 0xffff, control >> 16.
+// After the sum parameters and buffers are divided by world (the same
+// bits on every rank). Other kinds may be added; a hook that just sums
+// works for all of them.
 enum idn_model_sync_kind {
 	IDN_MODEL_SYNC_STEP = 1,
+	IDN_MODEL_SYNC_AVERAGE = 2,
 };
 #define IDN_MODEL_SYNC_TRAILER 4
 
@@ -228,6 +242,14 @@ typedef struct idn_model_train_opts {
 	// step counts). Caller keeps. [NULL]
 	const void *resume_state;
 	size_t resume_state_len;
+	// Periodic model averaging ("local SGD") with world > 1: steps are
+	// local (each rank steps on its share's gradient, no hook call) and
+	// every sync_every-th step of an epoch, and its last, averages the
+	// weights and buffers over the ranks (IDN_MODEL_SYNC_AVERAGE).
+	// Optimiser state stays per rank. first_step must then be a multiple
+	// of sync_every or the steps per epoch. 1 is a sync every step
+	// (IDN_MODEL_SYNC_STEP); with world 1 it has no effect. [1]
+	uint32_t sync_every;
 } idn_model_train_opts;
 
 IDN_API void idn_model_train_opts_init(idn_model_train_opts *o);
@@ -235,10 +257,11 @@ IDN_API void idn_model_train_opts_init(idn_model_train_opts *o);
 // idn_model_train trains m in place: epochs first_epoch..epochs each visit
 // the training set in a random order seeded by (seed, epoch), then
 // evaluate the test set (may be NULL) and call o->on_epoch. Labels must be
-// < classes. IDN_EINVAL bad options or data, IDN_EMODEL the backend failed
-// or resume_state does not fit (see idn_model_errmsg), IDN_ECLOSED
-// on_step stopped it, or on_sync's error. The sim backend sleeps its
-// service time per batch and learns nothing.
+// < classes. IDN_EINVAL bad options (sync_every 0, first_step off a sync
+// boundary) or data, IDN_EMODEL the backend failed or resume_state does
+// not fit (see idn_model_errmsg), IDN_ECLOSED on_step stopped it, or
+// on_sync's error. The sim backend sleeps its service time per batch and
+// learns nothing.
 IDN_API int idn_model_train(idn_model *m, const idn_model_train_opts *o,
     const idn_model_data *train, const idn_model_data *test);
 
@@ -258,10 +281,11 @@ IDN_API int idn_model_export(idn_model *m, void **out, size_t *len);
 // weights, the optimiser state and the position (the epoch and the steps
 // done in it, with its running loss, so a resumed epoch reports the same
 // train_loss). Only from inside on_step or on_epoch, on the training
-// thread; IDN_EINVAL otherwise. Resume with first_epoch = s->epoch,
-// first_step = s->step + 1 (from on_step) or first_epoch = e->epoch + 1
-// (from on_epoch) and resume_state. Returns memory the caller frees with
-// idn_free().
+// thread, and with sync_every K > 1 (world > 1) only at a sync step, where
+// (s->step + 1) % K == 0 or s->step + 1 == s->steps; IDN_EINVAL otherwise.
+// Resume with first_epoch = s->epoch, first_step = s->step + 1 (from
+// on_step) or first_epoch = e->epoch + 1 (from on_epoch) and
+// resume_state. Returns memory the caller frees with idn_free().
 IDN_API int idn_model_export_train_state(idn_model *m, void **out,
     size_t *len);
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // model.c: the public model API over the backends: argument checks, error
 // text, softmax, the training loop (shuffle, lr schedule, data-parallel
-// shares and sync, evaluation, training state).
+// shares and sync or periodic model averaging, evaluation, training
+// state).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,12 @@ struct train_run {
 	size_t *perm;       // the epoch's order
 	uint8_t *x, *y;     // this rank's share of a batch
 	float *sync;        // on_sync's buffer; NULL without on_sync
-	size_t ngrad, nbuf; // its gradient and buffer floats
+	size_t ngrad, nbuf; // its gradient (or parameter) and buffer floats
+	bool average;       // model averaging: world > 1, sync_every > 1
+	bool local;         // in on_step after a local step (no sync)
+	double since_loss;  // averaging: loss * b_r of the steps since the
+	uint64_t since_b;   // last sync, their b_r and their global images
+	uint64_t since_g;
 	uint64_t steps;     // per epoch
 	uint64_t progress;  // steps of the run so far, for on_progress
 	uint32_t epoch;
@@ -282,6 +288,7 @@ idn_model_train_opts_init(idn_model_train_opts *o)
 	o->seed = 1;
 	o->first_epoch = 1;
 	o->world = 1;
+	o->sync_every = 1;
 }
 
 int
@@ -355,6 +362,12 @@ check_opts(idn_model *m, const idn_model_train_opts *o)
 		why = "batch_size (the global batch) must be >= 2 * world";
 	} else if ((o->resume_state == NULL) != (o->resume_state_len == 0)) {
 		why = "resume_state and resume_state_len go together";
+	} else if (o->sync_every < 1) {
+		why = "sync_every must be >= 1 (1: sync every step)";
+	} else if (o->world > 1 &&
+	    (uint64_t) o->sync_every * o->batch_size > 1u << 24) {
+		// The images counted between syncs travel as a float.
+		why = "sync_every * batch_size must be <= 2^24";
 	}
 	return why ? fail(m, IDN_EINVAL, core_strdup(why)) : IDN_OK;
 }
@@ -518,6 +531,72 @@ sync_step(idn_model *m, train_run *r, size_t g, size_t b, double lr,
 	return rv == IDN_OK ? IDN_OK : fail(m, rv, err);
 }
 
+// local_step steps the optimiser on this rank's share alone (model
+// averaging between syncs); *loss gets the share's mean loss. At a sync
+// step (sync) it then averages the weights and buffers over the ranks:
+// *loss becomes the mean loss since the last sync over all ranks, *ctl
+// rank 0's control word, and the epoch's loss counts those steps.
+static int
+local_step(idn_model *m, train_run *r, size_t g, size_t b, double lr,
+    bool sync, double *loss, uint32_t *ctl)
+{
+	const idn_model_train_opts *o = r->o;
+	char *err = NULL;
+	int rv = m->be->train_step(m->impl, r->x, r->y, b, lr, loss, &err);
+	if (rv != IDN_OK) {
+		return fail(m, rv, err);
+	}
+	r->since_loss += *loss * (double) b;
+	r->since_b += b;
+	r->since_g += g;
+	if (!sync) {
+		return IDN_OK;
+	}
+	size_t nw = r->ngrad + r->nbuf;
+	if ((rv = m->be->weights(m->impl, r->sync, nw, &err)) != IDN_OK) {
+		return fail(m, rv, err);
+	}
+	if (o->rank == 0 && o->step_control != NULL) {
+		*ctl = o->step_control(o->control_arg);
+	}
+	float *t = r->sync + nw;
+	t[0] = (float) r->since_loss;
+	t[1] = (float) r->since_b;
+	t[2] = (float) (*ctl & 0xffff);
+	t[3] = (float) (*ctl >> 16);
+	uint64_t want = r->since_g;
+	r->since_loss = 0.0;
+	r->since_b = r->since_g = 0;
+	if ((rv = o->on_sync(o->sync_arg, IDN_MODEL_SYNC_AVERAGE, r->sync,
+	    nw + IDN_MODEL_SYNC_TRAILER)) != 0) {
+		return fail(m, rv, core_asprintf("on_sync (average) failed at "
+		    "step %llu of epoch %u: %s", (unsigned long long) r->done,
+		    r->epoch, idn_strerror(rv)));
+	}
+	bool word = t[2] >= 0.0f && t[2] <= 65535.0f && t[2] == floorf(t[2]) &&
+	    t[3] >= 0.0f && t[3] <= 65535.0f && t[3] == floorf(t[3]);
+	if (t[1] != (float) want || !word) {
+		return fail(m, IDN_EPROTO, core_asprintf("on_sync's sum counts "
+		    "%g images and control %g, %g; the global batches since "
+		    "the last sync have %llu images (ranks out of step?)",
+		    t[1], t[2], t[3], (unsigned long long) want));
+	}
+	*loss = (double) t[0] / (double) want;
+	*ctl = (uint32_t) t[2] | (uint32_t) t[3] << 16;
+	r->loss_sum += (double) t[0];
+	r->loss_images += want;
+	rv = m->be->average(m->impl, r->sync, nw, (double) o->world, &err);
+	return rv == IDN_OK ? IDN_OK : fail(m, rv, err);
+}
+
+// is_sync_step: with model averaging, step k syncs every sync_every steps
+// and at the epoch's end, so evaluation and on_epoch see one model.
+static bool
+is_sync_step(const train_run *r, uint64_t k)
+{
+	return (k + 1) % r->o->sync_every == 0 || k + 1 == r->steps;
+}
+
 // train_step runs step k of the epoch: this rank's share of global batch
 // k, the optimiser step (through on_sync if set), then the callbacks.
 static int
@@ -538,7 +617,15 @@ train_step(idn_model *m, train_run *r, uint64_t k, double lr)
 	double loss = 0.0;
 	uint32_t ctl = 0;
 	int rv;
-	if (r->sync != NULL) {
+	bool local = false;
+	if (r->average) {
+		bool sync = is_sync_step(r, k);
+		if ((rv = local_step(m, r, g, b, lr, sync, &loss, &ctl)) !=
+		    IDN_OK) {
+			return rv;
+		}
+		local = !sync;
+	} else if (r->sync != NULL) {
 		if ((rv = sync_step(m, r, g, b, lr, &loss, &ctl)) != IDN_OK) {
 			return rv;
 		}
@@ -552,8 +639,10 @@ train_step(idn_model *m, train_run *r, uint64_t k, double lr)
 			ctl = o->step_control(o->control_arg);
 		}
 	}
-	r->loss_sum += loss * (double) g;
-	r->loss_images += g;
+	if (!r->average) {
+		r->loss_sum += loss * (double) g;
+		r->loss_images += g;
+	}
 	r->done = k + 1;
 	if (o->on_progress != NULL) {
 		o->on_progress(o->progress_arg, ++r->progress,
@@ -563,7 +652,10 @@ train_step(idn_model *m, train_run *r, uint64_t k, double lr)
 		idn_model_step s = {.epoch = r->epoch, .epochs = o->epochs,
 		    .step = k, .steps = r->steps, .images = (uint32_t) g,
 		    .control = ctl, .loss = loss, .lr = lr};
-		if (o->on_step(o->step_arg, &s) != 0) {
+		r->local = local;
+		int stop = o->on_step(o->step_arg, &s);
+		r->local = false;
+		if (stop != 0) {
 			return fail(m, IDN_ECLOSED, core_asprintf("stopped by "
 			    "on_step after step %llu of epoch %u",
 			    (unsigned long long) k, r->epoch));
@@ -624,6 +716,17 @@ train_setup(idn_model *m, train_run *r)
 		    "beyond the epoch's %llu steps",
 		    (unsigned long long) o->first_step,
 		    (unsigned long long) r->steps));
+	}
+	// Between syncs the ranks' weights differ: a run resumes only where
+	// they were last the same.
+	r->average = o->world > 1 && o->sync_every > 1;
+	if (r->average && o->first_step % o->sync_every != 0 &&
+	    o->first_step != r->steps) {
+		return fail(m, IDN_EINVAL, core_asprintf("first_step %llu is "
+		    "not a sync boundary: with sync_every %u it must be a "
+		    "multiple of %u or the epoch's %llu steps",
+		    (unsigned long long) o->first_step, o->sync_every,
+		    o->sync_every, (unsigned long long) r->steps));
 	}
 	// A share is at most ceil(batch / world) images.
 	size_t share = (o->batch_size + o->world - 1) / o->world;
@@ -739,6 +842,12 @@ idn_model_export_train_state(idn_model *m, void **out, size_t *len)
 	if (r == NULL) {
 		return fail(m, IDN_EINVAL, core_strdup("no training in "
 		    "progress: call it from on_step or on_epoch"));
+	}
+	if (r->local) {
+		return fail(m, IDN_EINVAL, core_asprintf("step %llu of epoch "
+		    "%u is local (sync_every %u): ranks' weights differ until "
+		    "the next sync step", (unsigned long long) (r->done - 1),
+		    r->epoch, r->o->sync_every));
 	}
 	void *p = NULL;
 	size_t n = 0;

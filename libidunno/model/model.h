@@ -94,8 +94,14 @@ typedef struct model_backend {
 	int (*state_load)(void *impl, const void *data, size_t len,
 	    char **err);
 	// weights writes the n floating parameters then buffers (sync_len's
-	// grads + buffers) as float32: for tests.
+	// grads + buffers) as float32: for tests, and model averaging packs
+	// its sync buffer with it.
 	int (*weights)(void *impl, float *out, size_t n, char **err);
+	// average is weights' inverse for model averaging: buf holds n floats
+	// in weights' layout summed over world ranks; each parameter and
+	// buffer becomes its sum / world. Optimiser state is left alone.
+	int (*average)(void *impl, const float *buf, size_t n, double world,
+	    char **err);
 } model_backend;
 
 extern const model_backend model_torch_backend;
@@ -128,6 +134,8 @@ int shim_state_save(void *impl, size_t head, void **out, size_t *len,
     char **err);
 int shim_state_load(void *impl, const void *data, size_t len, char **err);
 int shim_weights(void *impl, float *out, size_t n, char **err);
+int shim_average(void *impl, const float *buf, size_t n, double world,
+    char **err);
 int shim_set_threads(int n);
 // shim_runtime writes one line: torch version, intra/inter-op threads,
 // BLAS library and its thread count.

@@ -629,6 +629,39 @@ shim_weights(void *impl, float *out, size_t n, char **err)
 	});
 }
 
+int
+shim_average(void *impl, const float *buf, size_t n, double world,
+    char **err)
+{
+	shim_model *s = static_cast<shim_model *>(impl);
+	return guard(err, "model averaging failed: ", [&] {
+		torch::NoGradGuard no_grad;
+		std::vector<torch::Tensor> all = float_params(s);
+		size_t total = 0;
+		for (const auto &b : float_buffers(s)) {
+			all.push_back(b);
+		}
+		for (const auto &t : all) {
+			total += (size_t) t.numel();
+		}
+		if (total != n) {
+			throw std::runtime_error("averaging buffer does not "
+			    "fit the model");
+		}
+		// One pass per tensor: div_out reads the sum and writes the
+		// mean in place (ResNet-18's 45 MB once, not copied then
+		// divided).
+		auto by = torch::scalar_tensor(world, torch::kFloat32);
+		size_t off = 0;
+		for (auto &t : all) {
+			at::div_out(t, flat(buf + off, t.numel()).view(
+			    t.sizes()), by);
+			off += (size_t) t.numel();
+		}
+		return IDN_OK;
+	});
+}
+
 void
 shim_train_end(void *impl)
 {

@@ -13,8 +13,9 @@
 #define SIM_MAGIC "IDNSIM01"
 #define SIM_BLOB_BYTES 24 // magic, classes, C*H*W, steps trained (u64)
 // A data-parallel step syncs 2 "gradients" (1 and the share's mean label,
-// times the share) and 1 "buffer" (the steps taken): a tiny buffer, so
-// cluster tests with sim models still exercise the communication path.
+// times the share) and 1 "buffer" (the steps taken), and model averaging
+// 2 zero "parameters" and the steps: tiny buffers, so cluster tests with
+// sim models still exercise the communication path.
 #define SIM_GRADS 2
 #define SIM_BUFFERS 1
 
@@ -192,6 +193,20 @@ sim_weights(void *impl, float *out, size_t n, char **err)
 	return IDN_OK;
 }
 
+// The averaged "weights" are the steps taken, the same on every rank
+// that kept in step.
+static int
+sim_average(void *impl, const float *buf, size_t n, double world,
+    char **err)
+{
+	sim *s = impl;
+	if (n != SIM_GRADS + SIM_BUFFERS) {
+		return IDN_EINVAL;
+	}
+	s->steps = (uint64_t) llround((double) buf[2] / world);
+	return IDN_OK;
+}
+
 static void
 sim_train_end(void *impl)
 {
@@ -267,4 +282,5 @@ const model_backend model_sim_backend = {
 	.state_save = sim_state_save,
 	.state_load = sim_restore,
 	.weights = sim_weights,
+	.average = sim_average,
 };

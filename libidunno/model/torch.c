@@ -36,6 +36,7 @@ static struct {
 	__typeof__(shim_state_save) *state_save;
 	__typeof__(shim_state_load) *state_load;
 	__typeof__(shim_weights) *weights;
+	__typeof__(shim_average) *average;
 	__typeof__(shim_set_threads) *set_threads;
 	__typeof__(shim_runtime) *runtime;
 } t = {PTHREAD_ONCE_INIT, PTHREAD_MUTEX_INITIALIZER, .threads = 1};
@@ -110,6 +111,7 @@ open_module(void)
 	*(void **) &t.state_save = sym("shim_state_save");
 	*(void **) &t.state_load = sym("shim_state_load");
 	*(void **) &t.weights = sym("shim_weights");
+	*(void **) &t.average = sym("shim_average");
 	*(void **) &t.set_threads = sym("shim_set_threads");
 	*(void **) &t.runtime = sym("shim_runtime");
 	pthread_mutex_lock(&t.lock);
@@ -221,6 +223,13 @@ torch_weights(void *impl, float *out, size_t n, char **err)
 	return t.weights(impl, out, n, err);
 }
 
+static int
+torch_average(void *impl, const float *buf, size_t n, double world,
+    char **err)
+{
+	return t.average(impl, buf, n, world, err);
+}
+
 const model_backend model_torch_backend = {
 	.name = "torch",
 	.load = torch_load,
@@ -237,6 +246,7 @@ const model_backend model_torch_backend = {
 	.state_save = torch_state_save,
 	.state_load = torch_state_load,
 	.weights = torch_weights,
+	.average = torch_average,
 };
 
 int
