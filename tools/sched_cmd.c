@@ -24,13 +24,16 @@ sched_cmd_usage(void)
 	       " [--limit N]\n"
 	       "        [--workers N] [--momentum X] [--wd X] "
 	       "[--from model|weights]\n"
-	       "        [--checkpoint-every S]\n"
+	       "        [--checkpoint-every S] [--sync-every K]\n"
 	       "                          a training job on N workers "
 	       "(data-parallel, B the\n"
 	       "                          global batch; defaults: 1 worker, "
 	       "batch 64, lr 0.01,\n"
 	       "                          momentum 0.9, wd 0, from model, "
-	       "checkpoint every 30 s)\n"
+	       "checkpoint every 30 s,\n"
+	       "                          gradients summed every step; K > 1:"
+	       " weights averaged\n"
+	       "                          every K steps)\n"
 	       "  train remove JOB\n"
 	       "  train local NAME ...    train in this process (see "
 	       "'train local --help')\n"
@@ -98,7 +101,7 @@ phase_cmd(idn_client *c, int phase, const char *verb, const char *what)
 typedef struct {
 	const char *model, *data, *queries, *weights, *optimizer, *schedule;
 	const char *from;
-	long epochs, batch, limit, workers, ckpt_s;
+	long epochs, batch, limit, workers, ckpt_s, sync_every;
 	double lr, rate, momentum, wd;
 } add_opts;
 
@@ -130,7 +133,8 @@ parse_add(const char *what, int argc, char **argv, add_opts *o)
 			o->from = v;
 		} else if (strcmp(k, "--epochs") == 0 || strcmp(k, "--batch") == 0 ||
 		    strcmp(k, "--limit") == 0 || strcmp(k, "--workers") == 0 ||
-		    strcmp(k, "--checkpoint-every") == 0) {
+		    strcmp(k, "--checkpoint-every") == 0 ||
+		    strcmp(k, "--sync-every") == 0) {
 			// Batch <= 0 is the coordinator's refusal to make, so
 			// any integer passes here.
 			char *end;
@@ -144,7 +148,9 @@ parse_add(const char *what, int argc, char **argv, add_opts *o)
 			*(strcmp(k, "--epochs") == 0 ? &o->epochs :
 			    strcmp(k, "--batch") == 0 ? &o->batch :
 			    strcmp(k, "--workers") == 0 ? &o->workers :
-			    strcmp(k, "--limit") == 0 ? &o->limit : &o->ckpt_s) = n;
+			    strcmp(k, "--limit") == 0 ? &o->limit :
+			    strcmp(k, "--sync-every") == 0 ? &o->sync_every :
+			    &o->ckpt_s) = n;
 		} else if (strcmp(k, "--lr") == 0 || strcmp(k, "--rate") == 0 ||
 		    strcmp(k, "--momentum") == 0 || strcmp(k, "--wd") == 0) {
 			if (!parse_double(k, v, strcmp(k, "--lr") == 0 ? &o->lr :
@@ -166,7 +172,7 @@ add_cmd(idn_client *c, bool infer, int argc, char **argv)
 {
 	const char *what = infer ? "infer" : "train";
 	add_opts o = {.epochs = 1, .batch = infer ? 0 : 64, .lr = 0.01,
-	    .workers = 1, .ckpt_s = 30, .momentum = 0.9};
+	    .workers = 1, .ckpt_s = 30, .sync_every = 1, .momentum = 0.9};
 	if (argc < 2 || argv[1][0] == '-') {
 		fprintf(stderr, "idunno %s add JOB --model M ... (see --help)\n",
 		    what);
@@ -195,11 +201,13 @@ add_cmd(idn_client *c, bool infer, int argc, char **argv)
 	// (one place for the CLI, the C API and the binding); here only
 	// what does not fit the spec's types.
 	if (o.workers <= 0 || o.workers > 1000000 || o.ckpt_s <= 0 ||
+	    o.sync_every <= 0 || o.sync_every > 1000000 ||
 	    o.ckpt_s > 1000000 || (o.from != NULL &&
 	    strcmp(o.from, "model") != 0 && strcmp(o.from, "weights") != 0)) {
 		fprintf(stderr, "idunno %s add: %s\n", what, o.workers <= 0 ?
 		    "--workers must be >= 1" : o.ckpt_s <= 0 ?
 		    "--checkpoint-every must be >= 1 (seconds)" :
+		    o.sync_every <= 0 ? "--sync-every must be >= 1 (steps)" :
 		    o.from != NULL && strcmp(o.from, "model") != 0 &&
 		    strcmp(o.from, "weights") != 0 ?
 		    "--from must be model or weights" : "out of range number");
@@ -230,6 +238,7 @@ add_cmd(idn_client *c, bool infer, int argc, char **argv)
 		s.momentum = o.momentum;
 		s.weight_decay = o.wd;
 		s.checkpoint_s = (uint32_t) o.ckpt_s;
+		s.sync_every = (uint32_t) o.sync_every;
 		s.from = o.from != NULL && strcmp(o.from, "weights") == 0 ?
 		    IDN_TRAIN_FROM_WEIGHTS : IDN_TRAIN_FROM_MODEL;
 		if (o.optimizer != NULL) {

@@ -65,6 +65,11 @@ typedef struct idn_train_spec {
 	double weight_decay;    // [0]
 	int from;               // enum idn_train_from [IDN_TRAIN_FROM_MODEL]
 	uint32_t checkpoint_s;  // training seconds between checkpoints [30]
+	// Steps between the ranks' syncs: 1 sums the gradients every step
+	// (exactly one process's training with the global batch); K > 1
+	// trains locally and averages the weights every K steps (less
+	// traffic; docs/MODELS.md). [1]
+	uint32_t sync_every;
 } idn_train_spec;
 IDN_API void idn_train_spec_init(idn_train_spec *s);
 

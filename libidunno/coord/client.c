@@ -58,6 +58,7 @@ idn_train_spec_init(idn_train_spec *s)
 		s->momentum = 0.9;
 		s->from = IDN_TRAIN_FROM_MODEL;
 		s->checkpoint_s = 30;
+		s->sync_every = 1;
 	}
 }
 
@@ -101,6 +102,7 @@ spec_from_train(ledger_spec *s, const idn_train_spec *in)
 	s->weight_decay = in->weight_decay;
 	s->from = in->from;
 	s->checkpoint_s = in->checkpoint_s;
+	s->sync_every = in->sync_every;
 }
 
 static void

@@ -189,6 +189,7 @@ test_spec_check(void **st)
 	s.workers = 1;
 	s.momentum = 0.9;
 	s.checkpoint_s = 30;
+	s.sync_every = 1;
 	assert_null(ledger_spec_check(&s));
 	s.batch = 1;
 	assert_non_null(strstr(ledger_spec_check(&s), "2 or more"));
@@ -253,6 +254,7 @@ test_spec_check(void **st)
 	wire_wr_free(w);
 	assert_int_equal(back.workers, 1);
 	assert_int_equal(back.checkpoint_s, 30);
+	assert_int_equal(back.sync_every, 1);
 	assert_true(back.momentum == 0.9 && back.weight_decay == 0);
 }
 

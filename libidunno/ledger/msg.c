@@ -92,6 +92,9 @@ ledger_spec_check(const ledger_spec *s)
 	if (s->checkpoint_s == 0 || s->checkpoint_s > 86400) {
 		return "checkpoint interval must be in 1..86400 s";
 	}
+	if (s->sync_every == 0 || s->sync_every > 1000) {
+		return "sync-every must be in 1..1000 steps";
+	}
 	return NULL;
 }
 
@@ -99,7 +102,7 @@ void
 ledger_spec_put(wire_wr *w, const ledger_spec *s)
 {
 	bool train = s->kind == LEDGER_TRAIN;
-	wire_map(w, train ? 19 : 14);
+	wire_map(w, train ? 20 : 14);
 	wire_ku64(w, "kind", (uint64_t) s->kind);
 	wire_kstr(w, "job", s->job);
 	wire_kstr(w, "model", s->model);
@@ -120,6 +123,7 @@ ledger_spec_put(wire_wr *w, const ledger_spec *s)
 		wire_kf64(w, "wd", s->weight_decay);
 		wire_ku64(w, "from", (uint64_t) s->from);
 		wire_ku64(w, "ckpt_s", s->checkpoint_s);
+		wire_ku64(w, "sync_every", s->sync_every);
 	}
 }
 
@@ -156,7 +160,10 @@ spec_train_get(const wire_val *v, ledger_spec *s)
 	s->workers = 1;
 	s->momentum = 0.9;
 	s->checkpoint_s = 30;
+	s->sync_every = 1;
 	if ((wire_get(v, "workers") && get_u32(v, "workers", &s->workers)) ||
+	    (wire_get(v, "sync_every") &&
+	    get_u32(v, "sync_every", &s->sync_every)) ||
 	    (wire_get(v, "momentum") && get_f64(v, "momentum", &s->momentum)) ||
 	    (wire_get(v, "wd") && get_f64(v, "wd", &s->weight_decay)) ||
 	    (wire_get(v, "from") && get_u32(v, "from", &from)) || from > 16 ||
@@ -211,6 +218,7 @@ ledger_spec_train_opts(const ledger_spec *s, idn_model_train_opts *o)
 	o->schedule = s->schedule;
 	o->momentum = s->momentum;
 	o->weight_decay = s->weight_decay;
+	o->sync_every = s->sync_every;
 }
 
 static void

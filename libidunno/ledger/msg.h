@@ -55,6 +55,7 @@ typedef struct ledger_spec {
 	double weight_decay;             // [0]
 	int from;                        // LEDGER_FROM_MODEL/WEIGHTS [model]
 	uint32_t checkpoint_s;           // seconds between checkpoints [30]
+	uint32_t sync_every;             // steps between the ranks' syncs [1]
 } ledger_spec;
 
 // ledger_name_ok: [A-Za-z0-9_.-]{1,64}.

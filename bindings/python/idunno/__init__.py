@@ -447,14 +447,14 @@ class Client(_Handle):
     def add_train_job(self, job, model, data=None, epochs=None, batch=None,
                       lr=None, optimizer=None, schedule=None, limit=0,
                       workers=None, momentum=None, weight_decay=None,
-                      from_=None, checkpoint_s=None):
+                      from_=None, checkpoint_s=None, sync_every=None):
         """Adds a training job for model on the dataset root `data`
         (default datasets/fashion-mnist); None keeps the C defaults.
         optimizer: "sgd" or "adam"; schedule: "constant", "step",
         "cosine"; workers: ranks training data-parallel (batch is the
         global batch); from_: "model" (model.pt) or "weights" (the
         model's trained weights); checkpoint_s: seconds between
-        checkpoints."""
+        checkpoints; sync_every: steps between the ranks' syncs."""
         s = _spec(_capi.TrainSpec, "idn_train_spec")
         s.job, s.model = _b(job), _b(model)
         if data is not None:
@@ -472,7 +472,8 @@ class Client(_Handle):
         s.limit = limit
         for k, v in (("workers", workers), ("momentum", momentum),
                      ("weight_decay", weight_decay),
-                     ("checkpoint_s", checkpoint_s)):
+                     ("checkpoint_s", checkpoint_s),
+                     ("sync_every", sync_every)):
             if v is not None:
                 setattr(s, k, v)
         if from_ is not None:

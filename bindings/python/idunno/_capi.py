@@ -79,7 +79,8 @@ class TrainSpec(Structure):
                 ("optimizer", c_int), ("schedule", c_int),
                 ("limit", c_uint64), ("workers", c_uint32),
                 ("momentum", c_double), ("weight_decay", c_double),
-                ("from_", c_int), ("checkpoint_s", c_uint32)]
+                ("from_", c_int), ("checkpoint_s", c_uint32),
+                ("sync_every", c_uint32)]
 
 
 # idn_dataset_put_fn
