@@ -13,21 +13,29 @@ import plot
 
 NAME = "training"
 TITLE = "Training as cluster jobs"
+WORKERS = 2   # ResNet-18's ranks
+SYNC = 16     # steps between their weight averages
 
 
 def run(ctx):
-    # (model, epochs, training images, lr): the demo's recipes, sized to
-    # the mode.
-    jobs = [("lenet5", ctx.pick(1, 3, 5), ctx.pick(2000, 20000, 60000),
+    # (model, epochs, training images, lr): the demo's recipes (LeNet-5
+    # on 1 worker, batch 64; ResNet-18 on 2 workers, global batch 256,
+    # weights averaged every 16 steps, weight decay 5e-4), sized to the
+    # mode.
+    jobs = [("lenet5", ctx.pick(1, 3, 8), ctx.pick(2000, 20000, 60000),
              0.02),
-            ("resnet18", ctx.pick(1, 2, 3), ctx.pick(200, 2000, 6000),
+            ("resnet18", ctx.pick(1, 1, 2), ctx.pick(512, 12800, 60000),
              0.05)]
+    extra = {"lenet5": ["--batch", "64"],
+             "resnet18": ["--batch", "256", "--workers", str(WORKERS),
+                          "--sync-every", str(SYNC), "--wd", "0.0005"]}
     cl = ctx.cluster(ctx.pick(4, 6, 6), phase="train")
     t0 = {}
     name = {m: "t-%s-%d" % (m, os.getpid()) for m, _, _, _ in jobs}
     for m, e, n, lr in jobs:
         cl.cli("train", "add", name[m], "--model", m, "--epochs", str(e),
-               "--lr", str(lr), "--schedule", "cosine", "--limit", str(n))
+               "--lr", str(lr), "--schedule", "cosine", "--limit", str(n),
+               *extra[m])
         t0[m] = common.now_ms()
     ends = {m: {} for m, _, _, _ in jobs}
     deadline = time.monotonic() + ctx.pick(300, 900, 1800)
@@ -77,4 +85,4 @@ with linespoints lw 2 pt 5 title 'ResNet-18'
 """ % {"d": plot.q(ctx.csv("training")), "c": col}
         plot.gnuplot(ctx.svg("training-" + x), "Test accuracy against " +
                      label.split(" (")[0], label, "test accuracy", body)
-    return {"jobs": jobs, "last": last}
+    return {"jobs": jobs, "last": last, "workers": WORKERS, "sync": SYNC}
