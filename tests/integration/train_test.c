@@ -5,8 +5,9 @@
 // with the same global batch give the same loss curve; a rerun gives
 // bit-identical weights; a rank SIGKILLed mid-run is replaced and the job
 // resumes from its last checkpoint, ending as accurate as the same job
-// without the kill; the coordinator SIGKILLed mid-training: the ranks
-// train on and the standby finishes the bookkeeping.
+// without the kill; ResNet-18 learns on 2 workers; the coordinator
+// SIGKILLed mid-training: the ranks train on and the standby finishes the
+// bookkeeping.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,10 @@ setup(void **st)
 		    ">/dev/null", idn_tcluster_addr(&cl, DOOR), names[i],
 		    idn_test_bin_dir(), idn_test_bin_dir()), 0);
 	}
+	assert_int_equal(idn_tcluster_cli(&cl, NULL, "--node %s model put "
+	    "resnet18 %s/../models/resnet18.pt %s/../models/resnet18.desc "
+	    ">/dev/null", idn_tcluster_addr(&cl, DOOR), idn_test_bin_dir(),
+	    idn_test_bin_dir()), 0);
 	IDN_PASS(idn_phase_start(c, IDN_PHASE_TRAIN, NULL));
 	return 0;
 }
@@ -358,6 +363,26 @@ test_rank_killed(void **st)
 	IDN_PASS(idn_tcluster_wait_alive(&cl, 60000));
 }
 
+// ResNet-18 learns as a 2-worker job with periodic averaging (the demo's
+// recipe, shortened): its loss falls and it ends well above chance.
+static void
+test_resnet_learns(void **st)
+{
+	char *out = NULL;
+	assert_int_equal(cli(&out, "train add res --model resnet18 --workers 2 "
+	    "--epochs 2 --batch 64 --lr 0.05 --limit 1536 --sync-every 4 "
+	    "--wd 0.0005"), 0);
+	free(out);
+	assert_int_equal(wait_done("res"), IDN_JOB_DONE);
+	double l[4];
+	assert_int_equal(losses("resnet18", l, 4), 2);
+	double a = accuracy("res");
+	if (!(l[1] < l[0] && a > 0.3)) {
+		fail_msg("train loss %.4f then %.4f, accuracy %.4f", l[0], l[1],
+		    a);
+	}
+}
+
 static bool
 epoch_one(void *arg)
 {
@@ -389,6 +414,7 @@ main(void)
 	    cmocka_unit_test(test_more_workers_than_exist),
 	    cmocka_unit_test(test_two_ranks_as_one),
 	    cmocka_unit_test(test_rank_killed),
+	    cmocka_unit_test(test_resnet_learns),
 	    cmocka_unit_test(test_coordinator_killed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
