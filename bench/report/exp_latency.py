@@ -16,7 +16,7 @@ TITLE = "Latency against throughput"
 # CPU), the torch models run on 1 thread each worker.
 MODELS = [("sim20", 32), ("lenet5", 32), ("resnet18", 16)]
 FRACTIONS = {"smoke": [0.3, 1.3],
-             "quick": [0.1, 0.5, 0.85, 1.2, 1.5],
+             "quick": [0.1, 0.5, 0.85, 1.3],
              "full": [0.1, 0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.5]}
 # A first guess of each model's capacity (q/s on this cluster), only to
 # size the capacity probe.
@@ -90,14 +90,14 @@ def raw_limit(ctx, model, batch, workers):
 
 def run(ctx):
     nodes = ctx.pick(4, 10, 10)
-    steady = ctx.pick(1, 3, 20)
-    warm_s = ctx.pick(1, 2, 4)
+    steady = ctx.pick(1, 2, 20)
+    warm_s = ctx.pick(1, 1, 4)
     cl = ctx.cluster(nodes, sims=[("sim20", 20)])
     nodes = cl.nodes
     rows, parts_rows, knees = [], [], {}
     for model, batch in MODELS:
         warm(cl, model, batch)
-        cap = capacity(cl, model, batch, ctx.pick(1, 4, 8))
+        cap = capacity(cl, model, batch, ctx.pick(1, 3, 8))
         limit = raw_limit(ctx, model, batch, nodes - 2)
         base_p99 = None
         knee = 0

@@ -22,10 +22,10 @@ def tput(cl, job, model, batch, seconds):
 
 
 def run(ctx):
-    seconds = ctx.pick(2, 5, 10)
+    seconds = ctx.pick(2, 4, 10)
     rows = []
     overhead = None
-    for k in ctx.pick([1, 2], [1, 4, 8], [1, 2, 4, 8]):
+    for k in ctx.pick([1, 2], [1, 8], [1, 2, 4, 8]):
         cl = ctx.cluster(k + 2, pin=(k == 1), sims=[("simb", SIM_MS)],
                          torch_models=("lenet5",) if k == 1 else (),
                          fresh=True)

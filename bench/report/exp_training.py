@@ -24,7 +24,7 @@ def run(ctx):
     # mode.
     jobs = [("lenet5", ctx.pick(1, 3, 8), ctx.pick(2000, 20000, 60000),
              0.02),
-            ("resnet18", ctx.pick(1, 1, 2), ctx.pick(512, 12800, 60000),
+            ("resnet18", ctx.pick(1, 1, 2), ctx.pick(512, 6400, 60000),
              0.05)]
     extra = {"lenet5": ["--batch", "64"],
              "resnet18": ["--batch", "256", "--workers", str(WORKERS),

@@ -77,7 +77,7 @@ class Ctx:
                           images=self.pick(3000, 0, 0))
         else:
             cl = self.shared
-        cl.settle_s = self.pick(5, 10, 60)
+        cl.settle_s = self.pick(5, 5, 60)
         other = "train" if phase == "infer" else "infer"
         cl.cli(other, "stop", check=False)
         cl.cli(phase, "start", check=False)

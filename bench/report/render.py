@@ -271,15 +271,27 @@ def s_workers(v, ctx):
             "again elsewhere (their results are written under the same "
             "names and only the first completion counts: both outputs "
             "were checked to answer every query exactly once). With 1 "
-            "worker killed the cluster is back in %s s on average, with 3 "
-            "in %s s. On this machine the cores, not the workers, bound "
+            "worker killed the cluster %s; with 3 it %s. On this "
+            "machine the cores, not the workers, bound "
             "the rate, so losing workers costs detection time and re-run "
             "work rather than capacity; on real machines the rate after "
             "would be lower by the lost workers' share and \"normal\" "
             "would be measured against the survivors' capacity.\n" % (
-                f2(one.get("mean", float("nan"))),
-                f2(three.get("mean", float("nan")))))
+                back_in(one, v), back_in(three, v)))
     return out
+
+
+def back_in(s, v):
+    """'is back to normal in X s on average (k of n kills)', or that it
+    never was within the measured window."""
+    n = s.get("n", 0)
+    if not n:
+        return ("was not back to normal within the %.0f s measured after "
+                "any kill" % v.get("window", float("nan")))
+    never = s.get("never", 0)
+    return "is back to normal in %s s on average%s" % (
+        f2(s["mean"]), " (%d of %d kills)" % (n, n + never) if never
+        else "")
 
 
 def s_coord(v, ctx):
