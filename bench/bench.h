@@ -94,6 +94,22 @@ bench_opt(int ch, const char **csv, void (*usage)(FILE *))
 	}
 }
 
+// bench_cmp_double orders doubles ascending, for qsort.
+static inline int
+bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *) a, y = *(const double *) b;
+	return (x > y) - (x < y);
+}
+
+// bench_median sorts v[0..n) (n > 0) and returns its median.
+static inline double
+bench_median(double *v, int n)
+{
+	qsort(v, (size_t) n, sizeof(*v), bench_cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 // bench_long parses s, a whole number in lo..hi (lo >= 0); -1, said on
 // stderr naming opt, when it is not one.
 static inline long

@@ -52,13 +52,6 @@ cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *) a, y = *(const double *) b;
-	return x < y ? -1 : x > y;
-}
-
 static uint64_t
 wall_ms(void)
 {
@@ -480,12 +473,12 @@ main(int argc, char **argv)
 			sum += ratio[i];
 			r[i] = ratio[i];
 		}
-		qsort(r, n, sizeof(*r), cmp_double);
+		qsort(r, n, sizeof(*r), bench_cmp_double);
 		double wsum = 0;
 		for (uint64_t i = 0; i < n; i++) {
 			wsum += wratio[i];
 		}
-		qsort(wratio, n, sizeof(*wratio), cmp_double);
+		qsort(wratio, n, sizeof(*wratio), bench_cmp_double);
 		printf("takeover (kill -> first lease of the new coordinator) over "
 		    "%llu kills: median %llu ms, max %llu ms (goal <= 1000 / "
 		    "1500)\n", (unsigned long long) n, (unsigned long long)

@@ -35,13 +35,6 @@ now_s(void)
 	return (double) t.tv_sec + (double) t.tv_nsec / 1e9;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *) a, y = *(const double *) b;
-	return (x > y) - (x < y);
-}
-
 static idn_model *
 load(const char *dir, const char *name, double *load_s)
 {
@@ -90,7 +83,7 @@ bench_point(idn_model *m, const char *name, const uint8_t *x, size_t img,
 		lat[n++] = now_s() - t0;
 	}
 	double total = now_s() - start;
-	qsort(lat, n, sizeof(double), cmp_double);
+	qsort(lat, n, sizeof(double), bench_cmp_double);
 	printf("%-10s %5zu %8zu %12.3f %12.3f %12.0f\n", name, b, n,
 	    lat[n / 2] * 1e3, lat[(n * 99) / 100] * 1e3,
 	    (double) (n * b) / total);

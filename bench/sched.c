@@ -25,6 +25,7 @@
 
 #include <idunno/idunno.h>
 
+#include "bench.h"
 #include "cluster.h"
 
 #define NODES 10
@@ -629,13 +630,6 @@ e_run(void *arg)
 	return NULL;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *) a, y = *(const double *) b;
-	return (x > y) - (x < y);
-}
-
 static void
 e_round(const char *coord, int threads)
 {
@@ -671,7 +665,7 @@ e_round(const char *coord, int threads)
 	double cp99 = p ? field(p, NULL, "p99") : -1;
 	double cmax = p ? field(p, NULL, "max") : -1;
 	idn_free(json);
-	qsort(lat, n, sizeof(double), cmp_double);
+	qsort(lat, n, sizeof(double), bench_cmp_double);
 	printf("    %d threads, %.1f s: %zu calls, %.2f leases per call, %d "
 	       "errors\n", threads, s, n, n ? (double) leases / (double) n : 0,
 	    errors);

@@ -34,20 +34,6 @@
 static idn_tcluster cl;
 static const char *tmp;
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *) a, y = *(const double *) b;
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t) n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 // Monotonic seconds, to the microsecond: a 1 MiB cp takes a few ms.
 static double
 now_s(void)
@@ -134,8 +120,8 @@ put_get(long mb, int reps, FILE *csv)
 	}
 	unlink(src);
 	(void) idn_tcluster_cli(&cl, NULL, "delete bench/big");
-	double mcp = median(cp, reps), mcps = median(cps, reps);
-	double mput = median(put, reps), mget = median(get, reps);
+	double mcp = bench_median(cp, reps), mcps = bench_median(cps, reps);
+	double mput = bench_median(put, reps), mget = bench_median(get, reps);
 	printf("sdfs: %d-node local cluster, %ld MiB file, median of %d\n",
 	    NODES, mb, reps);
 	printf("  cp           %6.2f s  %7.1f MB/s\n", mcp, size / mcp);

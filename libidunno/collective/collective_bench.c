@@ -8,7 +8,6 @@
 // needs the library's internals) and is built as build/bench/allreduce.
 //   allreduce [--csv FILE] [--rounds N] [--worlds 2,3] [--floats N,...]
 //             [--algo ring|direct|both] [--chunk BYTES] [--senders N]
-#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "collective/collective.h"
 
 #define MAXW 8
@@ -39,20 +39,6 @@ cpu_ms(void)
 	struct timespec t;
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
 	return (double) t.tv_sec * 1e3 + (double) t.tv_nsec / 1e6;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *) a, y = *(const double *) b;
-	return x < y ? -1 : x > y;
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t) n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 typedef struct {
@@ -168,8 +154,8 @@ run(int w, coll_algo algo, size_t chunk, int senders, size_t n, int rounds,
 			for (int j = 1; j < rounds; j++) {
 				*min_ms = t[j] < *min_ms ? t[j] : *min_ms;
 			}
-			*med_ms = median(t, rounds);
-			*cpu_med_ms = median(k[0].cpu + 1, rounds);
+			*med_ms = bench_median(t, rounds);
+			*cpu_med_ms = bench_median(k[0].cpu + 1, rounds);
 		}
 		rv = t != NULL ? IDN_OK : IDN_ENOMEM;
 		free(t);
@@ -204,7 +190,7 @@ memcpy_ms(size_t n, int rounds)
 			__asm__ volatile("" : : "r"(b) : "memory");
 			t[j] = now_ms() - t0;
 		}
-		m = median(t, rounds);
+		m = bench_median(t, rounds);
 	}
 	free(a);
 	free(b);
@@ -219,31 +205,6 @@ usage(FILE *f)
 	    "[--floats 61706,11689512]\n"
 	    "       [--algo ring|direct|both] [--chunk BYTES] "
 	    "[--senders N]\n", prog);
-}
-
-static int
-parse_list(const char *opt, const char *s, long lo, long hi, long *v,
-    int cap)
-{
-	int n = 0;
-	for (const char *p = s;; p++) {
-		char *end;
-		errno = 0;
-		long x = strtol(p, &end, 10);
-		if (errno != 0 || *p < '0' || *p > '9' ||
-		    (*end != ',' && *end != '\0') || x < lo || x > hi ||
-		    n == cap) {
-			fprintf(stderr, "%s: %s: '%s' is not a comma list of "
-			    "at most %d numbers in %ld..%ld\n", prog, opt, s,
-			    cap, lo, hi);
-			return -1;
-		}
-		v[n++] = x;
-		if (*end == '\0') {
-			return n;
-		}
-		p = end;
-	}
 }
 
 int
@@ -268,23 +229,20 @@ main(int argc, char **argv)
 	long one;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'c':
-			csv = optarg;
-			break;
 		case 'r':
-			if (parse_list("--rounds", optarg, 1, 1001, &rounds,
+			if (bench_list(prog, "--rounds", optarg, 1, 1001, &rounds,
 			        1) < 0) {
 				return 2;
 			}
 			break;
 		case 'w':
-			if ((nw = parse_list("--worlds", optarg, 1, MAXW,
+			if ((nw = bench_list(prog, "--worlds", optarg, 1, MAXW,
 			         worlds, MAXW)) < 0) {
 				return 2;
 			}
 			break;
 		case 'f':
-			if ((nf = parse_list("--floats", optarg, 0, 1L << 28,
+			if ((nf = bench_list(prog, "--floats", optarg, 0, 1L << 28,
 			         floats, MAXN)) < 0) {
 				return 2;
 			}
@@ -300,24 +258,24 @@ main(int argc, char **argv)
 			}
 			break;
 		case 'k':
-			if (parse_list("--chunk", optarg, COLL_CHUNK_MIN,
+			if (bench_list(prog, "--chunk", optarg, COLL_CHUNK_MIN,
 			        COLL_CHUNK_MAX, &one, 1) < 0 || one % 4 != 0) {
 				return 2;
 			}
 			chunk = one;
 			break;
 		case 's':
-			if (parse_list("--senders", optarg, 1, 64, &senders,
+			if (bench_list(prog, "--senders", optarg, 1, 64, &senders,
 			        1) < 0) {
 				return 2;
 			}
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
+		default: {
+			int rc = bench_opt(ch, &csv, usage);
+			if (rc >= 0) {
+				return rc;
+			}
+		}
 		}
 	}
 	if (optind != argc) {
@@ -329,16 +287,11 @@ main(int argc, char **argv)
 	if (senders == 0) {
 		senders = dflt.senders;
 	}
-	FILE *out = NULL;
-	if (csv != NULL) {
-		if ((out = fopen(csv, "w")) == NULL ||
-		    setvbuf(out, NULL, _IOLBF, 0) != 0) {
-			fprintf(stderr, "%s: --csv %s: %s\n", prog, csv,
-			    strerror(errno));
-			return 1;
-		}
-		fprintf(out, "world,algo,floats,bytes,rounds,median_ms,min_ms,"
-		    "cpu_ms,algbw_mbs,memcpy_ms,ratio,chunk_bytes,senders\n");
+	FILE *out;
+	if (bench_csv_open(prog, csv, "world,algo,floats,bytes,rounds,"
+	        "median_ms,min_ms,cpu_ms,algbw_mbs,memcpy_ms,ratio,chunk_bytes,"
+	        "senders", &out) != 0) {
+		return 1;
 	}
 	printf("allreduce on loopback, one process, a thread per rank; chunk "
 	    "%ld B, %ld senders\n", chunk, senders);
@@ -372,18 +325,14 @@ main(int argc, char **argv)
 				    "%10.3f %10.1f %9.4f %8.1f\n", worlds[wi],
 				    an, n, rr, med, mn, cpu, bw, mc, ratio);
 				fflush(stdout);
-				if (out != NULL) {
-					fprintf(out, "%ld,%s,%zu,%zu,%d,%.3f,"
-					    "%.3f,%.3f,%.1f,%.4f,%.1f,%ld,%ld\n",
-					    worlds[wi], an, n, n * 4, rr, med,
-					    mn, cpu, bw, mc, ratio, chunk,
-					    senders);
-				}
+				bench_csv_row(out, "%ld,%s,%zu,%zu,%d,%.3f,"
+				    "%.3f,%.3f,%.1f,%.4f,%.1f,%ld,%ld",
+				    worlds[wi], an, n, n * 4, rr, med, mn, cpu,
+				    bw, mc, ratio, chunk, senders);
 			}
 		}
 	}
-	if (out != NULL && (ferror(out) || fclose(out) != 0)) {
-		fprintf(stderr, "%s: --csv: rows could not be written\n", prog);
+	if (bench_csv_close(prog, out) != 0) {
 		status = 1;
 	}
 	return status;
