@@ -284,6 +284,16 @@ idn_test_cli(char **out, const char *fmt, ...)
 	return rv;
 }
 
+double
+idn_test_num_after(const char *text, const char *key)
+{
+	const char *p = text ? strstr(text, key) : NULL;
+	if (p == NULL || strncmp(p + strlen(key), "null", 4) == 0) {
+		return -1;
+	}
+	return strtod(p + strlen(key), NULL);
+}
+
 char *
 idn_test_sdfs_text(idn_client *c, const char *name)
 {

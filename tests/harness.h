@@ -87,6 +87,10 @@ void idn_test_exactly_once(const char *text, size_t len, unsigned n);
 // Asserts that SDFS file `name` can be read through c and returns its
 // newest version as a NUL-terminated string (caller frees with free()).
 char *idn_test_sdfs_text(idn_client *c, const char *name);
+// idn_test_num_after: the number that follows key in text (a JSON
+// document, a log line), or -1 when text is NULL, key is absent or its
+// value is null.
+double idn_test_num_after(const char *text, const char *key);
 // Reads a whole file of at most max_bytes (caller frees *data with free()).
 int idn_test_read_file(const char *path, size_t max_bytes, uint8_t **data,
     size_t *len);

@@ -158,17 +158,6 @@ test_refusals_leave_nothing(void **st)
 	free(out);
 }
 
-// The figure after key in the text, or -1.
-static double
-num_after(const char *text, const char *key)
-{
-	const char *p = strstr(text, key);
-	if (p == NULL || strncmp(p + strlen(key), "null", 4) == 0) {
-		return -1;
-	}
-	return strtod(p + strlen(key), NULL);
-}
-
 static double
 job_field(const char *json, const char *job, const char *field)
 {
@@ -176,7 +165,7 @@ job_field(const char *json, const char *job, const char *field)
 	snprintf(key, sizeof(key), "\"job\": \"%s\"", job);
 	const char *p = strstr(json, key);
 	snprintf(key, sizeof(key), "\"%s\": ", field);
-	return p ? num_after(p, key) : -1;
+	return p ? idn_test_num_after(p, key) : -1;
 }
 
 static int
@@ -270,13 +259,13 @@ check_timing(const char *job, unsigned long long n, unsigned batch)
 	assert_non_null(l);
 	l = strstr(l, "\"latency_ms\": ");
 	assert_non_null(l);
-	assert_int_equal(num_after(l, "\"count\": "), n);
+	assert_int_equal(idn_test_num_after(l, "\"count\": "), n);
 	const char *keys[] = {"median", "p90", "p95", "p99"};
 	const double ps[] = {0.5, 0.9, 0.95, 0.99};
 	char seen[256] = "";
 	for (int i = 0; i < 4; i++) {
 		snprintf(key, sizeof(key), "\"%s\": ", keys[i]);
-		double want = num_after(l, key);
+		double want = idn_test_num_after(l, key);
 		double got = percentile(lat, n, ps[i]);
 		double tol = want * 0.01 > 1 ? want * 0.01 : 1;
 		size_t k = strlen(seen);
@@ -392,7 +381,7 @@ test_fair_rates(void **st)
 	while (idn_test_now_ms() < t0 + 20000) {
 		char *json = NULL;
 		IDN_PASS(idn_sched_stats(c, NULL, &json));
-		double f = num_after(json, "\"fairness\": ");
+		double f = idn_test_num_after(json, "\"fairness\": ");
 		double t = (double) (idn_test_now_ms() - t0) / 1000;
 		if (f > 0 && f <= 1.10 && first_within < 0) {
 			first_within = t;

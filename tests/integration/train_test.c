@@ -63,16 +63,6 @@ cli(char **out, const char *args)
 	    idn_tcluster_addr(&cl, DOOR), args);
 }
 
-static double
-num_after(const char *text, const char *key)
-{
-	const char *p = text ? strstr(text, key) : NULL;
-	if (p == NULL || strncmp(p + strlen(key), "null", 4) == 0) {
-		return -1;
-	}
-	return strtod(p + strlen(key), NULL);
-}
-
 // The job's entry of `jobs --json` (static buffer), "" if none.
 static const char *
 job_json(const char *job)
@@ -114,7 +104,7 @@ losses(const char *model, double *loss, int max)
 	int n = 0;
 	for (char *p = strstr(m, "epoch "); p != NULL && n < max;
 	    p = strstr(p + 1, "\nepoch ")) {
-		loss[n++] = num_after(p, "train_loss ");
+		loss[n++] = idn_test_num_after(p, "train_loss ");
 	}
 	free(m);
 	return n;
@@ -123,7 +113,7 @@ losses(const char *model, double *loss, int max)
 static double
 accuracy(const char *job)
 {
-	return num_after(job_json(job), "\"accuracy\": ");
+	return idn_test_num_after(job_json(job), "\"accuracy\": ");
 }
 
 // A refused command: exit 1, the message names want, and no such job.
@@ -386,7 +376,7 @@ test_resnet_learns(void **st)
 static bool
 epoch_one(void *arg)
 {
-	return num_after(job_json(arg), "\"epoch\": ") >= 1;
+	return idn_test_num_after(job_json(arg), "\"epoch\": ") >= 1;
 }
 
 // The coordinator SIGKILLed mid-training: the ranks are not disturbed (no
@@ -402,7 +392,7 @@ test_coordinator_killed(void **st)
 	IDN_PASS(idn_tcluster_kill(&cl, "coord"));
 	assert_int_equal(wait_done("steady"), IDN_JOB_DONE);
 	assert_true(accuracy("steady") > 0.6);
-	assert_int_equal(num_after(job_json("steady"), "\"generation\": "), 1);
+	assert_int_equal(idn_test_num_after(job_json("steady"), "\"generation\": "), 1);
 	assert_string_equal(log_line("training steady: generation 2"), "");
 }
 
