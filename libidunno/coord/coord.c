@@ -534,8 +534,7 @@ restore_lease(void *arg, const char *worker, const ledger_done *d)
 	uint32_t batch = d->batch, attempt = d->attempt;
 	uint64_t expires = d->end_ms;
 	if (j != NULL && j->spec.kind == IDN_JOB_TRAIN) {
-		coord_train_restore(r->c, j, worker, batch, attempt, expires,
-		    r->now);
+		coord_train_restore(j, worker, batch, attempt, expires, r->now);
 		return;
 	}
 	if (j == NULL || j->sj == NULL || expires == 0) {
@@ -973,7 +972,7 @@ on_remove(coord *c, const wire_val *b, wire_wr *reply)
 		rv = coord_refuse(reply, IDN_ENOENT, "no job '%s'", name);
 	} else {
 		j->state = IDN_JOB_REMOVED;
-		coord_train_end(c, j, "the job was removed");
+		coord_train_end(c, j, IDN_LOG_WARN, "the job was removed");
 		rv = ledger_job_state(c->led, name, IDN_JOB_REMOVED, j->accuracy,
 		    "removed");
 		c->dirty = true;

@@ -130,7 +130,7 @@ bool coord_train_renew(coord *c, cworker *w, const ledger_held *h,
     uint64_t now);
 // coord_train_end ends j's generation (a rank lost, the job removed or
 // done): its ranks' leases are dropped at their next call.
-void coord_train_end(coord *c, cjob *j, const char *why);
+void coord_train_end(coord *c, cjob *j, int level, const char *why);
 // coord_train_gone: w failed; returns the ranks it held (0 or 1).
 size_t coord_train_gone(coord *c, cworker *w);
 // coord_train_expire ends the generations with a rank not renewed.
@@ -138,7 +138,7 @@ void coord_train_expire(coord *c, uint64_t now);
 // coord_train_progress takes a rank's epoch report or its end.
 void coord_train_progress(coord *c, cworker *w, const ledger_progress *p);
 // coord_train_restore takes a ledger lease row of training job j.
-void coord_train_restore(coord *c, cjob *j, const char *worker,
+void coord_train_restore(cjob *j, const char *worker,
     uint32_t rank, uint32_t gen, uint64_t expires, uint64_t now);
 
 // coord_report answers sched.stats, sched.jobs and sched.assign (it takes

@@ -51,7 +51,7 @@ coord_train_job_of(coord *c, const char *id, int *rank)
 }
 
 void
-coord_train_end(coord *c, cjob *j, const char *why)
+coord_train_end(coord *c, cjob *j, int level, const char *why)
 {
 	if (j->nranks == 0) {
 		return;
@@ -60,10 +60,8 @@ coord_train_end(coord *c, cjob *j, const char *why)
 		ledger_lease_put(c->led, j->spec.job, r, j->ranks[r].worker,
 		    j->gen, 0);
 	}
-	bool done = strcmp(why, "the job is done") == 0;
-	coord_note(c, done ? IDN_LOG_INFO : IDN_LOG_WARN, "coord: training %s: "
-	    "generation %u of %u ranks ends: %s", j->spec.job, j->gen, j->nranks,
-	    why);
+	coord_note(c, level, "coord: training %s: generation %u of %u ranks "
+	    "ends: %s", j->spec.job, j->gen, j->nranks, why);
 	j->nranks = 0;
 	c->dirty = true;
 }
@@ -194,7 +192,7 @@ coord_train_gone(coord *c, cworker *w)
 	}
 	char why[160];
 	snprintf(why, sizeof(why), "rank %d (%s) failed", r, w->id);
-	coord_train_end(c, j, why);
+	coord_train_end(c, j, IDN_LOG_WARN, why);
 	return 1;
 }
 
@@ -209,7 +207,7 @@ coord_train_expire(coord *c, uint64_t now)
 				char why[160];
 				snprintf(why, sizeof(why), "the lease of rank %u "
 				    "(%s) expired", r, j->ranks[r].worker);
-				coord_train_end(c, j, why);
+				coord_train_end(c, j, IDN_LOG_WARN, why);
 				break;
 			}
 		}
@@ -256,10 +254,11 @@ coord_train_progress(coord *c, cworker *w, const ledger_progress *p)
 	if (p->rc != IDN_OK && peer_failure(p->rc)) {
 		char why[300];
 		snprintf(why, sizeof(why), "rank %d stopped: %s", r, p->err);
-		coord_train_end(c, j, why);
+		coord_train_end(c, j, IDN_LOG_WARN, why);
 		return;
 	}
-	coord_train_end(c, j, p->rc == IDN_OK ? "the job is done" : p->err);
+	coord_train_end(c, j, p->rc == IDN_OK ? IDN_LOG_INFO : IDN_LOG_WARN,
+	    p->rc == IDN_OK ? "the job is done" : p->err);
 	j->state = p->rc == IDN_OK ? IDN_JOB_DONE : IDN_JOB_FAILED;
 	j->accuracy = p->rc == IDN_OK ? j->acc : -1;
 	snprintf(j->err, sizeof(j->err), "%s", p->err);
@@ -271,7 +270,7 @@ coord_train_progress(coord *c, cworker *w, const ledger_progress *p)
 }
 
 void
-coord_train_restore(coord *c, cjob *j, const char *worker, uint32_t rank,
+coord_train_restore(cjob *j, const char *worker, uint32_t rank,
     uint32_t gen, uint64_t expires, uint64_t now)
 {
 	if (expires == 0 || rank >= LEDGER_RANKS_MAX || gen < j->gen) {
@@ -290,5 +289,4 @@ coord_train_restore(coord *c, cjob *j, const char *worker, uint32_t rank,
 	k->expires = now + COORD_LEASE_MS;
 	k->issued = true;
 	j->nranks = rank + 1 > j->nranks ? rank + 1 : j->nranks;
-	(void) c;
 }
