@@ -24,7 +24,8 @@ sched_cmd_usage(void)
 	       " [--limit N]\n"
 	       "        [--workers N] [--momentum X] [--wd X] "
 	       "[--from model|weights]\n"
-	       "        [--checkpoint-every S] [--sync-every K]\n"
+	       "        [--checkpoint-every S] [--sync-every K] "
+	       "[--augment flip,crop=P]\n"
 	       "                          a training job on N workers "
 	       "(data-parallel, B the\n"
 	       "                          global batch; defaults: 1 worker, "
@@ -33,7 +34,10 @@ sched_cmd_usage(void)
 	       "checkpoint every 30 s,\n"
 	       "                          gradients summed every step; K > 1:"
 	       " weights averaged\n"
-	       "                          every K steps)\n"
+	       "                          every K steps; --augment: each "
+	       "training image\n"
+	       "                          mirrored at random and shifted by "
+	       "up to P pixels)\n"
 	       "  train remove JOB\n"
 	       "  train local NAME ...    train in this process (see "
 	       "'train local --help')\n"
@@ -100,7 +104,7 @@ phase_cmd(idn_client *c, int phase, const char *verb, const char *what)
 // Options of `train add` and `infer add`; a value of each.
 typedef struct {
 	const char *model, *data, *queries, *weights, *optimizer, *schedule;
-	const char *from;
+	const char *from, *augment;
 	long epochs, batch, limit, workers, ckpt_s, sync_every;
 	double lr, rate, momentum, wd;
 } add_opts;
@@ -131,6 +135,8 @@ parse_add(const char *what, int argc, char **argv, add_opts *o)
 			o->schedule = v;
 		} else if (strcmp(k, "--from") == 0) {
 			o->from = v;
+		} else if (strcmp(k, "--augment") == 0) {
+			o->augment = v;
 		} else if (strcmp(k, "--epochs") == 0 || strcmp(k, "--batch") == 0 ||
 		    strcmp(k, "--limit") == 0 || strcmp(k, "--workers") == 0 ||
 		    strcmp(k, "--checkpoint-every") == 0 ||
@@ -165,6 +171,36 @@ parse_add(const char *what, int argc, char **argv, add_opts *o)
 		}
 	}
 	return 0;
+}
+
+// parse_augment reads --augment's list: none, or flip and crop=P joined
+// by commas.
+static bool
+parse_augment(const char *v, uint32_t *bits, uint32_t *pad)
+{
+	*bits = 0;
+	*pad = 0;
+	if (strcmp(v, "none") == 0) {
+		return true;
+	}
+	char buf[128];
+	snprintf(buf, sizeof(buf), "%s", v);
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ",", &save); t != NULL;
+	    t = strtok_r(NULL, ",", &save)) {
+		char *end;
+		if (strcmp(t, "flip") == 0) {
+			*bits |= IDN_MODEL_AUG_FLIP;
+		} else if (strncmp(t, "crop=", 5) == 0 && t[5] != '\0' &&
+		    strtoul(t + 5, &end, 10) <= 64 && *end == '\0') {
+			*pad = (uint32_t) strtoul(t + 5, NULL, 10);
+		} else {
+			fprintf(stderr, "idunno train add: --augment: '%s' is not "
+			    "flip, crop=P (0..64) or none\n", t);
+			return false;
+		}
+	}
+	return true;
 }
 
 static int
@@ -239,6 +275,10 @@ add_cmd(idn_client *c, bool infer, int argc, char **argv)
 		s.weight_decay = o.wd;
 		s.checkpoint_s = (uint32_t) o.ckpt_s;
 		s.sync_every = (uint32_t) o.sync_every;
+		if (o.augment != NULL &&
+		    !parse_augment(o.augment, &s.augment, &s.crop_pad)) {
+			return 2;
+		}
 		s.from = o.from != NULL && strcmp(o.from, "weights") == 0 ?
 		    IDN_TRAIN_FROM_WEIGHTS : IDN_TRAIN_FROM_MODEL;
 		if (o.optimizer != NULL) {

@@ -37,6 +37,9 @@ def run(ctx):
     res = {"idunno": {k: figures(rows, k) for k in rounds}}
     serf = os.path.join(common.SRC, "bench", "serf-detect")
     try:
+        if ctx.mode == "smoke":
+            raise Failed("not run in a smoke run: a serf cluster takes "
+                         "half a minute to form")
         common.run([serf, "--nodes", "10", "--rounds", str(rounds[3]),
                     "--at-once", "1,3", "--csv", ctx.csv("detect-serf")],
                    timeout=120 + 90 * rounds[3] * 2)

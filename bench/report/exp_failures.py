@@ -88,10 +88,10 @@ def series_run(ctx, tag, kills_of):
     kills_of(cluster) names; returns its results, the pair's rate, the
     gap between kills and the cluster's size."""
     nodes = ctx.pick(5, 10, 10)
-    gap = ctx.pick(4, 12, 14)
+    gap = ctx.pick(3, 12, 12)
     cl = pair.setup(ctx, nodes)
     rate = pair.calibrate(cl, ctx.pick(1500, 6000, 6000))
-    res = kill_series(cl, tag, rate, kills_of(cl), ctx.pick(2, 4, 5), gap,
+    res = kill_series(cl, tag, rate, kills_of(cl), ctx.pick(1, 4, 5), gap,
                       ctx.csv(tag + "-timing"))
     ctx.release(cl)
     return res, rate, gap, cl.nodes

@@ -90,13 +90,14 @@ def raw_limit(ctx, model, batch, workers):
 
 def run(ctx):
     nodes = ctx.pick(4, 10, 10)
-    steady = ctx.pick(1, 2, 20)
-    warm_s = ctx.pick(1, 1, 4)
+    steady = ctx.pick(1, 2, 30)
+    warm_s = ctx.pick(1, 1, 3)
     cl = ctx.cluster(nodes, sims=[("sim20", 20)])
     nodes = cl.nodes
     rows, parts_rows, knees = [], [], {}
     for model, batch in MODELS:
-        warm(cl, model, batch)
+        if ctx.mode != "smoke":  # there the capacity run warms
+            warm(cl, model, batch)
         cap = capacity(cl, model, batch, ctx.pick(1, 3, 8))
         limit = raw_limit(ctx, model, batch, nodes - 2)
         base_p99 = None

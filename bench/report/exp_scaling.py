@@ -22,7 +22,7 @@ def tput(cl, job, model, batch, seconds):
 
 
 def run(ctx):
-    seconds = ctx.pick(2, 4, 10)
+    seconds = ctx.pick(2, 4, 6)
     rows = []
     overhead = None
     for k in ctx.pick([1, 2], [1, 8], [1, 2, 4, 8]):
@@ -32,7 +32,8 @@ def run(ctx):
         r, sd = tput(cl, "s%d" % k, "simb", SIM_BATCH, seconds)
         rows.append([k, r, sd])
         if k == 1:
-            tput(cl, "warm", "lenet5", 32, 1)  # loads the model
+            # Loads the model on the worker.
+            tput(cl, "warm", "lenet5", 32, ctx.pick(0.25, 1, 1))
             c, csd = tput(cl, "t1", "lenet5", 32, seconds)
             raw = exp_latency.raw_limit(ctx, "lenet5", 32, 1)
             overhead = {"cluster": c, "cluster_sd": csd, "raw": raw,

@@ -13,32 +13,42 @@ import plot
 
 NAME = "training"
 TITLE = "Training as cluster jobs"
-WORKERS = 2   # ResNet-18's ranks
-SYNC = 16     # steps between their weight averages
+
+# The recipes (docs/MODELS.md): LeNet-5 on 1 worker, batch 64, mirrored
+# images; ResNet-18 on 2 workers, global batch 256, weights averaged every
+# 16 steps, mirrored and shifted images. Both SGD with momentum 0.9,
+# weight decay 5e-4, cosine learning rate. The full run trains them to
+# their targets; quick and smoke runs train a slice of the data.
+RECIPES = {
+    "lenet5": {"lr": 0.03, "batch": 64, "workers": 1, "sync": 1,
+               "augment": "flip"},
+    "resnet18": {"lr": 0.05, "batch": 256, "workers": 2, "sync": 16,
+                 "augment": "flip,crop=2"},
+}
+# (epochs, training images) per mode.
+SIZES = {"lenet5": {"smoke": (1, 1000), "quick": (3, 20000),
+                    "full": (20, 60000)},
+         "resnet18": {"smoke": (1, 256), "quick": (1, 6400),
+                      "full": (10, 60000)}}
+WD = 0.0005
 
 
 def run(ctx):
-    # (model, epochs, training images, lr): the demo's recipes (LeNet-5
-    # on 1 worker, batch 64; ResNet-18 on 2 workers, global batch 256,
-    # weights averaged every 16 steps, weight decay 5e-4), sized to the
-    # mode.
-    jobs = [("lenet5", ctx.pick(1, 3, 8), ctx.pick(2000, 20000, 60000),
-             0.02),
-            ("resnet18", ctx.pick(1, 1, 2), ctx.pick(512, 6400, 60000),
-             0.05)]
-    extra = {"lenet5": ["--batch", "64"],
-             "resnet18": ["--batch", "256", "--workers", str(WORKERS),
-                          "--sync-every", str(SYNC), "--wd", "0.0005"]}
+    jobs = [(m, SIZES[m][ctx.mode][0], SIZES[m][ctx.mode][1],
+             RECIPES[m]["lr"]) for m in ("lenet5", "resnet18")]
     cl = ctx.cluster(ctx.pick(4, 6, 6), phase="train")
     t0 = {}
     name = {m: "t-%s-%d" % (m, os.getpid()) for m, _, _, _ in jobs}
     for m, e, n, lr in jobs:
+        r = RECIPES[m]
         cl.cli("train", "add", name[m], "--model", m, "--epochs", str(e),
                "--lr", str(lr), "--schedule", "cosine", "--limit", str(n),
-               *extra[m])
+               "--batch", str(r["batch"]), "--workers", str(r["workers"]),
+               "--sync-every", str(r["sync"]), "--wd", str(WD),
+               "--augment", r["augment"])
         t0[m] = common.now_ms()
     ends = {m: {} for m, _, _, _ in jobs}
-    deadline = time.monotonic() + ctx.pick(300, 900, 1800)
+    deadline = time.monotonic() + ctx.pick(300, 900, 3600)
     while time.monotonic() < deadline:
         js = {j["job"]: j for j in cl.json("jobs")["jobs"]}
         for m, _, _, _ in jobs:
@@ -85,4 +95,7 @@ with linespoints lw 2 pt 5 title 'ResNet-18'
 """ % {"d": plot.q(ctx.csv("training")), "c": col}
         plot.gnuplot(ctx.svg("training-" + x), "Test accuracy against " +
                      label.split(" (")[0], label, "test accuracy", body)
-    return {"jobs": jobs, "last": last, "workers": WORKERS, "sync": SYNC}
+    return {"jobs": jobs, "last": last, "recipes": RECIPES, "wd": WD,
+            "mode": ctx.mode,
+            "workers": RECIPES["resnet18"]["workers"],
+            "sync": RECIPES["resnet18"]["sync"]}

@@ -47,6 +47,9 @@ Exit codes: 0 every experiment ran, 1 one failed (its section says why),
 
 # Every sim model an experiment uses: (name, ms a batch).
 SHARED_SIMS = [("sim20", 20), ("simb", 100)]
+# The first this many images of each split: a smoke run's data set, and
+# that of the fresh clusters (their sim model replays the queries).
+SMALL_SET = 1000
 
 
 class Ctx:
@@ -64,20 +67,21 @@ class Ctx:
     def cluster(self, nodes, phase="infer", pin=False,
                 torch_models=("lenet5", "resnet18"), sims=(), fresh=False):
         """A cluster with Fashion-MNIST and the models in SDFS, in the
-        phase asked. The full run starts a fresh one each time; smoke and
-        quick runs share one cluster (smoke: 5 nodes and a small data set;
-        quick: 10 nodes) between their experiments, unless `fresh`."""
-        if self.mode == "full" or (fresh and self.mode == "quick"):
+        phase asked. The experiments share one cluster (smoke: 5 nodes
+        and a small data set; quick and full: 10 nodes), so only the
+        first pays for its start and imports; `fresh` starts one of
+        `nodes` nodes with a small data set and only the models asked."""
+        if fresh:
             cl = common.Cluster(nodes, pin=pin, tmp=self.tmp)
-            cl.setup_data(torch_models, sims)
+            cl.setup_data(torch_models, sims, images=SMALL_SET)
         elif self.shared is None or self.shared.root not in common.live():
             cl = self.shared = common.Cluster(self.pick(5, 10, 10),
                                               tmp=self.tmp)
             cl.setup_data(("lenet5", "resnet18"), SHARED_SIMS,
-                          images=self.pick(3000, 0, 0))
+                          images=self.pick(SMALL_SET, 0, 0))
         else:
             cl = self.shared
-        cl.settle_s = self.pick(5, 5, 60)
+        cl.settle_s = self.pick(0, 5, 30)
         other = "train" if phase == "infer" else "infer"
         cl.cli(other, "stop", check=False)
         cl.cli(phase, "start", check=False)

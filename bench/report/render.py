@@ -479,19 +479,36 @@ def s_training(v, ctx):
         return out + ("\nBoth models trained as cluster training jobs, "
                       "each on one worker: LeNet-5 %s, ResNet-18 %s.\n" % (
                           acc.get("lenet5", "-"), acc.get("resnet18", "-")))
+    rec = v.get("recipes", {})
+
+    def recipe(m):
+        r = rec.get(m)
+        if not r:
+            return ""
+        return (" (%d worker%s, batch %d%s, augmentation %s)" % (
+            r["workers"], "s" if r["workers"] > 1 else "", r["batch"],
+            ", weights averaged every %d steps" % r["sync"]
+            if r["workers"] > 1 and r["sync"] > 1 else "", r["augment"]))
+    full = v.get("mode") == "full"
     out += ("\nBoth models trained from random weights as cluster "
             "training jobs at the same time (SDFS shards in, weights and "
-            "metrics out), tested on the 10,000 test images, disjoint "
-            "from the training set: LeNet-5 on one worker, ResNet-18 on "
-            "%d workers data-parallel (each trains on its half of every "
-            "global batch of 256; the ranks average their weights every "
-            "%d steps). **What it shows:** LeNet-5 reaches %s and "
-            "ResNet-18 %s, both within a few minutes on this 2-core "
-            "machine; ResNet-18's curve is still rising, and its full "
-            "recipe (more epochs) is what a longer run measures "
-            "(bench/train-dp gives the 2-against-1 speed-up).\n" % (
-                v["workers"], v["sync"], acc.get("lenet5", "-"),
-                acc.get("resnet18", "-")))
+            "metrics out), SGD with momentum 0.9, weight decay %s and a "
+            "cosine learning rate, tested on the test images (10,000 but in a smoke run), "
+            "disjoint from the training set: LeNet-5%s and ResNet-18%s. "
+            "Augmentation mirrors each training image left-right at random "
+            "and shifts it by up to 2 pixels (`--augment`); test images "
+            "are never changed. **What it shows:** LeNet-5 reaches %s and "
+            "ResNet-18 %s. %s\n" % (
+                v.get("wd", 0.0005), recipe("lenet5"), recipe("resnet18"),
+                acc.get("lenet5", "-"), acc.get("resnet18", "-"),
+                "These are the full recipes; their targets are 91% and "
+                "92.5%. Without augmentation ResNet-18 overfit from its "
+                "6th epoch (train loss 0.06, test loss rising) and stopped "
+                "at 91.6% after 10 epochs; mirrored and shifted images keep "
+                "its test loss falling to the last epoch." if full else
+                "This run trains on a slice of the data for a few epochs, "
+                "so the accuracies are far below the full recipes' "
+                "(scripts/report without --quick runs them)."))
     return out
 
 
@@ -512,8 +529,7 @@ LIMITS = """## Limits we know of, and what we would measure on real machines
   without bound (the latency curves past the knee); deadlines that shed
   load and weighted shares are not built yet.
 - **Two cores.** Data-parallel training on this machine runs at most 2
-  ranks at full speed; the full recipes (ResNet-18 for 10+ epochs) do not
-  fit the report's time budget.
+  ranks at full speed.
 - **Loopback network.** Failure detection and takeover ran over loopback
   with no loss; the project's netns tests cover loss and partitions but
   are not part of this report.

@@ -250,7 +250,18 @@ typedef struct idn_model_train_opts {
 	// of sync_every or the steps per epoch. 1 is a sync every step
 	// (IDN_MODEL_SYNC_STEP); with world 1 it has no effect. [1]
 	uint32_t sync_every;
+	// Data augmentation of each training image, drawn from (seed, epoch,
+	// the image's place in the epoch's order), so it does not depend on
+	// the ranks or a resume: IDN_MODEL_AUG_FLIP mirrors left-right with
+	// probability 1/2; crop_pad > 0 takes a random H x W window of the
+	// image padded by crop_pad zero pixels on each side (a shift of up to
+	// crop_pad pixels). Test images are never changed. [0, 0]
+	uint32_t augment;
+	uint32_t crop_pad;
 } idn_model_train_opts;
+
+// idn_model_train_opts.augment bits.
+enum { IDN_MODEL_AUG_FLIP = 1 };
 
 IDN_API void idn_model_train_opts_init(idn_model_train_opts *o);
 

@@ -70,6 +70,10 @@ typedef struct idn_train_spec {
 	// trains locally and averages the weights every K steps (less
 	// traffic; docs/MODELS.md). [1]
 	uint32_t sync_every;
+	// Data augmentation (idn_model_train_opts): IDN_MODEL_AUG_FLIP and a
+	// random shift of up to crop_pad pixels. [0, 0]
+	uint32_t augment;
+	uint32_t crop_pad;
 } idn_train_spec;
 IDN_API void idn_train_spec_init(idn_train_spec *s);
 

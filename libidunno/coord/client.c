@@ -103,6 +103,8 @@ spec_from_train(ledger_spec *s, const idn_train_spec *in)
 	s->from = in->from;
 	s->checkpoint_s = in->checkpoint_s;
 	s->sync_every = in->sync_every;
+	s->augment = in->augment;
+	s->crop_pad = in->crop_pad;
 }
 
 static void

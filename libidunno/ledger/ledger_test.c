@@ -225,6 +225,12 @@ test_spec_check(void **st)
 	s.momentum = 0;
 	s.weight_decay = 5e-4;
 	s.from = LEDGER_FROM_WEIGHTS;
+	s.augment = 2;
+	assert_non_null(strstr(ledger_spec_check(&s), "augmentation"));
+	s.augment = IDN_MODEL_AUG_FLIP;
+	s.crop_pad = 65;
+	assert_non_null(strstr(ledger_spec_check(&s), "crop"));
+	s.crop_pad = 2;
 	assert_null(ledger_spec_check(&s));
 	// They survive the wire; a spec without them (an older sender)
 	// reads back with the defaults.
@@ -244,6 +250,8 @@ test_spec_check(void **st)
 	assert_int_equal(back.checkpoint_s, 5);
 	assert_int_equal(back.from, LEDGER_FROM_WEIGHTS);
 	assert_true(back.weight_decay == 5e-4 && back.momentum == 0);
+	assert_int_equal(back.augment, IDN_MODEL_AUG_FLIP);
+	assert_int_equal(back.crop_pad, 2);
 	spec(&s, "old");
 	IDN_PASS(wire_wr_new(&w));
 	ledger_spec_put(w, &s); // an inference spec: no training fields
@@ -255,6 +263,8 @@ test_spec_check(void **st)
 	assert_int_equal(back.workers, 1);
 	assert_int_equal(back.checkpoint_s, 30);
 	assert_int_equal(back.sync_every, 1);
+	assert_int_equal(back.augment, 0);
+	assert_int_equal(back.crop_pad, 0);
 	assert_true(back.momentum == 0.9 && back.weight_decay == 0);
 }
 

@@ -95,6 +95,12 @@ ledger_spec_check(const ledger_spec *s)
 	if (s->sync_every == 0 || s->sync_every > 1000) {
 		return "sync-every must be in 1..1000 steps";
 	}
+	if ((s->augment & ~(uint32_t) IDN_MODEL_AUG_FLIP) != 0) {
+		return "unknown augmentation";
+	}
+	if (s->crop_pad > 64) {
+		return "crop padding must be in 0..64 pixels";
+	}
 	return NULL;
 }
 
@@ -102,7 +108,7 @@ void
 ledger_spec_put(wire_wr *w, const ledger_spec *s)
 {
 	bool train = s->kind == LEDGER_TRAIN;
-	wire_map(w, train ? 20 : 14);
+	wire_map(w, train ? 22 : 14);
 	wire_ku64(w, "kind", (uint64_t) s->kind);
 	wire_kstr(w, "job", s->job);
 	wire_kstr(w, "model", s->model);
@@ -124,6 +130,8 @@ ledger_spec_put(wire_wr *w, const ledger_spec *s)
 		wire_ku64(w, "from", (uint64_t) s->from);
 		wire_ku64(w, "ckpt_s", s->checkpoint_s);
 		wire_ku64(w, "sync_every", s->sync_every);
+		wire_ku64(w, "augment", s->augment);
+		wire_ku64(w, "crop_pad", s->crop_pad);
 	}
 }
 
@@ -167,7 +175,9 @@ spec_train_get(const wire_val *v, ledger_spec *s)
 	    (wire_get(v, "momentum") && get_f64(v, "momentum", &s->momentum)) ||
 	    (wire_get(v, "wd") && get_f64(v, "wd", &s->weight_decay)) ||
 	    (wire_get(v, "from") && get_u32(v, "from", &from)) || from > 16 ||
-	    (wire_get(v, "ckpt_s") && get_u32(v, "ckpt_s", &s->checkpoint_s))) {
+	    (wire_get(v, "ckpt_s") && get_u32(v, "ckpt_s", &s->checkpoint_s)) ||
+	    (wire_get(v, "augment") && get_u32(v, "augment", &s->augment)) ||
+	    (wire_get(v, "crop_pad") && get_u32(v, "crop_pad", &s->crop_pad))) {
 		return IDN_EPROTO;
 	}
 	s->from = (int) from;
@@ -219,6 +229,8 @@ ledger_spec_train_opts(const ledger_spec *s, idn_model_train_opts *o)
 	o->momentum = s->momentum;
 	o->weight_decay = s->weight_decay;
 	o->sync_every = s->sync_every;
+	o->augment = s->augment;
+	o->crop_pad = s->crop_pad;
 }
 
 static void

@@ -56,6 +56,8 @@ typedef struct ledger_spec {
 	int from;                        // LEDGER_FROM_MODEL/WEIGHTS [model]
 	uint32_t checkpoint_s;           // seconds between checkpoints [30]
 	uint32_t sync_every;             // steps between the ranks' syncs [1]
+	uint32_t augment;                // IDN_MODEL_AUG_* bits [0]
+	uint32_t crop_pad;               // random shift in pixels [0]
 } ledger_spec;
 
 // ledger_name_ok: [A-Za-z0-9_.-]{1,64}.

@@ -29,6 +29,7 @@ struct train_run {
 	const idn_model_data *train;
 	size_t *perm;       // the epoch's order
 	uint8_t *x, *y;     // this rank's share of a batch
+	uint8_t *tmp;       // one image, for augment
 	float *sync;        // on_sync's buffer; NULL without on_sync
 	size_t ngrad, nbuf; // its gradient (or parameter) and buffer floats
 	bool average;       // model averaging: world > 1, sync_every > 1
@@ -368,6 +369,12 @@ check_opts(idn_model *m, const idn_model_train_opts *o)
 	    (uint64_t) o->sync_every * o->batch_size > 1u << 24) {
 		// The images counted between syncs travel as a float.
 		why = "sync_every * batch_size must be <= 2^24";
+	} else if ((o->augment & ~(uint32_t) IDN_MODEL_AUG_FLIP) != 0) {
+		why = "unknown augment bits";
+	} else if (o->crop_pad > m->desc.height / 2 ||
+	    o->crop_pad > m->desc.width / 2) {
+		why = "crop_pad must be at most half the image's height and "
+		    "width";
 	}
 	return why ? fail(m, IDN_EINVAL, core_strdup(why)) : IDN_OK;
 }
@@ -386,28 +393,17 @@ epoch_lr(const idn_model_train_opts *o, uint32_t epoch)
 	}
 }
 
-// splitmix64: the shuffle's generator, seeded by the options and the epoch,
-// so a run is repeatable and a resumed run shuffles as the whole one did.
-static uint64_t
-next_rand(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 // shuffle puts epoch's order of the n training images into perm.
 static void
 shuffle(size_t *perm, size_t n, uint64_t seed, uint32_t epoch)
 {
 	uint64_t s = seed ^ ((uint64_t) epoch << 32);
-	uint64_t rng = next_rand(&s);
+	uint64_t rng = model_rand(&s);
 	for (size_t i = 0; i < n; i++) {
 		perm[i] = i;
 	}
 	for (size_t i = n - 1; i > 0; i--) {
-		size_t j = (size_t) (next_rand(&rng) % (i + 1));
+		size_t j = (size_t) (model_rand(&rng) % (i + 1));
 		size_t t = perm[i];
 		perm[i] = perm[j];
 		perm[j] = t;
@@ -613,6 +609,10 @@ train_step(idn_model *m, train_run *r, uint64_t k, double lr)
 		memcpy(r->x + j * m->in_bytes, d->images + p * m->in_bytes,
 		    m->in_bytes);
 		r->y[j] = d->labels[p];
+		if (o->augment != 0 || o->crop_pad != 0) {
+			model_augment(&m->desc, o, r->epoch, lo + j,
+			    r->x + j * m->in_bytes, r->tmp);
+		}
 	}
 	double loss = 0.0;
 	uint32_t ctl = 0;
@@ -733,7 +733,8 @@ train_setup(idn_model *m, train_run *r)
 	r->perm = malloc(r->train->n * sizeof(size_t));
 	r->x = malloc(share * m->in_bytes);
 	r->y = malloc(share);
-	if (r->perm == NULL || r->x == NULL || r->y == NULL) {
+	r->tmp = malloc(m->in_bytes);
+	if (r->perm == NULL || r->x == NULL || r->y == NULL || r->tmp == NULL) {
 		return fail(m, IDN_ENOMEM, NULL);
 	}
 	char *err = NULL;
@@ -822,6 +823,7 @@ idn_model_train(idn_model *m, const idn_model_train_opts *o,
 		m->run = NULL;
 	}
 	free(r.perm);
+	free(r.tmp);
 	free(r.x);
 	free(r.y);
 	free(r.sync);

@@ -144,6 +144,13 @@ void shim_runtime(char *buf, size_t size);
 // model_weights copies m's floating parameters then buffers as float32
 // into *out (malloc'd, *n floats): tests compare weights with it.
 int model_weights(idn_model *m, float **out, size_t *n);
+// The training loop's generator (splitmix64).
+uint64_t model_rand(uint64_t *s);
+// model_augment mirrors and shifts training image x (C x H x W bytes) in
+// place as o->augment and o->crop_pad ask, drawn from (o->seed, epoch,
+// pos); tmp holds one image.
+void model_augment(const model_desc *d, const idn_model_train_opts *o,
+    uint32_t epoch, uint64_t pos, uint8_t *x, uint8_t *tmp);
 
 // model_softmax_top finds the largest of k logits and its softmax
 // probability. Every backend's answers go through it.

@@ -32,6 +32,8 @@ PHASES = {"idle": 0, "train": 1, "infer": 2}
 OPTIMIZERS = {"sgd": 0, "adam": 1}
 SCHEDULES = {"const": 0, "constant": 0, "step": 1, "cosine": 2}
 TRAIN_FROM = {"model": 0, "weights": 1}
+# idn_model_train_opts.augment: IDN_MODEL_AUG_FLIP.
+AUG_FLIP = 1
 
 # Error codes (enum idn_err) as module constants, idunno.ENOENT == 3, in
 # the order of _capi.ERROR_NAMES (the binding's test checks both against
@@ -447,14 +449,17 @@ class Client(_Handle):
     def add_train_job(self, job, model, data=None, epochs=None, batch=None,
                       lr=None, optimizer=None, schedule=None, limit=0,
                       workers=None, momentum=None, weight_decay=None,
-                      from_=None, checkpoint_s=None, sync_every=None):
+                      from_=None, checkpoint_s=None, sync_every=None,
+                      flip=False, crop_pad=0):
         """Adds a training job for model on the dataset root `data`
         (default datasets/fashion-mnist); None keeps the C defaults.
         optimizer: "sgd" or "adam"; schedule: "constant", "step",
         "cosine"; workers: ranks training data-parallel (batch is the
         global batch); from_: "model" (model.pt) or "weights" (the
         model's trained weights); checkpoint_s: seconds between
-        checkpoints; sync_every: steps between the ranks' syncs."""
+        checkpoints; sync_every: steps between the ranks' syncs; flip:
+        mirror training images at random; crop_pad: shift them by up to
+        this many pixels."""
         s = _spec(_capi.TrainSpec, "idn_train_spec")
         s.job, s.model = _b(job), _b(model)
         if data is not None:
@@ -478,6 +483,8 @@ class Client(_Handle):
                 setattr(s, k, v)
         if from_ is not None:
             s.from_ = _enum(TRAIN_FROM, from_, "from_")
+        s.augment = AUG_FLIP if flip else 0
+        s.crop_pad = crop_pad
         _call_msg("idn_job_add_train", "add job " + str(job), self.handle,
                   byref(s))
 

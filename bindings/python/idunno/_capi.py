@@ -80,7 +80,8 @@ class TrainSpec(Structure):
                 ("limit", c_uint64), ("workers", c_uint32),
                 ("momentum", c_double), ("weight_decay", c_double),
                 ("from_", c_int), ("checkpoint_s", c_uint32),
-                ("sync_every", c_uint32)]
+                ("sync_every", c_uint32), ("augment", c_uint32),
+                ("crop_pad", c_uint32)]
 
 
 # idn_dataset_put_fn

@@ -318,7 +318,7 @@ def test_training_job(client, tmp_path):
     try:
         client.add_train_job("pytrain", "pytrainsim", data="pytrain",
                              epochs=2, batch=32, optimizer="adam",
-                             schedule="cosine")
+                             schedule="cosine", flip=True, crop_pad=2)
         assert client.wait("pytrain", timeout_s=180) == "done"
         metrics = client.get_bytes("models/pytrainsim/metrics").decode()
         assert len(metrics.splitlines()) == 2
