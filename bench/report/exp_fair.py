@@ -87,7 +87,7 @@ def run(ctx):
     rate = pair.calibrate(cl, ctx.pick(1500, 6000, 6000))
     rows, series, shares, timings = [], [], [], []
     for k in range(reps):
-        one(cl, k, rate, ctx.pick(1, 3, 4), ctx.pick(4, 12, 16), rows,
+        one(cl, k, rate, ctx.pick(1, 3, 4), ctx.pick(4, 10, 16), rows,
             series, shares, timings)
     common.write_timing(ctx.csv("fair-timing"), timings)
     ctx.release(cl)
