@@ -72,6 +72,42 @@ coord_ledger(coord *c)
 	return c->led;
 }
 
+// A document of the report (sched.stats, sched.jobs, sched.assign): it
+// reads the tables under the lock; the reply is written outside it.
+static int
+report(coord *c, int doc, const wire_val *b, wire_wr *reply)
+{
+	char only[LEDGER_NAME_MAX + 1] = "";
+	bool text = false;
+	core_buf out = {0};
+	wire_get_str(b, "job", only, sizeof(only));
+	wire_as_bool(wire_get(b, "text"), &text);
+	pthread_mutex_lock(&c->lock);
+	bool known = only[0] == '\0' || coord_find_job(c, only) != NULL;
+	if (known) {
+		coord_report_doc(c, doc, only[0] ? only : NULL, text, &out);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!known) {
+		return coord_refuse(reply, IDN_ENOENT, "no job '%s'", only);
+	}
+	wire_map(reply, 2);
+	wire_ku64(reply, "epoch", coord_reply_epoch);
+	wire_str(reply, "json");
+	wire_strn(reply, out.data ? (const char *) out.data : "", out.len);
+	core_buf_free(&out);
+	return IDN_OK;
+}
+
+int
+coord_view_with(coord *c, coord_view_fn fn, void *arg)
+{
+	pthread_mutex_lock(&c->lock);
+	int rv = coord_report_view(c, fn, arg);
+	pthread_mutex_unlock(&c->lock);
+	return rv;
+}
+
 int
 coord_handle(coord *c, const char *type, const wire_val *body,
     wire_wr *reply)
@@ -108,9 +144,14 @@ coord_handle(coord *c, const char *type, const wire_val *body,
 	if (strcmp(type, "sched.state") == 0) {
 		return coord_on_state(c, body, reply);
 	}
-	if (strcmp(type, "sched.stats") == 0 || strcmp(type, "sched.jobs") == 0 ||
-	    strcmp(type, "sched.assign") == 0) {
-		return coord_report(c, type, body, reply);
+	if (strcmp(type, "sched.stats") == 0) {
+		return report(c, COORD_DOC_STATS, body, reply);
+	}
+	if (strcmp(type, "sched.jobs") == 0) {
+		return report(c, COORD_DOC_JOBS, body, reply);
+	}
+	if (strcmp(type, "sched.assign") == 0) {
+		return report(c, COORD_DOC_ASSIGN, body, reply);
 	}
 	return IDN_EPROTO;
 }

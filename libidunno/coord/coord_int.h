@@ -140,7 +140,7 @@ void coord_reassign(coord *c, uint64_t now);
 // ---- train.c: training jobs' generations of ranks (the lock held)
 
 // coord_train_job_of: the job in which worker `id` holds a rank (*rank).
-cjob *coord_train_job_of(coord *c, const char *id, int *rank);
+cjob *coord_train_job_of(const coord *c, const char *id, int *rank);
 // coord_train_lease: w's rank lease if it has one to receive, else a new
 // generation of a job waiting for one, formed around w.
 void coord_train_lease(coord *c, cworker *w, uint64_t now, ledger_lease *out,
@@ -188,9 +188,15 @@ void coord_timers_stop(coord *c);
 
 // ---- report.c
 
-// coord_report answers sched.stats, sched.jobs and sched.assign (it takes
-// the lock).
-int coord_report(coord *c, const char *type, const wire_val *b,
-    wire_wr *reply);
+// Read-only, with the lock held: c is const, and nothing of coord/ but
+// table.c's and train.c's accessors is called.
+enum { COORD_DOC_STATS, COORD_DOC_JOBS, COORD_DOC_ASSIGN };
+// coord_report_doc appends document `doc`, as JSON or (text) a table, of
+// job `only` (NULL: every job) to out.
+void coord_report_doc(const coord *c, int doc, const char *only, bool text,
+    core_buf *out);
+// coord_report_view calls fn with a snapshot of c (coord_view_with).
+// IDN_ENOMEM.
+int coord_report_view(const coord *c, coord_view_fn fn, void *arg);
 
 #endif
