@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 // admit.c: the requests that change the jobs or the phase (a phase
 // started or stopped, a job added after its model and data are checked
-// in SDFS, a job removed) and a job's state. Each change is in the
-// ledger before its acknowledgement.
+// in SDFS, a job removed) and a job's state. A change is in the ledger
+// when its handler returns IDN_OK, having written no reply: coord.c
+// acknowledges it once the standby has it.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,32 +18,6 @@
 #define LIMIT_MAX 100000000ULL // queries of one inference job
 #define GROUP_TASK_MS 50.0     // an inference task's aimed-at length
 #define GROUP_FILL_MS 100.0    // longest a group takes to arrive
-
-static int
-ok_reply(wire_wr *reply)
-{
-	wire_map(reply, 1);
-	wire_ku64(reply, "epoch", coord_reply_epoch);
-	return IDN_OK;
-}
-
-// A job added or removed or a phase change is acknowledged once the
-// standby has it too. A standby that did not acknowledge may have promoted
-// itself while this coordinator was paused or cut off: then the change
-// stays in this ledger only, which the newer coordinator's replaces when
-// this one steps down, and the client retries there.
-static int
-synced_reply(coord *c, wire_wr *reply)
-{
-	if (c->h.sync != NULL && c->h.sync(c->h.sync_arg) != IDN_OK) {
-		c->superseded = true;
-		coord_note(c, IDN_LOG_WARN, "coord: epoch %llu: the standby "
-		    "did not acknowledge and a newer coordinator is active: "
-		    "change not acknowledged", (unsigned long long) c->epoch);
-		return coord_refuse(reply, IDN_EUNAVAIL, COORD_SUPERSEDED);
-	}
-	return ok_reply(reply);
-}
 
 int
 coord_on_phase(coord *c, const wire_val *b, wire_wr *reply)
@@ -76,7 +51,7 @@ coord_on_phase(coord *c, const wire_val *b, wire_wr *reply)
 	}
 	pthread_mutex_unlock(&c->lock);
 	pthread_cond_broadcast(&c->cond);
-	return rv == IDN_OK ? synced_reply(c, reply) : rv;
+	return rv;
 }
 
 // Reads a small SDFS file; IDN_ENOENT when absent.
@@ -299,7 +274,7 @@ coord_on_add(coord *c, const wire_val *b, wire_wr *reply)
 	}
 	pthread_mutex_unlock(&c->lock);
 	pthread_cond_broadcast(&c->cond);
-	return rv == IDN_OK ? synced_reply(c, reply) : rv;
+	return rv;
 }
 
 int
@@ -325,7 +300,7 @@ coord_on_remove(coord *c, const wire_val *b, wire_wr *reply)
 		    "ledger: %s", idn_strerror(rv));
 	}
 	pthread_mutex_unlock(&c->lock);
-	return rv == IDN_OK ? synced_reply(c, reply) : rv;
+	return rv;
 }
 
 int

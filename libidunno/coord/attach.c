@@ -208,11 +208,9 @@ on_role(void *arg, const wire_env *req, wire_wr *reply)
 	return IDN_OK;
 }
 
-static const rpc_route_def routes[] = {
-    {"sched.lease", on_route}, {"sched.add", on_route},
-    {"sched.remove", on_route}, {"sched.phase", on_route},
-    {"sched.state", on_route}, {"sched.stats", on_route},
-    {"sched.jobs", on_route}, {"sched.assign", on_route},
+// The role's own requests; the coordinator's (coord_routes) go to
+// on_route.
+static const rpc_route_def role_routes[] = {
     {"sched.repl", on_repl}, {"sched.role", on_role},
 };
 
@@ -794,7 +792,14 @@ coord_role_open(const coord_node *n, coord_role **out)
 	memcpy(r->key, n->key, IDN_KEY_BYTES);
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
-	int rv = rpc_routes(n->rpc, routes, CORE_ARRAY_LEN(routes), r);
+	int rv = IDN_OK;
+	for (size_t i = 0; rv == IDN_OK && i < coord_nroutes; i++) {
+		rv = rpc_route(n->rpc, coord_routes[i].type, on_route, r);
+	}
+	if (rv == IDN_OK) {
+		rv = rpc_routes(n->rpc, role_routes, CORE_ARRAY_LEN(role_routes),
+		    r);
+	}
 	if (rv != IDN_OK) {
 		coord_role_close(r);
 		return rv;

@@ -108,52 +108,89 @@ coord_view_with(coord *c, coord_view_fn fn, void *arg)
 	return rv;
 }
 
+static int
+on_stats(coord *c, const wire_val *b, wire_wr *reply)
+{
+	return report(c, COORD_DOC_STATS, b, reply);
+}
+
+static int
+on_jobs(coord *c, const wire_val *b, wire_wr *reply)
+{
+	return report(c, COORD_DOC_JOBS, b, reply);
+}
+
+static int
+on_assign(coord *c, const wire_val *b, wire_wr *reply)
+{
+	return report(c, COORD_DOC_ASSIGN, b, reply);
+}
+
+const coord_route coord_routes[] = {
+    {"sched.lease", 0, coord_on_lease},
+    {"sched.add", COORD_ROUTE_CHANGES, coord_on_add},
+    {"sched.remove", COORD_ROUTE_CHANGES, coord_on_remove},
+    {"sched.phase", COORD_ROUTE_CHANGES, coord_on_phase},
+    {"sched.state", COORD_ROUTE_STANDBY, coord_on_state},
+    {"sched.stats", COORD_ROUTE_STANDBY, on_stats},
+    {"sched.jobs", COORD_ROUTE_STANDBY, on_jobs},
+    {"sched.assign", COORD_ROUTE_STANDBY, on_assign},
+};
+const size_t coord_nroutes = CORE_ARRAY_LEN(coord_routes);
+
+static int
+ok_reply(wire_wr *reply)
+{
+	wire_map(reply, 1);
+	wire_ku64(reply, "epoch", coord_reply_epoch);
+	return IDN_OK;
+}
+
+// A job added or removed or a phase change is acknowledged once the
+// standby has it too. A standby that did not acknowledge may have promoted
+// itself while this coordinator was paused or cut off: then the change
+// stays in this ledger only, which the newer coordinator's replaces when
+// this one steps down, and the client retries there.
+static int
+synced_reply(coord *c, wire_wr *reply)
+{
+	if (c->h.sync != NULL && c->h.sync(c->h.sync_arg) != IDN_OK) {
+		c->superseded = true;
+		coord_note(c, IDN_LOG_WARN, "coord: epoch %llu: the standby "
+		    "did not acknowledge and a newer coordinator is active: "
+		    "change not acknowledged", (unsigned long long) c->epoch);
+		return coord_refuse(reply, IDN_EUNAVAIL, COORD_SUPERSEDED);
+	}
+	return ok_reply(reply);
+}
+
 int
 coord_handle(coord *c, const char *type, const wire_val *body,
     wire_wr *reply)
 {
 	coord_reply_epoch = c->epoch;
-	if (!c->h.passive && (strcmp(type, "sched.add") == 0 ||
-	        strcmp(type, "sched.remove") == 0 ||
-	        strcmp(type, "sched.phase") == 0) && !quorum(c)) {
+	const coord_route *rt = NULL;
+	for (size_t i = 0; i < coord_nroutes && rt == NULL; i++) {
+		rt = strcmp(coord_routes[i].type, type) == 0 ? &coord_routes[i] :
+		    NULL;
+	}
+	int flags = rt != NULL ? rt->flags : 0;
+	bool changes = (flags & COORD_ROUTE_CHANGES) != 0;
+	if (!c->h.passive && changes && !quorum(c)) {
 		return coord_refuse(reply, IDN_EUNAVAIL, COORD_NO_MAJORITY);
 	}
-	if (c->superseded && (strcmp(type, "sched.add") == 0 ||
-	        strcmp(type, "sched.remove") == 0 ||
-	        strcmp(type, "sched.phase") == 0)) {
+	if (c->superseded && changes) {
 		return coord_refuse(reply, IDN_EUNAVAIL, COORD_SUPERSEDED);
 	}
-	if (c->h.passive && strcmp(type, "sched.stats") != 0 &&
-	    strcmp(type, "sched.jobs") != 0 && strcmp(type, "sched.assign") != 0 &&
-	    strcmp(type, "sched.state") != 0) {
+	if (c->h.passive && (flags & COORD_ROUTE_STANDBY) == 0) {
 		return coord_refuse(reply, IDN_EUNAVAIL, "this is the standby "
 		    "coordinator; coordinator changing, retry");
 	}
-	if (strcmp(type, "sched.lease") == 0) {
-		return coord_on_lease(c, body, reply);
+	if (rt == NULL) {
+		return IDN_EPROTO;
 	}
-	if (strcmp(type, "sched.add") == 0) {
-		return coord_on_add(c, body, reply);
-	}
-	if (strcmp(type, "sched.remove") == 0) {
-		return coord_on_remove(c, body, reply);
-	}
-	if (strcmp(type, "sched.phase") == 0) {
-		return coord_on_phase(c, body, reply);
-	}
-	if (strcmp(type, "sched.state") == 0) {
-		return coord_on_state(c, body, reply);
-	}
-	if (strcmp(type, "sched.stats") == 0) {
-		return report(c, COORD_DOC_STATS, body, reply);
-	}
-	if (strcmp(type, "sched.jobs") == 0) {
-		return report(c, COORD_DOC_JOBS, body, reply);
-	}
-	if (strcmp(type, "sched.assign") == 0) {
-		return report(c, COORD_DOC_ASSIGN, body, reply);
-	}
-	return IDN_EPROTO;
+	int rv = rt->fn(c, body, reply);
+	return rv == IDN_OK && changes ? synced_reply(c, reply) : rv;
 }
 
 int
