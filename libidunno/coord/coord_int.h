@@ -2,8 +2,8 @@
 // coord_int.h (private to coord/): the coordinator's tables and the
 // functions its files share, by file. One lock (coord.lock) guards all of
 // it. Calls go one way: coord.c (dispatch, open, close) -> admit.c,
-// lease.c, timers.c, restore.c, report.c -> train.c -> table.c (timers.c
-// also -> lease.c); table.c calls nothing of coord/.
+// lease.c, timers.c, restore.c, report.c; those -> train.c (and timers.c
+// -> lease.c); all -> table.c, which calls nothing of coord/.
 #ifndef IDN_COORD_COORD_INT_H
 #define IDN_COORD_COORD_INT_H
 
