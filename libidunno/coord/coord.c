@@ -43,15 +43,6 @@ coord_quorum(coord *c, size_t *heard, uint64_t *since_ms)
 	return ok;
 }
 
-static bool
-quorum(coord *c)
-{
-	pthread_mutex_lock(&c->lock);
-	bool ok = coord_quorum_locked(c, NULL, NULL);
-	pthread_mutex_unlock(&c->lock);
-	return ok;
-}
-
 void
 coord_set_standby(coord *c, const char *id)
 {
@@ -176,7 +167,7 @@ coord_handle(coord *c, const char *type, const wire_val *body,
 	}
 	int flags = rt != NULL ? rt->flags : 0;
 	bool changes = (flags & COORD_ROUTE_CHANGES) != 0;
-	if (!c->h.passive && changes && !quorum(c)) {
+	if (!c->h.passive && changes && !coord_quorum(c, NULL, NULL)) {
 		return coord_refuse(reply, IDN_EUNAVAIL, COORD_NO_MAJORITY);
 	}
 	if (c->superseded && changes) {
