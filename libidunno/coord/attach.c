@@ -4,7 +4,7 @@
 // coordinator, streaming its ledger changes to the standby) or standby
 // (pulling them into its own ledger copy, answering the read-only
 // commands from it, and promoting itself with a new epoch when the active
-// one stops answering). And `sched.where`, which every node answers.
+// one stops answering).
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -15,10 +15,8 @@
 
 #include "coord/coord.h"
 #include "coord/standby.h"
-#include "membership/membership.h"
-#include "rpc/rpc.h"
+#include "coord/where.h"
 
-#define ROLE_CALL_MS 100       // sched.role: a coordinator answers at once
 #define PULL_TIMEOUT_MS 150    // a pull waits REPL_WAIT_MS at most
 #define SILENCE_MS 300         // no pull answered this long: ping, promote
 #define VIEW_MS 250            // the standby's read-only view is this fresh
@@ -67,26 +65,6 @@ struct coord_role {
 	bool cut_off;          // active: the majority rule does not hold
 	bool no_majority;      // standby: not promoting, logged
 };
-
-// Coordinator nodes and workers in the view (alive or suspected).
-static size_t
-cluster_size(coord_role *r)
-{
-	idn_member *m = NULL;
-	size_t count = 0, n = 0;
-	if (membership_members(r->n.mship, true, &m, &count) != IDN_OK) {
-		return 0;
-	}
-	for (size_t i = 0; i < count; i++) {
-		if (strcmp(m[i].role, "coord") == 0 ||
-		    strcmp(m[i].role, "standby") == 0 ||
-		    strcmp(m[i].role, "worker") == 0) {
-			n++;
-		}
-	}
-	idn_free(m);
-	return n;
-}
 
 static void
 rlog(coord_role *r, int level, const char *fmt, ...)
@@ -208,11 +186,9 @@ on_role(void *arg, const wire_env *req, wire_wr *reply)
 	return IDN_OK;
 }
 
-static const rpc_route_def routes[] = {
-    {"sched.lease", on_route}, {"sched.add", on_route},
-    {"sched.remove", on_route}, {"sched.phase", on_route},
-    {"sched.state", on_route}, {"sched.stats", on_route},
-    {"sched.jobs", on_route}, {"sched.assign", on_route},
+// The role's own requests; the coordinator's (coord_routes) go to
+// on_route.
+static const rpc_route_def role_routes[] = {
     {"sched.repl", on_repl}, {"sched.role", on_role},
 };
 
@@ -249,161 +225,6 @@ on_newer(void *arg, uint64_t epoch)
 	pthread_mutex_unlock(&r->lock);
 }
 
-// One request to the members `pick` chooses (of the live and suspected),
-// all at once; the replies stay in the fan until fan_free.
-typedef struct {
-	idn_member *m;  // every member the view holds
-	size_t nm;
-	const char **addrs;
-	int *rvs;
-	wire_doc **docs;
-	wire_env *envs;
-	size_t n;
-} fan;
-
-static void
-fan_free(fan *f)
-{
-	for (size_t i = 0; f->docs != NULL && i < f->n; i++) {
-		wire_doc_free(f->docs[i]);
-	}
-	free(f->addrs);
-	free(f->rvs);
-	free(f->docs);
-	free(f->envs);
-	idn_free(f->m);
-	memset(f, 0, sizeof(*f));
-}
-
-static int
-fan_out(rpc *rp, membership *ms, bool (*pick)(const idn_member *,
-    const void *), const void *arg, const char *type, idn_duration tmo,
-    fan *f)
-{
-	memset(f, 0, sizeof(*f));
-	int rv = membership_members(ms, true, &f->m, &f->nm);
-	if (rv != IDN_OK) {
-		return rv;
-	}
-	size_t count = f->nm;
-	f->addrs = core_alloc((count + 1) * sizeof(*f->addrs));
-	f->rvs = core_alloc((count + 1) * sizeof(*f->rvs));
-	f->docs = core_alloc((count + 1) * sizeof(*f->docs));
-	f->envs = core_alloc((count + 1) * sizeof(*f->envs));
-	if (!f->addrs || !f->rvs || !f->docs || !f->envs) {
-		return IDN_ENOMEM; // f->m kept: the caller may count members
-	}
-	for (size_t i = 0; i < count; i++) {
-		if (pick(&f->m[i], arg)) {
-			f->addrs[f->n++] = f->m[i].addr;
-		}
-	}
-	return f->n > 0 ? rpc_fanout(rp, f->addrs, f->n, type, NULL, tmo,
-	    f->rvs, f->docs, f->envs) : IDN_OK;
-}
-
-static bool
-is_coord_node(const idn_member *m)
-{
-	return strcmp(m->role, "coord") == 0 || strcmp(m->role, "standby") == 0;
-}
-
-static bool
-is_worker(const idn_member *m, const void *arg)
-{
-	(void) arg;
-	return strcmp(m->role, "worker") == 0;
-}
-
-// A coordinator node or a worker (what the majority rule counts).
-static bool
-counts(const idn_member *m)
-{
-	return is_coord_node(m) || is_worker(m, NULL);
-}
-
-static bool
-pick_reach(const idn_member *m, const void *arg)
-{
-	const coord_role *r = arg;
-	return counts(m) && strcmp(m->id, r->id) != 0 &&
-	    strcmp(m->id, r->leader) != 0;
-}
-
-// How many of the cluster's coordinator nodes and workers answer this
-// node now (itself included; the silent leader counted, not asked): any
-// answer to `node.stats` (every node has it) within ROLE_CALL_MS.
-static void
-reach(coord_role *r, size_t *reached, size_t *size)
-{
-	*reached = 1;
-	*size = 1;
-	fan f;
-	int rv = fan_out(r->n.rpc, r->n.mship, pick_reach, r, "node.stats",
-	    ROLE_CALL_MS, &f);
-	for (size_t i = 0; i < f.nm; i++) { // counted even when calls failed
-		*size += counts(&f.m[i]) && strcmp(f.m[i].id, r->id) != 0;
-	}
-	if (rv == IDN_OK) {
-		for (size_t i = 0; i < f.n; i++) {
-			*reached += f.rvs[i] != IDN_ETIMEDOUT &&
-			    f.rvs[i] != IDN_ENET && f.rvs[i] != IDN_ECLOSED;
-		}
-	}
-	fan_free(&f);
-}
-
-// ---- finding the active coordinator
-
-typedef struct {
-	char id[IDN_ID_MAX];
-	char addr[IDN_ADDR_MAX];
-	uint64_t epoch;
-	bool any;              // a coordinator or standby is alive
-	bool followed;         // a standby holds a copy of a live ledger
-} found;
-
-static bool
-pick_coord(const idn_member *m, const void *skip)
-{
-	return is_coord_node(m) && m->state == IDN_MEMBER_ALIVE &&
-	    (skip == NULL || strcmp(m->id, skip) != 0);
-}
-
-// Asks every live coordinator and standby but `skip` who is active; the
-// highest epoch wins. IDN_ENOENT when none is.
-static int
-find_active(rpc *rp, membership *ms, const char *skip, found *f)
-{
-	memset(f, 0, sizeof(*f));
-	fan a;
-	int rv = fan_out(rp, ms, pick_coord, skip, "sched.role", ROLE_CALL_MS,
-	    &a);
-	f->any = a.n > 0;
-	bool got = false;
-	for (size_t i = 0; rv == IDN_OK && i < a.n; i++) {
-		char state[16] = "";
-		uint64_t epoch = 0;
-		bool followed = false;
-		const wire_val *b = a.envs[i].body;
-		if (a.rvs[i] != IDN_OK ||
-		    wire_get_str(b, "state", state, sizeof(state)) != IDN_OK) {
-			continue;
-		}
-		wire_get_u64(b, "epoch", &epoch);
-		wire_as_bool(wire_get(b, "followed"), &followed);
-		f->followed |= followed;
-		if (strcmp(state, "active") == 0 && (!got || epoch > f->epoch)) {
-			got = true;
-			f->epoch = epoch;
-			wire_get_str(b, "id", f->id, sizeof(f->id));
-			wire_get_str(b, "addr", f->addr, sizeof(f->addr));
-		}
-	}
-	fan_free(&a);
-	return rv != IDN_OK ? rv : got ? IDN_OK : IDN_ENOENT;
-}
-
 // The coordinator's sync hook: the standby has the change, or none ever
 // followed, or no coordinator with a newer epoch answers. A standby that
 // stopped acknowledging may have promoted itself while this one was
@@ -422,8 +243,8 @@ on_sync(void *arg)
 	if (repl == NULL || coord_repl_sync(repl)) {
 		return IDN_OK;
 	}
-	found f;
-	if (find_active(r->n.rpc, r->n.mship, r->id, &f) != IDN_OK ||
+	coord_found f;
+	if (coord_find_active(r->n.rpc, r->n.mship, r->id, &f) != IDN_OK ||
 	    f.epoch <= epoch) {
 		return IDN_OK; // the standby is gone: no standby mode
 	}
@@ -449,11 +270,11 @@ gather(coord_role *r)
 	uint64_t t0 = idn_clock_ms();
 	int state;
 	coord *c = use(r, &state);
-	fan a = {0};
+	coord_fan a = {0};
 	size_t got = 0;
 	if (c != NULL && state == ROLE_ACTIVE &&
-	    fan_out(r->n.rpc, r->n.mship, is_worker, NULL, "worker.state",
-	        GATHER_MS, &a) == IDN_OK) {
+	    coord_fan_out(r->n.rpc, r->n.mship, coord_is_worker, NULL,
+	        "worker.state", GATHER_MS, &a) == IDN_OK) {
 		for (size_t i = 0; i < a.n; i++) {
 			ledger_lease_req q;
 			if (a.rvs[i] == IDN_OK &&
@@ -470,7 +291,7 @@ gather(coord_role *r)
 		    "leases and completions in %llu ms", got, a.n,
 		    (unsigned long long) (idn_clock_ms() - t0));
 	}
-	fan_free(&a);
+	coord_fan_free(&a);
 	unuse(r, c);
 	pthread_mutex_lock(&r->lock);
 }
@@ -587,7 +408,7 @@ active_step(coord_role *r, uint64_t *last_check)
 	coord *c = r->c;
 	bool grace = now < r->active_ms + GRACE_MS;
 	pthread_mutex_unlock(&r->lock);
-	size_t size = cluster_size(r);
+	size_t size = coord_cluster_size(r->n.mship);
 	pthread_mutex_lock(&r->lock);
 	if (!r->cut_off || size > r->cluster) {
 		r->cluster = size;
@@ -615,9 +436,9 @@ active_step(coord_role *r, uint64_t *last_check)
 	}
 	if (now >= *last_check + CHECK_MS) {
 		*last_check = now;
-		found f;
+		coord_found f;
 		pthread_mutex_unlock(&r->lock);
-		int rv = find_active(r->n.rpc, r->n.mship, r->id, &f);
+		int rv = coord_find_active(r->n.rpc, r->n.mship, r->id, &f);
 		pthread_mutex_lock(&r->lock);
 		if (rv == IDN_OK && f.epoch > r->epoch && r->state == ROLE_ACTIVE) {
 			step_down(r, f.epoch);
@@ -671,9 +492,9 @@ static void
 standby_step(coord_role *r, uint64_t *last_ok, uint64_t *last_view)
 {
 	if (r->leader[0] == '\0') {
-		found f;
+		coord_found f;
 		pthread_mutex_unlock(&r->lock);
-		int rv = find_active(r->n.rpc, r->n.mship, r->id, &f);
+		int rv = coord_find_active(r->n.rpc, r->n.mship, r->id, &f);
 		pthread_mutex_lock(&r->lock);
 		if (rv == IDN_OK) {
 			snprintf(r->leader, sizeof(r->leader), "%s", f.id);
@@ -725,9 +546,9 @@ standby_step(coord_role *r, uint64_t *last_ok, uint64_t *last_view)
 		return;
 	}
 	// Silent for SILENCE_MS (or declared failed): is it still there?
-	found f;
+	coord_found f;
 	pthread_mutex_unlock(&r->lock);
-	int frv = find_active(r->n.rpc, r->n.mship, r->id, &f);
+	int frv = coord_find_active(r->n.rpc, r->n.mship, r->id, &f);
 	pthread_mutex_lock(&r->lock);
 	bool alive = frv == IDN_OK && strcmp(f.id, r->leader) == 0 &&
 	    !r->leader_failed;
@@ -747,7 +568,7 @@ standby_step(coord_role *r, uint64_t *last_ok, uint64_t *last_view)
 	// the cluster waits (the active one may be fine).
 	size_t reached = 0, size = 0;
 	pthread_mutex_unlock(&r->lock);
-	reach(r, &reached, &size);
+	coord_reach(r->n.rpc, r->n.mship, r->id, r->leader, &reached, &size);
 	pthread_mutex_lock(&r->lock);
 	if (reached * 2 <= size) {
 		if (!r->no_majority) {
@@ -794,7 +615,14 @@ coord_role_open(const coord_node *n, coord_role **out)
 	memcpy(r->key, n->key, IDN_KEY_BYTES);
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
-	int rv = rpc_routes(n->rpc, routes, CORE_ARRAY_LEN(routes), r);
+	int rv = IDN_OK;
+	for (size_t i = 0; rv == IDN_OK && i < coord_nroutes; i++) {
+		rv = rpc_route(n->rpc, coord_routes[i].type, on_route, r);
+	}
+	if (rv == IDN_OK) {
+		rv = rpc_routes(n->rpc, role_routes,
+		    CORE_ARRAY_LEN(role_routes), r);
+	}
 	if (rv != IDN_OK) {
 		coord_role_close(r);
 		return rv;
@@ -847,58 +675,6 @@ coord_role_close(coord_role *r)
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
-}
-
-// ---- sched.where
-
-struct coord_where {
-	rpc *rpc;
-	membership *mship;
-};
-
-static int
-on_where(void *arg, const wire_env *req, wire_wr *reply)
-{
-	(void) req;
-	coord_where *w = arg;
-	found f;
-	int rv = find_active(w->rpc, w->mship, NULL, &f);
-	if (rv == IDN_OK) {
-		wire_map(reply, 3);
-		wire_kstr(reply, "coord", f.addr);
-		wire_kstr(reply, "id", f.id);
-		wire_ku64(reply, "epoch", f.epoch);
-	} else {
-		wire_map(reply, 1);
-		wire_kstr(reply, "err", f.any ? "coordinator changing, retry" :
-		    "no coordinator is alive");
-		rv = IDN_EUNAVAIL;
-	}
-	return rv;
-}
-
-int
-coord_where_open(rpc *r, membership *m, coord_where **out)
-{
-	coord_where *w = core_alloc(sizeof(*w));
-	if (w == NULL) {
-		return IDN_ENOMEM;
-	}
-	w->rpc = r;
-	w->mship = m;
-	int rv = rpc_route(r, "sched.where", on_where, w);
-	if (rv != IDN_OK) {
-		free(w);
-		return rv;
-	}
-	*out = w;
-	return IDN_OK;
-}
-
-void
-coord_where_close(coord_where *w)
-{
-	free(w);
 }
 
 int

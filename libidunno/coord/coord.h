@@ -46,8 +46,23 @@ typedef struct coord_host {
 int coord_open(const coord_host *h, coord **out);
 void coord_close(coord *c);
 
-// coord_handle answers one scheduler request ("sched.lease", "sched.add",
-// ...) on an RPC thread: writes the reply body, returns its code.
+// The scheduler's requests, one route each (coord.c): coord_handle
+// answers them, the role registers each type on its node.
+enum {
+	// Changes the jobs or the phase: refused without the majority or once
+	// a newer coordinator is active; acknowledged once the standby has it.
+	COORD_ROUTE_CHANGES = 1,
+	COORD_ROUTE_STANDBY = 2, // a standby's read-only view answers it
+};
+typedef struct coord_route {
+	const char *type;    // "sched.lease", "sched.add", ...
+	int flags;           // COORD_ROUTE_*
+	int (*fn)(coord *c, const wire_val *body, wire_wr *reply);
+} coord_route;
+extern const coord_route coord_routes[];
+extern const size_t coord_nroutes;
+// coord_handle answers one request of coord_routes on an RPC thread:
+// writes the reply body, returns its code.
 int coord_handle(coord *c, const char *type, const wire_val *body,
     wire_wr *reply);
 // coord_member tells the coordinator of a membership event of a worker

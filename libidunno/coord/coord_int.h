@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// coord_int.h (private to coord/): the coordinator's tables, shared by
-// coord.c (jobs, leases, timers) and report.c (the stats, jobs and assign
-// documents). One lock (coord.lock) guards all of it.
+// coord_int.h (private to coord/): the coordinator's tables and the
+// functions its files share, by file. One lock (coord.lock) guards all of
+// it. Calls go one way: coord.c (dispatch, open, close) -> admit.c,
+// lease.c, timers.c, restore.c, report.c; those -> train.c (and timers.c
+// -> lease.c); all -> table.c, which calls nothing of coord/.
 #ifndef IDN_COORD_COORD_INT_H
 #define IDN_COORD_COORD_INT_H
 
@@ -102,24 +104,43 @@ struct coord {
 	uint64_t quorum_window_ms, standby_seen_ms;
 };
 
+#define COORD_NO_MAJORITY "no majority of the cluster reachable; " \
+    "coordinator changing, retry"
+#define COORD_SUPERSEDED "a newer coordinator is active; coordinator " \
+    "changing, retry"
+
+// ---- table.c: the tables, the majority rule, replies (the lock held)
+
 // The epoch replies carry: the answering coordinator's, set by
 // coord_handle for the request on this thread.
 extern _Thread_local uint64_t coord_reply_epoch;
-
-// Lookups and helpers (the lock held).
-void coord_note(coord *c, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-cjob *coord_find_job(coord *c, const char *name);
-cjob *coord_job_by_key(coord *c, uint64_t key);
-uint32_t coord_unit(const cjob *j);
-bool coord_infer_active(const cjob *j);
-sched_fair_job coord_fair_job(const cjob *j, uint64_t now);
 // coord_refuse writes a refusal {epoch, err} and returns rv.
 int coord_refuse(wire_wr *reply, int rv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-// Training jobs' generations of ranks (coord/train.c; the lock held).
+void coord_note(coord *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+// Lookups take the tables read-only; the job found is the caller's to
+// change when it holds the coordinator writable (as strchr does).
+cjob *coord_find_job(const coord *c, const char *name);
+cjob *coord_job_by_key(const coord *c, uint64_t key);
+// coord_find_worker: worker `id`, else (create) a new one in a free slot.
+cworker *coord_find_worker(coord *c, const char *id, bool create);
+int coord_job_new(coord *c, const ledger_spec *s, int state,
+    uint64_t start_ms, uint64_t total, cjob **out);
+void coord_job_free(cjob *j);
+void coord_job_measure(cjob *j, const ledger_done *d, uint64_t at);
+uint32_t coord_unit(const cjob *j);
+bool coord_infer_active(const cjob *j);
+sched_fair_job coord_fair_job(const cjob *j, uint64_t now);
+// The majority rule (coord_set_quorum) now; see coord_quorum.
+bool coord_quorum_locked(const coord *c, size_t *heard, uint64_t *since_ms);
+// coord_reassign re-runs the allocation and records it in the ledger.
+void coord_reassign(coord *c, uint64_t now);
+
+// ---- train.c: training jobs' generations of ranks (the lock held)
+
 // coord_train_job_of: the job in which worker `id` holds a rank (*rank).
-cjob *coord_train_job_of(coord *c, const char *id, int *rank);
+cjob *coord_train_job_of(const coord *c, const char *id, int *rank);
 // coord_train_lease: w's rank lease if it has one to receive, else a new
 // generation of a job waiting for one, formed around w.
 void coord_train_lease(coord *c, cworker *w, uint64_t now, ledger_lease *out,
@@ -141,9 +162,41 @@ void coord_train_progress(coord *c, cworker *w, const ledger_progress *p);
 void coord_train_restore(cjob *j, const char *worker,
     uint32_t rank, uint32_t gen, uint64_t expires, uint64_t now);
 
-// coord_report answers sched.stats, sched.jobs and sched.assign (it takes
-// the lock).
-int coord_report(coord *c, const char *type, const wire_val *b,
-    wire_wr *reply);
+// ---- restore.c
+
+// coord_restore opens c's ledger (h.led, else <data>/coord/ledger.db,
+// else the SDFS checkpoint) and rebuilds the tables from it.
+int coord_restore(coord *c);
+
+// ---- admit.c, lease.c: requests (each takes the lock)
+
+int coord_on_phase(coord *c, const wire_val *b, wire_wr *reply);
+int coord_on_add(coord *c, const wire_val *b, wire_wr *reply);
+int coord_on_remove(coord *c, const wire_val *b, wire_wr *reply);
+int coord_on_state(coord *c, const wire_val *b, wire_wr *reply);
+int coord_on_lease(coord *c, const wire_val *b, wire_wr *reply);
+// coord_worker_gone: w failed or went silent; its leases go back now
+// (the lock held).
+void coord_worker_gone(coord *c, cworker *w, const char *why);
+
+// ---- timers.c
+
+// coord_timers_start starts the ticker and the slow thread; IDN_ESYS.
+// coord_timers_stop stops and joins those that started.
+int coord_timers_start(coord *c);
+void coord_timers_stop(coord *c);
+
+// ---- report.c
+
+// Read-only, with the lock held: c is const, and nothing of coord/ but
+// table.c's and train.c's accessors is called.
+enum { COORD_DOC_STATS, COORD_DOC_JOBS, COORD_DOC_ASSIGN };
+// coord_report_doc appends document `doc`, as JSON or (text) a table, of
+// job `only` (NULL: every job) to out.
+void coord_report_doc(const coord *c, int doc, const char *only, bool text,
+    core_buf *out);
+// coord_report_view calls fn with a snapshot of c (coord_view_with).
+// IDN_ENOMEM.
+int coord_report_view(const coord *c, coord_view_fn fn, void *arg);
 
 #endif

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // report.c: the coordinator's documents: `stats`, `jobs` and `assign` as
-// stable JSON and as readable tables.
+// stable JSON and as readable tables, and the dashboard's snapshot. It
+// reads the tables through a const coordinator (the caller holds the
+// lock) and the accessors of table.c and train.c; it changes nothing.
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,7 +77,7 @@ jsummary(core_buf *b, const sched_summary *s)
 }
 
 static const char *
-worker_id(coord *c, uint64_t key)
+worker_id(const coord *c, uint64_t key)
 {
 	for (size_t i = 0; i < c->nworkers; i++) {
 		if (c->workers[i].key == key) {
@@ -102,7 +104,7 @@ job_done_queries(const cjob *j)
 }
 
 static void
-job_workers(coord *c, const cjob *j, core_buf *b)
+job_workers(const coord *c, const cjob *j, core_buf *b)
 {
 	bool first = true;
 	jf(b, "[");
@@ -124,18 +126,31 @@ job_workers(coord *c, const cjob *j, core_buf *b)
 	jf(b, "]");
 }
 
+// The workers serving j: its shares of the allocation and its ranks.
+static uint32_t
+job_nworkers(const coord *c, const cjob *j)
+{
+	uint32_t n = j->nranks;
+	for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
+		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
+			n += c->alloc.shares[r][k].job == j->key;
+		}
+	}
+	return n;
+}
+
 // max/min rate_10s over the backlogged inference jobs (those the
 // allocation gives less than they ask: a job offered less than its fair
 // share is not compared); 0 unless two of them have a rate (one job alone
 // is not "fair", it is only busy).
 static double
-fairness(coord *c, uint64_t now)
+fairness(const coord *c, uint64_t now)
 {
 	double lo = 0, hi = 0;
 	bool any = false;
 	int n = 0;
 	for (size_t i = 0; i < c->njobs; i++) {
-		cjob *j = c->jobs[i];
+		const cjob *j = c->jobs[i];
 		if (!coord_infer_active(j) || !c->have_alloc) {
 			continue;
 		}
@@ -163,7 +178,7 @@ cmp_u32(const void *a, const void *b)
 // The coordinator's own time per lease call over its last LEASE_RING
 // calls: {"calls", "median", "p99", "max"} (ms), null before any.
 static void
-lease_times(coord *c, core_buf *b)
+lease_times(const coord *c, core_buf *b)
 {
 	static uint32_t v[LEASE_RING]; // the lock is held: one user
 	size_t n = c->lease_ops < LEASE_RING ? (size_t) c->lease_ops : LEASE_RING;
@@ -179,13 +194,13 @@ lease_times(coord *c, core_buf *b)
 }
 
 static int
-stats_json(coord *c, const char *only, core_buf *b)
+stats_json(const coord *c, const char *only, core_buf *b)
 {
 	uint64_t now = idn_wall_ms();
 	bool first = true;
 	jf(b, "{\"jobs\": [");
 	for (size_t i = 0; i < c->njobs; i++) {
-		cjob *j = c->jobs[i];
+		const cjob *j = c->jobs[i];
 		if (only != NULL && strcmp(only, j->spec.job) != 0) {
 			continue;
 		}
@@ -251,7 +266,7 @@ stats_json(coord *c, const char *only, core_buf *b)
 }
 
 static int
-jobs_json(coord *c, core_buf *b)
+jobs_json(const coord *c, core_buf *b)
 {
 	jf(b, "{\"coordinator\": ");
 	jstr(b, c->self);
@@ -263,7 +278,7 @@ jobs_json(coord *c, core_buf *b)
 	}
 	jf(b, ", \"phase\": \"%s\", \"jobs\": [", idn_phase_name(c->phase));
 	for (size_t i = 0; i < c->njobs; i++) {
-		cjob *j = c->jobs[i];
+		const cjob *j = c->jobs[i];
 		jf(b, "%s{\"job\": ", i ? ", " : "");
 		jstr(b, j->spec.job);
 		jf(b, ", \"phase\": \"%s\", \"state\": \"%s\", \"model\": ",
@@ -311,10 +326,10 @@ jobs_json(coord *c, core_buf *b)
 // Workers holding a training rank that the inference allocation does not
 // list (in the training phase: all of them), each with its rank.
 static void
-ranks_json(coord *c, core_buf *b, bool first)
+ranks_json(const coord *c, core_buf *b, bool first)
 {
 	for (size_t i = 0; i < c->njobs; i++) {
-		cjob *j = c->jobs[i];
+		const cjob *j = c->jobs[i];
 		for (uint32_t r = 0; j->spec.kind == IDN_JOB_TRAIN &&
 		    r < j->nranks; r++) {
 			jf(b, "%s{\"worker\": ", first ? "" : ", ");
@@ -329,7 +344,7 @@ ranks_json(coord *c, core_buf *b, bool first)
 }
 
 static int
-assign_json(coord *c, core_buf *b)
+assign_json(const coord *c, core_buf *b)
 {
 	jf(b, "{\"assignments\": [");
 	size_t r = 0;
@@ -339,7 +354,7 @@ assign_json(coord *c, core_buf *b)
 		    "?");
 		jf(b, ", \"jobs\": [");
 		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
-			cjob *j = coord_job_by_key(c, c->alloc.shares[r][k].job);
+			const cjob *j = coord_job_by_key(c, c->alloc.shares[r][k].job);
 			jf(b, "%s{\"job\": ", k ? ", " : "");
 			jstr(b, j ? j->spec.job : "?");
 			jf(b, ", \"share\": %.4f}", c->alloc.shares[r][k].share);
@@ -353,7 +368,7 @@ assign_json(coord *c, core_buf *b)
 
 // The readable forms of the same documents.
 static void
-stats_text(coord *c, const char *only, core_buf *b)
+stats_text(const coord *c, const char *only, core_buf *b)
 {
 	uint64_t now = idn_wall_ms();
 	jf(b, "%-14s %-6s %-8s %-10s %5s %13s %9s %9s %8s %9s %9s %9s %s\n",
@@ -361,7 +376,7 @@ stats_text(coord *c, const char *only, core_buf *b)
 	    "OFFERED", "RATE_10S", "ACCURACY", "PROC_MS", "LAT_P50",
 	    "LAT_P99", "WORKERS");
 	for (size_t i = 0; i < c->njobs; i++) {
-		cjob *j = c->jobs[i];
+		const cjob *j = c->jobs[i];
 		if (only != NULL && strcmp(only, j->spec.job) != 0) {
 			continue;
 		}
@@ -375,13 +390,7 @@ stats_text(coord *c, const char *only, core_buf *b)
 		    j->spec.epochs));
 		snprintf(acc, sizeof(acc), j->accuracy >= 0 ? "%.4f" : "-",
 		    j->accuracy);
-		size_t n = 0;
-		for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
-			for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
-				n += c->alloc.shares[r][k].job == j->key;
-			}
-		}
-		snprintf(nw, sizeof(nw), "%zu", n + j->nranks);
+		snprintf(nw, sizeof(nw), "%u", job_nworkers(c, j));
 		jf(b, "%-14.14s %-6s %-8s %-10.10s %5u %13s %9.1f %9.1f %8s "
 		    "%9.2f %9.1f %9.1f %s\n", j->spec.job, j->spec.kind ==
 		    IDN_JOB_INFER ? "infer" : "train",
@@ -392,21 +401,21 @@ stats_text(coord *c, const char *only, core_buf *b)
 }
 
 static void
-assign_text(coord *c, core_buf *b)
+assign_text(const coord *c, core_buf *b)
 {
 	jf(b, "%-40s %s\n", "WORKER", "JOBS (share)");
 	for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
 		jf(b, "%-40s", c->alloc.workers ? worker_id(c,
 		    c->alloc.workers[r]) : "?");
 		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
-			cjob *j = coord_job_by_key(c, c->alloc.shares[r][k].job);
+			const cjob *j = coord_job_by_key(c, c->alloc.shares[r][k].job);
 			jf(b, " %s (%.2f)", j ? j->spec.job : "?",
 			    c->alloc.shares[r][k].share);
 		}
 		jf(b, "\n");
 	}
 	for (size_t i = 0; i < c->njobs; i++) {
-		cjob *j = c->jobs[i];
+		const cjob *j = c->jobs[i];
 		for (uint32_t r = 0; j->spec.kind == IDN_JOB_TRAIN &&
 		    r < j->nranks; r++) {
 			jf(b, "%-40s %s (training rank %u of %u)\n",
@@ -415,92 +424,68 @@ assign_text(coord *c, core_buf *b)
 	}
 }
 
-int
-coord_report(coord *c, const char *type, const wire_val *b, wire_wr *reply)
+void
+coord_report_doc(const coord *c, int doc, const char *only, bool text,
+    core_buf *out)
 {
-	char only[LEDGER_NAME_MAX + 1] = "";
-	bool text = false;
-	core_buf out = {0};
-	wire_get_str(b, "job", only, sizeof(only));
-	wire_as_bool(wire_get(b, "text"), &text);
-	pthread_mutex_lock(&c->lock);
-	if (only[0] != '\0' && coord_find_job(c, only) == NULL) {
-		pthread_mutex_unlock(&c->lock);
-		return coord_refuse(reply, IDN_ENOENT, "no job '%s'", only);
-	}
-	if (strcmp(type, "sched.assign") == 0) {
+	if (doc == COORD_DOC_ASSIGN) {
 		if (text) {
-			assign_text(c, &out);
+			assign_text(c, out);
 		} else {
-			assign_json(c, &out);
+			assign_json(c, out);
 		}
 	} else if (text) {
-		stats_text(c, only[0] ? only : NULL, &out);
-		if (strcmp(type, "sched.jobs") == 0) {
-			jf(&out, "phase %s, coordinator %s (epoch %llu), ",
+		stats_text(c, only, out);
+		if (doc == COORD_DOC_JOBS) {
+			jf(out, "phase %s, coordinator %s (epoch %llu), ",
 			    idn_phase_name(c->phase), c->self,
 			    (unsigned long long) c->epoch);
-			jf(&out, c->standby[0] ? "standby %s\n" : "no standby: "
+			jf(out, c->standby[0] ? "standby %s\n" : "no standby: "
 			    "the cluster runs without a standby%s\n", c->standby);
 		} else {
 			double f = fairness(c, idn_wall_ms());
-			jf(&out, f > 0 ? "fairness %.3f (max/min rate_10s of "
+			jf(out, f > 0 ? "fairness %.3f (max/min rate_10s of "
 			    "backlogged jobs)\n" : "fairness -\n", f);
 		}
-	} else if (strcmp(type, "sched.stats") == 0) {
-		stats_json(c, only[0] ? only : NULL, &out);
+	} else if (doc == COORD_DOC_STATS) {
+		stats_json(c, only, out);
 	} else {
-		jobs_json(c, &out);
+		jobs_json(c, out);
 	}
-	pthread_mutex_unlock(&c->lock);
-	wire_map(reply, 2);
-	wire_ku64(reply, "epoch", coord_reply_epoch);
-	wire_str(reply, "json");
-	wire_strn(reply, out.data ? (const char *) out.data : "", out.len);
-	core_buf_free(&out);
-	return IDN_OK;
 }
 
 int
-coord_view_with(coord *c, coord_view_fn fn, void *arg)
+coord_report_view(const coord *c, coord_view_fn fn, void *arg)
 {
 	core_buf json = {0};
 	coord_job_view jobs[MAX_JOBS];
 	const char *wids[MAX_WORKERS];
 	uint32_t leases[MAX_WORKERS] = {0};
-	pthread_mutex_lock(&c->lock);
 	stats_json(c, NULL, &json);
 	if (core_buf_append(&json, "", 1) != IDN_OK) {
-		pthread_mutex_unlock(&c->lock);
 		core_buf_free(&json);
 		return IDN_ENOMEM;
 	}
 	coord_view v = {c->phase, c->epoch, fairness(c, idn_wall_ms()),
 	    (const char *) json.data, c->njobs, jobs, 0, wids, leases};
 	for (size_t i = 0; i < c->njobs; i++) {
-		cjob *j = c->jobs[i];
+		const cjob *j = c->jobs[i];
 		bool infer = j->spec.kind == IDN_JOB_INFER;
-		uint32_t nw = j->nranks;
-		for (size_t r = 0; c->have_alloc && r < c->alloc.nworkers; r++) {
-			for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
-				nw += c->alloc.shares[r][k].job == j->key;
-			}
-		}
 		jobs[i] = (coord_job_view){j->spec.job, j->spec.model,
 		    j->spec.kind, j->state,
 		    infer ? job_done_queries(j) : j->epoch,
 		    infer ? sched_job_total(j->sj) : j->spec.epochs,
-		    j->accuracy, j->proc, j->lat, nw};
+		    j->accuracy, j->proc, j->lat, job_nworkers(c, j)};
 	}
 	for (size_t w = 0; w < c->nworkers; w++) {
-		cworker *cw = &c->workers[w];
+		const cworker *cw = &c->workers[w];
 		if (!cw->alive) {
 			continue;
 		}
 		size_t k = v.nworkers++;
 		wids[k] = cw->id;
 		for (size_t i = 0; i < c->njobs; i++) {
-			cjob *j = c->jobs[i];
+			const cjob *j = c->jobs[i];
 			uint32_t nb = j->sj ? sched_job_nbatches(j->sj) : 0;
 			for (uint32_t b = 0; b < nb; b++) {
 				uint64_t who, exp;
@@ -514,7 +499,6 @@ coord_view_with(coord *c, coord_view_fn fn, void *arg)
 		leases[k] += coord_train_job_of(c, cw->id, NULL) != NULL;
 	}
 	fn(arg, &v);
-	pthread_mutex_unlock(&c->lock);
 	core_buf_free(&json);
 	return IDN_OK;
 }

@@ -35,7 +35,7 @@ rank_of(const cjob *j, const char *id)
 }
 
 cjob *
-coord_train_job_of(coord *c, const char *id, int *rank)
+coord_train_job_of(const coord *c, const char *id, int *rank)
 {
 	for (size_t i = 0; i < c->njobs; i++) {
 		int r = c->jobs[i]->spec.kind == IDN_JOB_TRAIN ?
