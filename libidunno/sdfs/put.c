@@ -291,8 +291,7 @@ on_put_begin(void *arg, const wire_env *req, wire_wr *reply)
 	for (put_sess *p = s->puts; p != NULL; p = p->next) {
 		open++;
 	}
-	if (rv == IDN_OK && open + s->opening >=
-	    sdfs_limit("IDUNNO_SDFS_PUTS_MAX", PUTS_MAX)) {
+	if (rv == IDN_OK && open + s->opening >= s->lim.puts_max) {
 		rv = IDN_EBUSY;
 	}
 	s->opening += rv == IDN_OK;
@@ -442,8 +441,7 @@ static int
 ensure_replicated(sdfs *s, const char *name, uint64_t ver,
     char src[][IDN_ADDR_MAX], size_t *nsrc)
 {
-	uint64_t deadline = idn_clock_ms() +
-	    sdfs_limit("IDUNNO_SDFS_REPLICATE_MS", REPLICATE_DEADLINE_MS);
+	uint64_t deadline = idn_clock_ms() + s->lim.replicate_ms;
 	while (!s->stop) {
 		view v;
 		char want[R][IDN_ADDR_MAX];

@@ -82,9 +82,21 @@ sdfs_open(const sdfs_opts *o, sdfs **out)
 	s->members = o->members;
 	s->members_arg = o->members_arg;
 	s->lg = o->lg;
+	s->lim = (sdfs_limits){
+	    .offers_per_call = sdfs_limit(o->lim.offers_per_call,
+	        OFFERS_PER_CALL),
+	    .puts_max = sdfs_limit(o->lim.puts_max, PUTS_MAX),
+	    .list_page = sdfs_limit(o->lim.list_page, LIST_PAGE),
+	    .session_idle_ms = sdfs_limit(o->lim.session_idle_ms,
+	        SESSION_IDLE_MS),
+	    .scrub_pass_ms = sdfs_limit(o->lim.scrub_pass_ms, SCRUB_PASS_MS),
+	    .replicate_ms = sdfs_limit(o->lim.replicate_ms,
+	        REPLICATE_DEADLINE_MS),
+	};
 	snprintf(s->self_addr, sizeof(s->self_addr), "%s", rpc_addr(o->rpc));
 	char *root = core_asprintf("%s/sdfs", o->data_dir);
-	int rv = root ? sdfs_store_open(root, s->lg, &s->st) : IDN_ENOMEM;
+	int rv = root ? sdfs_store_open(root, s->lg, o->lim.cache_trust_ms,
+	    &s->st) : IDN_ENOMEM;
 	free(root);
 	for (size_t i = 0; rv == IDN_OK && i < CORE_ARRAY_LEN(parts); i++) {
 		rv = parts[i](s);

@@ -107,14 +107,6 @@ sdfs_get_name(const wire_val *b, char *name)
 	return sdfs_name_error(name) ? IDN_EINVAL : IDN_OK;
 }
 
-size_t
-sdfs_limit(const char *var, size_t dflt)
-{
-	const char *env = getenv(var);
-	long n = env != NULL ? strtol(env, NULL, 10) : 0;
-	return n > 0 && (size_t) n < dflt ? (size_t) n : dflt;
-}
-
 bool
 sdfs_still_alive(sdfs *s, const char *addr)
 {

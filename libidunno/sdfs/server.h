@@ -103,6 +103,7 @@ struct sdfs {
 	void *members_arg;
 	const core_logger *lg;
 	sdfs_store *st;
+	sdfs_limits lim; // as set (sdfs_limit); the store keeps cache_trust_ms
 	char self_addr[IDN_ADDR_MAX];
 	// Guards everything below. Never held across I/O or a call.
 	pthread_mutex_t lock;

@@ -181,7 +181,8 @@ sdfs_store_close(sdfs_store *st)
 }
 
 int
-sdfs_store_open(const char *root, const core_logger *lg, sdfs_store **out)
+sdfs_store_open(const char *root, const core_logger *lg, uint64_t trust_ms,
+    sdfs_store **out)
 {
 	sdfs_store *st = core_alloc(sizeof(*st));
 	if (st == NULL) {
@@ -193,8 +194,8 @@ sdfs_store_open(const char *root, const core_logger *lg, sdfs_store **out)
 	st->tmp = core_asprintf("%s/tmp", root);
 	int rv = st->files && st->tmp ? IDN_OK : IDN_ENOMEM;
 	if (rv == IDN_OK) {
-		rv = sdfs_cache_open(sdfs_limit("IDUNNO_SDFS_CACHE_TRUST_MS",
-		    CACHE_TRUST_MS), &st->cache);
+		rv = sdfs_cache_open(sdfs_limit(trust_ms, CACHE_TRUST_MS),
+		    &st->cache);
 	}
 	if (rv == IDN_OK && ((rv = core_mkdir_p(st->files)) != IDN_OK ||
 	                        (rv = core_mkdir_p(st->tmp)) != IDN_OK)) {
@@ -342,7 +343,8 @@ sdfs_store_list_versions(sdfs_store *st, const char *name, bool locked,
 		char *dp = sdfs_store_path(st, name, ver, "data");
 		sdfs_vmeta m;
 		struct stat sb;
-		int mrv = mp && dp ? sdfs_store_read_meta(mp, &m, false) : IDN_ENOMEM;
+		int mrv = mp && dp ? sdfs_store_read_meta(mp, &m, false) :
+		    IDN_ENOMEM;
 		if (mrv == IDN_OK && m.ver == ver && !m.tomb &&
 		    (stat(dp, &sb) != 0 || (uint64_t) sb.st_size != m.size)) {
 			mrv = IDN_ECORRUPT;
@@ -600,8 +602,8 @@ sdfs_store_list(sdfs_store *st, const char *prefix, sdfs_entry **out,
 			free(vs);
 			continue;
 		}
-		if ((!hit &&
-		        sdfs_store_list_versions(st, name, false, &vs, &nv) != IDN_OK) ||
+		if ((!hit && sdfs_store_list_versions(st, name, false, &vs,
+		                 &nv) != IDN_OK) ||
 		    nv == 0) {
 			free(name);
 			continue;
