@@ -2,7 +2,7 @@
 // net_int.h: private to libidunno/net/: what its sockets share. net.c
 // (errors, addresses, listening, bounded close, counters) is below
 // server.c (the rep endpoint), client.c (req sockets per peer), pubsub.c
-// and pool.c; none of these calls another of them (pool.c: the client).
+// and http.c, which call only it; pool.c calls the client.
 #ifndef IDN_NET_INT_H
 #define IDN_NET_INT_H
 
