@@ -2,8 +2,10 @@
 // tool.c: node start-up shared by idunno-coord and idunno-worker.
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -58,7 +60,24 @@ usage(FILE *f, const char *prog, const char *role)
 	    "  --log FILE          log file (default DIR/node.log)\n"
 	    "  --key FILE          cluster key file (64 hex digits)\n"
 	    "%s"
-	    "The bound address and node id are written to DIR/node.addr.\n",
+	    "The bound address and node id are written to DIR/node.addr.\n"
+	    "Environment: SDFS limits that tests lower, to reach them in a few\n"
+	    "requests or seconds (unset, 0 or above the default in brackets:\n"
+	    "the default):\n"
+	    "  IDUNNO_SDFS_OFFERS_PER_CALL N   "
+	    "anti-entropy offers per peer (2000)\n"
+	    "  IDUNNO_SDFS_PUTS_MAX N          "
+	    "puts a node fronts at once (256)\n"
+	    "  IDUNNO_SDFS_LIST_PAGE N         "
+	    "names per ls-prefix page (1000)\n"
+	    "  IDUNNO_SDFS_SESSION_IDLE_MS MS  "
+	    "an abandoned write expires (120000)\n"
+	    "  IDUNNO_SDFS_SCRUB_PASS_MS MS    "
+	    "one scrub pass over the store (600000)\n"
+	    "  IDUNNO_SDFS_CACHE_TRUST_MS MS   "
+	    "listings used unchecked (10000)\n"
+	    "  IDUNNO_SDFS_REPLICATE_MS MS     "
+	    "a put waits for its replicas (90000)\n",
 	    prog, strcmp(role, "coord") == 0 ? " [--standby] [--http ADDR]" :
 	    " [--model-cpu N]", role, strcmp(role, "coord") == 0 ?
 	    "  --standby           start as the hot standby coordinator\n"
@@ -68,6 +87,35 @@ usage(FILE *f, const char *prog, const char *role)
 	    "  --model-cpu N       run the model on CPU N (0-based) and this\n"
 	    "                      node's other threads on the other CPUs, so\n"
 	    "                      housekeeping never preempts the model\n");
+}
+
+// A limit from the environment: a positive number (at most max), else 0:
+// the library's built-in value.
+static long
+env_limit(const char *var, long max)
+{
+	const char *env = getenv(var);
+	long n = env != NULL ? strtol(env, NULL, 10) : 0;
+	return n > 0 ? (n < max ? n : max) : 0;
+}
+
+static void
+sdfs_limits_from_env(idn_node_opts *o)
+{
+	o->sdfs_offers_per_call = (size_t) env_limit(
+	    "IDUNNO_SDFS_OFFERS_PER_CALL", LONG_MAX);
+	o->sdfs_puts_max = (size_t) env_limit("IDUNNO_SDFS_PUTS_MAX",
+	    LONG_MAX);
+	o->sdfs_list_page = (size_t) env_limit("IDUNNO_SDFS_LIST_PAGE",
+	    LONG_MAX);
+	o->sdfs_session_idle_ms = (idn_duration) env_limit(
+	    "IDUNNO_SDFS_SESSION_IDLE_MS", INT32_MAX);
+	o->sdfs_scrub_pass_ms = (idn_duration) env_limit(
+	    "IDUNNO_SDFS_SCRUB_PASS_MS", INT32_MAX);
+	o->sdfs_cache_trust_ms = (idn_duration) env_limit(
+	    "IDUNNO_SDFS_CACHE_TRUST_MS", INT32_MAX);
+	o->sdfs_replicate_ms = (idn_duration) env_limit(
+	    "IDUNNO_SDFS_REPLICATE_MS", INT32_MAX);
 }
 
 // Before any thread starts: the node's threads inherit a mask without the
@@ -131,6 +179,7 @@ tool_node_main(const char *prog, const char *role, int argc, char **argv)
 	};
 	idn_node_opts o;
 	idn_node_opts_init(&o);
+	sdfs_limits_from_env(&o);
 	if (idn_role_parse(role, &o.role) != IDN_OK) {
 		return 2;
 	}

@@ -50,11 +50,23 @@ typedef struct idn_node_opts {
 	// other threads and the machine's other work do not preempt it: keep
 	// them off it (idunno-worker --model-cpu does). -1 (default): any.
 	int model_cpu;
+	// SDFS limits, lowered so that tests reach them with a few requests
+	// or seconds (idunno-coord and idunno-worker read them from the
+	// IDUNNO_SDFS_* environment variables). 0 (default), or more than
+	// the built-in value in brackets: the built-in value.
+	size_t sdfs_offers_per_call; // anti-entropy offers per peer (2000)
+	size_t sdfs_puts_max;        // puts a node fronts at once (256)
+	size_t sdfs_list_page;       // names per ls-prefix page (1000)
+	idn_duration sdfs_session_idle_ms; // abandoned writes expire (120 s)
+	idn_duration sdfs_scrub_pass_ms;   // one scrub pass (10 min)
+	idn_duration sdfs_cache_trust_ms;  // listings used unchecked (10 s)
+	idn_duration sdfs_replicate_ms;    // a put waits for replicas (90 s)
 } idn_node_opts;
 
 // idn_node_opts_init fills LAN defaults: a worker, 100 ms protocol period,
 // 150 ms ping timeout, 3 indirect probes, 600 ms suspicion, 5 s to join.
-// Options not made by it are refused (IDN_EINVAL), so fields can be added.
+// Options not made by it are refused (IDN_EINVAL). Fields are added at
+// the end: a caller built before some (a smaller size) gets their defaults.
 IDN_API void idn_node_opts_init(idn_node_opts *o);
 
 // idn_node_open starts a node: log, RPC endpoint, membership (joining

@@ -5,6 +5,7 @@
 #define IDN_NET_H
 
 #include <stdatomic.h>
+#include <string.h>
 
 #include "wire/wire.h"
 
@@ -35,8 +36,17 @@ typedef struct {
 	_Atomic uint64_t rejected; // requests dropped: bad MAC, replay, malformed
 } net_counters;
 
-// net_stats sums a server's and a client's counters (either may be NULL).
-void net_stats(const net_server *s, const net_client *c, net_counters *sum);
+// net_server_counters and net_client_counters add the counters of s or c
+// (NULL: none) to *sum; net_stats sums both.
+void net_server_counters(const net_server *s, net_counters *sum);
+void net_client_counters(const net_client *c, net_counters *sum);
+static inline void
+net_stats(const net_server *s, const net_client *c, net_counters *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	net_server_counters(s, sum);
+	net_client_counters(c, sum);
+}
 
 // Request types that are served even when a server is at its thread limit
 // (membership: a busy node must still answer pings).

@@ -4,6 +4,7 @@
 // closed in reverse.
 #include <sched.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,12 +156,14 @@ static bool
 valid_opts(const idn_node_opts *o)
 {
 	char url[128];
-	if (o == NULL || o->size != sizeof(*o) || idn_role_name(o->role) ==
-	    NULL || o->data_dir == NULL || o->listen == NULL ||
+	if (idn_role_name(o->role) == NULL || o->data_dir == NULL ||
+	    o->listen == NULL ||
 	    o->probe_interval_ms <= 0 || o->probe_timeout_ms <= 0 ||
 	    o->suspect_timeout_ms <= 0 || o->indirect_probes < 0 ||
 	    o->max_msg_bytes < (2u << 20) || // an SDFS chunk must fit
 	    o->model_cpu < -1 || o->model_cpu >= CPU_SETSIZE ||
+	    o->sdfs_session_idle_ms < 0 || o->sdfs_scrub_pass_ms < 0 ||
+	    o->sdfs_cache_trust_ms < 0 || o->sdfs_replicate_ms < 0 ||
 	    (o->njoin > 0 && o->join == NULL) ||
 	    net_addr_to_url(o->listen, url, sizeof(url)) != IDN_OK ||
 	    (o->http != NULL &&
@@ -222,9 +225,14 @@ open_membership(idn_node *n, const idn_node_opts *o)
 }
 
 static int
-open_sdfs(idn_node *n)
+open_sdfs(idn_node *n, const idn_node_opts *o)
 {
-	sdfs_opts so = {n->rpc, &n->lg, n->data_dir, alive_members, n->mship};
+	sdfs_opts so = {n->rpc, &n->lg, n->data_dir, alive_members, n->mship,
+	    {o->sdfs_offers_per_call, o->sdfs_puts_max, o->sdfs_list_page,
+	        (uint64_t) o->sdfs_session_idle_ms,
+	        (uint64_t) o->sdfs_scrub_pass_ms,
+	        (uint64_t) o->sdfs_cache_trust_ms,
+	        (uint64_t) o->sdfs_replicate_ms}};
 	return sdfs_open(&so, &n->sdfs);
 }
 
@@ -310,7 +318,17 @@ write_addr_file(idn_node *n)
 int
 idn_node_open(const idn_node_opts *o, idn_node **out)
 {
-	if (out == NULL || !valid_opts(o)) {
+	idn_node_opts full;
+	// A caller built before the SDFS limits gets their defaults.
+	if (o == NULL || out == NULL || o->size > sizeof(full) ||
+	    o->size < offsetof(idn_node_opts, sdfs_offers_per_call)) {
+		return IDN_EINVAL;
+	}
+	idn_node_opts_init(&full);
+	memcpy(&full, o, o->size);
+	full.size = sizeof(full);
+	o = &full;
+	if (!valid_opts(o)) {
 		return IDN_EINVAL;
 	}
 	idn_node *n = core_alloc(sizeof(*n));
@@ -328,7 +346,7 @@ idn_node_open(const idn_node_opts *o, idn_node **out)
 	if ((rv = open_log(n, o)) != IDN_OK ||
 	    (rv = open_rpc(n, o)) != IDN_OK ||
 	    (rv = open_membership(n, o)) != IDN_OK ||
-	    (rv = open_sdfs(n)) != IDN_OK ||
+	    (rv = open_sdfs(n, o)) != IDN_OK ||
 	    (rv = open_role(n)) != IDN_OK ||
 	    (rv = rpc_serve(n->rpc)) != IDN_OK ||
 	    (rv = join(n, o)) != IDN_OK ||

@@ -2,9 +2,10 @@
 // node_test.c: a whole node in this process: every handler refuses an
 // authenticated but malformed request with a reply and the node stays up;
 // stale and future stamps are refused; closing it under load many times
-// never crashes.
+// never crashes; options from a caller built before the SDFS limits.
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -217,6 +218,30 @@ test_close_under_load(void **st)
 	}
 }
 
+// A caller built before the SDFS limits passes a smaller size: the
+// fields past it are never read (their defaults apply); a size beyond
+// the struct, or short of the fields it always had, is refused.
+static void
+test_opts_from_older_caller(void **st)
+{
+	uint8_t key[IDN_KEY_BYTES];
+	wire_keygen(key);
+	idn_node_opts o;
+	idn_node *n;
+	idn_node_opts_init(&o);
+	o.data_dir = idn_test_tmpdir();
+	memcpy(o.key, key, IDN_KEY_BYTES);
+	o.sdfs_session_idle_ms = -1; // refused when read
+	IDN_FAIL(idn_node_open(&o, &n), IDN_EINVAL);
+	o.size = sizeof(o) + 1;
+	IDN_FAIL(idn_node_open(&o, &n), IDN_EINVAL);
+	o.size = offsetof(idn_node_opts, sdfs_offers_per_call) - 1;
+	IDN_FAIL(idn_node_open(&o, &n), IDN_EINVAL);
+	o.size = offsetof(idn_node_opts, sdfs_offers_per_call);
+	IDN_PASS(idn_node_open(&o, &n));
+	idn_node_close(n);
+}
+
 int
 main(void)
 {
@@ -224,6 +249,7 @@ main(void)
 	    cmocka_unit_test(test_malformed_to_every_handler),
 	    cmocka_unit_test(test_stale_and_future_stamps),
 	    cmocka_unit_test(test_close_under_load),
+	    cmocka_unit_test(test_opts_from_older_caller),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -126,7 +126,7 @@ on_lsp(void *arg, const wire_env *req, wire_wr *reply)
 	        wire_get_str(req->body, "after", after, sizeof(after)))) {
 		return IDN_EPROTO;
 	}
-	uint64_t page = sdfs_limit("IDUNNO_SDFS_LIST_PAGE", LIST_PAGE);
+	uint64_t page = s->lim.list_page;
 	int rv = sdfs_view_get(s, &v);
 	if (rv != IDN_OK) {
 		return rv;

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
-// put.c: the front end's writes: version ordering at the primary,
-// streaming puts to the replica set with the acknowledgement rule, and
-// deletes (a tombstone put).
+// put.c: the front end's writes: streaming puts to the write set with the
+// acknowledgement rule, and deletes (a tombstone put).
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,190 +10,12 @@
 
 #include "sdfs/server.h"
 
-// A replica that does not answer a small request (sdfs.ver, the stat of a
-// name, r.begin) within this is taken for dead: the write goes to the next
-// live member of the ring instead of waiting until membership declares it
-// failed (about 1-3 s, during which every put it is a replica of stalled).
-#define ANSWER_MS 300
 #define SUBSTITUTE_ROUNDS 2
 
 typedef struct commit_arg {
 	sdfs *s;
 	put_sess *ps;
 } commit_arg;
-
-static uint64_t
-newest_local(sdfs *s, const char *name)
-{
-	sdfs_vmeta *v;
-	size_t n;
-	uint64_t newest = 0;
-	if (sdfs_store_versions(s->st, name, &v, &n) == IDN_OK) {
-		newest = n ? v[0].ver : 0;
-		idn_free(v);
-	}
-	return newest;
-}
-
-// A member a write avoids when it can: suspected by membership (gossip
-// knows within a few hundred ms of a death, before it is declared failed)
-// or seen timing out here lately.
-static bool
-shunned(sdfs *s, const idn_member *m)
-{
-	return !sdfs_is_self(s, m->addr) && (m->state == IDN_MEMBER_SUSPECT ||
-	    sdfs_peer_bad(s, m->addr));
-}
-
-// The name's write set: the first R members clockwise from the name that
-// are not shunned, so that a replica that died but is still in the view
-// is replaced by the next live member (where the name goes anyway once
-// membership drops the dead one). Shunned members fill the set only when
-// too few others are left. Without suspicions it is the replica set.
-static size_t
-write_set(sdfs *s, const view *v, const char *name,
-    char addr[R][IDN_ADDR_MAX])
-{
-	size_t *idx = core_alloc(sizeof(*idx) * (v->n ? v->n : 1));
-	if (idx == NULL) {
-		return sdfs_view_replicas(v, name, addr);
-	}
-	size_t n, got = 0;
-	sdfs_ring_lookup(v->ring, name, idx, v->n, &n);
-	size_t want = CORE_MIN(n, (size_t) R);
-	for (int pass = 0; pass < 2 && got < want; pass++) {
-		for (size_t i = 0; i < n && got < want; i++) {
-			const idn_member *m = &v->m[idx[i]];
-			if (shunned(s, m) == (pass == 1)) {
-				snprintf(addr[got++], IDN_ADDR_MAX, "%s",
-				    m->addr);
-			}
-		}
-	}
-	free(idx);
-	return got;
-}
-
-static int
-on_ver(void *arg, const wire_env *req, wire_wr *reply)
-{
-	sdfs *s = arg;
-	char name[NAME_CAP];
-	char addr[R][IDN_ADDR_MAX];
-	const char *others[R];
-	int rvs[R];
-	sdfs_vmeta *vers[R];
-	size_t nvers[R], no = 0;
-	view v;
-	int rv = sdfs_get_name(req->body, name);
-	if (rv != IDN_OK || (rv = sdfs_view_get(s, &v)) != IDN_OK) {
-		return rv;
-	}
-	// The write set: stand-ins for shunned replicas hold the puts made
-	// while they stood in.
-	size_t n = write_set(s, &v, name, addr);
-	sdfs_view_free(&v);
-	for (size_t i = 0; i < n; i++) {
-		if (!sdfs_is_self(s, addr[i])) {
-			others[no++] = addr[i];
-		}
-	}
-	// The newest version any replica holds: the primary may be new to
-	// this name (it joined, or the old primary died). A replica that
-	// does not answer soon is not waited for: a number it already holds
-	// handed out again is a conflict the write sees (IDN_EEXIST) and
-	// the client puts again under a fresh one.
-	uint64_t newest = newest_local(s, name);
-	if (no > 0 &&
-	    sdfs_stat_many(s, name, others, no, ANSWER_MS, rvs, vers,
-	    nvers) == IDN_OK) {
-		for (size_t i = 0; i < no; i++) {
-			if (nvers[i] > 0 && vers[i][0].ver > newest) {
-				newest = vers[i][0].ver;
-			}
-			idn_free(vers[i]);
-		}
-	}
-	uint64_t now = idn_clock_ms();
-	pthread_mutex_lock(&s->lock);
-	resv **pp = &s->resv, *r = NULL;
-	while (*pp != NULL) {
-		resv *e = *pp;
-		if (strcmp(e->name, name) == 0) {
-			r = e;
-		} else if (s->nresv > RESV_MAX && now - e->ms > 600000) {
-			*pp = e->next;
-			free(e->name);
-			free(e);
-			s->nresv--;
-			continue;
-		}
-		pp = &e->next;
-	}
-	if (r == NULL && (r = core_alloc(sizeof(*r))) != NULL &&
-	    (r->name = core_strdup(name)) != NULL) {
-		r->next = s->resv;
-		s->resv = r;
-		s->nresv++;
-	} else if (r != NULL && r->name == NULL) {
-		free(r);
-		r = NULL;
-	}
-	uint64_t ver = 0;
-	rv = r == NULL ? IDN_ENOMEM : sdfs_next_version(newest, r->ver, &ver);
-	if (rv == IDN_OK) {
-		r->ver = ver;
-		r->ms = now;
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (rv != IDN_OK) {
-		return rv;
-	}
-	wire_map(reply, 1);
-	wire_ku64(reply, "ver", ver);
-	return IDN_OK;
-}
-
-// Gets the next version from the name's primary: the first member of the
-// write set that answers in time (a primary that died is passed over at
-// once, as the next member orders once the dead one leaves the view).
-// IDN_EBUSY: none answered; try again shortly.
-int
-sdfs_alloc_version(sdfs *s, const char *name, uint64_t *ver)
-{
-	view v;
-	char addr[R][IDN_ADDR_MAX];
-	int rv = sdfs_view_get(s, &v);
-	if (rv != IDN_OK) {
-		return rv;
-	}
-	size_t n = write_set(s, &v, name, addr);
-	sdfs_view_free(&v);
-	wire_wr *w = sdfs_body_new();
-	if (w == NULL) {
-		return IDN_ENOMEM;
-	}
-	wire_map(w, 1);
-	wire_kstr(w, "name", name);
-	rv = IDN_EUNAVAIL;
-	for (size_t i = 0; i < n; i++) {
-		wire_doc *doc = NULL;
-		wire_env env;
-		// The primary answers after its own stats (ANSWER_MS).
-		rv = sdfs_call(s, addr[i], "sdfs.ver", w, 2 * ANSWER_MS, &doc,
-		    &env);
-		if (rv == IDN_OK && wire_get_u64(env.body, "ver", ver)) {
-			rv = IDN_EPROTO;
-		}
-		wire_doc_free(doc);
-		if (rv != IDN_ETIMEDOUT && rv != IDN_ENET) {
-			break;
-		}
-		rv = IDN_EBUSY;
-	}
-	wire_wr_free(w);
-	return rv;
-}
 
 static put_sess *
 sess_find(sdfs *s, uint64_t sid)
@@ -382,7 +203,7 @@ static bool
 substitute(sdfs *s, const view *v, put_sess *ps, bool *todo)
 {
 	char cand[R][IDN_ADDR_MAX];
-	size_t nc = write_set(s, v, ps->name, cand), k = 0;
+	size_t nc = sdfs_write_set(s, v, ps->name, cand), k = 0;
 	bool any = false;
 	for (size_t i = 0; i < ps->nrep; i++) {
 		todo[i] = false;
@@ -425,7 +246,7 @@ sess_start(sdfs *s, const char *name, bool tomb, put_sess **out)
 		return rv;
 	}
 	bool todo[R];
-	ps->nrep = write_set(s, &v, name, ps->addr);
+	ps->nrep = sdfs_write_set(s, &v, name, ps->addr);
 	for (size_t i = 0; i < ps->nrep; i++) {
 		ps->live[i] = todo[i] = true;
 	}
@@ -470,8 +291,7 @@ on_put_begin(void *arg, const wire_env *req, wire_wr *reply)
 	for (put_sess *p = s->puts; p != NULL; p = p->next) {
 		open++;
 	}
-	if (rv == IDN_OK && open + s->opening >=
-	    sdfs_limit("IDUNNO_SDFS_PUTS_MAX", PUTS_MAX)) {
+	if (rv == IDN_OK && open + s->opening >= s->lim.puts_max) {
 		rv = IDN_EBUSY;
 	}
 	s->opening += rv == IDN_OK;
@@ -621,8 +441,7 @@ static int
 ensure_replicated(sdfs *s, const char *name, uint64_t ver,
     char src[][IDN_ADDR_MAX], size_t *nsrc)
 {
-	uint64_t deadline = idn_clock_ms() +
-	    sdfs_limit("IDUNNO_SDFS_REPLICATE_MS", REPLICATE_DEADLINE_MS);
+	uint64_t deadline = idn_clock_ms() + s->lim.replicate_ms;
 	while (!s->stop) {
 		view v;
 		char want[R][IDN_ADDR_MAX];
@@ -630,7 +449,7 @@ ensure_replicated(sdfs *s, const char *name, uint64_t ver,
 		if (rv != IDN_OK) {
 			return rv;
 		}
-		size_t n = write_set(s, &v, name, want);
+		size_t n = sdfs_write_set(s, &v, name, want);
 		sdfs_view_free(&v);
 		size_t missing = 0, npull = 0;
 		const char *pull[R];
@@ -992,7 +811,6 @@ sdfs_put_register(sdfs *s)
 		{"sdfs.put.commit", on_put_commit},
 		{"sdfs.put.abort", on_put_abort},
 		{"sdfs.delete", on_delete},
-		{"sdfs.ver", on_ver},
 	};
 	return rpc_routes(s->rpc, routes, CORE_ARRAY_LEN(routes), s);
 }

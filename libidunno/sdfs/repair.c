@@ -179,8 +179,7 @@ plan_build(sdfs *s, ae_plan *p)
 	}
 	// Offers per peer and round: OFFERS_PER_CALL (the most a peer
 	// accepts), fewer in tests.
-	size_t limit = sdfs_limit("IDUNNO_SDFS_OFFERS_PER_CALL",
-	    OFFERS_PER_CALL);
+	size_t limit = s->lim.offers_per_call;
 	while (p->to < p->ne && plan_add(s, p, p->to, limit)) {
 		p->to++;
 	}
@@ -275,17 +274,16 @@ drop_moved(sdfs *s, ae_plan *p)
 
 // The scrub's bytes for this round: the larger of SCRUB_MIN_BYTES and
 // the share of the store (estimated from each name's newest size) that
-// ends a pass within SCRUB_PASS_MS.
+// ends a pass within pass_ms (SCRUB_PASS_MS).
 static uint64_t
-scrub_budget(const ae_plan *p)
+scrub_budget(const ae_plan *p, uint64_t pass_ms)
 {
 	uint64_t total = 0;
 	for (size_t i = 0; i < p->ne; i++) {
 		uint64_t b = p->e[i].size * p->e[i].nvers;
 		total = UINT64_MAX - total < b ? UINT64_MAX : total + b;
 	}
-	uint64_t rounds = sdfs_limit("IDUNNO_SDFS_SCRUB_PASS_MS",
-	    SCRUB_PASS_MS) / AE_PERIOD_MS;
+	uint64_t rounds = pass_ms / AE_PERIOD_MS;
 	return CORE_MAX(total / CORE_MAX(rounds, 1u),
 	    (uint64_t) SCRUB_MIN_BYTES);
 }
@@ -357,7 +355,7 @@ scrub(sdfs *s, ae_plan *p)
 		s->scrub_start_ms = now;
 		s->scrub_bytes = s->scrub_vers = 0;
 	}
-	uint64_t budget = scrub_budget(p);
+	uint64_t budget = scrub_budget(p, s->lim.scrub_pass_ms);
 	uint8_t *buf = malloc(SDFS_CHUNK_MAX);
 	if (buf == NULL) {
 		return;
@@ -464,8 +462,7 @@ expire(sdfs *s)
 {
 	uint64_t now = idn_clock_ms();
 	// Shorter in tests that wait for it.
-	uint64_t idle = sdfs_limit("IDUNNO_SDFS_SESSION_IDLE_MS",
-	    SESSION_IDLE_MS);
+	uint64_t idle = s->lim.session_idle_ms;
 	rtx *dead_r = NULL;
 	put_sess *dead_p = NULL;
 	pthread_mutex_lock(&s->lock);

@@ -16,12 +16,25 @@ typedef struct sdfs sdfs;
 // sorted by id.
 typedef int (*sdfs_members_fn)(void *arg, idn_member **out, size_t *count);
 
+// Limits a node may lower, so that tests reach them with a few requests
+// or seconds. 0, or more than the built-in value: the built-in value.
+typedef struct {
+	size_t offers_per_call;   // anti-entropy offers per peer and round
+	size_t puts_max;          // put sessions a front runs at once
+	size_t list_page;         // names per ls-prefix page
+	uint64_t session_idle_ms; // an abandoned write expires
+	uint64_t scrub_pass_ms;   // a scrub pass over the whole store
+	uint64_t cache_trust_ms;  // a cached listing is used unchecked
+	uint64_t replicate_ms;    // a put's commit waits for its replicas
+} sdfs_limits;
+
 typedef struct {
 	rpc *rpc;             // routes go on it; calls go through it
 	const core_logger *lg; // kept; must outlive the sdfs
 	const char *data_dir; // the store lives in <data_dir>/sdfs/
 	sdfs_members_fn members;
 	void *members_arg;
+	sdfs_limits lim;
 } sdfs_opts;
 
 // sdfs_open opens the replica store and registers the "sdfs.*" routes;

@@ -38,8 +38,10 @@ void sdfs_ring_lookup(const sdfs_ring *r, const char *name, size_t *idx,
 typedef struct sdfs_store sdfs_store;
 typedef struct sdfs_wtx sdfs_wtx;
 
+// trust_ms: how long a cached listing is used without a look at the disk
+// (sdfs_limits.cache_trust_ms).
 int sdfs_store_open(const char *root, const core_logger *lg,
-    sdfs_store **out);
+    uint64_t trust_ms, sdfs_store **out);
 void sdfs_store_close(sdfs_store *st);
 
 // Versions of name held here, newest first, without csums (*out freed
@@ -97,12 +99,13 @@ void sdfs_hash_update(sdfs_hash *h, const void *data, size_t len);
 // Writes h's output length (as initialised) to out.
 void sdfs_hash_final(sdfs_hash *h, uint8_t *out);
 
-// A limit: dflt, or less through the environment variable var, so that
-// tests reach it with a few requests (IDUNNO_SDFS_OFFERS_PER_CALL,
-// IDUNNO_SDFS_PUTS_MAX, IDUNNO_SDFS_SESSION_IDLE_MS,
-// IDUNNO_SDFS_LIST_PAGE, IDUNNO_SDFS_SCRUB_PASS_MS,
-// IDUNNO_SDFS_CACHE_TRUST_MS).
-size_t sdfs_limit(const char *var, size_t dflt);
+// A limit as set (sdfs_limits): dflt when set is 0 or above it, as a
+// setting may only lower a built-in limit.
+static inline uint64_t
+sdfs_limit(uint64_t set, uint64_t dflt)
+{
+	return set > 0 && set < dflt ? set : dflt;
+}
 
 // A writer for a request or reply body; NULL when out of memory. Both the
 // client side (api.c) and the node side use it.

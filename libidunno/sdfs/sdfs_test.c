@@ -253,7 +253,7 @@ test_store_versions(void **st)
 {
 	const char *root = idn_test_tmpdir();
 	sdfs_store *s;
-	IDN_PASS(sdfs_store_open(root, NULL, &s));
+	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	size_t sizes[] = {0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1,
 	    3 * (1 << 20) + 7};
 	for (size_t i = 0; i < CORE_ARRAY_LEN(sizes); i++) {
@@ -333,7 +333,7 @@ test_store_corruption(void **st)
 {
 	const char *root = idn_test_tmpdir();
 	sdfs_store *s;
-	IDN_PASS(sdfs_store_open(root, NULL, &s));
+	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	IDN_PASS(put_version(s, "c", 1, 3 << 20, 7, 1 << 20, NULL));
 	// Flip one byte in the middle chunk: that chunk reads as corrupt,
 	// the others still read.
@@ -437,13 +437,13 @@ lc2_gone(void *arg)
 
 // Listings come from memory once a folder settled: every change the store
 // makes is seen at once; a copy truncated behind its back after the trust
-// time (10 s; IDUNNO_SDFS_CACHE_TRUST_MS, 1 ms here), then quarantined.
+// time (10 s; sdfs_limits.cache_trust_ms, 1 ms here), then quarantined.
 static void
 test_store_listing_cache(void **st)
 {
 	const char *root = idn_test_tmpdir();
 	sdfs_store *s;
-	IDN_PASS(sdfs_store_open(root, NULL, &s));
+	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	folder_arg a = {root, "lc"};
 	uint64_t newest;
 	IDN_PASS(put_version(s, "lc", 1, 10, 1, 10, NULL));
@@ -471,9 +471,7 @@ test_store_listing_cache(void **st)
 	assert_int_equal(nversions(s, "lc", &newest), 1);
 	sdfs_store_close(s);
 	// ...here 1 ms: then a truncated copy is found and quarantined.
-	setenv("IDUNNO_SDFS_CACHE_TRUST_MS", "1", 1);
-	IDN_PASS(sdfs_store_open(root, NULL, &s));
-	unsetenv("IDUNNO_SDFS_CACHE_TRUST_MS");
+	IDN_PASS(sdfs_store_open(root, NULL, 1, &s));
 	folder_arg b = {root, "lc2"};
 	IDN_PASS(put_version(s, "lc2", 1, 10, 4, 10, NULL));
 	assert_true(idn_test_wait(folder_settled, &b, 5000));
@@ -492,7 +490,7 @@ test_store_name_collision(void **st)
 {
 	const char *root = idn_test_tmpdir();
 	sdfs_store *s;
-	IDN_PASS(sdfs_store_open(root, NULL, &s));
+	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	IDN_PASS(put_version(s, "col/a", 1, 10, 1, 10, NULL));
 	// As if col/b hashed to col/a's folder and held it: col/a must not
 	// see col/b's versions, write into them, or remove them.
@@ -553,7 +551,7 @@ test_store_commit_over_damaged(void **st)
 {
 	const char *root = idn_test_tmpdir();
 	sdfs_store *s;
-	IDN_PASS(sdfs_store_open(root, NULL, &s));
+	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	IDN_PASS(put_version(s, "dmg", 1, 10, 1, 10, NULL));
 	IDN_PASS(put_version(s, "dmg", 2, 10, 2, 10, NULL));
 	char *p = data_path(root, "dmg", 1);
@@ -587,7 +585,7 @@ test_store_tombstone(void **st)
 {
 	const char *root = idn_test_tmpdir();
 	sdfs_store *s;
-	IDN_PASS(sdfs_store_open(root, NULL, &s));
+	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	IDN_PASS(put_version(s, "t", 1, 100, 1, 100, NULL));
 	IDN_PASS(put_version(s, "t", 2, 100, 2, 100, NULL));
 	IDN_PASS(tombstone(s, "t", 3));
@@ -625,7 +623,7 @@ test_store_reopen(void **st)
 {
 	const char *root = idn_test_tmpdir();
 	sdfs_store *s;
-	IDN_PASS(sdfs_store_open(root, NULL, &s));
+	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	IDN_PASS(put_version(s, "r", 1, 10, 1, 10, NULL));
 	// An unfinished write and an orphan data file (crash between the
 	// renames) disappear at the next open; the committed one stays.
@@ -635,7 +633,7 @@ test_store_reopen(void **st)
 	char *orphan = data_path(root, "r", 9);
 	IDN_PASS(core_file_write_atomic(orphan, "zz", 2));
 	sdfs_store_close(s);
-	IDN_PASS(sdfs_store_open(root, NULL, &s));
+	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	char *tmp = core_asprintf("%s/tmp", root);
 	char *cmd = core_asprintf("test -z \"$(ls -A '%s')\"", tmp);
 	assert_int_equal(system(cmd), 0);
@@ -780,7 +778,7 @@ test_unput_refuses_late_commit(void **st)
 {
 	sdfs s = {0};
 	pthread_mutex_init(&s.lock, NULL);
-	IDN_PASS(sdfs_store_open(idn_test_tmpdir(), NULL, &s.st));
+	IDN_PASS(sdfs_store_open(idn_test_tmpdir(), NULL, 0, &s.st));
 	uint8_t a[100], b[200];
 	memset(a, 0xaa, sizeof(a));
 	memset(b, 0xbb, sizeof(b));

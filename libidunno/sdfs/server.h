@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // server.h: private to libidunno/sdfs/: a node's SDFS state and what its
-// parts (server.c, front.c, replica.c, repair.c) share.
+// parts share. A file calls only files listed after its own: sdfs.c (open,
+// close); repair.c; put.c, get.c, list.c; replica.c; version.c, gather.c;
+// server.c; the store, ring and records (sdfs_int.h).
 #ifndef IDN_SDFS_SERVER_H
 #define IDN_SDFS_SERVER_H
 
@@ -12,6 +14,11 @@
 #define BAD_PEERS 64
 #define BAD_PEER_MS 3000
 #define STAT_TIMEOUT_MS 2000
+// A replica that does not answer a small request (sdfs.ver, the stat of a
+// name, r.begin) within this is taken for dead: the write goes to the next
+// live member of the ring instead of waiting until membership declares it
+// failed (about 1-3 s, during which every put it is a replica of stalled).
+#define ANSWER_MS 300
 // The first wait of a watched call to a replica (put.c fan_watch).
 #define WATCH_SLICE_MS 1500
 #define CHUNK_TIMEOUT_MS 20000
@@ -96,6 +103,7 @@ struct sdfs {
 	void *members_arg;
 	const core_logger *lg;
 	sdfs_store *st;
+	sdfs_limits lim; // as set (sdfs_limit); the store keeps cache_trust_ms
 	char self_addr[IDN_ADDR_MAX];
 	// Guards everything below. Never held across I/O or a call.
 	pthread_mutex_t lock;
@@ -194,8 +202,7 @@ int sdfs_rep_unput(sdfs *s, const char *name, uint64_t ver,
 int sdfs_local_read(sdfs *s, const char *name, uint64_t ver, uint32_t idx,
     uint8_t *buf, size_t *len, uint8_t csum[SDFS_CSUM_BYTES]);
 
-// get.c: what the cluster knows of a name: each asked node's versions.
-// What the cluster knows of a name: each asked node's versions.
+// gather.c: what the cluster knows of a name: each asked node's versions.
 typedef struct sdfs_gather {
 	size_t n;
 	idn_member *who;     // the nodes asked
@@ -212,11 +219,17 @@ int sdfs_gather_versions(sdfs *s, const char *name, bool all_nodes,
 const sdfs_vmeta *sdfs_gather_newest(const sdfs_gather *g, uint64_t want);
 void sdfs_gather_free(sdfs_gather *g);
 
-// put.c: a fresh version number of name from its primary (IDN_EBUSY: try
-// again shortly).
+// version.c: a fresh version number of name from its primary (IDN_EBUSY:
+// try again shortly).
 int sdfs_alloc_version(sdfs *s, const char *name, uint64_t *ver);
+// The name's write set: the replica set with members that are suspected
+// or timed out lately passed over while enough others are left.
+size_t sdfs_write_set(sdfs *s, const view *v, const char *name,
+    char addr[R][IDN_ADDR_MAX]);
 
-// put.c, get.c, list.c: each registers its routes.
+// version.c, put.c, get.c, list.c: each registers its routes (sdfs.c
+// calls them).
+int sdfs_version_register(sdfs *s);
 int sdfs_put_register(sdfs *s);
 int sdfs_get_register(sdfs *s);
 int sdfs_list_register(sdfs *s);
