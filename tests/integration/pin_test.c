@@ -220,7 +220,7 @@ test_bad_model_cpu(void **st)
 	    {"idunno-worker", "x", "not a number"},
 	    {"idunno-worker", "1024", "not a number"},
 	    {"idunno-worker", "1000", "not one this process may use"},
-	    {"idunno-coord", "0", "for workers"},
+	    {"idunno-coord", "0", "unknown option '--model-cpu'"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		char *out = NULL;

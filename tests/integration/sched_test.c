@@ -127,8 +127,6 @@ test_refusals_leave_nothing(void **st)
 	refused("bad1", "infer add bad1 --model quick --queries " QUERIES
 	    " --batch 0 --rate 10", "batch");
 	refused("bad1", "infer add bad1 --model quick --queries " QUERIES
-	    " --batch -4 --rate 10", "batch");
-	refused("bad1", "infer add bad1 --model quick --queries " QUERIES
 	    " --batch 8 --rate 0", "rate");
 	refused("bad1", "infer add bad1 --model quick --queries " QUERIES
 	    " --batch 8 --rate -2", "rate");
@@ -141,6 +139,12 @@ test_refusals_leave_nothing(void **st)
 	refused("bad1", "infer add bad1 --model quick --queries " QUERIES
 	    " --batch 8 --rate 10 --limit 100000001", "at most");
 	refused("bad1", "train add bad1 --model quick", "train start");
+	// A batch no spec can hold is a usage error, refused before any call.
+	assert_int_equal(cli(&out, "infer add bad1 --model quick --queries "
+	    QUERIES " --batch -4 --rate 10"), 2);
+	assert_non_null(strstr(out, "--batch: '-4'"));
+	free(out);
+	assert_false(job_known("bad1"));
 	// A duplicate name: the first job runs, the second add is refused.
 	assert_int_equal(cli(&out, "infer add dup --model quick --queries "
 	    QUERIES " --batch 8 --rate 200 --limit 40"), 0);

@@ -133,7 +133,7 @@ refused(const char *args, const char *want)
 static void
 test_refusals(void **st)
 {
-	refused("train add bad --model lenA --workers 0", "--workers");
+	refused("train add bad --model lenA --workers 0", "workers must be");
 	refused("train add bad --model lenA --workers 17", "workers must be");
 	refused("train add bad --model lenA --wd -1", "weight decay");
 	refused("train add bad --model lenA --momentum 1", "momentum");
@@ -141,9 +141,15 @@ test_refusals(void **st)
 	    "global batch");
 	refused("train add bad --model lenA --from weights",
 	    "no trained weights yet");
-	refused("train add bad --model lenA --from scratch", "--from");
 	refused("train add bad --model lenA --checkpoint-every 0",
-	    "--checkpoint-every");
+	    "checkpoint interval");
+	// Not a value the option has: a usage error, no call made.
+	char *out = NULL;
+	assert_int_equal(cli(&out, "train add bad --model lenA --from "
+	    "scratch"), 2);
+	assert_non_null(strstr(out, "--from: 'scratch'"));
+	free(out);
+	assert_string_equal(job_json("bad"), "");
 }
 
 static bool
