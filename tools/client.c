@@ -28,6 +28,33 @@ struct cli {
 	bool listing;        // --commands: list its options, run nothing
 };
 
+// Prints about's lines (split by '\n') from column indent, the first one
+// after the col columns already on its line, or below them.
+static void
+print_about(FILE *f, const char *about, int col, int indent)
+{
+	for (const char *p = about; *p != '\0'; col = 0) {
+		size_t n = strcspn(p, "\n");
+		if (col >= indent - 1) {
+			fputc('\n', f);
+			col = 0;
+		}
+		fprintf(f, "%*s%.*s\n", indent - col, "", (int) n, p);
+		p += n + (p[n] == '\n');
+	}
+}
+
+// Prints "  NAME ARGS" and, from column ABOUT_COL, what it does.
+static void
+print_cmd(FILE *f, const cli_cmd *c)
+{
+	int col = fprintf(f, "  %s%s%s", c->name, *c->args ? " " : "",
+	    c->args);
+	const char *nl = strrchr(c->args, '\n');
+	print_about(f, c->about, nl != NULL ? (int) strlen(nl + 1) : col,
+	    ABOUT_COL);
+}
+
 int
 cli_parse(cli *x, const tool_opt *opts, int argc, char **argv, int *first)
 {
@@ -44,11 +71,7 @@ cli_parse(cli *x, const tool_opt *opts, int argc, char **argv, int *first)
 	if (rv == TOOL_HELP) {
 		printf("usage: %s%s%s\n", x->prog, *c->args ? " " : "",
 		    c->args);
-		for (const char *p = c->about; *p != '\0';) {
-			size_t n = strcspn(p, "\n");
-			printf("  %.*s\n", (int) n, p);
-			p += n + (p[n] == '\n');
-		}
+		print_about(stdout, c->about, 0, 2);
 		return 0;
 	}
 	return rv;
@@ -336,26 +359,6 @@ static const struct {
 	{"Models and data:\n", model_cmds},
 	{"Jobs (training and inference on the cluster):\n", sched_cmds},
 };
-
-// Prints "  NAME ARGS", then what it does from column ABOUT_COL: on the
-// same line when the synopsis leaves room, else below.
-static void
-print_cmd(FILE *f, const cli_cmd *c)
-{
-	int col = fprintf(f, "  %s%s%s", c->name, *c->args ? " " : "",
-	    c->args);
-	const char *nl = strrchr(c->args, '\n');
-	col = nl != NULL ? (int) strlen(nl + 1) : col;
-	for (const char *p = c->about; *p != '\0'; col = 0) {
-		size_t n = strcspn(p, "\n");
-		if (col >= ABOUT_COL - 1) {
-			fputc('\n', f);
-			col = 0;
-		}
-		fprintf(f, "%*s%.*s\n", ABOUT_COL - col, "", (int) n, p);
-		p += n + (p[n] == '\n');
-	}
-}
 
 static void
 usage(FILE *f)
