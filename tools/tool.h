@@ -57,6 +57,8 @@ typedef struct tool_opt {
 	const tool_word *words; // TOOL_WORD, ended by a NULL word
 } tool_opt;
 
+// A p of another type than T * mismatches in the conditional: an error
+// under -Werror.
 #define TOOL_OUT_(T, p) ((void *) (1 ? (p) : (T *) NULL))
 #define TOOL_OPT_FLAG(n, p) {(n), TOOL_FLAG, TOOL_OUT_(bool, p), 0, 0, NULL}
 #define TOOL_OPT_STR(n, p)                                               \
