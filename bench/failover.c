@@ -41,7 +41,7 @@
 #define STEADY_MS 4000 // the steady rate: the 4 s before the kill
 #define WINDOW_MS 2000 // the takeover's: the 2 s after it
 
-static idn_tcluster cl;
+static th_cluster cl;
 static idn_client *c;
 static long limit = 24000; // queries per job
 
@@ -140,7 +140,7 @@ first_lease_ms(const char *name, uint64_t epoch)
 	FILE *f = fopen(path, "r");
 	uint64_t at = 0;
 	while (f != NULL && at == 0 && fgets(line, sizeof(line), f) != NULL) {
-		at = strstr(line, want) != NULL ? idn_test_log_ms(line) : 0;
+		at = strstr(line, want) != NULL ? th_log_ms(line) : 0;
 	}
 	if (f != NULL) {
 		fclose(f);
@@ -162,7 +162,7 @@ written(const char *job, unsigned batch, uint64_t t0, uint64_t t1)
 		snprintf(path, sizeof(path), "%s/worker%d/node.log", cl.root, i);
 		FILE *f = fopen(path, "r");
 		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-			uint64_t at = strstr(line, want) != NULL ? idn_test_log_ms(line) : 0;
+			uint64_t at = strstr(line, want) != NULL ? th_log_ms(line) : 0;
 			n += at >= t0 && at < t1 ? batch : 0;
 		}
 		if (f != NULL) {
@@ -200,7 +200,7 @@ last_repair_ms(void)
 		while (fgets(line, sizeof(line), f) != NULL) {
 			uint64_t at = strstr(line, "sdfs: pulled ") != NULL ||
 			    strstr(line, "sdfs: dropping ") != NULL ?
-			    idn_test_log_ms(line) : 0;
+			    th_log_ms(line) : 0;
 			last = at > last ? at : last;
 		}
 		offs[i] = ftell(f);
@@ -226,7 +226,7 @@ standby_is(void *arg)
 {
 	char *json = NULL, want[128];
 	snprintf(want, sizeof(want), "\"standby\": \"%s:",
-	    idn_tcluster_addr(&cl, arg));
+	    th_cluster_addr(&cl, arg));
 	bool ok = idn_sched_jobs(c, &json) == IDN_OK &&
 	    strstr(json, want) != NULL;
 	idn_free(json);
@@ -246,7 +246,7 @@ leased(void *arg)
 static uint64_t
 sigkill(const char *name)
 {
-	pid_t pid = idn_tcluster_pid(&cl, name);
+	pid_t pid = th_cluster_pid(&cl, name);
 	uint64_t at = wall_ms();
 	return pid > 0 && kill(pid, SIGKILL) == 0 ? at : 0;
 }
@@ -265,7 +265,7 @@ static void
 warm_up(const char *a, const char *b)
 {
 	const char *jobs[2] = {a, b};
-	idn_test_wait(started, jobs, 30000);
+	th_wait(started, jobs, 30000);
 	usleep(1000 * 1000);
 }
 
@@ -330,8 +330,8 @@ main(int argc, char **argv)
 	        "before_qps,after_qps,ratio,identical,settle_s", &csv) != 0) {
 		return 1;
 	}
-	if (idn_tcluster_up(&cl, NODES) != IDN_OK ||
-	    idn_client_open(idn_tcluster_addr(&cl, DOOR), cl.key, &c) !=
+	if (th_cluster_up(&cl, NODES) != IDN_OK ||
+	    idn_client_open(th_cluster_addr(&cl, DOOR), cl.key, &c) !=
 	    IDN_OK) {
 		fprintf(stderr, "failover: cannot start the cluster\n");
 		return 1;
@@ -340,18 +340,18 @@ main(int argc, char **argv)
 	const char *desc = "backend = sim\ninput = 1x28x28\nclasses = 10\n"
 	    "service_ms = 50\n";
 	char *err = NULL;
-	if (idn_tcluster_cli(&cl, NULL, "--node %s dataset import fashion-mnist "
-	        ">/dev/null", idn_tcluster_addr(&cl, DOOR)) != 0 ||
+	if (th_cluster_cli(&cl, NULL, "--node %s dataset import fashion-mnist "
+	        ">/dev/null", th_cluster_addr(&cl, DOOR)) != 0 ||
 	    idn_model_store(c, "bench", desc, strlen(desc), NULL, 0, &err) !=
 	    IDN_OK || idn_phase_start(c, IDN_PHASE_INFER, NULL) != IDN_OK ||
 	    add("refa", 32) || add("refb", 24)) {
 		fprintf(stderr, "failover: setup failed\n");
-		idn_tcluster_down(&cl);
+		th_cluster_down(&cl);
 		return 1;
 	}
 	const char *ref[2] = {"refa", "refb"};
-	idn_test_wait(finished, ref, 120000);
-	idn_test_wait(standby_is, "standby", 30000);
+	th_wait(finished, ref, 120000);
+	th_wait(standby_is, "standby", 30000);
 	uint64_t take[100], n = 0;
 	double settle[100];
 	double ratio[100], worst = 1e9, wratio[100];
@@ -367,7 +367,7 @@ main(int argc, char **argv)
 		// missed, the stand-in copies dropped) ends first: a round
 		// measures its own takeover on a settled cluster.
 		uint64_t r0 = wall_ms();
-		bool settled = idn_test_wait(repair_done, NULL, 60000);
+		bool settled = th_wait(repair_done, NULL, 60000);
 		settle[k] = (double) (wall_ms() - r0) / (settled ? 1 : -1);
 		if (add(a, 32) || add(b, 24)) {
 			break;
@@ -383,7 +383,7 @@ main(int argc, char **argv)
 			break;
 		}
 		who w = {standby, (uint64_t) k + 2};
-		bool ok = idn_test_wait(leased, &w, 10000);
+		bool ok = th_wait(leased, &w, 10000);
 		uint64_t lease = ok ? first_lease_ms(standby, w.epoch) : 0;
 		// The rate over the 2 s after the kill (done as the new
 		// coordinator counts it: the workers' late reports included).
@@ -395,7 +395,7 @@ main(int argc, char **argv)
 		double steady = (d1 - d0) * 1000.0 / (double) (t1 - t0);
 		double during = (d2 - d1) * 1000.0 / (double) (t2 - t1);
 		const char *jobs[2] = {a, b};
-		bool fin = idn_test_wait(finished, jobs, 120000);
+		bool fin = th_wait(finished, jobs, 120000);
 		bool same = fin && same_output("refa", a) && same_output("refb", b);
 		lost += !same;
 		// The same windows by the results' write times.
@@ -430,8 +430,8 @@ main(int argc, char **argv)
 		    settle[k] / 1000.0);
 		fflush(stdout);
 		// The killed node comes back as the standby.
-		idn_tcluster_restart(&cl, active);
-		if (!idn_test_wait(standby_is, (void *) active, 30000)) {
+		th_cluster_restart(&cl, active);
+		if (!th_wait(standby_is, (void *) active, 30000)) {
 			printf("the restarted %s did not become the standby\n",
 			    active);
 			break;
@@ -445,7 +445,7 @@ main(int argc, char **argv)
 	// dead replica wait for their timeout; re-replication starts when
 	// membership declares it failed).
 	double control = -1;
-	if (n == (uint64_t) kills && idn_test_wait(repair_done, NULL, 60000) &&
+	if (n == (uint64_t) kills && th_wait(repair_done, NULL, 60000) &&
 	    add("ca", 32) == IDN_OK && add("cb", 24) == IDN_OK) {
 		warm_up("ca", "cb");
 		double d0 = done_now("ca", "cb");
@@ -462,7 +462,7 @@ main(int argc, char **argv)
 			    (double) (t2 - t1) / steady : 0;
 		}
 		const char *jobs[2] = {"ca", "cb"};
-		idn_test_wait(finished, jobs, 120000);
+		th_wait(finished, jobs, 120000);
 	}
 	if (n > 0) {
 		uint64_t s[100];
@@ -497,7 +497,7 @@ main(int argc, char **argv)
 		    "(lost or duplicated queries): %d (goal 0)\n", lost);
 	}
 	idn_client_close(c);
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	int csv_rv = bench_csv_close("failover", csv);
 	return n == (uint64_t) kills && lost == 0 && csv_rv == 0 ? 0 : 1;
 }

@@ -25,7 +25,7 @@
 #define NODES 10
 #define WORKERS (NODES - 2)
 
-static idn_tcluster cl;
+static th_cluster cl;
 
 // A node killed in a round, and when the survivors saw it failed.
 typedef struct victim {
@@ -69,14 +69,14 @@ poll_failed(victim *v, int k)
 	for (int i = 0; i < NODES; i++) {
 		char name[8];
 		snprintf(name, sizeof(name), "%d", i);
-		const char *addr = idn_tcluster_addr(&cl, name);
+		const char *addr = th_cluster_addr(&cl, name);
 		if (addr == NULL || is_victim(addr, v, k)) {
 			continue;
 		}
 		survivors++;
 		idn_member *m;
 		size_t n;
-		if (idn_tcluster_members(&cl, name, &m, &n) != IDN_OK) {
+		if (th_cluster_members(&cl, name, &m, &n) != IDN_OK) {
 			continue; // counts as not seen: polled again
 		}
 		for (size_t r = 0; r < n; r++) {
@@ -112,7 +112,7 @@ stats(uint64_t *msgs, uint64_t *bytes)
 		snprintf(name, sizeof(name), "%d", i);
 		idn_client *c;
 		idn_node_stats st;
-		if (idn_client_open(idn_tcluster_addr(&cl, name), cl.key, &c)) {
+		if (idn_client_open(th_cluster_addr(&cl, name), cl.key, &c)) {
 			return -1;
 		}
 		int rv = idn_client_node_stats(c, NULL, &st);
@@ -130,7 +130,7 @@ static uint64_t
 grep_count(const char *pattern)
 {
 	char *out = NULL;
-	idn_tcluster_cli(&cl, &out, "grep '%s' --json 2>/dev/null", pattern);
+	th_cluster_cli(&cl, &out, "grep '%s' --json 2>/dev/null", pattern);
 	char *t = out ? strstr(out, "\"total\": ") : NULL;
 	uint64_t n = t ? strtoull(t + 9, NULL, 10) : 0;
 	free(out);
@@ -162,11 +162,11 @@ victim_init(victim *v, int worker)
 {
 	memset(v, 0, sizeof(*v));
 	snprintf(v->name, sizeof(v->name), "worker%d", worker);
-	const char *addr = idn_tcluster_addr(&cl, v->name);
+	const char *addr = th_cluster_addr(&cl, v->name);
 	idn_member *m;
 	size_t n;
 	if (addr == NULL ||
-	    idn_tcluster_members(&cl, v->name, &m, &n) != IDN_OK) {
+	    th_cluster_members(&cl, v->name, &m, &n) != IDN_OK) {
 		return false;
 	}
 	snprintf(v->addr, sizeof(v->addr), "%s", addr);
@@ -226,7 +226,7 @@ main(int argc, char **argv)
 	        "round,at_once,node,detect_ms,first_ms", &csv) != 0) {
 		return 1;
 	}
-	if (idn_tcluster_up(&cl, NODES) != IDN_OK) {
+	if (th_cluster_up(&cl, NODES) != IDN_OK) {
 		fprintf(stderr, "membership: cluster did not start\n");
 		return 1;
 	}
@@ -256,7 +256,7 @@ main(int argc, char **argv)
 			// The pid comes from the CLI (which loads libtorch):
 			// looked up before the clock starts.
 			// -1 must never reach kill(): it means every process.
-			if ((pid[k] = idn_tcluster_pid(&cl, v[k].name)) <= 0) {
+			if ((pid[k] = th_cluster_pid(&cl, v[k].name)) <= 0) {
 				break;
 			}
 		}
@@ -270,10 +270,10 @@ main(int argc, char **argv)
 			v[j].killed = idn_wall_ms();
 			kill(pid[j], SIGKILL);
 		}
-		uint64_t deadline = idn_test_now_ms() + 10000;
+		uint64_t deadline = th_now_ms() + 10000;
 		int seen;
 		while ((seen = poll_failed(v, k)) < k &&
-		    idn_test_now_ms() < deadline) {
+		    th_now_ms() < deadline) {
 			usleep(20 * 1000);
 		}
 		for (int j = 0; j < k; j++) {
@@ -296,9 +296,9 @@ main(int argc, char **argv)
 			break;
 		}
 		for (int j = 0; j < k; j++) {
-			idn_tcluster_restart(&cl, v[j].name);
+			th_cluster_restart(&cl, v[j].name);
 		}
-		if (idn_tcluster_wait_alive(&cl, 10000) != IDN_OK) {
+		if (th_cluster_wait_alive(&cl, 10000) != IDN_OK) {
 			fprintf(stderr, "membership: round %d: the killed "
 			    "nodes did not rejoin\n", r + 1);
 			break;
@@ -318,7 +318,7 @@ main(int argc, char **argv)
 	free(took);
 	int csv_rv = bench_csv_close("membership", csv);
 	if (no_load || load_s == 0) {
-		idn_tcluster_down(&cl);
+		th_cluster_down(&cl);
 		return done == want && csv_rv == 0 ? 0 : 1;
 	}
 
@@ -344,6 +344,6 @@ main(int argc, char **argv)
 	printf("under full load (2 spinning processes, %ld s): %llu false "
 	    "failures, %llu suspicions (refuted)\n", load_s,
 	    (unsigned long long) fail, (unsigned long long) sus);
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	return fail == 0 && done == want && csv_rv == 0 ? 0 : 1;
 }

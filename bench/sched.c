@@ -37,7 +37,7 @@
 #define BACKLOG 1e6 // offered q/s: far above any capacity here
 #define SIM_B_MS 100
 
-static idn_tcluster cl;
+static th_cluster cl;
 static idn_client *c;
 static int workers; // alive workers
 static bool pinned; // the next cluster's workers: --pin
@@ -62,7 +62,7 @@ die(const char *what, int rv, char *err)
 	    err ? ": " : "", err ? err : "");
 	idn_free(err);
 	idn_client_close(c);
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	exit(1);
 }
 
@@ -231,13 +231,13 @@ static void
 cluster_start(int k, bool with_lenet5)
 {
 	double t0 = now_s();
-	if (idn_tcluster_up_with(&cl, k + 2, pinned ? "--pin" : "") !=
+	if (th_cluster_up_with(&cl, k + 2, pinned ? "--pin" : "") !=
 	    IDN_OK) {
 		fprintf(stderr, "sched bench: cannot start the cluster\n");
 		exit(1);
 	}
 	workers = k;
-	int rv = idn_client_open(idn_tcluster_addr(&cl, "coord"), cl.key, &c);
+	int rv = idn_client_open(th_cluster_addr(&cl, "coord"), cl.key, &c);
 	if (rv != IDN_OK) {
 		die("client", rv, NULL);
 	}
@@ -277,8 +277,8 @@ store_lenet5(void)
 	snprintf(mp, sizeof(mp), "%s/lenet5.pt", models);
 	uint8_t *desc, *pt;
 	size_t dlen, plen;
-	if (idn_test_read_file(dp, 1 << 16, &desc, &dlen) != IDN_OK ||
-	    idn_test_read_file(mp, 1 << 28, &pt, &plen) != IDN_OK) {
+	if (th_read_file(dp, 1 << 16, &desc, &dlen) != IDN_OK ||
+	    th_read_file(mp, 1 << 28, &pt, &plen) != IDN_OK) {
 		die("read build/models/lenet5.*", IDN_ENOENT, NULL);
 	}
 	char *d = strndup((const char *) desc, dlen);
@@ -294,7 +294,7 @@ cluster_stop(void)
 {
 	idn_client_close(c);
 	c = NULL;
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 }
 
 static void

@@ -31,7 +31,7 @@
 #define SMALL_BYTES 65536
 #define MAX_LIST 16
 
-static idn_tcluster cl;
+static th_cluster cl;
 static const char *tmp;
 
 // Monotonic seconds, to the microsecond: a 1 MiB cp takes a few ms.
@@ -52,12 +52,12 @@ timed_sh(const char *what, const char *fmt, const char *a, const char *b)
 		exit(1);
 	}
 	double t0 = now_s();
-	int rc = idn_test_sh(NULL, "%s", cmd);
+	int rc = th_sh(NULL, "%s", cmd);
 	double s = now_s() - t0;
 	if (rc != 0) {
 		fprintf(stderr, "sdfs bench: %s failed (exit %d): %s\n", what,
 		    rc, cmd);
-		idn_tcluster_down(&cl);
+		th_cluster_down(&cl);
 		exit(1);
 	}
 	free(cmd);
@@ -72,11 +72,11 @@ timed_cli(const char *what, const char *fmt, const char *a, const char *b)
 		exit(1);
 	}
 	double t0 = now_s();
-	int rc = idn_tcluster_cli(&cl, NULL, "%s", args);
+	int rc = th_cluster_cli(&cl, NULL, "%s", args);
 	double s = now_s() - t0;
 	if (rc != 0) {
 		fprintf(stderr, "sdfs bench: %s failed (exit %d)\n", what, rc);
-		idn_tcluster_down(&cl);
+		th_cluster_down(&cl);
 		exit(1);
 	}
 	free(args);
@@ -105,7 +105,7 @@ put_get(long mb, int reps, FILE *csv)
 		unlink(dst);
 		put[r] = timed_cli("put", "put '%s' '%s'", src, "bench/big");
 		get[r] = timed_cli("get", "get '%s' '%s'", "bench/big", got);
-		if (idn_test_sh(NULL, "cmp -s '%s' '%s'", src, got) != 0) {
+		if (th_sh(NULL, "cmp -s '%s' '%s'", src, got) != 0) {
 			fprintf(stderr, "sdfs bench: get returned other "
 			    "bytes\n");
 			return -1;
@@ -119,7 +119,7 @@ put_get(long mb, int reps, FILE *csv)
 		}
 	}
 	unlink(src);
-	(void) idn_tcluster_cli(&cl, NULL, "delete bench/big");
+	(void) th_cluster_cli(&cl, NULL, "delete bench/big");
 	double mcp = bench_median(cp, reps), mcps = bench_median(cps, reps);
 	double mput = bench_median(put, reps), mget = bench_median(get, reps);
 	printf("sdfs: %d-node local cluster, %ld MiB file, median of %d\n",
@@ -155,7 +155,7 @@ busiest_holder(int run, char *name, size_t cap)
 		idn_sdfs_entry *e;
 		size_t n;
 		snprintf(node, sizeof(node), "worker%d", i);
-		if (idn_tcluster_client(&cl, node, 10000, &w) != IDN_OK) {
+		if (th_cluster_client(&cl, node, 10000, &w) != IDN_OK) {
 			continue;
 		}
 		int rv = idn_sdfs_store(w, &e, &n);
@@ -198,10 +198,10 @@ rerep(idn_client *c, const char *small, int run, int files, FILE *csv,
 		}
 	}
 	int held = busiest_holder(run, victim, cap);
-	const char *vaddr = held < 0 ? NULL : idn_tcluster_addr(&cl, victim);
+	const char *vaddr = held < 0 ? NULL : th_cluster_addr(&cl, victim);
 	char vcopy[64];
 	snprintf(vcopy, sizeof(vcopy), "%s", vaddr ? vaddr : "?");
-	if (vaddr == NULL || idn_tcluster_kill(&cl, victim) != IDN_OK) {
+	if (vaddr == NULL || th_cluster_kill(&cl, victim) != IDN_OK) {
 		fprintf(stderr, "sdfs bench: cannot kill %s\n", held < 0 ?
 		    "a worker" : victim);
 		return -1;
@@ -280,8 +280,8 @@ static void
 recover(idn_client *c, const char *victim, int runs, const long *files)
 {
 	double t0 = now_s();
-	if (idn_tcluster_restart(&cl, victim) != IDN_OK ||
-	    idn_tcluster_wait_alive(&cl, 30000) != IDN_OK) {
+	if (th_cluster_restart(&cl, victim) != IDN_OK ||
+	    th_cluster_wait_alive(&cl, 30000) != IDN_OK) {
 		fprintf(stderr, "sdfs bench: %s did not rejoin\n", victim);
 	}
 	while (!settled(c, runs, files) && now_s() - t0 < 120) {
@@ -377,22 +377,22 @@ main(int argc, char **argv)
 	        &csv) != 0) {
 		return 1;
 	}
-	tmp = idn_test_tmpdir();
-	if (tmp == NULL || idn_tcluster_up(&cl, NODES) != IDN_OK) {
+	tmp = th_tmpdir();
+	if (tmp == NULL || th_cluster_up(&cl, NODES) != IDN_OK) {
 		fprintf(stderr, "sdfs bench: cannot start the cluster\n");
 		return 1;
 	}
 	for (int i = 0; i < nsizes; i++) {
 		if (sizes[i] > 0 && put_get(sizes[i], (int) reps, csv) != 0) {
-			idn_tcluster_down(&cl);
+			th_cluster_down(&cl);
 			return 1;
 		}
 	}
 
 	// Polled and fed through the C API, on the coordinator (kept up).
 	idn_client *c;
-	if (idn_tcluster_client(&cl, "coord", 5000, &c) != IDN_OK) {
-		idn_tcluster_down(&cl);
+	if (th_cluster_client(&cl, "coord", 5000, &c) != IDN_OK) {
+		th_cluster_down(&cl);
 		return 1;
 	}
 	char small[4096], victim[16] = "", bytes[16];
@@ -419,7 +419,7 @@ main(int argc, char **argv)
 		}
 	}
 	idn_client_close(c);
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	int csv_rv = bench_csv_close("sdfs", csv);
 	return status == 0 && csv_rv == 0 ? 0 : 1;
 }

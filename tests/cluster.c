@@ -7,33 +7,33 @@
 
 #include "cluster.h"
 
-static idn_tcluster *live[8];
+static th_cluster *live[8];
 
 static void
 down_all(void)
 {
 	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
 		if (live[i] != NULL) {
-			idn_tcluster_down(live[i]);
+			th_cluster_down(live[i]);
 		}
 	}
 }
 
 int
-idn_tcluster_cli(idn_tcluster *c, char **out, const char *fmt, ...)
+th_cluster_cli(th_cluster *c, char **out, const char *fmt, ...)
 {
 	char prefix[2 * PATH_MAX];
 	snprintf(prefix, sizeof(prefix), "'%.4000s/idunno' --root '%.4000s' ",
-	    idn_test_bin_dir(), c->root);
+	    th_bin_dir(), c->root);
 	va_list ap;
 	va_start(ap, fmt);
-	int rv = idn_test_vrun(out, prefix, fmt, ap);
+	int rv = th_vrun(out, prefix, fmt, ap);
 	va_end(ap);
 	return rv;
 }
 
 typedef struct {
-	idn_tcluster *c;
+	th_cluster *c;
 	int want;
 } conv_arg;
 
@@ -44,7 +44,7 @@ converged(void *arg)
 	char name[16];
 	for (int i = 0; i < a->c->n; i++) {
 		snprintf(name, sizeof(name), "%d", i);
-		if (idn_tcluster_count(a->c, name, IDN_MEMBER_ALIVE) != a->want) {
+		if (th_cluster_count(a->c, name, IDN_MEMBER_ALIVE) != a->want) {
 			return false;
 		}
 	}
@@ -52,16 +52,16 @@ converged(void *arg)
 }
 
 int
-idn_tcluster_up(idn_tcluster *c, int n)
+th_cluster_up(th_cluster *c, int n)
 {
-	return idn_tcluster_up_with(c, n, "");
+	return th_cluster_up_with(c, n, "");
 }
 
 int
-idn_tcluster_up_with(idn_tcluster *c, int n, const char *up_args)
+th_cluster_up_with(th_cluster *c, int n, const char *up_args)
 {
 	static bool registered;
-	const char *dir = idn_test_tmpdir();
+	const char *dir = th_tmpdir();
 	if (dir == NULL) {
 		return IDN_ESYS;
 	}
@@ -80,10 +80,10 @@ idn_tcluster_up_with(idn_tcluster *c, int n, const char *up_args)
 	}
 	// Nodes run in sessions of their own: if this process dies before
 	// its teardown, the reaper stops them.
-	idn_test_at_death("'%.4000s/idunno' --root '%.4000s' cluster down "
-	    ">/dev/null 2>&1 || true", idn_test_bin_dir(), c->root);
+	th_at_death("'%.4000s/idunno' --root '%.4000s' cluster down "
+	    ">/dev/null 2>&1 || true", th_bin_dir(), c->root);
 	char *out = NULL;
-	int rv = idn_tcluster_cli(c, &out, "cluster up -n %d %s", n, up_args);
+	int rv = th_cluster_cli(c, &out, "cluster up -n %d %s", n, up_args);
 	free(out);
 	if (rv != 0) {
 		return IDN_ESYS;
@@ -94,59 +94,59 @@ idn_tcluster_up_with(idn_tcluster *c, int n, const char *up_args)
 		return rv;
 	}
 	conv_arg a = {c, n};
-	return idn_test_wait(converged, &a, 20000) ? IDN_OK : IDN_ETIMEDOUT;
+	return th_wait(converged, &a, 20000) ? IDN_OK : IDN_ETIMEDOUT;
 }
 
 int
-idn_tcluster_wait_alive(idn_tcluster *c, int timeout_ms)
+th_cluster_wait_alive(th_cluster *c, int timeout_ms)
 {
 	conv_arg a = {c, c->n};
-	return idn_test_wait(converged, &a, timeout_ms) ? IDN_OK :
+	return th_wait(converged, &a, timeout_ms) ? IDN_OK :
 	    IDN_ETIMEDOUT;
 }
 
 void
-idn_tcluster_down(idn_tcluster *c)
+th_cluster_down(th_cluster *c)
 {
 	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
 		if (live[i] == c) {
 			live[i] = NULL;
 			char *out = NULL;
-			idn_tcluster_cli(c, &out, "cluster down");
+			th_cluster_cli(c, &out, "cluster down");
 			free(out);
 		}
 	}
 }
 
 static int
-node_cmd(idn_tcluster *c, const char *verb, const char *node)
+node_cmd(th_cluster *c, const char *verb, const char *node)
 {
-	int rv = idn_tcluster_cli(c, NULL, "cluster %s %s >/dev/null", verb,
+	int rv = th_cluster_cli(c, NULL, "cluster %s %s >/dev/null", verb,
 	    node);
 	return rv == 0 ? IDN_OK : IDN_ESYS;
 }
 
 int
-idn_tcluster_kill(idn_tcluster *c, const char *node)
+th_cluster_kill(th_cluster *c, const char *node)
 {
 	return node_cmd(c, "kill", node);
 }
 
 int
-idn_tcluster_restart(idn_tcluster *c, const char *node)
+th_cluster_restart(th_cluster *c, const char *node)
 {
 	// A node killed just now may still hold its pid or port for a moment.
-	uint64_t deadline = idn_test_now_ms() + 10000;
+	uint64_t deadline = th_now_ms() + 10000;
 	int rv;
 	while ((rv = node_cmd(c, "restart", node)) != IDN_OK &&
-	    idn_test_now_ms() < deadline) {
+	    th_now_ms() < deadline) {
 		usleep(100 * 1000);
 	}
 	return rv;
 }
 
 pid_t
-idn_tcluster_pid(idn_tcluster *c, const char *node)
+th_cluster_pid(th_cluster *c, const char *node)
 {
 	char *out = NULL;
 	pid_t pid = -1;
@@ -156,7 +156,7 @@ idn_tcluster_pid(idn_tcluster *c, const char *node)
 	if (*end != '\0') {
 		want = -1;
 	}
-	idn_tcluster_cli(c, &out, "cluster status");
+	th_cluster_cli(c, &out, "cluster status");
 	for (char *l = out ? strtok(out, "\n") : NULL; l != NULL;
 	     l = strtok(NULL, "\n")) {
 		char n[32], role[16];
@@ -174,7 +174,7 @@ idn_tcluster_pid(idn_tcluster *c, const char *node)
 }
 
 const char *
-idn_tcluster_addr(idn_tcluster *c, const char *node)
+th_cluster_addr(th_cluster *c, const char *node)
 {
 	static char addr[64];
 	char path[PATH_MAX + 32], name[32], role[16];
@@ -207,12 +207,12 @@ idn_tcluster_addr(idn_tcluster *c, const char *node)
 }
 
 int
-idn_tcluster_index(idn_tcluster *c, const char *addr)
+th_cluster_index(th_cluster *c, const char *addr)
 {
 	for (int i = 0; i < c->n; i++) {
 		char k[16];
 		snprintf(k, sizeof(k), "%d", i);
-		const char *a = idn_tcluster_addr(c, k);
+		const char *a = th_cluster_addr(c, k);
 		if (a != NULL && strcmp(a, addr) == 0) {
 			return i;
 		}
@@ -221,10 +221,10 @@ idn_tcluster_index(idn_tcluster *c, const char *addr)
 }
 
 int
-idn_tcluster_client(idn_tcluster *c, const char *node, int timeout_ms,
+th_cluster_client(th_cluster *c, const char *node, int timeout_ms,
     idn_client **out)
 {
-	const char *addr = idn_tcluster_addr(c, node);
+	const char *addr = th_cluster_addr(c, node);
 	if (addr == NULL) {
 		return IDN_ENOENT;
 	}
@@ -236,11 +236,11 @@ idn_tcluster_client(idn_tcluster *c, const char *node, int timeout_ms,
 }
 
 int
-idn_tcluster_members(idn_tcluster *c, const char *node, idn_member **out,
+th_cluster_members(th_cluster *c, const char *node, idn_member **out,
     size_t *n)
 {
 	idn_client *cl;
-	int rv = idn_tcluster_client(c, node, 2000, &cl);
+	int rv = th_cluster_client(c, node, 2000, &cl);
 	if (rv == IDN_OK) {
 		rv = idn_client_members(cl, out, n);
 		idn_client_close(cl);
@@ -249,11 +249,11 @@ idn_tcluster_members(idn_tcluster *c, const char *node, idn_member **out,
 }
 
 int
-idn_tcluster_count(idn_tcluster *c, const char *node, int state)
+th_cluster_count(th_cluster *c, const char *node, int state)
 {
 	idn_member *m;
 	size_t n;
-	if (idn_tcluster_members(c, node, &m, &n) != IDN_OK) {
+	if (th_cluster_members(c, node, &m, &n) != IDN_OK) {
 		return -1;
 	}
 	int k = 0;

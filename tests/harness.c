@@ -48,7 +48,7 @@ reaper_main(int fd)
 }
 
 void
-idn_test_at_death(const char *fmt, ...)
+th_at_death(const char *fmt, ...)
 {
 	if (reaper_fd < 0) {
 		int fd[2];
@@ -87,7 +87,7 @@ remove_tmpdirs(void)
 }
 
 const char *
-idn_test_tmpdir(void)
+th_tmpdir(void)
 {
 	const char *base = getenv("TMPDIR");
 	if (ntmp == (int) (sizeof(tmpdirs) / sizeof(tmpdirs[0]))) {
@@ -103,14 +103,14 @@ idn_test_tmpdir(void)
 		if (ntmp == 0) {
 			atexit(remove_tmpdirs);
 		}
-		idn_test_at_death("rm -rf '%.4000s'", p);
+		th_at_death("rm -rf '%.4000s'", p);
 	}
 	ntmp++;
 	return p;
 }
 
 int
-idn_test_port(void)
+th_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -128,13 +128,13 @@ idn_test_port(void)
 }
 
 uint64_t
-idn_test_now_ms(void)
+th_now_ms(void)
 {
 	return idn_clock_ms();
 }
 
 uint64_t
-idn_test_log_ms(const char *line)
+th_log_ms(const char *line)
 {
 	struct tm tm = {0};
 	unsigned ms = 0;
@@ -148,14 +148,14 @@ idn_test_log_ms(const char *line)
 }
 
 bool
-idn_test_wait(bool (*cond)(void *arg), void *arg, int timeout_ms)
+th_wait(bool (*cond)(void *arg), void *arg, int timeout_ms)
 {
-	uint64_t deadline = idn_test_now_ms() + (uint64_t) timeout_ms;
+	uint64_t deadline = th_now_ms() + (uint64_t) timeout_ms;
 	for (;;) {
 		if (cond(arg)) {
 			return true;
 		}
-		if (idn_test_now_ms() >= deadline) {
+		if (th_now_ms() >= deadline) {
 			return false;
 		}
 		usleep(20 * 1000);
@@ -163,7 +163,7 @@ idn_test_wait(bool (*cond)(void *arg), void *arg, int timeout_ms)
 }
 
 const char *
-idn_test_bin_dir(void)
+th_bin_dir(void)
 {
 	static char dir[PATH_MAX];
 	const char *d = getenv("IDUNNO_BIN_DIR");
@@ -180,7 +180,7 @@ idn_test_bin_dir(void)
 }
 
 int
-idn_test_read_file(const char *path, size_t max_bytes, uint8_t **data,
+th_read_file(const char *path, size_t max_bytes, uint8_t **data,
     size_t *len)
 {
 	FILE *f = fopen(path, "rb");
@@ -246,7 +246,7 @@ run(char **out, const char *cmd)
 }
 
 int
-idn_test_vrun(char **out, const char *prefix, const char *fmt, va_list ap)
+th_vrun(char **out, const char *prefix, const char *fmt, va_list ap)
 {
 	char *args, *cmd;
 	if (vasprintf(&args, fmt, ap) < 0) {
@@ -263,29 +263,29 @@ idn_test_vrun(char **out, const char *prefix, const char *fmt, va_list ap)
 }
 
 int
-idn_test_sh(char **out, const char *fmt, ...)
+th_sh(char **out, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int rv = idn_test_vrun(out, "", fmt, ap);
+	int rv = th_vrun(out, "", fmt, ap);
 	va_end(ap);
 	return rv;
 }
 
 int
-idn_test_cli(char **out, const char *fmt, ...)
+th_cli(char **out, const char *fmt, ...)
 {
 	char prefix[4200];
-	snprintf(prefix, sizeof(prefix), "'%.4000s/idunno' ", idn_test_bin_dir());
+	snprintf(prefix, sizeof(prefix), "'%.4000s/idunno' ", th_bin_dir());
 	va_list ap;
 	va_start(ap, fmt);
-	int rv = idn_test_vrun(out, prefix, fmt, ap);
+	int rv = th_vrun(out, prefix, fmt, ap);
 	va_end(ap);
 	return rv;
 }
 
 double
-idn_test_num_after(const char *text, const char *key)
+th_num_after(const char *text, const char *key)
 {
 	const char *p = text ? strstr(text, key) : NULL;
 	if (p == NULL || strncmp(p + strlen(key), "null", 4) == 0) {
@@ -295,7 +295,7 @@ idn_test_num_after(const char *text, const char *key)
 }
 
 char *
-idn_test_sdfs_text(idn_client *c, const char *name)
+th_sdfs_text(idn_client *c, const char *name)
 {
 	void *data = NULL;
 	size_t len = 0;
@@ -309,7 +309,7 @@ idn_test_sdfs_text(idn_client *c, const char *name)
 }
 
 void
-idn_test_exactly_once(const char *text, size_t len, unsigned n)
+th_exactly_once(const char *text, size_t len, unsigned n)
 {
 	unsigned next = 0;
 	for (const char *p = text; p < text + len; next++) {

@@ -16,35 +16,10 @@
 
 #include <idunno/idunno.h>
 
+#include "cli.h"
 #include "cluster.h"
-#include "tool.h"
 
 #define START_TIMEOUT_MS 15000
-
-void
-cluster_usage(FILE *f)
-{
-	fprintf(f,
-	    "  cluster up -n N [--pin] start a coordinator, a standby and N-2 "
-	    "workers\n"
-	    "                         on 127.0.0.1 (free ports) under ROOT;\n"
-	    "                         --pin: each worker's model on a CPU of "
-	    "its own\n"
-	    "                         (from the last CPU down, round robin)\n"
-	    "  cluster down           stop every node (SIGTERM, then "
-	    "SIGKILL)\n"
-	    "  cluster kill NODE      SIGKILL one node (name, index or "
-	    "address)\n"
-	    "  cluster stop NODE      SIGTERM one node: it leaves the "
-	    "cluster\n"
-	    "  cluster restart NODE   start a node again (a new incarnation)\n"
-	    "  cluster status [--json] each node: name, role, pid, address, "
-	    "alive,\n"
-	    "                         dashboard (coordinator and standby: "
-	    "http),\n"
-	    "                         a pinned worker's model CPU "
-	    "(model_cpu)\n");
-}
 
 const char *
 cluster_key_path(const char *root)
@@ -362,28 +337,21 @@ pin_cpu(int k)
 }
 
 static int
-cmd_up(const char *root, int argc, char **argv)
+cmd_up(cli *x, int argc, char **argv)
 {
 	long n = -1;
 	bool pin = false;
-	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--pin") == 0) {
-			pin = true;
-		} else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
-			n = tool_parse_long("idunno", "-n", argv[++i], 1, 64);
-			if (n < 0) {
-				return 2;
-			}
-		} else {
-			fprintf(stderr, "idunno: cluster up: unknown argument "
-			    "'%s'\n", argv[i]);
-			return 2;
-		}
+	const tool_opt opts[] = {TOOL_OPT_LONG("n", &n, 1, 64),
+	    TOOL_OPT_FLAG("pin", &pin), {0}};
+	int first, rv = cli_parse(x, opts, argc, argv, &first);
+	if (rv != TOOL_RUN) {
+		return rv;
 	}
 	if (n < 0) {
-		fprintf(stderr, "idunno: cluster up: -n N is required\n");
-		return 2;
+		fprintf(stderr, "idunno cluster up: -n N is required\n");
+		return TOOL_USAGE;
 	}
+	const char *root = cli_root(x);
 	cluster_node *old;
 	int nold;
 	if (cluster_load(root, &old, &nold) == 0) {
@@ -398,7 +366,7 @@ cmd_up(const char *root, int argc, char **argv)
 			return 1;
 		}
 	}
-	int rv = mkdir(root, 0700);
+	rv = mkdir(root, 0700);
 	if (rv != 0 && errno != EEXIST) {
 		fprintf(stderr, "idunno: cannot create %s: %s\n", root,
 		    strerror(errno));
@@ -478,23 +446,26 @@ find(cluster_node *v, int n, const char *what)
 	return -1;
 }
 
+// kill, stop and restart: argv[0] says which.
 static int
-cmd_node(const char *root, const char *verb, int argc, char **argv)
+cmd_node(cli *x, int argc, char **argv)
 {
+	const tool_opt opts[] = {{0}};
+	int first, rv = cli_parse(x, opts, argc, argv, &first);
+	if (rv != TOOL_RUN) {
+		return rv;
+	}
+	const char *root = cli_root(x), *verb = argv[0], *name = argv[first];
 	cluster_node *v;
 	int n;
-	if (argc != 1) {
-		fprintf(stderr, "idunno: cluster %s NODE\n", verb);
-		return 2;
-	}
 	if (cluster_load(root, &v, &n) != 0) {
 		fprintf(stderr, "idunno: no cluster in %s\n", root);
 		return 1;
 	}
-	int i = find(v, n, argv[0]);
-	int rv = 0;
+	int i = find(v, n, name);
+	rv = 0;
 	if (i < 0) {
-		fprintf(stderr, "idunno: no node '%s' in %s\n", argv[0], root);
+		fprintf(stderr, "idunno: no node '%s' in %s\n", name, root);
 		rv = 1;
 	} else if (strcmp(verb, "kill") == 0 || strcmp(verb, "stop") == 0) {
 		if (!v[i].alive) {
@@ -570,8 +541,15 @@ http_addr(const char *root, const cluster_node *c, char *out, size_t cap)
 }
 
 static int
-cmd_status(const char *root, bool json)
+cmd_status(cli *x, int argc, char **argv)
 {
+	bool json = false;
+	const tool_opt opts[] = {TOOL_OPT_FLAG("json", &json), {0}};
+	int first, rv = cli_parse(x, opts, argc, argv, &first);
+	if (rv != TOOL_RUN) {
+		return rv;
+	}
+	const char *root = cli_root(x);
 	cluster_node *v;
 	int n;
 	if (cluster_load(root, &v, &n) != 0) {
@@ -621,47 +599,41 @@ cmd_status(const char *root, bool json)
 	return 0;
 }
 
-int
-cluster_main(const char *root, int argc, char **argv)
+static int
+cmd_down(cli *x, int argc, char **argv)
 {
-	if (argc < 1) {
-		cluster_usage(stderr);
-		return 2;
+	const tool_opt opts[] = {{0}};
+	int first, rv = cli_parse(x, opts, argc, argv, &first);
+	if (rv != TOOL_RUN) {
+		return rv;
 	}
-	const char *verb = argv[0];
-	if (strcmp(verb, "up") == 0) {
-		return cmd_up(root, argc - 1, argv + 1);
+	cluster_node *v;
+	int n;
+	if (cluster_load(cli_root(x), &v, &n) != 0) {
+		fprintf(stderr, "idunno: no cluster in %s\n", cli_root(x));
+		return 1;
 	}
-	if (strcmp(verb, "kill") == 0 || strcmp(verb, "restart") == 0 ||
-	    strcmp(verb, "stop") == 0) {
-		return cmd_node(root, verb, argc - 1, argv + 1);
-	}
-	if (strcmp(verb, "status") == 0) {
-		bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
-		if (argc > 2 || (argc == 2 && !json)) {
-			fprintf(stderr, "idunno: cluster status [--json]\n");
-			return 2;
-		}
-		return cmd_status(root, json);
-	}
-	if (strcmp(verb, "down") == 0) {
-		cluster_node *v;
-		int n;
-		if (argc > 1) {
-			fprintf(stderr, "idunno: cluster down: unknown argument "
-			    "'%s'\n", argv[1]);
-			return 2;
-		}
-		if (cluster_load(root, &v, &n) != 0) {
-			fprintf(stderr, "idunno: no cluster in %s\n", root);
-			return 1;
-		}
-		int running = stop_all(v, n);
-		free(v);
-		printf("stopped %d nodes\n", running);
-		return 0;
-	}
-	fprintf(stderr, "idunno: unknown cluster command '%s'\n", verb);
-	cluster_usage(stderr);
-	return 2;
+	int running = stop_all(v, n);
+	free(v);
+	printf("stopped %d nodes\n", running);
+	return 0;
 }
+
+const cli_cmd cluster_cmds[] = {
+	{"cluster up", "-n N [--pin]", "start a coordinator, a standby and N-2 "
+	    "workers\non 127.0.0.1 (free ports) under ROOT;\n--pin: each "
+	    "worker's model on a CPU of its own\n(from the last CPU down, "
+	    "round robin)", 0, 0, false, cmd_up},
+	{"cluster down", "", "stop every node (SIGTERM, then SIGKILL)", 0, 0,
+	    false, cmd_down},
+	{"cluster kill", "NODE", "SIGKILL one node (name, index or address)",
+	    1, 1, false, cmd_node},
+	{"cluster stop", "NODE", "SIGTERM one node: it leaves the cluster", 1,
+	    1, false, cmd_node},
+	{"cluster restart", "NODE", "start a node again (a new incarnation)",
+	    1, 1, false, cmd_node},
+	{"cluster status", "[--json]", "each node: name, role, pid, address, "
+	    "alive,\ndashboard (coordinator and standby: http),\na pinned "
+	    "worker's model CPU (model_cpu)", 0, 0, false, cmd_status},
+	{NULL, NULL, NULL, 0, 0, false, NULL},
+};

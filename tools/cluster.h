@@ -4,7 +4,7 @@
 #define IDN_TOOLS_CLUSTER_H
 
 #include <stdbool.h>
-#include <stdio.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 typedef struct {
@@ -24,7 +24,5 @@ int cluster_load(const char *root, cluster_node **out, int *n);
 int cluster_pick_addr(const char *root, char *addr, size_t cap);
 // Path of ROOT/cluster.key (static buffer).
 const char *cluster_key_path(const char *root);
-int cluster_main(const char *root, int argc, char **argv);
-void cluster_usage(FILE *f);
 
 #endif

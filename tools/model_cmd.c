@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // model_cmd.c: the model and dataset verbs of the idunno client:
-// dataset import, model put, train.
-#include <getopt.h>
+// dataset import, model export and put, train local.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,117 +11,80 @@
 #include <idunno/model.h>
 #include <idunno/sdfs.h>
 
+#include "cli.h"
 #include "progress.h"
-#include "tool.h"
 
 // Where Debian's dataset-fashion-mnist package puts the files.
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
-int model_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
-int model_export(int argc, char **argv);
-const char *model_cmd_usage(void);
-
-const char *
-model_cmd_usage(void)
-{
-	return "  dataset import fashion-mnist [--dir DIR] [--prefix P] "
-	       "[--shard-size N]\n"
-	       "        [--quiet]\n"
-	       "                         put the dataset into SDFS as shards "
-	       "(default\n"
-	       "                         DIR " FASHION_DIR ","
-	       " P datasets/fashion-mnist)\n"
-	       "  model export [--out DIR] [-- EXPORT-ARGS]\n"
-	       "                         write TorchScript LeNet-5, ResNet-18 "
-	       "and their\n"
-	       "                         descriptors into DIR (default "
-	       "./models) with\n"
-	       "                         Debian's python3-torch\n"
-	       "  model put NAME MODEL.pt DESC\n"
-	       "                         validate a TorchScript model and its "
-	       "descriptor,\n"
-	       "                         then store them as models/NAME/ in "
-	       "SDFS\n"
-	       "  train local NAME [--data P] [--epochs N] [--lr X] [--batch N]\n"
-	       "        [--optimizer sgd|adam] [--schedule const|step|cosine] "
-	       "[--limit N]\n"
-	       "        [--quiet]\n"
-	       "                         train NAME on P/train, test on P/test "
-	       "each epoch,\n"
-	       "                         store models/NAME/weights and "
-	       "metrics\n";
-}
+const tool_word cli_optimizers[] = {{"sgd", IDN_MODEL_SGD},
+    {"adam", IDN_MODEL_ADAM}, {NULL, 0}};
+const tool_word cli_schedules[] = {{"constant", IDN_MODEL_LR_CONST},
+    {"const", IDN_MODEL_LR_CONST}, {"step", IDN_MODEL_LR_STEP},
+    {"cosine", IDN_MODEL_LR_COSINE}, {NULL, 0}};
 
 static int
-dataset_import(idn_client *c, int argc, char **argv)
+dataset_import(cli *x, int argc, char **argv)
 {
 	const char *dir = FASHION_DIR, *prefix = "datasets/fashion-mnist";
 	long shard = 1000;
 	bool quiet = false;
-	if (argc < 1 || strcmp(argv[0], "fashion-mnist") != 0) {
-		fprintf(stderr, "idunno dataset: only 'import fashion-mnist' "
-		    "is known\n");
-		return 2;
+	const tool_opt opts[] = {
+	    TOOL_OPT_STR("dir", &dir),
+	    TOOL_OPT_STR("prefix", &prefix),
+	    TOOL_OPT_LONG("shard-size", &shard, 1, 1000000),
+	    TOOL_OPT_FLAG("quiet", &quiet),
+	    {0},
+	};
+	int first, rv = cli_parse(x, opts, argc, argv, &first);
+	if (rv != TOOL_RUN) {
+		return rv;
 	}
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--quiet") == 0) {
-			quiet = true;
-		} else if (i + 1 >= argc) {
-			goto usage;
-		} else if (strcmp(argv[i], "--dir") == 0) {
-			dir = argv[++i];
-		} else if (strcmp(argv[i], "--prefix") == 0) {
-			prefix = argv[++i];
-		} else if (strcmp(argv[i], "--shard-size") == 0) {
-			if ((shard = tool_parse_long("idunno", "--shard-size",
-			         argv[++i], 1, 1000000)) < 0) {
-				return 2;
-			}
-		} else {
-			goto usage;
-		}
+	if (strcmp(argv[first], "fashion-mnist") != 0) {
+		fprintf(stderr, "idunno dataset import: only fashion-mnist is "
+		    "known\n");
+		return TOOL_USAGE;
 	}
 	if (idn_sdfs_name_error(prefix) != NULL) {
-		fprintf(stderr, "idunno dataset: bad --prefix '%s': %s\n",
-		    prefix, idn_sdfs_name_error(prefix));
-		return 2;
+		fprintf(stderr, "idunno dataset import: bad --prefix '%s': "
+		    "%s\n", prefix, idn_sdfs_name_error(prefix));
+		return TOOL_USAGE;
+	}
+	idn_client *c = cli_client(x);
+	if (c == NULL) {
+		return TOOL_FAILED;
 	}
 	progress pr;
 	progress_start(&pr, "images", quiet);
-	int rv = idn_dataset_import_mnist_progress(c, dir, prefix,
+	rv = idn_dataset_import_mnist_progress(c, dir, prefix,
 	    (uint32_t) shard, pr.on ? progress_report : NULL, &pr);
 	progress_end(&pr);
 	if (rv != IDN_OK) {
 		fprintf(stderr, "idunno dataset import: %s (%s)\n",
 		    idn_strerror(rv), dir);
-		return 1;
+		return TOOL_FAILED;
 	}
 	printf("imported fashion-mnist into %s/train and %s/test\n", prefix,
 	    prefix);
 	return 0;
-usage:
-	fprintf(stderr, "idunno dataset import fashion-mnist [--dir DIR] "
-	    "[--prefix P] [--shard-size N] [--quiet]\n");
-	return 2;
 }
 
 // Runs models/export.py with Debian's python (the one with torch): the
-// source tree's copy when built in place, else the installed one.
-int
-model_export(int argc, char **argv)
+// source tree's copy when built in place, else the installed one. Needs
+// no cluster; what follows "--" goes to the script.
+static int
+model_export(cli *x, int argc, char **argv)
 {
 	const char *out = "models";
-	int i = 1;
-	if (i + 1 < argc && strcmp(argv[i], "--out") == 0) {
-		out = argv[i + 1];
-		i += 2;
+	const tool_opt opts[] = {TOOL_OPT_STR("out", &out), {0}};
+	int i, rv = cli_parse(x, opts, argc, argv, &i);
+	if (rv != TOOL_RUN) {
+		return rv;
 	}
-	if (i < argc && strcmp(argv[i], "--") == 0) {
-		i++;
-	} else if (i < argc) {
-		fprintf(stderr, "idunno model export [--out DIR] [-- "
-		    "EXPORT-ARGS]\n");
-		return 2;
+	if (i < argc && strcmp(argv[i - 1], "--") != 0) {
+		fprintf(stderr, "idunno model export: unexpected argument '%s' "
+		    "(the script's go after --)\n", argv[i]);
+		return TOOL_USAGE;
 	}
 	char scripts[] = IDN_EXPORT_SCRIPTS;
 	const char *script = NULL;
@@ -158,30 +120,33 @@ model_export(int argc, char **argv)
 }
 
 static int
-model_put(idn_client *c, int argc, char **argv)
+model_put(cli *x, int argc, char **argv)
 {
-	if (argc != 4 || strcmp(argv[0], "put") != 0) {
-		fprintf(stderr, "idunno model put NAME MODEL.pt DESC\n");
-		return 2;
+	const tool_opt opts[] = {{0}};
+	idn_client *c;
+	int i, rv = cli_connect(x, opts, argc, argv, &i, &c);
+	if (rv != TOOL_RUN) {
+		return rv;
 	}
+	const char *name = argv[i], *pt = argv[i + 1], *desc_file = argv[i + 2];
 	uint8_t *model = NULL, *desc = NULL;
 	size_t model_len = 0, desc_len = 0;
 	char *err = NULL;
-	int rv = tool_read_file(argv[2], (size_t) 4 << 30, &model, &model_len);
+	rv = tool_read_file(pt, (size_t) 4 << 30, &model, &model_len);
 	if (rv == IDN_OK) {
-		rv = tool_read_file(argv[3], 1 << 20, &desc, &desc_len);
+		rv = tool_read_file(desc_file, 1 << 20, &desc, &desc_len);
 	}
 	if (rv != IDN_OK) {
 		fprintf(stderr, "idunno model put: %s: %s\n", model ?
-		    argv[3] : argv[2], idn_strerror(rv));
+		    desc_file : pt, idn_strerror(rv));
 		free(model);
 		return 1;
 	}
-	rv = idn_model_store(c, argv[1], (const char *) desc, desc_len, model,
+	rv = idn_model_store(c, name, (const char *) desc, desc_len, model,
 	    model_len, &err);
 	if (rv == IDN_OK) {
-		printf("stored model %s (%zu bytes) as models/%s/\n", argv[1],
-		    model_len, argv[1]);
+		printf("stored model %s (%zu bytes) as models/%s/\n", name,
+		    model_len, name);
 	} else {
 		fprintf(stderr, "idunno model put: %s: %s\n", idn_strerror(rv),
 		    err ? err : "");
@@ -205,84 +170,41 @@ print_epoch(void *arg, const idn_model_epoch *e)
 }
 
 static int
-train(idn_client *c, int argc, char **argv)
+train_local(cli *x, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"data", required_argument, NULL, 'd'},
-	    {"epochs", required_argument, NULL, 'e'},
-	    {"lr", required_argument, NULL, 'l'},
-	    {"batch", required_argument, NULL, 'b'},
-	    {"optimizer", required_argument, NULL, 'o'},
-	    {"schedule", required_argument, NULL, 's'},
-	    {"limit", required_argument, NULL, 'n'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {NULL, 0, NULL, 0},
-	};
 	idn_model_train_opts o;
 	idn_model_train_opts_init(&o);
 	o.on_epoch = print_epoch;
 	bool quiet = false;
 	const char *data = "datasets/fashion-mnist";
-	long v, limit = 0;
-	int ch;
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		char *end = NULL;
-		switch (ch) {
-		case 'd':
-			data = optarg;
-			break;
-		case 'q':
-			quiet = true;
-			break;
-		case 'e':
-		case 'b':
-		case 'n':
-			if ((v = tool_parse_long("idunno", argv[optind - 1],
-			         optarg, ch == 'n' ? 0 : 1, 100000000)) < 0) {
-				return 2;
-			}
-			if (ch == 'e') {
-				o.epochs = (uint32_t) v;
-			} else if (ch == 'b') {
-				o.batch_size = (uint32_t) v;
-			} else {
-				limit = v;
-			}
-			break;
-		case 'l':
-			o.lr = strtod(optarg, &end);
-			if (*end != '\0' || !(o.lr > 0 && o.lr < 10)) {
-				fprintf(stderr, "idunno train: --lr '%s' is "
-				    "not in (0, 10)\n", optarg);
-				return 2;
-			}
-			break;
-		case 'o':
-			if (strcmp(optarg, "sgd") != 0 &&
-			    strcmp(optarg, "adam") != 0) {
-				goto usage;
-			}
-			o.optimizer = strcmp(optarg, "adam") == 0 ?
-			    IDN_MODEL_ADAM : IDN_MODEL_SGD;
-			break;
-		case 's':
-			o.schedule = strcmp(optarg, "cosine") == 0 ?
-			    IDN_MODEL_LR_COSINE : strcmp(optarg, "step") == 0 ?
-			    IDN_MODEL_LR_STEP : strcmp(optarg, "const") == 0 ?
-			    IDN_MODEL_LR_CONST : -1;
-			if (o.schedule < 0) {
-				goto usage;
-			}
-			break;
-		default:
-			goto usage;
-		}
+	long epochs = o.epochs, batch = o.batch_size, limit = 0;
+	const tool_opt opts[] = {
+	    TOOL_OPT_STR("data", &data),
+	    TOOL_OPT_LONG("epochs", &epochs, 1, 100000000),
+	    TOOL_OPT_NUM("lr", &o.lr),
+	    TOOL_OPT_LONG("batch", &batch, 1, 100000000),
+	    TOOL_OPT_WORD("optimizer", &o.optimizer, cli_optimizers),
+	    TOOL_OPT_WORD("schedule", &o.schedule, cli_schedules),
+	    TOOL_OPT_LONG("limit", &limit, 0, 100000000),
+	    TOOL_OPT_FLAG("quiet", &quiet),
+	    {0},
+	};
+	int first, rv = cli_parse(x, opts, argc, argv, &first);
+	if (rv != TOOL_RUN) {
+		return rv;
 	}
-	if (optind != argc - 1) {
-		goto usage;
+	if (!(o.lr > 0 && o.lr < 10)) {
+		fprintf(stderr, "idunno train local: --lr: '%g' is not in (0, "
+		    "10)\n", o.lr);
+		return TOOL_USAGE;
 	}
+	idn_client *c = cli_client(x);
+	if (c == NULL) {
+		return TOOL_FAILED;
+	}
+	const char *name = argv[first];
+	o.epochs = (uint32_t) epochs;
+	o.batch_size = (uint32_t) batch;
 	char *err = NULL;
 	progress pr;
 	progress_start(&pr, "batches", quiet);
@@ -291,39 +213,35 @@ train(idn_client *c, int argc, char **argv)
 		o.on_progress = progress_report;
 		o.progress_arg = &pr;
 	}
-	int rv = idn_catalog_train(c, argv[optind], data, (size_t) limit,
-	    &o, &err);
+	rv = idn_catalog_train(c, name, data, (size_t) limit, &o, &err);
 	progress_end(&pr);
 	if (rv != IDN_OK) {
 		fprintf(stderr, "idunno train: %s: %s\n", idn_strerror(rv),
 		    err ? err : "");
 	} else {
 		printf("stored models/%s/weights and models/%s/metrics\n",
-		    argv[optind], argv[optind]);
+		    name, name);
 	}
 	idn_free(err);
-	return rv == IDN_OK ? 0 : 1;
-usage:
-	fprintf(stderr, "idunno train local NAME [--data P] [--epochs N] [--lr X] "
-	    "[--batch N] [--optimizer sgd|adam] [--schedule const|step|cosine]"
-	    " [--limit N] [--quiet]\n");
-	return 2;
+	return rv == IDN_OK ? 0 : TOOL_FAILED;
 }
 
-int
-model_cmd_main(idn_client *c, const char *verb, int argc, char **argv)
-{
-	if (strcmp(verb, "dataset") == 0) {
-		if (argc < 1 || strcmp(argv[0], "import") != 0) {
-			fprintf(stderr, "idunno dataset import fashion-mnist "
-			    "...\n");
-			return 2;
-		}
-		return dataset_import(c, argc - 1, argv + 1);
-	}
-	if (strcmp(verb, "model") == 0) {
-		return model_put(c, argc, argv);
-	}
-	// train: getopt wants the verb in argv[0].
-	return train(c, argc + 1, argv - 1);
-}
+const cli_cmd model_cmds[] = {
+	{"dataset import", "fashion-mnist [--dir DIR] [--prefix P] "
+	    "[--shard-size N]\n        [--quiet]", "put the dataset into SDFS "
+	    "as shards (default\nDIR " FASHION_DIR ", P "
+	    "datasets/fashion-mnist)", 1, 1, false, dataset_import},
+	{"model export", "[--out DIR] [-- EXPORT-ARGS]", "write TorchScript "
+	    "LeNet-5, ResNet-18 and their\ndescriptors into DIR (default "
+	    "./models) with\nDebian's python3-torch (needs no cluster)", 0, -1,
+	    true, model_export},
+	{"model put", "NAME MODEL.pt DESC", "validate a TorchScript model and "
+	    "its descriptor,\nthen store them as models/NAME/ in SDFS", 3, 3,
+	    false, model_put},
+	{"train local", "NAME [--data P] [--epochs N] [--lr X] [--batch N]\n"
+	    "        [--optimizer sgd|adam] [--schedule const|step|cosine] "
+	    "[--limit N]\n        [--quiet]", "train NAME on P/train, test on "
+	    "P/test each epoch,\nstore models/NAME/weights and metrics", 1, 1,
+	    false, train_local},
+	{NULL, NULL, NULL, 0, 0, false, NULL},
+};

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,82 +17,35 @@
 #include <idunno/idunno.h>
 #include <idunno/sdfs.h>
 
+#include "cli.h"
 #include "progress.h"
-#include "tool.h"
 
-int sdfs_cmd_main(idn_client *c, const char *verb, int argc, char **argv);
-const char *sdfs_cmd_usage(void);
-
-const char *
-sdfs_cmd_usage(void)
-{
-	return "  put LOCAL NAME [--json] [--quiet]\n"
-	       "                         store a local file as a new version "
-	       "of NAME\n"
-	       "  get NAME LOCAL [--version V] [--json] [--quiet]\n"
-	       "                         fetch the newest (or version V) "
-	       "into LOCAL (- is stdout)\n"
-	       "  delete NAME [--json]   delete NAME (all its versions)\n"
-	       "  ls NAME [--json]       which nodes hold NAME, its "
-	       "versions, replication\n"
-	       "  store [--json]         what the asked node holds\n"
-	       "  get-versions NAME N LOCAL [--json]\n"
-	       "                         the N newest versions, newest "
-	       "first, in one file,\n"
-	       "                         each after the line\n"
-	       "                         \"=== idunno-sdfs NAME version V "
-	       "size S ===\"\n"
-	       "  ls-prefix [PREFIX] [--json]\n"
-	       "                         the cluster's files whose names "
-	       "start with PREFIX\n";
-}
-
+// Flags of every verb; --version is get's.
 typedef struct {
-	const char *verb;
 	bool json;
 	bool quiet; // no progress line
-	const char *pos[4];
-	int npos;
-	const char *version;
+	long version;
 } args;
 
+// Parses the verb's options (--json; put and get: --quiet; get:
+// --version) and, unless c is NULL, connects. Returns TOOL_RUN (*c set),
+// else the exit code.
 static int
-usage_error(const char *verb, const char *msg)
+parse(cli *x, int argc, char **argv, args *a, int *first, idn_client **c)
 {
-	fprintf(stderr, "idunno %s: %s (see idunno --help)\n", verb, msg);
-	return 2;
-}
-
-static int
-parse(const char *verb, int argc, char **argv, args *a, int want_min,
-    int want_max)
-{
+	bool put = strcmp(argv[0], "put") == 0;
+	bool get = strcmp(argv[0], "get") == 0;
+	tool_opt opts[] = {TOOL_OPT_FLAG("json", &a->json), {0}, {0}, {0}};
+	if (put || get) {
+		opts[1] = (tool_opt) TOOL_OPT_FLAG("quiet", &a->quiet);
+	}
+	if (get) {
+		opts[2] = (tool_opt) TOOL_OPT_LONG("version", &a->version, 1,
+		    LONG_MAX);
+	}
 	memset(a, 0, sizeof(*a));
-	a->verb = verb;
-	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0) {
-			a->json = true;
-		} else if (strcmp(argv[i], "--quiet") == 0) {
-			a->quiet = true;
-		} else if (strcmp(argv[i], "--version") == 0 &&
-		    strcmp(verb, "get") == 0 && i + 1 < argc) {
-			a->version = argv[++i];
-		} else if (argv[i][0] == '-' && argv[i][1] == '-' &&
-		    strcmp(argv[i], "--") != 0) {
-			fprintf(stderr, "idunno %s: unknown option '%s'\n",
-			    verb, argv[i]);
-			return 2;
-		} else if (a->npos == 4) {
-			return usage_error(verb, "too many arguments");
-		} else {
-			a->pos[a->npos++] = argv[i];
-		}
-	}
-	if (a->npos < want_min || a->npos > want_max) {
-		return usage_error(verb, a->npos < want_min ?
-		    "missing arguments" : "too many arguments");
-	}
-	return 0;
+	return c != NULL ? cli_connect(x, opts, argc, argv, first, c) :
+	    cli_parse(x, opts, argc, argv, first);
 }
 
 static int
@@ -188,14 +142,15 @@ print_time(FILE *f, uint64_t ms)
 }
 
 static int
-cmd_put(idn_client *c, int argc, char **argv)
+cmd_put(cli *x, int argc, char **argv)
 {
 	args a;
-	int rv = parse("put", argc, argv, &a, 2, 2);
-	if (rv != 0) {
+	idn_client *c;
+	int i, rv = parse(x, argc, argv, &a, &i, &c);
+	if (rv != TOOL_RUN) {
 		return rv;
 	}
-	const char *local = a.pos[0], *name = a.pos[1];
+	const char *local = argv[i], *name = argv[i + 1];
 	if (bad_name("put", name)) {
 		return 1;
 	}
@@ -235,24 +190,17 @@ cmd_put(idn_client *c, int argc, char **argv)
 }
 
 static int
-cmd_get(idn_client *c, int argc, char **argv)
+cmd_get(cli *x, int argc, char **argv)
 {
 	args a;
-	int rv = parse("get", argc, argv, &a, 2, 2);
-	if (rv != 0) {
+	idn_client *c;
+	int i, rv = parse(x, argc, argv, &a, &i, &c);
+	if (rv != TOOL_RUN) {
 		return rv;
 	}
 	FILE *report;
-	const char *name = a.pos[0], *local = dest_path(a.pos[1], &report);
-	uint64_t want = 0;
-	if (a.version != NULL) {
-		char *end;
-		want = strtoull(a.version, &end, 10);
-		if (*end != '\0' || want == 0) {
-			return usage_error("get", "--version wants a version "
-			    "number >= 1");
-		}
-	}
+	const char *name = argv[i], *local = dest_path(argv[i + 1], &report);
+	uint64_t want = (uint64_t) a.version; // 0: the newest
 	if (bad_name("get", name) || check_dest("get", local)) {
 		return 1;
 	}
@@ -290,43 +238,45 @@ cmd_get(idn_client *c, int argc, char **argv)
 }
 
 static int
-cmd_delete(idn_client *c, int argc, char **argv)
+cmd_delete(cli *x, int argc, char **argv)
 {
 	args a;
-	int rv = parse("delete", argc, argv, &a, 1, 1);
-	if (rv != 0) {
+	idn_client *c;
+	int i, rv = parse(x, argc, argv, &a, &i, &c);
+	if (rv != TOOL_RUN) {
 		return rv;
 	}
-	if (bad_name("delete", a.pos[0])) {
+	if (bad_name("delete", argv[i])) {
 		return 1;
 	}
-	if ((rv = idn_sdfs_delete(c, a.pos[0])) != IDN_OK) {
-		return op_error("delete", a.pos[0], rv);
+	if ((rv = idn_sdfs_delete(c, argv[i])) != IDN_OK) {
+		return op_error("delete", argv[i], rv);
 	}
 	if (a.json) {
 		printf("{\"name\":");
-		tool_json_str(stdout, a.pos[0]);
+		tool_json_str(stdout, argv[i]);
 		printf(",\"deleted\":true}\n");
 	} else {
-		printf("deleted %s\n", a.pos[0]);
+		printf("deleted %s\n", argv[i]);
 	}
 	return 0;
 }
 
 static int
-cmd_ls(idn_client *c, int argc, char **argv)
+cmd_ls(cli *x, int argc, char **argv)
 {
 	args a;
-	int rv = parse("ls", argc, argv, &a, 1, 1);
-	if (rv != 0) {
+	idn_client *c;
+	int i, rv = parse(x, argc, argv, &a, &i, &c);
+	if (rv != TOOL_RUN) {
 		return rv;
 	}
-	if (bad_name("ls", a.pos[0])) {
+	if (bad_name("ls", argv[i])) {
 		return 1;
 	}
 	idn_sdfs_info *in;
-	if ((rv = idn_sdfs_ls(c, a.pos[0], &in)) != IDN_OK) {
-		return op_error("ls", a.pos[0], rv);
+	if ((rv = idn_sdfs_ls(c, argv[i], &in)) != IDN_OK) {
+		return op_error("ls", argv[i], rv);
 	}
 	char hex[2 * IDN_SDFS_SUM_BYTES + 1];
 	if (a.json) {
@@ -423,11 +373,12 @@ print_entries(const idn_sdfs_entry *e, size_t n, bool json,
 }
 
 static int
-cmd_store(idn_client *c, int argc, char **argv)
+cmd_store(cli *x, int argc, char **argv)
 {
 	args a;
-	int rv = parse("store", argc, argv, &a, 0, 0);
-	if (rv != 0) {
+	idn_client *c;
+	int i, rv = parse(x, argc, argv, &a, &i, &c);
+	if (rv != TOOL_RUN) {
 		return rv;
 	}
 	idn_sdfs_entry *e;
@@ -442,14 +393,15 @@ cmd_store(idn_client *c, int argc, char **argv)
 }
 
 static int
-cmd_ls_prefix(idn_client *c, int argc, char **argv)
+cmd_ls_prefix(cli *x, int argc, char **argv)
 {
 	args a;
-	int rv = parse("ls-prefix", argc, argv, &a, 0, 1);
-	if (rv != 0) {
+	idn_client *c;
+	int i, rv = parse(x, argc, argv, &a, &i, &c);
+	if (rv != TOOL_RUN) {
 		return rv;
 	}
-	const char *prefix = a.npos ? a.pos[0] : "";
+	const char *prefix = i < argc ? argv[i] : "";
 	idn_sdfs_entry *e;
 	size_t n, nmiss;
 	char miss[IDN_SDFS_MISSING_MAX][IDN_ADDR_MAX];
@@ -470,19 +422,24 @@ cmd_ls_prefix(idn_client *c, int argc, char **argv)
 }
 
 static int
-cmd_get_versions(idn_client *c, int argc, char **argv)
+cmd_get_versions(cli *x, int argc, char **argv)
 {
 	args a;
-	int rv = parse("get-versions", argc, argv, &a, 3, 3);
-	if (rv != 0) {
+	int i, rv = parse(x, argc, argv, &a, &i, NULL);
+	if (rv != TOOL_RUN) {
 		return rv;
 	}
 	FILE *report;
-	const char *name = a.pos[0], *local = dest_path(a.pos[2], &report);
+	const char *name = argv[i], *local = dest_path(argv[i + 2], &report);
 	char *end;
-	long n = strtol(a.pos[1], &end, 10);
+	long n = strtol(argv[i + 1], &end, 10);
 	if (*end != '\0' || n < 1 || n > 1000) {
-		return usage_error("get-versions", "N must be 1..1000");
+		fprintf(stderr, "idunno get-versions: N must be 1..1000\n");
+		return TOOL_USAGE;
+	}
+	idn_client *c = cli_client(x);
+	if (c == NULL) {
+		return TOOL_FAILED;
 	}
 	if (bad_name("get-versions", name) ||
 	    check_dest("get-versions", local)) {
@@ -522,26 +479,23 @@ cmd_get_versions(idn_client *c, int argc, char **argv)
 	return 0;
 }
 
-int
-sdfs_cmd_main(idn_client *c, const char *verb, int argc, char **argv)
-{
-	static const struct {
-		const char *verb;
-		int (*fn)(idn_client *, int, char **);
-	} cmds[] = {
-		{"put", cmd_put},
-		{"get", cmd_get},
-		{"delete", cmd_delete},
-		{"ls", cmd_ls},
-		{"store", cmd_store},
-		{"get-versions", cmd_get_versions},
-		{"ls-prefix", cmd_ls_prefix},
-	};
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		if (strcmp(verb, cmds[i].verb) == 0) {
-			return cmds[i].fn(c, argc, argv);
-		}
-	}
-	fprintf(stderr, "idunno: unknown SDFS command '%s'\n", verb);
-	return 2;
-}
+const cli_cmd sdfs_cmds[] = {
+	{"put", "LOCAL NAME [--json] [--quiet]", "store a local file as a new "
+	    "version of NAME", 2, 2, false, cmd_put},
+	{"get", "NAME LOCAL [--version V] [--json] [--quiet]", "fetch the "
+	    "newest (or version V) into LOCAL (- is stdout)", 2, 2, false,
+	    cmd_get},
+	{"delete", "NAME [--json]", "delete NAME (all its versions)", 1, 1,
+	    false, cmd_delete},
+	{"ls", "NAME [--json]", "which nodes hold NAME, its versions, "
+	    "replication", 1, 1, false, cmd_ls},
+	{"store", "[--json]", "what the asked node holds", 0, 0, false,
+	    cmd_store},
+	{"get-versions", "NAME N LOCAL [--json]", "the N newest versions, "
+	    "newest first, in one file,\neach after the line\n\"=== "
+	    "idunno-sdfs NAME version V size S ===\"", 3, 3, false,
+	    cmd_get_versions},
+	{"ls-prefix", "[PREFIX] [--json]", "the cluster's files whose names "
+	    "start with PREFIX", 0, 1, false, cmd_ls_prefix},
+	{NULL, NULL, NULL, 0, 0, false, NULL},
+};

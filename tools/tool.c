@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
-// tool.c: node start-up shared by idunno-coord and idunno-worker.
+// tool.c: the command line of every tool, and the node start-up that
+// idunno-coord and idunno-worker share.
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -30,19 +33,196 @@ tool_json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-long
-tool_parse_long(const char *prog, const char *opt, const char *v, long min,
-    long max)
+#define OPTS_MAX 32
+#define OPT_BASE 256 // getopt_long's val for opts[i]: above any letter
+
+static const char *
+dashes(const tool_opt *o)
 {
-	char *end;
+	return o->name[1] == '\0' ? "-" : "--";
+}
+
+static int
+bad_value(const tool_cmd *c, const tool_opt *o, const char *v,
+    const char *what)
+{
+	fprintf(stderr, "%s: %s%s: '%s' is not %s\n", c->prog, dashes(o),
+	    o->name, v, what);
+	return TOOL_USAGE;
+}
+
+// Stores v, the value given for o; TOOL_USAGE (reported) when it is bad.
+static int
+set_value(const tool_cmd *c, const tool_opt *o, const char *v)
+{
+	char *end, what[256];
 	errno = 0;
-	long n = strtol(v, &end, 10);
-	if (errno != 0 || *v == '\0' || *end != '\0' || n < min || n > max) {
-		fprintf(stderr, "%s: %s: '%s' is not a number in %ld..%ld\n",
-		    prog, opt, v, min, max);
-		return -1;
+	switch (o->kind) {
+	case TOOL_FLAG:
+		*(bool *) o->out = true;
+		break;
+	case TOOL_STR:
+		*(const char **) o->out = v;
+		break;
+	case TOOL_STRS: {
+		tool_strs *l = o->out;
+		if (l->n == l->cap) {
+			fprintf(stderr, "%s: too many %s%s (at most %zu)\n",
+			    c->prog, dashes(o), o->name, l->cap);
+			return TOOL_USAGE;
+		}
+		l->v[l->n++] = v;
+		break;
 	}
-	return n;
+	case TOOL_LONG: {
+		long n = strtol(v, &end, 10);
+		if (errno != 0 || *v == '\0' || *end != '\0' || n < o->min ||
+		    n > o->max) {
+			snprintf(what, sizeof(what), o->max == LONG_MAX ?
+			    "a number >= %ld" : "a number in %ld..%ld", o->min,
+			    o->max);
+			return bad_value(c, o, v, what);
+		}
+		*(long *) o->out = n;
+		break;
+	}
+	case TOOL_NUM: {
+		double d = strtod(v, &end);
+		if (errno != 0 || *v == '\0' || *end != '\0' || !isfinite(d)) {
+			return bad_value(c, o, v, "a number");
+		}
+		*(double *) o->out = d;
+		break;
+	}
+	case TOOL_WORD: {
+		size_t len = (size_t) snprintf(what, sizeof(what), "one of ");
+		for (const tool_word *w = o->words; w->word != NULL; w++) {
+			if (strcmp(v, w->word) == 0) {
+				*(int *) o->out = w->value;
+				return TOOL_RUN;
+			}
+			if (len < sizeof(what)) {
+				len += (size_t) snprintf(what + len,
+				    sizeof(what) - len, "%s%s",
+				    w == o->words ? "" : "|", w->word);
+			}
+		}
+		return bad_value(c, o, v, what);
+	}
+	}
+	return TOOL_RUN;
+}
+
+int
+tool_parse(const tool_cmd *c, const tool_opt *opts, int argc, char **argv,
+    int *first)
+{
+	struct option longs[OPTS_MAX + 2];
+	// "+": stop at the first argument; ":": tell a missing value (':')
+	// from an unknown option ('?'), and print nothing ourselves.
+	char shorts[2 * OPTS_MAX + 4] = "";
+	size_t ns = 0, nl = 0;
+	if (c->in_order) {
+		shorts[ns++] = '+';
+	}
+	shorts[ns++] = ':';
+	shorts[ns++] = 'h';
+	size_t n = 0;
+	for (; opts[n].name != NULL; n++) {
+		assert(n < OPTS_MAX);
+		int has = opts[n].kind == TOOL_FLAG ? no_argument :
+		    required_argument;
+		if (opts[n].name[1] == '\0') {
+			shorts[ns++] = opts[n].name[0];
+			if (has == required_argument) {
+				shorts[ns++] = ':';
+			}
+		} else {
+			longs[nl++] = (struct option) {opts[n].name, has, NULL,
+			    OPT_BASE + (int) n};
+		}
+	}
+	shorts[ns] = '\0';
+	longs[nl++] = (struct option) {"help", no_argument, NULL, 'h'};
+	longs[nl] = (struct option) {NULL, 0, NULL, 0};
+	optind = 0; // glibc: start afresh (each command parses its own argv)
+	opterr = 0;
+	int ch;
+	while ((ch = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+		const tool_opt *o = NULL;
+		if (ch >= OPT_BASE) {
+			o = &opts[ch - OPT_BASE];
+		} else {
+			for (size_t i = 0; i < n && o == NULL; i++) {
+				o = opts[i].name[0] == ch && opts[i].name[1] ==
+				    '\0' ? &opts[i] : NULL;
+			}
+		}
+		if (ch == 'h' && o == NULL) {
+			return TOOL_HELP;
+		}
+		if (o != NULL) {
+			int rv = set_value(c, o, optarg);
+			if (rv != TOOL_RUN) {
+				return rv;
+			}
+			continue;
+		}
+		// optopt: the option of a missing value, or a flag given a
+		// value (its val), or an unknown letter; 0 for an unknown
+		// long option, which is the last element read.
+		const tool_opt *e = optopt >= OPT_BASE ?
+		    &opts[optopt - OPT_BASE] : NULL;
+		if (ch == ':') {
+			fprintf(stderr, "%s: option '%s%s' needs a value (see "
+			    "%s --help)\n", c->prog, e ? "--" : "-",
+			    e ? e->name : (char[]) {(char) optopt, '\0'},
+			    c->prog);
+		} else if (e != NULL) {
+			fprintf(stderr, "%s: option '--%s' takes no value\n",
+			    c->prog, e->name);
+		} else if (optopt != 0) {
+			fprintf(stderr, "%s: unknown option '-%c' (see %s "
+			    "--help)\n", c->prog, optopt, c->prog);
+		} else {
+			const char *a = argv[optind - 1];
+			fprintf(stderr, "%s: unknown option '%.*s' (see %s "
+			    "--help)\n", c->prog, (int) strcspn(a, "="), a,
+			    c->prog);
+		}
+		return TOOL_USAGE;
+	}
+	int nargs = argc - optind;
+	if (nargs < c->min_args) {
+		fprintf(stderr, "%s: missing arguments (see %s --help)\n",
+		    c->prog, c->prog);
+		return TOOL_USAGE;
+	}
+	if (c->max_args >= 0 && nargs > c->max_args) {
+		fprintf(stderr, "%s: unexpected argument '%s' (see %s "
+		    "--help)\n", c->prog, argv[optind + c->max_args], c->prog);
+		return TOOL_USAGE;
+	}
+	*first = optind;
+	return TOOL_RUN;
+}
+
+void
+tool_list(FILE *f, const tool_opt *opts)
+{
+	static const char *const kinds[] = {[TOOL_STR] = "STR",
+	    [TOOL_STRS] = "STR", [TOOL_LONG] = "INT", [TOOL_NUM] = "NUM"};
+	for (const tool_opt *o = opts; o->name != NULL; o++) {
+		fprintf(f, "%s%s%s", o == opts ? "" : " ", dashes(o), o->name);
+		if (o->kind == TOOL_WORD) {
+			for (const tool_word *w = o->words; w->word; w++) {
+				fprintf(f, "%c%s", w == o->words ? '=' : '|',
+				    w->word);
+			}
+		} else if (o->kind != TOOL_FLAG) {
+			fprintf(f, "=%s", kinds[o->kind]);
+		}
+	}
 }
 
 static void
@@ -165,112 +345,66 @@ tool_cpus_off(const cpu_set_t *off)
 int
 tool_node_main(const char *prog, const char *role, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"listen", required_argument, NULL, 'l'},
-	    {"join", required_argument, NULL, 'j'},
-	    {"data", required_argument, NULL, 'd'},
-	    {"log", required_argument, NULL, 'g'},
-	    {"key", required_argument, NULL, 'k'},
-	    {"standby", no_argument, NULL, 's'},
-	    {"http", required_argument, NULL, 't'},
-	    {"model-cpu", required_argument, NULL, 'm'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	idn_node_opts o;
 	idn_node_opts_init(&o);
 	sdfs_limits_from_env(&o);
 	if (idn_role_parse(role, &o.role) != IDN_OK) {
-		return 2;
+		return TOOL_USAGE;
 	}
+	bool coord = strcmp(role, "coord") == 0, standby = false;
 	const char *joins[64];
-	const char *key_file = NULL;
+	tool_strs join = {joins, 0, sizeof(joins) / sizeof(joins[0])};
+	const char *key_file = NULL, *http_arg = NULL;
+	long cpu = -1;
+	tool_opt opts[] = {
+	    TOOL_OPT_STR("listen", &o.listen),
+	    TOOL_OPT_STRS("join", &join),
+	    TOOL_OPT_STR("data", &o.data_dir),
+	    TOOL_OPT_STR("log", &o.log_path),
+	    TOOL_OPT_STR("key", &key_file),
+	    {0}, {0}, {0},
+	};
+	// The coordinator serves the dashboard; only a worker runs a model.
+	size_t k = 5;
+	if (coord) {
+		opts[k++] = (tool_opt) TOOL_OPT_FLAG("standby", &standby);
+		opts[k++] = (tool_opt) TOOL_OPT_STR("http", &http_arg);
+	} else {
+		opts[k++] = (tool_opt) TOOL_OPT_LONG("model-cpu", &cpu, 0,
+		    CPU_SETSIZE - 1);
+	}
+	tool_cmd cmd = {prog, 0, 0, false};
+	int first, rv = tool_parse(&cmd, opts, argc, argv, &first);
+	if (rv == TOOL_HELP) {
+		usage(stdout, prog, role);
+		return 0;
+	}
+	if (rv != TOOL_RUN) {
+		return rv;
+	}
+	o.role = standby ? IDN_ROLE_STANDBY : o.role;
+	o.model_cpu = (int) cpu;
+	// A bare port stays on loopback: other hosts only when their
+	// address is given.
 	char http[128];
-	int c;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			o.listen = optarg;
-			break;
-		case 'j':
-			if (o.njoin == sizeof(joins) / sizeof(joins[0])) {
-				fprintf(stderr, "%s: too many --join\n", prog);
-				return 2;
-			}
-			joins[o.njoin++] = optarg;
-			break;
-		case 'd':
-			o.data_dir = optarg;
-			break;
-		case 'g':
-			o.log_path = optarg;
-			break;
-		case 'k':
-			key_file = optarg;
-			break;
-		case 's':
-			if (strcmp(role, "coord") != 0) {
-				goto bad;
-			}
-			o.role = IDN_ROLE_STANDBY;
-			break;
-		case 't':
-			if (strcmp(role, "coord") != 0) {
-				fprintf(stderr, "%s: --http is served by the "
-				    "coordinator and the standby only\n", prog);
-				return 2;
-			}
-			// A bare port stays on loopback: other hosts only when
-			// their address is given.
-			if (strchr(optarg, ':') == NULL) {
-				snprintf(http, sizeof(http), "127.0.0.1:%s",
-				    optarg);
-			} else {
-				snprintf(http, sizeof(http), "%s", optarg);
-			}
-			o.http = http;
-			break;
-		case 'm':
-			if (strcmp(role, "worker") != 0) {
-				fprintf(stderr, "%s: --model-cpu is for workers "
-				    "(the coordinator runs no model)\n", prog);
-				return 2;
-			}
-			o.model_cpu = (int) tool_parse_long(prog, "--model-cpu",
-			    optarg, 0, CPU_SETSIZE - 1);
-			if (o.model_cpu < 0) {
-				return 2;
-			}
-			break;
-		case 'h':
-			usage(stdout, prog, role);
-			return 0;
-		default:
-		bad:
-			fprintf(stderr, "%s: unknown or incomplete option '%s'"
-			    " (see --help)\n", prog, argv[optind - 1]);
-			return 2;
-		}
+	if (http_arg != NULL) {
+		snprintf(http, sizeof(http), "%s%s", strchr(http_arg, ':') ?
+		    "" : "127.0.0.1:", http_arg);
+		o.http = http;
 	}
 	o.join = joins;
-	if (optind < argc) {
-		fprintf(stderr, "%s: unexpected argument '%s'\n", prog,
-		    argv[optind]);
-		return 2;
-	}
+	o.njoin = join.n;
 	if (o.data_dir == NULL || key_file == NULL) {
-		fprintf(stderr, "%s: --data and --key are required (see "
-		    "--help)\n", prog);
-		return 2;
+		fprintf(stderr, "%s: --data and --key are required (see %s "
+		    "--help)\n", prog, prog);
+		return TOOL_USAGE;
 	}
-	int rv = idn_key_load(key_file, o.key);
-	if (rv != IDN_OK) {
+	if ((rv = idn_key_load(key_file, o.key)) != IDN_OK) {
 		tool_key_error(prog, key_file, rv);
-		return 1;
+		return TOOL_FAILED;
 	}
 	if (o.model_cpu >= 0 && keep_off_cpu(prog, o.model_cpu) != 0) {
-		return 2;
+		return TOOL_USAGE;
 	}
 	// Block the stop signals before any thread starts, so that only
 	// sigwait below receives them.

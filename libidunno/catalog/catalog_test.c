@@ -171,7 +171,7 @@ test_import_dir(void **st)
 	assert_int_equal(c.next[0], 60000);
 	assert_int_equal(c.next[1], 10000);
 	assert_int_equal(c.manifests, 2);
-	IDN_FAIL(catalog_import_dir(idn_test_tmpdir(), "d", 1000, count_put,
+	IDN_FAIL(catalog_import_dir(th_tmpdir(), "d", 1000, count_put,
 	    &c, NULL, NULL), IDN_ENOENT);
 	IDN_FAIL(catalog_import_dir(NULL, "d", 1000, count_put, &c, NULL,
 	    NULL), IDN_EINVAL);

@@ -114,7 +114,7 @@ follower_gone(void *arg)
 static void
 test_image_then_changes(void **st)
 {
-	const char *dir = idn_test_tmpdir();
+	const char *dir = th_tmpdir();
 	char path[4200], copy_path[4200];
 	snprintf(path, sizeof(path), "%s/active.db", dir);
 	snprintf(copy_path, sizeof(copy_path), "%s/standby.db", dir);
@@ -194,7 +194,7 @@ test_image_then_changes(void **st)
 	// this coordinator was paused) is not waited for, but the change is
 	// still not acknowledged: the caller asks it.
 	coord_repl_push(r, (const uint8_t *) "x", 1);
-	assert_true(idn_test_wait(follower_gone, r, 5000));
+	assert_true(th_wait(follower_gone, r, 5000));
 	t0 = idn_clock_ms();
 	assert_false(coord_repl_sync(r));
 	assert_true(idn_clock_ms() - t0 < REPL_SYNC_MS / 2);

@@ -95,7 +95,7 @@ check(ledger *l, int jobs, int batches, int leases)
 static void
 test_changes_stream_and_checkpoint(void **st)
 {
-	const char *dir = idn_test_tmpdir();
+	const char *dir = th_tmpdir();
 	char path[4200], copy_path[4200], img_path[4200];
 	snprintf(path, sizeof(path), "%s/ledger.db", dir);
 	snprintf(copy_path, sizeof(copy_path), "%s/copy.db", dir);
@@ -305,7 +305,7 @@ test_spec_group(void **st)
 static void
 test_transaction(void **st)
 {
-	const char *dir = idn_test_tmpdir();
+	const char *dir = th_tmpdir();
 	char path[4200], copy_path[4200];
 	snprintf(path, sizeof(path), "%s/tx.db", dir);
 	snprintf(copy_path, sizeof(copy_path), "%s/txcopy.db", dir);
@@ -431,7 +431,7 @@ test_done_marks(void **st)
 	assert_null(back.done);
 
 	char path[4200];
-	snprintf(path, sizeof(path), "%s/marks.db", idn_test_tmpdir());
+	snprintf(path, sizeof(path), "%s/marks.db", th_tmpdir());
 	ledger *l;
 	ledger_spec a, b;
 	spec(&a, "a");

@@ -28,7 +28,7 @@ no_line(void *arg, const char *line, size_t len)
 static void
 test_rotates_at_size(void **st)
 {
-	const char *dir = idn_test_tmpdir();
+	const char *dir = th_tmpdir();
 	char path[512];
 	snprintf(path, sizeof(path), "%s/node.log", dir);
 	nlog *l;

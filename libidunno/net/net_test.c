@@ -238,7 +238,7 @@ test_pings_never_wait(void **st)
 	}
 	// 16 threads, 4 kept waiting: 12 handlers block, the rest is busy.
 	int want = 12;
-	assert_true(idn_test_wait(blockers_settled, &want, 10000));
+	assert_true(th_wait(blockers_settled, &want, 10000));
 	wire_doc *doc = NULL;
 	wire_env env;
 	uint64_t t0 = idn_clock_ms();
@@ -302,7 +302,7 @@ test_drops_rate_limited(void **st)
 	for (int i = 0; i < 300; i++) {
 		assert_int_equal(nng_send(req, junk, sizeof(junk), 0), 0);
 	}
-	assert_true(idn_test_wait(all_in, s, 10000));
+	assert_true(th_wait(all_in, s, 10000));
 	assert_int_equal(calls, 0);
 	assert_true(atomic_load(&log_lines) >= 1);
 	assert_true(atomic_load(&log_lines) <= 2);
@@ -477,7 +477,7 @@ test_reply_matches_request(void **st)
 {
 	fake_server fs;
 	wire_keygen(fs.key);
-	int port = idn_test_port();
+	int port = th_port();
 	char addr[64], url[128];
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
 	IDN_PASS(net_addr_to_url(addr, url, sizeof(url)));

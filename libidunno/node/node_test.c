@@ -75,7 +75,7 @@ test_malformed_to_every_handler(void **st)
 {
 	uint8_t key[IDN_KEY_BYTES];
 	wire_keygen(key);
-	const char *dir = idn_test_tmpdir();
+	const char *dir = th_tmpdir();
 	idn_node *n = open_node(dir, key);
 	rpc *r = node_rpc(n);
 	net_client *c;
@@ -121,7 +121,7 @@ test_stale_and_future_stamps(void **st)
 {
 	uint8_t key[IDN_KEY_BYTES];
 	wire_keygen(key);
-	idn_node *n = open_node(idn_test_tmpdir(), key);
+	idn_node *n = open_node(th_tmpdir(), key);
 	net_client *c;
 	IDN_PASS(net_client_open(key, "skewed", NET_DEFAULT_MAX_MSG, &c));
 	const int64_t skews[] = {-60000, 60000, -31000, 31000};
@@ -196,7 +196,7 @@ test_close_under_load(void **st)
 	wire_keygen(key);
 	for (int round = 0; round < ROUNDS; round++) {
 		char dir[512];
-		snprintf(dir, sizeof(dir), "%s/r%d", idn_test_tmpdir(), round);
+		snprintf(dir, sizeof(dir), "%s/r%d", th_tmpdir(), round);
 		idn_node *n = open_node(dir, key);
 		_Atomic bool stop = false;
 		_Atomic int calls = 0;
@@ -207,7 +207,7 @@ test_close_under_load(void **st)
 			assert_int_equal(pthread_create(&t[i], NULL, hammer,
 			    &a), 0);
 		}
-		assert_true(idn_test_wait(enough_calls, &calls, 30000));
+		assert_true(th_wait(enough_calls, &calls, 30000));
 		uint64_t t0 = idn_clock_ms();
 		idn_node_close(n);
 		assert_true(idn_clock_ms() - t0 < 40000);

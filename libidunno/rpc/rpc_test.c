@@ -96,7 +96,7 @@ test_routes_calls_fanout(void **st)
 static void
 test_key_files(void **st)
 {
-	const char *dir = idn_test_tmpdir();
+	const char *dir = th_tmpdir();
 	char path[512], tmp[600], victim[512];
 	uint8_t key[IDN_KEY_BYTES], back[IDN_KEY_BYTES], other[IDN_KEY_BYTES];
 	snprintf(path, sizeof(path), "%s/cluster.key", dir);
@@ -125,7 +125,7 @@ test_key_files(void **st)
 	assert_int_equal(symlink(victim, tmp), 0);
 	(void) idn_key_create(path, key);
 	char *out = NULL;
-	assert_int_equal(idn_test_sh(&out, "cat '%s'", victim), 0);
+	assert_int_equal(th_sh(&out, "cat '%s'", victim), 0);
 	assert_string_equal(out, "precious\n");
 	free(out);
 }

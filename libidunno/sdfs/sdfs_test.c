@@ -251,7 +251,7 @@ test_known_sums(void **st)
 static void
 test_store_versions(void **st)
 {
-	const char *root = idn_test_tmpdir();
+	const char *root = th_tmpdir();
 	sdfs_store *s;
 	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	size_t sizes[] = {0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1,
@@ -331,7 +331,7 @@ test_store_versions(void **st)
 static void
 test_store_corruption(void **st)
 {
-	const char *root = idn_test_tmpdir();
+	const char *root = th_tmpdir();
 	sdfs_store *s;
 	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	IDN_PASS(put_version(s, "c", 1, 3 << 20, 7, 1 << 20, NULL));
@@ -441,23 +441,23 @@ lc2_gone(void *arg)
 static void
 test_store_listing_cache(void **st)
 {
-	const char *root = idn_test_tmpdir();
+	const char *root = th_tmpdir();
 	sdfs_store *s;
 	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	folder_arg a = {root, "lc"};
 	uint64_t newest;
 	IDN_PASS(put_version(s, "lc", 1, 10, 1, 10, NULL));
-	assert_true(idn_test_wait(folder_settled, &a, 5000));
+	assert_true(th_wait(folder_settled, &a, 5000));
 	assert_int_equal(nversions(s, "lc", &newest), 1);
 	IDN_PASS(put_version(s, "lc", 2, 20, 2, 20, NULL));
 	assert_int_equal(nversions(s, "lc", &newest), 2);
 	assert_int_equal(newest, 2);
-	assert_true(idn_test_wait(folder_settled, &a, 5000));
+	assert_true(th_wait(folder_settled, &a, 5000));
 	assert_int_equal(nversions(s, "lc", &newest), 2);
 	IDN_PASS(sdfs_store_drop_version(s, "lc", 2));
 	assert_int_equal(nversions(s, "lc", &newest), 1);
 	assert_int_equal(newest, 1);
-	assert_true(idn_test_wait(folder_settled, &a, 5000));
+	assert_true(th_wait(folder_settled, &a, 5000));
 	sdfs_entry *e;
 	size_t n;
 	IDN_PASS(sdfs_store_list(s, "", &e, &n));
@@ -474,11 +474,11 @@ test_store_listing_cache(void **st)
 	IDN_PASS(sdfs_store_open(root, NULL, 1, &s));
 	folder_arg b = {root, "lc2"};
 	IDN_PASS(put_version(s, "lc2", 1, 10, 4, 10, NULL));
-	assert_true(idn_test_wait(folder_settled, &b, 5000));
+	assert_true(th_wait(folder_settled, &b, 5000));
 	assert_int_equal(nversions(s, "lc2", &newest), 1);
 	char *p2 = data_path(root, "lc2", 1);
 	assert_int_equal(truncate(p2, 3), 0);
-	assert_true(idn_test_wait(lc2_gone, s, 5000));
+	assert_true(th_wait(lc2_gone, s, 5000));
 	free(p2);
 	free(p);
 	IDN_PASS(sdfs_store_drop_name(s, "lc"));
@@ -488,7 +488,7 @@ test_store_listing_cache(void **st)
 static void
 test_store_name_collision(void **st)
 {
-	const char *root = idn_test_tmpdir();
+	const char *root = th_tmpdir();
 	sdfs_store *s;
 	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	IDN_PASS(put_version(s, "col/a", 1, 10, 1, 10, NULL));
@@ -549,7 +549,7 @@ commit_done(void *arg)
 static void
 test_store_commit_over_damaged(void **st)
 {
-	const char *root = idn_test_tmpdir();
+	const char *root = th_tmpdir();
 	sdfs_store *s;
 	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	IDN_PASS(put_version(s, "dmg", 1, 10, 1, 10, NULL));
@@ -560,7 +560,7 @@ test_store_commit_over_damaged(void **st)
 	pthread_mutex_init(&a.lock, NULL);
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, commit_v3, &a), 0);
-	if (!idn_test_wait(commit_done, &a, 10000)) {
+	if (!th_wait(commit_done, &a, 10000)) {
 		// The thread is stuck on the store's lock: leave both.
 		fail_msg("commit over a damaged older copy did not return "
 		    "within 10 s");
@@ -583,7 +583,7 @@ test_store_commit_over_damaged(void **st)
 static void
 test_store_tombstone(void **st)
 {
-	const char *root = idn_test_tmpdir();
+	const char *root = th_tmpdir();
 	sdfs_store *s;
 	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	IDN_PASS(put_version(s, "t", 1, 100, 1, 100, NULL));
@@ -621,7 +621,7 @@ test_store_tombstone(void **st)
 static void
 test_store_reopen(void **st)
 {
-	const char *root = idn_test_tmpdir();
+	const char *root = th_tmpdir();
 	sdfs_store *s;
 	IDN_PASS(sdfs_store_open(root, NULL, 0, &s));
 	IDN_PASS(put_version(s, "r", 1, 10, 1, 10, NULL));
@@ -778,7 +778,7 @@ test_unput_refuses_late_commit(void **st)
 {
 	sdfs s = {0};
 	pthread_mutex_init(&s.lock, NULL);
-	IDN_PASS(sdfs_store_open(idn_test_tmpdir(), NULL, 0, &s.st));
+	IDN_PASS(sdfs_store_open(th_tmpdir(), NULL, 0, &s.st));
 	uint8_t a[100], b[200];
 	memset(a, 0xaa, sizeof(a));
 	memset(b, 0xbb, sizeof(b));

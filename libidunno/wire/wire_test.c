@@ -236,7 +236,7 @@ test_corpus(void **st)
 	char *list = NULL;
 	// meson always sets it; a skip() would count as a failure there.
 	assert_non_null(src);
-	assert_int_equal(idn_test_sh(&list, "ls '%s/tests/corpus/wire' "
+	assert_int_equal(th_sh(&list, "ls '%s/tests/corpus/wire' "
 	    "2>/dev/null", src), 0);
 	int files = 0;
 	for (char *name = strtok(list, "\n"); name; name = strtok(NULL, "\n")) {

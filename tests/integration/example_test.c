@@ -11,14 +11,14 @@
 static void
 test_batch_submit(void **st)
 {
-	idn_tcluster cl;
-	IDN_PASS(idn_tcluster_up(&cl, 5));
+	th_cluster cl;
+	IDN_PASS(th_cluster_up(&cl, 5));
 	const char *b = getenv("IDUNNO_BUILD_DIR");
 	char *out = NULL;
-	int rv = idn_test_sh(&out, "'%s/examples/batch_submit' %s "
+	int rv = th_sh(&out, "'%s/examples/batch_submit' %s "
 	    "'%s/cluster.key' --job example --batch 16 --rate 400 "
 	    "--limit 300 --timeout 240 2>&1", b ? b : "build",
-	    idn_tcluster_addr(&cl, "worker2"), cl.root);
+	    th_cluster_addr(&cl, "worker2"), cl.root);
 	if (rv != 0) {
 		fail_msg("batch_submit exited %d:\n%s", rv, out ? out : "");
 	}
@@ -27,13 +27,13 @@ test_batch_submit(void **st)
 	free(out);
 	// A second run finds the set and the model in place; a duplicate
 	// job name is refused with exit code 1.
-	rv = idn_test_sh(&out, "'%s/examples/batch_submit' %s "
+	rv = th_sh(&out, "'%s/examples/batch_submit' %s "
 	    "'%s/cluster.key' --job example --limit 10 2>&1", b ? b : "build",
-	    idn_tcluster_addr(&cl, "worker3"), cl.root);
+	    th_cluster_addr(&cl, "worker3"), cl.root);
 	assert_int_equal(rv, 1);
 	assert_null(strstr(out, "importing"));
 	free(out);
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 }
 
 int

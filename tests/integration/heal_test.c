@@ -15,14 +15,14 @@
 #define NODES 10
 #define CUT 3
 
-static idn_tcluster cl;
+static th_cluster cl;
 static const char *cut[CUT] = {"worker2", "worker5", "worker7"};
 static pid_t cut_pid[CUT];
 
 static int
 setup(void **st)
 {
-	IDN_PASS(idn_tcluster_up(&cl, NODES));
+	IDN_PASS(th_cluster_up(&cl, NODES));
 	return 0;
 }
 
@@ -40,7 +40,7 @@ static int
 teardown(void **st)
 {
 	resume_all(); // a stopped node would not hear its SIGTERM
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	return 0;
 }
 
@@ -75,7 +75,7 @@ all_see(void *arg)
 		if (a->others_only && is_cut(names[i])) {
 			continue;
 		}
-		int k = idn_tcluster_count(&cl, names[i], a->state);
+		int k = th_cluster_count(&cl, names[i], a->state);
 		if (k != a->want) {
 			a->worst = k;
 			snprintf(a->who, sizeof(a->who), "%s", names[i]);
@@ -90,14 +90,14 @@ test_short_pause_refuted(void **st)
 {
 	// Paused for less than the suspicion timeout (600 ms): suspected
 	// perhaps, refuted on resume, never declared failed.
-	pid_t pid = idn_tcluster_pid(&cl, "worker4");
+	pid_t pid = th_cluster_pid(&cl, "worker4");
 	assert_true(pid > 0);
 	assert_int_equal(kill(pid, SIGSTOP), 0);
 	usleep(300 * 1000); // the stimulus: half the suspicion timeout
 	assert_int_equal(kill(pid, SIGCONT), 0);
 	see_arg a = {.state = IDN_MEMBER_ALIVE, .want = NODES};
-	assert_true(idn_test_wait(all_see, &a, 10000));
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "grep 'membership: "
+	assert_true(th_wait(all_see, &a, 10000));
+	assert_int_equal(th_cluster_cli(&cl, NULL, "grep 'membership: "
 	    "fail' >/dev/null 2>&1"), 1);
 }
 
@@ -105,7 +105,7 @@ static void
 test_paused_group_heals(void **st)
 {
 	for (int i = 0; i < CUT; i++) {
-		cut_pid[i] = idn_tcluster_pid(&cl, cut[i]);
+		cut_pid[i] = th_cluster_pid(&cl, cut[i]);
 		assert_true(cut_pid[i] > 0);
 	}
 	for (int i = 0; i < CUT; i++) {
@@ -114,7 +114,7 @@ test_paused_group_heals(void **st)
 	// The majority declares the paused group failed.
 	see_arg a = {.state = IDN_MEMBER_FAILED, .want = CUT,
 	    .others_only = true};
-	if (!idn_test_wait(all_see, &a, 20000)) {
+	if (!th_wait(all_see, &a, 20000)) {
 		resume_all();
 		fail_msg("%s saw %d failed, not %d, with 3 nodes paused",
 		    a.who, a.worst, CUT);
@@ -123,17 +123,17 @@ test_paused_group_heals(void **st)
 	// long enough that the failures are no longer gossiped.
 	usleep(5000 * 1000);
 	resume_all();
-	uint64_t t0 = idn_test_now_ms();
+	uint64_t t0 = th_now_ms();
 	see_arg b = {.state = IDN_MEMBER_ALIVE, .want = NODES};
-	if (!idn_test_wait(all_see, &b, 30000)) {
+	if (!th_wait(all_see, &b, 30000)) {
 		fail_msg("30 s after the heal %s saw %d of %d alive", b.who,
 		    b.worst, NODES);
 	}
 	fprintf(stderr, "# every node saw all %d alive %.1f s after the "
-	    "heal\n", NODES, (double) (idn_test_now_ms() - t0) / 1000.0);
+	    "heal\n", NODES, (double) (th_now_ms() - t0) / 1000.0);
 	// No node restarted: the same processes came back.
 	for (int i = 0; i < CUT; i++) {
-		assert_int_equal(idn_tcluster_pid(&cl, cut[i]), cut_pid[i]);
+		assert_int_equal(th_cluster_pid(&cl, cut[i]), cut_pid[i]);
 		assert_int_equal(kill(cut_pid[i], 0), 0);
 	}
 }

@@ -24,19 +24,19 @@
 #define PUT_BYTES (256u << 10)
 #define MAX_SUSPICIONS 20 // in LOAD_MS, across the cluster
 
-static idn_tcluster cl;
+static th_cluster cl;
 
 static int
 setup(void **st)
 {
-	IDN_PASS(idn_tcluster_up(&cl, NODES));
+	IDN_PASS(th_cluster_up(&cl, NODES));
 	return 0;
 }
 
 static int
 teardown(void **st)
 {
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	return 0;
 }
 
@@ -63,7 +63,7 @@ load(void *argp)
 	}
 	memset(buf, a->id, PUT_BYTES);
 	idn_client_set_timeout(c, 60000);
-	for (int i = 0; idn_test_now_ms() < a->end_ms; i++) {
+	for (int i = 0; th_now_ms() < a->end_ms; i++) {
 		int rv;
 		void *data;
 		size_t len;
@@ -98,10 +98,10 @@ test_saturated_node_stays_alive(void **st)
 {
 	_Atomic int ops = 0, errors = 0;
 	char addr[64];
-	snprintf(addr, sizeof(addr), "%s", idn_tcluster_addr(&cl, "worker1"));
+	snprintf(addr, sizeof(addr), "%s", th_cluster_addr(&cl, "worker1"));
 	pthread_t t[CLIENTS];
 	load_arg a[CLIENTS];
-	uint64_t end = idn_test_now_ms() + LOAD_MS;
+	uint64_t end = th_now_ms() + LOAD_MS;
 	for (int i = 0; i < CLIENTS; i++) {
 		a[i] = (load_arg){i, end, addr, &ops, &errors};
 		assert_int_equal(pthread_create(&t[i], NULL, load, &a[i]), 0);
@@ -113,7 +113,7 @@ test_saturated_node_stays_alive(void **st)
 	    "%d s\n", atomic_load(&ops), atomic_load(&errors),
 	    LOAD_MS / 1000);
 	char *out = NULL;
-	int rv = idn_tcluster_cli(&cl, &out, "grep 'membership: fail' "
+	int rv = th_cluster_cli(&cl, &out, "grep 'membership: fail' "
 	    "2>/dev/null");
 	if (rv != 1) {
 		fail_msg("false failures under load:\n%s", out ? out : "");
@@ -122,7 +122,7 @@ test_saturated_node_stays_alive(void **st)
 	// Suspicions refuted at once are no failure, but hundreds of them
 	// (one every few probes) mean pings waited behind data.
 	out = NULL;
-	rv = idn_tcluster_cli(&cl, &out, "grep 'membership: suspect' "
+	rv = th_cluster_cli(&cl, &out, "grep 'membership: suspect' "
 	    "2>/dev/null");
 	int suspicions = 0;
 	for (const char *p = out; p != NULL && (p = strchr(p, '\n'));
@@ -136,7 +136,7 @@ test_saturated_node_stays_alive(void **st)
 	for (int i = 0; i < NODES; i++) {
 		char name[8];
 		snprintf(name, sizeof(name), "%d", i);
-		assert_int_equal(idn_tcluster_count(&cl, name,
+		assert_int_equal(th_cluster_count(&cl, name,
 		    IDN_MEMBER_ALIVE), NODES);
 	}
 	assert_true(atomic_load(&ops) > 0);
@@ -148,7 +148,7 @@ worker3_dead(void *arg)
 {
 	char *out = NULL;
 	bool dead = false;
-	if (idn_tcluster_cli(&cl, &out, "cluster status") == 0) {
+	if (th_cluster_cli(&cl, &out, "cluster status") == 0) {
 		const char *l = strstr(out, "worker3 ");
 		const char *e = l ? strchr(l, '\n') : NULL;
 		dead = l != NULL && e != NULL && (e - l < 5 ||
@@ -164,16 +164,16 @@ static void
 test_cluster_down_counts(void **st)
 {
 	char *out = NULL;
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "cluster down --bogus "
+	assert_int_equal(th_cluster_cli(&cl, NULL, "cluster down --bogus "
 	    "2>/dev/null"), 2);
-	IDN_PASS(idn_tcluster_kill(&cl, "worker3"));
-	assert_true(idn_test_wait(worker3_dead, NULL, 5000));
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "cluster down"), 0);
+	IDN_PASS(th_cluster_kill(&cl, "worker3"));
+	assert_true(th_wait(worker3_dead, NULL, 5000));
+	assert_int_equal(th_cluster_cli(&cl, &out, "cluster down"), 0);
 	if (strstr(out, "stopped 4 nodes") == NULL) {
 		fail_msg("cluster down said: %s", out);
 	}
 	free(out);
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "cluster down"), 0);
+	assert_int_equal(th_cluster_cli(&cl, &out, "cluster down"), 0);
 	assert_non_null(strstr(out, "stopped 0 nodes"));
 	free(out);
 }
@@ -218,11 +218,11 @@ test_cluster_down_spares_strangers(void **st)
 	assert_true(pid > 0);
 	usleep(100 * 1000); // until exec has renamed it; checked below
 	char *out = NULL;
-	assert_int_equal(idn_test_sh(&out, "cat /proc/%d/cmdline",
+	assert_int_equal(th_sh(&out, "cat /proc/%d/cmdline",
 	    (int) pid), 0);
 	assert_non_null(strstr(out, "idunno-stranger"));
 	free(out);
-	const char *root = idn_test_tmpdir();
+	const char *root = th_tmpdir();
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/cluster.state", root);
 	for (int pass = 0; pass < 2; pass++) {
@@ -231,14 +231,14 @@ test_cluster_down_spares_strangers(void **st)
 		fprintf(f, "worker1 worker %d 127.0.0.1:1 %llu\n", (int) pid,
 		    start_of(pid) + (pass == 0 ? 1 : 0));
 		fclose(f);
-		assert_int_equal(idn_test_cli(&out, "--root '%s' cluster down",
+		assert_int_equal(th_cli(&out, "--root '%s' cluster down",
 		    root), 0);
 		if (pass == 0) {
 			assert_non_null(strstr(out, "stopped 0 nodes"));
 			assert_int_equal(kill(pid, 0), 0);
 		} else {
 			assert_non_null(strstr(out, "stopped 1 nodes"));
-			assert_true(idn_test_wait(exited, &pid, 5000));
+			assert_true(th_wait(exited, &pid, 5000));
 		}
 		free(out);
 	}
@@ -249,13 +249,13 @@ test_cluster_down_spares_strangers(void **st)
 static void
 test_cluster_up_key_checks(void **st)
 {
-	const char *dir = idn_test_tmpdir();
+	const char *dir = th_tmpdir();
 	char root[PATH_MAX], key[PATH_MAX + 16];
 	char *out = NULL;
 	snprintf(root, sizeof(root), "%s/open", dir);
 	assert_int_equal(mkdir(root, 0755), 0);
 	assert_int_equal(chmod(root, 0755), 0);
-	assert_int_equal(idn_test_cli(&out, "--root '%s' cluster up -n 3 "
+	assert_int_equal(th_cli(&out, "--root '%s' cluster up -n 3 "
 	    "2>&1", root), 1);
 	assert_non_null(strstr(out, "chmod 700"));
 	free(out);
@@ -266,15 +266,15 @@ test_cluster_up_key_checks(void **st)
 	fputs("not a key\n", f);
 	fclose(f);
 	assert_int_equal(chmod(key, 0600), 0);
-	assert_int_equal(idn_test_cli(&out, "--root '%s' cluster up -n 3 "
+	assert_int_equal(th_cli(&out, "--root '%s' cluster up -n 3 "
 	    "2>&1", root), 1);
 	assert_non_null(strstr(out, "not 64 hex digits"));
 	free(out);
-	assert_int_equal(idn_test_sh(&out, "cat '%s'", key), 0);
+	assert_int_equal(th_sh(&out, "cat '%s'", key), 0);
 	assert_string_equal(out, "not a key\n");
 	free(out);
 	assert_int_equal(chmod(key, 0644), 0);
-	assert_int_equal(idn_test_cli(&out, "--root '%s' cluster up -n 3 "
+	assert_int_equal(th_cli(&out, "--root '%s' cluster up -n 3 "
 	    "2>&1", root), 1);
 	assert_non_null(strstr(out, "chmod 600"));
 	free(out);

@@ -14,7 +14,7 @@
 
 #include "cluster.h"
 
-static idn_tcluster cl;
+static th_cluster cl;
 static const char *survivors[] = {"coord", "standby", "worker1", "worker3",
     "worker4", "worker6", "worker8"};
 static const char *victims[] = {"worker2", "worker5", "worker7"};
@@ -22,14 +22,14 @@ static const char *victims[] = {"worker2", "worker5", "worker7"};
 static int
 setup(void **st)
 {
-	IDN_PASS(idn_tcluster_up(&cl, 10));
+	IDN_PASS(th_cluster_up(&cl, 10));
 	return 0;
 }
 
 static int
 teardown(void **st)
 {
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	return 0;
 }
 
@@ -47,7 +47,7 @@ all_see_failures(void *arg)
 	for (size_t i = 0; i < sizeof(survivors) / sizeof(*survivors); i++) {
 		idn_member *m;
 		size_t n;
-		if (idn_tcluster_members(&cl, survivors[i], &m, &n) != IDN_OK) {
+		if (th_cluster_members(&cl, survivors[i], &m, &n) != IDN_OK) {
 			return false;
 		}
 		int failed = 0;
@@ -78,7 +78,7 @@ test_converged(void **st)
 	// setup waited until every node saw 10 alive; check roles too.
 	idn_member *m;
 	size_t n;
-	IDN_PASS(idn_tcluster_members(&cl, "worker4", &m, &n));
+	IDN_PASS(th_cluster_members(&cl, "worker4", &m, &n));
 	assert_int_equal(n, 10);
 	int coord = 0, standby = 0, workers = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -112,22 +112,22 @@ test_no_false_positive_under_load(void **st)
 	pid_t spin[2];
 	for (int i = 0; i < 2; i++) {
 		if ((spin[i] = fork()) == 0) {
-			uint64_t end = idn_test_now_ms() + 10000;
+			uint64_t end = th_now_ms() + 10000;
 			volatile uint64_t x = 0;
-			while (idn_test_now_ms() < end) {
+			while (th_now_ms() < end) {
 				x++;
 			}
 			_exit(0);
 		}
 		assert_true(spin[i] > 0);
 	}
-	assert_true(idn_test_wait(spinners_done, spin, 30000));
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "grep 'membership: "
+	assert_true(th_wait(spinners_done, spin, 30000));
+	assert_int_equal(th_cluster_cli(&cl, NULL, "grep 'membership: "
 	    "fail' >/dev/null 2>&1"), 1);
 	for (int i = 0; i < 10; i++) {
 		char name[8];
 		snprintf(name, sizeof(name), "%d", i);
-		assert_int_equal(idn_tcluster_count(&cl, name,
+		assert_int_equal(th_cluster_count(&cl, name,
 		    IDN_MEMBER_ALIVE), 10);
 	}
 }
@@ -137,18 +137,18 @@ test_kill_three_then_rejoin(void **st)
 {
 	pid_t pids[3];
 	for (int i = 0; i < 3; i++) {
-		pids[i] = idn_tcluster_pid(&cl, victims[i]);
+		pids[i] = th_cluster_pid(&cl, victims[i]);
 		assert_true(pids[i] > 0);
 	}
 	// The standby's event stream must report the three failures.
 	idn_client *c;
 	idn_events *ev;
-	IDN_PASS(idn_client_open(idn_tcluster_addr(&cl, "standby"), cl.key,
+	IDN_PASS(idn_client_open(th_cluster_addr(&cl, "standby"), cl.key,
 	    &c));
 	IDN_PASS(idn_events_open(c, &ev));
 	// The subscription connects asynchronously: a join seen proves it.
-	IDN_PASS(idn_tcluster_kill(&cl, "worker8"));
-	IDN_PASS(idn_tcluster_restart(&cl, "worker8"));
+	IDN_PASS(th_cluster_kill(&cl, "worker8"));
+	IDN_PASS(th_cluster_restart(&cl, "worker8"));
 	idn_event e;
 	do {
 		IDN_PASS(idn_events_next(ev, 10000, &e));
@@ -161,9 +161,9 @@ test_kill_three_then_rejoin(void **st)
 	fail_arg a = {.want_failed = 3};
 	for (int i = 0; i < 3; i++) {
 		snprintf(a.addrs[i], sizeof(a.addrs[i]), "%s",
-		    idn_tcluster_addr(&cl, victims[i]));
+		    th_cluster_addr(&cl, victims[i]));
 	}
-	assert_true(idn_test_wait(all_see_failures, &a, 10000));
+	assert_true(th_wait(all_see_failures, &a, 10000));
 	// since_ms is when each survivor itself marked the failure, so the
 	// figure does not depend on how fast this test polls.
 	uint64_t took = a.latest_ms - killed_ms;
@@ -189,13 +189,13 @@ test_kill_three_then_rejoin(void **st)
 	idn_client_close(c);
 
 	// A restarted node is a new incarnation that everyone sees alive.
-	IDN_PASS(idn_tcluster_restart(&cl, "worker5"));
+	IDN_PASS(th_cluster_restart(&cl, "worker5"));
 	bool seen = false;
-	uint64_t deadline = idn_test_now_ms() + 10000;
-	while (!seen && idn_test_now_ms() < deadline) {
+	uint64_t deadline = th_now_ms() + 10000;
+	while (!seen && th_now_ms() < deadline) {
 		seen = true;
 		for (size_t i = 0; i < 7 && seen; i++) {
-			seen = idn_tcluster_count(&cl, survivors[i],
+			seen = th_cluster_count(&cl, survivors[i],
 			    IDN_MEMBER_ALIVE) == 8;
 		}
 		if (!seen) {
@@ -203,7 +203,7 @@ test_kill_three_then_rejoin(void **st)
 		}
 	}
 	assert_true(seen);
-	assert_int_equal(idn_tcluster_count(&cl, "worker5", IDN_MEMBER_ALIVE),
+	assert_int_equal(th_cluster_count(&cl, "worker5", IDN_MEMBER_ALIVE),
 	    8);
 }
 
@@ -215,7 +215,7 @@ left_everywhere(void *arg)
 		idn_member *m;
 		size_t n;
 		bool left = false;
-		if (idn_tcluster_members(&cl, survivors[i], &m, &n) != IDN_OK) {
+		if (th_cluster_members(&cl, survivors[i], &m, &n) != IDN_OK) {
 			return false;
 		}
 		for (size_t j = 0; j < n; j++) {
@@ -235,11 +235,11 @@ test_voluntary_leave(void **st)
 {
 	// SIGTERM: the node says goodbye; nobody has to detect a failure.
 	char addr[64];
-	snprintf(addr, sizeof(addr), "%s", idn_tcluster_addr(&cl, "worker5"));
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "cluster stop worker5 "
+	snprintf(addr, sizeof(addr), "%s", th_cluster_addr(&cl, "worker5"));
+	assert_int_equal(th_cluster_cli(&cl, NULL, "cluster stop worker5 "
 	    ">/dev/null"), 0);
-	assert_true(idn_test_wait(left_everywhere, addr, 5000));
-	IDN_PASS(idn_tcluster_restart(&cl, "worker5"));
+	assert_true(th_wait(left_everywhere, addr, 5000));
+	IDN_PASS(th_cluster_restart(&cl, "worker5"));
 }
 
 static void
@@ -249,17 +249,17 @@ test_grep_across_nodes(void **st)
 	// which is what grep reads).
 	char tag[64], path[PATH_MAX + 32], *out = NULL;
 	snprintf(tag, sizeof(tag), "probe-%d-%llu", (int) getpid(),
-	    (unsigned long long) idn_test_now_ms());
+	    (unsigned long long) th_now_ms());
 	snprintf(path, sizeof(path), "%s/worker6/node.log", cl.root);
 	FILE *f = fopen(path, "a");
 	assert_non_null(f);
 	fprintf(f, "test line %s\n", tag);
 	assert_int_equal(fclose(f), 0);
 
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "grep %s 2>/dev/null",
+	assert_int_equal(th_cluster_cli(&cl, &out, "grep %s 2>/dev/null",
 	    tag), 0);
 	int lines = 0;
-	const char *w6 = idn_tcluster_addr(&cl, "worker6");
+	const char *w6 = th_cluster_addr(&cl, "worker6");
 	char prefix[80];
 	snprintf(prefix, sizeof(prefix), "%s:", w6);
 	for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) {
@@ -270,23 +270,23 @@ test_grep_across_nodes(void **st)
 	free(out);
 	assert_int_equal(lines, 1);
 	// The JSON form names every node; the dead ones as unreachable.
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "grep %s --json", tag), 0);
+	assert_int_equal(th_cluster_cli(&cl, &out, "grep %s --json", tag), 0);
 	assert_non_null(strstr(out, "\"reachable\": false"));
 	assert_non_null(strstr(out, "\"total\": 1}"));
 	free(out);
 	// Nothing matches: exit code 1, as grep(1).
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "grep no-such-%s "
+	assert_int_equal(th_cluster_cli(&cl, NULL, "grep no-such-%s "
 	    "2>/dev/null", tag), 1);
 	// A bad regex is an error, not a crash.
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "grep '(' --regex "
+	assert_int_equal(th_cluster_cli(&cl, NULL, "grep '(' --regex "
 	    "2>/dev/null"), 0 + 1);
-	assert_true(idn_tcluster_count(&cl, "coord", IDN_MEMBER_ALIVE) >= 8);
+	assert_true(th_cluster_count(&cl, "coord", IDN_MEMBER_ALIVE) >= 8);
 }
 
 static void
 test_hostile_input(void **st)
 {
-	const char *addr = idn_tcluster_addr(&cl, "worker1");
+	const char *addr = th_cluster_addr(&cl, "worker1");
 	// A stranger with another key is dropped without an answer.
 	uint8_t bad[IDN_KEY_BYTES];
 	memset(bad, 7, sizeof(bad));
@@ -323,15 +323,15 @@ test_hostile_input(void **st)
 	idn_free(m);
 	idn_client_close(c);
 	// The forged request was logged as dropped.
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "--node %s grep dropped "
+	assert_int_equal(th_cluster_cli(&cl, NULL, "--node %s grep dropped "
 	    ">/dev/null 2>&1", addr), 0);
 }
 
 static void
 test_bad_flags(void **st)
 {
-	const char *bin = idn_test_bin_dir();
-	const char *dir = idn_test_tmpdir();
+	const char *bin = th_bin_dir();
+	const char *dir = th_tmpdir();
 	char key[PATH_MAX + 32], *out = NULL;
 	snprintf(key, sizeof(key), "%s/cluster.key", cl.root);
 	struct {
@@ -348,7 +348,7 @@ test_bad_flags(void **st)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		char args[3 * PATH_MAX];
 		snprintf(args, sizeof(args), cases[i].args, dir, key);
-		int rv = idn_test_sh(&out, "'%s/idunno-worker' %s 2>&1", bin,
+		int rv = th_sh(&out, "'%s/idunno-worker' %s 2>&1", bin,
 		    args);
 		assert_int_not_equal(rv, 0);
 		if (strstr(out, cases[i].msg) == NULL) {
@@ -357,8 +357,8 @@ test_bad_flags(void **st)
 		}
 		free(out);
 	}
-	assert_int_equal(idn_test_cli(NULL, "--bogus 2>/dev/null"), 2);
-	assert_int_equal(idn_test_cli(NULL, "--root %s/none members "
+	assert_int_equal(th_cli(NULL, "--bogus 2>/dev/null"), 2);
+	assert_int_equal(th_cli(NULL, "--root %s/none members "
 	    "2>/dev/null", dir), 1);
 }
 

@@ -15,7 +15,7 @@
 
 #define LIMIT 2000 // training images: 32 batches of 64 (the last of 16)
 
-static idn_tcluster cl;
+static th_cluster cl;
 static idn_client *c;
 static char models[4096];
 
@@ -27,8 +27,8 @@ setup(void **st)
 {
 	const char *b = getenv("IDUNNO_BUILD_DIR");
 	snprintf(models, sizeof(models), "%s/models", b ? b : "build");
-	IDN_PASS(idn_tcluster_up(&cl, 5));
-	IDN_PASS(idn_tcluster_client(&cl, "worker1", 30000, &c));
+	IDN_PASS(th_cluster_up(&cl, 5));
+	IDN_PASS(th_cluster_client(&cl, "worker1", 30000, &c));
 	return 0;
 }
 
@@ -36,7 +36,7 @@ static int
 teardown(void **st)
 {
 	idn_client_close(c);
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	return 0;
 }
 
@@ -53,8 +53,8 @@ static void
 test_import_store_train(void **st)
 {
 	char *out = NULL;
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "--node %s dataset "
-	    "import fashion-mnist", idn_tcluster_addr(&cl, "worker2")), 0);
+	assert_int_equal(th_cluster_cli(&cl, &out, "--node %s dataset "
+	    "import fashion-mnist", th_cluster_addr(&cl, "worker2")), 0);
 	free(out);
 	idn_dataset *test;
 	IDN_PASS(idn_dataset_fetch(c, "datasets/fashion-mnist/test", 0, &test));
@@ -73,11 +73,11 @@ test_import_store_train(void **st)
 	}
 	idn_dataset_free(train);
 
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "model put lenet "
+	assert_int_equal(th_cluster_cli(&cl, &out, "model put lenet "
 	    "%s/lenet5.pt %s/lenet5.desc", models, models), 0);
 	free(out);
 	assert_true(exists("models/lenet/desc"));
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "train local lenet --epochs 2 "
+	assert_int_equal(th_cluster_cli(&cl, &out, "train local lenet --epochs 2 "
 	    "--limit 10000"), 0);
 	// The last printed epoch line carries the test accuracy.
 	char *acc = strstr(out, "epoch 2/2");
@@ -114,7 +114,7 @@ test_bad_models_write_nothing(void **st)
 	size_t desc_len, model_len;
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/lenet5.desc", models);
-	IDN_PASS(idn_test_read_file(path, 1 << 20, &desc, &desc_len));
+	IDN_PASS(th_read_file(path, 1 << 20, &desc, &desc_len));
 	// Garbage bytes.
 	IDN_FAIL(idn_model_store(c, "junk", (const char *) desc, desc_len,
 	    "not a model", 11, &err), IDN_EMODEL);
@@ -125,7 +125,7 @@ test_bad_models_write_nothing(void **st)
 	assert_false(exists("models/junk/desc"));
 	// A real model whose descriptor claims another input shape.
 	snprintf(path, sizeof(path), "%s/lenet5.pt", models);
-	IDN_PASS(idn_test_read_file(path, 1 << 24, &model, &model_len));
+	IDN_PASS(th_read_file(path, 1 << 24, &model, &model_len));
 	const char *wrong = "backend = torch\ninput = 3x32x32\nclasses = 10\n";
 	assert_int_not_equal(idn_model_store(c, "wrong", wrong, strlen(wrong),
 	    model, model_len, &err), IDN_OK);
@@ -145,22 +145,22 @@ test_bad_models_write_nothing(void **st)
 	IDN_FAIL(idn_catalog_train(c, "nosuch", "datasets/fashion-mnist", 10,
 	    &o, &err), IDN_ENOENT);
 	idn_free(err);
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "train local lenet --data "
+	assert_int_equal(th_cluster_cli(&cl, NULL, "train local lenet --data "
 	    "datasets/none --limit 10 2>/dev/null"), 1);
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "train local lenet --epochs "
+	assert_int_equal(th_cluster_cli(&cl, NULL, "train local lenet --epochs "
 	    "zero 2>/dev/null"), 2);
 }
 
 static void
 test_truncated_dataset_writes_nothing(void **st)
 {
-	const char *dir = idn_test_tmpdir();
+	const char *dir = th_tmpdir();
 	// Copy the label files and cut the training images short.
-	assert_int_equal(idn_test_sh(NULL, "cd /usr/share/datasets/"
+	assert_int_equal(th_sh(NULL, "cd /usr/share/datasets/"
 	    "fashion-mnist && cp t10k-* train-labels-idx1-ubyte.gz '%s' && "
 	    "head -c 100000 train-images-idx3-ubyte.gz > "
 	    "'%s/train-images-idx3-ubyte.gz'", dir, dir), 0);
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "dataset import "
+	assert_int_equal(th_cluster_cli(&cl, NULL, "dataset import "
 	    "fashion-mnist --dir %s --prefix datasets/cut 2>/dev/null", dir),
 	    1);
 	assert_false(exists("datasets/cut/train/manifest"));

@@ -17,7 +17,7 @@
 #define QUERIES "pin/queries"
 #define NQUERIES 1200
 
-static idn_tcluster cl;
+static th_cluster cl;
 static idn_client *c;
 static int ncpu; // CPUs this process may use
 
@@ -33,8 +33,8 @@ setup(void **st)
 	cpu_set_t set;
 	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
 	ncpu = CPU_COUNT(&set);
-	IDN_PASS(idn_tcluster_up_with(&cl, 4, "--pin"));
-	IDN_PASS(idn_tcluster_client(&cl, "standby", 30000, &c));
+	IDN_PASS(th_cluster_up_with(&cl, 4, "--pin"));
+	IDN_PASS(th_cluster_client(&cl, "standby", 30000, &c));
 	return 0;
 }
 
@@ -42,7 +42,7 @@ static int
 teardown(void **st)
 {
 	idn_client_close(c);
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	return 0;
 }
 
@@ -51,7 +51,7 @@ static int
 model_cpu(const char *worker)
 {
 	char *out = NULL, key[64];
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "cluster status --json"),
+	assert_int_equal(th_cluster_cli(&cl, &out, "cluster status --json"),
 	    0);
 	snprintf(key, sizeof(key), "\"name\": \"%s\"", worker);
 	const char *p = strstr(out, key);
@@ -146,7 +146,7 @@ pinned(void *arg)
 static void
 check_pinned(const char *worker)
 {
-	placement pl = {idn_tcluster_pid(&cl, worker), model_cpu(worker), 0,
+	placement pl = {th_cluster_pid(&cl, worker), model_cpu(worker), 0,
 	    0, false};
 	assert_true(pl.pid > 0);
 	if (ncpu < 2) {
@@ -155,7 +155,7 @@ check_pinned(const char *worker)
 		return;
 	}
 	assert_true(pl.cpu >= 0 && pl.cpu < CPU_SETSIZE);
-	if (!idn_test_wait(pinned, &pl, 20000)) {
+	if (!th_wait(pinned, &pl, 20000)) {
 		fail_msg("%s: the executor is not on CPU %d alone", worker,
 		    pl.cpu);
 	}
@@ -174,8 +174,8 @@ test_pinned_workers(void **st)
 		    model_cpu("worker2"));
 	}
 	int before = model_cpu("worker1");
-	IDN_PASS(idn_tcluster_kill(&cl, "worker1"));
-	IDN_PASS(idn_tcluster_restart(&cl, "worker1"));
+	IDN_PASS(th_cluster_kill(&cl, "worker1"));
+	IDN_PASS(th_cluster_restart(&cl, "worker1"));
 	assert_int_equal(model_cpu("worker1"), before);
 	check_pinned("worker1");
 }
@@ -192,11 +192,11 @@ test_pinned_job_exactly_once(void **st)
 	IDN_PASS(idn_model_store(c, "pinsim", desc, strlen(desc), NULL, 0,
 	    &err));
 	char *out = NULL;
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "--node %s infer start "
+	assert_int_equal(th_cluster_cli(&cl, &out, "--node %s infer start "
 	    ">/dev/null && '%s/idunno' --root %s --node %s infer add pj "
 	    "--model pinsim --queries " QUERIES " --batch 16 --rate 2000 "
-	    "--limit %d 2>&1", idn_tcluster_addr(&cl, "standby"),
-	    idn_test_bin_dir(), cl.root, idn_tcluster_addr(&cl, "standby"),
+	    "--limit %d 2>&1", th_cluster_addr(&cl, "standby"),
+	    th_bin_dir(), cl.root, th_cluster_addr(&cl, "standby"),
 	    NQUERIES), 0);
 	free(out);
 	IDN_PASS(idn_job_wait(c, "pj", 120000, NULL));
@@ -204,15 +204,15 @@ test_pinned_job_exactly_once(void **st)
 	size_t len = 0;
 	IDN_PASS(idn_sdfs_get_buf(c, "results/pj/output", 0, &text, &len,
 	    NULL));
-	idn_test_exactly_once(text, len, NQUERIES);
+	th_exactly_once(text, len, NQUERIES);
 	idn_free(text);
 }
 
 static void
 test_bad_model_cpu(void **st)
 {
-	const char *bin = idn_test_bin_dir();
-	const char *dir = idn_test_tmpdir();
+	const char *bin = th_bin_dir();
+	const char *dir = th_tmpdir();
 	struct {
 		const char *prog, *arg, *msg;
 	} cases[] = {
@@ -220,11 +220,11 @@ test_bad_model_cpu(void **st)
 	    {"idunno-worker", "x", "not a number"},
 	    {"idunno-worker", "1024", "not a number"},
 	    {"idunno-worker", "1000", "not one this process may use"},
-	    {"idunno-coord", "0", "for workers"},
+	    {"idunno-coord", "0", "unknown option '--model-cpu'"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		char *out = NULL;
-		int rv = idn_test_sh(&out, "'%s/%s' --data %s/bad%zu --key "
+		int rv = th_sh(&out, "'%s/%s' --data %s/bad%zu --key "
 		    "'%s/cluster.key' --model-cpu %s 2>&1", bin, cases[i].prog,
 		    dir, i, cl.root, cases[i].arg);
 		if (rv != 2 || strstr(out, cases[i].msg) == NULL) {

@@ -17,7 +17,7 @@
 
 #define QUERIES "datasets/fashion-mnist/test"
 
-static idn_tcluster cl;
+static th_cluster cl;
 static idn_client *c;
 // The node the tests talk through: the standby until the coordinator
 // nodes are killed, then a live worker.
@@ -38,10 +38,10 @@ put_sim(const char *name, const char *input, int service_ms)
 static int
 setup(void **st)
 {
-	IDN_PASS(idn_tcluster_up(&cl, 10));
-	IDN_PASS(idn_tcluster_client(&cl, door, 30000, &c));
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "--node %s dataset import "
-	    "fashion-mnist >/dev/null", idn_tcluster_addr(&cl, door)), 0);
+	IDN_PASS(th_cluster_up(&cl, 10));
+	IDN_PASS(th_cluster_client(&cl, door, 30000, &c));
+	assert_int_equal(th_cluster_cli(&cl, NULL, "--node %s dataset import "
+	    "fashion-mnist >/dev/null", th_cluster_addr(&cl, door)), 0);
 	IDN_PASS(put_sim("fast", "1x28x28", 200));
 	IDN_PASS(put_sim("slow", "1x28x28", 800));
 	IDN_PASS(put_sim("quick", "1x28x28", 40));
@@ -57,7 +57,7 @@ static int
 teardown(void **st)
 {
 	idn_client_close(c);
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	return 0;
 }
 
@@ -66,8 +66,8 @@ teardown(void **st)
 static int
 cli(char **out, const char *args)
 {
-	return idn_tcluster_cli(&cl, out, "--node %s %s 2>&1",
-	    idn_tcluster_addr(&cl, door), args);
+	return th_cluster_cli(&cl, out, "--node %s %s 2>&1",
+	    th_cluster_addr(&cl, door), args);
 }
 
 static size_t
@@ -127,8 +127,6 @@ test_refusals_leave_nothing(void **st)
 	refused("bad1", "infer add bad1 --model quick --queries " QUERIES
 	    " --batch 0 --rate 10", "batch");
 	refused("bad1", "infer add bad1 --model quick --queries " QUERIES
-	    " --batch -4 --rate 10", "batch");
-	refused("bad1", "infer add bad1 --model quick --queries " QUERIES
 	    " --batch 8 --rate 0", "rate");
 	refused("bad1", "infer add bad1 --model quick --queries " QUERIES
 	    " --batch 8 --rate -2", "rate");
@@ -141,6 +139,12 @@ test_refusals_leave_nothing(void **st)
 	refused("bad1", "infer add bad1 --model quick --queries " QUERIES
 	    " --batch 8 --rate 10 --limit 100000001", "at most");
 	refused("bad1", "train add bad1 --model quick", "train start");
+	// A batch no spec can hold is a usage error, refused before any call.
+	assert_int_equal(cli(&out, "infer add bad1 --model quick --queries "
+	    QUERIES " --batch -4 --rate 10"), 2);
+	assert_non_null(strstr(out, "--batch: '-4'"));
+	free(out);
+	assert_false(job_known("bad1"));
 	// A duplicate name: the first job runs, the second add is refused.
 	assert_int_equal(cli(&out, "infer add dup --model quick --queries "
 	    QUERIES " --batch 8 --rate 200 --limit 40"), 0);
@@ -165,7 +169,7 @@ job_field(const char *json, const char *job, const char *field)
 	snprintf(key, sizeof(key), "\"job\": \"%s\"", job);
 	const char *p = strstr(json, key);
 	snprintf(key, sizeof(key), "\"%s\": ", field);
-	return p ? idn_test_num_after(p, key) : -1;
+	return p ? th_num_after(p, key) : -1;
 }
 
 static int
@@ -195,7 +199,7 @@ check_timing(const char *job, unsigned long long n, unsigned batch)
 {
 	char name[96], hjob[96], cols[160];
 	snprintf(name, sizeof(name), "results/%s/timing", job);
-	char *text = idn_test_sdfs_text(c, name);
+	char *text = th_sdfs_text(c, name);
 	unsigned long long start, queries;
 	double rate;
 	unsigned hbatch, group;
@@ -259,13 +263,13 @@ check_timing(const char *job, unsigned long long n, unsigned batch)
 	assert_non_null(l);
 	l = strstr(l, "\"latency_ms\": ");
 	assert_non_null(l);
-	assert_int_equal(idn_test_num_after(l, "\"count\": "), n);
+	assert_int_equal(th_num_after(l, "\"count\": "), n);
 	const char *keys[] = {"median", "p90", "p95", "p99"};
 	const double ps[] = {0.5, 0.9, 0.95, 0.99};
 	char seen[256] = "";
 	for (int i = 0; i < 4; i++) {
 		snprintf(key, sizeof(key), "\"%s\": ", keys[i]);
-		double want = idn_test_num_after(l, key);
+		double want = th_num_after(l, key);
 		double got = percentile(lat, n, ps[i]);
 		double tol = want * 0.01 > 1 ? want * 0.01 : 1;
 		size_t k = strlen(seen);
@@ -306,7 +310,7 @@ test_timing(void **st)
 	assert_true(check_timing("tm2", 400, 8) > 1);
 	// The result verb is unchanged: the output, every query once.
 	assert_int_equal(cli(&out, "result tm2 -"), 0);
-	idn_test_exactly_once(out, strlen(out), 400);
+	th_exactly_once(out, strlen(out), 400);
 	free(out);
 }
 
@@ -374,15 +378,15 @@ test_fair_rates(void **st)
 	IDN_PASS(idn_job_add_infer(c, &a, &err));
 	IDN_PASS(idn_job_add_infer(c, &b, &err));
 	char *out = NULL;
-	uint64_t t0 = idn_test_now_ms();
+	uint64_t t0 = th_now_ms();
 	double first_within = -1, worst = 0, sum = 0;
 	int samples = 0;
 	char seen[1024] = "";
-	while (idn_test_now_ms() < t0 + 20000) {
+	while (th_now_ms() < t0 + 20000) {
 		char *json = NULL;
 		IDN_PASS(idn_sched_stats(c, NULL, &json));
-		double f = idn_test_num_after(json, "\"fairness\": ");
-		double t = (double) (idn_test_now_ms() - t0) / 1000;
+		double f = th_num_after(json, "\"fairness\": ");
+		double t = (double) (th_now_ms() - t0) / 1000;
 		if (f > 0 && f <= 1.10 && first_within < 0) {
 			first_within = t;
 		}
@@ -452,7 +456,7 @@ test_three_workers_killed(void **st)
 	IDN_PASS(idn_job_wait(c, "kb", 90000, NULL));
 	// The same jobs again, with 3 workers killed at once mid-run.
 	add_pair("xa", "xb");
-	uint64_t deadline = idn_test_now_ms() + 30000;
+	uint64_t deadline = th_now_ms() + 30000;
 	for (;;) {
 		char *json = NULL;
 		IDN_PASS(idn_sched_stats(c, NULL, &json));
@@ -462,26 +466,26 @@ test_three_workers_killed(void **st)
 		if (a >= 600 && b >= 500) {
 			break;
 		}
-		assert_true(idn_test_now_ms() < deadline);
+		assert_true(th_now_ms() < deadline);
 		usleep(100 * 1000);
 	}
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "cluster kill worker1 "
+	assert_int_equal(th_cluster_cli(&cl, NULL, "cluster kill worker1 "
 	    ">/dev/null & '%s/idunno' --root '%s' cluster kill worker2 "
 	    ">/dev/null & '%s/idunno' --root '%s' cluster kill worker3 "
-	    ">/dev/null; wait", idn_test_bin_dir(), cl.root,
-	    idn_test_bin_dir(), cl.root), 0);
-	uint64_t killed = idn_test_now_ms();
+	    ">/dev/null; wait", th_bin_dir(), cl.root,
+	    th_bin_dir(), cl.root), 0);
+	uint64_t killed = th_now_ms();
 	IDN_PASS(idn_job_wait(c, "xa", 90000, NULL));
 	IDN_PASS(idn_job_wait(c, "xb", 90000, NULL));
 	print_message("# both jobs finished %.1f s after the kill\n",
-	    (double) (idn_test_now_ms() - killed) / 1000);
+	    (double) (th_now_ms() - killed) / 1000);
 	const char *pairs[2][2] = {{"ka", "xa"}, {"kb", "xb"}};
 	unsigned n[2] = {2400, 2000};
 	for (int i = 0; i < 2; i++) {
 		size_t l1, l2;
 		char *ref = output_of(pairs[i][0], &l1);
 		char *got = output_of(pairs[i][1], &l2);
-		idn_test_exactly_once(got, l2, n[i]);
+		th_exactly_once(got, l2, n[i]);
 		assert_int_equal(l1, l2);
 		assert_memory_equal(ref, got, l1);
 		idn_free(ref);
@@ -500,7 +504,7 @@ worker_name(const char *id)
 	static char name[16];
 	for (int i = 1; i <= 8; i++) {
 		snprintf(name, sizeof(name), "worker%d", i);
-		const char *addr = idn_tcluster_addr(&cl, name);
+		const char *addr = th_cluster_addr(&cl, name);
 		if (addr && strncmp(id, addr, strlen(addr)) == 0 &&
 		    id[strlen(addr)] == ':') {
 			return name;
@@ -527,7 +531,7 @@ test_groups(void **st)
 	    QUERIES " --batch 16 --rate 1500 --limit 4800"), 0);
 	free(out);
 	char who[128] = "";
-	uint64_t deadline = idn_test_now_ms() + 30000;
+	uint64_t deadline = th_now_ms() + 30000;
 	for (;;) {
 		char *json = NULL;
 		IDN_PASS(idn_sched_stats(c, "gx", &json));
@@ -541,12 +545,12 @@ test_groups(void **st)
 			break;
 		}
 		idn_free(json);
-		assert_true(idn_test_now_ms() < deadline);
+		assert_true(th_now_ms() < deadline);
 		usleep(50 * 1000);
 	}
 	const char *name = worker_name(who);
 	assert_non_null(name);
-	IDN_PASS(idn_tcluster_kill(&cl, name));
+	IDN_PASS(th_cluster_kill(&cl, name));
 	IDN_PASS(idn_job_wait(c, "gx", 90000, NULL));
 	char *json = NULL;
 	IDN_PASS(idn_sched_jobs(c, &json));
@@ -556,7 +560,7 @@ test_groups(void **st)
 	size_t l1, l2;
 	char *ref = output_of("gref", &l1);
 	char *got = output_of("gx", &l2);
-	idn_test_exactly_once(got, l2, 4800);
+	th_exactly_once(got, l2, 4800);
 	assert_int_equal(l1, l2);
 	assert_memory_equal(ref, got, l1);
 	idn_free(ref);
@@ -594,7 +598,7 @@ test_training_resumes(void **st)
 	free(out);
 	// Wait for epoch 2, then kill the worker that runs it.
 	char who[128] = "";
-	uint64_t deadline = idn_test_now_ms() + 60000;
+	uint64_t deadline = th_now_ms() + 60000;
 	for (;;) {
 		char *json = NULL;
 		IDN_PASS(idn_sched_jobs(c, &json));
@@ -606,12 +610,12 @@ test_training_resumes(void **st)
 			break;
 		}
 		idn_free(json);
-		assert_true(idn_test_now_ms() < deadline);
+		assert_true(th_now_ms() < deadline);
 		usleep(100 * 1000);
 	}
 	const char *name = worker_name(who);
 	assert_non_null(name);
-	IDN_PASS(idn_tcluster_kill(&cl, name));
+	IDN_PASS(th_cluster_kill(&cl, name));
 	int state = -1;
 	IDN_PASS(idn_job_wait(c, "t1", 90000, &state));
 	// Attempt 2 started after epoch 2 or later and went on from there:
@@ -663,13 +667,13 @@ door_to_worker(void)
 	static char name[16];
 	for (int i = 8; i >= 1; i--) {
 		snprintf(name, sizeof(name), "worker%d", i);
-		if (idn_tcluster_count(&cl, name, IDN_MEMBER_ALIVE) > 0) {
+		if (th_cluster_count(&cl, name, IDN_MEMBER_ALIVE) > 0) {
 			break;
 		}
 	}
 	door = name;
 	idn_client_close(c);
-	IDN_PASS(idn_tcluster_client(&cl, door, 30000, &c));
+	IDN_PASS(th_cluster_client(&cl, door, 30000, &c));
 }
 
 static void
@@ -678,9 +682,9 @@ test_no_coordinator(void **st)
 	// With its standby, a killed coordinator is replaced (standby_test);
 	// without both, nothing schedules.
 	door_to_worker();
-	IDN_PASS(idn_tcluster_kill(&cl, "coord"));
-	IDN_PASS(idn_tcluster_kill(&cl, "standby"));
-	assert_true(idn_test_wait(coord_failed, NULL, 20000));
+	IDN_PASS(th_cluster_kill(&cl, "coord"));
+	IDN_PASS(th_cluster_kill(&cl, "standby"));
+	assert_true(th_wait(coord_failed, NULL, 20000));
 	char *out = NULL;
 	assert_int_equal(cli(&out, "infer add late --model quick --queries "
 	    QUERIES " --batch 8 --rate 10"), 1);
@@ -703,7 +707,7 @@ coord_answers(void *arg)
 static void
 restart(const char *name)
 {
-	IDN_PASS(idn_tcluster_restart(&cl, name));
+	IDN_PASS(th_cluster_restart(&cl, name));
 }
 
 // A restarted coordinator picks up from its ledger: the finished jobs are
@@ -714,7 +718,7 @@ static void
 test_coordinator_restart(void **st)
 {
 	restart("coord");
-	assert_true(idn_test_wait(coord_answers, NULL, 30000));
+	assert_true(th_wait(coord_answers, NULL, 30000));
 	char *json = NULL;
 	IDN_PASS(idn_sched_jobs(c, &json));
 	assert_non_null(strstr(json, "\"job\": \"xa\""));
@@ -728,7 +732,7 @@ test_coordinator_restart(void **st)
 	assert_int_equal(cli(&out, "infer add rs --model quick --queries "
 	    QUERIES " --batch 16 --rate 300 --limit 2400"), 0);
 	free(out);
-	uint64_t deadline = idn_test_now_ms() + 30000;
+	uint64_t deadline = th_now_ms() + 30000;
 	for (;;) {
 		IDN_PASS(idn_sched_stats(c, "rs", &json));
 		double done = job_field(json, "rs", "done");
@@ -736,13 +740,13 @@ test_coordinator_restart(void **st)
 		if (done >= 700) {
 			break;
 		}
-		assert_true(idn_test_now_ms() < deadline);
+		assert_true(th_now_ms() < deadline);
 		usleep(100 * 1000);
 	}
 	// This time the coordinator's disk is lost too: it restores the
 	// ledger from its checkpoint in SDFS.
-	IDN_PASS(idn_tcluster_kill(&cl, "coord"));
-	assert_int_equal(idn_test_sh(NULL, "rm -f '%s/coord/coord/ledger.db'*",
+	IDN_PASS(th_cluster_kill(&cl, "coord"));
+	assert_int_equal(th_sh(NULL, "rm -f '%s/coord/coord/ledger.db'*",
 	    cl.root), 0);
 	restart("coord");
 	IDN_PASS(idn_job_wait(c, "rs", 90000, NULL));
@@ -754,7 +758,7 @@ test_coordinator_restart(void **st)
 	idn_free(ref);
 	idn_free(got);
 	char line[128];
-	snprintf(line, sizeof(line), "\n%s:", idn_tcluster_addr(&cl, "worker1"));
+	snprintf(line, sizeof(line), "\n%s:", th_cluster_addr(&cl, "worker1"));
 	assert_int_equal(cli(&out, "grep 'task started: rs/'"), 0);
 	if (strstr(out, line) == NULL && strncmp(out, line + 1,
 	    strlen(line + 1)) != 0) {

@@ -23,7 +23,7 @@
 #define PUT_BOUND_MS 8000   // no put may take longer
 #define KILLS 5             // 3 replicas of one name and 2 more
 
-static idn_tcluster cl;
+static th_cluster cl;
 static const char *names[NODES] = {"coord", "standby", "worker1", "worker2",
     "worker3", "worker4", "worker5", "worker6", "worker7", "worker8"};
 
@@ -40,14 +40,14 @@ typedef struct put_log {
 static int
 setup(void **st)
 {
-	IDN_PASS(idn_tcluster_up(&cl, NODES));
+	IDN_PASS(th_cluster_up(&cl, NODES));
 	return 0;
 }
 
 static int
 teardown(void **st)
 {
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	return 0;
 }
 
@@ -55,7 +55,7 @@ static idn_client *
 client(int i)
 {
 	idn_client *c;
-	IDN_PASS(idn_client_open(idn_tcluster_addr(&cl, names[i]), cl.key,
+	IDN_PASS(idn_client_open(th_cluster_addr(&cl, names[i]), cl.key,
 	    &c));
 	return c;
 }
@@ -100,14 +100,14 @@ putter(void *arg)
 		}
 		loop_name(lg, name, sizeof(name), i);
 		content(buf, i);
-		uint64_t t0 = idn_test_now_ms();
+		uint64_t t0 = th_now_ms();
 		uint64_t ver = 0;
 		int rv = idn_sdfs_put_buf(c, name, buf, sizeof(buf), &ver);
 		pthread_mutex_lock(&lg->lock);
 		lg->rv[i] = rv;
 		lg->ver[i] = ver;
 		lg->start[i] = t0;
-		lg->end[i] = idn_test_now_ms();
+		lg->end[i] = th_now_ms();
 		lg->done = i + 1;
 		pthread_mutex_unlock(&lg->lock);
 	}
@@ -197,7 +197,7 @@ test_puts_while_replicas_die(void **st)
 		bool front = false;
 		int w[3], nw = 0;
 		for (size_t k = 0; k < info->nholders; k++) {
-			int x = idn_tcluster_index(&cl, info->holders[k].addr);
+			int x = th_cluster_index(&cl, info->holders[k].addr);
 			front = front || x == FRONT;
 			if (x > FRONT && nw < 3) {
 				w[nw++] = x;
@@ -215,7 +215,7 @@ test_puts_while_replicas_die(void **st)
 	assert_int_equal(nv, 3);
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, putter, &lg), 0);
-	assert_true(idn_test_wait(puts_done, &lg, 60000));
+	assert_true(th_wait(puts_done, &lg, 60000));
 	// Two more workers die with them, so that some of the nodes that
 	// replace the dead replicas are dead too (not yet declared so).
 	int kill_ix[KILLS], nk = 0;
@@ -233,10 +233,10 @@ test_puts_while_replicas_die(void **st)
 	}
 	pid_t pid[KILLS];
 	for (int k = 0; k < KILLS; k++) {
-		pid[k] = idn_tcluster_pid(&cl, names[kill_ix[k]]);
+		pid[k] = th_cluster_pid(&cl, names[kill_ix[k]]);
 		assert_true(pid[k] > 0);
 	}
-	uint64_t killed = idn_test_now_ms();
+	uint64_t killed = th_now_ms();
 	for (int k = 0; k < KILLS; k++) {
 		assert_int_equal(kill(pid[k], SIGKILL), 0);
 	}
@@ -244,7 +244,7 @@ test_puts_while_replicas_die(void **st)
 		fprintf(stderr, "# killed %s%s\n", names[kill_ix[k]],
 		    k < 3 ? " (a replica of the name written)" : "");
 	}
-	while (idn_test_now_ms() < killed + AFTER_KILL_MS) {
+	while (th_now_ms() < killed + AFTER_KILL_MS) {
 		pthread_mutex_lock(&lg.lock);
 		bool all = lg.done >= PUTS_MAX;
 		pthread_mutex_unlock(&lg.lock);
@@ -300,7 +300,7 @@ test_puts_while_replicas_die(void **st)
 		}
 		bool check = lg.end[i] >= killed || i % 2;
 		if (lg.rv[i] == IDN_OK && last && check &&
-		    !idn_test_wait(replicated, &a, 90000)) {
+		    !th_wait(replicated, &a, 90000)) {
 			dump(c, name, lg.ver[i]);
 			fail_msg("acknowledged put %s is not intact on %d "
 			    "live nodes", name, IDN_SDFS_REPLICAS);

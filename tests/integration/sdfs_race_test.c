@@ -26,7 +26,7 @@
 #define FIRST_BYTES (3u << 19) // 1.5 MiB: more than one chunk
 #define REST_BYTES (1u << 19)
 
-static idn_tcluster cl;
+static th_cluster cl;
 static const char *names[NODES] = {"coord", "standby", "worker1",
     "worker2", "worker3", "worker4"};
 static pid_t paused = -1;
@@ -34,7 +34,7 @@ static pid_t paused = -1;
 static int
 setup(void **st)
 {
-	IDN_PASS(idn_tcluster_up(&cl, NODES));
+	IDN_PASS(th_cluster_up(&cl, NODES));
 	return 0;
 }
 
@@ -44,7 +44,7 @@ teardown(void **st)
 	if (paused > 0) {
 		kill(paused, SIGCONT);
 	}
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	return 0;
 }
 
@@ -52,7 +52,7 @@ static idn_client *
 client(int i)
 {
 	idn_client *c;
-	IDN_PASS(idn_tcluster_client(&cl, names[i], 10000, &c));
+	IDN_PASS(th_cluster_client(&cl, names[i], 10000, &c));
 	return c;
 }
 
@@ -69,7 +69,7 @@ sees(void *argp)
 	idn_member *m;
 	size_t n;
 	bool ok = false;
-	if (idn_tcluster_members(&cl, names[a->node], &m, &n) != IDN_OK) {
+	if (th_cluster_members(&cl, names[a->node], &m, &n) != IDN_OK) {
 		return false;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -85,7 +85,7 @@ all_see(int skip, const char *addr, int state)
 {
 	for (int i = 0; i < NODES; i++) {
 		state_arg a = {i, state, addr};
-		if (i != skip && !idn_test_wait(sees, &a, 20000)) {
+		if (i != skip && !th_wait(sees, &a, 20000)) {
 			return false;
 		}
 	}
@@ -132,17 +132,17 @@ test_primary_handover_mid_put(void **st)
 		IDN_PASS(idn_sdfs_put_buf(c, name, "v1", 2, NULL));
 		IDN_PASS(idn_sdfs_ls(c, name, &info));
 		assert_true(info->nholders > 0);
-		int p = idn_tcluster_index(&cl, info->holders[0].addr);
+		int p = th_cluster_index(&cl, info->holders[0].addr);
 		k = p >= 2 ? p : -1;
 		idn_free(info);
 	}
 	idn_client_close(c);
 	assert_true(k >= 2);
 	char kaddr[64];
-	snprintf(kaddr, sizeof(kaddr), "%s", idn_tcluster_addr(&cl, names[k]));
+	snprintf(kaddr, sizeof(kaddr), "%s", th_cluster_addr(&cl, names[k]));
 	// Pause the primary until everyone declared it failed: the next
 	// node of the ring hands out the name's versions now.
-	paused = idn_tcluster_pid(&cl, names[k]);
+	paused = th_cluster_pid(&cl, names[k]);
 	assert_true(paused > 0);
 	assert_int_equal(kill(paused, SIGSTOP), 0);
 	assert_true(all_see(k, kaddr, IDN_MEMBER_FAILED));
@@ -151,7 +151,7 @@ test_primary_handover_mid_put(void **st)
 	put_arg a = {.front = 0};
 	snprintf(a.name, sizeof(a.name), "%s", name);
 	char *fifo = NULL;
-	assert_true(asprintf(&fifo, "%s/a.fifo", idn_test_tmpdir()) > 0);
+	assert_true(asprintf(&fifo, "%s/a.fifo", th_tmpdir()) > 0);
 	assert_int_equal(mkfifo(fifo, 0600), 0);
 	a.path = fifo;
 	pthread_t t;
@@ -246,11 +246,11 @@ reads_back(void *argp)
 static void
 swap_in(int i, const char *to, const char *from)
 {
-	pid_t pid = idn_tcluster_pid(&cl, names[i]);
+	pid_t pid = th_cluster_pid(&cl, names[i]);
 	assert_true(pid > 0);
 	assert_int_equal(kill(pid, SIGSTOP), 0);
 	paused = pid;
-	int rc = idn_test_sh(NULL, "t=$(dirname \"$(grep -lx '%s' "
+	int rc = th_sh(NULL, "t=$(dirname \"$(grep -lx '%s' "
 	    "'%s'/%s/sdfs/files/*/name)\") && f=$(dirname \"$(grep -lx '%s' "
 	    "'%s'/*/sdfs/files/*/name | head -1)\") && v=%020d && "
 	    "cp \"$f/$v.data\" \"$t/x.tmp\" && mv \"$t/x.tmp\" "
@@ -281,20 +281,20 @@ test_split_version_converges(void **st)
 	reads_arg a = {.name = "conf/f", .ver = {1, 2}, .bytes = {b, c_bytes},
 	    .len = {sizeof(b), sizeof(c_bytes)}};
 	for (size_t h = 0; h < info->nholders; h++) {
-		a.nodes[a.n++] = idn_tcluster_index(&cl, info->holders[h].addr);
+		a.nodes[a.n++] = th_cluster_index(&cl, info->holders[h].addr);
 		assert_true(a.nodes[h] >= 0);
 	}
 	idn_free(info);
 	swap_in(a.nodes[0], "conf/f", "conf/g");
 	swap_in(a.nodes[1], "conf/f", "conf/g");
-	uint64_t t0 = idn_test_now_ms();
-	if (!idn_test_wait(reads_back, &a, 60000)) {
+	uint64_t t0 = th_now_ms();
+	if (!th_wait(reads_back, &a, 60000)) {
 		fail_msg("version 1 of conf/f still has two contents, or C "
 		    "was not kept as version 2");
 	}
 	fprintf(stderr, "# split version: one winner on every holder, the "
 	    "other kept as version 2, after %.1f s\n",
-	    (double) (idn_test_now_ms() - t0) / 1000.0);
+	    (double) (th_now_ms() - t0) / 1000.0);
 	// Every node agrees (a get through a non-holder reads replicas).
 	for (int i = 0; i < NODES; i++) {
 		a.nodes[0] = i;

@@ -24,7 +24,7 @@
 #define NODES 5
 #define NAMES 600
 
-static idn_tcluster cl;
+static th_cluster cl;
 static bool dead[NODES];
 
 static int
@@ -35,14 +35,14 @@ setup(void **st)
 	setenv("IDUNNO_SDFS_PUTS_MAX", "2", 1);
 	setenv("IDUNNO_SDFS_SESSION_IDLE_MS", "8000", 1);
 	setenv("IDUNNO_SDFS_LIST_PAGE", "50", 1);
-	IDN_PASS(idn_tcluster_up(&cl, NODES));
+	IDN_PASS(th_cluster_up(&cl, NODES));
 	return 0;
 }
 
 static int
 teardown(void **st)
 {
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	return 0;
 }
 
@@ -51,7 +51,7 @@ client_of(int i, idn_client **out)
 {
 	char name[16];
 	snprintf(name, sizeof(name), "%d", i);
-	const char *addr = idn_tcluster_addr(&cl, name);
+	const char *addr = th_cluster_addr(&cl, name);
 	if (addr == NULL) {
 		return IDN_ENOENT;
 	}
@@ -121,7 +121,7 @@ test_many_names_rereplicated(void **st)
 	for (int i = 0; i < NODES; i++) {
 		IDN_PASS(client_of(i, &cli[i]));
 	}
-	uint64_t t0 = idn_test_now_ms();
+	uint64_t t0 = th_now_ms();
 	for (int k = 0; k < NAMES; k++) {
 		char name[32], data[32];
 		snprintf(name, sizeof(name), "scale/%04d", k);
@@ -130,7 +130,7 @@ test_many_names_rereplicated(void **st)
 		    (size_t) len, NULL));
 	}
 	fprintf(stderr, "# %d puts in %.1f s\n", NAMES,
-	    (double) (idn_test_now_ms() - t0) / 1000.0);
+	    (double) (th_now_ms() - t0) / 1000.0);
 	for (int i = 0; i < NODES; i++) {
 		idn_client_close(cli[i]);
 	}
@@ -139,22 +139,22 @@ test_many_names_rereplicated(void **st)
 	assert_true(count_copies(c));
 	assert_int_equal(c->full, NAMES);
 	// Kill a worker: it held about 4/5 of the names.
-	assert_int_equal(idn_tcluster_kill(&cl, "worker3"), IDN_OK);
+	assert_int_equal(th_cluster_kill(&cl, "worker3"), IDN_OK);
 	dead[4] = true;
-	t0 = idn_test_now_ms();
-	if (!idn_test_wait(all_replicated, c, 90000)) {
+	t0 = th_now_ms();
+	if (!th_wait(all_replicated, c, 90000)) {
 		fail_msg("%d of %d names back to %d copies (fewest %d)",
 		    c->full, NAMES, IDN_SDFS_REPLICAS, c->fewest);
 	}
 	fprintf(stderr, "# %d names back to %d copies after %.1f s\n", NAMES,
-	    IDN_SDFS_REPLICAS, (double) (idn_test_now_ms() - t0) / 1000.0);
+	    IDN_SDFS_REPLICAS, (double) (th_now_ms() - t0) / 1000.0);
 	free(c);
 	// ls-prefix in pages of 50 (IDUNNO_SDFS_LIST_PAGE): every name once,
 	// in order; a node that does not answer is named.
 	idn_client *l;
 	IDN_PASS(client_of(0, &l));
 	idn_client_set_timeout(l, 20000);
-	pid_t pid = idn_tcluster_pid(&cl, "worker1");
+	pid_t pid = th_cluster_pid(&cl, "worker1");
 	assert_true(pid > 0);
 	assert_int_equal(kill(pid, SIGSTOP), 0);
 	idn_sdfs_entry *e;
@@ -171,7 +171,7 @@ test_many_names_rereplicated(void **st)
 	}
 	idn_free(e);
 	assert_int_equal(nmiss, 1);
-	assert_string_equal(miss[0], idn_tcluster_addr(&cl, "worker1"));
+	assert_string_equal(miss[0], th_cluster_addr(&cl, "worker1"));
 	idn_client_close(l);
 }
 
@@ -201,7 +201,7 @@ temps(void)
 {
 	char *out = NULL;
 	int n = -1;
-	if (idn_test_sh(&out, "ls '%s'/*/sdfs/tmp | grep -c '^w'", cl.root) >=
+	if (th_sh(&out, "ls '%s'/*/sdfs/tmp | grep -c '^w'", cl.root) >=
 	    0 && out != NULL) {
 		n = atoi(out);
 	}
@@ -224,7 +224,7 @@ test_puts_bounded(void **st)
 	int fd[PUTS];
 	for (int i = 0; i < PUTS; i++) {
 		snprintf(a[i].path, sizeof(a[i].path), "%s/b%d.fifo",
-		    idn_test_tmpdir(), i);
+		    th_tmpdir(), i);
 		snprintf(a[i].name, sizeof(a[i].name), "bound/%d", i);
 		assert_int_equal(mkfifo(a[i].path, 0600), 0);
 		assert_int_equal(pthread_create(&t[i], NULL, put_from_fifo,
@@ -235,9 +235,9 @@ test_puts_bounded(void **st)
 	}
 	// Two puts open their replica writes; the third is answered busy
 	// and keeps asking: never 3 sessions' temp files at once.
-	assert_true(idn_test_wait(two_open, NULL, 20000));
+	assert_true(th_wait(two_open, NULL, 20000));
 	int most = 0;
-	for (uint64_t end = idn_test_now_ms() + 3000; idn_test_now_ms() < end;) {
+	for (uint64_t end = th_now_ms() + 3000; th_now_ms() < end;) {
 		int n = temps();
 		most = n > most ? n : most;
 	}
@@ -286,15 +286,15 @@ static void
 test_client_dies_mid_put(void **st)
 {
 	char fifo[4096];
-	snprintf(fifo, sizeof(fifo), "%s/die.fifo", idn_test_tmpdir());
+	snprintf(fifo, sizeof(fifo), "%s/die.fifo", th_tmpdir());
 	assert_int_equal(mkfifo(fifo, 0600), 0);
 	char bin[4096];
-	snprintf(bin, sizeof(bin), "%s/idunno", idn_test_bin_dir());
+	snprintf(bin, sizeof(bin), "%s/idunno", th_bin_dir());
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		execl(bin, bin, "--root", cl.root, "--node",
-		    idn_tcluster_addr(&cl, "0"), "put", fifo, "die/f",
+		    th_cluster_addr(&cl, "0"), "put", fifo, "die/f",
 		    (char *) NULL);
 		_exit(127);
 	}
@@ -304,7 +304,7 @@ test_client_dies_mid_put(void **st)
 	memset(chunk, 'd', sizeof(chunk));
 	assert_int_equal(write(fd, chunk, sizeof(chunk)), sizeof(chunk));
 	// The put is under way on its replicas when the client dies.
-	assert_true(idn_test_wait(one_open, NULL, 20000));
+	assert_true(th_wait(one_open, NULL, 20000));
 	assert_int_equal(kill(pid, SIGKILL), 0);
 	int status;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -321,14 +321,14 @@ test_client_dies_mid_put(void **st)
 	assert_memory_equal(data, "after", 5);
 	idn_free(data);
 	idn_client_close(c);
-	uint64_t t0 = idn_test_now_ms();
-	if (!idn_test_wait(no_temps, NULL, 30000)) {
+	uint64_t t0 = th_now_ms();
+	if (!th_wait(no_temps, NULL, 30000)) {
 		fail_msg("%d temp files left 30 s after the client died",
 		    temps());
 	}
 	fprintf(stderr, "# a client killed mid-put: nothing visible, temp "
 	    "files gone %.1f s later (sessions expire after 8 s idle)\n",
-	    (double) (idn_test_now_ms() - t0) / 1000.0);
+	    (double) (th_now_ms() - t0) / 1000.0);
 }
 
 int

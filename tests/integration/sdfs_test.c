@@ -20,7 +20,7 @@
 
 #define NODES 10
 
-static idn_tcluster cl;
+static th_cluster cl;
 static const char *tmp;
 static const char *names[NODES] = {"coord", "standby", "worker1",
     "worker2", "worker3", "worker4", "worker5", "worker6", "worker7",
@@ -30,18 +30,18 @@ static bool dead[NODES];
 static int
 setup(void **st)
 {
-	tmp = idn_test_tmpdir();
+	tmp = th_tmpdir();
 	// A scrub pass within 20 s (not 10 min) however the 200 MB round
 	// trip's copies are placed; nodes inherit the environment.
 	setenv("IDUNNO_SDFS_SCRUB_PASS_MS", "20000", 1);
-	IDN_PASS(idn_tcluster_up(&cl, NODES));
+	IDN_PASS(th_cluster_up(&cl, NODES));
 	return 0;
 }
 
 static int
 teardown(void **st)
 {
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	return 0;
 }
 
@@ -70,7 +70,7 @@ make_file(const char *path, uint64_t size, uint32_t seed)
 static bool
 same_file(const char *a, const char *b)
 {
-	return idn_test_sh(NULL, "cmp -s '%s' '%s'", a, b) == 0;
+	return th_sh(NULL, "cmp -s '%s' '%s'", a, b) == 0;
 }
 
 static char *
@@ -100,7 +100,7 @@ addr_of(int i)
 	static char a[8][64];
 	static int next;
 	char *s = a[next++ % 8];
-	const char *got = idn_tcluster_addr(&cl, names[i]);
+	const char *got = th_cluster_addr(&cl, names[i]);
 	assert_non_null(got);
 	snprintf(s, 64, "%s", got);
 	return s;
@@ -117,7 +117,7 @@ sdfs(int i, char **out, const char *fmt, ...)
 	va_end(ap);
 	char addr[64];
 	snprintf(addr, sizeof(addr), "%.63s", addr_of(i));
-	int rv = idn_tcluster_cli(&cl, out, "--node %s %s", addr, args);
+	int rv = th_cluster_cli(&cl, out, "--node %s %s", addr, args);
 	free(args);
 	return rv;
 }
@@ -177,10 +177,10 @@ test_round_trip(void **st)
 		snprintf(name, sizeof(name), "rt/size-%" PRIu64, sizes[i]);
 		round_trip((int) i % NODES, sizes[i], name);
 	}
-	uint64_t t0 = idn_test_now_ms();
+	uint64_t t0 = th_now_ms();
 	round_trip(2, 200u * 1000 * 1000, "rt/big-200MB");
 	fprintf(stderr, "# 200 MB put + get: %.1f s\n",
-	    (double) (idn_test_now_ms() - t0) / 1000.0);
+	    (double) (th_now_ms() - t0) / 1000.0);
 	// The same through the C API, from memory.
 	idn_client *c;
 	IDN_PASS(idn_client_open(addr_of(3), cl.key, &c));
@@ -234,7 +234,7 @@ test_versions(void **st)
 	assert_int_equal(sdfs(0, &o, "get-versions vers/a 3 '%s'", out), 0);
 	free(o);
 	char *text = NULL;
-	assert_int_equal(idn_test_sh(&text, "cat '%s'", out), 0);
+	assert_int_equal(th_sh(&text, "cat '%s'", out), 0);
 	const char *want =
 	    "=== idunno-sdfs vers/a version 5 size 17 ===\n"
 	    "content of put 5\n\n"
@@ -246,7 +246,7 @@ test_versions(void **st)
 	free(text);
 	// A version by number, and one that does not exist.
 	assert_int_equal(sdfs(1, NULL, "get vers/a '%s' --version 2", out), 0);
-	assert_int_equal(idn_test_sh(&text, "cat '%s'", out), 0);
+	assert_int_equal(th_sh(&text, "cat '%s'", out), 0);
 	assert_string_equal(text, "content of put 2\n");
 	free(text);
 	assert_int_not_equal(sdfs(1, NULL, "get vers/a '%s' --version 9",
@@ -270,7 +270,7 @@ test_concurrent_writers(void **st)
 	// Two clients, through two different nodes, put 4 versions each to
 	// the same name at the same time.
 	const char *dir = path_of("cw");
-	assert_int_equal(idn_test_sh(NULL, "mkdir -p '%s'", dir), 0);
+	assert_int_equal(th_sh(NULL, "mkdir -p '%s'", dir), 0);
 	for (int w = 0; w < 2; w++) {
 		for (int i = 0; i < 4; i++) {
 			char p[PATH_MAX];
@@ -280,14 +280,14 @@ test_concurrent_writers(void **st)
 			fclose(f);
 		}
 	}
-	int rc = idn_test_sh(NULL,
+	int rc = th_sh(NULL,
 	    "B='%s/idunno'; R='%s'; D='%s'; ok=0; "
 	    "(for i in 0 1 2 3; do \"$B\" --root \"$R\" --node %s put "
 	    "\"$D/w0-$i\" cw/x >/dev/null || exit 1; done) & A=$!; "
 	    "(for i in 0 1 2 3; do \"$B\" --root \"$R\" --node %s put "
 	    "\"$D/w1-$i\" cw/x >/dev/null || exit 1; done) & C=$!; "
 	    "wait $A || ok=1; wait $C || ok=1; exit $ok",
-	    idn_test_bin_dir(), cl.root, dir, addr_of(2), addr_of(5));
+	    th_bin_dir(), cl.root, dir, addr_of(2), addr_of(5));
 	assert_int_equal(rc, 0);
 	// Versions 1..8, totally ordered, and every put's bytes once.
 	char *o = NULL;
@@ -297,7 +297,7 @@ test_concurrent_writers(void **st)
 	char *out = path_of("cw.out");
 	assert_int_equal(sdfs(1, NULL, "get-versions cw/x 8 '%s'", out), 0);
 	char *text = NULL;
-	assert_int_equal(idn_test_sh(&text, "cat '%s'", out), 0);
+	assert_int_equal(th_sh(&text, "cat '%s'", out), 0);
 	for (int v = 8; v >= 1; v--) {
 		char head[96];
 		snprintf(head, sizeof(head), "=== idunno-sdfs cw/x version %d "
@@ -359,7 +359,7 @@ test_bad_input(void **st)
 	free(out);
 	assert_int_not_equal(sdfs(2, NULL, "get bad/ok '%s'", tmp), 0);
 	const char *ro = path_of("ro");
-	assert_int_equal(idn_test_sh(NULL, "mkdir -p '%s' && chmod 500 '%s'",
+	assert_int_equal(th_sh(NULL, "mkdir -p '%s' && chmod 500 '%s'",
 	    ro, ro), 0);
 	if (geteuid() != 0) { // root writes anywhere
 		assert_int_not_equal(sdfs(2, NULL, "get bad/ok '%s/f'", ro), 0);
@@ -368,7 +368,7 @@ test_bad_input(void **st)
 	const char *miss = path_of("missing.out");
 	assert_int_not_equal(sdfs(3, NULL, "get bad/none '%s'", miss), 0);
 	assert_int_not_equal(access(miss, F_OK), 0);
-	assert_int_equal(idn_test_sh(NULL, "ls -A '%s' | grep -c "
+	assert_int_equal(th_sh(NULL, "ls -A '%s' | grep -c "
 	    "idunno-part >/dev/null", tmp), 1);
 	// Usage errors exit 2.
 	assert_int_equal(sdfs(3, NULL, "get-versions bad/ok zero '%s'", miss),
@@ -400,16 +400,16 @@ test_corrupt_replica(void **st)
 	char h[8][64];
 	assert_int_equal(json_holders(o, h, 8), 4);
 	free(o);
-	int victim = idn_tcluster_index(&cl, h[1]);
+	int victim = th_cluster_index(&cl, h[1]);
 	assert_true(victim >= 0);
 	// Find the version's data file on the victim by its size.
 	char *p = NULL;
-	assert_int_equal(idn_test_sh(&p, "find '%s/%s/sdfs/files' -name "
+	assert_int_equal(th_sh(&p, "find '%s/%s/sdfs/files' -name "
 	    "'*.data' -size %dc | head -1", cl.root, names[victim],
 	    3 * (1 << 20) + 5), 0);
 	p[strcspn(p, "\n")] = '\0';
 	assert_true(p[0] != '\0');
-	assert_int_equal(idn_test_sh(NULL, "printf CORRUPT | dd of='%s' bs=1 "
+	assert_int_equal(th_sh(NULL, "printf CORRUPT | dd of='%s' bs=1 "
 	    "seek=1500000 conv=notrunc 2>/dev/null", p), 0);
 	assert_false(same_file(p, in));
 	// Read through the corrupt holder itself: it must notice, serve
@@ -417,7 +417,7 @@ test_corrupt_replica(void **st)
 	assert_int_equal(sdfs(victim, NULL, "get cor/f '%s'", out), 0);
 	assert_true(same_file(in, out));
 	same_arg a = {p, in};
-	if (!idn_test_wait(file_restored, &a, 30000)) {
+	if (!th_wait(file_restored, &a, 30000)) {
 		fail_msg("corrupt replica %s not repaired", p);
 	}
 	free(p);
@@ -449,28 +449,28 @@ test_scrub_older_version(void **st)
 	char h[8][64];
 	assert_int_equal(json_holders(o, h, 8), 4);
 	free(o);
-	int victim = idn_tcluster_index(&cl, h[2]);
+	int victim = th_cluster_index(&cl, h[2]);
 	assert_true(victim >= 0);
 	char *p = NULL;
-	assert_int_equal(idn_test_sh(&p, "find '%s/%s/sdfs/files' -name "
+	assert_int_equal(th_sh(&p, "find '%s/%s/sdfs/files' -name "
 	    "'*.data' -size %dc | head -1", cl.root, names[victim], size), 0);
 	p[strcspn(p, "\n")] = '\0';
 	assert_true(p[0] != '\0');
-	assert_int_equal(idn_test_sh(NULL, "printf CORRUPT | dd of='%s' bs=1 "
+	assert_int_equal(th_sh(NULL, "printf CORRUPT | dd of='%s' bs=1 "
 	    "seek=1200000 conv=notrunc 2>/dev/null", p), 0);
 	assert_false(same_file(p, in));
-	uint64_t t0 = idn_test_now_ms();
+	uint64_t t0 = th_now_ms();
 	same_arg a = {p, in};
-	if (!idn_test_wait(file_restored, &a, 90000)) {
+	if (!th_wait(file_restored, &a, 90000)) {
 		fail_msg("corrupt older version %s not found by the scrub", p);
 	}
 	fprintf(stderr, "# older version corrupted on disk, never read: "
 	    "repaired after %.1f s\n",
-	    (double) (idn_test_now_ms() - t0) / 1000.0);
+	    (double) (th_now_ms() - t0) / 1000.0);
 	// The damaged copy was kept aside only until the good one was back.
 	char *bad = NULL;
 	assert_true(asprintf(&bad, "%s.bad", p) > 0);
-	assert_true(idn_test_wait(file_gone, bad, 10000));
+	assert_true(th_wait(file_gone, bad, 10000));
 	free(bad);
 	free(p);
 	free(in);
@@ -508,15 +508,15 @@ test_delete_while_holder_down(void **st)
 	free(o);
 	int v = -1; // a worker holder, not the front
 	for (int k = 3; k >= 0 && v < 0; k--) {
-		int x = idn_tcluster_index(&cl, h[k]);
+		int x = th_cluster_index(&cl, h[k]);
 		v = x >= 2 && x != front ? x : -1;
 	}
 	assert_true(v >= 0);
-	assert_int_equal(idn_tcluster_kill(&cl, names[v]), IDN_OK);
+	assert_int_equal(th_cluster_kill(&cl, names[v]), IDN_OK);
 	assert_int_equal(sdfs(front, NULL, "delete del/f"), 0);
-	IDN_PASS(idn_tcluster_restart(&cl, names[v]));
+	IDN_PASS(th_cluster_restart(&cl, names[v]));
 	// It has its old copy still, or has already taken the tombstone.
-	assert_true(idn_test_wait(store_forgot, &v, 60000));
+	assert_true(th_wait(store_forgot, &v, 60000));
 	for (int i = 0; i < NODES; i++) {
 		if (!dead[i]) {
 			assert_int_not_equal(sdfs(i, NULL, "get del/f '%s'",
@@ -531,7 +531,7 @@ test_delete_while_holder_down(void **st)
 static void
 test_coordinator_down(void **st)
 {
-	assert_int_equal(idn_tcluster_kill(&cl, "coord"), IDN_OK);
+	assert_int_equal(th_cluster_kill(&cl, "coord"), IDN_OK);
 	dead[0] = true;
 	char *in = strdup(path_of("cd.in"));
 	char *out = strdup(path_of("cd.out"));
@@ -595,7 +595,7 @@ test_replica_dies_mid_write(void **st)
 	free(o);
 	int victim = -1;
 	for (int k = 0; k < 4 && victim < 0; k++) {
-		int i = idn_tcluster_index(&cl, h[k]);
+		int i = th_cluster_index(&cl, h[k]);
 		victim = i != front ? i : -1;
 	}
 	assert_true(victim >= 0);
@@ -605,12 +605,12 @@ test_replica_dies_mid_write(void **st)
 	// rest follows. The kill lands mid-write for certain.
 	char *fifo = strdup(path_of("mw.fifo"));
 	assert_int_equal(mkfifo(fifo, 0600), 0);
-	int rc = idn_test_sh(NULL, "'%s/idunno' --root '%s' --node %s put "
+	int rc = th_sh(NULL, "'%s/idunno' --root '%s' --node %s put "
 	    "'%s' mw/f >/dev/null & P=$!; exec 3>'%s'; head -c 31457280 "
 	    "'%s' >&3; '%s/idunno' --root '%s' cluster kill %s >/dev/null; "
 	    "tail -c +31457281 '%s' >&3; exec 3>&-; wait $P",
-	    idn_test_bin_dir(), cl.root, addr_of(front), fifo, fifo, in,
-	    idn_test_bin_dir(), cl.root, names[victim], in);
+	    th_bin_dir(), cl.root, addr_of(front), fifo, fifo, in,
+	    th_bin_dir(), cl.root, names[victim], in);
 	unlink(fifo);
 	free(fifo);
 	dead[victim] = true;
@@ -659,7 +659,7 @@ test_holder_dies_mid_get(void **st)
 	assert_true(via >= 0);
 	char *cmd = NULL;
 	assert_true(asprintf(&cmd, "'%s/idunno' --root '%s' --node %s get "
-	    "mg/f -", idn_test_bin_dir(), cl.root, addr_of(via)) > 0);
+	    "mg/f -", th_bin_dir(), cl.root, addr_of(via)) > 0);
 	FILE *p = popen(cmd, "r");
 	assert_non_null(p);
 	FILE *want = fopen(in, "rb");
@@ -672,9 +672,9 @@ test_holder_dies_mid_get(void **st)
 		got += n;
 	}
 	assert_int_equal(got, 4 << 20);
-	int v = idn_tcluster_index(&cl, h[0]);
+	int v = th_cluster_index(&cl, h[0]);
 	assert_true(v >= 0);
-	assert_int_equal(idn_tcluster_kill(&cl, names[v]), IDN_OK);
+	assert_int_equal(th_cluster_kill(&cl, names[v]), IDN_OK);
 	dead[v] = true;
 	while ((n = fread(a, 1, sizeof(a), p)) > 0) {
 		same = same && fread(b, 1, n, want) == n && !memcmp(a, b, n);
@@ -718,19 +718,19 @@ test_kill_three_holders(void **st)
 	}
 	assert_true(a.front >= 0);
 	for (int k = 0; k < 3; k++) {
-		int v = idn_tcluster_index(&cl, h[k]);
+		int v = th_cluster_index(&cl, h[k]);
 		snprintf(a.killed[k], 64, "%.63s", h[k]);
-		assert_int_equal(idn_tcluster_kill(&cl, names[v]), IDN_OK);
+		assert_int_equal(th_cluster_kill(&cl, names[v]), IDN_OK);
 		dead[v] = true;
 	}
-	uint64_t t0 = idn_test_now_ms();
+	uint64_t t0 = th_now_ms();
 	assert_int_equal(sdfs(a.front, NULL, "get k3/f '%s'", out), 0);
 	assert_true(same_file(in, out));
-	if (!idn_test_wait(replicated, &a, 60000)) {
+	if (!th_wait(replicated, &a, 60000)) {
 		fail_msg("k3/f did not get back to 4 live copies");
 	}
 	fprintf(stderr, "# 3 of 4 holders killed: 4 copies again after "
-	    "%.1f s\n", (double) (idn_test_now_ms() - t0) / 1000.0);
+	    "%.1f s\n", (double) (th_now_ms() - t0) / 1000.0);
 	assert_int_equal(sdfs(a.front, NULL, "get k3/f '%s'", out), 0);
 	assert_true(same_file(in, out));
 	// Fewer live nodes than replicas: a write goes to all of them and
@@ -741,13 +741,13 @@ test_kill_three_holders(void **st)
 	}
 	for (; alive > 3; alive--) {
 		int v = alive_index(a.front);
-		assert_int_equal(idn_tcluster_kill(&cl, names[v]), IDN_OK);
+		assert_int_equal(th_cluster_kill(&cl, names[v]), IDN_OK);
 		dead[v] = true;
 	}
 	repl_arg three = {.name = "k3/small", .want = 3, .front = a.front};
 	make_file(in, 1000, 4);
 	assert_int_equal(sdfs(a.front, NULL, "put '%s' k3/small", in), 0);
-	assert_true(idn_test_wait(replicated, &three, 30000));
+	assert_true(th_wait(replicated, &three, 30000));
 	assert_int_equal(sdfs(a.front, &o, "ls k3/small --json"), 0);
 	assert_non_null(strstr(o, "\"under_replicated\":true"));
 	free(o);

@@ -16,7 +16,7 @@
 #define NAME "undo/f"
 #define ROUNDS_MS 8000 // four anti-entropy rounds
 
-static idn_tcluster cl;
+static th_cluster cl;
 static const char *names[NODES] = {"coord", "standby", "worker1",
     "worker2"};
 static bool broken;
@@ -29,7 +29,7 @@ static bool broken;
 static void
 break_writes(bool on)
 {
-	assert_int_equal(idn_test_sh(NULL, on ?
+	assert_int_equal(th_sh(NULL, on ?
 	    "cd '%s'/worker2/sdfs && mv tmp tmp.off && touch tmp" :
 	    "cd '%s'/worker2/sdfs && rm tmp && mv tmp.off tmp", cl.root), 0);
 	broken = on;
@@ -39,7 +39,7 @@ static int
 setup(void **st)
 {
 	setenv("IDUNNO_SDFS_REPLICATE_MS", "1500", 1);
-	IDN_PASS(idn_tcluster_up(&cl, NODES));
+	IDN_PASS(th_cluster_up(&cl, NODES));
 	return 0;
 }
 
@@ -49,7 +49,7 @@ teardown(void **st)
 	if (broken) {
 		break_writes(false);
 	}
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	return 0;
 }
 
@@ -57,7 +57,7 @@ static idn_client *
 client(int i)
 {
 	idn_client *c;
-	IDN_PASS(idn_tcluster_client(&cl, names[i], 10000, &c));
+	IDN_PASS(th_cluster_client(&cl, names[i], 10000, &c));
 	return c;
 }
 
@@ -108,19 +108,19 @@ test_failed_put_not_visible(void **st)
 	IDN_PASS(idn_sdfs_put_buf(c, NAME, v1, sizeof(v1), &ver));
 	assert_int_equal(ver, 1);
 	break_writes(true);
-	uint64_t t0 = idn_test_now_ms();
+	uint64_t t0 = th_now_ms();
 	int rv = idn_sdfs_put_buf(c, NAME, v2, sizeof(v2), &ver);
 	fprintf(stderr, "# put with one replica unable to write: %s after "
 	    "%.1f s\n", idn_strerror(rv),
-	    (double) (idn_test_now_ms() - t0) / 1000.0);
+	    (double) (th_now_ms() - t0) / 1000.0);
 	assert_int_equal(rv, IDN_EUNAVAIL);
 	only_v1(v1, sizeof(v1));
 	// The replica recovers; anti-entropy must not bring version 2 back:
 	// watched, not waited for, over four of its rounds.
 	break_writes(false);
-	uint64_t end = idn_test_now_ms() + ROUNDS_MS;
+	uint64_t end = th_now_ms() + ROUNDS_MS;
 	int checks = 0;
-	for (; checks < 100 && idn_test_now_ms() < end; checks++) {
+	for (; checks < 100 && th_now_ms() < end; checks++) {
 		only_v1(v1, sizeof(v1));
 		usleep(100000);
 	}

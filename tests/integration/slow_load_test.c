@@ -19,7 +19,7 @@
 #define LOAD_MS 6000
 #define N 320
 
-static idn_tcluster cl;
+static th_cluster cl;
 static idn_client *c;
 
 static int
@@ -54,9 +54,9 @@ static void
 add(const char *job, const char *model)
 {
 	char *out = NULL;
-	int rc = idn_tcluster_cli(&cl, &out, "--node %s infer add %s --model "
+	int rc = th_cluster_cli(&cl, &out, "--node %s infer add %s --model "
 	    "%s --queries " QUERIES " --batch 16 --rate 400 --limit %d 2>&1",
-	    idn_tcluster_addr(&cl, "standby"), job, model, N);
+	    th_cluster_addr(&cl, "standby"), job, model, N);
 	if (rc != 0) {
 		fail_msg("infer add %s: exit %d: %s", job, rc, out);
 	}
@@ -71,25 +71,25 @@ check_output(const char *job)
 	size_t len = 0;
 	snprintf(name, sizeof(name), "results/%s/output", job);
 	IDN_PASS(idn_sdfs_get_buf(c, name, 0, &text, &len, NULL));
-	idn_test_exactly_once(text, len, N);
+	th_exactly_once(text, len, N);
 	idn_free(text);
 }
 
 static void
 test_slow_load_holds_up_nothing(void **st)
 {
-	IDN_PASS(idn_tcluster_up(&cl, 3));
-	IDN_PASS(idn_tcluster_client(&cl, "standby", 30000, &c));
+	IDN_PASS(th_cluster_up(&cl, 3));
+	IDN_PASS(th_cluster_client(&cl, "standby", 30000, &c));
 	IDN_PASS(idn_dataset_shards(FASHION "/t10k-images-idx3-ubyte.gz",
 	    FASHION "/t10k-labels-idx1-ubyte.gz", QUERIES, 1000, put_blob,
 	    NULL));
 	put_sim("heavy", 20, LOAD_MS); // the store validates: one load here
 	put_sim("light", 20, 0);
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "--node %s infer start "
-	    ">/dev/null", idn_tcluster_addr(&cl, "standby")), 0);
+	assert_int_equal(th_cluster_cli(&cl, NULL, "--node %s infer start "
+	    ">/dev/null", th_cluster_addr(&cl, "standby")), 0);
 	add("heavy-job", "heavy");
 	// Once the worker holds heavy-job's leases (and loads its model).
-	uint64_t deadline = idn_test_now_ms() + 20000;
+	uint64_t deadline = th_now_ms() + 20000;
 	for (;;) {
 		char *json = NULL;
 		IDN_PASS(idn_sched_stats(c, "heavy-job", &json));
@@ -98,29 +98,29 @@ test_slow_load_holds_up_nothing(void **st)
 		if (leased) {
 			break;
 		}
-		assert_true(idn_test_now_ms() < deadline);
+		assert_true(th_now_ms() < deadline);
 		usleep(50 * 1000);
 	}
-	uint64_t t_light = idn_test_now_ms();
+	uint64_t t_light = th_now_ms();
 	add("light-job", "light");
 	// light-job's batches run while heavy's model loads: some are done
 	// before heavy's first one.
-	deadline = idn_test_now_ms() + 60000;
+	deadline = th_now_ms() + 60000;
 	while (done_of("light-job") <= 0) {
-		assert_true(idn_test_now_ms() < deadline);
+		assert_true(th_now_ms() < deadline);
 		usleep(50 * 1000);
 	}
 	double heavy = done_of("heavy-job");
 	print_message("# light-job: first done %.0f ms after its add; "
 	    "heavy-job done %.0f then\n",
-	    (double) (idn_test_now_ms() - t_light), heavy);
+	    (double) (th_now_ms() - t_light), heavy);
 	assert_true(heavy == 0);
 	IDN_PASS(idn_job_wait(c, "light-job", 120000, NULL));
 	IDN_PASS(idn_job_wait(c, "heavy-job", 120000, NULL));
 	check_output("light-job");
 	check_output("heavy-job");
 	idn_client_close(c);
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 }
 
 int

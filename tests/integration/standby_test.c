@@ -26,7 +26,7 @@
 #define QUERIES "datasets/fashion-mnist/test"
 #define DOOR "worker6"   // never killed: the tests' door to the cluster
 
-static idn_tcluster cl;
+static th_cluster cl;
 static idn_client *c;
 static void *stale;          // a ledger checkpoint of epoch 1
 static size_t stale_len;
@@ -34,10 +34,10 @@ static size_t stale_len;
 static int
 setup(void **st)
 {
-	IDN_PASS(idn_tcluster_up(&cl, 8));
-	IDN_PASS(idn_tcluster_client(&cl, DOOR, 30000, &c));
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "--node %s dataset import "
-	    "fashion-mnist >/dev/null", idn_tcluster_addr(&cl, DOOR)), 0);
+	IDN_PASS(th_cluster_up(&cl, 8));
+	IDN_PASS(th_cluster_client(&cl, DOOR, 30000, &c));
+	assert_int_equal(th_cluster_cli(&cl, NULL, "--node %s dataset import "
+	    "fashion-mnist >/dev/null", th_cluster_addr(&cl, DOOR)), 0);
 	const char *desc = "backend = sim\ninput = 1x28x28\nclasses = 10\n"
 	    "service_ms = 40\n";
 	char *err = NULL;
@@ -52,7 +52,7 @@ teardown(void **st)
 {
 	idn_free(stale);
 	idn_client_close(c);
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	return 0;
 }
 
@@ -102,7 +102,7 @@ add_pair(const char *a, const char *b)
 static void
 wait_running(const char *a, const char *b)
 {
-	uint64_t deadline = idn_test_now_ms() + 30000;
+	uint64_t deadline = th_now_ms() + 30000;
 	for (;;) {
 		char *json = NULL;
 		IDN_PASS(idn_sched_stats(c, NULL, &json));
@@ -112,7 +112,7 @@ wait_running(const char *a, const char *b)
 		if (da >= 500 && db >= 400) {
 			return;
 		}
-		assert_true(idn_test_now_ms() < deadline);
+		assert_true(th_now_ms() < deadline);
 		usleep(50 * 1000);
 	}
 }
@@ -139,7 +139,7 @@ standby_is(void *arg)
 {
 	char *json = NULL, want[128];
 	snprintf(want, sizeof(want), "\"standby\": \"%s:",
-	    idn_tcluster_addr(&cl, arg));
+	    th_cluster_addr(&cl, arg));
 	bool ok = idn_sched_jobs(c, &json) == IDN_OK &&
 	    strstr(json, want) != NULL;
 	idn_free(json);
@@ -164,14 +164,14 @@ finish_same(const char *a, const char *b, uint64_t since)
 	IDN_PASS(idn_job_wait(c, a, 90000, NULL));
 	IDN_PASS(idn_job_wait(c, b, 90000, NULL));
 	print_message("# %s and %s finished %.1f s after the kill\n", a, b,
-	    (double) (idn_test_now_ms() - since) / 1000);
+	    (double) (th_now_ms() - since) / 1000);
 	const char *pairs[2][2] = {{"ka", a}, {"kb", b}};
 	unsigned n[2] = {2400, 2000};
 	for (int i = 0; i < 2; i++) {
 		size_t l1, l2;
 		char *ref = output_of(pairs[i][0], &l1);
 		char *got = output_of(pairs[i][1], &l2);
-		idn_test_exactly_once(got, l2, n[i]);
+		th_exactly_once(got, l2, n[i]);
 		assert_int_equal(l1, l2);
 		assert_memory_equal(ref, got, l1);
 		idn_free(ref);
@@ -184,13 +184,13 @@ finish_same(const char *a, const char *b, uint64_t since)
 static uint64_t
 kill_active(const char *name, uint64_t epoch)
 {
-	IDN_PASS(idn_tcluster_kill(&cl, name));
-	uint64_t killed = idn_test_now_ms();
+	IDN_PASS(th_cluster_kill(&cl, name));
+	uint64_t killed = th_now_ms();
 	epoch_arg e = {epoch};
-	assert_true(idn_test_wait(epoch_reached, &e, 20000));
+	assert_true(th_wait(epoch_reached, &e, 20000));
 	print_message("# %s killed: epoch %llu answered %llu ms later\n", name,
 	    (unsigned long long) epoch, (unsigned long long)
-	    (idn_test_now_ms() - killed));
+	    (th_now_ms() - killed));
 	return killed;
 }
 
@@ -209,8 +209,8 @@ standby_assigns(void *arg)
 {
 	const char **jobs = arg;
 	char *out = NULL;
-	bool ok = idn_tcluster_cli(&cl, &out, "--node %s assign --here",
-	    idn_tcluster_addr(&cl, "standby")) == 0 && out != NULL &&
+	bool ok = th_cluster_cli(&cl, &out, "--node %s assign --here",
+	    th_cluster_addr(&cl, "standby")) == 0 && out != NULL &&
 	    strstr(out, jobs[0]) != NULL && strstr(out, jobs[1]) != NULL;
 	free(out);
 	return ok;
@@ -224,7 +224,7 @@ timing_complete(const char *job, unsigned long long n)
 {
 	char name[96];
 	snprintf(name, sizeof(name), "results/%s/timing", job);
-	char *text = idn_test_sdfs_text(c, name);
+	char *text = th_sdfs_text(c, name);
 	unsigned long long queries, next = 0;
 	int used = 0;
 	assert_int_equal(sscanf(text, "# job=%*s start_ms=%*u rate=%*f "
@@ -261,28 +261,28 @@ test_coordinator_killed(void **st)
 	add_pair("ka", "kb");
 	IDN_PASS(idn_job_wait(c, "ka", 90000, NULL));
 	IDN_PASS(idn_job_wait(c, "kb", 90000, NULL));
-	assert_true(idn_test_wait(standby_is, "standby", 20000));
+	assert_true(th_wait(standby_is, "standby", 20000));
 	// Epoch 1's checkpoint, for the stale write of the last test.
-	assert_true(idn_test_wait(have_checkpoint, NULL, 20000));
+	assert_true(th_wait(have_checkpoint, NULL, 20000));
 	add_pair("xa", "xb");
 	wait_running("xa", "xb");
 	const char *running[2] = {"xa", "xb"};
-	assert_true(idn_test_wait(standby_assigns, running, 10000));
+	assert_true(th_wait(standby_assigns, running, 10000));
 	uint64_t killed = kill_active("coord", 2);
 	finish_same("xa", "xb", killed);
 	timing_complete("xa", 2400);
 	timing_complete("xb", 2000);
 	char *out = NULL;
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "--node %s grep "
-	    "'first batch leased in epoch 2'", idn_tcluster_addr(&cl, DOOR)),
+	assert_int_equal(th_cluster_cli(&cl, &out, "--node %s grep "
+	    "'first batch leased in epoch 2'", th_cluster_addr(&cl, DOOR)),
 	    0);
 	free(out);
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "--node %s grep "
-	    "'promoting with epoch 2'", idn_tcluster_addr(&cl, DOOR)), 0);
+	assert_int_equal(th_cluster_cli(&cl, &out, "--node %s grep "
+	    "'promoting with epoch 2'", th_cluster_addr(&cl, DOOR)), 0);
 	free(out);
 	// No standby is left: `idunno jobs` says so.
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "--node %s jobs",
-	    idn_tcluster_addr(&cl, DOOR)), 0);
+	assert_int_equal(th_cluster_cli(&cl, &out, "--node %s jobs",
+	    th_cluster_addr(&cl, DOOR)), 0);
 	assert_non_null(strstr(out, "without a standby"));
 	free(out);
 }
@@ -292,18 +292,18 @@ test_then_three_workers(void **st)
 {
 	add_pair("ya", "yb");
 	wait_running("ya", "yb");
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "cluster kill worker1 "
+	assert_int_equal(th_cluster_cli(&cl, NULL, "cluster kill worker1 "
 	    ">/dev/null & '%s/idunno' --root '%s' cluster kill worker2 "
 	    ">/dev/null & '%s/idunno' --root '%s' cluster kill worker3 "
-	    ">/dev/null; wait", idn_test_bin_dir(), cl.root,
-	    idn_test_bin_dir(), cl.root), 0);
-	finish_same("ya", "yb", idn_test_now_ms());
+	    ">/dev/null; wait", th_bin_dir(), cl.root,
+	    th_bin_dir(), cl.root), 0);
+	finish_same("ya", "yb", th_now_ms());
 }
 
 static void
 restart(const char *name)
 {
-	IDN_PASS(idn_tcluster_restart(&cl, name));
+	IDN_PASS(th_cluster_restart(&cl, name));
 }
 
 static void
@@ -311,7 +311,7 @@ test_third_epoch(void **st)
 {
 	restart("coord");
 	// The old coordinator rejoins as the standby of the new one.
-	assert_true(idn_test_wait(standby_is, "coord", 30000));
+	assert_true(th_wait(standby_is, "coord", 30000));
 	add_pair("za", "zb");
 	wait_running("za", "zb");
 	uint64_t killed = kill_active("standby", 3);
@@ -324,7 +324,7 @@ pid_of(const char *name)
 	char *out = NULL, n[32], role[16];
 	int p;
 	pid_t pid = -1;
-	idn_tcluster_cli(&cl, &out, "cluster status");
+	th_cluster_cli(&cl, &out, "cluster status");
 	for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) {
 		if (sscanf(l, "%31s %15s pid %d", n, role, &p) == 3 &&
 		    strcmp(n, name) == 0) {
@@ -342,24 +342,24 @@ static void
 test_paused_coordinator(void **st)
 {
 	restart("standby");
-	assert_true(idn_test_wait(standby_is, "standby", 30000));
+	assert_true(th_wait(standby_is, "standby", 30000));
 	add_pair("pa", "pb");
 	wait_running("pa", "pb");
 	pid_t pid = pid_of("coord");
 	assert_true(pid > 0);
 	assert_int_equal(kill(pid, SIGSTOP), 0);
-	uint64_t stopped = idn_test_now_ms();
+	uint64_t stopped = th_now_ms();
 	epoch_arg e = {4};
-	bool took = idn_test_wait(epoch_reached, &e, 20000);
+	bool took = th_wait(epoch_reached, &e, 20000);
 	assert_int_equal(kill(pid, SIGCONT), 0);
 	assert_true(took);
 	print_message("# coord paused: epoch 4 answered %llu ms later\n",
-	    (unsigned long long) (idn_test_now_ms() - stopped));
+	    (unsigned long long) (th_now_ms() - stopped));
 	finish_same("pa", "pb", stopped);
-	assert_true(idn_test_wait(standby_is, "coord", 30000));
+	assert_true(th_wait(standby_is, "coord", 30000));
 	char *out = NULL;
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "--node %s grep "
-	    "'stepping down'", idn_tcluster_addr(&cl, DOOR)), 0);
+	assert_int_equal(th_cluster_cli(&cl, &out, "--node %s grep "
+	    "'stepping down'", th_cluster_addr(&cl, DOOR)), 0);
 	free(out);
 }
 
@@ -378,7 +378,7 @@ logged_between(const char *what, const char *job, uint64_t t0, uint64_t t1)
 		FILE *f = fopen(path, "r");
 		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
 			uint64_t at = strstr(line, want) != NULL ?
-			    idn_test_log_ms(line) : 0;
+			    th_log_ms(line) : 0;
 			n += at >= t0 && at < t1;
 		}
 		if (f != NULL) {
@@ -397,7 +397,7 @@ static bool
 all_alive(void *arg)
 {
 	(void) arg;
-	return idn_tcluster_count(&cl, DOOR, IDN_MEMBER_ALIVE) == 8;
+	return th_cluster_count(&cl, DOOR, IDN_MEMBER_ALIVE) == 8;
 }
 
 static void
@@ -411,14 +411,14 @@ test_no_coordinator(void **st)
 		snprintf(name, sizeof(name), "worker%d", i);
 		restart(name);
 	}
-	assert_true(idn_test_wait(all_alive, NULL, 30000));
+	assert_true(th_wait(all_alive, NULL, 30000));
 	add_pair("ga", "gb");
 	wait_running("ga", "gb");
 	pid_t pid = pid_of("coord");
 	assert_true(pid > 0);
 	assert_int_equal(kill(pid, SIGSTOP), 0);
 	uint64_t t0 = idn_wall_ms();
-	int rv = idn_tcluster_kill(&cl, "standby");
+	int rv = th_cluster_kill(&cl, "standby");
 	uint64_t t1 = idn_wall_ms();
 	usleep(GAP_MS * 1000);
 	uint64_t t2 = idn_wall_ms();
@@ -438,7 +438,7 @@ test_no_coordinator(void **st)
 	assert_true(ran >= offered / 2);
 	assert_true(wrote >= offered / 5);
 	restart("standby");
-	assert_true(idn_test_wait(standby_is, "standby", 30000));
+	assert_true(th_wait(standby_is, "standby", 30000));
 }
 
 // Tasks of job started in the workers' logs after wall ms t0 whose batch
@@ -454,7 +454,7 @@ reruns(const char *coord, const char *job, uint64_t t0)
 	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
 		const char *p = strstr(line, want);
 		unsigned b = p ? (unsigned) atoi(p + strlen(want)) : 4096;
-		if (b < 4096 && idn_test_log_ms(line) < t0) {
+		if (b < 4096 && th_log_ms(line) < t0) {
 			done[b] = true;
 		}
 	}
@@ -469,7 +469,7 @@ reruns(const char *coord, const char *job, uint64_t t0)
 		while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
 			const char *p = strstr(line, want);
 			unsigned b = p ? (unsigned) atoi(p + strlen(want)) : 4096;
-			n += b < 4096 && done[b] && idn_test_log_ms(line) >= t0;
+			n += b < 4096 && done[b] && th_log_ms(line) >= t0;
 		}
 		if (f != NULL) {
 			fclose(f);
@@ -497,7 +497,7 @@ test_lagging_standby(void **st)
 	assert_int_equal(kill(pid, SIGSTOP), 0);
 	usleep(LAG_MS * 1000);
 	uint64_t t0 = idn_wall_ms();
-	int rv = idn_tcluster_kill(&cl, "coord");
+	int rv = th_cluster_kill(&cl, "coord");
 	assert_int_equal(kill(pid, SIGCONT), 0);
 	IDN_PASS(rv);
 	finish_same("la", "lb", idn_clock_ms());
@@ -509,7 +509,7 @@ test_lagging_standby(void **st)
 	// holder: rare, so at most 2.
 	assert_true(n <= 2);
 	restart("coord");
-	assert_true(idn_test_wait(standby_is, "coord", 30000));
+	assert_true(th_wait(standby_is, "coord", 30000));
 }
 
 static bool
@@ -538,8 +538,8 @@ test_stale_checkpoint(void **st)
 	assert_true(epoch >= 4);
 	IDN_PASS(idn_sdfs_put_buf(c, "ledger/checkpoint", stale, stale_len,
 	    NULL));
-	IDN_PASS(idn_tcluster_kill(&cl, "coord"));
-	IDN_PASS(idn_tcluster_kill(&cl, "standby"));
+	IDN_PASS(th_cluster_kill(&cl, "coord"));
+	IDN_PASS(th_cluster_kill(&cl, "standby"));
 	const char *names[2] = {"coord", "standby"};
 	for (int i = 0; i < 2; i++) {
 		const char *sfx[3] = {"", "-wal", "-shm"};
@@ -551,7 +551,7 @@ test_stale_checkpoint(void **st)
 		}
 	}
 	restart("coord");
-	bool ok = idn_test_wait(restored, &epoch, 30000);
+	bool ok = th_wait(restored, &epoch, 30000);
 	if (!ok) {
 		char cmd[PATH_MAX + 96];
 		snprintf(cmd, sizeof(cmd), "grep 'coord: ' "
@@ -560,9 +560,9 @@ test_stale_checkpoint(void **st)
 	}
 	assert_true(ok);
 	char *out = NULL;
-	assert_int_equal(idn_tcluster_cli(&cl, &out, "--node %s grep "
+	assert_int_equal(th_cluster_cli(&cl, &out, "--node %s grep "
 	    "'restored the ledger from the SDFS checkpoint'",
-	    idn_tcluster_addr(&cl, DOOR)), 0);
+	    th_cluster_addr(&cl, DOOR)), 0);
 	print_message("# %s", out ? out : "");
 	free(out);
 }

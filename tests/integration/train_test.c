@@ -22,28 +22,28 @@
 #define DOOR "worker4"   // never killed: the tests' door to the cluster
 #define COMMON "--epochs 2 --batch 64 --lr 0.02 --limit 1280"
 
-static idn_tcluster cl;
+static th_cluster cl;
 static idn_client *c;
 
 static int
 setup(void **st)
 {
-	IDN_PASS(idn_tcluster_up(&cl, 2 + WORKERS));
-	IDN_PASS(idn_tcluster_client(&cl, DOOR, 30000, &c));
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "--node %s dataset import "
-	    "fashion-mnist >/dev/null", idn_tcluster_addr(&cl, DOOR)), 0);
+	IDN_PASS(th_cluster_up(&cl, 2 + WORKERS));
+	IDN_PASS(th_cluster_client(&cl, DOOR, 30000, &c));
+	assert_int_equal(th_cluster_cli(&cl, NULL, "--node %s dataset import "
+	    "fashion-mnist >/dev/null", th_cluster_addr(&cl, DOOR)), 0);
 	// One model name a job: weights and checkpoints are per model.
 	const char *names[] = {"lenA", "lenB", "lenC", "lenD", "lenE", "lenF"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		assert_int_equal(idn_tcluster_cli(&cl, NULL, "--node %s model put "
+		assert_int_equal(th_cluster_cli(&cl, NULL, "--node %s model put "
 		    "%s %s/../models/lenet5.pt %s/../models/lenet5.desc "
-		    ">/dev/null", idn_tcluster_addr(&cl, DOOR), names[i],
-		    idn_test_bin_dir(), idn_test_bin_dir()), 0);
+		    ">/dev/null", th_cluster_addr(&cl, DOOR), names[i],
+		    th_bin_dir(), th_bin_dir()), 0);
 	}
-	assert_int_equal(idn_tcluster_cli(&cl, NULL, "--node %s model put "
+	assert_int_equal(th_cluster_cli(&cl, NULL, "--node %s model put "
 	    "resnet18 %s/../models/resnet18.pt %s/../models/resnet18.desc "
-	    ">/dev/null", idn_tcluster_addr(&cl, DOOR), idn_test_bin_dir(),
-	    idn_test_bin_dir()), 0);
+	    ">/dev/null", th_cluster_addr(&cl, DOOR), th_bin_dir(),
+	    th_bin_dir()), 0);
 	IDN_PASS(idn_phase_start(c, IDN_PHASE_TRAIN, NULL));
 	return 0;
 }
@@ -52,15 +52,15 @@ static int
 teardown(void **st)
 {
 	idn_client_close(c);
-	idn_tcluster_down(&cl);
+	th_cluster_down(&cl);
 	return 0;
 }
 
 static int
 cli(char **out, const char *args)
 {
-	return idn_tcluster_cli(&cl, out, "--node %s %s 2>&1",
-	    idn_tcluster_addr(&cl, DOOR), args);
+	return th_cluster_cli(&cl, out, "--node %s %s 2>&1",
+	    th_cluster_addr(&cl, DOOR), args);
 }
 
 // The job's entry of `jobs --json` (static buffer), "" if none.
@@ -100,11 +100,11 @@ losses(const char *model, double *loss, int max)
 {
 	char name[96];
 	snprintf(name, sizeof(name), "models/%s/metrics", model);
-	char *m = idn_test_sdfs_text(c, name);
+	char *m = th_sdfs_text(c, name);
 	int n = 0;
 	for (char *p = strstr(m, "epoch "); p != NULL && n < max;
 	    p = strstr(p + 1, "\nepoch ")) {
-		loss[n++] = idn_test_num_after(p, "train_loss ");
+		loss[n++] = th_num_after(p, "train_loss ");
 	}
 	free(m);
 	return n;
@@ -113,7 +113,7 @@ losses(const char *model, double *loss, int max)
 static double
 accuracy(const char *job)
 {
-	return idn_test_num_after(job_json(job), "\"accuracy\": ");
+	return th_num_after(job_json(job), "\"accuracy\": ");
 }
 
 // A refused command: exit 1, the message names want, and no such job.
@@ -133,7 +133,7 @@ refused(const char *args, const char *want)
 static void
 test_refusals(void **st)
 {
-	refused("train add bad --model lenA --workers 0", "--workers");
+	refused("train add bad --model lenA --workers 0", "workers must be");
 	refused("train add bad --model lenA --workers 17", "workers must be");
 	refused("train add bad --model lenA --wd -1", "weight decay");
 	refused("train add bad --model lenA --momentum 1", "momentum");
@@ -141,9 +141,15 @@ test_refusals(void **st)
 	    "global batch");
 	refused("train add bad --model lenA --from weights",
 	    "no trained weights yet");
-	refused("train add bad --model lenA --from scratch", "--from");
 	refused("train add bad --model lenA --checkpoint-every 0",
-	    "--checkpoint-every");
+	    "checkpoint interval");
+	// Not a value the option has: a usage error, no call made.
+	char *out = NULL;
+	assert_int_equal(cli(&out, "train add bad --model lenA --from "
+	    "scratch"), 2);
+	assert_non_null(strstr(out, "--from: 'scratch'"));
+	free(out);
+	assert_string_equal(job_json("bad"), "");
 }
 
 static bool
@@ -162,7 +168,7 @@ test_more_workers_than_exist(void **st)
 	assert_int_equal(cli(&out, "train add big --model lenD --workers 9 "
 	    COMMON), 0);
 	free(out);
-	assert_true(idn_test_wait(waiting, "big", 30000));
+	assert_true(th_wait(waiting, "big", 30000));
 	assert_non_null(strstr(job_json("big"), "\"state\": \"queued\""));
 	assert_int_equal(cli(&out, "train remove big"), 0);
 	free(out);
@@ -198,7 +204,7 @@ test_two_ranks_as_one(void **st)
 	assert_int_equal(cli(&out, "train add two --model lenB --workers 2 "
 	    COMMON), 0);
 	free(out);
-	assert_true(idn_test_wait(two_ranks, "two", 60000));
+	assert_true(th_wait(two_ranks, "two", 60000));
 	assert_int_equal(cli(&out, "assign --json"), 0);
 	assert_non_null(strstr(out, "\"job\": \"two\", \"share\": 1.0000, "
 	    "\"rank\": 1, \"world\": 2"));
@@ -270,7 +276,7 @@ rank_worker(const char *job, int rank)
 	}
 	name[0] = '\0';
 	for (int i = 1; w != NULL && i <= WORKERS; i++) {
-		const char *addr = idn_tcluster_addr(&cl, (snprintf(name,
+		const char *addr = th_cluster_addr(&cl, (snprintf(name,
 		    sizeof(name), "worker%d", i), name));
 		if (addr != NULL && strncmp(w, addr, strlen(addr)) == 0 &&
 		    w[strlen(addr)] == ':') {
@@ -290,9 +296,9 @@ log_line(const char *regex)
 	char *out = NULL;
 	line[0] = '\0';
 	// `grep` prints "NODE: LINE" on stdout (the counts on stderr).
-	idn_tcluster_cli(&cl, &out, "--node %s grep --regex '%s' 2>/dev/null "
+	th_cluster_cli(&cl, &out, "--node %s grep --regex '%s' 2>/dev/null "
 	    "| sed 's/^[^ ]*: //' | sort | head -1",
-	    idn_tcluster_addr(&cl, DOOR), regex);
+	    th_cluster_addr(&cl, DOOR), regex);
 	if (out != NULL) {
 		snprintf(line, sizeof(line), "%s", out);
 		free(out);
@@ -314,7 +320,7 @@ test_rank_killed(void **st)
 	snprintf(cmd, sizeof(cmd), "train add victim --model lenC %s", spec);
 	assert_int_equal(cli(&out, cmd), 0);
 	free(out);
-	assert_true(idn_test_wait(has_checkpoint, "models/lenC/checkpoint.meta",
+	assert_true(th_wait(has_checkpoint, "models/lenC/checkpoint.meta",
 	    120000));
 	const char *name = rank_worker("victim", 1);
 	assert_non_null(name);
@@ -326,7 +332,7 @@ test_rank_killed(void **st)
 	clock_gettime(CLOCK_REALTIME, &now); // log lines carry wall time
 	uint64_t kill_ms = (uint64_t) now.tv_sec * 1000 +
 	    (uint64_t) now.tv_nsec / 1000000;
-	IDN_PASS(idn_tcluster_kill(&cl, name));
+	IDN_PASS(th_cluster_kill(&cl, name));
 	// The reference: the same spec without a kill, after it.
 	snprintf(cmd, sizeof(cmd), "train add calm --model lenE %s", spec);
 	assert_int_equal(wait_done("victim"), IDN_JOB_DONE);
@@ -338,7 +344,7 @@ test_rank_killed(void **st)
 	const char *resumed = log_line("training victim rank 0 of [12] attempt "
 	    "2: first step");
 	assert_true(resumed[0] != '\0');
-	uint64_t at = idn_test_log_ms(resumed);
+	uint64_t at = th_log_ms(resumed);
 	if (at > kill_ms + 5000) {
 		fail_msg("resumed %llu ms after the kill: %s",
 		    (unsigned long long) (at - kill_ms), resumed);
@@ -349,8 +355,8 @@ test_rank_killed(void **st)
 	if (!(a > 0.6 && a > b - 0.01)) {
 		fail_msg("accuracy %.4f after the kill, %.4f without", a, b);
 	}
-	IDN_PASS(idn_tcluster_restart(&cl, name));
-	IDN_PASS(idn_tcluster_wait_alive(&cl, 60000));
+	IDN_PASS(th_cluster_restart(&cl, name));
+	IDN_PASS(th_cluster_wait_alive(&cl, 60000));
 }
 
 // ResNet-18 learns as a 2-worker job with periodic averaging (the demo's
@@ -376,7 +382,7 @@ test_resnet_learns(void **st)
 static bool
 epoch_one(void *arg)
 {
-	return idn_test_num_after(job_json(arg), "\"epoch\": ") >= 1;
+	return th_num_after(job_json(arg), "\"epoch\": ") >= 1;
 }
 
 // The coordinator SIGKILLed mid-training: the ranks are not disturbed (no
@@ -388,11 +394,11 @@ test_coordinator_killed(void **st)
 	assert_int_equal(cli(&out, "train add steady --model lenF --workers 2 "
 	    "--epochs 4 --batch 64 --lr 0.02 --limit 6400"), 0);
 	free(out);
-	assert_true(idn_test_wait(epoch_one, "steady", 120000));
-	IDN_PASS(idn_tcluster_kill(&cl, "coord"));
+	assert_true(th_wait(epoch_one, "steady", 120000));
+	IDN_PASS(th_cluster_kill(&cl, "coord"));
 	assert_int_equal(wait_done("steady"), IDN_JOB_DONE);
 	assert_true(accuracy("steady") > 0.6);
-	assert_int_equal(idn_test_num_after(job_json("steady"), "\"generation\": "), 1);
+	assert_int_equal(th_num_after(job_json("steady"), "\"generation\": "), 1);
 	assert_string_equal(log_line("training steady: generation 2"), "");
 }
 
