@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // membership.c: failure-detection time at 10 nodes over repeated kills,
 // steady-state gossip cost per node, and false positives under full load.
-// Usage: membership [--kills-at-once K] [--no-load] [--csv FILE]
+// Usage: membership [--kills-at-once K] [--no-load] [--steady S] [--csv FILE]
 //                   [KILLS] [LOAD_SECONDS]   (defaults 1, 20 and 60)
 // Each of the KILLS rounds SIGKILLs K distinct workers at once (the
 // coordinator and the standby stay up), waits until every surviving member
@@ -141,7 +141,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: membership [--kills-at-once K] [--no-load] [--csv FILE]\n"
+	    "usage: membership [--kills-at-once K] [--no-load] [--steady S]\n"
+	    "                  [--csv FILE]\n"
 	    "                  [KILLS] [LOAD_SECONDS]\n"
 	    "Failure detection, gossip cost and false positives on a %d-node "
 	    "local cluster.\n"
@@ -151,6 +152,8 @@ usage(FILE *f)
 	    "  --kills-at-once K   workers SIGKILLed together each round, "
 	    "1..%d (default 1)\n"
 	    "  --no-load           skip the part under full load\n"
+	    "  --steady S          seconds of steady-state gossip measured "
+	    "(default 10; 0 skips)\n"
 	    "  --csv FILE          write the raw rows: round,at_once,node,"
 	    "detect_ms,first_ms\n", NODES, WORKERS);
 }
@@ -187,10 +190,11 @@ main(int argc, char **argv)
 	    {"kills-at-once", required_argument, NULL, 'k'},
 	    {"no-load", no_argument, NULL, 'n'},
 	    {"csv", required_argument, NULL, 'c'},
+	    {"steady", required_argument, NULL, 's'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	long at_once = 1, kills = 20, load_s = 60;
+	long at_once = 1, kills = 20, load_s = 60, steady_s = 10;
 	const char *csv_path = NULL;
 	bool no_load = false;
 	int ch;
@@ -205,6 +209,13 @@ main(int argc, char **argv)
 			break;
 		case 'n':
 			no_load = true;
+			break;
+		case 's':
+			steady_s = bench_long("membership", "--steady", optarg, 0,
+			    3600);
+			if (steady_s < 0) {
+				return 2;
+			}
 			break;
 		default:
 			if ((ch = bench_opt(ch, &csv_path, usage)) >= 0) {
@@ -231,15 +242,18 @@ main(int argc, char **argv)
 		return 1;
 	}
 	// Steady state: every node sends its probes and replies.
-	uint64_t m0, b0, m1, b1;
-	uint64_t t0 = idn_wall_ms();
-	stats(&m0, &b0);
-	sleep(10);
-	stats(&m1, &b1);
-	double secs = (double) (idn_wall_ms() - t0) / 1000.0;
-	printf("steady state, %d nodes: %.1f messages and %.0f bytes sent "
-	    "per node per second\n", NODES,
-	    (double) (m1 - m0) / secs / NODES, (double) (b1 - b0) / secs / NODES);
+	if (steady_s > 0) {
+		uint64_t m0, b0, m1, b1;
+		uint64_t t0 = idn_wall_ms();
+		stats(&m0, &b0);
+		sleep((unsigned) steady_s);
+		stats(&m1, &b1);
+		double secs = (double) (idn_wall_ms() - t0) / 1000.0;
+		printf("steady state, %d nodes: %.1f messages and %.0f bytes "
+		    "sent per node per second\n", NODES,
+		    (double) (m1 - m0) / secs / NODES,
+		    (double) (b1 - b0) / secs / NODES);
+	}
 
 	int want = (int) (kills * at_once), done = 0;
 	uint64_t *took = calloc((size_t) want + 1, sizeof(*took));

@@ -26,7 +26,8 @@ def run(ctx):
     for k, n in rounds.items():
         out = ctx.csv("detect-idunno-%d" % k)
         common.run([os.path.join(common.BENCH, "membership"),
-                    "--kills-at-once", str(k), "--csv", out, str(n), "0"],
+                    "--kills-at-once", str(k), "--steady", "0", "--csv",
+                    out, str(n), "0"],
                    timeout=120 + 60 * n)
         rows += common.read_csv(out)
         os.unlink(out)

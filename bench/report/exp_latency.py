@@ -98,7 +98,7 @@ def run(ctx):
     for model, batch in MODELS:
         if ctx.mode != "smoke":  # there the capacity run warms
             warm(cl, model, batch)
-        cap = capacity(cl, model, batch, ctx.pick(1, 3, 8))
+        cap = capacity(cl, model, batch, ctx.pick(0.5, 3, 8))
         limit = raw_limit(ctx, model, batch, nodes - 2)
         base_p99 = None
         knee = 0

@@ -252,9 +252,12 @@ def main(argv):
         sys.stderr.write("report: interrupted; %s is unchanged\n" % a.out)
         return 130
     finally:
+        t_down = time.monotonic()
         common.down_all()
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(stage, ignore_errors=True)
+        sys.stderr.write("report: clusters stopped and cleaned up in %.0f s\n"
+                         % (time.monotonic() - t_down))
     return 1 if failed else 0
 
 
