@@ -28,8 +28,8 @@ def kill_series(cl, tag, rate, kills, before_s, gap_s, raw_csv):
     total = before_s + len(kills) * gap_s + 4
     ja, _ = pair.add(cl, tag, 0, rate, total * 1.1)
     jb, _ = pair.add(cl, tag, 1, rate, total)
-    common.wait_for(lambda: all('"done": 0,' not in cl.cli(
-        "stats", j, "--json") for j in (ja, jb)), 120, "both jobs' results")
+    common.wait_for(lambda: all(pair.has_results(cl, j) for j in (ja, jb)),
+                    120, "both jobs' results")
     t_both = common.now_ms()
     t = t_both + before_s * 1000
     done = []

@@ -34,8 +34,8 @@ def one(cl, k, rate, alone_s, both_s, rows, series, shares, timings):
     tag = "f%d" % k
     ja, _ = pair.add(cl, tag, 0, rate, alone_s * 1.2 + both_s)
     # The second job joins once the first has results.
-    common.wait_for(lambda: '"done": 0,' not in cl.cli(
-        "stats", ja, "--json"), 120, "the first job's first result")
+    common.wait_for(lambda: pair.has_results(cl, ja), 120,
+                    "the first job's first result")
     time.sleep(alone_s)
     stop, samples = threading.Event(), []
     th = threading.Thread(target=poll_assign, args=(cl, stop, samples))

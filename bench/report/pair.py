@@ -46,6 +46,13 @@ def add(cl, tag, k, rate_each, seconds):
                     max(b * 8, rate_each * seconds))
 
 
+def has_results(cl, job):
+    """Whether the job has a finished query. A `stats` answered by the
+    standby can miss a job added a moment ago ("no such job"): not yet."""
+    out = cl.cli("stats", job, "--json", check=False)
+    return out.startswith("{") and '"done": 0,' not in out
+
+
 def rates(ts, t0, t1):
     """Per job, [(t, q/s)] over sliding windows, from commits."""
     return [common.rate_series(t.commits(), t0, t1, STEP_MS, WINDOW_MS)
