@@ -14,15 +14,6 @@
 
 #include "coord/coord_int.h"
 
-// The ledger stores kinds and states as the public enums' values.
-_Static_assert((int) LEDGER_INFER == (int) IDN_JOB_INFER &&
-    (int) LEDGER_TRAIN == (int) IDN_JOB_TRAIN &&
-    (int) LEDGER_RUNNING == (int) IDN_JOB_RUNNING &&
-    (int) LEDGER_REMOVED == (int) IDN_JOB_REMOVED &&
-    (int) LEDGER_FROM_MODEL == (int) IDN_TRAIN_FROM_MODEL &&
-    (int) LEDGER_FROM_WEIGHTS == (int) IDN_TRAIN_FROM_WEIGHTS,
-    "ledger and public job enums differ");
-
 void
 coord_set_quorum(coord *c, size_t need, uint64_t window_ms,
     uint64_t standby_ms)

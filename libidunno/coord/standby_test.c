@@ -60,7 +60,7 @@ static void
 spec(ledger_spec *s, const char *job)
 {
 	memset(s, 0, sizeof(*s));
-	s->kind = LEDGER_INFER;
+	s->kind = IDN_JOB_INFER;
 	snprintf(s->job, sizeof(s->job), "%s", job);
 	snprintf(s->model, sizeof(s->model), "m");
 	snprintf(s->queries, sizeof(s->queries), "datasets/x/test");
@@ -125,7 +125,7 @@ test_image_then_changes(void **st)
 	IDN_PASS(ledger_open(path, &l));
 	ledger_set_stream(l, coord_repl_push, r);
 	spec(&s, "a");
-	IDN_PASS(ledger_job_put(l, &s, LEDGER_RUNNING, 1000));
+	IDN_PASS(ledger_job_put(l, &s, IDN_JOB_RUNNING, 1000));
 	IDN_PASS(done(l, "a", 0, "w1", 2000));
 
 	// A new standby: the image, at position 2.
@@ -144,7 +144,7 @@ test_image_then_changes(void **st)
 	IDN_PASS(done(l, "a", 1, "w2", 2100));
 	IDN_PASS(ledger_lease_put(l, "a", 2, "w1", 1, 9000));
 	spec(&s, "b");
-	IDN_PASS(ledger_job_put(l, &s, LEDGER_RUNNING, 3000));
+	IDN_PASS(ledger_job_put(l, &s, IDN_JOB_RUNNING, 3000));
 	pull(r, l, gen, 3, &rep);
 	const wire_val *ch = wire_get(rep.root, "changes");
 	size_t n = 0;

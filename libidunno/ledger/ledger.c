@@ -423,7 +423,7 @@ apply_locked(ledger *l, const wire_val *v)
 		    "err = ? WHERE name = ?", "idss", (int64_t) state, acc, err,
 		    job);
 		// A finished job holds no leases.
-		return rv != IDN_OK || state <= LEDGER_RUNNING ? rv :
+		return rv != IDN_OK || state <= IDN_JOB_RUNNING ? rv :
 		    exec(l, "DELETE FROM leases WHERE job = ?", "s", job);
 	}
 	if (strcmp(op, "forget") == 0) {

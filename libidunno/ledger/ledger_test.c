@@ -27,7 +27,7 @@ static void
 spec(ledger_spec *s, const char *job)
 {
 	memset(s, 0, sizeof(*s));
-	s->kind = LEDGER_INFER;
+	s->kind = IDN_JOB_INFER;
 	snprintf(s->job, sizeof(s->job), "%s", job);
 	snprintf(s->model, sizeof(s->model), "m");
 	snprintf(s->queries, sizeof(s->queries), "datasets/x/test");
@@ -85,9 +85,9 @@ check(ledger *l, int jobs, int batches, int leases)
 	assert_int_equal(le.batches, leases);
 	if (jobs == 2) {
 		assert_string_equal(s.names[0], "a");
-		assert_int_equal(s.states[0], LEDGER_DONE);
+		assert_int_equal(s.states[0], IDN_JOB_DONE);
 		assert_string_equal(s.names[1], "b");
-		assert_int_equal(s.states[1], LEDGER_RUNNING);
+		assert_int_equal(s.states[1], IDN_JOB_RUNNING);
 		assert_true(s.ms == 7.5);
 	}
 }
@@ -109,15 +109,15 @@ test_changes_stream_and_checkpoint(void **st)
 	spec(&a, "a");
 	spec(&b, "b");
 	IDN_PASS(ledger_set(l, "epoch", 1));
-	IDN_PASS(ledger_job_put(l, &a, LEDGER_RUNNING, 1000));
-	IDN_PASS(ledger_job_put(l, &b, LEDGER_RUNNING, 1001));
+	IDN_PASS(ledger_job_put(l, &a, IDN_JOB_RUNNING, 1000));
+	IDN_PASS(ledger_job_put(l, &b, IDN_JOB_RUNNING, 1001));
 	IDN_PASS(ledger_lease_put(l, "a", 0, "w1", 1, 5000));
 	IDN_PASS(ledger_lease_put(l, "b", 3, "w2", 2, 5000));
 	IDN_PASS(done(l, "a", 0, "w1", 1, 2.5, 1200));
 	// A second completion of the same batch is ignored.
 	IDN_PASS(done(l, "a", 0, "w3", 2, 9.0, 1300));
 	IDN_PASS(done(l, "b", 1, "w2", 1, 5.0, 1400));
-	IDN_PASS(ledger_job_state(l, "a", LEDGER_DONE, 0.5, ""));
+	IDN_PASS(ledger_job_state(l, "a", IDN_JOB_DONE, 0.5, ""));
 	IDN_FAIL(ledger_apply(l, (const uint8_t *) "\x81\xa2op\xa3zzz", 8),
 	    IDN_EPROTO);
 	IDN_FAIL(ledger_apply(l, (const uint8_t *) "junk", 4), IDN_EPROTO);
@@ -179,7 +179,7 @@ test_spec_check(void **st)
 	assert_non_null(ledger_spec_check(&s));
 	// Training: a batch of one image trains nothing (BatchNorm).
 	memset(&s, 0, sizeof(s));
-	s.kind = LEDGER_TRAIN;
+	s.kind = IDN_JOB_TRAIN;
 	snprintf(s.job, sizeof(s.job), "t1");
 	snprintf(s.model, sizeof(s.model), "m");
 	snprintf(s.data, sizeof(s.data), "datasets/x");
@@ -224,7 +224,7 @@ test_spec_check(void **st)
 	s.checkpoint_s = 5;
 	s.momentum = 0;
 	s.weight_decay = 5e-4;
-	s.from = LEDGER_FROM_WEIGHTS;
+	s.from = IDN_TRAIN_FROM_WEIGHTS;
 	s.augment = 2;
 	assert_non_null(strstr(ledger_spec_check(&s), "augmentation"));
 	s.augment = IDN_MODEL_AUG_FLIP;
@@ -248,7 +248,7 @@ test_spec_check(void **st)
 	wire_wr_free(w);
 	assert_int_equal(back.workers, 4);
 	assert_int_equal(back.checkpoint_s, 5);
-	assert_int_equal(back.from, LEDGER_FROM_WEIGHTS);
+	assert_int_equal(back.from, IDN_TRAIN_FROM_WEIGHTS);
 	assert_true(back.weight_decay == 5e-4 && back.momentum == 0);
 	assert_int_equal(back.augment, IDN_MODEL_AUG_FLIP);
 	assert_int_equal(back.crop_pad, 2);
@@ -316,7 +316,7 @@ test_transaction(void **st)
 	ledger_set_stream(l, to_copy, &sc);
 	ledger_spec a;
 	spec(&a, "a");
-	IDN_PASS(ledger_job_put(l, &a, LEDGER_RUNNING, 1000));
+	IDN_PASS(ledger_job_put(l, &a, IDN_JOB_RUNNING, 1000));
 	IDN_PASS(ledger_begin(l));
 	IDN_PASS(ledger_begin(l));
 	IDN_PASS(ledger_lease_put(l, "a", 1, "w1", 1, 5000));
@@ -437,8 +437,8 @@ test_done_marks(void **st)
 	spec(&a, "a");
 	spec(&b, "b");
 	IDN_PASS(ledger_open(path, &l));
-	IDN_PASS(ledger_job_put(l, &a, LEDGER_RUNNING, 1000));
-	IDN_PASS(ledger_job_put(l, &b, LEDGER_RUNNING, 1000));
+	IDN_PASS(ledger_job_put(l, &a, IDN_JOB_RUNNING, 1000));
+	IDN_PASS(ledger_job_put(l, &b, IDN_JOB_RUNNING, 1000));
 	IDN_PASS(ledger_batch_done(l, "w1", &d));
 	IDN_PASS(done(l, "b", 4, "w2", 1, 1.0, 9100));
 	// An older coordinator's record, streamed to this standby.

@@ -38,7 +38,7 @@ ledger_spec_check(const ledger_spec *s)
 	if (s->batch == 0 || s->batch > 1000000) {
 		return "batch size must be in 1..1000000";
 	}
-	if (s->kind == LEDGER_INFER) {
+	if (s->kind == IDN_JOB_INFER) {
 		if (!(s->rate > 0) || s->rate > 1e7) {
 			return "rate must be a number of queries per second > 0";
 		}
@@ -51,7 +51,7 @@ ledger_spec_check(const ledger_spec *s)
 		}
 		return NULL;
 	}
-	if (s->kind != LEDGER_TRAIN) {
+	if (s->kind != IDN_JOB_TRAIN) {
 		return "unknown job kind";
 	}
 	if (s->batch < 2) {
@@ -86,7 +86,7 @@ ledger_spec_check(const ledger_spec *s)
 	if (!(s->weight_decay >= 0 && s->weight_decay < 1)) {
 		return "weight decay must be in [0, 1)";
 	}
-	if (s->from != LEDGER_FROM_MODEL && s->from != LEDGER_FROM_WEIGHTS) {
+	if (s->from != IDN_TRAIN_FROM_MODEL && s->from != IDN_TRAIN_FROM_WEIGHTS) {
 		return "from must be model or weights";
 	}
 	if (s->checkpoint_s == 0 || s->checkpoint_s > 86400) {
@@ -107,7 +107,7 @@ ledger_spec_check(const ledger_spec *s)
 void
 ledger_spec_put(wire_wr *w, const ledger_spec *s)
 {
-	bool train = s->kind == LEDGER_TRAIN;
+	bool train = s->kind == IDN_JOB_TRAIN;
 	wire_map(w, train ? 22 : 14);
 	wire_ku64(w, "kind", (uint64_t) s->kind);
 	wire_kstr(w, "job", s->job);
@@ -164,7 +164,7 @@ get_opt_u64(const wire_val *m, const char *k, uint64_t *out)
 static int
 spec_train_get(const wire_val *v, ledger_spec *s)
 {
-	uint32_t from = LEDGER_FROM_MODEL;
+	uint32_t from = IDN_TRAIN_FROM_MODEL;
 	s->workers = 1;
 	s->momentum = 0.9;
 	s->checkpoint_s = 30;
@@ -189,7 +189,7 @@ ledger_spec_get(const wire_val *v, ledger_spec *s)
 {
 	uint32_t kind, opt, sch;
 	memset(s, 0, sizeof(*s));
-	if (get_u32(v, "kind", &kind) || kind > LEDGER_INFER ||
+	if (get_u32(v, "kind", &kind) || kind > IDN_JOB_INFER ||
 	    wire_get_str(v, "job", s->job, sizeof(s->job)) ||
 	    wire_get_str(v, "model", s->model, sizeof(s->model)) ||
 	    wire_get_str(v, "queries", s->queries, sizeof(s->queries)) ||
@@ -412,7 +412,7 @@ ledger_lease_rep_put(wire_wr *w, const ledger_lease_rep *r)
 	wire_arr(w, (uint32_t) r->n);
 	for (size_t i = 0; i < r->n; i++) {
 		const ledger_lease *l = &r->leases[i];
-		bool train = l->spec.kind == LEDGER_TRAIN;
+		bool train = l->spec.kind == IDN_JOB_TRAIN;
 		wire_map(w, train ? 9 : 7);
 		wire_str(w, "spec");
 		ledger_spec_put(w, &l->spec);
@@ -454,7 +454,7 @@ ledger_lease_rep_get(const wire_val *v, ledger_lease_rep *r)
 			rv = IDN_EPROTO;
 		}
 		l->world = 1;
-		if (rv == IDN_OK && l->spec.kind == LEDGER_TRAIN &&
+		if (rv == IDN_OK && l->spec.kind == IDN_JOB_TRAIN &&
 		    wire_get(e, "world") != NULL &&
 		    (get_u32(e, "world", &l->world) || l->world == 0 ||
 		    l->world > LEDGER_RANKS_MAX || l->batch >= l->world ||

@@ -7,16 +7,10 @@
 #ifndef IDN_LEDGER_MSG_H
 #define IDN_LEDGER_MSG_H
 
+#include <idunno/job.h>
 #include <idunno/model.h>
 
 #include "wire/wire.h"
-
-// Job kinds and states as the ledger stores them: the values of enum
-// idn_job_kind and enum idn_job_state (include/idunno/sched.h, which the
-// coordinator implements; coord.c checks they agree).
-enum { LEDGER_TRAIN, LEDGER_INFER };
-enum { LEDGER_QUEUED, LEDGER_RUNNING, LEDGER_DONE, LEDGER_FAILED,
-	LEDGER_REMOVED };
 
 #define LEDGER_NAME_MAX 64      // job and model names
 #define LEDGER_PATH_MAX 256    // SDFS names carried in specs
@@ -26,13 +20,9 @@ enum { LEDGER_QUEUED, LEDGER_RUNNING, LEDGER_DONE, LEDGER_FAILED,
 #define LEDGER_ADDR_MAX 64     // a node's RPC address "host:port"
 #define LEDGER_PEERS_MAX (LEDGER_RANKS_MAX * LEDGER_ADDR_MAX)
 
-// A training job's first weights (enum idn_train_from, equal by a static
-// assert in coord/coord.c: the ledger sits below the public API).
-enum { LEDGER_FROM_MODEL, LEDGER_FROM_WEIGHTS };
-
 // A job's spec as the coordinator keeps it (owned copies of the strings).
 typedef struct ledger_spec {
-	int kind;                        // LEDGER_TRAIN or LEDGER_INFER
+	int kind;                        // enum idn_job_kind
 	char job[LEDGER_NAME_MAX + 1];
 	char model[LEDGER_NAME_MAX + 1];
 	char queries[LEDGER_PATH_MAX];    // infer: dataset prefix
@@ -53,7 +43,7 @@ typedef struct ledger_spec {
 	uint32_t workers;                // ranks training together [1]
 	double momentum;                 // SGD [0.9]
 	double weight_decay;             // [0]
-	int from;                        // LEDGER_FROM_MODEL/WEIGHTS [model]
+	int from;                        // enum idn_train_from [model]
 	uint32_t checkpoint_s;           // seconds between checkpoints [30]
 	uint32_t sync_every;             // steps between the ranks' syncs [1]
 	uint32_t augment;                // IDN_MODEL_AUG_* bits [0]

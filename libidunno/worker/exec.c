@@ -33,7 +33,7 @@ next_task(worker *w, uint64_t now, uint64_t *next)
 		if (!arrived) {
 			*next = CORE_MIN(*next, l->ready_ms);
 		}
-		if (l->spec.kind != LEDGER_INFER) {
+		if (l->spec.kind != IDN_JOB_INFER) {
 			if (arrived) {
 				return i; // training keeps its order
 			}
@@ -287,7 +287,7 @@ worker_exec_main(void *arg)
 		w->cur_start = idn_clock_ms();
 		ledger_lease l = w->cur;
 		pthread_mutex_unlock(&w->lock);
-		if (l.spec.kind == LEDGER_TRAIN) {
+		if (l.spec.kind == IDN_JOB_TRAIN) {
 			worker_log(w, IDN_LOG_INFO, "worker: task started: "
 			    "training %s model %s attempt %u rank %u of %u",
 			    l.spec.job, l.spec.model, l.attempt, l.batch,

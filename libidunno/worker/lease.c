@@ -50,11 +50,11 @@ same_lease(const ledger_lease *l, const ledger_held *h)
 static bool
 has_train(worker *w)
 {
-	if (w->running && w->cur.spec.kind == LEDGER_TRAIN) {
+	if (w->running && w->cur.spec.kind == IDN_JOB_TRAIN) {
 		return true;
 	}
 	for (size_t i = 0; i < w->nq; i++) {
-		if (w->queue[i].spec.kind == LEDGER_TRAIN) {
+		if (w->queue[i].spec.kind == IDN_JOB_TRAIN) {
 			return true;
 		}
 	}
@@ -66,7 +66,7 @@ has_train(worker *w)
 static const ledger_lease *
 stuck_task(worker *w, uint64_t now)
 {
-	const ledger_lease *st = w->running && w->cur.spec.kind == LEDGER_INFER &&
+	const ledger_lease *st = w->running && w->cur.spec.kind == IDN_JOB_INFER &&
 	    now > w->cur_start + TASK_STUCK_MS ? &w->cur : NULL;
 	for (size_t i = 0; i < WRITES_MAX && st == NULL; i++) {
 		st = w->wr[i].state == SLOT_WRITING &&
@@ -212,7 +212,7 @@ void
 worker_abort_cur(worker *w)
 {
 	w->abort_cur = true;
-	if (w->running && w->cur.spec.kind == LEDGER_TRAIN &&
+	if (w->running && w->cur.spec.kind == IDN_JOB_TRAIN &&
 	    w->h.coll != NULL) {
 		(void) coll_cancel(w->h.coll, w->cur.spec.job);
 	}

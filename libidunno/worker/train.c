@@ -139,7 +139,7 @@ worker_run_train(worker *w, const ledger_lease *l)
 	}
 	if (rv == IDN_OK) {
 		catalog_train_ext x = {l->spec.checkpoint_s,
-		    l->spec.from == LEDGER_FROM_WEIGHTS};
+		    l->spec.from == IDN_TRAIN_FROM_WEIGHTS};
 		rv = catalog_train_run(w->h.node, l->spec.model, l->spec.data,
 		    (size_t) l->spec.limit, &o, &x, &err);
 	}
