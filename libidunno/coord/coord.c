@@ -59,7 +59,7 @@ coord_ledger(coord *c)
 static int
 report(coord *c, int doc, const wire_val *b, wire_wr *reply)
 {
-	char only[LEDGER_NAME_MAX + 1] = "";
+	char only[RECORD_NAME_MAX + 1] = "";
 	bool text = false;
 	core_buf out = {0};
 	wire_get_str(b, "job", only, sizeof(only));

@@ -69,7 +69,7 @@ lease_back(coord *c, cjob *j, cworker *w, uint32_t batch, uint32_t attempt,
 }
 
 static void
-complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
+complete(coord *c, cworker *w, const record_done *d, uint64_t now)
 {
 	cjob *j = coord_find_job(c, d->job);
 	if (j == NULL || j->sj == NULL || j->state != IDN_JOB_RUNNING) {
@@ -154,7 +154,7 @@ moved_off(coord *c, cworker *w, const cjob *j, uint64_t now)
 // the prefetched ones (a worker time-shared between an old and a new job
 // keeps a share of the old one, so moved_off() does not apply).
 static bool
-gained_job(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
+gained_job(coord *c, cworker *w, const record_lease_req *r, uint64_t now)
 {
 	size_t row = alloc_row(c, w->key);
 	size_t n = row == SIZE_MAX ? 0 : c->alloc.nshares[row];
@@ -191,7 +191,7 @@ gained_job(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
 // a lease time. A batch done meanwhile counts once, and a rerun writes
 // the same bytes.
 static void
-reconcile(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
+reconcile(coord *c, cworker *w, const record_lease_req *r, uint64_t now)
 {
 	w->reconciled = true;
 	bool *mine = r->nheld ? core_alloc(r->nheld * sizeof(*mine)) : NULL;
@@ -230,7 +230,7 @@ reconcile(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
 // A worker's completions, and at its first call to this coordinator the
 // leases it holds (lock held): from a lease call or a gather's answer.
 static void
-take_reports(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
+take_reports(coord *c, cworker *w, const record_lease_req *r, uint64_t now)
 {
 	for (size_t i = 0; i < r->ndone; i++) {
 		complete(c, w, &r->done[i], now);
@@ -241,8 +241,8 @@ take_reports(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
 }
 
 static void
-renew(coord *c, cworker *w, const ledger_held *h, uint64_t now, bool requeue,
-    ledger_held *drop, size_t *ndrop)
+renew(coord *c, cworker *w, const record_held *h, uint64_t now, bool requeue,
+    record_held *drop, size_t *ndrop)
 {
 	cjob *j = coord_find_job(c, h->job);
 	bool keep = false;
@@ -260,7 +260,7 @@ renew(coord *c, cworker *w, const ledger_held *h, uint64_t now, bool requeue,
 	} else if (j != NULL && j->spec.kind == IDN_JOB_TRAIN) {
 		keep = coord_train_renew(c, w, h, now);
 	}
-	if (!keep && *ndrop < LEDGER_LIST_MAX) {
+	if (!keep && *ndrop < RECORD_LIST_MAX) {
 		drop[(*ndrop)++] = *h;
 	}
 }
@@ -323,7 +323,7 @@ pick(coord *c, cworker *w, uint64_t now, bool any)
 // the ones before it at free: it starts h on arrival, runs it for its
 // job's measured batch time.
 static double
-queued_until(coord *c, const ledger_held *h, double free_at)
+queued_until(coord *c, const record_held *h, double free_at)
 {
 	cjob *j = coord_find_job(c, h->job);
 	if (j == NULL || !coord_infer_active(j)) {
@@ -343,7 +343,7 @@ queued_until(coord *c, const ledger_held *h, double free_at)
 // back once its shares have work again (moved_off).
 static void
 lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
-    double free_at, size_t queued, ledger_lease *out, size_t *n)
+    double free_at, size_t queued, record_lease *out, size_t *n)
 {
 	size_t ahead = 0;
 	while (*n < want) {
@@ -367,7 +367,7 @@ lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
 		        &batch, &attempt) != IDN_OK) {
 			return;
 		}
-		ledger_lease *l = &out[(*n)++];
+		record_lease *l = &out[(*n)++];
 		memset(l, 0, sizeof(*l));
 		l->spec = j->spec;
 		l->batch = batch;
@@ -407,21 +407,21 @@ int
 coord_on_lease(coord *c, const wire_val *b, wire_wr *reply)
 {
 	uint64_t t0 = mono_us();
-	ledger_lease_req r;
-	int rv = ledger_lease_req_get(b, &r);
+	record_lease_req r;
+	int rv = record_lease_req_get(b, &r);
 	if (rv != IDN_OK) {
 		return rv;
 	}
 	if (r.epoch > c->epoch) {
-		ledger_lease_req_clear(&r);
+		record_lease_req_clear(&r);
 		if (c->h.newer != NULL) {
 			c->h.newer(c->h.newer_arg, r.epoch);
 		}
 		return coord_refuse(reply, IDN_ESTALE, "epoch %llu is newer than mine",
 		    (unsigned long long) r.epoch);
 	}
-	ledger_lease out[64];
-	ledger_held *drop = r.nheld ? core_alloc(r.nheld * sizeof(*drop)) : NULL;
+	record_lease out[64];
+	record_held *drop = r.nheld ? core_alloc(r.nheld * sizeof(*drop)) : NULL;
 	size_t n = 0, ndrop = 0;
 	uint64_t now = idn_wall_ms();
 	pthread_mutex_lock(&c->lock);
@@ -431,7 +431,7 @@ coord_on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	}
 	if (!coord_quorum_locked(c, NULL, NULL)) {
 		pthread_mutex_unlock(&c->lock);
-		ledger_lease_req_clear(&r);
+		record_lease_req_clear(&r);
 		free(drop);
 		return coord_refuse(reply, IDN_EUNAVAIL, COORD_NO_MAJORITY);
 	}
@@ -493,10 +493,10 @@ coord_on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	}
 	ledger_commit(c->led);
 	pthread_mutex_unlock(&c->lock);
-	ledger_lease_rep rep = {c->epoch, out, n, drop, ndrop};
-	ledger_lease_rep_put(reply, &rep);
+	record_lease_rep rep = {c->epoch, out, n, drop, ndrop};
+	record_lease_rep_put(reply, &rep);
 	idn_free(drop);
-	ledger_lease_req_clear(&r);
+	record_lease_req_clear(&r);
 	uint64_t us = mono_us() - t0;
 	pthread_mutex_lock(&c->lock);
 	c->lease_us[c->lease_ops % LEASE_RING] = us > UINT32_MAX ? UINT32_MAX :
@@ -515,7 +515,7 @@ coord_hold(coord *c, uint64_t until)
 }
 
 void
-coord_absorb(coord *c, const ledger_lease_req *r)
+coord_absorb(coord *c, const record_lease_req *r)
 {
 	uint64_t now = idn_wall_ms();
 	pthread_mutex_lock(&c->lock);

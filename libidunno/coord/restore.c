@@ -122,7 +122,7 @@ restore_job(void *arg, const ledger_job *lj)
 }
 
 static void
-restore_batch(void *arg, const char *worker, const ledger_done *d)
+restore_batch(void *arg, const char *worker, const record_done *d)
 {
 	restore_ctx *r = arg;
 	cjob *j = coord_find_job(r->c, d->job);
@@ -134,7 +134,7 @@ restore_batch(void *arg, const char *worker, const ledger_done *d)
 }
 
 static void
-restore_lease(void *arg, const char *worker, const ledger_done *d)
+restore_lease(void *arg, const char *worker, const record_done *d)
 {
 	restore_ctx *r = arg;
 	cjob *j = coord_find_job(r->c, d->job);

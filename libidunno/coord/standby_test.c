@@ -57,7 +57,7 @@ u64(const reply *r, const char *key)
 }
 
 static void
-spec(ledger_spec *s, const char *job)
+spec(record_spec *s, const char *job)
 {
 	memset(s, 0, sizeof(*s));
 	s->kind = IDN_JOB_INFER;
@@ -71,17 +71,17 @@ spec(ledger_spec *s, const char *job)
 }
 
 static void
-count_batch(void *arg, const char *worker, const ledger_done *d)
+count_batch(void *arg, const char *worker, const record_done *d)
 {
 	(*(int *) arg)++;
 }
 
 // The worker's marks of a1 as the copy has them.
 static void
-marks_of_a1(void *arg, const char *worker, const ledger_done *d)
+marks_of_a1(void *arg, const char *worker, const record_done *d)
 {
 	if (d->batch == 1) {
-		*(ledger_done *) arg = *d;
+		*(record_done *) arg = *d;
 	}
 }
 
@@ -90,7 +90,7 @@ done(ledger *l, const char *job, uint32_t batch, const char *worker,
     uint64_t end_ms)
 {
 	// lease_ms .. model_end_ms from end_ms, for the copy to show them.
-	ledger_done d = {.batch = batch, .attempt = 1, .ms = 5,
+	record_done d = {.batch = batch, .attempt = 1, .ms = 5,
 	    .end_ms = end_ms, .lease_ms = end_ms - 40,
 	    .start_ms = end_ms - 30, .model_start_ms = end_ms - 20,
 	    .model_end_ms = end_ms - 10};
@@ -120,7 +120,7 @@ test_image_then_changes(void **st)
 	snprintf(copy_path, sizeof(copy_path), "%s/standby.db", dir);
 	coord_repl *r;
 	ledger *l, *copy = NULL;
-	ledger_spec s;
+	record_spec s;
 	IDN_PASS(coord_repl_new(&r));
 	IDN_PASS(ledger_open(path, &l));
 	ledger_set_stream(l, coord_repl_push, r);
@@ -165,7 +165,7 @@ test_image_then_changes(void **st)
 	assert_int_equal(leases, 1);
 	// A completion streamed to the standby keeps the worker's marks
 	// (results/JOB/timing after a takeover).
-	ledger_done a1 = {0};
+	record_done a1 = {0};
 	IDN_PASS(ledger_batches(copy, false, "a", marks_of_a1, &a1));
 	assert_string_equal(a1.job, "a");
 	assert_int_equal(a1.end_ms, 2100);

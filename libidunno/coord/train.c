@@ -92,7 +92,7 @@ free_workers(coord *c, cworker *caller, uint64_t now, cworker **out,
 static bool
 form(coord *c, cjob *j, cworker *caller, uint64_t now)
 {
-	cworker *ws[LEDGER_RANKS_MAX];
+	cworker *ws[RECORD_RANKS_MAX];
 	size_t want = j->spec.workers;
 	size_t n = free_workers(c, caller, now, ws, want);
 	if (n < want && !j->trained) {
@@ -124,7 +124,7 @@ form(coord *c, cjob *j, cworker *caller, uint64_t now)
 }
 
 static void
-issue(cjob *j, uint32_t r, uint64_t now, ledger_lease *l)
+issue(cjob *j, uint32_t r, uint64_t now, record_lease *l)
 {
 	memset(l, 0, sizeof(*l));
 	l->spec = j->spec;
@@ -142,7 +142,7 @@ issue(cjob *j, uint32_t r, uint64_t now, ledger_lease *l)
 }
 
 void
-coord_train_lease(coord *c, cworker *w, uint64_t now, ledger_lease *out,
+coord_train_lease(coord *c, cworker *w, uint64_t now, record_lease *out,
     size_t *n)
 {
 	int r;
@@ -168,7 +168,7 @@ coord_train_lease(coord *c, cworker *w, uint64_t now, ledger_lease *out,
 }
 
 bool
-coord_train_renew(coord *c, cworker *w, const ledger_held *h, uint64_t now)
+coord_train_renew(coord *c, cworker *w, const record_held *h, uint64_t now)
 {
 	cjob *j = coord_find_job(c, h->job);
 	int r = j != NULL && j->spec.kind == IDN_JOB_TRAIN ? rank_of(j, w->id) :
@@ -224,7 +224,7 @@ peer_failure(int rc)
 }
 
 void
-coord_train_progress(coord *c, cworker *w, const ledger_progress *p)
+coord_train_progress(coord *c, cworker *w, const record_progress *p)
 {
 	cjob *j = coord_find_job(c, p->job);
 	if (j == NULL || j->spec.kind != IDN_JOB_TRAIN ||
@@ -273,7 +273,7 @@ void
 coord_train_restore(cjob *j, const char *worker, uint32_t rank,
     uint32_t gen, uint64_t expires, uint64_t now)
 {
-	if (expires == 0 || rank >= LEDGER_RANKS_MAX || gen < j->gen) {
+	if (expires == 0 || rank >= RECORD_RANKS_MAX || gen < j->gen) {
 		return; // ended, or an older generation's row
 	}
 	if (gen > j->gen) {

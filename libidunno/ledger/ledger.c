@@ -372,7 +372,7 @@ get_f64(const wire_val *m, const char *k, double *out)
 static int
 apply_locked(ledger *l, const wire_val *v)
 {
-	char op[16], job[LEDGER_NAME_MAX + 1], worker[96], err[256];
+	char op[16], job[RECORD_NAME_MAX + 1], worker[96], err[256];
 	uint64_t batch, attempt, state, t, epoch;
 	double ms, acc, loss;
 	if (wire_get_str(v, "op", op, sizeof(op)) != IDN_OK) {
@@ -396,10 +396,10 @@ apply_locked(ledger *l, const wire_val *v)
 		return IDN_EPROTO;
 	}
 	if (strcmp(op, "job") == 0) {
-		ledger_spec s;
+		record_spec s;
 		const uint8_t *p;
 		size_t n;
-		if (ledger_spec_get(wire_get(v, "spec"), &s) ||
+		if (record_spec_get(wire_get(v, "spec"), &s) ||
 		    wire_get_u64(v, "state", &state) ||
 		    wire_get_u64(v, "start_ms", &t) ||
 		    wire_get_bin(v, "raw", &p, &n)) {
@@ -513,7 +513,7 @@ apply_wr(ledger *l, wire_wr *w)
 }
 
 int
-ledger_job_put(ledger *l, const ledger_spec *s, int state, uint64_t start_ms)
+ledger_job_put(ledger *l, const record_spec *s, int state, uint64_t start_ms)
 {
 	wire_wr *w, *raw;
 	const uint8_t *p;
@@ -525,13 +525,13 @@ ledger_job_put(ledger *l, const ledger_spec *s, int state, uint64_t start_ms)
 		wire_wr_free(w);
 		return IDN_ENOMEM;
 	}
-	ledger_spec_put(raw, s);
+	record_spec_put(raw, s);
 	int rv = wire_wr_bytes(raw, &p, &n);
 	wire_map(w, 6);
 	wire_kstr(w, "op", "job");
 	wire_kstr(w, "job", s->job);
 	wire_str(w, "spec");
-	ledger_spec_put(w, s);
+	record_spec_put(w, s);
 	wire_ku64(w, "state", (uint64_t) state);
 	wire_ku64(w, "start_ms", start_ms);
 	wire_kbin(w, "raw", rv == IDN_OK ? p : NULL, rv == IDN_OK ? n : 0);
@@ -590,7 +590,7 @@ batch_change(ledger *l, const char *op, const char *job, uint32_t batch,
 }
 
 int
-ledger_batch_done(ledger *l, const char *worker, const ledger_done *d)
+ledger_batch_done(ledger *l, const char *worker, const record_done *d)
 {
 	wire_wr *w;
 	if (wire_wr_new(&w) != IDN_OK) {
@@ -726,7 +726,7 @@ ledger_jobs(ledger *l, ledger_job_fn fn, void *arg)
 		if (p == NULL || wire_doc_parse(p, n, &doc) != IDN_OK) {
 			continue; // an unreadable row is skipped, not fatal
 		}
-		int r = ledger_spec_get(wire_doc_root(doc), &j.spec);
+		int r = record_spec_get(wire_doc_root(doc), &j.spec);
 		wire_doc_free(doc);
 		if (r != IDN_OK) {
 			continue;
@@ -766,7 +766,7 @@ ledger_batches(ledger *l, bool leases, const char *job, ledger_batch_fn fn,
 	}
 	int rc = SQLITE_DONE;
 	while (rv == IDN_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		ledger_done d = {
+		record_done d = {
 			.batch = (uint32_t) sqlite3_column_int64(st, 1),
 			.attempt = (uint32_t) sqlite3_column_int64(st, 3),
 			.ms = sqlite3_column_double(st, 4),

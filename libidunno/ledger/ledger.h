@@ -7,7 +7,7 @@
 #ifndef IDN_LEDGER_LEDGER_H
 #define IDN_LEDGER_LEDGER_H
 
-#include "ledger/msg.h"
+#include "record/record.h"
 
 typedef struct ledger ledger;
 
@@ -41,7 +41,7 @@ int ledger_begin(ledger *l);
 int ledger_commit(ledger *l);
 
 // Changes, built as records and applied through ledger_apply.
-int ledger_job_put(ledger *l, const ledger_spec *s, int state,
+int ledger_job_put(ledger *l, const record_spec *s, int state,
     uint64_t start_ms);
 // accuracy < 0: unknown; err "" when none.
 int ledger_job_state(ledger *l, const char *job, int state, double accuracy,
@@ -50,7 +50,7 @@ int ledger_job_forget(ledger *l, const char *job);
 // ledger_batch_done records batch d->batch of d->job done by worker: its
 // attempt, ms, end_ms and the worker's marks (lease_ms .. model_end_ms);
 // busy_ms and rc are not kept. The first completion of a batch counts.
-int ledger_batch_done(ledger *l, const char *worker, const ledger_done *d);
+int ledger_batch_done(ledger *l, const char *worker, const record_done *d);
 // expires_ms 0: the lease was taken back (the batch is to be leased again).
 int ledger_lease_put(ledger *l, const char *job, uint32_t batch,
     const char *worker, uint32_t attempt, uint64_t expires_ms);
@@ -65,7 +65,7 @@ int ledger_get(ledger *l, const char *key, uint64_t *value); // IDN_ENOENT
 // *text: memory freed with free(); IDN_ENOENT when none.
 int ledger_get_text(ledger *l, const char *key, char **text);
 typedef struct ledger_job {
-	ledger_spec spec;
+	record_spec spec;
 	int state;
 	uint64_t start_ms;
 	double accuracy;
@@ -77,7 +77,7 @@ typedef void (*ledger_job_fn)(void *arg, const ledger_job *j);
 int ledger_jobs(ledger *l, ledger_job_fn fn, void *arg);
 // d is borrowed for the call; busy_ms and rc are 0.
 typedef void (*ledger_batch_fn)(void *arg, const char *worker,
-    const ledger_done *d);
+    const record_done *d);
 // ledger_batches calls fn for the finished batches of job (NULL: of every
 // job), by job then batch, as ledger_batch_done recorded them (marks 0 in
 // rows from before they were kept), or, with leases true, for the open

@@ -17,7 +17,7 @@
 
 typedef struct {
 	worker *w;
-	const ledger_lease *l;
+	const record_lease *l;
 	coll_group *g;
 	bool stepped;     // on_step ran once (where the run started is logged)
 } train_ctx;
@@ -51,19 +51,19 @@ on_step(void *arg, const idn_model_step *s)
 // Joins the lease's generation of ranks (l->batch of l->world, peers'
 // addresses in l->peers); *g stays NULL for a single rank.
 static int
-join_ranks(worker *w, const ledger_lease *l, coll_group **g, char **err)
+join_ranks(worker *w, const record_lease *l, coll_group **g, char **err)
 {
 	*g = NULL;
 	if (l->world <= 1) {
 		return IDN_OK;
 	}
-	char peers[LEDGER_PEERS_MAX];
-	const char *addrs[LEDGER_RANKS_MAX];
+	char peers[RECORD_PEERS_MAX];
+	const char *addrs[RECORD_RANKS_MAX];
 	uint32_t n = 0;
 	snprintf(peers, sizeof(peers), "%s", l->peers);
 	char *save = NULL;
 	for (char *a = strtok_r(peers, " ", &save); a != NULL &&
-	    n < LEDGER_RANKS_MAX; a = strtok_r(NULL, " ", &save)) {
+	    n < RECORD_RANKS_MAX; a = strtok_r(NULL, " ", &save)) {
 		addrs[n++] = a;
 	}
 	int rv = w->h.coll == NULL || n != l->world ? IDN_EINVAL : IDN_OK;
@@ -81,13 +81,13 @@ join_ranks(worker *w, const ledger_lease *l, coll_group **g, char **err)
 
 // A new progress report of lease l for the next lease call (lock held),
 // NULL when they are REPORTS_MAX already.
-static ledger_progress *
-progress(worker *w, const ledger_lease *l)
+static record_progress *
+progress(worker *w, const record_lease *l)
 {
 	if (w->nprog == REPORTS_MAX) {
 		return NULL;
 	}
-	ledger_progress *p = &w->prog[w->nprog++];
+	record_progress *p = &w->prog[w->nprog++];
 	memset(p, 0, sizeof(*p));
 	snprintf(p->job, sizeof(p->job), "%s", l->spec.job);
 	p->attempt = l->attempt;
@@ -100,7 +100,7 @@ on_epoch(void *arg, const idn_model_epoch *e)
 	train_ctx *t = arg;
 	worker *w = t->w;
 	pthread_mutex_lock(&w->lock);
-	ledger_progress *p = progress(w, t->l);
+	record_progress *p = progress(w, t->l);
 	if (p != NULL) {
 		p->epoch = e->epoch;
 		p->loss = e->train_loss;
@@ -120,10 +120,10 @@ on_epoch(void *arg, const idn_model_epoch *e)
 // every epoch, and every rank resumes from the last checkpoint of a run
 // of the same settings.
 void
-worker_run_train(worker *w, const ledger_lease *l)
+worker_run_train(worker *w, const record_lease *l)
 {
 	idn_model_train_opts o;
-	ledger_spec_train_opts(&l->spec, &o);
+	record_spec_train_opts(&l->spec, &o);
 	train_ctx t = {w, l, NULL, false};
 	o.on_epoch = on_epoch;
 	o.arg = &t;
@@ -146,7 +146,7 @@ worker_run_train(worker *w, const ledger_lease *l)
 	coll_group_close(t.g);
 	pthread_mutex_lock(&w->lock);
 	bool aborted = w->abort_cur || w->stop;
-	ledger_progress *p = aborted ? NULL : progress(w, l);
+	record_progress *p = aborted ? NULL : progress(w, l);
 	if (p != NULL) {
 		p->done = true;
 		p->rc = rv;

@@ -1,33 +1,33 @@
 // SPDX-License-Identifier: MIT
-// msg.h: the scheduler's records, which the ledger stores and the
+// record.h: the scheduler's records, which the ledger stores and the
 // coordinator and workers exchange: job specs, the worker's lease call
 // (completions, renewals, training progress) and its reply, and the
 // dataset manifest. Bodies are maps; docs/SCHED.md lists every type and
 // its fields.
-#ifndef IDN_LEDGER_MSG_H
-#define IDN_LEDGER_MSG_H
+#ifndef IDN_RECORD_RECORD_H
+#define IDN_RECORD_RECORD_H
 
 #include <idunno/job.h>
 #include <idunno/model.h>
 
 #include "wire/wire.h"
 
-#define LEDGER_NAME_MAX 64      // job and model names
-#define LEDGER_PATH_MAX 256    // SDFS names carried in specs
-#define LEDGER_LIST_MAX 4096   // most entries of one list in a message
-#define LEDGER_GROUP_MAX 256   // most batches in one task and result file
-#define LEDGER_RANKS_MAX 16    // most workers of one training job
-#define LEDGER_ADDR_MAX 64     // a node's RPC address "host:port"
-#define LEDGER_PEERS_MAX (LEDGER_RANKS_MAX * LEDGER_ADDR_MAX)
+#define RECORD_NAME_MAX 64      // job and model names
+#define RECORD_PATH_MAX 256    // SDFS names carried in specs
+#define RECORD_LIST_MAX 4096   // most entries of one list in a message
+#define RECORD_GROUP_MAX 256   // most batches in one task and result file
+#define RECORD_RANKS_MAX 16    // most workers of one training job
+#define RECORD_ADDR_MAX 64     // a node's RPC address "host:port"
+#define RECORD_PEERS_MAX (RECORD_RANKS_MAX * RECORD_ADDR_MAX)
 
 // A job's spec as the coordinator keeps it (owned copies of the strings).
-typedef struct ledger_spec {
+typedef struct record_spec {
 	int kind;                        // enum idn_job_kind
-	char job[LEDGER_NAME_MAX + 1];
-	char model[LEDGER_NAME_MAX + 1];
-	char queries[LEDGER_PATH_MAX];    // infer: dataset prefix
-	char weights[LEDGER_PATH_MAX];    // infer: resolved weights file
-	char data[LEDGER_PATH_MAX];       // train: dataset root
+	char job[RECORD_NAME_MAX + 1];
+	char model[RECORD_NAME_MAX + 1];
+	char queries[RECORD_PATH_MAX];    // infer: dataset prefix
+	char weights[RECORD_PATH_MAX];    // infer: resolved weights file
+	char data[RECORD_PATH_MAX];       // train: dataset root
 	uint32_t batch;
 	double rate;                     // infer
 	uint64_t limit;
@@ -48,22 +48,22 @@ typedef struct ledger_spec {
 	uint32_t sync_every;             // steps between the ranks' syncs [1]
 	uint32_t augment;                // IDN_MODEL_AUG_* bits [0]
 	uint32_t crop_pad;               // random shift in pixels [0]
-} ledger_spec;
+} record_spec;
 
-// ledger_name_ok: [A-Za-z0-9_.-]{1,64}.
-bool ledger_name_ok(const char *name);
-// ledger_spec_check returns NULL or a static reason the spec is refused
+// record_name_ok: [A-Za-z0-9_.-]{1,64}.
+bool record_name_ok(const char *name);
+// record_spec_check returns NULL or a static reason the spec is refused
 // (name, batch, rate, epochs, lr, optimizer, schedule, workers, momentum,
 // weight decay, from, checkpoint interval).
-const char *ledger_spec_check(const ledger_spec *s);
-void ledger_spec_put(wire_wr *w, const ledger_spec *s);
-int ledger_spec_get(const wire_val *v, ledger_spec *s);
+const char *record_spec_check(const record_spec *s);
+void record_spec_put(wire_wr *w, const record_spec *s);
+int record_spec_get(const wire_val *v, record_spec *s);
 // The training options of a train spec.
-void ledger_spec_train_opts(const ledger_spec *s, idn_model_train_opts *o);
+void record_spec_train_opts(const record_spec *s, idn_model_train_opts *o);
 
 // A finished batch as the worker reports it.
-typedef struct ledger_done {
-	char job[LEDGER_NAME_MAX + 1];
+typedef struct record_done {
+	char job[RECORD_NAME_MAX + 1];
 	uint32_t batch;
 	uint32_t attempt;
 	double ms;          // service time on the worker (the model)
@@ -76,19 +76,19 @@ typedef struct ledger_done {
 	uint64_t start_ms;         // the executor started it
 	uint64_t model_start_ms;   // the model began its first batch
 	uint64_t model_end_ms;     // and ended its last
-} ledger_done;
+} record_done;
 
 // A lease the worker still holds (renewal).
-typedef struct ledger_held {
-	char job[LEDGER_NAME_MAX + 1];
+typedef struct record_held {
+	char job[RECORD_NAME_MAX + 1];
 	uint32_t batch;
 	uint32_t attempt;
 	bool running;      // started (a queued lease may be taken back)
-} ledger_held;
+} record_held;
 
 // Training progress: one per epoch finished, and the end (done true).
-typedef struct ledger_progress {
-	char job[LEDGER_NAME_MAX + 1];
+typedef struct record_progress {
+	char job[RECORD_NAME_MAX + 1];
 	uint32_t attempt;
 	uint32_t epoch;
 	double loss;
@@ -96,28 +96,28 @@ typedef struct ledger_progress {
 	bool done;
 	int rc;                 // with done: IDN_OK or why it failed
 	char err[200];
-} ledger_progress;
+} record_progress;
 
-typedef struct ledger_lease_req {
+typedef struct record_lease_req {
 	char worker[96];
-	char addr[LEDGER_ADDR_MAX]; // its node's RPC address ("" if unsent)
+	char addr[RECORD_ADDR_MAX]; // its node's RPC address ("" if unsent)
 	uint64_t epoch;         // the coordinator epoch the worker knows
 	uint32_t want;          // leases it can take now
 	bool release;           // give every lease back (a task is stuck)
-	ledger_done *done;
+	record_done *done;
 	size_t ndone;
-	ledger_held *held;
+	record_held *held;
 	size_t nheld;
-	ledger_progress *train;
+	record_progress *train;
 	size_t ntrain;
-} ledger_lease_req;
+} record_lease_req;
 
 // One lease. Infer: queries [first, first + count) of spec.queries.
 // Train: rank `batch` of `world` ranks in generation `attempt` (bumped
 // whenever the set of ranks changes), the ranks' RPC addresses in rank
 // order, space separated, in `peers`.
-typedef struct ledger_lease {
-	ledger_spec spec;
+typedef struct record_lease {
+	record_spec spec;
 	uint32_t batch;
 	uint32_t attempt;
 	uint64_t first;
@@ -127,40 +127,40 @@ typedef struct ledger_lease {
 	                        // (leased ahead: not started before; 0 in
 	                        // replies that lack it)
 	uint64_t got_ms;        // the worker's own, not sent: wall clock
-	                        // the reply arrived (ledger_done.lease_ms)
+	                        // the reply arrived (record_done.lease_ms)
 	uint32_t world;         // train: ranks in the generation
-	char peers[LEDGER_PEERS_MAX];
-} ledger_lease;
+	char peers[RECORD_PEERS_MAX];
+} record_lease;
 
-typedef struct ledger_lease_rep {
+typedef struct record_lease_rep {
 	uint64_t epoch;
-	ledger_lease *leases;
+	record_lease *leases;
 	size_t n;
 	// Leases the coordinator no longer counts as this worker's (job
 	// removed, batch done elsewhere): the worker drops them.
-	ledger_held *drop;
+	record_held *drop;
 	size_t ndrop;
-} ledger_lease_rep;
+} record_lease_rep;
 
-void ledger_lease_req_put(wire_wr *w, const ledger_lease_req *r);
-// Allocates the lists (free with ledger_lease_req_clear). IDN_EPROTO.
-int ledger_lease_req_get(const wire_val *v, ledger_lease_req *r);
-void ledger_lease_req_clear(ledger_lease_req *r);
-void ledger_lease_rep_put(wire_wr *w, const ledger_lease_rep *r);
-int ledger_lease_rep_get(const wire_val *v, ledger_lease_rep *r);
-void ledger_lease_rep_clear(ledger_lease_rep *r);
+void record_lease_req_put(wire_wr *w, const record_lease_req *r);
+// Allocates the lists (free with record_lease_req_clear). IDN_EPROTO.
+int record_lease_req_get(const wire_val *v, record_lease_req *r);
+void record_lease_req_clear(record_lease_req *r);
+void record_lease_rep_put(wire_wr *w, const record_lease_rep *r);
+int record_lease_rep_get(const wire_val *v, record_lease_rep *r);
+void record_lease_rep_clear(record_lease_rep *r);
 
 // A dataset manifest ("count = N", "shard_size = S", "shards = K",
 // "input = CxHxW"). IDN_ECORRUPT if a field is missing or out of range.
-typedef struct ledger_manifest {
+typedef struct record_manifest {
 	uint64_t count;
 	uint32_t shard_size;
 	uint32_t shards;
 	uint32_t c, h, w;
-} ledger_manifest;
-int ledger_manifest_parse(const char *text, size_t len, ledger_manifest *m);
+} record_manifest;
+int record_manifest_parse(const char *text, size_t len, record_manifest *m);
 
 // The name of batch k's result: results/JOB/batch-NNNNNN.
-void ledger_batch_name(char *buf, size_t cap, const char *job, uint32_t k);
+void record_batch_name(char *buf, size_t cap, const char *job, uint32_t k);
 
 #endif
