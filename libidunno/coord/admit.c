@@ -12,6 +12,7 @@
 #include <idunno/sched.h>
 #include <idunno/sdfs.h>
 
+#include "coord/change.h"
 #include "coord/coord_int.h"
 #include "model/model.h"
 
@@ -237,7 +238,7 @@ coord_on_add(coord *c, const wire_val *b, wire_wr *reply)
 		rv = coord_refuse(reply, IDN_EBUSY, "too many jobs (%d)", MAX_JOBS);
 	} else if ((rv = coord_job_new(c, &s, s.kind == IDN_JOB_INFER ?
 	                IDN_JOB_RUNNING : IDN_JOB_QUEUED, now, total, &j)) !=
-	    IDN_OK || (rv = ledger_job_put(c->led, &s, j->state, now)) !=
+	    IDN_OK || (rv = coord_job_put(c->led, &s, j->state, now)) !=
 	    IDN_OK) {
 		rv = coord_refuse(reply, rv, "cannot record the job: %s",
 		    idn_strerror(rv));
@@ -292,8 +293,8 @@ coord_on_remove(coord *c, const wire_val *b, wire_wr *reply)
 	} else {
 		j->state = IDN_JOB_REMOVED;
 		coord_train_end(c, j, IDN_LOG_WARN, "the job was removed");
-		rv = ledger_job_state(c->led, name, IDN_JOB_REMOVED, j->accuracy,
-		    "removed");
+		rv = ledger_job_state(c->led, name, IDN_JOB_REMOVED, true,
+		    j->accuracy, "removed");
 		c->dirty = true;
 		coord_note(c, IDN_LOG_INFO, "coord: job removed: %s", name);
 		rv = rv == IDN_OK ? IDN_OK : coord_refuse(reply, rv,

@@ -128,7 +128,7 @@ cworker *coord_find_worker(coord *c, const char *id, bool create);
 int coord_job_new(coord *c, const record_spec *s, int state,
     uint64_t start_ms, uint64_t total, cjob **out);
 void coord_job_free(cjob *j);
-void coord_job_measure(cjob *j, const record_done *d, uint64_t at);
+void coord_job_measure(cjob *j, const ledger_row *d, uint64_t at);
 uint32_t coord_unit(const cjob *j);
 bool coord_infer_active(const cjob *j);
 sched_fair_job coord_fair_job(const cjob *j, uint64_t now);

@@ -83,7 +83,7 @@ complete(coord *c, cworker *w, const record_done *d, uint64_t now)
 			j->state = IDN_JOB_FAILED;
 			snprintf(j->err, sizeof(j->err), "batch %u failed on %s:"
 			    " %s", d->batch, w->id, idn_strerror(d->rc));
-			ledger_job_state(c->led, j->spec.job, j->state, -1,
+			ledger_job_state(c->led, j->spec.job, j->state, true, -1,
 			    j->err);
 			c->dirty = true;
 			return;
@@ -101,8 +101,13 @@ complete(coord *c, cworker *w, const record_done *d, uint64_t now)
 	if (sched_job_complete(j->sj, d->batch, now) != IDN_OK) {
 		return; // done already (by another attempt): exactly once
 	}
-	ledger_batch_done(c->led, w->id, d);
-	coord_job_measure(j, d, now);
+	ledger_row row = {.batch = d->batch, .attempt = d->attempt,
+	    .ms = d->ms, .end_ms = d->end_ms, .lease_ms = d->lease_ms,
+	    .start_ms = d->start_ms, .model_start_ms = d->model_start_ms,
+	    .model_end_ms = d->model_end_ms};
+	snprintf(row.worker, sizeof(row.worker), "%s", w->id);
+	ledger_batch_done(c->led, d->job, &row);
+	coord_job_measure(j, &row, now);
 	// The allocator shares worker time, so it needs the whole task's
 	// time (inputs, model, result write), not the model's alone.
 	// The first measurements replace the starting estimate (the mean of

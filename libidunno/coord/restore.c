@@ -11,6 +11,7 @@
 #include <idunno/sched.h>
 #include <idunno/sdfs.h>
 
+#include "coord/change.h"
 #include "coord/coord_int.h"
 
 typedef struct {
@@ -104,13 +105,15 @@ restore_job(void *arg, const ledger_job *lj)
 	restore_ctx *r = arg;
 	coord *c = r->c;
 	cjob *j;
-	uint64_t total = lj->spec.limit;
-	if (c->njobs == MAX_JOBS || lj->state == IDN_JOB_REMOVED) {
+	record_spec s;
+	// An unreadable row is skipped, not fatal.
+	if (c->njobs == MAX_JOBS || lj->state == IDN_JOB_REMOVED ||
+	    coord_job_spec(lj, &s) != IDN_OK) {
 		return;
 	}
 	// The total of an inference job was resolved at add time into limit.
-	if (coord_job_new(c, &lj->spec, lj->state, lj->start_ms,
-	        total ? total : 1, &j) != IDN_OK) {
+	if (coord_job_new(c, &s, lj->state, lj->start_ms,
+	        s.limit ? s.limit : 1, &j) != IDN_OK) {
 		return;
 	}
 	j->accuracy = lj->accuracy;
@@ -122,10 +125,10 @@ restore_job(void *arg, const ledger_job *lj)
 }
 
 static void
-restore_batch(void *arg, const char *worker, const record_done *d)
+restore_batch(void *arg, const char *job, const ledger_row *d)
 {
 	restore_ctx *r = arg;
-	cjob *j = coord_find_job(r->c, d->job);
+	cjob *j = coord_find_job(r->c, job);
 	if (j == NULL || j->sj == NULL) {
 		return;
 	}
@@ -134,10 +137,11 @@ restore_batch(void *arg, const char *worker, const record_done *d)
 }
 
 static void
-restore_lease(void *arg, const char *worker, const record_done *d)
+restore_lease(void *arg, const char *job, const ledger_row *d)
 {
 	restore_ctx *r = arg;
-	cjob *j = coord_find_job(r->c, d->job);
+	const char *worker = d->worker;
+	cjob *j = coord_find_job(r->c, job);
 	uint32_t batch = d->batch, attempt = d->attempt;
 	uint64_t expires = d->end_ms;
 	if (j != NULL && j->spec.kind == IDN_JOB_TRAIN) {

@@ -165,7 +165,7 @@ coord_fair_job(const cjob *j, uint64_t now)
 // time (the task's model time shared out) and its latency (arrival to
 // the result in SDFS).
 void
-coord_job_measure(cjob *j, const record_done *d, uint64_t at)
+coord_job_measure(cjob *j, const ledger_row *d, uint64_t at)
 {
 	uint64_t first;
 	uint32_t count;

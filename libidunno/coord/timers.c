@@ -79,7 +79,7 @@ typedef struct {
 } timing_ctx;
 
 static void
-timing_row(void *arg, const char *worker, const record_done *d)
+timing_row(void *arg, const char *job, const ledger_row *d)
 {
 	timing_ctx *t = arg;
 	uint64_t unit = (uint64_t) t->f->batch * t->f->group;
@@ -96,7 +96,7 @@ timing_row(void *arg, const char *worker, const record_done *d)
 	    (unsigned long long) d->lease_ms, (unsigned long long) d->start_ms,
 	    (unsigned long long) d->model_start_ms,
 	    (unsigned long long) d->model_end_ms,
-	    (unsigned long long) d->end_ms, worker, d->attempt);
+	    (unsigned long long) d->end_ms, d->worker, d->attempt);
 	t->rv = n > 0 && (size_t) n < sizeof(line) ?
 	    core_buf_append(t->out, line, (size_t) n) : IDN_EINVAL;
 }
@@ -233,7 +233,7 @@ slow(void *arg)
 			    j->state == IDN_JOB_RUNNING) {
 				j->state = IDN_JOB_DONE;
 				j->accuracy = acc;
-				ledger_job_state(c->led, job, j->state, acc, "");
+				ledger_job_state(c->led, job, j->state, true, acc, "");
 				c->want_checkpoint = true;
 				c->dirty = true;
 				coord_note(c, IDN_LOG_INFO, "coord: job completed: "

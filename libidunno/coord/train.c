@@ -116,7 +116,7 @@ form(coord *c, cjob *j, cworker *caller, uint64_t now)
 	}
 	if (j->state == IDN_JOB_QUEUED) {
 		j->state = IDN_JOB_RUNNING;
-		ledger_job_state(c->led, j->spec.job, j->state, -1, "");
+		ledger_job_state(c->led, j->spec.job, j->state, false, -1, "");
 	}
 	coord_note(c, IDN_LOG_INFO, "coord: training %s: generation %u on %zu "
 	    "workers (after epoch %u)", j->spec.job, j->gen, n, j->epoch);
@@ -262,7 +262,8 @@ coord_train_progress(coord *c, cworker *w, const record_progress *p)
 	j->state = p->rc == IDN_OK ? IDN_JOB_DONE : IDN_JOB_FAILED;
 	j->accuracy = p->rc == IDN_OK ? j->acc : -1;
 	snprintf(j->err, sizeof(j->err), "%s", p->err);
-	ledger_job_state(c->led, j->spec.job, j->state, j->accuracy, j->err);
+	ledger_job_state(c->led, j->spec.job, j->state, true, j->accuracy,
+	    j->err);
 	c->want_checkpoint = true;
 	coord_note(c, IDN_LOG_INFO, "coord: job completed: %s %s%s%s",
 	    j->spec.job, idn_job_state_name(j->state), j->err[0] ? ": " : "",

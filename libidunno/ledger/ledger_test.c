@@ -8,7 +8,6 @@
 #include "harness.h"
 
 #include "ledger/ledger.h"
-#include "record/record.h"
 
 typedef struct {
 	ledger *copy;
@@ -16,25 +15,20 @@ typedef struct {
 } stream_ctx;
 
 static void
-to_copy(void *arg, const uint8_t *change, size_t len)
+to_copy(void *arg, const ledger_change *c)
 {
 	stream_ctx *s = arg;
 	s->n++;
-	assert_int_equal(ledger_apply(s->copy, change, len), IDN_OK);
+	assert_int_equal(ledger_apply(s->copy, c), IDN_OK);
 }
 
-static void
-spec(record_spec *s, const char *job)
+// A job whose spec is "spec of JOB": the ledger keeps it as it is.
+static int
+job_put(ledger *l, const char *job, int state, uint64_t start_ms)
 {
-	memset(s, 0, sizeof(*s));
-	s->kind = IDN_JOB_INFER;
-	snprintf(s->job, sizeof(s->job), "%s", job);
-	snprintf(s->model, sizeof(s->model), "m");
-	snprintf(s->queries, sizeof(s->queries), "datasets/x/test");
-	snprintf(s->weights, sizeof(s->weights), "models/m/weights");
-	s->batch = 8;
-	s->rate = 12.5;
-	s->limit = 100;
+	char spec[80];
+	snprintf(spec, sizeof(spec), "spec of %s", job);
+	return ledger_job_put(l, job, spec, strlen(spec), state, start_ms);
 }
 
 typedef struct {
@@ -48,14 +42,16 @@ static void
 on_job(void *arg, const ledger_job *j)
 {
 	seen *s = arg;
-	snprintf(s->names[s->jobs], sizeof(s->names[0]), "%s", j->spec.job);
+	char spec[80];
+	snprintf(s->names[s->jobs], sizeof(s->names[0]), "%s", j->name);
 	s->states[s->jobs++] = j->state;
-	assert_int_equal(j->spec.batch, 8);
-	assert_true(j->spec.rate == 12.5);
+	snprintf(spec, sizeof(spec), "spec of %s", j->name);
+	assert_int_equal(j->spec_len, strlen(spec));
+	assert_memory_equal(j->spec, spec, j->spec_len);
 }
 
 static void
-on_batch(void *arg, const char *worker, const record_done *d)
+on_batch(void *arg, const char *job, const ledger_row *d)
 {
 	seen *s = arg;
 	s->batches++;
@@ -67,10 +63,10 @@ static int
 done(ledger *l, const char *job, uint32_t batch, const char *worker,
     uint32_t attempt, double ms, uint64_t end_ms)
 {
-	record_done d = {.batch = batch, .attempt = attempt, .ms = ms,
+	ledger_row r = {.batch = batch, .attempt = attempt, .ms = ms,
 	    .end_ms = end_ms};
-	snprintf(d.job, sizeof(d.job), "%s", job);
-	return ledger_batch_done(l, worker, &d);
+	snprintf(r.worker, sizeof(r.worker), "%s", worker);
+	return ledger_batch_done(l, job, &r);
 }
 
 static void
@@ -105,22 +101,18 @@ test_changes_stream_and_checkpoint(void **st)
 	IDN_PASS(ledger_open(copy_path, &copy));
 	stream_ctx sc = {copy, 0};
 	ledger_set_stream(l, to_copy, &sc);
-	record_spec a, b;
-	spec(&a, "a");
-	spec(&b, "b");
 	IDN_PASS(ledger_set(l, "epoch", 1));
-	IDN_PASS(ledger_job_put(l, &a, IDN_JOB_RUNNING, 1000));
-	IDN_PASS(ledger_job_put(l, &b, IDN_JOB_RUNNING, 1001));
+	IDN_PASS(job_put(l, "a", IDN_JOB_RUNNING, 1000));
+	IDN_PASS(job_put(l, "b", IDN_JOB_RUNNING, 1001));
 	IDN_PASS(ledger_lease_put(l, "a", 0, "w1", 1, 5000));
 	IDN_PASS(ledger_lease_put(l, "b", 3, "w2", 2, 5000));
 	IDN_PASS(done(l, "a", 0, "w1", 1, 2.5, 1200));
 	// A second completion of the same batch is ignored.
 	IDN_PASS(done(l, "a", 0, "w3", 2, 9.0, 1300));
 	IDN_PASS(done(l, "b", 1, "w2", 1, 5.0, 1400));
-	IDN_PASS(ledger_job_state(l, "a", IDN_JOB_DONE, 0.5, ""));
-	IDN_FAIL(ledger_apply(l, (const uint8_t *) "\x81\xa2op\xa3zzz", 8),
-	    IDN_EPROTO);
-	IDN_FAIL(ledger_apply(l, (const uint8_t *) "junk", 4), IDN_EPROTO);
+	IDN_PASS(ledger_job_state(l, "a", IDN_JOB_DONE, true, 0.5, ""));
+	ledger_change bad = {.op = -1};
+	IDN_FAIL(ledger_apply(l, &bad), IDN_EINVAL);
 	assert_int_equal(sc.n, 9);
 	// The done job holds no lease; b's lease stays.
 	check(l, 2, 2, 1);
@@ -183,9 +175,7 @@ test_transaction(void **st)
 	IDN_PASS(ledger_open(copy_path, &copy));
 	stream_ctx sc = {copy, 0};
 	ledger_set_stream(l, to_copy, &sc);
-	record_spec a;
-	spec(&a, "a");
-	IDN_PASS(ledger_job_put(l, &a, IDN_JOB_RUNNING, 1000));
+	IDN_PASS(job_put(l, "a", IDN_JOB_RUNNING, 1000));
 	IDN_PASS(ledger_begin(l));
 	IDN_PASS(ledger_begin(l));
 	IDN_PASS(ledger_lease_put(l, "a", 1, "w1", 1, 5000));
@@ -209,51 +199,34 @@ test_transaction(void **st)
 }
 
 static void
-on_marks(void *arg, const char *worker, const record_done *d)
+on_marks(void *arg, const char *job, const ledger_row *r)
 {
-	record_done *out = arg;
-	assert_string_equal(d->job, "a"); // the other job's row is not read
-	out[d->batch] = *d;
+	ledger_row *out = arg;
+	assert_string_equal(job, "a"); // the other job's row is not read
+	out[r->batch] = *r;
 }
 
 // A completion's wall-clock marks (lease, start, the model's span) are
-// kept; a record without them (an older coordinator) reads as 0.
+// kept; a row without them reads as 0.
 static void
 test_done_marks(void **st)
 {
 	(void) st;
-	record_done d = {.job = "a", .batch = 4, .attempt = 2, .ms = 3.5,
-	    .busy_ms = 4.5, .end_ms = 9000, .lease_ms = 8000,
-	    .start_ms = 8100, .model_start_ms = 8200, .model_end_ms = 8300};
+	ledger_row r = {.worker = "w1", .batch = 4, .attempt = 2, .ms = 3.5,
+	    .end_ms = 9000, .lease_ms = 8000, .start_ms = 8100,
+	    .model_start_ms = 8200, .model_end_ms = 8300};
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/marks.db", idn_test_tmpdir());
 	ledger *l;
-	wire_wr *w;
-	record_spec a, b;
-	spec(&a, "a");
-	spec(&b, "b");
 	IDN_PASS(ledger_open(path, &l));
-	IDN_PASS(ledger_job_put(l, &a, IDN_JOB_RUNNING, 1000));
-	IDN_PASS(ledger_job_put(l, &b, IDN_JOB_RUNNING, 1000));
-	IDN_PASS(ledger_batch_done(l, "w1", &d));
+	IDN_PASS(job_put(l, "a", IDN_JOB_RUNNING, 1000));
+	IDN_PASS(job_put(l, "b", IDN_JOB_RUNNING, 1000));
+	IDN_PASS(ledger_batch_done(l, "a", &r));
+	IDN_PASS(done(l, "a", 1, "w3", 1, 2.0, 9200));
 	IDN_PASS(done(l, "b", 4, "w2", 1, 1.0, 9100));
-	// An older coordinator's record, streamed to this standby.
-	IDN_PASS(wire_wr_new(&w));
-	wire_map(w, 7);
-	wire_kstr(w, "op", "done");
-	wire_kstr(w, "job", "a");
-	wire_ku64(w, "batch", 1);
-	wire_kstr(w, "worker", "w3");
-	wire_ku64(w, "attempt", 1);
-	wire_kf64(w, "ms", 2.0);
-	wire_ku64(w, "t", 9200);
-	const uint8_t *rec;
-	size_t len;
-	IDN_PASS(wire_wr_bytes(w, &rec, &len));
-	IDN_PASS(ledger_apply(l, rec, len));
-	wire_wr_free(w);
-	record_done rows[5] = {0};
+	ledger_row rows[5] = {0};
 	IDN_PASS(ledger_batches(l, false, "a", on_marks, rows));
+	assert_string_equal(rows[4].worker, "w1");
 	assert_int_equal(rows[4].attempt, 2);
 	assert_true(rows[4].ms == 3.5);
 	assert_int_equal(rows[4].end_ms, 9000);
@@ -261,7 +234,6 @@ test_done_marks(void **st)
 	assert_int_equal(rows[4].start_ms, 8100);
 	assert_int_equal(rows[4].model_start_ms, 8200);
 	assert_int_equal(rows[4].model_end_ms, 8300);
-	assert_true(rows[4].busy_ms == 0);
 	assert_int_equal(rows[1].end_ms, 9200);
 	assert_int_equal(rows[1].lease_ms, 0);
 	assert_int_equal(rows[1].model_end_ms, 0);
