@@ -61,7 +61,7 @@ coord_change_put(wire_wr *w, const ledger_change *c)
 		break;
 	case LEDGER_DONE:
 	case LEDGER_LEASE:
-		wire_ku64(w, "batch", r->batch);
+		wire_ku64(w, "batch", r->task);
 		wire_kstr(w, "worker", r->worker);
 		wire_ku64(w, "attempt", r->attempt);
 		wire_kf64(w, "ms", r->ms);
@@ -98,7 +98,7 @@ get_u32(const wire_val *m, const char *k, uint32_t *out)
 static int
 row_get(const wire_val *v, int op, ledger_row *r)
 {
-	if (get_u32(v, "batch", &r->batch) ||
+	if (get_u32(v, "batch", &r->task) ||
 	    wire_get_str(v, "worker", r->worker, sizeof(r->worker)) ||
 	    get_u32(v, "attempt", &r->attempt) ||
 	    wire_get_u64(v, "t", &r->end_ms)) {

@@ -60,12 +60,12 @@ alloc_row(coord *c, uint64_t worker)
 // A lease of w goes back for others at once; the ledger says so (expiry
 // 0), so a standby that takes over does not give it back to w.
 static void
-lease_back(coord *c, cjob *j, cworker *w, uint32_t batch, uint32_t attempt,
+lease_back(coord *c, cjob *j, cworker *w, uint32_t task, uint32_t attempt,
     uint64_t now)
 {
-	sched_job_restore_lease(j->sj, batch, w->key, attempt, now);
+	sched_job_restore_lease(j->sj, task, w->key, attempt, now);
 	sched_job_expire(j->sj, now);
-	ledger_lease_put(c->led, j->spec.job, batch, w->id, attempt, 0);
+	ledger_lease_put(c->led, j->spec.job, task, w->id, attempt, 0);
 }
 
 static void
@@ -77,36 +77,36 @@ complete(coord *c, cworker *w, const record_done *d, uint64_t now)
 	}
 	if (d->rc != IDN_OK) {
 		coord_note(c, IDN_LOG_WARN, "coord: batch %s/%u failed on %s: "
-		    "%s", d->job, d->batch, w->id, idn_strerror(d->rc));
+		    "%s", d->job, d->task, w->id, idn_strerror(d->rc));
 		if (d->rc == IDN_EMODEL || d->rc == IDN_EINVAL ||
 		    d->rc == IDN_ECORRUPT) {
 			j->state = IDN_JOB_FAILED;
 			snprintf(j->err, sizeof(j->err), "batch %u failed on %s:"
-			    " %s", d->batch, w->id, idn_strerror(d->rc));
+			    " %s", d->task, w->id, idn_strerror(d->rc));
 			ledger_job_state(c->led, j->spec.job, j->state, true, -1,
 			    j->err);
 			c->dirty = true;
 			return;
 		}
-		// Anything else (SDFS unavailable for a moment): the batch goes
+		// Anything else (SDFS unavailable for a moment): the task goes
 		// back at once instead of when its lease would expire.
 		uint64_t holder, exp;
 		uint32_t attempt;
-		if (sched_job_lease_info(j->sj, d->batch, &holder, &attempt,
+		if (sched_job_lease_info(j->sj, d->task, &holder, &attempt,
 		        &exp) && holder == w->key && attempt == d->attempt) {
-			lease_back(c, j, w, d->batch, attempt, now);
+			lease_back(c, j, w, d->task, attempt, now);
 		}
 		return;
 	}
-	if (sched_job_complete(j->sj, d->batch, now) != IDN_OK) {
+	if (sched_job_complete(j->sj, d->task, now) != IDN_OK) {
 		return; // done already (by another attempt): exactly once
 	}
-	ledger_row row = {.batch = d->batch, .attempt = d->attempt,
+	ledger_row row = {.task = d->task, .attempt = d->attempt,
 	    .ms = d->ms, .end_ms = d->end_ms, .lease_ms = d->lease_ms,
 	    .start_ms = d->start_ms, .model_start_ms = d->model_start_ms,
 	    .model_end_ms = d->model_end_ms};
 	snprintf(row.worker, sizeof(row.worker), "%s", w->id);
-	ledger_batch_done(c->led, d->job, &row);
+	ledger_task_done(c->led, d->job, &row);
 	coord_job_measure(j, &row, now);
 	// The allocator shares worker time, so it needs the whole task's
 	// time (inputs, model, result write), not the model's alone.
@@ -120,7 +120,7 @@ complete(coord *c, cworker *w, const record_done *d, uint64_t now)
 	j->nbusy++;
 	j->batch_ms = (1 - a) * j->batch_ms + a * (busy > 0 ? busy : 1);
 	coord_note(c, IDN_LOG_INFO, "coord: batch completed: %s/%u by %s "
-	    "attempt %u in %.1f ms", d->job, d->batch, w->id, d->attempt,
+	    "attempt %u in %.1f ms", d->job, d->task, w->id, d->attempt,
 	    d->ms);
 	if (sched_job_finished(j->sj)) {
 		c->dirty = true;
@@ -129,7 +129,7 @@ complete(coord *c, cworker *w, const record_done *d, uint64_t now)
 }
 
 // Whether the allocation gives worker w no share of job j but a share of
-// another job that is backlogged (short of workers) with a batch ready:
+// another job that is backlogged (short of workers) with a task ready:
 // then w's queued leases of j go back. Jobs that get all they ask for
 // keep what they hold (no churn).
 static bool
@@ -153,7 +153,7 @@ moved_off(coord *c, cworker *w, const cjob *j, uint64_t now)
 }
 
 // Whether the worker's allocation row gained a job since its last call
-// that has a batch ready and of which it holds no lease: then its queued
+// that has a task ready and of which it holds no lease: then its queued
 // leases of other jobs go back and are leased again in pick order, so the
 // new job's first batch runs after the task under way instead of behind
 // the prefetched ones (a worker time-shared between an old and a new job
@@ -191,9 +191,9 @@ gained_job(coord *c, cworker *w, const record_lease_req *r, uint64_t now)
 
 // The worker's first call to this coordinator (after a takeover or a
 // restart): leases the ledger gave it that it does not hold (its report
-// of the batch went to a coordinator that stepped down, or the reply
+// of the task went to a coordinator that stepped down, or the reply
 // with the lease died with the old one) go back at once instead of after
-// a lease time. A batch done meanwhile counts once, and a rerun writes
+// a lease time. A task done meanwhile counts once, and a rerun writes
 // the same bytes.
 static void
 reconcile(coord *c, cworker *w, const record_lease_req *r, uint64_t now)
@@ -208,7 +208,7 @@ reconcile(coord *c, cworker *w, const record_lease_req *r, uint64_t now)
 		uint64_t holder, exp;
 		uint32_t attempt;
 		mine[i] = j != NULL && j->sj != NULL && sched_job_lease_info(j->sj,
-		    r->held[i].batch, &holder, &attempt, &exp) &&
+		    r->held[i].task, &holder, &attempt, &exp) &&
 		    holder == w->key;
 	}
 	size_t k = 0;
@@ -219,7 +219,7 @@ reconcile(coord *c, cworker *w, const record_lease_req *r, uint64_t now)
 	for (size_t i = 0; i < r->nheld; i++) {
 		cjob *j = mine[i] ? coord_find_job(c, r->held[i].job) : NULL;
 		if (j != NULL) {
-			sched_job_restore_lease(j->sj, r->held[i].batch, w->key,
+			sched_job_restore_lease(j->sj, r->held[i].task, w->key,
 			    r->held[i].attempt, now + COORD_LEASE_MS);
 			k -= k > 0;
 		}
@@ -253,13 +253,13 @@ renew(coord *c, cworker *w, const record_held *h, uint64_t now, bool requeue,
 	bool keep = false;
 	if (j != NULL && j->spec.kind == IDN_JOB_INFER &&
 	    j->state == IDN_JOB_RUNNING && c->phase == IDN_PHASE_INFER) {
-		keep = sched_job_renew(j->sj, h->batch, w->key, now,
+		keep = sched_job_renew(j->sj, h->task, w->key, now,
 		    COORD_LEASE_MS) == IDN_OK;
 		if (keep && !h->running && (requeue || moved_off(c, w, j, now))) {
 			// Not started, and the allocation moved this worker to
-			// other work: the batch goes back for the workers that
+			// other work: the task goes back for the workers that
 			// now serve its job.
-			lease_back(c, j, w, h->batch, h->attempt, now);
+			lease_back(c, j, w, h->task, h->attempt, now);
 			keep = false;
 		}
 	} else if (j != NULL && j->spec.kind == IDN_JOB_TRAIN) {
@@ -271,7 +271,7 @@ renew(coord *c, cworker *w, const record_held *h, uint64_t now, bool requeue,
 }
 
 // Picks the job this worker serves next: its shares first (deficit
-// round robin), else, with any, any active job with a batch ready.
+// round robin), else, with any, any active job with a task ready.
 static cjob *
 pick(coord *c, cworker *w, uint64_t now, bool any)
 {
@@ -334,7 +334,7 @@ queued_until(coord *c, const record_held *h, double free_at)
 	if (j == NULL || !coord_infer_active(j)) {
 		return free_at;
 	}
-	double ready = (double) sched_job_ready_at(j->sj, h->batch);
+	double ready = (double) sched_job_ready_at(j->sj, h->task);
 	return (ready > free_at ? ready : free_at) + j->batch_ms;
 }
 
@@ -367,19 +367,19 @@ lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
 		if (j == NULL) {
 			return;
 		}
-		uint32_t batch, attempt;
+		uint32_t task, attempt;
 		if (sched_job_lease_ahead(j->sj, w->key, now, by, COORD_LEASE_MS,
-		        &batch, &attempt) != IDN_OK) {
+		        &task, &attempt) != IDN_OK) {
 			return;
 		}
 		record_lease *l = &out[(*n)++];
 		memset(l, 0, sizeof(*l));
 		l->spec = j->spec;
-		l->batch = batch;
+		l->task = task;
 		l->attempt = attempt;
-		sched_job_batch_range(j->sj, batch, &l->first, &l->count);
+		sched_job_batch_range(j->sj, task, &l->first, &l->count);
 		l->expires_ms = now + COORD_LEASE_MS;
-		l->ready_ms = sched_job_ready_at(j->sj, batch);
+		l->ready_ms = sched_job_ready_at(j->sj, task);
 		double start = (double) l->ready_ms;
 		free_at = (start > free_at ? start : free_at) + j->batch_ms;
 		*served(w, j->key) += j->batch_ms;
@@ -390,10 +390,10 @@ lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
 			    (unsigned long long) c->epoch, (unsigned long long)
 			    (idn_clock_ms() - c->open_ms));
 		}
-		ledger_lease_put(c->led, j->spec.job, batch, w->id, attempt,
+		ledger_lease_put(c->led, j->spec.job, task, w->id, attempt,
 		    l->expires_ms);
 		coord_note(c, IDN_LOG_INFO, "coord: batch scheduled: %s/%u "
-		    "(queries %llu..%llu) to %s attempt %u", j->spec.job, batch,
+		    "(queries %llu..%llu) to %s attempt %u", j->spec.job, task,
 		    (unsigned long long) l->first,
 		    (unsigned long long) (l->first + l->count - 1), w->id,
 		    attempt);

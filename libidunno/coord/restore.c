@@ -132,7 +132,7 @@ restore_batch(void *arg, const char *job, const ledger_row *d)
 	if (j == NULL || j->sj == NULL) {
 		return;
 	}
-	sched_job_restore_done(j->sj, d->batch);
+	sched_job_restore_done(j->sj, d->task);
 	coord_job_measure(j, d, d->end_ms);
 }
 
@@ -142,10 +142,10 @@ restore_lease(void *arg, const char *job, const ledger_row *d)
 	restore_ctx *r = arg;
 	const char *worker = d->worker;
 	cjob *j = coord_find_job(r->c, job);
-	uint32_t batch = d->batch, attempt = d->attempt;
+	uint32_t task = d->task, attempt = d->attempt;
 	uint64_t expires = d->end_ms;
 	if (j != NULL && j->spec.kind == IDN_JOB_TRAIN) {
-		coord_train_restore(j, worker, batch, attempt, expires, r->now);
+		coord_train_restore(j, worker, task, attempt, expires, r->now);
 		return;
 	}
 	if (j == NULL || j->sj == NULL || expires == 0) {
@@ -163,7 +163,7 @@ restore_lease(void *arg, const char *job, const ledger_row *d)
 		w->last_call_ms = r->now;
 	}
 	// Its holder has a fresh lease time to say it is alive.
-	sched_job_restore_lease(j->sj, batch, w->key, attempt,
+	sched_job_restore_lease(j->sj, task, w->key, attempt,
 	    r->now + COORD_LEASE_MS);
 }
 
@@ -239,10 +239,10 @@ coord_restore(coord *c)
 	restore_ctx r = {c, idn_wall_ms()};
 	rv = ledger_jobs(c->led, restore_job, &r);
 	if (rv == IDN_OK) {
-		rv = ledger_batches(c->led, false, NULL, restore_batch, &r);
+		rv = ledger_tasks(c->led, false, NULL, restore_batch, &r);
 	}
 	if (rv == IDN_OK) {
-		rv = ledger_batches(c->led, true, NULL, restore_lease, &r);
+		rv = ledger_tasks(c->led, true, NULL, restore_lease, &r);
 	}
 	uint64_t epoch = 1;
 	ledger_get(c->led, "epoch", &epoch);

@@ -81,22 +81,22 @@ count_batch(void *arg, const char *job, const ledger_row *d)
 static void
 marks_of_a1(void *arg, const char *job, const ledger_row *d)
 {
-	if (d->batch == 1) {
+	if (d->task == 1) {
 		*(ledger_row *) arg = *d;
 	}
 }
 
 static int
-done(ledger *l, const char *job, uint32_t batch, const char *worker,
+done(ledger *l, const char *job, uint32_t task, const char *worker,
     uint64_t end_ms)
 {
 	// lease_ms .. model_end_ms from end_ms, for the copy to show them.
-	ledger_row r = {.batch = batch, .attempt = 1, .ms = 5,
+	ledger_row r = {.task = task, .attempt = 1, .ms = 5,
 	    .end_ms = end_ms, .lease_ms = end_ms - 40,
 	    .start_ms = end_ms - 30, .model_start_ms = end_ms - 20,
 	    .model_end_ms = end_ms - 10};
 	snprintf(r.worker, sizeof(r.worker), "%s", worker);
-	return ledger_batch_done(l, job, &r);
+	return ledger_task_done(l, job, &r);
 }
 
 static void
@@ -166,15 +166,15 @@ test_image_then_changes(void **st)
 	reply_free(&rep);
 	int jobs = 0, ndone = 0, leases = 0;
 	IDN_PASS(ledger_jobs(copy, count_job, &jobs));
-	IDN_PASS(ledger_batches(copy, false, NULL, count_batch, &ndone));
-	IDN_PASS(ledger_batches(copy, true, NULL, count_batch, &leases));
+	IDN_PASS(ledger_tasks(copy, false, NULL, count_batch, &ndone));
+	IDN_PASS(ledger_tasks(copy, true, NULL, count_batch, &leases));
 	assert_int_equal(jobs, 2);
 	assert_int_equal(ndone, 2);
 	assert_int_equal(leases, 1);
 	// A completion streamed to the standby keeps the worker's marks
 	// (results/JOB/timing after a takeover).
 	ledger_row a1 = {0};
-	IDN_PASS(ledger_batches(copy, false, "a", marks_of_a1, &a1));
+	IDN_PASS(ledger_tasks(copy, false, "a", marks_of_a1, &a1));
 	assert_string_equal(a1.worker, "w2");
 	assert_int_equal(a1.end_ms, 2100);
 	assert_int_equal(a1.lease_ms, 2060);
@@ -271,7 +271,7 @@ test_change_records(void **st)
 	wire_ku64(w, "t", 9200);
 	IDN_PASS(apply_wr(l, w));
 	ledger_row a1 = {0};
-	IDN_PASS(ledger_batches(l, false, "a", marks_of_a1, &a1));
+	IDN_PASS(ledger_tasks(l, false, "a", marks_of_a1, &a1));
 	assert_string_equal(a1.worker, "w3");
 	assert_int_equal(a1.end_ms, 9200);
 	assert_int_equal(a1.lease_ms, 0);
@@ -285,7 +285,7 @@ test_change_records(void **st)
 	wire_kstr(w, "err", "");
 	IDN_PASS(apply_wr(l, w));
 	int leases = 0;
-	IDN_PASS(ledger_batches(l, true, NULL, count_batch, &leases));
+	IDN_PASS(ledger_tasks(l, true, NULL, count_batch, &leases));
 	assert_int_equal(leases, 0);
 	IDN_FAIL(coord_change_apply(l, (const uint8_t *) "\x81\xa2op\xa3zzz",
 	    8), IDN_EPROTO);

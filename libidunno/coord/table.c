@@ -169,7 +169,7 @@ coord_job_measure(cjob *j, const ledger_row *d, uint64_t at)
 {
 	uint64_t first;
 	uint32_t count;
-	sched_job_batch_range(j->sj, d->batch, &first, &count);
+	sched_job_batch_range(j->sj, d->task, &first, &count);
 	if (count > 0) {
 		sched_stats_add(j->proc, d->ms / count, count, at);
 		for (uint32_t q = 0; q < count; q++) {

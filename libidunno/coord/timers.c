@@ -83,7 +83,7 @@ timing_row(void *arg, const char *job, const ledger_row *d)
 {
 	timing_ctx *t = arg;
 	uint64_t unit = (uint64_t) t->f->batch * t->f->group;
-	uint64_t first = d->batch * unit;
+	uint64_t first = d->task * unit;
 	if (t->rv != IDN_OK || first >= t->f->queries) {
 		return;
 	}
@@ -118,7 +118,7 @@ put_timing(coord *c, const finished *f)
 	timing_ctx t = {f, &out, core_buf_append(&out, head, (size_t) n)};
 	int rv = t.rv;
 	if (rv == IDN_OK) {
-		rv = ledger_batches(c->led, false, f->job, timing_row, &t);
+		rv = ledger_tasks(c->led, false, f->job, timing_row, &t);
 	}
 	rv = rv ? rv : t.rv;
 	snprintf(name, sizeof(name), "results/%s/timing", f->job);

@@ -7,7 +7,7 @@
 // lease (rank, world, the peers' addresses) and, when a rank is lost,
 // ends the generation: the survivors' leases are dropped, and a new
 // generation resumes from the last checkpoint in SDFS. The lease's
-// attempt is the generation, its batch the rank. All with the lock held.
+// attempt is the generation, its task the rank. All with the lock held.
 #include <stdio.h>
 #include <string.h>
 
@@ -128,7 +128,7 @@ issue(cjob *j, uint32_t r, uint64_t now, record_lease *l)
 {
 	memset(l, 0, sizeof(*l));
 	l->spec = j->spec;
-	l->batch = r;
+	l->task = r;
 	l->attempt = j->gen;
 	l->world = j->nranks;
 	l->expires_ms = j->ranks[r].expires = now + COORD_LEASE_MS;
@@ -173,7 +173,7 @@ coord_train_renew(coord *c, cworker *w, const record_held *h, uint64_t now)
 	cjob *j = coord_find_job(c, h->job);
 	int r = j != NULL && j->spec.kind == IDN_JOB_TRAIN ? rank_of(j, w->id) :
 	    -1;
-	if (r < 0 || (uint32_t) r != h->batch || j->gen != h->attempt ||
+	if (r < 0 || (uint32_t) r != h->task || j->gen != h->attempt ||
 	    !active(c, j)) {
 		return false;
 	}

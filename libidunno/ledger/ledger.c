@@ -55,7 +55,7 @@ static const char schema[] =
     " worker TEXT, attempt INTEGER, expires_ms INTEGER,"
     " PRIMARY KEY(job, batch));";
 
-// The worker's marks of a finished batch, columns of batches added after
+// The worker's marks of a finished task, columns of batches added after
 // the table: a ledger from before (a local file, an SDFS checkpoint, a
 // standby's image) gets them on open, 0 in its rows.
 static const char *const marks[] = {"lease_ms", "start_ms",
@@ -405,15 +405,15 @@ apply_locked(ledger *l, const ledger_change *c)
 		rv = exec(l, "INSERT OR IGNORE INTO batches(job, batch, "
 		    "worker, attempt, ms, end_ms, lease_ms, start_ms, "
 		    "model_start_ms, model_end_ms) VALUES(?, ?, ?, ?, ?, ?, ?, "
-		    "?, ?, ?)", "sisidiiiii", job, (int64_t) r->batch, r->worker,
+		    "?, ?, ?)", "sisidiiiii", job, (int64_t) r->task, r->worker,
 		    (int64_t) r->attempt, r->ms, (int64_t) r->end_ms,
 		    (int64_t) r->lease_ms, (int64_t) r->start_ms,
 		    (int64_t) r->model_start_ms, (int64_t) r->model_end_ms);
 		return rv ? rv : exec(l, "DELETE FROM leases WHERE job = ? AND "
-		    "batch = ?", "si", job, (int64_t) r->batch);
+		    "batch = ?", "si", job, (int64_t) r->task);
 	case LEDGER_LEASE:
 		return exec(l, "INSERT OR REPLACE INTO leases VALUES(?, ?, ?, ?, "
-		    "?)", "sisii", job, (int64_t) r->batch, r->worker,
+		    "?)", "sisii", job, (int64_t) r->task, r->worker,
 		    (int64_t) r->attempt, (int64_t) r->end_ms);
 	}
 	return IDN_EINVAL;
@@ -478,7 +478,7 @@ ledger_job_forget(ledger *l, const char *job)
 }
 
 int
-ledger_batch_done(ledger *l, const char *job, const ledger_row *row)
+ledger_task_done(ledger *l, const char *job, const ledger_row *row)
 {
 	ledger_change c = change(LEDGER_DONE, job);
 	c.row = *row;
@@ -486,11 +486,11 @@ ledger_batch_done(ledger *l, const char *job, const ledger_row *row)
 }
 
 int
-ledger_lease_put(ledger *l, const char *job, uint32_t batch,
+ledger_lease_put(ledger *l, const char *job, uint32_t task,
     const char *worker, uint32_t attempt, uint64_t expires_ms)
 {
 	ledger_change c = change(LEDGER_LEASE, job);
-	c.row.batch = batch;
+	c.row.task = task;
 	c.row.attempt = attempt;
 	c.row.end_ms = expires_ms;
 	snprintf(c.row.worker, sizeof(c.row.worker), "%s", worker);
@@ -601,7 +601,7 @@ ledger_jobs(ledger *l, ledger_job_fn fn, void *arg)
 }
 
 int
-ledger_batches(ledger *l, bool leases, const char *job, ledger_batch_fn fn,
+ledger_tasks(ledger *l, bool leases, const char *job, ledger_task_fn fn,
     void *arg)
 {
 	char sql[320];
@@ -620,7 +620,7 @@ ledger_batches(ledger *l, bool leases, const char *job, ledger_batch_fn fn,
 	int rc = SQLITE_DONE;
 	while (rv == IDN_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		ledger_row r = {
-			.batch = (uint32_t) sqlite3_column_int64(st, 1),
+			.task = (uint32_t) sqlite3_column_int64(st, 1),
 			.attempt = (uint32_t) sqlite3_column_int64(st, 3),
 			.ms = sqlite3_column_double(st, 4),
 		};

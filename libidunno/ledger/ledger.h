@@ -21,7 +21,7 @@ typedef struct ledger ledger;
 // and the marks 0, end_ms its expiry).
 typedef struct ledger_row {
 	char worker[LEDGER_WORKER_MAX];
-	uint32_t batch;
+	uint32_t task;         // column `batch`
 	uint32_t attempt;
 	double ms;             // the model's time
 	uint64_t end_ms;       // wall clock the result was in SDFS
@@ -96,11 +96,11 @@ int ledger_job_put(ledger *l, const char *job, const void *spec, size_t len,
 int ledger_job_state(ledger *l, const char *job, int state, bool ended,
     double accuracy, const char *err);
 int ledger_job_forget(ledger *l, const char *job);
-// ledger_batch_done records row of job finished. The first completion
-// of a batch counts.
-int ledger_batch_done(ledger *l, const char *job, const ledger_row *row);
-// expires_ms 0: the lease was taken back (the batch is to be leased again).
-int ledger_lease_put(ledger *l, const char *job, uint32_t batch,
+// ledger_task_done records row of job finished. The first completion
+// of a task counts.
+int ledger_task_done(ledger *l, const char *job, const ledger_row *row);
+// expires_ms 0: the lease was taken back (the task is to be leased again).
+int ledger_lease_put(ledger *l, const char *job, uint32_t task,
     const char *worker, uint32_t attempt, uint64_t expires_ms);
 int ledger_train_epoch(ledger *l, const char *job, uint32_t epoch,
     double loss, double acc);
@@ -126,14 +126,14 @@ typedef struct ledger_job {
 typedef void (*ledger_job_fn)(void *arg, const ledger_job *j);
 int ledger_jobs(ledger *l, ledger_job_fn fn, void *arg);
 // row is borrowed for the call.
-typedef void (*ledger_batch_fn)(void *arg, const char *job,
+typedef void (*ledger_task_fn)(void *arg, const char *job,
     const ledger_row *row);
-// ledger_batches calls fn for the finished batches of job (NULL: of every
-// job), by job then batch, as ledger_batch_done recorded them (marks 0 in
+// ledger_tasks calls fn for the finished tasks of job (NULL: of every
+// job), by job then task, as ledger_task_done recorded them (marks 0 in
 // rows from before they were kept), or, with leases true, for the open
 // leases. IDN_EDB.
-int ledger_batches(ledger *l, bool leases, const char *job,
-    ledger_batch_fn fn, void *arg);
+int ledger_tasks(ledger *l, bool leases, const char *job,
+    ledger_task_fn fn, void *arg);
 
 // ledger_image serialises the whole database (a checkpoint): returns
 // memory the caller frees with idn_free().

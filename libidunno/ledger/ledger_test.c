@@ -60,13 +60,13 @@ on_batch(void *arg, const char *job, const ledger_row *d)
 
 // A completion without the worker's marks.
 static int
-done(ledger *l, const char *job, uint32_t batch, const char *worker,
+done(ledger *l, const char *job, uint32_t task, const char *worker,
     uint32_t attempt, double ms, uint64_t end_ms)
 {
-	ledger_row r = {.batch = batch, .attempt = attempt, .ms = ms,
+	ledger_row r = {.task = task, .attempt = attempt, .ms = ms,
 	    .end_ms = end_ms};
 	snprintf(r.worker, sizeof(r.worker), "%s", worker);
-	return ledger_batch_done(l, job, &r);
+	return ledger_task_done(l, job, &r);
 }
 
 static void
@@ -74,8 +74,8 @@ check(ledger *l, int jobs, int batches, int leases)
 {
 	seen s = {0}, le = {0};
 	assert_int_equal(ledger_jobs(l, on_job, &s), IDN_OK);
-	assert_int_equal(ledger_batches(l, false, NULL, on_batch, &s), IDN_OK);
-	assert_int_equal(ledger_batches(l, true, NULL, on_batch, &le), IDN_OK);
+	assert_int_equal(ledger_tasks(l, false, NULL, on_batch, &s), IDN_OK);
+	assert_int_equal(ledger_tasks(l, true, NULL, on_batch, &le), IDN_OK);
 	assert_int_equal(s.jobs, jobs);
 	assert_int_equal(s.batches, batches);
 	assert_int_equal(le.batches, leases);
@@ -107,7 +107,7 @@ test_changes_stream_and_checkpoint(void **st)
 	IDN_PASS(ledger_lease_put(l, "a", 0, "w1", 1, 5000));
 	IDN_PASS(ledger_lease_put(l, "b", 3, "w2", 2, 5000));
 	IDN_PASS(done(l, "a", 0, "w1", 1, 2.5, 1200));
-	// A second completion of the same batch is ignored.
+	// A second completion of the same task is ignored.
 	IDN_PASS(done(l, "a", 0, "w3", 2, 9.0, 1300));
 	IDN_PASS(done(l, "b", 1, "w2", 1, 5.0, 1400));
 	IDN_PASS(ledger_job_state(l, "a", IDN_JOB_DONE, true, 0.5, ""));
@@ -203,7 +203,7 @@ on_marks(void *arg, const char *job, const ledger_row *r)
 {
 	ledger_row *out = arg;
 	assert_string_equal(job, "a"); // the other job's row is not read
-	out[r->batch] = *r;
+	out[r->task] = *r;
 }
 
 // A completion's wall-clock marks (lease, start, the model's span) are
@@ -212,7 +212,7 @@ static void
 test_done_marks(void **st)
 {
 	(void) st;
-	ledger_row r = {.worker = "w1", .batch = 4, .attempt = 2, .ms = 3.5,
+	ledger_row r = {.worker = "w1", .task = 4, .attempt = 2, .ms = 3.5,
 	    .end_ms = 9000, .lease_ms = 8000, .start_ms = 8100,
 	    .model_start_ms = 8200, .model_end_ms = 8300};
 	char path[4200];
@@ -221,11 +221,11 @@ test_done_marks(void **st)
 	IDN_PASS(ledger_open(path, &l));
 	IDN_PASS(job_put(l, "a", IDN_JOB_RUNNING, 1000));
 	IDN_PASS(job_put(l, "b", IDN_JOB_RUNNING, 1000));
-	IDN_PASS(ledger_batch_done(l, "a", &r));
+	IDN_PASS(ledger_task_done(l, "a", &r));
 	IDN_PASS(done(l, "a", 1, "w3", 1, 2.0, 9200));
 	IDN_PASS(done(l, "b", 4, "w2", 1, 1.0, 9100));
 	ledger_row rows[5] = {0};
-	IDN_PASS(ledger_batches(l, false, "a", on_marks, rows));
+	IDN_PASS(ledger_tasks(l, false, "a", on_marks, rows));
 	assert_string_equal(rows[4].worker, "w1");
 	assert_int_equal(rows[4].attempt, 2);
 	assert_true(rows[4].ms == 3.5);

@@ -240,7 +240,7 @@ put_held(wire_wr *w, const record_held *h, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		wire_map(w, 4);
 		wire_kstr(w, "job", h[i].job);
-		wire_ku64(w, "batch", h[i].batch);
+		wire_ku64(w, "batch", h[i].task);
 		wire_ku64(w, "attempt", h[i].attempt);
 		wire_kbool(w, "run", h[i].running);
 	}
@@ -270,7 +270,7 @@ get_held(const wire_val *m, const char *k, record_held **out, size_t *n)
 		const wire_val *run = wire_get(e, "run");
 		h->running = true;
 		if (wire_get_str(e, "job", h->job, sizeof(h->job)) ||
-		    get_u32(e, "batch", &h->batch) ||
+		    get_u32(e, "batch", &h->task) ||
 		    get_u32(e, "attempt", &h->attempt) ||
 		    (run != NULL && wire_as_bool(run, &h->running))) {
 			rv = IDN_EPROTO;
@@ -294,7 +294,7 @@ record_lease_req_put(wire_wr *w, const record_lease_req *r)
 		const record_done *d = &r->done[i];
 		wire_map(w, 11);
 		wire_kstr(w, "job", d->job);
-		wire_ku64(w, "batch", d->batch);
+		wire_ku64(w, "batch", d->task);
 		wire_ku64(w, "attempt", d->attempt);
 		wire_kf64(w, "ms", d->ms);
 		wire_kf64(w, "busy_ms", d->busy_ms);
@@ -349,7 +349,7 @@ record_lease_req_get(const wire_val *v, record_lease_req *r)
 		const wire_val *e = wire_at(wire_get(v, "done"), i);
 		record_done *d = &r->done[i];
 		if (wire_get_str(e, "job", d->job, sizeof(d->job)) ||
-		    get_u32(e, "batch", &d->batch) ||
+		    get_u32(e, "batch", &d->task) ||
 		    get_u32(e, "attempt", &d->attempt) ||
 		    get_f64(e, "ms", &d->ms) ||
 		    get_f64(e, "busy_ms", &d->busy_ms) ||
@@ -420,7 +420,7 @@ record_lease_rep_put(wire_wr *w, const record_lease_rep *r)
 			wire_ku64(w, "world", l->world);
 			wire_kstr(w, "peers", l->peers);
 		}
-		wire_ku64(w, "batch", l->batch);
+		wire_ku64(w, "batch", l->task);
 		wire_ku64(w, "attempt", l->attempt);
 		wire_ku64(w, "first", l->first);
 		wire_ku64(w, "count", l->count);
@@ -444,7 +444,7 @@ record_lease_rep_get(const wire_val *v, record_lease_rep *r)
 		const wire_val *e = wire_at(wire_get(v, "leases"), i);
 		record_lease *l = &r->leases[i];
 		if (record_spec_get(wire_get(e, "spec"), &l->spec) ||
-		    get_u32(e, "batch", &l->batch) ||
+		    get_u32(e, "batch", &l->task) ||
 		    get_u32(e, "attempt", &l->attempt) ||
 		    wire_get_u64(e, "first", &l->first) ||
 		    get_u32(e, "count", &l->count) ||
@@ -457,7 +457,7 @@ record_lease_rep_get(const wire_val *v, record_lease_rep *r)
 		if (rv == IDN_OK && l->spec.kind == IDN_JOB_TRAIN &&
 		    wire_get(e, "world") != NULL &&
 		    (get_u32(e, "world", &l->world) || l->world == 0 ||
-		    l->world > RECORD_RANKS_MAX || l->batch >= l->world ||
+		    l->world > RECORD_RANKS_MAX || l->task >= l->world ||
 		    wire_get_str(e, "peers", l->peers, sizeof(l->peers)))) {
 			rv = IDN_EPROTO;
 		}

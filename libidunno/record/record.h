@@ -61,15 +61,15 @@ int record_spec_get(const wire_val *v, record_spec *s);
 // The training options of a train spec.
 void record_spec_train_opts(const record_spec *s, idn_model_train_opts *o);
 
-// A finished batch as the worker reports it.
+// A finished task as the worker reports it (wire key "batch": the task).
 typedef struct record_done {
 	char job[RECORD_NAME_MAX + 1];
-	uint32_t batch;
+	uint32_t task;
 	uint32_t attempt;
 	double ms;          // service time on the worker (the model)
 	double busy_ms;     // the whole task: inputs, model, result write
 	uint64_t end_ms;    // wall clock when the result was in SDFS
-	int rc;             // IDN_OK, else the batch failed on this worker
+	int rc;             // IDN_OK, else the task failed on this worker
 	// The worker's wall clock at the task's steps, kept for
 	// results/JOB/timing; 0 when unknown (a sender without them).
 	uint64_t lease_ms;         // the reply with its lease arrived
@@ -81,7 +81,7 @@ typedef struct record_done {
 // A lease the worker still holds (renewal).
 typedef struct record_held {
 	char job[RECORD_NAME_MAX + 1];
-	uint32_t batch;
+	uint32_t task;
 	uint32_t attempt;
 	bool running;      // started (a queued lease may be taken back)
 } record_held;
@@ -112,13 +112,13 @@ typedef struct record_lease_req {
 	size_t ntrain;
 } record_lease_req;
 
-// One lease. Infer: queries [first, first + count) of spec.queries.
-// Train: rank `batch` of `world` ranks in generation `attempt` (bumped
+// One lease of task `task` (wire key "batch"). Infer: queries [first,
+// first + count) of spec.queries. Train: rank `task` of `world` ranks in generation `attempt` (bumped
 // whenever the set of ranks changes), the ranks' RPC addresses in rank
 // order, space separated, in `peers`.
 typedef struct record_lease {
 	record_spec spec;
-	uint32_t batch;
+	uint32_t task;
 	uint32_t attempt;
 	uint64_t first;
 	uint32_t count;
@@ -137,7 +137,7 @@ typedef struct record_lease_rep {
 	record_lease *leases;
 	size_t n;
 	// Leases the coordinator no longer counts as this worker's (job
-	// removed, batch done elsewhere): the worker drops them.
+	// removed, task done elsewhere): the worker drops them.
 	record_held *drop;
 	size_t ndrop;
 } record_lease_rep;

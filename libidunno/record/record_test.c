@@ -204,7 +204,7 @@ static void
 test_done_marks(void **st)
 {
 	(void) st;
-	record_done d = {.job = "a", .batch = 4, .attempt = 2, .ms = 3.5,
+	record_done d = {.job = "a", .task = 4, .attempt = 2, .ms = 3.5,
 	    .busy_ms = 4.5, .end_ms = 9000, .lease_ms = 8000,
 	    .start_ms = 8100, .model_start_ms = 8200, .model_end_ms = 8300};
 	record_lease_req r = {.worker = "w1", .epoch = 3, .want = 2,
@@ -225,7 +225,7 @@ test_done_marks(void **st)
 	old_call(w, NULL);
 	IDN_PASS(decode_call(w, &back));
 	assert_int_equal(back.ndone, 1);
-	assert_int_equal(back.done[0].batch, 4);
+	assert_int_equal(back.done[0].task, 4);
 	assert_int_equal(back.done[0].end_ms, 9000);
 	assert_int_equal(back.done[0].lease_ms, 0);
 	assert_int_equal(back.done[0].start_ms, 0);

@@ -162,7 +162,7 @@ run_batch(worker *w, const record_lease *l, record_done *d, double *load_ms,
 	return rv;
 }
 
-// Queues the completion of a batch for the next lease call (lock held):
+// Queues the completion of a task for the next lease call (lock held):
 // d as the executor filled it, done now with rc.
 static void
 report(worker *w, const record_done *d, int rc)
@@ -188,7 +188,7 @@ free_slot(worker *w)
 }
 
 // A writer: puts the oldest queued result into SDFS, then reports the
-// batch done (the report goes with the next lease call).
+// task done (the report goes with the next lease call).
 void *
 worker_writer_main(void *arg)
 {
@@ -223,7 +223,7 @@ worker_writer_main(void *arg)
 		core_buf_free(&out);
 		if (rv != IDN_OK) {
 			worker_log(w, IDN_LOG_WARN, "worker: %s/%u: writing the "
-			    "result: %s", l.spec.job, l.batch, idn_strerror(rv));
+			    "result: %s", l.spec.job, l.task, idn_strerror(rv));
 		}
 		pthread_mutex_lock(&w->lock);
 		report(w, &d, rv);
@@ -290,27 +290,27 @@ worker_exec_main(void *arg)
 		if (l.spec.kind == IDN_JOB_TRAIN) {
 			worker_log(w, IDN_LOG_INFO, "worker: task started: "
 			    "training %s model %s attempt %u rank %u of %u",
-			    l.spec.job, l.spec.model, l.attempt, l.batch,
+			    l.spec.job, l.spec.model, l.attempt, l.task,
 			    l.world ? l.world : 1);
 			worker_run_train(w, &l);
 			last_end = 0;
 			pthread_mutex_lock(&w->lock);
 		} else {
 			worker_log(w, IDN_LOG_INFO, "worker: task started: %s/%u "
-			    "queries %llu..%llu attempt %u", l.spec.job, l.batch,
+			    "queries %llu..%llu attempt %u", l.spec.job, l.task,
 			    (unsigned long long) l.first,
 			    (unsigned long long) (l.first + l.count - 1),
 			    l.attempt);
 			double load = 0;
 			uint64_t t0 = last_end ? last_end : idn_clock_ms();
 			core_buf out = {0};
-			record_done d = {.batch = l.batch, .attempt = l.attempt,
+			record_done d = {.task = l.task, .attempt = l.attempt,
 			    .lease_ms = l.got_ms, .start_ms = idn_wall_ms()};
 			snprintf(d.job, sizeof(d.job), "%s", l.spec.job);
 			int rv = run_batch(w, &l, &d, &load, &out);
 			if (rv != IDN_OK) {
 				worker_log(w, IDN_LOG_WARN, "worker: %s/%u failed: "
-				    "%s", l.spec.job, l.batch, idn_strerror(rv));
+				    "%s", l.spec.job, l.task, idn_strerror(rv));
 			}
 			pthread_mutex_lock(&w->lock);
 			write_slot *ws = NULL;

@@ -43,7 +43,7 @@ resolve(worker *w)
 static bool
 same_lease(const record_lease *l, const record_held *h)
 {
-	return strcmp(l->spec.job, h->job) == 0 && l->batch == h->batch &&
+	return strcmp(l->spec.job, h->job) == 0 && l->task == h->task &&
 	    l->attempt == h->attempt;
 }
 
@@ -78,7 +78,7 @@ stuck_task(worker *w, uint64_t now)
 static void
 hold(record_held *h, size_t *n, const record_lease *l, bool running)
 {
-	h[*n] = (record_held){"", l->batch, l->attempt, running};
+	h[*n] = (record_held){"", l->task, l->attempt, running};
 	snprintf(h[*n].job, sizeof(h[0].job), "%s", l->spec.job);
 	(*n)++;
 }
@@ -135,7 +135,7 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 	if (stuck && !w->stuck_logged) {
 		w->stuck_logged = true;
 		worker_log(w, IDN_LOG_WARN, "worker: task %s/%u stuck for %d "
-		    "ms: its leases are given up", st->spec.job, st->batch,
+		    "ms: its leases are given up", st->spec.job, st->task,
 		    TASK_STUCK_MS);
 	}
 	// Enough to run WORKER_HOLD_MS by the tasks' measured time: the
@@ -194,7 +194,7 @@ keep_acked(worker *w, uint64_t epoch, size_t nd)
 	w->nrecent = k;
 	for (size_t i = 0; i < nd; i++) {
 		if (w->done[i].rc != IDN_OK) {
-			continue; // a failure went back; the batch runs again
+			continue; // a failure went back; the task runs again
 		}
 		if (w->nrecent == RECENT_MAX) {
 			memmove(w->recent, w->recent + 1,

@@ -38,7 +38,7 @@ on_step(void *arg, const idn_model_step *s)
 		t->stepped = true;
 		worker_log(t->w, IDN_LOG_INFO, "worker: training %s rank %u of "
 		    "%u attempt %u: first step %llu of epoch %u (%llu steps an "
-		    "epoch)", t->l->spec.job, t->l->batch, t->l->world,
+		    "epoch)", t->l->spec.job, t->l->task, t->l->world,
 		    t->l->attempt, (unsigned long long) s->step, s->epoch,
 		    (unsigned long long) s->steps);
 	}
@@ -48,7 +48,7 @@ on_step(void *arg, const idn_model_step *s)
 	return stop ? 1 : 0;
 }
 
-// Joins the lease's generation of ranks (l->batch of l->world, peers'
+// Joins the lease's generation of ranks (l->task of l->world, peers'
 // addresses in l->peers); *g stays NULL for a single rank.
 static int
 join_ranks(worker *w, const record_lease *l, coll_group **g, char **err)
@@ -68,13 +68,13 @@ join_ranks(worker *w, const record_lease *l, coll_group **g, char **err)
 	}
 	int rv = w->h.coll == NULL || n != l->world ? IDN_EINVAL : IDN_OK;
 	if (rv == IDN_OK) {
-		coll_group_opts o = {l->spec.job, l->attempt, l->batch, l->world,
+		coll_group_opts o = {l->spec.job, l->attempt, l->task, l->world,
 		    addrs};
 		rv = coll_group_open(w->h.coll, &o, g);
 	}
 	if (rv != IDN_OK) {
 		*err = core_asprintf("cannot join rank %u of %u, generation %u: "
-		    "%s", l->batch, l->world, l->attempt, idn_strerror(rv));
+		    "%s", l->task, l->world, l->attempt, idn_strerror(rv));
 	}
 	return rv;
 }
@@ -129,7 +129,7 @@ worker_run_train(worker *w, const record_lease *l)
 	o.arg = &t;
 	o.on_step = on_step;
 	o.step_arg = &t;
-	o.rank = l->batch;
+	o.rank = l->task;
 	o.world = l->world ? l->world : 1;
 	char *err = NULL;
 	int rv = join_ranks(w, l, &t.g, &err);
