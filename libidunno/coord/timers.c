@@ -145,7 +145,7 @@ assemble(coord *c, const finished *f, double *accuracy)
 		void *data = NULL;
 		size_t len = 0;
 		// A task's result is named by its first batch.
-		record_batch_name(name, sizeof(name), job, k * group);
+		record_result_name(name, sizeof(name), job, k * group);
 		rv = idn_sdfs_get_buf(c->h.sdfs, name, 0, &data, &len, NULL);
 		if (rv == IDN_OK) {
 			rv = core_buf_append(&out, data, len);

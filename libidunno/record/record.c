@@ -546,7 +546,8 @@ record_manifest_parse(const char *text, size_t len, record_manifest *m)
 }
 
 void
-record_batch_name(char *buf, size_t cap, const char *job, uint32_t k)
+record_result_name(char *buf, size_t cap, const char *job,
+    uint32_t first_batch)
 {
-	snprintf(buf, cap, "results/%s/batch-%06u", job, k);
+	snprintf(buf, cap, "results/%s/batch-%06u", job, first_batch);
 }

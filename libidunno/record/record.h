@@ -160,7 +160,9 @@ typedef struct record_manifest {
 } record_manifest;
 int record_manifest_parse(const char *text, size_t len, record_manifest *m);
 
-// The name of batch k's result: results/JOB/batch-NNNNNN.
-void record_batch_name(char *buf, size_t cap, const char *job, uint32_t k);
+// The name of a task's result, by the index of its first batch (of
+// spec.batch queries): results/JOB/batch-NNNNNN.
+void record_result_name(char *buf, size_t cap, const char *job,
+    uint32_t first_batch);
 
 #endif

@@ -216,7 +216,7 @@ worker_writer_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		char name[RECORD_PATH_MAX];
 		// Named by the task's first batch (its group's, when grouped).
-		record_batch_name(name, sizeof(name), l.spec.job,
+		record_result_name(name, sizeof(name), l.spec.job,
 		    (uint32_t) (l.first / l.spec.batch));
 		int rv = idn_sdfs_put_buf(w->h.node, name, out.data, out.len,
 		    NULL);
