@@ -4,10 +4,12 @@
 
 1. A small clean tree (compiled here, so the symbol checks run too) passes.
 2. The same tree with one bad include, one bad call, one unprefixed symbol,
-   one internal header in tools/, sqlite outside ledger/ and a public header
-   that includes the umbrella fails with exactly those file:line reports.
+   one internal header in tools/, sqlite outside ledger/, ledger/ using a
+   lower layer other than core and a public header that includes the
+   umbrella fails with exactly those file:line reports.
 3. A temp copy of this repository reports what the repository reports, and
-   a deliberately bad include in the copy adds exactly that violation.
+   a deliberately bad include in the copy (model/ using sdfs/, ledger/
+   using wire/) adds exactly that violation.
 """
 import json
 import os
@@ -54,6 +56,12 @@ FILES = {
                                "int model_run(void);\n"
                                "int model_run(void) { return core_add(0, 1); }"
                                "\n",
+    "libidunno/ledger/ledger.c": "#include <sqlite3.h>\n"
+                                 "#include \"core/core.h\"\n"
+                                 "int ledger_open(void);\n"
+                                 "int ledger_open(void) "
+                                 "{ return core_add(sqlite3_libversion_number()"
+                                 ", 0); }\n",
     "tools/tool.c": "#include <idunno/base.h>\n"
                     "int main(void) { return idn_thing(); }\n",
 }
@@ -102,6 +110,11 @@ def small_tree(tmp):
         "#include <idunno/idunno.h>\n"
     bad["libidunno/sdfs/sdfs.c"] = FILES["libidunno/sdfs/sdfs.c"] + \
         "#include <sqlite3.h>\n"
+    # ledger/ is sqlite and core only, though sdfs/ sits below it.
+    bad["libidunno/ledger/ledger.c"] = (
+        "#include <sqlite3.h>\n#include \"sdfs/sdfs.h\"\n"
+        "int ledger_open(void);\n"
+        "int ledger_open(void) { return sdfs_size(); }\n")
     shutil.rmtree(root)
     rc, out = run(root, make_tree(root, bad))
     want = {
@@ -118,6 +131,10 @@ def small_tree(tmp):
         "only ledger may",
         "include/idunno/model.h:2: includes the umbrella "
         "include/idunno/idunno.h: include what it uses",
+        "libidunno/ledger/ledger.c:2: includes libidunno/sdfs/sdfs.h: "
+        "ledger must not use sdfs",
+        "libidunno/ledger/ledger.c:4: calls sdfs_size: ledger must not use "
+        "sdfs",
     }
     ok(rc == 1, "a bad tree fails", str(rc))
     for w in sorted(want):
@@ -157,19 +174,28 @@ def repo_copy(tmp):
        "a copy of the repository reports what the repository reports",
        "\n# ".join(sorted(base ^ real)))
 
-    path = os.path.join(root, "libidunno", "model", "desc.c")
-    with open(path) as f:
-        lines = f.readlines()
-    n = next(i for i, l in enumerate(lines) if l.startswith("#include"))
-    lines.insert(n, "#include \"sdfs/sdfs.h\"\n")
-    with open(path, "w") as f:
-        f.writelines(lines)
-    rc, out = run(root, build, "--includes-only")
-    want = {"libidunno/model/desc.c:%d: includes libidunno/sdfs/sdfs.h: "
-            "model must not use sdfs" % (n + 1)}
-    ok(rc == 1, "a bad include in the copy fails the check", str(rc))
-    ok(out - base == want, "and is reported at its file:line",
-       "\n# ".join(sorted(out - base)))
+    # model/ uses sdfs/ (a row above it); ledger/ uses wire/ (a row
+    # below it, but the ledger is sqlite and core alone).
+    for rel, header in (("model/desc.c", "sdfs/sdfs.h"),
+                        ("ledger/ledger.c", "wire/wire.h")):
+        path = os.path.join(root, "libidunno", rel)
+        with open(path) as f:
+            lines = f.readlines()
+        n = next(i for i, l in enumerate(lines) if l.startswith("#include"))
+        lines.insert(n, "#include \"%s\"\n" % header)
+        with open(path, "w") as f:
+            f.writelines(lines)
+        rc, out = run(root, build, "--includes-only")
+        want = {"libidunno/%s:%d: includes libidunno/%s: %s must not use %s"
+                % (rel, n + 1, header, rel.split("/")[0],
+                   header.split("/")[0])}
+        ok(rc == 1, "a bad include in the copy's %s fails the check" % rel,
+           str(rc))
+        ok(out - base == want, "and is reported at its file:line",
+           "\n# ".join(sorted(out - base)))
+        del lines[n]
+        with open(path, "w") as f:
+            f.writelines(lines)
 
 
 def main():

@@ -10,6 +10,7 @@
 #include <idunno/sdfs.h>
 #include <idunno/model.h>
 #include <idunno/catalog.h>
+#include <idunno/job.h>
 #include <idunno/sched.h>
 
 #endif

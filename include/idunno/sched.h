@@ -10,23 +10,13 @@
 
 #include <idunno/base.h>
 #include <idunno/client.h>
+#include <idunno/job.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 enum idn_phase { IDN_PHASE_IDLE, IDN_PHASE_TRAIN, IDN_PHASE_INFER };
-enum idn_job_kind { IDN_JOB_TRAIN, IDN_JOB_INFER };
-// Where a training job's first weights come from: the model's model.pt
-// (from scratch) or its trained weights in SDFS (fine-tuning).
-enum idn_train_from { IDN_TRAIN_FROM_MODEL, IDN_TRAIN_FROM_WEIGHTS };
-enum idn_job_state {
-	IDN_JOB_QUEUED,
-	IDN_JOB_RUNNING,
-	IDN_JOB_DONE,
-	IDN_JOB_FAILED,
-	IDN_JOB_REMOVED,
-};
 
 // Static names: "idle", "train", "infer"; "queued", "running", ...
 IDN_API const char *idn_phase_name(int phase);

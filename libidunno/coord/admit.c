@@ -12,6 +12,7 @@
 #include <idunno/sched.h>
 #include <idunno/sdfs.h>
 
+#include "coord/change.h"
 #include "coord/coord_int.h"
 #include "model/model.h"
 
@@ -78,7 +79,7 @@ sdfs_exists(coord *c, const char *name)
 // (torch) is guessed from its weights file's size, fitted to LeNet-5 and
 // ResNet-18 (BUILD-NOTES: 1.3 and 28 ms per batch of 32 on one thread).
 static uint32_t
-choose_group(coord *c, const ledger_spec *s, double est)
+choose_group(coord *c, const record_spec *s, double est)
 {
 	double fill = floor(s->rate * GROUP_FILL_MS / 1000.0 / s->batch);
 	if (fill < 2) {
@@ -96,7 +97,7 @@ choose_group(coord *c, const ledger_spec *s, double est)
 	}
 	double g = ceil(GROUP_TASK_MS / est);
 	g = g < fill ? g : fill;
-	return g < 1 ? 1 : g > LEDGER_GROUP_MAX ? LEDGER_GROUP_MAX :
+	return g < 1 ? 1 : g > RECORD_GROUP_MAX ? RECORD_GROUP_MAX :
 	    (uint32_t) g;
 }
 
@@ -104,14 +105,14 @@ choose_group(coord *c, const ledger_spec *s, double est)
 // reads); fills the inference job's weights and total. IDN_OK or a
 // refusal already written to reply.
 static int
-validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
+validate(coord *c, record_spec *s, uint64_t *total, double *est,
     wire_wr *reply)
 {
-	char name[LEDGER_PATH_MAX + 32];
+	char name[RECORD_PATH_MAX + 32];
 	void *desc = NULL, *man = NULL;
 	size_t dlen, mlen;
 	model_desc d;
-	ledger_manifest m;
+	record_manifest m;
 	char *err = NULL;
 	snprintf(name, sizeof(name), "models/%s/desc", s->model);
 	int rv = sdfs_text(c, name, &desc, &dlen);
@@ -132,7 +133,7 @@ validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
 	snprintf(name, sizeof(name), s->kind == IDN_JOB_INFER ?
 	    "%s/manifest" : "%s/train/manifest", set);
 	rv = sdfs_text(c, name, &man, &mlen);
-	if (rv == IDN_OK && ledger_manifest_parse(man, mlen, &m) != IDN_OK) {
+	if (rv == IDN_OK && record_manifest_parse(man, mlen, &m) != IDN_OK) {
 		rv = IDN_ECORRUPT;
 	}
 	idn_free(man);
@@ -194,11 +195,11 @@ validate(coord *c, ledger_spec *s, uint64_t *total, double *est,
 int
 coord_on_add(coord *c, const wire_val *b, wire_wr *reply)
 {
-	ledger_spec s;
-	if (ledger_spec_get(wire_get(b, "spec"), &s) != IDN_OK) {
+	record_spec s;
+	if (record_spec_get(wire_get(b, "spec"), &s) != IDN_OK) {
 		return IDN_EPROTO;
 	}
-	const char *why = ledger_spec_check(&s);
+	const char *why = record_spec_check(&s);
 	if (why != NULL) {
 		return coord_refuse(reply, IDN_EINVAL, "%s", why);
 	}
@@ -237,7 +238,7 @@ coord_on_add(coord *c, const wire_val *b, wire_wr *reply)
 		rv = coord_refuse(reply, IDN_EBUSY, "too many jobs (%d)", MAX_JOBS);
 	} else if ((rv = coord_job_new(c, &s, s.kind == IDN_JOB_INFER ?
 	                IDN_JOB_RUNNING : IDN_JOB_QUEUED, now, total, &j)) !=
-	    IDN_OK || (rv = ledger_job_put(c->led, &s, j->state, now)) !=
+	    IDN_OK || (rv = coord_job_put(c->led, &s, j->state, now)) !=
 	    IDN_OK) {
 		rv = coord_refuse(reply, rv, "cannot record the job: %s",
 		    idn_strerror(rv));
@@ -280,7 +281,7 @@ coord_on_add(coord *c, const wire_val *b, wire_wr *reply)
 int
 coord_on_remove(coord *c, const wire_val *b, wire_wr *reply)
 {
-	char name[LEDGER_NAME_MAX + 1];
+	char name[RECORD_NAME_MAX + 1];
 	if (wire_get_str(b, "job", name, sizeof(name)) != IDN_OK) {
 		return coord_refuse(reply, IDN_EINVAL, "bad job name");
 	}
@@ -292,8 +293,8 @@ coord_on_remove(coord *c, const wire_val *b, wire_wr *reply)
 	} else {
 		j->state = IDN_JOB_REMOVED;
 		coord_train_end(c, j, IDN_LOG_WARN, "the job was removed");
-		rv = ledger_job_state(c->led, name, IDN_JOB_REMOVED, j->accuracy,
-		    "removed");
+		rv = ledger_job_state(c->led, name, IDN_JOB_REMOVED, true,
+		    j->accuracy, "removed");
 		c->dirty = true;
 		coord_note(c, IDN_LOG_INFO, "coord: job removed: %s", name);
 		rv = rv == IDN_OK ? IDN_OK : coord_refuse(reply, rv,
@@ -306,7 +307,7 @@ coord_on_remove(coord *c, const wire_val *b, wire_wr *reply)
 int
 coord_on_state(coord *c, const wire_val *b, wire_wr *reply)
 {
-	char name[LEDGER_NAME_MAX + 1];
+	char name[RECORD_NAME_MAX + 1];
 	if (wire_get_str(b, "job", name, sizeof(name)) != IDN_OK) {
 		return coord_refuse(reply, IDN_EINVAL, "bad job name");
 	}

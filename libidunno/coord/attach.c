@@ -276,11 +276,11 @@ gather(coord_role *r)
 	    coord_fan_out(r->n.rpc, r->n.mship, coord_is_worker, NULL,
 	        "worker.state", GATHER_MS, &a) == IDN_OK) {
 		for (size_t i = 0; i < a.n; i++) {
-			ledger_lease_req q;
+			record_lease_req q;
 			if (a.rvs[i] == IDN_OK &&
-			    ledger_lease_req_get(a.envs[i].body, &q) == IDN_OK) {
+			    record_lease_req_get(a.envs[i].body, &q) == IDN_OK) {
 				coord_absorb(c, &q);
-				ledger_lease_req_clear(&q);
+				record_lease_req_clear(&q);
 				got++;
 			}
 		}

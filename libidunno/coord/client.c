@@ -11,7 +11,7 @@
 #include <idunno/sdfs.h>
 
 #include "rpc/rpc.h"
-#include "ledger/msg.h"
+#include "record/record.h"
 
 #define WAIT_POLL_MS 200
 // A request during a coordinator takeover is retried for this long.
@@ -69,7 +69,7 @@ copy(char *dst, size_t cap, const char *s)
 }
 
 static void
-spec_from_infer(ledger_spec *s, const idn_infer_spec *in)
+spec_from_infer(record_spec *s, const idn_infer_spec *in)
 {
 	memset(s, 0, sizeof(*s));
 	s->kind = IDN_JOB_INFER;
@@ -83,7 +83,7 @@ spec_from_infer(ledger_spec *s, const idn_infer_spec *in)
 }
 
 static void
-spec_from_train(ledger_spec *s, const idn_train_spec *in)
+spec_from_train(record_spec *s, const idn_train_spec *in)
 {
 	memset(s, 0, sizeof(*s));
 	s->kind = IDN_JOB_TRAIN;
@@ -237,9 +237,9 @@ idn_phase_stop(idn_client *c, int ph, char **errmsg)
 }
 
 static int
-add(idn_client *c, const ledger_spec *s, char **errmsg)
+add(idn_client *c, const record_spec *s, char **errmsg)
 {
-	const char *why = ledger_spec_check(s);
+	const char *why = record_spec_check(s);
 	if (why != NULL) {
 		set_err(errmsg, "%s", why);
 		return IDN_EINVAL;
@@ -248,7 +248,7 @@ add(idn_client *c, const ledger_spec *s, char **errmsg)
 	if (wire_wr_new(&w) == IDN_OK) {
 		wire_map(w, 1);
 		wire_str(w, "spec");
-		ledger_spec_put(w, s);
+		record_spec_put(w, s);
 	}
 	return call_simple(c, "sched.add", w, errmsg);
 }
@@ -256,14 +256,14 @@ add(idn_client *c, const ledger_spec *s, char **errmsg)
 int
 idn_job_add_infer(idn_client *c, const idn_infer_spec *in, char **errmsg)
 {
-	ledger_spec s;
+	record_spec s;
 	if (c == NULL || in == NULL || in->size != sizeof(*in)) {
 		return IDN_EINVAL;
 	}
 	spec_from_infer(&s, in);
-	if ((in->job && strlen(in->job) > LEDGER_NAME_MAX) ||
-	    (in->queries && strlen(in->queries) >= LEDGER_PATH_MAX) ||
-	    (in->weights && strlen(in->weights) >= LEDGER_PATH_MAX)) {
+	if ((in->job && strlen(in->job) > RECORD_NAME_MAX) ||
+	    (in->queries && strlen(in->queries) >= RECORD_PATH_MAX) ||
+	    (in->weights && strlen(in->weights) >= RECORD_PATH_MAX)) {
 		set_err(errmsg, "%s", "a name is too long");
 		return IDN_EINVAL;
 	}
@@ -273,7 +273,7 @@ idn_job_add_infer(idn_client *c, const idn_infer_spec *in, char **errmsg)
 int
 idn_job_add_train(idn_client *c, const idn_train_spec *in, char **errmsg)
 {
-	ledger_spec s;
+	record_spec s;
 	idn_train_spec full;
 	// A caller built before the data-parallel fields gets their defaults.
 	if (c == NULL || in == NULL || in->size > sizeof(*in) ||
@@ -285,8 +285,8 @@ idn_job_add_train(idn_client *c, const idn_train_spec *in, char **errmsg)
 	full.size = sizeof(full);
 	in = &full;
 	spec_from_train(&s, in);
-	if ((in->job && strlen(in->job) > LEDGER_NAME_MAX) ||
-	    (in->data && strlen(in->data) >= LEDGER_PATH_MAX)) {
+	if ((in->job && strlen(in->job) > RECORD_NAME_MAX) ||
+	    (in->data && strlen(in->data) >= RECORD_PATH_MAX)) {
 		set_err(errmsg, "%s", "a name is too long");
 		return IDN_EINVAL;
 	}
@@ -307,7 +307,7 @@ job_body(const char *job)
 int
 idn_job_remove(idn_client *c, const char *job, char **errmsg)
 {
-	if (c == NULL || !ledger_name_ok(job)) {
+	if (c == NULL || !record_name_ok(job)) {
 		set_err(errmsg, "bad job name '%s'", job ? job : "");
 		return IDN_EINVAL;
 	}
@@ -323,7 +323,7 @@ get_doc(idn_client *c, const char *type, const char *job, bool text,
 	wire_wr *w = NULL;
 	wire_doc *d = NULL;
 	wire_env e;
-	if (c == NULL || out == NULL || (job != NULL && !ledger_name_ok(job))) {
+	if (c == NULL || out == NULL || (job != NULL && !record_name_ok(job))) {
 		return IDN_EINVAL;
 	}
 	if (wire_wr_new(&w) != IDN_OK) {
@@ -391,7 +391,7 @@ int
 idn_job_wait(idn_client *c, const char *job, idn_duration timeout_ms,
     int *state)
 {
-	if (c == NULL || !ledger_name_ok(job)) {
+	if (c == NULL || !record_name_ok(job)) {
 		return IDN_EINVAL;
 	}
 	uint64_t deadline = idn_clock_ms() + (uint64_t) (timeout_ms > 0 ?
@@ -431,8 +431,8 @@ idn_job_wait(idn_client *c, const char *job, idn_duration timeout_ms,
 int
 idn_job_result(idn_client *c, const char *job, const char *path)
 {
-	char name[LEDGER_PATH_MAX];
-	if (c == NULL || path == NULL || !ledger_name_ok(job)) {
+	char name[RECORD_PATH_MAX];
+	if (c == NULL || path == NULL || !record_name_ok(job)) {
 		return IDN_EINVAL;
 	}
 	snprintf(name, sizeof(name), "results/%s/output", job);
@@ -478,35 +478,35 @@ idn_sched_lease_probe(idn_client *c, const char *coord, const char *worker,
 {
 	char addr[IDN_ADDR_MAX];
 	if (c == NULL || worker == NULL || worker[0] == '\0' ||
-	    strlen(worker) >= sizeof(((ledger_lease_req *) 0)->worker)) {
+	    strlen(worker) >= sizeof(((record_lease_req *) 0)->worker)) {
 		return IDN_EINVAL;
 	}
 	int rv = coord != NULL ? IDN_OK : idn_sched_where(c, addr, sizeof(addr));
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	ledger_lease_req r = {.want = want, .release = true};
+	record_lease_req r = {.want = want, .release = true};
 	snprintf(r.worker, sizeof(r.worker), "%s", worker);
 	wire_wr *w = NULL;
 	if ((rv = wire_wr_new(&w)) != IDN_OK) {
 		return rv;
 	}
-	ledger_lease_req_put(w, &r);
+	record_lease_req_put(w, &r);
 	wire_doc *d = NULL;
 	wire_env e;
-	ledger_lease_rep rep;
+	record_lease_rep rep;
 	rv = rpc_client_call_at(c, coord != NULL ? coord : addr, "sched.lease",
 	    w, &d, &e);
 	wire_wr_free(w);
 	if (rv == IDN_OK) {
-		rv = ledger_lease_rep_get(e.body, &rep);
+		rv = record_lease_rep_get(e.body, &rep);
 	}
 	wire_doc_free(d);
 	if (rv == IDN_OK) {
 		if (got != NULL) {
 			*got = (uint32_t) rep.n;
 		}
-		ledger_lease_rep_clear(&rep);
+		record_lease_rep_clear(&rep);
 	}
 	return rv;
 }

@@ -14,15 +14,6 @@
 
 #include "coord/coord_int.h"
 
-// The ledger stores kinds and states as the public enums' values.
-_Static_assert((int) LEDGER_INFER == (int) IDN_JOB_INFER &&
-    (int) LEDGER_TRAIN == (int) IDN_JOB_TRAIN &&
-    (int) LEDGER_RUNNING == (int) IDN_JOB_RUNNING &&
-    (int) LEDGER_REMOVED == (int) IDN_JOB_REMOVED &&
-    (int) LEDGER_FROM_MODEL == (int) IDN_TRAIN_FROM_MODEL &&
-    (int) LEDGER_FROM_WEIGHTS == (int) IDN_TRAIN_FROM_WEIGHTS,
-    "ledger and public job enums differ");
-
 void
 coord_set_quorum(coord *c, size_t need, uint64_t window_ms,
     uint64_t standby_ms)
@@ -68,7 +59,7 @@ coord_ledger(coord *c)
 static int
 report(coord *c, int doc, const wire_val *b, wire_wr *reply)
 {
-	char only[LEDGER_NAME_MAX + 1] = "";
+	char only[RECORD_NAME_MAX + 1] = "";
 	bool text = false;
 	core_buf out = {0};
 	wire_get_str(b, "job", only, sizeof(only));

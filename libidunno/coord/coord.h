@@ -8,7 +8,7 @@
 #include <idunno/client.h>
 
 #include "ledger/ledger.h"
-#include "ledger/msg.h"
+#include "record/record.h"
 #include "wire/wire.h"
 
 #define COORD_LEASE_MS 10000   // a lease not renewed for this long expires
@@ -75,7 +75,7 @@ void coord_set_standby(coord *c, const char *id);
 void coord_hold(coord *c, uint64_t until);
 // coord_absorb takes a worker's state (worker.state: its held leases and
 // its recent reports) as its first lease call would, leasing nothing.
-void coord_absorb(coord *c, const ledger_lease_req *r);
+void coord_absorb(coord *c, const record_lease_req *r);
 uint64_t coord_epoch(const coord *c);
 ledger *coord_ledger(coord *c);
 // The majority rule: the coordinator acts (leases, expires, reallocates,

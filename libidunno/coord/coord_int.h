@@ -22,14 +22,14 @@
 // A rank of a training job's generation (coord/train.c).
 typedef struct crank {
 	char worker[96];
-	char addr[LEDGER_ADDR_MAX];
+	char addr[RECORD_ADDR_MAX];
 	uint64_t expires;      // wall ms
 	bool issued;           // its lease was sent
 	bool finished;         // ended its last epoch (rank 0 then stores)
 } crank;
 
 typedef struct cjob {
-	ledger_spec spec;
+	record_spec spec;
 	int state;
 	uint64_t key;         // the allocator's job key
 	uint64_t start_ms;
@@ -46,7 +46,7 @@ typedef struct cjob {
 	// train: its generation of ranks (coord/train.c)
 	uint32_t gen;          // the ranks' lease attempt, bumped per set
 	uint32_t nranks;       // 0: no generation running
-	crank ranks[LEDGER_RANKS_MAX];
+	crank ranks[RECORD_RANKS_MAX];
 	bool trained;          // a generation ran: a later one may be smaller
 	char wait[96];         // why a queued job waits ("" when it does not)
 	uint32_t epoch;
@@ -66,7 +66,7 @@ typedef struct cworker {
 	bool reconciled;         // its first call to this coordinator came
 	bool member;             // the membership reported it
 	uint64_t last_call_ms;   // wall ms of its last lease call
-	char addr[LEDGER_ADDR_MAX]; // its node's RPC address, from its calls
+	char addr[RECORD_ADDR_MAX]; // its node's RPC address, from its calls
 } cworker;
 
 struct coord {
@@ -125,10 +125,10 @@ cjob *coord_find_job(const coord *c, const char *name);
 cjob *coord_job_by_key(const coord *c, uint64_t key);
 // coord_find_worker: worker `id`, else (create) a new one in a free slot.
 cworker *coord_find_worker(coord *c, const char *id, bool create);
-int coord_job_new(coord *c, const ledger_spec *s, int state,
+int coord_job_new(coord *c, const record_spec *s, int state,
     uint64_t start_ms, uint64_t total, cjob **out);
 void coord_job_free(cjob *j);
-void coord_job_measure(cjob *j, const ledger_done *d, uint64_t at);
+void coord_job_measure(cjob *j, const ledger_row *d, uint64_t at);
 uint32_t coord_unit(const cjob *j);
 bool coord_infer_active(const cjob *j);
 sched_fair_job coord_fair_job(const cjob *j, uint64_t now);
@@ -143,11 +143,11 @@ void coord_reassign(coord *c, uint64_t now);
 cjob *coord_train_job_of(const coord *c, const char *id, int *rank);
 // coord_train_lease: w's rank lease if it has one to receive, else a new
 // generation of a job waiting for one, formed around w.
-void coord_train_lease(coord *c, cworker *w, uint64_t now, ledger_lease *out,
+void coord_train_lease(coord *c, cworker *w, uint64_t now, record_lease *out,
     size_t *n);
 // coord_train_renew: whether held lease h is w's rank of a running
 // generation (then renewed); false: the worker drops it.
-bool coord_train_renew(coord *c, cworker *w, const ledger_held *h,
+bool coord_train_renew(coord *c, cworker *w, const record_held *h,
     uint64_t now);
 // coord_train_end ends j's generation (a rank lost, the job removed or
 // done): its ranks' leases are dropped at their next call.
@@ -157,7 +157,7 @@ size_t coord_train_gone(coord *c, cworker *w);
 // coord_train_expire ends the generations with a rank not renewed.
 void coord_train_expire(coord *c, uint64_t now);
 // coord_train_progress takes a rank's epoch report or its end.
-void coord_train_progress(coord *c, cworker *w, const ledger_progress *p);
+void coord_train_progress(coord *c, cworker *w, const record_progress *p);
 // coord_train_restore takes a ledger lease row of training job j.
 void coord_train_restore(cjob *j, const char *worker,
     uint32_t rank, uint32_t gen, uint64_t expires, uint64_t now);

@@ -60,16 +60,16 @@ alloc_row(coord *c, uint64_t worker)
 // A lease of w goes back for others at once; the ledger says so (expiry
 // 0), so a standby that takes over does not give it back to w.
 static void
-lease_back(coord *c, cjob *j, cworker *w, uint32_t batch, uint32_t attempt,
+lease_back(coord *c, cjob *j, cworker *w, uint32_t task, uint32_t attempt,
     uint64_t now)
 {
-	sched_job_restore_lease(j->sj, batch, w->key, attempt, now);
+	sched_job_restore_lease(j->sj, task, w->key, attempt, now);
 	sched_job_expire(j->sj, now);
-	ledger_lease_put(c->led, j->spec.job, batch, w->id, attempt, 0);
+	ledger_lease_put(c->led, j->spec.job, task, w->id, attempt, 0);
 }
 
 static void
-complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
+complete(coord *c, cworker *w, const record_done *d, uint64_t now)
 {
 	cjob *j = coord_find_job(c, d->job);
 	if (j == NULL || j->sj == NULL || j->state != IDN_JOB_RUNNING) {
@@ -77,32 +77,37 @@ complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
 	}
 	if (d->rc != IDN_OK) {
 		coord_note(c, IDN_LOG_WARN, "coord: batch %s/%u failed on %s: "
-		    "%s", d->job, d->batch, w->id, idn_strerror(d->rc));
+		    "%s", d->job, d->task, w->id, idn_strerror(d->rc));
 		if (d->rc == IDN_EMODEL || d->rc == IDN_EINVAL ||
 		    d->rc == IDN_ECORRUPT) {
 			j->state = IDN_JOB_FAILED;
 			snprintf(j->err, sizeof(j->err), "batch %u failed on %s:"
-			    " %s", d->batch, w->id, idn_strerror(d->rc));
-			ledger_job_state(c->led, j->spec.job, j->state, -1,
+			    " %s", d->task, w->id, idn_strerror(d->rc));
+			ledger_job_state(c->led, j->spec.job, j->state, true, -1,
 			    j->err);
 			c->dirty = true;
 			return;
 		}
-		// Anything else (SDFS unavailable for a moment): the batch goes
+		// Anything else (SDFS unavailable for a moment): the task goes
 		// back at once instead of when its lease would expire.
 		uint64_t holder, exp;
 		uint32_t attempt;
-		if (sched_job_lease_info(j->sj, d->batch, &holder, &attempt,
+		if (sched_job_lease_info(j->sj, d->task, &holder, &attempt,
 		        &exp) && holder == w->key && attempt == d->attempt) {
-			lease_back(c, j, w, d->batch, attempt, now);
+			lease_back(c, j, w, d->task, attempt, now);
 		}
 		return;
 	}
-	if (sched_job_complete(j->sj, d->batch, now) != IDN_OK) {
+	if (sched_job_complete(j->sj, d->task, now) != IDN_OK) {
 		return; // done already (by another attempt): exactly once
 	}
-	ledger_batch_done(c->led, w->id, d);
-	coord_job_measure(j, d, now);
+	ledger_row row = {.task = d->task, .attempt = d->attempt,
+	    .ms = d->ms, .end_ms = d->end_ms, .lease_ms = d->lease_ms,
+	    .start_ms = d->start_ms, .model_start_ms = d->model_start_ms,
+	    .model_end_ms = d->model_end_ms};
+	snprintf(row.worker, sizeof(row.worker), "%s", w->id);
+	ledger_task_done(c->led, d->job, &row);
+	coord_job_measure(j, &row, now);
 	// The allocator shares worker time, so it needs the whole task's
 	// time (inputs, model, result write), not the model's alone.
 	// The first measurements replace the starting estimate (the mean of
@@ -115,7 +120,7 @@ complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
 	j->nbusy++;
 	j->batch_ms = (1 - a) * j->batch_ms + a * (busy > 0 ? busy : 1);
 	coord_note(c, IDN_LOG_INFO, "coord: batch completed: %s/%u by %s "
-	    "attempt %u in %.1f ms", d->job, d->batch, w->id, d->attempt,
+	    "attempt %u in %.1f ms", d->job, d->task, w->id, d->attempt,
 	    d->ms);
 	if (sched_job_finished(j->sj)) {
 		c->dirty = true;
@@ -124,7 +129,7 @@ complete(coord *c, cworker *w, const ledger_done *d, uint64_t now)
 }
 
 // Whether the allocation gives worker w no share of job j but a share of
-// another job that is backlogged (short of workers) with a batch ready:
+// another job that is backlogged (short of workers) with a task ready:
 // then w's queued leases of j go back. Jobs that get all they ask for
 // keep what they hold (no churn).
 static bool
@@ -148,13 +153,13 @@ moved_off(coord *c, cworker *w, const cjob *j, uint64_t now)
 }
 
 // Whether the worker's allocation row gained a job since its last call
-// that has a batch ready and of which it holds no lease: then its queued
+// that has a task ready and of which it holds no lease: then its queued
 // leases of other jobs go back and are leased again in pick order, so the
 // new job's first batch runs after the task under way instead of behind
 // the prefetched ones (a worker time-shared between an old and a new job
 // keeps a share of the old one, so moved_off() does not apply).
 static bool
-gained_job(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
+gained_job(coord *c, cworker *w, const record_lease_req *r, uint64_t now)
 {
 	size_t row = alloc_row(c, w->key);
 	size_t n = row == SIZE_MAX ? 0 : c->alloc.nshares[row];
@@ -186,12 +191,12 @@ gained_job(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
 
 // The worker's first call to this coordinator (after a takeover or a
 // restart): leases the ledger gave it that it does not hold (its report
-// of the batch went to a coordinator that stepped down, or the reply
+// of the task went to a coordinator that stepped down, or the reply
 // with the lease died with the old one) go back at once instead of after
-// a lease time. A batch done meanwhile counts once, and a rerun writes
+// a lease time. A task done meanwhile counts once, and a rerun writes
 // the same bytes.
 static void
-reconcile(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
+reconcile(coord *c, cworker *w, const record_lease_req *r, uint64_t now)
 {
 	w->reconciled = true;
 	bool *mine = r->nheld ? core_alloc(r->nheld * sizeof(*mine)) : NULL;
@@ -203,7 +208,7 @@ reconcile(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
 		uint64_t holder, exp;
 		uint32_t attempt;
 		mine[i] = j != NULL && j->sj != NULL && sched_job_lease_info(j->sj,
-		    r->held[i].batch, &holder, &attempt, &exp) &&
+		    r->held[i].task, &holder, &attempt, &exp) &&
 		    holder == w->key;
 	}
 	size_t k = 0;
@@ -214,7 +219,7 @@ reconcile(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
 	for (size_t i = 0; i < r->nheld; i++) {
 		cjob *j = mine[i] ? coord_find_job(c, r->held[i].job) : NULL;
 		if (j != NULL) {
-			sched_job_restore_lease(j->sj, r->held[i].batch, w->key,
+			sched_job_restore_lease(j->sj, r->held[i].task, w->key,
 			    r->held[i].attempt, now + COORD_LEASE_MS);
 			k -= k > 0;
 		}
@@ -230,7 +235,7 @@ reconcile(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
 // A worker's completions, and at its first call to this coordinator the
 // leases it holds (lock held): from a lease call or a gather's answer.
 static void
-take_reports(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
+take_reports(coord *c, cworker *w, const record_lease_req *r, uint64_t now)
 {
 	for (size_t i = 0; i < r->ndone; i++) {
 		complete(c, w, &r->done[i], now);
@@ -241,32 +246,32 @@ take_reports(coord *c, cworker *w, const ledger_lease_req *r, uint64_t now)
 }
 
 static void
-renew(coord *c, cworker *w, const ledger_held *h, uint64_t now, bool requeue,
-    ledger_held *drop, size_t *ndrop)
+renew(coord *c, cworker *w, const record_held *h, uint64_t now, bool requeue,
+    record_held *drop, size_t *ndrop)
 {
 	cjob *j = coord_find_job(c, h->job);
 	bool keep = false;
 	if (j != NULL && j->spec.kind == IDN_JOB_INFER &&
 	    j->state == IDN_JOB_RUNNING && c->phase == IDN_PHASE_INFER) {
-		keep = sched_job_renew(j->sj, h->batch, w->key, now,
+		keep = sched_job_renew(j->sj, h->task, w->key, now,
 		    COORD_LEASE_MS) == IDN_OK;
 		if (keep && !h->running && (requeue || moved_off(c, w, j, now))) {
 			// Not started, and the allocation moved this worker to
-			// other work: the batch goes back for the workers that
+			// other work: the task goes back for the workers that
 			// now serve its job.
-			lease_back(c, j, w, h->batch, h->attempt, now);
+			lease_back(c, j, w, h->task, h->attempt, now);
 			keep = false;
 		}
 	} else if (j != NULL && j->spec.kind == IDN_JOB_TRAIN) {
 		keep = coord_train_renew(c, w, h, now);
 	}
-	if (!keep && *ndrop < LEDGER_LIST_MAX) {
+	if (!keep && *ndrop < RECORD_LIST_MAX) {
 		drop[(*ndrop)++] = *h;
 	}
 }
 
 // Picks the job this worker serves next: its shares first (deficit
-// round robin), else, with any, any active job with a batch ready.
+// round robin), else, with any, any active job with a task ready.
 static cjob *
 pick(coord *c, cworker *w, uint64_t now, bool any)
 {
@@ -323,13 +328,13 @@ pick(coord *c, cworker *w, uint64_t now, bool any)
 // the ones before it at free: it starts h on arrival, runs it for its
 // job's measured batch time.
 static double
-queued_until(coord *c, const ledger_held *h, double free_at)
+queued_until(coord *c, const record_held *h, double free_at)
 {
 	cjob *j = coord_find_job(c, h->job);
 	if (j == NULL || !coord_infer_active(j)) {
 		return free_at;
 	}
-	double ready = (double) sched_job_ready_at(j->sj, h->batch);
+	double ready = (double) sched_job_ready_at(j->sj, h->task);
 	return (ready > free_at ? ready : free_at) + j->batch_ms;
 }
 
@@ -343,7 +348,7 @@ queued_until(coord *c, const ledger_held *h, double free_at)
 // back once its shares have work again (moved_off).
 static void
 lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
-    double free_at, size_t queued, ledger_lease *out, size_t *n)
+    double free_at, size_t queued, record_lease *out, size_t *n)
 {
 	size_t ahead = 0;
 	while (*n < want) {
@@ -362,19 +367,19 @@ lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
 		if (j == NULL) {
 			return;
 		}
-		uint32_t batch, attempt;
+		uint32_t task, attempt;
 		if (sched_job_lease_ahead(j->sj, w->key, now, by, COORD_LEASE_MS,
-		        &batch, &attempt) != IDN_OK) {
+		        &task, &attempt) != IDN_OK) {
 			return;
 		}
-		ledger_lease *l = &out[(*n)++];
+		record_lease *l = &out[(*n)++];
 		memset(l, 0, sizeof(*l));
 		l->spec = j->spec;
-		l->batch = batch;
+		l->task = task;
 		l->attempt = attempt;
-		sched_job_batch_range(j->sj, batch, &l->first, &l->count);
+		sched_job_batch_range(j->sj, task, &l->first, &l->count);
 		l->expires_ms = now + COORD_LEASE_MS;
-		l->ready_ms = sched_job_ready_at(j->sj, batch);
+		l->ready_ms = sched_job_ready_at(j->sj, task);
 		double start = (double) l->ready_ms;
 		free_at = (start > free_at ? start : free_at) + j->batch_ms;
 		*served(w, j->key) += j->batch_ms;
@@ -385,10 +390,10 @@ lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
 			    (unsigned long long) c->epoch, (unsigned long long)
 			    (idn_clock_ms() - c->open_ms));
 		}
-		ledger_lease_put(c->led, j->spec.job, batch, w->id, attempt,
+		ledger_lease_put(c->led, j->spec.job, task, w->id, attempt,
 		    l->expires_ms);
 		coord_note(c, IDN_LOG_INFO, "coord: batch scheduled: %s/%u "
-		    "(queries %llu..%llu) to %s attempt %u", j->spec.job, batch,
+		    "(queries %llu..%llu) to %s attempt %u", j->spec.job, task,
 		    (unsigned long long) l->first,
 		    (unsigned long long) (l->first + l->count - 1), w->id,
 		    attempt);
@@ -407,21 +412,21 @@ int
 coord_on_lease(coord *c, const wire_val *b, wire_wr *reply)
 {
 	uint64_t t0 = mono_us();
-	ledger_lease_req r;
-	int rv = ledger_lease_req_get(b, &r);
+	record_lease_req r;
+	int rv = record_lease_req_get(b, &r);
 	if (rv != IDN_OK) {
 		return rv;
 	}
 	if (r.epoch > c->epoch) {
-		ledger_lease_req_clear(&r);
+		record_lease_req_clear(&r);
 		if (c->h.newer != NULL) {
 			c->h.newer(c->h.newer_arg, r.epoch);
 		}
 		return coord_refuse(reply, IDN_ESTALE, "epoch %llu is newer than mine",
 		    (unsigned long long) r.epoch);
 	}
-	ledger_lease out[64];
-	ledger_held *drop = r.nheld ? core_alloc(r.nheld * sizeof(*drop)) : NULL;
+	record_lease out[64];
+	record_held *drop = r.nheld ? core_alloc(r.nheld * sizeof(*drop)) : NULL;
 	size_t n = 0, ndrop = 0;
 	uint64_t now = idn_wall_ms();
 	pthread_mutex_lock(&c->lock);
@@ -431,7 +436,7 @@ coord_on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	}
 	if (!coord_quorum_locked(c, NULL, NULL)) {
 		pthread_mutex_unlock(&c->lock);
-		ledger_lease_req_clear(&r);
+		record_lease_req_clear(&r);
 		free(drop);
 		return coord_refuse(reply, IDN_EUNAVAIL, COORD_NO_MAJORITY);
 	}
@@ -493,10 +498,10 @@ coord_on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	}
 	ledger_commit(c->led);
 	pthread_mutex_unlock(&c->lock);
-	ledger_lease_rep rep = {c->epoch, out, n, drop, ndrop};
-	ledger_lease_rep_put(reply, &rep);
+	record_lease_rep rep = {c->epoch, out, n, drop, ndrop};
+	record_lease_rep_put(reply, &rep);
 	idn_free(drop);
-	ledger_lease_req_clear(&r);
+	record_lease_req_clear(&r);
 	uint64_t us = mono_us() - t0;
 	pthread_mutex_lock(&c->lock);
 	c->lease_us[c->lease_ops % LEASE_RING] = us > UINT32_MAX ? UINT32_MAX :
@@ -515,7 +520,7 @@ coord_hold(coord *c, uint64_t until)
 }
 
 void
-coord_absorb(coord *c, const ledger_lease_req *r)
+coord_absorb(coord *c, const record_lease_req *r)
 {
 	uint64_t now = idn_wall_ms();
 	pthread_mutex_lock(&c->lock);

@@ -11,6 +11,7 @@
 #include <idunno/sched.h>
 #include <idunno/sdfs.h>
 
+#include "coord/change.h"
 #include "coord/coord_int.h"
 
 typedef struct {
@@ -104,13 +105,15 @@ restore_job(void *arg, const ledger_job *lj)
 	restore_ctx *r = arg;
 	coord *c = r->c;
 	cjob *j;
-	uint64_t total = lj->spec.limit;
-	if (c->njobs == MAX_JOBS || lj->state == IDN_JOB_REMOVED) {
+	record_spec s;
+	// An unreadable row is skipped, not fatal.
+	if (c->njobs == MAX_JOBS || lj->state == IDN_JOB_REMOVED ||
+	    coord_job_spec(lj, &s) != IDN_OK) {
 		return;
 	}
 	// The total of an inference job was resolved at add time into limit.
-	if (coord_job_new(c, &lj->spec, lj->state, lj->start_ms,
-	        total ? total : 1, &j) != IDN_OK) {
+	if (coord_job_new(c, &s, lj->state, lj->start_ms,
+	        s.limit ? s.limit : 1, &j) != IDN_OK) {
 		return;
 	}
 	j->accuracy = lj->accuracy;
@@ -122,26 +125,27 @@ restore_job(void *arg, const ledger_job *lj)
 }
 
 static void
-restore_batch(void *arg, const char *worker, const ledger_done *d)
+restore_batch(void *arg, const char *job, const ledger_row *d)
 {
 	restore_ctx *r = arg;
-	cjob *j = coord_find_job(r->c, d->job);
+	cjob *j = coord_find_job(r->c, job);
 	if (j == NULL || j->sj == NULL) {
 		return;
 	}
-	sched_job_restore_done(j->sj, d->batch);
+	sched_job_restore_done(j->sj, d->task);
 	coord_job_measure(j, d, d->end_ms);
 }
 
 static void
-restore_lease(void *arg, const char *worker, const ledger_done *d)
+restore_lease(void *arg, const char *job, const ledger_row *d)
 {
 	restore_ctx *r = arg;
-	cjob *j = coord_find_job(r->c, d->job);
-	uint32_t batch = d->batch, attempt = d->attempt;
+	const char *worker = d->worker;
+	cjob *j = coord_find_job(r->c, job);
+	uint32_t task = d->task, attempt = d->attempt;
 	uint64_t expires = d->end_ms;
 	if (j != NULL && j->spec.kind == IDN_JOB_TRAIN) {
-		coord_train_restore(j, worker, batch, attempt, expires, r->now);
+		coord_train_restore(j, worker, task, attempt, expires, r->now);
 		return;
 	}
 	if (j == NULL || j->sj == NULL || expires == 0) {
@@ -159,7 +163,7 @@ restore_lease(void *arg, const char *worker, const ledger_done *d)
 		w->last_call_ms = r->now;
 	}
 	// Its holder has a fresh lease time to say it is alive.
-	sched_job_restore_lease(j->sj, batch, w->key, attempt,
+	sched_job_restore_lease(j->sj, task, w->key, attempt,
 	    r->now + COORD_LEASE_MS);
 }
 
@@ -235,10 +239,10 @@ coord_restore(coord *c)
 	restore_ctx r = {c, idn_wall_ms()};
 	rv = ledger_jobs(c->led, restore_job, &r);
 	if (rv == IDN_OK) {
-		rv = ledger_batches(c->led, false, NULL, restore_batch, &r);
+		rv = ledger_tasks(c->led, false, NULL, restore_batch, &r);
 	}
 	if (rv == IDN_OK) {
-		rv = ledger_batches(c->led, true, NULL, restore_lease, &r);
+		rv = ledger_tasks(c->led, true, NULL, restore_lease, &r);
 	}
 	uint64_t epoch = 1;
 	ledger_get(c->led, "epoch", &epoch);

@@ -73,10 +73,21 @@ coord_repl_free(coord_repl *r)
 }
 
 void
-coord_repl_push(void *arg, const uint8_t *data, size_t len)
+coord_repl_push(void *arg, const ledger_change *lc)
 {
 	coord_repl *r = arg;
-	uint8_t *copy = malloc(len ? len : 1);
+	wire_wr *w = NULL;
+	const uint8_t *data = NULL;
+	size_t len = 0;
+	uint8_t *copy = NULL;
+	if (wire_wr_new(&w) == IDN_OK) {
+		coord_change_put(w, lc);
+		if (wire_wr_bytes(w, &data, &len) == IDN_OK &&
+		    (copy = malloc(len ? len : 1)) != NULL) {
+			memcpy(copy, data, len);
+		}
+	}
+	wire_wr_free(w);
 	pthread_mutex_lock(&r->lock);
 	r->seq++;
 	change *c = &r->ring[r->seq % RING];
@@ -85,9 +96,6 @@ coord_repl_push(void *arg, const uint8_t *data, size_t len)
 	// gets an image instead.
 	c->data = copy;
 	c->len = copy ? len : 0;
-	if (copy != NULL) {
-		memcpy(copy, data, len);
-	}
 	pthread_mutex_unlock(&r->lock);
 	pthread_cond_broadcast(&r->cond);
 }
@@ -270,7 +278,7 @@ coord_replica_pull(coord_replica *p, rpc *r, const char *addr,
 		    IDN_OK ? IDN_OK : IDN_EPROTO;
 		for (size_t i = 0; rv == IDN_OK && i < n; i++) {
 			rv = wire_as_bin(wire_at(ch, i), &img, &len);
-			rv = rv ? rv : ledger_apply(p->led, img, len);
+			rv = rv ? rv : coord_change_apply(p->led, img, len);
 			p->seq += rv == IDN_OK;
 		}
 		*changed = n > 0;

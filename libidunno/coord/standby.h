@@ -9,6 +9,7 @@
 #ifndef IDN_COORD_STANDBY_H
 #define IDN_COORD_STANDBY_H
 
+#include "coord/change.h"
 #include "coord/coord.h"
 #include "ledger/ledger.h"
 #include "rpc/rpc.h"
@@ -21,8 +22,8 @@
 typedef struct coord_repl coord_repl;
 int coord_repl_new(coord_repl **out);
 void coord_repl_free(coord_repl *r);
-// A ledger_stream_fn: queues one change.
-void coord_repl_push(void *arg, const uint8_t *change, size_t len);
+// A ledger_stream_fn: queues one change as its record.
+void coord_repl_push(void *arg, const ledger_change *c);
 // Waits until a standby that pulled recently acknowledged every change
 // queued so far (at most REPL_SYNC_MS; not at all for one silent for a
 // second). True when it did, or when no standby ever pulled from this

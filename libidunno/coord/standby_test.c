@@ -4,7 +4,8 @@
 // generation or ahead of the stream gets an image again; an idle pull waits
 // REPL_WAIT_MS and returns nothing; sync returns true once the standby
 // acknowledged, and at once without a standby; false after REPL_SYNC_MS
-// when it did not, and at once when it stopped pulling.
+// when it did not, and at once when it stopped pulling. The records the
+// stream carries, old ones included.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,10 +58,10 @@ u64(const reply *r, const char *key)
 }
 
 static void
-spec(ledger_spec *s, const char *job)
+spec(record_spec *s, const char *job)
 {
 	memset(s, 0, sizeof(*s));
-	s->kind = LEDGER_INFER;
+	s->kind = IDN_JOB_INFER;
 	snprintf(s->job, sizeof(s->job), "%s", job);
 	snprintf(s->model, sizeof(s->model), "m");
 	snprintf(s->queries, sizeof(s->queries), "datasets/x/test");
@@ -71,38 +72,45 @@ spec(ledger_spec *s, const char *job)
 }
 
 static void
-count_batch(void *arg, const char *worker, const ledger_done *d)
+count_batch(void *arg, const char *job, const ledger_row *d)
 {
 	(*(int *) arg)++;
 }
 
 // The worker's marks of a1 as the copy has them.
 static void
-marks_of_a1(void *arg, const char *worker, const ledger_done *d)
+marks_of_a1(void *arg, const char *job, const ledger_row *d)
 {
-	if (d->batch == 1) {
-		*(ledger_done *) arg = *d;
+	if (d->task == 1) {
+		*(ledger_row *) arg = *d;
 	}
 }
 
 static int
-done(ledger *l, const char *job, uint32_t batch, const char *worker,
+done(ledger *l, const char *job, uint32_t task, const char *worker,
     uint64_t end_ms)
 {
 	// lease_ms .. model_end_ms from end_ms, for the copy to show them.
-	ledger_done d = {.batch = batch, .attempt = 1, .ms = 5,
+	ledger_row r = {.task = task, .attempt = 1, .ms = 5,
 	    .end_ms = end_ms, .lease_ms = end_ms - 40,
 	    .start_ms = end_ms - 30, .model_start_ms = end_ms - 20,
 	    .model_end_ms = end_ms - 10};
-	snprintf(d.job, sizeof(d.job), "%s", job);
-	return ledger_batch_done(l, worker, &d);
+	snprintf(r.worker, sizeof(r.worker), "%s", worker);
+	return ledger_task_done(l, job, &r);
 }
 
 static void
 count_job(void *arg, const ledger_job *j)
 {
+	record_spec s;
+	IDN_PASS(coord_job_spec(j, &s));
+	assert_string_equal(s.job, j->name);
+	assert_int_equal(s.batch, 8);
 	(*(int *) arg)++;
 }
+
+// A change of no consequence, pushed as if applied.
+static const ledger_change x = {.op = LEDGER_SET, .key = "x"};
 
 static bool
 follower_gone(void *arg)
@@ -120,12 +128,12 @@ test_image_then_changes(void **st)
 	snprintf(copy_path, sizeof(copy_path), "%s/standby.db", dir);
 	coord_repl *r;
 	ledger *l, *copy = NULL;
-	ledger_spec s;
+	record_spec s;
 	IDN_PASS(coord_repl_new(&r));
 	IDN_PASS(ledger_open(path, &l));
 	ledger_set_stream(l, coord_repl_push, r);
 	spec(&s, "a");
-	IDN_PASS(ledger_job_put(l, &s, LEDGER_RUNNING, 1000));
+	IDN_PASS(coord_job_put(l, &s, IDN_JOB_RUNNING, 1000));
 	IDN_PASS(done(l, "a", 0, "w1", 2000));
 
 	// A new standby: the image, at position 2.
@@ -144,7 +152,7 @@ test_image_then_changes(void **st)
 	IDN_PASS(done(l, "a", 1, "w2", 2100));
 	IDN_PASS(ledger_lease_put(l, "a", 2, "w1", 1, 9000));
 	spec(&s, "b");
-	IDN_PASS(ledger_job_put(l, &s, LEDGER_RUNNING, 3000));
+	IDN_PASS(coord_job_put(l, &s, IDN_JOB_RUNNING, 3000));
 	pull(r, l, gen, 3, &rep);
 	const wire_val *ch = wire_get(rep.root, "changes");
 	size_t n = 0;
@@ -153,21 +161,21 @@ test_image_then_changes(void **st)
 	assert_int_equal(u64(&rep, "seq"), 5);
 	for (size_t i = 0; i < n; i++) {
 		IDN_PASS(wire_as_bin(wire_at(ch, i), &img, &len));
-		IDN_PASS(ledger_apply(copy, img, len));
+		IDN_PASS(coord_change_apply(copy, img, len));
 	}
 	reply_free(&rep);
 	int jobs = 0, ndone = 0, leases = 0;
 	IDN_PASS(ledger_jobs(copy, count_job, &jobs));
-	IDN_PASS(ledger_batches(copy, false, NULL, count_batch, &ndone));
-	IDN_PASS(ledger_batches(copy, true, NULL, count_batch, &leases));
+	IDN_PASS(ledger_tasks(copy, false, NULL, count_batch, &ndone));
+	IDN_PASS(ledger_tasks(copy, true, NULL, count_batch, &leases));
 	assert_int_equal(jobs, 2);
 	assert_int_equal(ndone, 2);
 	assert_int_equal(leases, 1);
 	// A completion streamed to the standby keeps the worker's marks
 	// (results/JOB/timing after a takeover).
-	ledger_done a1 = {0};
-	IDN_PASS(ledger_batches(copy, false, "a", marks_of_a1, &a1));
-	assert_string_equal(a1.job, "a");
+	ledger_row a1 = {0};
+	IDN_PASS(ledger_tasks(copy, false, "a", marks_of_a1, &a1));
+	assert_string_equal(a1.worker, "w2");
 	assert_int_equal(a1.end_ms, 2100);
 	assert_int_equal(a1.lease_ms, 2060);
 	assert_int_equal(a1.start_ms, 2070);
@@ -193,7 +201,7 @@ test_image_then_changes(void **st)
 	// A standby that stopped pulling (it may have promoted itself while
 	// this coordinator was paused) is not waited for, but the change is
 	// still not acknowledged: the caller asks it.
-	coord_repl_push(r, (const uint8_t *) "x", 1);
+	coord_repl_push(r, &x);
 	assert_true(th_wait(follower_gone, r, 5000));
 	t0 = idn_clock_ms();
 	assert_false(coord_repl_sync(r));
@@ -217,7 +225,7 @@ test_sync_without_standby(void **st)
 {
 	coord_repl *r;
 	IDN_PASS(coord_repl_new(&r));
-	coord_repl_push(r, (const uint8_t *) "x", 1);
+	coord_repl_push(r, &x);
 	char id[96];
 	assert_false(coord_repl_follower(r, id, sizeof(id)));
 	uint64_t t0 = idn_clock_ms();
@@ -226,12 +234,73 @@ test_sync_without_standby(void **st)
 	coord_repl_free(r);
 }
 
+static int
+apply_wr(ledger *l, wire_wr *w)
+{
+	const uint8_t *p;
+	size_t len;
+	IDN_PASS(wire_wr_bytes(w, &p, &len));
+	int rv = coord_change_apply(l, p, len);
+	wire_wr_free(w);
+	return rv;
+}
+
+// Records as the stream carries them: an older coordinator's completion
+// (without the worker's marks) reads as 0 marks, a final state ends the
+// job's leases, a malformed record is refused.
+static void
+test_change_records(void **st)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/records.db", idn_test_tmpdir());
+	ledger *l;
+	record_spec s;
+	wire_wr *w;
+	IDN_PASS(ledger_open(path, &l));
+	spec(&s, "a");
+	IDN_PASS(coord_job_put(l, &s, IDN_JOB_RUNNING, 1000));
+	IDN_PASS(ledger_lease_put(l, "a", 2, "w1", 1, 9000));
+	IDN_PASS(wire_wr_new(&w));
+	wire_map(w, 7);
+	wire_kstr(w, "op", "done");
+	wire_kstr(w, "job", "a");
+	wire_ku64(w, "batch", 1);
+	wire_kstr(w, "worker", "w3");
+	wire_ku64(w, "attempt", 1);
+	wire_kf64(w, "ms", 2.0);
+	wire_ku64(w, "t", 9200);
+	IDN_PASS(apply_wr(l, w));
+	ledger_row a1 = {0};
+	IDN_PASS(ledger_tasks(l, false, "a", marks_of_a1, &a1));
+	assert_string_equal(a1.worker, "w3");
+	assert_int_equal(a1.end_ms, 9200);
+	assert_int_equal(a1.lease_ms, 0);
+	assert_int_equal(a1.model_end_ms, 0);
+	IDN_PASS(wire_wr_new(&w));
+	wire_map(w, 5);
+	wire_kstr(w, "op", "state");
+	wire_kstr(w, "job", "a");
+	wire_ku64(w, "state", IDN_JOB_DONE);
+	wire_kf64(w, "accuracy", 0.5);
+	wire_kstr(w, "err", "");
+	IDN_PASS(apply_wr(l, w));
+	int leases = 0;
+	IDN_PASS(ledger_tasks(l, true, NULL, count_batch, &leases));
+	assert_int_equal(leases, 0);
+	IDN_FAIL(coord_change_apply(l, (const uint8_t *) "\x81\xa2op\xa3zzz",
+	    8), IDN_EPROTO);
+	IDN_FAIL(coord_change_apply(l, (const uint8_t *) "junk", 4),
+	    IDN_EPROTO);
+	ledger_close(l);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_image_then_changes),
 	    cmocka_unit_test(test_sync_without_standby),
+	    cmocka_unit_test(test_change_records),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

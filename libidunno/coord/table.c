@@ -165,11 +165,11 @@ coord_fair_job(const cjob *j, uint64_t now)
 // time (the task's model time shared out) and its latency (arrival to
 // the result in SDFS).
 void
-coord_job_measure(cjob *j, const ledger_done *d, uint64_t at)
+coord_job_measure(cjob *j, const ledger_row *d, uint64_t at)
 {
 	uint64_t first;
 	uint32_t count;
-	sched_job_batch_range(j->sj, d->batch, &first, &count);
+	sched_job_batch_range(j->sj, d->task, &first, &count);
 	if (count > 0) {
 		sched_stats_add(j->proc, d->ms / count, count, at);
 		for (uint32_t q = 0; q < count; q++) {
@@ -194,7 +194,7 @@ record_assign(coord *c)
 			w = c->workers[i].key == c->alloc.workers[r] ?
 			    &c->workers[i] : NULL;
 		}
-		char line[LEDGER_NAME_MAX + 32];
+		char line[RECORD_NAME_MAX + 32];
 		core_buf_append(&b, w ? w->id : "?", strlen(w ? w->id : "?"));
 		for (size_t k = 0; k < c->alloc.nshares[r]; k++) {
 			const sched_share *sh = &c->alloc.shares[r][k];
@@ -233,7 +233,7 @@ record_batch_ms(coord *c)
 		cjob *j = c->jobs[i];
 		moved = moved || fabs(j->batch_ms - j->rec_ms) >
 		    0.02 * j->rec_ms || (j->nbusy >= 4) != (j->rec_busy >= 4);
-		char line[LEDGER_NAME_MAX + 48];
+		char line[RECORD_NAME_MAX + 48];
 		int n = snprintf(line, sizeof(line), "%s\t%.3f\t%u\n",
 		    j->spec.job, j->batch_ms, j->nbusy);
 		core_buf_append(&b, line, (size_t) n);
@@ -290,7 +290,7 @@ coord_reassign(coord *c, uint64_t now)
 }
 
 int
-coord_job_new(coord *c, const ledger_spec *s, int state, uint64_t start_ms,
+coord_job_new(coord *c, const record_spec *s, int state, uint64_t start_ms,
     uint64_t total, cjob **out)
 {
 	cjob *j = core_alloc(sizeof(*j));

@@ -64,7 +64,7 @@ ticker(void *arg)
 
 // What the assembly needs of a finished job, copied under the lock.
 typedef struct {
-	char job[LEDGER_NAME_MAX + 1];
+	char job[RECORD_NAME_MAX + 1];
 	uint32_t ntasks;
 	uint32_t batch, group;
 	uint64_t queries;
@@ -79,11 +79,11 @@ typedef struct {
 } timing_ctx;
 
 static void
-timing_row(void *arg, const char *worker, const ledger_done *d)
+timing_row(void *arg, const char *job, const ledger_row *d)
 {
 	timing_ctx *t = arg;
 	uint64_t unit = (uint64_t) t->f->batch * t->f->group;
-	uint64_t first = d->batch * unit;
+	uint64_t first = d->task * unit;
 	if (t->rv != IDN_OK || first >= t->f->queries) {
 		return;
 	}
@@ -96,7 +96,7 @@ timing_row(void *arg, const char *worker, const ledger_done *d)
 	    (unsigned long long) d->lease_ms, (unsigned long long) d->start_ms,
 	    (unsigned long long) d->model_start_ms,
 	    (unsigned long long) d->model_end_ms,
-	    (unsigned long long) d->end_ms, worker, d->attempt);
+	    (unsigned long long) d->end_ms, d->worker, d->attempt);
 	t->rv = n > 0 && (size_t) n < sizeof(line) ?
 	    core_buf_append(t->out, line, (size_t) n) : IDN_EINVAL;
 }
@@ -108,7 +108,7 @@ static int
 put_timing(coord *c, const finished *f)
 {
 	core_buf out = {0};
-	char head[512], name[LEDGER_PATH_MAX];
+	char head[512], name[RECORD_PATH_MAX];
 	int n = snprintf(head, sizeof(head), "# job=%s start_ms=%llu "
 	    "rate=%.17g queries=%llu batch=%u group=%u\nfirst,count,"
 	    "arrival_ms,lease_ms,start_ms,model_start_ms,model_end_ms,"
@@ -118,7 +118,7 @@ put_timing(coord *c, const finished *f)
 	timing_ctx t = {f, &out, core_buf_append(&out, head, (size_t) n)};
 	int rv = t.rv;
 	if (rv == IDN_OK) {
-		rv = ledger_batches(c->led, false, f->job, timing_row, &t);
+		rv = ledger_tasks(c->led, false, f->job, timing_row, &t);
 	}
 	rv = rv ? rv : t.rv;
 	snprintf(name, sizeof(name), "results/%s/timing", f->job);
@@ -141,11 +141,11 @@ assemble(coord *c, const finished *f, double *accuracy)
 	uint64_t labelled = 0, right = 0;
 	int rv = IDN_OK;
 	for (uint32_t k = 0; k < nbatches && rv == IDN_OK; k++) {
-		char name[LEDGER_PATH_MAX];
+		char name[RECORD_PATH_MAX];
 		void *data = NULL;
 		size_t len = 0;
 		// A task's result is named by its first batch.
-		ledger_batch_name(name, sizeof(name), job, k * group);
+		record_result_name(name, sizeof(name), job, k * group);
 		rv = idn_sdfs_get_buf(c->h.sdfs, name, 0, &data, &len, NULL);
 		if (rv == IDN_OK) {
 			rv = core_buf_append(&out, data, len);
@@ -164,7 +164,7 @@ assemble(coord *c, const finished *f, double *accuracy)
 		}
 		idn_free(data);
 	}
-	char name[LEDGER_PATH_MAX];
+	char name[RECORD_PATH_MAX];
 	snprintf(name, sizeof(name), "results/%s/output", job);
 	if (rv == IDN_OK) {
 		rv = idn_sdfs_put_buf(c->h.sdfs, name,
@@ -233,7 +233,7 @@ slow(void *arg)
 			    j->state == IDN_JOB_RUNNING) {
 				j->state = IDN_JOB_DONE;
 				j->accuracy = acc;
-				ledger_job_state(c->led, job, j->state, acc, "");
+				ledger_job_state(c->led, job, j->state, true, acc, "");
 				c->want_checkpoint = true;
 				c->dirty = true;
 				coord_note(c, IDN_LOG_INFO, "coord: job completed: "

@@ -7,7 +7,7 @@
 // lease (rank, world, the peers' addresses) and, when a rank is lost,
 // ends the generation: the survivors' leases are dropped, and a new
 // generation resumes from the last checkpoint in SDFS. The lease's
-// attempt is the generation, its batch the rank. All with the lock held.
+// attempt is the generation, its task the rank. All with the lock held.
 #include <stdio.h>
 #include <string.h>
 
@@ -92,7 +92,7 @@ free_workers(coord *c, cworker *caller, uint64_t now, cworker **out,
 static bool
 form(coord *c, cjob *j, cworker *caller, uint64_t now)
 {
-	cworker *ws[LEDGER_RANKS_MAX];
+	cworker *ws[RECORD_RANKS_MAX];
 	size_t want = j->spec.workers;
 	size_t n = free_workers(c, caller, now, ws, want);
 	if (n < want && !j->trained) {
@@ -116,7 +116,7 @@ form(coord *c, cjob *j, cworker *caller, uint64_t now)
 	}
 	if (j->state == IDN_JOB_QUEUED) {
 		j->state = IDN_JOB_RUNNING;
-		ledger_job_state(c->led, j->spec.job, j->state, -1, "");
+		ledger_job_state(c->led, j->spec.job, j->state, false, -1, "");
 	}
 	coord_note(c, IDN_LOG_INFO, "coord: training %s: generation %u on %zu "
 	    "workers (after epoch %u)", j->spec.job, j->gen, n, j->epoch);
@@ -124,11 +124,11 @@ form(coord *c, cjob *j, cworker *caller, uint64_t now)
 }
 
 static void
-issue(cjob *j, uint32_t r, uint64_t now, ledger_lease *l)
+issue(cjob *j, uint32_t r, uint64_t now, record_lease *l)
 {
 	memset(l, 0, sizeof(*l));
 	l->spec = j->spec;
-	l->batch = r;
+	l->task = r;
 	l->attempt = j->gen;
 	l->world = j->nranks;
 	l->expires_ms = j->ranks[r].expires = now + COORD_LEASE_MS;
@@ -142,7 +142,7 @@ issue(cjob *j, uint32_t r, uint64_t now, ledger_lease *l)
 }
 
 void
-coord_train_lease(coord *c, cworker *w, uint64_t now, ledger_lease *out,
+coord_train_lease(coord *c, cworker *w, uint64_t now, record_lease *out,
     size_t *n)
 {
 	int r;
@@ -168,12 +168,12 @@ coord_train_lease(coord *c, cworker *w, uint64_t now, ledger_lease *out,
 }
 
 bool
-coord_train_renew(coord *c, cworker *w, const ledger_held *h, uint64_t now)
+coord_train_renew(coord *c, cworker *w, const record_held *h, uint64_t now)
 {
 	cjob *j = coord_find_job(c, h->job);
 	int r = j != NULL && j->spec.kind == IDN_JOB_TRAIN ? rank_of(j, w->id) :
 	    -1;
-	if (r < 0 || (uint32_t) r != h->batch || j->gen != h->attempt ||
+	if (r < 0 || (uint32_t) r != h->task || j->gen != h->attempt ||
 	    !active(c, j)) {
 		return false;
 	}
@@ -224,7 +224,7 @@ peer_failure(int rc)
 }
 
 void
-coord_train_progress(coord *c, cworker *w, const ledger_progress *p)
+coord_train_progress(coord *c, cworker *w, const record_progress *p)
 {
 	cjob *j = coord_find_job(c, p->job);
 	if (j == NULL || j->spec.kind != IDN_JOB_TRAIN ||
@@ -262,7 +262,8 @@ coord_train_progress(coord *c, cworker *w, const ledger_progress *p)
 	j->state = p->rc == IDN_OK ? IDN_JOB_DONE : IDN_JOB_FAILED;
 	j->accuracy = p->rc == IDN_OK ? j->acc : -1;
 	snprintf(j->err, sizeof(j->err), "%s", p->err);
-	ledger_job_state(c->led, j->spec.job, j->state, j->accuracy, j->err);
+	ledger_job_state(c->led, j->spec.job, j->state, true, j->accuracy,
+	    j->err);
 	c->want_checkpoint = true;
 	coord_note(c, IDN_LOG_INFO, "coord: job completed: %s %s%s%s",
 	    j->spec.job, idn_job_state_name(j->state), j->err[0] ? ": " : "",
@@ -273,7 +274,7 @@ void
 coord_train_restore(cjob *j, const char *worker, uint32_t rank,
     uint32_t gen, uint64_t expires, uint64_t now)
 {
-	if (expires == 0 || rank >= LEDGER_RANKS_MAX || gen < j->gen) {
+	if (expires == 0 || rank >= RECORD_RANKS_MAX || gen < j->gen) {
 		return; // ended, or an older generation's row
 	}
 	if (gen > j->gen) {

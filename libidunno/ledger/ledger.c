@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-// ledger.c: the sqlite ledger. A change is a msgpack map {op, ...}; the
-// builders below encode one and ledger_apply decodes and executes it, so
-// the local write and the stream to a standby are the same bytes.
+// ledger.c: the sqlite ledger. The builders below fill a change and
+// ledger_apply executes it, so the local write and the stream to a
+// standby are the same change.
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -55,7 +55,7 @@ static const char schema[] =
     " worker TEXT, attempt INTEGER, expires_ms INTEGER,"
     " PRIMARY KEY(job, batch));";
 
-// The worker's marks of a finished batch, columns of batches added after
+// The worker's marks of a finished task, columns of batches added after
 // the table: a ledger from before (a local file, an SDFS checkpoint, a
 // standby's image) gets them on open, 0 in its rows.
 static const char *const marks[] = {"lease_ms", "start_ms",
@@ -364,304 +364,165 @@ ledger_commit(ledger *l)
 }
 
 static int
-get_f64(const wire_val *m, const char *k, double *out)
+apply_locked(ledger *l, const ledger_change *c)
 {
-	return wire_as_f64(wire_get(m, k), out);
-}
-
-static int
-apply_locked(ledger *l, const wire_val *v)
-{
-	char op[16], job[LEDGER_NAME_MAX + 1], worker[96], err[256];
-	uint64_t batch, attempt, state, t, epoch;
-	double ms, acc, loss;
-	if (wire_get_str(v, "op", op, sizeof(op)) != IDN_OK) {
-		return IDN_EPROTO;
-	}
-	if (strcmp(op, "text") == 0) {
-		const uint8_t *p;
-		size_t n;
-		return wire_get_str(v, "key", job, sizeof(job)) ||
-		    wire_get_bin(v, "text", &p, &n) ? IDN_EPROTO :
-		    exec(l, "INSERT OR REPLACE INTO meta VALUES(?, ?)", "sb",
-		    job, p, n);
-	}
-	if (strcmp(op, "set") == 0) {
-		return wire_get_str(v, "key", job, sizeof(job)) ||
-		    wire_get_u64(v, "value", &t) ? IDN_EPROTO :
-		    exec(l, "INSERT OR REPLACE INTO meta VALUES(?, ?)", "si", job,
-		    (int64_t) t);
-	}
-	if (wire_get_str(v, "job", job, sizeof(job)) != IDN_OK) {
-		return IDN_EPROTO;
-	}
-	if (strcmp(op, "job") == 0) {
-		ledger_spec s;
-		const uint8_t *p;
-		size_t n;
-		if (ledger_spec_get(wire_get(v, "spec"), &s) ||
-		    wire_get_u64(v, "state", &state) ||
-		    wire_get_u64(v, "start_ms", &t) ||
-		    wire_get_bin(v, "raw", &p, &n)) {
-			return IDN_EPROTO;
-		}
-		int rv = exec(l, "DELETE FROM batches WHERE job = ?", "s", job);
+	const char *job = c->key;
+	const ledger_row *r = &c->row;
+	int rv;
+	switch (c->op) {
+	case LEDGER_TEXT:
+		return exec(l, "INSERT OR REPLACE INTO meta VALUES(?, ?)", "sb",
+		    c->key, c->data, c->len);
+	case LEDGER_SET:
+		return exec(l, "INSERT OR REPLACE INTO meta VALUES(?, ?)", "si",
+		    c->key, (int64_t) c->value);
+	case LEDGER_JOB:
+		rv = exec(l, "DELETE FROM batches WHERE job = ?", "s", job);
 		if (rv == IDN_OK) {
 			rv = exec(l, "DELETE FROM leases WHERE job = ?", "s", job);
 		}
 		return rv != IDN_OK ? rv : exec(l, "INSERT OR REPLACE INTO "
 		    "jobs(name, spec, state, start_ms) VALUES(?, ?, ?, ?)",
-		    "sbii", job, p, n, (int64_t) state, (int64_t) t);
-	}
-	if (strcmp(op, "state") == 0) {
-		if (wire_get_u64(v, "state", &state) ||
-		    get_f64(v, "accuracy", &acc) ||
-		    wire_get_str(v, "err", err, sizeof(err))) {
-			return IDN_EPROTO;
-		}
-		int rv = exec(l, "UPDATE jobs SET state = ?, accuracy = ?, "
-		    "err = ? WHERE name = ?", "idss", (int64_t) state, acc, err,
-		    job);
-		// A finished job holds no leases.
-		return rv != IDN_OK || state <= LEDGER_RUNNING ? rv :
+		    "sbii", job, c->data, c->len, (int64_t) c->state,
+		    (int64_t) c->start_ms);
+	case LEDGER_STATE:
+		rv = exec(l, "UPDATE jobs SET state = ?, accuracy = ?, "
+		    "err = ? WHERE name = ?", "idss", (int64_t) c->state,
+		    c->accuracy, c->err, job);
+		return rv != IDN_OK || !c->ended ? rv :
 		    exec(l, "DELETE FROM leases WHERE job = ?", "s", job);
-	}
-	if (strcmp(op, "forget") == 0) {
-		int rv = exec(l, "DELETE FROM jobs WHERE name = ?", "s", job);
+	case LEDGER_FORGET:
+		rv = exec(l, "DELETE FROM jobs WHERE name = ?", "s", job);
 		rv = rv ? rv : exec(l, "DELETE FROM batches WHERE job = ?", "s",
 		    job);
 		return rv ? rv : exec(l, "DELETE FROM leases WHERE job = ?", "s",
 		    job);
-	}
-	if (strcmp(op, "epoch") == 0) {
-		return wire_get_u64(v, "epoch", &epoch) ||
-		    get_f64(v, "loss", &loss) || get_f64(v, "acc", &acc) ?
-		    IDN_EPROTO : exec(l, "UPDATE jobs SET epoch = ?, loss = ?, "
-		    "acc = ? WHERE name = ?", "idds", (int64_t) epoch, loss, acc,
+	case LEDGER_EPOCH:
+		return exec(l, "UPDATE jobs SET epoch = ?, loss = ?, acc = ? "
+		    "WHERE name = ?", "idds", (int64_t) c->epoch, c->loss, c->acc,
 		    job);
-	}
-	if (wire_get_u64(v, "batch", &batch) ||
-	    wire_get_str(v, "worker", worker, sizeof(worker)) ||
-	    wire_get_u64(v, "attempt", &attempt) ||
-	    wire_get_u64(v, "t", &t)) {
-		return IDN_EPROTO;
-	}
-	if (strcmp(op, "done") == 0) {
-		// The marks are absent from an older coordinator's records.
-		uint64_t mk[NMARKS] = {0};
-		for (size_t i = 0; i < NMARKS; i++) {
-			if (wire_get(v, marks[i]) != NULL &&
-			    wire_get_u64(v, marks[i], &mk[i]) != IDN_OK) {
-				return IDN_EPROTO;
-			}
-		}
-		if (get_f64(v, "ms", &ms) != IDN_OK) {
-			return IDN_EPROTO;
-		}
-		int rv = exec(l, "INSERT OR IGNORE INTO batches(job, batch, "
+	case LEDGER_DONE:
+		rv = exec(l, "INSERT OR IGNORE INTO batches(job, batch, "
 		    "worker, attempt, ms, end_ms, lease_ms, start_ms, "
 		    "model_start_ms, model_end_ms) VALUES(?, ?, ?, ?, ?, ?, ?, "
-		    "?, ?, ?)", "sisidiiiii", job, (int64_t) batch, worker,
-		    (int64_t) attempt, ms, (int64_t) t, (int64_t) mk[0],
-		    (int64_t) mk[1], (int64_t) mk[2], (int64_t) mk[3]);
+		    "?, ?, ?)", "sisidiiiii", job, (int64_t) r->task, r->worker,
+		    (int64_t) r->attempt, r->ms, (int64_t) r->end_ms,
+		    (int64_t) r->lease_ms, (int64_t) r->start_ms,
+		    (int64_t) r->model_start_ms, (int64_t) r->model_end_ms);
 		return rv ? rv : exec(l, "DELETE FROM leases WHERE job = ? AND "
-		    "batch = ?", "si", job, (int64_t) batch);
-	}
-	if (strcmp(op, "lease") == 0) {
+		    "batch = ?", "si", job, (int64_t) r->task);
+	case LEDGER_LEASE:
 		return exec(l, "INSERT OR REPLACE INTO leases VALUES(?, ?, ?, ?, "
-		    "?)", "sisii", job, (int64_t) batch, worker,
-		    (int64_t) attempt, (int64_t) t);
+		    "?)", "sisii", job, (int64_t) r->task, r->worker,
+		    (int64_t) r->attempt, (int64_t) r->end_ms);
 	}
-	return IDN_EPROTO;
+	return IDN_EINVAL;
 }
 
 int
-ledger_apply(ledger *l, const uint8_t *change, size_t len)
+ledger_apply(ledger *l, const ledger_change *c)
 {
-	wire_doc *doc;
-	int rv = wire_doc_parse(change, len, &doc);
-	if (rv != IDN_OK) {
-		return rv;
-	}
 	pthread_mutex_lock(&l->lock);
-	rv = apply_locked(l, wire_doc_root(doc));
+	int rv = apply_locked(l, c);
 	if (rv == IDN_OK) {
 		l->changes++;
 		if (l->changes - l->ckpt_changes >= CKPT_CHANGES) {
 			pthread_cond_signal(&l->cond);
 		}
 		if (l->stream != NULL) {
-			l->stream(l->stream_arg, change, len);
+			l->stream(l->stream_arg, c);
 		}
 	}
 	pthread_mutex_unlock(&l->lock);
-	wire_doc_free(doc);
 	return rv;
 }
 
-static int
-apply_wr(ledger *l, wire_wr *w)
+// A change of op to job (or the setting key): the caller fills the rest.
+static ledger_change
+change(int op, const char *key)
 {
-	const uint8_t *p;
-	size_t n;
-	int rv = wire_wr_bytes(w, &p, &n);
-	if (rv == IDN_OK) {
-		rv = ledger_apply(l, p, n);
-	}
-	wire_wr_free(w);
-	return rv;
+	ledger_change c = {.op = op};
+	snprintf(c.key, sizeof(c.key), "%s", key);
+	return c;
 }
 
 int
-ledger_job_put(ledger *l, const ledger_spec *s, int state, uint64_t start_ms)
+ledger_job_put(ledger *l, const char *job, const void *spec, size_t len,
+    int state, uint64_t start_ms)
 {
-	wire_wr *w, *raw;
-	const uint8_t *p;
-	size_t n;
-	if (wire_wr_new(&w) != IDN_OK) {
-		return IDN_ENOMEM;
-	}
-	if (wire_wr_new(&raw) != IDN_OK) {
-		wire_wr_free(w);
-		return IDN_ENOMEM;
-	}
-	ledger_spec_put(raw, s);
-	int rv = wire_wr_bytes(raw, &p, &n);
-	wire_map(w, 6);
-	wire_kstr(w, "op", "job");
-	wire_kstr(w, "job", s->job);
-	wire_str(w, "spec");
-	ledger_spec_put(w, s);
-	wire_ku64(w, "state", (uint64_t) state);
-	wire_ku64(w, "start_ms", start_ms);
-	wire_kbin(w, "raw", rv == IDN_OK ? p : NULL, rv == IDN_OK ? n : 0);
-	rv = rv ? rv : apply_wr(l, w);
-	wire_wr_free(raw);
-	return rv;
+	ledger_change c = change(LEDGER_JOB, job);
+	c.data = spec;
+	c.len = len;
+	c.state = (uint64_t) state;
+	c.start_ms = start_ms;
+	return ledger_apply(l, &c);
 }
 
 int
-ledger_job_state(ledger *l, const char *job, int state, double accuracy,
-    const char *err)
+ledger_job_state(ledger *l, const char *job, int state, bool ended,
+    double accuracy, const char *err)
 {
-	wire_wr *w;
-	if (wire_wr_new(&w) != IDN_OK) {
-		return IDN_ENOMEM;
-	}
-	wire_map(w, 5);
-	wire_kstr(w, "op", "state");
-	wire_kstr(w, "job", job);
-	wire_ku64(w, "state", (uint64_t) state);
-	wire_kf64(w, "accuracy", accuracy);
-	wire_kstr(w, "err", err ? err : "");
-	return apply_wr(l, w);
+	ledger_change c = change(LEDGER_STATE, job);
+	c.state = (uint64_t) state;
+	c.ended = ended;
+	c.accuracy = accuracy;
+	snprintf(c.err, sizeof(c.err), "%s", err ? err : "");
+	return ledger_apply(l, &c);
 }
 
 int
 ledger_job_forget(ledger *l, const char *job)
 {
-	wire_wr *w;
-	if (wire_wr_new(&w) != IDN_OK) {
-		return IDN_ENOMEM;
-	}
-	wire_map(w, 2);
-	wire_kstr(w, "op", "forget");
-	wire_kstr(w, "job", job);
-	return apply_wr(l, w);
-}
-
-static int
-batch_change(ledger *l, const char *op, const char *job, uint32_t batch,
-    const char *worker, uint32_t attempt, double ms, uint64_t t)
-{
-	wire_wr *w;
-	if (wire_wr_new(&w) != IDN_OK) {
-		return IDN_ENOMEM;
-	}
-	wire_map(w, 7);
-	wire_kstr(w, "op", op);
-	wire_kstr(w, "job", job);
-	wire_ku64(w, "batch", batch);
-	wire_kstr(w, "worker", worker);
-	wire_ku64(w, "attempt", attempt);
-	wire_kf64(w, "ms", ms);
-	wire_ku64(w, "t", t);
-	return apply_wr(l, w);
+	ledger_change c = change(LEDGER_FORGET, job);
+	return ledger_apply(l, &c);
 }
 
 int
-ledger_batch_done(ledger *l, const char *worker, const ledger_done *d)
+ledger_task_done(ledger *l, const char *job, const ledger_row *row)
 {
-	wire_wr *w;
-	if (wire_wr_new(&w) != IDN_OK) {
-		return IDN_ENOMEM;
-	}
-	wire_map(w, 7 + NMARKS);
-	wire_kstr(w, "op", "done");
-	wire_kstr(w, "job", d->job);
-	wire_ku64(w, "batch", d->batch);
-	wire_kstr(w, "worker", worker);
-	wire_ku64(w, "attempt", d->attempt);
-	wire_kf64(w, "ms", d->ms);
-	wire_ku64(w, "t", d->end_ms);
-	wire_ku64(w, marks[0], d->lease_ms);
-	wire_ku64(w, marks[1], d->start_ms);
-	wire_ku64(w, marks[2], d->model_start_ms);
-	wire_ku64(w, marks[3], d->model_end_ms);
-	return apply_wr(l, w);
+	ledger_change c = change(LEDGER_DONE, job);
+	c.row = *row;
+	return ledger_apply(l, &c);
 }
 
 int
-ledger_lease_put(ledger *l, const char *job, uint32_t batch,
+ledger_lease_put(ledger *l, const char *job, uint32_t task,
     const char *worker, uint32_t attempt, uint64_t expires_ms)
 {
-	return batch_change(l, "lease", job, batch, worker, attempt, 0,
-	    expires_ms);
+	ledger_change c = change(LEDGER_LEASE, job);
+	c.row.task = task;
+	c.row.attempt = attempt;
+	c.row.end_ms = expires_ms;
+	snprintf(c.row.worker, sizeof(c.row.worker), "%s", worker);
+	return ledger_apply(l, &c);
 }
 
 int
 ledger_train_epoch(ledger *l, const char *job, uint32_t epoch, double loss,
     double acc)
 {
-	wire_wr *w;
-	if (wire_wr_new(&w) != IDN_OK) {
-		return IDN_ENOMEM;
-	}
-	wire_map(w, 5);
-	wire_kstr(w, "op", "epoch");
-	wire_kstr(w, "job", job);
-	wire_ku64(w, "epoch", epoch);
-	wire_kf64(w, "loss", loss);
-	wire_kf64(w, "acc", acc);
-	return apply_wr(l, w);
+	ledger_change c = change(LEDGER_EPOCH, job);
+	c.epoch = epoch;
+	c.loss = loss;
+	c.acc = acc;
+	return ledger_apply(l, &c);
 }
 
 int
 ledger_set(ledger *l, const char *key, uint64_t value)
 {
-	wire_wr *w;
-	if (wire_wr_new(&w) != IDN_OK) {
-		return IDN_ENOMEM;
-	}
-	wire_map(w, 3);
-	wire_kstr(w, "op", "set");
-	wire_kstr(w, "key", key);
-	wire_ku64(w, "value", value);
-	return apply_wr(l, w);
+	ledger_change c = change(LEDGER_SET, key);
+	c.value = value;
+	return ledger_apply(l, &c);
 }
 
 int
 ledger_set_text(ledger *l, const char *key, const char *text)
 {
-	wire_wr *w;
-	if (wire_wr_new(&w) != IDN_OK) {
-		return IDN_ENOMEM;
-	}
-	wire_map(w, 3);
-	wire_kstr(w, "op", "text");
-	wire_kstr(w, "key", key);
-	wire_kbin(w, "text", text, strlen(text));
-	return apply_wr(l, w);
+	ledger_change c = change(LEDGER_TEXT, key);
+	c.data = text;
+	c.len = strlen(text);
+	return ledger_apply(l, &c);
 }
 
 int
@@ -714,30 +575,22 @@ ledger_jobs(ledger *l, ledger_job_fn fn, void *arg)
 {
 	sqlite3_stmt *st;
 	pthread_mutex_lock(&l->lock);
-	int rv = sqlite3_prepare_v2(l->db, "SELECT spec, state, start_ms, "
-	    "accuracy, epoch, loss, acc, err FROM jobs ORDER BY rowid", -1,
-	    &st, NULL) == SQLITE_OK ? IDN_OK : IDN_EDB;
+	int rv = sqlite3_prepare_v2(l->db, "SELECT name, spec, state, "
+	    "start_ms, accuracy, epoch, loss, acc, err FROM jobs ORDER BY "
+	    "rowid", -1, &st, NULL) == SQLITE_OK ? IDN_OK : IDN_EDB;
 	int rc;
 	while (rv == IDN_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		ledger_job j = {0};
-		wire_doc *doc;
-		const void *p = sqlite3_column_blob(st, 0);
-		size_t n = (size_t) sqlite3_column_bytes(st, 0);
-		if (p == NULL || wire_doc_parse(p, n, &doc) != IDN_OK) {
-			continue; // an unreadable row is skipped, not fatal
-		}
-		int r = ledger_spec_get(wire_doc_root(doc), &j.spec);
-		wire_doc_free(doc);
-		if (r != IDN_OK) {
-			continue;
-		}
-		j.state = sqlite3_column_int(st, 1);
-		j.start_ms = (uint64_t) sqlite3_column_int64(st, 2);
-		j.accuracy = sqlite3_column_double(st, 3);
-		j.epoch = (uint32_t) sqlite3_column_int64(st, 4);
-		j.loss = sqlite3_column_double(st, 5);
-		j.acc = sqlite3_column_double(st, 6);
-		snprintf(j.err, sizeof(j.err), "%s", col_text(st, 7));
+		snprintf(j.name, sizeof(j.name), "%s", col_text(st, 0));
+		j.spec = sqlite3_column_blob(st, 1);
+		j.spec_len = (size_t) sqlite3_column_bytes(st, 1);
+		j.state = sqlite3_column_int(st, 2);
+		j.start_ms = (uint64_t) sqlite3_column_int64(st, 3);
+		j.accuracy = sqlite3_column_double(st, 4);
+		j.epoch = (uint32_t) sqlite3_column_int64(st, 5);
+		j.loss = sqlite3_column_double(st, 6);
+		j.acc = sqlite3_column_double(st, 7);
+		snprintf(j.err, sizeof(j.err), "%s", col_text(st, 8));
 		fn(arg, &j);
 	}
 	if (rv == IDN_OK) {
@@ -748,7 +601,7 @@ ledger_jobs(ledger *l, ledger_job_fn fn, void *arg)
 }
 
 int
-ledger_batches(ledger *l, bool leases, const char *job, ledger_batch_fn fn,
+ledger_tasks(ledger *l, bool leases, const char *job, ledger_task_fn fn,
     void *arg)
 {
 	char sql[320];
@@ -766,18 +619,18 @@ ledger_batches(ledger *l, bool leases, const char *job, ledger_batch_fn fn,
 	}
 	int rc = SQLITE_DONE;
 	while (rv == IDN_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		ledger_done d = {
-			.batch = (uint32_t) sqlite3_column_int64(st, 1),
+		ledger_row r = {
+			.task = (uint32_t) sqlite3_column_int64(st, 1),
 			.attempt = (uint32_t) sqlite3_column_int64(st, 3),
 			.ms = sqlite3_column_double(st, 4),
 		};
-		uint64_t *t[] = {&d.end_ms, &d.lease_ms, &d.start_ms,
-		    &d.model_start_ms, &d.model_end_ms};
+		uint64_t *t[] = {&r.end_ms, &r.lease_ms, &r.start_ms,
+		    &r.model_start_ms, &r.model_end_ms};
 		for (int i = 0; i < 5; i++) {
 			*t[i] = (uint64_t) sqlite3_column_int64(st, 5 + i);
 		}
-		snprintf(d.job, sizeof(d.job), "%s", col_text(st, 0));
-		fn(arg, col_text(st, 2), &d);
+		snprintf(r.worker, sizeof(r.worker), "%s", col_text(st, 2));
+		fn(arg, col_text(st, 0), &r);
 	}
 	if (rv == IDN_OK) {
 		rv = rc == SQLITE_DONE ? IDN_OK : IDN_EDB;

@@ -1,21 +1,68 @@
 // SPDX-License-Identifier: MIT
 // ledger.h: the coordinator's durable record (sqlite, WAL): jobs with their
-// specs and states, finished batches, leases, training progress and a few
-// settings (phase, epoch). Every change is one msgpack record applied by
+// specs and states, finished tasks, leases, training progress and a few
+// settings (phase, epoch). Every change is one ledger_change applied by
 // ledger_apply, which also hands it to the change stream: a standby that
-// applies the same records keeps an identical copy. The only sqlite user.
+// applies the same changes keeps an identical copy. The only sqlite user;
+// it reads no spec (stored as the bytes it is given) and encodes nothing,
+// so it needs no layer but core.
 #ifndef IDN_LEDGER_LEDGER_H
 #define IDN_LEDGER_LEDGER_H
 
-#include "ledger/msg.h"
+#include "core/core.h"
+
+#define LEDGER_KEY_MAX 64      // a job's name or a setting's key
+#define LEDGER_WORKER_MAX 96   // a worker's id, its NUL included
+#define LEDGER_ERR_MAX 256     // a job's error, its NUL included
 
 typedef struct ledger ledger;
 
-// ledger_stream_fn receives each applied change (msgpack bytes, borrowed
-// for the call) on the thread that made it, with the ledger's lock held:
-// keep it short (queue the bytes).
-typedef void (*ledger_stream_fn)(void *arg, const uint8_t *change,
-    size_t len);
+// A finished task (a row of `batches`) or an open lease (of `leases`: ms
+// and the marks 0, end_ms its expiry).
+typedef struct ledger_row {
+	char worker[LEDGER_WORKER_MAX];
+	uint32_t task;         // column `batch`
+	uint32_t attempt;
+	double ms;             // the model's time
+	uint64_t end_ms;       // wall clock the result was in SDFS
+	// The worker's wall clock when the lease arrived, the task started,
+	// the model began and ended (0: unknown).
+	uint64_t lease_ms, start_ms, model_start_ms, model_end_ms;
+} ledger_row;
+
+// What a change does; `key` names its job (set, text: the setting).
+enum ledger_op {
+	LEDGER_SET,     // the setting is value
+	LEDGER_TEXT,    // the setting is the text data
+	LEDGER_JOB,     // the job anew: spec (data), state, start_ms; no rows
+	LEDGER_STATE,   // the job's state, accuracy, err; ended: no leases
+	LEDGER_FORGET,  // the job and its rows are gone
+	LEDGER_EPOCH,   // a training job's last epoch, loss, acc
+	LEDGER_DONE,    // row finished (its first completion counts)
+	LEDGER_LEASE,   // row leased until row.end_ms (0: taken back)
+};
+
+// One change. Pointers are borrowed for the call that takes it.
+typedef struct ledger_change {
+	int op;                          // enum ledger_op
+	char key[LEDGER_KEY_MAX + 1];
+	uint64_t value;                  // set
+	const void *data;                // text: the text; job: its spec
+	size_t len;
+	uint64_t state;                  // job, state
+	bool ended;                      // state: final (its leases go)
+	uint64_t start_ms;               // job
+	double accuracy;                 // state: < 0 unknown
+	char err[LEDGER_ERR_MAX];        // state
+	uint64_t epoch;                  // epoch
+	double loss, acc;                // epoch
+	ledger_row row;                  // done, lease
+} ledger_change;
+
+// ledger_stream_fn receives each applied change (borrowed for the call)
+// on the thread that made it, with the ledger's lock held: keep it short
+// (queue it).
+typedef void (*ledger_stream_fn)(void *arg, const ledger_change *c);
 
 // ledger_open opens or creates the database at path (its folder must
 // exist). IDN_EDB if sqlite refuses it (not a database, unwritable).
@@ -31,8 +78,8 @@ int ledger_image_get(const void *img, size_t len, const char *key,
 void ledger_close(ledger *l);
 void ledger_set_stream(ledger *l, ledger_stream_fn fn, void *arg);
 
-// ledger_apply applies one change record. IDN_EPROTO bad record, IDN_EDB.
-int ledger_apply(ledger *l, const uint8_t *change, size_t len);
+// ledger_apply applies one change. IDN_EINVAL unknown op, IDN_EDB.
+int ledger_apply(ledger *l, const ledger_change *c);
 
 // ledger_begin .. ledger_commit makes the changes between them one
 // sqlite transaction (one WAL commit instead of one per change); they
@@ -40,19 +87,20 @@ int ledger_apply(ledger *l, const uint8_t *change, size_t len);
 int ledger_begin(ledger *l);
 int ledger_commit(ledger *l);
 
-// Changes, built as records and applied through ledger_apply.
-int ledger_job_put(ledger *l, const ledger_spec *s, int state,
-    uint64_t start_ms);
-// accuracy < 0: unknown; err "" when none.
-int ledger_job_state(ledger *l, const char *job, int state, double accuracy,
-    const char *err);
+// Changes, built and applied through ledger_apply. spec: the job's spec
+// as its encoder wrote it (ledger_jobs hands it back), len bytes.
+int ledger_job_put(ledger *l, const char *job, const void *spec, size_t len,
+    int state, uint64_t start_ms);
+// ended: the state is final (the job's leases go); accuracy < 0: unknown;
+// err "" when none.
+int ledger_job_state(ledger *l, const char *job, int state, bool ended,
+    double accuracy, const char *err);
 int ledger_job_forget(ledger *l, const char *job);
-// ledger_batch_done records batch d->batch of d->job done by worker: its
-// attempt, ms, end_ms and the worker's marks (lease_ms .. model_end_ms);
-// busy_ms and rc are not kept. The first completion of a batch counts.
-int ledger_batch_done(ledger *l, const char *worker, const ledger_done *d);
-// expires_ms 0: the lease was taken back (the batch is to be leased again).
-int ledger_lease_put(ledger *l, const char *job, uint32_t batch,
+// ledger_task_done records row of job finished. The first completion
+// of a task counts.
+int ledger_task_done(ledger *l, const char *job, const ledger_row *row);
+// expires_ms 0: the lease was taken back (the task is to be leased again).
+int ledger_lease_put(ledger *l, const char *job, uint32_t task,
     const char *worker, uint32_t attempt, uint64_t expires_ms);
 int ledger_train_epoch(ledger *l, const char *job, uint32_t epoch,
     double loss, double acc);
@@ -65,25 +113,27 @@ int ledger_get(ledger *l, const char *key, uint64_t *value); // IDN_ENOENT
 // *text: memory freed with free(); IDN_ENOENT when none.
 int ledger_get_text(ledger *l, const char *key, char **text);
 typedef struct ledger_job {
-	ledger_spec spec;
+	char name[LEDGER_KEY_MAX + 1];
+	const void *spec;      // as ledger_job_put had it, borrowed
+	size_t spec_len;
 	int state;
 	uint64_t start_ms;
 	double accuracy;
 	uint32_t epoch;        // training: last finished epoch
 	double loss, acc;      // training: its figures
-	char err[256];
+	char err[LEDGER_ERR_MAX];
 } ledger_job;
 typedef void (*ledger_job_fn)(void *arg, const ledger_job *j);
 int ledger_jobs(ledger *l, ledger_job_fn fn, void *arg);
-// d is borrowed for the call; busy_ms and rc are 0.
-typedef void (*ledger_batch_fn)(void *arg, const char *worker,
-    const ledger_done *d);
-// ledger_batches calls fn for the finished batches of job (NULL: of every
-// job), by job then batch, as ledger_batch_done recorded them (marks 0 in
+// row is borrowed for the call.
+typedef void (*ledger_task_fn)(void *arg, const char *job,
+    const ledger_row *row);
+// ledger_tasks calls fn for the finished tasks of job (NULL: of every
+// job), by job then task, as ledger_task_done recorded them (marks 0 in
 // rows from before they were kept), or, with leases true, for the open
-// leases (ms and marks 0, end_ms the expiry). IDN_EDB.
-int ledger_batches(ledger *l, bool leases, const char *job,
-    ledger_batch_fn fn, void *arg);
+// leases. IDN_EDB.
+int ledger_tasks(ledger *l, bool leases, const char *job,
+    ledger_task_fn fn, void *arg);
 
 // ledger_image serialises the whole database (a checkpoint): returns
 // memory the caller frees with idn_free().

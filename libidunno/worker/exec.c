@@ -28,12 +28,12 @@ next_task(worker *w, uint64_t now, uint64_t *next)
 	char lkey[sizeof(w->ld_key)] = "";
 	size_t pick = SIZE_MAX, own = SIZE_MAX;
 	for (size_t i = 0; i < w->nq && pick == SIZE_MAX; i++) {
-		const ledger_lease *l = &w->queue[i];
+		const record_lease *l = &w->queue[i];
 		bool arrived = l->ready_ms <= now;
 		if (!arrived) {
 			*next = CORE_MIN(*next, l->ready_ms);
 		}
-		if (l->spec.kind != LEDGER_INFER) {
+		if (l->spec.kind != IDN_JOB_INFER) {
 			if (arrived) {
 				return i; // training keeps its order
 			}
@@ -67,7 +67,7 @@ next_task(worker *w, uint64_t now, uint64_t *next)
 // wall clock at the first batch's start and the last one's end; *load_ms
 // the time a model load took (not the task's time).
 static int
-run_batch(worker *w, const ledger_lease *l, ledger_done *d, double *load_ms,
+run_batch(worker *w, const record_lease *l, record_done *d, double *load_ms,
     core_buf *result)
 {
 	int rv = IDN_OK;
@@ -78,7 +78,7 @@ run_batch(worker *w, const ledger_lease *l, ledger_done *d, double *load_ms,
 	if (set == NULL) {
 		return rv;
 	}
-	const ledger_manifest *man = &set->man;
+	const record_manifest *man = &set->man;
 	size_t chw = (size_t) man->c * man->h * man->w;
 	// spec.limit is the job's resolved query count; past the set's size
 	// the set is replayed: query q is image q mod count.
@@ -162,13 +162,13 @@ run_batch(worker *w, const ledger_lease *l, ledger_done *d, double *load_ms,
 	return rv;
 }
 
-// Queues the completion of a batch for the next lease call (lock held):
+// Queues the completion of a task for the next lease call (lock held):
 // d as the executor filled it, done now with rc.
 static void
-report(worker *w, const ledger_done *d, int rc)
+report(worker *w, const record_done *d, int rc)
 {
 	if (w->ndone < REPORTS_MAX) {
-		ledger_done *r = &w->done[w->ndone++];
+		record_done *r = &w->done[w->ndone++];
 		*r = *d;
 		r->end_ms = idn_wall_ms();
 		r->rc = rc;
@@ -188,7 +188,7 @@ free_slot(worker *w)
 }
 
 // A writer: puts the oldest queued result into SDFS, then reports the
-// batch done (the report goes with the next lease call).
+// task done (the report goes with the next lease call).
 void *
 worker_writer_main(void *arg)
 {
@@ -209,21 +209,21 @@ worker_writer_main(void *arg)
 		}
 		ws->state = SLOT_WRITING;
 		ws->start = idn_clock_ms();
-		ledger_lease l = ws->l;
-		ledger_done d = ws->d;
+		record_lease l = ws->l;
+		record_done d = ws->d;
 		core_buf out = ws->out;
 		ws->out = (core_buf){0};
 		pthread_mutex_unlock(&w->lock);
-		char name[LEDGER_PATH_MAX];
+		char name[RECORD_PATH_MAX];
 		// Named by the task's first batch (its group's, when grouped).
-		ledger_batch_name(name, sizeof(name), l.spec.job,
+		record_result_name(name, sizeof(name), l.spec.job,
 		    (uint32_t) (l.first / l.spec.batch));
 		int rv = idn_sdfs_put_buf(w->h.node, name, out.data, out.len,
 		    NULL);
 		core_buf_free(&out);
 		if (rv != IDN_OK) {
 			worker_log(w, IDN_LOG_WARN, "worker: %s/%u: writing the "
-			    "result: %s", l.spec.job, l.batch, idn_strerror(rv));
+			    "result: %s", l.spec.job, l.task, idn_strerror(rv));
 		}
 		pthread_mutex_lock(&w->lock);
 		report(w, &d, rv);
@@ -285,32 +285,32 @@ worker_exec_main(void *arg)
 		w->running = true;
 		w->abort_cur = false;
 		w->cur_start = idn_clock_ms();
-		ledger_lease l = w->cur;
+		record_lease l = w->cur;
 		pthread_mutex_unlock(&w->lock);
-		if (l.spec.kind == LEDGER_TRAIN) {
+		if (l.spec.kind == IDN_JOB_TRAIN) {
 			worker_log(w, IDN_LOG_INFO, "worker: task started: "
 			    "training %s model %s attempt %u rank %u of %u",
-			    l.spec.job, l.spec.model, l.attempt, l.batch,
+			    l.spec.job, l.spec.model, l.attempt, l.task,
 			    l.world ? l.world : 1);
 			worker_run_train(w, &l);
 			last_end = 0;
 			pthread_mutex_lock(&w->lock);
 		} else {
 			worker_log(w, IDN_LOG_INFO, "worker: task started: %s/%u "
-			    "queries %llu..%llu attempt %u", l.spec.job, l.batch,
+			    "queries %llu..%llu attempt %u", l.spec.job, l.task,
 			    (unsigned long long) l.first,
 			    (unsigned long long) (l.first + l.count - 1),
 			    l.attempt);
 			double load = 0;
 			uint64_t t0 = last_end ? last_end : idn_clock_ms();
 			core_buf out = {0};
-			ledger_done d = {.batch = l.batch, .attempt = l.attempt,
+			record_done d = {.task = l.task, .attempt = l.attempt,
 			    .lease_ms = l.got_ms, .start_ms = idn_wall_ms()};
 			snprintf(d.job, sizeof(d.job), "%s", l.spec.job);
 			int rv = run_batch(w, &l, &d, &load, &out);
 			if (rv != IDN_OK) {
 				worker_log(w, IDN_LOG_WARN, "worker: %s/%u failed: "
-				    "%s", l.spec.job, l.batch, idn_strerror(rv));
+				    "%s", l.spec.job, l.task, idn_strerror(rv));
 			}
 			pthread_mutex_lock(&w->lock);
 			write_slot *ws = NULL;

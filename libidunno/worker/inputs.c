@@ -10,16 +10,16 @@
 #include "worker/worker_int.h"
 
 void
-worker_model_key(const ledger_spec *s, char *key, size_t cap)
+worker_model_key(const record_spec *s, char *key, size_t cap)
 {
 	snprintf(key, cap, "%s|%s", s->model, s->weights);
 }
 
 // The model of spec s from SDFS (its description and weights), loaded.
 static int
-load_model(worker *w, const ledger_spec *s, idn_model **out)
+load_model(worker *w, const record_spec *s, idn_model **out)
 {
-	char dname[LEDGER_PATH_MAX];
+	char dname[RECORD_PATH_MAX];
 	void *desc = NULL, *bytes = NULL;
 	size_t dlen = 0, blen = 0;
 	char *err = NULL;
@@ -72,7 +72,7 @@ cache_model(worker *w, const char *key, idn_model *m)
 }
 
 model_slot *
-worker_get_model(worker *w, const ledger_spec *s, int *rc)
+worker_get_model(worker *w, const record_spec *s, int *rc)
 {
 	char key[sizeof(w->models[0].key)];
 	worker_model_key(s, key, sizeof(key));
@@ -113,7 +113,7 @@ worker_loader_main(void *arg)
 			worker_wait_ms(w, &w->cv_pf, 100);
 			continue;
 		}
-		ledger_spec want = w->ld_want;
+		record_spec want = w->ld_want;
 		w->ld_want.model[0] = '\0';
 		worker_model_key(&want, w->ld_key, sizeof(w->ld_key));
 		w->ld_busy = true;
@@ -166,13 +166,13 @@ worker_get_set(worker *w, const char *prefix, int *rc)
 			lru = &w->sets[i];
 		}
 	}
-	char name[LEDGER_PATH_MAX + 16];
+	char name[RECORD_PATH_MAX + 16];
 	void *text = NULL;
 	size_t len = 0;
 	snprintf(name, sizeof(name), "%s/manifest", prefix);
 	*rc = idn_sdfs_get_buf(w->h.node, name, 0, &text, &len, NULL);
 	if (*rc == IDN_OK) {
-		*rc = ledger_manifest_parse(text, len, &lru->man);
+		*rc = record_manifest_parse(text, len, &lru->man);
 	}
 	idn_free(text);
 	if (*rc != IDN_OK) {

@@ -41,20 +41,20 @@ resolve(worker *w)
 }
 
 static bool
-same_lease(const ledger_lease *l, const ledger_held *h)
+same_lease(const record_lease *l, const record_held *h)
 {
-	return strcmp(l->spec.job, h->job) == 0 && l->batch == h->batch &&
+	return strcmp(l->spec.job, h->job) == 0 && l->task == h->task &&
 	    l->attempt == h->attempt;
 }
 
 static bool
 has_train(worker *w)
 {
-	if (w->running && w->cur.spec.kind == LEDGER_TRAIN) {
+	if (w->running && w->cur.spec.kind == IDN_JOB_TRAIN) {
 		return true;
 	}
 	for (size_t i = 0; i < w->nq; i++) {
-		if (w->queue[i].spec.kind == LEDGER_TRAIN) {
+		if (w->queue[i].spec.kind == IDN_JOB_TRAIN) {
 			return true;
 		}
 	}
@@ -63,10 +63,10 @@ has_train(worker *w)
 
 // A task stuck past TASK_STUCK_MS (running, or its result being
 // written), or NULL (lock held).
-static const ledger_lease *
+static const record_lease *
 stuck_task(worker *w, uint64_t now)
 {
-	const ledger_lease *st = w->running && w->cur.spec.kind == LEDGER_INFER &&
+	const record_lease *st = w->running && w->cur.spec.kind == IDN_JOB_INFER &&
 	    now > w->cur_start + TASK_STUCK_MS ? &w->cur : NULL;
 	for (size_t i = 0; i < WRITES_MAX && st == NULL; i++) {
 		st = w->wr[i].state == SLOT_WRITING &&
@@ -76,9 +76,9 @@ stuck_task(worker *w, uint64_t now)
 }
 
 static void
-hold(ledger_held *h, size_t *n, const ledger_lease *l, bool running)
+hold(record_held *h, size_t *n, const record_lease *l, bool running)
 {
-	h[*n] = (ledger_held){"", l->batch, l->attempt, running};
+	h[*n] = (record_held){"", l->task, l->attempt, running};
 	snprintf(h[*n].job, sizeof(h[0].job), "%s", l->spec.job);
 	(*n)++;
 }
@@ -88,9 +88,9 @@ hold(ledger_held *h, size_t *n, const ledger_lease *l, bool running)
 // recent ones acknowledged by an epoch older than `older` (a coordinator
 // of a newer epoch may lack them).
 typedef struct {
-	ledger_held held[QUEUE_MAX + 1 + WRITES_MAX];
-	ledger_done done[REPORTS_MAX + RECENT_MAX];
-	ledger_lease_req r;
+	record_held held[QUEUE_MAX + 1 + WRITES_MAX];
+	record_done done[REPORTS_MAX + RECENT_MAX];
+	record_lease_req r;
 } call_body;
 
 static void
@@ -115,7 +115,7 @@ collect(worker *w, uint64_t now, bool stuck, uint64_t older, call_body *b)
 			b->done[n++] = w->recent[i].d;
 		}
 	}
-	b->r = (ledger_lease_req){.epoch = w->epoch, .done = b->done,
+	b->r = (record_lease_req){.epoch = w->epoch, .done = b->done,
 	    .ndone = n, .held = b->held, .nheld = nh, .train = w->prog,
 	    .ntrain = w->nprog};
 	snprintf(b->r.worker, sizeof(b->r.worker), "%s", w->self);
@@ -127,7 +127,7 @@ static int
 build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 {
 	uint64_t now = idn_clock_ms();
-	const ledger_lease *st = stuck_task(w, now);
+	const record_lease *st = stuck_task(w, now);
 	bool stuck = st != NULL;
 	if (!stuck) {
 		w->stuck_logged = false; // a new episode logs and releases again
@@ -135,7 +135,7 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 	if (stuck && !w->stuck_logged) {
 		w->stuck_logged = true;
 		worker_log(w, IDN_LOG_WARN, "worker: task %s/%u stuck for %d "
-		    "ms: its leases are given up", st->spec.job, st->batch,
+		    "ms: its leases are given up", st->spec.job, st->task,
 		    TASK_STUCK_MS);
 	}
 	// Enough to run WORKER_HOLD_MS by the tasks' measured time: the
@@ -156,7 +156,7 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 		collect(w, now, stuck, w->epoch, b);
 		b->r.want = *want;
 		b->r.release = stuck && !w->released;
-		ledger_lease_req_put(*out, &b->r);
+		record_lease_req_put(*out, &b->r);
 	}
 	free(b);
 	return rv;
@@ -172,7 +172,7 @@ worker_state(worker *w, wire_wr *out)
 	pthread_mutex_lock(&w->lock);
 	uint64_t now = idn_clock_ms();
 	collect(w, now, stuck_task(w, now) != NULL, UINT64_MAX, b);
-	ledger_lease_req_put(out, &b->r);
+	record_lease_req_put(out, &b->r);
 	pthread_mutex_unlock(&w->lock);
 	free(b);
 	return IDN_OK;
@@ -194,7 +194,7 @@ keep_acked(worker *w, uint64_t epoch, size_t nd)
 	w->nrecent = k;
 	for (size_t i = 0; i < nd; i++) {
 		if (w->done[i].rc != IDN_OK) {
-			continue; // a failure went back; the batch runs again
+			continue; // a failure went back; the task runs again
 		}
 		if (w->nrecent == RECENT_MAX) {
 			memmove(w->recent, w->recent + 1,
@@ -212,7 +212,7 @@ void
 worker_abort_cur(worker *w)
 {
 	w->abort_cur = true;
-	if (w->running && w->cur.spec.kind == LEDGER_TRAIN &&
+	if (w->running && w->cur.spec.kind == IDN_JOB_TRAIN &&
 	    w->h.coll != NULL) {
 		(void) coll_cancel(w->h.coll, w->cur.spec.job);
 	}
@@ -220,7 +220,7 @@ worker_abort_cur(worker *w)
 
 // got_ms: the wall clock when the reply arrived (each lease's lease_ms).
 static void
-take_reply(worker *w, const ledger_lease_rep *rep, size_t nd, size_t np,
+take_reply(worker *w, const record_lease_rep *rep, size_t nd, size_t np,
     uint64_t got_ms)
 {
 	keep_acked(w, rep->epoch, nd);
@@ -280,13 +280,13 @@ worker_lease_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		wire_doc *d = NULL;
 		wire_env e;
-		ledger_lease_rep rep;
+		record_lease_rep rep;
 		int rv = rpc_client_call_at(w->h.lease ? w->h.lease : w->h.node,
 		    coord, "sched.lease", body, &d, &e);
 		uint64_t got_ms = idn_wall_ms();
 		wire_wr_free(body);
 		if (rv == IDN_OK) {
-			rv = ledger_lease_rep_get(e.body, &rep);
+			rv = record_lease_rep_get(e.body, &rep);
 		}
 		wire_doc_free(d);
 		pthread_mutex_lock(&w->lock);
@@ -296,7 +296,7 @@ worker_lease_main(void *arg)
 			worker_log(w, IDN_LOG_WARN, "worker: refused a reply of "
 			    "epoch %llu (now %llu) from %s", (unsigned long long)
 			    rep.epoch, (unsigned long long) w->epoch, coord);
-			ledger_lease_rep_clear(&rep);
+			record_lease_rep_clear(&rep);
 			rv = IDN_ESTALE;
 		}
 		if (rv != IDN_OK) {
@@ -308,7 +308,7 @@ worker_lease_main(void *arg)
 		w->released = w->stuck_logged;
 		take_reply(w, &rep, nd, np, got_ms);
 		size_t got = rep.n;
-		ledger_lease_rep_clear(&rep);
+		record_lease_rep_clear(&rep);
 		// Go again at once with reports to send or leases to take
 		// while short of the next few tasks, else after the poll
 		// period (renewals, new work, the deeper queue: the

@@ -17,7 +17,7 @@
 
 typedef struct {
 	worker *w;
-	const ledger_lease *l;
+	const record_lease *l;
 	coll_group *g;
 	bool stepped;     // on_step ran once (where the run started is logged)
 } train_ctx;
@@ -38,7 +38,7 @@ on_step(void *arg, const idn_model_step *s)
 		t->stepped = true;
 		worker_log(t->w, IDN_LOG_INFO, "worker: training %s rank %u of "
 		    "%u attempt %u: first step %llu of epoch %u (%llu steps an "
-		    "epoch)", t->l->spec.job, t->l->batch, t->l->world,
+		    "epoch)", t->l->spec.job, t->l->task, t->l->world,
 		    t->l->attempt, (unsigned long long) s->step, s->epoch,
 		    (unsigned long long) s->steps);
 	}
@@ -48,46 +48,46 @@ on_step(void *arg, const idn_model_step *s)
 	return stop ? 1 : 0;
 }
 
-// Joins the lease's generation of ranks (l->batch of l->world, peers'
+// Joins the lease's generation of ranks (l->task of l->world, peers'
 // addresses in l->peers); *g stays NULL for a single rank.
 static int
-join_ranks(worker *w, const ledger_lease *l, coll_group **g, char **err)
+join_ranks(worker *w, const record_lease *l, coll_group **g, char **err)
 {
 	*g = NULL;
 	if (l->world <= 1) {
 		return IDN_OK;
 	}
-	char peers[LEDGER_PEERS_MAX];
-	const char *addrs[LEDGER_RANKS_MAX];
+	char peers[RECORD_PEERS_MAX];
+	const char *addrs[RECORD_RANKS_MAX];
 	uint32_t n = 0;
 	snprintf(peers, sizeof(peers), "%s", l->peers);
 	char *save = NULL;
 	for (char *a = strtok_r(peers, " ", &save); a != NULL &&
-	    n < LEDGER_RANKS_MAX; a = strtok_r(NULL, " ", &save)) {
+	    n < RECORD_RANKS_MAX; a = strtok_r(NULL, " ", &save)) {
 		addrs[n++] = a;
 	}
 	int rv = w->h.coll == NULL || n != l->world ? IDN_EINVAL : IDN_OK;
 	if (rv == IDN_OK) {
-		coll_group_opts o = {l->spec.job, l->attempt, l->batch, l->world,
+		coll_group_opts o = {l->spec.job, l->attempt, l->task, l->world,
 		    addrs};
 		rv = coll_group_open(w->h.coll, &o, g);
 	}
 	if (rv != IDN_OK) {
 		*err = core_asprintf("cannot join rank %u of %u, generation %u: "
-		    "%s", l->batch, l->world, l->attempt, idn_strerror(rv));
+		    "%s", l->task, l->world, l->attempt, idn_strerror(rv));
 	}
 	return rv;
 }
 
 // A new progress report of lease l for the next lease call (lock held),
 // NULL when they are REPORTS_MAX already.
-static ledger_progress *
-progress(worker *w, const ledger_lease *l)
+static record_progress *
+progress(worker *w, const record_lease *l)
 {
 	if (w->nprog == REPORTS_MAX) {
 		return NULL;
 	}
-	ledger_progress *p = &w->prog[w->nprog++];
+	record_progress *p = &w->prog[w->nprog++];
 	memset(p, 0, sizeof(*p));
 	snprintf(p->job, sizeof(p->job), "%s", l->spec.job);
 	p->attempt = l->attempt;
@@ -100,7 +100,7 @@ on_epoch(void *arg, const idn_model_epoch *e)
 	train_ctx *t = arg;
 	worker *w = t->w;
 	pthread_mutex_lock(&w->lock);
-	ledger_progress *p = progress(w, t->l);
+	record_progress *p = progress(w, t->l);
 	if (p != NULL) {
 		p->epoch = e->epoch;
 		p->loss = e->train_loss;
@@ -120,16 +120,16 @@ on_epoch(void *arg, const idn_model_epoch *e)
 // every epoch, and every rank resumes from the last checkpoint of a run
 // of the same settings.
 void
-worker_run_train(worker *w, const ledger_lease *l)
+worker_run_train(worker *w, const record_lease *l)
 {
 	idn_model_train_opts o;
-	ledger_spec_train_opts(&l->spec, &o);
+	record_spec_train_opts(&l->spec, &o);
 	train_ctx t = {w, l, NULL, false};
 	o.on_epoch = on_epoch;
 	o.arg = &t;
 	o.on_step = on_step;
 	o.step_arg = &t;
-	o.rank = l->batch;
+	o.rank = l->task;
 	o.world = l->world ? l->world : 1;
 	char *err = NULL;
 	int rv = join_ranks(w, l, &t.g, &err);
@@ -139,14 +139,14 @@ worker_run_train(worker *w, const ledger_lease *l)
 	}
 	if (rv == IDN_OK) {
 		catalog_train_ext x = {l->spec.checkpoint_s,
-		    l->spec.from == LEDGER_FROM_WEIGHTS};
+		    l->spec.from == IDN_TRAIN_FROM_WEIGHTS};
 		rv = catalog_train_run(w->h.node, l->spec.model, l->spec.data,
 		    (size_t) l->spec.limit, &o, &x, &err);
 	}
 	coll_group_close(t.g);
 	pthread_mutex_lock(&w->lock);
 	bool aborted = w->abort_cur || w->stop;
-	ledger_progress *p = aborted ? NULL : progress(w, l);
+	record_progress *p = aborted ? NULL : progress(w, l);
 	if (p != NULL) {
 		p->done = true;
 		p->rc = rv;

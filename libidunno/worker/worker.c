@@ -64,7 +64,7 @@ worker_close(worker *w)
 	}
 	pthread_mutex_lock(&w->lock);
 	w->stop = true;
-	if (w->running && w->cur.spec.kind == LEDGER_TRAIN) {
+	if (w->running && w->cur.spec.kind == IDN_JOB_TRAIN) {
 		worker_abort_cur(w); // a rank waiting for its peers
 	}
 	pthread_cond_broadcast(&w->cv_loop);

@@ -43,7 +43,7 @@ void worker_close(worker *w);
 // worker_state writes what the worker would send in a lease call to a
 // coordinator of a newer epoch, asking for nothing: the leases it holds,
 // its reports not yet acknowledged and those acknowledged in the last
-// RECENT_MS (a ledger_lease_req).
+// RECENT_MS (a record_lease_req).
 int worker_state(worker *w, wire_wr *out);
 
 // worker/attach.c: the role on a node: opened before the node serves (it

@@ -18,7 +18,7 @@
 #include <idunno/catalog.h>
 #include <idunno/model.h>
 
-#include "ledger/msg.h"
+#include "record/record.h"
 #include "worker/worker.h"
 
 #define QUEUE_MAX 32        // leases held, not started (WORKER_HOLD_MS)
@@ -43,27 +43,27 @@ enum { SLOT_FREE, SLOT_QUEUED, SLOT_WRITING };
 typedef struct {
 	int state;
 	uint64_t seq;           // FIFO order of the queued ones
-	ledger_lease l;
+	record_lease l;
 	core_buf out;           // the batch's result lines
-	ledger_done d;          // its report but for end_ms and rc
+	record_done d;          // its report but for end_ms and rc
 	uint64_t start;         // clock ms its write started
 } write_slot;
 
 typedef struct {
-	char key[2 * LEDGER_PATH_MAX];
+	char key[2 * RECORD_PATH_MAX];
 	idn_model *m;
 	idn_model_info info;
 	uint64_t used;
 } model_slot;
 
 typedef struct {
-	char prefix[LEDGER_PATH_MAX];
-	ledger_manifest man;
+	char prefix[RECORD_PATH_MAX];
+	record_manifest man;
 	uint64_t used;
 } set_slot;
 
 typedef struct {
-	char name[LEDGER_PATH_MAX + 16];
+	char name[RECORD_PATH_MAX + 16];
 	void *blob;
 	idn_dataset_shard s;
 	uint64_t used;
@@ -72,7 +72,7 @@ typedef struct {
 struct worker {
 	worker_host h;
 	char self[96];
-	char addr[LEDGER_ADDR_MAX];
+	char addr[RECORD_ADDR_MAX];
 	pthread_mutex_t lock;
 	// One condition per kind of waiter, so a wakeup reaches only the
 	// thread it concerns (a broadcast to all cost hundreds of needless
@@ -84,24 +84,24 @@ struct worker {
 	bool stop;
 	bool have_loop, have_exec;
 	pthread_t loop, exec;
-	ledger_lease queue[QUEUE_MAX];
+	record_lease queue[QUEUE_MAX];
 	size_t nq;
-	ledger_lease cur;
+	record_lease cur;
 	bool running;
 	bool abort_cur;
 	uint64_t cur_start;       // clock ms the running task started
 	double task_ms;           // moving mean of an inference task's time
 	bool stuck_logged;
 	bool released;            // the leases were given back
-	ledger_done done[REPORTS_MAX];
+	record_done done[REPORTS_MAX];
 	size_t ndone;
 	struct {
-		ledger_done d;
+		record_done d;
 		uint64_t epoch;   // of the coordinator that acknowledged it
 		uint64_t at;      // clock ms of the acknowledgement
 	} recent[RECENT_MAX];
 	size_t nrecent;           // oldest first
-	ledger_progress prog[REPORTS_MAX];
+	record_progress prog[REPORTS_MAX];
 	size_t nprog;
 	char coord[IDN_ADDR_MAX];
 	uint64_t epoch;
@@ -113,8 +113,8 @@ struct worker {
 	// while the executor runs this one (a shard holds many batches).
 	pthread_t pf;
 	bool have_pf;
-	char pf_want[LEDGER_PATH_MAX + 16];   // requested, not yet started
-	char pf_name[LEDGER_PATH_MAX + 16];   // being fetched or fetched
+	char pf_want[RECORD_PATH_MAX + 16];   // requested, not yet started
+	char pf_name[RECORD_PATH_MAX + 16];   // being fetched or fetched
 	bool pf_busy;
 	void *pf_blob;
 	size_t pf_len;
@@ -124,9 +124,9 @@ struct worker {
 	// job's leases queued behind it waited that long.
 	pthread_t ld;
 	bool have_ld;
-	ledger_spec ld_want;      // requested (ld_want.model[0]: none)
-	char ld_key[2 * LEDGER_PATH_MAX]; // being loaded or loaded
-	char ld_failed[2 * LEDGER_PATH_MAX]; // its last failure: not again
+	record_spec ld_want;      // requested (ld_want.model[0]: none)
+	char ld_key[2 * RECORD_PATH_MAX]; // being loaded or loaded
+	char ld_failed[2 * RECORD_PATH_MAX]; // its last failure: not again
 	bool ld_busy;
 	idn_model *ld_m;          // loaded, for the executor to take
 	// Executor only.
@@ -155,10 +155,10 @@ void worker_abort_cur(worker *w);
 void *worker_loader_main(void *arg);
 void *worker_prefetch_main(void *arg);
 // The cache key of spec s's model.
-void worker_model_key(const ledger_spec *s, char *key, size_t cap);
+void worker_model_key(const record_spec *s, char *key, size_t cap);
 model_slot *worker_cached_model(worker *w, const char *key);
 // The model of s: cached, the loader's, or loaded now (*rc on NULL).
-model_slot *worker_get_model(worker *w, const ledger_spec *s, int *rc);
+model_slot *worker_get_model(worker *w, const record_spec *s, int *rc);
 // worker_adopt takes the loader's model into the cache (lock held on
 // entry and exit; released meanwhile: the cache is the executor's).
 void worker_adopt(worker *w);
@@ -174,7 +174,7 @@ void worker_inputs_free(worker *w);
 // ---- train.c
 
 // worker_run_train runs the training task l, one rank of its job.
-void worker_run_train(worker *w, const ledger_lease *l);
+void worker_run_train(worker *w, const record_lease *l);
 
 // ---- exec.c: the executor and the writers
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// msg.c: encoding and checked decoding of the scheduler's records.
+// record.c: encoding and checked decoding of the scheduler's records.
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,13 +7,13 @@
 
 #include <idunno/sdfs.h>
 
-#include "ledger/msg.h"
+#include "record/record.h"
 
 bool
-ledger_name_ok(const char *name)
+record_name_ok(const char *name)
 {
 	size_t n = name ? strlen(name) : 0;
-	if (n == 0 || n > LEDGER_NAME_MAX || strcmp(name, ".") == 0 ||
+	if (n == 0 || n > RECORD_NAME_MAX || strcmp(name, ".") == 0 ||
 	    strcmp(name, "..") == 0) {
 		return false;
 	}
@@ -27,18 +27,18 @@ ledger_name_ok(const char *name)
 }
 
 const char *
-ledger_spec_check(const ledger_spec *s)
+record_spec_check(const record_spec *s)
 {
-	if (!ledger_name_ok(s->job)) {
+	if (!record_name_ok(s->job)) {
 		return "bad job name (want 1..64 of A-Z a-z 0-9 _ . -)";
 	}
-	if (!ledger_name_ok(s->model)) {
+	if (!record_name_ok(s->model)) {
 		return "bad model name (want 1..64 of A-Z a-z 0-9 _ . -)";
 	}
 	if (s->batch == 0 || s->batch > 1000000) {
 		return "batch size must be in 1..1000000";
 	}
-	if (s->kind == LEDGER_INFER) {
+	if (s->kind == IDN_JOB_INFER) {
 		if (!(s->rate > 0) || s->rate > 1e7) {
 			return "rate must be a number of queries per second > 0";
 		}
@@ -51,7 +51,7 @@ ledger_spec_check(const ledger_spec *s)
 		}
 		return NULL;
 	}
-	if (s->kind != LEDGER_TRAIN) {
+	if (s->kind != IDN_JOB_TRAIN) {
 		return "unknown job kind";
 	}
 	if (s->batch < 2) {
@@ -74,7 +74,7 @@ ledger_spec_check(const ledger_spec *s)
 	if (idn_sdfs_name_error(s->data) != NULL) {
 		return "bad dataset name";
 	}
-	if (s->workers == 0 || s->workers > LEDGER_RANKS_MAX) {
+	if (s->workers == 0 || s->workers > RECORD_RANKS_MAX) {
 		return "workers must be in 1..16";
 	}
 	if (s->batch < 2 * s->workers) {
@@ -86,7 +86,7 @@ ledger_spec_check(const ledger_spec *s)
 	if (!(s->weight_decay >= 0 && s->weight_decay < 1)) {
 		return "weight decay must be in [0, 1)";
 	}
-	if (s->from != LEDGER_FROM_MODEL && s->from != LEDGER_FROM_WEIGHTS) {
+	if (s->from != IDN_TRAIN_FROM_MODEL && s->from != IDN_TRAIN_FROM_WEIGHTS) {
 		return "from must be model or weights";
 	}
 	if (s->checkpoint_s == 0 || s->checkpoint_s > 86400) {
@@ -105,9 +105,9 @@ ledger_spec_check(const ledger_spec *s)
 }
 
 void
-ledger_spec_put(wire_wr *w, const ledger_spec *s)
+record_spec_put(wire_wr *w, const record_spec *s)
 {
-	bool train = s->kind == LEDGER_TRAIN;
+	bool train = s->kind == IDN_JOB_TRAIN;
 	wire_map(w, train ? 22 : 14);
 	wire_ku64(w, "kind", (uint64_t) s->kind);
 	wire_kstr(w, "job", s->job);
@@ -162,9 +162,9 @@ get_opt_u64(const wire_val *m, const char *k, uint64_t *out)
 
 // The training fields, absent in specs of older senders: defaults.
 static int
-spec_train_get(const wire_val *v, ledger_spec *s)
+spec_train_get(const wire_val *v, record_spec *s)
 {
-	uint32_t from = LEDGER_FROM_MODEL;
+	uint32_t from = IDN_TRAIN_FROM_MODEL;
 	s->workers = 1;
 	s->momentum = 0.9;
 	s->checkpoint_s = 30;
@@ -185,11 +185,11 @@ spec_train_get(const wire_val *v, ledger_spec *s)
 }
 
 int
-ledger_spec_get(const wire_val *v, ledger_spec *s)
+record_spec_get(const wire_val *v, record_spec *s)
 {
 	uint32_t kind, opt, sch;
 	memset(s, 0, sizeof(*s));
-	if (get_u32(v, "kind", &kind) || kind > LEDGER_INFER ||
+	if (get_u32(v, "kind", &kind) || kind > IDN_JOB_INFER ||
 	    wire_get_str(v, "job", s->job, sizeof(s->job)) ||
 	    wire_get_str(v, "model", s->model, sizeof(s->model)) ||
 	    wire_get_str(v, "queries", s->queries, sizeof(s->queries)) ||
@@ -208,7 +208,7 @@ ledger_spec_get(const wire_val *v, ledger_spec *s)
 	if (wire_get(v, "group") == NULL) {
 		s->group = 1;
 	} else if (get_u32(v, "group", &s->group) || s->group == 0 ||
-	    s->group > LEDGER_GROUP_MAX) {
+	    s->group > RECORD_GROUP_MAX) {
 		return IDN_EPROTO;
 	}
 	s->kind = (int) kind;
@@ -218,7 +218,7 @@ ledger_spec_get(const wire_val *v, ledger_spec *s)
 }
 
 void
-ledger_spec_train_opts(const ledger_spec *s, idn_model_train_opts *o)
+record_spec_train_opts(const record_spec *s, idn_model_train_opts *o)
 {
 	idn_model_train_opts_init(o);
 	o->epochs = s->epochs;
@@ -234,13 +234,13 @@ ledger_spec_train_opts(const ledger_spec *s, idn_model_train_opts *o)
 }
 
 static void
-put_held(wire_wr *w, const ledger_held *h, size_t n)
+put_held(wire_wr *w, const record_held *h, size_t n)
 {
 	wire_arr(w, (uint32_t) n);
 	for (size_t i = 0; i < n; i++) {
 		wire_map(w, 4);
 		wire_kstr(w, "job", h[i].job);
-		wire_ku64(w, "batch", h[i].batch);
+		wire_ku64(w, "batch", h[i].task);
 		wire_ku64(w, "attempt", h[i].attempt);
 		wire_kbool(w, "run", h[i].running);
 	}
@@ -252,7 +252,7 @@ get_list(const wire_val *m, const char *k, size_t size, void **out,
     size_t *n)
 {
 	const wire_val *a = wire_get(m, k);
-	if (wire_as_arr(a, n) != IDN_OK || *n > LEDGER_LIST_MAX) {
+	if (wire_as_arr(a, n) != IDN_OK || *n > RECORD_LIST_MAX) {
 		return IDN_EPROTO;
 	}
 	*out = *n ? core_alloc(*n * size) : NULL;
@@ -260,17 +260,17 @@ get_list(const wire_val *m, const char *k, size_t size, void **out,
 }
 
 static int
-get_held(const wire_val *m, const char *k, ledger_held **out, size_t *n)
+get_held(const wire_val *m, const char *k, record_held **out, size_t *n)
 {
 	int rv = get_list(m, k, sizeof(**out), (void **) out, n);
 	for (size_t i = 0; rv == IDN_OK && i < *n; i++) {
 		const wire_val *e = wire_at(wire_get(m, k), i);
-		ledger_held *h = &(*out)[i];
+		record_held *h = &(*out)[i];
 		// Without "run" (an older sender) a lease counts as started.
 		const wire_val *run = wire_get(e, "run");
 		h->running = true;
 		if (wire_get_str(e, "job", h->job, sizeof(h->job)) ||
-		    get_u32(e, "batch", &h->batch) ||
+		    get_u32(e, "batch", &h->task) ||
 		    get_u32(e, "attempt", &h->attempt) ||
 		    (run != NULL && wire_as_bool(run, &h->running))) {
 			rv = IDN_EPROTO;
@@ -280,7 +280,7 @@ get_held(const wire_val *m, const char *k, ledger_held **out, size_t *n)
 }
 
 void
-ledger_lease_req_put(wire_wr *w, const ledger_lease_req *r)
+record_lease_req_put(wire_wr *w, const record_lease_req *r)
 {
 	wire_map(w, 8);
 	wire_kstr(w, "worker", r->worker);
@@ -291,10 +291,10 @@ ledger_lease_req_put(wire_wr *w, const ledger_lease_req *r)
 	wire_str(w, "done");
 	wire_arr(w, (uint32_t) r->ndone);
 	for (size_t i = 0; i < r->ndone; i++) {
-		const ledger_done *d = &r->done[i];
+		const record_done *d = &r->done[i];
 		wire_map(w, 11);
 		wire_kstr(w, "job", d->job);
-		wire_ku64(w, "batch", d->batch);
+		wire_ku64(w, "batch", d->task);
 		wire_ku64(w, "attempt", d->attempt);
 		wire_kf64(w, "ms", d->ms);
 		wire_kf64(w, "busy_ms", d->busy_ms);
@@ -310,7 +310,7 @@ ledger_lease_req_put(wire_wr *w, const ledger_lease_req *r)
 	wire_str(w, "train");
 	wire_arr(w, (uint32_t) r->ntrain);
 	for (size_t i = 0; i < r->ntrain; i++) {
-		const ledger_progress *p = &r->train[i];
+		const record_progress *p = &r->train[i];
 		wire_map(w, 8);
 		wire_kstr(w, "job", p->job);
 		wire_ku64(w, "attempt", p->attempt);
@@ -324,7 +324,7 @@ ledger_lease_req_put(wire_wr *w, const ledger_lease_req *r)
 }
 
 int
-ledger_lease_req_get(const wire_val *v, ledger_lease_req *r)
+record_lease_req_get(const wire_val *v, record_lease_req *r)
 {
 	uint32_t want = 0, rc = 0;
 	memset(r, 0, sizeof(*r));
@@ -347,9 +347,9 @@ ledger_lease_req_get(const wire_val *v, ledger_lease_req *r)
 	}
 	for (size_t i = 0; rv == IDN_OK && i < r->ndone; i++) {
 		const wire_val *e = wire_at(wire_get(v, "done"), i);
-		ledger_done *d = &r->done[i];
+		record_done *d = &r->done[i];
 		if (wire_get_str(e, "job", d->job, sizeof(d->job)) ||
-		    get_u32(e, "batch", &d->batch) ||
+		    get_u32(e, "batch", &d->task) ||
 		    get_u32(e, "attempt", &d->attempt) ||
 		    get_f64(e, "ms", &d->ms) ||
 		    get_f64(e, "busy_ms", &d->busy_ms) ||
@@ -372,7 +372,7 @@ ledger_lease_req_get(const wire_val *v, ledger_lease_req *r)
 	}
 	for (size_t i = 0; rv == IDN_OK && i < r->ntrain; i++) {
 		const wire_val *e = wire_at(wire_get(v, "train"), i);
-		ledger_progress *p = &r->train[i];
+		record_progress *p = &r->train[i];
 		if (wire_get_str(e, "job", p->job, sizeof(p->job)) ||
 		    get_u32(e, "attempt", &p->attempt) ||
 		    get_u32(e, "epoch", &p->epoch) ||
@@ -386,13 +386,13 @@ ledger_lease_req_get(const wire_val *v, ledger_lease_req *r)
 		p->rc = (int) rc;
 	}
 	if (rv != IDN_OK) {
-		ledger_lease_req_clear(r);
+		record_lease_req_clear(r);
 	}
 	return rv;
 }
 
 void
-ledger_lease_req_clear(ledger_lease_req *r)
+record_lease_req_clear(record_lease_req *r)
 {
 	idn_free(r->done);
 	idn_free(r->held);
@@ -404,23 +404,23 @@ ledger_lease_req_clear(ledger_lease_req *r)
 }
 
 void
-ledger_lease_rep_put(wire_wr *w, const ledger_lease_rep *r)
+record_lease_rep_put(wire_wr *w, const record_lease_rep *r)
 {
 	wire_map(w, 3);
 	wire_ku64(w, "epoch", r->epoch);
 	wire_str(w, "leases");
 	wire_arr(w, (uint32_t) r->n);
 	for (size_t i = 0; i < r->n; i++) {
-		const ledger_lease *l = &r->leases[i];
-		bool train = l->spec.kind == LEDGER_TRAIN;
+		const record_lease *l = &r->leases[i];
+		bool train = l->spec.kind == IDN_JOB_TRAIN;
 		wire_map(w, train ? 9 : 7);
 		wire_str(w, "spec");
-		ledger_spec_put(w, &l->spec);
+		record_spec_put(w, &l->spec);
 		if (train) {
 			wire_ku64(w, "world", l->world);
 			wire_kstr(w, "peers", l->peers);
 		}
-		wire_ku64(w, "batch", l->batch);
+		wire_ku64(w, "batch", l->task);
 		wire_ku64(w, "attempt", l->attempt);
 		wire_ku64(w, "first", l->first);
 		wire_ku64(w, "count", l->count);
@@ -432,7 +432,7 @@ ledger_lease_rep_put(wire_wr *w, const ledger_lease_rep *r)
 }
 
 int
-ledger_lease_rep_get(const wire_val *v, ledger_lease_rep *r)
+record_lease_rep_get(const wire_val *v, record_lease_rep *r)
 {
 	memset(r, 0, sizeof(*r));
 	int rv = wire_get_u64(v, "epoch", &r->epoch);
@@ -442,9 +442,9 @@ ledger_lease_rep_get(const wire_val *v, ledger_lease_rep *r)
 	}
 	for (size_t i = 0; rv == IDN_OK && i < r->n; i++) {
 		const wire_val *e = wire_at(wire_get(v, "leases"), i);
-		ledger_lease *l = &r->leases[i];
-		if (ledger_spec_get(wire_get(e, "spec"), &l->spec) ||
-		    get_u32(e, "batch", &l->batch) ||
+		record_lease *l = &r->leases[i];
+		if (record_spec_get(wire_get(e, "spec"), &l->spec) ||
+		    get_u32(e, "batch", &l->task) ||
 		    get_u32(e, "attempt", &l->attempt) ||
 		    wire_get_u64(e, "first", &l->first) ||
 		    get_u32(e, "count", &l->count) ||
@@ -454,10 +454,10 @@ ledger_lease_rep_get(const wire_val *v, ledger_lease_rep *r)
 			rv = IDN_EPROTO;
 		}
 		l->world = 1;
-		if (rv == IDN_OK && l->spec.kind == LEDGER_TRAIN &&
+		if (rv == IDN_OK && l->spec.kind == IDN_JOB_TRAIN &&
 		    wire_get(e, "world") != NULL &&
 		    (get_u32(e, "world", &l->world) || l->world == 0 ||
-		    l->world > LEDGER_RANKS_MAX || l->batch >= l->world ||
+		    l->world > RECORD_RANKS_MAX || l->task >= l->world ||
 		    wire_get_str(e, "peers", l->peers, sizeof(l->peers)))) {
 			rv = IDN_EPROTO;
 		}
@@ -466,14 +466,14 @@ ledger_lease_rep_get(const wire_val *v, ledger_lease_rep *r)
 		rv = get_held(v, "drop", &r->drop, &r->ndrop);
 	}
 	if (rv != IDN_OK) {
-		ledger_lease_rep_clear(r);
+		record_lease_rep_clear(r);
 		return IDN_EPROTO;
 	}
 	return IDN_OK;
 }
 
 void
-ledger_lease_rep_clear(ledger_lease_rep *r)
+record_lease_rep_clear(record_lease_rep *r)
 {
 	idn_free(r->leases);
 	idn_free(r->drop);
@@ -517,7 +517,7 @@ manifest_field(const char *text, size_t len, const char *key, char *val,
 }
 
 int
-ledger_manifest_parse(const char *text, size_t len, ledger_manifest *m)
+record_manifest_parse(const char *text, size_t len, record_manifest *m)
 {
 	char v[64];
 	unsigned long long count, size, shards;
@@ -540,13 +540,14 @@ ledger_manifest_parse(const char *text, size_t len, ledger_manifest *m)
 	    c == 0 || c > 4 || h == 0 || h > 4096 || w == 0 || w > 4096) {
 		return IDN_ECORRUPT;
 	}
-	*m = (ledger_manifest){count, (uint32_t) size, (uint32_t) shards, c, h,
+	*m = (record_manifest){count, (uint32_t) size, (uint32_t) shards, c, h,
 	    w};
 	return IDN_OK;
 }
 
 void
-ledger_batch_name(char *buf, size_t cap, const char *job, uint32_t k)
+record_result_name(char *buf, size_t cap, const char *job,
+    uint32_t first_batch)
 {
-	snprintf(buf, cap, "results/%s/batch-%06u", job, k);
+	snprintf(buf, cap, "results/%s/batch-%06u", job, first_batch);
 }
