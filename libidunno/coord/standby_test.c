@@ -252,7 +252,7 @@ static void
 test_change_records(void **st)
 {
 	char path[4200];
-	snprintf(path, sizeof(path), "%s/records.db", idn_test_tmpdir());
+	snprintf(path, sizeof(path), "%s/records.db", th_tmpdir());
 	ledger *l;
 	record_spec s;
 	wire_wr *w;
