@@ -229,7 +229,7 @@ test_opts_from_older_caller(void **st)
 	idn_node_opts o;
 	idn_node *n;
 	idn_node_opts_init(&o);
-	o.data_dir = idn_test_tmpdir();
+	o.data_dir = th_tmpdir();
 	memcpy(o.key, key, IDN_KEY_BYTES);
 	o.sdfs_session_idle_ms = -1; // refused when read
 	IDN_FAIL(idn_node_open(&o, &n), IDN_EINVAL);
