@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "coord/coord.h"
 #include "coord/standby.h"
@@ -86,12 +85,7 @@ rlog(coord_role *r, int level, const char *fmt, ...)
 static void
 wait_ms(coord_role *r, int ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += (long) ms * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
-	pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+	core_cond_wait_ms(&r->cond, &r->lock, ms);
 }
 
 // Takes the current coordinator (or view) for one request.
@@ -614,7 +608,7 @@ coord_role_open(const coord_node *n, coord_role **out)
 	snprintf(r->addr, sizeof(r->addr), "%s", n->addr);
 	memcpy(r->key, n->key, IDN_KEY_BYTES);
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
+	core_cond_init(&r->cond);
 	int rv = IDN_OK;
 	for (size_t i = 0; rv == IDN_OK && i < coord_nroutes; i++) {
 		rv = rpc_route(n->rpc, coord_routes[i].type, on_route, r);

@@ -195,7 +195,7 @@ coord_open(const coord_host *h, coord **out)
 	snprintf(c->self, sizeof(c->self), "%s", h->self_id);
 	c->h.self_id = c->self;
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
+	core_cond_init(&c->cond);
 	c->dirty = true;
 	c->own_led = !h->passive;
 	c->open_ms = idn_clock_ms();

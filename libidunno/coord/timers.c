@@ -6,7 +6,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <idunno/sched.h>
 #include <idunno/sdfs.h>
@@ -49,14 +48,7 @@ ticker(void *arg)
 		    (c->dirty || now >= c->last_assign_ms + REASSIGN_MS)) {
 			coord_reassign(c, now);
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += TICK_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+		core_cond_wait_ms(&c->cond, &c->lock, TICK_MS);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -260,10 +252,7 @@ slow(void *arg)
 			pthread_mutex_lock(&c->lock);
 			continue;
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
-		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+		core_cond_wait_ms(&c->cond, &c->lock, 1000);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;

@@ -476,11 +476,9 @@ sampler(void *arg)
 			publish(d);
 		}
 		pthread_mutex_lock(&d->lock);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += SAMPLE_MS / 1000;
+		uint64_t end = idn_clock_ms() + SAMPLE_MS;
 		while (!d->stop &&
-		    pthread_cond_timedwait(&d->cond, &d->lock, &ts) == 0) {
+		    core_cond_wait_until(&d->cond, &d->lock, end) == IDN_OK) {
 		}
 	}
 	pthread_mutex_unlock(&d->lock);
@@ -745,7 +743,7 @@ dash_open(const dash_opts *o, dash **out)
 	d->o.self_id = d->self_id;
 	d->o.role = d->role;
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->cond, NULL);
+	core_cond_init(&d->cond);
 	int rv = pthread_create(&d->sampler, NULL, sampler, d) == 0 ?
 	    IDN_OK : IDN_ESYS;
 	d->started = rv == IDN_OK;

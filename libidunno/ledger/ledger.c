@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ledger/ledger.h"
@@ -93,12 +92,7 @@ ckpt_main(void *arg)
 	ledger *l = arg;
 	pthread_mutex_lock(&l->lock);
 	while (!l->stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += CKPT_MS * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+		core_cond_wait_ms(&l->cond, &l->lock, CKPT_MS);
 		if (l->stop || l->changes == l->ckpt_changes) {
 			continue;
 		}
@@ -120,7 +114,7 @@ ledger_open(const char *path, ledger **out)
 		return IDN_ENOMEM;
 	}
 	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->cond, NULL);
+	core_cond_init(&l->cond);
 	int rc = sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc == SQLITE_OK) {

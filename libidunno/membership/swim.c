@@ -488,13 +488,8 @@ check_queued(swim *s)
 static void
 wait_until_locked(swim *s, uint64_t end)
 {
-	for (uint64_t now; !s->stop && (now = idn_clock_ms()) < end;) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t) ts.tv_nsec + (end - now) * 1000000u;
-		ts.tv_sec += (time_t) (ns / 1000000000u);
-		ts.tv_nsec = (long) (ns % 1000000000u);
-		pthread_cond_timedwait(&s->cv, &s->lock, &ts);
+	while (!s->stop &&
+	    core_cond_wait_until(&s->cv, &s->lock, end) == IDN_OK) {
 	}
 }
 
@@ -525,17 +520,9 @@ reconnect_thread(void *arg)
 	while (!s->stop) {
 		// Also wakes when a suspicion expires, so that it fails then
 		// and not at the next protocol period.
-		uint64_t end;
-		for (uint64_t now; !s->stop && s->ncheck == 0 &&
-		     (now = idn_clock_ms()) <
-		         (end = CORE_MIN(next, mtable_next_deadline(&s->t)));) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			uint64_t ns = (uint64_t) ts.tv_nsec +
-			    (end - now) * 1000000u;
-			ts.tv_sec += (time_t) (ns / 1000000000u);
-			ts.tv_nsec = (long) (ns % 1000000000u);
-			pthread_cond_timedwait(&s->cv, &s->lock, &ts);
+		while (!s->stop && s->ncheck == 0 &&
+		    core_cond_wait_until(&s->cv, &s->lock, CORE_MIN(next,
+		        mtable_next_deadline(&s->t))) == IDN_OK) {
 		}
 		if (s->stop) {
 			break;
@@ -570,7 +557,7 @@ swim_open(rpc *r, const core_logger *lg, const idn_member *self,
 	snprintf(s->self_id, sizeof(s->self_id), "%s", self->id);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->deliver, NULL);
-	pthread_cond_init(&s->cv, NULL);
+	core_cond_init(&s->cv);
 	int rv = mtable_init(&s->t, self, (uint64_t) o->suspect_ms);
 	if (rv == IDN_OK) {
 		rv = rpc_pool_open(r, 4, &s->pool);

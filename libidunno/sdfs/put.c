@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "sdfs/server.h"
 
@@ -635,11 +634,7 @@ commit_thread(void *arg)
 static int
 wait_commit(sdfs *s, uint64_t sid, idn_duration wait_ms, uint64_t *ver)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t ns = (uint64_t) ts.tv_nsec + (uint64_t) wait_ms * 1000000u;
-	ts.tv_sec += (time_t) (ns / 1000000000u);
-	ts.tv_nsec = (long) (ns % 1000000000u);
+	uint64_t end = idn_clock_ms() + (uint64_t) CORE_MAX(wait_ms, 0);
 	pthread_mutex_lock(&s->lock);
 	int rv = IDN_EBUSY;
 	for (;;) {
@@ -655,7 +650,7 @@ wait_commit(sdfs *s, uint64_t sid, idn_duration wait_ms, uint64_t *ver)
 			sdfs_sess_free(ps);
 			break;
 		}
-		if (pthread_cond_timedwait(&s->cv, &s->lock, &ts) != 0) {
+		if (core_cond_wait_until(&s->cv, &s->lock, end) != IDN_OK) {
 			break;
 		}
 	}

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "sdfs/server.h"
 
@@ -503,14 +502,10 @@ expire(sdfs *s)
 static void
 wait_ms(sdfs *s, uint64_t ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t ns = (uint64_t) ts.tv_nsec + ms * 1000000u;
-	ts.tv_sec += (time_t) (ns / 1000000000u);
-	ts.tv_nsec = (long) (ns % 1000000000u);
+	uint64_t end = idn_clock_ms() + ms;
 	pthread_mutex_lock(&s->lock);
 	if (!s->stop) {
-		pthread_cond_timedwait(&s->cv, &s->lock, &ts);
+		core_cond_wait_until(&s->cv, &s->lock, end);
 	}
 	pthread_mutex_unlock(&s->lock);
 }

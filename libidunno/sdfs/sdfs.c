@@ -77,7 +77,7 @@ sdfs_open(const sdfs_opts *o, sdfs **out)
 		return IDN_ENOMEM;
 	}
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cv, NULL);
+	core_cond_init(&s->cv);
 	s->rpc = o->rpc;
 	s->members = o->members;
 	s->members_arg = o->members_arg;

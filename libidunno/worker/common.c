@@ -3,7 +3,6 @@
 // timed wait on its condition. It calls nothing else of worker/.
 #include <stdarg.h>
 #include <stdio.h>
-#include <time.h>
 
 #include "worker/worker_int.h"
 
@@ -23,10 +22,5 @@ worker_log(worker *w, int level, const char *fmt, ...)
 void
 worker_wait_ms(worker *w, pthread_cond_t *cv, int ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += (long) ms * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
-	pthread_cond_timedwait(cv, &w->lock, &ts);
+	core_cond_wait_ms(cv, &w->lock, ms);
 }

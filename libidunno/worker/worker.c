@@ -31,10 +31,10 @@ worker_open(const worker_host *h, worker **out)
 	snprintf(w->addr, sizeof(w->addr), "%s", h->addr ? h->addr : "");
 	w->h.addr = w->addr;
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cv_loop, NULL);
-	pthread_cond_init(&w->cv_exec, NULL);
-	pthread_cond_init(&w->cv_write, NULL);
-	pthread_cond_init(&w->cv_pf, NULL);
+	core_cond_init(&w->cv_loop);
+	core_cond_init(&w->cv_exec);
+	core_cond_init(&w->cv_write);
+	core_cond_init(&w->cv_pf);
 	int rv = IDN_OK;
 	start(w, &w->loop, &w->have_loop, worker_lease_main, &rv);
 	start(w, &w->exec, &w->have_exec, worker_exec_main, &rv);
