@@ -201,7 +201,7 @@ restore_checkpoint(coord *c, const char *path)
 	idn_free(v);
 	if (best != NULL &&
 	    ledger_open_image(path, best, best_len, &c->led) == IDN_OK) {
-		coord_note(c, IDN_LOG_INFO, "coord: restored the ledger from "
+		core_logf(&c->lg, IDN_LOG_INFO, "coord: restored the ledger from "
 		    "the SDFS checkpoint (version %llu, epoch %llu: the highest of "
 		    "%zu kept versions; %zu bytes)",
 		    (unsigned long long) best_ver,
@@ -251,7 +251,7 @@ coord_restore(coord *c)
 		restore_assign(c);
 	}
 	if (rv == IDN_OK && c->njobs > 0 && !c->h.passive) {
-		coord_note(c, IDN_LOG_INFO, "coord: restored %zu jobs, phase "
+		core_logf(&c->lg, IDN_LOG_INFO, "coord: restored %zu jobs, phase "
 		    "%s", c->njobs, idn_phase_name(c->phase));
 	}
 	return rv;

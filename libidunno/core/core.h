@@ -81,28 +81,23 @@ int core_file_read(const char *path, size_t max_bytes, core_buf *out);
 int core_file_write_atomic(const char *path, const void *data, size_t len);
 int core_mkdir_p(const char *path);
 
-// The library's main locks go through core_lock and core_unlock: a debug
-// build counts those this thread holds, so that the logger can assert it
-// calls the host with none held (base.h promises that).
-#ifndef NDEBUG
+// The library's main locks go through core_lock and core_unlock, which
+// count those this thread holds: the logger asserts (debug builds) that it
+// calls the host with none held, as base.h promises, and queued lines
+// wait while another is held.
 extern _Thread_local int core_locks_held;
-#endif
 
 static inline void
 core_lock(pthread_mutex_t *m)
 {
 	pthread_mutex_lock(m);
-#ifndef NDEBUG
 	core_locks_held++;
-#endif
 }
 
 static inline void
 core_unlock(pthread_mutex_t *m)
 {
-#ifndef NDEBUG
 	core_locks_held--;
-#endif
 	pthread_mutex_unlock(m);
 }
 
@@ -131,7 +126,8 @@ void core_vlogf(const core_logger *lg, int level, const char *fmt,
     va_list ap);
 
 // Lines logged while a lock is held, emitted once it is released: add them
-// with the lock held; every unlock of that lock is core_unlock_log.
+// with the lock held; every unlock of that lock is core_unlock_log. Any
+// thread's unlock emits them, once it holds no other lock (core_lock).
 typedef struct core_logq {
 	const core_logger *lg;
 	core_buf lines;        // per line: its level (one byte), text, NUL
@@ -140,11 +136,13 @@ typedef struct core_logq {
 void core_logq_add(core_logq *q, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void core_logq_free(core_logq *q);
-// core_unlock_log unlocks m (core_unlock), then emits q's lines.
+// core_unlock_log unlocks m (core_unlock), then emits q's lines, unless
+// this thread holds another lock: then they wait for a later unlock.
 void core_unlock_log(pthread_mutex_t *m, core_logq *q);
 // core_cond_wait_log is core_cond_wait_until for the lock guarding q:
-// with lines queued, it emits them (m released meanwhile) and returns
-// IDN_OK at once, as a spurious wake-up would, so no signal is missed.
+// with lines queued (and no other lock held), it emits them (m released
+// meanwhile) and returns IDN_OK at once, as a spurious wake-up would, so
+// no signal is missed.
 int core_cond_wait_log(pthread_cond_t *cv, pthread_mutex_t *m, core_logq *q,
     uint64_t deadline_ms);
 

@@ -98,9 +98,7 @@ host(void *arg, int level, const char *line)
 	strcat(s->lines, line);
 	strcat(s->lines, "|");
 	s->levels = s->levels * 10 + level;
-#ifndef NDEBUG
 	s->held += core_locks_held;
-#endif
 }
 
 static void
@@ -129,6 +127,17 @@ test_lines_after_unlock(void **st)
 	core_unlock_log(&m, &q);
 	core_logf(&lg, IDN_LOG_ERROR, "four");
 	assert_string_equal(s.lines, "one 1|two|three|four|");
+	// With another lock held the lines wait for a later unlock.
+	pthread_mutex_t outer = PTHREAD_MUTEX_INITIALIZER;
+	core_lock(&outer);
+	core_lock(&m);
+	core_logq_add(&q, IDN_LOG_INFO, "five");
+	core_unlock_log(&m, &q);
+	assert_string_equal(s.lines, "one 1|two|three|four|");
+	core_unlock(&outer);
+	core_lock(&m);
+	core_unlock_log(&m, &q);
+	assert_string_equal(s.lines, "one 1|two|three|four|five|");
 	assert_int_equal(s.held, 0);
 	core_logq_free(&q);
 	pthread_cond_destroy(&cv);

@@ -1,14 +1,12 @@
 // SPDX-License-Identifier: MIT
 // sync.c: condition variables on the monotonic clock, their timed waits,
-// and the count of locks held that debug builds keep.
+// and the count of locks each thread holds.
 #include <errno.h>
 #include <time.h>
 
 #include "core/core.h"
 
-#ifndef NDEBUG
 _Thread_local int core_locks_held;
-#endif
 
 int
 core_cond_init(pthread_cond_t *cv)

@@ -387,7 +387,7 @@ on_sample(void *arg, const coord_view *v)
 {
 	dash *d = arg;
 	uint64_t now = idn_wall_ms();
-	pthread_mutex_lock(&d->lock);
+	core_lock(&d->lock);
 	if (d->epoch != 0 && v->epoch != d->epoch) {
 		add_event(d, now, "coordinator epoch %llu (takeover)",
 		    (unsigned long long) v->epoch);
@@ -420,7 +420,7 @@ on_sample(void *arg, const coord_view *v)
 		}
 		*pt = (point){now, p.rate_10s, l.p95};
 	}
-	pthread_mutex_unlock(&d->lock);
+	core_unlock(&d->lock);
 }
 
 static void
@@ -432,7 +432,7 @@ sample_members(dash *d)
 		return;
 	}
 	uint64_t now = idn_wall_ms();
-	pthread_mutex_lock(&d->lock);
+	core_lock(&d->lock);
 	bool first = d->nseen == 0;
 	for (size_t i = 0; i < nm; i++) {
 		seen_member *s = NULL;
@@ -457,7 +457,7 @@ sample_members(dash *d)
 			s->state = m[i].state;
 		}
 	}
-	pthread_mutex_unlock(&d->lock);
+	core_unlock(&d->lock);
 	idn_free(m);
 }
 
@@ -467,21 +467,21 @@ static void *
 sampler(void *arg)
 {
 	dash *d = arg;
-	pthread_mutex_lock(&d->lock);
+	core_lock(&d->lock);
 	while (!d->stop) {
-		pthread_mutex_unlock(&d->lock);
+		core_unlock(&d->lock);
 		bool up = coord_role_view(d->o.coord, on_sample, d) == IDN_OK;
 		sample_members(d);
 		if (up) {
 			publish(d);
 		}
-		pthread_mutex_lock(&d->lock);
+		core_lock(&d->lock);
 		uint64_t end = idn_clock_ms() + SAMPLE_MS;
 		while (!d->stop &&
 		    core_cond_wait_until(&d->cond, &d->lock, end) == IDN_OK) {
 		}
 	}
-	pthread_mutex_unlock(&d->lock);
+	core_unlock(&d->lock);
 	return NULL;
 }
 
@@ -527,7 +527,7 @@ state_json(dash *d, core_buf *b)
 		}
 		idn_free(m);
 	}
-	pthread_mutex_lock(&d->lock);
+	core_lock(&d->lock);
 	bf(b, "], \"history\": {");
 	for (size_t i = 0; i < d->ns; i++) {
 		series *s = &d->s[i];
@@ -553,7 +553,7 @@ state_json(dash *d, core_buf *b)
 		bstr(b, e->text, false);
 		bf(b, "}");
 	}
-	pthread_mutex_unlock(&d->lock);
+	core_unlock(&d->lock);
 	bf(b, "]}\n");
 }
 
@@ -588,7 +588,7 @@ top_text(dash *d, core_buf *b)
 		idn_free(m);
 	}
 	bf(b, "\nEVENTS\n");
-	pthread_mutex_lock(&d->lock);
+	core_lock(&d->lock);
 	for (size_t k = d->nev; k > 0 && d->nev - k < 8; k--) {
 		event *e = &d->ev[(d->evhead + k - 1) % MAX_EVENTS];
 		t = (time_t) (e->t_ms / 1000);
@@ -596,7 +596,7 @@ top_text(dash *d, core_buf *b)
 		strftime(clock, sizeof(clock), "%H:%M:%S", &tm);
 		bf(b, "  %s  %s\n", clock, e->text);
 	}
-	pthread_mutex_unlock(&d->lock);
+	core_unlock(&d->lock);
 }
 
 // ---- routes
@@ -771,10 +771,10 @@ dash_close(dash *d)
 		return;
 	}
 	net_http_close(d->http);
-	pthread_mutex_lock(&d->lock);
+	core_lock(&d->lock);
 	d->stop = true;
 	pthread_cond_broadcast(&d->cond);
-	pthread_mutex_unlock(&d->lock);
+	core_unlock(&d->lock);
 	if (d->started) {
 		pthread_join(d->sampler, NULL);
 	}

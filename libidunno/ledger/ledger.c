@@ -90,19 +90,19 @@ static void *
 ckpt_main(void *arg)
 {
 	ledger *l = arg;
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	while (!l->stop) {
 		core_cond_wait_ms(&l->cond, &l->lock, CKPT_MS);
 		if (l->stop || l->changes == l->ckpt_changes) {
 			continue;
 		}
 		l->ckpt_changes = l->changes;
-		pthread_mutex_unlock(&l->lock);
+		core_unlock(&l->lock);
 		(void) sqlite3_wal_checkpoint_v2(l->ckdb, "main",
 		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-		pthread_mutex_lock(&l->lock);
+		core_lock(&l->lock);
 	}
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return NULL;
 }
 
@@ -236,10 +236,10 @@ ledger_close(ledger *l)
 {
 	if (l != NULL) {
 		if (l->have_ckpt) {
-			pthread_mutex_lock(&l->lock);
+			core_lock(&l->lock);
 			l->stop = true;
 			pthread_cond_broadcast(&l->cond);
-			pthread_mutex_unlock(&l->lock);
+			core_unlock(&l->lock);
 			pthread_join(l->ckpt, NULL);
 		}
 		for (int i = 0; i < STMT_CACHE; i++) {
@@ -256,18 +256,18 @@ ledger_close(ledger *l)
 void
 ledger_set_stream(ledger *l, ledger_stream_fn fn, void *arg)
 {
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	l->stream = fn;
 	l->stream_arg = arg;
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 }
 
 uint64_t
 ledger_changes(ledger *l)
 {
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	uint64_t n = l->changes;
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return n;
 }
 
@@ -338,22 +338,22 @@ exec(ledger *l, const char *sql, const char *fmt, ...)
 int
 ledger_begin(ledger *l)
 {
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	int rv = l->tx_depth++ == 0 ? exec(l, "BEGIN", "") : IDN_OK;
 	if (rv != IDN_OK) {
 		l->tx_depth--;
 	}
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return rv;
 }
 
 int
 ledger_commit(ledger *l)
 {
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	int rv = l->tx_depth > 0 && --l->tx_depth == 0 ?
 	    exec(l, "COMMIT", "") : IDN_OK;
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return rv;
 }
 
@@ -477,7 +477,7 @@ ledger_apply(ledger *l, const uint8_t *change, size_t len)
 	if (rv != IDN_OK) {
 		return rv;
 	}
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	rv = apply_locked(l, wire_doc_root(doc));
 	if (rv == IDN_OK) {
 		l->changes++;
@@ -488,7 +488,7 @@ ledger_apply(ledger *l, const uint8_t *change, size_t len)
 			l->stream(l->stream_arg, change, len);
 		}
 	}
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	wire_doc_free(doc);
 	return rv;
 }
@@ -663,7 +663,7 @@ ledger_get_text(ledger *l, const char *key, char **text)
 {
 	sqlite3_stmt *st;
 	*text = NULL;
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	int rv = meta_row(l->db, key, &st);
 	if (rv == IDN_OK && sqlite3_column_type(st, 0) != SQLITE_BLOB) {
 		rv = IDN_ENOENT; // a number, not a text setting
@@ -678,7 +678,7 @@ ledger_get_text(ledger *l, const char *key, char **text)
 		}
 	}
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return rv;
 }
 
@@ -686,13 +686,13 @@ int
 ledger_get(ledger *l, const char *key, uint64_t *value)
 {
 	sqlite3_stmt *st;
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	int rv = meta_row(l->db, key, &st);
 	if (rv == IDN_OK) {
 		*value = (uint64_t) sqlite3_column_int64(st, 0);
 	}
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return rv;
 }
 
@@ -707,7 +707,7 @@ int
 ledger_jobs(ledger *l, ledger_job_fn fn, void *arg)
 {
 	sqlite3_stmt *st;
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	int rv = sqlite3_prepare_v2(l->db, "SELECT spec, state, start_ms, "
 	    "accuracy, epoch, loss, acc, err FROM jobs ORDER BY rowid", -1,
 	    &st, NULL) == SQLITE_OK ? IDN_OK : IDN_EDB;
@@ -737,7 +737,7 @@ ledger_jobs(ledger *l, ledger_job_fn fn, void *arg)
 	if (rv == IDN_OK) {
 		sqlite3_finalize(st);
 	}
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return rv;
 }
 
@@ -752,7 +752,7 @@ ledger_batches(ledger *l, bool leases, const char *job, ledger_batch_fn fn,
 	    "0, 0" : "ms, end_ms, lease_ms, start_ms, model_start_ms, "
 	    "model_end_ms", leases ? "leases" : "batches",
 	    job ? "WHERE job = ?" : "");
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	int rv = sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) == SQLITE_OK ?
 	    IDN_OK : IDN_EDB;
 	if (rv == IDN_OK && job != NULL) {
@@ -777,7 +777,7 @@ ledger_batches(ledger *l, bool leases, const char *job, ledger_batch_fn fn,
 		rv = rc == SQLITE_DONE ? IDN_OK : IDN_EDB;
 		sqlite3_finalize(st);
 	}
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return rv;
 }
 
@@ -785,9 +785,9 @@ int
 ledger_image(ledger *l, void **out, size_t *len)
 {
 	sqlite3_int64 n = 0;
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	unsigned char *img = sqlite3_serialize(l->db, "main", &n, 0);
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	if (img == NULL) {
 		return IDN_EDB;
 	}
