@@ -67,38 +67,22 @@ struct dash {
 	core_buf jobs_text; // the job table of the last sample (sampler only)
 };
 
-static void
-bf(core_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Short names for core's JSON writer (and its printf), which nearly every
+// line here uses.
+#define bf core_buf_printf
+#define bstr core_json_str
 
+// A number with six significant digits, or null when not finite.
 static void
-bf(core_buf *b, const char *fmt, ...)
+bnum(core_buf *b, double v)
 {
-	char small[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		return;
-	}
-	if ((size_t) n < sizeof(small)) {
-		core_buf_append(b, small, (size_t) n);
-		return;
-	}
-	char *big = malloc((size_t) n + 1);
-	if (big != NULL) {
-		va_start(ap, fmt);
-		vsnprintf(big, (size_t) n + 1, fmt, ap);
-		va_end(ap);
-		core_buf_append(b, big, (size_t) n);
-		free(big);
-	}
+	core_json_num(b, "%.6g", v);
 }
 
-// A JSON string, or (prom) a Prometheus label value: both escape \ " and
-// newlines; JSON also the other control characters.
+// A Prometheus label value: \ " and newlines escaped, other control
+// characters left out (the exposition format has no escape for them).
 static void
-bstr(core_buf *b, const char *s, bool prom)
+prom_str(core_buf *b, const char *s)
 {
 	core_buf_append(b, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
@@ -106,25 +90,11 @@ bstr(core_buf *b, const char *s, bool prom)
 			bf(b, "\\%c", *p);
 		} else if (*p == '\n') {
 			bf(b, "\\n");
-		} else if (*p < 0x20) {
-			if (!prom) {
-				bf(b, "\\u%04x", *p);
-			}
-		} else {
+		} else if (*p >= 0x20) {
 			core_buf_append(b, p, 1);
 		}
 	}
 	core_buf_append(b, "\"", 1);
-}
-
-static void
-bnum(core_buf *b, double v)
-{
-	if (v != v || v > 1e300 || v < -1e300) {
-		bf(b, "null");
-	} else {
-		bf(b, "%.6g", v);
-	}
 }
 
 // ---- /metrics
@@ -151,17 +121,17 @@ hist(core_buf *b, const char *name, const char *job, const sched_stats *st)
 	sched_stats_hist(st, bounds_ms, NBOUNDS, le, &count, &sum_ms);
 	for (size_t k = 0; k < NBOUNDS; k++) {
 		bf(b, "%s_bucket{job=", name);
-		bstr(b, job, true);
+		prom_str(b, job);
 		bf(b, ",le=\"%g\"} %llu\n", bounds_s[k],
 		    (unsigned long long) le[k]);
 	}
 	bf(b, "%s_bucket{job=", name);
-	bstr(b, job, true);
+	prom_str(b, job);
 	bf(b, ",le=\"+Inf\"} %llu\n%s_sum{job=", (unsigned long long) count,
 	    name);
-	bstr(b, job, true);
+	prom_str(b, job);
 	bf(b, "} %.9g\n%s_count{job=", sum_ms / 1000.0, name);
-	bstr(b, job, true);
+	prom_str(b, job);
 	bf(b, "} %llu\n", (unsigned long long) count);
 }
 
@@ -169,7 +139,7 @@ static void
 job_metric(core_buf *b, const char *name, const char *job, double v)
 {
 	bf(b, "%s{job=", name);
-	bstr(b, job, true);
+	prom_str(b, job);
 	bf(b, "} %.9g\n", v);
 }
 
@@ -217,7 +187,7 @@ dash_metrics(const coord_view *v, const idn_member *m, size_t nm,
 		    "removed).");
 		for (size_t i = 0; i < v->njobs; i++) {
 			bf(b, "idunno_job_state{job=");
-			bstr(b, v->jobs[i].job, true);
+			prom_str(b, v->jobs[i].job);
 			bf(b, ",state=\"%s\"} 1\n",
 			    idn_job_state_name(v->jobs[i].state));
 		}
@@ -261,7 +231,7 @@ dash_metrics(const coord_view *v, const idn_member *m, size_t nm,
 		    "Leases a live worker holds now.");
 		for (size_t i = 0; i < v->nworkers; i++) {
 			bf(b, "idunno_leases_held{node=");
-			bstr(b, v->workers[i], true);
+			prom_str(b, v->workers[i]);
 			bf(b, "} %u\n", v->leases[i]);
 		}
 	}
@@ -271,9 +241,9 @@ dash_metrics(const coord_view *v, const idn_member *m, size_t nm,
 		    "1 suspected, 2 failed, 3 left.");
 		for (size_t i = 0; i < nm; i++) {
 			bf(b, "idunno_member_state{node=");
-			bstr(b, m[i].id, true);
+			prom_str(b, m[i].id);
 			bf(b, ",role=");
-			bstr(b, m[i].role, true);
+			prom_str(b, m[i].role);
 			bf(b, "} %d\n", m[i].state);
 		}
 	}
@@ -495,7 +465,7 @@ on_state_view(void *arg, const coord_view *v)
 	    (unsigned long long) v->epoch, v->stats_json);
 	for (size_t i = 0; i < v->nworkers; i++) {
 		bf(b, "%s", i ? ", " : "");
-		bstr(b, v->workers[i], false);
+		bstr(b, v->workers[i]);
 		bf(b, ": %u", v->leases[i]);
 	}
 	bf(b, "}");
@@ -505,9 +475,9 @@ static void
 state_json(dash *d, core_buf *b)
 {
 	bf(b, "{\"node\": ");
-	bstr(b, d->self_id, false);
+	bstr(b, d->self_id);
 	bf(b, ", \"role\": ");
-	bstr(b, d->role, false);
+	bstr(b, d->role);
 	bf(b, ", \"now\": %llu", (unsigned long long) idn_wall_ms());
 	if (coord_role_view(d->o.coord, on_state_view, b) != IDN_OK) {
 		bf(b, ", \"stats\": null");
@@ -518,9 +488,9 @@ state_json(dash *d, core_buf *b)
 	if (membership_members(d->o.mship, false, &m, &nm) == IDN_OK) {
 		for (size_t i = 0; i < nm; i++) {
 			bf(b, "%s{\"id\": ", i ? ", " : "");
-			bstr(b, m[i].id, false);
+			bstr(b, m[i].id);
 			bf(b, ", \"role\": ");
-			bstr(b, m[i].role, false);
+			bstr(b, m[i].role);
 			bf(b, ", \"state\": \"%s\", \"since_ms\": %llu}",
 			    idn_member_state_name(m[i].state),
 			    (unsigned long long) m[i].since_ms);
@@ -532,7 +502,7 @@ state_json(dash *d, core_buf *b)
 	for (size_t i = 0; i < d->ns; i++) {
 		series *s = &d->s[i];
 		bf(b, "%s", i ? ", " : "");
-		bstr(b, s->job, false);
+		bstr(b, s->job);
 		bf(b, ": [");
 		for (size_t k = 0; k < s->n; k++) {
 			point *p = &s->p[(s->head + k) % HISTORY];
@@ -550,7 +520,7 @@ state_json(dash *d, core_buf *b)
 		event *e = &d->ev[(d->evhead + k - 1) % MAX_EVENTS];
 		bf(b, "%s{\"t_ms\": %llu, \"text\": ", k < d->nev ? ", " : "",
 		    (unsigned long long) e->t_ms);
-		bstr(b, e->text, false);
+		bstr(b, e->text);
 		bf(b, "}");
 	}
 	core_unlock(&d->lock);
@@ -650,7 +620,7 @@ node_metrics(dash *d, core_buf *b)
 	for (size_t i = 0; i < CORE_ARRAY_LEN(c); i++) {
 		head(b, c[i].name, "counter", c[i].help);
 		bf(b, "%s{node=", c[i].name);
-		bstr(b, d->self_id, true);
+		prom_str(b, d->self_id);
 		bf(b, "} %llu\n", (unsigned long long) c[i].v);
 	}
 }
