@@ -36,8 +36,8 @@ coll_warn_refused(coll *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	core_logq_add(&c->logq, IDN_LOG_WARN, "coll: refused a part: %s (%" PRIu64
-	    " refused since the last such line)", why, c->warn_n);
+	core_logq_add(&c->logq, IDN_LOG_WARN, "coll: refused a part: %s "
+	    "(%" PRIu64 " refused since the last such line)", why, c->warn_n);
 	c->warn_n = 0;
 	c->warn_ms = now;
 }

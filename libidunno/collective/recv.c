@@ -275,9 +275,9 @@ route(coll *c, const coll_part *p, const char *from)
 	    (g == NULL && j != NULL && p->gen == j->newest) ||
 	    (g != NULL && g->state != G_OPEN)) {
 		c->ctr.stale++;
-		core_logq_add(&c->logq, IDN_LOG_DEBUG, "coll: dropped a part of %s "
-		    "generation %" PRIu64 " from %s: generation over here",
-		    p->job, p->gen, from);
+		core_logq_add(&c->logq, IDN_LOG_DEBUG, "coll: dropped a part "
+		    "of %s generation %" PRIu64 " from %s: generation over "
+		    "here", p->job, p->gen, from);
 		return IDN_ESTALE;
 	}
 	if (g == NULL) {
@@ -313,9 +313,9 @@ route(coll *c, const coll_part *p, const char *from)
 	}
 	if (p->seq < cur) {
 		c->ctr.stale++;
-		core_logq_add(&c->logq, IDN_LOG_DEBUG, "coll: dropped a part of %s "
-		    "generation %" PRIu64 " step %" PRIu64 " from %s: step over "
-		    "here", p->job, p->gen, p->seq, from);
+		core_logq_add(&c->logq, IDN_LOG_DEBUG, "coll: dropped a part "
+		    "of %s generation %" PRIu64 " step %" PRIu64 " from %s: "
+		    "step over here", p->job, p->gen, p->seq, from);
 		return IDN_ESTALE;
 	}
 	coll_warn_refused(c, "%s generation %" PRIu64 " step %" PRIu64

@@ -271,8 +271,8 @@ gather(coord_role *r)
 	if (c != NULL) {
 		coord_hold(c, 0);
 		core_logf(&r->lg, IDN_LOG_INFO, "coord: %zu of %zu workers "
-		    "reported their leases and completions in %llu ms", got, a.n,
-		    (unsigned long long) (idn_clock_ms() - t0));
+		    "reported their leases and completions in %llu ms", got,
+		    a.n, (unsigned long long) (idn_clock_ms() - t0));
 	}
 	coord_fan_free(&a);
 	unuse(r, c);

@@ -147,9 +147,10 @@ synced_reply(coord *c, wire_wr *reply)
 {
 	if (c->h.sync != NULL && c->h.sync(c->h.sync_arg) != IDN_OK) {
 		c->superseded = true;
-		core_logf(&c->lg, IDN_LOG_WARN, "coord: epoch %llu: the standby "
-		    "did not acknowledge and a newer coordinator is active: "
-		    "change not acknowledged", (unsigned long long) c->epoch);
+		core_logf(&c->lg, IDN_LOG_WARN, "coord: epoch %llu: the "
+		    "standby did not acknowledge and a newer coordinator is "
+		    "active: change not acknowledged",
+		    (unsigned long long) c->epoch);
 		return coord_refuse(reply, IDN_EUNAVAIL, COORD_SUPERSEDED);
 	}
 	return ok_reply(reply);
@@ -210,8 +211,8 @@ coord_open(const coord_host *h, coord **out)
 		if (rv == IDN_OK) {
 			return IDN_OK;
 		}
-		core_logf(&c->lg, IDN_LOG_ERROR, "coord: cannot open the ledger: "
-		    "%s", idn_strerror(rv));
+		core_logf(&c->lg, IDN_LOG_ERROR, "coord: cannot open the "
+		    "ledger: %s", idn_strerror(rv));
 		c->own_led = c->h.led == NULL;
 		coord_close(c);
 		return rv;

@@ -3,8 +3,6 @@
 // stable JSON and as readable tables, and the dashboard's snapshot. It
 // reads the tables through a const coordinator (the caller holds the
 // lock) and the accessors of table.c and train.c; it changes nothing.
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -180,8 +180,8 @@ checkpoint(coord *c)
 		int rv = idn_sdfs_put_buf(c->h.sdfs, "ledger/checkpoint", img,
 		    len, NULL);
 		if (rv != IDN_OK) {
-			core_logf(&c->lg, IDN_LOG_WARN, "coord: ledger checkpoint: "
-			    "%s", idn_strerror(rv));
+			core_logf(&c->lg, IDN_LOG_WARN, "coord: ledger "
+			    "checkpoint: %s", idn_strerror(rv));
 		}
 		idn_free(img);
 	}

@@ -99,7 +99,8 @@ core_buf_vprintf(core_buf *b, const char *fmt, va_list ap)
 	} else if ((size_t) n < sizeof(small)) {
 		rv = core_buf_append(b, small, (size_t) n);
 	} else if ((rv = reserve(b, (size_t) n + 1)) == IDN_OK) {
-		vsnprintf((char *) b->data + b->len, (size_t) n + 1, fmt, again);
+		char *at = (char *) b->data + b->len;
+		vsnprintf(at, (size_t) n + 1, fmt, again);
 		b->len += (size_t) n;
 	}
 	va_end(again);

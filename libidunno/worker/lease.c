@@ -293,8 +293,8 @@ worker_lease_main(void *arg)
 		if (rv == IDN_OK && rep.epoch < w->epoch) {
 			// A coordinator of an older epoch (fenced off): its
 			// leases are not taken, the reports go to the new one.
-			core_logq_add(&w->logq, IDN_LOG_WARN, "worker: refused a "
-			    "reply of epoch %llu (now %llu) from %s",
+			core_logq_add(&w->logq, IDN_LOG_WARN, "worker: refused "
+			    "a reply of epoch %llu (now %llu) from %s",
 			    (unsigned long long) rep.epoch,
 			    (unsigned long long) w->epoch, coord);
 			ledger_lease_rep_clear(&rep);
