@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <idunno/idunno.h>
@@ -50,14 +49,6 @@ cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
 	return x < y ? -1 : x > y;
-}
-
-static uint64_t
-wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
 }
 
 static double
@@ -213,7 +204,7 @@ static bool
 repair_done(void *arg)
 {
 	(void) arg;
-	return wall_ms() > last_repair_ms() + 2000;
+	return idn_wall_ms() > last_repair_ms() + 2000;
 }
 
 typedef struct {
@@ -247,7 +238,7 @@ static uint64_t
 sigkill(const char *name)
 {
 	pid_t pid = th_cluster_pid(&cl, name);
-	uint64_t at = wall_ms();
+	uint64_t at = idn_wall_ms();
 	return pid > 0 && kill(pid, SIGKILL) == 0 ? at : 0;
 }
 
@@ -366,18 +357,18 @@ main(int argc, char **argv)
 		// The last round's repair (the restarted node pulling what it
 		// missed, the stand-in copies dropped) ends first: a round
 		// measures its own takeover on a settled cluster.
-		uint64_t r0 = wall_ms();
+		uint64_t r0 = idn_wall_ms();
 		bool settled = th_wait(repair_done, NULL, 60000);
-		settle[k] = (double) (wall_ms() - r0) / (settled ? 1 : -1);
+		settle[k] = (double) (idn_wall_ms() - r0) / (settled ? 1 : -1);
 		if (add(a, 32) || add(b, 24)) {
 			break;
 		}
 		warm_up(a, b);
 		double d0 = done_now(a, b);
-		uint64_t t0 = wall_ms();
+		uint64_t t0 = idn_wall_ms();
 		usleep(STEADY_MS * 1000);
 		double d1 = done_now(a, b);
-		uint64_t t1 = wall_ms();
+		uint64_t t1 = idn_wall_ms();
 		uint64_t killed = sigkill(active);
 		if (killed == 0) {
 			break;
@@ -387,11 +378,11 @@ main(int argc, char **argv)
 		uint64_t lease = ok ? first_lease_ms(standby, w.epoch) : 0;
 		// The rate over the 2 s after the kill (done as the new
 		// coordinator counts it: the workers' late reports included).
-		while (wall_ms() < killed + WINDOW_MS) {
+		while (idn_wall_ms() < killed + WINDOW_MS) {
 			usleep(10 * 1000);
 		}
 		double d2 = done_now(a, b);
-		uint64_t t2 = wall_ms();
+		uint64_t t2 = idn_wall_ms();
 		double steady = (d1 - d0) * 1000.0 / (double) (t1 - t0);
 		double during = (d2 - d1) * 1000.0 / (double) (t2 - t1);
 		const char *jobs[2] = {a, b};
@@ -449,14 +440,14 @@ main(int argc, char **argv)
 	    add("ca", 32) == IDN_OK && add("cb", 24) == IDN_OK) {
 		warm_up("ca", "cb");
 		double d0 = done_now("ca", "cb");
-		uint64_t t0 = wall_ms();
+		uint64_t t0 = idn_wall_ms();
 		usleep(STEADY_MS * 1000);
 		double d1 = done_now("ca", "cb");
-		uint64_t t1 = wall_ms();
+		uint64_t t1 = idn_wall_ms();
 		if (sigkill("worker7") != 0) {
 			usleep(WINDOW_MS * 1000);
 			double d2 = done_now("ca", "cb");
-			uint64_t t2 = wall_ms();
+			uint64_t t2 = idn_wall_ms();
 			double steady = (d1 - d0) * 1000.0 / (double) (t1 - t0);
 			control = steady > 0 ? (d2 - d1) * 1000.0 /
 			    (double) (t2 - t1) / steady : 0;

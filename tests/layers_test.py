@@ -10,6 +10,10 @@
 3. A temp copy of this repository reports what the repository reports, and
    a deliberately bad include in the copy (model/ using sdfs/, ledger/
    using wire/) adds exactly that violation.
+4. Each rule on the source's words and on calls within a folder, in a tree
+   of its own: a timed wait outside core/, CLOCK_REALTIME outside core/
+   (a WALL_CLOCK file may), getenv in the library (the model backend, unit
+   tests and tools may), a circle among a folder's files (a chain is fine).
 """
 import json
 import os
@@ -143,6 +147,59 @@ def small_tree(tmp):
     ok(out == want, "reports nothing else", "\n# ".join(sorted(out - want)))
 
 
+SDFS_C = FILES["libidunno/sdfs/sdfs.c"]
+POSIX = "#define _POSIX_C_SOURCE 200809L\n"
+RULES = {
+    "timed wait": ({
+        "libidunno/sdfs/sdfs.c": POSIX + "#include <pthread.h>\n" + SDFS_C +
+        "int sdfs_wait(pthread_cond_t *cv, pthread_mutex_t *m,\n"
+        "    const struct timespec *ts)\n"
+        "{ return pthread_cond_timedwait(cv, m, ts); }\n",
+    }, {"libidunno/sdfs/sdfs.c:8: pthread_cond_timedwait outside core/: "
+        "wait with core_cond_wait_until (monotonic)"}),
+    "wall clock": ({
+        "libidunno/sdfs/sdfs.c": POSIX + "#include <time.h>\n" + SDFS_C +
+        "// CLOCK_REALTIME in a comment is no use of it\n"
+        "long sdfs_now(void) { struct timespec ts;\n"
+        "  clock_gettime(CLOCK_REALTIME, &ts); return ts.tv_sec; }\n",
+        "libidunno/sdfs/cache.c": POSIX + "#include <time.h>\n"
+        "long sdfs_mtime_age(long m);\n"
+        "long sdfs_mtime_age(long m) { struct timespec ts;\n"
+        "  clock_gettime(CLOCK_REALTIME, &ts); return ts.tv_sec - m; }\n",
+    }, {"libidunno/sdfs/sdfs.c:8: CLOCK_REALTIME outside core/ and "
+        "WALL_CLOCK: idn_clock_ms for time spans, idn_wall_ms for stamps"}),
+    "getenv": ({
+        "libidunno/sdfs/sdfs.c": "#include <stdlib.h>\n" + SDFS_C +
+        "const char *sdfs_home(void) { return getenv(\"HOME\"); }\n",
+        "libidunno/sdfs/sdfs_test.c": "#include <stdlib.h>\n"
+        "int main(void) { return getenv(\"X\") != 0; }\n",
+        "libidunno/model/torch.c": "#include <stdlib.h>\n"
+        "const char *model_path(void);\n"
+        "const char *model_path(void) { return getenv(\"M\"); }\n",
+        "tools/tool.c": "#include <stdlib.h>\n#include <idunno/base.h>\n"
+        "int main(void) { return getenv(\"X\") ? idn_thing() : 0; }\n",
+    }, {"libidunno/sdfs/sdfs.c:5: getenv in the library outside "
+        "model/shim.cpp, model/torch.c: take it as an option"}),
+    "circle": ({
+        "libidunno/sdfs/a.c": "int sdfs_a(int n);\nint sdfs_b(int n);\n"
+        "int sdfs_a(int n)\n{\n\treturn n ? sdfs_b(n - 1) : 0;\n}\n",
+        "libidunno/sdfs/b.c": "int sdfs_a(int n);\nint sdfs_b(int n);\n"
+        "int sdfs_b(int n)\n{\n\treturn sdfs_a(n);\n}\n",
+        "libidunno/sdfs/c.c": "int sdfs_a(int n);\nint sdfs_c(void);\n"
+        "int sdfs_c(void)\n{\n\treturn sdfs_a(3);\n}\n",
+    }, {"libidunno/sdfs/a.c:5: calls sdfs_b of b.c, and back: a.c -> b.c "
+        "-> a.c: the files of a folder call one way"}),
+}
+
+
+def rule_trees(tmp):
+    for name, (files, want) in RULES.items():
+        root = os.path.join(tmp, "rule-" + name.replace(" ", "-"))
+        rc, out = run(root, make_tree(root, dict(FILES, **files)))
+        ok(rc == 1 and out == want, "the %s rule reports exactly its "
+           "violation" % name, "\n# ".join(sorted(out ^ want)))
+
+
 def repo_copy(tmp):
     cc_path = os.path.join(BUILD, "compile_commands.json")
     rel_build = os.path.relpath(os.path.realpath(BUILD),
@@ -201,6 +258,7 @@ def repo_copy(tmp):
 def main():
     with tempfile.TemporaryDirectory(prefix="idn_layers_") as tmp:
         small_tree(tmp)
+        rule_trees(tmp)
         repo_copy(tmp)
     print("1..%d" % len(results))
     for i, (good, name, detail) in enumerate(results, 1):

@@ -20,17 +20,9 @@
 void
 tool_json_str(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-		if (*p == '"' || *p == '\\') {
-			fprintf(f, "\\%c", *p);
-		} else if (*p < 0x20) {
-			fprintf(f, "\\u%04x", *p);
-		} else {
-			fputc(*p, f);
-		}
-	}
-	fputc('"', f);
+	char *q = idn_json_string(s);
+	fputs(q != NULL ? q : "null", f);
+	idn_free(q);
 }
 
 #define OPTS_MAX 32

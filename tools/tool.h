@@ -17,7 +17,7 @@
 int tool_node_main(const char *prog, const char *role, int argc,
     char **argv);
 
-// Prints s as a JSON string (quoted, escaped).
+// Prints s as a JSON string (quoted, escaped: idn_json_string).
 void tool_json_str(FILE *f, const char *s);
 
 // Every tool's exit codes: 0 done, 1 the operation failed (a runtime

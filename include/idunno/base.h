@@ -69,6 +69,12 @@ IDN_API void idn_free(void *ptr);
 IDN_API uint64_t idn_clock_ms(void);
 IDN_API uint64_t idn_wall_ms(void);
 
+// idn_json_string returns s as a JSON string: quoted, with " \ and control
+// characters escaped, valid UTF-8 as it is and any other byte as \u00XX.
+// Returns memory the caller frees with idn_free(); NULL on NULL or when
+// out of memory.
+IDN_API char *idn_json_string(const char *s);
+
 // Log levels of the library's background work (gossip, re-replication).
 enum idn_log_level {
 	IDN_LOG_DEBUG,

@@ -40,10 +40,10 @@ coll_open(rpc *r, const coll_opts *o, coll **out)
 	}
 	c->rpc = r;
 	c->o = *o;
-	c->line_level = -1;
+	c->logq.lg = o->lg;
 	pthread_mutex_init(&c->lock, NULL);
-	coll_cond_init(&c->cv);
-	coll_cond_init(&c->send_cv);
+	core_cond_init(&c->cv);
+	core_cond_init(&c->send_cv);
 	int rv = rpc_route(r, COLL_ROUTE, coll_on_part, c);
 	if (rv == IDN_OK && (c->threads = core_alloc(sizeof(pthread_t) *
 	                         (size_t) o->senders)) == NULL) {
@@ -94,7 +94,7 @@ coll_close(coll *c)
 	if (c == NULL) {
 		return;
 	}
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	c->closing = true;
 	for (coll_group *g = c->groups; g != NULL; g = g->next) {
 		group_end(c, g, G_CLOSED, IDN_ECLOSED);
@@ -103,7 +103,7 @@ coll_close(coll *c)
 	while (c->calls > 0) {
 		pthread_cond_wait(&c->cv, &c->lock);
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	for (int i = 0; i < c->nthreads; i++) {
 		pthread_join(c->threads[i], NULL);
 	}
@@ -130,6 +130,7 @@ coll_close(coll *c)
 	pthread_cond_destroy(&c->cv);
 	pthread_cond_destroy(&c->send_cv);
 	pthread_mutex_destroy(&c->lock);
+	core_logq_free(&c->logq);
 	free(c);
 }
 
@@ -163,7 +164,7 @@ coll_group_open(coll *c, const coll_group_opts *o, coll_group **out)
 	for (uint32_t i = 0; i < o->world; i++) {
 		snprintf(g->addrs[i], IDN_ADDR_MAX, "%s", o->addrs[i]);
 	}
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	job_rec *j = coll_job_find(c, o->job);
 	int rv = c->closing ? IDN_ECLOSED :
 	    j != NULL && o->gen <= j->newest ? IDN_ESTALE : IDN_OK;
@@ -180,7 +181,7 @@ coll_group_open(coll *c, const coll_group_opts *o, coll_group **out)
 		g->next = c->groups;
 		c->groups = g;
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	if (rv != IDN_OK) {
 		group_free(g);
 		return rv;
@@ -196,7 +197,7 @@ coll_group_close(coll_group *g)
 		return;
 	}
 	coll *c = g->c;
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	group_end(c, g, G_CLOSED, IDN_ECLOSED);
 	g->state = G_CLOSED;
 	while (g->in_call) {
@@ -208,7 +209,7 @@ coll_group_close(coll_group *g)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	group_free(g);
 }
 
@@ -219,23 +220,23 @@ coll_cancel(coll *c, const char *job)
 		return IDN_EINVAL;
 	}
 	int rv = IDN_ENOENT;
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	for (coll_group *g = c->groups; g != NULL; g = g->next) {
 		if (strcmp(g->job, job) == 0) {
 			group_end(c, g, G_CANCELLED, IDN_ECLOSED);
 			rv = IDN_OK;
 		}
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	return rv;
 }
 
 void
 coll_get_counters(coll *c, coll_counters *out)
 {
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	*out = c->ctr;
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 }
 
 static int
@@ -357,17 +358,17 @@ coll_allreduce(coll_group *g, float *buf, size_t n, idn_duration timeout_ms)
 	}
 	coll *c = g->c;
 	uint64_t deadline = idn_clock_ms() + (uint64_t) timeout_ms;
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	int rv = c->closing ? IDN_ECLOSED : g->in_call ? IDN_EBUSY :
 	    state_error(g->state);
 	if (rv != IDN_OK || g->world == 1 || n == 0) {
 		g->seq += rv == IDN_OK;
-		pthread_mutex_unlock(&c->lock);
+		core_unlock_log(&c->lock, &c->logq);
 		return rv;
 	}
 	op *o;
 	if ((rv = op_new(g, buf, n, deadline, &o)) != IDN_OK) {
-		pthread_mutex_unlock(&c->lock);
+		core_unlock_log(&c->lock, &c->logq);
 		return rv;
 	}
 	g->op = o;
@@ -375,8 +376,10 @@ coll_allreduce(coll_group *g, float *buf, size_t n, idn_duration timeout_ms)
 	c->calls++;
 	op_start(c, o);
 	while (!o->over && !coll_op_complete(o)) {
-		if (!coll_wait_until(&c->cv, &c->lock, deadline)) {
+		if (idn_clock_ms() >= deadline) {
 			coll_op_fail(c, o, IDN_ETIMEDOUT);
+		} else {
+			core_cond_wait_until(&c->cv, &c->lock, deadline);
 		}
 	}
 	if (!o->over) {
@@ -415,6 +418,6 @@ coll_allreduce(coll_group *g, float *buf, size_t n, idn_duration timeout_ms)
 	c->calls--;
 	pthread_cond_broadcast(&c->cv);
 	coll_op_unref(o);
-	coll_unlock_log(c);
+	core_unlock_log(&c->lock, &c->logq);
 	return rv;
 }

@@ -1,82 +1,22 @@
 // SPDX-License-Identifier: MIT
-// engine.c: what the allreduce engine's files share: waits on the
-// monotonic clock, log lines kept until the lock is let go, refusal
-// warnings, and a call's reference count and failure.
+// engine.c: what the allreduce engine's files share: refusal warnings,
+// and a call's reference count and failure.
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "collective/engine.h"
 
 #define WARN_EVERY_MS 10000
 
-static void
-timespec_at(uint64_t ms, struct timespec *ts)
-{
-	ts->tv_sec = (time_t) (ms / 1000);
-	ts->tv_nsec = (long) (ms % 1000) * 1000000L;
-}
-
-bool
-coll_wait_until(pthread_cond_t *cv, pthread_mutex_t *m, uint64_t deadline_ms)
-{
-	struct timespec ts;
-	if (idn_clock_ms() >= deadline_ms) {
-		return false;
-	}
-	timespec_at(deadline_ms, &ts);
-	pthread_cond_timedwait(cv, m, &ts);
-	return true;
-}
-
-void
-coll_cond_init(pthread_cond_t *cv)
-{
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(cv, &a);
-	pthread_condattr_destroy(&a);
-}
-
 static bool
 log_wanted(const coll *c, int level)
 {
 	const core_logger *lg = c->o.lg;
-	return lg != NULL && lg->fn != NULL && level >= lg->min_level &&
-	    level > c->line_level;
-}
-
-void
-coll_defer_log(coll *c, int level, const char *fmt, ...)
-{
-	if (!log_wanted(c, level)) {
-		return;
-	}
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(c->line, sizeof(c->line), fmt, ap);
-	va_end(ap);
-	c->line_level = level;
-}
-
-void
-coll_unlock_log(coll *c)
-{
-	char line[sizeof(c->line)];
-	int level = c->line_level;
-	if (level >= 0) {
-		memcpy(line, c->line, sizeof(line));
-		c->line_level = -1;
-	}
-	pthread_mutex_unlock(&c->lock);
-	if (level >= 0) {
-		core_logf(c->o.lg, level, "%s", line);
-	}
+	return lg != NULL && lg->fn != NULL && level >= lg->min_level;
 }
 
 // A refused part from an authenticated peer is a bug there: one line per
@@ -96,8 +36,8 @@ coll_warn_refused(coll *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	coll_defer_log(c, IDN_LOG_WARN, "coll: refused a part: %s (%" PRIu64
-	    " refused since the last such line)", why, c->warn_n);
+	core_logq_add(&c->logq, IDN_LOG_WARN, "coll: refused a part: %s "
+	    "(%" PRIu64 " refused since the last such line)", why, c->warn_n);
 	c->warn_n = 0;
 	c->warn_ms = now;
 }

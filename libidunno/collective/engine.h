@@ -105,23 +105,12 @@ struct coll {
 	coll_counters ctr;
 	uint64_t warn_ms;
 	uint64_t warn_n;
-	// The host's logger runs with no lock held: a line is kept here
-	// (the most severe of a turn) and logged once c->lock is let go.
-	char line[256];
-	int line_level; // -1: none
+	// The host's logger runs with no lock held: lines logged under
+	// c->lock wait here until it is let go (core_unlock_log).
+	core_logq logq;
 };
 
-// engine.c. coll_wait_until waits on cv (monotonic clock, made by
-// coll_cond_init) until deadline_ms; false once it passed.
-bool coll_wait_until(pthread_cond_t *cv, pthread_mutex_t *m,
-    uint64_t deadline_ms);
-void coll_cond_init(pthread_cond_t *cv);
-// Keeps a line for coll_unlock_log (c->lock held).
-void coll_defer_log(coll *c, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-// Lets c->lock go, then logs the line kept meanwhile, if any.
-void coll_unlock_log(coll *c);
-// Counts a refused part and logs why, at most one line per 10 s.
+// engine.c. Counts a refused part and logs why, at most one line per 10 s.
 void coll_warn_refused(coll *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 bool coll_op_complete(const op *o);

@@ -193,13 +193,13 @@ coll_apply(coll *c, op *o, const coll_part *p, parked *pk)
 			parked_unlink(c, pk);
 		}
 		o->appliers++;
-		pthread_mutex_unlock(&c->lock);
+		core_unlock_log(&c->lock, &c->logq);
 		if (coll_is_add(&o->s, h.ph)) {
 			coll_add_le(o->buf + h.off, h.data, h.len);
 		} else {
 			coll_copy_le(o->buf + h.off, h.data, h.len);
 		}
-		pthread_mutex_lock(&c->lock);
+		core_lock(&c->lock);
 		coll_parked_free(pk);
 		pk = NULL;
 		o->slot[slot] = SLOT_DONE;
@@ -275,9 +275,9 @@ route(coll *c, const coll_part *p, const char *from)
 	    (g == NULL && j != NULL && p->gen == j->newest) ||
 	    (g != NULL && g->state != G_OPEN)) {
 		c->ctr.stale++;
-		coll_defer_log(c, IDN_LOG_DEBUG, "coll: dropped a part of %s "
-		    "generation %" PRIu64 " from %s: generation over here",
-		    p->job, p->gen, from);
+		core_logq_add(&c->logq, IDN_LOG_DEBUG, "coll: dropped a part "
+		    "of %s generation %" PRIu64 " from %s: generation over "
+		    "here", p->job, p->gen, from);
 		return IDN_ESTALE;
 	}
 	if (g == NULL) {
@@ -313,9 +313,9 @@ route(coll *c, const coll_part *p, const char *from)
 	}
 	if (p->seq < cur) {
 		c->ctr.stale++;
-		coll_defer_log(c, IDN_LOG_DEBUG, "coll: dropped a part of %s "
-		    "generation %" PRIu64 " step %" PRIu64 " from %s: step over "
-		    "here", p->job, p->gen, p->seq, from);
+		core_logq_add(&c->logq, IDN_LOG_DEBUG, "coll: dropped a part "
+		    "of %s generation %" PRIu64 " step %" PRIu64 " from %s: "
+		    "step over here", p->job, p->gen, p->seq, from);
 		return IDN_ESTALE;
 	}
 	coll_warn_refused(c, "%s generation %" PRIu64 " step %" PRIu64
@@ -331,7 +331,7 @@ coll_on_part(void *arg, const wire_env *req, wire_wr *reply)
 	coll_part p;
 	(void) reply;
 	int rv = coll_part_get(req->body, &p);
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	if (rv != IDN_OK) {
 		coll_warn_refused(c, "malformed, from %s", req->from);
 	} else if (c->closing) {
@@ -342,6 +342,6 @@ coll_on_part(void *arg, const wire_env *req, wire_wr *reply)
 	if (rv == IDN_OK) {
 		c->ctr.parts_in++;
 	}
-	coll_unlock_log(c);
+	core_unlock_log(&c->lock, &c->logq);
 	return rv;
 }

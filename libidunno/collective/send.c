@@ -133,9 +133,9 @@ send_one(coll *c, send *s)
 			return false;
 		}
 		o->readers++;
-		pthread_mutex_unlock(&c->lock);
+		core_unlock_log(&c->lock, &c->logq);
 		coll_part_put(s->w, &s->h, o->buf + s->h.off);
-		pthread_mutex_lock(&c->lock);
+		core_lock(&c->lock);
 		if (--o->readers == 0) {
 			pthread_cond_broadcast(&c->cv);
 		}
@@ -152,10 +152,10 @@ send_one(coll *c, send *s)
 	    (uint64_t) COLL_PART_TIMEOUT_MS);
 	wire_doc *doc = NULL;
 	wire_env env;
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	int rv = rpc_call(c->rpc, s->addr, COLL_ROUTE, s->w, tmo, &doc, &env);
 	wire_doc_free(doc);
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	if (rv == IDN_OK) {
 		c->ctr.parts_out++;
 		if (++o->sent == o->posted && o->pending != IDN_OK) {
@@ -180,7 +180,7 @@ void *
 coll_sender(void *arg)
 {
 	coll *c = arg;
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	while (!c->closing) {
 		uint64_t wake;
 		send *s = sq_take_due(c, idn_clock_ms(), &wake);
@@ -188,7 +188,8 @@ coll_sender(void *arg)
 			if (wake == UINT64_MAX) {
 				pthread_cond_wait(&c->send_cv, &c->lock);
 			} else {
-				coll_wait_until(&c->send_cv, &c->lock, wake);
+				core_cond_wait_until(&c->send_cv, &c->lock,
+				    wake);
 			}
 			continue;
 		}
@@ -198,6 +199,6 @@ coll_sender(void *arg)
 			coll_op_unref(o);
 		}
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	return NULL;
 }

@@ -31,7 +31,7 @@ coord_on_phase(coord *c, const wire_val *b, wire_wr *reply)
 		return IDN_EPROTO;
 	}
 	const char *name = idn_phase_name((int) phase);
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	int rv = IDN_OK;
 	if (start && c->phase != IDN_PHASE_IDLE && c->phase != (int) phase) {
 		rv = coord_refuse(reply, IDN_EBUSY, "the %s phase is running; stop it"
@@ -50,7 +50,7 @@ coord_on_phase(coord *c, const wire_val *b, wire_wr *reply)
 		rv = rv == IDN_OK ? IDN_OK : coord_refuse(reply, rv,
 		    "ledger: %s", idn_strerror(rv));
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	pthread_cond_broadcast(&c->cond);
 	return rv;
 }
@@ -204,11 +204,11 @@ coord_on_add(coord *c, const wire_val *b, wire_wr *reply)
 		return coord_refuse(reply, IDN_EINVAL, "%s", why);
 	}
 	int want = s.kind == IDN_JOB_INFER ? IDN_PHASE_INFER : IDN_PHASE_TRAIN;
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	int phase = c->phase;
 	cjob *old = coord_find_job(c, s.job);
 	bool dup = old != NULL && old->state != IDN_JOB_REMOVED;
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	if (phase != want) {
 		return coord_refuse(reply, IDN_EINVAL, "%s jobs are added in the %s "
 		    "phase, and the cluster is in the %s phase (run 'idunno %s "
@@ -227,7 +227,7 @@ coord_on_add(coord *c, const wire_val *b, wire_wr *reply)
 		return rv;
 	}
 	uint64_t now = idn_wall_ms();
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	old = coord_find_job(c, s.job);
 	cjob *j = NULL;
 	if (old != NULL && old->state != IDN_JOB_REMOVED) {
@@ -273,7 +273,7 @@ coord_on_add(coord *c, const wire_val *b, wire_wr *reply)
 			    s.model, s.data, s.epochs, s.batch, s.lr);
 		}
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	pthread_cond_broadcast(&c->cond);
 	return rv;
 }
@@ -285,7 +285,7 @@ coord_on_remove(coord *c, const wire_val *b, wire_wr *reply)
 	if (wire_get_str(b, "job", name, sizeof(name)) != IDN_OK) {
 		return coord_refuse(reply, IDN_EINVAL, "bad job name");
 	}
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	cjob *j = coord_find_job(c, name);
 	int rv;
 	if (j == NULL || j->state == IDN_JOB_REMOVED) {
@@ -300,7 +300,7 @@ coord_on_remove(coord *c, const wire_val *b, wire_wr *reply)
 		rv = rv == IDN_OK ? IDN_OK : coord_refuse(reply, rv,
 		    "ledger: %s", idn_strerror(rv));
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	return rv;
 }
 
@@ -311,7 +311,7 @@ coord_on_state(coord *c, const wire_val *b, wire_wr *reply)
 	if (wire_get_str(b, "job", name, sizeof(name)) != IDN_OK) {
 		return coord_refuse(reply, IDN_EINVAL, "bad job name");
 	}
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	cjob *j = coord_find_job(c, name);
 	int rv = IDN_OK;
 	if (j == NULL) {
@@ -323,6 +323,6 @@ coord_on_state(coord *c, const wire_val *b, wire_wr *reply)
 		wire_kf64(reply, "accuracy", j->accuracy);
 		wire_kstr(reply, "err", j->err);
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	return rv;
 }

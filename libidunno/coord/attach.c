@@ -7,11 +7,9 @@
 // one stops answering).
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "coord/coord.h"
 #include "coord/standby.h"
@@ -44,6 +42,8 @@ struct coord_role {
 	idn_client *sdfs;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	core_logger lg;        // the node's
+	core_logq logq;        // lines logged under the lock (rlog)
 	coord *c;              // active: the coordinator; standby: its view
 	int users;             // requests using c
 	int state;
@@ -66,43 +66,25 @@ struct coord_role {
 	bool no_majority;      // standby: not promoting, logged
 };
 
-static void
-rlog(coord_role *r, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-rlog(coord_role *r, int level, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (r->n.log != NULL) {
-		r->n.log(r->n.log_arg, level, line);
-	}
-}
+// rlog queues a line (the lock held), logged once the lock is let go;
+// without the lock: core_logf(&r->lg, ...).
+#define rlog(r, ...) core_logq_add(&(r)->logq, __VA_ARGS__)
 
 static void
 wait_ms(coord_role *r, int ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += (long) ms * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
-	pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+	core_cond_wait_log(&r->cond, &r->lock, &r->logq, idn_clock_ms() + ms);
 }
 
 // Takes the current coordinator (or view) for one request.
 static coord *
 use(coord_role *r, int *state)
 {
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	coord *c = r->c;
 	*state = r->state;
 	r->users += c != NULL;
-	pthread_mutex_unlock(&r->lock);
+	core_unlock_log(&r->lock, &r->logq);
 	return c;
 }
 
@@ -110,11 +92,11 @@ static void
 unuse(coord_role *r, coord *c)
 {
 	if (c != NULL) {
-		pthread_mutex_lock(&r->lock);
+		core_lock(&r->lock);
 		if (--r->users == 0) {
 			pthread_cond_broadcast(&r->cond);
 		}
-		pthread_mutex_unlock(&r->lock);
+		core_unlock_log(&r->lock, &r->logq);
 	}
 }
 
@@ -174,7 +156,7 @@ on_role(void *arg, const wire_env *req, wire_wr *reply)
 {
 	(void) req;
 	coord_role *r = arg;
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	wire_map(reply, 5);
 	wire_kstr(reply, "state", r->state == ROLE_ACTIVE ? "active" :
 	    r->state == ROLE_STANDBY ? "standby" : "starting");
@@ -182,7 +164,7 @@ on_role(void *arg, const wire_env *req, wire_wr *reply)
 	wire_kstr(reply, "id", r->id);
 	wire_kstr(reply, "addr", r->addr);
 	wire_kbool(reply, "followed", r->state == ROLE_STANDBY && r->followed);
-	pthread_mutex_unlock(&r->lock);
+	core_unlock_log(&r->lock, &r->logq);
 	return IDN_OK;
 }
 
@@ -204,12 +186,12 @@ on_member(void *arg, const idn_member *m, int event)
 	}
 	unuse(r, c);
 	if (event == IDN_EV_FAIL || event == IDN_EV_LEAVE) {
-		pthread_mutex_lock(&r->lock);
+		core_lock(&r->lock);
 		if (r->state == ROLE_STANDBY && strcmp(m->id, r->leader) == 0) {
 			r->leader_failed = true;
 			pthread_cond_broadcast(&r->cond);
 		}
-		pthread_mutex_unlock(&r->lock);
+		core_unlock_log(&r->lock, &r->logq);
 	}
 }
 
@@ -217,12 +199,12 @@ static void
 on_newer(void *arg, uint64_t epoch)
 {
 	coord_role *r = arg;
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	if (epoch > r->newer) {
 		r->newer = epoch;
 		pthread_cond_broadcast(&r->cond);
 	}
-	pthread_mutex_unlock(&r->lock);
+	core_unlock_log(&r->lock, &r->logq);
 }
 
 // The coordinator's sync hook: the standby has the change, or none ever
@@ -234,10 +216,10 @@ static int
 on_sync(void *arg)
 {
 	coord_role *r = arg;
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	coord_repl *repl = r->repl;
 	uint64_t epoch = r->epoch;
-	pthread_mutex_unlock(&r->lock);
+	core_unlock_log(&r->lock, &r->logq);
 	// r->repl is freed only after the coordinator closed, which waits
 	// for this request.
 	if (repl == NULL || coord_repl_sync(repl)) {
@@ -248,8 +230,9 @@ on_sync(void *arg)
 	    f.epoch <= epoch) {
 		return IDN_OK; // the standby is gone: no standby mode
 	}
-	rlog(r, IDN_LOG_WARN, "coord: the standby did not acknowledge; %s is "
-	    "active with epoch %llu", f.id, (unsigned long long) f.epoch);
+	core_logf(&r->lg, IDN_LOG_WARN, "coord: the standby did not "
+	    "acknowledge; %s is active with epoch %llu", f.id,
+	    (unsigned long long) f.epoch);
 	on_newer(r, f.epoch);
 	return IDN_EUNAVAIL;
 }
@@ -266,7 +249,7 @@ on_sync(void *arg)
 static void
 gather(coord_role *r)
 {
-	pthread_mutex_unlock(&r->lock);
+	core_unlock_log(&r->lock, &r->logq);
 	uint64_t t0 = idn_clock_ms();
 	int state;
 	coord *c = use(r, &state);
@@ -287,13 +270,13 @@ gather(coord_role *r)
 	}
 	if (c != NULL) {
 		coord_hold(c, 0);
-		rlog(r, IDN_LOG_INFO, "coord: %zu of %zu workers reported their "
-		    "leases and completions in %llu ms", got, a.n,
-		    (unsigned long long) (idn_clock_ms() - t0));
+		core_logf(&r->lg, IDN_LOG_INFO, "coord: %zu of %zu workers "
+		    "reported their leases and completions in %llu ms", got,
+		    a.n, (unsigned long long) (idn_clock_ms() - t0));
 	}
 	coord_fan_free(&a);
 	unuse(r, c);
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 }
 
 static void
@@ -324,7 +307,10 @@ activate(coord_role *r, ledger *led, uint64_t epoch)
 		coord_host h = {r->sdfs, r->data_dir, r->id, r->n.log,
 		    r->n.log_arg, led, epoch, false, coord_repl_push, repl,
 		    on_sync, r, on_newer, r};
+		// Opened and closed without the role's lock: they log.
+		core_unlock_log(&r->lock, &r->logq);
 		rv = coord_open(&h, &c);
+		core_lock(&r->lock);
 	}
 	if (rv != IDN_OK) {
 		ledger_close(led);
@@ -335,7 +321,9 @@ activate(coord_role *r, ledger *led, uint64_t epoch)
 	// below); the hold ends by itself should a step-down cut it short.
 	coord_hold(c, idn_clock_ms() + 4 * GATHER_MS);
 	coord *view = swap(r, c);
+	core_unlock_log(&r->lock, &r->logq);
 	coord_close(view);
+	core_lock(&r->lock);
 	r->repl = repl;
 	r->state = ROLE_ACTIVE;
 	r->epoch = coord_epoch(c);
@@ -378,9 +366,9 @@ step_down(coord_role *r, uint64_t epoch)
 	    (unsigned long long) coord_epoch(c));
 	r->state = ROLE_NONE;
 	r->stepped_down = true;
-	pthread_mutex_unlock(&r->lock);
+	core_unlock_log(&r->lock, &r->logq);
 	coord_close(c);
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	coord_repl_free(r->repl);
 	r->repl = NULL;
 	r->epoch = epoch > r->epoch ? epoch : r->epoch;
@@ -407,18 +395,18 @@ active_step(coord_role *r, uint64_t *last_check)
 	// r->c.
 	coord *c = r->c;
 	bool grace = now < r->active_ms + GRACE_MS;
-	pthread_mutex_unlock(&r->lock);
+	core_unlock_log(&r->lock, &r->logq);
 	size_t size = coord_cluster_size(r->n.mship);
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	if (!r->cut_off || size > r->cluster) {
 		r->cluster = size;
 	}
 	size_t need = grace ? 0 : r->cluster / 2 + 1, heard = 0;
 	uint64_t since = 0;
-	pthread_mutex_unlock(&r->lock);
+	core_unlock_log(&r->lock, &r->logq);
 	coord_set_quorum(c, need, FENCE_MS, atomic_load(&r->repl_ms));
 	bool ok = coord_quorum(c, &heard, &since);
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	if (ok == r->cut_off) {
 		r->cut_off = !ok;
 		uint64_t ago = since != 0 && since <= now ? now - since : 0;
@@ -437,9 +425,9 @@ active_step(coord_role *r, uint64_t *last_check)
 	if (now >= *last_check + CHECK_MS) {
 		*last_check = now;
 		coord_found f;
-		pthread_mutex_unlock(&r->lock);
+		core_unlock_log(&r->lock, &r->logq);
 		int rv = coord_find_active(r->n.rpc, r->n.mship, r->id, &f);
-		pthread_mutex_lock(&r->lock);
+		core_lock(&r->lock);
 		if (rv == IDN_OK && f.epoch > r->epoch && r->state == ROLE_ACTIVE) {
 			step_down(r, f.epoch);
 			return;
@@ -456,11 +444,21 @@ refresh_view(coord_role *r)
 	coord *v = NULL;
 	coord_host h = {r->sdfs, r->data_dir, r->leader, r->n.log, r->n.log_arg,
 	    l, 0, true, NULL, NULL, NULL, NULL, NULL, NULL};
-	if (l == NULL || coord_open(&h, &v) != IDN_OK) {
+	if (l == NULL) {
 		return;
 	}
-	coord_set_standby(v, r->id);
-	coord_close(swap(r, v));
+	// Opened and closed without the lock: they log. Only this thread
+	// changes the replica and r->c.
+	core_unlock_log(&r->lock, &r->logq);
+	int rv = coord_open(&h, &v);
+	if (rv == IDN_OK) {
+		coord_set_standby(v, r->id);
+	}
+	core_lock(&r->lock);
+	coord *old = rv == IDN_OK ? swap(r, v) : NULL;
+	core_unlock_log(&r->lock, &r->logq);
+	coord_close(old);
+	core_lock(&r->lock);
 }
 
 static void
@@ -493,9 +491,9 @@ standby_step(coord_role *r, uint64_t *last_ok, uint64_t *last_view)
 {
 	if (r->leader[0] == '\0') {
 		coord_found f;
-		pthread_mutex_unlock(&r->lock);
+		core_unlock_log(&r->lock, &r->logq);
 		int rv = coord_find_active(r->n.rpc, r->n.mship, r->id, &f);
-		pthread_mutex_lock(&r->lock);
+		core_lock(&r->lock);
 		if (rv == IDN_OK) {
 			snprintf(r->leader, sizeof(r->leader), "%s", f.id);
 			snprintf(r->leader_addr, sizeof(r->leader_addr), "%s",
@@ -524,10 +522,10 @@ standby_step(coord_role *r, uint64_t *last_ok, uint64_t *last_view)
 	snprintf(addr, sizeof(addr), "%s", r->leader_addr);
 	bool changed = false;
 	uint64_t epoch = 0;
-	pthread_mutex_unlock(&r->lock);
+	core_unlock_log(&r->lock, &r->logq);
 	int rv = coord_replica_pull(r->replica, r->n.rpc, addr, r->id,
 	    PULL_TIMEOUT_MS, &changed, &epoch);
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	uint64_t now = idn_clock_ms();
 	if (rv == IDN_OK) {
 		*last_ok = now;
@@ -547,9 +545,9 @@ standby_step(coord_role *r, uint64_t *last_ok, uint64_t *last_view)
 	}
 	// Silent for SILENCE_MS (or declared failed): is it still there?
 	coord_found f;
-	pthread_mutex_unlock(&r->lock);
+	core_unlock_log(&r->lock, &r->logq);
 	int frv = coord_find_active(r->n.rpc, r->n.mship, r->id, &f);
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	bool alive = frv == IDN_OK && strcmp(f.id, r->leader) == 0 &&
 	    !r->leader_failed;
 	if (frv == IDN_OK && !alive) {
@@ -567,9 +565,9 @@ standby_step(coord_role *r, uint64_t *last_ok, uint64_t *last_view)
 	// Only a standby that reaches a majority promotes: one cut off from
 	// the cluster waits (the active one may be fine).
 	size_t reached = 0, size = 0;
-	pthread_mutex_unlock(&r->lock);
+	core_unlock_log(&r->lock, &r->logq);
 	coord_reach(r->n.rpc, r->n.mship, r->id, r->leader, &reached, &size);
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	if (reached * 2 <= size) {
 		if (!r->no_majority) {
 			rlog(r, IDN_LOG_WARN, "coord: standby: coordinator %s "
@@ -589,7 +587,7 @@ role_main(void *arg)
 {
 	coord_role *r = arg;
 	uint64_t last_ok = 0, last_view = 0, last_check = 0;
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	while (!r->stop) {
 		if (r->state == ROLE_ACTIVE) {
 			active_step(r, &last_check);
@@ -597,7 +595,7 @@ role_main(void *arg)
 			standby_step(r, &last_ok, &last_view);
 		}
 	}
-	pthread_mutex_unlock(&r->lock);
+	core_unlock_log(&r->lock, &r->logq);
 	return NULL;
 }
 
@@ -613,8 +611,10 @@ coord_role_open(const coord_node *n, coord_role **out)
 	snprintf(r->id, sizeof(r->id), "%s", n->id);
 	snprintf(r->addr, sizeof(r->addr), "%s", n->addr);
 	memcpy(r->key, n->key, IDN_KEY_BYTES);
+	r->lg = (core_logger){n->log, n->log_arg, IDN_LOG_DEBUG};
+	r->logq.lg = &r->lg;
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
+	core_cond_init(&r->cond);
 	int rv = IDN_OK;
 	for (size_t i = 0; rv == IDN_OK && i < coord_nroutes; i++) {
 		rv = rpc_route(n->rpc, coord_routes[i].type, on_route, r);
@@ -637,9 +637,9 @@ coord_role_start(coord_role *r)
 	int rv = idn_client_open(r->addr, r->key, &r->sdfs);
 	if (rv == IDN_OK) {
 		idn_client_set_timeout(r->sdfs, 10000);
-		pthread_mutex_lock(&r->lock);
+		core_lock(&r->lock);
 		rv = follow_start(r);
-		pthread_mutex_unlock(&r->lock);
+		core_unlock_log(&r->lock, &r->logq);
 	}
 	if (rv == IDN_OK) {
 		rv = membership_watch(r->n.mship, on_member, r);
@@ -658,22 +658,23 @@ coord_role_close(coord_role *r)
 	if (r == NULL) {
 		return;
 	}
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	r->stop = true;
 	pthread_cond_broadcast(&r->cond);
-	pthread_mutex_unlock(&r->lock);
+	core_unlock_log(&r->lock, &r->logq);
 	if (r->have_thread) {
 		pthread_join(r->thread, NULL);
 	}
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	coord *c = swap(r, NULL);
-	pthread_mutex_unlock(&r->lock);
+	core_unlock_log(&r->lock, &r->logq);
 	coord_close(c);
 	coord_repl_free(r->repl);
 	coord_replica_close(r->replica);
 	idn_client_close(r->sdfs);
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->lock);
+	core_logq_free(&r->logq);
 	free(r);
 }
 

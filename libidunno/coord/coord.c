@@ -18,28 +18,28 @@ void
 coord_set_quorum(coord *c, size_t need, uint64_t window_ms,
     uint64_t standby_ms)
 {
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	c->quorum_need = need;
 	c->quorum_window_ms = window_ms;
 	c->standby_seen_ms = standby_ms;
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 }
 
 bool
 coord_quorum(coord *c, size_t *heard, uint64_t *since_ms)
 {
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	bool ok = coord_quorum_locked(c, heard, since_ms);
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	return ok;
 }
 
 void
 coord_set_standby(coord *c, const char *id)
 {
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	snprintf(c->standby, sizeof(c->standby), "%s", id ? id : "");
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 }
 
 uint64_t
@@ -64,12 +64,12 @@ report(coord *c, int doc, const wire_val *b, wire_wr *reply)
 	core_buf out = {0};
 	wire_get_str(b, "job", only, sizeof(only));
 	wire_as_bool(wire_get(b, "text"), &text);
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	bool known = only[0] == '\0' || coord_find_job(c, only) != NULL;
 	if (known) {
 		coord_report_doc(c, doc, only[0] ? only : NULL, text, &out);
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	if (!known) {
 		return coord_refuse(reply, IDN_ENOENT, "no job '%s'", only);
 	}
@@ -84,9 +84,9 @@ report(coord *c, int doc, const wire_val *b, wire_wr *reply)
 int
 coord_view_with(coord *c, coord_view_fn fn, void *arg)
 {
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	int rv = coord_report_view(c, fn, arg);
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	return rv;
 }
 
@@ -138,9 +138,10 @@ synced_reply(coord *c, wire_wr *reply)
 {
 	if (c->h.sync != NULL && c->h.sync(c->h.sync_arg) != IDN_OK) {
 		c->superseded = true;
-		coord_note(c, IDN_LOG_WARN, "coord: epoch %llu: the standby "
-		    "did not acknowledge and a newer coordinator is active: "
-		    "change not acknowledged", (unsigned long long) c->epoch);
+		core_logf(&c->lg, IDN_LOG_WARN, "coord: epoch %llu: the "
+		    "standby did not acknowledge and a newer coordinator is "
+		    "active: change not acknowledged",
+		    (unsigned long long) c->epoch);
 		return coord_refuse(reply, IDN_EUNAVAIL, COORD_SUPERSEDED);
 	}
 	return ok_reply(reply);
@@ -185,8 +186,10 @@ coord_open(const coord_host *h, coord **out)
 	c->h = *h;
 	snprintf(c->self, sizeof(c->self), "%s", h->self_id);
 	c->h.self_id = c->self;
+	c->lg = (core_logger){h->log, h->log_arg, IDN_LOG_DEBUG};
+	c->logq.lg = &c->lg;
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
+	core_cond_init(&c->cond);
 	c->dirty = true;
 	c->own_led = !h->passive;
 	c->open_ms = idn_clock_ms();
@@ -199,8 +202,8 @@ coord_open(const coord_host *h, coord **out)
 		if (rv == IDN_OK) {
 			return IDN_OK;
 		}
-		coord_note(c, IDN_LOG_ERROR, "coord: cannot open the ledger: "
-		    "%s", idn_strerror(rv));
+		core_logf(&c->lg, IDN_LOG_ERROR, "coord: cannot open the "
+		    "ledger: %s", idn_strerror(rv));
 		c->own_led = c->h.led == NULL;
 		coord_close(c);
 		return rv;
@@ -234,5 +237,6 @@ coord_close(coord *c)
 	}
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
+	core_logq_free(&c->logq);
 	free(c);
 }

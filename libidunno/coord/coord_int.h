@@ -75,6 +75,8 @@ struct coord {
 	ledger *led;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	core_logger lg;       // the host's, from h
+	core_logq logq;       // lines logged under the lock (coord_note)
 	bool stop;
 	pthread_t ticker, slow;
 	int phase;
@@ -117,8 +119,10 @@ extern _Thread_local uint64_t coord_reply_epoch;
 // coord_refuse writes a refusal {epoch, err} and returns rv.
 int coord_refuse(wire_wr *reply, int rv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void coord_note(coord *c, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+// coord_note queues a line (the lock held), logged once it is let go:
+// every unlock of coord.lock is core_unlock_log. Without the lock, log
+// with core_logf(&c->lg, ...).
+#define coord_note(c, ...) core_logq_add(&(c)->logq, __VA_ARGS__)
 // Lookups take the tables read-only; the job found is the caller's to
 // change when it holds the coordinator writable (as strchr does).
 cjob *coord_find_job(const coord *c, const char *name);

@@ -429,13 +429,13 @@ coord_on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	record_held *drop = r.nheld ? core_alloc(r.nheld * sizeof(*drop)) : NULL;
 	size_t n = 0, ndrop = 0;
 	uint64_t now = idn_wall_ms();
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	cworker *w = coord_find_worker(c, r.worker, true);
 	if (w != NULL) {
 		w->seen_ms = idn_clock_ms();
 	}
 	if (!coord_quorum_locked(c, NULL, NULL)) {
-		pthread_mutex_unlock(&c->lock);
+		core_unlock_log(&c->lock, &c->logq);
 		record_lease_req_clear(&r);
 		free(drop);
 		return coord_refuse(reply, IDN_EUNAVAIL, COORD_NO_MAJORITY);
@@ -497,40 +497,40 @@ coord_on_lease(coord *c, const wire_val *b, wire_wr *reply)
 		coord_train_lease(c, w, now, out, &n);
 	}
 	ledger_commit(c->led);
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	record_lease_rep rep = {c->epoch, out, n, drop, ndrop};
 	record_lease_rep_put(reply, &rep);
 	idn_free(drop);
 	record_lease_req_clear(&r);
 	uint64_t us = mono_us() - t0;
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	c->lease_us[c->lease_ops % LEASE_RING] = us > UINT32_MAX ? UINT32_MAX :
 	    (uint32_t) us;
 	c->lease_ops++;
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	return w != NULL ? IDN_OK : IDN_EBUSY;
 }
 
 void
 coord_hold(coord *c, uint64_t until)
 {
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	c->hold_until_ms = until;
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 }
 
 void
 coord_absorb(coord *c, const record_lease_req *r)
 {
 	uint64_t now = idn_wall_ms();
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	cworker *w = coord_find_worker(c, r->worker, true);
 	ledger_begin(c->led);
 	if (w != NULL) {
 		take_reports(c, w, r, now);
 	}
 	ledger_commit(c->led);
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 }
 
 // The worker is gone: its leases go back at once.
@@ -557,7 +557,7 @@ coord_member(coord *c, const char *id, const char *role, bool alive)
 	if (strcmp(role, "worker") != 0) {
 		return;
 	}
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	cworker *w = coord_find_worker(c, id, alive);
 	if (w != NULL) {
 		w->member = true;
@@ -573,5 +573,5 @@ coord_member(coord *c, const char *id, const char *role, bool alive)
 		w->alive = true;
 		c->dirty = true;
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 }

@@ -3,8 +3,6 @@
 // stable JSON and as readable tables, and the dashboard's snapshot. It
 // reads the tables through a const coordinator (the caller holds the
 // lock) and the accessors of table.c and train.c; it changes nothing.
-#include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,49 +11,15 @@
 
 #include "coord/coord_int.h"
 
+// Short names for core's JSON writer, which nearly every line here uses.
+#define jf core_buf_printf
+#define jstr core_json_str
 
-static void
-jstr(core_buf *b, const char *s)
-{
-	core_buf_append(b, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-		char esc[8];
-		if (*p == '"' || *p == '\\') {
-			snprintf(esc, sizeof(esc), "\\%c", *p);
-		} else if (*p < 0x20) {
-			snprintf(esc, sizeof(esc), "\\u%04x", *p);
-		} else {
-			esc[0] = (char) *p;
-			esc[1] = '\0';
-		}
-		core_buf_append(b, esc, strlen(esc));
-	}
-	core_buf_append(b, "\"", 1);
-}
-
-static void
-jf(core_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-jf(core_buf *b, const char *fmt, ...)
-{
-	char tmp[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	core_buf_append(b, tmp, n < 0 ? 0 : CORE_MIN((size_t) n, sizeof(tmp) - 1));
-}
-
-// A finite number or null.
+// A number with four decimals, or null when not finite.
 static void
 jnum(core_buf *b, double v)
 {
-	if (isfinite(v)) {
-		jf(b, "%.4f", v);
-	} else {
-		jf(b, "null");
-	}
+	core_json_num(b, "%.4f", v);
 }
 
 static void

@@ -205,9 +205,9 @@ restore_checkpoint(coord *c, const char *path)
 	idn_free(v);
 	if (best != NULL &&
 	    ledger_open_image(path, best, best_len, &c->led) == IDN_OK) {
-		coord_note(c, IDN_LOG_INFO, "coord: restored the ledger from "
-		    "the SDFS checkpoint (version %llu, epoch %llu: the highest of "
-		    "%zu kept versions; %zu bytes)",
+		core_logf(&c->lg, IDN_LOG_INFO, "coord: restored the ledger "
+		    "from the SDFS checkpoint (version %llu, epoch %llu: the "
+		    "highest of %zu kept versions; %zu bytes)",
 		    (unsigned long long) best_ver,
 		    (unsigned long long) best_epoch, n, best_len);
 	}
@@ -255,8 +255,8 @@ coord_restore(coord *c)
 		restore_assign(c);
 	}
 	if (rv == IDN_OK && c->njobs > 0 && !c->h.passive) {
-		coord_note(c, IDN_LOG_INFO, "coord: restored %zu jobs, phase "
-		    "%s", c->njobs, idn_phase_name(c->phase));
+		core_logf(&c->lg, IDN_LOG_INFO, "coord: restored %zu jobs, "
+		    "phase %s", c->njobs, idn_phase_name(c->phase));
 	}
 	return rv;
 }

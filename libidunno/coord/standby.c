@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "coord/standby.h"
@@ -32,15 +31,6 @@ struct coord_repl {
 	change ring[RING];     // seq s at ring[s % RING]
 };
 
-static void
-deadline(struct timespec *ts, int ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_nsec += (long) ms * 1000000L;
-	ts->tv_sec += ts->tv_nsec / 1000000000L;
-	ts->tv_nsec %= 1000000000L;
-}
-
 int
 coord_repl_new(coord_repl **out)
 {
@@ -49,7 +39,7 @@ coord_repl_new(coord_repl **out)
 		return IDN_ENOMEM;
 	}
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->cond, NULL);
+	core_cond_init(&r->cond);
 	// A new generation per active coordinator: a standby positioned in
 	// another one's stream starts over from an image.
 	r->gen = (idn_wall_ms() << 20) ^ ((uint64_t) getpid() << 4) ^
@@ -108,9 +98,7 @@ coord_repl_sync(coord_repl *r)
 	while (r->acked < want && r->follower[0] != '\0' &&
 	    idn_clock_ms() < r->pulled_ms + FOLLOWER_MS &&
 	    idn_clock_ms() < end) {
-		struct timespec ts;
-		deadline(&ts, 10);
-		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+		core_cond_wait_ms(&r->cond, &r->lock, 10);
 	}
 	// A standby that stopped pulling, however long ago, may have
 	// stopped because it promoted itself (this coordinator was paused or
@@ -150,10 +138,9 @@ coord_repl_serve(coord_repl *r, ledger *led, uint64_t epoch,
 	if (ok) {
 		r->acked = from - 1 > r->acked ? from - 1 : r->acked;
 		pthread_cond_broadcast(&r->cond);
-		struct timespec ts;
-		deadline(&ts, REPL_WAIT_MS);
-		while (r->seq < from && pthread_cond_timedwait(&r->cond,
-		                            &r->lock, &ts) == 0) {
+		uint64_t end = idn_clock_ms() + REPL_WAIT_MS;
+		while (r->seq < from &&
+		    core_cond_wait_until(&r->cond, &r->lock, end) == IDN_OK) {
 		}
 	}
 	for (uint64_t s = from; ok && s <= r->seq && s < from + PULL_MAX; s++) {

@@ -16,19 +16,6 @@
 #define HYSTERESIS 0.05
 #define DEFAULT_BATCH_MS 100.0
 
-void
-coord_note(coord *c, int level, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (c->h.log != NULL) {
-		c->h.log(c->h.log_arg, level, line);
-	}
-}
-
 cjob *
 coord_find_job(const coord *c, const char *name)
 {

@@ -6,7 +6,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <idunno/sched.h>
 #include <idunno/sdfs.h>
@@ -21,7 +20,7 @@ static void *
 ticker(void *arg)
 {
 	coord *c = arg;
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	while (!c->stop) {
 		uint64_t now = idn_wall_ms();
 		bool acting = coord_quorum_locked(c, NULL, NULL);
@@ -49,16 +48,10 @@ ticker(void *arg)
 		    (c->dirty || now >= c->last_assign_ms + REASSIGN_MS)) {
 			coord_reassign(c, now);
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += TICK_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+		core_cond_wait_log(&c->cond, &c->lock, &c->logq,
+		    idn_clock_ms() + TICK_MS);
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	return NULL;
 }
 
@@ -187,8 +180,8 @@ checkpoint(coord *c)
 		int rv = idn_sdfs_put_buf(c->h.sdfs, "ledger/checkpoint", img,
 		    len, NULL);
 		if (rv != IDN_OK) {
-			coord_note(c, IDN_LOG_WARN, "coord: ledger checkpoint: "
-			    "%s", idn_strerror(rv));
+			core_logf(&c->lg, IDN_LOG_WARN, "coord: ledger "
+			    "checkpoint: %s", idn_strerror(rv));
 		}
 		idn_free(img);
 	}
@@ -199,7 +192,7 @@ slow(void *arg)
 {
 	coord *c = arg;
 	uint64_t last_ckpt = idn_clock_ms(), ckpt_changes = 0;
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	while (!c->stop) {
 		cjob *todo = NULL;
 		bool acting = coord_quorum_locked(c, NULL, NULL);
@@ -224,10 +217,10 @@ slow(void *arg)
 			const char *job = f.job;
 			uint32_t nb = f.ntasks;
 			todo->assembling = true;
-			pthread_mutex_unlock(&c->lock);
+			core_unlock_log(&c->lock, &c->logq);
 			double acc = -1;
 			int rv = assemble(c, &f, &acc);
-			pthread_mutex_lock(&c->lock);
+			core_lock(&c->lock);
 			cjob *j = coord_find_job(c, job);
 			if (j == todo && rv == IDN_OK &&
 			    j->state == IDN_JOB_RUNNING) {
@@ -255,17 +248,15 @@ slow(void *arg)
 			c->want_checkpoint = false;
 			last_ckpt = now;
 			ckpt_changes = changes;
-			pthread_mutex_unlock(&c->lock);
+			core_unlock_log(&c->lock, &c->logq);
 			checkpoint(c);
-			pthread_mutex_lock(&c->lock);
+			core_lock(&c->lock);
 			continue;
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
-		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+		core_cond_wait_log(&c->cond, &c->lock, &c->logq,
+		    idn_clock_ms() + 1000);
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	return NULL;
 }
 
@@ -285,11 +276,11 @@ coord_timers_start(coord *c)
 void
 coord_timers_stop(coord *c)
 {
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	bool running = c->ticker != 0;
 	c->stop = true;
 	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
+	core_unlock_log(&c->lock, &c->logq);
 	if (running) {
 		pthread_join(c->ticker, NULL);
 		if (c->slow != c->ticker) {

@@ -54,8 +54,9 @@ core_asprintf(const char *fmt, ...)
 	return s;
 }
 
-int
-core_buf_append(core_buf *b, const void *data, size_t len)
+// Room for len more bytes.
+static int
+reserve(core_buf *b, size_t len)
 {
 	if (b->len + len > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
@@ -69,11 +70,51 @@ core_buf_append(core_buf *b, const void *data, size_t len)
 		b->data = p;
 		b->cap = cap;
 	}
+	return IDN_OK;
+}
+
+int
+core_buf_append(core_buf *b, const void *data, size_t len)
+{
+	if (reserve(b, len) != IDN_OK) {
+		return IDN_ENOMEM;
+	}
 	if (len > 0) {
 		memcpy(b->data + b->len, data, len);
 	}
 	b->len += len;
 	return IDN_OK;
+}
+
+int
+core_buf_vprintf(core_buf *b, const char *fmt, va_list ap)
+{
+	char small[256];
+	va_list again;
+	va_copy(again, ap);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	int rv = IDN_OK;
+	if (n < 0) {
+		rv = IDN_EINVAL;
+	} else if ((size_t) n < sizeof(small)) {
+		rv = core_buf_append(b, small, (size_t) n);
+	} else if ((rv = reserve(b, (size_t) n + 1)) == IDN_OK) {
+		char *at = (char *) b->data + b->len;
+		vsnprintf(at, (size_t) n + 1, fmt, again);
+		b->len += (size_t) n;
+	}
+	va_end(again);
+	return rv;
+}
+
+int
+core_buf_printf(core_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rv = core_buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return rv;
 }
 
 void

@@ -67,38 +67,22 @@ struct dash {
 	core_buf jobs_text; // the job table of the last sample (sampler only)
 };
 
-static void
-bf(core_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Short names for core's JSON writer (and its printf), which nearly every
+// line here uses.
+#define bf core_buf_printf
+#define bstr core_json_str
 
+// A number with six significant digits, or null when not finite.
 static void
-bf(core_buf *b, const char *fmt, ...)
+bnum(core_buf *b, double v)
 {
-	char small[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		return;
-	}
-	if ((size_t) n < sizeof(small)) {
-		core_buf_append(b, small, (size_t) n);
-		return;
-	}
-	char *big = malloc((size_t) n + 1);
-	if (big != NULL) {
-		va_start(ap, fmt);
-		vsnprintf(big, (size_t) n + 1, fmt, ap);
-		va_end(ap);
-		core_buf_append(b, big, (size_t) n);
-		free(big);
-	}
+	core_json_num(b, "%.6g", v);
 }
 
-// A JSON string, or (prom) a Prometheus label value: both escape \ " and
-// newlines; JSON also the other control characters.
+// A Prometheus label value: \ " and newlines escaped, other control
+// characters left out (the exposition format has no escape for them).
 static void
-bstr(core_buf *b, const char *s, bool prom)
+prom_str(core_buf *b, const char *s)
 {
 	core_buf_append(b, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
@@ -106,25 +90,11 @@ bstr(core_buf *b, const char *s, bool prom)
 			bf(b, "\\%c", *p);
 		} else if (*p == '\n') {
 			bf(b, "\\n");
-		} else if (*p < 0x20) {
-			if (!prom) {
-				bf(b, "\\u%04x", *p);
-			}
-		} else {
+		} else if (*p >= 0x20) {
 			core_buf_append(b, p, 1);
 		}
 	}
 	core_buf_append(b, "\"", 1);
-}
-
-static void
-bnum(core_buf *b, double v)
-{
-	if (v != v || v > 1e300 || v < -1e300) {
-		bf(b, "null");
-	} else {
-		bf(b, "%.6g", v);
-	}
 }
 
 // ---- /metrics
@@ -151,17 +121,17 @@ hist(core_buf *b, const char *name, const char *job, const sched_stats *st)
 	sched_stats_hist(st, bounds_ms, NBOUNDS, le, &count, &sum_ms);
 	for (size_t k = 0; k < NBOUNDS; k++) {
 		bf(b, "%s_bucket{job=", name);
-		bstr(b, job, true);
+		prom_str(b, job);
 		bf(b, ",le=\"%g\"} %llu\n", bounds_s[k],
 		    (unsigned long long) le[k]);
 	}
 	bf(b, "%s_bucket{job=", name);
-	bstr(b, job, true);
+	prom_str(b, job);
 	bf(b, ",le=\"+Inf\"} %llu\n%s_sum{job=", (unsigned long long) count,
 	    name);
-	bstr(b, job, true);
+	prom_str(b, job);
 	bf(b, "} %.9g\n%s_count{job=", sum_ms / 1000.0, name);
-	bstr(b, job, true);
+	prom_str(b, job);
 	bf(b, "} %llu\n", (unsigned long long) count);
 }
 
@@ -169,7 +139,7 @@ static void
 job_metric(core_buf *b, const char *name, const char *job, double v)
 {
 	bf(b, "%s{job=", name);
-	bstr(b, job, true);
+	prom_str(b, job);
 	bf(b, "} %.9g\n", v);
 }
 
@@ -217,7 +187,7 @@ dash_metrics(const coord_view *v, const idn_member *m, size_t nm,
 		    "removed).");
 		for (size_t i = 0; i < v->njobs; i++) {
 			bf(b, "idunno_job_state{job=");
-			bstr(b, v->jobs[i].job, true);
+			prom_str(b, v->jobs[i].job);
 			bf(b, ",state=\"%s\"} 1\n",
 			    idn_job_state_name(v->jobs[i].state));
 		}
@@ -261,7 +231,7 @@ dash_metrics(const coord_view *v, const idn_member *m, size_t nm,
 		    "Leases a live worker holds now.");
 		for (size_t i = 0; i < v->nworkers; i++) {
 			bf(b, "idunno_leases_held{node=");
-			bstr(b, v->workers[i], true);
+			prom_str(b, v->workers[i]);
 			bf(b, "} %u\n", v->leases[i]);
 		}
 	}
@@ -271,9 +241,9 @@ dash_metrics(const coord_view *v, const idn_member *m, size_t nm,
 		    "1 suspected, 2 failed, 3 left.");
 		for (size_t i = 0; i < nm; i++) {
 			bf(b, "idunno_member_state{node=");
-			bstr(b, m[i].id, true);
+			prom_str(b, m[i].id);
 			bf(b, ",role=");
-			bstr(b, m[i].role, true);
+			prom_str(b, m[i].role);
 			bf(b, "} %d\n", m[i].state);
 		}
 	}
@@ -387,7 +357,7 @@ on_sample(void *arg, const coord_view *v)
 {
 	dash *d = arg;
 	uint64_t now = idn_wall_ms();
-	pthread_mutex_lock(&d->lock);
+	core_lock(&d->lock);
 	if (d->epoch != 0 && v->epoch != d->epoch) {
 		add_event(d, now, "coordinator epoch %llu (takeover)",
 		    (unsigned long long) v->epoch);
@@ -420,7 +390,7 @@ on_sample(void *arg, const coord_view *v)
 		}
 		*pt = (point){now, p.rate_10s, l.p95};
 	}
-	pthread_mutex_unlock(&d->lock);
+	core_unlock(&d->lock);
 }
 
 static void
@@ -432,7 +402,7 @@ sample_members(dash *d)
 		return;
 	}
 	uint64_t now = idn_wall_ms();
-	pthread_mutex_lock(&d->lock);
+	core_lock(&d->lock);
 	bool first = d->nseen == 0;
 	for (size_t i = 0; i < nm; i++) {
 		seen_member *s = NULL;
@@ -457,7 +427,7 @@ sample_members(dash *d)
 			s->state = m[i].state;
 		}
 	}
-	pthread_mutex_unlock(&d->lock);
+	core_unlock(&d->lock);
 	idn_free(m);
 }
 
@@ -467,23 +437,21 @@ static void *
 sampler(void *arg)
 {
 	dash *d = arg;
-	pthread_mutex_lock(&d->lock);
+	core_lock(&d->lock);
 	while (!d->stop) {
-		pthread_mutex_unlock(&d->lock);
+		core_unlock(&d->lock);
 		bool up = coord_role_view(d->o.coord, on_sample, d) == IDN_OK;
 		sample_members(d);
 		if (up) {
 			publish(d);
 		}
-		pthread_mutex_lock(&d->lock);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += SAMPLE_MS / 1000;
+		core_lock(&d->lock);
+		uint64_t end = idn_clock_ms() + SAMPLE_MS;
 		while (!d->stop &&
-		    pthread_cond_timedwait(&d->cond, &d->lock, &ts) == 0) {
+		    core_cond_wait_until(&d->cond, &d->lock, end) == IDN_OK) {
 		}
 	}
-	pthread_mutex_unlock(&d->lock);
+	core_unlock(&d->lock);
 	return NULL;
 }
 
@@ -497,7 +465,7 @@ on_state_view(void *arg, const coord_view *v)
 	    (unsigned long long) v->epoch, v->stats_json);
 	for (size_t i = 0; i < v->nworkers; i++) {
 		bf(b, "%s", i ? ", " : "");
-		bstr(b, v->workers[i], false);
+		bstr(b, v->workers[i]);
 		bf(b, ": %u", v->leases[i]);
 	}
 	bf(b, "}");
@@ -507,9 +475,9 @@ static void
 state_json(dash *d, core_buf *b)
 {
 	bf(b, "{\"node\": ");
-	bstr(b, d->self_id, false);
+	bstr(b, d->self_id);
 	bf(b, ", \"role\": ");
-	bstr(b, d->role, false);
+	bstr(b, d->role);
 	bf(b, ", \"now\": %llu", (unsigned long long) idn_wall_ms());
 	if (coord_role_view(d->o.coord, on_state_view, b) != IDN_OK) {
 		bf(b, ", \"stats\": null");
@@ -520,21 +488,21 @@ state_json(dash *d, core_buf *b)
 	if (membership_members(d->o.mship, false, &m, &nm) == IDN_OK) {
 		for (size_t i = 0; i < nm; i++) {
 			bf(b, "%s{\"id\": ", i ? ", " : "");
-			bstr(b, m[i].id, false);
+			bstr(b, m[i].id);
 			bf(b, ", \"role\": ");
-			bstr(b, m[i].role, false);
+			bstr(b, m[i].role);
 			bf(b, ", \"state\": \"%s\", \"since_ms\": %llu}",
 			    idn_member_state_name(m[i].state),
 			    (unsigned long long) m[i].since_ms);
 		}
 		idn_free(m);
 	}
-	pthread_mutex_lock(&d->lock);
+	core_lock(&d->lock);
 	bf(b, "], \"history\": {");
 	for (size_t i = 0; i < d->ns; i++) {
 		series *s = &d->s[i];
 		bf(b, "%s", i ? ", " : "");
-		bstr(b, s->job, false);
+		bstr(b, s->job);
 		bf(b, ": [");
 		for (size_t k = 0; k < s->n; k++) {
 			point *p = &s->p[(s->head + k) % HISTORY];
@@ -552,10 +520,10 @@ state_json(dash *d, core_buf *b)
 		event *e = &d->ev[(d->evhead + k - 1) % MAX_EVENTS];
 		bf(b, "%s{\"t_ms\": %llu, \"text\": ", k < d->nev ? ", " : "",
 		    (unsigned long long) e->t_ms);
-		bstr(b, e->text, false);
+		bstr(b, e->text);
 		bf(b, "}");
 	}
-	pthread_mutex_unlock(&d->lock);
+	core_unlock(&d->lock);
 	bf(b, "]}\n");
 }
 
@@ -590,7 +558,7 @@ top_text(dash *d, core_buf *b)
 		idn_free(m);
 	}
 	bf(b, "\nEVENTS\n");
-	pthread_mutex_lock(&d->lock);
+	core_lock(&d->lock);
 	for (size_t k = d->nev; k > 0 && d->nev - k < 8; k--) {
 		event *e = &d->ev[(d->evhead + k - 1) % MAX_EVENTS];
 		t = (time_t) (e->t_ms / 1000);
@@ -598,7 +566,7 @@ top_text(dash *d, core_buf *b)
 		strftime(clock, sizeof(clock), "%H:%M:%S", &tm);
 		bf(b, "  %s  %s\n", clock, e->text);
 	}
-	pthread_mutex_unlock(&d->lock);
+	core_unlock(&d->lock);
 }
 
 // ---- routes
@@ -652,7 +620,7 @@ node_metrics(dash *d, core_buf *b)
 	for (size_t i = 0; i < CORE_ARRAY_LEN(c); i++) {
 		head(b, c[i].name, "counter", c[i].help);
 		bf(b, "%s{node=", c[i].name);
-		bstr(b, d->self_id, true);
+		prom_str(b, d->self_id);
 		bf(b, "} %llu\n", (unsigned long long) c[i].v);
 	}
 }
@@ -745,7 +713,7 @@ dash_open(const dash_opts *o, dash **out)
 	d->o.self_id = d->self_id;
 	d->o.role = d->role;
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->cond, NULL);
+	core_cond_init(&d->cond);
 	int rv = pthread_create(&d->sampler, NULL, sampler, d) == 0 ?
 	    IDN_OK : IDN_ESYS;
 	d->started = rv == IDN_OK;
@@ -773,10 +741,10 @@ dash_close(dash *d)
 		return;
 	}
 	net_http_close(d->http);
-	pthread_mutex_lock(&d->lock);
+	core_lock(&d->lock);
 	d->stop = true;
 	pthread_cond_broadcast(&d->cond);
-	pthread_mutex_unlock(&d->lock);
+	core_unlock(&d->lock);
 	if (d->started) {
 		pthread_join(d->sampler, NULL);
 	}

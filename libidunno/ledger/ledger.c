@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ledger/ledger.h"
@@ -91,24 +90,19 @@ static void *
 ckpt_main(void *arg)
 {
 	ledger *l = arg;
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	while (!l->stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += CKPT_MS * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+		core_cond_wait_ms(&l->cond, &l->lock, CKPT_MS);
 		if (l->stop || l->changes == l->ckpt_changes) {
 			continue;
 		}
 		l->ckpt_changes = l->changes;
-		pthread_mutex_unlock(&l->lock);
+		core_unlock(&l->lock);
 		(void) sqlite3_wal_checkpoint_v2(l->ckdb, "main",
 		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-		pthread_mutex_lock(&l->lock);
+		core_lock(&l->lock);
 	}
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return NULL;
 }
 
@@ -120,7 +114,7 @@ ledger_open(const char *path, ledger **out)
 		return IDN_ENOMEM;
 	}
 	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->cond, NULL);
+	core_cond_init(&l->cond);
 	int rc = sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc == SQLITE_OK) {
@@ -242,10 +236,10 @@ ledger_close(ledger *l)
 {
 	if (l != NULL) {
 		if (l->have_ckpt) {
-			pthread_mutex_lock(&l->lock);
+			core_lock(&l->lock);
 			l->stop = true;
 			pthread_cond_broadcast(&l->cond);
-			pthread_mutex_unlock(&l->lock);
+			core_unlock(&l->lock);
 			pthread_join(l->ckpt, NULL);
 		}
 		for (int i = 0; i < STMT_CACHE; i++) {
@@ -262,18 +256,18 @@ ledger_close(ledger *l)
 void
 ledger_set_stream(ledger *l, ledger_stream_fn fn, void *arg)
 {
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	l->stream = fn;
 	l->stream_arg = arg;
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 }
 
 uint64_t
 ledger_changes(ledger *l)
 {
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	uint64_t n = l->changes;
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return n;
 }
 
@@ -344,22 +338,22 @@ exec(ledger *l, const char *sql, const char *fmt, ...)
 int
 ledger_begin(ledger *l)
 {
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	int rv = l->tx_depth++ == 0 ? exec(l, "BEGIN", "") : IDN_OK;
 	if (rv != IDN_OK) {
 		l->tx_depth--;
 	}
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return rv;
 }
 
 int
 ledger_commit(ledger *l)
 {
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	int rv = l->tx_depth > 0 && --l->tx_depth == 0 ?
 	    exec(l, "COMMIT", "") : IDN_OK;
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return rv;
 }
 
@@ -422,7 +416,7 @@ apply_locked(ledger *l, const ledger_change *c)
 int
 ledger_apply(ledger *l, const ledger_change *c)
 {
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	int rv = apply_locked(l, c);
 	if (rv == IDN_OK) {
 		l->changes++;
@@ -433,7 +427,7 @@ ledger_apply(ledger *l, const ledger_change *c)
 			l->stream(l->stream_arg, c);
 		}
 	}
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return rv;
 }
 
@@ -530,7 +524,7 @@ ledger_get_text(ledger *l, const char *key, char **text)
 {
 	sqlite3_stmt *st;
 	*text = NULL;
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	int rv = meta_row(l->db, key, &st);
 	if (rv == IDN_OK && sqlite3_column_type(st, 0) != SQLITE_BLOB) {
 		rv = IDN_ENOENT; // a number, not a text setting
@@ -545,7 +539,7 @@ ledger_get_text(ledger *l, const char *key, char **text)
 		}
 	}
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return rv;
 }
 
@@ -553,13 +547,13 @@ int
 ledger_get(ledger *l, const char *key, uint64_t *value)
 {
 	sqlite3_stmt *st;
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	int rv = meta_row(l->db, key, &st);
 	if (rv == IDN_OK) {
 		*value = (uint64_t) sqlite3_column_int64(st, 0);
 	}
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return rv;
 }
 
@@ -574,7 +568,7 @@ int
 ledger_jobs(ledger *l, ledger_job_fn fn, void *arg)
 {
 	sqlite3_stmt *st;
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	int rv = sqlite3_prepare_v2(l->db, "SELECT name, spec, state, "
 	    "start_ms, accuracy, epoch, loss, acc, err FROM jobs ORDER BY "
 	    "rowid", -1, &st, NULL) == SQLITE_OK ? IDN_OK : IDN_EDB;
@@ -596,7 +590,7 @@ ledger_jobs(ledger *l, ledger_job_fn fn, void *arg)
 	if (rv == IDN_OK) {
 		sqlite3_finalize(st);
 	}
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return rv;
 }
 
@@ -611,7 +605,7 @@ ledger_tasks(ledger *l, bool leases, const char *job, ledger_task_fn fn,
 	    "0, 0" : "ms, end_ms, lease_ms, start_ms, model_start_ms, "
 	    "model_end_ms", leases ? "leases" : "batches",
 	    job ? "WHERE job = ?" : "");
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	int rv = sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) == SQLITE_OK ?
 	    IDN_OK : IDN_EDB;
 	if (rv == IDN_OK && job != NULL) {
@@ -636,7 +630,7 @@ ledger_tasks(ledger *l, bool leases, const char *job, ledger_task_fn fn,
 		rv = rc == SQLITE_DONE ? IDN_OK : IDN_EDB;
 		sqlite3_finalize(st);
 	}
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	return rv;
 }
 
@@ -644,9 +638,9 @@ int
 ledger_image(ledger *l, void **out, size_t *len)
 {
 	sqlite3_int64 n = 0;
-	pthread_mutex_lock(&l->lock);
+	core_lock(&l->lock);
 	unsigned char *img = sqlite3_serialize(l->db, "main", &n, 0);
-	pthread_mutex_unlock(&l->lock);
+	core_unlock(&l->lock);
 	if (img == NULL) {
 		return IDN_EDB;
 	}

@@ -46,7 +46,7 @@ int
 membership_watch(membership *m, idn_member_fn fn, void *arg)
 {
 	int rv = IDN_OK;
-	pthread_mutex_lock(&m->lock);
+	core_lock(&m->lock);
 	if (m->nwatchers == MAX_WATCHERS) {
 		rv = IDN_EBUSY;
 	} else {
@@ -54,7 +54,7 @@ membership_watch(membership *m, idn_member_fn fn, void *arg)
 		m->watchers[m->nwatchers].arg = arg;
 		m->nwatchers++;
 	}
-	pthread_mutex_unlock(&m->lock);
+	core_unlock(&m->lock);
 	return rv;
 }
 
@@ -107,9 +107,9 @@ on_event(void *arg, const idn_member *who, int event)
 {
 	membership *m = arg;
 	publish(m, who, event);
-	pthread_mutex_lock(&m->lock);
+	core_lock(&m->lock);
 	int count = m->nwatchers;
-	pthread_mutex_unlock(&m->lock);
+	core_unlock(&m->lock);
 	// Watchers are only appended, so the first `count` are stable.
 	for (int i = 0; i < count; i++) {
 		m->watchers[i].fn(m->watchers[i].arg, who, event);

@@ -46,12 +46,12 @@ static void
 deliver(swim *s)
 {
 	pthread_mutex_lock(&s->deliver);
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	mevent *ev = s->t.ev;
 	size_t n = s->t.nev;
 	s->t.ev = NULL;
 	s->t.nev = s->t.evcap = 0;
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	for (size_t i = 0; i < n; i++) {
 		const idn_member *m = &ev[i].m;
 		core_logf(s->lg,
@@ -101,9 +101,9 @@ make_msg_about(swim *s, wire_wr **out, uint32_t extra, const char *to,
 	if (addr != NULL) {
 		wire_kstr(w, "addr", addr);
 	}
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	put_gossip_locked(s, w, about);
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	*out = w;
 	return IDN_OK;
 }
@@ -149,7 +149,7 @@ apply_gossip(swim *s, const wire_val *body)
 		return;
 	}
 	uint64_t now = idn_clock_ms();
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	uint64_t inc = mtable_self(&s->t)->incarnation;
 	bool declared = false;
 	bool check = false;
@@ -164,7 +164,7 @@ apply_gossip(swim *s, const wire_val *body)
 	}
 	uint64_t now_inc = mtable_self(&s->t)->incarnation;
 	bool refuted = now_inc != inc;
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	if (declared && refuted) {
 		core_logf(s->lg, IDN_LOG_WARN, "membership: "
 		    "peers declared this node failed; rejoining with "
@@ -182,9 +182,9 @@ static void
 reply_gossip(swim *s, wire_wr *reply)
 {
 	wire_map(reply, 1);
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	put_gossip_locked(s, reply, NULL);
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 }
 
 static int
@@ -273,7 +273,7 @@ on_join(void *arg, const wire_env *req, wire_wr *reply)
 int
 swim_members(swim *s, bool live_only, idn_member **out, size_t *count)
 {
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	idn_member *m = core_alloc(sizeof(*m) * (s->t.n + 1));
 	size_t k = 0;
 	for (size_t i = 0; m != NULL && i < s->t.n; i++) {
@@ -281,7 +281,7 @@ swim_members(swim *s, bool live_only, idn_member **out, size_t *count)
 			m[k++] = s->t.v[i].m;
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	if (m == NULL) {
 		return IDN_ENOMEM;
 	}
@@ -330,13 +330,13 @@ broadcast(swim *s, bool wait)
 static bool
 next_target(swim *s, idn_member *target)
 {
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	for (int pass = 0; pass < 2; pass++) {
 		while (s->next < s->norder) {
 			mentry *e = mtable_find(&s->t, s->order[s->next++]);
 			if (e != NULL && e->m.state <= IDN_MEMBER_SUSPECT) {
 				*target = e->m;
-				pthread_mutex_unlock(&s->lock);
+				core_unlock(&s->lock);
 				return true;
 			}
 		}
@@ -355,7 +355,7 @@ next_target(swim *s, idn_member *target)
 			}
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	return false;
 }
 
@@ -413,9 +413,9 @@ reconnect(swim *s)
 {
 	idn_member target;
 	wire_wr *w;
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	bool any = mtable_reconnect_target(&s->t, &target);
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	if (any && make_msg_about(s, &w, 1, target.id, NULL, &target) ==
 	               IDN_OK) {
 		call(s, target.addr, "swim.ping", w, s->o.ping_timeout_ms);
@@ -428,11 +428,11 @@ static void
 tick(swim *s)
 {
 	uint64_t now = idn_clock_ms();
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	size_t before = s->t.nev;
 	mtable_tick(&s->t, now);
 	bool failed = s->t.nev > before;
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	deliver(s);
 	if (failed) {
 		broadcast(s, false);
@@ -451,9 +451,9 @@ probe_once(swim *s)
 	    probe_indirect(s, &target)) {
 		return;
 	}
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	mtable_suspect(&s->t, target.id, idn_clock_ms());
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	deliver(s);
 	broadcast(s, false);
 }
@@ -462,21 +462,21 @@ probe_once(swim *s)
 static void
 check_queued(swim *s)
 {
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	idn_member m[CHECK_MAX];
 	size_t n = s->ncheck;
 	memcpy(m, s->check, n * sizeof(*m));
 	s->ncheck = 0;
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	bool failed = false;
 	for (size_t i = 0; i < n && !s->stop; i++) {
 		if (ping(s, m[i].addr, m[i].id, s->o.ping_timeout_ms) ==
 		    IDN_OK) {
 			continue; // reachable: it hears of the rumour and refutes
 		}
-		pthread_mutex_lock(&s->lock);
+		core_lock(&s->lock);
 		failed = mtable_fail(&s->t, &m[i], idn_clock_ms()) || failed;
-		pthread_mutex_unlock(&s->lock);
+		core_unlock(&s->lock);
 	}
 	if (failed) {
 		deliver(s);
@@ -488,13 +488,8 @@ check_queued(swim *s)
 static void
 wait_until_locked(swim *s, uint64_t end)
 {
-	for (uint64_t now; !s->stop && (now = idn_clock_ms()) < end;) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t) ts.tv_nsec + (end - now) * 1000000u;
-		ts.tv_sec += (time_t) (ns / 1000000000u);
-		ts.tv_nsec = (long) (ns % 1000000000u);
-		pthread_cond_timedwait(&s->cv, &s->lock, &ts);
+	while (!s->stop &&
+	    core_cond_wait_until(&s->cv, &s->lock, end) == IDN_OK) {
 	}
 }
 
@@ -502,15 +497,15 @@ static void *
 probe_thread(void *arg)
 {
 	swim *s = arg;
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	while (!s->stop) {
-		pthread_mutex_unlock(&s->lock);
+		core_unlock(&s->lock);
 		uint64_t start = idn_clock_ms();
 		probe_once(s);
-		pthread_mutex_lock(&s->lock);
+		core_lock(&s->lock);
 		wait_until_locked(s, start + (uint64_t) s->o.period_ms);
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	return NULL;
 }
 
@@ -521,26 +516,18 @@ reconnect_thread(void *arg)
 {
 	swim *s = arg;
 	uint64_t next = idn_clock_ms();
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	while (!s->stop) {
 		// Also wakes when a suspicion expires, so that it fails then
 		// and not at the next protocol period.
-		uint64_t end;
-		for (uint64_t now; !s->stop && s->ncheck == 0 &&
-		     (now = idn_clock_ms()) <
-		         (end = CORE_MIN(next, mtable_next_deadline(&s->t)));) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			uint64_t ns = (uint64_t) ts.tv_nsec +
-			    (end - now) * 1000000u;
-			ts.tv_sec += (time_t) (ns / 1000000000u);
-			ts.tv_nsec = (long) (ns % 1000000000u);
-			pthread_cond_timedwait(&s->cv, &s->lock, &ts);
+		while (!s->stop && s->ncheck == 0 &&
+		    core_cond_wait_until(&s->cv, &s->lock, CORE_MIN(next,
+		        mtable_next_deadline(&s->t))) == IDN_OK) {
 		}
 		if (s->stop) {
 			break;
 		}
-		pthread_mutex_unlock(&s->lock);
+		core_unlock(&s->lock);
 		tick(s);
 		check_queued(s);
 		if (idn_clock_ms() >= next) {
@@ -548,9 +535,9 @@ reconnect_thread(void *arg)
 			next = idn_clock_ms() +
 			    RECONNECT_PERIODS * (uint64_t) s->o.period_ms;
 		}
-		pthread_mutex_lock(&s->lock);
+		core_lock(&s->lock);
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	return NULL;
 }
 
@@ -570,7 +557,7 @@ swim_open(rpc *r, const core_logger *lg, const idn_member *self,
 	snprintf(s->self_id, sizeof(s->self_id), "%s", self->id);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->deliver, NULL);
-	pthread_cond_init(&s->cv, NULL);
+	core_cond_init(&s->cv);
 	int rv = mtable_init(&s->t, self, (uint64_t) o->suspect_ms);
 	if (rv == IDN_OK) {
 		rv = rpc_pool_open(r, 4, &s->pool);
@@ -617,11 +604,11 @@ swim_join(swim *s, const char *const *intro, size_t n)
 				rv = member_msg_get_alloc(wire_get(env.body, "g"),
 				    JOIN_MAX, &m, &k);
 				uint64_t now = idn_clock_ms();
-				pthread_mutex_lock(&s->lock);
+				core_lock(&s->lock);
 				for (size_t j = 0; rv == IDN_OK && j < k; j++) {
 					mtable_apply(&s->t, &m[j], now);
 				}
-				pthread_mutex_unlock(&s->lock);
+				core_unlock(&s->lock);
 				if (rv == IDN_OK) {
 					free(m);
 				}
@@ -647,9 +634,9 @@ swim_join(swim *s, const char *const *intro, size_t n)
 int
 swim_leave(swim *s)
 {
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	mtable_leave_self(&s->t, idn_clock_ms());
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	broadcast(s, true);
 	return IDN_OK;
 }
@@ -660,10 +647,10 @@ swim_stop(swim *s)
 	if (s == NULL) {
 		return;
 	}
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	s->stop = true;
 	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	if (s->running) {
 		pthread_join(s->thread, NULL);
 		s->running = false;

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "net/net_int.h"
 
@@ -158,7 +157,7 @@ net_close_bounded(nng_socket sock)
 	c->sock = sock;
 	c->refs = 2;
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cv, NULL);
+	core_cond_init(&c->cv);
 	if (pthread_create(&t, NULL, closer_run, c) != 0) {
 		c->refs = 1;
 		closer_unref(c);
@@ -166,12 +165,10 @@ net_close_bounded(nng_socket sock)
 		return true;
 	}
 	pthread_detach(t);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += NET_CLOSE_WAIT_MS / 1000;
+	uint64_t end = idn_clock_ms() + NET_CLOSE_WAIT_MS;
 	pthread_mutex_lock(&c->lock);
 	while (!c->done &&
-	    pthread_cond_timedwait(&c->cv, &c->lock, &ts) == 0) {
+	    core_cond_wait_until(&c->cv, &c->lock, end) == IDN_OK) {
 	}
 	bool done = c->done;
 	pthread_mutex_unlock(&c->lock);

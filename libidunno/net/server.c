@@ -100,14 +100,12 @@ server_log(net_server *s, int level, const char *fmt, ...)
 static void
 server_log(net_server *s, int level, const char *fmt, ...)
 {
-	char line[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	pthread_mutex_lock(&s->loglock);
-	core_logf(s->lg, level, "%s", line);
+	core_vlogf(s->lg, level, fmt, ap);
 	pthread_mutex_unlock(&s->loglock);
+	va_end(ap);
 }
 
 // A request is served (handler run, reply sent) only while the endpoint

@@ -96,12 +96,12 @@ log_line(void *arg, int level, const char *line)
 void
 idn_node_logf(idn_node *n, int level, const char *fmt, ...)
 {
-	char line[1024];
+	// Every level, as the host asked for it.
+	core_logger lg = {log_line, n, IDN_LOG_DEBUG};
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	core_vlogf(&lg, level, fmt, ap);
 	va_end(ap);
-	log_line(n, level, line);
 }
 
 const char *

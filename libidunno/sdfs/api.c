@@ -366,10 +366,10 @@ getter_run(void *arg)
 {
 	getter *g = arg;
 	for (;;) {
-		pthread_mutex_lock(&g->lock);
+		core_lock(&g->lock);
 		uint32_t i = g->next++;
 		bool stop = g->rv != IDN_OK || i >= g->m->nchunks;
-		pthread_mutex_unlock(&g->lock);
+		core_unlock(&g->lock);
 		if (stop) {
 			return NULL;
 		}
@@ -391,9 +391,9 @@ getter_run(void *arg)
 			pthread_mutex_unlock(&g->plock);
 		}
 		if (rv != IDN_OK) {
-			pthread_mutex_lock(&g->lock);
+			core_lock(&g->lock);
 			g->rv = g->rv ? g->rv : rv;
-			pthread_mutex_unlock(&g->lock);
+			core_unlock(&g->lock);
 			return NULL;
 		}
 	}

@@ -51,9 +51,9 @@ bucket(const char *key)
 uint32_t
 sdfs_cache_gen(sdfs_cache *c, const char *key)
 {
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	uint32_t g = c->gen[bucket(key)];
-	pthread_mutex_unlock(&c->lock);
+	core_unlock(&c->lock);
 	return g;
 }
 
@@ -80,13 +80,13 @@ centry_free(centry *e)
 void
 sdfs_cache_drop(sdfs_cache *c, const char *key)
 {
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	c->gen[bucket(key)]++;
 	centry **pp = slot(c, key), *e = *pp;
 	if (e != NULL) {
 		*pp = e->next;
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock(&c->lock);
 	centry_free(e);
 }
 
@@ -94,7 +94,7 @@ bool
 sdfs_cache_get(sdfs_cache *c, const char *key, const struct stat *sb,
     const char *name, char **name_out, sdfs_vmeta **v, size_t *n)
 {
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	centry *e = *slot(c, key);
 	bool hit = e != NULL && (name == NULL || strcmp(e->name, name) == 0) &&
 	    (sb == NULL ? idn_clock_ms() < e->checked_ms + c->trust_ms :
@@ -112,7 +112,7 @@ sdfs_cache_get(sdfs_cache *c, const char *key, const struct stat *sb,
 		hit = (*name_out = core_strdup(e->name)) != NULL;
 	}
 	*n = hit ? e->n : 0;
-	pthread_mutex_unlock(&c->lock);
+	core_unlock(&c->lock);
 	if (!hit) {
 		free(*v);
 		*v = NULL;
@@ -123,12 +123,12 @@ sdfs_cache_get(sdfs_cache *c, const char *key, const struct stat *sb,
 void
 sdfs_cache_checked(sdfs_cache *c, const char *key)
 {
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	centry *e = *slot(c, key);
 	if (e != NULL) {
 		e->checked_ms = idn_clock_ms();
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock(&c->lock);
 }
 
 void
@@ -156,7 +156,7 @@ sdfs_cache_put(sdfs_cache *c, const char *key, uint32_t gen,
 	if (n > 0) {
 		memcpy(e->v, v, n * sizeof(*v));
 	}
-	pthread_mutex_lock(&c->lock);
+	core_lock(&c->lock);
 	centry **pp = slot(c, key), *old = NULL;
 	if (c->gen[bucket(key)] == gen) {
 		old = *pp;
@@ -164,7 +164,7 @@ sdfs_cache_put(sdfs_cache *c, const char *key, uint32_t gen,
 		*pp = e;
 		e = NULL;
 	}
-	pthread_mutex_unlock(&c->lock);
+	core_unlock(&c->lock);
 	centry_free(old);
 	centry_free(e);
 }

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "sdfs/server.h"
 
@@ -287,7 +286,7 @@ on_put_begin(void *arg, const wire_env *req, wire_wr *reply)
 	// A place among the front's PUTS_MAX sessions is taken before the
 	// session starts (it calls out), so concurrent begins cannot pass.
 	size_t open = 0;
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	for (put_sess *p = s->puts; p != NULL; p = p->next) {
 		open++;
 	}
@@ -295,21 +294,21 @@ on_put_begin(void *arg, const wire_env *req, wire_wr *reply)
 		rv = IDN_EBUSY;
 	}
 	s->opening += rv == IDN_OK;
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	if (rv != IDN_OK) {
 		return rv;
 	}
 	rv = sess_start(s, name, false, &ps);
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	s->opening--;
 	if (rv != IDN_OK) {
-		pthread_mutex_unlock(&s->lock);
+		core_unlock(&s->lock);
 		return rv;
 	}
 	ps->sid = ++s->next_sid;
 	ps->next = s->puts;
 	s->puts = ps;
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	wire_map(reply, 3);
 	wire_ku64(reply, "sid", ps->sid);
 	wire_ku64(reply, "ver", ps->ver);
@@ -320,14 +319,14 @@ on_put_begin(void *arg, const wire_env *req, wire_wr *reply)
 static put_sess *
 sess_take(sdfs *s, uint64_t sid, int state)
 {
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	put_sess *ps = sess_find(s, sid);
 	if (ps != NULL && ps->state == state) {
 		sess_unlink(s, ps);
 	} else {
 		ps = NULL;
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	return ps;
 }
 
@@ -335,11 +334,11 @@ static void
 sess_put(sdfs *s, put_sess *ps)
 {
 	ps->last_ms = idn_clock_ms();
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	ps->next = s->puts;
 	s->puts = ps;
 	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 }
 
 static int
@@ -620,13 +619,13 @@ commit_thread(void *arg)
 	put_sess *ps = ca->ps;
 	free(ca);
 	int rv = sess_commit(s, ps);
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	ps->result = rv;
 	ps->state = DONE;
 	ps->last_ms = idn_clock_ms();
 	s->commits--;
 	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	return NULL;
 }
 
@@ -635,12 +634,8 @@ commit_thread(void *arg)
 static int
 wait_commit(sdfs *s, uint64_t sid, idn_duration wait_ms, uint64_t *ver)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t ns = (uint64_t) ts.tv_nsec + (uint64_t) wait_ms * 1000000u;
-	ts.tv_sec += (time_t) (ns / 1000000000u);
-	ts.tv_nsec = (long) (ns % 1000000000u);
-	pthread_mutex_lock(&s->lock);
+	uint64_t end = idn_clock_ms() + (uint64_t) CORE_MAX(wait_ms, 0);
+	core_lock(&s->lock);
 	int rv = IDN_EBUSY;
 	for (;;) {
 		put_sess *ps = sess_find(s, sid);
@@ -655,11 +650,11 @@ wait_commit(sdfs *s, uint64_t sid, idn_duration wait_ms, uint64_t *ver)
 			sdfs_sess_free(ps);
 			break;
 		}
-		if (pthread_cond_timedwait(&s->cv, &s->lock, &ts) != 0) {
+		if (core_cond_wait_until(&s->cv, &s->lock, end) != IDN_OK) {
 			break;
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	return rv;
 }
 
@@ -675,22 +670,22 @@ start_commit(sdfs *s, put_sess *ps)
 	ca->ps = ps;
 	// The session stays listed while committing, so that the client's
 	// repeated put.commit finds it; only the commit thread touches it.
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	bool busy = s->commits >= COMMITS_MAX;
 	ps->state = busy ? OPEN : COMMITTING;
 	ps->next = s->puts;
 	s->puts = ps;
 	s->commits += !busy;
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	if (busy) {
 		free(ca);
 		return IDN_EBUSY; // still open: the client asks again
 	}
 	if (pthread_create(&t, NULL, commit_thread, ca) != 0) {
-		pthread_mutex_lock(&s->lock);
+		core_lock(&s->lock);
 		sess_unlink(s, ps);
 		s->commits--;
-		pthread_mutex_unlock(&s->lock);
+		core_unlock(&s->lock);
 		free(ca);
 		return IDN_ESYS;
 	}

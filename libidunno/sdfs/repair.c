@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "sdfs/server.h"
 
@@ -465,7 +464,7 @@ expire(sdfs *s)
 	uint64_t idle = s->lim.session_idle_ms;
 	rtx *dead_r = NULL;
 	put_sess *dead_p = NULL;
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	for (rtx **pp = &s->rtxs; *pp != NULL;) {
 		rtx *t = *pp;
 		if (now - t->last_ms > idle) {
@@ -487,7 +486,7 @@ expire(sdfs *s)
 			pp = &p->next;
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	while (dead_r != NULL) {
 		rtx *t = dead_r;
 		dead_r = t->next;
@@ -503,16 +502,12 @@ expire(sdfs *s)
 static void
 wait_ms(sdfs *s, uint64_t ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t ns = (uint64_t) ts.tv_nsec + ms * 1000000u;
-	ts.tv_sec += (time_t) (ns / 1000000000u);
-	ts.tv_nsec = (long) (ns % 1000000000u);
-	pthread_mutex_lock(&s->lock);
+	uint64_t end = idn_clock_ms() + ms;
+	core_lock(&s->lock);
 	if (!s->stop) {
-		pthread_cond_timedwait(&s->cv, &s->lock, &ts);
+		core_cond_wait_until(&s->cv, &s->lock, end);
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 }
 
 // Re-replication after a failure (every name the dead node held, on
@@ -567,7 +562,7 @@ void *
 sdfs_pull_thread(void *arg)
 {
 	sdfs *s = arg;
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	while (!s->stop) {
 		pull_job *j = s->jobs;
 		if (j == NULL) {
@@ -575,7 +570,7 @@ sdfs_pull_thread(void *arg)
 			continue;
 		}
 		s->jobs = j->next;
-		pthread_mutex_unlock(&s->lock);
+		core_unlock(&s->lock);
 		uint64_t start = idn_clock_ms();
 		int rv = j->resolve ? IDN_EEXIST :
 		    sdfs_pull_now(s, j->name, j->ver, j->src, j->nsrc);
@@ -597,8 +592,8 @@ sdfs_pull_thread(void *arg)
 		for (; !s->stop && (now = idn_clock_ms()) < until;) {
 			wait_ms(s, until - now);
 		}
-		pthread_mutex_lock(&s->lock);
+		core_lock(&s->lock);
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	return NULL;
 }

@@ -15,7 +15,7 @@
 rtx *
 sdfs_rtx_take(sdfs *s, const char *name, uint64_t ver)
 {
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	rtx **pp = &s->rtxs, *t = NULL;
 	for (; *pp != NULL; pp = &(*pp)->next) {
 		if ((*pp)->ver == ver && strcmp((*pp)->name, name) == 0) {
@@ -24,7 +24,7 @@ sdfs_rtx_take(sdfs *s, const char *name, uint64_t ver)
 			break;
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	return t;
 }
 
@@ -32,10 +32,10 @@ static void
 rtx_put(sdfs *s, rtx *t)
 {
 	t->last_ms = idn_clock_ms();
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	t->next = s->rtxs;
 	s->rtxs = t;
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 }
 
 void
@@ -55,11 +55,11 @@ sdfs_rep_begin(sdfs *s, const char *name, uint64_t ver)
 	// A restarted write starts over.
 	sdfs_rtx_free(sdfs_rtx_take(s, name, ver));
 	size_t n = 0;
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	for (rtx *t = s->rtxs; t != NULL; t = t->next) {
 		n++;
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	if (n >= RTX_MAX) {
 		return IDN_EBUSY;
 	}
@@ -99,14 +99,14 @@ static bool
 unput_marked(sdfs *s, const char *name, const sdfs_vmeta *m)
 {
 	bool found = false;
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	for (size_t i = 0; i < UNPUT_MAX && !found; i++) {
 		found = s->unputs[i].name != NULL &&
 		    s->unputs[i].ver == m->ver &&
 		    memcmp(s->unputs[i].sum, m->sum, IDN_SDFS_SUM_BYTES) == 0 &&
 		    strcmp(s->unputs[i].name, name) == 0;
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	return found;
 }
 
@@ -171,7 +171,7 @@ sdfs_pull_now(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
     size_t nsrc)
 {
 	pull_job self = {.ver = ver, .name = (char *) name};
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	for (;;) {
 		bool busy = false;
 		for (pull_job *j = s->inflight; j != NULL; j = j->next) {
@@ -185,9 +185,9 @@ sdfs_pull_now(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
 	}
 	self.next = s->inflight;
 	s->inflight = &self;
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	int rv = pull_copy(s, name, ver, src, nsrc);
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	for (pull_job **pp = &s->inflight; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == &self) {
 			*pp = self.next;
@@ -195,7 +195,7 @@ sdfs_pull_now(sdfs *s, const char *name, uint64_t ver, char src[][IDN_ADDR_MAX],
 		}
 	}
 	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	return rv;
 }
 
@@ -346,7 +346,7 @@ void
 sdfs_pull_enqueue(sdfs *s, const char *name, uint64_t ver,
     char src[][IDN_ADDR_MAX], size_t nsrc, bool resolve)
 {
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	pull_job *j = s->jobs, *last = NULL;
 	for (; j != NULL; last = j, j = j->next) {
 		if (j->ver == ver && strcmp(j->name, name) == 0) {
@@ -379,7 +379,7 @@ sdfs_pull_enqueue(sdfs *s, const char *name, uint64_t ver,
 		}
 	}
 	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 }
 
 // A copy found corrupt is moved aside at once (never served again, but
@@ -499,13 +499,13 @@ sdfs_rep_unput(sdfs *s, const char *name, uint64_t ver,
 	if (copy == NULL) {
 		return IDN_ENOMEM;
 	}
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	size_t i = s->next_unput++ % UNPUT_MAX;
 	free(s->unputs[i].name);
 	s->unputs[i].name = copy;
 	s->unputs[i].ver = ver;
 	memcpy(s->unputs[i].sum, sum, IDN_SDFS_SUM_BYTES);
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	sdfs_vmeta m;
 	int rv = sdfs_store_meta(s->st, name, ver, &m);
 	if (rv == IDN_ENOENT) {

@@ -15,10 +15,10 @@ sdfs_close(sdfs *s)
 	if (s == NULL) {
 		return;
 	}
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	s->stop = true;
 	pthread_cond_broadcast(&s->cv);
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	if (s->ae_started) {
 		pthread_join(s->ae_thread, NULL);
 	}
@@ -26,11 +26,11 @@ sdfs_close(sdfs *s)
 		pthread_join(s->pull_thread, NULL);
 	}
 	// Commit threads notice stop within one retry of their wait.
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	while (s->commits > 0) {
 		pthread_cond_wait(&s->cv, &s->lock);
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	while (s->puts != NULL) {
 		put_sess *p = s->puts;
 		s->puts = p->next;
@@ -77,7 +77,7 @@ sdfs_open(const sdfs_opts *o, sdfs **out)
 		return IDN_ENOMEM;
 	}
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cv, NULL);
+	core_cond_init(&s->cv);
 	s->rpc = o->rpc;
 	s->members = o->members;
 	s->members_arg = o->members_arg;

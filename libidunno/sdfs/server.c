@@ -54,14 +54,14 @@ sdfs_peer_bad(sdfs *s, const char *addr)
 {
 	uint64_t now = idn_clock_ms();
 	bool bad = false;
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	for (int i = 0; i < BAD_PEERS; i++) {
 		if (s->bad[i].until_ms > now &&
 		    strcmp(s->bad[i].addr, addr) == 0) {
 			bad = true;
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	return bad;
 }
 
@@ -72,7 +72,7 @@ sdfs_peer_mark(sdfs *s, const char *addr, int rv)
 		return;
 	}
 	uint64_t now = idn_clock_ms();
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	int slot = 0;
 	for (int i = 0; i < BAD_PEERS; i++) {
 		if (strcmp(s->bad[i].addr, addr) == 0) {
@@ -85,7 +85,7 @@ sdfs_peer_mark(sdfs *s, const char *addr, int rv)
 	}
 	snprintf(s->bad[slot].addr, IDN_ADDR_MAX, "%s", addr);
 	s->bad[slot].until_ms = now + BAD_PEER_MS;
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 }
 
 int

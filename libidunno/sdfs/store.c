@@ -356,11 +356,11 @@ sdfs_store_list_versions(sdfs_store *st, const char *name, bool locked,
 			core_logf(st->lg, IDN_LOG_WARN, "sdfs: damaged copy of "
 			    "'%s' version %" PRIu64 " quarantined", name, ver);
 			if (!locked) {
-				pthread_mutex_lock(&st->lock);
+				core_lock(&st->lock);
 			}
 			quarantine_locked(st, name, ver);
 			if (!locked) {
-				pthread_mutex_unlock(&st->lock);
+				core_unlock(&st->lock);
 			}
 		} else if (mrv == IDN_OK) {
 			if (count == cap) {
@@ -495,9 +495,9 @@ sdfs_store_drop_version(sdfs_store *st, const char *name, uint64_t ver)
 	if (!is_names_dir(st, name)) {
 		return IDN_OK;
 	}
-	pthread_mutex_lock(&st->lock);
+	core_lock(&st->lock);
 	sdfs_store_drop_locked(st, name, ver);
-	pthread_mutex_unlock(&st->lock);
+	core_unlock(&st->lock);
 	return IDN_OK;
 }
 
@@ -507,9 +507,9 @@ sdfs_store_quarantine(sdfs_store *st, const char *name, uint64_t ver)
 	if (!is_names_dir(st, name)) {
 		return IDN_OK;
 	}
-	pthread_mutex_lock(&st->lock);
+	core_lock(&st->lock);
 	quarantine_locked(st, name, ver);
-	pthread_mutex_unlock(&st->lock);
+	core_unlock(&st->lock);
 	return IDN_OK;
 }
 
@@ -524,7 +524,7 @@ sdfs_store_drop_name(sdfs_store *st, const char *name)
 		free(dir);
 		return IDN_OK;
 	}
-	pthread_mutex_lock(&st->lock);
+	core_lock(&st->lock);
 	// Metas first, so a concurrent reader never sees a meta whose data
 	// is gone for good.
 	DIR *d = opendir(dir);
@@ -543,7 +543,7 @@ sdfs_store_drop_name(sdfs_store *st, const char *name)
 		closedir(d);
 	}
 	clear_dir(dir, true);
-	pthread_mutex_unlock(&st->lock);
+	core_unlock(&st->lock);
 	sdfs_store_forget(st, name);
 	free(dir);
 	return IDN_OK;

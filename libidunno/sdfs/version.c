@@ -101,7 +101,7 @@ on_ver(void *arg, const wire_env *req, wire_wr *reply)
 		}
 	}
 	uint64_t now = idn_clock_ms();
-	pthread_mutex_lock(&s->lock);
+	core_lock(&s->lock);
 	resv **pp = &s->resv, *r = NULL;
 	while (*pp != NULL) {
 		resv *e = *pp;
@@ -131,7 +131,7 @@ on_ver(void *arg, const wire_env *req, wire_wr *reply)
 		r->ver = ver;
 		r->ms = now;
 	}
-	pthread_mutex_unlock(&s->lock);
+	core_unlock(&s->lock);
 	if (rv != IDN_OK) {
 		return rv;
 	}

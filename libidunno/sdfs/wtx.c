@@ -90,9 +90,9 @@ sdfs_wtx_begin(sdfs_store *st, const char *name, uint64_t ver,
 	if (tx == NULL) {
 		return IDN_ENOMEM;
 	}
-	pthread_mutex_lock(&st->lock);
+	core_lock(&st->lock);
 	uint64_t seq = ++st->seq;
-	pthread_mutex_unlock(&st->lock);
+	core_unlock(&st->lock);
 	tx->st = st;
 	tx->ver = ver;
 	tx->fd = -1;
@@ -272,20 +272,20 @@ sdfs_wtx_commit(sdfs_wtx *tx, const sdfs_vmeta *m)
 	if ((rv = wire_wr_bytes(w, &mb, &ml)) != IDN_OK) {
 		goto out;
 	}
-	pthread_mutex_lock(&st->lock);
+	core_lock(&st->lock);
 	if (access(np, F_OK) == 0 && !sdfs_store_holds(dir, tx->name)) {
 		core_logf(st->lg, IDN_LOG_WARN, "sdfs: '%s' shares its folder "
 		    "key with another name; version %" PRIu64 " refused",
 		    tx->name, tx->ver);
 		rv = IDN_EEXIST;
-		pthread_mutex_unlock(&st->lock);
+		core_unlock(&st->lock);
 		goto out;
 	}
 	sdfs_vmeta old;
 	if (sdfs_store_read_meta(mp, &old, false) == IDN_OK) {
 		rv = memcmp(old.sum, meta.sum, sizeof(old.sum)) == 0 &&
 		        old.tomb == meta.tomb ? IDN_OK : IDN_EEXIST;
-		pthread_mutex_unlock(&st->lock);
+		core_unlock(&st->lock);
 		goto out;
 	}
 	if (mkdir(dir, 0700) == 0) {
@@ -317,7 +317,7 @@ sdfs_wtx_commit(sdfs_wtx *tx, const sdfs_vmeta *m)
 	} else {
 		sdfs_store_drop_locked(st, tx->name, tx->ver);
 	}
-	pthread_mutex_unlock(&st->lock);
+	core_unlock(&st->lock);
 out:
 	wire_wr_free(w);
 	free(dir);

@@ -22,9 +22,9 @@ on_state(void *arg, const wire_env *req, wire_wr *reply)
 {
 	(void) req;
 	worker_role *r = arg;
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	int rv = r->w != NULL ? worker_state(r->w, reply) : IDN_EUNAVAIL;
-	pthread_mutex_unlock(&r->lock);
+	core_unlock(&r->lock);
 	if (rv != IDN_OK) {
 		wire_map(reply, 1);
 		wire_kstr(reply, "err", "the worker has not started");
@@ -71,9 +71,9 @@ worker_role_start(worker_role *r, const char *addr, const uint8_t *key,
 		    r->coll, log, log_arg};
 		rv = worker_open(&h, &w);
 	}
-	pthread_mutex_lock(&r->lock);
+	core_lock(&r->lock);
 	r->w = w;
-	pthread_mutex_unlock(&r->lock);
+	core_unlock(&r->lock);
 	return rv;
 }
 
@@ -81,10 +81,10 @@ void
 worker_role_close(worker_role *r)
 {
 	if (r != NULL) {
-		pthread_mutex_lock(&r->lock);
+		core_lock(&r->lock);
 		worker *w = r->w;
 		r->w = NULL;
-		pthread_mutex_unlock(&r->lock);
+		core_unlock(&r->lock);
 		worker_close(w);
 		coll_close(r->coll);
 		idn_client_close(r->client);

@@ -194,7 +194,7 @@ worker_writer_main(void *arg)
 {
 	worker *w = arg;
 	pthread_setname_np(pthread_self(), "idn-write");
-	pthread_mutex_lock(&w->lock);
+	core_lock(&w->lock);
 	while (!w->stop) {
 		write_slot *ws = NULL;
 		for (size_t i = 0; i < WRITES_MAX; i++) {
@@ -213,7 +213,7 @@ worker_writer_main(void *arg)
 		record_done d = ws->d;
 		core_buf out = ws->out;
 		ws->out = (core_buf){0};
-		pthread_mutex_unlock(&w->lock);
+		core_unlock_log(&w->lock, &w->logq);
 		char name[RECORD_PATH_MAX];
 		// Named by the task's first batch (its group's, when grouped).
 		record_result_name(name, sizeof(name), l.spec.job,
@@ -225,12 +225,12 @@ worker_writer_main(void *arg)
 			worker_log(w, IDN_LOG_WARN, "worker: %s/%u: writing the "
 			    "result: %s", l.spec.job, l.task, idn_strerror(rv));
 		}
-		pthread_mutex_lock(&w->lock);
+		core_lock(&w->lock);
 		report(w, &d, rv);
 		ws->state = SLOT_FREE;
 		pthread_cond_signal(&w->cv_exec); // it may wait for a slot
 	}
-	pthread_mutex_unlock(&w->lock);
+	core_unlock_log(&w->lock, &w->logq);
 	return NULL;
 }
 
@@ -265,7 +265,7 @@ worker_exec_main(void *arg)
 	pthread_setname_np(pthread_self(), "idn-exec");
 	uint64_t last_end = 0;
 	pin_model_cpu(w);
-	pthread_mutex_lock(&w->lock);
+	core_lock(&w->lock);
 	while (!w->stop) {
 		worker_adopt(w);
 		uint64_t now = idn_wall_ms(), next = UINT64_MAX;
@@ -286,7 +286,7 @@ worker_exec_main(void *arg)
 		w->abort_cur = false;
 		w->cur_start = idn_clock_ms();
 		record_lease l = w->cur;
-		pthread_mutex_unlock(&w->lock);
+		core_unlock_log(&w->lock, &w->logq);
 		if (l.spec.kind == IDN_JOB_TRAIN) {
 			worker_log(w, IDN_LOG_INFO, "worker: task started: "
 			    "training %s model %s attempt %u rank %u of %u",
@@ -294,7 +294,7 @@ worker_exec_main(void *arg)
 			    l.world ? l.world : 1);
 			worker_run_train(w, &l);
 			last_end = 0;
-			pthread_mutex_lock(&w->lock);
+			core_lock(&w->lock);
 		} else {
 			worker_log(w, IDN_LOG_INFO, "worker: task started: %s/%u "
 			    "queries %llu..%llu attempt %u", l.spec.job, l.task,
@@ -312,7 +312,7 @@ worker_exec_main(void *arg)
 				worker_log(w, IDN_LOG_WARN, "worker: %s/%u failed: "
 				    "%s", l.spec.job, l.task, idn_strerror(rv));
 			}
-			pthread_mutex_lock(&w->lock);
+			core_lock(&w->lock);
 			write_slot *ws = NULL;
 			while (rv == IDN_OK && !w->stop &&
 			    (ws = free_slot(w)) == NULL) {
@@ -343,6 +343,6 @@ worker_exec_main(void *arg)
 		w->running = false;
 		pthread_cond_signal(&w->cv_loop); // fewer held: lease more
 	}
-	pthread_mutex_unlock(&w->lock);
+	core_unlock_log(&w->lock, &w->logq);
 	return NULL;
 }

@@ -83,7 +83,7 @@ worker_get_model(worker *w, const record_spec *s, int *rc)
 	}
 	// The loader's, when it has or is loading this one.
 	idn_model *m = NULL;
-	pthread_mutex_lock(&w->lock);
+	core_lock(&w->lock);
 	while (w->ld_busy && strcmp(w->ld_key, key) == 0 && !w->stop) {
 		worker_wait_ms(w, &w->cv_exec, 100);
 	}
@@ -92,7 +92,7 @@ worker_get_model(worker *w, const record_spec *s, int *rc)
 		w->ld_m = NULL;
 		w->ld_key[0] = '\0';
 	}
-	pthread_mutex_unlock(&w->lock);
+	core_unlock_log(&w->lock, &w->logq);
 	*rc = m != NULL ? IDN_OK : load_model(w, s, &m);
 	return *rc == IDN_OK ? cache_model(w, key, m) : NULL;
 }
@@ -102,7 +102,7 @@ worker_loader_main(void *arg)
 {
 	worker *w = arg;
 	pthread_setname_np(pthread_self(), "idn-load");
-	pthread_mutex_lock(&w->lock);
+	core_lock(&w->lock);
 	while (!w->stop) {
 		if (w->ld_want.model[0] == '\0') {
 			worker_wait_ms(w, &w->cv_pf, 1000);
@@ -117,12 +117,12 @@ worker_loader_main(void *arg)
 		w->ld_want.model[0] = '\0';
 		worker_model_key(&want, w->ld_key, sizeof(w->ld_key));
 		w->ld_busy = true;
-		pthread_mutex_unlock(&w->lock);
+		core_unlock_log(&w->lock, &w->logq);
 		idn_model *m = NULL;
 		if (load_model(w, &want, &m) != IDN_OK) {
 			m = NULL; // the executor tries itself, and reports
 		}
-		pthread_mutex_lock(&w->lock);
+		core_lock(&w->lock);
 		w->ld_busy = false;
 		w->ld_m = m;
 		if (m == NULL) {
@@ -132,7 +132,7 @@ worker_loader_main(void *arg)
 		}
 		pthread_cond_broadcast(&w->cv_exec);
 	}
-	pthread_mutex_unlock(&w->lock);
+	core_unlock_log(&w->lock, &w->logq);
 	return NULL;
 }
 
@@ -148,9 +148,9 @@ worker_adopt(worker *w)
 	w->ld_m = NULL;
 	w->ld_key[0] = '\0';
 	pthread_cond_broadcast(&w->cv_pf);
-	pthread_mutex_unlock(&w->lock);
+	core_unlock_log(&w->lock, &w->logq);
 	cache_model(w, key, m);
-	pthread_mutex_lock(&w->lock);
+	core_lock(&w->lock);
 }
 
 set_slot *
@@ -204,7 +204,7 @@ worker_get_shard(worker *w, const char *prefix, uint32_t k, int *rc)
 	void *blob = NULL;
 	size_t len = 0;
 	idn_dataset_shard s;
-	pthread_mutex_lock(&w->lock);
+	core_lock(&w->lock);
 	while (w->pf_busy && strcmp(w->pf_name, name) == 0 && !w->stop) {
 		worker_wait_ms(w, &w->cv_exec, 100);
 	}
@@ -214,7 +214,7 @@ worker_get_shard(worker *w, const char *prefix, uint32_t k, int *rc)
 		w->pf_blob = NULL;
 		w->pf_name[0] = '\0';
 	}
-	pthread_mutex_unlock(&w->lock);
+	core_unlock_log(&w->lock, &w->logq);
 	*rc = blob != NULL ? IDN_OK : idn_sdfs_get_buf(w->h.node, name, 0,
 	    &blob, &len, NULL);
 	if (*rc == IDN_OK) {
@@ -244,12 +244,12 @@ worker_prefetch(worker *w, const char *prefix, uint32_t k)
 			return;
 		}
 	}
-	pthread_mutex_lock(&w->lock);
+	core_lock(&w->lock);
 	if (strcmp(w->pf_name, name) != 0) {
 		snprintf(w->pf_want, sizeof(w->pf_want), "%s", name);
 		pthread_cond_broadcast(&w->cv_pf);
 	}
-	pthread_mutex_unlock(&w->lock);
+	core_unlock_log(&w->lock, &w->logq);
 }
 
 void *
@@ -257,7 +257,7 @@ worker_prefetch_main(void *arg)
 {
 	worker *w = arg;
 	pthread_setname_np(pthread_self(), "idn-prefetch");
-	pthread_mutex_lock(&w->lock);
+	core_lock(&w->lock);
 	while (!w->stop) {
 		if (w->pf_want[0] == '\0') {
 			worker_wait_ms(w, &w->cv_pf, 1000);
@@ -270,14 +270,14 @@ worker_prefetch_main(void *arg)
 		w->pf_blob = NULL;
 		snprintf(w->pf_name, sizeof(w->pf_name), "%s", name);
 		w->pf_busy = true;
-		pthread_mutex_unlock(&w->lock);
+		core_unlock_log(&w->lock, &w->logq);
 		void *blob = NULL;
 		size_t len = 0;
 		if (idn_sdfs_get_buf(w->h.node, name, 0, &blob, &len, NULL) !=
 		    IDN_OK) {
 			blob = NULL; // the executor fetches it itself
 		}
-		pthread_mutex_lock(&w->lock);
+		core_lock(&w->lock);
 		w->pf_busy = false;
 		if (strcmp(w->pf_name, name) == 0 && blob != NULL) {
 			w->pf_blob = blob;
@@ -288,7 +288,7 @@ worker_prefetch_main(void *arg)
 		}
 		pthread_cond_broadcast(&w->cv_exec);
 	}
-	pthread_mutex_unlock(&w->lock);
+	core_unlock_log(&w->lock, &w->logq);
 	return NULL;
 }
 

@@ -32,10 +32,10 @@ resolve(worker *w)
 	}
 	wire_doc_free(d);
 	if (rv == IDN_OK) {
-		pthread_mutex_lock(&w->lock);
+		core_lock(&w->lock);
 		snprintf(w->coord, sizeof(w->coord), "%s", addr);
 		w->epoch = epoch > w->epoch ? epoch : w->epoch;
-		pthread_mutex_unlock(&w->lock);
+		core_unlock_log(&w->lock, &w->logq);
 	}
 	return rv;
 }
@@ -134,9 +134,9 @@ build(worker *w, wire_wr **out, size_t *nd, size_t *np, uint32_t *want)
 	}
 	if (stuck && !w->stuck_logged) {
 		w->stuck_logged = true;
-		worker_log(w, IDN_LOG_WARN, "worker: task %s/%u stuck for %d "
-		    "ms: its leases are given up", st->spec.job, st->task,
-		    TASK_STUCK_MS);
+		core_logq_add(&w->logq, IDN_LOG_WARN, "worker: task %s/%u "
+		    "stuck for %d ms: its leases are given up", st->spec.job,
+		    st->task, TASK_STUCK_MS);
 	}
 	// Enough to run WORKER_HOLD_MS by the tasks' measured time: the
 	// leases carry it through a takeover of the coordinator.
@@ -169,11 +169,11 @@ worker_state(worker *w, wire_wr *out)
 	if (b == NULL) {
 		return IDN_ENOMEM;
 	}
-	pthread_mutex_lock(&w->lock);
+	core_lock(&w->lock);
 	uint64_t now = idn_clock_ms();
 	collect(w, now, stuck_task(w, now) != NULL, UINT64_MAX, b);
 	record_lease_req_put(out, &b->r);
-	pthread_mutex_unlock(&w->lock);
+	core_unlock_log(&w->lock, &w->logq);
 	free(b);
 	return IDN_OK;
 }
@@ -255,12 +255,12 @@ worker_lease_main(void *arg)
 {
 	worker *w = arg;
 	pthread_setname_np(pthread_self(), "idn-lease");
-	pthread_mutex_lock(&w->lock);
+	core_lock(&w->lock);
 	while (!w->stop) {
 		if (w->coord[0] == '\0') {
-			pthread_mutex_unlock(&w->lock);
+			core_unlock_log(&w->lock, &w->logq);
 			int rv = resolve(w);
-			pthread_mutex_lock(&w->lock);
+			core_lock(&w->lock);
 			if (rv != IDN_OK) {
 				// A takeover: ask again soon.
 				worker_wait_ms(w, &w->cv_loop, 100);
@@ -277,7 +277,7 @@ worker_lease_main(void *arg)
 			worker_wait_ms(w, &w->cv_loop, WORKER_POLL_MS);
 			continue;
 		}
-		pthread_mutex_unlock(&w->lock);
+		core_unlock_log(&w->lock, &w->logq);
 		wire_doc *d = NULL;
 		wire_env e;
 		record_lease_rep rep;
@@ -289,13 +289,14 @@ worker_lease_main(void *arg)
 			rv = record_lease_rep_get(e.body, &rep);
 		}
 		wire_doc_free(d);
-		pthread_mutex_lock(&w->lock);
+		core_lock(&w->lock);
 		if (rv == IDN_OK && rep.epoch < w->epoch) {
 			// A coordinator of an older epoch (fenced off): its
 			// leases are not taken, the reports go to the new one.
-			worker_log(w, IDN_LOG_WARN, "worker: refused a reply of "
-			    "epoch %llu (now %llu) from %s", (unsigned long long)
-			    rep.epoch, (unsigned long long) w->epoch, coord);
+			core_logq_add(&w->logq, IDN_LOG_WARN, "worker: refused "
+			    "a reply of epoch %llu (now %llu) from %s",
+			    (unsigned long long) rep.epoch,
+			    (unsigned long long) w->epoch, coord);
 			record_lease_rep_clear(&rep);
 			rv = IDN_ESTALE;
 		}
@@ -319,6 +320,6 @@ worker_lease_main(void *arg)
 			worker_wait_ms(w, &w->cv_loop, WORKER_POLL_MS);
 		}
 	}
-	pthread_mutex_unlock(&w->lock);
+	core_unlock_log(&w->lock, &w->logq);
 	return NULL;
 }

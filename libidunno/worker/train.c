@@ -42,9 +42,9 @@ on_step(void *arg, const idn_model_step *s)
 		    t->l->attempt, (unsigned long long) s->step, s->epoch,
 		    (unsigned long long) s->steps);
 	}
-	pthread_mutex_lock(&t->w->lock);
+	core_lock(&t->w->lock);
 	bool stop = t->w->abort_cur || t->w->stop;
-	pthread_mutex_unlock(&t->w->lock);
+	core_unlock_log(&t->w->lock, &t->w->logq);
 	return stop ? 1 : 0;
 }
 
@@ -99,7 +99,7 @@ on_epoch(void *arg, const idn_model_epoch *e)
 {
 	train_ctx *t = arg;
 	worker *w = t->w;
-	pthread_mutex_lock(&w->lock);
+	core_lock(&w->lock);
 	record_progress *p = progress(w, t->l);
 	if (p != NULL) {
 		p->epoch = e->epoch;
@@ -108,7 +108,7 @@ on_epoch(void *arg, const idn_model_epoch *e)
 	}
 	bool stop = w->abort_cur || w->stop;
 	pthread_cond_broadcast(&w->cv_loop);
-	pthread_mutex_unlock(&w->lock);
+	core_unlock_log(&w->lock, &w->logq);
 	worker_log(w, IDN_LOG_INFO, "worker: training %s epoch %u/%u done, "
 	    "attempt %u: loss %.4f accuracy %.4f", t->l->spec.job, e->epoch,
 	    e->epochs, t->l->attempt, e->train_loss, e->test_accuracy);
@@ -144,7 +144,7 @@ worker_run_train(worker *w, const record_lease *l)
 		    (size_t) l->spec.limit, &o, &x, &err);
 	}
 	coll_group_close(t.g);
-	pthread_mutex_lock(&w->lock);
+	core_lock(&w->lock);
 	bool aborted = w->abort_cur || w->stop;
 	record_progress *p = aborted ? NULL : progress(w, l);
 	if (p != NULL) {
@@ -153,7 +153,7 @@ worker_run_train(worker *w, const record_lease *l)
 		snprintf(p->err, sizeof(p->err), "%s", rv == IDN_OK ? "" :
 		    err ? err : idn_strerror(rv));
 	}
-	pthread_mutex_unlock(&w->lock);
+	core_unlock_log(&w->lock, &w->logq);
 	worker_log(w, rv == IDN_OK ? IDN_LOG_INFO : IDN_LOG_WARN, "worker: "
 	    "training %s %s%s%s", l->spec.job, aborted ? "stopped" :
 	    rv == IDN_OK ? "finished" : "failed", err ? ": " : "",

@@ -30,11 +30,13 @@ worker_open(const worker_host *h, worker **out)
 	w->h.self_id = w->self;
 	snprintf(w->addr, sizeof(w->addr), "%s", h->addr ? h->addr : "");
 	w->h.addr = w->addr;
+	w->lg = (core_logger){h->log, h->log_arg, IDN_LOG_DEBUG};
+	w->logq.lg = &w->lg;
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cv_loop, NULL);
-	pthread_cond_init(&w->cv_exec, NULL);
-	pthread_cond_init(&w->cv_write, NULL);
-	pthread_cond_init(&w->cv_pf, NULL);
+	core_cond_init(&w->cv_loop);
+	core_cond_init(&w->cv_exec);
+	core_cond_init(&w->cv_write);
+	core_cond_init(&w->cv_pf);
 	int rv = IDN_OK;
 	start(w, &w->loop, &w->have_loop, worker_lease_main, &rv);
 	start(w, &w->exec, &w->have_exec, worker_exec_main, &rv);
@@ -62,7 +64,7 @@ worker_close(worker *w)
 	if (w == NULL) {
 		return;
 	}
-	pthread_mutex_lock(&w->lock);
+	core_lock(&w->lock);
 	w->stop = true;
 	if (w->running && w->cur.spec.kind == IDN_JOB_TRAIN) {
 		worker_abort_cur(w); // a rank waiting for its peers
@@ -71,7 +73,7 @@ worker_close(worker *w)
 	pthread_cond_broadcast(&w->cv_exec);
 	pthread_cond_broadcast(&w->cv_write);
 	pthread_cond_broadcast(&w->cv_pf);
-	pthread_mutex_unlock(&w->lock);
+	core_unlock_log(&w->lock, &w->logq);
 	if (w->have_loop) {
 		pthread_join(w->loop, NULL);
 	}
@@ -96,5 +98,6 @@ worker_close(worker *w)
 	pthread_cond_destroy(&w->cv_write);
 	pthread_cond_destroy(&w->cv_pf);
 	pthread_mutex_destroy(&w->lock);
+	core_logq_free(&w->logq);
 	free(w);
 }

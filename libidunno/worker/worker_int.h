@@ -74,6 +74,8 @@ struct worker {
 	char self[96];
 	char addr[RECORD_ADDR_MAX];
 	pthread_mutex_t lock;
+	core_logger lg;           // the node's, from h
+	core_logq logq;           // lines logged under the lock
 	// One condition per kind of waiter, so a wakeup reaches only the
 	// thread it concerns (a broadcast to all cost hundreds of needless
 	// wakeups a second, each a preemption of the model on a busy CPU).
@@ -138,8 +140,10 @@ struct worker {
 
 // ---- common.c: what every thread uses
 
-void worker_log(worker *w, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+// worker_log logs without the lock; with it held, lines are queued with
+// core_logq_add(&w->logq, ...) and logged once it is let go (every unlock
+// of w->lock is core_unlock_log).
+#define worker_log(w, ...) core_logf(&(w)->lg, __VA_ARGS__)
 // worker_wait_ms waits on cv (w->lock held) at most ms.
 void worker_wait_ms(worker *w, pthread_cond_t *cv, int ms);
 

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <idunno/idunno.h>
@@ -328,10 +327,7 @@ test_rank_killed(void **st)
 		name = rank_worker("victim", 0); // the door stays up
 	}
 	assert_non_null(name);
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now); // log lines carry wall time
-	uint64_t kill_ms = (uint64_t) now.tv_sec * 1000 +
-	    (uint64_t) now.tv_nsec / 1000000;
+	uint64_t kill_ms = idn_wall_ms(); // log lines carry wall time
 	IDN_PASS(th_cluster_kill(&cl, name));
 	// The reference: the same spec without a kill, after it.
 	snprintf(cmd, sizeof(cmd), "train add calm --model lenE %s", spec);
