@@ -119,6 +119,7 @@ IDN_API int idn_sched_lease_probe(idn_client *c, const char *coord,
 // idn_job_wait polls until the job is DONE (IDN_OK), FAILED or REMOVED
 // (IDN_EINVAL) or timeout_ms passes (IDN_ETIMEDOUT; <= 0 waits forever).
 // *state (may be NULL) gets the last state seen. IDN_ENOENT: no such job.
+// No coordinator reachable, or a node shedding load, is waited out.
 IDN_API int idn_job_wait(idn_client *c, const char *job,
     idn_duration timeout_ms, int *state);
 

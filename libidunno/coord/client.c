@@ -417,8 +417,10 @@ idn_job_wait(idn_client *c, const char *job, idn_duration timeout_ms,
 		if (rv == IDN_OK && st >= IDN_JOB_FAILED) {
 			return IDN_EINVAL;
 		}
-		// A coordinator that is briefly unreachable is waited for.
-		if (rv != IDN_OK && rv != IDN_EUNAVAIL) {
+		// A coordinator that is briefly unreachable, or a node that
+		// sheds a request under load (never admitted, so safe to
+		// repeat), is waited for.
+		if (rv != IDN_OK && rv != IDN_EUNAVAIL && rv != IDN_EBUSY) {
 			return rv;
 		}
 		if (timeout_ms > 0 && idn_clock_ms() >= deadline) {
