@@ -102,8 +102,16 @@ class Cluster:
         return [n["name"] for n in self.status() if n["role"] == "worker"]
 
     def active_coord(self):
-        """The name of the node that acts as coordinator now."""
-        addr = self.json("jobs")["coordinator"]
+        """The name of the node that acts as coordinator now. A node
+        restarted a moment ago may not see one yet: asked again for up
+        to 10 s."""
+        def coordinator():
+            try:
+                return self.json("jobs")["coordinator"]
+            except (Failed, ValueError, KeyError):
+                return None
+        addr = wait_for(coordinator, 10, "a coordinator to answer",
+                        step_s=0.2)
         for n in self.status():
             if addr and addr.startswith(n["addr"]):
                 return n["name"]
