@@ -388,7 +388,7 @@ raw_lenet5(const char *dir, const idn_dataset *te)
 // One (a) run on a fresh 1-worker cluster, pinned (`cluster up --pin`:
 // the worker's model on a CPU of its own) or not.
 typedef struct {
-	double qps, window, batch_ms, model_ms, group, lease_ops;
+	double qps, window, task_ms, model_ms, group, lease_ops;
 } a_run;
 
 static a_run
@@ -421,7 +421,7 @@ part_a_run(bool pin)
 		lops += l * w;
 		win += w;
 		char *json = stats();
-		r.batch_ms = field(json, job, "batch_ms");
+		r.task_ms = field(json, job, "batch_ms");
 		r.group = field(json, job, "group");
 		// processing_ms's mean: the first "mean" after the job's name
 		r.model_ms = field(json, job, "mean") * 32;
@@ -468,7 +468,7 @@ part_a(void)
 		       "%.2f ms\n"
 		       "        ratio %.3f\n", i ? "its model on a CPU of its own "
 		       "(cluster up --pin)" : "threads anywhere (no --pin)",
-		    r->qps, r->window, r->group, r->lease_ops, r->batch_ms,
+		    r->qps, r->window, r->group, r->lease_ops, r->task_ms,
 		    r->model_ms, raw > 0 ? r->qps / raw : 0);
 	}
 	printf("  => ratio %.3f pinned, %.3f not (goal >= 0.95)\n",

@@ -245,7 +245,7 @@ coord_on_add(coord *c, const wire_val *b, wire_wr *reply)
 		coord_job_free(j);
 	} else {
 		if (est > 0) {
-			j->batch_ms = est * s.group;
+			j->task_ms = est * s.group;
 		}
 		if (old != NULL) {
 			for (size_t i = 0; i < c->njobs; i++) {

@@ -36,9 +36,9 @@ typedef struct cjob {
 	sched_job *sj;        // infer
 	sched_stats *proc;    // per-query service time
 	sched_stats *lat;     // per-query arrival -> result in SDFS
-	double batch_ms;      // moving mean of measured batch service time
+	double task_ms;       // moving mean of measured task service time
 	uint32_t nbusy;       // measurements in it (the first ones weigh more)
-	double rec_ms;        // batch_ms and nbusy as last in the ledger
+	double rec_ms;        // task_ms and nbusy as last in the ledger
 	uint32_t rec_busy;
 	double accuracy;      // -1 unknown
 	bool assembling;

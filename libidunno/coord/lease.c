@@ -118,7 +118,7 @@ complete(coord *c, cworker *w, const record_done *d, uint64_t now)
 	double busy = d->busy_ms > d->ms ? d->busy_ms : d->ms;
 	double a = j->nbusy < 4 ? 1.0 / (j->nbusy + 1) : 0.2;
 	j->nbusy++;
-	j->batch_ms = (1 - a) * j->batch_ms + a * (busy > 0 ? busy : 1);
+	j->task_ms = (1 - a) * j->task_ms + a * (busy > 0 ? busy : 1);
 	coord_note(c, IDN_LOG_INFO, "coord: batch completed: %s/%u by %s "
 	    "attempt %u in %.1f ms", d->job, d->task, w->id, d->attempt,
 	    d->ms);
@@ -335,7 +335,7 @@ queued_until(coord *c, const record_held *h, double free_at)
 		return free_at;
 	}
 	double ready = (double) sched_job_ready_at(j->sj, h->task);
-	return (ready > free_at ? ready : free_at) + j->batch_ms;
+	return (ready > free_at ? ready : free_at) + j->task_ms;
 }
 
 // Leases up to want batches of the worker's shares: the ready ones
@@ -377,12 +377,12 @@ lease_infer(coord *c, cworker *w, uint32_t want, uint64_t now,
 		l->spec = j->spec;
 		l->task = task;
 		l->attempt = attempt;
-		sched_job_batch_range(j->sj, task, &l->first, &l->count);
+		sched_job_task_range(j->sj, task, &l->first, &l->count);
 		l->expires_ms = now + COORD_LEASE_MS;
 		l->ready_ms = sched_job_ready_at(j->sj, task);
 		double start = (double) l->ready_ms;
-		free_at = (start > free_at ? start : free_at) + j->batch_ms;
-		*served(w, j->key) += j->batch_ms;
+		free_at = (start > free_at ? start : free_at) + j->task_ms;
+		*served(w, j->key) += j->task_ms;
 		if (!c->leased_any) {
 			c->leased_any = true;
 			coord_note(c, IDN_LOG_INFO, "coord: first batch leased "

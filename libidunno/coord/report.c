@@ -57,7 +57,7 @@ job_done_queries(const cjob *j)
 	if (j->sj == NULL) {
 		return 0;
 	}
-	uint32_t nb = sched_job_nbatches(j->sj);
+	uint32_t nb = sched_job_ntasks(j->sj);
 	uint64_t total = sched_job_total(j->sj);
 	uint32_t done = sched_job_done_count(j->sj);
 	// Only the last batch may be short; count it exactly when done.
@@ -191,7 +191,7 @@ stats_json(const coord *c, const char *only, core_buf *b)
 		}
 		// Per batch of the spec, though a task runs a group of them.
 		jf(b, ", \"batch_ms\": ");
-		jnum(b, j->batch_ms * j->spec.batch / coord_unit(j));
+		jnum(b, j->task_ms * j->spec.batch / coord_unit(j));
 		jf(b, ", \"rate_10s\": ");
 		jnum(b, p.rate_10s);
 		jf(b, ", \"rate\": ");
@@ -450,7 +450,7 @@ coord_report_view(const coord *c, coord_view_fn fn, void *arg)
 		wids[k] = cw->id;
 		for (size_t i = 0; i < c->njobs; i++) {
 			const cjob *j = c->jobs[i];
-			uint32_t nb = j->sj ? sched_job_nbatches(j->sj) : 0;
+			uint32_t nb = j->sj ? sched_job_ntasks(j->sj) : 0;
 			for (uint32_t b = 0; b < nb; b++) {
 				uint64_t who, exp;
 				uint32_t att;

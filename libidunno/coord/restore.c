@@ -20,7 +20,7 @@ typedef struct {
 } restore_ctx;
 
 static void
-restore_batch_ms(coord *c)
+restore_task_ms(coord *c)
 {
 	char *text = NULL, *save = NULL;
 	if (ledger_get_text(c->led, "batch_ms", &text) != IDN_OK) {
@@ -33,7 +33,7 @@ restore_batch_ms(coord *c)
 		cjob *j = job && ms && nb ? coord_find_job(c, job) : NULL;
 		double v = j ? strtod(ms, NULL) : 0;
 		if (j != NULL && v > 0 && v < 1e7) {
-			j->batch_ms = j->rec_ms = v;
+			j->task_ms = j->rec_ms = v;
 			j->nbusy = j->rec_busy = (uint32_t) strtoul(nb, NULL, 10);
 		}
 	}
@@ -251,7 +251,7 @@ coord_restore(coord *c)
 		rv = ledger_set(c->led, "epoch", c->epoch);
 	}
 	if (rv == IDN_OK) {
-		restore_batch_ms(c);
+		restore_task_ms(c);
 		restore_assign(c);
 	}
 	if (rv == IDN_OK && c->njobs > 0 && !c->h.passive) {

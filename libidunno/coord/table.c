@@ -14,7 +14,7 @@
 #include "coord/coord_int.h"
 
 #define HYSTERESIS 0.05
-#define DEFAULT_BATCH_MS 100.0
+#define DEFAULT_TASK_MS 100.0
 
 cjob *
 coord_find_job(const coord *c, const char *name)
@@ -144,7 +144,7 @@ coord_unit(const cjob *j)
 sched_fair_job
 coord_fair_job(const cjob *j, uint64_t now)
 {
-	return (sched_fair_job){j->key, j->batch_ms, coord_unit(j),
+	return (sched_fair_job){j->key, j->task_ms, coord_unit(j),
 	    j->spec.rate, (double) sched_job_backlog(j->sj, now)};
 }
 
@@ -156,7 +156,7 @@ coord_job_measure(cjob *j, const ledger_row *d, uint64_t at)
 {
 	uint64_t first;
 	uint32_t count;
-	sched_job_batch_range(j->sj, d->task, &first, &count);
+	sched_job_task_range(j->sj, d->task, &first, &count);
 	if (count > 0) {
 		sched_stats_add(j->proc, d->ms / count, count, at);
 		for (uint32_t q = 0; q < count; q++) {
@@ -212,17 +212,17 @@ record_assign(coord *c)
 // promoted standby that started over from the default estimate moved
 // workers between jobs, dropping the leases they held.
 static void
-record_batch_ms(coord *c)
+record_task_ms(coord *c)
 {
 	bool moved = false;
 	core_buf b = {0};
 	for (size_t i = 0; i < c->njobs; i++) {
 		cjob *j = c->jobs[i];
-		moved = moved || fabs(j->batch_ms - j->rec_ms) >
+		moved = moved || fabs(j->task_ms - j->rec_ms) >
 		    0.02 * j->rec_ms || (j->nbusy >= 4) != (j->rec_busy >= 4);
 		char line[RECORD_NAME_MAX + 48];
 		int n = snprintf(line, sizeof(line), "%s\t%.3f\t%u\n",
-		    j->spec.job, j->batch_ms, j->nbusy);
+		    j->spec.job, j->task_ms, j->nbusy);
 		core_buf_append(&b, line, (size_t) n);
 	}
 	core_buf_append(&b, "", 1);
@@ -230,7 +230,7 @@ record_batch_ms(coord *c)
 	    ledger_set_text(c->led, "batch_ms", (const char *) b.data) ==
 	    IDN_OK) {
 		for (size_t i = 0; i < c->njobs; i++) {
-			c->jobs[i]->rec_ms = c->jobs[i]->batch_ms;
+			c->jobs[i]->rec_ms = c->jobs[i]->task_ms;
 			c->jobs[i]->rec_busy = c->jobs[i]->nbusy;
 		}
 	}
@@ -273,7 +273,7 @@ coord_reassign(coord *c, uint64_t now)
 	c->dirty = false;
 	c->last_assign_ms = now;
 	record_assign(c);
-	record_batch_ms(c);
+	record_task_ms(c);
 }
 
 int
@@ -289,7 +289,7 @@ coord_job_new(coord *c, const record_spec *s, int state, uint64_t start_ms,
 	j->start_ms = start_ms;
 	j->key = ++c->next_key;
 	j->accuracy = -1;
-	j->batch_ms = DEFAULT_BATCH_MS;
+	j->task_ms = DEFAULT_TASK_MS;
 	int rv = sched_stats_new(&j->proc);
 	if (rv == IDN_OK) {
 		rv = sched_stats_new(&j->lat);

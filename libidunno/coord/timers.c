@@ -129,11 +129,11 @@ static int
 assemble(coord *c, const finished *f, double *accuracy)
 {
 	const char *job = f->job;
-	uint32_t nbatches = f->ntasks, group = f->group;
+	uint32_t ntasks = f->ntasks, group = f->group;
 	core_buf out = {0};
 	uint64_t labelled = 0, right = 0;
 	int rv = IDN_OK;
-	for (uint32_t k = 0; k < nbatches && rv == IDN_OK; k++) {
+	for (uint32_t k = 0; k < ntasks && rv == IDN_OK; k++) {
 		char name[RECORD_PATH_MAX];
 		void *data = NULL;
 		size_t len = 0;
@@ -206,7 +206,7 @@ slow(void *arg)
 		}
 		if (todo != NULL) {
 			finished f = {
-				.ntasks = sched_job_nbatches(todo->sj),
+				.ntasks = sched_job_ntasks(todo->sj),
 				.batch = todo->spec.batch,
 				.group = CORE_MAX(todo->spec.group, 1u),
 				.queries = sched_job_total(todo->sj),

@@ -72,8 +72,8 @@ check_args(const sched_fair_job *jobs, size_t njobs,
 	}
 	for (size_t i = 0; i < njobs; i++) {
 		const sched_fair_job *j = &jobs[i];
-		if (!(j->batch_ms > 0) || bad_num(j->batch_ms) ||
-		    j->batch == 0 || !(j->offered_qps >= 0) ||
+		if (!(j->task_ms > 0) || bad_num(j->task_ms) ||
+		    j->task_size == 0 || !(j->offered_qps >= 0) ||
 		    bad_num(j->offered_qps) || !(j->backlog >= 0) ||
 		    bad_num(j->backlog)) {
 			return IDN_EINVAL;
@@ -668,7 +668,7 @@ sched_fair_assign(const sched_fair_job *jobs, size_t njobs,
 	bool any = false;
 	for (size_t i = 0; i < njobs; i++) {
 		const sched_fair_job *j = &jobs[i];
-		p[i].r = (double) j->batch * 1000.0 / j->batch_ms;
+		p[i].r = (double) j->task_size * 1000.0 / j->task_ms;
 		p[i].d = demand_qps(j) / p[i].r;
 		p[i].active = p[i].d > EPS;
 		any = any || p[i].active;
@@ -724,11 +724,11 @@ out:
 bool
 sched_fair_backlogged(const sched_alloc *a, const sched_fair_job *job)
 {
-	if (job == NULL || !(job->batch_ms > 0)) {
+	if (job == NULL || !(job->task_ms > 0)) {
 		return false;
 	}
-	double r = sched_alloc_job_workers(a, job->id) * job->batch * 1000.0 /
-	    job->batch_ms;
+	double r = sched_alloc_job_workers(a, job->id) * job->task_size * 1000.0 /
+	    job->task_ms;
 	double need = demand_qps(job);
 	return need > 0 && r < need * 0.98;
 }

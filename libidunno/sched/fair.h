@@ -21,10 +21,10 @@
 
 typedef struct sched_fair_job {
 	uint64_t id;        // caller's job key, unique
-	double batch_ms;    // measured mean service time of one batch on one
+	double task_ms;     // measured mean service time of one task on one
 	                    // worker (> 0; before any measurement the caller
 	                    // passes an estimate)
-	uint32_t batch;     // queries per batch (> 0); never changed here
+	uint32_t task_size; // queries per task (> 0); never changed here
 	double offered_qps; // arrival rate (>= 0)
 	double backlog;     // queries arrived but not done (>= 0); demand:
 	                    // offered_qps + backlog * 1000 / DRAIN_MS
@@ -49,7 +49,7 @@ typedef struct sched_alloc { // one row per worker, in the order given
 
 // sched_fair_assign splits nworkers workers (worker_keys, unique) between
 // jobs (ids unique) so that backlogged jobs get equal query rates
-// (rate_j = workers_j * batch_j * 1000 / batch_ms_j) and a job that needs
+// (rate_j = workers_j * task_size_j * 1000 / task_ms_j) and a job that needs
 // less than its fair share gets what it needs, the rest going to the others
 // (max-min fair, work-conserving: every worker gets work while any job has
 // demand). Jobs with no demand get no workers. Whole workers where their
@@ -78,11 +78,11 @@ bool sched_fair_backlogged(const sched_alloc *a, const sched_fair_job *job);
 // sched_fair_pick: which of a worker's shares it should serve next, given
 // the time (ms) it served each so far (served_ms[i] for shares[i], over a
 // recent window the caller keeps, so an idle job cannot bank credit for
-// ever) and which have a batch ready now (ready[i]). Picks the ready share
+// ever) and which have a task ready now (ready[i]). Picks the ready share
 // furthest behind its share (least served_ms / share); a share that is not
 // ready is skipped, so the worker stays busy (work-conserving). Returns the
 // index into shares, or -1 when none is ready (the caller may then offer
-// the worker any other job with a ready batch).
+// the worker any other job with a ready task).
 int sched_fair_pick(const sched_share *shares, size_t n,
     const double *served_ms, const bool *ready);
 

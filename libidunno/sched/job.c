@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// job.c: the batch and lease table of one inference job. Per batch: a state
-// and the current lease. Batches never leased are taken in order from a
+// job.c: the task and lease table of one inference job. Per task: a state
+// and the current lease. Tasks never leased are taken in order from a
 // cursor; expired and reclaimed ones wait in a min-heap by index; leases
 // wait in a min-heap by expiry whose stale entries (renewed, completed,
 // reclaimed) are skipped when they surface, so every operation is O(1) or
@@ -15,26 +15,26 @@ enum { FRESH, LEASED, RETRY, DONE };
 
 typedef struct {
 	uint64_t expires_ms;
-	uint32_t batch;
+	uint32_t task;
 } lease_ent;
 
 struct sched_job {
 	uint64_t total;
-	uint32_t batch;
-	uint32_t nbatches;
+	uint32_t task_size; // queries per task
+	uint32_t ntasks;
 	double rate_qps;
 	uint64_t start_ms;
 	uint8_t *state;
 	uint32_t *attempt;
 	uint64_t *worker;
 	uint64_t *expires_ms;
-	uint32_t cursor; // the first FRESH batch, or nbatches
+	uint32_t cursor; // the first FRESH task, or ntasks
 	uint32_t ndone;
 	uint32_t nleased;
 	uint32_t nretry;
 	uint64_t done_queries;
 	bool scan; // a lease is missing from the heap (out of memory)
-	uint32_t *retry; // min-heap of batch indices (may hold stale ones)
+	uint32_t *retry; // min-heap of task indices (may hold stale ones)
 	size_t nretry_heap;
 	size_t retry_cap;
 	lease_ent *leases; // min-heap by expiry (may hold stale entries)
@@ -43,14 +43,14 @@ struct sched_job {
 };
 
 int
-sched_job_new(uint64_t total, uint32_t batch, double rate_qps,
+sched_job_new(uint64_t total, uint32_t task_size, double rate_qps,
     uint64_t start_ms, sched_job **out)
 {
-	if (out == NULL || total == 0 || batch == 0 || !(rate_qps > 0) ||
+	if (out == NULL || total == 0 || task_size == 0 || !(rate_qps > 0) ||
 	    isinf(rate_qps)) {
 		return IDN_EINVAL;
 	}
-	uint64_t nb = (total - 1) / batch + 1;
+	uint64_t nb = (total - 1) / task_size + 1;
 	// Every arrival time must fit in 63 bits of ms.
 	if (nb >= UINT32_MAX || (double) start_ms + (double) total * 1000.0 /
 	    rate_qps >= 9.0e18) {
@@ -61,8 +61,8 @@ sched_job_new(uint64_t total, uint32_t batch, double rate_qps,
 		return IDN_ENOMEM;
 	}
 	j->total = total;
-	j->batch = batch;
-	j->nbatches = (uint32_t) nb;
+	j->task_size = task_size;
+	j->ntasks = (uint32_t) nb;
 	j->rate_qps = rate_qps;
 	j->start_ms = start_ms;
 	if ((j->state = core_alloc(nb)) == NULL ||
@@ -91,9 +91,9 @@ sched_job_free(sched_job *j)
 }
 
 uint32_t
-sched_job_nbatches(const sched_job *j)
+sched_job_ntasks(const sched_job *j)
 {
-	return j->nbatches;
+	return j->ntasks;
 }
 
 uint64_t
@@ -115,13 +115,13 @@ sched_job_arrival_ms(const sched_job *j, uint64_t query)
 }
 
 void
-sched_job_batch_range(const sched_job *j, uint32_t batch, uint64_t *first,
+sched_job_task_range(const sched_job *j, uint32_t task, uint64_t *first,
     uint32_t *count)
 {
-	uint64_t f = (uint64_t) batch * j->batch;
+	uint64_t f = (uint64_t) task * j->task_size;
 	uint64_t n = 0;
 	if (f < j->total) {
-		n = CORE_MIN((uint64_t) j->batch, j->total - f);
+		n = CORE_MIN((uint64_t) j->task_size, j->total - f);
 	}
 	if (first != NULL) {
 		*first = f;
@@ -158,18 +158,18 @@ sched_job_backlog(const sched_job *j, uint64_t now_ms)
 }
 
 static uint64_t
-batch_ready_ms(const sched_job *j, uint32_t batch)
+task_ready_ms(const sched_job *j, uint32_t task)
 {
 	uint64_t first;
 	uint32_t count;
-	sched_job_batch_range(j, batch, &first, &count);
+	sched_job_task_range(j, task, &first, &count);
 	return sched_job_arrival_ms(j, first + count - 1);
 }
 
 static void
 advance_cursor(sched_job *j)
 {
-	while (j->cursor < j->nbatches && j->state[j->cursor] != FRESH) {
+	while (j->cursor < j->ntasks && j->state[j->cursor] != FRESH) {
 		j->cursor++;
 	}
 }
@@ -191,18 +191,18 @@ grow(void **v, size_t *cap, size_t need, size_t elem)
 }
 
 static void
-retry_push(sched_job *j, uint32_t batch)
+retry_push(sched_job *j, uint32_t task)
 {
 	if (!grow((void **) &j->retry, &j->retry_cap, j->nretry_heap + 1,
 	        sizeof(uint32_t))) {
 		return; // out of memory: found again by the slow path in lease
 	}
 	size_t i = j->nretry_heap++;
-	while (i > 0 && j->retry[(i - 1) / 2] > batch) {
+	while (i > 0 && j->retry[(i - 1) / 2] > task) {
 		j->retry[i] = j->retry[(i - 1) / 2];
 		i = (i - 1) / 2;
 	}
-	j->retry[i] = batch;
+	j->retry[i] = task;
 }
 
 static void
@@ -253,8 +253,8 @@ lease_sift_down(lease_ent *h, size_t n, size_t i)
 static bool
 lease_live(const sched_job *j, lease_ent e)
 {
-	return j->state[e.batch] == LEASED &&
-	    j->expires_ms[e.batch] == e.expires_ms;
+	return j->state[e.task] == LEASED &&
+	    j->expires_ms[e.task] == e.expires_ms;
 }
 
 // Drops stale entries when they outnumber the live leases, so the heap
@@ -286,13 +286,13 @@ lease_room(sched_job *j)
 }
 
 static void
-lease_push(sched_job *j, uint32_t batch)
+lease_push(sched_job *j, uint32_t task)
 {
 	if (!lease_room(j)) {
 		j->scan = true; // out of memory: expire and reclaim scan
 		return;
 	}
-	lease_ent e = {j->expires_ms[batch], batch};
+	lease_ent e = {j->expires_ms[task], task};
 	size_t i = j->nlease_heap++;
 	while (i > 0 && j->leases[(i - 1) / 2].expires_ms > e.expires_ms) {
 		j->leases[i] = j->leases[(i - 1) / 2];
@@ -310,20 +310,20 @@ lease_pop(sched_job *j)
 	}
 }
 
-// Moves a leased batch back to pending (it goes before new batches).
+// Moves a leased task back to pending (it goes before new tasks).
 static void
-to_retry(sched_job *j, uint32_t batch)
+to_retry(sched_job *j, uint32_t task)
 {
-	j->state[batch] = RETRY;
+	j->state[task] = RETRY;
 	j->nleased--;
 	j->nretry++;
-	retry_push(j, batch);
+	retry_push(j, task);
 }
 
 static void
-leave_state(sched_job *j, uint32_t batch)
+leave_state(sched_job *j, uint32_t task)
 {
-	switch (j->state[batch]) {
+	switch (j->state[task]) {
 	case LEASED:
 		j->nleased--;
 		break;
@@ -332,7 +332,7 @@ leave_state(sched_job *j, uint32_t batch)
 		break;
 	case DONE: {
 		uint32_t count;
-		sched_job_batch_range(j, batch, NULL, &count);
+		sched_job_task_range(j, task, NULL, &count);
 		j->ndone--;
 		j->done_queries -= count;
 		break;
@@ -350,12 +350,12 @@ sched_job_expire(sched_job *j, uint64_t now_ms)
 		lease_ent e = j->leases[0];
 		lease_pop(j);
 		if (lease_live(j, e)) {
-			to_retry(j, e.batch);
+			to_retry(j, e.task);
 			n++;
 		}
 	}
 	if (j->scan) {
-		for (uint32_t b = 0; b < j->nbatches; b++) {
+		for (uint32_t b = 0; b < j->ntasks; b++) {
 			if (j->state[b] == LEASED &&
 			    j->expires_ms[b] <= now_ms) {
 				to_retry(j, b);
@@ -372,13 +372,13 @@ sched_job_reclaim(sched_job *j, uint64_t worker)
 	size_t n = 0;
 	for (size_t i = 0; i < j->nlease_heap; i++) {
 		lease_ent e = j->leases[i];
-		if (lease_live(j, e) && j->worker[e.batch] == worker) {
-			to_retry(j, e.batch);
+		if (lease_live(j, e) && j->worker[e.task] == worker) {
+			to_retry(j, e.task);
 			n++;
 		}
 	}
 	if (j->scan) {
-		for (uint32_t b = 0; b < j->nbatches; b++) {
+		for (uint32_t b = 0; b < j->ntasks; b++) {
 			if (j->state[b] == LEASED && j->worker[b] == worker) {
 				to_retry(j, b);
 				n++;
@@ -388,7 +388,7 @@ sched_job_reclaim(sched_job *j, uint64_t worker)
 	return n;
 }
 
-// The lowest pending (expired or reclaimed) batch, or nbatches.
+// The lowest pending (expired or reclaimed) task, or ntasks.
 static uint32_t
 retry_top(sched_job *j)
 {
@@ -400,29 +400,29 @@ retry_top(sched_job *j)
 	}
 	if (j->nretry > 0) {
 		// Only after an allocation failure in retry_push.
-		for (uint32_t b = 0; b < j->nbatches; b++) {
+		for (uint32_t b = 0; b < j->ntasks; b++) {
 			if (j->state[b] == RETRY) {
 				return b;
 			}
 		}
 	}
-	return j->nbatches;
+	return j->ntasks;
 }
 
 int
 sched_job_lease(sched_job *j, uint64_t worker, uint64_t now_ms,
-    uint64_t lease_ms, uint32_t *batch, uint32_t *attempt)
+    uint64_t lease_ms, uint32_t *task, uint32_t *attempt)
 {
-	return sched_job_lease_ahead(j, worker, now_ms, now_ms, lease_ms, batch,
+	return sched_job_lease_ahead(j, worker, now_ms, now_ms, lease_ms, task,
 	    attempt);
 }
 
 int
 sched_job_lease_ahead(sched_job *j, uint64_t worker, uint64_t now_ms,
-    uint64_t ready_by_ms, uint64_t lease_ms, uint32_t *batch,
+    uint64_t ready_by_ms, uint64_t lease_ms, uint32_t *task,
     uint32_t *attempt)
 {
-	if (j == NULL || batch == NULL || attempt == NULL) {
+	if (j == NULL || task == NULL || attempt == NULL) {
 		return IDN_EINVAL;
 	}
 	sched_job_expire(j, now_ms);
@@ -431,13 +431,13 @@ sched_job_lease_ahead(sched_job *j, uint64_t worker, uint64_t now_ms,
 	}
 	ready_by_ms = ready_by_ms > now_ms ? ready_by_ms : now_ms;
 	uint32_t b = retry_top(j);
-	if (b < j->nbatches && batch_ready_ms(j, b) <= ready_by_ms) {
+	if (b < j->ntasks && task_ready_ms(j, b) <= ready_by_ms) {
 		if (j->nretry_heap > 0 && j->retry[0] == b) {
 			retry_pop(j);
 		}
 		j->nretry--;
-	} else if (j->cursor < j->nbatches &&
-	    batch_ready_ms(j, j->cursor) <= ready_by_ms) {
+	} else if (j->cursor < j->ntasks &&
+	    task_ready_ms(j, j->cursor) <= ready_by_ms) {
 		b = j->cursor;
 	} else {
 		return IDN_ENOENT;
@@ -449,55 +449,55 @@ sched_job_lease_ahead(sched_job *j, uint64_t worker, uint64_t now_ms,
 	j->expires_ms[b] = now_ms + lease_ms;
 	lease_push(j, b);
 	advance_cursor(j);
-	*batch = b;
+	*task = b;
 	*attempt = j->attempt[b];
 	return IDN_OK;
 }
 
 int
-sched_job_renew(sched_job *j, uint32_t batch, uint64_t worker,
+sched_job_renew(sched_job *j, uint32_t task, uint64_t worker,
     uint64_t now_ms, uint64_t lease_ms)
 {
-	if (j == NULL || batch >= j->nbatches) {
+	if (j == NULL || task >= j->ntasks) {
 		return IDN_EINVAL;
 	}
-	if (j->state[batch] != LEASED || j->worker[batch] != worker) {
+	if (j->state[task] != LEASED || j->worker[task] != worker) {
 		return IDN_ESTALE;
 	}
-	if (j->expires_ms[batch] <= now_ms) {
-		to_retry(j, batch);
+	if (j->expires_ms[task] <= now_ms) {
+		to_retry(j, task);
 		return IDN_ESTALE;
 	}
 	if (!lease_room(j)) {
 		return IDN_ENOMEM;
 	}
-	j->expires_ms[batch] = now_ms + lease_ms;
-	lease_push(j, batch);
+	j->expires_ms[task] = now_ms + lease_ms;
+	lease_push(j, task);
 	return IDN_OK;
 }
 
 int
-sched_job_complete(sched_job *j, uint32_t batch, uint64_t now_ms)
+sched_job_complete(sched_job *j, uint32_t task, uint64_t now_ms)
 {
-	if (j == NULL || batch >= j->nbatches) {
+	if (j == NULL || task >= j->ntasks) {
 		return IDN_EINVAL;
 	}
-	if (j->state[batch] == DONE) {
+	if (j->state[task] == DONE) {
 		return IDN_EEXIST;
 	}
-	leave_state(j, batch);
-	j->state[batch] = DONE;
+	leave_state(j, task);
+	j->state[task] = DONE;
 	uint32_t count;
-	sched_job_batch_range(j, batch, NULL, &count);
+	sched_job_task_range(j, task, NULL, &count);
 	j->ndone++;
 	j->done_queries += count;
 	advance_cursor(j);
 	return IDN_OK;
 }
 
-// When the earliest pending (expired or reclaimed) batch is ready: a
-// batch leased ahead of its arrival may come back before it. The heap's
-// top is the lowest index, so the earliest; a stale top (left by a batch
+// When the earliest pending (expired or reclaimed) task is ready: a
+// task leased ahead of its arrival may come back before it. The heap's
+// top is the lowest index, so the earliest; a stale top (left by a task
 // done meanwhile) or no heap counts as ready (the lease finds out).
 static uint64_t
 retry_ready_ms(const sched_job *j)
@@ -508,14 +508,14 @@ retry_ready_ms(const sched_job *j)
 	if (j->nretry_heap == 0 || j->state[j->retry[0]] != RETRY) {
 		return 0;
 	}
-	return batch_ready_ms(j, j->retry[0]);
+	return task_ready_ms(j, j->retry[0]);
 }
 
 bool
 sched_job_ready(const sched_job *j, uint64_t now_ms)
 {
-	return retry_ready_ms(j) <= now_ms || (j->cursor < j->nbatches &&
-	    batch_ready_ms(j, j->cursor) <= now_ms);
+	return retry_ready_ms(j) <= now_ms || (j->cursor < j->ntasks &&
+	    task_ready_ms(j, j->cursor) <= now_ms);
 }
 
 uint64_t
@@ -525,15 +525,15 @@ sched_job_next_ready_ms(const sched_job *j, uint64_t now_ms)
 		return now_ms;
 	}
 	uint64_t r = retry_ready_ms(j);
-	uint64_t c = j->cursor < j->nbatches ? batch_ready_ms(j, j->cursor) :
+	uint64_t c = j->cursor < j->ntasks ? task_ready_ms(j, j->cursor) :
 	    UINT64_MAX;
 	return r < c ? r : c;
 }
 
 uint64_t
-sched_job_ready_at(const sched_job *j, uint32_t batch)
+sched_job_ready_at(const sched_job *j, uint32_t task)
 {
-	return batch < j->nbatches ? batch_ready_ms(j, batch) : UINT64_MAX;
+	return task < j->ntasks ? task_ready_ms(j, task) : UINT64_MAX;
 }
 
 uint32_t
@@ -551,50 +551,50 @@ sched_job_leased_count(const sched_job *j)
 bool
 sched_job_finished(const sched_job *j)
 {
-	return j->ndone == j->nbatches;
+	return j->ndone == j->ntasks;
 }
 
 bool
-sched_job_lease_info(const sched_job *j, uint32_t batch, uint64_t *worker,
+sched_job_lease_info(const sched_job *j, uint32_t task, uint64_t *worker,
     uint32_t *attempt, uint64_t *expires_ms)
 {
-	if (j == NULL || batch >= j->nbatches) {
+	if (j == NULL || task >= j->ntasks) {
 		return false;
 	}
 	if (worker != NULL) {
-		*worker = j->worker[batch];
+		*worker = j->worker[task];
 	}
 	if (attempt != NULL) {
-		*attempt = j->attempt[batch];
+		*attempt = j->attempt[task];
 	}
 	if (expires_ms != NULL) {
-		*expires_ms = j->expires_ms[batch];
+		*expires_ms = j->expires_ms[task];
 	}
-	return j->state[batch] == LEASED;
+	return j->state[task] == LEASED;
 }
 
 void
-sched_job_restore_done(sched_job *j, uint32_t batch)
+sched_job_restore_done(sched_job *j, uint32_t task)
 {
-	if (j == NULL || batch >= j->nbatches || j->state[batch] == DONE) {
+	if (j == NULL || task >= j->ntasks || j->state[task] == DONE) {
 		return;
 	}
-	sched_job_complete(j, batch, 0);
+	sched_job_complete(j, task, 0);
 }
 
 void
-sched_job_restore_lease(sched_job *j, uint32_t batch, uint64_t worker,
+sched_job_restore_lease(sched_job *j, uint32_t task, uint64_t worker,
     uint32_t attempt, uint64_t expires_ms)
 {
-	if (j == NULL || batch >= j->nbatches || j->state[batch] == DONE) {
+	if (j == NULL || task >= j->ntasks || j->state[task] == DONE) {
 		return;
 	}
-	leave_state(j, batch);
-	j->state[batch] = LEASED;
+	leave_state(j, task);
+	j->state[task] = LEASED;
 	j->nleased++;
-	j->worker[batch] = worker;
-	j->attempt[batch] = attempt;
-	j->expires_ms[batch] = expires_ms;
-	lease_push(j, batch);
+	j->worker[task] = worker;
+	j->attempt[task] = attempt;
+	j->expires_ms[task] = expires_ms;
+	lease_push(j, task);
 	advance_cursor(j);
 }

@@ -107,7 +107,7 @@ bench_alloc(void)
 	}
 	for (size_t i = 0; i < JOBS; i++) {
 		jobs[i] = (sched_fair_job) {.id = i + 1,
-		    .batch_ms = 20.0 + 31.0 * (double) i, .batch = 32,
+		    .task_ms = 20.0 + 31.0 * (double) i, .task_size = 32,
 		    .offered_qps = 1e6, .backlog = 1e4};
 	}
 	jobs[3].offered_qps = 200; // one job below its share
@@ -140,7 +140,7 @@ bench_alloc(void)
 		for (size_t i = 0; i < JOBS; i++) {
 			x = x * 1103515245u + 12345u;
 			double base = 20.0 + 31.0 * (double) i;
-			jobs[i].batch_ms = base * (0.98 + 0.04 *
+			jobs[i].task_ms = base * (0.98 + 0.04 *
 			    (double) (x >> 16) / 65536.0);
 		}
 		t = now_us();

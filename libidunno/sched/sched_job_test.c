@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// sched_job_test.c: streaming statistics and the batch/lease table (the
+// sched_job_test.c: streaming statistics and the task/lease table (the
 // jobs' arrivals, leases, expiry, exactly-once completion, restore).
 #include <math.h>
 #include <stdlib.h>
@@ -104,7 +104,7 @@ test_stats_rates(void **st)
 	sched_stats *s;
 	sched_summary m;
 	IDN_PASS(sched_stats_new(&s));
-	// A batch of 4 every 100 ms from t = 0 to 19.9 s: 40 qps.
+	// A task of 4 queries every 100 ms from t = 0 to 19.9 s: 40 qps.
 	for (uint64_t t = 0; t < 20000; t += 100) {
 		sched_stats_add(s, 7, 4, t);
 		if (t == 4900) {
@@ -113,7 +113,7 @@ test_stats_rates(void **st)
 			assert_true(fabs(m.rate_10s - 40) < 1e-9);
 		}
 	}
-	// (9.95 s, 19.95 s] holds the batches of 10.0 s to 19.9 s.
+	// (9.95 s, 19.95 s] holds the tasks of 10.0 s to 19.9 s.
 	sched_stats_summary(s, 19950, &m);
 	assert_int_equal(m.count, 800);
 	assert_true(fabs(m.rate - 800 * 1000.0 / 19900) < 1e-9);
@@ -133,7 +133,7 @@ test_job_arrivals(void **st)
 	sched_job *j;
 	uint32_t b, att;
 	IDN_PASS(sched_job_new(100, 10, 20, 1000, &j));
-	assert_int_equal(sched_job_nbatches(j), 10);
+	assert_int_equal(sched_job_ntasks(j), 10);
 	assert_int_equal(sched_job_total(j), 100);
 	assert_int_equal(sched_job_arrival_ms(j, 0), 1000);
 	assert_int_equal(sched_job_arrival_ms(j, 19), 1950);
@@ -182,11 +182,11 @@ test_job_partial_and_order(void **st)
 	uint32_t b, att, n;
 	uint64_t first;
 	IDN_PASS(sched_job_new(25, 10, 1000, 0, &j));
-	assert_int_equal(sched_job_nbatches(j), 3);
-	sched_job_batch_range(j, 2, &first, &n);
+	assert_int_equal(sched_job_ntasks(j), 3);
+	sched_job_task_range(j, 2, &first, &n);
 	assert_int_equal(first, 20);
 	assert_int_equal(n, 5);
-	// The last, partial batch is ready when query 24 arrived.
+	// The last, partial task is ready when query 24 arrived.
 	for (uint32_t k = 0; k < 3; k++) {
 		IDN_PASS(sched_job_lease(j, 1, 24, 1000, &b, &att));
 		assert_int_equal(b, k);
@@ -220,7 +220,7 @@ test_job_exactly_once(void **st)
 	IDN_FAIL(sched_job_complete(j, 0, 170), IDN_EEXIST);
 	IDN_FAIL(sched_job_complete(j, 0, 170), IDN_EEXIST);
 	IDN_FAIL(sched_job_complete(j, 7, 170), IDN_EINVAL);
-	// Completing a batch nobody leased (a restored ledger) counts too.
+	// Completing a task nobody leased (a restored ledger) counts too.
 	IDN_PASS(sched_job_complete(j, 1, 170));
 	assert_true(sched_job_finished(j));
 	IDN_FAIL(sched_job_lease(j, 1, 200, 50, &b, &att), IDN_ENOENT);
@@ -238,7 +238,7 @@ test_job_expiry(void **st)
 	assert_int_equal(sched_job_expire(j, 199), 0);
 	assert_int_equal(sched_job_expire(j, 200), 1);
 	assert_true(sched_job_ready(j, 200));
-	// The expired batch goes before the new ones, with attempt 2.
+	// The expired task goes before the new ones, with attempt 2.
 	IDN_PASS(sched_job_lease(j, 3, 210, 100, &b, &att));
 	assert_int_equal(b, 0);
 	assert_int_equal(att, 2);
@@ -335,7 +335,7 @@ test_job_restore(void **st)
 	IDN_FAIL(sched_job_renew(j, 2, 6, 100, 10000), IDN_ESTALE);
 	IDN_PASS(sched_job_renew(j, 2, 5, 100, 10000));
 	// The restored leases expire like any other.
-	assert_int_equal(sched_job_expire(j, 5000), 1); // batch 4
+	assert_int_equal(sched_job_expire(j, 5000), 1); // task 4
 	IDN_PASS(sched_job_lease(j, 6, 5000, 1000, &b, &att));
 	assert_int_equal(b, 4);
 	assert_int_equal(att, 2);
@@ -347,8 +347,8 @@ test_job_restore(void **st)
 	sched_job_free(j);
 }
 
-// Many batches, leases, renewals and completions in a random order: every
-// batch ends done exactly once and the counters agree.
+// Many tasks, leases, renewals and completions in a random order: every
+// task ends done exactly once and the counters agree.
 void
 test_job_churn(void **st)
 {
@@ -393,7 +393,7 @@ test_job_churn(void **st)
 	sched_job_free(j);
 }
 
-// Leases ahead of arrival: a batch ready by ready_by_ms is leased; one
+// Leases ahead of arrival: a task ready by ready_by_ms is leased; one
 // that comes back before its arrival is pending but not ready until then,
 // and only a call that reaches it leases it again.
 void
@@ -402,7 +402,7 @@ test_job_lease_ahead(void **st)
 	(void) st;
 	sched_job *j;
 	uint32_t b, att;
-	// 10 queries/s, batches of 5: batch k ready at 1000 + (5k + 4) * 100.
+	// 10 queries/s, tasks of 5: task k ready at 1000 + (5k + 4) * 100.
 	IDN_PASS(sched_job_new(20, 5, 10, 1000, &j));
 	assert_int_equal(sched_job_ready_at(j, 0), 1400);
 	assert_int_equal(sched_job_ready_at(j, 1), 1900);
@@ -420,7 +420,7 @@ test_job_lease_ahead(void **st)
 	    IDN_ENOENT);
 	// Batch 1 comes back (its holder failed) before it arrived.
 	assert_int_equal(sched_job_reclaim(j, 1), 2);
-	assert_false(sched_job_ready(j, 1399)); // batch 0 was ahead too
+	assert_false(sched_job_ready(j, 1399)); // task 0 was ahead too
 	assert_true(sched_job_ready(j, 1400));
 	assert_int_equal(sched_job_next_ready_ms(j, 1000), 1400);
 	IDN_FAIL(sched_job_lease(j, 2, 1300, 5000, &b, &att), IDN_ENOENT);

@@ -12,17 +12,17 @@
 
 // A backlogged job: more demand than any worker count here can serve.
 static sched_fair_job
-busy(uint64_t id, double batch_ms, uint32_t batch)
+busy(uint64_t id, double task_ms, uint32_t batch)
 {
-	return (sched_fair_job) {.id = id, .batch_ms = batch_ms,
-	    .batch = batch, .offered_qps = 1e6, .backlog = 1e5};
+	return (sched_fair_job) {.id = id, .task_ms = task_ms,
+	    .task_size = batch, .offered_qps = 1e6, .backlog = 1e5};
 }
 
 static double
 rate(const sched_alloc *a, const sched_fair_job *j)
 {
-	return sched_alloc_job_workers(a, j->id) * j->batch * 1000.0 /
-	    j->batch_ms;
+	return sched_alloc_job_workers(a, j->id) * j->task_size * 1000.0 /
+	    j->task_ms;
 }
 
 // max/min rate over the given jobs.
@@ -164,7 +164,7 @@ test_fair_one_worker_two_jobs(void **st)
 	assert_true(fabs(a.shares[0][1].share - 0.5) < 1e-9);
 	sched_alloc_free(&a);
 
-	j[1].batch_ms = 400;
+	j[1].task_ms = 400;
 	IDN_PASS(sched_fair_assign(j, 2, keys(1, 0), 1, NULL, 0.05, &a));
 	assert_int_equal(a.nshares[0], 2);
 	assert_int_equal(a.shares[0][0].job, 2);
@@ -185,7 +185,7 @@ test_fair_three_jobs_eight_workers(void **st)
 	sched_alloc_free(&a);
 
 	// Service times 1:1:2 divide 8 workers 2:2:4 exactly: no sharing.
-	j[2].batch_ms = 200;
+	j[2].task_ms = 200;
 	IDN_PASS(sched_fair_assign(j, 3, keys(8, 0), 8, NULL, 0.05, &a));
 	assert_int_equal(check_rows(&a, true), 0);
 	assert_true(fabs(sched_alloc_job_workers(&a, 3) - 4) < 1e-9);
@@ -255,8 +255,8 @@ test_fair_hysteresis(void **st)
 	IDN_PASS(sched_fair_assign(j, 2, keys(8, 0), 8, NULL, 0.05, &a));
 
 	// Measurement noise of a few percent moves nothing.
-	j[0].batch_ms = 102;
-	j[1].batch_ms = 396;
+	j[0].task_ms = 102;
+	j[1].task_ms = 396;
 	IDN_PASS(sched_fair_assign(j, 2, keys(8, 0), 8, &a, 0.05, &b));
 	assert_true(b.kept);
 	assert_int_equal(b.moved, 0);
@@ -269,7 +269,7 @@ test_fair_hysteresis(void **st)
 
 	// The fast job becomes twice as slow: workers move and the rates are
 	// equal again.
-	j[0].batch_ms = 200;
+	j[0].task_ms = 200;
 	IDN_PASS(sched_fair_assign(j, 2, keys(8, 0), 8, &b, 0.05, &c));
 	assert_false(c.kept);
 	assert_true(c.moved > 0);
@@ -288,7 +288,7 @@ test_fair_hysteresis(void **st)
 	// Equal jobs on 4/4 whole workers: 4% noise keeps them.
 	sched_fair_job e[] = {busy(1, 100, 32), busy(2, 100, 32)};
 	IDN_PASS(sched_fair_assign(e, 2, keys(8, 0), 8, NULL, 0.05, &a));
-	e[1].batch_ms = 104;
+	e[1].task_ms = 104;
 	IDN_PASS(sched_fair_assign(e, 2, keys(8, 0), 8, &a, 0.05, &b));
 	assert_true(b.kept);
 	assert_int_equal(b.moved, 0);
@@ -380,17 +380,17 @@ test_fair_bad_input(void **st)
 	sched_alloc bad = {.nworkers = 2};
 	IDN_FAIL(sched_fair_assign(j, 2, keys(2, 0), 2, &bad, 0.05, &a),
 	    IDN_EINVAL);
-	j[1].batch_ms = 0;
+	j[1].task_ms = 0;
 	IDN_FAIL(sched_fair_assign(j, 2, keys(2, 0), 2, NULL, 0.05, &a),
 	    IDN_EINVAL);
-	j[1].batch_ms = NAN;
+	j[1].task_ms = NAN;
 	IDN_FAIL(sched_fair_assign(j, 2, keys(2, 0), 2, NULL, 0.05, &a),
 	    IDN_EINVAL);
-	j[1].batch_ms = 100;
-	j[1].batch = 0;
+	j[1].task_ms = 100;
+	j[1].task_size = 0;
 	IDN_FAIL(sched_fair_assign(j, 2, keys(2, 0), 2, NULL, 0.05, &a),
 	    IDN_EINVAL);
-	j[1].batch = 1;
+	j[1].task_size = 1;
 	j[1].backlog = -1;
 	IDN_FAIL(sched_fair_assign(j, 2, keys(2, 0), 2, NULL, 0.05, &a),
 	    IDN_EINVAL);
@@ -412,7 +412,7 @@ check_maxmin(const sched_alloc *a, const sched_fair_job *j, size_t nj)
 	}
 	for (size_t i = 0; i < nj; i++) {
 		need[i] = j[i].offered_qps + j[i].backlog / 4.0;
-		per[i] = j[i].batch * 1000.0 / j[i].batch_ms;
+		per[i] = j[i].task_size * 1000.0 / j[i].task_ms;
 		top = fmax(top, need[i]);
 	}
 	hi_l = top;
@@ -479,7 +479,7 @@ test_fair_random(void **st)
 			have = true;
 			for (size_t i = 0; i < nj; i++) {
 				x = x * 1103515245u + 12345u;
-				j[i].batch_ms *= 0.97 + 0.06 *
+				j[i].task_ms *= 0.97 + 0.06 *
 				    (double) (x >> 16) / 65536.0;
 			}
 		}
@@ -511,9 +511,9 @@ test_fair_simulated(void **st)
 		    ready);
 		assert_true(k >= 0);
 		size_t ji = a.shares[w][k].job == 1 ? 0 : 1;
-		free_at[w] += j[ji].batch_ms;
-		served[w][k] += j[ji].batch_ms;
-		done[ji] += j[ji].batch;
+		free_at[w] += j[ji].task_ms;
+		served[w][k] += j[ji].task_ms;
+		done[ji] += j[ji].task_size;
 	}
 	assert_true(fmax(done[0], done[1]) / fmin(done[0], done[1]) < 1.02);
 	sched_alloc_free(&a);
