@@ -32,13 +32,16 @@ EXPERIMENTS = [exp_latency, exp_fair, exp_failures.WorkerFail,
                exp_failures.CoordFail, exp_timeline, exp_detect, exp_scaling,
                exp_sdfs, exp_training]
 
-USAGE = """scripts/report [--quick | --smoke] [--out DIR] [--only NAMES]
+USAGE = """scripts/report [--quick | --smoke] [--recipes] [--out DIR] [--only NAMES]
 
 Runs IDunno's evaluation on local clusters it starts and stops itself and
 writes DIR/REPORT.md with figures (SVG) under DIR/figures/ and each run's
 raw data (CSV) under DIR/figures/data/. DIR defaults to docs.
   --quick    the same figures and tables from fewer, shorter runs (<10 min)
   --smoke    every figure and table from tiny runs (<90 s), for the tests
+  --recipes  the training section trains ResNet-18's full recipe too
+             (docs/MODELS.md; about 15 min more); without it ResNet-18
+             trains 3 epochs and LeNet-5 its full recipe
   --only     comma list of experiments to run (%s)
 Exit codes: 0 every experiment ran, 1 one failed (its section says why),
 2 bad arguments or a missing tool (nothing was started).""" % ", ".join(
@@ -55,8 +58,9 @@ SMALL_SET = 1000
 class Ctx:
     """What an experiment gets: the mode's sizes, where to write."""
 
-    def __init__(self, mode, out_tmp, tmp):
+    def __init__(self, mode, out_tmp, tmp, recipes=False):
         self.mode = mode
+        self.recipes = recipes
         self.out = out_tmp
         self.fig = os.path.join(out_tmp, "figures")
         self.data = os.path.join(self.fig, "data")
@@ -178,6 +182,7 @@ def main(argv):
     ap = argparse.ArgumentParser(usage=USAGE, add_help=False)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--recipes", action="store_true")
     ap.add_argument("--out", default=os.path.join(common.SRC, "docs"))
     ap.add_argument("--only", default="")
     ap.add_argument("-h", "--help", action="store_true")
@@ -190,6 +195,8 @@ def main(argv):
         return 0
     if a.quick and a.smoke:
         usage_error("--quick and --smoke exclude each other")
+    if a.recipes and (a.quick or a.smoke):
+        usage_error("--recipes is for a full run")
     only = [x for x in a.only.split(",") if x]
     names = [e.NAME for e in EXPERIMENTS]
     for x in only:
@@ -208,7 +215,7 @@ def main(argv):
     signal.signal(signal.SIGTERM, stop)
     failed = 0
     try:
-        ctx = Ctx(mode, os.path.join(stage, "out"), tmp)
+        ctx = Ctx(mode, os.path.join(stage, "out"), tmp, a.recipes)
         info = machine()
         results = earlier(a.out, ctx, only)
         chosen = [e for e in EXPERIMENTS if not only or e.NAME in only]

@@ -64,6 +64,19 @@ char *catalog_meta_format(const catalog_meta *m);
 int catalog_meta_parse(const char *text, catalog_meta *m);
 void catalog_meta_clear(catalog_meta *m);
 
+// catalog_ckpt: a run's checkpoint writer (ckpt.c). save hands over the
+// state's bytes (freed with idn_free, also on error) and copies m's
+// settings and metrics; it returns an earlier write's error. drain waits
+// until every checkpoint handed over is stored (or failed); close (NULL
+// accepted) writes what waits and ends the writer.
+typedef struct catalog_ckpt catalog_ckpt;
+int catalog_ckpt_open(idn_client *c, const char *ckpt, const char *meta,
+    catalog_ckpt **out);
+int catalog_ckpt_save(catalog_ckpt *w, void *state, size_t len,
+    const catalog_meta *m);
+int catalog_ckpt_drain(catalog_ckpt *w);
+void catalog_ckpt_close(catalog_ckpt *w);
+
 // The cluster's training options beyond idn_catalog_train's: a checkpoint
 // every checkpoint_s seconds of training (0: at epoch ends only), and the
 // first weights from the model's trained weights (fine-tuning).

@@ -30,87 +30,13 @@ typedef struct run {
 	bool stopped;      // the caller's on_epoch stopped the run early
 	int rv;            // a checkpoint's error, which stops the run
 	uint64_t last_ms;  // clock ms of the last checkpoint (rank 0)
+	catalog_ckpt *wr;  // rank 0's checkpoint writer, from the first one
 } run;
 
-char *
-catalog_meta_settings(const idn_model_train_opts *o, const char *data,
-    size_t limit, uint64_t model_version)
-{
-	// The ranks' count is not part of it: a run goes on with fewer or
-	// more ranks on the same global batch. "state 2": the checkpoint is
-	// a training state (weights and optimiser), not weights alone.
-	return core_asprintf("epochs %u\nbatch %u\noptimizer %d\nlr %.17g\n"
-	    "momentum %.17g\nweight_decay %.17g\nschedule %d\nlr_step %u\n"
-	    "lr_gamma %.17g\nseed %llu\ndata %s\nlimit %zu\n"
-	    "model_version %llu\nstate 2\n", o->epochs, o->batch_size,
-	    o->optimizer, o->lr, o->momentum, o->weight_decay, o->schedule,
-	    o->lr_step, o->lr_gamma, (unsigned long long) o->seed, data, limit,
-	    (unsigned long long) model_version);
-}
-
-char *
-catalog_meta_format(const catalog_meta *m)
-{
-	char step[32] = "";
-	if (m->step > 0) {
-		snprintf(step, sizeof(step), "step %llu\n",
-		    (unsigned long long) m->step);
-	}
-	return core_asprintf("epoch %u\n%s%scheckpoint %llu\nmetrics\n%s",
-	    m->epoch, step, m->settings, (unsigned long long) m->checkpoint,
-	    m->metrics ? m->metrics : "");
-}
-
-void
-catalog_meta_clear(catalog_meta *m)
-{
-	free(m->settings);
-	free(m->metrics);
-	memset(m, 0, sizeof(*m));
-}
-
-int
-catalog_meta_parse(const char *text, catalog_meta *m)
-{
-	memset(m, 0, sizeof(*m));
-	char *end;
-	if (text == NULL || strncmp(text, "epoch ", 6) != 0) {
-		return IDN_ECORRUPT;
-	}
-	unsigned long e = strtoul(text + 6, &end, 10);
-	const char *settings = end + 1;
-	unsigned long long step = 0;
-	if (*end == '\n' && strncmp(settings, "step ", 5) == 0) {
-		step = strtoull(settings + 5, &end, 10);
-		settings = end + 1;
-		if (*end != '\n' || step == 0) {
-			return IDN_ECORRUPT;
-		}
-	}
-	const char *ck = strstr(text, "\ncheckpoint ");
-	if (*end != '\n' || (e == 0 && step == 0) || e > UINT32_MAX ||
-	    strncmp(settings, "epochs ", 7) != 0 || ck == NULL) {
-		return IDN_ECORRUPT;
-	}
-	unsigned long long v = strtoull(ck + 12, &end, 10);
-	if (strncmp(end, "\nmetrics\n", 9) != 0 || v == 0) {
-		return IDN_ECORRUPT;
-	}
-	m->epoch = (uint32_t) e;
-	m->step = step;
-	m->checkpoint = v;
-	m->settings = core_strndup(settings, (size_t) (ck + 1 - settings));
-	m->metrics = core_strdup(end + 9);
-	if (m->settings == NULL || m->metrics == NULL) {
-		catalog_meta_clear(m);
-		return IDN_ENOMEM;
-	}
-	return IDN_OK;
-}
-
-// save_checkpoint stores the training state after `step` steps of epoch
-// `epoch` + 1 (0: at the end of `epoch`), then the meta that names its
-// version: a meta always points at a whole checkpoint.
+// save_checkpoint takes the training state after `step` steps of epoch
+// `epoch` + 1 (0: at the end of `epoch`) and hands it to the run's writer
+// (ckpt.c), which stores it while training goes on; an earlier write's
+// error comes back here.
 static int
 save_checkpoint(run *r, uint32_t epoch, uint64_t step)
 {
@@ -119,19 +45,12 @@ save_checkpoint(run *r, uint32_t epoch, uint64_t step)
 	catalog_meta meta = {.epoch = epoch, .step = step,
 	    .settings = r->settings, .metrics = r->metrics};
 	r->last_ms = idn_clock_ms();
-	int rv = idn_model_export_train_state(r->m, &w, &len);
-	if (rv == IDN_OK) {
-		rv = idn_sdfs_put_buf(r->c, r->ckpt, w, len, &meta.checkpoint);
+	int rv = r->wr != NULL ? IDN_OK : catalog_ckpt_open(r->c, r->ckpt,
+	    r->meta, &r->wr);
+	if (rv == IDN_OK &&
+	    (rv = idn_model_export_train_state(r->m, &w, &len)) == IDN_OK) {
+		rv = catalog_ckpt_save(r->wr, w, len, &meta);
 	}
-	idn_free(w);
-	char *text = rv == IDN_OK ? catalog_meta_format(&meta) : NULL;
-	if (rv == IDN_OK && text == NULL) {
-		rv = IDN_ENOMEM;
-	}
-	if (rv == IDN_OK) {
-		rv = idn_sdfs_put_buf(r->c, r->meta, text, strlen(text), NULL);
-	}
-	free(text);
 	return rv;
 }
 
@@ -356,6 +275,13 @@ catalog_train_run(idn_client *c, const char *name, const char *data,
 		// sync, leaving it the CPU.
 		rv = idn_model_train(r.m, &run_opts, &tr, opts.rank == 0 ? &te :
 		    NULL);
+		// Every checkpoint taken is stored before the run says where
+		// it stopped (or finish drops them).
+		int wrv = catalog_ckpt_drain(r.wr);
+		catalog_ckpt_close(r.wr);
+		if (r.rv == IDN_OK) {
+			r.rv = wrv;
+		}
 		if (rv != IDN_OK) {
 			catalog_set_err(errmsg, "training failed: %s",
 			    idn_model_errmsg(r.m));

@@ -74,12 +74,14 @@ core_unlock_log(pthread_mutex_t *m, core_logq *q)
 		core_unlock(m);
 		return;
 	}
+	// q belongs to what m guards: once m is released it may be closed.
 	core_buf lines = q->lines;
+	const core_logger *lg = q->lg;
 	q->lines = (core_buf){0};
 	core_unlock(m);
 	for (size_t at = 0; at < lines.len;) {
 		const char *line = (const char *) lines.data + at + 1;
-		emit(q->lg, lines.data[at], line);
+		emit(lg, lines.data[at], line);
 		at += strlen(line) + 2;
 	}
 	core_buf_free(&lines);
