@@ -82,7 +82,7 @@ def raw_limit(ctx, model, batch, workers):
     out = ctx.csv("raw-%s" % model)
     common.run([os.path.join(common.BENCH, "model"), "--models", model,
                 "--batches", str(batch), "--csv", out, common.MODELS,
-                str(ctx.pick(0.5, 2, 3))], timeout=300)
+                str(ctx.pick(0.2, 2, 3))], timeout=300)
     rows = common.read_csv(out)
     os.unlink(out)
     return float(rows[0]["images_per_s"]) * min(os.cpu_count(), workers)
@@ -91,14 +91,14 @@ def raw_limit(ctx, model, batch, workers):
 def run(ctx):
     nodes = ctx.pick(4, 10, 10)
     steady = ctx.pick(1, 2, 30)
-    warm_s = ctx.pick(1, 1, 3)
+    warm_s = ctx.pick(0.5, 1, 2)
     cl = ctx.cluster(nodes, sims=[("sim20", 20)])
     nodes = cl.nodes
     rows, parts_rows, knees = [], [], {}
     for model, batch in MODELS:
         if ctx.mode != "smoke":  # there the capacity run warms
             warm(cl, model, batch)
-        cap = capacity(cl, model, batch, ctx.pick(0.5, 3, 8))
+        cap = capacity(cl, model, batch, ctx.pick(0.3, 3, 5))
         limit = raw_limit(ctx, model, batch, nodes - 2)
         base_p99 = None
         knee = 0

@@ -21,7 +21,7 @@ END = 210
 
 
 def run(ctx):
-    scale = ctx.pick(0.05, 0.2, 0.6)
+    scale = ctx.pick(0.035, 0.2, 0.5)
     cl = pair.setup(ctx, ctx.pick(6, 10, 10))
     rate = pair.calibrate(cl, ctx.pick(1500, 6000, 6000))
     rnd = random.Random(11)

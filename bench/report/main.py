@@ -39,9 +39,9 @@ writes DIR/REPORT.md with figures (SVG) under DIR/figures/ and each run's
 raw data (CSV) under DIR/figures/data/. DIR defaults to docs.
   --quick    the same figures and tables from fewer, shorter runs (<10 min)
   --smoke    every figure and table from tiny runs (<90 s), for the tests
-  --recipes  the training section trains ResNet-18's full recipe too
-             (docs/MODELS.md; about 15 min more); without it ResNet-18
-             trains 3 epochs and LeNet-5 its full recipe
+  --recipes  the training section trains both models' full recipes
+             (docs/MODELS.md; about 20 min more); without it LeNet-5
+             trains 10 epochs and ResNet-18 one
   --only     comma list of experiments to run (%s)
 Exit codes: 0 every experiment ran, 1 one failed (its section says why),
 2 bad arguments or a missing tool (nothing was started).""" % ", ".join(

@@ -499,11 +499,10 @@ def s_training(v, ctx):
                 "shifted by up to 2 pixels (`flip,crop=2`) it underfit in "
                 "10 epochs (train loss 0.23, 91.2% at epoch 9).")
     elif full:
-        what = ("LeNet-5 ran its full recipe (target 91%); ResNet-18 ran "
-                "the first epochs of its recipe under a cosine schedule "
-                "that ends with them, as the demo does: its full recipe "
-                "takes longer than the rest of the report, so only "
-                "`scripts/report --recipes` runs it (target 92.5%).")
+        what = ("Both ran shortened recipes (a cosine schedule that "
+                "ends with their epochs): the full recipes take about as "
+                "long as the rest of the report, so only `scripts/report "
+                "--recipes` runs them (targets 91% and 92.5%).")
     else:
         what = ("This run trains on a slice of the data for a few epochs, "
                 "so the accuracies are far below the full recipes' "

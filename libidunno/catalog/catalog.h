@@ -66,9 +66,10 @@ void catalog_meta_clear(catalog_meta *m);
 
 // catalog_ckpt: a run's checkpoint writer (ckpt.c). save hands over the
 // state's bytes (freed with idn_free, also on error) and copies m's
-// settings and metrics; it returns an earlier write's error. drain waits
-// until every checkpoint handed over is stored (or failed); close (NULL
-// accepted) writes what waits and ends the writer.
+// settings and metrics (IDN_ENOMEM). drain waits until every checkpoint
+// handed over is stored or given up, and returns the last write's result
+// (NULL: IDN_OK); close (NULL accepted) writes what waits and ends the
+// writer.
 typedef struct catalog_ckpt catalog_ckpt;
 int catalog_ckpt_open(idn_client *c, const char *ckpt, const char *meta,
     catalog_ckpt **out);

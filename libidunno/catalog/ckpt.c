@@ -6,7 +6,11 @@
 // cost every rank about 4 s each 30 s). The state goes in first, then the
 // meta naming its version: a meta always points at a whole checkpoint.
 // One checkpoint is written at a time; a newer one replaces one that has
-// not begun (the older is of no use once a newer exists).
+// not begun (the older is of no use once a newer exists). A failed write
+// is tried again, CKPT_RETRY_MS apart, unless a newer one has come: an
+// SDFS busy with repairs on a loaded machine timed out a put in a report
+// run, and since the meta still names the last whole checkpoint, a lost
+// one only widens what a crash loses; it never stops training.
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -17,6 +21,9 @@
 #include "catalog/catalog.h"
 #include "core/core.h"
 
+#define CKPT_TRIES 3
+#define CKPT_RETRY_MS 2000
+
 struct catalog_ckpt {
 	idn_client *c;
 	char *ckpt, *meta; // SDFS names
@@ -24,13 +31,26 @@ struct catalog_ckpt {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
 	// Under lock: the checkpoint waiting to be written (state NULL:
-	// none), whether one is being written, the first error, stop.
+	// none), whether one is being written, the last write's result,
+	// stop.
 	void *state;
 	size_t len;
 	catalog_meta next;
 	bool busy, stop;
 	int rv;
 };
+
+// Whether a failed write should be tried again (called with the lock
+// held): not when a newer checkpoint waits or the run ends.
+static bool
+retry_wait(catalog_ckpt *w)
+{
+	uint64_t end = idn_clock_ms() + CKPT_RETRY_MS;
+	while (w->state == NULL && !w->stop &&
+	    core_cond_wait_until(&w->cv, &w->lock, end) == IDN_OK) {
+	}
+	return w->state == NULL && !w->stop;
+}
 
 static int
 write_one(catalog_ckpt *w, void *state, size_t len, catalog_meta *m)
@@ -67,13 +87,17 @@ writer(void *arg)
 		w->busy = true;
 		pthread_mutex_unlock(&w->lock);
 		int rv = write_one(w, state, len, &m);
+		pthread_mutex_lock(&w->lock);
+		for (int k = 1; rv != IDN_OK && k < CKPT_TRIES && retry_wait(w);
+		     k++) {
+			pthread_mutex_unlock(&w->lock);
+			rv = write_one(w, state, len, &m);
+			pthread_mutex_lock(&w->lock);
+		}
 		idn_free(state);
 		catalog_meta_clear(&m);
-		pthread_mutex_lock(&w->lock);
 		w->busy = false;
-		if (w->rv == IDN_OK) {
-			w->rv = rv;
-		}
+		w->rv = rv;
 		pthread_cond_broadcast(&w->cv);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -92,7 +116,7 @@ catalog_ckpt_open(idn_client *c, const char *ckpt, const char *meta,
 	w->ckpt = core_strdup(ckpt);
 	w->meta = core_strdup(meta);
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cv, NULL);
+	core_cond_init(&w->cv);
 	int rv = w->ckpt == NULL || w->meta == NULL ? IDN_ENOMEM :
 	    pthread_create(&w->thread, NULL, writer, w) != 0 ? IDN_ESYS :
 	    IDN_OK;
@@ -121,21 +145,14 @@ catalog_ckpt_save(catalog_ckpt *w, void *state, size_t len,
 		return IDN_ENOMEM;
 	}
 	pthread_mutex_lock(&w->lock);
-	int rv = w->rv;
-	if (rv == IDN_OK) {
-		idn_free(w->state); // replaced before it began
-		catalog_meta_clear(&w->next);
-		w->state = state;
-		w->len = len;
-		w->next = copy;
-		state = NULL;
-		copy = (catalog_meta){0};
-		pthread_cond_broadcast(&w->cv);
-	}
+	idn_free(w->state); // replaced before it began
+	catalog_meta_clear(&w->next);
+	w->state = state;
+	w->len = len;
+	w->next = copy;
+	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->lock);
-	idn_free(state);
-	catalog_meta_clear(&copy);
-	return rv;
+	return IDN_OK;
 }
 
 int

@@ -35,8 +35,7 @@ typedef struct run {
 
 // save_checkpoint takes the training state after `step` steps of epoch
 // `epoch` + 1 (0: at the end of `epoch`) and hands it to the run's writer
-// (ckpt.c), which stores it while training goes on; an earlier write's
-// error comes back here.
+// (ckpt.c), which stores it while training goes on.
 static int
 save_checkpoint(run *r, uint32_t epoch, uint64_t step)
 {
@@ -279,18 +278,18 @@ catalog_train_run(idn_client *c, const char *name, const char *data,
 		// it stopped (or finish drops them).
 		int wrv = catalog_ckpt_drain(r.wr);
 		catalog_ckpt_close(r.wr);
-		if (r.rv == IDN_OK) {
-			r.rv = wrv;
-		}
-		if (rv != IDN_OK) {
+		if (r.rv != IDN_OK) {
+			rv = r.rv;
+			catalog_set_err(errmsg, "taking a checkpoint failed: "
+			    "%s", idn_strerror(rv));
+		} else if (rv != IDN_OK) {
 			catalog_set_err(errmsg, "training failed: %s",
 			    idn_model_errmsg(r.m));
-		} else if ((rv = r.rv) != IDN_OK) {
-			catalog_set_err(errmsg, "storing the checkpoint "
-			    "failed: %s", idn_strerror(rv));
 		} else if (r.stopped) {
-			catalog_set_err(errmsg, "%s", "stopped before the last "
-			    "epoch; the checkpoint stays");
+			catalog_set_err(errmsg, "stopped before the last "
+			    "epoch; %s", wrv == IDN_OK ? "the checkpoint stays" :
+			    "its last checkpoint was not stored, an earlier "
+			    "one stays");
 			rv = IDN_ECLOSED;
 		}
 	}

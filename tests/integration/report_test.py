@@ -53,6 +53,11 @@ def bad_args(tmp):
     p = subprocess.run([REPORT, "--bogus"], capture_output=True, text=True,
                        timeout=60)
     tap(p.returncode == 2, "an unknown flag exits 2", p.stderr[-200:])
+    p = subprocess.run([REPORT, "--smoke", "--recipes", "--out", tmp],
+                       capture_output=True, text=True, timeout=60)
+    tap(p.returncode == 2 and "--recipes" in p.stderr and
+        not nodes_of("idunno-report-"), "--recipes in a smoke run exits 2",
+        "exit %d: %s" % (p.returncode, p.stderr.strip()[-200:]))
 
 
 def interrupted(out):
