@@ -43,7 +43,7 @@ def size(ctx, m):
 
 
 def run(ctx):
-    jobs = [(m, size(ctx, m)[0], size(ctx, m)[1], RECIPES[m]["lr"])
+    jobs = [(m,) + size(ctx, m) + (RECIPES[m]["lr"],)
             for m in ("lenet5", "resnet18")]
     cl = ctx.cluster(ctx.pick(4, 6, 6), phase="train")
     t0 = {}

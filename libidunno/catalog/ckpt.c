@@ -85,14 +85,14 @@ writer(void *arg)
 		w->state = NULL;
 		w->next = (catalog_meta){0};
 		w->busy = true;
-		pthread_mutex_unlock(&w->lock);
-		int rv = write_one(w, state, len, &m);
-		pthread_mutex_lock(&w->lock);
-		for (int k = 1; rv != IDN_OK && k < CKPT_TRIES && retry_wait(w);
-		     k++) {
+		int rv;
+		for (int k = 1;; k++) {
 			pthread_mutex_unlock(&w->lock);
 			rv = write_one(w, state, len, &m);
 			pthread_mutex_lock(&w->lock);
+			if (rv == IDN_OK || k == CKPT_TRIES || !retry_wait(w)) {
+				break;
+			}
 		}
 		idn_free(state);
 		catalog_meta_clear(&m);

@@ -28,7 +28,7 @@ typedef struct run {
 	char *settings;
 	char *metrics;     // a line per finished epoch
 	bool stopped;      // the caller's on_epoch stopped the run early
-	int rv;            // a checkpoint's error, which stops the run
+	int rv;            // taking a checkpoint failed: stops the run
 	uint64_t last_ms;  // clock ms of the last checkpoint (rank 0)
 	catalog_ckpt *wr;  // rank 0's checkpoint writer, from the first one
 } run;
