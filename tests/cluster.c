@@ -79,9 +79,12 @@ th_cluster_up_with(th_cluster *c, int n, const char *up_args)
 		atexit(down_all);
 	}
 	// Nodes run in sessions of their own: if this process dies before
-	// its teardown, the reaper stops them.
+	// its teardown, the reaper stops them, also one a `cluster restart`
+	// killed with us had spawned but not yet written down ([-] keeps
+	// pkill's pattern from matching the shell that runs it).
 	th_at_death("'%.4000s/idunno' --root '%.4000s' cluster down "
-	    ">/dev/null 2>&1 || true", th_bin_dir(), c->root);
+	    ">/dev/null 2>&1; pkill -KILL -f -- '[-]-data %.4000s/' || true",
+	    th_bin_dir(), c->root, c->root);
 	char *out = NULL;
 	int rv = th_cluster_cli(c, &out, "cluster up -n %d %s", n, up_args);
 	free(out);

@@ -3,6 +3,7 @@
 // running a command (the modules' tables), and the membership, log grep,
 // events and top commands.
 #include <limits.h>
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,6 +190,19 @@ cmd_grep(cli *x, int argc, char **argv)
 		    x->prog);
 		return TOOL_USAGE;
 	}
+	// A bad expression is a usage error (2, as grep(1)), not "no match".
+	regex_t re;
+	int e = regex ? regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) : 0;
+	if (e != 0) {
+		char why[128];
+		regerror(e, &re, why, sizeof(why));
+		fprintf(stderr, "%s: bad regular expression '%s': %s\n",
+		    x->prog, pattern, why);
+		return TOOL_USAGE;
+	}
+	if (regex) {
+		regfree(&re);
+	}
 	idn_client *c = cli_client(x);
 	if (c == NULL) {
 		return TOOL_FAILED;
@@ -338,7 +352,8 @@ static const cli_cmd client_cmds[] = {
 	{"members", "[--json]", "the membership as the node sees it", 0, 0,
 	    false, cmd_members},
 	{"grep", "PATTERN [--regex] [--json]", "grep every live node's log; "
-	    "lines are prefixed\nby node id, with per-node counts", 1, 1,
+	    "lines are prefixed\nby node id, with per-node counts; exit 1: "
+	    "no match, 2: a bad PATTERN", 1, 1,
 	    false, cmd_grep},
 	{"events", "[--count N] [--timeout MS] [--json]", "stream the node's "
 	    "membership events", 0, 0, false, cmd_events},

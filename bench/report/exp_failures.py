@@ -19,15 +19,15 @@ import plot
 IN_FLIGHT_MS = 50
 
 
-def kill_series(cl, tag, rate, kills, before_s, gap_s, raw_csv):
+def kill_series(cl, tag, rate, kills, before_s, gap_s, tail_s, raw_csv):
     """Both jobs run; after before_s together, each entry of `kills` (a
     function naming the nodes to kill) is applied gap_s apart; the killed
-    nodes restart 60% into their gap. Returns one dict per kill: back to
+    nodes restart 60% into their gap; the jobs last tail_s more. Returns one dict per kill: back to
     normal (s or None), steady q/s, takeover (kill to the first lease a
     worker received after it, ms), rate 2 s after / 4 s before."""
-    total = before_s + len(kills) * gap_s + 4
-    ja, _ = pair.add(cl, tag, 0, rate, total * 1.1)
-    jb, _ = pair.add(cl, tag, 1, rate, total)
+    total = before_s + len(kills) * gap_s + tail_s
+    ja, t_a = pair.add(cl, tag, 0, rate, total * 1.1)
+    jb, t_b = pair.add(cl, tag, 1, rate, total)
     common.wait_for(lambda: all(pair.has_results(cl, j) for j in (ja, jb)),
                     120, "both jobs' results")
     t_both = common.now_ms()
@@ -52,6 +52,12 @@ def kill_series(cl, tag, rate, kills, before_s, gap_s, raw_csv):
     ts = [cl.timing(ja), cl.timing(jb)]
     common.write_timing(raw_csv, ts, [("kill " + " ".join(n), k) for n, k,
                                       _ in done])
+    # The timeline's events, for a smoke run's timeline (exp_timeline).
+    series = (ts, t_a, [(t_b, "job 2 added")] + [
+        (k, "coordinator killed" if n[0] in ("coord", "standby") else
+         "%d worker%s killed" % (len(n), "s" * (len(n) > 1)))
+        for n, k, _ in done] + [
+        (done[-1][2], "workers rejoin")])
     total, fair = pair.normal(ts, t_both + 2000, pair.both_end(ts) - 3000)
     out = []
     for names, kill_ms, restart_ms in done:
@@ -71,7 +77,7 @@ def kill_series(cl, tag, rate, kills, before_s, gap_s, raw_csv):
     exactly_once(cl, ja)
     exactly_once(cl, jb)
     common.settle(cl)
-    return out
+    return out, series
 
 
 def exactly_once(cl, job):
@@ -88,11 +94,13 @@ def series_run(ctx, tag, kills_of):
     kills_of(cluster) names; returns its results, the pair's rate, the
     gap between kills and the cluster's size."""
     nodes = ctx.pick(5, 10, 10)
-    gap = ctx.pick(2, 12, 12)
+    gap = ctx.pick(2, 10, 12)
     cl = pair.setup(ctx, nodes)
-    rate = pair.calibrate(cl, ctx.pick(1500, 6000, 6000))
-    res = kill_series(cl, tag, rate, kills_of(cl), ctx.pick(1, 4, 5), gap,
-                      ctx.csv(tag + "-timing"))
+    rate = pair.calibrate(cl, ctx.pick(1, 4, 6))
+    res, ctx.last_series = kill_series(cl, tag, rate, kills_of(cl),
+                                       ctx.pick(0.5, 4, 5), gap,
+                                       ctx.pick(1, 4, 4),
+                                       ctx.csv(tag + "-timing"))
     ctx.release(cl)
     return res, rate, gap, cl.nodes
 
@@ -120,12 +128,22 @@ class WorkerFail:
         def kills(cl):
             def victims(k):
                 def pick():
-                    ws = [n["name"] for n in cl.status()
+                    st = cl.status()
+                    ws = [n["name"] for n in st
                           if n["role"] == "worker" and n["alive"]]
-                    return rnd.sample(ws, min(k, len(ws) - 1))
+                    # At least 4 nodes stay (SDFS's copies of a result:
+                    # a smaller cluster waits for the restarts instead).
+                    alive = sum(1 for n in st if n["alive"])
+                    return rnd.sample(ws, max(1, min(k, len(ws) - 1,
+                                                     alive - 4)))
                 return pick
-            return [victims(1)] * reps + [victims(3)] * reps
+            ks = [victims(1)] * reps + [victims(3)] * reps
+            if ctx.mode == "smoke":  # the coordinator's section's kill too
+                ks.append(lambda: [cl.active_coord()])  # (and timeline's)
+            return ks
         res, rate, gap, nodes = series_run(ctx, "wk", kills)
+        if ctx.mode == "smoke":
+            ctx.coord_series, res = (res[-1:], rate, gap), res[:-1]
         rows = [[len(r["names"]), " ".join(r["names"]), r["steady"],
                  no_nan(r["back"])] for r in res]
         write_csv(ctx.csv("workers"), ["at_once", "killed", "steady_qps",
@@ -148,8 +166,9 @@ class CoordFail:
     @staticmethod
     def run(ctx):
         kills = ctx.pick(1, 3, 10)
-        res, rate, gap, _ = series_run(
-            ctx, "co", lambda cl: [lambda: [cl.active_coord()]] * kills)
+        # A smoke run kills its coordinator in the workers' series.
+        res, rate, gap = getattr(ctx, "coord_series", None) or series_run(
+            ctx, "co", lambda cl: [lambda: [cl.active_coord()]] * kills)[:3]
         rows = [[i, r["names"][0], r["steady"], no_nan(r["takeover"]),
                  r["ratio"], no_nan(r["back"])] for i, r in enumerate(res)]
         write_csv(ctx.csv("coordinator"), ["kill", "killed", "steady_qps",

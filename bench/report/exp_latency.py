@@ -37,11 +37,12 @@ def capacity(cl, model, batch, seconds):
                              int(GUESS[model] * seconds))[0]
 
 
-def point(cl, model, batch, rate, warm_s, steady_s, tag):
-    """One offered rate: the job runs warm_s + steady_s (+ 1 s); figures
-    are over the queries that arrived in the steady window."""
+def point(cl, model, batch, rate, warm_s, steady_s, tail_s, tag):
+    """One offered rate: the job runs warm_s + steady_s + tail_s (queries
+    after the window fill its last tasks); figures are over the queries
+    that arrived in the steady window."""
     job = "lt-%s-%s" % (model, tag)
-    limit = max(batch * 4, int(rate * (warm_s + steady_s + 1)))
+    limit = max(batch * 4, int(rate * (warm_s + steady_s + tail_s)))
     job, _ = cl.infer(job, model, batch, rate, limit)
     cl.wait_job(job, 120 + steady_s * 10)
     t = cl.timing(job)
@@ -91,7 +92,7 @@ def raw_limit(ctx, model, batch, workers):
 def run(ctx):
     nodes = ctx.pick(4, 10, 10)
     steady = ctx.pick(1, 2, 30)
-    warm_s = ctx.pick(0.5, 1, 2)
+    warm_s = ctx.pick(0.3, 1, 2)
     cl = ctx.cluster(nodes, sims=[("sim20", 20)])
     nodes = cl.nodes
     rows, parts_rows, knees = [], [], {}
@@ -105,7 +106,8 @@ def run(ctx):
         for i, f in enumerate(FRACTIONS[ctx.mode]):
             rate = cap * f
             s, thr, thr_sd, parts = point(cl, model, batch, rate, warm_s,
-                                          steady, "%d" % i)
+                                          steady, ctx.pick(0.2, 1, 1),
+                                          "%d" % i)
             if base_p99 is None:
                 base_p99 = s["p99"]
             if s["p99"] <= 2 * base_p99:

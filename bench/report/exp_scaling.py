@@ -22,7 +22,7 @@ def tput(cl, job, model, batch, seconds):
 
 
 def run(ctx):
-    seconds = ctx.pick(2, 4, 6)
+    seconds = ctx.pick(1, 4, 6)
     rows = []
     overhead = None
     for k in ctx.pick([1, 2], [1, 8], [1, 2, 4, 8]):

@@ -14,7 +14,7 @@ TITLE = "SDFS throughput and re-replication"
 
 
 def run(ctx):
-    sizes = ctx.pick("1,4", "1,16,256", "1,16,256,1024")
+    sizes = ctx.pick("1,2", "1,16,256", "1,16,256,1024")
     reps = ctx.pick(1, 1, 2)
     rerep = ctx.pick("5", "10,50", "10,50,100")
     raw = ctx.csv("sdfs")

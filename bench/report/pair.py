@@ -2,7 +2,10 @@
 """pair.py: two backlogged inference jobs (ResNet-18 and LeNet-5) on one
 cluster, the rates they get, and "back to normal" after a failure, all
 from the jobs' timing rows."""
+import time
+
 import common
+from common import Failed
 
 # Both are offered 3x what they get at their fair share: backlogged.
 JOBS = (("resnet18", 16), ("lenet5", 32))
@@ -20,22 +23,36 @@ def setup(ctx, nodes):
     return ctx.cluster(nodes)
 
 
-def calibrate(cl, queries=6000, tag="cal"):
-    """The query rate each job of the pair gets when both are backlogged
-    and fair time gives them equal rates: each model's backlogged rate
-    alone (after a warm-up that loads it on every worker), C_r and C_l,
-    then r = 1 / (1/C_r + 1/C_l), each job taking its share of time.
-    A cluster shared between experiments (smoke and quick runs) is
-    calibrated once."""
+def calibrate(cl, seconds=5, tag="cal"):
+    """The query rate each job of the pair gets when both are backlogged:
+    both run with more queries than they can finish; after `seconds` of
+    warm-up (both models loaded on every worker) the rate is the mean of
+    the two jobs' completed-query rates over the next `seconds` (from
+    `stats`), and both are removed. Sized by count instead (6,000 queries
+    arriving at once) it read 3x the rate the pair keeps for minutes:
+    such short jobs end in a burst of tasks. A cluster shared between
+    experiments is calibrated once."""
     if getattr(cl, "pair_rate", None):
         return cl.pair_rate
-    inv = 0.0
-    for m, b in JOBS:
-        n = queries if m == "resnet18" else queries * 10
-        job, _ = cl.infer("%s-warm-%s" % (tag, m), m, b, 1e6, n // 4)
-        cl.wait_job(job, 600)
-        inv += 1.0 / common.backlogged(cl, "%s-%s" % (tag, m), m, b, n)[0]
-    cl.pair_rate = 1.0 / inv
+    jobs = [cl.infer("%s-%s" % (tag, m), m, b, 1e6, 100000)[0]
+            for m, b in JOBS]
+    common.wait_for(lambda: all(has_results(cl, j) for j in jobs), 120,
+                    "the calibration jobs' first results")
+    time.sleep(seconds)  # the warm-up
+
+    def done():
+        return [cl.json("stats", j)["jobs"][0]["done"] for j in jobs], \
+            common.now_ms()
+    d0, t0 = done()
+    time.sleep(seconds)  # the measured window
+    d1, t1 = done()
+    for j in jobs:
+        cl.cli("infer", "remove", j, check=False)
+    cl.pair_rate = common.mean([(b - a) * 1000.0 / (t1 - t0)
+                                for a, b in zip(d0, d1)])
+    if cl.pair_rate <= 0:
+        raise Failed("calibration: the pair's jobs completed nothing in "
+                     "%g s" % seconds)
     return cl.pair_rate
 
 
@@ -53,9 +70,9 @@ def has_results(cl, job):
     return out.startswith("{") and '"done": 0,' not in out
 
 
-def rates(ts, t0, t1):
+def rates(ts, t0, t1, window_ms=WINDOW_MS):
     """Per job, [(t, q/s)] over sliding windows, from commits."""
-    return [common.rate_series(t.commits(), t0, t1, STEP_MS, WINDOW_MS)
+    return [common.rate_series(t.commits(), t0, t1, STEP_MS, window_ms)
             for t in ts]
 
 

@@ -285,8 +285,11 @@ feed_members(coord_role *r, coord *c)
 	idn_member *m = NULL;
 	size_t count = 0;
 	if (membership_members(r->n.mship, true, &m, &count) == IDN_OK) {
+		// A suspect is alive until declared failed (its event then
+		// comes to this coordinator).
 		for (size_t i = 0; i < count; i++) {
-			if (m[i].state == IDN_MEMBER_ALIVE) {
+			if (m[i].state == IDN_MEMBER_ALIVE ||
+			    m[i].state == IDN_MEMBER_SUSPECT) {
 				coord_member(c, m[i].id, m[i].role, true);
 			}
 		}
@@ -335,6 +338,7 @@ activate(coord_role *r, ledger *led, uint64_t epoch)
 	r->replica = NULL;
 	feed_members(r, c);
 	gather(r);
+	coord_forget_dead(c);
 	return IDN_OK;
 }
 
@@ -406,14 +410,32 @@ active_step(coord_role *r, uint64_t *last_check)
 	core_unlock_log(&r->lock, &r->logq);
 	coord_set_quorum(c, need, FENCE_MS, atomic_load(&r->repl_ms));
 	bool ok = coord_quorum(c, &heard, &since);
+	size_t said = 0;
+	if (ok && r->cut_off) {
+		// In touch with a majority again. While cut off, the others may
+		// have promoted a newer coordinator: it acts again only once a
+		// majority said they know no newer epoch (it stays fenced).
+		uint64_t newest = 0;
+		coord_newest_epoch(r->n.rpc, r->n.mship, r->id, &newest, &said);
+		core_lock(&r->lock);
+		if (newest > r->epoch) {
+			step_down(r, newest);
+			return;
+		}
+		core_unlock_log(&r->lock, &r->logq);
+		ok = said + 1 >= need;
+	}
 	core_lock(&r->lock);
 	if (ok == r->cut_off) {
 		r->cut_off = !ok;
+		coord_fence(c, !ok);
 		uint64_t ago = since != 0 && since <= now ? now - since : 0;
 		if (ok) {
 			rlog(r, IDN_LOG_INFO, "coord: epoch %llu: heard from "
-			    "%zu of %zu members: a majority again, acting",
-			    (unsigned long long) r->epoch, heard, r->cluster);
+			    "%zu of %zu members, %zu of them know no newer "
+			    "epoch: a majority again, acting",
+			    (unsigned long long) r->epoch, heard, r->cluster,
+			    said + 1);
 		} else {
 			rlog(r, IDN_LOG_WARN, "coord: epoch %llu: heard from "
 			    "%zu of %zu members in %d ms: no majority, not "

@@ -35,6 +35,14 @@ coord_quorum(coord *c, size_t *heard, uint64_t *since_ms)
 }
 
 void
+coord_fence(coord *c, bool on)
+{
+	core_lock(&c->lock);
+	c->fenced = on;
+	core_unlock_log(&c->lock, &c->logq);
+}
+
+void
 coord_set_standby(coord *c, const char *id)
 {
 	core_lock(&c->lock);
@@ -159,8 +167,14 @@ coord_handle(coord *c, const char *type, const wire_val *body,
 	}
 	int flags = rt != NULL ? rt->flags : 0;
 	bool changes = (flags & COORD_ROUTE_CHANGES) != 0;
-	if (!c->h.passive && changes && !coord_quorum(c, NULL, NULL)) {
-		return coord_refuse(reply, IDN_EUNAVAIL, COORD_NO_MAJORITY);
+	if (!c->h.passive && changes) {
+		core_lock(&c->lock);
+		bool acting = coord_acting_locked(c);
+		core_unlock_log(&c->lock, &c->logq);
+		if (!acting) {
+			return coord_refuse(reply, IDN_EUNAVAIL,
+			    COORD_NO_MAJORITY);
+		}
 	}
 	if (c->superseded && changes) {
 		return coord_refuse(reply, IDN_EUNAVAIL, COORD_SUPERSEDED);

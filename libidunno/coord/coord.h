@@ -73,6 +73,12 @@ void coord_set_standby(coord *c, const char *id);
 // coord_hold: until clock ms `until`, lease calls are answered (reports,
 // renewals) but given no new leases; 0 ends the hold.
 void coord_hold(coord *c, uint64_t until);
+// Right after a takeover (every live member fed to coord_member, the
+// workers' state absorbed): a worker the ledger names that is not a live
+// member died before this coordinator followed the membership (its
+// failure went to the old one), so its leases go back now rather than
+// expire COORD_LEASE_MS later.
+void coord_forget_dead(coord *c);
 // coord_absorb takes a worker's state (worker.state: its held leases and
 // its recent reports) as its first lease call would, leasing nothing.
 void coord_absorb(coord *c, const record_lease_req *r);
@@ -89,6 +95,10 @@ void coord_set_quorum(coord *c, size_t need, uint64_t window_ms,
 // *since_ms (may be NULL) the clock ms it last held (now while it holds;
 // 0 never).
 bool coord_quorum(coord *c, size_t *heard, uint64_t *since_ms);
+// coord_fence(c, true): the coordinator does not act, whatever it hears,
+// until coord_fence(c, false) (the role thread fences it when the rule
+// stops holding and lifts that once it knows no newer epoch exists).
+void coord_fence(coord *c, bool on);
 
 
 // A snapshot for the dashboard and /metrics (coord/ renders no HTTP):

@@ -102,6 +102,7 @@ struct coord {
 	char standby[96];     // "" when no standby follows
 	char *assign_rec;     // the allocation as last written to the ledger
 	_Atomic bool superseded; // h.sync saw a newer coordinator
+	bool fenced;          // not acting, whatever it hears (coord_fence)
 	size_t quorum_need;   // the majority rule (coord_set_quorum)
 	uint64_t quorum_window_ms, standby_seen_ms;
 };
@@ -138,6 +139,8 @@ bool coord_infer_active(const cjob *j);
 sched_fair_job coord_fair_job(const cjob *j, uint64_t now);
 // The majority rule (coord_set_quorum) now; see coord_quorum.
 bool coord_quorum_locked(const coord *c, size_t *heard, uint64_t *since_ms);
+// Whether it acts now: the rule holds and it is not fenced.
+bool coord_acting_locked(const coord *c);
 // coord_reassign re-runs the allocation and records it in the ledger.
 void coord_reassign(coord *c, uint64_t now);
 

@@ -434,7 +434,7 @@ coord_on_lease(coord *c, const wire_val *b, wire_wr *reply)
 	if (w != NULL) {
 		w->seen_ms = idn_clock_ms();
 	}
-	if (!coord_quorum_locked(c, NULL, NULL)) {
+	if (!coord_acting_locked(c)) {
 		core_unlock_log(&c->lock, &c->logq);
 		record_lease_req_clear(&r);
 		free(drop);
@@ -552,6 +552,19 @@ coord_worker_gone(coord *c, cworker *w, const char *why)
 }
 
 void
+coord_forget_dead(coord *c)
+{
+	core_lock(&c->lock);
+	for (size_t i = 0; i < c->nworkers; i++) {
+		cworker *w = &c->workers[i];
+		if (!w->member && !w->alive) {
+			coord_worker_gone(c, w, "is not a live member at takeover");
+		}
+	}
+	core_unlock_log(&c->lock, &c->logq);
+}
+
+void
 coord_member(coord *c, const char *id, const char *role, bool alive)
 {
 	if (strcmp(role, "worker") != 0) {
@@ -563,7 +576,7 @@ coord_member(coord *c, const char *id, const char *role, bool alive)
 		w->member = true;
 	}
 	if (w != NULL && !alive && w->alive &&
-	    !coord_quorum_locked(c, NULL, NULL)) {
+	    !coord_acting_locked(c)) {
 		// Cut off: the others' failures are not acted on here (its
 		// leases expire by time once the rule holds again).
 		w->alive = false;

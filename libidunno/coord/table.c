@@ -127,6 +127,12 @@ coord_quorum_locked(const coord *c, size_t *heard, uint64_t *since_ms)
 }
 
 bool
+coord_acting_locked(const coord *c)
+{
+	return !c->fenced && coord_quorum_locked(c, NULL, NULL);
+}
+
+bool
 coord_infer_active(const cjob *j)
 {
 	return j->spec.kind == IDN_JOB_INFER && j->state == IDN_JOB_RUNNING &&

@@ -23,7 +23,7 @@ ticker(void *arg)
 	core_lock(&c->lock);
 	while (!c->stop) {
 		uint64_t now = idn_wall_ms();
-		bool acting = coord_quorum_locked(c, NULL, NULL);
+		bool acting = coord_acting_locked(c);
 		for (size_t i = 0; acting && i < c->njobs; i++) {
 			cjob *j = c->jobs[i];
 			if (j->sj != NULL && j->state == IDN_JOB_RUNNING &&
@@ -195,7 +195,7 @@ slow(void *arg)
 	core_lock(&c->lock);
 	while (!c->stop) {
 		cjob *todo = NULL;
-		bool acting = coord_quorum_locked(c, NULL, NULL);
+		bool acting = coord_acting_locked(c);
 		for (size_t i = 0; acting && todo == NULL && i < c->njobs;
 		     i++) {
 			cjob *j = c->jobs[i];

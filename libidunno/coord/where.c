@@ -7,6 +7,7 @@
 #include "coord/where.h"
 
 #define ROLE_CALL_MS 100       // sched.role: a coordinator answers at once
+#define EPOCH_CALL_MS 250      // a loaded worker may take a moment
 
 
 void
@@ -117,6 +118,47 @@ coord_reach(rpc *rp, membership *ms, const char *self, const char *leader,
 			*reached += f.rvs[i] != IDN_ETIMEDOUT &&
 			    f.rvs[i] != IDN_ENET && f.rvs[i] != IDN_ECLOSED;
 		}
+	}
+	coord_fan_free(&f);
+}
+
+static bool
+pick_other_coord(const idn_member *m, const void *self)
+{
+	return is_coord_node(m) && strcmp(m->id, (const char *) self) != 0;
+}
+
+// Adds the fan-out's answers that carry an epoch.
+static void
+count_epochs(const coord_fan *f, uint64_t *newest, size_t *answered)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		uint64_t e = 0;
+		if (f->rvs[i] == IDN_OK &&
+		    wire_get_u64(f->envs[i].body, "epoch", &e) == IDN_OK) {
+			*newest = e > *newest ? e : *newest;
+			(*answered)++;
+		}
+	}
+}
+
+void
+coord_newest_epoch(rpc *rp, membership *ms, const char *self,
+    uint64_t *newest, size_t *answered)
+{
+	*newest = 0;
+	*answered = 0;
+	coord_fan f;
+	// A worker's state and a coordinator node's role both carry the
+	// newest epoch it knows.
+	if (coord_fan_out(rp, ms, coord_is_worker, NULL, "worker.state",
+	        EPOCH_CALL_MS, &f) == IDN_OK) {
+		count_epochs(&f, newest, answered);
+	}
+	coord_fan_free(&f);
+	if (coord_fan_out(rp, ms, pick_other_coord, self, "sched.role",
+	        EPOCH_CALL_MS, &f) == IDN_OK) {
+		count_epochs(&f, newest, answered);
 	}
 	coord_fan_free(&f);
 }

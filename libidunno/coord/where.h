@@ -36,6 +36,11 @@ size_t coord_cluster_size(membership *ms);
 void coord_reach(rpc *rp, membership *ms, const char *self,
     const char *leader, size_t *reached, size_t *size);
 
+// Asks every other coordinator node and worker in the view the newest
+// epoch it knows: *newest of the *answered that answered.
+void coord_newest_epoch(rpc *rp, membership *ms, const char *self,
+    uint64_t *newest, size_t *answered);
+
 typedef struct coord_found {
 	char id[IDN_ID_MAX];
 	char addr[IDN_ADDR_MAX];

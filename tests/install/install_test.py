@@ -22,6 +22,8 @@ import sys
 import tempfile
 
 MESON, BUILD, SRC = sys.argv[1:4]
+sys.path.insert(0, os.path.join(SRC, "tests"))
+import reaper  # noqa: E402
 results = []
 
 
@@ -50,6 +52,8 @@ def introspect(what):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="idunno-install-")
+    reaper.folder(tmp)
+    reaper.processes_under(tmp)
     try:
         check(tmp)
     finally:

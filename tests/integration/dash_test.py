@@ -29,6 +29,8 @@ BIN = os.environ.get("IDUNNO_BIN_DIR", "build/tools")
 SRC = os.environ.get("IDUNNO_SOURCE_DIR", ".")
 BUILD = os.environ.get("IDUNNO_BUILD_DIR", "build")
 IDUNNO = os.path.join(BIN, "idunno")
+sys.path.insert(0, os.path.join(SRC, "tests"))
+import reaper  # noqa: E402
 QUERIES = "datasets/fashion-mnist/test"
 
 results = []
@@ -213,7 +215,7 @@ def run_piped(root, *args):
     return p.returncode, p.stdout + p.stderr
 
 
-def browser_driver():
+def browser_driver(profile):
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -225,7 +227,8 @@ def browser_driver():
         return None, "chromium or chromium-driver is not installed"
     o = webdriver.ChromeOptions()
     o.binary_location = chromium
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
+    for a in ("--user-data-dir=" + profile, "--headless=new", "--no-sandbox",
+              "--disable-gpu",
               "--disable-dev-shm-usage", "--window-size=1500,1300"):
         o.add_argument(a)
     try:
@@ -236,6 +239,8 @@ def browser_driver():
 
 def main():
     root = tempfile.mkdtemp(prefix="idn_dash_")
+    reaper.folder(root)
+    reaper.processes_under(root)  # the nodes, and the browser's profile
     sim = os.path.join(root, "sim")
     os.makedirs(sim)
     open(os.path.join(sim, "empty.pt"), "w").close()
@@ -307,7 +312,9 @@ def main():
         tap("running" in scr and "NODES" in scr and "EVENTS" in scr,
             "top under a pseudo-terminal shows both jobs, the nodes and "
             "the events")
-        drv, why = browser_driver()
+        drv, why = browser_driver(os.path.join(root, "chrome"))
+        if drv is not None:
+            reaper.process(drv.service.process.pid)
         names = ["the job table shows both jobs",
                  "the rate chart changes between two looks",
                  "a killed worker shows as failed",

@@ -21,7 +21,13 @@ import xml.etree.ElementTree as ET
 
 SRC = os.environ.get("IDUNNO_SOURCE_DIR", ".")
 REPORT = os.path.join(SRC, "scripts", "report")
+sys.path.insert(0, os.path.join(SRC, "tests"))
+import reaper  # noqa: E402
 results = []
+# The runs' clusters live under this test's temp folder (their TMPDIR),
+# so the checks see only this test's nodes, not another run's.
+TMP = tempfile.mkdtemp(prefix="report-test-")
+ENV = dict(os.environ, TMPDIR=TMP)
 
 
 def tap(ok, name, why=""):
@@ -31,12 +37,27 @@ def tap(ok, name, why=""):
     sys.stdout.flush()
 
 
-def nodes_of(prefix):
-    """Node processes whose command line names a report cluster root."""
-    out = subprocess.run(["pgrep", "-af", prefix], capture_output=True,
-                         text=True).stdout
-    return [l for l in out.splitlines() if "idunno-" in l and
-            "pgrep" not in l]
+def left():
+    """Node processes of this test's report runs (their data is in TMP)."""
+    out = subprocess.run(["pgrep", "-af", "--", "--data " + os.path.join(
+        TMP, "")], capture_output=True, text=True).stdout
+    return [l for l in out.splitlines() if "pgrep" not in l]
+
+
+def report(*args, timeout=900):
+    """Runs scripts/report in a session of its own, killed with it
+    should this test die: (exit code, stderr)."""
+    p = subprocess.Popen([REPORT] + list(args), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, env=ENV,
+                         start_new_session=True)
+    reaper.process(p.pid)
+    try:
+        _, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        _, err = p.communicate()
+        err += "\nno exit within %d s" % timeout
+    return p.returncode, err
 
 
 def bad_args(tmp):
@@ -45,29 +66,27 @@ def bad_args(tmp):
     for args, name in (([f], "--out into a file"),
                        ([os.path.join(tmp, "no", "such")],
                         "--out under a missing folder")):
-        p = subprocess.run([REPORT, "--smoke", "--out"] + args,
-                           capture_output=True, text=True, timeout=60)
-        tap(p.returncode == 2 and "report:" in p.stderr and
-            not nodes_of("idunno-report-"), name + " exits 2",
-            "exit %d: %s" % (p.returncode, p.stderr.strip()[-200:]))
-    p = subprocess.run([REPORT, "--bogus"], capture_output=True, text=True,
-                       timeout=60)
-    tap(p.returncode == 2, "an unknown flag exits 2", p.stderr[-200:])
-    p = subprocess.run([REPORT, "--smoke", "--recipes", "--out", tmp],
-                       capture_output=True, text=True, timeout=60)
-    tap(p.returncode == 2 and "--recipes" in p.stderr and
-        not nodes_of("idunno-report-"), "--recipes in a smoke run exits 2",
-        "exit %d: %s" % (p.returncode, p.stderr.strip()[-200:]))
+        rc, err = report("--smoke", "--out", *args, timeout=60)
+        tap(rc == 2 and "report:" in err and not left(), name + " exits 2",
+            "exit %d: %s" % (rc, err.strip()[-200:]))
+    rc, err = report("--bogus", timeout=60)
+    tap(rc == 2, "an unknown flag exits 2", err[-200:])
+    rc, err = report("--smoke", "--recipes", "--out", tmp, timeout=60)
+    tap(rc == 2 and "--recipes" in err and not left(),
+        "--recipes in a smoke run exits 2",
+        "exit %d: %s" % (rc, err.strip()[-200:]))
 
 
 def interrupted(out):
     """Ctrl-C in the middle of an experiment: no node is left and the
     previous REPORT.md stays."""
     p = subprocess.Popen([REPORT, "--smoke", "--out", out, "--only",
-                          "latency"], stderr=subprocess.PIPE, text=True)
+                          "latency"], stderr=subprocess.PIPE, text=True,
+                         env=ENV)
+    reaper.process(p.pid)
     # Interrupt once a cluster of the run is up.
     for _ in range(600):
-        if nodes_of("idunno-report-") or p.poll() is not None:
+        if left() or p.poll() is not None:
             break
         time.sleep(0.1)
     time.sleep(2)
@@ -80,13 +99,13 @@ def interrupted(out):
     tap(p.returncode == 130 and "interrupted" in err,
         "Ctrl-C stops the run", "exit %s: %s" % (p.returncode,
                                                 err.strip()[-200:]))
-    left = []
+    nodes = []
     for _ in range(100):  # the nodes may take a moment to go
-        left = nodes_of("idunno-report-")
-        if not left:
+        nodes = left()
+        if not nodes:
             break
         time.sleep(0.1)
-    tap(not left, "Ctrl-C leaves no node behind", "; ".join(left)[:300])
+    tap(not nodes, "Ctrl-C leaves no node behind", "; ".join(nodes)[:300])
     text = open(os.path.join(out, "REPORT.md")).read()
     tap(text == "previous\n", "Ctrl-C leaves the previous REPORT.md",
         text[:80])
@@ -107,7 +126,9 @@ def check_csv(path):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="report-test-")
+    reaper.folder(TMP)
+    reaper.processes_under(TMP)
+    tmp = TMP
     try:
         bad_args(tmp)
         out = os.path.join(tmp, "out")
@@ -116,16 +137,13 @@ def main():
         with open(old, "w") as f:
             f.write("previous\n")
         interrupted(out)
-        p = subprocess.run([REPORT, "--smoke", "--out", out],
-                           capture_output=True, text=True, timeout=900)
+        rc, err = report("--smoke", "--out", out)
         sys.stdout.write("".join("# " + l + "\n" for l in
-                                 p.stderr.splitlines()[-30:]))
-        tap(p.returncode == 0, "report --smoke exits 0",
-            "exit %d" % p.returncode)
-        tap(re.search(r"experiment \d+ of \d+ .*elapsed", p.stderr)
+                                 err.splitlines()[-30:]))
+        tap(rc == 0, "report --smoke exits 0", "exit %d" % rc)
+        tap(re.search(r"experiment \d+ of \d+ .*elapsed", err)
             is not None, "it prints a progress line")
-        tap(not nodes_of("idunno-report-"), "no node is left running",
-            "; ".join(nodes_of("idunno-report-"))[:300])
+        tap(not left(), "no node is left running", "; ".join(left())[:300])
         text = open(old).read() if os.path.exists(old) else ""
         tap(text.startswith("# IDunno: the report"), "REPORT.md written",
             text[:80])
@@ -171,15 +189,14 @@ def main():
             tap(all(c in head for c in cols), "%s.csv has %s" % (
                 name, ", ".join(cols)), repr(head))
         # Rerunning one section keeps the others, from the first run.
-        p = subprocess.run([REPORT, "--smoke", "--out", out, "--only",
-                            "sdfs"], capture_output=True, text=True,
-                           timeout=300)
+        rc, _ = report("--smoke", "--out", out, "--only", "sdfs",
+                       timeout=300)
         again = open(old).read()
-        tap(p.returncode == 0 and again.count("\n## ") == text.count(
+        tap(rc == 0 and again.count("\n## ") == text.count(
             "\n## ") and "reran sdfs" in again and
             "## Training as cluster jobs" in again,
             "--only sdfs reruns that section and keeps the others",
-            "exit %d, %d of %d sections" % (p.returncode,
+            "exit %d, %d of %d sections" % (rc,
                                             again.count("\n## "),
                                             text.count("\n## ")))
     finally:

@@ -1,8 +1,12 @@
 # SPDX-License-Identifier: MIT
 """--tap: one TAP line per test on stdout (for meson's TAP reader and the
 suite's tally), failures as '#' diagnostics; pytest's own report goes to
-stderr. Run with -s, so that stdout is not captured."""
+stderr. Run with -s, so that stdout is not captured. The tests' tmp_path
+folders live in one temp folder removed when the run ends, however it
+ends (tests/reaper.py)."""
+import os
 import sys
+import tempfile
 
 import pytest
 
@@ -10,6 +14,16 @@ import pytest
 def pytest_addoption(parser):
     parser.addoption("--tap", action="store_true",
                      help="report in TAP instead of pytest's own format")
+
+
+def pytest_cmdline_main(config):
+    # Before pytest_configure, where the tmp_path factory reads it.
+    src = os.environ.get("IDUNNO_SOURCE_DIR")
+    if src and not config.option.basetemp:
+        sys.path.insert(0, os.path.join(src, "tests"))
+        import reaper
+        config.option.basetemp = tempfile.mkdtemp(prefix="idunno-pytest-")
+        reaper.folder(config.option.basetemp)
 
 
 @pytest.hookimpl(trylast=True)

@@ -12,6 +12,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,6 +23,8 @@ import idunno
 
 BIN = os.environ.get("IDUNNO_BIN_DIR", "build/tools")
 SRC = os.environ.get("IDUNNO_SOURCE_DIR", ".")
+sys.path.insert(0, os.path.join(SRC, "tests"))
+import reaper  # noqa: E402
 NODES = 4
 QUERIES = 60          # images in the generated query set
 TRAIN = 96            # and in its training set
@@ -66,6 +69,8 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster():
     root = tempfile.mkdtemp(prefix="idunno-py-")
+    reaper.folder(root)
+    reaper.processes_under(root)
     cl = None
     try:
         tool(root, "cluster", "up", "-n", str(NODES))
