@@ -42,7 +42,7 @@ def run(args, timeout=600, check=True, env=None, quiet=False):
     """Runs a program; returns its stdout. Raises Failed with its stderr."""
     e = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     e.update(env or {})
-    _t0 = time.monotonic()
+    t0 = time.monotonic()
     try:
         p = subprocess.run(args, capture_output=True, text=True,
                            timeout=timeout, env=e, start_new_session=True)
@@ -51,7 +51,10 @@ def run(args, timeout=600, check=True, env=None, quiet=False):
     except OSError as e:
         raise Failed("%s: %s" % (args[0], e.strerror))
     if os.environ.get("IDUNNO_REPORT_TRACE"):
-        sys.stderr.write("trace %.2f s %s\n" % (time.monotonic() - _t0, " ".join(args[3:8])))
+        shown = args[3:] if args[1:2] == ["--root"] else [
+            os.path.basename(args[0])] + args[1:]
+        sys.stderr.write("trace %.2f s %s\n" % (time.monotonic() - t0,
+                                                " ".join(shown)[:160]))
     if check and p.returncode != 0:
         err = (p.stderr or p.stdout).strip().splitlines()
         raise Failed("%s exited %d: %s" % (" ".join(args[:4]), p.returncode,

@@ -43,6 +43,7 @@ raw data (CSV) under DIR/figures/data/. DIR defaults to docs.
              (docs/MODELS.md; about 20 min more); without it LeNet-5
              trains 10 epochs and ResNet-18 one
   --only     comma list of experiments to run (%s)
+IDUNNO_REPORT_TRACE=1 prints each command it runs, with its time.
 Exit codes: 0 every experiment ran, 1 one failed (its section says why),
 2 bad arguments or a missing tool (nothing was started).""" % ", ".join(
     e.NAME for e in EXPERIMENTS)

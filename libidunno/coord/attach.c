@@ -410,20 +410,20 @@ active_step(coord_role *r, uint64_t *last_check)
 	core_unlock_log(&r->lock, &r->logq);
 	coord_set_quorum(c, need, FENCE_MS, atomic_load(&r->repl_ms));
 	bool ok = coord_quorum(c, &heard, &since);
-	size_t said = 0;
+	coord_epochs said = {0};
 	if (ok && r->cut_off) {
-		// In touch with a majority again. While cut off, the others may
-		// have promoted a newer coordinator: it acts again only once a
-		// majority said they know no newer epoch (it stays fenced).
-		uint64_t newest = 0;
-		coord_newest_epoch(r->n.rpc, r->n.mship, r->id, &newest, &said);
+		// In touch with a majority again. While cut off, the standby may
+		// have promoted itself: it acts again (it stays fenced) only once
+		// the standby says it still is one, or a majority says it knows
+		// no newer epoch.
+		coord_newest_epoch(r->n.rpc, r->n.mship, r->id, &said);
 		core_lock(&r->lock);
-		if (newest > r->epoch) {
-			step_down(r, newest);
+		if (said.newest > r->epoch) {
+			step_down(r, said.newest);
 			return;
 		}
 		core_unlock_log(&r->lock, &r->logq);
-		ok = said + 1 >= need;
+		ok = said.standbys > 0 || said.answered + 1 >= need;
 	}
 	core_lock(&r->lock);
 	if (ok == r->cut_off) {
@@ -432,10 +432,10 @@ active_step(coord_role *r, uint64_t *last_check)
 		uint64_t ago = since != 0 && since <= now ? now - since : 0;
 		if (ok) {
 			rlog(r, IDN_LOG_INFO, "coord: epoch %llu: heard from "
-			    "%zu of %zu members, %zu of them know no newer "
-			    "epoch: a majority again, acting",
+			    "%zu of %zu members; %s: a majority again, acting",
 			    (unsigned long long) r->epoch, heard, r->cluster,
-			    said + 1);
+			    said.standbys ? "the standby still is one" :
+			    "they know no newer epoch");
 		} else {
 			rlog(r, IDN_LOG_WARN, "coord: epoch %llu: heard from "
 			    "%zu of %zu members in %d ms: no majority, not "

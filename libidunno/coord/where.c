@@ -7,7 +7,7 @@
 #include "coord/where.h"
 
 #define ROLE_CALL_MS 100       // sched.role: a coordinator answers at once
-#define EPOCH_CALL_MS 250      // a loaded worker may take a moment
+#define EPOCH_CALL_MS 500      // a loaded worker may take a moment
 
 
 void
@@ -128,37 +128,50 @@ pick_other_coord(const idn_member *m, const void *self)
 	return is_coord_node(m) && strcmp(m->id, (const char *) self) != 0;
 }
 
-// Adds the fan-out's answers that carry an epoch.
+// Adds the fan-out's answers that carry an epoch; *standbys (may be
+// NULL) counts those that say they are a standby.
 static void
-count_epochs(const coord_fan *f, uint64_t *newest, size_t *answered)
+count_epochs(const coord_fan *f, uint64_t *newest, size_t *answered,
+    size_t *standbys)
 {
 	for (size_t i = 0; i < f->n; i++) {
 		uint64_t e = 0;
-		if (f->rvs[i] == IDN_OK &&
-		    wire_get_u64(f->envs[i].body, "epoch", &e) == IDN_OK) {
-			*newest = e > *newest ? e : *newest;
-			(*answered)++;
+		char state[16] = "";
+		if (f->rvs[i] != IDN_OK ||
+		    wire_get_u64(f->envs[i].body, "epoch", &e) != IDN_OK) {
+			continue;
+		}
+		*newest = e > *newest ? e : *newest;
+		(*answered)++;
+		if (standbys != NULL && wire_get_str(f->envs[i].body, "state",
+		        state, sizeof(state)) == IDN_OK &&
+		    strcmp(state, "standby") == 0) {
+			(*standbys)++;
 		}
 	}
 }
 
 void
 coord_newest_epoch(rpc *rp, membership *ms, const char *self,
-    uint64_t *newest, size_t *answered)
+    coord_epochs *out)
 {
-	*newest = 0;
-	*answered = 0;
+	memset(out, 0, sizeof(*out));
 	coord_fan f;
-	// A worker's state and a coordinator node's role both carry the
-	// newest epoch it knows.
-	if (coord_fan_out(rp, ms, coord_is_worker, NULL, "worker.state",
-	        EPOCH_CALL_MS, &f) == IDN_OK) {
-		count_epochs(&f, newest, answered);
-	}
-	coord_fan_free(&f);
+	// A coordinator node's role and a worker's state both carry the
+	// newest epoch it knows. The other coordinator node first: only it
+	// can have promoted, so its word alone may do.
 	if (coord_fan_out(rp, ms, pick_other_coord, self, "sched.role",
 	        EPOCH_CALL_MS, &f) == IDN_OK) {
-		count_epochs(&f, newest, answered);
+		count_epochs(&f, &out->newest, &out->answered,
+		    &out->standbys);
+	}
+	coord_fan_free(&f);
+	if (out->standbys > 0) {
+		return;
+	}
+	if (coord_fan_out(rp, ms, coord_is_worker, NULL, "worker.state",
+	        EPOCH_CALL_MS, &f) == IDN_OK) {
+		count_epochs(&f, &out->newest, &out->answered, NULL);
 	}
 	coord_fan_free(&f);
 }

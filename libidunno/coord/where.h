@@ -36,10 +36,17 @@ size_t coord_cluster_size(membership *ms);
 void coord_reach(rpc *rp, membership *ms, const char *self,
     const char *leader, size_t *reached, size_t *size);
 
-// Asks every other coordinator node and worker in the view the newest
-// epoch it knows: *newest of the *answered that answered.
+// What the members said when asked the newest epoch they know.
+typedef struct coord_epochs {
+	uint64_t newest;  // the newest of their answers
+	size_t answered;  // how many answered
+	size_t standbys;  // the other coordinator nodes that are a standby
+} coord_epochs;
+// Asks the other coordinator node(s) in the view, and unless one says it
+// is a standby (then nobody can hold a newer epoch than the one it
+// gave), every worker in the view.
 void coord_newest_epoch(rpc *rp, membership *ms, const char *self,
-    uint64_t *newest, size_t *answered);
+    coord_epochs *out);
 
 typedef struct coord_found {
 	char id[IDN_ID_MAX];

@@ -15,8 +15,10 @@ the browser checks are skipped, with the reason, where they cannot run.
 import json
 import os
 import pty
+import random
 import select
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +59,44 @@ def cli(root, *args, check=True):
         raise RuntimeError("idunno %s: %s%s" % (" ".join(args), p.stdout,
                                                  p.stderr))
     return p.stdout
+
+
+def raw(addr, data, answer=True):
+    """Sends bytes to addr over a new connection; returns what came back
+    within 3 s (b"" when the server closed or said nothing)."""
+    host, port = addr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=3) as s:
+        try:
+            s.sendall(data)
+            return s.recv(65536) if answer else b""
+        except OSError:  # reset or timed out: refused, not crashed
+            return b""
+
+
+def hostile(addr):
+    """Bytes no browser sends; returns what the traversal request got."""
+    rnd = random.Random(5)
+    raw(addr, bytes(rnd.randrange(256) for _ in range(4096)))
+    raw(addr, b"GET /" + b"A" * 100000 + b" HTTP/1.1\r\n\r\n")
+    raw(addr, b"GET / HTTP/1.1\r\nX: " + b"B" * 65536 + b"\r\n\r\n")
+    raw(addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 999999999\r\n"
+        b"\r\nabc", answer=False)
+    raw(addr, b"BREW / HTTP/1.1\r\n\r\n")
+    raw(addr, b"GET /\r\n\x00\x00\r\n\r\n")
+    raw(addr, b"GET /healthz HTTP/1.1\r\nContent-Length: -5\r\n\r\n")
+    # Half-sent requests held open while others are served.
+    held = []
+    host, port = addr.rsplit(":", 1)
+    for _ in range(40):
+        s = socket.create_connection((host, int(port)), timeout=3)
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        held.append(s)
+    try:
+        ok = http_get(addr, "/healthz")[0] == 200
+    finally:
+        for s in held:
+            s.close()
+    return ok, raw(addr, b"GET /../../../../etc/passwd HTTP/1.1\r\n\r\n")
 
 
 def http_get(addr, path):
@@ -267,6 +307,13 @@ def main():
             http_get(coord, "/nope")[0] == 404,
             "/healthz up on both; /readyz 200 on the coordinator and on "
             "the caught-up standby; unknown paths 404")
+        served, trav = hostile(coord)
+        tap(served and b"root:" not in trav and
+            http_get(coord, "/healthz")[0] == 200 and
+            [n["alive"] for n in status(root) if n["name"] == "coord"] ==
+            [True], "hostile HTTP (garbage, a 100 kB path, a 64 kB "
+            "header, a lying Content-Length, 40 half-sent requests held "
+            "open, ../ paths): the coordinator keeps serving")
 
         cli(root, "dataset", "import", "fashion-mnist")
         for name, ms in (("fast", 100), ("slow", 400)):
