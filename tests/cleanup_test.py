@@ -17,6 +17,8 @@ import time
 
 SRC = os.environ.get("IDUNNO_SOURCE_DIR", ".")
 BUILD = os.environ.get("IDUNNO_BUILD_DIR", os.path.join(SRC, "build"))
+sys.path.insert(0, os.path.join(SRC, "tests"))
+import reaper  # noqa: E402
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else \
     sys.executable
 results = []
@@ -32,11 +34,7 @@ def tap(ok, name, why=""):
 
 def naming(tmp):
     """Processes whose command line names a file under tmp."""
-    pat = os.path.join(tmp, "")
-    out = subprocess.run(["pgrep", "-af", "--", "[%s]%s" % (pat[0],
-                                                           pat[1:])],
-                         capture_output=True, text=True).stdout
-    return out.splitlines()
+    return reaper.processes(tmp)
 
 
 def until(cond, timeout_s):

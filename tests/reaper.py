@@ -51,12 +51,24 @@ def folder(path):
     at_death("rm -rf -- " + shlex.quote(path))
 
 
+def pattern(path, before=""):
+    """A pgrep/pkill -f pattern for command lines naming a file under
+    `path` (after `before`, e.g. "--data "): "[/]tmp/..." matches the
+    path but not the shell that runs pkill with it."""
+    p = before + os.path.join(path, "")
+    return "[%s]%s" % (p[0], p[1:])
+
+
+def processes(path, before=""):
+    """`pgrep -af` lines of the processes pattern(path, before) names."""
+    return subprocess.run(["pgrep", "-af", "--", pattern(path, before)],
+                          capture_output=True, text=True).stdout.splitlines()
+
+
 def processes_under(path):
     """Kills every process whose command line names a file under `path`
     (nodes' `--data`, a browser's profile) when the test is gone."""
-    p = os.path.join(path, "")
-    # "[/]tmp/..." matches the path but not the shell that runs pkill.
-    at_death("pkill -KILL -f -- " + shlex.quote("[%s]%s" % (p[0], p[1:])))
+    at_death("pkill -KILL -f -- " + shlex.quote(pattern(path)))
 
 
 def process(pid):

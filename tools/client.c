@@ -191,16 +191,16 @@ cmd_grep(cli *x, int argc, char **argv)
 		return TOOL_USAGE;
 	}
 	// A bad expression is a usage error (2, as grep(1)), not "no match".
-	regex_t re;
-	int e = regex ? regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) : 0;
-	if (e != 0) {
-		char why[128];
-		regerror(e, &re, why, sizeof(why));
-		fprintf(stderr, "%s: bad regular expression '%s': %s\n",
-		    x->prog, pattern, why);
-		return TOOL_USAGE;
-	}
 	if (regex) {
+		regex_t re;
+		int e = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
+		if (e != 0) {
+			char why[128];
+			regerror(e, &re, why, sizeof(why));
+			fprintf(stderr, "%s: bad regular expression '%s': %s\n",
+			    x->prog, pattern, why);
+			return TOOL_USAGE;
+		}
 		regfree(&re);
 	}
 	idn_client *c = cli_client(x);

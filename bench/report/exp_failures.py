@@ -22,9 +22,11 @@ IN_FLIGHT_MS = 50
 def kill_series(cl, tag, rate, kills, before_s, gap_s, tail_s, raw_csv):
     """Both jobs run; after before_s together, each entry of `kills` (a
     function naming the nodes to kill) is applied gap_s apart; the killed
-    nodes restart 60% into their gap; the jobs last tail_s more. Returns one dict per kill: back to
-    normal (s or None), steady q/s, takeover (kill to the first lease a
-    worker received after it, ms), rate 2 s after / 4 s before."""
+    nodes restart 60% into their gap; the jobs last tail_s more. Returns
+    one dict per kill: back to normal (s or None), steady q/s, takeover
+    (kill to the first lease a worker received after it, ms), rate 2 s
+    after / 4 s before; and the run as a timeline: (timing rows, first
+    job's start, [(ms, event)], rate)."""
     total = before_s + len(kills) * gap_s + tail_s
     ja, t_a = pair.add(cl, tag, 0, rate, total * 1.1)
     jb, t_b = pair.add(cl, tag, 1, rate, total)
@@ -57,7 +59,7 @@ def kill_series(cl, tag, rate, kills, before_s, gap_s, tail_s, raw_csv):
         (k, "coordinator killed" if n[0] in ("coord", "standby") else
          "%d worker%s killed" % (len(n), "s" * (len(n) > 1)))
         for n, k, _ in done] + [
-        (done[-1][2], "workers rejoin")])
+        (done[-1][2], "workers rejoin")], rate)
     total, fair = pair.normal(ts, t_both + 2000, pair.both_end(ts) - 3000)
     out = []
     for names, kill_ms, restart_ms in done:
@@ -167,7 +169,7 @@ class CoordFail:
     def run(ctx):
         kills = ctx.pick(1, 3, 10)
         # A smoke run kills its coordinator in the workers' series.
-        res, rate, gap = getattr(ctx, "coord_series", None) or series_run(
+        res, rate, gap = ctx.coord_series or series_run(
             ctx, "co", lambda cl: [lambda: [cl.active_coord()]] * kills)[:3]
         rows = [[i, r["names"][0], r["steady"], no_nan(r["takeover"]),
                  r["ratio"], no_nan(r["back"])] for i, r in enumerate(res)]

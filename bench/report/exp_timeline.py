@@ -22,12 +22,10 @@ END = 210
 
 def run(ctx):
     # A smoke run draws the workers section's series: it has these events.
-    series = getattr(ctx, "last_series", None) if ctx.mode == "smoke" \
-        else None
-    if series:
-        ts, t0, events = series
+    if ctx.mode == "smoke" and ctx.last_series:
+        ts, t0, events, rate = ctx.last_series
         return draw(ctx, ts, t0, [[(t - t0) / 1000.0, w] for t, w in events],
-                    ctx.shared.pair_rate)
+                    rate)
     scale = ctx.pick(0.025, 0.2, 0.5)
     cl = pair.setup(ctx, ctx.pick(6, 10, 10))
     rate = pair.calibrate(cl, ctx.pick(1, 4, 6))

@@ -67,6 +67,9 @@ class Ctx:
         self.data = os.path.join(self.fig, "data")
         self.tmp = tmp
         self.shared = None
+        # The last kill series (exp_failures), and in a smoke run its
+        # coordinator kill: a smoke run's later sections draw from them.
+        self.last_series = self.coord_series = None
         os.makedirs(self.data)
 
     def cluster(self, nodes, phase="infer", pin=False,

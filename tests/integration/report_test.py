@@ -39,9 +39,7 @@ def tap(ok, name, why=""):
 
 def left():
     """Node processes of this test's report runs (their data is in TMP)."""
-    out = subprocess.run(["pgrep", "-af", "--", "--data " + os.path.join(
-        TMP, "")], capture_output=True, text=True).stdout
-    return [l for l in out.splitlines() if "pgrep" not in l]
+    return reaper.processes(TMP, "--data ")
 
 
 def report(*args, timeout=900):
